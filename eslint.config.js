@@ -1,0 +1,38 @@
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+// The decision core must stay pure: no I/O, no clock, no Kubernetes or HTTP clients.
+const impureModules = [
+  "fs", "fs/promises", "node:fs", "node:fs/promises", "net", "node:net", "http", "node:http",
+  "https", "node:https", "child_process", "node:child_process", "os", "node:os",
+  "@kubernetes/client-node", "fastify", "pino", "prom-client", "node-forge",
+];
+
+export default tseslint.config(
+  { ignores: ["dist/**", "node_modules/**", "tools/**", "coverage/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+    },
+  },
+  {
+    files: ["src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        paths: impureModules.map((name) => ({ name, message: "src/core is pure: no I/O imports" })),
+        patterns: [{ group: ["../*", "!../core/*"], message: "src/core may import only from src/core" }],
+      }],
+      "no-restricted-properties": ["error",
+        { object: "Date", property: "now", message: "src/core takes `now` as an argument" },
+        { object: "performance", property: "now", message: "src/core takes `now` as an argument" },
+        { object: "Math", property: "random", message: "src/core is deterministic" },
+      ],
+      "no-restricted-syntax": ["error",
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: "src/core takes `now` as an argument" },
+      ],
+      "no-restricted-globals": ["error", "process", "fetch", "setTimeout", "setInterval"],
+    },
+  },
+);
