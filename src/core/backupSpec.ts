@@ -1,0 +1,134 @@
+import { z } from "zod";
+import { labelSelectorSchema, type LabelSelector } from "./labelSelector.js";
+
+// The parts of a velero.io/v1 BackupSpec that decide what a backup touches. Unknown fields are
+// kept out of the way (the API server's structural schema already pruned them); every list
+// may arrive as null from JSON, which Velero reads as empty.
+const names = z.array(z.string()).nullish().transform((v) => v ?? []);
+const flag = z.boolean().nullish().transform((v) => v ?? undefined);
+
+const execHook = z.looseObject({
+  exec: z.looseObject({
+    container: z.string().nullish(),
+    command: z.array(z.string()).min(1),
+    onError: z.enum(["Continue", "Fail"]).nullish(),
+    timeout: z.string().nullish(),
+  }),
+});
+
+const hookResource = z.looseObject({
+  name: z.string(),
+  includedNamespaces: names,
+  excludedNamespaces: names,
+  includedResources: names,
+  excludedResources: names,
+  labelSelector: labelSelectorSchema.nullish().transform((v) => v ?? undefined),
+  pre: z.array(execHook).nullish().transform((v) => v ?? []),
+  post: z.array(execHook).nullish().transform((v) => v ?? []),
+});
+
+export const backupSpecSchema = z.looseObject({
+  includedNamespaces: names,
+  excludedNamespaces: names,
+  includedResources: names,
+  excludedResources: names,
+  includeClusterResources: flag,
+  includedClusterScopedResources: names,
+  excludedClusterScopedResources: names,
+  includedNamespaceScopedResources: names,
+  excludedNamespaceScopedResources: names,
+  labelSelector: labelSelectorSchema.nullish().transform((v) => v ?? undefined),
+  orLabelSelectors: z.array(labelSelectorSchema).nullish().transform((v) => v ?? undefined),
+  snapshotVolumes: flag,
+  defaultVolumesToFsBackup: flag,
+  defaultVolumesToRestic: flag,
+  snapshotMoveData: flag,
+  volumeGroupSnapshotLabelKey: z.string().nullish().transform((v) => v || undefined),
+  hooks: z.looseObject({ resources: z.array(hookResource).nullish().transform((v) => v ?? []) })
+    .nullish().transform((v) => v ?? { resources: [] }),
+  resourcePolicy: z.looseObject({ kind: z.string(), name: z.string().min(1), apiGroup: z.string().nullish() })
+    .nullish().transform((v) => v ?? undefined),
+});
+
+export type BackupSpec = z.output<typeof backupSpecSchema>;
+export type HookResourceSpec = BackupSpec["hooks"]["resources"][number];
+export type { LabelSelector };
+
+/** A reason Velero would refuse a backup (FailedValidation), tied to the field at fault. */
+export interface SpecError {
+  readonly field: string;
+  readonly message: string;
+}
+
+export type ParsedSpec = { ok: true; spec: BackupSpec } | { ok: false; errors: SpecError[] };
+
+/** Parses a raw spec. Type errors name the field; rule errors come from `validateSpec`. */
+export function parseBackupSpec(raw: unknown): ParsedSpec {
+  const result = backupSpecSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    return {
+      ok: false,
+      errors: result.error.issues.map((issue) => ({
+        field: ["spec", ...issue.path.map(String)].join(".").replace(/\.(\d+)(?=\.|$)/g, "[$1]"),
+        message: issue.message,
+      })),
+    };
+  }
+  const errors = validateSpec(result.data);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, spec: result.data };
+}
+
+/** True when the spec uses Velero's old resource filters (includedResources and friends). */
+export function usesOldResourceFilters(spec: BackupSpec): boolean {
+  return spec.includeClusterResources !== undefined || spec.includedResources.length > 0 || spec.excludedResources.length > 0;
+}
+
+function usesNewResourceFilters(spec: BackupSpec): boolean {
+  return spec.includedClusterScopedResources.length > 0 || spec.excludedClusterScopedResources.length > 0
+    || spec.includedNamespaceScopedResources.length > 0 || spec.excludedNamespaceScopedResources.length > 0;
+}
+
+// The checks Velero's backup controller makes before it runs a backup (prepareBackupRequest)
+// that depend on the spec alone. Namespace lists are checked by the scope, because Velero
+// checks them after adding the namespaces labelled velero.io/exclude-from-backup.
+function validateSpec(spec: BackupSpec): SpecError[] {
+  const errors: SpecError[] = [];
+  if (usesOldResourceFilters(spec) && usesNewResourceFilters(spec)) {
+    errors.push({
+      field: "spec.includedResources",
+      message: "old resource filters (includedResources, excludedResources, includeClusterResources) cannot be used together with the new scoped filters (included/excluded ClusterScoped/NamespaceScoped resources)",
+    });
+  } else if (usesOldResourceFilters(spec)) {
+    errors.push(...listErrors("spec.includedResources", "spec.excludedResources", spec.includedResources, spec.excludedResources, false));
+  } else {
+    errors.push(...listErrors("spec.includedClusterScopedResources", "spec.excludedClusterScopedResources",
+      spec.includedClusterScopedResources, spec.excludedClusterScopedResources, true));
+    errors.push(...listErrors("spec.includedNamespaceScopedResources", "spec.excludedNamespaceScopedResources",
+      spec.includedNamespaceScopedResources, spec.excludedNamespaceScopedResources, true));
+  }
+  if (spec.labelSelector && spec.orLabelSelectors) {
+    errors.push({ field: "spec.orLabelSelectors", message: "labelSelector and orLabelSelectors cannot both be set; use one" });
+  }
+  return errors;
+}
+
+/**
+ * Velero's include/exclude list rules. `scoped` lists (the new filters) accept a lone `*` in
+ * excludes (meaning "none of this scope"); old lists and namespace lists do not.
+ */
+export function listErrors(includesField: string, excludesField: string, includes: readonly string[], excludes: readonly string[], scoped: boolean): SpecError[] {
+  const errors: SpecError[] = [];
+  const inc = new Set(includes);
+  const exc = new Set(excludes);
+  if (inc.size > 1 && inc.has("*")) errors.push({ field: includesField, message: "must either contain '*' only, or a list of items without '*'" });
+  if (scoped) {
+    if (exc.size > 1 && exc.has("*")) errors.push({ field: excludesField, message: "must either contain '*' only, or a list of items without '*'" });
+    if (inc.size > 0 && exc.has("*")) errors.push({ field: excludesField, message: "when excludes is '*', includes must be empty" });
+  } else if (exc.has("*")) {
+    errors.push({ field: excludesField, message: "cannot contain '*'" });
+  }
+  for (const item of [...exc].sort()) {
+    if (inc.has(item)) errors.push({ field: excludesField, message: `cannot contain an item that is also included: ${item}` });
+  }
+  return errors;
+}

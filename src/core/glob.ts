@@ -1,0 +1,62 @@
+import picomatch from "picomatch";
+
+// Velero matches namespace and resource patterns with gobwas/glob and no separators: `*` and
+// `?` cross every character, `[...]` and `[!...]` are classes, `{a,b}` are alternatives.
+// picomatch with path handling switched off behaves the same on names that hold no `/`,
+// which Kubernetes names never do.
+const OPTIONS: picomatch.PicomatchOptions = {
+  dot: true,
+  nonegate: true,
+  noextglob: true,
+  noglobstar: true,
+  strictBrackets: true,
+  posix: true,
+};
+
+const cache = new Map<string, (name: string) => boolean>();
+
+/** A matcher for one pattern; a pattern that does not compile matches nothing, as in Velero. */
+export function globMatcher(pattern: string): (name: string) => boolean {
+  let matcher = cache.get(pattern);
+  if (!matcher) {
+    try {
+      matcher = hasWildcard(pattern) ? picomatch(pattern, OPTIONS) : (name: string) => name === pattern;
+    } catch {
+      matcher = () => false;
+    }
+    cache.set(pattern, matcher);
+  }
+  return matcher;
+}
+
+export function hasWildcard(pattern: string): boolean {
+  return /[*?[{]/.test(pattern);
+}
+
+/** Why a namespace pattern is refused, in Velero's words, or undefined when it is usable. */
+export function namespacePatternError(pattern: string): string | undefined {
+  if (/[|()!{},]/.test(pattern)) return "wildcard pattern contains unsupported characters: |, (, ), !, {, }, ,";
+  if (pattern.includes("**")) return "wildcard pattern contains consecutive asterisks (only single * allowed)";
+  const bracketError = bracketProblem(pattern);
+  if (bracketError) return bracketError;
+  if (pattern === "") return undefined;
+  const literal = pattern.replace(/[*?[\]]/g, "x");
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(literal) || literal.length > 63) {
+    return `invalid namespace "${pattern}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character`;
+  }
+  return undefined;
+}
+
+function bracketProblem(pattern: string): string | undefined {
+  let open = -1;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "[" && open < 0) open = i;
+    else if (c === "]") {
+      if (open < 0) return "wildcard pattern contains unmatched closing bracket ']'";
+      if (i === open + 1) return "wildcard pattern contains empty bracket pattern '[]'";
+      open = -1;
+    }
+  }
+  return open >= 0 ? "wildcard pattern contains unclosed bracket '['" : undefined;
+}

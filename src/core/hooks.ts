@@ -1,0 +1,34 @@
+import { selectorMatches } from "./labelSelector.js";
+import { namespaceList, resourceList } from "./resources.js";
+import type { BackupSpec } from "./backupSpec.js";
+import type { PodInfo } from "./model.js";
+
+// Which backup hooks Velero runs on a pod (internal/hook): a pod annotation hook for a phase
+// replaces the spec hooks for that phase; spec hooks apply to pods their selector admits.
+const ANNOTATION_COMMAND = {
+  pre: ["pre.hook.backup.velero.io/command", "hook.backup.velero.io/command"],
+  post: ["post.hook.backup.velero.io/command"],
+} as const;
+
+export type HookPhase = keyof typeof ANNOTATION_COMMAND;
+
+/** The phases in which the backup runs a hook on this pod, each with where the hook comes from. */
+export function hooksOnPod(pod: PodInfo, spec: BackupSpec): { phase: HookPhase; source: string }[] {
+  const found: { phase: HookPhase; source: string }[] = [];
+  for (const phase of ["pre", "post"] as const) {
+    const annotation = ANNOTATION_COMMAND[phase].find((key) => pod.annotations[key] !== undefined);
+    if (annotation) {
+      found.push({ phase, source: `annotation ${annotation}` });
+      continue;
+    }
+    const spechook = spec.hooks.resources.find((h) => h[phase].length > 0 && hookApplies(h, pod));
+    if (spechook) found.push({ phase, source: `spec.hooks.resources ${spechook.name}` });
+  }
+  return found;
+}
+
+function hookApplies(hook: BackupSpec["hooks"]["resources"][number], pod: PodInfo): boolean {
+  return namespaceList(hook.includedNamespaces, hook.excludedNamespaces)(pod.namespace)
+    && resourceList(hook.includedResources, hook.excludedResources)("pods")
+    && (!hook.labelSelector || selectorMatches(hook.labelSelector, pod.labels));
+}

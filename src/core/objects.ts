@@ -1,0 +1,193 @@
+import { z } from "zod";
+import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "./model.js";
+import { ClusterView } from "./view.js";
+
+// Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
+// for every object that arrives, so only the fields the core needs are ever kept.
+
+const stringMap = z.record(z.string(), z.string()).nullish().transform((v) => v ?? {});
+const metadata = z.looseObject({
+  name: z.string().min(1),
+  namespace: z.string().nullish(),
+  uid: z.string().nullish(),
+  resourceVersion: z.string().nullish(),
+  creationTimestamp: z.string().nullish(),
+  deletionTimestamp: z.string().nullish(),
+  labels: stringMap,
+  annotations: stringMap,
+});
+const namespacedMetadata = metadata.extend({ namespace: z.string().min(1) });
+
+const nfs = z.looseObject({ server: z.string().nullish(), path: z.string().nullish() });
+const csi = z.looseObject({ driver: z.string().nullish(), volumeAttributes: stringMap });
+
+const NOT_A_SOURCE = new Set(["name", "capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy",
+  "storageClassName", "mountOptions", "volumeMode", "nodeAffinity", "volumeAttributesClassName"]);
+
+/** The volume source key of a pod volume or PV spec: the one field that is not plain settings. */
+function sourceType(spec: Record<string, unknown>): string {
+  return Object.keys(spec).find((k) => !NOT_A_SOURCE.has(k) && spec[k] !== null && spec[k] !== undefined) ?? "";
+}
+
+function nfsOf(value: z.infer<typeof nfs> | null | undefined) {
+  return value ? { nfs: { server: value.server ?? "", path: value.path ?? "" } } : {};
+}
+function csiOf(value: z.infer<typeof csi> | null | undefined) {
+  return value ? { csi: { driver: value.driver ?? "", volumeAttributes: value.volumeAttributes } } : {};
+}
+
+const podVolume = z.looseObject({
+  name: z.string().min(1),
+  persistentVolumeClaim: z.looseObject({ claimName: z.string().min(1) }).nullish(),
+  nfs: nfs.nullish(),
+  csi: csi.nullish(),
+}).transform((v): PodVolume => ({
+  name: v.name,
+  type: sourceType(v),
+  ...(v.persistentVolumeClaim ? { claimName: v.persistentVolumeClaim.claimName } : {}),
+  ...nfsOf(v.nfs),
+  ...csiOf(v.csi),
+}));
+
+const namespaceSchema = z.looseObject({ metadata, status: z.looseObject({ phase: z.string().nullish() }).nullish() })
+  .transform((o): NamespaceInfo => ({
+    name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
+    terminating: o.status?.phase === "Terminating" || !!o.metadata.deletionTimestamp,
+  }));
+
+const podSchema = z.looseObject({
+  metadata: namespacedMetadata,
+  spec: z.looseObject({ nodeName: z.string().nullish(), volumes: z.array(podVolume).nullish() }).nullish(),
+  status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+}).transform((o): PodInfo => ({
+  namespace: o.metadata.namespace, name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
+  phase: o.status?.phase ?? "Pending",
+  ...(o.spec?.nodeName ? { nodeName: o.spec.nodeName } : {}),
+  deleting: !!o.metadata.deletionTimestamp,
+  volumes: o.spec?.volumes ?? [],
+}));
+
+const pvcSchema = z.looseObject({
+  metadata: namespacedMetadata,
+  spec: z.looseObject({ volumeName: z.string().nullish(), storageClassName: z.string().nullish() }).nullish(),
+  status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+}).transform((o): PvcInfo => ({
+  namespace: o.metadata.namespace, name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
+  phase: o.status?.phase ?? "Pending",
+  ...(o.spec?.volumeName ? { volumeName: o.spec.volumeName } : {}),
+  ...(o.spec?.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
+  deleting: !!o.metadata.deletionTimestamp,
+}));
+
+const pvSchema = z.looseObject({
+  metadata,
+  spec: z.looseObject({
+    capacity: z.looseObject({ storage: z.union([z.string(), z.number()]).nullish() }).nullish(),
+    storageClassName: z.string().nullish(),
+    claimRef: z.looseObject({ namespace: z.string().nullish(), name: z.string().nullish() }).nullish(),
+    nfs: nfs.nullish(),
+    csi: csi.nullish(),
+  }).nullish().transform((v) => v ?? {}),
+}).transform((o): PvInfo => ({
+  name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
+  ...(o.spec.capacity?.storage != null ? { capacity: String(o.spec.capacity.storage) } : {}),
+  ...(o.spec.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
+  ...(o.spec.claimRef?.namespace && o.spec.claimRef.name ? { claimRef: { namespace: o.spec.claimRef.namespace, name: o.spec.claimRef.name } } : {}),
+  type: sourceType(o.spec),
+  ...nfsOf(o.spec.nfs),
+  ...csiOf(o.spec.csi),
+  deleting: !!o.metadata.deletionTimestamp,
+}));
+
+const configMapSchema = z.looseObject({ metadata: namespacedMetadata, data: stringMap })
+  .transform((o): ConfigMapInfo => ({ namespace: o.metadata.namespace, name: o.metadata.name, data: o.data }));
+
+const backupSchema = z.looseObject({
+  metadata: namespacedMetadata,
+  spec: z.unknown(),
+  status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
+}).transform((o): BackupInfo => ({
+  namespace: o.metadata.namespace, name: o.metadata.name,
+  uid: o.metadata.uid ?? "", resourceVersion: o.metadata.resourceVersion ?? "",
+  labels: o.metadata.labels, annotations: o.metadata.annotations,
+  creationTimestamp: o.metadata.creationTimestamp ?? "",
+  spec: o.spec ?? {},
+  phase: o.status?.phase ?? "",
+  ...(o.status?.queuePosition ? { queuePosition: o.status.queuePosition } : {}),
+}));
+
+export const OBJECT_SCHEMAS = {
+  Namespace: namespaceSchema,
+  Pod: podSchema,
+  PersistentVolumeClaim: pvcSchema,
+  PersistentVolume: pvSchema,
+  ConfigMap: configMapSchema,
+  Backup: backupSchema,
+} as const;
+export type ObjectKind = keyof typeof OBJECT_SCHEMAS;
+export type Trimmed<K extends ObjectKind> = z.output<(typeof OBJECT_SCHEMAS)[K]>;
+
+/** An object that could not be read, named by kind, namespace/name and the field at fault. */
+export class ObjectError extends Error {
+  constructor(readonly object: string, readonly field: string, readonly detail: string) {
+    super(`${object}: ${field}: ${detail}`);
+  }
+}
+
+export function objectName(raw: unknown): string {
+  const o = raw as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null;
+  const kind = typeof o?.kind === "string" ? o.kind : "object";
+  const name = typeof o?.metadata?.name === "string" ? o.metadata.name : "(no name)";
+  const ns = typeof o?.metadata?.namespace === "string" ? `${o.metadata.namespace}/` : "";
+  return `${kind} ${ns}${name}`;
+}
+
+export type TrimResult<K extends ObjectKind> = { ok: true; value: Trimmed<K> } | { ok: false; error: ObjectError };
+
+export function trim<K extends ObjectKind>(kind: K, raw: unknown): TrimResult<K> {
+  const result = OBJECT_SCHEMAS[kind].safeParse(raw);
+  if (result.success) return { ok: true, value: result.data as Trimmed<K> };
+  const issue = result.error.issues[0];
+  const field = issue?.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(object)";
+  return { ok: false, error: new ObjectError(objectName(raw), field, issue?.message ?? "invalid") };
+}
+
+export interface LoadedSnapshot {
+  readonly view: ClusterView;
+  readonly backups: BackupInfo[];
+  /** Objects of kinds the core does not read (they are ignored). */
+  readonly ignored: number;
+}
+
+/**
+ * Reads what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml`
+ * prints. Every object must be readable; the first that is not is reported with its index.
+ */
+export function loadSnapshot(doc: unknown): { ok: true; snapshot: LoadedSnapshot } | { ok: false; error: string } {
+  const list = doc as { kind?: unknown; items?: unknown } | null;
+  if (!list || typeof list !== "object" || !Array.isArray(list.items)) {
+    return { ok: false, error: "the file is not a Kubernetes List: expected an object with an `items` array (kubectl get ... -o yaml)" };
+  }
+  const view = new ClusterView();
+  const backups: BackupInfo[] = [];
+  let ignored = 0;
+  for (const [i, raw] of list.items.entries()) {
+    const kind = (raw as { kind?: unknown } | null)?.kind;
+    if (typeof kind !== "string" || !(kind in OBJECT_SCHEMAS)) { ignored++; continue; }
+    const result = trim(kind as ObjectKind, raw);
+    if (!result.ok) return { ok: false, error: `items[${i}] ${result.error.message}` };
+    addToView(view, backups, kind as ObjectKind, result.value);
+  }
+  return { ok: true, snapshot: { view, backups, ignored } };
+}
+
+function addToView(view: ClusterView, backups: BackupInfo[], kind: ObjectKind, value: unknown): void {
+  switch (kind) {
+    case "Namespace": view.setNamespace(value as NamespaceInfo); break;
+    case "Pod": view.setPod(value as PodInfo); break;
+    case "PersistentVolumeClaim": view.setPvc(value as PvcInfo); break;
+    case "PersistentVolume": view.setPv(value as PvInfo); break;
+    case "ConfigMap": view.setConfigMap(value as ConfigMapInfo); break;
+    case "Backup": backups.push(value as BackupInfo); break;
+  }
+}

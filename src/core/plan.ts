@@ -1,0 +1,188 @@
+import { ClaimIndex, describeConflict, type Conflict, type ScopedBackup } from "./conflicts.js";
+import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
+import type { Policy } from "./policy.js";
+import { ScopeCache } from "./scopeCache.js";
+import type { BackupScope } from "./scope.js";
+import type { ClusterView } from "./view.js";
+
+// The queue, decided: plan(snapshot, policy, now) -> Plan. Pure: the same snapshot, policy and
+// instant always give the same plan, whatever order the backups arrive in.
+
+export interface Snapshot {
+  readonly view: ClusterView;
+  readonly backups: readonly BackupInfo[];
+}
+
+/** A queued backup, where it stands and why it waits. */
+export interface QueueEntry {
+  readonly backup: string;
+  /** 1 = next. */
+  readonly position: number;
+  readonly priority: number;
+  /** Priority after aging, which decides the order. */
+  readonly effectivePriority: number;
+  readonly level: ConflictLevel;
+  readonly waitingFor: readonly string[];
+  readonly conflicts: readonly Conflict[];
+  readonly reason: string;
+}
+
+export interface Promotion {
+  readonly backup: string;
+  readonly level: ConflictLevel;
+  readonly reason: string;
+}
+
+export interface Supersession {
+  readonly backup: string;
+  readonly by: string;
+  readonly reason: string;
+}
+
+/** Two in-flight backups that share an exclusive unit (drift after they started, or another writer). */
+export interface Overlap {
+  readonly backups: readonly [string, string];
+  readonly conflict: Conflict;
+  readonly reason: string;
+}
+
+export interface Plan {
+  readonly level: ConflictLevel;
+  readonly limit: number;
+  readonly inFlight: readonly string[];
+  readonly promotions: readonly Promotion[];
+  /** Backups still waiting, in queue order. */
+  readonly queue: readonly QueueEntry[];
+  readonly supersessions: readonly Supersession[];
+  readonly overlaps: readonly Overlap[];
+  /** Every backup the plan judged, with its scope (not serialized). */
+  readonly scopes: ReadonlyMap<string, BackupScope>;
+}
+
+export interface PlanOptions {
+  /** Reuse scopes across plans; a fresh cache is used when none is given. */
+  readonly cache?: ScopeCache;
+}
+
+export function plan(snapshot: Snapshot, policy: Policy, now: number, options: PlanOptions = {}): Plan {
+  const cache = options.cache ?? new ScopeCache();
+  const backups = snapshot.backups.filter((b) => b.namespace === policy.veleroNamespace);
+  const scoped = (b: BackupInfo): ScopedBackup => ({ name: b.name, phase: b.phase, scope: cache.scopeOf(b, snapshot.view, policy) });
+
+  const inFlight = backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).sort(byCreation).map(scoped);
+  const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
+  const { queued, supersessions } = supersede(waiting, policy);
+  const ordered = orderQueue(queued, policy, now);
+
+  const order = new Map<string, number>();
+  [...inFlight.map((b) => b.name), ...ordered.map((q) => q.backup.name)].forEach((name, i) => order.set(name, i));
+  const index = new ClaimIndex();
+  const overlaps: Overlap[] = [];
+  for (const b of inFlight) {
+    for (const c of index.conflictsOf(b, order)) {
+      overlaps.push({ backups: [c.with, b.name], conflict: c, reason: `${c.with} and ${b.name} are in flight together: ${describeConflict(c)}` });
+    }
+    index.add(b);
+  }
+
+  const scopes = new Map<string, BackupScope>(inFlight.map((b) => [b.name, b.scope]));
+  let free = policy.maxConcurrentBackups - inFlight.length;
+  const promotions: Promotion[] = [];
+  const queue: QueueEntry[] = [];
+  for (const { backup, priority, effectivePriority } of ordered) {
+    const b = scoped(backup);
+    scopes.set(b.name, b.scope);
+    const conflicts = index.conflictsOf(b, order);
+    const levelNote = b.scope.levelReason ? ` (judged at Namespace level: ${b.scope.levelReason})` : "";
+    if (conflicts.length === 0 && free > 0) {
+      free--;
+      promotions.push({ backup: b.name, level: b.scope.level, reason: `conflicts with nothing in flight or ahead of it; ${policy.maxConcurrentBackups - free} of ${policy.maxConcurrentBackups} slots in use${levelNote}` });
+    } else {
+      queue.push({
+        backup: b.name,
+        position: queue.length + 1,
+        priority,
+        effectivePriority,
+        level: b.scope.level,
+        waitingFor: conflicts.map((c) => c.with),
+        conflicts,
+        reason: (conflicts.length > 0
+          ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
+          : `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight`) + levelNote,
+      });
+    }
+    // Rule (2): a backup later in the order never overtakes an earlier one it conflicts with,
+    // so every queued backup holds its claims for those behind it.
+    index.add(b);
+  }
+
+  return {
+    level: policy.conflictLevel,
+    limit: policy.maxConcurrentBackups,
+    inFlight: inFlight.map((b) => b.name),
+    promotions,
+    queue,
+    supersessions,
+    overlaps,
+    scopes,
+  };
+}
+
+/** Base priority from the label, the Schedule, or whether a person made the backup. */
+export function basePriority(backup: BackupInfo, policy: Policy): number {
+  const label = backup.labels[KEYS.priority];
+  if (label !== undefined && /^-?\d+$/.test(label.trim())) return Number.parseInt(label, 10);
+  const schedule = backup.labels[KEYS.scheduleName];
+  if (schedule) return policy.priorities.schedules[schedule] ?? policy.priorities.scheduled;
+  return policy.priorities.manual;
+}
+
+export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: number): number {
+  const base = basePriority(backup, policy);
+  const aging = policy.priorities.agingSeconds;
+  if (aging === 0) return base;
+  const created = Date.parse(backup.creationTimestamp);
+  const waited = Number.isFinite(created) ? Math.max(0, now - created) : 0;
+  return base + Math.floor(waited / (aging * 1000));
+}
+
+interface Ordered {
+  readonly backup: BackupInfo;
+  readonly priority: number;
+  readonly effectivePriority: number;
+}
+
+/** Queue order: effective priority (higher first), then creation time, then name. */
+export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: number): Ordered[] {
+  return queued
+    .map((backup) => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now) }))
+    .sort((a, b) => b.effectivePriority - a.effectivePriority || byCreation(a.backup, b.backup));
+}
+
+function byCreation(a: BackupInfo, b: BackupInfo): number {
+  const ta = Date.parse(a.creationTimestamp) || 0;
+  const tb = Date.parse(b.creationTimestamp) || 0;
+  return ta - tb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
+// Under `Replace`, only the newest queued run of a Schedule stays queued; the older queued runs
+// are superseded (failed with a reason by the controller). Runs already in flight are kept.
+function supersede(waiting: readonly BackupInfo[], policy: Policy): { queued: BackupInfo[]; supersessions: Supersession[] } {
+  if (policy.serialWorkloads !== "Replace") return { queued: [...waiting], supersessions: [] };
+  const newest = new Map<string, BackupInfo>();
+  for (const b of waiting) {
+    const schedule = b.labels[KEYS.scheduleName];
+    if (!schedule) continue;
+    const current = newest.get(schedule);
+    if (!current || byCreation(current, b) < 0) newest.set(schedule, b);
+  }
+  const queued: BackupInfo[] = [];
+  const supersessions: Supersession[] = [];
+  for (const b of waiting) {
+    const schedule = b.labels[KEYS.scheduleName];
+    const keep = schedule ? newest.get(schedule) : b;
+    if (!keep || keep === b) queued.push(b);
+    else supersessions.push({ backup: b.name, by: keep.name, reason: `superseded by ${keep.name}, a newer run of schedule ${schedule} (serialWorkloads: Replace)` });
+  }
+  return { queued, supersessions: supersessions.sort((a, b) => (a.backup < b.backup ? -1 : 1)) };
+}

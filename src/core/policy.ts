@@ -1,0 +1,53 @@
+import { z } from "zod";
+
+// The gate's policy: the `policy.yaml` key of its ConfigMap. Every key has a default, so an
+// empty document is a valid policy and the admin writes only what differs.
+export const policySchema = z.strictObject({
+  conflictLevel: z.enum(["Namespace", "ItemBlock"]).default("ItemBlock"),
+  maxConcurrentBackups: z.number().int().min(1).max(1000).default(4),
+  veleroNamespace: z.string().min(1).default("velero"),
+  /** Velero server defaults the backups inherit when their spec leaves the field unset. */
+  defaultVolumesToFsBackup: z.boolean().default(false),
+  snapshotMoveData: z.boolean().default(false),
+  volumeGroupSnapshotLabelKey: z.string().min(1).default("velero.io/volume-group"),
+  /** What a new run of a Schedule does while an earlier run is queued or in flight. */
+  serialWorkloads: z.enum(["Allow", "Forbid", "Replace"]).default("Forbid"),
+  /** Also treat backups with identical specs (not only runs of one Schedule) as one serial workload. */
+  serialIdenticalScope: z.boolean().default(false),
+  priorities: z.strictObject({
+    /** Base priority of backups not made by a Schedule. */
+    manual: z.number().int().default(10),
+    /** Base priority of runs of a Schedule. */
+    scheduled: z.number().int().default(0),
+    /** Base priority per Schedule name, over `scheduled`. */
+    schedules: z.record(z.string(), z.number().int()).default({}),
+    /** Waiting this many seconds raises a queued backup's priority by one; 0 turns aging off. */
+    agingSeconds: z.number().int().min(0).default(600),
+  }).prefault({}),
+  /** Resource kinds (plural.group) whose objects no two backups may hold at once, per namespace. */
+  exclusiveResources: z.array(z.string().min(1)).default([]),
+  /** How the controller paces status.queuePosition writes (see the README). */
+  positionUpdates: z.strictObject({
+    /** Positions 1..exactTop are always written exactly. */
+    exactTop: z.number().int().min(0).default(10),
+    /** A further backup's position is rewritten when it has moved by at least this fraction. */
+    driftFraction: z.number().min(0).max(1).default(0.25),
+  }).prefault({}),
+  /** A ReadyToStart backup Velero has not picked up after this long gets a no-op update. */
+  nudgeAfterSeconds: z.number().int().min(1).default(60),
+});
+
+export type Policy = z.output<typeof policySchema>;
+
+export const DEFAULT_POLICY: Policy = policySchema.parse({});
+
+export type PolicyResult = { ok: true; policy: Policy } | { ok: false; error: string };
+
+/** Validates a parsed policy document; the error names the first field at fault. */
+export function parsePolicy(doc: unknown): PolicyResult {
+  const result = policySchema.safeParse(doc ?? {});
+  if (result.success) return { ok: true, policy: result.data };
+  const issue = result.error.issues[0];
+  const field = issue?.path.length ? issue.path.join(".") : "(document)";
+  return { ok: false, error: `${field}: ${issue?.message ?? "invalid policy"}` };
+}

@@ -1,0 +1,174 @@
+import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "./model.js";
+
+// The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
+// version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
+// and units computed for it can be reused until then. Mutators are called by the informers;
+// readers by the core. Nothing here does I/O.
+
+/** Members of one unit: a connected component of pods, PVCs and PVs. */
+export interface Unit {
+  readonly id: string;
+  readonly pods: readonly string[];
+  readonly pvcs: readonly string[];
+  readonly pvs: readonly string[];
+}
+
+export class NamespaceContents {
+  readonly pods = new Map<string, PodInfo>();
+  readonly pvcs = new Map<string, PvcInfo>();
+  version = 0;
+  private claimIndex?: Map<string, PodInfo[]>;
+  private unitIndex?: { key: string; unitOf: Map<string, Unit> };
+
+  constructor(readonly namespace: string) {}
+
+  touch(): void {
+    this.version++;
+    this.claimIndex = undefined;
+    this.unitIndex = undefined;
+  }
+
+  /** Pods mounting the claim, in name order. */
+  podsMounting(claim: string): readonly PodInfo[] {
+    if (!this.claimIndex) {
+      const index = new Map<string, PodInfo[]>();
+      for (const pod of [...this.pods.values()].sort(byName)) {
+        for (const v of pod.volumes) {
+          if (v.claimName === undefined) continue;
+          const list = index.get(v.claimName) ?? [];
+          if (!list.includes(pod)) list.push(pod);
+          index.set(v.claimName, list);
+        }
+      }
+      this.claimIndex = index;
+    }
+    return this.claimIndex.get(claim) ?? [];
+  }
+
+  /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given. */
+  unitOf(member: string, volumeGroupKey: string): Unit | undefined {
+    if (this.unitIndex?.key !== volumeGroupKey) {
+      this.unitIndex = { key: volumeGroupKey, unitOf: computeUnits(this, volumeGroupKey) };
+    }
+    return this.unitIndex.unitOf.get(member);
+  }
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+// Union-find over the ItemBlock relations Velero follows: a pod and the PVCs it mounts, a PVC
+// and its PV, PVCs sharing a volume-group label value. Units are named by their smallest
+// member so that the same cluster always yields the same names.
+function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string, Unit> {
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let root = x;
+    while (parent.get(root) !== root) root = parent.get(root) as string;
+    let cur = x;
+    while (cur !== root) { const next = parent.get(cur) as string; parent.set(cur, root); cur = next; }
+    return root;
+  };
+  const union = (a: string, b: string) => {
+    const ra = find(a), rb = find(b);
+    if (ra !== rb) { if (ra < rb) parent.set(rb, ra); else parent.set(ra, rb); }
+  };
+  for (const name of ns.pods.keys()) parent.set(`pod:${name}`, `pod:${name}`);
+  for (const name of ns.pvcs.keys()) parent.set(`pvc:${name}`, `pvc:${name}`);
+  for (const pod of ns.pods.values()) {
+    for (const v of pod.volumes) {
+      if (v.claimName !== undefined && ns.pvcs.has(v.claimName)) union(`pod:${pod.name}`, `pvc:${v.claimName}`);
+    }
+  }
+  const groups = new Map<string, string>();
+  for (const pvc of ns.pvcs.values()) {
+    const group = pvc.labels[volumeGroupKey];
+    if (!group) continue;
+    const first = groups.get(group);
+    if (first) union(first, `pvc:${pvc.name}`); else groups.set(group, `pvc:${pvc.name}`);
+  }
+  const members = new Map<string, { pods: string[]; pvcs: string[]; pvs: string[] }>();
+  for (const key of parent.keys()) {
+    const root = find(key);
+    const m = members.get(root) ?? { pods: [], pvcs: [], pvs: [] };
+    const name = key.slice(4);
+    if (key.startsWith("pod:")) m.pods.push(name);
+    else {
+      m.pvcs.push(name);
+      const pv = ns.pvcs.get(name)?.volumeName;
+      if (pv) m.pvs.push(pv);
+    }
+    members.set(root, m);
+  }
+  const unitOf = new Map<string, Unit>();
+  for (const [root, m] of members) {
+    const unit: Unit = { id: `${ns.namespace}/${root}`, pods: m.pods.sort(), pvcs: m.pvcs.sort(), pvs: m.pvs.sort() };
+    for (const p of m.pods) unitOf.set(`pod:${p}`, unit);
+    for (const c of m.pvcs) unitOf.set(`pvc:${c}`, unit);
+  }
+  return unitOf;
+}
+
+export class ClusterView {
+  /** False until every source of the view has been listed; scopes are then judged at namespace level. */
+  synced = true;
+  /** Moves when the set of namespaces, or any namespace's labels or annotations, changes. */
+  namespacesVersion = 0;
+  /** Moves when any PV changes (directly collected PVs depend on it). */
+  pvVersion = 0;
+  private readonly nsInfo = new Map<string, NamespaceInfo>();
+  private readonly nsContents = new Map<string, NamespaceContents>();
+  private readonly pvByName = new Map<string, PvInfo>();
+  private readonly cms = new Map<string, ConfigMapInfo & { version: number }>();
+  private sortedNames?: string[];
+  private cmVersion = 0;
+
+  namespaceNames(): readonly string[] {
+    this.sortedNames ??= [...this.nsInfo.keys()].sort();
+    return this.sortedNames;
+  }
+  namespace(name: string): NamespaceInfo | undefined { return this.nsInfo.get(name); }
+  contents(namespace: string): NamespaceContents {
+    let c = this.nsContents.get(namespace);
+    if (!c) { c = new NamespaceContents(namespace); this.nsContents.set(namespace, c); }
+    return c;
+  }
+  pv(name: string): PvInfo | undefined { return this.pvByName.get(name); }
+  pvs(): IterableIterator<PvInfo> { return this.pvByName.values(); }
+  configMap(namespace: string, name: string): (ConfigMapInfo & { version: number }) | undefined {
+    return this.cms.get(`${namespace}/${name}`);
+  }
+
+  setNamespace(ns: NamespaceInfo): void {
+    if (!this.nsInfo.has(ns.name)) this.sortedNames = undefined;
+    this.nsInfo.set(ns.name, ns);
+    this.namespacesVersion++;
+  }
+  deleteNamespace(name: string): void {
+    if (this.nsInfo.delete(name)) { this.sortedNames = undefined; this.namespacesVersion++; }
+  }
+  setPod(pod: PodInfo): void { const c = this.contents(pod.namespace); c.pods.set(pod.name, pod); c.touch(); }
+  deletePod(namespace: string, name: string): void { const c = this.contents(namespace); if (c.pods.delete(name)) c.touch(); }
+  setPvc(pvc: PvcInfo): void { const c = this.contents(pvc.namespace); c.pvcs.set(pvc.name, pvc); c.touch(); }
+  deletePvc(namespace: string, name: string): void { const c = this.contents(namespace); if (c.pvcs.delete(name)) c.touch(); }
+  setPv(pv: PvInfo): void {
+    this.touchClaimOf(this.pvByName.get(pv.name));
+    this.pvByName.set(pv.name, pv);
+    this.touchClaimOf(pv);
+    this.pvVersion++;
+  }
+  deletePv(name: string): void {
+    const old = this.pvByName.get(name);
+    if (!old) return;
+    this.pvByName.delete(name);
+    this.touchClaimOf(old);
+    this.pvVersion++;
+  }
+  setConfigMap(cm: ConfigMapInfo): void { this.cms.set(`${cm.namespace}/${cm.name}`, { ...cm, version: ++this.cmVersion }); }
+  deleteConfigMap(namespace: string, name: string): void { this.cms.delete(`${namespace}/${name}`); this.cmVersion++; }
+
+  private touchClaimOf(pv: PvInfo | undefined): void {
+    if (pv?.claimRef) this.nsContents.get(pv.claimRef.namespace)?.touch();
+  }
+}

@@ -1,0 +1,96 @@
+import type { BackupSpec, SpecError } from "./backupSpec.js";
+import { usesOldResourceFilters } from "./backupSpec.js";
+import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "./model.js";
+import type { Policy } from "./policy.js";
+import type { ClusterView } from "./view.js";
+import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies, type VolumePolicies } from "./volumePolicy.js";
+
+// Which volumes a backup copies data of (Velero's volume helper): a file-system backup per pod
+// volume, or a snapshot per PVC/PV. Volume data is what makes a unit exclusive.
+
+export interface VolumeRules {
+  readonly errors: readonly SpecError[];
+  readonly notes: readonly string[];
+  fsBackupVolumes(pod: PodInfo): string[];
+  snapshotsPvc(pvc: PvcInfo): boolean;
+  snapshotsPv(pv: PvInfo): boolean;
+}
+
+// Velero never copies the data of these pod volumes with a file-system backup.
+const NEVER_FS = new Set(["hostPath", "secret", "configMap", "projected", "downwardAPI"]);
+
+export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterView, policy: Policy, pvcsIncluded: boolean): VolumeRules {
+  const loaded = loadPolicies(backup, spec, view);
+  const errors = loaded.policies?.includeExcludePolicy && usesOldResourceFilters(spec)
+    ? [{ field: "spec.resourcePolicy", message: "the resource policy has an includeExcludePolicy, which cannot be used with the old resource filters (includedResources, excludedResources, includeClusterResources)" }]
+    : [];
+  const defaultFs = spec.defaultVolumesToFsBackup ?? spec.defaultVolumesToRestic ?? policy.defaultVolumesToFsBackup;
+  const unreadable = loaded.note !== undefined;
+
+  const lookupPvc = (namespace: string, name: string) => view.contents(namespace).pvcs.get(name);
+  const lookupPv = (name: string) => view.pv(name);
+
+  // The opt-in/opt-out rule without volume policies ("legacy" in Velero's volume helper).
+  const optedIn = (pod: PodInfo, volume: PodVolume): boolean => defaultFs
+    ? !annotationList(pod, KEYS.fsBackupExcludes).includes(volume.name)
+    : annotationList(pod, KEYS.fsBackupVolumes).includes(volume.name);
+
+  const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
+    if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
+    if (volume.claimName !== undefined && !pvcsIncluded) return false;
+    if (unreadable) return true;
+    if (!loaded.policies) return optedIn(pod, volume);
+    // Velero gives up on a volume whose facts it cannot gather (no PVC; no PV and no match).
+    const facts = factsForPodVolume(volume, pod.namespace, lookupPvc, lookupPv);
+    if (!facts.ok) return false;
+    const action = matchVolumePolicy(loaded.policies, facts.facts);
+    if (action) return action.type === "fs-backup";
+    return facts.pvError === undefined && optedIn(pod, volume);
+  };
+
+  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo | undefined): boolean => {
+    if (!pv) return false;
+    if (unreadable) return true;
+    if (loaded.policies) {
+      const facts = factsFromPv(pv, pvc);
+      const action = facts.ok ? matchVolumePolicy(loaded.policies, facts.facts) : undefined;
+      if (action) return action.type === "snapshot";
+    }
+    // Any pod mounting the claim that opts the volume into a file-system backup rules out
+    // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
+    if (pvc) {
+      for (const pod of view.contents(pvc.namespace).podsMounting(pvc.name)) {
+        if (pod.volumes.some((v) => v.claimName === pvc.name && optedIn(pod, v))) return false;
+      }
+    }
+    return spec.snapshotVolumes !== false;
+  };
+
+  return {
+    errors,
+    notes: loaded.note ? [loaded.note] : [],
+    fsBackupVolumes: (pod) => pod.volumes.filter((v) => fsBackedUp(pod, v)).map((v) => v.name),
+    snapshotsPvc: (pvc) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(view.pv(pvc.volumeName), pvc),
+    snapshotsPv: (pv) => {
+      const ref = pv.claimRef;
+      const pvc = ref ? view.contents(ref.namespace).pvcs.get(ref.name) : undefined;
+      return snapshots(pv, pvc?.volumeName === pv.name ? pvc : undefined);
+    },
+  };
+}
+
+function annotationList(pod: PodInfo, key: string): string[] {
+  return (pod.annotations[key] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function loadPolicies(backup: BackupInfo, spec: BackupSpec, view: ClusterView): { policies?: VolumePolicies; note?: string } {
+  const ref = spec.resourcePolicy;
+  if (!ref || ref.kind.toLowerCase() !== "configmap") return {};
+  const cm = view.configMap(backup.namespace, ref.name);
+  if (!cm) {
+    return { note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is not in the cluster view (Velero fails the backup if it is still missing when the backup starts); every volume counts as exclusive` };
+  }
+  const parsed = parseVolumePolicies(cm);
+  if (!parsed.ok) return { note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is invalid (${parsed.error}); every volume counts as exclusive` };
+  return { policies: parsed.policies };
+}
