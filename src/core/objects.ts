@@ -104,7 +104,7 @@ const configMapSchema = z.looseObject({ metadata: namespacedMetadata, data: stri
 
 const backupSchema = z.looseObject({
   metadata: namespacedMetadata,
-  spec: z.unknown(),
+  spec: z.unknown().optional(),
   status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
 }).transform((o): BackupInfo => ({
   namespace: o.metadata.namespace, name: o.metadata.name,

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+import { PLAN_USAGE, runPlan } from "./plan.js";
+import { UsageError } from "./readInput.js";
+
+const USAGE = `usage: backup-gate <command> [flags]
+
+commands:
+  plan      what the queue would do with a dump of a cluster
+            ${PLAN_USAGE.split("\n").join("\n            ")}`;
+
+// One entry for `backup-gate` and `kubectl backup-gate`: user mistakes print one line and exit
+// 2; anything else is a bug and keeps its stack.
+function main(argv: string[]): number {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "plan":
+        process.stdout.write(runPlan(rest, Date.now()) + "\n");
+        return 0;
+      case undefined: case "help": case "--help": case "-h":
+        process.stdout.write(USAGE + "\n");
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${command}\n${USAGE}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`backup-gate: ${(e as Error).message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));

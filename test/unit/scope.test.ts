@@ -1,0 +1,205 @@
+import { describe, expect, it } from "vitest";
+import { scopeOf } from "../../src/core/scope.js";
+import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";
+
+// Scope tables: each case cites the Velero 1.18 rule it pins (velero-scope.md in ../shared).
+
+const estate = () => [
+  ns("shop"), ns("shop-staging"), ns("web"), ns("kube-system"), ns("secret-ns", { labels: { "velero.io/exclude-from-backup": "true" } }),
+  pod("shop", "db-0", { claims: ["data-db-0"], labels: { app: "db" } }), ...boundClaim("shop", "data-db-0"),
+  pod("shop", "api", { labels: { app: "api" }, volumes: [{ name: "tmp", emptyDir: {} }] }),
+  pod("shop-staging", "db-0", { claims: ["data"], labels: { app: "db" } }), ...boundClaim("shop-staging", "data"),
+  pod("web", "nginx", { labels: { app: "web" } }),
+];
+
+function scope(spec: object, policy: Policy = DEFAULT_POLICY, extra: object[] = [], meta: { annotations?: Record<string, string>; labels?: Record<string, string> } = {}) {
+  const s = cluster(...estate(), ...extra, backup("b", spec, meta));
+  return scopeOf(s.backups[0]!, s.view, policy);
+}
+
+describe("namespaces (prepareBackupRequest + NamespaceIncludesExcludes.ResolveNamespaceList)", () => {
+  it.each([
+    ["empty includedNamespaces means every namespace, minus those labelled exclude-from-backup", {}, ["kube-system", "shop", "shop-staging", "web"]],
+    ["a lone * means every namespace", { includedNamespaces: ["*"] }, ["kube-system", "shop", "shop-staging", "web"]],
+    ["a glob expands against existing namespaces", { includedNamespaces: ["shop*"] }, ["shop", "shop-staging"]],
+    ["? matches one character", { includedNamespaces: ["we?"] }, ["web"]],
+    ["[...] is a character class", { includedNamespaces: ["[sw]*"] }, ["shop", "shop-staging", "web"]],
+    ["excludes take globs too", { excludedNamespaces: ["shop*", "kube-*"] }, ["web"]],
+    ["a glob that matches nothing covers nothing, not everything", { includedNamespaces: ["nope-*"] }, []],
+    ["a literal name that does not exist covers nothing", { includedNamespaces: ["missing"] }, []],
+  ])("%s", (_, spec, expected) => {
+    expect(scope(spec).namespaces).toEqual(expected);
+  });
+
+  it("Velero's queue compares the lists as written, so a namespace labelled exclude-from-backup still counts there", () => {
+    expect(scope({}).queueNamespaces).toEqual(["kube-system", "secret-ns", "shop", "shop-staging", "web"]);
+  });
+});
+
+describe("validation (prepareBackupRequest): a typed error naming the field, never a throw", () => {
+  it.each([
+    ["* mixed with other namespaces", { includedNamespaces: ["*", "shop"] }, "spec.includedNamespaces"],
+    ["* in excludedNamespaces", { excludedNamespaces: ["*"] }, "spec.excludedNamespaces"],
+    ["a namespace both included and excluded", { includedNamespaces: ["shop"], excludedNamespaces: ["shop"] }, "spec.excludedNamespaces"],
+    ["an included namespace labelled exclude-from-backup", { includedNamespaces: ["secret-ns"] }, "spec.includedNamespaces"],
+    ["an unclosed bracket", { includedNamespaces: ["shop[a"] }, "spec.includedNamespaces[0]"],
+    ["a brace pattern", { includedNamespaces: ["{shop,web}"] }, "spec.includedNamespaces[0]"],
+    ["consecutive asterisks", { excludedNamespaces: ["sh**"] }, "spec.excludedNamespaces[0]"],
+    ["an invalid namespace name", { includedNamespaces: ["Shop_1"] }, "spec.includedNamespaces[0]"],
+    ["old and new resource filters mixed", { includedResources: ["pods"], includedNamespaceScopedResources: ["pods"] }, "spec.includedResources"],
+    ["* mixed with other resources (old filters)", { includedResources: ["*", "pods"] }, "spec.includedResources"],
+    ["* in excludedResources (old filters)", { excludedResources: ["*"] }, "spec.excludedResources"],
+    ["a resource both included and excluded", { includedResources: ["pods"], excludedResources: ["pods"] }, "spec.excludedResources"],
+    ["excluded * with includes (new cluster-scoped filters)", { includedClusterScopedResources: ["storageclasses"], excludedClusterScopedResources: ["*"] }, "spec.excludedClusterScopedResources"],
+    ["* mixed in new namespace-scoped includes", { includedNamespaceScopedResources: ["*", "pods"] }, "spec.includedNamespaceScopedResources"],
+    ["labelSelector and orLabelSelectors both set", { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{ matchLabels: { c: "d" } }] }, "spec.orLabelSelectors"],
+    ["a selector operator that does not exist", { labelSelector: { matchExpressions: [{ key: "a", operator: "Near" }] } }, "spec.labelSelector.matchExpressions[0].operator"],
+    ["In without values", { labelSelector: { matchExpressions: [{ key: "a", operator: "In" }] } }, "spec.labelSelector.matchExpressions[0].values"],
+    ["a list where a string is due", { includedNamespaces: "shop" }, "spec.includedNamespaces"],
+    ["a hook without a command", { hooks: { resources: [{ name: "h", pre: [{ exec: { command: [] } }] }] } }, "spec.hooks.resources[0].pre[0].exec.command"],
+  ])("%s", (_, spec, field) => {
+    const result = scope(spec);
+    expect(result.errors.map((e) => e.field)).toContain(field);
+    expect(result.exclusive.size).toBe(0);
+    expect(result.items.pods).toEqual([]);
+  });
+
+  it("an includeExcludePolicy in the resource policy cannot go with old filters", () => {
+    const cm = configMap("velero", "rp", { "policy.yaml": "version: v1\nincludeExcludePolicy:\n  includedNamespaceScopedResources: [pods]\n" });
+    const result = scope({ includedResources: ["pods"], resourcePolicy: { kind: "configmap", name: "rp" } }, DEFAULT_POLICY, [cm]);
+    expect(result.errors.map((e) => e.field)).toEqual(["spec.resourcePolicy"]);
+  });
+});
+
+describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () => {
+  it.each([
+    ["a namespace backup takes its pods, PVCs and their PVs",
+      { includedNamespaces: ["shop"] }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
+    ["a selector picks pods; related PVCs and PVs come regardless of the selector",
+      { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "db" } } }, { pods: ["shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
+    ["orLabelSelectors take the union",
+      { includedNamespaces: ["shop", "web"], orLabelSelectors: [{ matchLabels: { app: "api" } }, { matchLabels: { app: "web" } }] }, { pods: ["shop/api", "web/nginx"], pvcs: [], pvs: [] }],
+    ["includedResources: [pods] keeps PVCs out even as related items (namespaced items must pass the resource filter)",
+      { includedNamespaces: ["shop"], includedResources: ["pods"] }, { pods: ["shop/api", "shop/db-0"], pvcs: [], pvs: [] }],
+    ["excluding PVs keeps them out as related items (ShouldExclude)",
+      { includedNamespaces: ["shop"], excludedResources: ["persistentvolumes"] }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] }],
+    ["includeClusterResources: false keeps PVs out",
+      { includedNamespaces: ["shop"], includeClusterResources: false }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] }],
+    ["new-style filters: excluding pods still pulls PVCs and PVs in",
+      { includedNamespaces: ["shop"], excludedNamespaceScopedResources: ["pods"] }, { pods: [], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
+    ["a cluster-scoped-only backup (new style) takes no pods",
+      { includedNamespaces: ["shop"], includedNamespaceScopedResources: ["configmaps"], includedClusterScopedResources: ["storageclasses"] }, { pods: [], pvcs: [], pvs: [] }],
+  ])("%s", (_, spec, items) => {
+    expect(scope(spec).items).toEqual(items);
+  });
+
+  it("items labelled velero.io/exclude-from-backup=true are skipped", () => {
+    const extra = [pod("web", "skip-me", { labels: { "velero.io/exclude-from-backup": "true" } })];
+    expect(scope({ includedNamespaces: ["web"] }, DEFAULT_POLICY, extra).items.pods).toEqual(["web/nginx"]);
+  });
+
+  it("a bound PVC pulls in the running pods that mount it (a shared RWX claim joins both pods)", () => {
+    const extra = [ns("rwx"), ...boundClaim("rwx", "shared"), pod("rwx", "a", { claims: ["shared"], labels: { app: "a" } }), pod("rwx", "b", { claims: ["shared"], labels: { app: "b" } }),
+      pod("rwx", "stopped", { claims: ["shared"], phase: "Pending", labels: { app: "c" } })];
+    const result = scope({ includedNamespaces: ["rwx"], labelSelector: { matchLabels: { app: "a" } } }, DEFAULT_POLICY, extra);
+    expect(result.items.pods).toEqual(["rwx/a", "rwx/b"]);
+    expect(result.units).toHaveLength(1);
+  });
+
+  it("an unbound PVC pulls in nothing (the PVC action needs phase Bound and spec.volumeName)", () => {
+    const extra = [ns("pend"), pvc("pend", "claim", { pv: null }), pod("pend", "p", { claims: ["claim"], labels: { app: "p" } }), pod("pend", "q", { claims: ["claim"], labels: { app: "q" } })];
+    const result = scope({ includedNamespaces: ["pend"], labelSelector: { matchLabels: { app: "p" } } }, DEFAULT_POLICY, extra);
+    expect(result.items).toEqual({ pods: ["pend/p"], pvcs: ["pend/claim"], pvs: [] });
+    expect(result.exclusive.size).toBe(0);
+  });
+
+  it("volume-group siblings come with a selected PVC (spec.volumeGroupSnapshotLabelKey, server default velero.io/volume-group)", () => {
+    const vg = { labels: { "velero.io/volume-group": "g1" } };
+    const extra = [ns("vg"), ...boundClaim("vg", "a", { labels: { ...vg.labels, pick: "yes" } }), ...boundClaim("vg", "b", vg), ...boundClaim("vg", "c")];
+    const result = scope({ includedNamespaces: ["vg"], labelSelector: { matchLabels: { pick: "yes" } } }, DEFAULT_POLICY, extra);
+    expect(result.items.pvcs).toEqual(["vg/a", "vg/b"]);
+  });
+});
+
+describe("exclusive units (hooks, snapshots, file-system backups)", () => {
+  it.each([
+    ["a bound PVC is snapshotted by default (snapshotVolumes nil means true)", { includedNamespaces: ["shop"] }, { "shop/pod:db-0": "snapshot PVC shop/data-db-0" }],
+    ["snapshotVolumes: false makes a manifest-only backup", { includedNamespaces: ["shop"], snapshotVolumes: false }, {}],
+    ["defaultVolumesToFsBackup backs up every pod volume but the excluded kinds", { includedNamespaces: ["shop"], snapshotVolumes: false, defaultVolumesToFsBackup: true },
+      { "shop/pod:api": "file-system back up volume tmp of pod shop/api", "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" }],
+    ["a spec hook on matching pods", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "freeze", labelSelector: { matchLabels: { app: "api" } }, pre: [{ exec: { command: ["sync"] } }] }] } },
+      { "shop/pod:api": "run pre hooks on pod shop/api (spec.hooks.resources freeze)" }],
+    ["a spec hook scoped to other namespaces does not apply", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h", includedNamespaces: ["web"], pre: [{ exec: { command: ["x"] } }] }] } }, {}],
+    ["a spec hook with no pre or post runs nothing", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h" }] } }, {}],
+  ])("%s", (_, spec, exclusive) => {
+    expect(Object.fromEntries(scope(spec).exclusive)).toEqual(exclusive);
+  });
+
+  it("pod annotation hooks replace spec hooks for that phase", () => {
+    const extra = [ns("hooks"), pod("hooks", "db", { annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } })];
+    const result = scope({ includedNamespaces: ["hooks"], snapshotVolumes: false }, DEFAULT_POLICY, extra);
+    expect(Object.fromEntries(result.exclusive)).toEqual({ "hooks/pod:db": "run pre hooks on pod hooks/db (annotation pre.hook.backup.velero.io/command)" });
+  });
+
+  it("a volume opted into file-system backup by annotation is not snapshotted", () => {
+    const extra = [ns("fs"), ...boundClaim("fs", "data"), pod("fs", "app", { claims: ["data"], annotations: { "backup.velero.io/backup-volumes": "vol-data" } })];
+    const result = scope({ includedNamespaces: ["fs"] }, DEFAULT_POLICY, extra);
+    expect(Object.fromEntries(result.exclusive)).toEqual({ "fs/pod:app": "file-system back up volume vol-data of pod fs/app" });
+  });
+
+  it("the server default defaultVolumesToFsBackup comes from the policy when the spec leaves it unset", () => {
+    const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, defaultVolumesToFsBackup: true },
+      [pod("web", "cache", { volumes: [{ name: "scratch", emptyDir: {} }, { name: "cfg", configMap: { name: "c" } }] })]);
+    expect([...result.exclusive.keys()]).toEqual(["web/pod:cache"]);
+  });
+
+  it.each([
+    ["skip", {}],
+    ["snapshot", { "shop/pod:db-0": "snapshot PVC shop/data-db-0" }],
+    ["fs-backup", { "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" }],
+  ])("a volume policy action %s decides the volume's data (first match wins)", (action, exclusive) => {
+    const cm = configMap("velero", "rp", { "policy.yaml": `version: v1\nvolumePolicies:\n- conditions: {storageClass: [standard]}\n  action: {type: ${action}}\n- conditions: {}\n  action: {type: snapshot}\n` });
+    const result = scope({ includedNamespaces: ["shop"], resourcePolicy: { kind: "configmap", name: "rp" } }, DEFAULT_POLICY, [cm]);
+    expect(Object.fromEntries(result.exclusive)).toEqual(exclusive);
+  });
+
+  it("a volume policy that cannot be read makes every volume exclusive (safe side) and says so", () => {
+    const cm = configMap("velero", "rp", { "policy.yaml": "version: v2\n" });
+    const result = scope({ includedNamespaces: ["shop"], snapshotVolumes: false, resourcePolicy: { kind: "configmap", name: "rp" } }, DEFAULT_POLICY, [cm]);
+    expect([...result.exclusive.keys()].sort()).toEqual(["shop/pod:api", "shop/pod:db-0"]);
+    expect(result.notes[0]).toMatch(/resource policy ConfigMap velero\/rp is invalid/);
+  });
+
+  it("a missing volume-policy ConfigMap makes every volume exclusive and says so", () => {
+    const result = scope({ includedNamespaces: ["shop"], resourcePolicy: { kind: "configmap", name: "gone" } });
+    expect(result.notes[0]).toMatch(/not in the cluster view/);
+    expect(result.exclusive.size).toBe(2);
+  });
+
+  it("policy-named exclusive resources are units of their own per namespace", () => {
+    const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, exclusiveResources: ["virtualmachines.kubevirt.io"] });
+    expect(Object.fromEntries(result.exclusive)).toEqual({ "web/virtualmachines.kubevirt.io": "back up virtualmachines.kubevirt.io in namespace web (an exclusive resource)" });
+  });
+});
+
+describe("level fallbacks", () => {
+  it("a backup annotated backup-gate.io/conflict-level: Namespace is judged at namespace level, and says why", () => {
+    const result = scope({ includedNamespaces: ["shop"] }, DEFAULT_POLICY, [], { annotations: { "backup-gate.io/conflict-level": "Namespace" } });
+    expect(result.level).toBe("Namespace");
+    expect(result.levelReason).toMatch(/annotated/);
+  });
+
+  it("an unsynced cluster view makes every scope namespace level", () => {
+    const s = cluster(...estate(), backup("b", { includedNamespaces: ["shop"] }));
+    s.view.synced = false;
+    const result = scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY);
+    expect(result.level).toBe("Namespace");
+    expect(result.levelReason).toMatch(/not synced/);
+  });
+
+  it("namespaces annotated conflict-level: Namespace are listed as strict", () => {
+    const extra = [ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } })];
+    expect(scope({}, DEFAULT_POLICY, extra).strictNamespaces).toEqual(["strict"]);
+  });
+});
