@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Builds the binaries the integration tests need, into a cache outside the repo:
+#
+#   ${BACKUP_GATE_TOOLS:-$HOME/.cache/backup-gate/tools}/<component>-<version>/<binary>
+#
+# and writes $CACHE/current.json (name -> absolute path) for test/support/.
+# Idempotent: a component is rebuilt only when its version changes (upstream
+# components: the version pinned in tools/*/go.mod; our own Go programs: a hash
+# of their go.mod, go.sum and sources).
+#
+# Components: kube-apiserver, etcd (tools/kube), controlplane launcher
+# (tools/controlplane), velero (tools/velero), velero-plugin-for-aws (go install
+# @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe).
+#
+# On failure it prints one line naming the component and its full log, and
+# exits non-zero. Everything is built with GOWORK=off CGO_ENABLED=0 -trimpath.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${BACKUP_GATE_TOOLS:-$HOME/.cache/backup-gate/tools}"
+LOGS="$CACHE/logs"
+mkdir -p "$CACHE" "$LOGS"
+export GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" GOTOOLCHAIN=local
+# Two cores: two parallel compile jobs keeps memory and load sane.
+P="${BACKUP_GATE_BUILD_JOBS:-2}"
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; else
+    echo "build.sh: FAILED: go not found (need go >= 1.26 on PATH or at /usr/local/go)" >&2; exit 1; fi
+fi
+
+declare -A PATHS VERSIONS
+ORDER=()
+
+modver() { # modver DIR MODULE -> version of MODULE in DIR's build list
+  (cd "$1" && go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$2")
+}
+
+srchash() { # srchash DIR -> short hash of the module's go.mod, go.sum and Go sources
+  (cd "$1" && { echo "$(go env GOVERSION)"; find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-12)
+}
+
+# component NAME VERSION BINARY BUILDFUNC
+# BUILDFUNC is called with the output path of the binary and must create it.
+component() {
+  local name="$1" version="$2" binary="$3" fn="$4"
+  local dir="$CACHE/$name-$version" log="$LOGS/$name-$version.log"
+  ORDER+=("$name"); VERSIONS[$name]="$version"; PATHS[$name]="$dir/$binary"
+  if [ -x "$dir/$binary" ]; then
+    echo "build.sh: $name $version: cached"
+    return 0
+  fi
+  local tmp="$CACHE/.tmp-$name-$version-$$" start=$SECONDS
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  echo "build.sh: $name $version: building (log: $log)"
+  if ! "$fn" "$tmp/$binary" >"$log" 2>&1; then
+    rm -rf "$tmp"
+    echo "build.sh: FAILED: $name $version; full log: $log" >&2
+    exit 1
+  fi
+  if [ ! -x "$tmp/$binary" ]; then
+    rm -rf "$tmp"
+    echo "build.sh: FAILED: $name $version produced no $binary; full log: $log" >&2
+    exit 1
+  fi
+  rm -rf "$dir"; mv "$tmp" "$dir"
+  echo "build.sh: $name $version: built in $((SECONDS - start))s"
+}
+
+# ---- kube-apiserver and etcd (tools/kube: k8s.io/kubernetes + staging replaces) ----
+KUBE_DIR="$ROOT/tools/kube"
+build_kube_apiserver() {
+  local v=k8s.io/component-base/version minor
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  cd "$KUBE_DIR"
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
+    -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor \
+    -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
+    k8s.io/kubernetes/cmd/kube-apiserver
+}
+build_etcd() {
+  cd "$KUBE_DIR"
+  go build -p "$P" -trimpath -ldflags "-s -w" -o "$1" ./cmd/etcd
+}
+
+# ---- our own Go programs ----
+build_own() { # build_own DIR OUT
+  cd "$1"
+  go build -p "$P" -trimpath -ldflags "-s -w" -o "$2" .
+}
+build_controlplane() { build_own "$ROOT/tools/controlplane" "$1"; }
+build_probe() { build_own "$ROOT/tools/probe" "$1"; }
+build_s3() { build_own "$ROOT/tools/s3" "$1"; }
+
+# ---- velero (tools/velero: velero + its kopia replace) ----
+VELERO_DIR="$ROOT/tools/velero"
+build_velero() {
+  cd "$VELERO_DIR"
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
+    -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION \
+    -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" \
+    github.com/vmware-tanzu/velero/cmd/velero
+}
+
+# ---- velero-plugin-for-aws: go install at its own tag (its go.mod has no replace) ----
+AWS_PLUGIN_VERSION="${AWS_PLUGIN_VERSION:-v1.14.3}"
+build_aws_plugin() {
+  local out="$1" gobin
+  gobin="$(dirname "$out")/gobin"
+  cd "$CACHE"
+  GOBIN="$gobin" go install -p "$P" -trimpath -ldflags "-s -w" \
+    "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@$AWS_PLUGIN_VERSION"
+  mv "$gobin/velero-plugin-for-aws" "$out"; rmdir "$gobin"
+}
+
+resolve() { # resolve VAR DIR MODULE: sets VAR or fails with one line
+  local var="$1" dir="$2" mod="$3" log v
+  log="$LOGS/resolve-$(basename "$dir").log"
+  if ! v="$(modver "$dir" "$mod" 2>"$log")" || [ -z "$v" ]; then
+    echo "build.sh: FAILED: resolving $mod in ${dir#"$ROOT"/}; full log: $log" >&2
+    exit 1
+  fi
+  printf -v "$var" '%s' "$v"
+}
+
+total=$SECONDS
+resolve KUBE_VERSION "$KUBE_DIR" k8s.io/kubernetes
+resolve ETCD_VERSION "$KUBE_DIR" go.etcd.io/etcd/server/v3
+resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
+
+component etcd "$ETCD_VERSION" etcd build_etcd
+component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
+component controlplane "$(srchash "$ROOT/tools/controlplane")" controlplane build_controlplane
+component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3
+component velero "$VELERO_VERSION" velero build_velero
+component velero-plugin-for-aws "$AWS_PLUGIN_VERSION" velero-plugin-for-aws build_aws_plugin
+component probe "$(srchash "$ROOT/tools/probe")" probe build_probe
+
+# ---- manifest ----
+manifest="$CACHE/current.json"
+{
+  echo "{"
+  echo "  \"cache\": \"$CACHE\","
+  echo "  \"versions\": {"
+  n=${#ORDER[@]}; i=0
+  for c in "${ORDER[@]}"; do i=$((i + 1)); sep=,; [ $i -eq $n ] && sep=
+    echo "    \"$c\": \"${VERSIONS[$c]}\"$sep"; done
+  echo "  },"
+  echo "  \"paths\": {"
+  i=0
+  for c in "${ORDER[@]}"; do i=$((i + 1)); sep=,; [ $i -eq $n ] && sep=
+    echo "    \"$c\": \"${PATHS[$c]}\"$sep"; done
+  echo "  }"
+  echo "}"
+} >"$manifest.tmp"
+mv "$manifest.tmp" "$manifest"
+echo "build.sh: all components ready in $((SECONDS - total))s; manifest: $manifest"
