@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): builds or reuses the Go-built test infrastructure, runs every
+# vitest project, and ends with one plain "N passed, N failed, N skipped" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/build.sh
+report="$(mktemp -t backup-gate-vitest-XXXXXX.json)"
+trap 'rm -f "$report"' EXIT
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+' "$report" || echo "0 passed, 1 failed"
+exit "$status"
