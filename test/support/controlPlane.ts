@@ -9,6 +9,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { makeSuiteDir, spawnManaged, type ManagedProcess } from "./proc.js";
 import { toolPath } from "./tools.js";
+import { startWatch } from "./watch.js";
 
 export interface ControlPlaneOptions {
   /** Used in the suite directory name. */
@@ -88,6 +89,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   }
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(outcome.r.kubeconfig);
+  // Ready means clients can also watch Velero's resources: kube-apiserver
+  // answers 429 to watches while a new CRD's watch cache initializes.
+  try {
+    const w = await startWatch(kubeConfig, "/apis/velero.io/v1/backups", { timeoutSeconds: 1 }, () => {}, { timeoutMs: 60_000 });
+    w.abort();
+  } catch (e) {
+    await proc.stop(10_000);
+    throw new Error(`control plane started but ${(e as Error).message}\n${proc.tail(30)}`);
+  }
   return {
     dir,
     kubeconfigPath: outcome.r.kubeconfig,
