@@ -5,10 +5,13 @@
 # SIGKILL. Exits with CMD's status. Used by test/support for Velero, which has
 # no such watch of its own.
 set -u
-"$@" </dev/null &
+# Background jobs of a non-interactive shell get /dev/null as stdin unless it is
+# redirected explicitly, so keep our stdin on fd 3 for the watcher.
+exec 3<&0
+"$@" </dev/null 3<&- &
 child=$!
 {
-  cat >/dev/null
+  cat <&3 >/dev/null
   kill -TERM "$child" 2>/dev/null || exit 0
   for _ in $(seq 1 100); do kill -0 "$child" 2>/dev/null || exit 0; sleep 0.1; done
   kill -KILL "$child" 2>/dev/null

@@ -6,11 +6,14 @@
  * Only one Velero per machine at a time: controller-runtime's metrics server
  * inside Velero binds :8080 on all interfaces and Velero has no flag to move it.
  */
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { ControlPlane } from "./controlPlane.js";
-import { clients, createNamespace, getVelero, isApiError, type Clients } from "./objects.js";
+import {
+  clients, createBackup, createNamespace, getBackup, getVelero, isApiError, TERMINAL_BACKUP_PHASES, updateVelero,
+  type BackupOptions, type Clients, type VeleroObject,
+} from "./objects.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { repoScript, toolPath } from "./tools.js";
 import { waitFor } from "./wait.js";
@@ -30,6 +33,14 @@ export interface VeleroOptions {
   extraArgs?: string[];
   /** How long to wait for the BSL to become Available (default 120 s). */
   bslTimeoutMs?: number;
+  /**
+   * Put `spec.credential` (secret cloud-credentials, key cloud) on the BSL instead of
+   * giving Velero AWS_SHARED_CREDENTIALS_FILE as a standard install does. Off by
+   * default: Velero 1.18 then rewrites $TMPDIR/credentials/... with O_TRUNC for each
+   * plugin Init, and two backups starting together can read it empty and fail with
+   * "no EC2 IMDS role found" (internal/credentials/file_store.go, Path).
+   */
+  bslCredentialFromSecret?: boolean;
 }
 
 export interface Velero {
@@ -45,6 +56,9 @@ export interface Velero {
 }
 
 let running = false;
+
+/** Any key works: gofakes3 does not check signatures. */
+const AWS_CREDENTIALS = "[default]\naws_access_key_id=backup-gate\naws_secret_access_key=backup-gate\n";
 
 async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -69,12 +83,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startS3(dir: string): Promise<{ proc: ManagedProcess; url: string }> {
+async function startS3(logDir: string, name: string): Promise<{ proc: ManagedProcess; url: string }> {
   let onUrl: (u: string) => void = () => {};
   const got = new Promise<string>((r) => { onUrl = r; });
   const proc = spawnManaged(toolPath("s3"), ["-listen", "127.0.0.1:0", "-buckets", "velero", "-stop-on-stdin-eof"], {
-    name: "s3",
-    logDir: join(dir, "logs"),
+    name,
+    logDir,
     onStdoutLine: (line) => {
       if (line.startsWith("{")) onUrl((JSON.parse(line) as { url: string }).url);
     },
@@ -93,7 +107,7 @@ async function startS3(dir: string): Promise<{ proc: ManagedProcess; url: string
   return { proc, url: r };
 }
 
-async function applyVeleroSetup(c: Clients, ns: string, s3Url: string): Promise<void> {
+async function applyVeleroSetup(c: Clients, ns: string, s3Url: string, credentialFromSecret: boolean): Promise<void> {
   try {
     await createNamespace(c, ns);
   } catch (e) {
@@ -104,7 +118,7 @@ async function applyVeleroSetup(c: Clients, ns: string, s3Url: string): Promise<
       namespace: ns,
       body: {
         metadata: { name: "cloud-credentials" },
-        stringData: { cloud: "[default]\naws_access_key_id=backup-gate\naws_secret_access_key=backup-gate\n" },
+        stringData: { cloud: AWS_CREDENTIALS },
       },
     });
   } catch (e) {
@@ -118,7 +132,7 @@ async function applyVeleroSetup(c: Clients, ns: string, s3Url: string): Promise<
       provider: "aws",
       default: true,
       objectStorage: { bucket: "velero" },
-      credential: { name: "cloud-credentials", key: "cloud" },
+      ...(credentialFromSecret ? { credential: { name: "cloud-credentials", key: "cloud" } } : {}),
       config: {
         region: "us-east-1",
         s3Url,
@@ -167,11 +181,14 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
   symlinkSync(toolPath("probe"), join(pluginDir, "backup-gate-probe"));
   const veleroBin = toolPath("velero"); // absolute: Velero re-executes os.Args[0] for its built-in plugins
 
-  const s3 = await startS3(dir);
+  const s3 = await startS3(join(cp.dir, "logs"), `s3-${seq}`);
   const c = clients(cp.kubeConfig);
   let proc: ManagedProcess | undefined;
   try {
-    await applyVeleroSetup(c, ns, s3.url);
+    await applyVeleroSetup(c, ns, s3.url, opts.bslCredentialFromSecret ?? false);
+    // As a standard install mounts the secret and points the AWS SDK at it.
+    const credentialsFile = join(dir, "cloud-credentials");
+    writeFileSync(credentialsFile, AWS_CREDENTIALS, { mode: 0o600 });
     const disabled = [...(opts.disableQueue ? ["backup-queue"] : []), ...(opts.disableControllers ?? [])];
     const args = [
       veleroBin, "server",
@@ -192,6 +209,7 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
       HOME: home,
       TMPDIR: tmp,
       AWS_EC2_METADATA_DISABLED: "true",
+      AWS_SHARED_CREDENTIALS_FILE: credentialsFile,
       BACKUP_GATE_PROBE_DIR: probeDir,
       BACKUP_GATE_PROBE_SLEEP: opts.probeSleep ?? "0s",
     };
@@ -224,4 +242,35 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
       running = false;
     },
   };
+}
+
+/**
+ * Waits until a Backup reaches a terminal phase (Completed, PartiallyFailed,
+ * Failed, FailedValidation) and returns it. On timeout the error carries the
+ * Backup's last phase and Velero's last log lines.
+ */
+export async function waitForBackupDone(v: Velero, cp: ControlPlane, name: string, timeoutMs = 180_000): Promise<VeleroObject> {
+  const c = clients(cp.kubeConfig);
+  let last: VeleroObject | undefined;
+  try {
+    return await waitFor(`Backup ${v.namespace}/${name} to reach a terminal phase`, async () => {
+      last = await getBackup(c, v.namespace, name);
+      return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "") ? last : undefined;
+    }, { timeoutMs, intervalMs: 500 });
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last?.status)}\n${v.logs(60)}`);
+  }
+}
+
+/**
+ * Creates a Backup already in phase ReadyToStart, then updates it (a label),
+ * because Velero's backup controller starts backups only on update events whose
+ * new phase is ReadyToStart. This bypasses any queue: a positive control.
+ */
+export async function forceReadyToStart(cp: ControlPlane, v: Velero, names: string[], o: BackupOptions): Promise<void> {
+  const c = clients(cp.kubeConfig);
+  for (const name of names) await createBackup(c, v.namespace, name, { ...o, status: { phase: "ReadyToStart" } });
+  await Promise.all(names.map((name) => updateVelero(c, "backups", v.namespace, name, (b) => {
+    b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
+  })));
 }

@@ -1,0 +1,52 @@
+/**
+ * Smoke test of a real Velero server (built from source by tools/build.sh)
+ * against the harness control plane, with an in-memory S3 server and the probe
+ * BackupItemAction recording every pod, PVC and PV a backup processes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
+import { clients, createBackup, createNamespace, createWorkload, getVelero, uniqueName, type Clients } from "../support/objects.js";
+import { readProbeRecords } from "../support/overlap.js";
+import { startVelero, waitForBackupDone, type Velero } from "../support/velero.js";
+
+describe("velero smoke", () => {
+  let cp: ControlPlane;
+  let velero: Velero;
+  let c: Clients;
+
+  beforeAll(async () => {
+    cp = await startControlPlane({ name: "velero-smoke" });
+    c = clients(cp.kubeConfig);
+    velero = await startVelero(cp, { concurrentBackups: 1 });
+  });
+  afterAll(async () => {
+    await velero?.stop();
+    await cp?.stop();
+  });
+
+  it("the BackupStorageLocation becomes Available", async () => {
+    const bsl = await getVelero(c, "backupstoragelocations", velero.namespace, "default");
+    expect(bsl.status?.phase).toBe("Available");
+  });
+
+  it("backs up a namespace with a pod, a PVC and its PV, and the probe records exactly those", async () => {
+    const ns = uniqueName("smoke");
+    await createNamespace(c, ns);
+    const w = await createWorkload(c, ns);
+    const name = uniqueName("smoke");
+    await createBackup(c, velero.namespace, name, { includedNamespaces: [ns] });
+    const done = await waitForBackupDone(velero, cp, name);
+    expect(done.status?.phase, JSON.stringify(done.status)).toBe("Completed");
+    expect(done.status?.errors ?? 0).toBe(0);
+
+    const got = readProbeRecords(velero.probeDir)
+      .filter((r) => r.backup === name)
+      .map((r) => `${r.kind} ${r.namespace}/${r.name}`)
+      .sort();
+    expect(got).toEqual([
+      `PersistentVolume /${w.pv}`,
+      `PersistentVolumeClaim ${ns}/${w.pvc}`,
+      `Pod ${ns}/${w.pod}`,
+    ]);
+  });
+});
