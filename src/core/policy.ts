@@ -26,12 +26,15 @@ export const policySchema = z.strictObject({
   }).prefault({}),
   /** Resource kinds (plural.group) whose objects no two backups may hold at once, per namespace. */
   exclusiveResources: z.array(z.string().min(1)).default([]),
-  /** How the controller paces status.queuePosition writes (see the README). */
+  /**
+   * How the controller paces status.queuePosition writes. Velero rewrites every queued
+   * backup's position on each dequeue. backup-gate writes a position when a backup is queued,
+   * and then spends writesPerDequeue writes per promotion on the stalest positions (largest
+   * relative error first, so the next backups are corrected first): a dequeue costs a bounded
+   * number of writes however long the queue is.
+   */
   positionUpdates: z.strictObject({
-    /** Positions 1..exactTop are always written exactly. */
-    exactTop: z.number().int().min(0).default(10),
-    /** A further backup's position is rewritten when it has moved by at least this fraction. */
-    driftFraction: z.number().min(0).max(1).default(0.25),
+    writesPerDequeue: z.number().int().min(0).max(100).default(1),
   }).prefault({}),
   /** A ReadyToStart backup Velero has not picked up after this long gets a no-op update. */
   nudgeAfterSeconds: z.number().int().min(1).default(60),

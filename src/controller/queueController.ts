@@ -1,0 +1,172 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import { plan } from "../core/plan.js";
+import { ScopeCache } from "../core/scopeCache.js";
+import { planWrites, type BackupWrite } from "../core/writes.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { ClusterCache, PolicySource } from "../service/contracts.js";
+import type { Logger } from "../service/log.js";
+import { backupWriter, type WriteResult } from "./applyWrite.js";
+
+// The queue controller: on every relevant change (and on a resync tick, for aging and
+// nudges) it plans and applies the plan with the fewest writes. It promotes only while it
+// leads, and only from observed phases: after a write it waits until the watch shows that
+// write before planning again, so a stale cache can never promote past the limit.
+
+export interface EventSink {
+  event(obj: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string }, type: "Normal" | "Warning", reason: string, message: string): void;
+}
+
+export interface Leadership {
+  isLeader(): boolean;
+  onChange(listener: (leading: boolean) => void): () => void;
+}
+
+export interface QueueControllerOptions {
+  readonly kc: KubeConfig;
+  readonly cache: ClusterCache;
+  readonly policy: PolicySource;
+  readonly leader: Leadership;
+  readonly events: EventSink;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly identity: string;
+  readonly now?: () => number;
+  /** Re-plan at least this often even without events (aging, nudges). */
+  readonly resyncMs?: number;
+  /** Give up waiting to observe a write after this long (the next plan re-reads everything). */
+  readonly observeTimeoutMs?: number;
+}
+
+export class QueueController {
+  private running = false;
+  private dirty = false;
+  private stopped = true;
+  private timer?: NodeJS.Timeout;
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly scopes = new ScopeCache();
+  /** Writes sent but not yet seen through the watch: backup name -> version planned against, and when. */
+  private readonly pending = new Map<string, { rv: string; at: number }>();
+  /** Warnings already raised (overlaps, foreign promotions), so each is said once per backup pair. */
+  private readonly reported = new Map<string, readonly string[]>();
+  private readonly now: () => number;
+  private write?: (w: BackupWrite) => Promise<WriteResult>;
+
+  constructor(private readonly o: QueueControllerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.write = backupWriter(this.o.kc, this.o.policy.current().veleroNamespace);
+    this.unsubscribe.push(this.o.cache.onChange(() => this.schedule()));
+    this.unsubscribe.push(this.o.policy.onChange(() => { this.write = backupWriter(this.o.kc, this.o.policy.current().veleroNamespace); this.schedule(); }));
+    this.unsubscribe.push(this.o.leader.onChange(() => this.schedule()));
+    this.timer = setInterval(() => this.schedule(), this.o.resyncMs ?? 10_000);
+    this.timer.unref?.();
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    for (const u of this.unsubscribe.splice(0)) u();
+  }
+
+  /** Coalesces triggers: one reconcile at a time, and one more if anything came in meanwhile. */
+  schedule(): void {
+    if (this.stopped) return;
+    if (this.running) { this.dirty = true; return; }
+    this.running = true;
+    void this.reconcile()
+      .catch((e) => this.o.log.error({ err: String(e) }, "reconcile failed; retrying on the next change or tick"))
+      .finally(() => {
+        this.running = false;
+        if (this.dirty) { this.dirty = false; this.schedule(); }
+      });
+  }
+
+  /** Resolves once no reconcile is running or queued (for tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  private writesObserved(): boolean {
+    const now = this.now();
+    for (const [name, { rv, at }] of this.pending) {
+      const seen = this.o.cache.backup(name);
+      if (!seen || seen.resourceVersion !== rv) this.pending.delete(name);
+      else if (now - at > (this.o.observeTimeoutMs ?? 30_000)) {
+        this.o.log.warn({ backup: name }, "a write was not observed through the watch in time; planning from the cache as it is");
+        this.pending.delete(name);
+      }
+    }
+    return this.pending.size === 0;
+  }
+
+  private async reconcile(): Promise<void> {
+    const { cache, metrics, log } = this.o;
+    if (!this.o.leader.isLeader() || !cache.synced() || !this.writesObserved()) return;
+    const policy = this.o.policy.current();
+    const now = this.now();
+    const backups = cache.backups();
+    const started = performance.now();
+    const result = plan({ view: cache.view, backups }, policy, now, { cache: this.scopes });
+    metrics.planDuration.observe((performance.now() - started) / 1000);
+    metrics.queueLength.set(result.queue.length);
+    metrics.inFlight.set(result.inFlight.length);
+    this.scopes.retain(new Set(backups.map((b) => b.uid || `${b.namespace}/${b.name}`)));
+    for (const [key, names] of this.reported) if (names.some((n) => !cache.backup(n))) this.reported.delete(key);
+
+    const writes = planWrites(result, backups, { policy, now, identity: this.o.identity });
+    this.reportOnce(result.overlaps.map((o) => ({ key: `overlap:${[...o.backups].sort().join("+")}`, backups: [...o.backups], reason: "OverlapDetected", message: o.reason })),
+      () => metrics.overlaps.inc());
+    this.reportOnce(writes.foreign.map((name) => ({
+      key: `foreign:${cache.backup(name)?.uid ?? name}`, backups: [name], reason: "PromotedByAnotherWriter",
+      message: `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
+    })), () => metrics.foreignPromotions.inc());
+
+    const byName = new Map(backups.map((b) => [b.name, b]));
+    for (const w of writes.writes) {
+      if (this.stopped) return;
+      // Losing the lease mid-round stops promotions at once; the new leader re-plans.
+      if (!this.o.leader.isLeader()) return;
+      const outcome = await this.write!(w).catch((e: unknown) => {
+        log.warn({ backup: w.backup, kind: w.kind, err: String(e) }, "write failed; will re-plan");
+        metrics.apiWrites.inc({ kind: w.kind, result: "error" });
+        return "error" as const;
+      });
+      if (outcome === "error") { this.dirty = true; return; }
+      metrics.apiWrites.inc({ kind: w.kind, result: outcome });
+      if (outcome === "conflict") { this.dirty = true; continue; }
+      if (outcome === "gone") continue;
+      this.pending.set(w.backup, { rv: w.resourceVersion, at: this.now() });
+      const b = byName.get(w.backup);
+      const level = w.annotations?.["backup-gate.io/conflict-level"] ?? "";
+      if (w.kind !== "position" && w.kind !== "nudge") metrics.decisions.inc({ decision: w.kind, level });
+      if (w.kind === "nudge") metrics.nudges.inc();
+      if (w.kind === "promote" && b) {
+        const created = Date.parse(b.creationTimestamp);
+        if (Number.isFinite(created)) metrics.queueWait.observe(Math.max(0, now - created) / 1000);
+      }
+      log.info({ backup: w.backup, decision: w.kind, ...(w.status ? { status: w.status } : {}), reason: w.annotations?.["backup-gate.io/reason"] ?? w.event?.message }, `backup ${w.kind}`);
+      if (w.event && b) this.o.events.event(backupRef(b), w.event.type, w.event.reason, w.event.message);
+    }
+  }
+
+  private reportOnce(items: { key: string; backups: string[]; reason: string; message: string }[], count: () => void): void {
+    for (const item of items) {
+      if (this.reported.has(item.key)) continue;
+      this.reported.set(item.key, item.backups);
+      count();
+      this.o.log.warn({ backup: item.backups.join(","), reason: item.reason }, item.message);
+      for (const name of item.backups) {
+        const b = this.o.cache.backup(name);
+        if (b) this.o.events.event(backupRef(b), "Warning", item.reason, item.message);
+      }
+    }
+  }
+}
+
+function backupRef(b: { namespace: string; name: string; uid: string }) {
+  return { apiVersion: "velero.io/v1", kind: "Backup", namespace: b.namespace, name: b.name, uid: b.uid };
+}
