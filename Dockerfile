@@ -1,0 +1,22 @@
+# Build: npm ci + tsc; run: production dependencies only, as a non-root user, read-only root
+# filesystem friendly (nothing is written at run time; the CA and serving certificate live in
+# memory or come from a mounted directory).
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.json --rootDir . --outDir dist --noEmit false \
+ && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
+COPY package.json ./
+USER 65532:65532
+EXPOSE 8443
+ENTRYPOINT ["node", "--enable-source-maps", "dist/src/cli/main.js"]
+CMD ["serve"]
