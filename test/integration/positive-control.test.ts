@@ -10,9 +10,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { clients, createBackup, createNamespace, createWorkload, uniqueName, type Clients } from "../support/objects.js";
+import { clients, createBackup, createNamespace, createWorkload, getBackup, uniqueName, type Clients } from "../support/objects.js";
 import { describeOverlaps, findOverlaps, readProbeRecords } from "../support/overlap.js";
-import { forceReadyToStart, startVelero, waitForBackupDone, type Velero } from "../support/velero.js";
+import { createReadyToStart, kickBackups, startVelero, waitForBackupDone, type Velero } from "../support/velero.js";
+import { expectStays } from "../support/wait.js";
 
 const PROBE_SLEEP = "2s";
 
@@ -40,7 +41,17 @@ describe("positive control: Velero queue disabled, concurrent-backups 2", () => 
     await createNamespace(c, ns);
     await createWorkload(c, ns);
     const [a, b] = [uniqueName("force-a"), uniqueName("force-b")];
-    await forceReadyToStart(cp, velero, [a, b], { includedNamespaces: [ns] });
+    const idle = uniqueName("idle");
+    await createBackup(c, velero.namespace, idle, { includedNamespaces: [ns] });
+    await createReadyToStart(cp, velero, [a, b], { includedNamespaces: [ns] });
+    // Facts the design rests on: with the queue disabled nothing moves a New
+    // backup, and Velero's backup controller ignores create events.
+    await expectStays("the queue-less backup to stay New and the created-ReadyToStart ones to stay put", async () => {
+      const phases = await Promise.all([idle, a, b].map(async (n) => (await getBackup(c, velero.namespace, n)).status?.phase));
+      return phases[0] === undefined && phases[1] === "ReadyToStart" && phases[2] === "ReadyToStart" &&
+        readProbeRecords(velero.probeDir).length === 0;
+    }, 5_000);
+    await kickBackups(cp, velero, [a, b]);
     const [da, db] = await Promise.all([waitForBackupDone(velero, cp, a), waitForBackupDone(velero, cp, b)]);
     expect([da.status?.phase, db.status?.phase]).toEqual(["Completed", "Completed"]);
     expect(itemsOf(velero.probeDir, a)).toHaveLength(3);

@@ -38,6 +38,7 @@ describe("velero smoke", () => {
     const done = await waitForBackupDone(velero, cp, name);
     expect(done.status?.phase, JSON.stringify(done.status)).toBe("Completed");
     expect(done.status?.errors ?? 0).toBe(0);
+    expect(done.status?.warnings ?? 0).toBe(0);
 
     const got = readProbeRecords(velero.probeDir)
       .filter((r) => r.backup === name)

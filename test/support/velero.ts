@@ -263,14 +263,28 @@ export async function waitForBackupDone(v: Velero, cp: ControlPlane, name: strin
 }
 
 /**
- * Creates a Backup already in phase ReadyToStart, then updates it (a label),
- * because Velero's backup controller starts backups only on update events whose
- * new phase is ReadyToStart. This bypasses any queue: a positive control.
+ * Creates Backups already in phase ReadyToStart (the Backup CRD has no status
+ * subresource, so create can set status). Velero's backup controller ignores
+ * create events: they do not start until kickBackups() updates them.
  */
-export async function forceReadyToStart(cp: ControlPlane, v: Velero, names: string[], o: BackupOptions): Promise<void> {
+export async function createReadyToStart(cp: ControlPlane, v: Velero, names: string[], o: BackupOptions): Promise<void> {
   const c = clients(cp.kubeConfig);
   for (const name of names) await createBackup(c, v.namespace, name, { ...o, status: { phase: "ReadyToStart" } });
+}
+
+/** Updates each Backup (a label), which is what makes Velero's backup controller look at it. */
+export async function kickBackups(cp: ControlPlane, v: Velero, names: string[]): Promise<void> {
+  const c = clients(cp.kubeConfig);
   await Promise.all(names.map((name) => updateVelero(c, "backups", v.namespace, name, (b) => {
-    b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
+    b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": String(Date.now()) };
   })));
+}
+
+/**
+ * Creates Backups in phase ReadyToStart and then updates them, bypassing any
+ * queue: a positive control for overlap detection.
+ */
+export async function forceReadyToStart(cp: ControlPlane, v: Velero, names: string[], o: BackupOptions): Promise<void> {
+  await createReadyToStart(cp, v, names, o);
+  await kickBackups(cp, v, names);
 }

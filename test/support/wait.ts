@@ -50,3 +50,23 @@ export async function waitFor<T>(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Asserts that `fn` keeps returning true for `durationMs` (polled every
+ * `intervalMs`): for facts that are only observable as "nothing happened",
+ * e.g. a controller ignoring an object. Throws at the first false, naming it.
+ */
+export async function expectStays(
+  description: string,
+  fn: () => boolean | Promise<boolean>,
+  durationMs: number,
+  intervalMs = 250,
+): Promise<void> {
+  const end = Date.now() + durationMs;
+  for (;;) {
+    assertChildrenAlive();
+    if (!(await fn())) throw new Error(`expected ${description} to hold for ${durationMs} ms, but it stopped holding`);
+    if (Date.now() >= end) return;
+    await sleep(Math.min(intervalMs, end - Date.now()));
+  }
+}
