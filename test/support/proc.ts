@@ -77,6 +77,8 @@ export class ManagedProcess {
       });
       this.child.on("close", (code, signal) => {
         this.exitInfo = { code, signal };
+        // Whatever the child left in its group (e.g. Velero's plugin processes) goes too.
+        killGroup(this.child.pid, "SIGKILL");
         live.delete(this);
         if (!this.stopping) {
           deaths.push(new Error(`${this.name} (pid ${this.child.pid}) exited unexpectedly ` +
