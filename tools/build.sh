@@ -42,6 +42,8 @@ srchash() { # srchash DIR -> short hash of the module's go.mod, go.sum and Go so
 
 # component NAME VERSION BINARY BUILDFUNC
 # BUILDFUNC is called with the output path of the binary and must create it.
+# It runs in an `if` context, where `set -e` does not apply: every step of a
+# build function ends with `|| return` or is its last command.
 component() {
   local name="$1" version="$2" binary="$3" fn="$4"
   local dir="$CACHE/$name-$version" log="$LOGS/$name-$version.log"
@@ -72,20 +74,20 @@ KUBE_DIR="$ROOT/tools/kube"
 build_kube_apiserver() {
   local v=k8s.io/component-base/version minor
   minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  cd "$KUBE_DIR"
+  cd "$KUBE_DIR" || return
   go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
     -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor \
     -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
     k8s.io/kubernetes/cmd/kube-apiserver
 }
 build_etcd() {
-  cd "$KUBE_DIR"
+  cd "$KUBE_DIR" || return
   go build -p "$P" -trimpath -ldflags "-s -w" -o "$1" ./cmd/etcd
 }
 
 # ---- our own Go programs ----
 build_own() { # build_own DIR OUT
-  cd "$1"
+  cd "$1" || return
   go build -p "$P" -trimpath -ldflags "-s -w" -o "$2" .
 }
 build_controlplane() { build_own "$ROOT/tools/controlplane" "$1"; }
@@ -95,7 +97,7 @@ build_s3() { build_own "$ROOT/tools/s3" "$1"; }
 # ---- velero (tools/velero: velero + its kopia replace) ----
 VELERO_DIR="$ROOT/tools/velero"
 build_velero() {
-  cd "$VELERO_DIR"
+  cd "$VELERO_DIR" || return
   go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
     -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION \
     -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" \
@@ -107,10 +109,10 @@ AWS_PLUGIN_VERSION="${AWS_PLUGIN_VERSION:-v1.14.3}"
 build_aws_plugin() {
   local out="$1" gobin
   gobin="$(dirname "$out")/gobin"
-  cd "$CACHE"
+  cd "$CACHE" || return
   GOBIN="$gobin" go install -p "$P" -trimpath -ldflags "-s -w" \
-    "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@$AWS_PLUGIN_VERSION"
-  mv "$gobin/velero-plugin-for-aws" "$out"; rmdir "$gobin"
+    "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@$AWS_PLUGIN_VERSION" || return
+  mv "$gobin/velero-plugin-for-aws" "$out" && rmdir "$gobin"
 }
 
 resolve() { # resolve VAR DIR MODULE: sets VAR or fails with one line
