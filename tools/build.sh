@@ -65,6 +65,7 @@ component() {
     echo "build.sh: FAILED: $name $version produced no $binary; full log: $log" >&2
     exit 1
   fi
+  echo "$name" >"$tmp/.component"
   rm -rf "$dir"; mv "$tmp" "$dir"
   echo "build.sh: $name $version: built in $((SECONDS - start))s"
 }
@@ -156,4 +157,14 @@ manifest="$CACHE/current.json"
   echo "}"
 } >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"
+# ---- prune builds of other versions (BACKUP_GATE_TOOLS_KEEP=1 keeps them) ----
+if [ "${BACKUP_GATE_TOOLS_KEEP:-}" != 1 ]; then
+  for d in "$CACHE"/*/; do
+    d="${d%/}"; [ -f "$d/.component" ] || continue
+    c="$(cat "$d/.component")"
+    if [ -n "${PATHS[$c]:-}" ] && [ "$(dirname "${PATHS[$c]}")" != "$d" ]; then
+      rm -rf "$d"; echo "build.sh: pruned $(basename "$d")"
+    fi
+  done
+fi
 echo "build.sh: all components ready in $((SECONDS - total))s; manifest: $manifest"
