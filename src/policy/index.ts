@@ -1,0 +1,2 @@
+export { createPolicySource, type PolicySourceImpl, type PolicySourceOptions, type ReloadResult } from "./source.js";
+export { readPolicyData, readPolicyText, describeRefusal, type PolicyDocumentResult, type PolicyRefusal } from "./document.js";

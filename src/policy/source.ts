@@ -1,0 +1,150 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import { trim } from "../core/objects.js";
+import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
+import type { BackoffOptions } from "../cluster/backoff.js";
+import { Reflector, type Decoded, type RawObject } from "../cluster/reflector.js";
+import { sameValue } from "../cluster/slim.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { PolicySource } from "../service/contracts.js";
+import type { EventRecorder } from "../service/events.js";
+import type { Logger } from "../service/log.js";
+import { describeRefusal, readPolicyData } from "./document.js";
+
+// The policy in effect: one ConfigMap, watched, hot-reloaded. A bad edit (YAML error, schema
+// error, missing key) keeps the last good policy and says so three ways: a Warning Event
+// `InvalidPolicy` on the ConfigMap naming the field, `backup_gate_policy_valid` 0 with
+// `backup_gate_policy_reloads_total{result="invalid"}`, and a log line with the field. A later
+// good edit sets the gauge back to 1 and notifies listeners. No ConfigMap means the defaults.
+
+export interface PolicySourceOptions {
+  namespace: string;
+  /** Default "backup-gate-policy". */
+  name?: string;
+  /** Default "policy.yaml". */
+  key?: string;
+  metrics?: Pick<Metrics, "policyValid" | "policyReloads" | "watchRestarts">;
+  log: Logger;
+  recorder?: EventRecorder;
+  backoff?: BackoffOptions;
+  watchTimeoutSeconds?: () => number;
+}
+
+export interface PolicySourceImpl extends PolicySource {
+  /** Why the ConfigMap's latest content is refused (`policy.yaml: field: message`), if it is. */
+  refusal(): string | undefined;
+}
+
+interface PolicyConfigMap {
+  uid: string;
+  resourceVersion: string;
+  data: Readonly<Record<string, string>>;
+}
+
+/** `result` label values of `backup_gate_policy_reloads_total`. */
+export type ReloadResult = "valid" | "invalid" | "missing";
+
+export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): PolicySourceImpl {
+  const name = o.name ?? "backup-gate-policy";
+  const key = o.key ?? "policy.yaml";
+  const where = `ConfigMap ${o.namespace}/${name}`;
+  const listeners = new Set<(policy: Policy) => void>();
+  let current: Policy = DEFAULT_POLICY;
+  let valid = true;
+  let refusal: string | undefined;
+  let present = false;
+  let loaded: () => void = () => {};
+  const firstLoad = new Promise<void>((resolve) => { loaded = resolve; });
+  o.metrics?.policyValid.set(1);
+
+  const setPolicy = (policy: Policy) => {
+    if (sameValue(current, policy)) return;
+    current = policy;
+    for (const l of [...listeners]) {
+      try { l(policy); } catch (e) { o.log.error({ err: e }, "policy listener failed"); }
+    }
+  };
+
+  const reloaded = (result: ReloadResult) => o.metrics?.policyReloads.inc({ result });
+
+  const apply = (cm: PolicyConfigMap) => {
+    present = true;
+    const r = readPolicyData(cm.data, key);
+    if (r.ok) {
+      const wasValid = valid;
+      valid = true;
+      refusal = undefined;
+      o.metrics?.policyValid.set(1);
+      reloaded("valid");
+      o.log.info({ configMap: `${o.namespace}/${name}`, resourceVersion: cm.resourceVersion, policy: r.policy }, `policy loaded from ${where}`);
+      if (!wasValid) {
+        void o.recorder?.event({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
+          "Normal", "PolicyApplied", `${key} is valid again and in effect`);
+      }
+      setPolicy(r.policy);
+      return;
+    }
+    const why = describeRefusal(r);
+    valid = false;
+    refusal = why;
+    o.metrics?.policyValid.set(0);
+    reloaded("invalid");
+    o.log.warn({ configMap: `${o.namespace}/${name}`, resourceVersion: cm.resourceVersion, key, field: r.field, error: r.error },
+      `policy in ${where} refused, keeping the last good policy: ${why}`);
+    void o.recorder?.event({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
+      "Warning", "InvalidPolicy", `${why}; the last good policy stays in effect`);
+  };
+
+  const missing = () => {
+    present = false;
+    valid = true;
+    refusal = undefined;
+    o.metrics?.policyValid.set(1);
+    reloaded("missing");
+    o.log.info({ configMap: `${o.namespace}/${name}` }, `${where} not found: using the default policy`);
+    setPolicy(DEFAULT_POLICY);
+  };
+
+  const decode = (raw: RawObject): Decoded<PolicyConfigMap> => {
+    raw.kind ??= "ConfigMap";
+    const r = trim("ConfigMap", raw);
+    if (!r.ok) return { ok: false, error: r.error };
+    return { ok: true, value: { uid: raw.metadata?.uid ?? "", resourceVersion: raw.metadata?.resourceVersion ?? "", data: r.value.data } };
+  };
+
+  const reflector = new Reflector<PolicyConfigMap>({
+    kc, log: o.log, resource: "policy-configmap",
+    path: `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/configmaps`,
+    fieldSelector: `metadata.name=${name}`,
+    decode,
+    sink: {
+      upsert: (_key, cm) => apply(cm),
+      remove: () => missing(),
+      listed: (first) => {
+        if (first && !present) missing();
+        if (first) loaded();
+      },
+    },
+    ...(o.metrics ? { metrics: o.metrics } : {}),
+    ...(o.backoff ? { backoff: o.backoff } : {}),
+    ...(o.watchTimeoutSeconds ? { watchTimeoutSeconds: o.watchTimeoutSeconds } : {}),
+  });
+
+  return {
+    current: () => current,
+    valid: () => valid,
+    refusal: () => refusal,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => { listeners.delete(listener); };
+    },
+    /** Starts the watch and resolves once the ConfigMap has been read (or found missing). */
+    async start() {
+      reflector.start();
+      await firstLoad;
+    },
+    async stop() {
+      await reflector.stop();
+      loaded();
+    },
+  };
+}
