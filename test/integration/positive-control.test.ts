@@ -21,6 +21,9 @@ function itemsOf(probeDir: string, backup: string): string[] {
   return readProbeRecords(probeDir).filter((r) => r.backup === backup).map((r) => `${r.kind} ${r.namespace}/${r.name}`).sort();
 }
 
+// Longer than every wait inside (backup waits are 180 s), so a stuck wait reports its own message.
+const TEST_TIMEOUT_MS = 300_000;
+
 describe("positive control: Velero queue disabled, concurrent-backups 2", () => {
   let cp: ControlPlane;
   let velero: Velero;
@@ -60,7 +63,7 @@ describe("positive control: Velero queue disabled, concurrent-backups 2", () => 
     const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
     expect(overlaps.length, describeOverlaps(overlaps)).toBeGreaterThan(0);
     for (const o of overlaps) expect(new Set([o.a.backup, o.b.backup])).toEqual(new Set([a, b]));
-  });
+  }, TEST_TIMEOUT_MS);
 });
 
 describe("negative control: Velero's built-in queue, concurrent-backups 2", () => {
@@ -92,5 +95,5 @@ describe("negative control: Velero's built-in queue, concurrent-backups 2", () =
 
     const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
     expect(overlaps, describeOverlaps(overlaps)).toEqual([]);
-  });
+  }, TEST_TIMEOUT_MS);
 });

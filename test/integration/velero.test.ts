@@ -9,6 +9,9 @@ import { clients, createBackup, createNamespace, createWorkload, getVelero, uniq
 import { readProbeRecords } from "../support/overlap.js";
 import { startVelero, waitForBackupDone, type Velero } from "../support/velero.js";
 
+// Longer than every wait inside (backup waits are 180 s), so a stuck wait reports its own message.
+const TEST_TIMEOUT_MS = 300_000;
+
 describe("velero smoke", () => {
   let cp: ControlPlane;
   let velero: Velero;
@@ -27,7 +30,7 @@ describe("velero smoke", () => {
   it("the BackupStorageLocation becomes Available", async () => {
     const bsl = await getVelero(c, "backupstoragelocations", velero.namespace, "default");
     expect(bsl.status?.phase).toBe("Available");
-  });
+  }, TEST_TIMEOUT_MS);
 
   it("backs up a namespace with a pod, a PVC and its PV, and the probe records exactly those", async () => {
     const ns = uniqueName("smoke");
@@ -49,5 +52,5 @@ describe("velero smoke", () => {
       `PersistentVolumeClaim ${ns}/${w.pvc}`,
       `Pod ${ns}/${w.pod}`,
     ]);
-  });
+  }, TEST_TIMEOUT_MS);
 });

@@ -41,6 +41,8 @@ export interface VeleroOptions {
    * "no EC2 IMDS role found" (internal/credentials/file_store.go, Path).
    */
   bslCredentialFromSecret?: boolean;
+  /** Keys to set in (value string) or remove from (value undefined) the BSL's spec.config. */
+  bslConfig?: Record<string, string | undefined>;
 }
 
 export interface Velero {
@@ -107,7 +109,9 @@ async function startS3(logDir: string, name: string): Promise<{ proc: ManagedPro
   return { proc, url: r };
 }
 
-async function applyVeleroSetup(c: Clients, ns: string, s3Url: string, credentialFromSecret: boolean): Promise<void> {
+async function applyVeleroSetup(
+  c: Clients, ns: string, s3Url: string, credentialFromSecret: boolean, configOverrides: Record<string, string | undefined>,
+): Promise<void> {
   try {
     await createNamespace(c, ns);
   } catch (e) {
@@ -143,6 +147,9 @@ async function applyVeleroSetup(c: Clients, ns: string, s3Url: string, credentia
       },
     },
   };
+  const config: Record<string, string | undefined> = { ...bsl.spec.config, ...configOverrides };
+  for (const k of Object.keys(config)) if (config[k] === undefined) delete config[k];
+  bsl.spec.config = config as typeof bsl.spec.config;
   try {
     await c.custom.createNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: ns, plural: "backupstoragelocations", body: bsl });
   } catch (e) {
@@ -185,7 +192,7 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
   const c = clients(cp.kubeConfig);
   let proc: ManagedProcess | undefined;
   try {
-    await applyVeleroSetup(c, ns, s3.url, opts.bslCredentialFromSecret ?? false);
+    await applyVeleroSetup(c, ns, s3.url, opts.bslCredentialFromSecret ?? false, opts.bslConfig ?? {});
     // As a standard install mounts the secret and points the AWS SDK at it.
     const credentialsFile = join(dir, "cloud-credentials");
     writeFileSync(credentialsFile, AWS_CREDENTIALS, { mode: 0o600 });
