@@ -6,7 +6,7 @@
 import { ApiextensionsV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { backupBody, clients, createBackup, createNamespace, isApiError, updateVelero, uniqueName, type Clients, type VeleroObject } from "../support/objects.js";
+import { backupBody, clients, createBackup, createNamespace, createSchedule, getVelero, isApiError, updateVelero, uniqueName, type Clients, type VeleroObject } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
 import { startWatch } from "../support/watch.js";
 
@@ -58,6 +58,14 @@ describe("control plane smoke", () => {
     } finally {
       req.abort();
     }
+  });
+
+  it("accepts a Schedule built by the harness helper", async () => {
+    const name = uniqueName("s");
+    await createSchedule(c, ns, name, { schedule: "@every 1h", includedNamespaces: ["app"], paused: true });
+    const got = await getVelero(c, "schedules", ns, name);
+    expect(got.spec.template.includedNamespaces).toEqual(["app"]);
+    expect(got.spec.paused).toBe(true);
   });
 
   it("rejects a Backup with an invalid field type (422)", async () => {
