@@ -17,6 +17,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Go's caches (and ours) live under $HOME; a stripped CI environment may lack it.
+if [ -z "${HOME:-}" ]; then HOME="$(getent passwd "$(id -u)" | cut -d: -f6)"; export HOME; fi
 CACHE="${BACKUP_GATE_TOOLS:-$HOME/.cache/backup-gate/tools}"
 LOGS="$CACHE/logs"
 mkdir -p "$CACHE" "$LOGS"
