@@ -171,11 +171,11 @@ export function backupBody(name: string, veleroNamespace: string, o: BackupOptio
     apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
     kind: "Backup",
     metadata: { name, namespace: veleroNamespace, labels: o.labels, annotations: o.annotations },
+    // Only what a user would typically set: Velero's defaults apply to the rest
+    // (snapshotVolumes nil, defaultVolumesToFsBackup from the server, ttl 720h).
     spec: {
       includedNamespaces: o.includedNamespaces,
       storageLocation: "default",
-      snapshotVolumes: false,
-      ttl: "1h0m0s",
       ...o.spec,
     },
     ...(o.status ? { status: o.status } : {}),
@@ -241,8 +241,6 @@ export async function createSchedule(c: Clients, veleroNamespace: string, name: 
         template: {
           includedNamespaces: o.includedNamespaces,
           storageLocation: "default",
-          snapshotVolumes: false,
-          ttl: "1h0m0s",
           ...o.template,
         },
       },
