@@ -1,0 +1,91 @@
+import { trim } from "../core/objects.js";
+import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
+import { ClusterView } from "../core/view.js";
+import type { BackupInfo } from "../core/model.js";
+import type { CacheChange, ClusterCache, PolicySource } from "../service/contracts.js";
+
+// In-memory implementations of the ClusterCache and PolicySource seams: a ClusterView and a
+// list of backups the owner feeds by hand (tests, benchmarks, `plan`-style dry runs). They
+// keep the seams' contracts (change listeners, synced) so the webhook server cannot tell them
+// from the informer-fed cache.
+
+export class MemoryClusterCache implements ClusterCache {
+  private readonly byKey = new Map<string, BackupInfo>();
+  private readonly byName = new Map<string, BackupInfo>();
+  private list?: BackupInfo[];
+  private readonly listeners = new Set<(c: CacheChange) => void>();
+  private isSynced: boolean;
+
+  constructor(readonly view: ClusterView = new ClusterView(), backups: readonly BackupInfo[] = [], synced = true) {
+    for (const b of backups) { this.byKey.set(`${b.namespace}/${b.name}`, b); this.byName.set(b.name, b); }
+    this.isSynced = synced;
+  }
+
+  backups(): readonly BackupInfo[] {
+    this.list ??= [...this.byKey.values()];
+    return this.list;
+  }
+  /** By name (the gate's backups all live in Velero's namespace; the last one set wins). */
+  backup(name: string): BackupInfo | undefined {
+    return this.byName.get(name);
+  }
+  synced(): boolean { return this.isSynced; }
+  setSynced(v: boolean): void { this.isSynced = v; this.emit({ kind: "Resync", type: "RELISTED" }); }
+  onChange(listener: (change: CacheChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+
+  /** Adds or replaces a backup (a trimmed BackupInfo, or a raw velero.io/v1 Backup). */
+  setBackup(backup: BackupInfo | unknown): BackupInfo {
+    const b = isInfo(backup) ? backup : trimOrThrow(backup);
+    const key = `${b.namespace}/${b.name}`;
+    const existed = this.byKey.has(key);
+    this.byKey.set(key, b);
+    this.byName.set(b.name, b);
+    this.list = undefined;
+    this.emit({ kind: "Backup", type: existed ? "MODIFIED" : "ADDED", namespace: b.namespace, name: b.name });
+    return b;
+  }
+  deleteBackup(namespace: string, name: string): void {
+    if (this.byKey.delete(`${namespace}/${name}`)) {
+      if (this.byName.get(name)?.namespace === namespace) this.byName.delete(name);
+      this.list = undefined;
+      this.emit({ kind: "Backup", type: "DELETED", namespace, name });
+    }
+  }
+  /** Tells listeners the view changed (after the owner mutated `view`). */
+  viewChanged(kind: CacheChange["kind"] = "Pod"): void {
+    this.emit({ kind, type: "MODIFIED" });
+  }
+
+  private emit(c: CacheChange): void {
+    for (const l of this.listeners) l(c);
+  }
+}
+
+export class StaticPolicySource implements PolicySource {
+  private readonly listeners = new Set<(p: Policy) => void>();
+  constructor(private policy: Policy = DEFAULT_POLICY) {}
+  current(): Policy { return this.policy; }
+  valid(): boolean { return true; }
+  set(policy: Policy): void { this.policy = policy; for (const l of this.listeners) l(policy); }
+  onChange(listener: (policy: Policy) => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+}
+
+function isInfo(x: unknown): x is BackupInfo {
+  return typeof x === "object" && x !== null && "phase" in x && "creationTimestamp" in x && !("metadata" in x);
+}
+
+function trimOrThrow(raw: unknown): BackupInfo {
+  const r = trim("Backup", raw);
+  if (!r.ok) throw r.error;
+  return r.value;
+}

@@ -1,0 +1,114 @@
+import { z } from "zod";
+
+// admission.k8s.io/v1 AdmissionReview: the request the API server sends, read with zod
+// (unknown fields tolerated), and the response the webhooks return.
+
+const groupVersionResource = z.looseObject({ group: z.string(), version: z.string(), resource: z.string() });
+const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
+
+export const admissionRequestSchema = z.looseObject({
+  uid: z.string({ error: "request.uid is required" }).min(1, "request.uid is required"),
+  kind: groupVersionKind,
+  resource: groupVersionResource,
+  subResource: z.string().nullish(),
+  name: z.string().nullish(),
+  namespace: z.string().nullish(),
+  operation: z.enum(["CREATE", "UPDATE", "DELETE", "CONNECT"]),
+  userInfo: z.looseObject({ username: z.string().nullish() }).nullish(),
+  object: z.unknown().nullish(),
+  oldObject: z.unknown().nullish(),
+  dryRun: z.boolean().nullish(),
+});
+
+export const admissionReviewSchema = z.looseObject({
+  apiVersion: z.literal("admission.k8s.io/v1", { error: (i) => `apiVersion must be admission.k8s.io/v1, got ${JSON.stringify(i.input)}` }),
+  kind: z.literal("AdmissionReview", { error: (i) => `kind must be AdmissionReview, got ${JSON.stringify(i.input)}` }),
+  request: admissionRequestSchema,
+});
+
+export type AdmissionRequest = z.output<typeof admissionRequestSchema>;
+
+export type ParsedReview = { ok: true; request: AdmissionRequest } | { ok: false; message: string };
+
+/** Reads an AdmissionReview; the message names the first field at fault. */
+export function parseReview(body: unknown): ParsedReview {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    return { ok: false, message: "the body is not an AdmissionReview: expected a JSON object" };
+  }
+  const result = admissionReviewSchema.safeParse(body);
+  if (result.success) return { ok: true, request: result.data.request };
+  const issue = result.error.issues[0];
+  const path = issue?.path.map(String).join(".") || "(body)";
+  const message = issue?.code === "invalid_type" && issue.input === undefined ? `${path} is required` : issue?.message ?? "invalid";
+  return { ok: false, message: `invalid AdmissionReview: ${message.startsWith(path) ? message : `${path}: ${message}`}` };
+}
+
+export interface AdmissionResponse {
+  readonly uid: string;
+  readonly allowed: boolean;
+  readonly status?: { readonly code: number; readonly reason?: string; readonly message: string };
+  readonly patch?: string;
+  readonly patchType?: "JSONPatch";
+  readonly warnings?: readonly string[];
+  readonly auditAnnotations?: Readonly<Record<string, string>>;
+}
+
+export function review(response: AdmissionResponse) {
+  return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
+}
+
+/** RFC 6901: `~` is `~0`, `/` is `~1`. */
+export function escapePointer(token: string): string {
+  return token.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
+export type JsonPatchOp = { op: "add"; path: string; value: unknown };
+
+/** Adds (or overwrites) annotations, creating metadata.annotations when absent. */
+export function annotationPatch(object: unknown, annotations: Readonly<Record<string, string>>): JsonPatchOp[] {
+  const meta = (object as { metadata?: { annotations?: unknown } } | null)?.metadata;
+  const existing = meta?.annotations;
+  if (existing === null || existing === undefined || typeof existing !== "object") {
+    return [{ op: "add", path: "/metadata/annotations", value: { ...annotations } }];
+  }
+  return Object.entries(annotations).map(([k, value]) => ({ op: "add", path: `/metadata/annotations/${escapePointer(k)}`, value }));
+}
+
+// The API server passes warnings on in `Warning` headers; the admission API asks to keep them
+// to 120 characters where possible and truncates those over 256 and long lists.
+export const WARNING_TARGET = 120;
+export const WARNING_MAX = 256;
+export const MAX_WARNINGS = 8;
+
+/** Warnings as people read them: short, printable ASCII, at most MAX_WARNINGS. */
+export function shortWarnings(warnings: readonly string[]): string[] {
+  const cleaned = warnings.map(shortWarning);
+  if (cleaned.length <= MAX_WARNINGS) return cleaned;
+  return [...cleaned.slice(0, MAX_WARNINGS - 1), `and ${cleaned.length - (MAX_WARNINGS - 1)} more (see the backup-gate.io/reason annotation)`];
+}
+
+export function shortWarning(w: string): string {
+  const s = w.replace(/[^\x20-\x7e]/g, "?");
+  if (s.length <= WARNING_TARGET) return s;
+  // Cut at a clause boundary when one keeps the first clause whole.
+  const cut = s.lastIndexOf("; ", WARNING_TARGET - 4);
+  if (cut > 40) return `${s.slice(0, cut)}; ...`;
+  return s.length <= WARNING_MAX ? s : `${s.slice(0, WARNING_MAX - 3)}...`;
+}
+
+/** Annotation values are kept readable: the reason and the waiting-for list are capped. */
+export function capAnnotation(key: string, value: string, max = 2048): string {
+  if (value.length <= max) return value;
+  if (key.endsWith("/waiting-for")) {
+    const names = value.split(",");
+    const kept: string[] = [];
+    let len = 0;
+    for (const n of names) {
+      if (len + n.length + 1 > max - 24) break;
+      kept.push(n);
+      len += n.length + 1;
+    }
+    return `${kept.join(",")},+${names.length - kept.length} more`;
+  }
+  return `${value.slice(0, max - 3)}...`;
+}

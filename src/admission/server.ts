@@ -1,0 +1,251 @@
+import type { Server as HttpsServer } from "node:https";
+import { performance } from "node:perf_hooks";
+import type { AddressInfo } from "node:net";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { trim } from "../core/objects.js";
+import type { BackupInfo } from "../core/model.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { Logger } from "../service/log.js";
+import { AdmissionEngine } from "./engine.js";
+import { annotationPatch, capAnnotation, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+
+// The admission webhooks over HTTPS (fastify):
+//   POST /mutate-backups    CREATE: annotate why a backup waits and warn its creator; never rejects
+//   POST /validate-backups  CREATE: refuse an invalid spec (422) or a serial run (403);
+//                           UPDATE: refuse a move into ReadyToStart that breaks the invariant (403)
+//   GET  /healthz           the process answers
+//   GET  /readyz            the cache has synced, a policy is loaded, the admission index is built
+//   GET  /metrics           Prometheus text
+//
+// The webhooks answer from the cache only (no API call per request). A body that is not an
+// admission.k8s.io/v1 AdmissionReview gets HTTP 400 with a message; over `bodyLimit`, 413.
+//
+// Failure mode, on purpose: the webhooks never answer 500. An internal error, or a decision
+// that cannot be made within `timeoutMs` (the admission index still building), is answered
+// `allowed: true` with a warning saying the backup was admitted unchecked, and counted
+// (backup_gate_admission_requests_total{verdict="error"|"timeout"}). The queue controller still
+// keeps the invariant for such a backup; only the advice (and a Forbid rejection) is lost.
+// What the API server does when the gate does not answer at all is the webhook
+// configurations' failurePolicy (see manifests.ts).
+
+/** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are Node's defaults (all strong). */
+export const STRONG_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+export const PATHS = { mutate: "/mutate-backups", validate: "/validate-backups" } as const;
+
+export interface WebhookServerOptions {
+  /** Started already: `current()` gives the material to serve. */
+  readonly tls: TlsSource;
+  readonly cache: ClusterCache;
+  readonly policy: PolicySource;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** Longest a review may wait for the admission index; default 1000 ms. */
+  readonly timeoutMs?: number;
+  /** Default 3 MiB. */
+  readonly bodyLimit?: number;
+  /** Share an engine (e.g. with a second server); default: one of our own. */
+  readonly engine?: AdmissionEngine;
+  readonly rebuildIntervalMs?: number;
+}
+
+export interface WebhookServer {
+  readonly app: FastifyInstance<HttpsServer>;
+  readonly engine: AdmissionEngine;
+  /** Listens (default 127.0.0.1, an ephemeral port); resolves with the address. */
+  listen(o?: { host?: string; port?: number }): Promise<{ host: string; port: number; url: string }>;
+  close(): Promise<void>;
+}
+
+type Webhook = "mutate" | "validate";
+type Verdict = "admit" | "admit-with-warning" | "reject" | "skipped" | "unreadable" | "timeout" | "error" | "bad-request";
+
+interface Outcome {
+  readonly response: AdmissionResponse;
+  readonly verdict: Verdict;
+}
+
+export function tlsOptions(m: TlsMaterial) {
+  return { key: m.key, cert: m.cert, minVersion: "TLSv1.2" as const, ciphers: STRONG_CIPHERS, honorCipherOrder: true };
+}
+
+export async function createWebhookServer(o: WebhookServerOptions): Promise<WebhookServer> {
+  const now = o.now ?? Date.now;
+  const timeoutMs = o.timeoutMs ?? 1000;
+  const log = o.log.child({ component: "admission" });
+  const engine = o.engine ?? new AdmissionEngine({ cache: o.cache, policy: o.policy, now, log, ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}) });
+  const ownEngine = o.engine === undefined;
+
+  const app = Fastify({
+    https: tlsOptions(o.tls.current()),
+    bodyLimit: o.bodyLimit ?? 3 * 1024 * 1024,
+    logger: false,
+    // The API server keeps connections open between reviews.
+    keepAliveTimeout: 60_000,
+  }) as unknown as FastifyInstance<HttpsServer>;
+
+  const unRotate = o.tls.onRotate((m) => {
+    try {
+      app.server.setSecureContext(tlsOptions(m));
+      log.info({ notAfter: m.notAfter.toISOString() }, "serving certificate swapped; open connections keep the previous one");
+    } catch (e) {
+      log.error({ err: e }, "could not swap the serving certificate; still serving the previous one");
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 503;
+    const message = status === 413
+      ? `request body larger than ${o.bodyLimit ?? 3 * 1024 * 1024} bytes`
+      : status === 400 && /JSON|body/i.test(err.message) ? `the body is not valid JSON: ${err.message}` : err.message;
+    if (status >= 500) log.error({ err, path: req.url }, "request failed");
+    void reply.code(status).send({ message });
+  });
+
+  app.get("/healthz", async () => ({ ok: true }));
+  app.get("/readyz", async (_req, reply) => {
+    const reasons: string[] = [];
+    if (!o.cache.synced()) reasons.push("the cluster cache has not synced yet");
+    try { o.policy.current(); } catch (e) { reasons.push(`no policy loaded: ${(e as Error).message}`); }
+    if (!engine.hasBase()) reasons.push("the admission index is still building");
+    return reasons.length === 0 ? { ready: true } : reply.code(503).send({ ready: false, reasons });
+  });
+  app.get("/metrics", async (_req, reply) => {
+    const text = await o.metrics.registry.metrics();
+    return reply.header("content-type", o.metrics.registry.contentType).send(text);
+  });
+
+  const handle = (webhook: Webhook) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const start = performance.now();
+    const parsed = parseReview(req.body);
+    if (!parsed.ok) {
+      o.metrics.admissionRequests.inc({ webhook, operation: "unknown", verdict: "bad-request" });
+      return reply.code(400).send({ message: parsed.message });
+    }
+    const r = parsed.request;
+    let outcome: Outcome;
+    try {
+      outcome = await decide(webhook, r);
+    } catch (e) {
+      log.error({ err: e, webhook, uid: r.uid, backup: r.name ?? undefined }, "admission failed; admitted unchecked");
+      outcome = { verdict: "error", response: { uid: r.uid, allowed: true, warnings: [`backup-gate could not check this request (internal error); admitted unchecked`] } };
+    }
+    const seconds = (performance.now() - start) / 1000;
+    o.metrics.admissionDuration.observe({ webhook }, seconds);
+    o.metrics.admissionRequests.inc({ webhook, operation: r.operation, verdict: outcome.verdict });
+    if (seconds * 1000 > timeoutMs) log.warn({ webhook, backup: r.name ?? undefined, ms: Math.round(seconds * 1000) }, "admission review answered after its time budget");
+    return reply.code(200).send(review(outcome.response));
+  };
+
+  async function decide(webhook: Webhook, r: AdmissionRequest): Promise<Outcome> {
+    const allowed = (verdict: Verdict, warnings?: string[]): Outcome => ({ verdict, response: { uid: r.uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } });
+    if (!isBackupsResource(r)) return allowed("skipped");
+    if (!(r.operation === "CREATE" || (webhook === "validate" && r.operation === "UPDATE"))) return allowed("skipped");
+    // Only the mutating webhook's advice needs the index; rejections use live data only.
+    if (webhook === "mutate" && !engine.hasBase()) {
+      const ready = await withDeadline(engine.ensureBase(), timeoutMs);
+      if (!ready) {
+        log.warn({ webhook, backup: r.name ?? undefined, timeoutMs }, "admission index not ready in time; admitted unchecked");
+        return allowed("timeout", [`backup-gate could not decide within ${timeoutMs} ms (starting up); admitted unchecked, the queue still applies`]);
+      }
+    }
+    const object = readBackup(r.object, r);
+    if (!object.ok) {
+      return allowed("unreadable", [`backup-gate could not read this Backup (${object.error}); admitted unchecked`.slice(0, 250)]);
+    }
+    const backup = object.value;
+    const t = now();
+
+    if (webhook === "mutate") {
+      const d = engine.decide(backup, t);
+      // The mutating webhook never rejects: the validating one does, with the same rules.
+      if (d.verdict === "reject") return allowed("reject");
+      const annotations = Object.fromEntries(Object.entries(d.annotations).map(([k, v]) => [k, capAnnotation(k, v)]));
+      const patch = annotationPatch(r.object, annotations);
+      const warnings = shortWarnings(d.warnings);
+      log.debug({ backup: backup.name, verdict: d.verdict, waitingFor: d.waitingFor.slice(0, 10), reason: d.reasons[0] }, "backup admitted");
+      return {
+        verdict: d.verdict,
+        response: {
+          uid: r.uid, allowed: true,
+          patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(patch)).toString("base64"),
+          ...(warnings.length ? { warnings } : {}),
+        },
+      };
+    }
+
+    if (r.operation === "CREATE") {
+      const v = engine.validateCreate(backup, t);
+      if (v.allowed) return allowed("admit");
+      log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
+      return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+    }
+
+    const old = readBackup(r.oldObject, r);
+    if (!old.ok) return allowed("unreadable");
+    const v = engine.checkTransition(old.value, backup);
+    if (v.foreign) {
+      o.metrics.foreignPromotions.inc();
+      log.warn({ backup: backup.name, user: r.userInfo?.username ?? undefined, refused: !v.allowed },
+        "backup moved to ReadyToStart without backup-gate's promoted-by mark: another writer promotes backups (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)");
+    }
+    if (v.allowed) return allowed("admit");
+    log.info({ backup: backup.name, conflictWith: v.conflictWith, reason: v.message }, "phase transition refused");
+    return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: 403, reason: "Forbidden", message: v.message } } };
+  }
+
+  app.post(PATHS.mutate, handle("mutate"));
+  app.post(PATHS.validate, handle("validate"));
+
+  return {
+    app,
+    engine,
+    async listen(l = {}) {
+      if (ownEngine) {
+        // Build the index in the background; reviews that arrive first wait up to timeoutMs.
+        engine.start().catch((e: unknown) => log.error({ err: e }, "admission index build failed"));
+      }
+      await app.listen({ host: l.host ?? "127.0.0.1", port: l.port ?? 0 });
+      const addr = app.server.address() as AddressInfo;
+      const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+      return { host: addr.address, port: addr.port, url: `https://${host}:${addr.port}` };
+    },
+    async close() {
+      unRotate();
+      if (ownEngine) engine.stop();
+      await app.close();
+    },
+  };
+}
+
+function isBackupsResource(r: AdmissionRequest): boolean {
+  return r.resource.group === "velero.io" && r.resource.version === "v1" && r.resource.resource === "backups" && !r.subResource;
+}
+
+/** The object as the core reads it; a name not generated yet is shown as `<generateName>(generated)`. */
+function readBackup(object: unknown, r: AdmissionRequest): { ok: true; value: BackupInfo } | { ok: false; error: string } {
+  if (object === null || typeof object !== "object") return { ok: false, error: "request.object is missing" };
+  const raw = object as { metadata?: Record<string, unknown> };
+  const meta = raw.metadata ?? {};
+  const name = typeof meta.name === "string" && meta.name ? meta.name
+    : r.name || `${typeof meta.generateName === "string" ? meta.generateName : "backup-"}(generated)`;
+  const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : r.namespace ?? "";
+  const result = trim("Backup", { kind: "Backup", ...raw, metadata: { ...meta, name, namespace } });
+  return result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.message };
+}
+
+async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([p.then(() => true, () => false), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,147 @@
+import type { Logger } from "../service/log.js";
+import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { createCa, generateRsaKey, issueServing, serviceDnsNames, splitSans, type IssuedCertificate } from "./certs.js";
+
+// A TlsSource that is its own CA. The CA lives in memory only (the gate reads no Secret): a
+// restart makes a new CA and the caBundle patcher writes it into the webhook configurations.
+// The serving certificate is renewed at `rotateFraction` of its lifetime (2/3 by default), the
+// CA likewise; listeners get the new material and the server swaps its secure context, so no
+// request is dropped. After a CA rotation the bundle keeps the previous CA until it expires, so
+// the API server trusts both while the new bundle propagates.
+
+const DAY_MS = 86_400_000;
+/** setTimeout's longest delay; longer waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface SelfManagedTlsOptions {
+  /** The webhook Service: its four DNS names go into the certificate. */
+  readonly service?: { readonly name: string; readonly namespace: string; readonly clusterDomain?: string };
+  /** Further SANs: DNS names or IP addresses (e.g. 127.0.0.1 for local runs). */
+  readonly extraSans?: readonly string[];
+  readonly caValidityMs?: number;
+  readonly servingValidityMs?: number;
+  /** Renew at this fraction of a certificate's lifetime. */
+  readonly rotateFraction?: number;
+  readonly now?: () => number;
+  readonly log?: Logger;
+  readonly metrics?: Metrics;
+}
+
+export class SelfManagedTls implements TlsSource {
+  private ca?: IssuedCertificate;
+  private previousCa?: IssuedCertificate;
+  private serving?: IssuedCertificate;
+  private material?: TlsMaterial;
+  private readonly listeners = new Set<(m: TlsMaterial) => void>();
+  private caIssuedAt = 0;
+  private servingIssuedAt = 0;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly now: () => number;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly caValidityMs: number;
+  readonly servingValidityMs: number;
+  readonly rotateFraction: number;
+  /** Serving certificates issued so far (1 after start). */
+  issued = 0;
+
+  constructor(private readonly o: SelfManagedTlsOptions) {
+    this.now = o.now ?? Date.now;
+    const extra = splitSans(o.extraSans ?? []);
+    this.dnsNames = [...(o.service ? serviceDnsNames(o.service.name, o.service.namespace, o.service.clusterDomain) : []), ...extra.dnsNames];
+    this.ipAddresses = extra.ipAddresses;
+    if (this.dnsNames.length === 0 && this.ipAddresses.length === 0) throw new Error("SelfManagedTls needs a service or extra SANs");
+    this.caValidityMs = o.caValidityMs ?? 365 * DAY_MS;
+    this.servingValidityMs = o.servingValidityMs ?? 90 * DAY_MS;
+    this.rotateFraction = o.rotateFraction ?? 2 / 3;
+    if (!(this.rotateFraction > 0 && this.rotateFraction < 1)) throw new Error(`rotateFraction must be in (0, 1), got ${this.rotateFraction}`);
+  }
+
+  current(): TlsMaterial {
+    if (!this.material) throw new Error("SelfManagedTls: current() before start()");
+    return this.material;
+  }
+
+  onRotate(listener: (material: TlsMaterial) => void): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.renew(true);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Renews now (the serving certificate, and the CA when it is due or `newCa`). */
+  async rotate(newCa = false): Promise<TlsMaterial> {
+    await this.renew(newCa);
+    return this.current();
+  }
+
+  private async renew(newCa: boolean): Promise<void> {
+    // Keys first (RSA generation can take a second or two on a busy machine), then the clock:
+    // a certificate's lifetime starts when it can be served.
+    const caDue = newCa || !this.ca || this.now() >= this.dueAt(this.caIssuedAt, this.ca);
+    const [caKeys, servingKeys] = await Promise.all([caDue ? generateRsaKey() : undefined, generateRsaKey()]);
+    const now = this.now();
+    if (caDue || !this.ca) {
+      const ca = await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
+      if (this.ca && this.ca.notAfter.getTime() > now) this.previousCa = this.ca;
+      this.ca = ca;
+      this.caIssuedAt = now;
+    }
+    if (this.previousCa && this.previousCa.notAfter.getTime() <= now) this.previousCa = undefined;
+    this.serving = await issueServing({ ca: this.ca, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses, validityMs: this.servingValidityMs, now, keys: servingKeys });
+    this.servingIssuedAt = now;
+    this.issued++;
+    const first = this.material === undefined;
+    this.material = {
+      key: this.serving.privateKeyPem,
+      cert: this.serving.certPem,
+      ca: this.ca.certPem + (this.previousCa ? this.previousCa.certPem : ""),
+      notAfter: this.serving.notAfter,
+    };
+    this.o.metrics?.certificateExpiry.set(this.serving.notAfter.getTime() / 1000);
+    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: this.ca.notAfter.toISOString(), sans: [...this.dnsNames, ...this.ipAddresses] },
+      first ? "serving certificate issued by the in-memory CA" : "serving certificate renewed");
+    if (!first) {
+      for (const l of this.listeners) {
+        try { l(this.material); } catch (e) { this.o.log?.error({ err: e }, "a certificate rotation listener failed"); }
+      }
+    }
+    this.schedule();
+  }
+
+  /** When a certificate issued at `issuedAt` is due for renewal. */
+  private dueAt(issuedAt: number, cert: IssuedCertificate): number {
+    return issuedAt + this.rotateFraction * (cert.notAfter.getTime() - issuedAt);
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (this.stopped || !this.serving || !this.ca) return;
+    // The serving certificate may have been cut short by the CA's expiry; renewing it then
+    // renews the CA too (renew() checks the CA's own due time).
+    const due = Math.min(this.dueAt(this.servingIssuedAt, this.serving), this.dueAt(this.caIssuedAt, this.ca));
+    const wait = Math.max(0, due - this.now());
+    this.timer = setTimeout(() => {
+      if (this.stopped) return;
+      if (wait > MAX_TIMER_MS) { this.schedule(); return; }
+      this.renew(false).catch((e: unknown) => {
+        this.o.log?.error({ err: e }, "certificate renewal failed; retrying in 30 s");
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => { void this.renew(false).catch(() => this.schedule()); }, 30_000);
+        this.timer.unref();
+      });
+    }, Math.min(wait, MAX_TIMER_MS));
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,174 @@
+import { describe, expect, it } from "vitest";
+import { AdmissionEngine } from "../../src/admission/engine.js";
+import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { decideAdmission } from "../../src/core/admission.js";
+import type { BackupInfo } from "../../src/core/model.js";
+import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
+import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+
+// The admission engine judges only the candidate against an index of the queue; the core's
+// decideAdmission runs a full plan. With the index built from the current cache the two must
+// give the same decision, field for field. Scenarios: a fixed table, then seeded random ones.
+
+const NOW = Date.parse("2026-01-01T12:00:00Z");
+const at = (minute: number) => new Date(Date.parse("2026-01-01T11:00:00Z") + minute * 60_000).toISOString();
+
+const estate = () => [
+  ns("shop"), ns("web"), ns("data"), ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
+  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }), ...boundClaim("shop", "orders-data"),
+  pod("web", "nginx", { labels: { app: "web" } }),
+  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" }, annotations: { "pre.hook.backup.velero.io/command": "[\"/bin/sync\"]" } }), ...boundClaim("data", "pg"),
+  pod("strict", "s-0", { claims: ["s-data"] }), ...boundClaim("strict", "s-data"),
+];
+
+async function both(policy: Policy, backups: object[], candidateRaw: object) {
+  const snap = cluster(...estate(), ...backups);
+  const candidate = cluster(candidateRaw).backups[0] as BackupInfo;
+  const expected = decideAdmission(snap, policy, NOW, candidate);
+  const engine = new AdmissionEngine({ cache: new MemoryClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(policy), now: () => NOW });
+  await engine.start();
+  const actual = engine.decide(candidate, NOW);
+  engine.stop();
+  return { expected, actual };
+}
+
+const sched = (name: string) => ({ labels: { "velero.io/schedule-name": name } });
+const app = (name: string, appLabel: string, o: Parameters<typeof backup>[2] = {}, extra: object = {}) =>
+  backup(name, { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: appLabel } }, ...extra }, o);
+const noAging: Policy = { ...DEFAULT_POLICY, priorities: { ...DEFAULT_POLICY.priorities, agingSeconds: 0 } };
+
+describe("admission engine = core decideAdmission", () => {
+  it.each<[string, Policy, object[], object]>([
+    ["nothing else: admit", noAging, [], app("cart", "cart", { created: "" })],
+    ["waits behind an in-flight all-namespace backup", noAging, [backup("all", {}, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
+    ["waits behind a queued backup ahead of it", noAging, [backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }), backup("x", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
+    ["a queued backup of lower priority is not ahead", noAging, [backup("low", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0), labels: { "backup-gate.io/priority": "-5" } })], app("cart", "cart", { created: "" })],
+    ["limit full: waits for a free slot", { ...noAging, maxConcurrentBackups: 1 }, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
+    ["promotions ahead take the free slots", { ...noAging, maxConcurrentBackups: 2 },
+      [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }), backup("d", { includedNamespaces: ["data"] }, { phase: "Queued", created: at(1) })], app("cart", "cart", { created: "" })],
+    ["Forbid rejects a second run", noAging, [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
+    ["Allow queues the second run", { ...noAging, serialWorkloads: "Allow" }, [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(0) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
+    ["Replace supersedes the queued run", { ...noAging, serialWorkloads: "Replace" },
+      [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) }), backup("h-0", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(-5) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
+    ["invalid spec is rejected", noAging, [], backup("bad", { includedNamespaces: ["*", "shop"] })],
+    ["Namespace level: shares a namespace", { ...noAging, conflictLevel: "Namespace" }, [app("orders", "orders", { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
+    ["namespace annotated strict", noAging, [backup("s1", { includedNamespaces: ["strict"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], backup("s2", { includedNamespaces: ["strict"], snapshotVolumes: false })],
+    ["hooks make a unit exclusive", noAging, [backup("d1", { includedNamespaces: ["data"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], backup("d2", { includedNamespaces: ["data"], snapshotVolumes: false })],
+    ["a candidate outside Velero's namespace is not judged", noAging, [], { ...backup("elsewhere", { includedNamespaces: ["shop"] }), metadata: { namespace: "other", name: "elsewhere" } }],
+    ["same name as an existing backup: the existing one is ignored", noAging, [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
+  ])("%s", async (_name, policy, backups, candidate) => {
+    const { expected, actual } = await both(policy, backups, candidate);
+    expect(actual).toEqual(expected);
+  });
+
+  it("agrees on 300 random queues", async () => {
+    let seed = 42;
+    const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const namespaces = [["shop"], ["web"], ["data"], ["strict"], ["shop", "data"], ["*"], []];
+    const phases = ["", "New", "Queued", "Queued", "ReadyToStart", "InProgress", "Completed"];
+    const spec = () => ({
+      includedNamespaces: pick(namespaces),
+      ...(rand() < 0.3 ? { labelSelector: { matchLabels: { app: pick(["cart", "orders", "pg"]) } } } : {}),
+      ...(rand() < 0.3 ? { snapshotVolumes: false } : {}),
+      ...(rand() < 0.15 ? { defaultVolumesToFsBackup: true } : {}),
+    });
+    const labels = (): Record<string, string> => ({
+      ...(rand() < 0.3 ? { "velero.io/schedule-name": pick(["h", "n"]) } : {}),
+      ...(rand() < 0.2 ? { "backup-gate.io/priority": String(pick([-1, 0, 5, 20])) } : {}),
+    });
+    const seen = new Map<string, number>();
+    const count = (k: string) => seen.set(k, (seen.get(k) ?? 0) + 1);
+    for (let i = 0; i < 300; i++) {
+      const policy = policySchema.parse({
+        conflictLevel: pick(["ItemBlock", "ItemBlock", "Namespace"]), maxConcurrentBackups: pick([1, 2, 3, 4]),
+        serialWorkloads: pick(["Allow", "Forbid", "Replace"]), priorities: { agingSeconds: pick([0, 600]) },
+      });
+      const n = Math.floor(rand() * 8);
+      const backups = Array.from({ length: n }, (_, k) => backup(`b${k}`, spec(), { phase: pick(phases), created: at(-Math.floor(rand() * 90)), labels: labels(), annotations: rand() < 0.1 ? { "backup-gate.io/conflict-level": "Namespace" } : {} }));
+      const candidate = backup(`c${i}`, spec(), { created: "", labels: labels() });
+      const { expected, actual } = await both(policy, backups, candidate);
+      count(expected.verdict);
+      if (expected.waitingFor.length > 0) count("waits-behind");
+      if (expected.reasons[0]?.startsWith("waits for a free slot")) count("slot");
+      if (expected.warnings.some((w) => w.includes("supersedes"))) count("supersedes");
+      expect(actual, `case ${i}: ${JSON.stringify({ policy: { l: policy.conflictLevel, m: policy.maxConcurrentBackups, s: policy.serialWorkloads }, backups, candidate })}`).toEqual(expected);
+    }
+    // The generator reaches every kind of answer.
+    for (const k of ["admit", "admit-with-warning", "reject", "waits-behind", "slot", "supersedes"]) expect(seen.get(k) ?? 0, k).toBeGreaterThan(5);
+  });
+});
+
+describe("admission engine: the base goes stale, the answer does not", () => {
+  it("a queued backup created after the index was built is still seen (judged live)", async () => {
+    const snap = cluster(...estate());
+    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(noAging), now: () => NOW, rebuildIntervalMs: 60_000 });
+    await engine.start();
+    await engine.ensureBase();
+    const rebuilds = engine.rebuilds;
+    cache.setBackup(backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }));
+    const d = engine.decide(cluster(app("cart", "cart", { created: "" })).backups[0]!, NOW);
+    expect(engine.rebuilds).toBe(rebuilds); // no rebuild in between
+    expect(d.waitingFor).toEqual(["q"]);
+    // and one that left the queue is no longer waited for
+    cache.setBackup(backup("q", { includedNamespaces: ["shop"] }, { phase: "Completed", created: at(0) }));
+    expect(engine.decide(cluster(app("cart", "cart", { created: "" })).backups[0]!, NOW).verdict).toBe("admit");
+    engine.stop();
+  });
+
+  it("rebuilds in the background after changes", async () => {
+    const snap = cluster(...estate());
+    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(noAging), now: () => NOW, rebuildIntervalMs: 10 });
+    await engine.start();
+    const before = engine.rebuilds;
+    cache.setBackup(backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }));
+    const deadline = Date.now() + 5_000;
+    while (engine.rebuilds === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(engine.rebuilds).toBeGreaterThan(before);
+    engine.stop();
+  });
+});
+
+describe("admission engine: phase transitions", () => {
+  const setup = async (policy: Policy, backups: object[]) => {
+    const snap = cluster(...estate(), ...backups);
+    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(policy), now: () => NOW });
+    await engine.start();
+    return { engine, info: (raw: object) => cluster(raw).backups[0]! };
+  };
+  const mark = { "backup-gate.io/promoted-by": "backup-gate" };
+
+  it.each<[string, Policy, object[], object, object, RegExp | null]>([
+    ["conflict with an in-flight backup is refused, naming it", noAging, [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), /^backup cart may not become ReadyToStart: it conflicts with all \(InProgress\): both snapshot PVC shop\/cart-data$/],
+    ["over the limit is refused", { ...noAging, maxConcurrentBackups: 1 }, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), /1 of 1 backups are already in flight \(w\)/],
+    ["no conflict, room left: allowed", noAging, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), null],
+    ["itself in the cache as ReadyToStart does not count", { ...noAging, maxConcurrentBackups: 1 }, [app("cart", "cart", { phase: "ReadyToStart" })],
+      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), null],
+    ["not a move into ReadyToStart: allowed", { ...noAging, maxConcurrentBackups: 1 }, [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      app("cart", "cart", { phase: "ReadyToStart" }), app("cart", "cart", { phase: "InProgress" }), null],
+  ])("%s", async (_name, policy, backups, oldRaw, newRaw, refused) => {
+    const { engine, info } = await setup(policy, backups);
+    const v = engine.checkTransition(info(oldRaw), info(newRaw));
+    if (refused) {
+      expect(v.allowed).toBe(false);
+      expect(!v.allowed && v.message).toMatch(refused);
+    } else {
+      expect(v.allowed).toBe(true);
+    }
+    engine.stop();
+  });
+
+  it("flags a promotion without backup-gate's mark as foreign", async () => {
+    const { engine, info } = await setup(noAging, []);
+    expect(engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart" })))).toEqual({ allowed: true, transition: true, foreign: true });
+    expect(engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart", annotations: mark })))).toEqual({ allowed: true, transition: true, foreign: false });
+    engine.stop();
+  });
+});

@@ -1,0 +1,241 @@
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
+import { createMetrics } from "../../src/metrics/metrics.js";
+import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
+import { createLogger } from "../../src/service/log.js";
+import { mergeCaBundle } from "../../src/tls/caBundle.js";
+import { checkMaterial, createCa, issueServing } from "../../src/tls/certs.js";
+import { writeDevCerts } from "../../src/tls/devCerts.js";
+import { FileTls, loadTlsFiles } from "../../src/tls/files.js";
+import { SelfManagedTls } from "../../src/tls/selfManaged.js";
+
+const log = createLogger("silent");
+const DAY = 86_400_000;
+
+async function serve(tls: TlsSource): Promise<{ server: WebhookServer; port: number }> {
+  const server = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(), metrics: createMetrics(), log });
+  const { port } = await server.listen();
+  return { server, port };
+}
+
+/** One GET over a new TLS connection; resolves with the status and the serving certificate's fingerprint. */
+function get(port: number, ca: string, path = "/healthz"): Promise<{ status: number; fingerprint: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path, ca, agent: false, timeout: 5_000 }, (res) => {
+      const fingerprint = (res.socket as import("node:tls").TLSSocket).getPeerCertificate().fingerprint256;
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, fingerprint }));
+    });
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("self-managed certificates", { timeout: 30_000 }, () => {
+  let tls: SelfManagedTls;
+  beforeAll(async () => {
+    tls = new SelfManagedTls({ service: { name: "backup-gate", namespace: "gate-system" }, extraSans: ["127.0.0.1", "gate.local"] });
+    await tls.start();
+  });
+  afterAll(async () => { await tls.stop(); });
+
+  it("serves the Service's DNS names and the extra SANs", () => {
+    const cert = new X509Certificate(tls.current().cert);
+    expect(cert.subjectAltName?.split(", ")).toEqual([
+      "DNS:backup-gate", "DNS:backup-gate.gate-system", "DNS:backup-gate.gate-system.svc", "DNS:backup-gate.gate-system.svc.cluster.local",
+      "DNS:gate.local", "IP Address:127.0.0.1",
+    ]);
+    expect(cert.checkHost("backup-gate.gate-system.svc")).toBe("backup-gate.gate-system.svc");
+    expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
+    expect(cert.ca).toBe(false);
+    expect(cert.keyUsage).toContain("1.3.6.1.5.5.7.3.1"); // serverAuth
+  });
+
+  it("chains to the CA; the key matches; RSA 2048; 90 days serving, 1 year CA", () => {
+    const m = tls.current();
+    const cert = new X509Certificate(m.cert);
+    const ca = new X509Certificate(m.ca);
+    expect(ca.ca).toBe(true);
+    expect(cert.checkIssued(ca)).toBe(true);
+    expect(cert.verify(ca.publicKey)).toBe(true);
+    expect(checkMaterial(m.key, m.cert, m.ca, Date.now())).toBeUndefined();
+    expect(cert.publicKey.asymmetricKeyType).toBe("rsa");
+    expect(cert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    const days = (Date.parse(cert.validTo) - Date.now()) / DAY;
+    expect(days).toBeGreaterThan(89.9);
+    expect(days).toBeLessThanOrEqual(90);
+    expect((Date.parse(ca.validTo) - Date.now()) / DAY).toBeGreaterThan(364.9);
+    expect(m.notAfter.getTime()).toBe(Date.parse(cert.validTo));
+  });
+
+  it("a client trusting the CA connects to the server by IP; one trusting another CA does not", async () => {
+    const { server, port } = await serve(tls);
+    try {
+      expect((await get(port, tls.current().ca)).status).toBe(200);
+      const other = await createCa({ validityMs: DAY, now: Date.now() });
+      await expect(get(port, other.certPem)).rejects.toThrow(/self.signed|unable to verify|certificate/i);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses TLS 1.1 and accepts TLS 1.2", async () => {
+    const { server, port } = await serve(tls);
+    const attempt = (version: "TLSv1.1" | "TLSv1.2") => new Promise<string>((resolve, reject) => {
+      // SECLEVEL=0 lets this client offer TLS 1.1 at all, so the refusal is the server's.
+      const s = connect({ host: "127.0.0.1", port, ca: tls.current().ca, minVersion: version, maxVersion: version, ciphers: "DEFAULT@SECLEVEL=0" }, () => {
+        const p = s.getProtocol() ?? "";
+        s.end();
+        resolve(p);
+      });
+      s.setTimeout(5_000, () => s.destroy(new Error("timed out")));
+      s.on("error", reject);
+    });
+    try {
+      await expect(attempt("TLSv1.1")).rejects.toThrow(/protocol version|unsupported protocol|no protocols available/i);
+      await expect(attempt("TLSv1.2")).resolves.toBe("TLSv1.2");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("rotation without a dropped request", () => {
+  it("the serving certificate is renewed at 2/3 of its life while a client keeps calling: zero failures", async () => {
+    // 6 s certificates, renewed after 4 s: the 2 s left cover key generation on a loaded
+    // machine (the old certificate must stay valid until the new one is in place).
+    const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"], servingValidityMs: 6_000 });
+    await tls.start();
+    const rotations: TlsMaterial[] = [];
+    tls.onRotate((m) => rotations.push(m));
+    const { server, port } = await serve(tls);
+    const seen = new Set<string>();
+    let ok = 0;
+    const failures: string[] = [];
+    try {
+      const until = Date.now() + 20_000;
+      while (Date.now() < until && (rotations.length < 2 || ok < 20)) {
+        try {
+          const r = await get(port, tls.current().ca);
+          if (r.status === 200) { ok++; seen.add(r.fingerprint); } else failures.push(`HTTP ${r.status}`);
+        } catch (e) {
+          failures.push((e as Error).message);
+        }
+      }
+    } finally {
+      await server.close();
+      await tls.stop();
+    }
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(20);
+    expect(rotations.length).toBeGreaterThanOrEqual(2);
+    expect(seen.size).toBeGreaterThanOrEqual(2);
+    // The CA stayed the same: only the serving certificate rotates this often.
+    expect(new Set(rotations.map((m) => m.ca)).size).toBe(1);
+  }, 40_000);
+
+  it("a CA rotation keeps the previous CA in the bundle", { timeout: 30_000 }, async () => {
+    const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+    await tls.start();
+    const before = tls.current();
+    const after = await tls.rotate(true);
+    await tls.stop();
+    expect(after.ca.startsWith(before.ca)).toBe(false);
+    expect(after.ca.endsWith(before.ca)).toBe(true);
+    expect(checkMaterial(after.key, after.cert, after.ca, Date.now())).toBeUndefined();
+  });
+});
+
+describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
+  let dir: string;
+  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), "bg-tls-")); });
+  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+
+  it("loads tls.crt/tls.key/ca.crt, serves them, and reloads when they change (watch)", async () => {
+    const first = await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
+    const tls = new FileTls({ dir, log, pollIntervalMs: 60_000 });
+    await tls.start();
+    expect(tls.current().cert).toBe(first.cert);
+    const rotated: TlsMaterial[] = [];
+    tls.onRotate((m) => rotated.push(m));
+    const { server, port } = await serve(tls);
+    try {
+      const a = await get(port, first.ca);
+      const second = await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
+      const deadline = Date.now() + 10_000;
+      while (rotated.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect(rotated).toHaveLength(1);
+      expect(tls.current().cert).toBe(second.cert);
+      const b = await get(port, second.ca);
+      expect(b.status).toBe(200);
+      expect(b.fingerprint).not.toBe(a.fingerprint);
+      expect(tls.lastError()).toBeUndefined();
+    } finally {
+      await server.close();
+      await tls.stop();
+    }
+  });
+
+  it.each<[string, (d: string) => Promise<void>, RegExp]>([
+    ["a key that does not match the certificate", async (d) => {
+      const other = await writeDevCerts(join(d, "other"));
+      writeFileSync(join(d, "tls.key"), other.key);
+    }, /tls\.key does not match tls\.crt: the key's public key is not the certificate's/],
+    ["a certificate not signed by ca.crt", async (d) => {
+      const other = await createCa({ validityMs: DAY, now: Date.now(), commonName: "someone-else" });
+      writeFileSync(join(d, "ca.crt"), other.certPem);
+    }, /tls\.crt \(issuer CN=backup-gate-dev-ca, O=backup-gate\) is not signed by any certificate in ca\.crt \(CN=someone-else, O=backup-gate\)/],
+    ["an expired certificate", async (d) => {
+      const now = Date.now();
+      const ca = await createCa({ validityMs: 10 * DAY, now: now - 5 * DAY });
+      const s = await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now: now - 3 * DAY });
+      writeFileSync(join(d, "tls.crt"), s.certPem); writeFileSync(join(d, "tls.key"), s.privateKeyPem); writeFileSync(join(d, "ca.crt"), ca.certPem);
+    }, /tls\.crt expired at/],
+    ["a file that is not PEM", async (d) => { writeFileSync(join(d, "tls.crt"), "hello"); }, /tls\.crt is not a PEM certificate/],
+    ["a missing ca.crt", async (d) => { rmSync(join(d, "ca.crt")); }, /cannot read .*ca\.crt: ENOENT/],
+  ])("refuses %s, says why, and keeps serving the previous certificate", async (_name, spoil, message) => {
+    const d = mkdtempSync(join(dir, "case-"));
+    const good = await writeDevCerts(d, { extraSans: ["127.0.0.1"] });
+    const tls = new FileTls({ dir: d, log, pollIntervalMs: 60_000 });
+    await tls.start();
+    await spoil(d);
+    await tls.reload();
+    expect(tls.lastError()?.message).toMatch(message);
+    expect(tls.current().cert).toBe(good.cert);
+    await expect(loadTlsFiles(d)).rejects.toThrow(message);
+    // Starting on bad files fails with the same message.
+    await expect(new FileTls({ dir: d }).start()).rejects.toThrow(message);
+    await tls.stop();
+  });
+
+  it("writeDevCerts writes the key private (0600)", async () => {
+    const d = mkdtempSync(join(dir, "dev-"));
+    const m = await writeDevCerts(d);
+    const { statSync } = await import("node:fs");
+    expect(statSync(join(d, "tls.key")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(d, "ca.crt"), "utf8")).toBe(m.ca);
+    expect(new X509Certificate(m.cert).subjectAltName).toBe("DNS:localhost, IP Address:127.0.0.1");
+  });
+});
+
+describe("caBundle merge", { timeout: 30_000 }, () => {
+  it("ours first, other valid CAs kept (newest first), expired and duplicates dropped, capped", async () => {
+    const now = Date.now();
+    const mk = (from: number, validity: number, cn: string) => createCa({ now: now + from, validityMs: validity, commonName: cn });
+    const [ours, older, newer, expired, extra] = await Promise.all([mk(0, DAY, "ours"), mk(-2 * DAY, 10 * DAY, "older"), mk(-DAY, 10 * DAY, "newer"), mk(-3 * DAY, DAY, "expired"), mk(-4 * DAY, 10 * DAY, "extra")]);
+    const existing = older!.certPem + expired!.certPem + ours!.certPem + newer!.certPem + extra!.certPem;
+    const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
+    expect(cns(mergeCaBundle(ours!.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
+    expect(cns(mergeCaBundle(ours!.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
+    expect(cns(mergeCaBundle(ours!.certPem, undefined, now))).toEqual(["CN=ours"]);
+    expect(cns(mergeCaBundle(ours!.certPem, "garbage", now))).toEqual(["CN=ours"]);
+  });
+});
