@@ -1,0 +1,149 @@
+// Benchmark of the decision core at scale: 2,000 namespaces, 100,000 pods, 100,000 bound PVCs
+// (with their PVs) and 10,000 queued backups. Run with `npm run bench:core`
+// (`npx tsx bench/core.bench.ts`). Prints a table and one JSON line per figure.
+//
+// Goals (design): a full plan within 50 ms, a re-plan after one event within 5 ms.
+
+import { createHash } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { BackupInfo, PodInfo } from "../src/core/model.js";
+import { plan, type Plan } from "../src/core/plan.js";
+import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
+import { ScopeCache } from "../src/core/scopeCache.js";
+import { ClusterView } from "../src/core/view.js";
+
+// BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs.
+const SCALE = Number(process.env.BENCH_SCALE ?? "1");
+const NAMESPACES = Math.round(2_000 * SCALE);
+const PODS_PER_NAMESPACE = 50; // 100,000 pods, one PVC (and PV) each
+const APPS_PER_NAMESPACE = 10;
+const BACKUPS = Math.round(10_000 * SCALE);
+const ALL_NAMESPACE_BACKUPS = 5;
+const IN_FLIGHT = 4;
+const T0 = Date.parse("2026-01-01T00:00:00Z");
+
+const policy = policySchema.parse({ ...DEFAULT_POLICY, maxConcurrentBackups: 8 });
+const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
+
+function podOf(namespace: string, i: number, generation = 0): PodInfo {
+  const app = `app-${i % APPS_PER_NAMESPACE}`;
+  return {
+    namespace, name: `${app}-${i}`, labels: { app, ...(generation ? { generation: String(generation) } : {}) },
+    // One pod in five has a pre hook; one in ten opts its volume into a file-system backup.
+    annotations: {
+      ...(i % 5 === 0 ? { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } : {}),
+      ...(i % 10 === 1 ? { "backup.velero.io/backup-volumes": "data" } : {}),
+    },
+    phase: "Running", nodeName: `node-${i % 50}`, deleting: false,
+    volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: `data-${i}` }, { name: "tmp", type: "emptyDir" }],
+  };
+}
+
+function buildView(): ClusterView {
+  const view = new ClusterView();
+  for (let n = 0; n < NAMESPACES; n++) {
+    const namespace = nsName(n);
+    view.setNamespace({ name: namespace, labels: { team: `t${n % 40}` }, annotations: {}, terminating: false });
+    for (let i = 0; i < PODS_PER_NAMESPACE; i++) {
+      const claim = `data-${i}`;
+      const pv = `pv-${namespace}-${claim}`;
+      view.setPvc({
+        namespace, name: claim, labels: { app: `app-${i % APPS_PER_NAMESPACE}` }, annotations: {},
+        phase: "Bound", volumeName: pv, storageClassName: "standard", deleting: false,
+      });
+      view.setPv({
+        name: pv, labels: {}, annotations: {}, capacity: "10Gi", storageClassName: "standard",
+        claimRef: { namespace, name: claim }, type: "csi", csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} }, deleting: false,
+      });
+      view.setPod(podOf(namespace, i));
+    }
+  }
+  return view;
+}
+
+function buildBackups(): BackupInfo[] {
+  const backups: BackupInfo[] = [];
+  const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
+    const json = JSON.stringify(spec);
+    backups.push({
+      namespace: "velero", name, uid: `uid-${name}`, resourceVersion: "1", labels, annotations: {},
+      creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
+      spec, specHash: createHash("sha256").update(json).digest("hex").slice(0, 16), phase,
+    });
+  };
+  // A handful of whole-cluster backups (the nightly DR run and friends), spread over the queue.
+  for (let i = 0; i < ALL_NAMESPACE_BACKUPS; i++) {
+    add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "", { "velero.io/schedule-name": `dr-${i}` });
+  }
+  for (let i = 0; backups.length < BACKUPS; i++) {
+    const namespace = nsName(i % NAMESPACES);
+    const phase = i < IN_FLIGHT ? "InProgress" : i % 3 === 0 ? "Queued" : i % 3 === 1 ? "New" : "";
+    if (i % 2 === 0) {
+      add(`ns-${i}`, { includedNamespaces: [namespace], snapshotVolumes: true }, i % 600, phase, { "velero.io/schedule-name": `ns-${namespace}` });
+    } else {
+      const app = `app-${i % APPS_PER_NAMESPACE}`;
+      add(`app-${i}`, { includedNamespaces: [namespace], labelSelector: { matchLabels: { app } }, defaultVolumesToFsBackup: i % 7 === 0 }, i % 600, phase);
+    }
+  }
+  return backups;
+}
+
+interface Figure { readonly bench: string; readonly iterations: number; readonly min: number; readonly median: number; readonly p95: number }
+
+function measure(bench: string, iterations: number, run: () => void, before?: () => void): Figure {
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    before?.();
+    const start = performance.now();
+    run();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)] as number;
+  return { bench, iterations, min: times[0] as number, median: at(0.5), p95: at(0.95) };
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+function main(): void {
+  const buildStart = performance.now();
+  const view = buildView();
+  const backups = buildBackups();
+  const buildMs = performance.now() - buildStart;
+  (globalThis as { gc?: () => void }).gc?.();
+  const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
+
+  const snapshot = { view, backups };
+  const now = T0 + 12 * 3_600_000;
+  let last: Plan | undefined;
+
+  // BENCH_ONLY=warm|event skips the cold figure (for profiling the others).
+  const only = process.env.BENCH_ONLY;
+  const cold = measure("core.plan.full.cold", only ? 0 : 3, () => { last = plan(snapshot, policy, now, { cache: new ScopeCache() }); });
+  const cache = new ScopeCache();
+  plan(snapshot, policy, now, { cache });
+  const warm = measure("core.plan.full.warm", only === "event" ? 0 : 20, () => { last = plan(snapshot, policy, now, { cache }); });
+  let generation = 0;
+  const event = measure("core.plan.event.pod", only === "warm" ? 0 : 10, () => { last = plan(snapshot, policy, now, { cache }); }, () => {
+    generation++;
+    view.setPod(podOf(nsName(generation % NAMESPACES), generation % PODS_PER_NAMESPACE, generation));
+  });
+
+  const figures = [cold, warm, event].filter((f) => f.iterations > 0);
+  const p = last as Plan;
+  console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
+    `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`);
+  console.log(`last plan: ${p.promotions.length} promotions, ${p.queue.length} queued, ${p.overlaps.length} overlaps`);
+  console.log("");
+  console.log("figure                   iters    min ms  median ms    p95 ms");
+  for (const f of figures) {
+    console.log(`${f.bench.padEnd(24)} ${String(f.iterations).padStart(5)} ${round(f.min).toFixed(2).padStart(9)} ${round(f.median).toFixed(2).padStart(10)} ${round(f.p95).toFixed(2).padStart(9)}`);
+  }
+  console.log("");
+  console.log(JSON.stringify({ bench: "core.view.heap", heap_used_mb: round(heapMb), build_ms: round(buildMs) }));
+  for (const f of figures) {
+    console.log(JSON.stringify({ bench: f.bench, iterations: f.iterations, ms_min: round(f.min), ms_median: round(f.median), ms_p95: round(f.p95) }));
+  }
+}
+
+main();
