@@ -36,9 +36,23 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
     : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
   const units: SharedUnit[] = [];
   if (level === "ItemBlock") {
-    for (const [unit, reason] of a.scope.exclusive) {
-      const theirs = b.scope.exclusive.get(unit);
-      if (theirs !== undefined) units.push({ unit, reasons: [reason, theirs] });
+    const mine = a.scope.exclusive, others = b.scope.exclusive;
+    if (mine.size <= others.size) {
+      for (const [unit, reason] of mine) {
+        const theirs = others.get(unit);
+        if (theirs !== undefined) units.push({ unit, reasons: [reason, theirs] });
+      }
+    } else {
+      // Walk the smaller claim (a backup of every namespace claims every unit); list the
+      // shared units in `a`'s order all the same.
+      for (const [unit, theirs] of others) {
+        const reason = mine.get(unit);
+        if (reason !== undefined) units.push({ unit, reasons: [reason, theirs] });
+      }
+      if (units.length > 1) {
+        const at = positions(mine);
+        units.sort((x, y) => (at.get(x.unit) as number) - (at.get(y.unit) as number));
+      }
     }
   }
   if (!serial && namespaces.length === 0 && units.length === 0) return undefined;
@@ -47,8 +61,30 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
 
 function intersect(a: readonly string[], b: readonly string[]): string[] {
   if (a.length === 0 || b.length === 0) return [];
-  const set = new Set(b);
-  return a.filter((x) => set.has(x));
+  if (a.length <= b.length) return a.filter((x) => setOf(b).has(x));
+  // Walk the shorter list (a backup of every namespace lists them all), keep `a`'s order.
+  const shared = b.filter((x) => setOf(a).has(x));
+  if (shared.length > 1) { const at = positions(a); shared.sort((x, y) => (at.get(x) as number) - (at.get(y) as number)); }
+  return shared;
+}
+
+// Lookups over a scope's claims, built once per scope: scopes never change once computed and
+// are reused across plans, so comparing a small claim with a huge one costs the small one.
+const sets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function setOf(list: readonly string[]): ReadonlySet<string> {
+  let set = sets.get(list);
+  if (!set) { set = new Set(list); sets.set(list, set); }
+  return set;
+}
+const orders = new WeakMap<object, ReadonlyMap<string, number>>();
+function positions(owner: readonly string[] | ReadonlyMap<string, string>): ReadonlyMap<string, number> {
+  let at = orders.get(owner);
+  if (!at) {
+    const keys: readonly string[] = Array.isArray(owner) ? owner : [...owner.keys()];
+    at = new Map(keys.map((k, i) => [k, i]));
+    orders.set(owner, at);
+  }
+  return at;
 }
 
 /** A conflict in one line, as people read it: "both snapshot PVC shop/data-0". */
