@@ -34,6 +34,14 @@ export async function generateRsaKey(): Promise<KeyPair> {
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
 }
 
+// Names are UTF8String: forge's default, PrintableString, cannot hold characters such as `@`
+// or `_`, and Go's x509 (the API server) refuses such a certificate outright ("invalid
+// PrintableString") while OpenSSL accepts it.
+const UTF8 = forge.asn1.Type.UTF8;
+function names(attrs: { name: string; value: string }[]) {
+  return attrs.map((a) => ({ ...a, valueTagClass: UTF8 as number }));
+}
+
 function serialNumber(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0] as number) & 0x7f; // positive
@@ -59,7 +67,7 @@ export async function createCa(o: CaOptions): Promise<IssuedCertificate> {
   const notAfter = seconds(o.now + o.validityMs);
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  const subject = [{ name: "commonName", value: o.commonName ?? `backup-gate-ca@${Math.floor(o.now / 1000)}` }, { name: "organizationName", value: "backup-gate" }];
+  const subject = names([{ name: "commonName", value: o.commonName ?? `backup-gate-ca-${Math.floor(o.now / 1000)}` }, { name: "organizationName", value: "backup-gate" }]);
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -68,7 +76,7 @@ export async function createCa(o: CaOptions): Promise<IssuedCertificate> {
     { name: "subjectKeyIdentifier" },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(keys.privateKeyPem), forge.md.sha256.create());
-  return { ...keys, certPem: forge.pki.certificateToPem(cert), notBefore, notAfter };
+  return { ...keys, certPem: lf(forge.pki.certificateToPem(cert)), notBefore, notAfter };
 }
 
 export interface ServingOptions {
@@ -92,7 +100,7 @@ export async function issueServing(o: ServingOptions): Promise<IssuedCertificate
   const notAfter = seconds(Math.min(o.now + o.validityMs, o.ca.notAfter.getTime()));
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  cert.setSubject([{ name: "commonName", value: o.dnsNames[0] ?? o.ipAddresses?.[0] ?? "backup-gate" }]);
+  cert.setSubject(names([{ name: "commonName", value: o.dnsNames[0] ?? o.ipAddresses?.[0] ?? "backup-gate" }]));
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: "basicConstraints", cA: false, critical: true },
@@ -109,7 +117,7 @@ export async function issueServing(o: ServingOptions): Promise<IssuedCertificate
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(o.ca.privateKeyPem), forge.md.sha256.create());
-  return { ...keys, certPem: forge.pki.certificateToPem(cert), notBefore, notAfter };
+  return { ...keys, certPem: lf(forge.pki.certificateToPem(cert)), notBefore, notAfter };
 }
 
 /** The DNS names a Service answers to inside the cluster. */
@@ -127,9 +135,14 @@ export function splitSans(sans: readonly string[]): { dnsNames: string[]; ipAddr
   return { dnsNames, ipAddresses };
 }
 
+/** PEM with `\n` line ends (forge writes `\r\n`), so bundles compare byte for byte. */
+export function lf(pem: string): string {
+  return pem.replace(/\r\n/g, "\n");
+}
+
 /** Every PEM certificate block in a bundle, in order. */
 export function splitPemBundle(pem: string): string[] {
-  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((b) => `${b}\n`) ?? [];
+  return lf(pem).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((b) => `${b}\n`) ?? [];
 }
 
 /** Why a serving key, certificate and CA bundle do not belong together, or undefined when they do. */

@@ -4,6 +4,7 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:tls";
+import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
@@ -57,6 +58,13 @@ describe("self-managed certificates", { timeout: 30_000 }, () => {
     expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
     expect(cert.ca).toBe(false);
     expect(cert.keyUsage).toContain("1.3.6.1.5.5.7.3.1"); // serverAuth
+  });
+
+  it("names are UTF8String (Go's x509, hence the API server, refuses `@` in a PrintableString)", () => {
+    for (const pem of [tls.current().cert, tls.current().ca]) {
+      const cert = forge.pki.certificateFromPem(pem);
+      for (const a of [...cert.subject.attributes, ...cert.issuer.attributes]) expect(a.valueTagClass, a.name).toBe(forge.asn1.Type.UTF8);
+    }
   });
 
   it("chains to the CA; the key matches; RSA 2048; 90 days serving, 1 year CA", () => {
