@@ -1,0 +1,29 @@
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+import { describe, expect, it } from "vitest";
+import { webhookConfigurations } from "../../src/admission/manifests.js";
+
+// manifests/ is what people apply; the webhook configurations there must be exactly what the
+// gate itself generates (and patches caBundles into), so the two can never drift apart.
+
+const docs = (file: string) => parseAllDocuments(readFileSync(file, "utf8")).map((d) => d.toJS());
+
+describe("manifests/", () => {
+  it("40-webhooks.yaml equals the generated webhook configurations", () => {
+    const { mutating, validating } = webhookConfigurations({ name: "backup-gate", veleroNamespace: "velero", service: { name: "backup-gate", namespace: "backup-gate" } });
+    expect(docs("manifests/40-webhooks.yaml")).toEqual([JSON.parse(JSON.stringify(mutating)), JSON.parse(JSON.stringify(validating))]);
+  });
+
+  it("the Deployment runs non-root, read-only, without privilege escalation and with all capabilities dropped", () => {
+    const deployment = docs("manifests/30-deployment.yaml").find((d) => d.kind === "Deployment");
+    const pod = deployment.spec.template.spec;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    expect(deployment.spec.replicas).toBe(2);
+  });
+
+  it("RBAC grants no access to Secrets", () => {
+    const rules = docs("manifests/10-rbac.yaml").flatMap((d) => d.rules ?? []);
+    expect(rules.flatMap((r: { resources: string[] }) => r.resources)).not.toContain("secrets");
+  });
+});
