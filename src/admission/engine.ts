@@ -66,8 +66,13 @@ export type TransitionVerdict =
 
 export type CreateVerdict = { readonly allowed: true } | { readonly allowed: false; readonly code: number; readonly reason: string; readonly message: string };
 
+/** Candidates' scopes are kept apart and dropped every this many lookups (they are not backups yet). */
+const CANDIDATE_CACHE_LIMIT = 1024;
+
 export class AdmissionEngine {
   readonly scopes: ScopeCache;
+  private readonly candidateScopes = new ScopeCache();
+  private candidateLookups = 0;
   private base?: Base;
   private building?: Promise<void>;
   private dirty = true;
@@ -204,6 +209,12 @@ export class AdmissionEngine {
     }
   }
 
+  /** The mutating and the validating webhook judge the same candidate: a small cache of its own. */
+  private candidateScope(b: BackupInfo, view: ClusterView, policy: Policy): BackupScope {
+    if (++this.candidateLookups % CANDIDATE_CACHE_LIMIT === 0) this.candidateScopes.retain(new Set());
+    return this.candidateScopes.scopeOf(b, view, policy);
+  }
+
   private scopedOf(b: BackupInfo, view: ClusterView, policy: Policy): ScopedBackup {
     return { name: b.name, phase: b.phase, scope: this.scopes.scopeOf(b, view, policy) };
   }
@@ -224,7 +235,7 @@ export class AdmissionEngine {
     };
     const isOther = (b: BackupInfo) => !(b.namespace === created.namespace && b.name === created.name);
     const judged = created.namespace === policy.veleroNamespace;
-    const scope = judged ? this.scopes.scopeOf(created, view, policy) : undefined;
+    const scope = judged ? this.candidateScope(created, view, policy) : undefined;
     const level = scope?.level ?? policy.conflictLevel;
 
     const early = this.rejection(created, scope, backups, policy);
@@ -331,7 +342,7 @@ export class AdmissionEngine {
   validateCreate(candidate: BackupInfo, now: number): CreateVerdict {
     const policy = this.o.policy.current();
     const created: BackupInfo = { ...candidate, uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`, creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(), phase: "" };
-    const scope = created.namespace === policy.veleroNamespace ? this.scopes.scopeOf(created, this.o.cache.view, policy) : undefined;
+    const scope = created.namespace === policy.veleroNamespace ? this.candidateScope(created, this.o.cache.view, policy) : undefined;
     const r = this.rejection(created, scope, this.o.cache.backups(), policy);
     if (!r) return { allowed: true };
     return r.errors.length > 0
