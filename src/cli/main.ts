@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 import { PLAN_USAGE, runPlan } from "./plan.js";
 import { UsageError } from "./readInput.js";
+import { runSimulate, SIMULATE_USAGE } from "./simulate.js";
 
 const USAGE = `usage: backup-gate <command> [flags]
 
 commands:
   plan      what the queue would do with a dump of a cluster
-            ${PLAN_USAGE.split("\n").join("\n            ")}`;
+            ${PLAN_USAGE.split("\n").join("\n            ")}
+  simulate  replay a trace of backups under Velero's rule and backup-gate's, side by side
+            ${SIMULATE_USAGE.split("\n").join("\n            ")}`;
 
 // One entry for `backup-gate` and `kubectl backup-gate`: user mistakes print one line and exit
 // 2; anything else is a bug and keeps its stack.
@@ -17,6 +20,11 @@ function main(argv: string[]): number {
       case "plan":
         process.stdout.write(runPlan(rest, Date.now()) + "\n");
         return 0;
+      case "simulate": {
+        const { output, failed } = runSimulate(rest);
+        process.stdout.write(output + "\n");
+        return failed ? 1 : 0;
+      }
       case undefined: case "help": case "--help": case "-h":
         process.stdout.write(USAGE + "\n");
         return command === undefined ? 2 : 0;

@@ -1,0 +1,106 @@
+import type { BackupRun, SimResult } from "./engine.js";
+
+// The figures of one run, a table of several, and one JSON line per run.
+
+export interface Figures {
+  readonly backups: number;
+  readonly started: number;
+  readonly superseded: number;
+  readonly stalled: number;
+  /** Queue wait (arrival -> start) of the backups that started, in seconds. */
+  readonly meanWait: number;
+  readonly p95Wait: number;
+  readonly maxWait: number;
+  /** Last completion - first arrival, in seconds. */
+  readonly makespan: number;
+  readonly inFlightMax: number;
+  /** Time-weighted over the makespan. */
+  readonly inFlightMean: number;
+  /** In flight over the makespan, one character per slice, scaled to the limit. */
+  readonly sparkline: string;
+  readonly violations: number;
+  readonly violatingInstants: number;
+}
+
+const BARS = "▁▂▃▄▅▆▇█";
+
+/** Nearest-rank percentile of sorted values. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** The integral of the in-flight step function over [a, b]. */
+function area(steps: SimResult["inFlight"], a: number, b: number): number {
+  let sum = 0;
+  for (let i = 0; i < steps.length; i++) {
+    const from = Math.max(a, steps[i]!.t);
+    const to = Math.min(b, steps[i + 1]?.t ?? Infinity);
+    if (to > from) sum += (to - from) * steps[i]!.n;
+  }
+  return sum;
+}
+
+export function figuresOf(r: SimResult, slices = 40): Figures {
+  const started = r.runs.filter((x): x is BackupRun & { start: number; end: number } => x.start !== undefined);
+  const waits = started.map((x) => x.start - x.arrival).sort((a, b) => a - b);
+  const first = Math.min(...r.runs.map((x) => x.arrival));
+  const last = started.length ? Math.max(...started.map((x) => x.end)) : first;
+  const makespan = last - first;
+  let sparkline = "";
+  if (makespan > 0) {
+    const width = makespan / slices;
+    for (let i = 0; i < slices; i++) {
+      const mean = area(r.inFlight, first + i * width, first + (i + 1) * width) / width;
+      sparkline += BARS[Math.min(BARS.length - 1, Math.round((mean / r.limit) * (BARS.length - 1)))];
+    }
+  }
+  return {
+    backups: r.runs.length,
+    started: started.length,
+    superseded: r.runs.filter((x) => x.outcome === "superseded").length,
+    stalled: r.stalled.length,
+    meanWait: waits.length ? waits.reduce((a, b) => a + b, 0) / waits.length : 0,
+    p95Wait: percentile(waits, 95),
+    maxWait: waits.at(-1) ?? 0,
+    makespan,
+    inFlightMax: Math.max(0, ...r.inFlight.map((s) => s.n)),
+    inFlightMean: makespan > 0 ? area(r.inFlight, first, last) / makespan : 0,
+    sparkline,
+    violations: r.violations.length,
+    violatingInstants: r.violatingInstants,
+  };
+}
+
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** `{"sim":"<trace>","strategy":...}`: times in seconds. */
+export function jsonLine(r: SimResult, f: Figures): string {
+  return JSON.stringify({
+    sim: r.trace, strategy: r.strategy, level: r.level, concurrency: r.limit,
+    backups: f.backups, started: f.started, superseded: f.superseded, stalled: f.stalled,
+    meanWait: round(f.meanWait), p95Wait: round(f.p95Wait), maxWait: round(f.maxWait), makespan: round(f.makespan),
+    inFlightMax: f.inFlightMax, inFlightMean: round(f.inFlightMean, 2), violations: f.violations, violatingInstants: f.violatingInstants,
+    sparkline: f.sparkline,
+  });
+}
+
+/** 42s, 3m05s, 2h07m. */
+export function duration(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${round(seconds)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+export function table(results: readonly { result: SimResult; figures: Figures }[]): string {
+  const header = ["strategy", "level", "mean wait", "p95 wait", "max wait", "makespan", "in flight max", "mean", "violations", "in flight over time"];
+  const rows = results.map(({ result: r, figures: f }) => [
+    r.strategy, r.level, duration(f.meanWait), duration(f.p95Wait), duration(f.maxWait), duration(f.makespan),
+    `${f.inFlightMax}/${r.limit}`, f.inFlightMean.toFixed(2),
+    String(f.violations) + (f.stalled ? ` (${f.stalled} stalled)` : ""), f.sparkline,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n");
+}

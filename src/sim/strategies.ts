@@ -1,0 +1,80 @@
+import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
+import { orderQueue, plan } from "../core/plan.js";
+import type { Policy } from "../core/policy.js";
+import { ScopeCache } from "../core/scopeCache.js";
+import type { Planner, Strategy } from "./engine.js";
+
+// The schedulers a trace is replayed under, side by side. Every safe one is the real plan()
+// with a policy variant; only the reference is a planner of its own.
+
+export const STRATEGY_NAMES = ["one-at-a-time", "velero", "namespace", "itemblock", "reference"] as const;
+export type StrategyName = (typeof STRATEGY_NAMES)[number];
+
+/** plan() with one policy and a scope cache kept across the instants of one run. */
+export function planWith(policy: Policy): () => Planner {
+  return () => {
+    const cache = new ScopeCache();
+    return (snapshot, now) => plan(snapshot, policy, now, { cache });
+  };
+}
+
+/**
+ * Velero 1.18's own queue rule: two backups whose namespace sets intersect never run together,
+ * queued backups go in creation order (then name), and nothing ages. That is our Namespace
+ * level with every priority 0 and aging off.
+ */
+export function veleroPolicy(policy: Policy): Policy {
+  return { ...policy, conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
+}
+
+/** Velero knows no priority label either: the velero planner plans as if no backup had one. */
+function withoutPriorityLabels(next: Planner): Planner {
+  const stripped = new WeakMap<BackupInfo, BackupInfo>();
+  const strip = (b: BackupInfo): BackupInfo => {
+    if (!(KEYS.priority in b.labels)) return b;
+    let s = stripped.get(b);
+    if (!s) {
+      const { [KEYS.priority]: _, ...labels } = b.labels;
+      s = { ...b, labels };
+      stripped.set(b, s);
+    }
+    return s;
+  };
+  return (snapshot, now) => next({ view: snapshot.view, backups: snapshot.backups.map(strip) }, now);
+}
+
+/**
+ * The reference: the first free-slot-many queued backups start, in the policy's queue order,
+ * whatever they conflict with. No safe scheduler keeps slots busier; it is unsafe by design.
+ */
+export function referencePlanner(policy: Policy): () => Planner {
+  return () => (snapshot, now) => {
+    const ours = snapshot.backups.filter((b) => b.namespace === policy.veleroNamespace);
+    const free = Math.max(0, policy.maxConcurrentBackups - ours.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).length);
+    const ordered = orderQueue(ours.filter((b) => QUEUED_PHASES.has(b.phase)), policy, now);
+    return {
+      promotions: ordered.slice(0, free).map((o) => ({ backup: o.backup.name })),
+      queue: ordered.slice(free).map((o) => ({ backup: o.backup.name, waitingFor: [], reason: `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight` })),
+      supersessions: [],
+    };
+  };
+}
+
+/**
+ * The strategies for one policy (its maxConcurrentBackups is the concurrency of all of them;
+ * its conflictLevel is the level of one-at-a-time and the level the reference is checked at).
+ */
+export function strategies(policy: Policy): Strategy[] {
+  const one: Policy = { ...policy, maxConcurrentBackups: 1 };
+  const velero = veleroPolicy(policy);
+  const namespace: Policy = { ...policy, conflictLevel: "Namespace" };
+  const itemblock: Policy = { ...policy, conflictLevel: "ItemBlock" };
+  const veleroPlanner = planWith(velero);
+  return [
+    { name: "one-at-a-time", description: "plan() with maxConcurrentBackups 1", policy: one, planner: planWith(one) },
+    { name: "velero", description: "Velero 1.18's queue: Namespace level, all priorities 0, no aging", policy: velero, planner: () => withoutPriorityLabels(veleroPlanner()) },
+    { name: "namespace", description: "plan() at Namespace level with the policy's priorities", policy: namespace, planner: planWith(namespace) },
+    { name: "itemblock", description: "plan() at ItemBlock level with the policy's priorities", policy: itemblock, planner: planWith(itemblock) },
+    { name: "reference", description: "the first N queued start, conflicts ignored (unsafe; a bound)", policy, planner: referencePlanner(policy), ignoresConflicts: true },
+  ];
+}
