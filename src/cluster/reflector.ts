@@ -242,12 +242,17 @@ export class Reflector<T> {
         if (settled) return;
         settled = true;
         clearTimeout(watchdog);
+        this.abort.signal.removeEventListener("abort", onStop);
         controller?.abort();
         if (this.currentWatch === controller) this.currentWatch = undefined;
         resolve(end);
       };
       const watchdog = setTimeout(() => finish({ reason: "stalled" }), timeoutSeconds * 1000 + (this.o.stallGraceMs ?? 30_000));
-      if (this.stopped) { finish({ reason: "stopped" }); return; }
+      // stop() must not wait for a watch request the server has not answered yet (client-node
+      // hands out its abort controller only once the response headers are in).
+      const onStop = () => finish({ reason: "stopped" });
+      if (this.stopped) { onStop(); return; }
+      this.abort.signal.addEventListener("abort", onStop, { once: true });
       const onEvent = (type: string, obj: RawObject) => {
         if (settled) return;
         switch (type) {
