@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { AdmissionDecision } from "../core/admission.js";
 import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../core/conflicts.js";
-import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
+import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
 import { effectivePriorityOf, orderQueue } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope.js";
@@ -246,7 +246,7 @@ export class AdmissionEngine {
       return {
         verdict: superseded.length > 0 || notes.length > 0 ? "admit-with-warning" : "admit",
         level, errors: [], waitingFor: [], warnings: [...superseded, ...notes],
-        annotations: { [KEYS.conflictLevel]: level, [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
+        annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
         reasons: [reason],
       };
     };
@@ -333,7 +333,7 @@ export class AdmissionEngine {
     return {
       verdict: "admit-with-warning",
       level, errors: [], waitingFor, warnings,
-      annotations: { [KEYS.conflictLevel]: level, [KEYS.reason]: reason, [KEYS.waitingFor]: waitingFor.join(",") },
+      annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: waitingFor.join(",") },
       reasons: [reason],
     };
   }

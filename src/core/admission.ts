@@ -1,4 +1,4 @@
-import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
+import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
 import { plan, type PlanOptions, type Snapshot } from "./plan.js";
 import type { Policy } from "./policy.js";
 import type { SpecError } from "./backupSpec.js";
@@ -58,7 +58,7 @@ export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number,
     return {
       verdict: superseded.length > 0 || notes.length > 0 ? "admit-with-warning" : "admit",
       level, errors: [], waitingFor: [], warnings: [...superseded, ...notes],
-      annotations: { [KEYS.conflictLevel]: level, [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
+      annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
       reasons: [reason],
     };
   }
@@ -71,7 +71,7 @@ export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number,
   return {
     verdict: "admit-with-warning",
     level, errors: [], waitingFor: entry.waitingFor, warnings,
-    annotations: { [KEYS.conflictLevel]: level, [KEYS.reason]: entry.reason, [KEYS.waitingFor]: entry.waitingFor.join(",") },
+    annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: entry.reason, [KEYS.waitingFor]: entry.waitingFor.join(",") },
     reasons: [entry.reason],
   };
 }

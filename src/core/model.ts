@@ -99,6 +99,8 @@ export const KEYS = {
   excludeFromBackup: "velero.io/exclude-from-backup",
   scheduleName: "velero.io/schedule-name",
   conflictLevel: "backup-gate.io/conflict-level",
+  /** "gate" when backup-gate wrote conflict-level itself (a report, not a request). */
+  conflictLevelSource: "backup-gate.io/conflict-level-source",
   waitingFor: "backup-gate.io/waiting-for",
   reason: "backup-gate.io/reason",
   promotedBy: "backup-gate.io/promoted-by",
@@ -108,3 +110,17 @@ export const KEYS = {
 } as const;
 
 export type ConflictLevel = "Namespace" | "ItemBlock";
+
+/**
+ * `backup-gate.io/conflict-level` is both a request (a person sets `Namespace` to have a backup
+ * judged at namespace level) and a report (the gate writes the level it judged at). The gate
+ * marks its own writes, so a level it reported is never mistaken for a request.
+ */
+export function requestsNamespaceLevel(annotations: Labels): boolean {
+  return annotations[KEYS.conflictLevel] === "Namespace" && annotations[KEYS.conflictLevelSource] !== "gate";
+}
+
+/** The annotations that report `level` on a backup, leaving a person's request untouched. */
+export function levelAnnotations(annotations: Labels, level: ConflictLevel): Record<string, string> {
+  return requestsNamespaceLevel(annotations) ? {} : { [KEYS.conflictLevel]: level, [KEYS.conflictLevelSource]: "gate" };
+}

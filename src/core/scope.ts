@@ -1,7 +1,7 @@
 import { parseBackupSpec, type BackupSpec, type SpecError } from "./backupSpec.js";
 import { hooksOnPod } from "./hooks.js";
 import { selectorMatches } from "./labelSelector.js";
-import { KEYS, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "./model.js";
+import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "./model.js";
 import { backupNamespaces, veleroQueueNamespaces } from "./namespaces.js";
 import type { Policy } from "./policy.js";
 import { resourceFilter, type ResourceFilter } from "./resources.js";
@@ -87,7 +87,7 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): 
 function judgeLevel(backup: BackupInfo, view: ClusterView, policy: Policy): { level: ConflictLevel; levelReason?: string } {
   if (policy.conflictLevel === "Namespace") return { level: "Namespace" };
   if (!view.synced) return { level: "Namespace", levelReason: "the cluster view is not synced yet, so the scope cannot be predicted" };
-  if (backup.annotations[KEYS.conflictLevel] === "Namespace") return { level: "Namespace", levelReason: `the backup is annotated ${KEYS.conflictLevel}: Namespace` };
+  if (requestsNamespaceLevel(backup.annotations)) return { level: "Namespace", levelReason: `the backup is annotated ${KEYS.conflictLevel}: Namespace` };
   return { level: "ItemBlock" };
 }
 

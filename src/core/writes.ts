@@ -1,4 +1,4 @@
-import { KEYS, type BackupInfo } from "./model.js";
+import { KEYS, levelAnnotations, type BackupInfo } from "./model.js";
 import type { Plan } from "./plan.js";
 import type { Policy } from "./policy.js";
 
@@ -46,7 +46,7 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
     writes.push({
       kind: "promote", backup: b.name, resourceVersion: b.resourceVersion,
       status: { phase: "ReadyToStart", queuePosition: 0 },
-      annotations: { [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, [KEYS.conflictLevel]: p.level, [KEYS.reason]: p.reason, [KEYS.waitingFor]: null },
+      annotations: { [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, ...levelAnnotations(b.annotations, p.level), [KEYS.reason]: p.reason, [KEYS.waitingFor]: null },
       event: { type: "Normal", reason: "Started", message: `ReadyToStart after waiting ${waited}s: ${p.reason}` },
     });
   }
@@ -66,7 +66,7 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
   for (const q of plan.queue) {
     const b = byName.get(q.backup);
     if (!b) continue;
-    const annotations = { [KEYS.conflictLevel]: q.level, [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason };
+    const annotations = { ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason };
     if (b.phase !== "Queued") {
       writes.push({
         kind: "enqueue", backup: b.name, resourceVersion: b.resourceVersion,

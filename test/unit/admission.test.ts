@@ -157,6 +157,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
       op: "add", path: "/metadata/annotations",
       value: {
         "backup-gate.io/conflict-level": "ItemBlock",
+        "backup-gate.io/conflict-level-source": "gate",
         "backup-gate.io/reason": "waits behind nightly-1 (InProgress): both snapshot PVC shop/cart-data",
         "backup-gate.io/waiting-for": "nightly-1",
       },
@@ -169,6 +170,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
     const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("web-1", { includedNamespaces: ["web"] }, undefined, { team: "a" }) })));
     expect(patchOf(r)).toEqual([
       { op: "add", path: "/metadata/annotations/backup-gate.io~1conflict-level", value: "ItemBlock" },
+      { op: "add", path: "/metadata/annotations/backup-gate.io~1conflict-level-source", value: "gate" },
       { op: "add", path: "/metadata/annotations/backup-gate.io~1reason", value: expect.stringMatching(/^conflicts with nothing in flight or ahead of it; 2 of 4 slots in use$/) },
       { op: "add", path: "/metadata/annotations/backup-gate.io~1waiting-for", value: "" },
     ]);
@@ -182,6 +184,14 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
     expect(value["backup-gate.io/conflict-level"]).toBe("Namespace");
     expect(value["backup-gate.io/waiting-for"]).toBe("nightly-1");
     expect(r.warnings).toEqual(["backup shop-2 will wait behind nightly-1: both include namespace shop (judged at Namespace level)"]);
+  });
+
+  it("a person's request for Namespace level is kept as written; a level the gate reported is not a request", async () => {
+    const s = await start();
+    const requested = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("strict", { includedNamespaces: ["web"] }, undefined, { "backup-gate.io/conflict-level": "Namespace" }) })));
+    const paths = patchOf(requested).map((op) => op.path);
+    expect(paths).not.toContain("/metadata/annotations/backup-gate.io~1conflict-level");
+    expect(paths).not.toContain("/metadata/annotations/backup-gate.io~1conflict-level-source");
   });
 
   it("the limit: waits for a free slot", async () => {

@@ -190,6 +190,11 @@ describe("level fallbacks", () => {
     expect(result.levelReason).toMatch(/annotated/);
   });
 
+  it("a level the gate itself reported (conflict-level-source: gate) is not a request", () => {
+    const result = scope({ includedNamespaces: ["shop"] }, DEFAULT_POLICY, [], { annotations: { "backup-gate.io/conflict-level": "Namespace", "backup-gate.io/conflict-level-source": "gate" } });
+    expect(result.level).toBe("ItemBlock");
+  });
+
   it("an unsynced cluster view makes every scope namespace level", () => {
     const s = cluster(...estate(), backup("b", { includedNamespaces: ["shop"] }));
     s.view.synced = false;

@@ -19,7 +19,7 @@ const writesFor = (backups: object[], over: Partial<Parameters<typeof planWrites
 const kinds = (ws: readonly BackupWrite[]) => ws.map((w) => `${w.kind} ${w.backup}`);
 
 const queued = (name: string, min: number, position: number, annotations: Record<string, string> = {}) =>
-  ({ ...backup(name, { includedNamespaces: ["a"] }, { phase: "Queued", created: created(min), annotations: { "backup-gate.io/conflict-level": "ItemBlock", "backup-gate.io/waiting-for": "", "backup-gate.io/reason": "waits for a free slot: 1 of 1 backups in flight", ...annotations } }), status: { phase: "Queued", queuePosition: position } });
+  ({ ...backup(name, { includedNamespaces: ["a"] }, { phase: "Queued", created: created(min), annotations: { "backup-gate.io/conflict-level": "ItemBlock", "backup-gate.io/conflict-level-source": "gate", "backup-gate.io/waiting-for": "", "backup-gate.io/reason": "waits for a free slot: 1 of 1 backups in flight", ...annotations } }), status: { phase: "Queued", queuePosition: position } });
 const running = backup("running", { includedNamespaces: ["a"] }, { phase: "InProgress", created: created(0) });
 
 describe("planWrites", () => {
@@ -40,7 +40,7 @@ describe("planWrites", () => {
     ]);
     expect(writes).toEqual([expect.objectContaining({
       kind: "enqueue", backup: "new", status: { phase: "Queued", queuePosition: 1 },
-      annotations: { "backup-gate.io/conflict-level": "ItemBlock", "backup-gate.io/waiting-for": "", "backup-gate.io/reason": "waits for a free slot: 1 of 1 backups in flight" },
+      annotations: { "backup-gate.io/conflict-level": "ItemBlock", "backup-gate.io/conflict-level-source": "gate", "backup-gate.io/waiting-for": "", "backup-gate.io/reason": "waits for a free slot: 1 of 1 backups in flight" },
       event: expect.objectContaining({ reason: "Queued" }),
     })]);
   });
