@@ -2,12 +2,15 @@
 import { PLAN_USAGE, runPlan } from "./plan.js";
 import { UsageError } from "./readInput.js";
 import { runSimulate, SIMULATE_USAGE } from "./simulate.js";
+import { runServe, SERVE_USAGE } from "./serve.js";
 
 const USAGE = `usage: backup-gate <command> [flags]
 
 commands:
   plan      what the queue would do with a dump of a cluster
             ${PLAN_USAGE.split("\n").join("\n            ")}
+  serve     run the webhooks and the queue controller
+            ${SERVE_USAGE.split("\n").join("\n            ")}
   simulate  replay a trace of backups under Velero's rule and backup-gate's, side by side
             ${SIMULATE_USAGE.split("\n").join("\n            ")}`;
 
@@ -19,6 +22,13 @@ function main(argv: string[]): number {
     switch (command) {
       case "plan":
         process.stdout.write(runPlan(rest, Date.now()) + "\n");
+        return 0;
+      case "serve":
+        // Runs until SIGTERM; a start-up failure (no API server, bad flags) is one line.
+        runServe(rest).catch((e: unknown) => {
+          process.stderr.write(`backup-gate: serve: ${(e as Error).message}\n`);
+          process.exit(e instanceof UsageError || (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1);
+        });
         return 0;
       case "simulate": {
         const { output, failed } = runSimulate(rest);

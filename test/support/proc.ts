@@ -108,6 +108,13 @@ export class ManagedProcess {
     return parts.join("\n");
   }
 
+  /** SIGKILL the process group at once, as a crash would (chaos and failover tests). */
+  async kill(): Promise<void> {
+    this.stopping = true;
+    killGroup(this.child.pid, "SIGKILL");
+    await this.exited;
+  }
+
   /** SIGTERM the process group, then SIGKILL it after `timeoutMs`. Idempotent. */
   async stop(timeoutMs = 20_000): Promise<void> {
     this.stopping = true;

@@ -1,0 +1,89 @@
+/**
+ * backup-gate itself as a separate process (`backup-gate serve`), against a harness control
+ * plane: the way it runs in production, so a test can SIGKILL it like a crash.
+ */
+import { createServer } from "node:net";
+import { request } from "node:https";
+import { join } from "node:path";
+import type { ControlPlane } from "./controlPlane.js";
+import { spawnManaged, type ManagedProcess } from "./proc.js";
+import { waitFor } from "./wait.js";
+
+export interface GateOptions {
+  identity: string;
+  /** Create both webhook configurations pointing at this instance. */
+  register?: boolean;
+  namespace?: string;
+  extraArgs?: string[];
+}
+
+export interface GateProcess {
+  readonly url: string;
+  readonly identity: string;
+  readonly process: ManagedProcess;
+  get(path: string): Promise<{ status: number; body: string }>;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startGate(cp: ControlPlane, o: GateOptions): Promise<GateProcess> {
+  const port = await freePort();
+  const url = `https://127.0.0.1:${port}`;
+  const args = [
+    "--import", "tsx", join(process.cwd(), "src/cli/main.ts"), "serve",
+    "--kubeconfig", cp.kubeconfigPath, "--namespace", o.namespace ?? "backup-gate",
+    "--host", "127.0.0.1", "--port", String(port), "--extra-san", "127.0.0.1", "--identity", o.identity,
+    ...(o.register ? ["--register-url", url] : []),
+    ...(o.extraArgs ?? []),
+  ];
+  const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: "debug" } });
+  // The harness checks readiness only; the API server verifies the certificate on every webhook call.
+  const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.end();
+  });
+  await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  return { url, identity: o.identity, process: proc, get, kill: () => proc.kill(), stop: () => proc.stop() };
+}
+
+/**
+ * POSTs an object through the API server and returns its answer with the admission warnings
+ * (the `Warning` headers kubectl prints), which client-node's typed clients do not expose.
+ */
+export async function createWithWarnings(cp: ControlPlane, path: string, body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const opts: import("node:https").RequestOptions = { method: "POST", headers: { "content-type": "application/json" } };
+  await cp.kubeConfig.applyToHTTPSOptions(opts);
+  const target = new URL(path, cp.host);
+  return new Promise((resolve, reject) => {
+    const req = request(target, opts, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => {
+        const raw = res.headers.warning;
+        const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+        // RFC 7234 warn-value: 299 - "text"; several may share one header, comma-separated.
+        const warnings = list.flatMap((h) => [...h.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!.replace(/\\(.)/g, "$1")));
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined, warnings });
+      });
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
