@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { loadSnapshot } from "../core/objects.js";
 import { plan } from "../core/plan.js";
-import { parsePolicy, type Policy } from "../core/policy.js";
+import { DEFAULT_POLICY, parsePolicy, type Policy } from "../core/policy.js";
+import { describeRefusal, readPolicyData } from "../policy/document.js";
 import { planHuman, planJson } from "./planOutput.js";
 import { readDocument, UsageError } from "./readInput.js";
 
@@ -32,30 +32,21 @@ export function runPlan(args: string[], now: number): string {
 }
 
 export function loadPolicy(file: string | undefined, level: string | undefined): Policy {
-  let doc: unknown = {};
+  let policy = DEFAULT_POLICY;
   if (file) {
-    doc = readDocument(file, "policy");
-    const cm = doc as { kind?: unknown; data?: Record<string, unknown> } | null;
+    const doc = readDocument(file, "policy");
+    const cm = doc as { kind?: unknown; data?: Record<string, string> } | null;
     if (cm?.kind === "ConfigMap") {
-      const text = cm.data?.["policy.yaml"];
-      if (typeof text !== "string") throw new UsageError(`policy ${file}: the ConfigMap has no data key policy.yaml`);
-      doc = readInline(text, file);
+      const read = readPolicyData(cm.data, "policy.yaml");
+      if (!read.ok) throw new UsageError(`policy ${file}: ${describeRefusal(read)}`);
+      policy = read.policy;
+    } else {
+      const read = parsePolicy(doc);
+      if (!read.ok) throw new UsageError(`policy ${file}: ${read.error}`);
+      policy = read.policy;
     }
   }
-  if (level !== undefined) {
-    if (level !== "Namespace" && level !== "ItemBlock") throw new UsageError(`--level must be Namespace or ItemBlock, not ${level}`);
-    doc = { ...(doc as object), conflictLevel: level };
-  }
-  const parsed = parsePolicy(doc);
-  if (!parsed.ok) throw new UsageError(`policy${file ? ` ${file}` : ""}: ${parsed.error}`);
-  return parsed.policy;
+  if (level === undefined) return policy;
+  if (level !== "Namespace" && level !== "ItemBlock") throw new UsageError(`--level must be Namespace or ItemBlock, not ${level}`);
+  return { ...policy, conflictLevel: level };
 }
-
-function readInline(text: string, file: string): unknown {
-  try {
-    return (parseYaml(text, { maxAliasCount: 100 }) as unknown) ?? {};
-  } catch (e) {
-    throw new UsageError(`policy ${file}: policy.yaml is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
-  }
-}
-
