@@ -3,6 +3,11 @@
  * over real TLS, the queue controller promotes through updates, and the test plays Velero's
  * part by moving phases (ReadyToStart -> InProgress -> Completed).
  */
+import { execFile } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { AdmissionregistrationV1Api, CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -16,6 +21,13 @@ import { parsePolicy } from "../../src/core/policy.js";
 
 const VELERO = "velero";
 const GATE_NS = "backup-gate";
+const run = promisify(execFile);
+const cli = async (...args: string[]) => (await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args])).stdout;
+const fixture = (name: string, o: Parameters<typeof backupBody>[2]) => {
+  const path = join(mkdtempSync(join(tmpdir(), "bg-explain-")), `${name}.json`);
+  writeFileSync(path, JSON.stringify(backupBody(name, VELERO, o)));
+  return path;
+};
 const BASE_POLICY = "conflictLevel: ItemBlock\nmaxConcurrentBackups: 4\npriorities: {agingSeconds: 0}\nserialWorkloads: Forbid\n";
 
 describe("backup-gate serve on a real API server", () => {
@@ -90,6 +102,14 @@ describe("backup-gate serve on a real API server", () => {
     await waitPhase("cart-2", "Queued");
     expect((await getBackup(c, VELERO, "cart-2")).status.queuePosition).toBe(1);
     await expectStays("cart-2 to stay Queued while cart-1 runs", async () => (await phaseOf("cart-2")) === "Queued", 3000);
+    // The CLI, through the user's kubeconfig, tells the same story.
+    const explain = await cli("explain", "cart-2", "--kubeconfig", cp.kubeconfigPath);
+    expect(explain).toBe("cart-2 is #1 in the queue, judged at ItemBlock level: waits behind cart-1 (InProgress): both snapshot PVC shop/data-cart-0\n");
+    const queue = await cli("queue", "--kubeconfig", cp.kubeconfigPath);
+    expect(queue).toMatch(/^cart-2 +Queued +1 +\d+ +\d+s +cart-1 +waits behind cart-1/m);
+    expect(queue).toMatch(/^cart-1 +InProgress .*in flight$/m);
+    const ifCreated = await cli("explain", "-f", fixture("cart-9", app("cart")), "--kubeconfig", cp.kubeconfigPath);
+    expect(ifCreated).toMatch(/^cart-9 would wait \(judged at ItemBlock level\): waits behind cart-1 \(InProgress\): both snapshot PVC shop\/data-cart-0; waits behind cart-2/);
     await setPhase("cart-1", "Completed");
     await waitPhase("cart-2", "ReadyToStart");
     await setPhase("cart-2", "Completed");

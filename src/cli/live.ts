@@ -1,0 +1,75 @@
+import { KubeConfig } from "@kubernetes/client-node";
+import { createRequester, ApiStatusError, type Requester } from "../cluster/http.js";
+import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
+import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
+import { describeRefusal, readPolicyData } from "../policy/document.js";
+import { UsageError } from "./readInput.js";
+
+// The cluster as the user's kubeconfig sees it, read once: what `queue` and `explain` plan on.
+
+export interface LiveOptions {
+  readonly kubeconfig?: string;
+  readonly gateNamespace: string;
+  readonly progress?: (line: string) => void;
+}
+
+export interface Live {
+  readonly snapshot: LoadedSnapshot;
+  readonly policy: Policy;
+  readonly policyNote?: string;
+}
+
+const SOURCES = [
+  ["Namespace", "/api/v1/namespaces"],
+  ["Pod", "/api/v1/pods"],
+  ["PersistentVolumeClaim", "/api/v1/persistentvolumeclaims"],
+  ["PersistentVolume", "/api/v1/persistentvolumes"],
+] as const;
+
+export async function readLive(o: LiveOptions): Promise<Live> {
+  const kc = new KubeConfig();
+  try {
+    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig); else kc.loadFromDefault();
+  } catch (e) {
+    throw new UsageError(`cannot load the kubeconfig: ${(e as Error).message}`);
+  }
+  const api = createRequester(kc, 30_000);
+  const { policy, note } = await readPolicy(api, o.gateNamespace);
+  const ns = policy.veleroNamespace;
+  const items: unknown[] = [];
+  const sources: readonly (readonly [string, string])[] = [...SOURCES, ["ConfigMap", `/api/v1/namespaces/${ns}/configmaps`], ["Backup", `/apis/velero.io/v1/namespaces/${ns}/backups`]];
+  for (const [kind, path] of sources) {
+    o.progress?.(`reading ${kind}s...`);
+    for (const item of await listAll(api, path)) items.push({ kind, ...(item as object) });
+  }
+  const loaded = loadSnapshot({ kind: "List", items });
+  if (!loaded.ok) throw new UsageError(`the cluster holds an object backup-gate cannot read: ${loaded.error}`);
+  return { snapshot: loaded.snapshot, policy, ...(note ? { policyNote: note } : {}) };
+}
+
+async function listAll(api: Requester, path: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  let cont: string | undefined;
+  do {
+    let page: { items?: unknown[]; metadata?: { continue?: string } };
+    try {
+      page = (await api.getJson(path, { limit: 500, continue: cont })) as typeof page;
+    } catch (e) {
+      throw new UsageError(`cannot list ${path}: ${e instanceof ApiStatusError ? `${e.statusCode} ${e.message}` : (e as Error).message}`);
+    }
+    out.push(...(page.items ?? []));
+    cont = page.metadata?.continue || undefined;
+  } while (cont);
+  return out;
+}
+
+async function readPolicy(api: Requester, namespace: string): Promise<{ policy: Policy; note?: string }> {
+  try {
+    const cm = (await api.getJson(`/api/v1/namespaces/${namespace}/configmaps/backup-gate-policy`, {})) as { data?: Record<string, string> };
+    const read = readPolicyData(cm.data, "policy.yaml");
+    return read.ok ? { policy: read.policy } : { policy: DEFAULT_POLICY, note: `the policy ConfigMap is invalid (${describeRefusal(read)}); planning with the defaults, while the gate keeps its last good policy` };
+  } catch (e) {
+    if (e instanceof ApiStatusError && e.statusCode === 404) return { policy: DEFAULT_POLICY, note: `no policy ConfigMap ${namespace}/backup-gate-policy; planning with the defaults` };
+    throw new UsageError(`cannot read the policy ConfigMap ${namespace}/backup-gate-policy: ${(e as Error).message}`);
+  }
+}
