@@ -1,5 +1,5 @@
 import type { ConflictLevel } from "./model.js";
-import type { BackupScope } from "./scope.js";
+import { compareClaims, type BackupScope, type Claim, type ScopeClaims, type ScopePart } from "./scope.js";
 
 // When two backups may not be in flight together. One rule, used by the plan (through the
 // index below, which only narrows the pairs to check), the admission verdicts and the tests.
@@ -24,9 +24,14 @@ export interface Conflict {
   readonly serial?: string;
   /** Shared namespaces (namespace level, or namespaces annotated to be judged at namespace level). */
   readonly namespaces: readonly string[];
-  /** Units both need exclusively (ItemBlock level). */
+  /** Units both need exclusively (ItemBlock level): the first MAX_SHARED_UNITS in this backup's claim order. */
   readonly units: readonly SharedUnit[];
+  /** How many units both need exclusively (`units` lists at most MAX_SHARED_UNITS of them). */
+  readonly unitCount: number;
 }
+
+/** A conflict names at most this many shared units; `unitCount` has the total. */
+export const MAX_SHARED_UNITS = 3;
 
 export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | undefined {
   const level: ConflictLevel = a.scope.level === "Namespace" || b.scope.level === "Namespace" ? "Namespace" : "ItemBlock";
@@ -34,29 +39,80 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
   const namespaces = level === "Namespace"
     ? intersect(a.scope.queueNamespaces, b.scope.queueNamespaces)
     : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
-  const units: SharedUnit[] = [];
-  if (level === "ItemBlock") {
-    const mine = a.scope.exclusive, others = b.scope.exclusive;
-    if (mine.size <= others.size) {
-      for (const [unit, reason] of mine) {
-        const theirs = others.get(unit);
-        if (theirs !== undefined) units.push({ unit, reasons: [reason, theirs] });
+  const shared = level === "ItemBlock" ? sharedUnits(a.scope.claims, b.scope.claims) : NONE;
+  if (!serial && namespaces.length === 0 && shared.count === 0) return undefined;
+  return { with: b.name, withPhase: b.phase, level, ...(serial ? { serial } : {}), namespaces, units: shared.units, unitCount: shared.count };
+}
+
+/** True when `a` and `b` may not be in flight together (conflictBetween without the details). */
+export function conflictsWith(a: ScopedBackup, b: ScopedBackup): boolean {
+  if (a.scope.serialKey !== undefined && a.scope.serialKey === b.scope.serialKey) return true;
+  if (a.scope.level === "Namespace" || b.scope.level === "Namespace") return meets(a.scope.queueNamespaces, b.scope.queueNamespaces);
+  return meets(a.scope.strictNamespaces, b.scope.strictNamespaces) || sharesUnit(a.scope.claims, b.scope.claims);
+}
+
+const NONE = { units: [] as SharedUnit[], count: 0 };
+
+// Claims are compared namespace by namespace, walking the smaller side: two backups share a
+// unit only inside a namespace both claim in, and two backups with the same part there (same
+// spec and context) share all of its units.
+function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; count: number } {
+  if (a.size === 0 || b.size === 0) return NONE;
+  let count = 0;
+  const top: [string, Claim, Claim][] = [];
+  const consider = (unit: string, mine: Claim, theirs: Claim) => {
+    if (top.length === MAX_SHARED_UNITS && compareClaims(mine, (top[MAX_SHARED_UNITS - 1] as [string, Claim, Claim])[1]) >= 0) return;
+    let i = top.length;
+    while (i > 0 && compareClaims(mine, (top[i - 1] as [string, Claim, Claim])[1]) < 0) i--;
+    top.splice(i, 0, [unit, mine, theirs]);
+    if (top.length > MAX_SHARED_UNITS) top.pop();
+  };
+  const small = a.namespaces.length <= b.namespaces.length ? a : b;
+  const other = small === a ? b : a;
+  for (const ns of small.namespaces) {
+    const pb = other.byNamespace.get(ns);
+    if (!pb) continue;
+    const pa = small.byNamespace.get(ns) as ScopePart;
+    const [mineP, theirsP] = small === a ? [pa, pb] : [pb, pa];
+    if (mineP === theirsP) {
+      count += mineP.claims.size;
+      let n = 0;
+      for (const [unit, c] of mineP.claims) { if (n++ === MAX_SHARED_UNITS) break; consider(unit, c, c); }
+      continue;
+    }
+    if (mineP.claims.size <= theirsP.claims.size) {
+      for (const [unit, mine] of mineP.claims) {
+        const theirs = theirsP.claims.get(unit);
+        if (theirs !== undefined) { count++; consider(unit, mine, theirs); }
       }
     } else {
-      // Walk the smaller claim (a backup of every namespace claims every unit); list the
-      // shared units in `a`'s order all the same.
-      for (const [unit, theirs] of others) {
-        const reason = mine.get(unit);
-        if (reason !== undefined) units.push({ unit, reasons: [reason, theirs] });
-      }
-      if (units.length > 1) {
-        const at = positions(mine);
-        units.sort((x, y) => (at.get(x.unit) as number) - (at.get(y.unit) as number));
+      for (const [unit, theirs] of theirsP.claims) {
+        const mine = mineP.claims.get(unit);
+        if (mine !== undefined) { count++; consider(unit, mine, theirs); }
       }
     }
   }
-  if (!serial && namespaces.length === 0 && units.length === 0) return undefined;
-  return { with: b.name, withPhase: b.phase, level, ...(serial ? { serial } : {}), namespaces, units };
+  return { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
+}
+
+function sharesUnit(a: ScopeClaims, b: ScopeClaims): boolean {
+  if (a.size === 0 || b.size === 0) return false;
+  const small = a.namespaces.length <= b.namespaces.length ? a : b;
+  const other = small === a ? b : a;
+  for (const ns of small.namespaces) {
+    const pb = other.byNamespace.get(ns);
+    if (!pb) continue;
+    const pa = small.byNamespace.get(ns) as ScopePart;
+    if (pa === pb) return true;
+    const [x, y] = pa.claims.size <= pb.claims.size ? [pa, pb] : [pb, pa];
+    for (const unit of x.claims.keys()) if (y.claims.has(unit)) return true;
+  }
+  return false;
+}
+
+function meets(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length === 0 || b.length === 0) return false;
+  return a.length <= b.length ? a.some((x) => setOf(b).has(x)) : b.some((x) => setOf(a).has(x));
 }
 
 function intersect(a: readonly string[], b: readonly string[]): string[] {
@@ -68,22 +124,18 @@ function intersect(a: readonly string[], b: readonly string[]): string[] {
   return shared;
 }
 
-// Lookups over a scope's claims, built once per scope: scopes never change once computed and
-// are reused across plans, so comparing a small claim with a huge one costs the small one.
+// Lookups over a scope's namespace lists, built once per list: lists are shared and reused
+// across plans, so comparing a short list with a long one costs the short one.
 const sets = new WeakMap<readonly string[], ReadonlySet<string>>();
 function setOf(list: readonly string[]): ReadonlySet<string> {
   let set = sets.get(list);
   if (!set) { set = new Set(list); sets.set(list, set); }
   return set;
 }
-const orders = new WeakMap<object, ReadonlyMap<string, number>>();
-function positions(owner: readonly string[] | ReadonlyMap<string, string>): ReadonlyMap<string, number> {
-  let at = orders.get(owner);
-  if (!at) {
-    const keys: readonly string[] = Array.isArray(owner) ? owner : [...owner.keys()];
-    at = new Map(keys.map((k, i) => [k, i]));
-    orders.set(owner, at);
-  }
+const orders = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
+function positions(list: readonly string[]): ReadonlyMap<string, number> {
+  let at = orders.get(list);
+  if (!at) { at = new Map(list.map((k, i) => [k, i])); orders.set(list, at); }
   return at;
 }
 
@@ -94,7 +146,8 @@ export function describeConflict(c: Conflict): string {
   for (const { reasons: [mine, theirs] } of c.units.slice(0, 3)) {
     parts.push(mine === theirs ? `both ${mine}` : `${c.with} will ${theirs} and this backup will ${mine}`);
   }
-  if (c.units.length > 3) parts.push(`and ${c.units.length - 3} more shared units`);
+  const total = c.unitCount ?? c.units.length;
+  if (total > 3) parts.push(`and ${total - 3} more shared units`);
   if (c.namespaces.length > 0) {
     const shown = c.namespaces.slice(0, 3).join(", ") + (c.namespaces.length > 3 ? ` and ${c.namespaces.length - 3} more` : "");
     parts.push(`both include namespace${c.namespaces.length > 1 ? "s" : ""} ${shown} (judged at Namespace level)`);
@@ -103,14 +156,15 @@ export function describeConflict(c: Conflict): string {
 }
 
 /**
- * The claims of a set of backups, indexed by what can be shared (namespaces, units, serial
- * keys) so that finding whom a backup conflicts with costs the size of its own claim, not the
- * size of the queue.
+ * The claims of a set of backups, indexed by what can be shared (namespaces, serial keys, and
+ * the namespaces where a backup needs units exclusively) so that finding whom a backup
+ * conflicts with costs the namespaces of its own claim, not the size of the queue or the
+ * number of units.
  */
 export class ClaimIndex {
   private readonly byNamespace = new Map<string, ScopedBackup[]>();
   private readonly byStrictNamespace = new Map<string, ScopedBackup[]>();
-  private readonly byUnit = new Map<string, ScopedBackup[]>();
+  private readonly byClaimNamespace = new Map<string, ScopedBackup[]>();
   private readonly bySerial = new Map<string, ScopedBackup[]>();
   private readonly namespaceLevel = new Map<string, ScopedBackup[]>();
 
@@ -119,31 +173,47 @@ export class ClaimIndex {
     for (const ns of s.queueNamespaces) push(this.byNamespace, ns, b);
     if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(this.namespaceLevel, ns, b);
     for (const ns of s.strictNamespaces) push(this.byStrictNamespace, ns, b);
-    for (const unit of s.exclusive.keys()) push(this.byUnit, unit, b);
+    for (const ns of s.claims.namespaces) push(this.byClaimNamespace, ns, b);
     if (s.serialKey) push(this.bySerial, s.serialKey, b);
   }
 
   /** Everyone in the index `b` conflicts with, in the order they were added. */
   conflictsOf(b: ScopedBackup, order: ReadonlyMap<string, number>): Conflict[] {
+    return this.blockersOf(b, order, Infinity).conflicts;
+  }
+
+  /**
+   * The first `limit` conflicts of `b` (in `order`), with details, and how many there are in
+   * all: a backup of every namespace may conflict with thousands.
+   */
+  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { conflicts: Conflict[]; total: number } {
     const s = b.scope;
     const candidates = new Set<ScopedBackup>();
-    const from = (map: Map<string, ScopedBackup[]>, keys: Iterable<string>) => {
-      for (const k of keys) for (const other of map.get(k) ?? []) if (other !== b) candidates.add(other);
+    const from = (map: Map<string, ScopedBackup[]>, keys: readonly string[]) => {
+      for (const k of keys) {
+        const list = map.get(k);
+        if (list) for (const other of list) if (other !== b) candidates.add(other);
+      }
     };
     if (s.level === "Namespace") from(this.byNamespace, s.queueNamespaces);
     else {
       from(this.namespaceLevel, s.queueNamespaces);
       from(this.byStrictNamespace, s.strictNamespaces);
-      from(this.byUnit, s.exclusive.keys());
+      from(this.byClaimNamespace, s.claims.namespaces);
     }
     if (s.serialKey) from(this.bySerial, [s.serialKey]);
-    const sorted = [...candidates].sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
     const conflicts: Conflict[] = [];
+    if (candidates.size === 0) return { conflicts, total: 0 };
+    const sorted = [...candidates];
+    if (sorted.length > 1) sorted.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
+    let total = 0;
     for (const other of sorted) {
-      const c = conflictBetween(b, other);
-      if (c) conflicts.push(c);
+      if (conflicts.length < limit) {
+        const c = conflictBetween(b, other);
+        if (c) { conflicts.push(c); total++; }
+      } else if (conflictsWith(b, other)) total++;
     }
-    return conflicts;
+    return { conflicts, total };
   }
 }
 

@@ -22,10 +22,16 @@ export interface QueueEntry {
   /** Priority after aging, which decides the order. */
   readonly effectivePriority: number;
   readonly level: ConflictLevel;
+  /** The backups it waits behind, in order: at most MAX_BLOCKERS; `moreBlockers` counts the rest. */
   readonly waitingFor: readonly string[];
   readonly conflicts: readonly Conflict[];
+  /** How many more backups it waits behind than `waitingFor` names (absent when none). */
+  readonly moreBlockers?: number;
   readonly reason: string;
 }
+
+/** A queued backup names at most this many backups it waits behind (a backup of every namespace may wait behind thousands). */
+export const MAX_BLOCKERS = 20;
 
 export interface Promotion {
   readonly backup: string;
@@ -92,9 +98,10 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
   for (const { backup, priority, effectivePriority } of ordered) {
     const b = scoped(backup);
     scopes.set(b.name, b.scope);
-    const conflicts = index.conflictsOf(b, order);
+    const { conflicts, total } = index.blockersOf(b, order, MAX_BLOCKERS);
+    const more = total - conflicts.length;
     const levelNote = b.scope.levelReason ? ` (judged at Namespace level: ${b.scope.levelReason})` : "";
-    if (conflicts.length === 0 && free > 0) {
+    if (total === 0 && free > 0) {
       free--;
       promotions.push({ backup: b.name, level: b.scope.level, reason: `conflicts with nothing in flight or ahead of it; ${policy.maxConcurrentBackups - free} of ${policy.maxConcurrentBackups} slots in use${levelNote}` });
     } else {
@@ -106,8 +113,10 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
         level: b.scope.level,
         waitingFor: conflicts.map((c) => c.with),
         conflicts,
+        ...(more > 0 ? { moreBlockers: more } : {}),
         reason: (conflicts.length > 0
           ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
+            + (more > 0 ? `; and behind ${more} more backup${more > 1 ? "s" : ""}` : "")
           : `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight`) + levelNote,
       });
     }
@@ -141,7 +150,7 @@ export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: num
   const base = basePriority(backup, policy);
   const aging = policy.priorities.agingSeconds;
   if (aging === 0) return base;
-  const created = Date.parse(backup.creationTimestamp);
+  const created = parseTime(backup.creationTimestamp);
   const waited = Number.isFinite(created) ? Math.max(0, now - created) : 0;
   return base + Math.floor(waited / (aging * 1000));
 }
@@ -155,14 +164,32 @@ interface Ordered {
 /** Queue order: effective priority (higher first), then creation time, then name. */
 export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: number): Ordered[] {
   return queued
-    .map((backup) => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now) }))
-    .sort((a, b) => b.effectivePriority - a.effectivePriority || byCreation(a.backup, b.backup));
+    .map((backup) => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now), created: createdAt(backup) }))
+    .sort((a, b) => b.effectivePriority - a.effectivePriority || a.created - b.created || byName(a.backup, b.backup))
+    .map(({ backup, priority, effectivePriority }) => ({ backup, priority, effectivePriority }));
+}
+
+// Creation times parsed once per timestamp string (plans sort thousands of backups).
+const parsedTimes = new Map<string, number>();
+function parseTime(timestamp: string): number {
+  let t = parsedTimes.get(timestamp);
+  if (t === undefined) {
+    t = Date.parse(timestamp);
+    if (parsedTimes.size > 100_000) parsedTimes.clear();
+    parsedTimes.set(timestamp, t);
+  }
+  return t;
+}
+function createdAt(b: BackupInfo): number {
+  return parseTime(b.creationTimestamp) || 0;
+}
+
+function byName(a: BackupInfo, b: BackupInfo): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 function byCreation(a: BackupInfo, b: BackupInfo): number {
-  const ta = Date.parse(a.creationTimestamp) || 0;
-  const tb = Date.parse(b.creationTimestamp) || 0;
-  return ta - tb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return createdAt(a) - createdAt(b) || byName(a, b);
 }
 
 // Under `Replace`, only the newest queued run of a Schedule stays queued; the older queued runs

@@ -1,4 +1,4 @@
-import { parseBackupSpec, type BackupSpec, type SpecError } from "./backupSpec.js";
+import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "./backupSpec.js";
 import { hooksOnPod } from "./hooks.js";
 import { selectorMatches } from "./labelSelector.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "./model.js";
@@ -11,6 +11,18 @@ import { volumeRules, type VolumeRules } from "./volumes.js";
 // What one backup touches, predicted as Velero 1.18 resolves it: the namespaces, the pods,
 // PVCs and PVs it processes, the units they belong to, and which of those units it needs
 // exclusively (hooks, snapshots, file-system backups), each with its reason.
+//
+// A scope is computed in pieces so that an event re-computes only what it can change:
+// - the head (validation, namespace resolution, level, serial key), from the spec, the
+//   namespace list and the backup's own labels and annotations;
+// - one ScopePart per namespace: everything the backup touches inside that namespace depends
+//   only on the spec (minus its namespace lists), the spec-derived context (resource filter,
+//   volume rules) and that namespace's contents (pods, PVCs, the PVs bound into it), so it is
+//   valid while `view.contents(ns).version` stays put and is shared by every backup with the
+//   same spec (and context) covering that namespace;
+// - the PVs listed directly (when the filter includes persistentvolumes), from `view.pvVersion`.
+// The public lists (`items`, `units`, `exclusive`) are assembled from the parts on demand;
+// conflicts are judged on the parts (`claims`).
 
 export interface BackupScope {
   /** Non-empty when Velero would refuse the backup (FailedValidation): it then touches nothing. */
@@ -19,11 +31,11 @@ export interface BackupScope {
   readonly queueNamespaces: readonly string[];
   /** The namespaces the backup controller backs up. */
   readonly namespaces: readonly string[];
-  /** Items processed: pods and PVCs as namespace/name, PVs by name; each list sorted. */
+  /** Items processed: pods and PVCs as namespace/name, PVs by name; each list sorted (assembled on demand). */
   readonly items: { readonly pods: readonly string[]; readonly pvcs: readonly string[]; readonly pvs: readonly string[] };
-  /** Units the backup includes. */
+  /** Units the backup includes (assembled on demand). */
   readonly units: readonly string[];
-  /** Units the backup needs exclusively, each with the first reason found. */
+  /** Units the backup needs exclusively, each with the first reason found (assembled on demand). */
   readonly exclusive: ReadonlyMap<string, string>;
   /** The level this backup is judged at, and why when it is not the policy's. */
   readonly level: ConflictLevel;
@@ -36,24 +48,148 @@ export interface BackupScope {
   readonly listsPvs: boolean;
   /** What else a person should know (e.g. a volume policy that could not be read). */
   readonly notes: readonly string[];
+  /** The exclusive claims by namespace, for conflicts (not enumerable: not part of the scope's data). */
+  readonly claims: ScopeClaims;
+}
+
+/** Why a backup needs a unit, and where that reason comes in the backup's claim order. */
+export interface Claim {
+  readonly reason: string;
+  /** Claim order: 0 pods, 1 PVCs, 2 PVs, 3 + i the i-th exclusive resource kind of the policy; then by `key`. */
+  readonly rank: number;
+  readonly key: string;
+}
+
+/** What a backup touches inside one namespace. */
+export interface ScopePart {
+  readonly namespace: string;
+  /** Pods and PVCs processed (namespace/name), PVs reached from this namespace; each sorted. */
+  readonly pods: readonly string[];
+  readonly pvcs: readonly string[];
+  readonly pvs: readonly string[];
+  /** Units included, sorted. */
+  readonly units: readonly string[];
+  /** Units needed exclusively, in claim order, with the first reason. */
+  readonly claims: ReadonlyMap<string, Claim>;
+  /** PVs reached from this namespace whose claim is in another namespace (rare). */
+  readonly foreignPvs: readonly PvInfo[];
+  /** True when the part read a PV whose changes need not move this namespace's version. */
+  readonly readsForeignPvs: boolean;
+}
+
+export interface ScopeClaims {
+  /** Namespace -> part, for the namespaces where the backup needs some unit exclusively. */
+  readonly byNamespace: ReadonlyMap<string, ScopePart>;
+  /** The keys of `byNamespace`, in namespace order. */
+  readonly namespaces: readonly string[];
+  /** How many units the backup needs exclusively. */
+  readonly size: number;
 }
 
 const EXCLUDE = (labels: Labels) => labels[KEYS.excludeFromBackup] === "true";
 
+/** The fields of a scope that do not depend on namespace contents. */
+export interface ScopeHead {
+  readonly errors: readonly SpecError[];
+  readonly queueNamespaces: readonly string[];
+  readonly namespaces: readonly string[];
+  readonly level: ConflictLevel;
+  readonly levelReason?: string;
+  readonly strictNamespaces: readonly string[];
+  readonly serialKey?: string;
+  readonly listsPvs: boolean;
+  readonly notes: readonly string[];
+  /** Present when the backup is valid: what its parts are computed from. */
+  readonly context?: PartContext;
+}
+
+/** Everything a part depends on besides the namespace's contents. */
+export interface PartContext {
+  /** Parts with equal keys (and namespaces) are equal. */
+  readonly key: string;
+  readonly spec: BackupSpec;
+  readonly policy: Policy;
+  readonly filter: ResourceFilter;
+  readonly volumes: VolumeRules;
+  readonly groupKey: string;
+  readonly selected: (labels: Labels) => boolean;
+}
+
+/** A parsed spec and what follows from the spec alone; shared by backups with the same spec. */
+export interface ParsedSpecInfo {
+  readonly parsed: ReturnType<typeof parseBackupSpec>;
+  /** The spec without its namespace lists, as a stable string (parts do not depend on those lists). */
+  readonly partSpecKey: string;
+}
+
+export function parseSpecInfo(spec: unknown): ParsedSpecInfo {
+  const parsed = parseBackupSpec(spec);
+  const raw = (spec ?? {}) as Record<string, unknown>;
+  const rest: Record<string, unknown> = {};
+  if (raw && typeof raw === "object") {
+    for (const k of Object.keys(raw)) if (k !== "includedNamespaces" && k !== "excludedNamespaces") rest[k] = raw[k];
+  }
+  return { parsed, partSpecKey: canonicalJson(rest) };
+}
+
+/** What a backup touches, computed afresh. `ScopeCache` gives the same answer, reusing parts. */
 export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): BackupScope {
+  const head = scopeHead(backup, view, policy, parseSpecInfo(backup.spec));
+  const ctx = head.context;
+  if (!ctx) return assembleScope(head, [], undefined);
+  const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+  const listed = head.listsPvs ? listedPvs(ctx, view) : undefined;
+  return assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)), listed);
+}
+
+/**
+ * Namespace resolution for one state of the namespace list (labels and annotations included):
+ * backups with the same namespace lists share the answer.
+ */
+export class NamespaceResolver {
+  private labelledList?: string[];
+  private strictSet?: ReadonlySet<string>;
+  private readonly queue = new Map<string, string[]>();
+  private readonly resolved = new Map<string, ReturnType<typeof backupNamespaces>>();
+  constructor(private readonly view: ClusterView) {}
+
+  labelled(): readonly string[] {
+    this.labelledList ??= this.view.namespaceNames().filter((ns) => EXCLUDE(this.view.namespace(ns)?.labels ?? {}));
+    return this.labelledList;
+  }
+  queueNamespaces(includes: readonly string[], excludes: readonly string[]): readonly string[] {
+    const key = JSON.stringify([includes, excludes]);
+    let list = this.queue.get(key);
+    if (!list) { list = veleroQueueNamespaces(includes, excludes, this.view.namespaceNames()); this.queue.set(key, list); }
+    return list;
+  }
+  backupNamespaces(includes: readonly string[], excludes: readonly string[]): ReturnType<typeof backupNamespaces> {
+    const key = JSON.stringify([includes, excludes]);
+    let r = this.resolved.get(key);
+    if (!r) { r = backupNamespaces(includes, excludes, this.view.namespaceNames(), this.labelled()); this.resolved.set(key, r); }
+    return r;
+  }
+  strict(namespaces: readonly string[]): string[] {
+    this.strictSet ??= new Set(this.view.namespaceNames().filter((ns) => this.view.namespace(ns)?.annotations[KEYS.conflictLevel] === "Namespace"));
+    const set = this.strictSet;
+    return set.size === 0 ? [] : namespaces.filter((ns) => set.has(ns));
+  }
+}
+
+export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy, info: ParsedSpecInfo, resolver = new NamespaceResolver(view)): ScopeHead {
   const existing = view.namespaceNames();
   const raw = (backup.spec ?? {}) as Record<string, unknown>;
-  const queueNamespaces = veleroQueueNamespaces(stringList(raw.includedNamespaces), stringList(raw.excludedNamespaces), existing);
+  const queueNamespaces = resolver.queueNamespaces(stringList(raw.includedNamespaces), stringList(raw.excludedNamespaces));
   const { level, levelReason } = judgeLevel(backup, view, policy);
   const serialKey = serialKeyOf(backup, policy);
-  const base = { queueNamespaces, level, levelReason, serialKey };
-  const empty = { listsPvs: false, namespaces: [], items: { pods: [], pvcs: [], pvs: [] }, units: [], exclusive: new Map(), strictNamespaces: [], notes: [] };
+  const base = { queueNamespaces, level, ...(levelReason !== undefined ? { levelReason } : {}), ...(serialKey !== undefined ? { serialKey } : {}) };
+  const empty = { listsPvs: false, namespaces: [], strictNamespaces: [], notes: [] };
 
-  const parsed = parseBackupSpec(backup.spec);
+  const parsed = info.parsed;
   if (!parsed.ok) return { ...base, ...empty, errors: parsed.errors };
   const spec = parsed.spec;
-  const labelled = existing.filter((ns) => EXCLUDE(view.namespace(ns)?.labels ?? {}));
-  const resolved = backupNamespaces(spec.includedNamespaces, spec.excludedNamespaces, existing, labelled);
+  const labelled = resolver.labelled();
+  const resolved = resolver.backupNamespaces(spec.includedNamespaces, spec.excludedNamespaces);
   if (!resolved.ok) return { ...base, ...empty, errors: resolved.errors };
 
   const namespaces = resolved.namespaces;
@@ -64,23 +200,22 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): 
   const volumes = volumeRules(backup, spec, view, policy, filter.shouldInclude("persistentvolumeclaims"));
   if (volumes.errors.length > 0) return { ...base, ...empty, errors: volumes.errors, notes: volumes.notes };
 
-  const processed = collect(view, spec, policy, namespaces, filter);
-  const claims = exclusiveUnits(view, spec, policy, processed, volumes, filter, namespaces);
-  const strictNamespaces = namespaces.filter((ns) => view.namespace(ns)?.annotations[KEYS.conflictLevel] === "Namespace");
+  const strictNamespaces = resolver.strict(namespaces);
+  const selectors = spec.orLabelSelectors ?? (spec.labelSelector ? [spec.labelSelector] : undefined);
+  const policyRef = spec.resourcePolicy ? `${backup.namespace}/${spec.resourcePolicy.kind}/${spec.resourcePolicy.name}@${view.configMap(backup.namespace, spec.resourcePolicy.name)?.version ?? -1}` : "";
+  const key = [info.partSpecKey, usesOldResourceFilters(spec) ? String(includeEverything) : "", policyRef].join("\u0000");
   return {
     ...base,
     errors: [],
     listsPvs: filter.shouldInclude("persistentvolumes"),
     namespaces,
-    items: {
-      pods: [...processed.pods.values()].map(key).sort(),
-      pvcs: [...processed.pvcs.values()].map(key).sort(),
-      pvs: [...processed.pvs.keys()].sort(),
-    },
-    units: claims.units,
-    exclusive: claims.exclusive,
     strictNamespaces,
     notes: volumes.notes,
+    context: {
+      key, spec, policy, filter, volumes,
+      groupKey: spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey,
+      selected: selectors ? (labels) => selectors.some((s) => selectorMatches(s, labels)) : () => true,
+    },
   };
 }
 
@@ -113,42 +248,37 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-const key = (item: { namespace: string; name: string }) => `${item.namespace}/${item.name}`;
-
-interface Processed {
-  readonly pods: Map<string, PodInfo>;
-  readonly pvcs: Map<string, PvcInfo>;
-  readonly pvs: Map<string, PvInfo>;
-}
-
 export function isPodRunning(pod: PodInfo): boolean {
   return pod.phase === "Running" && !!pod.nodeName && !pod.deleting;
 }
 
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 // The item collector lists what the filters and selectors admit; ItemBlock actions then pull
 // in related items regardless of selectors (pod -> PVCs; bound PVC -> PV, running pods that
 // mount it, volume-group siblings). A related item that was not listed joins only if it
-// passes Velero's per-item checks; every item is processed only if it passes them.
-function collect(view: ClusterView, spec: BackupSpec, policy: Policy, namespaces: readonly string[], filter: ResourceFilter): Processed {
-  const selectors = spec.orLabelSelectors ?? (spec.labelSelector ? [spec.labelSelector] : undefined);
-  const selected = (labels: Labels) => !selectors || selectors.some((s) => selectorMatches(s, labels));
-  const inNamespaces = new Set(namespaces);
+// passes Velero's per-item checks; every item is processed only if it passes them. Every
+// relation but PVC -> PV stays inside a namespace, so a namespace's part is computed alone.
+//
+// `extraPvs`: PVs processed through another namespace, or listed directly, that are bound to
+// a claim in this namespace (they can claim the claim's unit).
+export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = []): ScopePart {
+  const { filter, volumes, groupKey, selected } = ctx;
+  const contents = view.contents(ns);
   const podsIncluded = filter.shouldInclude("pods");
   const pvcsIncluded = filter.shouldInclude("persistentvolumeclaims");
   const pvsExcluded = filter.shouldExclude("persistentvolumes");
   const passes = {
-    pod: (p: PodInfo) => podsIncluded && inNamespaces.has(p.namespace) && !EXCLUDE(p.labels) && !p.deleting,
-    pvc: (c: PvcInfo) => pvcsIncluded && inNamespaces.has(c.namespace) && !EXCLUDE(c.labels) && !c.deleting,
+    pod: (p: PodInfo) => podsIncluded && !EXCLUDE(p.labels) && !p.deleting,
+    pvc: (c: PvcInfo) => pvcsIncluded && !EXCLUDE(c.labels) && !c.deleting,
     pv: (v: PvInfo) => !pvsExcluded && !EXCLUDE(v.labels) && !v.deleting,
   };
-  const groupKey = spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey;
   const seen = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>(), pvs: new Set<PvInfo>() };
-  const listed = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>(), pvs: new Set<PvInfo>() };
+  const listed = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>() };
 
   const visitPod = (pod: PodInfo) => {
     if (seen.pods.has(pod)) return;
     seen.pods.add(pod);
-    const contents = view.contents(pod.namespace);
     for (const v of pod.volumes) {
       const pvc = v.claimName ? contents.pvcs.get(v.claimName) : undefined;
       if (pvc && (listed.pvcs.has(pvc) || passes.pvc(pvc))) visitPvc(pvc);
@@ -159,8 +289,7 @@ function collect(view: ClusterView, spec: BackupSpec, policy: Policy, namespaces
     seen.pvcs.add(pvc);
     if (pvc.phase !== "Bound" || !pvc.volumeName) return;
     const pv = view.pv(pvc.volumeName);
-    if (pv && (listed.pvs.has(pv) || passes.pv(pv))) seen.pvs.add(pv);
-    const contents = view.contents(pvc.namespace);
+    if (pv) seen.pvs.add(pv);
     for (const pod of contents.podsMounting(pvc.name)) {
       if (isPodRunning(pod) && (listed.pods.has(pod) || passes.pod(pod))) visitPod(pod);
     }
@@ -171,67 +300,204 @@ function collect(view: ClusterView, spec: BackupSpec, policy: Policy, namespaces
     }
   };
 
-  for (const ns of namespaces) {
-    const contents = view.contents(ns);
-    if (podsIncluded) for (const pod of contents.pods.values()) if (selected(pod.labels)) listed.pods.add(pod);
-    if (pvcsIncluded) for (const pvc of contents.pvcs.values()) if (selected(pvc.labels)) listed.pvcs.add(pvc);
-  }
-  if (filter.shouldInclude("persistentvolumes")) for (const pv of view.pvs()) if (selected(pv.labels)) listed.pvs.add(pv);
+  if (podsIncluded) for (const pod of contents.pods.values()) if (selected(pod.labels)) listed.pods.add(pod);
+  if (pvcsIncluded) for (const pvc of contents.pvcs.values()) if (selected(pvc.labels)) listed.pvcs.add(pvc);
   for (const pod of listed.pods) visitPod(pod);
   for (const pvc of listed.pvcs) visitPvc(pvc);
-  for (const pv of listed.pvs) seen.pvs.add(pv);
 
-  return {
-    pods: new Map([...seen.pods].filter(passes.pod).map((p) => [key(p), p])),
-    pvcs: new Map([...seen.pvcs].filter(passes.pvc).map((c) => [key(c), c])),
-    pvs: new Map([...seen.pvs].filter(passes.pv).map((v) => [v.name, v])),
-  };
-}
+  // Sorted once by precomputed keys (namespace/name, as the scope lists them).
+  const pods = [...seen.pods].filter(passes.pod).map((p) => ({ key: `${ns}/${p.name}`, p })).sort((a, b) => byString(a.key, b.key));
+  const pvcs = [...seen.pvcs].filter(passes.pvc).map((c) => ({ key: `${ns}/${c.name}`, c })).sort((a, b) => byString(a.key, b.key));
+  const reached = [...seen.pvs].filter(passes.pv).sort((a, b) => byString(a.name, b.name));
 
-function exclusiveUnits(view: ClusterView, spec: BackupSpec, policy: Policy, processed: Processed, volumes: VolumeRules, filter: ResourceFilter, namespaces: readonly string[]):
-  { units: string[]; exclusive: Map<string, string> } {
-  const groupKey = spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey;
   const units = new Set<string>();
-  const exclusive = new Map<string, string>();
-  const claim = (unit: string, reason: string) => { if (!exclusive.has(unit)) exclusive.set(unit, reason); };
-  const unitOf = (namespace: string, member: string) => view.contents(namespace).unitOf(member, groupKey)?.id;
+  const claims = new Map<string, Claim>();
+  const claim = (unit: string, reason: string, rank: number, key: string) => { if (!claims.has(unit)) claims.set(unit, { reason, rank, key }); };
+  const unitOf = (member: string) => contents.unitOf(member, groupKey)?.id;
 
-  for (const pod of [...processed.pods.values()].sort(byKey)) {
-    const unit = unitOf(pod.namespace, `pod:${pod.name}`);
+  for (const { key, p: pod } of pods) {
+    const unit = unitOf(`pod:${pod.name}`);
     if (!unit) continue;
     units.add(unit);
-    for (const hook of hooksOnPod(pod, spec)) claim(unit, `run ${hook.phase} hooks on pod ${key(pod)} (${hook.source})`);
-    for (const volume of volumes.fsBackupVolumes(pod)) claim(unit, `file-system back up volume ${volume} of pod ${key(pod)}`);
+    for (const hook of hooksOnPod(pod, ctx.spec)) claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+    for (const volume of volumes.fsBackupVolumes(pod)) claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
   }
-  for (const pvc of [...processed.pvcs.values()].sort(byKey)) {
-    const unit = unitOf(pvc.namespace, `pvc:${pvc.name}`);
+  for (const { key, c: pvc } of pvcs) {
+    const unit = unitOf(`pvc:${pvc.name}`);
     if (!unit) continue;
     units.add(unit);
-    if (volumes.snapshotsPvc(pvc)) claim(unit, `snapshot PVC ${key(pvc)}`);
+    if (volumes.snapshotsPvc(pvc)) claim(unit, `snapshot PVC ${key}`, 1, key);
   }
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
   // claim in one of the backup's namespaces, so that cluster-scoped items never conflict.
-  const inScope = new Set(namespaces);
-  for (const pv of [...processed.pvs.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  const foreignPvs: PvInfo[] = [];
+  const local: PvInfo[] = [];
+  for (const pv of reached) {
+    if (pv.claimRef && pv.claimRef.namespace !== ns) foreignPvs.push(pv);
+    else local.push(pv);
+  }
+  const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
+  for (const pv of bound) {
     const ref = pv.claimRef;
-    const pvc = ref && inScope.has(ref.namespace) ? view.contents(ref.namespace).pvcs.get(ref.name) : undefined;
-    const unit = pvc?.volumeName === pv.name ? unitOf(pvc.namespace, `pvc:${pvc.name}`) : undefined;
+    const pvc = ref && ref.namespace === ns ? contents.pvcs.get(ref.name) : undefined;
+    const unit = pvc?.volumeName === pv.name ? unitOf(`pvc:${pvc.name}`) : undefined;
     if (!unit) continue;
     units.add(unit);
-    if (volumes.snapshotsPv(pv)) claim(unit, `snapshot PV ${pv.name}`);
+    if (volumes.snapshotsPv(pv)) claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
   }
-  for (const kind of policy.exclusiveResources) {
-    if (!filter.shouldInclude(kind)) continue;
-    for (const ns of namespaces) {
-      const unit = `${ns}/${kind}`;
-      units.add(unit);
-      claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`);
-    }
+  ctx.policy.exclusiveResources.forEach((kind, i) => {
+    if (!filter.shouldInclude(kind)) return;
+    const unit = `${ns}/${kind}`;
+    units.add(unit);
+    claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
+  });
+
+  // Changes to a PV move the version of the namespace of its claim; a PV read here whose claim
+  // is elsewhere (or a PV that is missing) can change without this namespace hearing of it.
+  let readsForeignPvs = false;
+  for (const pvc of contents.pvcs.values()) {
+    if (!pvc.volumeName) continue;
+    const pv = view.pv(pvc.volumeName);
+    if (!pv || pv.claimRef?.namespace !== ns) { readsForeignPvs = true; break; }
   }
-  return { units: [...units].sort(), exclusive };
+
+  return {
+    namespace: ns,
+    pods: pods.map((x) => x.key),
+    pvcs: pvcs.map((x) => x.key),
+    pvs: reached.map((v) => v.name),
+    units: [...units].sort(byString),
+    claims,
+    foreignPvs,
+    readsForeignPvs,
+  };
 }
 
-function byKey(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
-  const ka = key(a), kb = key(b);
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** The PVs a backup lists directly (filter includes persistentvolumes), by the namespace of their claim. */
+export interface ListedPvs {
+  /** Names of the listed PVs that are processed, sorted. */
+  readonly names: readonly string[];
+  readonly byClaimNamespace: ReadonlyMap<string, readonly PvInfo[]>;
+}
+
+export function listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {
+  const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
+  const names: string[] = [];
+  const byClaimNamespace = new Map<string, PvInfo[]>();
+  if (pvsExcluded) return { names, byClaimNamespace };
+  for (const pv of view.pvs()) {
+    if (!ctx.selected(pv.labels) || EXCLUDE(pv.labels) || pv.deleting) continue;
+    names.push(pv.name);
+    const ns = pv.claimRef?.namespace;
+    if (ns === undefined) continue;
+    const list = byClaimNamespace.get(ns);
+    if (list) list.push(pv); else byClaimNamespace.set(ns, [pv]);
+  }
+  names.sort(byString);
+  return { names, byClaimNamespace };
+}
+
+/**
+ * The parts with the PVs processed elsewhere (listed directly, or reached from another
+ * namespace) that are bound into their namespace: such a namespace gets a part of its own
+ * (`make`), which is rare. `parts[i]` is the part of `namespaces[i]`.
+ */
+export function withExtras(namespaces: readonly string[], parts: readonly ScopePart[], listed: ListedPvs | undefined,
+  make: (ns: string, extras: readonly PvInfo[]) => ScopePart): ScopePart[] {
+  let extras: Map<string, PvInfo[]> | undefined;
+  const add = (pv: PvInfo) => {
+    const ns = pv.claimRef?.namespace as string;
+    extras ??= new Map();
+    const list = extras.get(ns);
+    if (list) { if (!list.includes(pv)) list.push(pv); } else extras.set(ns, [pv]);
+  };
+  const index = new Map<string, number>();
+  if (listed || parts.some((p) => p.foreignPvs.length > 0)) namespaces.forEach((ns, i) => index.set(ns, i));
+  const isLocal = (pv: PvInfo) => {
+    const i = index.get(pv.claimRef?.namespace as string);
+    return i === undefined ? undefined : binaryHas((parts[i] as ScopePart).pvs, pv.name);
+  };
+  for (const part of parts) {
+    for (const pv of part.foreignPvs) if (isLocal(pv) === false) add(pv);
+  }
+  if (listed) {
+    for (const [ns, pvs] of listed.byClaimNamespace) {
+      if (!index.has(ns)) continue;
+      for (const pv of pvs) if (isLocal(pv) === false) add(pv);
+    }
+  }
+  if (!extras) return [...parts];
+  const out = [...parts];
+  for (const [ns, pvs] of extras) {
+    const i = index.get(ns) as number;
+    out[i] = make(ns, pvs.sort((a, b) => byString(a.name, b.name)));
+  }
+  return out;
+}
+
+function binaryHas(sorted: readonly string[], value: string): boolean {
+  let lo = 0, hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = sorted[mid] as string;
+    if (v === value) return true;
+    if (v < value) lo = mid + 1; else hi = mid - 1;
+  }
+  return false;
+}
+
+export function compareClaims(a: Claim, b: Claim): number {
+  return a.rank - b.rank || byString(a.key, b.key);
+}
+
+/**
+ * A scope from its head and its parts (`parts[i]` belongs to `head.namespaces[i]`). The
+ * public lists are assembled when first read; conflicts use `claims`.
+ */
+export function assembleScope(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined): BackupScope {
+  const byNamespace = new Map<string, ScopePart>();
+  const claimNamespaces: string[] = [];
+  let size = 0;
+  for (const part of parts) {
+    if (part.claims.size === 0) continue;
+    byNamespace.set(part.namespace, part);
+    claimNamespaces.push(part.namespace);
+    size += part.claims.size;
+  }
+  let items: BackupScope["items"] | undefined;
+  let units: readonly string[] | undefined;
+  let exclusive: ReadonlyMap<string, string> | undefined;
+  const scope = {
+    errors: head.errors,
+    queueNamespaces: head.queueNamespaces,
+    namespaces: head.namespaces,
+    get items() {
+      items ??= {
+        pods: parts.flatMap((p) => p.pods).sort(byString),
+        pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
+        pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(listed?.names ?? [])])].sort(byString),
+      };
+      return items;
+    },
+    get units() {
+      units ??= parts.flatMap((p) => p.units).sort(byString);
+      return units;
+    },
+    get exclusive() {
+      if (!exclusive) {
+        const all = parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
+        exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
+      }
+      return exclusive;
+    },
+    level: head.level,
+    ...(head.levelReason !== undefined ? { levelReason: head.levelReason } : {}),
+    strictNamespaces: head.strictNamespaces,
+    ...(head.serialKey !== undefined ? { serialKey: head.serialKey } : {}),
+    listsPvs: head.listsPvs,
+    notes: head.notes,
+  };
+  const claims: ScopeClaims = { byNamespace, namespaces: claimNamespaces, size };
+  Object.defineProperty(scope, "claims", { value: claims, enumerable: false });
+  return scope as unknown as BackupScope;
 }

@@ -1,23 +1,48 @@
-import type { BackupInfo } from "./model.js";
+import type { BackupInfo, PvInfo } from "./model.js";
 import type { Policy } from "./policy.js";
-import { scopeOf, type BackupScope } from "./scope.js";
+import {
+  assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
+  type BackupScope, type ListedPvs, type ParsedSpecInfo, type PartContext, type ScopeHead, type ScopePart,
+} from "./scope.js";
 import type { ClusterView, NamespaceContents } from "./view.js";
 
-// Scopes are the expensive part of a plan. A scope stays valid while the backup's spec, the
-// namespace list, the contents of the namespaces it covers, the PVs (when it lists PVs
-// directly) and its volume-policy ConfigMap stay as they were, so an event re-plans only the
-// backups it touches.
+// Scopes are the expensive part of a plan, so they are kept in pieces (see scope.ts):
+// - a backup's head stays valid while its spec, labels, annotations, its volume-policy
+//   ConfigMap, the view's sync state and the namespace list stay as they were;
+// - a namespace's part is shared by every backup with the same part context (spec minus its
+//   namespace lists, filter, volume rules) and stays valid while that namespace's contents
+//   version stays put (and, for the rare part that reads a PV bound elsewhere, the PVs);
+// - the PVs a backup lists directly stay valid while no PV changes.
+// An event in one namespace thus recomputes only that namespace's parts, and a backup whose
+// parts are all unchanged keeps its scope object.
+
+interface PartEntry {
+  readonly part: ScopePart;
+  readonly contents: NamespaceContents;
+  readonly version: number;
+  readonly pvVersion: number;
+}
 
 interface Entry {
+  backup: BackupInfo;
   readonly fingerprint: string;
   readonly namespacesVersion: number;
-  readonly pvVersion: number;
-  readonly contents: readonly (readonly [NamespaceContents, number])[];
-  readonly scope: BackupScope;
+  readonly head: ScopeHead;
+  parts?: readonly ScopePart[];
+  listed?: ListedPvs;
+  scope?: BackupScope;
+  contentsVersion: number;
+  pvVersion: number;
+  /** The scope depends on PVs beyond the namespaces' versions (lists PVs, or reads a PV bound elsewhere). */
+  pvSensitive: boolean;
 }
 
 export class ScopeCache {
   private readonly entries = new Map<string, Entry>();
+  private readonly parts = new Map<string, PartEntry>();
+  private readonly listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
+  private readonly specs = new Map<string, ParsedSpecInfo>();
+  private resolver?: { version: number; resolver: NamespaceResolver };
   private policy?: Policy;
   private view?: ClusterView;
   hits = 0;
@@ -26,48 +51,138 @@ export class ScopeCache {
   scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): BackupScope {
     if (policy !== this.policy || view !== this.view) {
       this.entries.clear();
+      this.parts.clear();
+      this.listed.clear();
+      this.resolver = undefined;
       this.policy = policy;
       this.view = view;
     }
     const id = backup.uid || `${backup.namespace}/${backup.name}`;
-    const fingerprint = fingerprintOf(backup, view);
-    const entry = this.entries.get(id);
-    if (entry && entry.fingerprint === fingerprint && this.fresh(entry, view)) {
+    let entry = this.entries.get(id);
+    if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
+    if (entry?.scope && entry.contentsVersion === view.contentsVersion && (!entry.pvSensitive || entry.pvVersion === view.pvVersion)) {
+      this.hits++;
+      return entry.scope;
+    }
+    if (!entry) {
+      const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
+      entry = { backup, fingerprint: fingerprintOf(backup, view), namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      this.entries.set(id, entry);
+    }
+    return this.refresh(entry, view);
+  }
+
+  /** Forgets backups that are gone (and parts no backup uses), so the cache does not outgrow the queue. */
+  retain(ids: ReadonlySet<string>): void {
+    for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
+    const liveParts = new Set<ScopePart>();
+    const liveSpecs = new Set<string>();
+    const liveListed = new Set<string>();
+    for (const e of this.entries.values()) {
+      for (const p of e.parts ?? []) liveParts.add(p);
+      liveSpecs.add(specKeyOf(e.backup));
+      if (e.head.context && e.head.listsPvs) liveListed.add(e.head.context.key);
+    }
+    for (const [k, p] of this.parts) if (!liveParts.has(p.part)) this.parts.delete(k);
+    for (const k of this.specs.keys()) if (!liveSpecs.has(k)) this.specs.delete(k);
+    for (const k of this.listed.keys()) if (!liveListed.has(k)) this.listed.delete(k);
+  }
+
+  private refresh(entry: Entry, view: ClusterView): BackupScope {
+    const { head } = entry;
+    const ctx = head.context;
+    entry.contentsVersion = view.contentsVersion;
+    entry.pvVersion = view.pvVersion;
+    if (!ctx) {
+      this.misses++;
+      entry.scope ??= assembleScope(head, [], undefined);
+      return entry.scope;
+    }
+    let changed = !entry.scope || !entry.parts;
+    const parts: ScopePart[] = [];
+    let pvSensitive = head.listsPvs;
+    head.namespaces.forEach((ns, i) => {
+      const part = this.part(ctx, view, ns);
+      if (part.readsForeignPvs) pvSensitive = true;
+      if (part !== entry.parts?.[i]) changed = true;
+      parts.push(part);
+    });
+    const listed = head.listsPvs ? this.listedPvs(ctx, view) : undefined;
+    if (listed !== entry.listed) changed = true;
+    entry.pvSensitive = pvSensitive;
+    if (!changed && entry.scope) {
       this.hits++;
       return entry.scope;
     }
     this.misses++;
-    const scope = scopeOf(backup, view, policy);
-    this.entries.set(id, {
-      fingerprint,
-      namespacesVersion: view.namespacesVersion,
-      pvVersion: view.pvVersion,
-      contents: scope.namespaces.map((ns) => { const c = view.contents(ns); return [c, c.version] as const; }),
-      scope,
-    });
-    return scope;
+    entry.parts = parts;
+    entry.listed = listed;
+    entry.scope = assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)), listed);
+    return entry.scope;
   }
 
-  /** Forgets backups that are gone, so the cache does not outgrow the queue. */
-  retain(ids: ReadonlySet<string>): void {
-    for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
+  private part(ctx: PartContext, view: ClusterView, ns: string, extras?: readonly PvInfo[]): ScopePart {
+    const key = extras ? `${ctx.key}\u0000${ns}\u0000${extras.map((pv) => pv.name).join(",")}` : `${ctx.key}\u0000${ns}`;
+    const contents = view.contents(ns);
+    const cached = this.parts.get(key);
+    if (cached && cached.contents === contents && cached.version === contents.version
+      && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
+    const part = scopePart(ctx, view, ns, extras);
+    this.parts.set(key, { part, contents, version: contents.version, pvVersion: view.pvVersion });
+    return part;
   }
 
-  private fresh(entry: Entry, view: ClusterView): boolean {
+  private listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {
+    const cached = this.listed.get(ctx.key);
+    if (cached && cached.pvVersion === view.pvVersion) return cached.listed;
+    const listed = listedPvs(ctx, view);
+    this.listed.set(ctx.key, { listed, pvVersion: view.pvVersion });
+    return listed;
+  }
+
+  private specInfo(backup: BackupInfo): ParsedSpecInfo {
+    const key = specKeyOf(backup);
+    let info = this.specs.get(key);
+    if (!info) { info = parseSpecInfo(backup.spec); this.specs.set(key, info); }
+    return info;
+  }
+
+  private resolverFor(view: ClusterView): NamespaceResolver {
+    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion, resolver: new NamespaceResolver(view) };
+    return this.resolver.resolver;
+  }
+
+  /** The head's inputs are unchanged: the same backup object (or an equal fingerprint) and namespace list. */
+  private sameInputs(entry: Entry, backup: BackupInfo, view: ClusterView): boolean {
     if (entry.namespacesVersion !== view.namespacesVersion) return false;
-    if (entry.pvVersion !== view.pvVersion && entry.scope.listsPvs) return false;
-    return entry.contents.every(([c, v]) => c.version === v);
+    if (entry.backup === backup && !hasPolicyRef(backup) && entry.fingerprint.endsWith(view.synced ? SYNCED : UNSYNCED)) return true;
+    if (fingerprintOf(backup, view) !== entry.fingerprint) return false;
+    entry.backup = backup;
+    return true;
   }
+}
+
+const SYNCED = "\u0000synced";
+const UNSYNCED = "\u0000unsynced";
+
+function specKeyOf(backup: BackupInfo): string {
+  return backup.specHash ?? JSON.stringify(backup.spec ?? null);
+}
+
+function hasPolicyRef(backup: BackupInfo): boolean {
+  return typeof (backup.spec as { resourcePolicy?: { name?: unknown } } | null)?.resourcePolicy?.name === "string";
 }
 
 function fingerprintOf(backup: BackupInfo, view: ClusterView): string {
   const policyRef = (backup.spec as { resourcePolicy?: { name?: unknown } } | null)?.resourcePolicy?.name;
   const cmVersion = typeof policyRef === "string" ? view.configMap(backup.namespace, policyRef)?.version ?? -1 : 0;
   return [
-    backup.specHash ?? JSON.stringify(backup.spec ?? null),
+    specKeyOf(backup),
+    backup.namespace,
+    cmVersion,
     backup.annotations["backup-gate.io/conflict-level"] ?? "",
+    backup.annotations["backup-gate.io/conflict-level-source"] ?? "",
     backup.labels["velero.io/schedule-name"] ?? "",
     view.synced ? "synced" : "unsynced",
-    cmVersion,
   ].join("\u0000");
 }

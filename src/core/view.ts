@@ -20,10 +20,11 @@ export class NamespaceContents {
   private claimIndex?: Map<string, PodInfo[]>;
   private unitIndex?: { key: string; unitOf: Map<string, Unit> };
 
-  constructor(readonly namespace: string) {}
+  constructor(readonly namespace: string, private readonly onTouch?: () => void) {}
 
   touch(): void {
     this.version++;
+    this.onTouch?.();
     this.claimIndex = undefined;
     this.unitIndex = undefined;
   }
@@ -117,6 +118,8 @@ export class ClusterView {
   namespacesVersion = 0;
   /** Moves when any PV changes (directly collected PVs depend on it). */
   pvVersion = 0;
+  /** Moves whenever any namespace's contents version moves (a cheap "nothing changed" check). */
+  contentsVersion = 0;
   private readonly nsInfo = new Map<string, NamespaceInfo>();
   private readonly nsContents = new Map<string, NamespaceContents>();
   private readonly pvByName = new Map<string, PvInfo>();
@@ -131,7 +134,7 @@ export class ClusterView {
   namespace(name: string): NamespaceInfo | undefined { return this.nsInfo.get(name); }
   contents(namespace: string): NamespaceContents {
     let c = this.nsContents.get(namespace);
-    if (!c) { c = new NamespaceContents(namespace); this.nsContents.set(namespace, c); }
+    if (!c) { c = new NamespaceContents(namespace, () => { this.contentsVersion++; }); this.nsContents.set(namespace, c); }
     return c;
   }
   pv(name: string): PvInfo | undefined { return this.pvByName.get(name); }

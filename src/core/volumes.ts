@@ -32,8 +32,8 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
 
   // The opt-in/opt-out rule without volume policies ("legacy" in Velero's volume helper).
   const optedIn = (pod: PodInfo, volume: PodVolume): boolean => defaultFs
-    ? !annotationList(pod, KEYS.fsBackupExcludes).includes(volume.name)
-    : annotationList(pod, KEYS.fsBackupVolumes).includes(volume.name);
+    ? !annotationSet(pod, KEYS.fsBackupExcludes).has(volume.name)
+    : annotationSet(pod, KEYS.fsBackupVolumes).has(volume.name);
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
     if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
@@ -79,8 +79,17 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
   };
 }
 
-function annotationList(pod: PodInfo, key: string): string[] {
-  return (pod.annotations[key] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+// The opt-in/opt-out annotation lists, split once per pod object (pods are immutable snapshots).
+const EMPTY: ReadonlySet<string> = new Set();
+const annotationSets = new WeakMap<PodInfo, Map<string, ReadonlySet<string>>>();
+function annotationSet(pod: PodInfo, key: string): ReadonlySet<string> {
+  const raw = pod.annotations[key];
+  if (!raw) return EMPTY;
+  let byKey = annotationSets.get(pod);
+  if (!byKey) { byKey = new Map(); annotationSets.set(pod, byKey); }
+  let set = byKey.get(key);
+  if (!set) { set = new Set(raw.split(",").map((s) => s.trim()).filter(Boolean)); byKey.set(key, set); }
+  return set;
 }
 
 function loadPolicies(backup: BackupInfo, spec: BackupSpec, view: ClusterView): { policies?: VolumePolicies; note?: string } {
