@@ -161,9 +161,32 @@ async function applyVeleroSetup(
   }
 }
 
+/** How long startVelero waits for :8080 to be free (another Velero on this machine, e.g. the demo). */
+export const PORT_8080_WAIT_MS = 300_000;
+
+/**
+ * Waits (polling) until :8080 is free: another Velero on this machine (another suite, the
+ * demo) holds it while it runs. Says what it waits for, and fails after `timeoutMs`.
+ */
+export async function waitForPort8080(timeoutMs = PORT_8080_WAIT_MS): Promise<void> {
+  let said = false;
+  await waitFor("port 8080 to be free (Velero's metrics server binds *:8080, so only one Velero can run on this machine at a time; another Velero, e.g. the demo, holds it)", async () => {
+    try {
+      await assertPortFree(8080);
+      return true;
+    } catch (e) {
+      if (!said) {
+        said = true;
+        process.stderr.write(`startVelero: ${(e as Error).message}; waiting up to ${Math.round(timeoutMs / 1000)} s for it to be free\n`);
+      }
+      throw e;
+    }
+  }, { timeoutMs, intervalMs: 2_000 });
+}
+
 export async function startVelero(cp: ControlPlane, opts: VeleroOptions = {}): Promise<Velero> {
   if (running) throw new Error("a Velero started by this harness is still running; stop it first (one Velero per machine)");
-  await assertPortFree(8080);
+  await waitForPort8080();
   running = true;
   try {
     return await startVeleroInner(cp, opts);
@@ -220,11 +243,15 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
       BACKUP_GATE_PROBE_DIR: probeDir,
       BACKUP_GATE_PROBE_SLEEP: opts.probeSleep ?? "0s",
     };
+    // A BSL left by an earlier Velero in this control plane is still Available: only a
+    // validation by this Velero counts (lastValidationTime has second resolution).
+    const startedSecond = Math.floor(Date.now() / 1000) * 1000;
     proc = spawnManaged(repoScript("run-guarded.sh"), args, { name: `velero-${seq}`, logDir: join(cp.dir, "logs"), env });
     const p = proc;
-    await waitFor("BackupStorageLocation default to become Available", async () => {
+    await waitFor("BackupStorageLocation default to become Available (validated by this Velero)", async () => {
       const bsl = await getVelero(c, "backupstoragelocations", ns, "default");
-      return bsl.status?.phase === "Available";
+      const validated = Date.parse(String(bsl.status?.lastValidationTime ?? ""));
+      return bsl.status?.phase === "Available" && validated >= startedSecond;
     }, { timeoutMs: opts.bslTimeoutMs ?? 120_000, intervalMs: 500 }).catch((e: Error) => {
       throw new Error(`${e.message}\n${p.tail(40)}\n${s3.proc.tail(10)}`);
     });
