@@ -82,7 +82,12 @@ export function demoBackups(stamp: string, nextStamp: string): DemoBackup[] {
   ];
 }
 
-/** The gate's policy for the demo (ConfigMap backup-gate/backup-gate-policy, key policy.yaml). */
+/**
+ * The gate's policy for the demo (ConfigMap backup-gate/backup-gate-policy, key policy.yaml).
+ * Positions are corrected in full on each promotion (the default pays for one correction per
+ * promotion, so a position can lag for a while): in a burst this small, the live view then
+ * shows the exact queue.
+ */
 export function demoPolicy(slots: number): string {
-  return `conflictLevel: ItemBlock\nmaxConcurrentBackups: ${slots}\nserialWorkloads: Forbid\n`;
+  return `conflictLevel: ItemBlock\nmaxConcurrentBackups: ${slots}\nserialWorkloads: Forbid\npositionUpdates: {writesPerDequeue: 100}\n`;
 }

@@ -34,6 +34,9 @@ export interface LiveRow {
   readonly waitingFor: string;
   readonly reason: string;
   readonly done: boolean;
+  /** Seconds waited (creation to start) and run (start to end), once known. */
+  readonly waited?: number;
+  readonly ran?: number;
 }
 
 export class Tracker {
@@ -97,6 +100,8 @@ export class Tracker {
         waitingFor: WAITING_PHASES.has(r.phase) ? r.currentWaitingFor : "",
         reason: r.currentReason,
         done: r.end !== undefined,
+        ...(r.start !== undefined ? { waited: (r.start - r.arrival) / 1000 } : {}),
+        ...(r.start !== undefined && r.end !== undefined ? { ran: (r.end - r.start) / 1000 } : {}),
       };
     });
   }

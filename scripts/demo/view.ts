@@ -22,6 +22,26 @@ function fit(s: string, n: number): string {
   return s + " ".repeat(n - s.length);
 }
 
+/** Waiting and running backups: the gate's reason; finished ones: how long they waited and ran. */
+function reasonOf(r: LiveRow): string {
+  if (r.done && r.waited !== undefined && r.ran !== undefined) return `waited ${r.waited.toFixed(1)}s, ran ${r.ran.toFixed(1)}s`;
+  return r.reason;
+}
+
+/** A note in lines of at most `width` columns (continuations indented), so nothing is cut. */
+function wrap(s: string, width: number): string[] {
+  const out: string[] = [];
+  let rest = s;
+  while (rest.length > width) {
+    const cut = rest.lastIndexOf(" ", width);
+    const at = cut > width / 2 ? cut : width;
+    out.push(rest.slice(0, at));
+    rest = `    ${rest.slice(at).trimStart()}`;
+  }
+  out.push(rest);
+  return out;
+}
+
 export interface ViewHeader {
   readonly elapsedSeconds: number;
   readonly slots: number;
@@ -45,7 +65,7 @@ export function renderTable(rows: readonly LiveRow[], h: ViewHeader, width: numb
   for (const r of rows) {
     const phaseCell = fit(r.phase, phaseW);
     const line = fit(r.name, nameW) + (colour ? colourPhase(r.phase) + phaseCell.slice(r.phase.length) : phaseCell) +
-      fit(r.position !== undefined ? String(r.position) : "", posW) + fit(r.waitingFor, waitCol) + fit(r.reason, reasonW);
+      fit(r.position !== undefined ? String(r.position) : "", posW) + fit(r.waitingFor, waitCol) + fit(reasonOf(r), reasonW);
     out.push(line.trimEnd());
   }
   return out;
@@ -80,9 +100,9 @@ export class LiveView {
       }
       return;
     }
-    const width = Math.max(60, this.out.columns ?? 120);
+    const width = Math.max(60, this.out.columns || Number(process.env.COLUMNS) || 120);
     const lines = renderTable(rows, h, width);
-    const noteLines = this.notes.slice(-8).map((n) => fit(n, width).trimEnd());
+    const noteLines = this.notes.slice(-8).flatMap((n) => wrap(n, width));
     // Home, draw, clear to the end of each line and of the screen: no flicker.
     const body = [...lines, "", ...noteLines].map((l) => `${l}${ESC}K`).join("\n");
     this.out.write(`${this.drawnOnce ? "" : `${ESC}2J`}${ESC}H${body}\n${ESC}J`);
