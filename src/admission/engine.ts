@@ -1,8 +1,8 @@
 import { performance } from "node:perf_hooks";
-import type { AdmissionDecision } from "../core/admission.js";
+import { admission, asCandidate, refusalOf, type AdmissionDecision } from "../core/admission.js";
 import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../core/conflicts.js";
-import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { effectivePriorityOf, orderQueue } from "../core/plan.js";
+import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
+import { effectivePriorityOf, MAX_BLOCKERS, orderQueue, startReason, waitReason } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope.js";
 import { ScopeCache } from "../core/scopeCache.js";
@@ -227,30 +227,14 @@ export class AdmissionEngine {
     const policy = this.o.policy.current();
     const view = this.o.cache.view;
     const backups = this.o.cache.backups();
-    const created: BackupInfo = {
-      ...candidate,
-      uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`,
-      creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(),
-      phase: "",
-    };
+    const created = asCandidate(candidate, now);
     const isOther = (b: BackupInfo) => !(b.namespace === created.namespace && b.name === created.name);
     const judged = created.namespace === policy.veleroNamespace;
     const scope = judged ? this.candidateScope(created, view, policy) : undefined;
-    const level = scope?.level ?? policy.conflictLevel;
-
-    const early = this.rejection(created, scope, backups, policy);
-    if (early) return { verdict: "reject", level, message: early.message, errors: early.errors, waitingFor: [], warnings: [], annotations: {}, reasons: [early.message] };
-
-    const admitNow = (reason: string, superseded: readonly string[]): AdmissionDecision => {
-      const notes = scope?.notes ?? [];
-      return {
-        verdict: superseded.length > 0 || notes.length > 0 ? "admit-with-warning" : "admit",
-        level, errors: [], waitingFor: [], warnings: [...superseded, ...notes],
-        annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
-        reasons: [reason],
-      };
-    };
-    if (!scope) return admitNow("starts when the controller next plans", []);
+    const early = refusalOf(created, scope, backups, policy);
+    if (early) return early;
+    const admitNow = (reason: string | undefined, superseded: readonly string[]) => admission(created, scope, policy, superseded, { reason });
+    if (!scope) return admitNow(undefined, []);
 
     // serialWorkloads: Replace: the newest waiting run of a Schedule stays queued.
     const schedule = created.labels[KEYS.scheduleName];
@@ -258,11 +242,11 @@ export class AdmissionEngine {
     if (policy.serialWorkloads === "Replace" && schedule) {
       for (const b of backups) {
         if (!isOther(b) || b.namespace !== policy.veleroNamespace || !QUEUED_PHASES.has(b.phase) || b.labels[KEYS.scheduleName] !== schedule) continue;
-        if (byCreation(created, b) < 0) return admitNow("starts when the controller next plans", []); // a newer run supersedes this one
+        if (byCreation(created, b) < 0) return admitNow(undefined, []); // a newer run supersedes this one
         supersededNames.add(b.name);
       }
     }
-    const superseded = [...supersededNames].sort().map((s) => `${created.name} supersedes queued run ${s} (serialWorkloads: Replace)`);
+    const superseded = [...supersededNames].sort();
 
     const me: ScopedBackup = { name: created.name, phase: "", scope };
     // In flight: live.
@@ -316,57 +300,22 @@ export class AdmissionEngine {
       }
     }
     const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead;
-    const levelNote = scope.levelReason ? ` (judged at Namespace level: ${scope.levelReason})` : "";
-    if (conflicts.length === 0 && free > 0) {
-      return admitNow(`conflicts with nothing in flight or ahead of it; ${policy.maxConcurrentBackups - free + 1} of ${policy.maxConcurrentBackups} slots in use${levelNote}`, superseded);
-    }
-    const reason = (conflicts.length > 0
-      ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
-      : `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight`) + levelNote;
-    const waitingFor = conflicts.map((c) => c.with);
-    const warnings = [
-      ...conflicts.map((c) => `backup ${created.name} will wait behind ${c.with}: ${describeConflict(c)}`),
-      ...(conflicts.length === 0 ? [`backup ${created.name} will wait: ${reason}`] : []),
-      ...superseded,
-      ...scope.notes,
-    ];
-    return {
-      verdict: "admit-with-warning",
-      level, errors: [], waitingFor, warnings,
-      annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: waitingFor.join(",") },
-      reasons: [reason],
-    };
+    if (conflicts.length === 0 && free > 0) return admitNow(startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups), superseded);
+    const shown = conflicts.slice(0, MAX_BLOCKERS);
+    return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length - shown.length, policy.maxConcurrentBackups) });
   }
 
   /** The validating webhook's CREATE verdict: invalid spec (422) or a serial run refused (403). Live data only. */
   validateCreate(candidate: BackupInfo, now: number): CreateVerdict {
     const policy = this.o.policy.current();
-    const created: BackupInfo = { ...candidate, uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`, creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(), phase: "" };
+    const created = asCandidate(candidate, now);
     const scope = created.namespace === policy.veleroNamespace ? this.candidateScope(created, this.o.cache.view, policy) : undefined;
-    const r = this.rejection(created, scope, this.o.cache.backups(), policy);
+    const r = refusalOf(created, scope, this.o.cache.backups(), policy);
     if (!r) return { allowed: true };
+    const message = r.message ?? "";
     return r.errors.length > 0
-      ? { allowed: false, code: 422, reason: "Invalid", message: r.message }
-      : { allowed: false, code: 403, reason: "Forbidden", message: r.message };
-  }
-
-  private rejection(created: BackupInfo, scope: BackupScope | undefined, backups: readonly BackupInfo[], policy: Policy) {
-    if (scope && scope.errors.length > 0) {
-      return { message: `backup ${created.name} is invalid and Velero would fail it: ${scope.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`, errors: scope.errors };
-    }
-    const schedule = created.labels[KEYS.scheduleName];
-    if (schedule && policy.serialWorkloads === "Forbid") {
-      let first: BackupInfo | undefined;
-      for (const b of backups) {
-        if (b.namespace !== created.namespace || b.name === created.name || b.labels[KEYS.scheduleName] !== schedule) continue;
-        if (!IN_FLIGHT_PHASES.has(b.phase) && !QUEUED_PHASES.has(b.phase)) continue;
-        if (!first || b.name < first.name) first = b;
-      }
-      if (first) {
-        return { message: `schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`, errors: [] };
-      }
-    }
-    return undefined;
+      ? { allowed: false, code: 422, reason: "Invalid", message }
+      : { allowed: false, code: 403, reason: "Forbidden", message };
   }
 
   /**

@@ -1,8 +1,9 @@
 import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
 import { plan, type PlanOptions, type Snapshot } from "./plan.js";
+import type { BackupScope } from "./scope.js";
 import type { Policy } from "./policy.js";
 import type { SpecError } from "./backupSpec.js";
-import { describeConflict as describe } from "./conflicts.js";
+import { describeConflict as describe, type Conflict } from "./conflicts.js";
 
 // The verdict on a Backup about to be created: what the webhooks answer and annotate.
 
@@ -22,57 +23,67 @@ export interface AdmissionDecision {
 }
 
 export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo, options: PlanOptions = {}): AdmissionDecision {
-  const created: BackupInfo = {
+  const created = asCandidate(candidate, now);
+  const others = snapshot.backups.filter((b) => !(b.namespace === created.namespace && b.name === created.name));
+  const result = plan({ view: snapshot.view, backups: [...others, created] }, policy, now, options);
+  const scope = result.scopes.get(created.name);
+  const refusal = refusalOf(created, scope, others, policy);
+  if (refusal) return refusal;
+  const superseded = result.supersessions.filter((s) => s.by === created.name).map((s) => s.backup);
+  const entry = result.queue.find((q) => q.backup === created.name);
+  const started = result.promotions.find((p) => p.backup === created.name)?.reason;
+  return admission(created, scope, policy, superseded, entry ? { conflicts: entry.conflicts, waitingFor: entry.waitingFor, reason: entry.reason } : { reason: started });
+}
+
+/** A backup as admission judges it: not yet created, so it has no phase and is created now. */
+export function asCandidate(candidate: BackupInfo, now: number): BackupInfo {
+  return {
     ...candidate,
     uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`,
     creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(),
     phase: "",
   };
-  const others = snapshot.backups.filter((b) => !(b.namespace === created.namespace && b.name === created.name));
-  const result = plan({ view: snapshot.view, backups: [...others, created] }, policy, now, options);
-  const scope = result.scopes.get(created.name);
+}
+
+/** The validating webhook's refusals: an invalid spec, or a serial run under Forbid. */
+export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[], policy: Policy): AdmissionDecision | undefined {
   const level = scope?.level ?? policy.conflictLevel;
   const reject = (message: string, errors: readonly SpecError[] = []): AdmissionDecision =>
     ({ verdict: "reject", level, message, errors, waitingFor: [], warnings: [], annotations: {}, reasons: [message] });
-
   if (scope && scope.errors.length > 0) {
     return reject(`backup ${created.name} is invalid and Velero would fail it: ${scope.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`, scope.errors);
   }
   const schedule = created.labels[KEYS.scheduleName];
-  if (schedule && policy.serialWorkloads === "Forbid") {
-    const running = others
-      .filter((b) => b.namespace === created.namespace && b.labels[KEYS.scheduleName] === schedule && (IN_FLIGHT_PHASES.has(b.phase) || QUEUED_PHASES.has(b.phase)))
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
-    const first = running[0];
-    if (first) {
-      return reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`);
-    }
+  if (!schedule || policy.serialWorkloads !== "Forbid") return undefined;
+  let first: BackupInfo | undefined;
+  for (const b of others) {
+    if (b.namespace !== created.namespace || b.name === created.name || b.labels[KEYS.scheduleName] !== schedule) continue;
+    if (!IN_FLIGHT_PHASES.has(b.phase) && !QUEUED_PHASES.has(b.phase)) continue;
+    if (!first || b.name < first.name) first = b;
   }
-
-  const superseded = result.supersessions.filter((s) => s.by === created.name).map((s) => `${created.name} supersedes queued run ${s.backup} (serialWorkloads: Replace)`);
-  const promoted = result.promotions.find((p) => p.backup === created.name);
-  const entry = result.queue.find((q) => q.backup === created.name);
-  const notes = scope?.notes ?? [];
-  if (promoted || !entry) {
-    const reason = promoted?.reason ?? "starts when the controller next plans";
-    return {
-      verdict: superseded.length > 0 || notes.length > 0 ? "admit-with-warning" : "admit",
-      level, errors: [], waitingFor: [], warnings: [...superseded, ...notes],
-      annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: "" },
-      reasons: [reason],
-    };
-  }
-  const warnings = [
-    ...entry.conflicts.map((c) => `backup ${created.name} will wait behind ${c.with}: ${describe(c)}`),
-    ...(entry.conflicts.length === 0 ? [`backup ${created.name} will wait: ${entry.reason}`] : []),
-    ...superseded,
-    ...notes,
-  ];
-  return {
-    verdict: "admit-with-warning",
-    level, errors: [], waitingFor: entry.waitingFor, warnings,
-    annotations: { ...levelAnnotations(created.annotations, level), [KEYS.reason]: entry.reason, [KEYS.waitingFor]: entry.waitingFor.join(",") },
-    reasons: [entry.reason],
-  };
+  return first
+    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
+    : undefined;
 }
 
+/**
+ * The verdict for an admitted backup: it starts (`wait.reason` says why, or is unknown when
+ * the plan had not judged it), or it waits behind `wait.conflicts` (none: for a free slot).
+ */
+export function admission(created: BackupInfo, scope: BackupScope | undefined, policy: Policy, superseded: readonly string[],
+  wait: { conflicts?: readonly Conflict[]; waitingFor?: readonly string[]; reason: string | undefined }): AdmissionDecision {
+  const level = scope?.level ?? policy.conflictLevel;
+  const notes = [...superseded.map((s) => `${created.name} supersedes queued run ${s} (serialWorkloads: Replace)`), ...(scope?.notes ?? [])];
+  const reason = wait.reason ?? "starts when the controller next plans";
+  const annotations = (waitingFor: readonly string[]) => ({ ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: waitingFor.join(",") });
+  if (!wait.conflicts) {
+    return { verdict: notes.length > 0 ? "admit-with-warning" : "admit", level, errors: [], waitingFor: [], warnings: notes, annotations: annotations([]), reasons: [reason] };
+  }
+  const waitingFor = wait.waitingFor ?? wait.conflicts.map((c) => c.with);
+  const warnings = [
+    ...wait.conflicts.map((c) => `backup ${created.name} will wait behind ${c.with}: ${describe(c)}`),
+    ...(wait.conflicts.length === 0 ? [`backup ${created.name} will wait: ${reason}`] : []),
+    ...notes,
+  ];
+  return { verdict: "admit-with-warning", level, errors: [], waitingFor, warnings, annotations: annotations(waitingFor), reasons: [reason] };
+}

@@ -100,10 +100,9 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
     scopes.set(b.name, b.scope);
     const { conflicts, total } = index.blockersOf(b, order, MAX_BLOCKERS);
     const more = total - conflicts.length;
-    const levelNote = b.scope.levelReason ? ` (judged at Namespace level: ${b.scope.levelReason})` : "";
     if (total === 0 && free > 0) {
       free--;
-      promotions.push({ backup: b.name, level: b.scope.level, reason: `conflicts with nothing in flight or ahead of it; ${policy.maxConcurrentBackups - free} of ${policy.maxConcurrentBackups} slots in use${levelNote}` });
+      promotions.push({ backup: b.name, level: b.scope.level, reason: startReason(b.scope, policy.maxConcurrentBackups - free, policy.maxConcurrentBackups) });
     } else {
       queue.push({
         backup: b.name,
@@ -114,10 +113,7 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
         waitingFor: conflicts.map((c) => c.with),
         conflicts,
         ...(more > 0 ? { moreBlockers: more } : {}),
-        reason: (conflicts.length > 0
-          ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
-            + (more > 0 ? `; and behind ${more} more backup${more > 1 ? "s" : ""}` : "")
-          : `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight`) + levelNote,
+        reason: waitReason(b.scope, conflicts, more, policy.maxConcurrentBackups),
       });
     }
     // Rule (2): a backup later in the order never overtakes an earlier one it conflicts with,
@@ -135,6 +131,22 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
     overlaps,
     scopes,
   };
+}
+
+// The words a person reads, shared by the plan and the admission verdicts.
+function levelNote(scope: BackupScope): string {
+  return scope.levelReason ? ` (judged at Namespace level: ${scope.levelReason})` : "";
+}
+
+export function startReason(scope: BackupScope, inUse: number, limit: number): string {
+  return `conflicts with nothing in flight or ahead of it; ${inUse} of ${limit} slots in use${levelNote(scope)}`;
+}
+
+export function waitReason(scope: BackupScope, conflicts: readonly Conflict[], more: number, limit: number): string {
+  return (conflicts.length > 0
+    ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
+      + (more > 0 ? `; and behind ${more} more backup${more > 1 ? "s" : ""}` : "")
+    : `waits for a free slot: ${limit} of ${limit} backups in flight`) + levelNote(scope);
 }
 
 /** Base priority from the label, the Schedule, or whether a person made the backup. */
