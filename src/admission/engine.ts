@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "../core/admission.js";
 import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../core/conflicts.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { effectivePriorityOf, MAX_BLOCKERS, orderQueue, startReason, waitReason } from "../core/plan.js";
+import { effectivePriorityOf, MAX_BLOCKERS, orderQueue, startReason, supersede, waitReason } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope.js";
 import { ScopeCache } from "../core/scopeCache.js";
@@ -171,7 +171,7 @@ export class AdmissionEngine {
         await yieldIfDue();
       }
       const waiting = all.filter((b) => QUEUED_PHASES.has(b.phase));
-      const queued = supersede(waiting, policy);
+      const { queued } = supersede(waiting, policy);
       const ordered = orderQueue(queued, policy, now);
       const index = new ClaimIndex();
       const entries = new Map<string, QueuedEntry>();
@@ -366,15 +366,3 @@ function queueOrder(a: BackupInfo, b: BackupInfo, policy: Policy, now: number): 
   return effectivePriorityOf(b, policy, now) - effectivePriorityOf(a, policy, now) || byCreation(a, b);
 }
 
-/** The plan's supersession under Replace: only the newest waiting run of each Schedule stays queued. */
-function supersede(waiting: readonly BackupInfo[], policy: Policy): BackupInfo[] {
-  if (policy.serialWorkloads !== "Replace") return [...waiting];
-  const newest = new Map<string, BackupInfo>();
-  for (const b of waiting) {
-    const s = b.labels[KEYS.scheduleName];
-    if (!s) continue;
-    const cur = newest.get(s);
-    if (!cur || byCreation(cur, b) < 0) newest.set(s, b);
-  }
-  return waiting.filter((b) => { const s = b.labels[KEYS.scheduleName]; return !s || newest.get(s) === b; });
-}

@@ -206,7 +206,7 @@ function byCreation(a: BackupInfo, b: BackupInfo): number {
 
 // Under `Replace`, only the newest queued run of a Schedule stays queued; the older queued runs
 // are superseded (failed with a reason by the controller). Runs already in flight are kept.
-function supersede(waiting: readonly BackupInfo[], policy: Policy): { queued: BackupInfo[]; supersessions: Supersession[] } {
+export function supersede(waiting: readonly BackupInfo[], policy: Policy): { queued: BackupInfo[]; supersessions: Supersession[] } {
   if (policy.serialWorkloads !== "Replace") return { queued: [...waiting], supersessions: [] };
   const newest = new Map<string, BackupInfo>();
   for (const b of waiting) {

@@ -1,23 +1,10 @@
-import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
+import { runCli, scratch } from "./support/cli.js";
 import { describe, expect, it } from "vitest";
 
 // `backup-gate plan` as a user runs it: a real process, its stdout, stderr and exit code.
 
-const run = async (...args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
-const dir = mkdtempSync(join(tmpdir(), "bg-cli-"));
-const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+const run = (...args: string[]) => runCli(...args);
+const file = scratch("bg-cli-");
 const FIXTURE = "test/fixtures/shop.yaml";
 const NOW = "2026-01-01T03:00:00Z";
 

@@ -1,8 +1,5 @@
-import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
+import { readFileSync } from "node:fs";
+import { runCli, scratch } from "./support/cli.js";
 import { describe, expect, it } from "vitest";
 import { runSimulate } from "../../src/cli/simulate.js";
 import { UsageError } from "../../src/cli/readInput.js";
@@ -12,17 +9,8 @@ import { UsageError } from "../../src/cli/readInput.js";
 // and the finer input checks call the command in-process.
 const PROCESS_TIMEOUT = 30_000;
 
-const run = async (...args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", "simulate", ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
-const dir = mkdtempSync(join(tmpdir(), "bg-sim-"));
-const file = (name: string, text: string) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+const run = (...args: string[]) => runCli("simulate", ...args);
+const file = scratch("bg-sim-");
 const TRACE = "test/fixtures/sim-shop.yaml";
 const STRATEGIES = ["one-at-a-time", "velero", "namespace", "itemblock", "reference"];
 
@@ -55,7 +43,7 @@ describe("backup-gate simulate", () => {
   });
 
   it("--html writes a self-contained page with one bar per backup for each strategy", async () => {
-    const out = join(dir, "timeline.html");
+    const out = file("timeline.html", "");
     const { code } = await run("--trace", TRACE, "--html", out);
     expect(code).toBe(0);
     const html = readFileSync(out, "utf8");
