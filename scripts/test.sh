@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
+# The report page is rendered by Debian's headless Chromium in a test.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+  else
+    echo "test.sh: Debian's chromium is missing and this is not root: run 'sudo apt-get install chromium' (a test will fail until then)" >&2
+  fi
+fi
 report="$(mktemp -t backup-gate-vitest-XXXXXX.json)"
 trap 'rm -f "$report"' EXIT
 status=0
