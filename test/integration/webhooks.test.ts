@@ -161,6 +161,7 @@ describe("admission webhooks on the real API server", () => {
     expect(r.warnings.map(warningText)).toEqual([`backup manual-1 will wait behind nightly-1: both snapshot PVC ${shop}/${pvc}`]);
     expect(r.object.metadata.annotations).toEqual({
       "backup-gate.io/conflict-level": "ItemBlock",
+      "backup-gate.io/conflict-level-source": "gate",
       "backup-gate.io/reason": `waits behind nightly-1 (InProgress): both snapshot PVC ${shop}/${pvc}`,
       "backup-gate.io/waiting-for": "nightly-1",
     });
