@@ -24,30 +24,13 @@ import { volumeRules, type VolumeRules } from "./volumes.js";
 // The public lists (`items`, `units`, `exclusive`) are assembled from the parts on demand;
 // conflicts are judged on the parts (`claims`).
 
-export interface BackupScope {
-  /** Non-empty when Velero would refuse the backup (FailedValidation): it then touches nothing. */
-  readonly errors: readonly SpecError[];
-  /** The namespace set Velero's own queue compares; the claim at namespace level. */
-  readonly queueNamespaces: readonly string[];
-  /** The namespaces the backup controller backs up. */
-  readonly namespaces: readonly string[];
+export interface BackupScope extends Omit<ScopeHead, "context"> {
   /** Items processed: pods and PVCs as namespace/name, PVs by name; each list sorted (assembled on demand). */
   readonly items: { readonly pods: readonly string[]; readonly pvcs: readonly string[]; readonly pvs: readonly string[] };
   /** Units the backup includes (assembled on demand). */
   readonly units: readonly string[];
   /** Units the backup needs exclusively, each with the first reason found (assembled on demand). */
   readonly exclusive: ReadonlyMap<string, string>;
-  /** The level this backup is judged at, and why when it is not the policy's. */
-  readonly level: ConflictLevel;
-  readonly levelReason?: string;
-  /** Namespaces in scope annotated backup-gate.io/conflict-level: Namespace. */
-  readonly strictNamespaces: readonly string[];
-  /** Runs of one serial workload share this key and never run together. */
-  readonly serialKey?: string;
-  /** True when the backup lists PVs directly, so any PV change can change its scope. */
-  readonly listsPvs: boolean;
-  /** What else a person should know (e.g. a volume policy that could not be read). */
-  readonly notes: readonly string[];
   /** The exclusive claims by namespace, for conflicts (not enumerable: not part of the scope's data). */
   readonly claims: ScopeClaims;
 }
@@ -90,14 +73,22 @@ const EXCLUDE = (labels: Labels) => labels[KEYS.excludeFromBackup] === "true";
 
 /** The fields of a scope that do not depend on namespace contents. */
 export interface ScopeHead {
+  /** Non-empty when Velero would refuse the backup (FailedValidation): it then touches nothing. */
   readonly errors: readonly SpecError[];
+  /** The namespace set Velero's own queue compares; the claim at namespace level. */
   readonly queueNamespaces: readonly string[];
+  /** The namespaces the backup controller backs up. */
   readonly namespaces: readonly string[];
+  /** The level this backup is judged at, and why when it is not the policy's. */
   readonly level: ConflictLevel;
   readonly levelReason?: string;
+  /** Namespaces in scope annotated backup-gate.io/conflict-level: Namespace. */
   readonly strictNamespaces: readonly string[];
+  /** Runs of one serial workload share this key and never run together. */
   readonly serialKey?: string;
+  /** True when the backup lists PVs directly, so any PV change can change its scope. */
   readonly listsPvs: boolean;
+  /** What else a person should know (e.g. a volume policy that could not be read). */
   readonly notes: readonly string[];
   /** Present when the backup is valid: what its parts are computed from. */
   readonly context?: PartContext;
