@@ -302,7 +302,7 @@ export class AdmissionEngine {
     const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead;
     if (conflicts.length === 0 && free > 0) return admitNow(startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups), superseded);
     const shown = conflicts.slice(0, MAX_BLOCKERS);
-    return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length - shown.length, policy.maxConcurrentBackups) });
+    return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups) });
   }
 
   /** The validating webhook's CREATE verdict: invalid spec (422) or a serial run refused (403). Live data only. */

@@ -183,17 +183,15 @@ export class ClaimIndex {
   }
 
   /**
-   * The first `limit` conflicts of `b` (in `order`), with details, and how many there are in
-   * all: a backup of every namespace may conflict with thousands.
+   * The first `limit` conflicts of `b` (in `order`), with details, and whether there are more:
+   * a backup of every namespace may conflict with thousands, and counting them all would make
+   * a plan quadratic in the queue.
    */
-  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { conflicts: Conflict[]; total: number } {
+  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { conflicts: Conflict[]; more: boolean } {
     const s = b.scope;
-    const candidates = new Set<ScopedBackup>();
+    const lists: ScopedBackup[][] = [];
     const from = (map: Map<string, ScopedBackup[]>, keys: readonly string[]) => {
-      for (const k of keys) {
-        const list = map.get(k);
-        if (list) for (const other of list) if (other !== b) candidates.add(other);
-      }
+      for (const k of keys) { const list = map.get(k); if (list) lists.push(list); }
     };
     if (s.level === "Namespace") from(this.byNamespace, s.queueNamespaces);
     else {
@@ -203,18 +201,24 @@ export class ClaimIndex {
     }
     if (s.serialKey) from(this.bySerial, [s.serialKey]);
     const conflicts: Conflict[] = [];
-    if (candidates.size === 0) return { conflicts, total: 0 };
-    const sorted = [...candidates];
-    if (sorted.length > 1) sorted.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
-    let total = 0;
-    for (const other of sorted) {
-      if (conflicts.length < limit) {
-        const c = conflictBetween(b, other);
-        if (c) { conflicts.push(c); total++; }
-      } else if (conflictsWith(b, other)) total++;
+    // Each list is in the order backups were added, which is `order`; one list needs no merge.
+    const candidates = lists.length === 1 ? lists[0] as ScopedBackup[] : mergeInOrder(lists, order);
+    for (const other of candidates) {
+      if (other === b) continue;
+      if (conflicts.length === limit) {
+        if (conflictsWith(b, other)) return { conflicts, more: true };
+        continue;
+      }
+      const c = conflictBetween(b, other);
+      if (c) conflicts.push(c);
     }
-    return { conflicts, total };
+    return { conflicts, more: false };
   }
+}
+
+function mergeInOrder(lists: readonly ScopedBackup[][], order: ReadonlyMap<string, number>): ScopedBackup[] {
+  const all = [...new Set(lists.flat())];
+  return all.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

@@ -22,11 +22,11 @@ export interface QueueEntry {
   /** Priority after aging, which decides the order. */
   readonly effectivePriority: number;
   readonly level: ConflictLevel;
-  /** The backups it waits behind, in order: at most MAX_BLOCKERS; `moreBlockers` counts the rest. */
+  /** The backups it waits behind, in order: at most MAX_BLOCKERS; `moreBlockers` says whether there are more. */
   readonly waitingFor: readonly string[];
   readonly conflicts: readonly Conflict[];
-  /** How many more backups it waits behind than `waitingFor` names (absent when none). */
-  readonly moreBlockers?: number;
+  /** True when it waits behind more backups than `waitingFor` names. */
+  readonly moreBlockers?: true;
   readonly reason: string;
 }
 
@@ -98,9 +98,8 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
   for (const { backup, priority, effectivePriority } of ordered) {
     const b = scoped(backup);
     scopes.set(b.name, b.scope);
-    const { conflicts, total } = index.blockersOf(b, order, MAX_BLOCKERS);
-    const more = total - conflicts.length;
-    if (total === 0 && free > 0) {
+    const { conflicts, more } = index.blockersOf(b, order, MAX_BLOCKERS);
+    if (conflicts.length === 0 && free > 0) {
       free--;
       promotions.push({ backup: b.name, level: b.scope.level, reason: startReason(b.scope, policy.maxConcurrentBackups - free, policy.maxConcurrentBackups) });
     } else {
@@ -112,7 +111,7 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
         level: b.scope.level,
         waitingFor: conflicts.map((c) => c.with),
         conflicts,
-        ...(more > 0 ? { moreBlockers: more } : {}),
+        ...(more ? { moreBlockers: true } : {}),
         reason: waitReason(b.scope, conflicts, more, policy.maxConcurrentBackups),
       });
     }
@@ -142,10 +141,10 @@ export function startReason(scope: BackupScope, inUse: number, limit: number): s
   return `conflicts with nothing in flight or ahead of it; ${inUse} of ${limit} slots in use${levelNote(scope)}`;
 }
 
-export function waitReason(scope: BackupScope, conflicts: readonly Conflict[], more: number, limit: number): string {
+export function waitReason(scope: BackupScope, conflicts: readonly Conflict[], more: boolean, limit: number): string {
   return (conflicts.length > 0
     ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
-      + (more > 0 ? `; and behind ${more} more backup${more > 1 ? "s" : ""}` : "")
+      + (more ? "; and behind more backups" : "")
     : `waits for a free slot: ${limit} of ${limit} backups in flight`) + levelNote(scope);
 }
 
