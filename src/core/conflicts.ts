@@ -177,17 +177,17 @@ export class ClaimIndex {
     if (s.serialKey) push(this.bySerial, s.serialKey, b);
   }
 
-  /** Everyone in the index `b` conflicts with, in the order they were added. */
+  /** Everyone in the index `b` conflicts with, in the order they were added, with details. */
   conflictsOf(b: ScopedBackup, order: ReadonlyMap<string, number>): Conflict[] {
-    return this.blockersOf(b, order, Infinity).conflicts;
+    return this.blockersOf(b, order, Infinity).blockers.map((other) => conflictBetween(b, other) as Conflict);
   }
 
   /**
-   * The first `limit` conflicts of `b` (in `order`), with details, and whether there are more:
-   * a backup of every namespace may conflict with thousands, and counting them all would make
-   * a plan quadratic in the queue.
+   * The first `limit` backups `b` conflicts with (in `order`), and whether there are more: a
+   * backup of every namespace may conflict with thousands, and counting them all would make a
+   * plan quadratic in the queue. Details (`conflictBetween`) are left to whoever reads them.
    */
-  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { conflicts: Conflict[]; more: boolean } {
+  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { blockers: ScopedBackup[]; more: boolean } {
     const s = b.scope;
     const lists: ScopedBackup[][] = [];
     const from = (map: Map<string, ScopedBackup[]>, keys: readonly string[]) => {
@@ -200,19 +200,15 @@ export class ClaimIndex {
       from(this.byClaimNamespace, s.claims.namespaces);
     }
     if (s.serialKey) from(this.bySerial, [s.serialKey]);
-    const conflicts: Conflict[] = [];
+    const blockers: ScopedBackup[] = [];
     // Each list is in the order backups were added, which is `order`; one list needs no merge.
     const candidates = lists.length === 1 ? lists[0] as ScopedBackup[] : mergeInOrder(lists, order);
     for (const other of candidates) {
-      if (other === b) continue;
-      if (conflicts.length === limit) {
-        if (conflictsWith(b, other)) return { conflicts, more: true };
-        continue;
-      }
-      const c = conflictBetween(b, other);
-      if (c) conflicts.push(c);
+      if (other === b || !conflictsWith(b, other)) continue;
+      if (blockers.length === limit) return { blockers, more: true };
+      blockers.push(other);
     }
-    return { conflicts, more: false };
+    return { blockers, more: false };
   }
 }
 

@@ -1,4 +1,4 @@
-import { ClaimIndex, describeConflict, type Conflict, type ScopedBackup } from "./conflicts.js";
+import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "./conflicts.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
 import type { Policy } from "./policy.js";
 import { ScopeCache } from "./scopeCache.js";
@@ -98,22 +98,22 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
   for (const { backup, priority, effectivePriority } of ordered) {
     const b = scoped(backup);
     scopes.set(b.name, b.scope);
-    const { conflicts, more } = index.blockersOf(b, order, MAX_BLOCKERS);
-    if (conflicts.length === 0 && free > 0) {
+    const { blockers, more } = index.blockersOf(b, order, MAX_BLOCKERS);
+    if (blockers.length === 0 && free > 0) {
       free--;
       promotions.push({ backup: b.name, level: b.scope.level, reason: startReason(b.scope, policy.maxConcurrentBackups - free, policy.maxConcurrentBackups) });
     } else {
-      queue.push({
+      queue.push(queueEntry({
         backup: b.name,
         position: queue.length + 1,
         priority,
         effectivePriority,
         level: b.scope.level,
-        waitingFor: conflicts.map((c) => c.with),
-        conflicts,
-        ...(more ? { moreBlockers: true } : {}),
-        reason: waitReason(b.scope, conflicts, more, policy.maxConcurrentBackups),
-      });
+        waitingFor: blockers.map((x) => x.name),
+      }, more, () => {
+        const conflicts = blockers.map((other) => conflictBetween(b, other) as Conflict);
+        return { conflicts, reason: waitReason(b.scope, conflicts, more, policy.maxConcurrentBackups) };
+      }));
     }
     // Rule (2): a backup later in the order never overtakes an earlier one it conflicts with,
     // so every queued backup holds its claims for those behind it.
@@ -130,6 +130,20 @@ export function plan(snapshot: Snapshot, policy: Policy, now: number, options: P
     overlaps,
     scopes,
   };
+}
+
+// A queued backup's conflict details and reason cost more than the decision itself and are read
+// for a handful of backups per plan (the writes) or all of them (the CLI): computed on first
+// read, and then kept. They stay ordinary enumerable fields for JSON and deep equality.
+function queueEntry(head: Omit<QueueEntry, "conflicts" | "reason" | "moreBlockers">, more: boolean,
+  details: () => { conflicts: Conflict[]; reason: string }): QueueEntry {
+  let cached: { conflicts: Conflict[]; reason: string } | undefined;
+  const get = () => (cached ??= details());
+  const entry = { ...head } as QueueEntry;
+  Object.defineProperty(entry, "conflicts", { get: () => get().conflicts, enumerable: true });
+  if (more) Object.defineProperty(entry, "moreBlockers", { value: true, enumerable: true });
+  Object.defineProperty(entry, "reason", { get: () => get().reason, enumerable: true });
+  return entry;
 }
 
 // The words a person reads, shared by the plan and the admission verdicts.

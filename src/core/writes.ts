@@ -1,5 +1,5 @@
 import { KEYS, levelAnnotations, type BackupInfo } from "./model.js";
-import type { Plan } from "./plan.js";
+import type { Plan, QueueEntry } from "./plan.js";
 import type { Policy } from "./policy.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies
@@ -62,36 +62,38 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
     });
   }
 
-  const stale: { write: BackupWrite; score: number; position: number }[] = [];
+  // Staleness is judged on what the plan has decided (position, whom it waits for); the reason
+  // text, which is costly to build, is read only for the backups that get a write.
+  const annotationsOf = (b: BackupInfo, q: QueueEntry) =>
+    ({ ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason });
+  const stale: { b: BackupInfo; q: QueueEntry; score: number }[] = [];
   for (const q of plan.queue) {
     const b = byName.get(q.backup);
     if (!b) continue;
-    const annotations = { ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason };
     if (b.phase !== "Queued") {
       writes.push({
         kind: "enqueue", backup: b.name, resourceVersion: b.resourceVersion,
-        status: { phase: "Queued", queuePosition: q.position }, annotations,
+        status: { phase: "Queued", queuePosition: q.position }, annotations: annotationsOf(b, q),
         event: { type: "Normal", reason: "Queued", message: `queued at position ${q.position}: ${q.reason}` },
       });
       continue;
     }
     const shown = b.queuePosition ?? 0;
-    const changed = Object.entries(annotations).filter(([k, v]) => (b.annotations[k] ?? "") !== v);
-    const score = Math.abs(shown - q.position) / q.position + (changed.length > 0 ? 1 : 0);
-    if (score === 0) continue;
-    stale.push({
-      score, position: q.position,
-      write: {
-        kind: "position", backup: b.name, resourceVersion: b.resourceVersion,
-        ...(shown !== q.position ? { status: { queuePosition: q.position } } : {}),
-        ...(changed.length > 0 ? { annotations: Object.fromEntries(changed) } : {}),
-      },
-    });
+    const waitingChanged = (b.annotations[KEYS.waitingFor] ?? "") !== q.waitingFor.join(",");
+    const score = Math.abs(shown - q.position) / q.position + (waitingChanged ? 1 : 0);
+    if (score > 0) stale.push({ b, q, score });
   }
   // Each promotion earns a few position writes, spent on the stalest positions first.
   const budget = plan.promotions.length * ctx.policy.positionUpdates.writesPerDequeue;
-  stale.sort((a, b) => b.score - a.score || a.position - b.position);
-  writes.push(...stale.slice(0, budget).map((s) => s.write));
+  stale.sort((x, y) => y.score - x.score || x.q.position - y.q.position);
+  for (const { b, q } of stale.slice(0, budget)) {
+    const changed = Object.entries(annotationsOf(b, q)).filter(([k, v]) => (b.annotations[k] ?? "") !== v);
+    writes.push({
+      kind: "position", backup: b.name, resourceVersion: b.resourceVersion,
+      ...(b.queuePosition !== q.position ? { status: { queuePosition: q.position } } : {}),
+      ...(changed.length > 0 ? { annotations: Object.fromEntries(changed) } : {}),
+    });
+  }
 
   const foreign: string[] = [];
   const nudgeAfter = ctx.policy.nudgeAfterSeconds * 1000;
