@@ -55,9 +55,29 @@ const NONE = { units: [] as SharedUnit[], count: 0 };
 
 // Claims are compared namespace by namespace, walking the smaller side: two backups share a
 // unit only inside a namespace both claim in, and two backups with the same part there (same
-// spec and context) share all of its units.
+// spec and context) share all of its units. `visit` gets a's part and b's; true stops the walk.
+function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: ScopePart, theirs: ScopePart) => boolean | void): void {
+  if (a.size === 0 || b.size === 0) return;
+  const small = a.namespaces.length <= b.namespaces.length ? a : b;
+  const other = small === a ? b : a;
+  for (const ns of small.namespaces) {
+    const pOther = other.byNamespace.get(ns);
+    if (!pOther) continue;
+    const pSmall = small.byNamespace.get(ns) as ScopePart;
+    if (small === a ? visit(pSmall, pOther) : visit(pOther, pSmall)) return;
+  }
+}
+
+/** Walks the smaller claim map of two parts, calling `found` for each unit both claim. */
+function eachSharedUnit(mine: ScopePart, theirs: ScopePart, found: (unit: string, mine: Claim, theirs: Claim) => boolean | void): void {
+  if (mine.claims.size <= theirs.claims.size) {
+    for (const [unit, m] of mine.claims) { const t = theirs.claims.get(unit); if (t !== undefined && found(unit, m, t)) return; }
+  } else {
+    for (const [unit, t] of theirs.claims) { const m = mine.claims.get(unit); if (m !== undefined && found(unit, m, t)) return; }
+  }
+}
+
 function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; count: number } {
-  if (a.size === 0 || b.size === 0) return NONE;
   let count = 0;
   const top: [string, Claim, Claim][] = [];
   const consider = (unit: string, mine: Claim, theirs: Claim) => {
@@ -67,47 +87,26 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
     top.splice(i, 0, [unit, mine, theirs]);
     if (top.length > MAX_SHARED_UNITS) top.pop();
   };
-  const small = a.namespaces.length <= b.namespaces.length ? a : b;
-  const other = small === a ? b : a;
-  for (const ns of small.namespaces) {
-    const pb = other.byNamespace.get(ns);
-    if (!pb) continue;
-    const pa = small.byNamespace.get(ns) as ScopePart;
-    const [mineP, theirsP] = small === a ? [pa, pb] : [pb, pa];
+  eachSharedNamespace(a, b, (mineP, theirsP) => {
     if (mineP === theirsP) {
       count += mineP.claims.size;
       let n = 0;
       for (const [unit, c] of mineP.claims) { if (n++ === MAX_SHARED_UNITS) break; consider(unit, c, c); }
-      continue;
+      return;
     }
-    if (mineP.claims.size <= theirsP.claims.size) {
-      for (const [unit, mine] of mineP.claims) {
-        const theirs = theirsP.claims.get(unit);
-        if (theirs !== undefined) { count++; consider(unit, mine, theirs); }
-      }
-    } else {
-      for (const [unit, theirs] of theirsP.claims) {
-        const mine = mineP.claims.get(unit);
-        if (mine !== undefined) { count++; consider(unit, mine, theirs); }
-      }
-    }
-  }
-  return { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
+    eachSharedUnit(mineP, theirsP, (unit, mine, theirs) => { count++; consider(unit, mine, theirs); });
+  });
+  return count === 0 ? NONE : { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
 }
 
 function sharesUnit(a: ScopeClaims, b: ScopeClaims): boolean {
-  if (a.size === 0 || b.size === 0) return false;
-  const small = a.namespaces.length <= b.namespaces.length ? a : b;
-  const other = small === a ? b : a;
-  for (const ns of small.namespaces) {
-    const pb = other.byNamespace.get(ns);
-    if (!pb) continue;
-    const pa = small.byNamespace.get(ns) as ScopePart;
-    if (pa === pb) return true;
-    const [x, y] = pa.claims.size <= pb.claims.size ? [pa, pb] : [pb, pa];
-    for (const unit of x.claims.keys()) if (y.claims.has(unit)) return true;
-  }
-  return false;
+  let shared = false;
+  eachSharedNamespace(a, b, (mineP, theirsP) => {
+    if (mineP === theirsP) shared = mineP.claims.size > 0;
+    else eachSharedUnit(mineP, theirsP, () => (shared = true));
+    return shared;
+  });
+  return shared;
 }
 
 function meets(a: readonly string[], b: readonly string[]): boolean {
