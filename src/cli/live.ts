@@ -35,16 +35,28 @@ export async function readLive(o: LiveOptions): Promise<Live> {
   }
   const api = createRequester(kc, 30_000);
   const { policy, note } = await readPolicy(api, o.gateNamespace);
-  const ns = policy.veleroNamespace;
-  const items: unknown[] = [];
-  const sources: readonly (readonly [string, string])[] = [...SOURCES, ["ConfigMap", `/api/v1/namespaces/${ns}/configmaps`], ["Backup", `/apis/velero.io/v1/namespaces/${ns}/backups`]];
-  for (const [kind, path] of sources) {
-    o.progress?.(`reading ${kind}s...`);
-    for (const item of await listAll(api, path)) items.push({ kind, ...(item as object) });
-  }
+  const items = await listCluster(api, policy.veleroNamespace, o.progress);
   const loaded = loadSnapshot({ kind: "List", items });
   if (!loaded.ok) throw new UsageError(`the cluster holds an object backup-gate cannot read: ${loaded.error}`);
   return { snapshot: loaded.snapshot, policy, ...(note ? { policyNote: note } : {}) };
+}
+
+/**
+ * What `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml` would give
+ * the core: the items of a List, each with its kind (ConfigMaps and Backups of Velero's namespace).
+ */
+export async function listCluster(api: Requester, veleroNamespace: string, progress?: (line: string) => void): Promise<object[]> {
+  const items: object[] = [];
+  const sources: readonly (readonly [string, string])[] = [
+    ...SOURCES,
+    ["ConfigMap", `/api/v1/namespaces/${veleroNamespace}/configmaps`],
+    ["Backup", `/apis/velero.io/v1/namespaces/${veleroNamespace}/backups`],
+  ];
+  for (const [kind, path] of sources) {
+    progress?.(`reading ${kind}s...`);
+    for (const item of await listAll(api, path)) items.push({ kind, ...(item as object) });
+  }
+  return items;
 }
 
 async function listAll(api: Requester, path: string): Promise<unknown[]> {

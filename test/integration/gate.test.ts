@@ -15,9 +15,8 @@ import { createWithWarnings, startGate, type GateProcess } from "../support/gate
 import { backupBody, clients, createNamespace, createPod, createWorkload, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
 import { expectStays, waitFor } from "../support/wait.js";
 import { startWatch, type StartedWatch } from "../support/watch.js";
-import { loadSnapshot } from "../../src/core/objects.js";
+import { readLive } from "../../src/cli/live.js";
 import { plan } from "../../src/core/plan.js";
-import { parsePolicy } from "../../src/core/policy.js";
 
 const VELERO = "velero";
 const GATE_NS = "backup-gate";
@@ -142,26 +141,9 @@ describe("backup-gate serve on a real API server", () => {
     await create("web-long", { includedNamespaces: ["shop"], status: { phase: "InProgress" } });
     for (const name of ["q-a", "q-b", "q-c"]) await create(name, app("orders"));
     await waitFor("three backups Queued", async () => (await Promise.all(["q-a", "q-b", "q-c"].map(phaseOf))).every((p) => p === "Queued"));
-    const fetchList = async (path: string) => {
-      const opts: import("node:https").RequestOptions = {};
-      await cp.kubeConfig.applyToHTTPSOptions(opts);
-      const { request } = await import("node:https");
-      return new Promise<any>((resolve, reject) => { // eslint-disable-line @typescript-eslint/no-explicit-any
-        request(new URL(path, cp.host), opts, (r) => { let t = ""; r.on("data", (d) => (t += d)); r.on("end", () => resolve(JSON.parse(t))); }).on("error", reject).end();
-      });
-    };
-    const items = [
-      ...(await fetchList("/api/v1/namespaces")).items.map((i: object) => ({ kind: "Namespace", ...i })),
-      ...(await fetchList("/api/v1/pods")).items.map((i: object) => ({ kind: "Pod", ...i })),
-      ...(await fetchList("/api/v1/persistentvolumeclaims")).items.map((i: object) => ({ kind: "PersistentVolumeClaim", ...i })),
-      ...(await fetchList("/api/v1/persistentvolumes")).items.map((i: object) => ({ kind: "PersistentVolume", ...i })),
-      ...(await fetchList(`/apis/velero.io/v1/namespaces/${VELERO}/backups`)).items.map((i: object) => ({ kind: "Backup", ...i })),
-    ];
-    const loaded = loadSnapshot({ kind: "List", items });
-    if (!loaded.ok) throw new Error(loaded.error);
-    const policy = parsePolicy({ conflictLevel: "ItemBlock", maxConcurrentBackups: 4, priorities: { agingSeconds: 0 } });
-    if (!policy.ok) throw new Error(policy.error);
-    const expected = plan(loaded.snapshot, policy.policy, Date.now()).queue.map((q) => [q.backup, q.position]);
+    // What `backup-gate queue` reads: the live cluster and the policy ConfigMap, through the kubeconfig.
+    const live = await readLive({ kubeconfig: cp.kubeconfigPath, gateNamespace: GATE_NS });
+    const expected = plan(live.snapshot, live.policy, Date.now()).queue.map((q) => [q.backup, q.position]);
     const shown = await Promise.all(["q-a", "q-b", "q-c"].map(async (n) => [n, (await getBackup(c, VELERO, n)).status.queuePosition]));
     expect(shown).toEqual(expected);
     for (const name of ["web-long", "q-a", "q-b", "q-c"]) await setPhase(name, "Completed");

@@ -4,46 +4,21 @@
  * of backups, the probe's view of the same backups, and a timeline of phase changes seen
  * through a watch.
  */
-import { request } from "node:https";
 import type { ControlPlane } from "./controlPlane.js";
 import type { VeleroObject } from "./objects.js";
 import { findOverlaps, type Overlap, type ProbeRecord } from "./overlap.js";
 import { startWatch, type StartedWatch } from "./watch.js";
+import { listCluster } from "../../src/cli/live.js";
+import { createRequester } from "../../src/cluster/http.js";
 import { loadSnapshot } from "../../src/core/objects.js";
 import { parsePolicy, type Policy } from "../../src/core/policy.js";
 import { scopeOf, type BackupScope } from "../../src/core/scope.js";
 import type { ClusterView } from "../../src/core/view.js";
 
-/** GET a list through the API server (any path), parsed. */
-export async function getJson(cp: ControlPlane, path: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const opts: import("node:https").RequestOptions = {};
-  await cp.kubeConfig.applyToHTTPSOptions(opts);
-  return new Promise((resolve, reject) => {
-    request(new URL(path, cp.host), opts, (r) => {
-      let t = "";
-      r.on("data", (d) => (t += d));
-      r.on("end", () => {
-        if ((r.statusCode ?? 0) >= 300) reject(new Error(`GET ${path}: ${r.statusCode} ${t}`));
-        else resolve(JSON.parse(t));
-      });
-    }).on("error", reject).end();
-  });
-}
-
-/** What `kubectl get namespaces,pods,pvc,pv,configmaps -A -o yaml` prints, as a List's items. */
-export async function snapshotCluster(cp: ControlPlane): Promise<object[]> {
-  const kinds: [string, string][] = [
-    ["Namespace", "/api/v1/namespaces"],
-    ["Pod", "/api/v1/pods"],
-    ["PersistentVolumeClaim", "/api/v1/persistentvolumeclaims"],
-    ["PersistentVolume", "/api/v1/persistentvolumes"],
-    ["ConfigMap", "/api/v1/configmaps"],
-  ];
-  const out: object[] = [];
-  for (const [kind, path] of kinds) {
-    for (const i of (await getJson(cp, path)).items as object[]) out.push({ kind, ...i });
-  }
-  return out;
+/** The cluster as `backup-gate plan` reads it, without the Backups (a List's items). */
+export async function snapshotCluster(cp: ControlPlane, veleroNamespace = "velero"): Promise<object[]> {
+  const items = await listCluster(createRequester(cp.kubeConfig), veleroNamespace);
+  return items.filter((i) => (i as { kind: string }).kind !== "Backup");
 }
 
 export interface Prediction {
