@@ -1,4 +1,4 @@
-import type { BackupInfo, PvInfo } from "./model.js";
+import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "./model.js";
 import type { Policy } from "./policy.js";
 import {
   assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
@@ -180,9 +180,8 @@ function fingerprintOf(backup: BackupInfo, view: ClusterView): string {
     specKeyOf(backup),
     backup.namespace,
     cmVersion,
-    backup.annotations["backup-gate.io/conflict-level"] ?? "",
-    backup.annotations["backup-gate.io/conflict-level-source"] ?? "",
-    backup.labels["velero.io/schedule-name"] ?? "",
+    requestsNamespaceLevel(backup.annotations) ? "Namespace" : "",
+    backup.labels[KEYS.scheduleName] ?? "",
     view.synced ? "synced" : "unsynced",
   ].join("\u0000");
 }
