@@ -4,8 +4,11 @@ import { UsageError } from "./readInput.js";
 import { runSimulate, SIMULATE_USAGE } from "./simulate.js";
 import { runServe, SERVE_USAGE } from "./serve.js";
 import { QUEUE_USAGE, runExplain, runQueue } from "./queue.js";
+import { asInvoked, programName } from "./program.js";
 
-const USAGE = `usage: backup-gate <command> [flags]
+const PROGRAM = programName(process.argv[1]);
+
+const USAGE = `usage: ${PROGRAM} <command> [flags]
 
 commands:
   plan      what the queue would do with a dump of a cluster
@@ -45,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
       return failed ? 1 : 0;
     }
     case undefined: case "help": case "--help": case "-h":
-      process.stdout.write(USAGE + "\n");
+      process.stdout.write(asInvoked(USAGE, PROGRAM) + "\n");
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(`unknown command ${command}\n${USAGE}`);
@@ -62,7 +65,7 @@ main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
     if (!isUserError(e) && !(e instanceof StartupError)) throw e;
-    process.stderr.write(`backup-gate: ${(e as Error).message}\n`);
+    process.stderr.write(asInvoked(`${PROGRAM}: ${(e as Error).message}\n`, PROGRAM));
     process.exitCode = e instanceof StartupError ? 1 : 2;
   },
 );
