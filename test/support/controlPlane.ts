@@ -6,9 +6,11 @@
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import { mkdirSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { makeSuiteDir, spawnManaged, type ManagedProcess } from "./proc.js";
 import { toolPath } from "./tools.js";
+import { waitFor } from "./wait.js";
 import { startWatch } from "./watch.js";
 
 export interface ControlPlaneOptions {
@@ -30,8 +32,16 @@ export interface ControlPlane {
   kubeConfig: KubeConfig;
   host: string;
   process: ManagedProcess;
+  /** etcd's client URL (its HTTP gateway takes /v3/kv/... requests, e.g. a compaction). */
+  etcdUrl: string;
   /** Last log lines of the launcher, etcd and kube-apiserver. */
   logs(n?: number): string;
+  /**
+   * Kills kube-apiserver (SIGKILL, as a crash), runs `whileDown` (etcd stays up), starts it
+   * again with the identical command line (same certificates, port, etcd) and resolves once it
+   * answers /readyz. Clients keep their kubeconfig.
+   */
+  restartApiServer(o?: { whileDown?: () => Promise<void> }): Promise<{ downMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -41,6 +51,7 @@ interface ReadyLine {
   pid: number;
   children: number[];
   startMs: number;
+  etcd: string;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -59,6 +70,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   for (const [k, v] of Object.entries(opts.etcdArgs ?? {})) args.push("-etcd-arg", `${k}=${v}`);
 
   let onReady: (r: ReadyLine) => void = () => {};
+  const apiserverStates: ((state: string) => void)[] = [];
   const ready = new Promise<ReadyLine>((resolve) => { onReady = resolve; });
   // The envtest temp dirs (etcd data, certs) go under the suite dir too.
   const tmp = join(dir, "tmp");
@@ -69,7 +81,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     env: { ...process.env, TMPDIR: tmp },
     extraLogs: [join(logDir, "kube-apiserver.log"), join(logDir, "etcd.log")],
     onStdoutLine: (line) => {
-      if (line.startsWith("{")) onReady(JSON.parse(line) as ReadyLine);
+      if (!line.startsWith("{")) return;
+      const parsed = JSON.parse(line) as ReadyLine | { apiserver: string };
+      if ("apiserver" in parsed) apiserverStates.shift()?.(parsed.apiserver);
+      else onReady(parsed);
     },
   });
   const timeoutMs = opts.startTimeoutMs ?? 150_000;
@@ -98,13 +113,39 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await proc.stop(10_000);
     throw new Error(`control plane started but ${(e as Error).message}\n${proc.tail(30)}`);
   }
+  /** Signals the launcher and waits for its {"apiserver": state} line. */
+  const launcherSays = async (signal: NodeJS.Signals, state: string) => {
+    const said = new Promise<string>((resolve) => apiserverStates.push(resolve));
+    process.kill(proc.pid!, signal);
+    const got = await Promise.race([said, new Promise<string>((r) => setTimeout(() => r("timeout"), 40_000))]);
+    if (got !== state) throw new Error(`control plane launcher: kube-apiserver not ${state} (${got})\n${proc.tail(20)}`);
+  };
+  const readyz = async () => {
+    const opts: import("node:https").RequestOptions = { timeout: 2_000 };
+    await kubeConfig.applyToHTTPSOptions(opts);
+    return new Promise<boolean>((resolve) => {
+      const req = httpsRequest(new URL("/readyz", outcome.r.host), opts, (res) => { res.resume(); resolve(res.statusCode === 200); });
+      req.on("error", () => resolve(false));
+      req.on("timeout", () => req.destroy());
+      req.end();
+    });
+  };
   return {
     dir,
     kubeconfigPath: outcome.r.kubeconfig,
     kubeConfig,
     host: outcome.r.host,
+    etcdUrl: outcome.r.etcd,
     process: proc,
     logs: (n = 40) => proc.tail(n),
+    restartApiServer: async (o = {}) => {
+      const down = Date.now();
+      await launcherSays("SIGUSR1", "stopped");
+      await o.whileDown?.();
+      await launcherSays("SIGUSR2", "started");
+      await waitFor("kube-apiserver to answer /readyz after its restart", readyz, { timeoutMs: 120_000, intervalMs: 200 });
+      return { downMs: Date.now() - down };
+    },
     stop: () => proc.stop(60_000),
   };
 }

@@ -16,8 +16,14 @@
 //	controlplane -etcd PATH -kube-apiserver PATH -kubeconfig OUT [-log-dir DIR]
 //	             [-apiserver-arg key=value]... [-start-timeout 90s] [-stop-on-stdin-eof]
 //
-// Restarting kube-apiserver in place is not supported: envtest regenerates
-// its serving CA and admin credentials on every start.
+// kube-apiserver can be stopped and started again in place, with the same
+// certificates, port and etcd (envtest would regenerate its serving CA and
+// admin credentials if it started it again): the "kube-apiserver" wrapper
+// does not exec the real binary but runs it as its child, and on a signal
+// forwarded by the launcher kills it (SIGUSR1 to the launcher: SIGKILL, as a
+// crash would) or starts it again with the identical command line (SIGUSR2).
+// The launcher then prints one JSON line, {"apiserver":"stopped"} or
+// {"apiserver":"started"}; readiness is for the client to poll.
 package main
 
 import (
@@ -28,8 +34,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,7 +66,7 @@ func main() {
 	case "etcd":
 		wrapExec(os.Getenv(envRealEtcd))
 	case "kube-apiserver":
-		wrapExec(os.Getenv(envRealAPIServer))
+		os.Exit(wrapRestartable(os.Getenv(envRealAPIServer)))
 	}
 	os.Exit(run())
 }
@@ -81,6 +89,92 @@ func wrapExec(real string) {
 	err := syscall.Exec(real, append([]string{real}, os.Args[1:]...), os.Environ())
 	fmt.Fprintln(os.Stderr, "controlplane wrapper: exec", real, ":", err)
 	os.Exit(127)
+}
+
+// wrapRestartable runs the real kube-apiserver as a child, with the same
+// parent-death rule, and keeps it under signal control: SIGUSR1 SIGKILLs it,
+// SIGUSR2 starts it again with the same arguments and environment, SIGTERM and
+// SIGINT (envtest stopping it) are passed on and end the wrapper with the
+// child's exit.
+func wrapRestartable(real string) int {
+	if real == "" {
+		fmt.Fprintln(os.Stderr, "controlplane wrapper: real binary path not set")
+		return 127
+	}
+	// Pdeathsig fires when the thread that forked the child ends: keep to one thread that never ends.
+	runtime.LockOSThread()
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane wrapper: prctl:", err)
+		return 127
+	}
+	if os.Getppid() == 1 {
+		return 1
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGINT)
+	exits := make(chan error, 1)
+	var child *exec.Cmd
+	start := func() error {
+		cmd := exec.Command(real, os.Args[1:]...)
+		cmd.Stdout, cmd.Stderr, cmd.Env = os.Stdout, os.Stderr, os.Environ()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		child = cmd
+		go func() { exits <- cmd.Wait() }()
+		return nil
+	}
+	if err := start(); err != nil {
+		fmt.Fprintln(os.Stderr, "controlplane wrapper: start", real, ":", err)
+		return 127
+	}
+	for {
+		select {
+		case err := <-exits:
+			// Not asked for: the wrapper ends with the child, as the exec'd binary would.
+			child = nil
+			return exitCode(err)
+		case s := <-sigs:
+			switch s {
+			case syscall.SIGUSR1:
+				if child != nil {
+					_ = child.Process.Kill()
+					<-exits
+					child = nil
+					fmt.Fprintln(os.Stderr, "controlplane wrapper: kube-apiserver killed on request")
+				}
+			case syscall.SIGUSR2:
+				if child == nil {
+					if err := start(); err != nil {
+						fmt.Fprintln(os.Stderr, "controlplane wrapper: restart", real, ":", err)
+						return 127
+					}
+					fmt.Fprintln(os.Stderr, "controlplane wrapper: kube-apiserver started again on request")
+				}
+			default:
+				if child == nil {
+					return 0
+				}
+				_ = child.Process.Signal(s)
+				return exitCode(<-exits)
+			}
+		}
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ee.ExitCode() >= 0 {
+			return ee.ExitCode()
+		}
+		return 1
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 func logf(format string, a ...any) {
@@ -195,6 +289,9 @@ func run() int {
 	// Signals are caught before starting so that a stop during start-up still cleans up.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	// Restart requests are ignored until the control plane is up (see below).
+	restarts := make(chan os.Signal, 4)
+	signal.Notify(restarts, syscall.SIGUSR1, syscall.SIGUSR2)
 	stdinClosed := make(chan struct{})
 	if *stdinEOF {
 		go func() {
@@ -240,6 +337,7 @@ func run() int {
 		"pid":        os.Getpid(),
 		"children":   pids,
 		"startMs":    time.Since(started).Milliseconds(),
+		"etcd":       env.ControlPlane.Etcd.URL.String(),
 	})
 	fmt.Println(string(line))
 	logf("ready in %s at %s", time.Since(started).Round(time.Millisecond), env.Config.Host)
@@ -262,6 +360,20 @@ loop:
 			logf("child process %d exited unexpectedly; stopping", pid)
 			code = 1
 			break loop
+		case s := <-restarts:
+			if err := forwardToAPIServer(pids, s); err != nil {
+				logf("%v", err)
+				continue
+			}
+			state := "stopped"
+			if s == syscall.SIGUSR2 {
+				state = "started"
+			}
+			// The wrapper handles one signal at a time; wait until it has acted on this one.
+			waitAPIServerChild(pids, state == "started", 30*time.Second)
+			out, _ := json.Marshal(map[string]string{"apiserver": state})
+			fmt.Println(string(out))
+			logf("kube-apiserver %s on request", state)
 		}
 	}
 	cancel()
@@ -273,6 +385,42 @@ loop:
 	return code
 }
 
+// apiServerWrapper is the child run as "kube-apiserver" (the other one, etcd, has exec'd).
+func apiServerWrapper(pids []int) (int, error) {
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		argv0, _, _ := strings.Cut(string(b), "\x00")
+		if filepath.Base(argv0) == "kube-apiserver" {
+			return pid, nil
+		}
+	}
+	return 0, errors.New("kube-apiserver wrapper process not found")
+}
+
+func forwardToAPIServer(pids []int, s os.Signal) error {
+	pid, err := apiServerWrapper(pids)
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, s.(syscall.Signal))
+}
+
+// waitAPIServerChild waits until the wrapper has (running) or has not a child.
+func waitAPIServerChild(pids []int, running bool, timeout time.Duration) {
+	pid, err := apiServerWrapper(pids)
+	if err != nil {
+		return
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if (len(childrenOf(pid)) > 0) == running {
+			return
+		}
+	}
+}
+
 func mustAbs(p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {
@@ -282,8 +430,10 @@ func mustAbs(p string) string {
 }
 
 // childPIDs lists the direct children of this process (etcd and kube-apiserver).
-func childPIDs() []int {
-	self := os.Getpid()
+func childPIDs() []int { return childrenOf(os.Getpid()) }
+
+// childrenOf lists the live (not zombie) direct children of a process.
+func childrenOf(self int) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
@@ -302,7 +452,7 @@ func childPIDs() []int {
 			continue
 		}
 		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == strconv.Itoa(self) {
+		if len(f) > 1 && f[1] == strconv.Itoa(self) && f[0] != "Z" {
 			out = append(out, pid)
 		}
 	}
