@@ -30,6 +30,30 @@ export type AdmissionRequest = z.output<typeof admissionRequestSchema>;
 
 export type ParsedReview = { ok: true; request: AdmissionRequest } | { ok: false; message: string };
 
+/**
+ * Parses a request body. Keys that name prototypes (`__proto__` anywhere, `constructor`
+ * holding `prototype`) are refused, as fastify's own parser does, but with the path named.
+ * The walk is iterative: a body may nest thousands of levels deep.
+ */
+export function parseJsonBody(text: string): { ok: true; value: unknown } | { ok: false; message: string } {
+  if (text.trim() === "") return { ok: false, message: "the body is empty; expected an AdmissionReview as JSON" };
+  let value: unknown;
+  try { value = JSON.parse(text); } catch (e) { return { ok: false, message: `the body is not valid JSON: ${(e as Error).message}` }; }
+  const stack: { v: unknown; path: string }[] = [{ v: value, path: "" }];
+  while (stack.length > 0) {
+    const { v, path } = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    for (const [k, x] of Object.entries(v)) {
+      const at = path ? `${path}.${k}` : k;
+      if (k === "__proto__" || (k === "constructor" && x !== null && typeof x === "object" && Object.hasOwn(x, "prototype"))) {
+        return { ok: false, message: `the body holds a forbidden prototype key at ${at.length > 200 ? `${at.slice(0, 200)}...` : at}` };
+      }
+      stack.push({ v: x, path: at.length > 210 ? at.slice(0, 210) : at });
+    }
+  }
+  return { ok: true, value };
+}
+
 /** Reads an AdmissionReview; the message names the first field at fault. */
 export function parseReview(body: unknown): ParsedReview {
   if (body === null || typeof body !== "object" || Array.isArray(body)) {

@@ -8,7 +8,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Logger } from "../service/log.js";
 import { AdmissionEngine } from "./engine.js";
-import { annotationPatch, capAnnotation, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import { annotationPatch, capAnnotation, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 // The admission webhooks over HTTPS (fastify):
 //   POST /mutate-backups    CREATE: annotate why a backup waits and warn its creator; never rejects
@@ -38,6 +38,14 @@ export const STRONG_CIPHERS = [
 
 export const PATHS = { mutate: "/mutate-backups", validate: "/validate-backups" } as const;
 
+/**
+ * The largest AdmissionReview accepted: 4 MiB. The API server refuses request bodies over
+ * 3 MiB and etcd stores objects up to 1.5 MiB, so the largest review it sends is a CREATE of a
+ * 3 MiB object, or an UPDATE of a stored object (1.5 MiB old, 1.5 MiB new), plus the envelope.
+ * Anything bigger is not from the API server and is refused (413) before it is parsed.
+ */
+export const BODY_LIMIT = 4 * 1024 * 1024;
+
 export interface WebhookServerOptions {
   /** Started already: `current()` gives the material to serve. */
   readonly tls: TlsSource;
@@ -48,7 +56,7 @@ export interface WebhookServerOptions {
   readonly now?: () => number;
   /** Longest a review may wait for the admission index; default 1000 ms. */
   readonly timeoutMs?: number;
-  /** Default 3 MiB. */
+  /** Default BODY_LIMIT. */
   readonly bodyLimit?: number;
   /** Share an engine (e.g. with a second server); default: one of our own. */
   readonly engine?: AdmissionEngine;
@@ -81,14 +89,24 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   const log = o.log.child({ component: "admission" });
   const engine = o.engine ?? new AdmissionEngine({ cache: o.cache, policy: o.policy, now, log, ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}) });
   const ownEngine = o.engine === undefined;
+  const bodyLimit = o.bodyLimit ?? BODY_LIMIT;
 
   const app = Fastify({
     https: tlsOptions(o.tls.current()),
-    bodyLimit: o.bodyLimit ?? 3 * 1024 * 1024,
+    bodyLimit,
     logger: false,
     // The API server keeps connections open between reviews.
     keepAliveTimeout: 60_000,
   }) as unknown as FastifyInstance<HttpsServer>;
+
+  // JSON only (the API server sends nothing else): a clear message for bad JSON, and 415 for
+  // any other content type instead of fastify's text/plain passthrough.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, body, done) => {
+    const parsed = parseJsonBody(body as string);
+    if (parsed.ok) done(null, parsed.value);
+    else done(Object.assign(new Error(parsed.message), { statusCode: 400 }), undefined);
+  });
 
   const unRotate = o.tls.onRotate((m) => {
     try {
@@ -102,8 +120,9 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 503;
     const message = status === 413
-      ? `request body larger than ${o.bodyLimit ?? 3 * 1024 * 1024} bytes`
-      : status === 400 && /JSON|body/i.test(err.message) ? `the body is not valid JSON: ${err.message}` : err.message;
+      ? `request body larger than ${bodyLimit} bytes`
+      : status === 415 ? `content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not supported; send application/json`
+        : err.message;
     if (status >= 500) log.error({ err, path: req.url }, "request failed");
     void reply.code(status).send({ message });
   });

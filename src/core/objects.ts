@@ -102,9 +102,34 @@ const pvSchema = z.looseObject({
 const configMapSchema = z.looseObject({ metadata: namespacedMetadata, data: stringMap })
   .transform((o): ConfigMapInfo => ({ namespace: o.metadata.namespace, name: o.metadata.name, data: o.data }));
 
+/**
+ * How deep a Backup's spec may nest. Velero's BackupSpec nests about 8 levels (hooks); the
+ * core hashes and compares specs recursively, so a deeper one (only garbage is) is refused
+ * here rather than overflowing the stack later.
+ */
+export const MAX_SPEC_DEPTH = 32;
+
+/** The path to the first value nested deeper than `max` levels, or undefined. Iterative: the input may be a nesting bomb. */
+export function tooDeep(value: unknown, max: number): (string | number)[] | undefined {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  while (stack.length > 0) {
+    const { value: v, path } = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (path.length >= max) return path;
+    const entries: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+    for (const [k, x] of entries) stack.push({ value: x, path: [...path, k] });
+  }
+  return undefined;
+}
+
+const backupSpec = z.unknown().optional().superRefine((spec, ctx) => {
+  const path = tooDeep(spec, MAX_SPEC_DEPTH);
+  if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 4), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
+});
+
 const backupSchema = z.looseObject({
   metadata: namespacedMetadata,
-  spec: z.unknown().optional(),
+  spec: backupSpec,
   status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
 }).transform((o): BackupInfo => ({
   namespace: o.metadata.namespace, name: o.metadata.name,

@@ -115,7 +115,7 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
     const huge = reviewOf({ object: incoming("a", { includedNamespaces: ["x".repeat(4 * 1024 * 1024)] }) });
     const res = await post(s.url, "/mutate-backups", huge);
     expect(res.status).toBe(413);
-    expect(res.body.message).toMatch(/larger than 3145728 bytes/);
+    expect(res.body.message).toMatch(/larger than 4194304 bytes/);
   });
 
   it("unknown fields are tolerated", async () => {
