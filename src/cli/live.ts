@@ -54,12 +54,12 @@ export async function listCluster(api: Requester, veleroNamespace: string, progr
   ];
   for (const [kind, path] of sources) {
     progress?.(`reading ${kind}s...`);
-    for (const item of await listAll(api, path)) items.push({ kind, ...(item as object) });
+    for (const item of await listAll(api, path, (n) => progress?.(`reading ${kind}s... ${n}`))) items.push({ kind, ...(item as object) });
   }
   return items;
 }
 
-async function listAll(api: Requester, path: string): Promise<unknown[]> {
+async function listAll(api: Requester, path: string, pageRead?: (itemsSoFar: number) => void): Promise<unknown[]> {
   const out: unknown[] = [];
   let cont: string | undefined;
   do {
@@ -70,6 +70,7 @@ async function listAll(api: Requester, path: string): Promise<unknown[]> {
       throw new UsageError(`cannot list ${path}: ${e instanceof ApiStatusError ? `${e.statusCode} ${e.message}` : (e as Error).message}`);
     }
     out.push(...(page.items ?? []));
+    pageRead?.(out.length);
     cont = page.metadata?.continue || undefined;
   } while (cont);
   return out;
