@@ -31,6 +31,7 @@ import {
   readAuditLog, readManifests, serviceAccountKubeconfig, serviceAccountUser, usesPermission, type ApiCall, type AuditEvent, type Grant,
 } from "../support/rbac.js";
 import { repoRoot } from "../support/tools.js";
+import { splitPemBundle } from "../../src/tls/certs.js";
 import { waitFor } from "../support/wait.js";
 
 const VELERO = "velero";
@@ -44,6 +45,7 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
   let c: Clients;
   let sa: KubeConfig;
   let gate: GateProcess;
+  let standby: GateProcess;
   let auditLog: string;
   let grants: Grant[];
   let manifestPolicy: string;
@@ -80,26 +82,34 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
 
     sa = await serviceAccountKubeconfig(cp.kubeConfig, GATE_NS, "backup-gate", join(dir, "backup-gate.kubeconfig"));
     // Same control plane, the ServiceAccount's kubeconfig: startGate reads only these two fields.
-    gate = await startGate({ ...cp, kubeconfigPath: join(dir, "backup-gate.kubeconfig") }, { identity: "gate-sa" }).catch((e: unknown) => {
+    const asServiceAccount = { ...cp, kubeconfigPath: join(dir, "backup-gate.kubeconfig") };
+    const start = (identity: string) => startGate(asServiceAccount, { identity }).catch((e: unknown) => {
       // A refused call at start-up (e.g. the caBundle write, retried for a minute) shows in the gate's log, not in readiness.
-      throw new Error(`${(e as Error).message}\n${tailFile(join(dir, "gate-gate-sa.log"), 8)}`);
+      throw new Error(`${(e as Error).message}\n${tailFile(join(dir, `gate-${identity}.log`), 8)}`);
     });
+    gate = await start("gate-sa");
     await pointWebhooksAt(cp.kubeConfig, "backup-gate", gate.url);
+    // A second replica, as the Deployment runs: it stands by and merges its own CA into the caBundle.
+    standby = await start("standby-sa");
   }, 300_000);
 
   afterAll(async () => {
+    await standby?.stop();
     await gate?.stop();
     if (cp) console.log(`rbac suite directory (audit.log, gate log): ${cp.dir}`);
     await cp?.stop();
   });
 
-  it("leads, serves /metrics, and has written its CA into both webhook configurations", async () => {
+  it("leads (the standby does not), serves /metrics, and both replicas have written their CA into both webhook configurations", async () => {
     await waitFor("the gate to lead", () => metric(/^backup_gate_leader 1$/m));
+    expect((await standby.get("/metrics")).body).toMatch(/^backup_gate_leader 0$/m);
     expect(await metric(/^backup_gate_view_synced 1$/m)).toBe(true);
     expect(await metric(/^backup_gate_policy_valid 1$/m)).toBe(true);
     const admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     const configs = [await admission.readMutatingWebhookConfiguration({ name: "backup-gate" }), await admission.readValidatingWebhookConfiguration({ name: "backup-gate" })];
-    for (const w of configs.flatMap((cfg) => cfg.webhooks ?? [])) expect(w.clientConfig.caBundle, w.name).toBeTruthy();
+    for (const w of configs.flatMap((cfg) => cfg.webhooks ?? [])) {
+      expect(splitPemBundle(Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString()), w.name).toHaveLength(2);
+    }
   });
 
   it("admits through the API server, queues, promotes, writes positions and Events; Velero played by the admin", async () => {
@@ -161,6 +171,7 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
 
   it("stops and releases its Lease", async () => {
     await gate.stop();
+    await standby.stop();
     const lease = await cp.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: "backup-gate", namespace: GATE_NS });
     expect(lease.spec?.holderIdentity).toBeUndefined();
   });
@@ -173,7 +184,7 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     });
     const calls = gateEvents.map((e) => callOf(e) ?? nonResource(e));
     expect(calls.length).toBeGreaterThan(0);
-    console.log(`backup-gate's API calls (${calls.length}), from the audit log:\n${callTable(calls)}`);
+    console.log(`backup-gate's API calls (${calls.length}, two replicas), from the audit log:\n${callTable(calls, grants)}`);
 
     expect(calls.filter((k) => k.code === 401 || k.code === 403).map(show)).toEqual([]);
     expect(calls.filter((k) => !grants.some((g) => grantAllows(g, k))).map(show)).toEqual([]);
@@ -305,11 +316,15 @@ function nonResource(e: AuditEvent): ApiCall {
 
 const show = (k: ApiCall) => `${k.verb} ${k.uri} -> ${k.code}`;
 
-/** (verb, resource, namespace) with the count of calls and the response codes seen. */
-function callTable(calls: readonly ApiCall[]): string {
+/**
+ * (verb, resource, namespace) with the count of calls and the response codes seen; the object's
+ * name is shown where a grant names it (resourceNames).
+ */
+function callTable(calls: readonly ApiCall[], grants: readonly Grant[]): string {
   const rows = new Map<string, { cols: string[]; count: number; codes: Set<number> }>();
   for (const k of calls) {
-    const cols = [k.verb, `${k.resource}${k.apiGroup ? `.${k.apiGroup}` : ""}${k.name ? ` (${k.name})` : ""}`, k.namespace ?? "(cluster)"];
+    const named = grants.some((g) => g.rule.resourceNames?.length && grantAllows(g, k));
+    const cols = [k.verb, `${k.resource}${k.apiGroup ? `.${k.apiGroup}` : ""}${named ? ` (${k.name})` : ""}`, k.namespace ?? "(cluster)"];
     const key = cols.join("\u0000");
     const row = rows.get(key) ?? { cols, count: 0, codes: new Set<number>() };
     row.count++;

@@ -158,7 +158,6 @@ export interface PolicyRule {
   resources?: string[];
   verbs: string[];
   resourceNames?: string[];
-  nonResourceURLs?: string[];
 }
 
 /** A rule granted to a subject: everywhere (a ClusterRole through a ClusterRoleBinding) or in one namespace. */
