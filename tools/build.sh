@@ -10,8 +10,11 @@
 #
 # Components: kube-apiserver, etcd (tools/kube), controlplane launcher
 # (tools/controlplane), velero (tools/velero), velero-plugin-for-aws (go install
-# @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe).
+# @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe), helm
+# (tools/helm).
 #
+# A build that runs long prints "still building, N s" every
+# BACKUP_GATE_PROGRESS_SECONDS (default 30), so logs never look hung.
 # On failure it prints one line naming the component and its full log, and
 # exits non-zero. Everything is built with GOWORK=off CGO_ENABLED=0 -trimpath.
 set -euo pipefail
@@ -25,6 +28,7 @@ mkdir -p "$CACHE" "$LOGS"
 export GOWORK=off CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=readonly" GOTOOLCHAIN=local
 # Two cores: two parallel compile jobs keeps memory and load sane.
 P="${BACKUP_GATE_BUILD_JOBS:-2}"
+TICK="${BACKUP_GATE_PROGRESS_SECONDS:-30}"
 
 if ! command -v go >/dev/null 2>&1; then
   if [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; else
@@ -42,6 +46,26 @@ srchash() { # srchash DIR -> short hash of the module's go.mod, go.sum and Go so
   (cd "$1" && { echo "$(go env GOVERSION)"; find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 }
 
+# progress LABEL: runs in the background during one build; stops by itself
+# once this script is gone (killed before it could stop the ticker).
+TICKER=
+progress() {
+  local waited=0
+  # sleep gets no stdout: killing the ticker leaves it to finish on its own, and it must
+  # not hold a pipe someone reads build.sh's output from.
+  while sleep "$TICK" </dev/null >/dev/null 2>&1 && kill -0 $$ 2>/dev/null; do
+    waited=$((waited + TICK))
+    echo "build.sh: $1: still building, $waited s"
+  done
+}
+stop_progress() {
+  [ -n "$TICKER" ] || return 0
+  kill "$TICKER" 2>/dev/null || true
+  wait "$TICKER" 2>/dev/null || true
+  TICKER=
+}
+trap stop_progress EXIT
+
 # component NAME VERSION BINARY BUILDFUNC
 # BUILDFUNC is called with the output path of the binary and must create it.
 # It runs in an `if` context, where `set -e` does not apply: every step of a
@@ -57,11 +81,15 @@ component() {
   local tmp="$CACHE/.tmp-$name-$version-$$" start=$SECONDS
   rm -rf "$tmp"; mkdir -p "$tmp"
   echo "build.sh: $name $version: building (log: $log)"
+  progress "$name $version" &
+  TICKER=$!
   if ! "$fn" "$tmp/$binary" >"$log" 2>&1; then
+    stop_progress
     rm -rf "$tmp"
     echo "build.sh: FAILED: $name $version; full log: $log" >&2
     exit 1
   fi
+  stop_progress
   if [ ! -x "$tmp/$binary" ]; then
     rm -rf "$tmp"
     echo "build.sh: FAILED: $name $version produced no $binary; full log: $log" >&2
@@ -107,6 +135,22 @@ build_velero() {
     github.com/vmware-tanzu/velero/cmd/velero
 }
 
+# ---- helm (tools/helm: helm.sh/helm/v3 as a go.mod tool; the chart tests render with it) ----
+HELM_DIR="$ROOT/tools/helm"
+build_helm() {
+  # As helm's Makefile: the default Kubernetes version (.Capabilities without a
+  # cluster) is that of the client-go it is built with.
+  local h=helm.sh/helm/v3 kminor
+  kminor="$(modver "$HELM_DIR" k8s.io/client-go)" || return
+  kminor="${kminor#v0.}"; kminor="${kminor%%.*}"
+  cd "$HELM_DIR" || return
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
+    -X $h/internal/version.version=$HELM_VERSION -X $h/internal/version.gitTreeState=clean \
+    -X $h/pkg/chartutil.k8sVersionMajor=1 -X $h/pkg/chartutil.k8sVersionMinor=$kminor \
+    -X $h/pkg/lint/rules.k8sVersionMajor=1 -X $h/pkg/lint/rules.k8sVersionMinor=$kminor" \
+    $h/cmd/helm
+}
+
 # ---- velero-plugin-for-aws: go install at its own tag (its go.mod has no replace) ----
 AWS_PLUGIN_VERSION="${AWS_PLUGIN_VERSION:-v1.14.3}"
 build_aws_plugin() {
@@ -132,6 +176,7 @@ total=$SECONDS
 resolve KUBE_VERSION "$KUBE_DIR" k8s.io/kubernetes
 resolve ETCD_VERSION "$KUBE_DIR" go.etcd.io/etcd/server/v3
 resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
+resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
 
 component etcd "$ETCD_VERSION" etcd build_etcd
 component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
@@ -140,6 +185,7 @@ component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3
 component velero "$VELERO_VERSION" velero build_velero
 component velero-plugin-for-aws "$AWS_PLUGIN_VERSION" velero-plugin-for-aws build_aws_plugin
 component probe "$(srchash "$ROOT/tools/probe")" probe build_probe
+component helm "$HELM_VERSION" helm build_helm
 
 # ---- manifest ----
 manifest="$CACHE/current.json"
