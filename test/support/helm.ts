@@ -1,0 +1,73 @@
+/**
+ * Renders charts/backup-gate with the real helm (built by tools/build.sh) and parses what it
+ * prints. Both the chart unit test and the install test go through here.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { repoRoot, toolPath } from "./tools.js";
+
+export const CHART_DIR = join(repoRoot, "charts", "backup-gate");
+
+/** A rendered object, as parsed from YAML. */
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+export interface RenderOptions {
+  /** Values, as a values file would hold them. */
+  values?: Record<string, unknown>;
+  namespace?: string;
+  release?: string;
+}
+
+export type RenderResult = { ok: true; objects: K8sObject[]; text: string } | { ok: false; error: string };
+
+/** `helm template RELEASE charts/backup-gate --namespace NS -f values`; never throws for a chart error. */
+export async function helmTemplate(o: RenderOptions = {}): Promise<RenderResult> {
+  // helm keeps config and caches under $HOME; a render needs none of them.
+  const home = mkdtempSync(join(tmpdir(), "backup-gate-helm-"));
+  try {
+    const valuesFile = join(home, "values.json");
+    writeFileSync(valuesFile, JSON.stringify(o.values ?? {}));
+    const args = ["template", o.release ?? "backup-gate", CHART_DIR, "--namespace", o.namespace ?? "backup-gate", "--values", valuesFile];
+    const env = { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") };
+    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+      execFile(toolPath("helm"), args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== "number") { reject(err); return; }
+        resolve({ code: typeof err?.code === "number" ? err.code : 0, stdout, stderr });
+      });
+    });
+    if (run.code !== 0) return { ok: false, error: run.stderr.trim() || `helm exited ${run.code}` };
+    return { ok: true, objects: parseObjects(run.stdout), text: run.stdout };
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** Renders and throws with helm's message if the chart refuses the values. */
+export async function renderChart(o: RenderOptions = {}): Promise<K8sObject[]> {
+  const r = await helmTemplate(o);
+  if (!r.ok) throw new Error(`helm template failed: ${r.error}`);
+  return r.objects;
+}
+
+/** Every non-empty YAML document of a multi-document text. */
+export function parseObjects(text: string): K8sObject[] {
+  return parseAllDocuments(text)
+    .map((d) => {
+      if (d.errors.length) throw new Error(`unreadable YAML: ${d.errors[0]!.message}`);
+      return d.toJS() as K8sObject | null;
+    })
+    .filter((o): o is K8sObject => o !== null);
+}
+
+/** kind/namespace/name, the identity of an object in a rendered set. */
+export function objectKey(o: K8sObject): string {
+  return `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+}

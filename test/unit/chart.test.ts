@@ -1,0 +1,292 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { webhookConfigurations } from "../../src/admission/manifests.js";
+import { parsePolicy, type Policy } from "../../src/core/policy.js";
+import { readPolicyText } from "../../src/policy/document.js";
+import { helmTemplate, objectKey, parseObjects, renderChart, type K8sObject } from "../support/helm.js";
+import { repoRoot } from "../support/tools.js";
+
+// charts/backup-gate and manifests/ describe one installation. With default values and the
+// namespace backup-gate, the chart renders exactly the objects of manifests/ (but the
+// Namespace, which Helm leaves to --create-namespace), differing only in the labels Helm adds.
+// Every value then changes what it says and nothing else, and values the gate would refuse
+// fail `helm template` already. This runs the real helm built by tools/build.sh; without it
+// the suite fails.
+
+/** Labels only Helm adds; the chart README names the same three. */
+const HELM_LABELS = ["helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance"];
+const POLICY = "ConfigMap/backup-gate/backup-gate-policy";
+const DEPLOYMENT = "Deployment/backup-gate/backup-gate";
+
+function withoutHelmLabels(o: K8sObject): K8sObject {
+  const labels = Object.fromEntries(Object.entries(o.metadata.labels ?? {}).filter(([k]) => !HELM_LABELS.includes(k)));
+  const { labels: _dropped, ...metadata } = o.metadata;
+  return { ...o, metadata: Object.keys(labels).length ? { ...metadata, labels } : metadata };
+}
+
+/** policy.yaml is compared as the document it holds: its comments are not the policy. */
+function comparable(o: K8sObject): K8sObject {
+  const plain = withoutHelmLabels(o);
+  if (plain.kind !== "ConfigMap") return plain;
+  const data = plain.data as Record<string, string>;
+  return { ...plain, data: { ...data, "policy.yaml": parseObjects(data["policy.yaml"] ?? "")[0] } };
+}
+
+const byKey = (objects: K8sObject[]) => new Map(objects.map((o) => [objectKey(o), o]));
+
+function manifestObjects(): K8sObject[] {
+  const dir = join(repoRoot, "manifests");
+  return readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort().flatMap((f) => parseObjects(readFileSync(join(dir, f), "utf8")));
+}
+
+/** Paths (lists of keys) where two JSON values differ; a key only on one side is one path. */
+function changedPaths(a: unknown, b: unknown, path: string[] = []): string[][] {
+  if (Object.is(a, b)) return [];
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return [path];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].flatMap((k) => changedPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], [...path, k]));
+}
+
+function at(o: unknown, path: string[]): unknown {
+  return path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
+}
+
+/** What the gate reads from a rendered policy ConfigMap (its own reader, not a YAML parse of ours). */
+function gatePolicy(objects: K8sObject[]): Policy {
+  const cm = objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "backup-gate-policy") as { data: Record<string, string> } | undefined;
+  if (!cm) throw new Error("no policy ConfigMap rendered");
+  const r = readPolicyText(cm.data["policy.yaml"]!);
+  if (!r.ok) throw new Error(`the gate refuses the rendered policy: ${r.field}: ${r.error}`);
+  return r.policy;
+}
+
+let defaults: K8sObject[];
+let manifestPolicyDoc: Record<string, unknown>;
+beforeAll(async () => {
+  defaults = await renderChart();
+  manifestPolicyDoc = parseObjects((manifestObjects().find((o) => objectKey(o) === POLICY) as unknown as { data: Record<string, string> }).data["policy.yaml"]!)[0] as unknown as Record<string, unknown>;
+});
+
+/** The policy the gate would run with: manifests/' policy document with these keys changed. */
+function expectedPolicy(change: Record<string, unknown>): Policy {
+  const doc: Record<string, unknown> = { ...manifestPolicyDoc };
+  for (const [k, v] of Object.entries(change)) {
+    doc[k] = k === "priorities" ? { ...(manifestPolicyDoc.priorities as object), ...(v as object) } : v;
+  }
+  const r = parsePolicy(doc);
+  if (!r.ok) throw new Error(`test case policy is invalid: ${r.error}`);
+  return r.policy;
+}
+
+describe("charts/backup-gate with default values", () => {
+  it("renders exactly the objects of manifests/ but the Namespace, up to Helm's own labels", () => {
+    const manifests = manifestObjects().filter((o) => o.kind !== "Namespace");
+    expect([...byKey(defaults).keys()].sort()).toEqual([...byKey(manifests).keys()].sort());
+    const rendered = byKey(defaults);
+    for (const m of manifests) {
+      expect.soft(comparable(rendered.get(objectKey(m))!), objectKey(m)).toEqual(comparable(m));
+    }
+  });
+
+  it("labels every object with the Helm labels and nothing else that manifests/ lacks", () => {
+    for (const o of defaults) {
+      expect(Object.keys(o.metadata.labels ?? {}), objectKey(o)).toEqual(expect.arrayContaining(HELM_LABELS));
+    }
+    expect(manifestObjects().flatMap((o) => Object.keys(o.metadata.labels ?? {})).filter((l) => HELM_LABELS.includes(l))).toEqual([]);
+  });
+
+  it("holds a policy the gate reads as manifests/' policy", () => {
+    expect(gatePolicy(defaults)).toEqual(expectedPolicy({}));
+  });
+});
+
+interface ValueCase {
+  name: string;
+  values: Record<string, unknown>;
+  /** object key -> changed path -> its new value (undefined: removed); exactly these paths change. */
+  changes: Record<string, Record<string, unknown>>;
+  /** Policy keys the gate then reads differently (the ConfigMap's policy.yaml changes). */
+  policy?: Record<string, unknown>;
+}
+
+const ARGS = "spec.template.spec.containers.0.args";
+const CONTAINER = "spec.template.spec.containers.0";
+
+const valueCases: ValueCase[] = [
+  { name: "level", values: { level: "Namespace" }, changes: {}, policy: { conflictLevel: "Namespace" } },
+  { name: "limit", values: { limit: 8 }, changes: {}, policy: { maxConcurrentBackups: 8 } },
+  { name: "serialWorkloads", values: { serialWorkloads: "Replace" }, changes: {}, policy: { serialWorkloads: "Replace" } },
+  {
+    name: "priorities",
+    values: { priorities: { manual: 20, scheduled: -5, agingSeconds: 0, schedules: { "nightly-db": 7, "hourly": 1 } } },
+    changes: {},
+    policy: { priorities: { manual: 20, scheduled: -5, agingSeconds: 0, schedules: { "nightly-db": 7, hourly: 1 } } },
+  },
+  {
+    name: "further policy keys",
+    values: { policy: { defaultVolumesToFsBackup: true, snapshotMoveData: true, volumeGroupSnapshotLabelKey: "example.com/group", serialIdenticalScope: true, exclusiveResources: ["widgets.example.com"], positionUpdates: { writesPerDequeue: 100 }, nudgeAfterSeconds: 30 } },
+    changes: {},
+    policy: { defaultVolumesToFsBackup: true, snapshotMoveData: true, volumeGroupSnapshotLabelKey: "example.com/group", serialIdenticalScope: true, exclusiveResources: ["widgets.example.com"], positionUpdates: { writesPerDequeue: 100 }, nudgeAfterSeconds: 30 },
+  },
+  {
+    name: "velero.namespace",
+    values: { velero: { namespace: "oadp" } },
+    changes: {
+      "Role/velero/backup-gate": { "(object)": undefined },
+      "RoleBinding/velero/backup-gate": { "(object)": undefined },
+      "Role/oadp/backup-gate": { "(object)": "added" },
+      "RoleBinding/oadp/backup-gate": { "(object)": "added" },
+      "MutatingWebhookConfiguration//backup-gate": { "webhooks.0.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp" },
+      "ValidatingWebhookConfiguration//backup-gate": {
+        "webhooks.0.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
+        "webhooks.1.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
+      },
+    },
+    policy: { veleroNamespace: "oadp" },
+  },
+  { name: "replicas", values: { replicas: 3 }, changes: { [DEPLOYMENT]: { "spec.replicas": 3 } } },
+  {
+    name: "image",
+    values: { image: { repository: "registry.example.com/backup-gate", tag: "1.2.3", pullPolicy: "Always" } },
+    changes: { [DEPLOYMENT]: { [`${CONTAINER}.image`]: "registry.example.com/backup-gate:1.2.3", [`${CONTAINER}.imagePullPolicy`]: "Always" } },
+  },
+  { name: "imagePullSecrets", values: { imagePullSecrets: [{ name: "regcred" }] }, changes: { [DEPLOYMENT]: { "spec.template.spec.imagePullSecrets": [{ name: "regcred" }] } } },
+  {
+    name: "resources",
+    values: { resources: { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } } },
+    changes: { [DEPLOYMENT]: { [`${CONTAINER}.resources.requests.cpu`]: "250m", [`${CONTAINER}.resources.requests.memory`]: "256Mi", [`${CONTAINER}.resources.limits.memory`]: "1Gi" } },
+  },
+  { name: "nodeOptions", values: { nodeOptions: "--max-old-space-size=512" }, changes: { [DEPLOYMENT]: { [`${CONTAINER}.env.0.value`]: "--max-old-space-size=512" } } },
+  {
+    name: "nodeSelector and tolerations",
+    values: { nodeSelector: { "kubernetes.io/os": "linux" }, tolerations: [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.nodeSelector": { "kubernetes.io/os": "linux" }, "spec.template.spec.tolerations": [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] } },
+  },
+  { name: "podDisruptionBudget.minAvailable", values: { podDisruptionBudget: { minAvailable: "50%" } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "spec.minAvailable": "50%" } } },
+  { name: "podDisruptionBudget.enabled", values: { podDisruptionBudget: { enabled: false } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "(object)": undefined } } },
+  {
+    name: "certificates.mode=secret",
+    values: { certificates: { mode: "secret", secretName: "backup-gate-tls" } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/etc/backup-gate/tls",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "backup-gate-tls" } }],
+      },
+    },
+  },
+  {
+    name: "certificates.mountPath",
+    values: { certificates: { mode: "secret", secretName: "gate-cert", mountPath: "/tls" } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/tls",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "gate-cert" } }],
+      },
+    },
+  },
+];
+
+describe("each value changes what it should and nothing else", () => {
+  it.each(valueCases)("$name", async (c) => {
+    const objects = await renderChart({ values: c.values });
+    const before = byKey(defaults.map(comparable));
+    const after = byKey(objects.map(comparable));
+    const changes: Record<string, Record<string, unknown>> = {};
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      const a = before.get(key), b = after.get(key);
+      if (!a || !b) { changes[key] = { "(object)": b ? "added" : undefined }; continue; }
+      const paths = changedPaths(a, b);
+      if (key === POLICY) {
+        expect(paths.every((p) => p[0] === "data" && p[1] === "policy.yaml"), `${key}: ${paths.map((p) => p.join(".")).join(", ")}`).toBe(true);
+        continue;
+      }
+      if (paths.length) changes[key] = Object.fromEntries(paths.map((p) => [p.join("."), at(b, p)]));
+    }
+    expect(changes).toEqual(c.changes);
+    expect(gatePolicy(objects)).toEqual(expectedPolicy(c.policy ?? {}));
+  });
+
+  it("the release namespace moves every namespaced object but Velero's, and the webhooks equal the gate's own", async () => {
+    const objects = await renderChart({ namespace: "ops", values: { velero: { namespace: "oadp" } } });
+    for (const o of objects) {
+      const expected = o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding" || o.kind.endsWith("WebhookConfiguration") ? undefined
+        : (o.kind === "Role" || o.kind === "RoleBinding") && o.metadata.namespace !== "ops" ? "oadp" : "ops";
+      expect(o.metadata.namespace, objectKey(o)).toBe(expected);
+    }
+    for (const o of objects.filter((x) => x.kind.endsWith("Binding"))) {
+      expect(o.subjects, objectKey(o)).toEqual([{ kind: "ServiceAccount", name: "backup-gate", namespace: "ops" }]);
+    }
+    const deployment = objects.find((o) => o.kind === "Deployment");
+    expect(at(deployment, [...ARGS.split("."), "1"])).toBe("--namespace=ops");
+    const { mutating, validating } = webhookConfigurations({ name: "backup-gate", veleroNamespace: "oadp", service: { name: "backup-gate", namespace: "ops" } });
+    const plain = (o: unknown) => JSON.parse(JSON.stringify(o)) as K8sObject;
+    expect(objects.filter((o) => o.kind.endsWith("WebhookConfiguration")).map(withoutHelmLabels)).toEqual([plain(mutating), plain(validating)]);
+    expect(gatePolicy(objects).veleroNamespace).toBe("oadp");
+  });
+});
+
+interface BadCase { name: string; values: Record<string, unknown>; message: RegExp }
+
+const badCases: BadCase[] = [
+  { name: "unknown level", values: { level: "Bogus" }, message: /at '\/level'.*(Namespace.*ItemBlock|one of)/s },
+  { name: "negative limit", values: { limit: -1 }, message: /at '\/limit'.*minimum/s },
+  { name: "zero limit", values: { limit: 0 }, message: /at '\/limit'.*minimum/s },
+  { name: "limit above the gate's maximum", values: { limit: 1001 }, message: /at '\/limit'.*maximum/s },
+  { name: "fractional limit", values: { limit: 2.5 }, message: /at '\/limit'.*integer/s },
+  { name: "limit as text", values: { limit: "4" }, message: /at '\/limit'.*integer/s },
+  { name: "unknown serialWorkloads", values: { serialWorkloads: "Sometimes" }, message: /at '\/serialWorkloads'/ },
+  { name: "priority as text", values: { priorities: { manual: "high" } }, message: /at '\/priorities\/manual'.*integer/s },
+  { name: "negative aging", values: { priorities: { agingSeconds: -1 } }, message: /at '\/priorities\/agingSeconds'.*minimum/s },
+  { name: "misspelt top-level key", values: { levle: "Namespace" }, message: /additional properties 'levle' not allowed/ },
+  { name: "unknown policy key", values: { policy: { maxConcurrentBackup: 3 } }, message: /at '\/policy'.*'maxConcurrentBackup' not allowed/s },
+  { name: "policy key of the wrong kind", values: { policy: { snapshotMoveData: "yes" } }, message: /at '\/policy\/snapshotMoveData'.*boolean/s },
+  { name: "writesPerDequeue above 100", values: { policy: { positionUpdates: { writesPerDequeue: 101 } } }, message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s },
+  { name: "velero.namespace not a namespace name", values: { velero: { namespace: "Velero_NS" } }, message: /at '\/velero\/namespace'/ },
+  { name: "zero replicas", values: { replicas: 0 }, message: /at '\/replicas'.*minimum/s },
+  { name: "unknown certificates.mode", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/mode'/ },
+  { name: "secret mode without a Secret name", values: { certificates: { mode: "secret" } }, message: /at '\/certificates\/secretName'/ },
+  { name: "relative mountPath", values: { certificates: { mode: "secret", secretName: "x", mountPath: "tls" } }, message: /at '\/certificates\/mountPath'/ },
+  { name: "minAvailable as a bad text", values: { podDisruptionBudget: { minAvailable: "half" } }, message: /at '\/podDisruptionBudget\/minAvailable'/ },
+];
+
+describe("values the gate would refuse fail helm template, naming the value", () => {
+  it.each(badCases)("$name", async (c) => {
+    const r = await helmTemplate({ values: c.values });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error).toMatch(/values don't meet the specifications of the schema/);
+    expect(r.error).toMatch(c.message);
+  });
+});
+
+// The chart's schema and the gate's policy schema are two texts; this holds them to one
+// meaning: for policy values near every boundary, helm accepts exactly what the gate accepts,
+// and what it renders is what the gate then reads.
+describe("the chart accepts a policy exactly when the gate does", () => {
+  const level = fc.constantFrom<unknown>("Namespace", "ItemBlock", "Bogus", "namespace");
+  const limit = fc.constantFrom<unknown>(-1, 0, 1, 4, 999, 1000, 1001, 2.5, "4");
+  const serial = fc.constantFrom<unknown>("Allow", "Forbid", "Replace", "Never");
+  const priority = fc.constantFrom<unknown>(-100, 0, 10, 1_000_000, 1.5, "high");
+  const aging = fc.constantFrom<unknown>(-1, 0, 600, 86_400, 0.5);
+  const extras = fc.record({
+    defaultVolumesToFsBackup: fc.constantFrom<unknown>(true, false, "true"),
+    volumeGroupSnapshotLabelKey: fc.constantFrom<unknown>("velero.io/volume-group", "", 5),
+    exclusiveResources: fc.constantFrom<unknown>([], ["widgets.example.com"], [""], "widgets"),
+    positionUpdates: fc.constantFrom<unknown>({ writesPerDequeue: 0 }, { writesPerDequeue: 100 }, { writesPerDequeue: 101 }, { writesPerDequeue: -1 }),
+    nudgeAfterSeconds: fc.constantFrom<unknown>(0, 1, 60),
+  }, { requiredKeys: [] });
+
+  it("for values around every boundary", async () => {
+    await fc.assert(fc.asyncProperty(level, limit, serial, priority, priority, aging, extras, async (lv, lim, sw, manual, scheduled, agingSeconds, policy) => {
+      const values = { level: lv, limit: lim, serialWorkloads: sw, priorities: { manual, scheduled, agingSeconds }, policy };
+      const gate = parsePolicy({ ...manifestPolicyDoc, conflictLevel: lv, maxConcurrentBackups: lim, serialWorkloads: sw, priorities: { manual, scheduled, agingSeconds }, ...policy });
+      const r = await helmTemplate({ values });
+      expect(r.ok, `${JSON.stringify(values)}: helm ${r.ok ? "accepted" : `refused (${r.error})`}, the gate ${gate.ok ? "accepts" : `refuses (${gate.error})`}`).toBe(gate.ok);
+      if (r.ok && gate.ok) expect(gatePolicy(r.objects)).toEqual(gate.policy);
+    }), { numRuns: 40 });
+  }, 120_000);
+});
