@@ -12,7 +12,8 @@ export function readDocument(path: string, what: string): unknown {
   } catch (e) {
     throw new UsageError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const docs = parseAllDocuments(text);
+  // Warnings (an unknown tag, say) would go to stderr as process warnings; errors are enough.
+  const docs = parseAllDocuments(text, { logLevel: "error" });
   if (!Array.isArray(docs)) throw new UsageError(`${what} ${path} is empty`);
   const [doc, ...rest] = docs;
   if (!doc || rest.length > 0) throw new UsageError(`${what} ${path} must hold exactly one YAML or JSON document, found ${docs.length}`);
@@ -21,5 +22,11 @@ export function readDocument(path: string, what: string): unknown {
     const pos = error.linePos?.[0];
     throw new UsageError(`${what} ${path}${pos ? `:${pos.line}:${pos.col}` : ""} is not valid YAML or JSON: ${error.message.split("\n")[0]}`);
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  // toJS throws on an alias without its anchor, and on alias expansion past maxAliasCount
+  // ("billion laughs").
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new UsageError(`${what} ${path} cannot be read as YAML: ${(e as Error).message.split("\n")[0]}`);
+  }
 }

@@ -29,7 +29,8 @@ export function readPolicyData(data: Readonly<Record<string, string>> | undefine
 export function readPolicyText(text: string, key = "policy.yaml"): PolicyDocumentResult {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // maxAliasCount (yaml's default, made explicit) refuses alias bombs; warnings are not errors.
+    doc = parseYaml(text, { maxAliasCount: 100, logLevel: "error" });
   } catch (e) {
     if (e instanceof YAMLParseError) {
       const pos = e.linePos?.[0];

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { BackupInfo } from "../core/model.js";
-import { loadSnapshot } from "../core/objects.js";
+import { loadSnapshot, MAX_SPEC_DEPTH, tooDeep } from "../core/objects.js";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import type { ClusterView } from "../core/view.js";
 
@@ -16,7 +16,10 @@ const backupName = z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-
 const traceBackup = z.strictObject({
   name: backupName,
   /** velero.io/v1 BackupSpec, as in a Backup object. */
-  spec: z.record(z.string(), z.unknown()).default({}),
+  spec: z.record(z.string(), z.unknown()).default({}).superRefine((spec, ctx) => {
+    const path = tooDeep(spec, MAX_SPEC_DEPTH - 1);
+    if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 3), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
+  }),
   labels: stringMap.default({}),
   annotations: stringMap.default({}),
   /** Seconds from t0 at which the Backup is created. */
