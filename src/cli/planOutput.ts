@@ -1,7 +1,7 @@
 import type { Plan } from "../core/plan.js";
 import type { BackupScope } from "../core/scope.js";
 
-// The JSON form of a plan: field names are a public contract (see the README), so they are
+// The JSON form of a plan: field names are a public contract (see docs/reference.md), so they are
 // spelled out here rather than taken from internal types.
 
 export function scopeJson(scope: BackupScope) {
