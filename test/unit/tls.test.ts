@@ -94,25 +94,64 @@ describe("self-managed certificates", { timeout: 30_000 }, () => {
       await server.close();
     }
   });
+});
 
-  it("refuses TLS 1.1 and accepts TLS 1.2", async () => {
-    const { server, port } = await serve(tls);
-    const attempt = (version: "TLSv1.1" | "TLSv1.2") => new Promise<string>((resolve, reject) => {
-      // SECLEVEL=0 lets this client offer TLS 1.1 at all, so the refusal is the server's.
-      const s = connect({ host: "127.0.0.1", port, ca: tls.current().ca, minVersion: version, maxVersion: version, ciphers: "DEFAULT@SECLEVEL=0" }, () => {
-        const p = s.getProtocol() ?? "";
-        s.end();
-        resolve(p);
-      });
-      s.setTimeout(5_000, () => s.destroy(new Error("timed out")));
-      s.on("error", reject);
+describe("TLS settings: 1.2+ only, forward secrecy and AEAD only", { timeout: 30_000 }, () => {
+  let tls: SelfManagedTls;
+  let server: WebhookServer;
+  let port: number;
+  beforeAll(async () => {
+    tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+    await tls.start();
+    ({ server, port } = await serve(tls));
+  });
+  afterAll(async () => { await server.close(); await tls.stop(); });
+
+  /** One handshake offering exactly this version and cipher; resolves with what was negotiated. */
+  const handshake = (version: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3", cipher?: string) => new Promise<{ protocol: string; cipher: string }>((resolve, reject) => {
+    // SECLEVEL=0 lets this client offer old protocols and weak ciphers at all, so a refusal is the server's.
+    // TLS 1.3 suite names (TLS_*) in `ciphers` set the 1.3 suites offered.
+    const ciphers = version === "TLSv1.3" ? cipher ?? "DEFAULT" : `${cipher ?? "ALL"}@SECLEVEL=0`;
+    const s = connect({ host: "127.0.0.1", port, ca: tls.current().ca, minVersion: version, maxVersion: version, ciphers }, () => {
+      const r = { protocol: s.getProtocol() ?? "", cipher: s.getCipher().standardName };
+      s.end();
+      resolve(r);
     });
-    try {
-      await expect(attempt("TLSv1.1")).rejects.toThrow(/protocol version|unsupported protocol|no protocols available/i);
-      await expect(attempt("TLSv1.2")).resolves.toBe("TLSv1.2");
-    } finally {
-      await server.close();
-    }
+    s.setTimeout(5_000, () => s.destroy(new Error("timed out")));
+    s.on("error", reject);
+  });
+
+  it.each<["TLSv1" | "TLSv1.1"]>([["TLSv1"], ["TLSv1.1"]])("%s is refused", async (version) => {
+    await expect(handshake(version)).rejects.toThrow(/protocol version|unsupported protocol|no protocols available|alert/i);
+  });
+
+  it.each([
+    ["AES128-SHA", "RSA key exchange, CBC"],
+    ["AES256-GCM-SHA384", "RSA key exchange (no forward secrecy)"],
+    ["ECDHE-RSA-AES128-SHA", "CBC with SHA-1"],
+    ["ECDHE-RSA-AES256-SHA384", "CBC"],
+    ["DHE-RSA-AES128-GCM-SHA256", "finite-field DHE"],
+    ["DES-CBC3-SHA", "3DES"],
+  ])("TLS 1.2 with %s (%s) is refused", async (cipher) => {
+    await expect(handshake("TLSv1.2", cipher)).rejects.toThrow(/handshake failure|no shared cipher|no cipher|alert|cipher/i);
+  });
+
+  it.each([
+    ["TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+    ["TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"],
+    ["TLSv1.2", "ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"],
+    ["TLSv1.3", "TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"],
+    ["TLSv1.3", "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"],
+    ["TLSv1.3", "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256"],
+  ] as const)("%s with %s works", async (version, cipher, standardName) => {
+    await expect(handshake(version, cipher)).resolves.toEqual({ protocol: version, cipher: standardName });
+  });
+
+  it("a rotated certificate is served with the same settings", async () => {
+    await tls.rotate();
+    await expect(handshake("TLSv1.1")).rejects.toThrow();
+    await expect(handshake("TLSv1.2", "AES128-SHA")).rejects.toThrow();
+    await expect(handshake("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256")).resolves.toMatchObject({ protocol: "TLSv1.2" });
   });
 });
 
