@@ -96,7 +96,7 @@ describe("charts/backup-gate on a real API server", () => {
   let gate: ManagedProcess | undefined;
   let kubeconfigPath: string;
   let gateUrl: string;
-  const podName = "backup-gate-5d8f7c9b4-x2x7q";
+  const FIRST_POD = "backup-gate-5d8f7c9b4-x2x7q";
 
   /** Runs a Deployment's container in the network namespace, as pod `podName`. */
   function startPod(deployment: K8sObject, podName: string, name: string): ManagedProcess {
@@ -145,7 +145,7 @@ describe("charts/backup-gate on a real API server", () => {
       users: [{ name: sa, user: { token: token.status?.token } }],
       contexts: [{ name: "pod", context: { cluster: "cp", user: sa } }],
     }));
-    gate = startPod(find(objects, "Deployment"), podName, "gate-pod");
+    gate = startPod(find(objects, "Deployment"), FIRST_POD, "gate-pod");
   });
 
   afterAll(async () => {
@@ -171,7 +171,7 @@ describe("charts/backup-gate on a real API server", () => {
   it("runs as the rendered ServiceAccount, whose rendered RBAC is enough to lead", async () => {
     const lease = await waitFor("the gate to hold the Lease", async () => {
       const l = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: "backup-gate", namespace: RELEASE_NS });
-      return l.spec?.holderIdentity === podName && l;
+      return l.spec?.holderIdentity === FIRST_POD && l;
     }, { timeoutMs: 60_000, intervalMs: 300 });
     expect(lease.metadata?.namespace).toBe(RELEASE_NS);
     // Who the gate's kubeconfig is, asked of the API server with that kubeconfig.
