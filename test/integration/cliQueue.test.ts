@@ -3,6 +3,8 @@
  * row (in flight, waiting behind a conflict, waiting for a slot) shows position, priority, wait
  * so far, waiting for and reason, read through a kubeconfig as a user's kubectl would.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
@@ -96,6 +98,15 @@ describe("backup-gate queue and explain on a real API server", () => {
     // The first position agrees with what the controller wrote (what `velero backup get` shows);
     // others may lag by design (positionUpdates pacing), the CLI always shows the live plan.
     expect((await getBackup(c, VELERO, "orders-1")).status.queuePosition).toBe(1);
+  });
+
+  it("on a terminal, progress (what is being read, objects so far) is shown and cleared before the answer (off a terminal stderr stays empty, above)", async () => {
+    // `script` gives the CLI a pseudo-terminal, as a user's shell does; the pty merges stdout and stderr.
+    const cmd = [process.execPath, "--import", "tsx", "src/cli/main.ts", "queue", "--kubeconfig", cp.kubeconfigPath].map((a) => `'${a}'`).join(" ");
+    const { stdout } = await promisify(execFile)("script", ["-qec", cmd, "/dev/null"]);
+    expect(stdout).toMatch(/reading Pods\.\.\. \d+/);
+    expect(stdout).toMatch(/reading Backups\.\.\. 4/);
+    expect(stdout).toMatch(/\r\x1b\[2Klevel ItemBlock, 2 of 2 in flight/);
   });
 
   it("explain names the level for a live backup and for a file not yet created", async () => {
