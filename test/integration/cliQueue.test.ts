@@ -106,7 +106,7 @@ describe("backup-gate queue and explain on a real API server", () => {
     const { stdout } = await promisify(execFile)("script", ["-qec", cmd, "/dev/null"]);
     expect(stdout).toMatch(/reading Pods\.\.\. \d+/);
     expect(stdout).toMatch(/reading Backups\.\.\. 4/);
-    expect(stdout).toMatch(/\r\x1b\[2Klevel ItemBlock, 2 of 2 in flight/);
+    expect(stdout).toContain("\r\u001b[2Klevel ItemBlock, 2 of 2 in flight");
   });
 
   it("explain names the level for a live backup and for a file not yet created", async () => {
