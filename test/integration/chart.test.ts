@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { createWithWarnings } from "../support/gate.js";
-import { renderChart, type K8sObject } from "../support/helm.js";
+import { helmInstallDryRun, renderChart, type K8sObject } from "../support/helm.js";
 import { createNetNs, tcpRelay, type NetNs } from "../support/netns.js";
 import { backupBody, clients, createNamespace, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
 import { spawnManaged, type ManagedProcess } from "../support/proc.js";
@@ -96,6 +96,7 @@ describe("charts/backup-gate on a real API server", () => {
   let gate: ManagedProcess | undefined;
   let kubeconfigPath: string;
   let gateUrl: string;
+  let installPreview: string;
   const FIRST_POD = "backup-gate-5d8f7c9b4-x2x7q";
 
   /** Runs a Deployment's container in the network namespace, as pod `podName`. */
@@ -117,6 +118,7 @@ describe("charts/backup-gate on a real API server", () => {
     await createNamespace(c, "shop");
     await createNamespace(c, "web");
 
+    installPreview = await helmInstallDryRun(cp.kubeconfigPath, { namespace: RELEASE_NS, values: VALUES });
     objects = await renderChart({ namespace: RELEASE_NS, values: VALUES });
     const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
     for (const o of objects) await api.create(o as KubernetesObject);
@@ -153,6 +155,14 @@ describe("charts/backup-gate on a real API server", () => {
     await relay?.close();
     await cp?.stop();
     netns?.remove();
+  });
+
+  it("helm install (dry run, checked by this API server) accepts the release and its notes name the policy", () => {
+    const notes = installPreview.slice(installPreview.indexOf("NOTES:"));
+    expect(notes).toMatch(/^NOTES:\n/);
+    expect(notes).toContain("Policy: conflictLevel Namespace, maxConcurrentBackups 2, serialWorkloads Allow.");
+    expect(notes).toContain("velero server --disable-controllers=backup-queue --concurrent-backups=2");
+    expect(notes).toContain(`kubectl -n ${RELEASE_NS} rollout status deployment/backup-gate`);
   });
 
   it("patches its CA into every webhook of both rendered configurations", async () => {

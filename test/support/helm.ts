@@ -30,21 +30,36 @@ export type RenderResult = { ok: true; objects: K8sObject[]; text: string } | { 
 
 /** `helm template RELEASE charts/backup-gate --namespace NS -f values`; never throws for a chart error. */
 export async function helmTemplate(o: RenderOptions = {}): Promise<RenderResult> {
-  // helm keeps config and caches under $HOME; a render needs none of them.
+  const run = await runHelm(["template", ...releaseArgs(o)], o.values);
+  if (run.code !== 0) return { ok: false, error: run.stderr.trim() || `helm exited ${run.code}` };
+  return { ok: true, objects: parseObjects(run.stdout), text: run.stdout };
+}
+
+/**
+ * `helm install --dry-run=server` against a cluster: what `helm install` would print (the
+ * manifest and NOTES.txt), checked by that API server, changing nothing. Throws on failure.
+ */
+export async function helmInstallDryRun(kubeconfig: string, o: RenderOptions = {}): Promise<string> {
+  const run = await runHelm(["install", ...releaseArgs(o), "--dry-run=server", "--kubeconfig", kubeconfig], o.values);
+  if (run.code !== 0) throw new Error(`helm install --dry-run=server failed: ${run.stderr.trim()}`);
+  return run.stdout;
+}
+
+const releaseArgs = (o: RenderOptions) => [o.release ?? "backup-gate", CHART_DIR, "--namespace", o.namespace ?? "backup-gate"];
+
+async function runHelm(args: string[], values: Record<string, unknown> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  // helm keeps config and caches under $HOME; these runs need none of them.
   const home = mkdtempSync(join(tmpdir(), "backup-gate-helm-"));
   try {
     const valuesFile = join(home, "values.json");
-    writeFileSync(valuesFile, JSON.stringify(o.values ?? {}));
-    const args = ["template", o.release ?? "backup-gate", CHART_DIR, "--namespace", o.namespace ?? "backup-gate", "--values", valuesFile];
+    writeFileSync(valuesFile, JSON.stringify(values));
     const env = { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") };
-    const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-      execFile(toolPath("helm"), args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    return await new Promise((resolve, reject) => {
+      execFile(toolPath("helm"), [...args, "--values", valuesFile], { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (err && typeof err.code !== "number") { reject(err); return; }
         resolve({ code: typeof err?.code === "number" ? err.code : 0, stdout, stderr });
       });
     });
-    if (run.code !== 0) return { ok: false, error: run.stderr.trim() || `helm exited ${run.code}` };
-    return { ok: true, objects: parseObjects(run.stdout), text: run.stdout };
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
