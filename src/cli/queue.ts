@@ -5,6 +5,7 @@ import { trim } from "../core/objects.js";
 import { basePriority, effectivePriorityOf, plan, type Plan } from "../core/plan.js";
 import { PROMOTED_AT } from "../core/writes.js";
 import { readLive, type Live } from "./live.js";
+import { clearProgress, progress } from "./progress.js";
 import { readDocument, UsageError } from "./readInput.js";
 
 // `queue` and `explain`: the live queue and one backup's wait, in plain words, read through the
@@ -16,14 +17,6 @@ backup-gate explain BACKUP | -f FILE [--kubeconfig FILE] [--gate-namespace NS]`;
 const common = {
   kubeconfig: { type: "string" }, "gate-namespace": { type: "string" }, json: { type: "boolean", default: false }, file: { type: "string", short: "f" },
 } as const;
-
-function progress(): ((line: string) => void) | undefined {
-  return process.stderr.isTTY ? (line) => process.stderr.write(`\r\x1b[2K${line}`) : undefined;
-}
-
-function clearProgress(): void {
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[2K");
-}
 
 function duration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));

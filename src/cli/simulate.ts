@@ -5,6 +5,7 @@ import { parsePolicy, type Policy } from "../core/policy.js";
 import { timelineHtml } from "../report/timeline.js";
 import { jsonLine, parseTrace, simulateAll, table, timelineGroups } from "../sim/index.js";
 import { loadPolicy } from "./plan.js";
+import { clearProgress, progress } from "./progress.js";
 import { readDocument, UsageError } from "./readInput.js";
 
 export const SIMULATE_USAGE = `backup-gate simulate --trace FILE [--level Namespace|ItemBlock] [--concurrency N] [--policy FILE] [--html OUT]
@@ -44,7 +45,9 @@ export function runSimulate(args: string[]): { output: string; failed: boolean }
     policy = { ...policy, maxConcurrentBackups: n };
   }
 
-  const runs = simulateAll(trace, policy);
+  const show = progress();
+  const runs = simulateAll(trace, policy, show && ((name, i, n) => show(`simulating ${trace.backups.length} backups: ${name} (${i + 1} of ${n})...`)));
+  clearProgress();
   if (values.html !== undefined) {
     const html = timelineHtml({ title: `backup-gate simulate: ${trace.name}`, t0: new Date(trace.t0).toISOString(), groups: timelineGroups(runs) });
     try {

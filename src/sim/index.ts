@@ -17,10 +17,12 @@ export interface StrategyRun {
   readonly ignoresConflicts: boolean;
 }
 
-/** Replays a trace under every strategy for the policy (its limit is the concurrency). */
-export function simulateAll(trace: Trace, policy: Policy): StrategyRun[] {
+/** Replays a trace under every strategy for the policy (its limit is the concurrency); `started` hears of each strategy before it runs. */
+export function simulateAll(trace: Trace, policy: Policy, started?: (strategy: string, index: number, count: number) => void): StrategyRun[] {
   const prepared = prepareTrace(trace, policy);
-  return strategies(policy).map((s) => {
+  const all = strategies(policy);
+  return all.map((s, i) => {
+    started?.(s.name, i, all.length);
     const result = simulate(prepared, s);
     return { result, figures: figuresOf(result), description: s.description, ignoresConflicts: !!s.ignoresConflicts };
   });
