@@ -45,6 +45,12 @@ export async function helmInstallDryRun(kubeconfig: string, o: RenderOptions = {
   return run.stdout;
 }
 
+/** `helm lint --strict` of the chart with these values: helm's own checks of a chart; throws with its report. */
+export async function helmLint(values: Record<string, unknown> = {}): Promise<void> {
+  const run = await runHelm(["lint", CHART_DIR, "--strict"], values);
+  if (run.code !== 0) throw new Error(`helm lint failed:\n${run.stdout}${run.stderr}`);
+}
+
 const releaseArgs = (o: RenderOptions) => [o.release ?? "backup-gate", CHART_DIR, "--namespace", o.namespace ?? "backup-gate"];
 
 async function runHelm(args: string[], values: Record<string, unknown> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -3,9 +3,9 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { webhookConfigurations } from "../../src/admission/manifests.js";
-import { parsePolicy, type Policy } from "../../src/core/policy.js";
+import { parsePolicy, policySchema, type Policy } from "../../src/core/policy.js";
 import { readPolicyText } from "../../src/policy/document.js";
-import { helmTemplate, objectKey, parseObjects, renderChart, type K8sObject } from "../support/helm.js";
+import { helmLint, helmTemplate, objectKey, parseObjects, renderChart, type K8sObject } from "../support/helm.js";
 import { repoRoot } from "../support/tools.js";
 
 // charts/backup-gate and manifests/ describe one installation. With default values and the
@@ -99,6 +99,11 @@ describe("charts/backup-gate with default values", () => {
 
   it("holds a policy the gate reads as manifests/' policy", () => {
     expect(gatePolicy(defaults)).toEqual(expectedPolicy({}));
+  });
+
+  it("passes helm lint --strict, self-managed and with a Secret", async () => {
+    await helmLint();
+    await helmLint({ certificates: { mode: "secret", secretName: "backup-gate-tls" } });
   });
 });
 
@@ -263,30 +268,72 @@ describe("values the gate would refuse fail helm template, naming the value", ()
   });
 });
 
-// The chart's schema and the gate's policy schema are two texts; this holds them to one
-// meaning: for policy values near every boundary, helm accepts exactly what the gate accepts,
-// and what it renders is what the gate then reads.
-describe("the chart accepts a policy exactly when the gate does", () => {
-  const level = fc.constantFrom<unknown>("Namespace", "ItemBlock", "Bogus", "namespace");
-  const limit = fc.constantFrom<unknown>(-1, 0, 1, 4, 999, 1000, 1001, 2.5, "4");
-  const serial = fc.constantFrom<unknown>("Allow", "Forbid", "Replace", "Never");
-  const priority = fc.constantFrom<unknown>(-100, 0, 10, 1_000_000, 1.5, "high");
-  const aging = fc.constantFrom<unknown>(-1, 0, 600, 86_400, 0.5);
-  const extras = fc.record({
-    defaultVolumesToFsBackup: fc.constantFrom<unknown>(true, false, "true"),
-    volumeGroupSnapshotLabelKey: fc.constantFrom<unknown>("velero.io/volume-group", "", 5),
-    exclusiveResources: fc.constantFrom<unknown>([], ["widgets.example.com"], [""], "widgets"),
-    positionUpdates: fc.constantFrom<unknown>({ writesPerDequeue: 0 }, { writesPerDequeue: 100 }, { writesPerDequeue: 101 }, { writesPerDequeue: -1 }),
-    nudgeAfterSeconds: fc.constantFrom<unknown>(0, 1, 60),
-  }, { requiredKeys: [] });
+// The chart's schema and the gate's policy schema are two texts; these hold them to one
+// meaning. Around every boundary of every policy value, helm accepts exactly what the gate
+// accepts, and what it renders is what the gate then reads.
+interface Boundary { value: string[]; policy: string[]; candidates: unknown[] }
 
-  it("for values around every boundary", async () => {
-    await fc.assert(fc.asyncProperty(level, limit, serial, priority, priority, aging, extras, async (lv, lim, sw, manual, scheduled, agingSeconds, policy) => {
-      const values = { level: lv, limit: lim, serialWorkloads: sw, priorities: { manual, scheduled, agingSeconds }, policy };
-      const gate = parsePolicy({ ...manifestPolicyDoc, conflictLevel: lv, maxConcurrentBackups: lim, serialWorkloads: sw, priorities: { manual, scheduled, agingSeconds }, ...policy });
-      const r = await helmTemplate({ values });
-      expect(r.ok, `${JSON.stringify(values)}: helm ${r.ok ? "accepted" : `refused (${r.error})`}, the gate ${gate.ok ? "accepts" : `refuses (${gate.error})`}`).toBe(gate.ok);
-      if (r.ok && gate.ok) expect(gatePolicy(r.objects)).toEqual(gate.policy);
-    }), { numRuns: 40 });
-  }, 120_000);
+const boundaries: Boundary[] = [
+  { value: ["level"], policy: ["conflictLevel"], candidates: ["Namespace", "ItemBlock", "Bogus", "namespace", "", 1] },
+  { value: ["limit"], policy: ["maxConcurrentBackups"], candidates: [-1, 0, 1, 1000, 1001, 2.5, "4"] },
+  { value: ["serialWorkloads"], policy: ["serialWorkloads"], candidates: ["Allow", "Forbid", "Replace", "Never"] },
+  { value: ["priorities", "manual"], policy: ["priorities", "manual"], candidates: [-100, 0, 1_000_000, 1.5, "high"] },
+  { value: ["priorities", "scheduled"], policy: ["priorities", "scheduled"], candidates: [-100, 0, 1_000_000, 1.5, "high"] },
+  { value: ["priorities", "agingSeconds"], policy: ["priorities", "agingSeconds"], candidates: [-1, 0, 86_400, 0.5] },
+  { value: ["priorities", "schedules"], policy: ["priorities", "schedules"], candidates: [{ "nightly-db": 5 }, { "nightly-db": -2, hourly: 0 }, { "nightly-db": 1.5 }, { "nightly-db": "x" }] },
+  { value: ["velero", "namespace"], policy: ["veleroNamespace"], candidates: ["oadp", "openshift-adp", ""] },
+  { value: ["policy", "defaultVolumesToFsBackup"], policy: ["defaultVolumesToFsBackup"], candidates: [true, false, "true"] },
+  { value: ["policy", "snapshotMoveData"], policy: ["snapshotMoveData"], candidates: [true, false, 1] },
+  { value: ["policy", "volumeGroupSnapshotLabelKey"], policy: ["volumeGroupSnapshotLabelKey"], candidates: ["example.com/group", "", 5] },
+  { value: ["policy", "serialIdenticalScope"], policy: ["serialIdenticalScope"], candidates: [true, "yes"] },
+  { value: ["policy", "exclusiveResources"], policy: ["exclusiveResources"], candidates: [[], ["widgets.example.com", "gadgets.example.com"], [""], "widgets"] },
+  { value: ["policy", "positionUpdates", "writesPerDequeue"], policy: ["positionUpdates", "writesPerDequeue"], candidates: [0, 100, 101, -1, 1.5] },
+  { value: ["policy", "nudgeAfterSeconds"], policy: ["nudgeAfterSeconds"], candidates: [0, 1, 60, 1.5] },
+];
+
+/** A copy of `o` with `value` at `path`. */
+function setAt(o: Record<string, unknown>, path: string[], value: unknown): Record<string, unknown> {
+  const [k, ...rest] = path as [string, ...string[]];
+  return { ...o, [k]: rest.length ? setAt((o[k] ?? {}) as Record<string, unknown>, rest, value) : value };
+}
+
+async function expectSameVerdict(values: Record<string, unknown>, gateDoc: Record<string, unknown>): Promise<void> {
+  const gate = parsePolicy(gateDoc);
+  const r = await helmTemplate({ values });
+  expect(r.ok, `${JSON.stringify(values)}: helm ${r.ok ? "accepted" : `refused (${r.error})`}, the gate ${gate.ok ? "accepts" : `refuses (${gate.error})`}`).toBe(gate.ok);
+  if (r.ok && gate.ok) expect(gatePolicy(r.objects)).toEqual(gate.policy);
+}
+
+describe("the chart accepts a policy exactly when the gate does", () => {
+  it("every key of the gate's policy is a chart value", () => {
+    expect([...new Set(boundaries.map((b) => b.policy[0]))].sort()).toEqual(Object.keys(policySchema.shape).sort());
+  });
+
+  it.each(boundaries.map((b) => ({ ...b, name: b.value.join(".") })))("$name", async (b) => {
+    for (const candidate of b.candidates) await expectSameVerdict(setAt({}, b.value, candidate), setAt(manifestPolicyDoc, b.policy, candidate));
+  });
+
+  it("for any combination of valid values", async () => {
+    const name = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?$/);
+    const priority = fc.integer({ min: -1_000_000, max: 1_000_000 });
+    const values = fc.record({
+      level: fc.constantFrom("Namespace", "ItemBlock"),
+      limit: fc.integer({ min: 1, max: 1000 }),
+      serialWorkloads: fc.constantFrom("Allow", "Forbid", "Replace"),
+      priorities: fc.record({ manual: priority, scheduled: priority, agingSeconds: fc.nat(), schedules: fc.dictionary(name, priority, { maxKeys: 3 }) }),
+      velero: fc.record({ namespace: name }),
+      policy: fc.record({
+        defaultVolumesToFsBackup: fc.boolean(),
+        snapshotMoveData: fc.boolean(),
+        serialIdenticalScope: fc.boolean(),
+        exclusiveResources: fc.array(name.map((n) => `${n}.example.com`), { maxLength: 3 }),
+        positionUpdates: fc.record({ writesPerDequeue: fc.integer({ min: 0, max: 100 }) }),
+        nudgeAfterSeconds: fc.integer({ min: 1, max: 86_400 }),
+      }, { requiredKeys: [] }),
+    });
+    await fc.assert(fc.asyncProperty(values, async (v) => {
+      const { level, limit, serialWorkloads, priorities, velero, policy } = v;
+      await expectSameVerdict(v, { ...manifestPolicyDoc, conflictLevel: level, maxConcurrentBackups: limit, serialWorkloads, priorities, veleroNamespace: velero.namespace, ...policy });
+    }), { numRuns: 20 });
+  }, 60_000);
 });

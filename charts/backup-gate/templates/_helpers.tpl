@@ -28,5 +28,5 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The ServiceAccount as a RoleBinding subject. */}}
 {{- define "backup-gate.subject" -}}
-- {kind: ServiceAccount, name: {{ include "backup-gate.name" . }}, namespace: {{ .Release.Namespace }}}
+- {kind: ServiceAccount, name: {{ include "backup-gate.name" . }}, namespace: {{ .Release.Namespace | quote }}}
 {{- end -}}
