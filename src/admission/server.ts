@@ -133,6 +133,10 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     if (!o.cache.synced()) reasons.push("the cluster cache has not synced yet");
     try { o.policy.current(); } catch (e) { reasons.push(`no policy loaded: ${(e as Error).message}`); }
     if (!engine.hasBase()) reasons.push("the admission index is still building");
+    // Files mode cannot renew by itself: while the files on disk are expired, the API server
+    // refuses every call, so this replica should not take any.
+    const notAfter = o.tls.current().notAfter;
+    if (notAfter.getTime() <= now()) reasons.push(`the serving certificate expired at ${notAfter.toISOString()}`);
     return reasons.length === 0 ? { ready: true } : reply.code(503).send({ ready: false, reasons });
   });
   app.get("/metrics", async (_req, reply) => {

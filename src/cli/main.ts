@@ -66,6 +66,8 @@ main(process.argv.slice(2)).then(
   (e: unknown) => {
     if (!isUserError(e) && !(e instanceof StartupError)) throw e;
     process.stderr.write(asInvoked(`${PROGRAM}: ${(e as Error).message}\n`, PROGRAM));
-    process.exitCode = e instanceof StartupError ? 1 : 2;
+    // A serve that failed half-way has watches running that would keep the process alive.
+    if (e instanceof StartupError) process.exit(1);
+    process.exitCode = 2;
   },
 );

@@ -15,6 +15,11 @@ import { splitPemBundle } from "./certs.js";
 // of the gate (each has its own in-memory CA) stays trusted, and after a CA rotation the old
 // CA stays trusted while the new serving certificate propagates. An expired CA is dropped; a
 // dead replica's CA is harmless (its key died with it) and ages out.
+//
+// The bundle is also checked every `resyncMs` (default 60 s): something else may rewrite the
+// configurations (a GitOps tool re-applying manifests with an empty or stale caBundle, a
+// person), and then the API server cannot verify the gate (CREATE calls fail open, promotions
+// are refused). Such a drift is written back and logged as a warning.
 
 export interface CaBundlePatcherOptions {
   readonly kubeConfig: KubeConfig;
@@ -25,6 +30,8 @@ export interface CaBundlePatcherOptions {
   readonly initialDelayMs?: number;
   readonly maxDelayMs?: number;
   readonly maxAttempts?: number;
+  /** Check the configurations for drift this often; default 60 s, 0 turns it off. */
+  readonly resyncMs?: number;
   readonly now?: () => number;
   readonly log?: Logger;
   readonly metrics?: Metrics;
@@ -59,6 +66,7 @@ export class CaBundlePatcher {
   private readonly api: AdmissionregistrationV1Api;
   private stopped = false;
   private unsubscribe?: () => void;
+  private resync?: NodeJS.Timeout;
   private chain: Promise<void> = Promise.resolve();
   /** Replace calls that succeeded. */
   writes = 0;
@@ -67,25 +75,35 @@ export class CaBundlePatcher {
     this.api = o.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
   }
 
-  /** Patches now and after every rotation of `tls`; failures are logged, not thrown. */
+  /** Patches now, after every rotation of `tls`, and on drift; failures are logged, not thrown. */
   attach(tls: TlsSource): Promise<void> {
     this.unsubscribe?.();
+    clearInterval(this.resync);
     this.unsubscribe = tls.onRotate((m: TlsMaterial) => { void this.patch(m.ca).catch(() => {}); });
+    const resyncMs = this.o.resyncMs ?? 60_000;
+    if (resyncMs > 0) {
+      this.resync = setInterval(() => { void this.patch(tls.current().ca, "drift").catch(() => {}); }, resyncMs);
+      this.resync.unref();
+    }
     return this.patch(tls.current().ca).catch(() => {});
   }
 
   stop(): void {
     this.stopped = true;
     this.unsubscribe?.();
+    clearInterval(this.resync);
   }
 
-  /** Writes `ca` into both configurations; rejects after the last attempt fails. Calls are serialized. */
-  patch(ca: string): Promise<void> {
+  /**
+   * Writes `ca` into both configurations; rejects after the last attempt fails. Calls are
+   * serialized. `why` "drift": a periodic check, so a write means someone changed the bundle.
+   */
+  patch(ca: string, why: "rotation" | "drift" = "rotation"): Promise<void> {
     const run = this.chain.then(async () => {
       const targets: [Kind, string][] = [];
       if (this.o.mutatingName) targets.push(["MutatingWebhookConfiguration", this.o.mutatingName]);
       if (this.o.validatingName) targets.push(["ValidatingWebhookConfiguration", this.o.validatingName]);
-      const results = await Promise.allSettled(targets.map(([kind, name]) => this.patchOne(kind, name, ca)));
+      const results = await Promise.allSettled(targets.map(([kind, name]) => this.patchOne(kind, name, ca, why)));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) throw failed.reason;
     });
@@ -93,16 +111,20 @@ export class CaBundlePatcher {
     return run;
   }
 
-  private async patchOne(kind: Kind, name: string, ca: string): Promise<void> {
+  private async patchOne(kind: Kind, name: string, ca: string, why: "rotation" | "drift"): Promise<void> {
     const maxAttempts = this.o.maxAttempts ?? 12;
     let delay = this.o.initialDelayMs ?? 250;
     for (let attempt = 1; ; attempt++) {
       try {
-        const wrote = await this.tryOnce(kind, name, ca);
+        const wrote = await this.tryOnce(kind, name, ca, why === "drift");
         if (wrote) {
           this.writes++;
           this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
-          this.o.log?.info({ kind, name }, "caBundle written into every webhook");
+          if (why === "drift") {
+            this.o.log?.warn({ kind, name }, "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back");
+          } else {
+            this.o.log?.info({ kind, name }, "caBundle written into every webhook");
+          }
         }
         return;
       } catch (e) {
@@ -121,22 +143,36 @@ export class CaBundlePatcher {
   }
 
   /** One read + replace; false when every webhook already had the bundle. */
-  private async tryOnce(kind: Kind, name: string, ca: string): Promise<boolean> {
+  /**
+   * One read + replace; false when nothing needed writing. `onlyIfMissing`: write only when a
+   * webhook's bundle lacks one of our CAs (other replicas put their own CA first; order alone
+   * is no drift, and rewriting it would make replicas take turns).
+   */
+  private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<boolean> {
     const now = (this.o.now ?? Date.now)();
+    const needed = (webhooks: Webhook[]) => !onlyIfMissing || webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
     if (kind === "MutatingWebhookConfiguration") {
       const obj = await this.api.readMutatingWebhookConfiguration({ name });
-      if (!setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
+      if (!needed(obj.webhooks ?? []) || !setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
       await this.api.replaceMutatingWebhookConfiguration({ name, body: obj });
     } else {
       const obj = await this.api.readValidatingWebhookConfiguration({ name });
-      if (!setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
+      if (!needed(obj.webhooks ?? []) || !setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
       await this.api.replaceValidatingWebhookConfiguration({ name, body: obj });
     }
     return true;
   }
 }
 
-function setBundles(webhooks: { clientConfig: { caBundle?: string } }[], ca: string, now: number, keep?: number): boolean {
+type Webhook = { clientConfig: { caBundle?: string } };
+
+/** Whether `bundle` holds every certificate of `ours`. */
+function holdsAll(bundle: string, ours: string): boolean {
+  const have = new Set(splitPemBundle(bundle).map(fingerprint));
+  return splitPemBundle(ours).every((pem) => have.has(fingerprint(pem)));
+}
+
+function setBundles(webhooks: Webhook[], ca: string, now: number, keep?: number): boolean {
   let changed = false;
   for (const w of webhooks) {
     const bundle = b64(mergeCaBundle(ca, unb64(w.clientConfig.caBundle), now, keep));

@@ -7,12 +7,21 @@ import { createCa, generateRsaKey, issueServing, serviceDnsNames, splitSans, typ
 // restart makes a new CA and the caBundle patcher writes it into the webhook configurations.
 // The serving certificate is renewed at `rotateFraction` of its lifetime (2/3 by default), the
 // CA likewise; listeners get the new material and the server swaps its secure context, so no
-// request is dropped. After a CA rotation the bundle keeps the previous CA until it expires, so
-// the API server trusts both while the new bundle propagates.
+// request is dropped.
+//
+// A CA is trusted before it signs anything: its successor is made at 3/4 of the way to the
+// CA's renewal (half its life by default) and published in the bundle next to it, so by the
+// time the successor signs the serving certificate the API server has long had it (a bundle
+// change reaches the API server asynchronously; swapping both at once failed calls in
+// between). The previous CA stays in the bundle until it expires.
+//
+// Renewal is checked against the wall clock at least every `checkIntervalMs`: timers run on
+// a monotonic clock that stops while a machine is suspended, so after a resume (or a clock
+// step) an overdue or expired certificate is renewed at the next check, not days later.
 
 const DAY_MS = 86_400_000;
-/** setTimeout's longest delay; longer waits are chained. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The successor CA is published at this fraction of the way to the current CA's renewal. */
+const PUBLISH_NEXT_AT = 3 / 4;
 
 export interface SelfManagedTlsOptions {
   /** The webhook Service: its four DNS names go into the certificate. */
@@ -23,6 +32,8 @@ export interface SelfManagedTlsOptions {
   readonly servingValidityMs?: number;
   /** Renew at this fraction of a certificate's lifetime. */
   readonly rotateFraction?: number;
+  /** Compare the wall clock with the renewal times at least this often; default 60 s. */
+  readonly checkIntervalMs?: number;
   readonly now?: () => number;
   readonly log?: Logger;
   readonly metrics?: Metrics;
@@ -30,6 +41,7 @@ export interface SelfManagedTlsOptions {
 
 export class SelfManagedTls implements TlsSource {
   private ca?: IssuedCertificate;
+  private nextCa?: IssuedCertificate;
   private previousCa?: IssuedCertificate;
   private serving?: IssuedCertificate;
   private material?: TlsMaterial;
@@ -44,6 +56,7 @@ export class SelfManagedTls implements TlsSource {
   readonly caValidityMs: number;
   readonly servingValidityMs: number;
   readonly rotateFraction: number;
+  readonly checkIntervalMs: number;
   /** Serving certificates issued so far (1 after start). */
   issued = 0;
 
@@ -57,6 +70,7 @@ export class SelfManagedTls implements TlsSource {
     this.servingValidityMs = o.servingValidityMs ?? 90 * DAY_MS;
     this.rotateFraction = o.rotateFraction ?? 2 / 3;
     if (!(this.rotateFraction > 0 && this.rotateFraction < 1)) throw new Error(`rotateFraction must be in (0, 1), got ${this.rotateFraction}`);
+    this.checkIntervalMs = o.checkIntervalMs ?? 60_000;
   }
 
   current(): TlsMaterial {
@@ -89,35 +103,49 @@ export class SelfManagedTls implements TlsSource {
   private async renew(newCa: boolean): Promise<void> {
     // Keys first (RSA generation can take a second or two on a busy machine), then the clock:
     // a certificate's lifetime starts when it can be served.
-    const caDue = newCa || !this.ca || this.now() >= this.dueAt(this.caIssuedAt, this.ca);
-    const [caKeys, servingKeys] = await Promise.all([caDue ? generateRsaKey() : undefined, generateRsaKey()]);
+    const t0 = this.now();
+    const caDue = newCa || !this.ca || t0 >= this.dueAt(this.caIssuedAt, this.ca);
+    // A fresh CA is needed when there is none to promote; a successor when the (new) current one is half-way.
+    const needCa = caDue && !this.nextCa;
+    const needNext = !this.nextCa && !caDue && this.ca !== undefined && t0 >= this.publishAt();
+    const [caKeys, servingKeys] = await Promise.all([needCa || needNext ? generateRsaKey() : undefined, generateRsaKey()]);
     const now = this.now();
-    if (caDue || !this.ca) {
-      const ca = await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
+    if (caDue) {
+      const ca = this.nextCa ?? await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
       if (this.ca && this.ca.notAfter.getTime() > now) this.previousCa = this.ca;
       this.ca = ca;
+      this.nextCa = undefined;
       this.caIssuedAt = now;
+    } else if (needNext) {
+      this.nextCa = await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
     }
+    const ca = this.ca as IssuedCertificate;
     if (this.previousCa && this.previousCa.notAfter.getTime() <= now) this.previousCa = undefined;
-    this.serving = await issueServing({ ca: this.ca, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses, validityMs: this.servingValidityMs, now, keys: servingKeys });
+    this.serving = await issueServing({ ca, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses, validityMs: this.servingValidityMs, now, keys: servingKeys });
     this.servingIssuedAt = now;
     this.issued++;
     const first = this.material === undefined;
     this.material = {
       key: this.serving.privateKeyPem,
       cert: this.serving.certPem,
-      ca: this.ca.certPem + (this.previousCa ? this.previousCa.certPem : ""),
+      ca: ca.certPem + (this.nextCa?.certPem ?? "") + (this.previousCa?.certPem ?? ""),
       notAfter: this.serving.notAfter,
     };
     this.o.metrics?.certificateExpiry.set(this.serving.notAfter.getTime() / 1000);
-    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: this.ca.notAfter.toISOString(), sans: [...this.dnsNames, ...this.ipAddresses] },
-      first ? "serving certificate issued by the in-memory CA" : "serving certificate renewed");
+    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: ca.notAfter.toISOString(), nextCa: this.nextCa !== undefined, sans: [...this.dnsNames, ...this.ipAddresses] },
+      first ? "serving certificate issued by the in-memory CA" : caDue ? "CA and serving certificate renewed" : needNext ? "next CA published; serving certificate renewed" : "serving certificate renewed");
     if (!first) {
       for (const l of this.listeners) {
         try { l(this.material); } catch (e) { this.o.log?.error({ err: e }, "a certificate rotation listener failed"); }
       }
     }
     this.schedule();
+  }
+
+  /** When the current CA's successor is made and published. */
+  private publishAt(): number {
+    const ca = this.ca as IssuedCertificate;
+    return this.caIssuedAt + PUBLISH_NEXT_AT * (this.dueAt(this.caIssuedAt, ca) - this.caIssuedAt);
   }
 
   /** When a certificate issued at `issuedAt` is due for renewal. */
@@ -130,18 +158,17 @@ export class SelfManagedTls implements TlsSource {
     if (this.stopped || !this.serving || !this.ca) return;
     // The serving certificate may have been cut short by the CA's expiry; renewing it then
     // renews the CA too (renew() checks the CA's own due time).
-    const due = Math.min(this.dueAt(this.servingIssuedAt, this.serving), this.dueAt(this.caIssuedAt, this.ca));
-    const wait = Math.max(0, due - this.now());
+    const due = Math.min(this.dueAt(this.servingIssuedAt, this.serving), this.dueAt(this.caIssuedAt, this.ca), this.nextCa ? Infinity : this.publishAt());
     this.timer = setTimeout(() => {
       if (this.stopped) return;
-      if (wait > MAX_TIMER_MS) { this.schedule(); return; }
+      if (this.now() < due) { this.schedule(); return; }
       this.renew(false).catch((e: unknown) => {
         this.o.log?.error({ err: e }, "certificate renewal failed; retrying in 30 s");
         clearTimeout(this.timer);
         this.timer = setTimeout(() => { void this.renew(false).catch(() => this.schedule()); }, 30_000);
         this.timer.unref();
       });
-    }, Math.min(wait, MAX_TIMER_MS));
+    }, Math.max(0, Math.min(due - this.now(), this.checkIntervalMs)));
     this.timer.unref();
   }
 }
