@@ -188,12 +188,11 @@ export class AdmissionEngine {
       for (const b of inFlight) { const s = scoped.get(b.name); if (s) head.add(s); }
       let free = policy.maxConcurrentBackups - inFlight.length;
       const promoted: BackupInfo[] = [];
-      const noOrder = new Map<string, number>();
       for (const { backup } of ordered) {
         if (free <= 0) break;
         const s = entries.get(backup.name)?.scoped;
         if (!s) continue;
-        if (head.conflictsOf(s, noOrder).length === 0) { free--; promoted.push(backup); }
+        if (!head.blockersOf(s, 0).more) { free--; promoted.push(backup); }
         head.add(s);
       }
       this.scopes.retain(new Set(all.map((b) => b.uid || `${b.namespace}/${b.name}`)));
@@ -268,7 +267,7 @@ export class AdmissionEngine {
     const base = this.hasBase() ? this.base : undefined;
     const freshNames = new Set<string>(this.changed);
     if (base) {
-      for (const c of base.index.conflictsOf(me, NO_ORDER)) {
+      for (const c of base.index.conflictsOf(me)) {
         if (freshNames.has(c.with)) continue;
         const entry = base.queued.get(c.with);
         const live = this.o.cache.backup(c.with);
@@ -353,8 +352,6 @@ export class AdmissionEngine {
     return { allowed: true, transition: true, foreign };
   }
 }
-
-const NO_ORDER: ReadonlyMap<string, number> = new Map();
 
 function byCreation(a: BackupInfo, b: BackupInfo): number {
   const ta = Date.parse(a.creationTimestamp) || 0;

@@ -1,5 +1,5 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import { plan } from "../core/plan.js";
+import { howMade, plan, type Plan } from "../core/plan.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import { planWrites, type BackupWrite } from "../core/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -44,6 +44,8 @@ export class QueueController {
   private timer?: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly scopes = new ScopeCache();
+  /** The last plan: the next one redoes only what changed since, when the queue itself did not. */
+  private last?: Plan;
   /** Writes sent but not yet seen through the watch: backup name -> version planned against, and when. */
   private readonly pending = new Map<string, { rv: string; at: number }>();
   /** Warnings already raised (overlaps, foreign promotions), so each is said once per backup pair. */
@@ -110,8 +112,11 @@ export class QueueController {
     const now = this.now();
     const backups = cache.backups();
     const started = performance.now();
-    const result = plan({ view: cache.view, backups }, policy, now, { cache: this.scopes });
-    metrics.planDuration.observe((performance.now() - started) / 1000);
+    const result = plan({ view: cache.view, backups }, policy, now, { cache: this.scopes, previous: this.last });
+    this.last = result;
+    const planMs = performance.now() - started;
+    metrics.planDuration.observe(planMs / 1000);
+    log.debug({ ms: Math.round(planMs * 100) / 100, made: howMade(result), queued: result.queue.length }, "planned");
     metrics.queueLength.set(result.queue.length);
     metrics.inFlight.set(result.inFlight.length);
     this.scopes.retain(new Set(backups.map((b) => b.uid || `${b.namespace}/${b.name}`)));

@@ -158,38 +158,73 @@ export function describeConflict(c: Conflict): string {
  * The claims of a set of backups, indexed by what can be shared (namespaces, serial keys, and
  * the namespaces where a backup needs units exclusively) so that finding whom a backup
  * conflicts with costs the namespaces of its own claim, not the size of the queue or the
- * number of units.
+ * number of units. Members are numbered in the order they were added, which is the order
+ * conflicts are reported in ("ahead of" means a smaller number).
  */
 export class ClaimIndex {
-  private readonly byNamespace = new Map<string, ScopedBackup[]>();
-  private readonly byStrictNamespace = new Map<string, ScopedBackup[]>();
-  private readonly byClaimNamespace = new Map<string, ScopedBackup[]>();
-  private readonly bySerial = new Map<string, ScopedBackup[]>();
-  private readonly namespaceLevel = new Map<string, ScopedBackup[]>();
+  private readonly members: ScopedBackup[] = [];
+  private readonly byNamespace = new Map<string, number[]>();
+  private readonly byStrictNamespace = new Map<string, number[]>();
+  private readonly byClaimNamespace = new Map<string, number[]>();
+  private readonly byScopeNamespace = new Map<string, number[]>();
+  private readonly bySerial = new Map<string, number[]>();
+  private readonly namespaceLevel = new Map<string, number[]>();
 
-  add(b: ScopedBackup): void {
+  get size(): number { return this.members.length; }
+  member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
+  /** The members as they are now (later `replace` calls do not show in it). */
+  snapshot(): readonly ScopedBackup[] { return this.members.slice(); }
+
+  add(b: ScopedBackup): number {
+    const i = this.members.length;
+    this.members.push(b);
     const s = b.scope;
-    for (const ns of s.queueNamespaces) push(this.byNamespace, ns, b);
-    if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(this.namespaceLevel, ns, b);
-    for (const ns of s.strictNamespaces) push(this.byStrictNamespace, ns, b);
-    for (const ns of s.claims.namespaces) push(this.byClaimNamespace, ns, b);
-    if (s.serialKey) push(this.bySerial, s.serialKey, b);
+    for (const ns of s.queueNamespaces) push(this.byNamespace, ns, i);
+    if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(this.namespaceLevel, ns, i);
+    for (const ns of s.strictNamespaces) push(this.byStrictNamespace, ns, i);
+    for (const ns of s.claims.namespaces) push(this.byClaimNamespace, ns, i);
+    for (const ns of s.namespaces) push(this.byScopeNamespace, ns, i);
+    if (s.serialKey) push(this.bySerial, s.serialKey, i);
+    return i;
   }
 
-  /** Everyone in the index `b` conflicts with, in the order they were added, with details. */
-  conflictsOf(b: ScopedBackup, order: ReadonlyMap<string, number>): Conflict[] {
-    return this.blockersOf(b, order, Infinity).blockers.map((other) => conflictBetween(b, other) as Conflict);
+  /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
+  inScope(ns: string): readonly number[] { return this.byScopeNamespace.get(ns) ?? NO_MEMBERS; }
+  /** Members that need some unit in namespace `ns` exclusively. */
+  claimingIn(ns: string): readonly number[] { return this.byClaimNamespace.get(ns) ?? NO_MEMBERS; }
+
+  /**
+   * Puts `b` in member `i`'s place: the same backup with a new scope whose claims differ from
+   * the old one's only in `namespaces` (everything else a scope's head decides is unchanged).
+   */
+  replace(i: number, b: ScopedBackup, namespaces: Iterable<string>): void {
+    this.members[i] = b;
+    for (const ns of namespaces) {
+      const list = this.byClaimNamespace.get(ns) ?? [];
+      const at = lowerBound(list, i);
+      const listed = list[at] === i;
+      const claims = b.scope.claims.byNamespace.has(ns);
+      if (claims && !listed) list.splice(at, 0, i);
+      else if (!claims && listed) list.splice(at, 1);
+      if (list.length > 0) this.byClaimNamespace.set(ns, list); else this.byClaimNamespace.delete(ns);
+    }
+  }
+
+  /** Every member `b` conflicts with, in member order, with details. */
+  conflictsOf(b: ScopedBackup): Conflict[] {
+    return this.blockersOf(b, Infinity).blockers.map((other) => conflictBetween(b, other) as Conflict);
   }
 
   /**
-   * The first `limit` backups `b` conflicts with (in `order`), and whether there are more: a
-   * backup of every namespace may conflict with thousands, and counting them all would make a
-   * plan quadratic in the queue. Details (`conflictBetween`) are left to whoever reads them.
+   * The first `limit` members numbered below `before` that `b` conflicts with, and whether there
+   * are more: a backup of every namespace may conflict with thousands, and counting them all
+   * would make a plan quadratic in the queue. Details (`conflictBetween`) are left to whoever
+   * reads them.
    */
-  blockersOf(b: ScopedBackup, order: ReadonlyMap<string, number>, limit: number): { blockers: ScopedBackup[]; more: boolean } {
+  blockersOf(b: ScopedBackup, limit: number, before = this.members.length): { blockers: ScopedBackup[]; more: boolean } {
     const s = b.scope;
-    const lists: ScopedBackup[][] = [];
-    const from = (map: Map<string, ScopedBackup[]>, keys: readonly string[]) => {
+    const lists: number[][] = [];
+    const from = (map: Map<string, number[]>, keys: readonly string[]) => {
       for (const k of keys) { const list = map.get(k); if (list) lists.push(list); }
     };
     if (s.level === "Namespace") from(this.byNamespace, s.queueNamespaces);
@@ -200,9 +235,17 @@ export class ClaimIndex {
     }
     if (s.serialKey) from(this.bySerial, [s.serialKey]);
     const blockers: ScopedBackup[] = [];
-    // Each list is in the order backups were added, which is `order`; one list needs no merge.
-    const candidates = lists.length === 1 ? lists[0] as ScopedBackup[] : mergeInOrder(lists, order);
-    for (const other of candidates) {
+    // Each list is in member order; one list needs no merge, and when the lists hold more than
+    // there are members ahead (a backup of every namespace), walking those members is cheaper.
+    let listed = 0;
+    for (const list of lists) listed += list.length;
+    const candidates = lists.length === 1 ? lists[0] as number[] : listed >= before ? firstMembers(before) : mergeBelow(lists, before);
+    let last = -1;
+    for (const i of candidates) {
+      if (i >= before) break;
+      if (i === last) continue;
+      last = i;
+      const other = this.members[i] as ScopedBackup;
       if (other === b || !conflictsWith(b, other)) continue;
       if (blockers.length === limit) return { blockers, more: true };
       blockers.push(other);
@@ -211,9 +254,26 @@ export class ClaimIndex {
   }
 }
 
-function mergeInOrder(lists: readonly ScopedBackup[][], order: ReadonlyMap<string, number>): ScopedBackup[] {
-  const all = [...new Set(lists.flat())];
-  return all.sort((x, y) => (order.get(x.name) ?? 0) - (order.get(y.name) ?? 0));
+const NO_MEMBERS: readonly number[] = [];
+
+function* firstMembers(n: number): Generator<number> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+/** The members below `before` in any of the lists, in order (repeats adjacent). */
+function mergeBelow(lists: readonly number[][], before: number): Int32Array {
+  let n = 0;
+  for (const list of lists) n += list.length;
+  const all = new Int32Array(n);
+  n = 0;
+  for (const list of lists) for (const i of list) { if (i >= before) break; all[n++] = i; }
+  return all.subarray(0, n).sort();
+}
+
+function lowerBound(list: readonly number[], x: number): number {
+  let lo = 0, hi = list.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if ((list[mid] as number) < x) lo = mid + 1; else hi = mid; }
+  return lo;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

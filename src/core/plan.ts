@@ -68,82 +68,268 @@ export interface Plan {
 export interface PlanOptions {
   /** Reuse scopes across plans; a fresh cache is used when none is given. */
   readonly cache?: ScopeCache;
+  /**
+   * The last plan made with the same cache, view and policy. When only the cluster's contents
+   * moved since (the backups, their phases and the queue order did not), the plan redoes just
+   * the backups those changes touch; otherwise it starts afresh. Either way the result equals
+   * a plan made from nothing. A plan can be built on once: what it remembers passes on.
+   */
+  readonly previous?: Plan;
 }
 
 export function plan(snapshot: Snapshot, policy: Policy, now: number, options: PlanOptions = {}): Plan {
   const cache = options.cache ?? new ScopeCache();
   const backups = snapshot.backups.filter((b) => b.namespace === policy.veleroNamespace);
-  const scoped = (b: BackupInfo): ScopedBackup => ({ name: b.name, phase: b.phase, scope: cache.scopeOf(b, snapshot.view, policy) });
+  const memory = options.previous && reusable(options.previous, snapshot.view, policy, cache, backups, now);
+  return (memory && replan(memory, now)) ?? planAfresh(snapshot.view, backups, policy, now, cache);
+}
 
-  const inFlight = backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).sort(byCreation).map(scoped);
-  const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
-  const { queued, supersessions } = supersede(waiting, policy);
-  const ordered = orderQueue(queued, policy, now);
+/**
+ * What a plan keeps for the next one. Members of `index` are the in-flight backups (by creation)
+ * and then the queued ones (in queue order). For queued member i, `blocked[i]` is whom it waits
+ * behind among those ahead of it, `decided[i]` what became of it, and `promotedBefore[i]` and
+ * `queuedBefore[i]` how many members ahead of it were promoted and left queued.
+ */
+interface Memory {
+  used: boolean;
+  readonly view: ClusterView;
+  readonly policy: Policy;
+  readonly cache: ScopeCache;
+  readonly backups: readonly BackupInfo[];
+  readonly now: number;
+  /** The first instant at which aging moves a queued backup's priority (and maybe the order). */
+  readonly orderValidUntil: number;
+  readonly versions: ViewVersions;
+  readonly infos: readonly BackupInfo[];
+  readonly index: ClaimIndex;
+  readonly inFlight: number;
+  readonly priorities: readonly Ordered[];
+  readonly supersessions: readonly Supersession[];
+  readonly blocked: readonly Blocked[];
+  readonly decided: Decisions;
+}
 
-  const order = new Map<string, number>();
-  [...inFlight.map((b) => b.name), ...ordered.map((q) => q.backup.name)].forEach((name, i) => order.set(name, i));
+interface Blocked { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
+type Decided =
+  | { readonly promoted: true; readonly inUse: number; readonly promotion: Promotion }
+  | { readonly promoted: false; readonly entry: QueueEntry };
+interface Decisions {
+  readonly each: readonly Decided[];
+  readonly promotedBefore: Int32Array;
+  readonly queuedBefore: Int32Array;
+  readonly promotions: readonly Promotion[];
+  readonly queue: readonly QueueEntry[];
+}
+interface ViewVersions { readonly contents: number; readonly pv: number; readonly namespaces: number; readonly synced: boolean }
+
+const memories = new WeakMap<Plan, Memory & { made: PlanMaking }>();
+
+export type PlanMaking = "afresh" | "incremental";
+/** Whether a plan was made from nothing or built on the previous one (for metrics and tests). */
+export function howMade(p: Plan): PlanMaking | undefined {
+  return memories.get(p)?.made;
+}
+
+function versionsOf(view: ClusterView): ViewVersions {
+  return { contents: view.contentsVersion, pv: view.pvVersion, namespaces: view.namespacesVersion, synced: view.synced };
+}
+
+function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
+  const inFlight = backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).sort(byCreation);
+  const { queued, supersessions } = supersede(backups.filter((b) => QUEUED_PHASES.has(b.phase)), policy);
+  const priorities = orderQueue(queued, policy, now);
+  const infos = [...inFlight, ...priorities.map((q) => q.backup)];
   const index = new ClaimIndex();
-  const overlaps: Overlap[] = [];
-  for (const b of inFlight) {
-    for (const c of index.conflictsOf(b, order)) {
-      overlaps.push({ backups: [c.with, b.name], conflict: c, reason: `${c.with} and ${b.name} are in flight together: ${describeConflict(c)}` });
-    }
-    index.add(b);
-  }
+  for (const b of infos) index.add({ name: b.name, phase: b.phase, scope: cache.scopeOf(b, view, policy) });
+  const blocked: Blocked[] = new Array(infos.length);
+  for (let i = inFlight.length; i < infos.length; i++) blocked[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
+  return decide({
+    used: false, view, policy, cache, backups, now, orderValidUntil: nextAgingStep(queued, policy, now), versions: versionsOf(view),
+    infos, index, inFlight: inFlight.length, priorities, supersessions, blocked, decided: NO_DECISIONS,
+  }, undefined, "afresh");
+}
 
-  const scopes = new Map<string, BackupScope>(inFlight.map((b) => [b.name, b.scope]));
-  let free = policy.maxConcurrentBackups - inFlight.length;
-  const promotions: Promotion[] = [];
-  const queue: QueueEntry[] = [];
-  for (const { backup, priority, effectivePriority } of ordered) {
-    const b = scoped(backup);
-    scopes.set(b.name, b.scope);
-    const { blockers, more } = index.blockersOf(b, order, MAX_BLOCKERS);
-    if (blockers.length === 0 && free > 0) {
-      free--;
-      promotions.push({ backup: b.name, level: b.scope.level, reason: startReason(b.scope, policy.maxConcurrentBackups - free, policy.maxConcurrentBackups) });
+const NO_DECISIONS: Decisions = { each: [], promotedBefore: new Int32Array(0), queuedBefore: new Int32Array(0), promotions: [], queue: [] };
+
+/** The memory of `previous` when the queue is as it left it (only the cluster's contents moved). */
+function reusable(previous: Plan, view: ClusterView, policy: Policy, cache: ScopeCache, backups: readonly BackupInfo[], now: number): Memory | undefined {
+  const m = memories.get(previous);
+  if (!m || m.used) return undefined;
+  m.used = true; // its index is about to change, or be dropped
+  if (m.view !== view || m.policy !== policy || m.cache !== cache) return undefined;
+  if (now < m.now || now >= m.orderValidUntil) return undefined;
+  if (view.namespacesVersion !== m.versions.namespaces || view.synced !== m.versions.synced) return undefined;
+  if (backups.length !== m.backups.length || backups.some((b, i) => b !== m.backups[i])) return undefined;
+  return m;
+}
+
+/**
+ * The plan after the cluster's contents moved: rescope the backups of the namespaces that
+ * changed (all of them when the view cannot say which, or a PV moved), and redo the blockers of
+ * the backups whose claims changed and of every backup claiming where those claims moved (it is
+ * usually rescoped anyway, its own part there being new). Undefined when a scope changed beyond
+ * its claims (then the whole plan is redone).
+ */
+function replan(m: Memory, now: number): Plan | undefined {
+  const { view, policy, cache, index } = m;
+  const changed = view.pvVersion === m.versions.pv ? view.changedSince(m.versions.contents) : undefined;
+  const touched = new Set<number>();
+  if (changed) { for (const ns of changed) for (const i of index.inScope(ns)) touched.add(i); }
+  else for (let i = 0; i < index.size; i++) touched.add(i);
+
+  const redo = new Set<number>();
+  for (const i of touched) {
+    const old = index.member(i);
+    const scope = cache.scopeOf(m.infos[i] as BackupInfo, view, policy);
+    if (scope === old.scope) continue;
+    if (!sameHead(scope, old.scope)) return undefined;
+    const moved = claimsMoved(old.scope, scope, changed);
+    index.replace(i, { ...old, scope }, moved);
+    redo.add(i);
+    for (const ns of moved) for (const j of index.claimingIn(ns)) redo.add(j);
+  }
+  const blocked = redo.size === 0 ? m.blocked : [...m.blocked];
+  for (const i of redo) if (i >= m.inFlight) (blocked as Blocked[])[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
+  return decide({ ...m, used: false, now, versions: versionsOf(view), blocked }, redo, "incremental");
+}
+
+// The parts a scope's head decides (level, namespace lists, serial key) never move with the
+// cluster's contents; checked anyway, since the shortcut above relies on it.
+function sameHead(a: BackupScope, b: BackupScope): boolean {
+  return a.level === b.level && a.queueNamespaces === b.queueNamespaces && a.strictNamespaces === b.strictNamespaces
+    && a.serialKey === b.serialKey && a.errors === b.errors;
+}
+
+/** The namespaces where two scopes of one backup claim differently (among `within` when given). */
+function claimsMoved(a: BackupScope, b: BackupScope, within: ReadonlySet<string> | undefined): string[] {
+  const [was, now] = [a.claims.byNamespace, b.claims.byNamespace];
+  if (within) return [...within].filter((ns) => was.get(ns) !== now.get(ns));
+  const moved: string[] = [];
+  for (const [ns, part] of was) if (now.get(ns) !== part) moved.push(ns);
+  for (const ns of now.keys()) if (!was.has(ns)) moved.push(ns);
+  return moved;
+}
+
+/**
+ * Promotions and the queue from who blocks whom: the first unblocked backups take the free
+ * slots. After a replan, what was decided ahead of the first member in `redo` stands; past the
+ * last one, once the slots and positions come out as they did, so does everything behind. Only
+ * the stretch between is decided again, keeping each decision that came out the same.
+ */
+function decide(m: Memory, redo: ReadonlySet<number> | undefined, made: PlanMaking): Plan {
+  const { index, policy } = m;
+  const limit = policy.maxConcurrentBackups;
+  const n = index.size;
+  const was = m.decided;
+  const each: Decided[] = new Array(n);
+  const promotedBefore = new Int32Array(n + 1);
+  const queuedBefore = new Int32Array(n + 1);
+  let from = m.inFlight;
+  let last = n - 1;
+  if (redo) {
+    from = n;
+    last = -1;
+    for (const i of redo) { from = Math.min(from, i); last = Math.max(last, i); }
+    from = Math.max(m.inFlight, from);
+    for (let i = m.inFlight; i < from; i++) each[i] = was.each[i] as Decided;
+    promotedBefore.set(was.promotedBefore.subarray(0, from + 1));
+    queuedBefore.set(was.queuedBefore.subarray(0, from + 1));
+  }
+  const promotions = was.promotions.slice(0, promotedBefore[from]);
+  const queue = was.queue.slice(0, queuedBefore[from]);
+  const initiallyFree = limit - m.inFlight;
+  for (let i = from; i < n; i++) {
+    if (redo && i > last && promotions.length === was.promotedBefore[i] && queue.length === was.queuedBefore[i]) {
+      // Everything behind comes out as before.
+      for (let j = i; j < n; j++) each[j] = was.each[j] as Decided;
+      promotedBefore.set(was.promotedBefore.subarray(i), i);
+      queuedBefore.set(was.queuedBefore.subarray(i), i);
+      promotions.push(...was.promotions.slice(promotions.length));
+      queue.push(...was.queue.slice(queue.length));
+      break;
+    }
+    const { blockers, more } = m.blocked[i] as Blocked;
+    const before = redo && !redo.has(i) ? was.each[i] : undefined;
+    const b = index.member(i);
+    let d: Decided;
+    if (blockers.length === 0 && promotions.length < initiallyFree) {
+      const inUse = m.inFlight + promotions.length + 1;
+      d = before?.promoted && before.inUse === inUse ? before
+        : { promoted: true, inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, limit) } };
+      promotions.push(d.promotion);
     } else {
-      queue.push(queueEntry({
-        backup: b.name,
-        position: queue.length + 1,
-        priority,
-        effectivePriority,
-        level: b.scope.level,
-        waitingFor: blockers.map((x) => x.name),
-      }, more, () => {
-        const conflicts = blockers.map((other) => conflictBetween(b, other) as Conflict);
-        return { conflicts, reason: waitReason(b.scope, conflicts, more, policy.maxConcurrentBackups) };
-      }));
+      const position = queue.length + 1;
+      d = before && !before.promoted && before.entry.position === position ? before
+        : { promoted: false, entry: queueEntry(b, m.priorities[i - m.inFlight] as Ordered, position, blockers, more, limit) };
+      queue.push(d.entry);
     }
-    // Rule (2): a backup later in the order never overtakes an earlier one it conflicts with,
-    // so every queued backup holds its claims for those behind it.
-    index.add(b);
+    each[i] = d;
+    promotedBefore[i + 1] = promotions.length;
+    queuedBefore[i + 1] = queue.length;
   }
 
-  return {
+  const members = index.snapshot();
+  let scopes: Map<string, BackupScope> | undefined;
+  const result: Plan = {
     level: policy.conflictLevel,
-    limit: policy.maxConcurrentBackups,
-    inFlight: inFlight.map((b) => b.name),
+    limit,
+    inFlight: m.infos.slice(0, m.inFlight).map((b) => b.name),
     promotions,
     queue,
-    supersessions,
-    overlaps,
-    scopes,
+    supersessions: m.supersessions,
+    overlaps: overlapsOf(index, m.inFlight),
+    // Built when read: a replan changes a handful of scopes, and copying thousands is its largest cost.
+    get scopes() { return (scopes ??= new Map(members.map((b) => [b.name, b.scope]))); },
   };
+  memories.set(result, { ...m, made, decided: { each, promotedBefore, queuedBefore, promotions, queue } });
+  return result;
+}
+
+function overlapsOf(index: ClaimIndex, inFlight: number): Overlap[] {
+  const overlaps: Overlap[] = [];
+  for (let i = 0; i < inFlight; i++) {
+    const b = index.member(i);
+    for (const other of index.blockersOf(b, Infinity, i).blockers) {
+      const c = conflictBetween(b, other) as Conflict;
+      overlaps.push({ backups: [c.with, b.name], conflict: c, reason: `${c.with} and ${b.name} are in flight together: ${describeConflict(c)}` });
+    }
+  }
+  return overlaps;
 }
 
 // A queued backup's conflict details and reason cost more than the decision itself and are read
 // for a handful of backups per plan (the writes) or all of them (the CLI): computed on first
 // read, and then kept. They stay ordinary enumerable fields for JSON and deep equality.
-function queueEntry(head: Omit<QueueEntry, "conflicts" | "reason" | "moreBlockers">, more: boolean,
-  details: () => { conflicts: Conflict[]; reason: string }): QueueEntry {
+function queueEntry(b: ScopedBackup, o: Ordered, position: number, blockers: readonly ScopedBackup[], more: boolean, limit: number): QueueEntry {
   let cached: { conflicts: Conflict[]; reason: string } | undefined;
-  const get = () => (cached ??= details());
-  const entry = { ...head } as QueueEntry;
-  Object.defineProperty(entry, "conflicts", { get: () => get().conflicts, enumerable: true });
-  if (more) Object.defineProperty(entry, "moreBlockers", { value: true, enumerable: true });
-  Object.defineProperty(entry, "reason", { get: () => get().reason, enumerable: true });
-  return entry;
+  const details = () => {
+    if (!cached) {
+      const conflicts = blockers.map((other) => conflictBetween(b, other) as Conflict);
+      cached = { conflicts, reason: waitReason(b.scope, conflicts, more, limit) };
+    }
+    return cached;
+  };
+  const head = {
+    backup: b.name, position, priority: o.priority, effectivePriority: o.effectivePriority, level: b.scope.level,
+    waitingFor: blockers.map((x) => x.name),
+  };
+  return more
+    ? { ...head, get conflicts() { return details().conflicts; }, moreBlockers: true, get reason() { return details().reason; } }
+    : { ...head, get conflicts() { return details().conflicts; }, get reason() { return details().reason; } };
+}
+
+/** When aging next moves the effective priority of one of `queued` after `now` (Infinity without aging). */
+function nextAgingStep(queued: readonly BackupInfo[], policy: Policy, now: number): number {
+  const aging = policy.priorities.agingSeconds * 1000;
+  if (aging === 0) return Infinity;
+  let next = Infinity;
+  for (const b of queued) {
+    const created = parseTime(b.creationTimestamp);
+    if (!Number.isFinite(created)) continue;
+    const steps = Math.floor(Math.max(0, now - created) / aging);
+    next = Math.min(next, created + (steps + 1) * aging);
+  }
+  return next;
 }
 
 // The words a person reads, shared by the plan and the admission verdicts.

@@ -43,6 +43,7 @@ export class ScopeCache {
   private readonly listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
   private readonly specs = new Map<string, ParsedSpecInfo>();
   private resolver?: { version: number; resolver: NamespaceResolver };
+  private changes?: { at: number; since: Map<number, ReadonlySet<string> | undefined> };
   private policy?: Policy;
   private view?: ClusterView;
   hits = 0;
@@ -60,16 +61,44 @@ export class ScopeCache {
     const id = backup.uid || `${backup.namespace}/${backup.name}`;
     let entry = this.entries.get(id);
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
-    if (entry?.scope && entry.contentsVersion === view.contentsVersion && (!entry.pvSensitive || entry.pvVersion === view.pvVersion)) {
-      this.hits++;
-      return entry.scope;
-    }
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
       entry = { backup, fingerprint: fingerprintOf(backup, view), namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
       this.entries.set(id, entry);
     }
-    return this.refresh(entry, view);
+    const changed = this.staleNamespaces(entry, view);
+    if (entry.scope && changed?.size === 0) {
+      entry.contentsVersion = view.contentsVersion;
+      this.hits++;
+      return entry.scope;
+    }
+    return this.refresh(entry, view, changed);
+  }
+
+  /**
+   * The namespaces of the backup whose contents changed since its scope was made: empty when
+   * the scope is still good, undefined when any part may have changed (a first scope, a scope
+   * that reads PVs beyond its namespaces, or changes too far back for the view to name them).
+   */
+  private staleNamespaces(entry: Entry, view: ClusterView): ReadonlySet<string> | undefined {
+    if (!entry.scope || !entry.parts) return undefined;
+    if (entry.pvSensitive && entry.pvVersion !== view.pvVersion) return undefined;
+    if (entry.contentsVersion === view.contentsVersion) return NOTHING;
+    if (entry.pvSensitive) return undefined;
+    const changed = this.changedSince(view, entry.contentsVersion);
+    if (!changed) return undefined;
+    const mine = namespaceIndex(entry.head.namespaces);
+    let stale: Set<string> | undefined;
+    for (const ns of changed) if (mine.has(ns)) (stale ??= new Set()).add(ns);
+    return stale ?? NOTHING;
+  }
+
+  // Every backup asks about the same few versions within one plan: answered once each.
+  private changedSince(view: ClusterView, version: number): ReadonlySet<string> | undefined {
+    if (this.changes?.at !== view.contentsVersion) this.changes = { at: view.contentsVersion, since: new Map() };
+    const since = this.changes.since;
+    if (!since.has(version)) since.set(version, view.changedSince(version));
+    return since.get(version);
   }
 
   /** Forgets backups that are gone (and parts no backup uses), so the cache does not outgrow the queue. */
@@ -88,7 +117,8 @@ export class ScopeCache {
     for (const k of this.listed.keys()) if (!liveListed.has(k)) this.listed.delete(k);
   }
 
-  private refresh(entry: Entry, view: ClusterView): BackupScope {
+  /** Remakes the parts of the namespaces named in `stale` (all of them when it is undefined). */
+  private refresh(entry: Entry, view: ClusterView, stale: ReadonlySet<string> | undefined): BackupScope {
     const { head } = entry;
     const ctx = head.context;
     entry.contentsVersion = view.contentsVersion;
@@ -99,14 +129,23 @@ export class ScopeCache {
       return entry.scope;
     }
     let changed = !entry.scope || !entry.parts;
-    const parts: ScopePart[] = [];
+    let parts: ScopePart[];
     let pvSensitive = head.listsPvs;
-    head.namespaces.forEach((ns, i) => {
+    const renew = (ns: string, i: number) => {
       const part = this.part(ctx, view, ns);
       if (part.readsForeignPvs) pvSensitive = true;
       if (part !== entry.parts?.[i]) changed = true;
-      parts.push(part);
-    });
+      parts[i] = part;
+    };
+    if (stale && entry.parts) {
+      // Only a few namespaces moved; the others' parts (and their PV independence) stand.
+      parts = [...entry.parts];
+      const at = namespaceIndex(head.namespaces);
+      for (const ns of stale) renew(ns, at.get(ns) as number);
+    } else {
+      parts = new Array<ScopePart>(head.namespaces.length);
+      head.namespaces.forEach(renew);
+    }
     const listed = head.listsPvs ? this.listedPvs(ctx, view) : undefined;
     if (listed !== entry.listed) changed = true;
     entry.pvSensitive = pvSensitive;
@@ -160,6 +199,16 @@ export class ScopeCache {
     entry.backup = backup;
     return true;
   }
+}
+
+const NOTHING: ReadonlySet<string> = new Set();
+
+// A backup's namespaces by position, built once per list (heads share their lists across plans).
+const namespaceIndexes = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
+function namespaceIndex(namespaces: readonly string[]): ReadonlyMap<string, number> {
+  let index = namespaceIndexes.get(namespaces);
+  if (!index) { index = new Map(namespaces.map((ns, i) => [ns, i])); namespaceIndexes.set(namespaces, index); }
+  return index;
 }
 
 const SYNCED = "\u0000synced";

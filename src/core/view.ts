@@ -20,11 +20,11 @@ export class NamespaceContents {
   private claimIndex?: Map<string, PodInfo[]>;
   private unitIndex?: { key: string; unitOf: Map<string, Unit> };
 
-  constructor(readonly namespace: string, private readonly onTouch?: () => void) {}
+  constructor(readonly namespace: string, private readonly onTouch?: (namespace: string) => void) {}
 
   touch(): void {
     this.version++;
-    this.onTouch?.();
+    this.onTouch?.(this.namespace);
     this.claimIndex = undefined;
     this.unitIndex = undefined;
   }
@@ -111,6 +111,9 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string
   return unitOf;
 }
 
+/** How many contents changes the view remembers by namespace (see `changedSince`). */
+const CHANGE_LOG = 1024;
+
 export class ClusterView {
   /** False until every source of the view has been listed; scopes are then judged at namespace level. */
   synced = true;
@@ -120,6 +123,9 @@ export class ClusterView {
   pvVersion = 0;
   /** Moves whenever any namespace's contents version moves (a cheap "nothing changed" check). */
   contentsVersion = 0;
+  // Which namespace each recent contents version moved, so that a plan can redo only what an
+  // event touched: touchLog[v % CHANGE_LOG] is the namespace whose change made version v + 1.
+  private readonly touchLog: string[] = [];
   private readonly nsInfo = new Map<string, NamespaceInfo>();
   private readonly nsContents = new Map<string, NamespaceContents>();
   private readonly pvByName = new Map<string, PvInfo>();
@@ -134,8 +140,18 @@ export class ClusterView {
   namespace(name: string): NamespaceInfo | undefined { return this.nsInfo.get(name); }
   contents(namespace: string): NamespaceContents {
     let c = this.nsContents.get(namespace);
-    if (!c) { c = new NamespaceContents(namespace, () => { this.contentsVersion++; }); this.nsContents.set(namespace, c); }
+    if (!c) { c = new NamespaceContents(namespace, (ns) => this.touched(ns)); this.nsContents.set(namespace, c); }
     return c;
+  }
+  /**
+   * The namespaces whose contents changed since `contentsVersion` was `version`, or undefined
+   * when that is too long ago to know (then everything may have changed).
+   */
+  changedSince(version: number): ReadonlySet<string> | undefined {
+    if (version > this.contentsVersion || this.contentsVersion - version > CHANGE_LOG) return undefined;
+    const changed = new Set<string>();
+    for (let v = version; v < this.contentsVersion; v++) changed.add(this.touchLog[v % CHANGE_LOG] as string);
+    return changed;
   }
   pv(name: string): PvInfo | undefined { return this.pvByName.get(name); }
   pvs(): IterableIterator<PvInfo> { return this.pvByName.values(); }
@@ -170,6 +186,11 @@ export class ClusterView {
   }
   setConfigMap(cm: ConfigMapInfo): void { this.cms.set(`${cm.namespace}/${cm.name}`, { ...cm, version: ++this.cmVersion }); }
   deleteConfigMap(namespace: string, name: string): void { this.cms.delete(`${namespace}/${name}`); this.cmVersion++; }
+
+  private touched(namespace: string): void {
+    this.touchLog[this.contentsVersion % CHANGE_LOG] = namespace;
+    this.contentsVersion++;
+  }
 
   private touchClaimOf(pv: PvInfo | undefined): void {
     if (pv?.claimRef) this.nsContents.get(pv.claimRef.namespace)?.touch();

@@ -208,12 +208,11 @@ function conflictingPairs(inFlight: readonly State[], view: ClusterView, policy:
   const sorted = inFlight
     .filter((s) => s.info && IN_FLIGHT_PHASES.has(s.info.phase))
     .sort((a, b) => a.run.start! - b.run.start! || (a.run.name < b.run.name ? -1 : 1));
-  const order = new Map(sorted.map((s, i) => [s.run.name, i]));
   const index = new ClaimIndex();
   const out: Omit<Violation, "at">[] = [];
   for (const s of sorted) {
     const scoped = { name: s.run.name, phase: s.info!.phase, scope: cache.scopeOf(s.info!, view, policy) };
-    for (const c of index.conflictsOf(scoped, order)) {
+    for (const c of index.conflictsOf(scoped)) {
       out.push({ backups: [c.with, s.run.name], reason: describeConflict(c) });
     }
     index.add(scoped);

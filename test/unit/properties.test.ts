@@ -1,15 +1,16 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { conflictBetween, type ScopedBackup } from "../../src/core/conflicts.js";
-import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo } from "../../src/core/model.js";
-import { plan, type Plan } from "../../src/core/plan.js";
+import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
+import { trim, type ObjectKind } from "../../src/core/objects.js";
+import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/plan.js";
 import { policySchema, type Policy } from "../../src/core/policy.js";
 import { scopeOf, type BackupScope } from "../../src/core/scope.js";
 import { ScopeCache } from "../../src/core/scopeCache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { cluster } from "./support/cluster.js";
 import {
-  backupModels, backupObject, clusterModel, clusterObjects, IN_FLIGHT, load, policyArb, QUEUED, T0,
+  backupModels, backupObject, clusterModel, clusterObjects, contentsChange, IN_FLIGHT, load, policyArb, QUEUED, T0,
   type BackupModel, type ClusterModel,
 } from "./support/arbitraries.js";
 
@@ -88,6 +89,44 @@ describe("plan properties", () => {
     }), { numRuns: 150 });
   });
 
+  it("re-planning from the last plan after the cluster moved gives the plan made from nothing", () => {
+    // Each step remakes one namespace's contents (sometimes its labels), sometimes moves one
+    // backup's phase, and lets time pass (across aging steps): the incremental plan and the
+    // scope cache must not be able to tell.
+    const steps = (model: ClusterModel, n: number): fc.Arbitrary<Step[]> => n === 0 ? fc.constant([]) : fc.record({
+      model: contentsChange(model),
+      phase: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) },
+        { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.constantFrom(...QUEUED, ...IN_FLIGHT, "Completed")) }),
+      minutes: fc.constantFrom(0, 0, 0, 1, 7),
+    }).chain((step) => steps(step.model, n - 1).map((rest) => [step, ...rest]));
+    const input = fc.tuple(clusterModel, backupModels({ maxLength: 10 }), policyArb, fc.integer({ min: 1, max: 6 }))
+      .chain(([model, backups, policy, n]) => fc.tuple(fc.constant({ model, backups, policy }), steps(model, n)));
+    const made: Record<PlanMaking, number> = { afresh: 0, incremental: 0 };
+    fc.assert(fc.property(input, ([{ model, backups, policy }, path]) => {
+      const { view, backups: infos } = load(model, backups);
+      let current = infos;
+      let objects = clusterObjects(model);
+      let now = NOW;
+      const cache = new ScopeCache();
+      let last = plan({ view, backups: current }, policy, now, { cache });
+      for (const step of path) {
+        const next = clusterObjects(step.model);
+        applyObjects(view, objects, next);
+        objects = next;
+        if (step.phase) {
+          const [i, phase] = step.phase;
+          current = current.map((b, j) => (j === i % current.length ? { ...b, phase } : b));
+        }
+        now += step.minutes * 60_000;
+        last = plan({ view, backups: current }, policy, now, { cache, previous: last });
+        made[howMade(last) as PlanMaking]++;
+        expect(serialize(last)).toEqual(serialize(plan({ view, backups: current }, policy, now)));
+      }
+    }), { numRuns: 300 });
+    // The shortcut must have been taken often enough for this to test it.
+    expect(made.incremental).toBeGreaterThan(made.afresh);
+  });
+
   it("at Namespace level without priorities, promotes exactly what Velero's own queue would", () => {
     const input = fc.record({
       model: clusterModel,
@@ -139,6 +178,33 @@ function veleroQueue(backups: readonly BackupInfo[], limit: number, namespacesOf
 }
 
 /** A plan as plain data (its `scopes` map holds maps), for deep comparison. */
+interface Step { readonly model: ClusterModel; readonly phase?: [number, string]; readonly minutes: number }
+
+/** Brings the view from one set of raw objects to another, as the informers would: sets and deletes. */
+function applyObjects(view: ClusterView, before: readonly object[], after: readonly object[]): void {
+  const key = (o: object) => { const m = (o as { kind: string; metadata: { namespace?: string; name: string } }); return `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`; };
+  const old = new Map(before.map((o) => [key(o), o]));
+  const fresh = new Map(after.map((o) => [key(o), o]));
+  for (const [k, o] of old) {
+    if (fresh.has(k)) continue;
+    const { kind, metadata: { namespace, name } } = o as { kind: string; metadata: { namespace: string; name: string } };
+    if (kind === "Pod") view.deletePod(namespace, name);
+    else if (kind === "PersistentVolumeClaim") view.deletePvc(namespace, name);
+    else if (kind === "PersistentVolume") view.deletePv(name);
+    else if (kind === "Namespace") view.deleteNamespace(name);
+  }
+  for (const [k, o] of fresh) {
+    if (JSON.stringify(old.get(k)) === JSON.stringify(o)) continue;
+    const { kind } = o as { kind: ObjectKind };
+    const trimmed = trim(kind, o);
+    if (!trimmed.ok) throw trimmed.error;
+    if (kind === "Pod") view.setPod(trimmed.value as PodInfo);
+    else if (kind === "PersistentVolumeClaim") view.setPvc(trimmed.value as PvcInfo);
+    else if (kind === "PersistentVolume") view.setPv(trimmed.value as PvInfo);
+    else if (kind === "Namespace") view.setNamespace(trimmed.value as NamespaceInfo);
+  }
+}
+
 function serialize(p: Plan): unknown {
   const scopes = [...p.scopes.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, s]) => [name, { ...s, exclusive: [...s.exclusive.entries()] }]);

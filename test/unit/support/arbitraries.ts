@@ -89,6 +89,23 @@ export const clusterModel: fc.Arbitrary<ClusterModel> = fc
   .subarray([...NAMESPACES], { minLength: 1, maxLength: 5 })
   .chain((names) => fc.tuple(...names.map(namespaceModel)).map((namespaces) => ({ namespaces: [...namespaces] })));
 
+/**
+ * A namespace's contents made anew (pods, PVCs, PVs); mostly with its labels kept, so that
+ * only the contents move, and sometimes not.
+ */
+export function contentsChange(model: ClusterModel): fc.Arbitrary<ClusterModel> {
+  return fc.record({
+    at: fc.nat({ max: model.namespaces.length - 1 }),
+    relabel: fc.integer({ min: 0, max: 5 }).map((r) => r === 0),
+  }).chain(({ at, relabel }) => {
+    const old = model.namespaces[at] as NamespaceModel;
+    return namespaceModel(old.name).map((fresh) => ({
+      namespaces: model.namespaces.map((n, i) => (i !== at ? n : relabel ? fresh
+        : { ...fresh, excludeFromBackup: old.excludeFromBackup, namespaceLevel: old.namespaceLevel })),
+    }));
+  });
+}
+
 /** The raw objects of a cluster model, in a canonical order. */
 export function clusterObjects(model: ClusterModel): object[] {
   const out: object[] = [];
