@@ -5,7 +5,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "backup_gate_process_" });
+  // Node.js defaults under our prefix: backup_gate_process_* and backup_gate_nodejs_*.
+  collectDefaultMetrics({ register: registry, prefix: "backup_gate_" });
   const m = {
     registry,
     queueLength: new Gauge({ name: "backup_gate_queue_length", help: "Backups waiting (empty, New or Queued phase)", registers: [registry] }),
