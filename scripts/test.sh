@@ -4,12 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
-# The report page is rendered by Debian's headless Chromium in a test.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the suites use: headless Chromium renders the report page; `ip` (iproute2)
+# gives the chart suite's gate a network namespace the API server can reach through Endpoints.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   else
-    echo "test.sh: Debian's chromium is missing and this is not root: run 'sudo apt-get install chromium' (a test will fail until then)" >&2
+    echo "test.sh: Debian packages missing and this is not root: run 'sudo apt-get install ${missing[*]}' (some tests will fail until then)" >&2
   fi
 fi
 report="$(mktemp -t backup-gate-vitest-XXXXXX.json)"
