@@ -157,11 +157,15 @@ export class BackupObserver {
   }
 }
 
-/** [first in-flight version, first terminal version after it) of a backup; end undefined while running. */
-export function inFlightSpan(steps: readonly PhaseStep[] | undefined, terminal: ReadonlySet<string>): { start: bigint; end?: bigint; exact: boolean } | undefined {
+/**
+ * [first in-flight version, first version out of flight after it) of a backup; end undefined
+ * while it is in flight. In flight is the design's ReadyToStart and InProgress: Velero's
+ * WaitingForPluginOperations and Finalizing no longer hold a slot.
+ */
+export function inFlightSpan(steps: readonly PhaseStep[] | undefined): { start: bigint; end?: bigint; exact: boolean } | undefined {
   if (!steps) return undefined;
   const i = steps.findIndex((s) => IN_FLIGHT.has(s.phase));
   if (i < 0) return undefined;
-  const end = steps.slice(i + 1).find((s) => terminal.has(s.phase));
+  const end = steps.slice(i + 1).find((s) => !IN_FLIGHT.has(s.phase));
   return { start: steps[i]!.rv, ...(end ? { end: end.rv } : {}), exact: steps[i]!.exact };
 }

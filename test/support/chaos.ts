@@ -6,6 +6,7 @@
  * webhook Service in front of several replicas.
  */
 import { readFileSync } from "node:fs";
+import { request } from "node:https";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ControlPlane } from "./controlPlane.js";
 import { inFlightSpan, QUEUED_PHASES, type BackupObserver } from "./backupObserver.js";
@@ -111,7 +112,7 @@ export async function listBackups(c: Clients, namespace: string): Promise<Map<st
  * write order) intersect, and the most backups in flight at once.
  */
 export function overlapCheck(observer: BackupObserver, backups: readonly ChaosBackup[]): { overlaps: string[]; maxInFlight: number; inexact: number } {
-  const spans = backups.map((b) => ({ b, s: inFlightSpan(observer.history.get(b.name), TERMINAL) })).filter((x) => x.s);
+  const spans = backups.map((b) => ({ b, s: inFlightSpan(observer.history.get(b.name)) })).filter((x) => x.s);
   const overlaps: string[] = [];
   const INF = 1n << 62n;
   for (let i = 0; i < spans.length; i++) {
@@ -185,6 +186,36 @@ export function metricSum(text: string, name: string, where: Record<string, stri
     if (Object.entries(where).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += Number(line.slice(close > 0 ? close + 1 : name.length).trim());
   }
   return sum;
+}
+
+/**
+ * Sends one AdmissionReview (a Backup CREATE) straight to a replica's webhook path and returns
+ * whether it answered with a verdict. The certificate is not checked here: the API server
+ * checks it on every create the suite makes through it.
+ */
+export function reviewDirect(gateUrl: string, path: string, backup: VeleroObject): Promise<boolean> {
+  const review = {
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    request: {
+      uid: `chaos-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      kind: { group: VELERO_GROUP, version: VELERO_VERSION, kind: "Backup" },
+      resource: { group: VELERO_GROUP, version: VELERO_VERSION, resource: "backups" },
+      namespace: backup.metadata.namespace, name: backup.metadata.name, operation: "CREATE",
+      object: backup, userInfo: { username: "chaos" }, dryRun: true,
+    },
+  };
+  return new Promise((resolve) => {
+    const req = request(`${gateUrl}${path}`, { method: "POST", rejectUnauthorized: false, timeout: 5_000, headers: { "content-type": "application/json" } }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => {
+        try { resolve(res.statusCode === 200 && typeof (JSON.parse(text) as { response?: { allowed?: unknown } }).response?.allowed === "boolean"); } catch { resolve(false); }
+      });
+    });
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => req.destroy());
+    req.end(JSON.stringify(review));
+  });
 }
 
 // ---- the table ----
