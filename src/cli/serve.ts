@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { AdmissionregistrationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
@@ -129,7 +130,7 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
 
 /** For runs outside a cluster: both configurations pointing at a URL, replaced if present. */
 async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: string, url: string, ca: string): Promise<void> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+  const api = makeKeepAliveClient(kc, AdmissionregistrationV1Api);
   const { mutating, validating } = webhookConfigurations({ name, veleroNamespace, url, caBundle: ca });
   try { await api.deleteMutatingWebhookConfiguration({ name }); } catch { /* absent */ }
   try { await api.deleteValidatingWebhookConfiguration({ name }); } catch { /* absent */ }

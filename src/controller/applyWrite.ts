@@ -1,4 +1,5 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import type { BackupWrite } from "../core/writes.js";
 
 export type WriteResult = "ok" | "conflict" | "gone";
@@ -10,7 +11,7 @@ export type WriteResult = "ok" | "conflict" | "gone";
  * subresource, so status goes through the main resource, and Velero sees an update event.
  */
 export function backupWriter(kc: KubeConfig, namespace: string) {
-  const api = kc.makeApiClient(CustomObjectsApi);
+  const api = makeKeepAliveClient(kc, CustomObjectsApi);
   const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
   return async (w: BackupWrite): Promise<WriteResult> => {
     const body = {

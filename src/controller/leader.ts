@@ -1,4 +1,5 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease, type V1LeaseSpec } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import type { Logger } from "../service/log.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -31,7 +32,7 @@ export class LeaderElector {
   private readonly now: () => number;
 
   constructor(kc: KubeConfig, private readonly o: LeaderOptions) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.api = makeKeepAliveClient(kc, CoordinationV1Api);
     this.leaseSeconds = o.leaseDurationSeconds ?? 15;
     this.renewDeadline = o.renewDeadlineMs ?? 10_000;
     this.retry = o.retryPeriodMs ?? 2_000;

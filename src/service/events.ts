@@ -1,4 +1,5 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { hostname } from "node:os";
 import type { Logger } from "./log.js";
 
@@ -46,7 +47,7 @@ interface Remembered {
 }
 
 export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): EventRecorder {
-  const core = kc.makeApiClient(CoreV1Api);
+  const core = makeKeepAliveClient(kc, CoreV1Api);
   const component = o.component ?? "backup-gate";
   const host = o.host ?? hostname();
   const windowMs = o.aggregateWindowMs ?? 10 * 60_000;

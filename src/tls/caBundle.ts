@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import type { Logger } from "../service/log.js";
 import type { TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -72,7 +73,7 @@ export class CaBundlePatcher {
   writes = 0;
 
   constructor(private readonly o: CaBundlePatcherOptions) {
-    this.api = o.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.api = makeKeepAliveClient(o.kubeConfig, AdmissionregistrationV1Api);
   }
 
   /** Patches now, after every rotation of `tls`, and on drift; failures are logged, not thrown. */
