@@ -30,7 +30,7 @@ import { createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupBody, clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
-import { waitFor } from "../support/wait.js";
+import { sleep, waitFor } from "../support/wait.js";
 
 const SERVING_MS = 6_000;
 const CA_MS = 15_000;
@@ -131,16 +131,22 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     }
   }
 
-  /** Creates one backup after another until `done()`; every create that was not mutated is a failure. */
-  async function stream(prefix: string, done: () => boolean, maxMs: number): Promise<{ calls: number; failures: string[] }> {
+  /**
+   * `workers` creators, each creating one backup after another until `done()`; every create
+   * that was not mutated is a failure. Concurrent creates make the API server open new
+   * connections to the webhook, which is where a certificate it cannot verify yet would show.
+   */
+  async function stream(prefix: string, done: () => boolean, maxMs: number, workers = 4): Promise<{ calls: number; failures: string[] }> {
     const failures: string[] = [];
     let calls = 0;
     const until = Date.now() + maxMs;
-    while (!done() && Date.now() < until) {
-      const r = await create(prefix);
-      calls++;
-      if (!r.annotated) failures.push(`${new Date().toISOString()} ${r.error ?? "created without the mutating webhook's annotations"}`);
-    }
+    await Promise.all(Array.from({ length: workers }, async () => {
+      while (!done() && Date.now() < until) {
+        const r = await create(prefix);
+        calls++;
+        if (!r.annotated) failures.push(`${new Date().toISOString()} ${r.error ?? "created without the mutating webhook's annotations"}`);
+      }
+    }));
     return { calls, failures };
   }
 
@@ -194,8 +200,16 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
       for (const w of v.webhooks ?? []) w.clientConfig.caBundle = wrong;
       await admission.replaceValidatingWebhookConfiguration({ name: configName, body: v });
     };
+    // From here a patcher that writes only on drift: a rotation's own write would repair the
+    // bundle too, and this is about noticing a change nobody announced.
+    patcher.stop();
+    patcher = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: configName, validatingName: configName, log, metrics, resyncMs: RESYNC_MS });
+    await patcher.attach({ current: () => tls.current(), onRotate: () => () => {}, start: async () => {}, stop: async () => {} });
     const warnedBefore = lines.filter((l) => /caBundle no longer held the gate's CA/.test(l.msg)).length;
-    await overwrite();
+    // Overwritten again and again (a controller fighting the gate) until the API server is seen
+    // refusing, so the gate's periodic repair cannot win before then.
+    let fighting = true;
+    const fight = (async () => { while (fighting) { await overwrite().catch(() => {}); await sleep(200); } })();
 
     // The promotion webhook fails closed, so the API server's own error is visible: a dry-run
     // move into ReadyToStart, until the API server has loaded the wrong bundle.
@@ -213,7 +227,7 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
         refusal = isApiError(e) ? String(e.body) : String(e);
         return /x509|certificate/.test(refusal);
       }
-    }, { timeoutMs: RESYNC_MS - 500, intervalMs: 100 });
+    }, { timeoutMs: 30_000, intervalMs: 100 }).finally(async () => { fighting = false; await fight; });
     expect(refusal).toMatch(new RegExp(`failed calling webhook \\\\?"${WEBHOOK_NAMES.validatePromotion.replace(/\./g, "\\.")}\\\\?".*x509: certificate signed by unknown authority`));
 
     // The gate notices at its next check and writes its CA back; calls work again.
