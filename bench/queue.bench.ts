@@ -38,7 +38,9 @@ import { performance } from "node:perf_hooks";
 import { request } from "node:https";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.js";
 import { startGate, type GateProcess } from "../test/support/gate.js";
-import { backupBody, clients, createNamespace, createPod, createWorkload, isApiError, VELERO_GROUP, VELERO_VERSION, type VeleroObject } from "../test/support/objects.js";
+import { backupBody, clients, createNamespace, createPod, createWorkload, VELERO_GROUP, VELERO_VERSION, type VeleroObject } from "../test/support/objects.js";
+import { prng } from "../test/support/chaos.js";
+import { VeleroPlayer } from "../test/support/playVelero.js";
 import { sleep, waitFor } from "../test/support/wait.js";
 import { startWatch, type StartedWatch } from "../test/support/watch.js";
 
@@ -58,14 +60,7 @@ const deadline = t0 + DEADLINE_MS;
 const say = (msg: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}\n`);
 
 // Seeded PRNG (mulberry32) for run times, so runs are comparable.
-let seed = 0x9e3779b9;
-function rand(): number {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const rand = prng(0x9e3779b9);
 
 // ---- metrics ----
 
@@ -196,26 +191,12 @@ async function main(): Promise<number> {
     };
 
     // ---- the bench's own writes (Velero's role), counted client-side ----
-    let benchWrites = 0;
+    let creates = 0;
     const api = c.custom;
-    const put = async (o: VeleroObject): Promise<VeleroObject> => {
-      benchWrites++;
-      return (await api.replaceNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", name: o.metadata.name, body: o })) as VeleroObject;
-    };
-    /** PUT the phase on the object we hold; on 409 re-read and try again. */
-    const setPhase = async (o: VeleroObject, p: string): Promise<VeleroObject> => {
-      let cur = o;
-      for (let i = 0; ; i++) {
-        try {
-          return await put({ ...cur, status: { ...cur.status, phase: p } });
-        } catch (e) {
-          if (!isApiError(e, 409) || i >= 10) throw e;
-          cur = (await api.getNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", name: o.metadata.name })) as VeleroObject;
-        }
-      }
-    };
+    const player = new VeleroPlayer(c, { namespace: VELERO, runMs: [RUN_MIN, RUN_MAX], rand });
+    const benchWrites = () => creates + player.writes;
     const create = async (body: VeleroObject) => {
-      benchWrites++;
+      creates++;
       return (await api.createNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", body })) as VeleroObject;
     };
 
@@ -261,7 +242,7 @@ async function main(): Promise<number> {
       return {
         apiserver: sumBy(a, "apiserver_request_total", "verb", isBackupWrite),
         apiserver409: sumBy(a, "apiserver_request_total", "verb", (l) => isBackupWrite(l) && l.code === "409"),
-        gate, benchWrites, at: performance.now(),
+        gate, benchWrites: benchWrites(), at: performance.now(),
         planSum: scalar(gm, "backup_gate_plan_duration_seconds_sum"),
         planCount: scalar(gm, "backup_gate_plan_duration_seconds_count"),
       };
@@ -271,22 +252,14 @@ async function main(): Promise<number> {
 
     // ---- drain: play Velero ----
     draining = true;
-    const runs: Promise<void>[] = [];
-    let failure: unknown;
-    onReady = (o) => {
-      runs.push((async () => {
-        const inProgress = await setPhase(o, "InProgress");
-        await sleep(RUN_MIN + rand() * (RUN_MAX - RUN_MIN));
-        await setPhase(inProgress, "Completed");
-      })().catch((e: unknown) => { failure ??= e; }));
-    };
+    onReady = (o) => player.take(o);
     const tDrain = performance.now();
-    await setPhase(blocker, "Completed");
+    await player.setPhase(blocker, "InProgress", "Completed");
     let completedAll = false;
     let lastReport = performance.now();
     while (performance.now() < deadline - 20_000) {
       await keepWatching();
-      if (failure) throw failure;
+      if (player.failures.length > 0) throw player.failures[0];
       const done = names.filter((n) => phase.get(n) === "Completed").length;
       if (done === N) { completedAll = true; break; }
       if (performance.now() - lastReport > 15_000) {
@@ -298,7 +271,7 @@ async function main(): Promise<number> {
     const drainMs = performance.now() - tDrain;
     // Velero stops taking new backups: the gate then goes quiet and the counts settle.
     onReady = () => {};
-    await Promise.allSettled(runs);
+    await player.idle();
     if (!completedAll) say(`DEADLINE: the drain did not finish; reporting ${readyAt.length} promotions of ${N}`);
     await quiet("after the drain").catch((e: unknown) => say(String(e)));
     const end = await snap();
