@@ -161,7 +161,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
       await waitFor(`run ${run}: its ${batch.length} backups to end`, () => terminal(batch.map((b) => b.name)), { timeoutMs: 60_000 }).catch(() => undefined);
     }
     const counts = await settle(all.map((b) => b.name), 30_000);
-    const o = overlapCheck(observer, all);
+    const o = overlapCheck(observer.history, all);
     const crashes = fleet.crashes();
     restartMs.sort((a, b) => a - b);
     ok({
@@ -204,7 +204,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     const delta = (reason: string) => metricSum(after, "backup_gate_watch_restarts_total", { resource: "backups", reason }) - metricSum(before, "backup_gate_watch_restarts_total", { resource: "backups", reason });
     const expiredAll = metricSum(after, "backup_gate_watch_restarts_total", { reason: "expired" }) - metricSum(before, "backup_gate_watch_restarts_total", { reason: "expired" });
     const resumed = delta("disconnect") + delta("closed") + delta("error");
-    const o = overlapCheck(observer, batch);
+    const o = overlapCheck(observer.history, batch);
     const crashes = fleet.crashes();
     const faultProof = compact ? delta("expired") >= 1 && observer.relists > relistsBefore : resumed + delta("expired") >= restartAt.length;
     ok({
@@ -270,7 +270,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     playing = true;
     for (const n of names) if (observer.phase(n) === "ReadyToStart") player.take(observer.objects.get(n)!);
     const counts = await settle(names, 180_000);
-    const o = overlapCheck(observer, [...createdBackups, hold]);
+    const o = overlapCheck(observer.history, [...createdBackups, hold]);
     const crashes = fleet.crashes();
     ok({
       scenario: "7 concurrent creates", runs: 1, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
@@ -366,7 +366,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     // A create in flight on a connection the kill cut is the killed replica's failure; any other is the survivor's.
     const onKilled = admissionFailures.filter((f) => cuts.some((t) => f.start <= t + 50 && t <= f.end + 50));
     const survivorFailures = admissionFailures.filter((f) => !onKilled.includes(f)).map((f) => `${f.name}: admission failed on a live replica: ${f.what}`);
-    const o = overlapCheck(observer, all);
+    const o = overlapCheck(observer.history, all);
     const crashes = fleet.crashes();
     const holders = [...new Set(leases.map((l) => l.holder).filter(Boolean))];
     ok({
@@ -412,7 +412,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     probeDirs.push(velero.probeDir);
     const counts = await settle(names, 180_000);
     const nudged = (await nudges()) - n0;
-    const o = overlapCheck(observer, [...batch, hold]);
+    const o = overlapCheck(observer.history, [...batch, hold]);
     const probe = probeOverlaps(batch, probeDirs);
     const crashes = fleet.crashes();
     ok({
@@ -445,7 +445,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     const current = await listBackups(c, VELERO);
     const failed = names.filter((n) => bslDown(current.get(n)!)).length;
     const completed = names.filter((n) => current.get(n)?.status?.phase === "Completed").length;
-    const o = overlapCheck(observer, [...batch, hold]);
+    const o = overlapCheck(observer.history, [...batch, hold]);
     const probe = probeOverlaps(batch, probeDirs);
     const crashes = fleet.crashes();
     ok({

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { request } from "node:https";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ControlPlane } from "./controlPlane.js";
-import { inFlightSpan, QUEUED_PHASES, type BackupObserver } from "./backupObserver.js";
+import { inFlightSpan, QUEUED_PHASES, type PhaseStep } from "./backupObserver.js";
 import { startGate, type GateOptions, type GateProcess } from "./gate.js";
 import { backupBody, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
 
@@ -111,8 +111,8 @@ export async function listBackups(c: Clients, namespace: string): Promise<Map<st
  * Pairs of conflicting backups whose in-flight spans (ReadyToStart or InProgress, in etcd's
  * write order) intersect, and the most backups in flight at once.
  */
-export function overlapCheck(observer: BackupObserver, backups: readonly ChaosBackup[]): { overlaps: string[]; maxInFlight: number; inexact: number } {
-  const spans = backups.map((b) => ({ b, s: inFlightSpan(observer.history.get(b.name)) })).filter((x) => x.s);
+export function overlapCheck(history: ReadonlyMap<string, readonly PhaseStep[]>, backups: readonly ChaosBackup[]): { overlaps: string[]; maxInFlight: number; inexact: number } {
+  const spans = backups.map((b) => ({ b, s: inFlightSpan(history.get(b.name)) })).filter((x) => x.s);
   const overlaps: string[] = [];
   const INF = 1n << 62n;
   for (let i = 0; i < spans.length; i++) {
