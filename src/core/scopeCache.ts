@@ -44,6 +44,7 @@ export class ScopeCache {
   private readonly specs = new Map<string, ParsedSpecInfo>();
   private resolver?: { version: number; resolver: NamespaceResolver };
   private changes?: { at: number; since: Map<number, ReadonlySet<string> | undefined> };
+  private unswept = false;
   private policy?: Policy;
   private view?: ClusterView;
   hits = 0;
@@ -64,6 +65,7 @@ export class ScopeCache {
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
       entry = { backup, fingerprint: fingerprintOf(backup, view), namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      if (this.entries.has(id)) this.unswept = true;
       this.entries.set(id, entry);
     }
     const changed = this.staleNamespaces(entry, view);
@@ -103,7 +105,11 @@ export class ScopeCache {
 
   /** Forgets backups that are gone (and parts no backup uses), so the cache does not outgrow the queue. */
   retain(ids: ReadonlySet<string>): void {
-    for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
+    for (const id of this.entries.keys()) if (!ids.has(id)) { this.entries.delete(id); this.unswept = true; }
+    // Parts, specs and PV lists outlive their backups only when an entry went or was replaced;
+    // sweeping them costs every entry's parts, so it is done only then (not on every plan).
+    if (!this.unswept) return;
+    this.unswept = false;
     const liveParts = new Set<ScopePart>();
     const liveSpecs = new Set<string>();
     const liveListed = new Set<string>();
