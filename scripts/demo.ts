@@ -10,7 +10,7 @@
  * Environment: DEMO_EXIT=1 (as --no-wait), DEMO_REPORT_DIR (default demo-report/),
  * DEMO_PROBE_SLEEP (how long Velero's probe plugin holds each pod/PVC/PV, default 2s).
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -215,13 +215,12 @@ async function main(): Promise<number> {
   for (const p of problems) console.log(`PROBLEM: ${p}`);
 
   const kubeconfig = cp.kubeconfigPath;
-  const kubectl = ["/usr/local/bin/kubectl", "/usr/bin/kubectl"].find((p) => existsSync(p));
   console.log(`
 == the stack ==
 kubeconfig:  ${kubeconfig}
-  kubectl --kubeconfig ${kubeconfig} get backups -n ${VELERO_NS}${kubectl ? "" : "   (kubectl is not installed here)"}
+  ${toolPath("kubectl")} --kubeconfig ${kubeconfig} get backups -n ${VELERO_NS}
   ${toolPath("velero")} --kubeconfig ${kubeconfig} -n ${VELERO_NS} backup get
-  (the velero CLI is the server binary from the tools cache; it is not on PATH)
+  (kubectl and the velero CLI are built into the tools cache; they are not on PATH)
 backup-gate: ${gate.url} (certificates in ${show(certsDir)}/)
 logs:        ${logDir}  (backup-gate.log, velero-1.log, kube-apiserver.log, ...)`);
 

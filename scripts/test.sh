@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
 # Debian packages the suites use: headless Chromium renders the report page; `ip` (iproute2)
-# gives the chart suite's gate a network namespace the API server can reach through Endpoints.
+# gives the chart suite's gate a network namespace the API server can reach through Endpoints;
+# jq is in the README's Velero recipe, which a suite runs as written.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v jq >/dev/null 2>&1 || missing+=(jq) # the README's roll-back recipe, run by a test
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

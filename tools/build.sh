@@ -8,7 +8,7 @@
 # components: the version pinned in tools/*/go.mod; our own Go programs: a hash
 # of their go.mod, go.sum and sources).
 #
-# Components: kube-apiserver, etcd (tools/kube), controlplane launcher
+# Components: kube-apiserver, kubectl, etcd (tools/kube), controlplane launcher
 # (tools/controlplane), velero (tools/velero), velero-plugin-for-aws (go install
 # @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe), helm
 # (tools/helm).
@@ -111,6 +111,16 @@ build_kube_apiserver() {
     -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
     k8s.io/kubernetes/cmd/kube-apiserver
 }
+# kubectl from the same Kubernetes module: the CLI's plugin test runs it as a user would.
+build_kubectl() {
+  local v=k8s.io/component-base/version minor
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  cd "$KUBE_DIR" || return
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
+    -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor \
+    -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
+    k8s.io/kubernetes/cmd/kubectl
+}
 build_etcd() {
   cd "$KUBE_DIR" || return
   go build -p "$P" -trimpath -ldflags "-s -w" -o "$1" ./cmd/etcd
@@ -180,6 +190,7 @@ resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
 
 component etcd "$ETCD_VERSION" etcd build_etcd
 component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
+component kubectl "$KUBE_VERSION" kubectl build_kubectl
 component controlplane "$(srchash "$ROOT/tools/controlplane")" controlplane build_controlplane
 component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3
 component velero "$VELERO_VERSION" velero build_velero

@@ -6,7 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -33,7 +33,9 @@ describe("README recipe: plain Velero 1.18", () => {
     expect(found.length, `a README command starting with ${prefix}`).toBeGreaterThan(0);
     return found;
   };
-  const sh = async (script: string) => (await run("bash", ["-euo", "pipefail", "-c", script], { env: { ...process.env, KUBECONFIG: cp.kubeconfigPath } })).stdout;
+  // kubectl is the one tools/build.sh builds from Kubernetes' module, first on PATH; jq is Debian's.
+  const PATH = `${dirname(toolPath("kubectl"))}:${process.env.PATH ?? "/usr/bin:/bin"}`;
+  const sh = async (script: string) => (await run("bash", ["-euo", "pipefail", "-c", script], { env: { ...process.env, PATH, KUBECONFIG: cp.kubeconfigPath } })).stdout;
   const veleroArgs = async () => JSON.parse(await sh("kubectl -n velero get deploy velero -o jsonpath='{.spec.template.spec.containers[0].args}'")) as string[];
 
   beforeAll(async () => {

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type ToolName =
-  | "etcd" | "kube-apiserver" | "controlplane" | "s3" | "velero" | "velero-plugin-for-aws" | "probe" | "helm";
+  | "etcd" | "kube-apiserver" | "controlplane" | "s3" | "velero" | "velero-plugin-for-aws" | "probe" | "helm" | "kubectl";
 
 interface Manifest {
   cache: string;

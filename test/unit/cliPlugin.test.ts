@@ -5,9 +5,11 @@ import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
 import { asInvoked, programName } from "../../src/cli/program.js";
+import { toolPath } from "../support/tools.js";
 
 // The CLI as installed: the entry compiled by tsc (as `npm run build` makes it), found on PATH as
-// `kubectl-backup_gate` and started by the real kubectl's plugin lookup, or as `backup-gate`.
+// `kubectl-backup_gate` and started by the real kubectl's plugin lookup (kubectl built from
+// Kubernetes' own module by tools/build.sh, first on PATH), or as `backup-gate`.
 
 const REPO = resolve(import.meta.dirname, "../..");
 const FIXTURE = join(REPO, "test/fixtures/shop.yaml");
@@ -32,6 +34,7 @@ beforeAll(async () => {
   bin = join(dir, "bin");
   mkdirSync(bin);
   for (const name of ["kubectl-backup_gate", "backup-gate"]) symlinkSync(entry, join(bin, name));
+  symlinkSync(toolPath("kubectl"), join(bin, "kubectl"));
 }, 60_000);
 
 /** Runs a command with only the built binaries, node and the system's tools on PATH. */
