@@ -102,25 +102,19 @@ component() {
 
 # ---- kube-apiserver and etcd (tools/kube: k8s.io/kubernetes + staging replaces) ----
 KUBE_DIR="$ROOT/tools/kube"
-build_kube_apiserver() {
+# kube-apiserver, and kubectl (the CLI's plugin test runs it as a user would), from the same
+# Kubernetes module with its version stamped in.
+build_kube_cmd() { # build_kube_cmd CMD OUT
   local v=k8s.io/component-base/version minor
   minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
   cd "$KUBE_DIR" || return
-  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
+  go build -p "$P" -trimpath -o "$2" -ldflags "-s -w \
     -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor \
     -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
-    k8s.io/kubernetes/cmd/kube-apiserver
+    "k8s.io/kubernetes/cmd/$1"
 }
-# kubectl from the same Kubernetes module: the CLI's plugin test runs it as a user would.
-build_kubectl() {
-  local v=k8s.io/component-base/version minor
-  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  cd "$KUBE_DIR" || return
-  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w \
-    -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor \
-    -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z" \
-    k8s.io/kubernetes/cmd/kubectl
-}
+build_kube_apiserver() { build_kube_cmd kube-apiserver "$1"; }
+build_kubectl() { build_kube_cmd kubectl "$1"; }
 build_etcd() {
   cd "$KUBE_DIR" || return
   go build -p "$P" -trimpath -ldflags "-s -w" -o "$1" ./cmd/etcd

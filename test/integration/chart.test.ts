@@ -14,14 +14,13 @@
  * here): so its webhook calls go Service -> Endpoints -> the gate, over TLS it verifies
  * against the caBundle the gate patched in.
  */
-import { request } from "node:https";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { createWithWarnings } from "../support/gate.js";
+import { createWithWarnings, httpsGet } from "../support/gate.js";
 import { helmInstallDryRun, renderChart, type K8sObject } from "../support/helm.js";
 import { createNetNs, tcpRelay, type NetNs } from "../support/netns.js";
 import { backupBody, clients, createNamespace, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
@@ -66,20 +65,6 @@ function targetPort(objects: K8sObject[]): { name: string; port: number } {
   return { name: svcPort.name, port: port.containerPort };
 }
 
-/** GET over HTTPS, trusting only `ca` for the name `servername`, as the API server does for a webhook. */
-function httpsGet(url: string, ca: string, servername: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ca, servername, timeout: 3000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.end();
-  });
-}
-
 async function caBundles(c: Clients): Promise<string[]> {
   const api = c.kc.makeApiClient(AdmissionregistrationV1Api);
   const m = await api.readMutatingWebhookConfiguration({ name: "backup-gate" });
@@ -96,6 +81,8 @@ describe("charts/backup-gate on a real API server", () => {
   let gate: ManagedProcess | undefined;
   let kubeconfigPath: string;
   let gateUrl: string;
+  /** GET /readyz trusting only `ca` for the Service's name, as the API server does for a webhook. */
+  const readyzTrusting = (ca: string) => httpsGet(`${gateUrl}/readyz`, { ca, servername: SERVICE_HOST, timeout: 3000 });
   let installPreview: string;
   const FIRST_POD = "backup-gate-5d8f7c9b4-x2x7q";
 
@@ -175,7 +162,7 @@ describe("charts/backup-gate on a real API server", () => {
 
   it("answers /readyz 200 on the Service's target port, over TLS the caBundle and the Service name verify", async () => {
     const [bundle] = await caBundles(c);
-    await waitFor(`${gateUrl}/readyz to answer 200`, async () => (await httpsGet(`${gateUrl}/readyz`, bundle!, SERVICE_HOST)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
+    await waitFor(`${gateUrl}/readyz to answer 200`, async () => (await readyzTrusting(bundle!)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
   });
 
   it("runs as the rendered ServiceAccount, whose rendered RBAC is enough to lead", async () => {
@@ -242,7 +229,7 @@ describe("charts/backup-gate on a real API server", () => {
     gate = startPod(deployment, "backup-gate-7f6b8d4c9-q8w2n", "gate-pod-secret");
     await waitFor("the Secret's CA first in every caBundle", async () => (await caBundles(c)).every((b) => b.startsWith(ca.certPem.trim())), { timeoutMs: 60_000, intervalMs: 300 });
     // Only the Secret's CA verifies what it serves now.
-    await waitFor(`${gateUrl}/readyz to answer 200`, async () => (await httpsGet(`${gateUrl}/readyz`, ca.certPem, SERVICE_HOST)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
+    await waitFor(`${gateUrl}/readyz to answer 200`, async () => (await readyzTrusting(ca.certPem)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
     const r = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody("after-secret", VELERO, { includedNamespaces: ["web-3"] }));
     expect(r.status).toBe(201);
     expect(r.body.metadata.annotations).toMatchObject({ "backup-gate.io/conflict-level": "Namespace" });

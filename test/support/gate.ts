@@ -3,7 +3,7 @@
  * plane: the way it runs in production, so a test can SIGKILL it like a crash.
  */
 import { createServer } from "node:net";
-import { request } from "node:https";
+import { request, type RequestOptions } from "node:https";
 import { join } from "node:path";
 import type { ControlPlane } from "./controlPlane.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
@@ -37,6 +37,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A GET over HTTPS with the TLS options given (trust, server name, timeout), answering status and body. */
+export function httpsGet(url: string, options: RequestOptions): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, options, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.on("timeout", () => req.destroy(new Error(`GET ${url}: timed out`)));
+    req.end();
+  });
+}
+
 export async function startGate(cp: ControlPlane, o: GateOptions): Promise<GateProcess> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
@@ -49,16 +63,7 @@ export async function startGate(cp: ControlPlane, o: GateOptions): Promise<GateP
   ];
   const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: "debug" } });
   // The harness checks readiness only; the API server verifies the certificate on every webhook call.
-  const get = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.end();
-  });
+  const get = (path: string) => httpsGet(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 });
   await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
   return { url, identity: o.identity, process: proc, get, kill: () => proc.kill(), stop: () => proc.stop() };
 }
