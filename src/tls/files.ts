@@ -5,13 +5,19 @@ import { join } from "node:path";
 import type { Logger } from "../service/log.js";
 import type { TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { checkMaterial } from "./certs.js";
+import { checkMaterial, splitPemBundle } from "./certs.js";
 
 // A TlsSource reading cert-manager's layout (a Secret of type kubernetes.io/tls mounted as a
 // directory): tls.crt, tls.key, ca.crt. The directory is watched (kubelet swaps a `..data`
 // symlink, so the directory, not the files, is watched) and polled as a fallback; a new set
 // is taken only when the key matches the certificate and the certificate chains to ca.crt.
 // A bad set is reported (log line, lastError()) and the last good one stays in use.
+//
+// A set signed by a CA the served bundle does not hold yet is taken in two steps: first the
+// new CA joins the bundle (listeners get the old certificate with both CAs, so the caBundle
+// patcher writes it), and only `caGraceMs` later (default 30 s, never past the old
+// certificate's expiry) the new certificate is served. Swapping both at once would serve a
+// certificate the API server cannot verify until the new bundle reaches it.
 
 export const TLS_FILES = { cert: "tls.crt", key: "tls.key", ca: "ca.crt" } as const;
 
@@ -36,6 +42,8 @@ export interface FileTlsOptions {
   readonly dir: string;
   /** Poll as a fallback to the directory watch; default 10 s. */
   readonly pollIntervalMs?: number;
+  /** How long a new CA is in the bundle before a certificate it signed is served; default 30 s. */
+  readonly caGraceMs?: number;
   readonly now?: () => number;
   readonly log?: Logger;
   readonly metrics?: Metrics;
@@ -48,6 +56,8 @@ export class FileTls implements TlsSource {
   private watcher?: FSWatcher;
   private poll?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
+  /** A set waiting for its CA to propagate, and when it will be served. */
+  private pending?: { material: TlsMaterial; timer: NodeJS.Timeout };
   private reloading: Promise<void> = Promise.resolve();
   /** Successful loads so far (1 after start). */
   loads = 0;
@@ -89,6 +99,7 @@ export class FileTls implements TlsSource {
     this.watcher?.close();
     clearInterval(this.poll);
     clearTimeout(this.debounce);
+    clearTimeout(this.pending?.timer);
     await this.reloading;
   }
 
@@ -119,7 +130,26 @@ export class FileTls implements TlsSource {
     }
     this.error = undefined;
     const cur = this.material;
-    if (cur && cur.cert === next.cert && cur.key === next.key && cur.ca === next.ca) return;
+    const same = (a: TlsMaterial | undefined) => a !== undefined && a.cert === next.cert && a.key === next.key && a.ca === next.ca;
+    if (same(cur) || same(this.pending?.material)) return;
+    clearTimeout(this.pending?.timer);
+    this.pending = undefined;
+    const now = (this.o.now ?? Date.now)();
+    const untrusted = cur ? splitPemBundle(next.ca).filter((pem) => !splitPemBundle(cur.ca).includes(pem)) : [];
+    const graceMs = Math.min(this.o.caGraceMs ?? 30_000, cur ? cur.notAfter.getTime() - now : 0);
+    if (cur && untrusted.length > 0 && graceMs > 0) {
+      // Step one: the new CA joins the bundle; the certificate it signed waits.
+      const bundle = next.ca + splitPemBundle(cur.ca).filter((pem) => !splitPemBundle(next.ca).includes(pem)).join("");
+      this.o.log?.info({ dir: this.o.dir, graceMs }, "new CA in the certificate files: trusted first, its certificate served after the grace period");
+      this.publish({ ...cur, ca: bundle });
+      this.pending = { material: next, timer: setTimeout(() => { this.pending = undefined; this.publish(next); }, graceMs) };
+      this.pending.timer.unref();
+      return;
+    }
+    this.publish(next);
+  }
+
+  private publish(next: TlsMaterial): void {
     this.material = next;
     this.loads++;
     this.o.metrics?.certificateExpiry.set(next.notAfter.getTime() / 1000);

@@ -10,7 +10,7 @@
  * apiserver_admission_webhook_fail_open_count.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +27,8 @@ import { policySchema } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
+import { writeDevCerts } from "../../src/tls/devCerts.js";
+import { FileTls } from "../../src/tls/files.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupBody, clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
@@ -119,11 +121,11 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
   });
 
   /** One create through the API server; annotated when the mutating webhook answered. */
-  async function create(prefix: string): Promise<{ annotated: boolean; error?: string }> {
+  async function create(prefix: string, ns = velero): Promise<{ annotated: boolean; error?: string }> {
     try {
       const o = await c.custom.createNamespacedCustomObject({
-        group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "backups",
-        body: backupBody(uniqueName(prefix), velero, { includedNamespaces: [web] }),
+        group: VELERO_GROUP, version: VELERO_VERSION, namespace: ns, plural: "backups",
+        body: backupBody(uniqueName(prefix), ns, { includedNamespaces: [web] }),
       }) as VeleroObject;
       return { annotated: o.metadata.annotations?.["backup-gate.io/conflict-level-source"] === "gate" };
     } catch (e) {
@@ -136,13 +138,13 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
    * that was not mutated is a failure. Concurrent creates make the API server open new
    * connections to the webhook, which is where a certificate it cannot verify yet would show.
    */
-  async function stream(prefix: string, done: () => boolean, maxMs: number, workers = 4): Promise<{ calls: number; failures: string[] }> {
+  async function stream(prefix: string, done: () => boolean, maxMs: number, workers = 4, ns = velero): Promise<{ calls: number; failures: string[] }> {
     const failures: string[] = [];
     let calls = 0;
     const until = Date.now() + maxMs;
     await Promise.all(Array.from({ length: workers }, async () => {
       while (!done() && Date.now() < until) {
-        const r = await create(prefix);
+        const r = await create(prefix, ns);
         calls++;
         if (!r.annotated) failures.push(`${new Date().toISOString()} ${r.error ?? "created without the mutating webhook's annotations"}`);
       }
@@ -250,6 +252,61 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(new RegExp(`^backup-gate: serve: ${dir}: tls\\.crt \\(issuer CN=signer, O=backup-gate\\) is not signed by any certificate in ca\\.crt \\(CN=not-the-signer, O=backup-gate\\)\\n$`));
   }, 90_000);
+
+  it("files mode (cert-manager layout): sets from a new CA, written under a stream of creates, are trusted before they are served: no failed call", async () => {
+    // A second gate in this control plane, for its own Velero namespace, serving from files.
+    const ns = uniqueName("velero-files");
+    await createNamespace(c, ns);
+    const filesCache = createClusterCache(cp.kubeConfig, { veleroNamespace: ns, log });
+    await filesCache.start();
+    await filesCache.waitForSync(AbortSignal.timeout(60_000));
+    const dir = mkdtempSync(join(tmpdir(), "bg-files-"));
+    await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
+    const files = new FileTls({ dir, log, pollIntervalMs: 500, caGraceMs: 3_000 });
+    await files.start();
+    const filesServer = await createWebhookServer({ tls: files, cache: filesCache, policy: new StaticPolicySource(policySchema.parse({ veleroNamespace: ns })), metrics: createMetrics(), log });
+    const { url } = await filesServer.listen({ host: "127.0.0.1", port: 0 });
+    await filesServer.engine.ensureBase();
+    const name = uniqueName("backup-gate-files");
+    const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: ns, url, timeoutSeconds: 5 });
+    await admission.createMutatingWebhookConfiguration({ body: mutating });
+    await admission.createValidatingWebhookConfiguration({ body: validating });
+    const filesPatcher = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log });
+    await filesPatcher.attach(files);
+    try {
+      await waitFor("the files-mode webhook to be called", async () => (await create("probe", ns)).annotated, { timeoutMs: 60_000, intervalMs: 300 });
+      // cert-manager with a new CA each time, three times: each set staged, then moved into
+      // place (kubelet swaps a mounted Secret's files at once); the next once this one is served.
+      let writerDone = false;
+      const served: string[] = [];
+      const writer = (async () => {
+        try {
+          for (let i = 0; i < 3; i++) {
+            await sleep(2_000);
+            const stage = mkdtempSync(join(tmpdir(), "bg-files-stage-"));
+            const set = await writeDevCerts(stage, { extraSans: ["127.0.0.1"] });
+            for (const f of ["tls.key", "tls.crt", "ca.crt"]) renameSync(join(stage, f), join(dir, f));
+            const movedAt = Date.now();
+            await waitFor("the new set to be served", () => files.current().cert === set.cert, { timeoutMs: 30_000, intervalMs: 100 });
+            served.push(set.ca);
+            console.log(`certs (files): set ${i + 1} served ${Date.now() - movedAt} ms after it was moved into place`);
+          }
+        } finally {
+          writerDone = true;
+        }
+      })();
+      const { calls, failures } = await stream("files", () => writerDone, 120_000, 4, ns);
+      await writer;
+      console.log(`certs (files): ${calls} creates through ${served.length} new-CA sets, ${failures.length} failed`);
+      expect(failures).toEqual([]);
+      expect(new Set(served).size).toBe(3);
+    } finally {
+      filesPatcher.stop();
+      await filesServer.close();
+      await files.stop();
+      await filesCache.stop();
+    }
+  }, 240_000);
 
   it("the gate's /readyz says so while the certificate it serves has expired", async () => {
     const expiredServer = await createWebhookServer({

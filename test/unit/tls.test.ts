@@ -12,7 +12,7 @@ import { createMetrics } from "../../src/metrics/metrics.js";
 import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
 import { createLogger } from "../../src/service/log.js";
 import { mergeCaBundle } from "../../src/tls/caBundle.js";
-import { checkMaterial, createCa, issueServing } from "../../src/tls/certs.js";
+import { checkMaterial, createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
 import { FileTls, loadTlsFiles } from "../../src/tls/files.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
@@ -189,6 +189,27 @@ describe("rotation without a dropped request", () => {
     expect(new Set(rotations.map((m) => m.ca)).size).toBe(1);
   }, 40_000);
 
+  it("every CA is in the published bundle before it signs the served certificate, and the bundle never drops the CA in use", async () => {
+    // 9 s CAs (renewed after 6 s, successor published after 4.5 s) and 3 s serving certificates.
+    const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"], caValidityMs: 9_000, servingValidityMs: 3_000, checkIntervalMs: 100 });
+    await tls.start();
+    const published: TlsMaterial[] = [tls.current()];
+    tls.onRotate((m) => published.push(m));
+    const deadline = Date.now() + 25_000;
+    const signers = () => new Set(published.map((m) => splitPemBundle(m.ca)[0])).size;
+    while (signers() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await tls.stop();
+    expect(signers()).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < published.length; i++) {
+      const [prev, cur] = [published[i - 1]!, published[i]!];
+      const signer = splitPemBundle(cur.ca).find((ca) => new X509Certificate(cur.cert).checkIssued(new X509Certificate(ca)));
+      expect(signer, `rotation ${i}: its certificate's CA is in its own bundle`).toBeDefined();
+      expect(splitPemBundle(prev.ca), `rotation ${i}: the signing CA was published before`).toContain(signer);
+      const prevSigner = splitPemBundle(prev.ca)[0]!;
+      if (Date.parse(new X509Certificate(prevSigner).validTo) > Date.now()) expect(splitPemBundle(cur.ca), `rotation ${i}: the previous CA stays while valid`).toContain(prevSigner);
+    }
+  }, 40_000);
+
   it("a CA rotation keeps the previous CA in the bundle", { timeout: 30_000 }, async () => {
     const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
     await tls.start();
@@ -206,9 +227,9 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
   beforeAll(() => { dir = mkdtempSync(join(tmpdir(), "bg-tls-")); });
   afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
 
-  it("loads tls.crt/tls.key/ca.crt, serves them, and reloads when they change (watch)", async () => {
+  it("loads tls.crt/tls.key/ca.crt, serves them, and reloads when they change (watch); a new CA is trusted before its certificate is served", async () => {
     const first = await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
-    const tls = new FileTls({ dir, log, pollIntervalMs: 60_000 });
+    const tls = new FileTls({ dir, log, pollIntervalMs: 60_000, caGraceMs: 1_500 });
     await tls.start();
     expect(tls.current().cert).toBe(first.cert);
     const rotated: TlsMaterial[] = [];
@@ -217,10 +238,19 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
     try {
       const a = await get(port, first.ca);
       const second = await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
-      const deadline = Date.now() + 10_000;
-      while (rotated.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const until = async (n: number) => {
+        const deadline = Date.now() + 10_000;
+        while (rotated.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      };
+      // Step one: the old certificate still served, the bundle holds the new CA and the old one.
+      await until(1);
       expect(rotated).toHaveLength(1);
-      expect(tls.current().cert).toBe(second.cert);
+      expect(rotated[0]).toMatchObject({ cert: first.cert, ca: second.ca + first.ca });
+      expect((await get(port, first.ca)).fingerprint).toBe(a.fingerprint);
+      // Step two, after the grace period: the new certificate.
+      await until(2);
+      expect(rotated).toHaveLength(2);
+      expect(tls.current()).toMatchObject({ cert: second.cert, ca: second.ca });
       const b = await get(port, second.ca);
       expect(b.status).toBe(200);
       expect(b.fingerprint).not.toBe(a.fingerprint);
@@ -229,6 +259,31 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
       await server.close();
       await tls.stop();
     }
+  });
+
+  it("a renewed certificate from the same CA is served at once; one replacing an expired certificate too", async () => {
+    const d = mkdtempSync(join(dir, "same-ca-"));
+    const now = Date.now();
+    const ca = await createCa({ validityMs: 10 * DAY, now });
+    const write = (c: { certPem: string; privateKeyPem: string }, caPem = ca.certPem) => {
+      writeFileSync(join(d, "tls.crt"), c.certPem); writeFileSync(join(d, "tls.key"), c.privateKeyPem); writeFileSync(join(d, "ca.crt"), caPem);
+    };
+    write(await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now }));
+    const clock = { now };
+    const tls = new FileTls({ dir: d, log, pollIntervalMs: 60_000, caGraceMs: 60_000, now: () => clock.now });
+    await tls.start();
+    const renewed = await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now });
+    write(renewed);
+    await tls.reload();
+    expect(tls.current().cert).toBe(renewed.certPem);
+    // The served certificate has expired (cert-manager was down): a set from a new CA is served at once.
+    clock.now = now + 2 * DAY;
+    const otherCa = await createCa({ validityMs: 10 * DAY, now: clock.now });
+    const fresh = await issueServing({ ca: otherCa, dnsNames: ["x"], validityMs: DAY, now: clock.now });
+    write(fresh, otherCa.certPem);
+    await tls.reload();
+    expect(tls.current().cert).toBe(fresh.certPem);
+    await tls.stop();
   });
 
   it.each<[string, (d: string) => Promise<void>, RegExp]>([
