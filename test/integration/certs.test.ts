@@ -308,6 +308,32 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     }
   }, 240_000);
 
+  it("two replicas, each with its own CA, share the bundle without rewriting it in turns", async () => {
+    const name = uniqueName("backup-gate-pair");
+    const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: uniqueName("nobody"), url: "https://127.0.0.1:1", timeoutSeconds: 5 });
+    await admission.createMutatingWebhookConfiguration({ body: mutating });
+    await admission.createValidatingWebhookConfiguration({ body: validating });
+    const replicas = await Promise.all([0, 1].map(async () => {
+      const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+      await own.start();
+      const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 500 });
+      await p.attach(own);
+      return { own, p };
+    }));
+    try {
+      const settled = replicas.map((r) => r.p.writes);
+      await sleep(4_000);
+      // Each wrote its CA in; eight drift checks each since, and no write: both CAs are there, only in another order.
+      expect(replicas.map((r) => r.p.writes)).toEqual(settled);
+      for (const b of (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })])).flatMap((c) => c.webhooks ?? [])) {
+        const bundle = Buffer.from(b.clientConfig.caBundle ?? "", "base64").toString("utf8");
+        for (const r of replicas) expect(bundle).toContain(r.own.current().ca);
+      }
+    } finally {
+      for (const r of replicas) { r.p.stop(); await r.own.stop(); }
+    }
+  }, 60_000);
+
   it("the gate's /readyz says so while the certificate it serves has expired", async () => {
     const expiredServer = await createWebhookServer({
       tls: { current: () => ({ ...tls.current(), notAfter: new Date(Date.now() - 1_000) }), onRotate: () => () => {}, start: async () => {}, stop: async () => {} },
