@@ -208,7 +208,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     const faultProof = compact ? delta("expired") >= 1 && observer.relists > relistsBefore : resumed + delta("expired") >= restartAt.length;
     ok({
       scenario: label, runs: restartAt.length, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
-      evidence: `API server down ${downs.join(", ")} ms; the gate's backups watch ended ${resumed}x and resumed, ${delta("expired")}x with 410 Gone and relisted (410s over all its collections: ${expiredAll})${compact ? `; etcd compacted at revision ${compactedAt}; observer relists ${observer.relists - relistsBefore}` : ""}; max in flight ${o.maxInFlight}/${LIMIT}`,
+      evidence: `API server down ${downs.join(", ")} ms; the gate's backups watch ended ${resumed}x and resumed, ${delta("expired")}x with 410 Gone and relisted (410s over all its collections: ${expiredAll})${compact ? `; etcd compacted at revision ${compactedAt}; observer relists ${observer.relists - relistsBefore}, spans first seen through a relist ${o.inexact}` : ""}; max in flight ${o.maxInFlight}/${LIMIT}`,
     }, [...counts.details, ...o.overlaps, ...crashes.details, ...(faultProof ? [] : ["the fault did not show in the gate's watch restarts"])]);
   };
   const b64 = (s: string) => Buffer.from(s).toString("base64");
