@@ -58,6 +58,12 @@ export interface WebhookServerOptions {
   readonly timeoutMs?: number;
   /** Default BODY_LIMIT. */
   readonly bodyLimit?: number;
+  /**
+   * A connection silent this long in the middle of a request is closed; default 30 s, the API
+   * server's longest webhook timeout. fastify's default is never, so a client that sends half a
+   * body would hold a connection forever. (Idle keep-alive connections follow keepAliveTimeout.)
+   */
+  readonly idleTimeoutMs?: number;
   /** Share an engine (e.g. with a second server); default: one of our own. */
   readonly engine?: AdmissionEngine;
   readonly rebuildIntervalMs?: number;
@@ -97,6 +103,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     logger: false,
     // The API server keeps connections open between reviews.
     keepAliveTimeout: 60_000,
+    connectionTimeout: o.idleTimeoutMs ?? 30_000,
   }) as unknown as FastifyInstance<HttpsServer>;
 
   // JSON only (the API server sends nothing else): a clear message for bad JSON, and 415 for

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { Agent, request as httpsRequest } from "node:https";
 import { join } from "node:path";
+import { connect as tlsConnect } from "node:tls";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
@@ -201,6 +202,32 @@ describe("the hand-made corpus of bad bodies", () => {
     const body = JSON.stringify(validReview("fits", { includedNamespaces: ["shop"], excludedResources: ["y".repeat(3 * 1024 * 1024)] }));
     expect(Buffer.byteLength(body)).toBeLessThan(BODY_LIMIT);
     for (const a of await expectClean(body)) expect(a.status).toBe(200);
+  });
+});
+
+describe("a body that never finishes arriving", () => {
+  it("is cut off once the connection has been silent for the idle timeout, and the server still answers", async () => {
+    const slow = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000 });
+    const { port } = await slow.listen();
+    try {
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: "127.0.0.1", port, ca: tls.current().ca }, () => {
+          s.write(`POST ${PATHS.mutate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"apiVersion":`);
+        });
+        let text = "";
+        s.on("data", (d: Buffer) => { text += d.toString(); });
+        s.on("close", () => resolve(text));
+        s.on("error", reject);
+        s.setTimeout(15_000, () => s.destroy(new Error("the server never gave up on the request")));
+      });
+      tried++;
+      expect(answer).toBe("");
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect((await slow.app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+    } finally {
+      await slow.close();
+    }
   });
 });
 
