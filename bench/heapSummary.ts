@@ -16,6 +16,8 @@ export interface HeapSummary {
   totalBytes: number;
   groups: { type: string; name: string; count: number; bytes: number }[];
   strings: { value: string; count: number; bytes: number }[];
+  /** Strings by shape (digits and hex runs blanked): what kind of value holds the memory. */
+  shapes: { shape: string; count: number; bytes: number }[];
 }
 
 const STRING_TYPES = new Set(["string", "concatenated string", "sliced string"]);
@@ -27,6 +29,7 @@ export function summarise(s: Snapshot, top = 25): HeapSummary {
   const types = s.snapshot.meta.node_types[0];
   const groups = new Map<string, { type: string; name: string; count: number; bytes: number }>();
   const strings = new Map<string, { count: number; bytes: number }>();
+  const shapes = new Map<string, { count: number; bytes: number }>();
   let totalBytes = 0;
   for (let i = 0; i < s.nodes.length; i += width) {
     const type = types[s.nodes[i + typeAt] as number] as string;
@@ -41,16 +44,22 @@ export function summarise(s: Snapshot, top = 25): HeapSummary {
     g.count++;
     g.bytes += bytes;
     groups.set(key, g);
-    if (isString) {
+    if (type === "string") { // a cons or sliced string's name is its kind, not its value
       const v = strings.get(name) ?? { count: 0, bytes: 0 };
       v.count++;
       v.bytes += bytes;
       strings.set(name, v);
+      const shape = name.length > 80 ? "(longer than 80)" : name.replace(/[0-9a-f]{8,}/g, "<hex>").replace(/[0-9]+/g, "#");
+      const sh = shapes.get(shape) ?? { count: 0, bytes: 0 };
+      sh.count++;
+      sh.bytes += bytes;
+      shapes.set(shape, sh);
     }
   }
   return {
     totalBytes,
     groups: [...groups.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top),
+    shapes: [...shapes.entries()].map(([shape, v]) => ({ shape, ...v })).sort((a, b) => b.bytes - a.bytes).slice(0, top),
     strings: [...strings.entries()].map(([value, v]) => ({ value, ...v })).filter((v) => v.count > 1).sort((a, b) => b.bytes - a.bytes).slice(0, top),
   };
 }
@@ -63,6 +72,8 @@ function main(): void {
   console.log(`total self size ${mib(sum.totalBytes)} MiB`);
   console.log("\n     MiB      count  type / constructor");
   for (const g of sum.groups) console.log(`${mib(g.bytes)} ${String(g.count).padStart(10)}  ${g.type} ${g.name}`);
+  console.log("\nstrings by shape (digits #, hex runs <hex>)\n     MiB      count  shape");
+  for (const v of sum.shapes) console.log(`${mib(v.bytes)} ${String(v.count).padStart(10)}  ${JSON.stringify(v.shape)}`);
   console.log("\nstrings held more than once (value: copies)\n     MiB     copies  value");
   for (const v of sum.strings) console.log(`${mib(v.bytes)} ${String(v.count).padStart(10)}  ${JSON.stringify(v.value.slice(0, 80))}`);
 }

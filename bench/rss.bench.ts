@@ -17,7 +17,7 @@
 //   BENCH_OBJECTS=10000 npx tsx bench/rss.bench.ts               # smaller
 //   BENCH_KEEP=1 npx tsx bench/rss.bench.ts                      # keep the filled control plane (Ctrl-C ends)
 //   BENCH_KUBECONFIG=/tmp/.../kubeconfig npx tsx bench/rss.bench.ts   # measure again against it
-//   BENCH_SETTLE_S=30 (default)  BENCH_NODE_OPTIONS="..." (one run with these)  BENCH_HEAPSNAPSHOT=1
+//   BENCH_SETTLE_S=90 (default; V8 shrinks its heap a minute or so after the list)  BENCH_NODE_OPTIONS="..." (one run with these)  BENCH_HEAPSNAPSHOT=1
 //   BENCH_SOURCE=synthetic BENCH_NODE_FLAGS="--max-old-space-size=256" npx tsx bench/rss.bench.ts
 //
 // Control plane tuning for the fill: etcd --quota-backend-bytes 8 GiB (the default 2 GiB is
@@ -135,7 +135,7 @@ async function withApiServer(total: number): Promise<void> {
     const writesTotal = writes.reduce((a, w) => a + w.requests, 0);
     const target = cp ?? { kubeconfigPath: reuse as string, dir: makeSuiteDir("rss-bench-reuse") };
     const script = compileGate(root);
-    const settleMs = Number(process.env.BENCH_SETTLE_S ?? 30) * 1000;
+    const settleMs = Number(process.env.BENCH_SETTLE_S ?? 90) * 1000;
     const heapSnapshot = process.env.BENCH_HEAPSNAPSHOT === "1";
     const variants = process.env.BENCH_NODE_OPTIONS !== undefined ? [process.env.BENCH_NODE_OPTIONS] : ["--max-old-space-size=256", ""];
     const runs: GateMemory[] = [];

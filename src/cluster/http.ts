@@ -58,11 +58,13 @@ function request(url: URL, options: https.RequestOptions, timeoutMs: number, sig
       timeout: timeoutMs,
       ...(signal ? { signal } : {}),
     }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (d: Buffer) => chunks.push(d));
+      // Decoded chunk by chunk into a V8 string: a list page joined in one Buffer first (a few
+      // MiB, malloc'd outside the V8 heap) left glibc's heap grown for good after the list.
+      res.setEncoding("utf8");
+      let text = "";
+      res.on("data", (d: string) => { text += d; });
       res.on("error", reject);
       res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
         const code = res.statusCode ?? 0;
         if (code >= 200 && code < 300) {
           try { resolve(JSON.parse(text)); } catch (e) { reject(new Error(`GET ${url.pathname}: unreadable JSON: ${(e as Error).message}`)); }

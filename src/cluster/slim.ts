@@ -32,12 +32,17 @@ export class Interner {
     return s;
   }
 
-  map(m: Labels, keep?: (key: string) => boolean): Labels {
+  /**
+   * The map with interned keys and values. A value equal to `own` (the object's name, which
+   * StatefulSet pods repeat in a label) shares that string instead of a table entry of its own.
+   */
+  map(m: Labels, keep?: (key: string) => boolean, own?: string): Labels {
     let out: Record<string, string> | undefined;
     for (const k in m) {
       if (keep && !keep(k)) continue;
       out ??= {};
-      out[this.intern(k)] = this.intern(m[k] as string);
+      const v = m[k] as string;
+      out[this.intern(k)] = v === own ? own : this.intern(v);
     }
     return out ?? EMPTY_LABELS;
   }
@@ -68,7 +73,7 @@ function slimVolume(v: PodVolume, i: Interner): PodVolume {
 export function slimPod(p: PodInfo, i: Interner): PodInfo {
   return {
     namespace: i.intern(p.namespace), name: p.name,
-    labels: i.map(p.labels), annotations: i.map(p.annotations, keepAnnotation),
+    labels: i.map(p.labels, undefined, p.name), annotations: i.map(p.annotations, keepAnnotation),
     phase: i.intern(p.phase),
     ...(p.nodeName !== undefined ? { nodeName: i.intern(p.nodeName) } : {}),
     deleting: p.deleting,
