@@ -458,36 +458,34 @@ export function assembleScope(head: ScopeHead, parts: readonly ScopePart[], list
   let items: BackupScope["items"] | undefined;
   let units: readonly string[] | undefined;
   let exclusive: ReadonlyMap<string, string> | undefined;
-  const scope = {
+  // Built as plain data first, accessors defined after: an object literal with getters (or a
+  // spread) is a dictionary-mode object in V8, and every plan reads these fields of every scope
+  // many times over.
+  const scope: Record<string, unknown> = {
     errors: head.errors,
     queueNamespaces: head.queueNamespaces,
     namespaces: head.namespaces,
-    get items() {
-      items ??= {
-        pods: parts.flatMap((p) => p.pods).sort(byString),
-        pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
-        pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(listed?.names ?? [])])].sort(byString),
-      };
-      return items;
-    },
-    get units() {
-      units ??= parts.flatMap((p) => p.units).sort(byString);
-      return units;
-    },
-    get exclusive() {
-      if (!exclusive) {
-        const all = parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
-        exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
-      }
-      return exclusive;
-    },
     level: head.level,
-    ...(head.levelReason !== undefined ? { levelReason: head.levelReason } : {}),
     strictNamespaces: head.strictNamespaces,
-    ...(head.serialKey !== undefined ? { serialKey: head.serialKey } : {}),
     listsPvs: head.listsPvs,
     notes: head.notes,
   };
+  if (head.levelReason !== undefined) scope.levelReason = head.levelReason;
+  if (head.serialKey !== undefined) scope.serialKey = head.serialKey;
+  const lazy = (name: string, get: () => unknown) => Object.defineProperty(scope, name, { get, enumerable: true });
+  lazy("items", () => (items ??= {
+    pods: parts.flatMap((p) => p.pods).sort(byString),
+    pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
+    pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(listed?.names ?? [])])].sort(byString),
+  }));
+  lazy("units", () => (units ??= parts.flatMap((p) => p.units).sort(byString)));
+  lazy("exclusive", () => {
+    if (!exclusive) {
+      const all = parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
+      exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
+    }
+    return exclusive;
+  });
   const claims: ScopeClaims = { byNamespace, namespaces: claimNamespaces, size };
   Object.defineProperty(scope, "claims", { value: claims, enumerable: false });
   return scope as unknown as BackupScope;
