@@ -177,7 +177,8 @@ export class ClaimIndex {
   private readonly byNamespace = new Map<string, number[]>();
   private readonly byStrictNamespace = new Map<string, number[]>();
   private readonly byClaimNamespace = new Map<string, number[]>();
-  private readonly byScopeNamespace = new Map<string, number[]>();
+  /** Built on first use: only a plan built on an earlier one asks (see `inScope`). */
+  private byScopeNamespace?: Map<string, number[]>;
   private readonly bySerial = new Map<string, number[]>();
   private readonly namespaceLevel = new Map<string, number[]>();
 
@@ -194,13 +195,19 @@ export class ClaimIndex {
     if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(this.namespaceLevel, ns, i);
     for (const ns of s.strictNamespaces) push(this.byStrictNamespace, ns, i);
     for (const ns of s.claims.namespaces) push(this.byClaimNamespace, ns, i);
-    for (const ns of s.namespaces) push(this.byScopeNamespace, ns, i);
+    if (this.byScopeNamespace) for (const ns of s.namespaces) push(this.byScopeNamespace, ns, i);
     if (s.serialKey) push(this.bySerial, s.serialKey, i);
     return i;
   }
 
   /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
-  inScope(ns: string): readonly number[] { return this.byScopeNamespace.get(ns) ?? NO_MEMBERS; }
+  inScope(ns: string): readonly number[] {
+    if (!this.byScopeNamespace) {
+      this.byScopeNamespace = new Map();
+      this.members.forEach((b, i) => { for (const n of b.scope.namespaces) push(this.byScopeNamespace as Map<string, number[]>, n, i); });
+    }
+    return this.byScopeNamespace.get(ns) ?? NO_MEMBERS;
+  }
   /** Members that need some unit in namespace `ns` exclusively. */
   claimingIn(ns: string): readonly number[] { return this.byClaimNamespace.get(ns) ?? NO_MEMBERS; }
 
