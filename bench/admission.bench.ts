@@ -4,8 +4,15 @@
 // reviews (every one a new backup name, so the candidate's scope is always computed) at a
 // fixed rate of 200 and then 1,000 requests per second over keep-alive connections.
 //
-// Run with `npx tsx bench/admission.bench.ts` (optional: DURATION=seconds, default 15).
-// Prints a table and one JSON line per rate. Goal (design): p99 <= 5 ms at 200 req/s.
+// Run with `npx tsx bench/admission.bench.ts` (optional: DURATION=seconds, default 15;
+// CONNECTIONS=comma-separated counts, default 2,20). Prints a table and one JSON line per rate
+// and connection count. Goal (design): p99 <= 5 ms at 200 req/s.
+//
+// autocannon paces each of its connections on its own timer, and the latency it reports grows
+// with the connection count on two shared cores while the server's own figure does not (same
+// server, 200/s: p99 9 ms with 2 connections, 100 ms with 20, 247 ms with 100). The API server's
+// Go client reuses idle keep-alive connections, so at 200 reviews/s of about 2 ms each it keeps
+// one or two busy: 2 is the realistic count, 20 shows the load generator's own share.
 
 import { fork, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -27,6 +34,7 @@ const APPS_PER_NAMESPACE = 10;
 const BACKUPS = 10_000;
 const IN_FLIGHT = 4;
 const RATES = [200, 1_000];
+const CONNECTIONS = (process.env.CONNECTIONS ?? "2,20").split(",").map(Number);
 const DURATION_S = Number(process.env.DURATION ?? 15);
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
@@ -169,8 +177,8 @@ async function main(): Promise<void> {
   };
 
   let seq = 0;
-  const results: { rate: number; r: AutocannonResult; server: { count: number; p50: number; p99: number } }[] = [];
-  for (const rate of RATES) {
+  const results: { rate: number; connections: number; r: AutocannonResult; server: { count: number; p50: number; p99: number } }[] = [];
+  for (const connections of CONNECTIONS) for (const rate of RATES) {
     // Warm-up: connections, TLS sessions, JIT.
     await autocannon({
       url: `https://127.0.0.1:${ready.port}`, connections: 10, overallRate: 100, duration: 3,
@@ -178,23 +186,23 @@ async function main(): Promise<void> {
     });
     const before = await histogram();
     const r = await autocannon({
-      url: `https://127.0.0.1:${ready.port}`, connections: 20, overallRate: rate, duration: DURATION_S, timeout: 10,
+      url: `https://127.0.0.1:${ready.port}`, connections, overallRate: rate, duration: DURATION_S, timeout: 10,
       requests: [{ method: "POST", path: "/mutate-backups", headers: { "content-type": "application/json" }, setupRequest: (req: Record<string, unknown>) => ({ ...req, body: reviewBody(seq++) }) }],
     });
-    results.push({ rate, r, server: serverQuantiles(before, await histogram()) });
+    results.push({ rate, connections, r, server: serverQuantiles(before, await histogram()) });
   }
   child.send({ kind: "stop" });
 
   console.log("");
-  console.log("rate/s  achieved/s   requests   p50 ms   p99 ms   max ms   errors  non2xx  timeouts   server p50 <=  server p99 <=");
-  for (const { rate, r, server } of results) {
-    console.log(`${String(rate).padStart(6)} ${round(r.requests.average).toFixed(1).padStart(11)} ${String(r.requests.total).padStart(10)} ${r.latency.p50.toFixed(2).padStart(8)} ${r.latency.p99.toFixed(2).padStart(8)} ${r.latency.max.toFixed(2).padStart(8)} ${String(r.errors).padStart(8)} ${String(r.non2xx).padStart(7)} ${String(r.timeouts).padStart(9)} ${`${server.p50} ms`.padStart(15)} ${`${server.p99} ms`.padStart(14)}`);
+  console.log("rate/s  conns  achieved/s   requests   p50 ms   p99 ms   max ms   errors  non2xx  timeouts   server p50 <=  server p99 <=");
+  for (const { rate, connections, r, server } of results) {
+    console.log(`${String(rate).padStart(6)} ${String(connections).padStart(6)} ${round(r.requests.average).toFixed(1).padStart(11)} ${String(r.requests.total).padStart(10)} ${r.latency.p50.toFixed(2).padStart(8)} ${r.latency.p99.toFixed(2).padStart(8)} ${r.latency.max.toFixed(2).padStart(8)} ${String(r.errors).padStart(8)} ${String(r.non2xx).padStart(7)} ${String(r.timeouts).padStart(9)} ${`${server.p50} ms`.padStart(15)} ${`${server.p99} ms`.padStart(14)}`);
   }
   console.log("(latency: autocannon, end to end over HTTPS keep-alive; server: the gate's own admission_duration histogram, bucket upper bounds)");
   console.log("");
-  for (const { rate, r, server } of results) {
+  for (const { rate, connections, r, server } of results) {
     console.log(JSON.stringify({
-      bench: "admission.https.mutate", rate, achieved_rps: round(r.requests.average), requests: r.requests.total,
+      bench: "admission.https.mutate", rate, connections, achieved_rps: round(r.requests.average), requests: r.requests.total,
       ms_p50: r.latency.p50, ms_p99: r.latency.p99, ms_max: r.latency.max, errors: r.errors, non2xx: r.non2xx, timeouts: r.timeouts,
       server_ms_p50_le: server.p50, server_ms_p99_le: server.p99,
       backups: BACKUPS, pods: NAMESPACES * PODS_PER_NAMESPACE, duration_s: DURATION_S,
