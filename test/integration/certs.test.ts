@@ -21,8 +21,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { StaticPolicySource } from "../../src/admission/memory.js";
 import { webhookConfigurations, WEBHOOK_NAMES } from "../../src/admission/manifests.js";
-import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
-import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";
+import { createWebhookServer } from "../../src/admission/server.js";
+import type { ClusterCacheImpl } from "../../src/cluster/cache.js";
 import { policySchema } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
@@ -33,6 +33,7 @@ import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupBody, clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
+import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
 const SERVING_MS = 6_000;
 const CA_MS = 15_000;
@@ -76,7 +77,7 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
   let admission: AdmissionregistrationV1Api;
   let cache: ClusterCacheImpl;
   let tls: SelfManagedTls;
-  let server: WebhookServer;
+  let gate: WebhookGate;
   let patcher: CaBundlePatcher;
   let metrics: Metrics;
   let skewMs = 0;
@@ -91,32 +92,22 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     await createNamespace(c, velero);
     await createNamespace(c, web);
-    cache = createClusterCache(cp.kubeConfig, { veleroNamespace: velero, log });
-    await cache.start();
-    await cache.waitForSync(AbortSignal.timeout(60_000));
-
     // Lifetimes of seconds; the gate's clock can be stepped (skewMs) as a resume from suspend would.
     tls = new SelfManagedTls({ extraSans: ["127.0.0.1"], servingValidityMs: SERVING_MS, caValidityMs: CA_MS, checkIntervalMs: 250, now: () => Date.now() + skewMs, log });
     await tls.start();
     tls.onRotate((m) => rotations.push({ at: Date.now(), ca: m.ca, cert: m.cert }));
-    metrics = createMetrics();
-    const policy = new StaticPolicySource(policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 }, maxConcurrentBackups: 1000 }));
-    server = await createWebhookServer({ tls, cache, policy, metrics, log, rebuildIntervalMs: 200 });
-    const { url } = await server.listen({ host: "127.0.0.1", port: 0 });
-    await server.engine.ensureBase();
-    const { mutating, validating } = webhookConfigurations({ name: configName, veleroNamespace: velero, url, timeoutSeconds: 5 });
-    await admission.createMutatingWebhookConfiguration({ body: mutating });
-    await admission.createValidatingWebhookConfiguration({ body: validating });
-    patcher = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: configName, validatingName: configName, log, metrics, resyncMs: RESYNC_MS });
-    await patcher.attach(tls);
+    gate = await startWebhookGate(cp, {
+      policy: policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 }, maxConcurrentBackups: 1000 }),
+      tls, configName, log, rebuildIntervalMs: 200, resyncMs: RESYNC_MS,
+    });
+    ({ cache, patcher, metrics } = gate);
     await waitFor("the mutating webhook to be called", async () => (await create("probe")).annotated, { timeoutMs: 60_000, intervalMs: 300 });
   });
 
   afterAll(async () => {
-    patcher?.stop();
-    await server?.close();
+    patcher?.stop(); // a test replaces the gate's patcher with its own
+    await gate?.stop();
     await tls?.stop();
-    await cache?.stop();
     await cp?.stop();
   });
 
@@ -257,22 +248,11 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     // A second gate in this control plane, for its own Velero namespace, serving from files.
     const ns = uniqueName("velero-files");
     await createNamespace(c, ns);
-    const filesCache = createClusterCache(cp.kubeConfig, { veleroNamespace: ns, log });
-    await filesCache.start();
-    await filesCache.waitForSync(AbortSignal.timeout(60_000));
     const dir = mkdtempSync(join(tmpdir(), "bg-files-"));
     await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
     const files = new FileTls({ dir, log, pollIntervalMs: 500, caGraceMs: 3_000 });
     await files.start();
-    const filesServer = await createWebhookServer({ tls: files, cache: filesCache, policy: new StaticPolicySource(policySchema.parse({ veleroNamespace: ns })), metrics: createMetrics(), log });
-    const { url } = await filesServer.listen({ host: "127.0.0.1", port: 0 });
-    await filesServer.engine.ensureBase();
-    const name = uniqueName("backup-gate-files");
-    const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: ns, url, timeoutSeconds: 5 });
-    await admission.createMutatingWebhookConfiguration({ body: mutating });
-    await admission.createValidatingWebhookConfiguration({ body: validating });
-    const filesPatcher = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log });
-    await filesPatcher.attach(files);
+    const filesGate = await startWebhookGate(cp, { policy: policySchema.parse({ veleroNamespace: ns }), tls: files, configName: uniqueName("backup-gate-files"), log });
     try {
       await waitFor("the files-mode webhook to be called", async () => (await create("probe", ns)).annotated, { timeoutMs: 60_000, intervalMs: 300 });
       // cert-manager with a new CA each time, three times: each set staged, then moved into
@@ -301,10 +281,8 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
       expect(failures).toEqual([]);
       expect(new Set(served).size).toBe(3);
     } finally {
-      filesPatcher.stop();
-      await filesServer.close();
+      await filesGate.stop();
       await files.stop();
-      await filesCache.stop();
     }
   }, 240_000);
 

@@ -7,12 +7,11 @@
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StaticPolicySource } from "../../src/admission/memory.js";
-import { webhookConfigurations, WEBHOOK_NAMES } from "../../src/admission/manifests.js";
-import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
-import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";
+import { WEBHOOK_NAMES } from "../../src/admission/manifests.js";
+import type { WebhookServer } from "../../src/admission/server.js";
+import type { ClusterCacheImpl } from "../../src/cluster/cache.js";
 import { policySchema } from "../../src/core/policy.js";
-import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
+import type { Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/service/log.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
@@ -22,6 +21,7 @@ import {
   VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject,
 } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
+import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
 const log = createLogger(process.env.LOG_LEVEL ?? "silent");
 
@@ -81,6 +81,7 @@ describe("admission webhooks on the real API server", () => {
   let patcher: CaBundlePatcher;
   let metrics: Metrics;
   let admission: AdmissionregistrationV1Api;
+  let gate: WebhookGate;
   const velero = uniqueName("velero");
   const shop = uniqueName("shop");
   const web = uniqueName("web");
@@ -96,24 +97,13 @@ describe("admission webhooks on the real API server", () => {
     await createNamespace(c, web);
     pvc = (await createWorkload(c, shop, "db")).pvc;
 
-    cache = createClusterCache(cp.kubeConfig, { veleroNamespace: velero, log });
-    await cache.start();
-    await cache.waitForSync(AbortSignal.timeout(60_000));
-    await waitFor("the cache to see the workload's pod", () => cache.view.contents(shop).pods.size === 1, { timeoutMs: 30_000 });
-
     tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
     await tls.start();
-    metrics = createMetrics();
-    const policy = new StaticPolicySource(policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 } }));
-    server = await createWebhookServer({ tls, cache, policy, metrics, log, rebuildIntervalMs: 100 });
-    const { url } = await server.listen({ host: "127.0.0.1", port: 0 });
-    await server.engine.ensureBase();
-
-    const { mutating, validating } = webhookConfigurations({ name: configName, veleroNamespace: velero, url, timeoutSeconds: 5 });
-    await admission.createMutatingWebhookConfiguration({ body: mutating });
-    await admission.createValidatingWebhookConfiguration({ body: validating });
-    patcher = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: configName, validatingName: configName, log, metrics });
-    await patcher.attach(tls);
+    gate = await startWebhookGate(cp, {
+      policy: policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 } }), tls, configName, log, rebuildIntervalMs: 100,
+      afterSync: (seen) => waitFor("the cache to see the workload's pod", () => seen.view.contents(shop).pods.size === 1, { timeoutMs: 30_000 }),
+    });
+    ({ cache, server, patcher, metrics } = gate);
 
     // The API server picks new webhook configurations up asynchronously: wait until a
     // dry-run create comes back annotated by the mutating webhook.
@@ -127,10 +117,8 @@ describe("admission webhooks on the real API server", () => {
   });
 
   afterAll(async () => {
-    patcher?.stop();
-    await server?.close();
+    await gate?.stop();
     await tls?.stop();
-    await cache?.stop();
     await cp?.stop();
   });
 
