@@ -125,7 +125,7 @@ interface ViewVersions { readonly contents: number; readonly pv: number; readonl
 const memories = new WeakMap<Plan, Memory & { made: PlanMaking }>();
 
 export type PlanMaking = "afresh" | "incremental";
-/** Whether a plan was made from nothing or built on the previous one (for metrics and tests). */
+/** Whether a plan was made from nothing or built on the previous one (for the controller's log and tests). */
 export function howMade(p: Plan): PlanMaking | undefined {
   return memories.get(p)?.made;
 }
