@@ -99,25 +99,14 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
   return count === 0 ? NONE : { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
 }
 
-// The yes/no question is asked for every pair of candidates in every plan: plain loops, no
-// closures (the detailed walk above allocates, and runs only for the conflicts people read).
 function sharesUnit(a: ScopeClaims, b: ScopeClaims): boolean {
-  if (a.size === 0 || b.size === 0) return false;
-  const small = a.namespaces.length <= b.namespaces.length ? a : b;
-  const other = small === a ? b : a;
-  for (const ns of small.namespaces) {
-    const theirs = other.byNamespace.get(ns);
-    if (theirs === undefined) continue;
-    const mine = small.byNamespace.get(ns) as ScopePart;
-    if (mine === theirs ? mine.claims.size > 0 : claimsMeet(mine.claims, theirs.claims)) return true;
-  }
-  return false;
-}
-
-function claimsMeet(a: ReadonlyMap<string, Claim>, b: ReadonlyMap<string, Claim>): boolean {
-  const [small, other] = a.size <= b.size ? [a, b] : [b, a];
-  for (const unit of small.keys()) if (other.has(unit)) return true;
-  return false;
+  let shared = false;
+  eachSharedNamespace(a, b, (mineP, theirsP) => {
+    if (mineP === theirsP) shared = mineP.claims.size > 0;
+    else eachSharedUnit(mineP, theirsP, () => (shared = true));
+    return shared;
+  });
+  return shared;
 }
 
 function meets(a: readonly string[], b: readonly string[]): boolean {
