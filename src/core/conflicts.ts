@@ -1,3 +1,4 @@
+import { positions, setOf } from "./lists.js";
 import type { ConflictLevel } from "./model.js";
 import { compareClaims, type BackupScope, type Claim, type ScopeClaims, type ScopePart } from "./scope.js";
 
@@ -123,21 +124,6 @@ function intersect(a: readonly string[], b: readonly string[]): string[] {
   return shared;
 }
 
-// Lookups over a scope's namespace lists, built once per list: lists are shared and reused
-// across plans, so comparing a short list with a long one costs the short one.
-const sets = new WeakMap<readonly string[], ReadonlySet<string>>();
-function setOf(list: readonly string[]): ReadonlySet<string> {
-  let set = sets.get(list);
-  if (!set) { set = new Set(list); sets.set(list, set); }
-  return set;
-}
-const orders = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
-function positions(list: readonly string[]): ReadonlyMap<string, number> {
-  let at = orders.get(list);
-  if (!at) { at = new Map(list.map((k, i) => [k, i])); orders.set(list, at); }
-  return at;
-}
-
 /** A conflict in one line, as people read it: "both snapshot PVC shop/data-0". */
 export function describeConflict(c: Conflict): string {
   const parts: string[] = [];
@@ -246,7 +232,7 @@ export class ClaimIndex {
     // there are members ahead (a backup of every namespace), walking those members is cheaper.
     let listed = 0;
     for (const list of lists) listed += list.length;
-    const candidates = lists.length === 1 ? lists[0] as number[] : listed >= before ? firstMembers(before) : mergeBelow(lists, before);
+    const candidates = lists.length === 1 ? lists[0] as number[] : listed >= before ? firstMembers(before) : mergeBelow(lists, listed, before);
     let last = -1;
     for (const i of candidates) {
       if (i >= before) break;
@@ -267,12 +253,10 @@ function* firstMembers(n: number): Generator<number> {
   for (let i = 0; i < n; i++) yield i;
 }
 
-/** The members below `before` in any of the lists, in order (repeats adjacent). */
-function mergeBelow(lists: readonly number[][], before: number): Int32Array {
+/** The members below `before` in any of the lists (`listed` entries in all), in order (repeats adjacent). */
+function mergeBelow(lists: readonly number[][], listed: number, before: number): Int32Array {
+  const all = new Int32Array(listed);
   let n = 0;
-  for (const list of lists) n += list.length;
-  const all = new Int32Array(n);
-  n = 0;
   for (const list of lists) for (const i of list) { if (i >= before) break; all[n++] = i; }
   return all.subarray(0, n).sort();
 }

@@ -1,5 +1,6 @@
 import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "./backupSpec.js";
 import { hooksOnPod } from "./hooks.js";
+import { positions } from "./lists.js";
 import { selectorMatches } from "./labelSelector.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "./model.js";
 import { backupNamespaces, veleroQueueNamespaces } from "./namespaces.js";
@@ -388,6 +389,8 @@ export function listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {
   return { names, byClaimNamespace };
 }
 
+const NO_POSITIONS: ReadonlyMap<string, number> = new Map();
+
 /**
  * The parts with the PVs processed elsewhere (listed directly, or reached from another
  * namespace) that are bound into their namespace: such a namespace gets a part of its own
@@ -402,8 +405,7 @@ export function withExtras(namespaces: readonly string[], parts: readonly ScopeP
     const list = extras.get(ns);
     if (list) { if (!list.includes(pv)) list.push(pv); } else extras.set(ns, [pv]);
   };
-  const index = new Map<string, number>();
-  if (listed || parts.some((p) => p.foreignPvs.length > 0)) namespaces.forEach((ns, i) => index.set(ns, i));
+  const index = listed || parts.some((p) => p.foreignPvs.length > 0) ? positions(namespaces) : NO_POSITIONS;
   const isLocal = (pv: PvInfo) => {
     const i = index.get(pv.claimRef?.namespace as string);
     return i === undefined ? undefined : binaryHas((parts[i] as ScopePart).pvs, pv.name);

@@ -1,3 +1,4 @@
+import { positions } from "./lists.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "./model.js";
 import type { Policy } from "./policy.js";
 import {
@@ -89,7 +90,7 @@ export class ScopeCache {
     if (entry.pvSensitive) return undefined;
     const changed = this.changedSince(view, entry.contentsVersion);
     if (!changed) return undefined;
-    const mine = namespaceIndex(entry.head.namespaces);
+    const mine = positions(entry.head.namespaces);
     let stale: Set<string> | undefined;
     for (const ns of changed) if (mine.has(ns)) (stale ??= new Set()).add(ns);
     return stale ?? NOTHING;
@@ -146,7 +147,7 @@ export class ScopeCache {
     if (stale && entry.parts) {
       // Only a few namespaces moved; the others' parts (and their PV independence) stand.
       parts = [...entry.parts];
-      const at = namespaceIndex(head.namespaces);
+      const at = positions(head.namespaces);
       for (const ns of stale) renew(ns, at.get(ns) as number);
     } else {
       parts = new Array<ScopePart>(head.namespaces.length);
@@ -208,14 +209,6 @@ export class ScopeCache {
 }
 
 const NOTHING: ReadonlySet<string> = new Set();
-
-// A backup's namespaces by position, built once per list (heads share their lists across plans).
-const namespaceIndexes = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
-function namespaceIndex(namespaces: readonly string[]): ReadonlyMap<string, number> {
-  let index = namespaceIndexes.get(namespaces);
-  if (!index) { index = new Map(namespaces.map((ns, i) => [ns, i])); namespaceIndexes.set(namespaces, index); }
-  return index;
-}
 
 const SYNCED = "\u0000synced";
 const UNSYNCED = "\u0000unsynced";
