@@ -14,7 +14,8 @@ import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
 import { ScopeCache } from "../src/core/scopeCache.js";
 import { ClusterView } from "../src/core/view.js";
 
-// BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs.
+// BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs;
+// BENCH_TIMES=1 prints every iteration's time (to see GC pauses apart from steady cost).
 const SCALE = Number(process.env.BENCH_SCALE ?? "1");
 const NAMESPACES = Math.round(2_000 * SCALE);
 const PODS_PER_NAMESPACE = 50; // 100,000 pods, one PVC (and PV) each
@@ -100,6 +101,7 @@ function measure(bench: string, iterations: number, run: () => void, before?: ()
     run();
     times.push(performance.now() - start);
   }
+  if (process.env.BENCH_TIMES) console.log(bench, times.map((t) => t.toFixed(0)).join(" "));
   times.sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.ceil(q * times.length) - 1)] as number;
   return { bench, iterations, min: times[0] as number, median: at(0.5), p95: at(0.95) };

@@ -56,26 +56,33 @@ const NONE = { units: [] as SharedUnit[], count: 0 };
 
 // Claims are compared namespace by namespace, walking the smaller side: two backups share a
 // unit only inside a namespace both claim in, and two backups with the same part there (same
-// spec and context) share all of its units. `visit` gets a's part and b's; true stops the walk.
-function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: ScopePart, theirs: ScopePart) => boolean | void): void {
-  if (a.size === 0 || b.size === 0) return;
+// spec and context) share all of its units. `visit` gets a's part and b's; true stops the walk,
+// and the walk returns whether it was stopped.
+function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: ScopePart, theirs: ScopePart) => boolean | void): boolean {
+  if (a.size === 0 || b.size === 0) return false;
   const small = a.namespaces.length <= b.namespaces.length ? a : b;
   const other = small === a ? b : a;
   for (const ns of small.namespaces) {
     const pOther = other.byNamespace.get(ns);
     if (!pOther) continue;
     const pSmall = small.byNamespace.get(ns) as ScopePart;
-    if (small === a ? visit(pSmall, pOther) : visit(pOther, pSmall)) return;
+    if (small === a ? visit(pSmall, pOther) : visit(pOther, pSmall)) return true;
   }
+  return false;
 }
 
-/** Walks the smaller claim map of two parts, calling `found` for each unit both claim. */
-function eachSharedUnit(mine: ScopePart, theirs: ScopePart, found: (unit: string, mine: Claim, theirs: Claim) => boolean | void): void {
-  if (mine.claims.size <= theirs.claims.size) {
-    for (const [unit, m] of mine.claims) { const t = theirs.claims.get(unit); if (t !== undefined && found(unit, m, t)) return; }
-  } else {
-    for (const [unit, t] of theirs.claims) { const m = mine.claims.get(unit); if (m !== undefined && found(unit, m, t)) return; }
+/** Walks the smaller claim map of two parts, calling `found` for each unit both claim; true stops the walk (and is returned). */
+function eachSharedUnit(mine: ScopePart, theirs: ScopePart, found: (unit: string, mine: Claim, theirs: Claim) => boolean | void): boolean {
+  const walkMine = mine.claims.size <= theirs.claims.size;
+  const walked = walkMine ? mine : theirs;
+  const other = walkMine ? theirs : mine;
+  for (const unit of walked.claimed) {
+    const c = other.claims.get(unit);
+    if (c === undefined) continue;
+    const w = walked.claims.get(unit) as Claim;
+    if (walkMine ? found(unit, w, c) : found(unit, c, w)) return true;
   }
+  return false;
 }
 
 function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; count: number } {
@@ -100,15 +107,11 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
   return count === 0 ? NONE : { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
 }
 
-function sharesUnit(a: ScopeClaims, b: ScopeClaims): boolean {
-  let shared = false;
-  eachSharedNamespace(a, b, (mineP, theirsP) => {
-    if (mineP === theirsP) shared = mineP.claims.size > 0;
-    else eachSharedUnit(mineP, theirsP, () => (shared = true));
-    return shared;
-  });
-  return shared;
-}
+// The yes/no question is asked for every candidate pair of every plan: its visitors capture
+// nothing, so asking allocates nothing.
+const sharesUnit = (a: ScopeClaims, b: ScopeClaims): boolean => eachSharedNamespace(a, b, partsShareUnit);
+const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean => (mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes));
+const yes = (): boolean => true;
 
 function meets(a: readonly string[], b: readonly string[]): boolean {
   if (a.length === 0 || b.length === 0) return false;
@@ -149,13 +152,10 @@ export function describeConflict(c: Conflict): string {
  */
 export class ClaimIndex {
   private readonly members: ScopedBackup[] = [];
-  private readonly byNamespace = new Map<string, number[]>();
-  private readonly byStrictNamespace = new Map<string, number[]>();
-  private readonly byClaimNamespace = new Map<string, number[]>();
-  /** Built on first use: only a plan built on an earlier one asks (see `inScope`). */
-  private byScopeNamespace?: Map<string, number[]>;
-  private readonly bySerial = new Map<string, number[]>();
-  private readonly namespaceLevel = new Map<string, number[]>();
+  /** By kind (see `Filed`); each built on first use, then kept up to date by `add`. */
+  private readonly indexes: (Map<string, number[]> | undefined)[] = [];
+  /** Beside the claim index: each listed member's part in that namespace. */
+  private readonly claimParts = new Map<string, ScopePart[]>();
 
   get size(): number { return this.members.length; }
   member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
@@ -165,26 +165,40 @@ export class ClaimIndex {
   add(b: ScopedBackup): number {
     const i = this.members.length;
     this.members.push(b);
-    const s = b.scope;
-    for (const ns of s.queueNamespaces) push(this.byNamespace, ns, i);
-    if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(this.namespaceLevel, ns, i);
-    for (const ns of s.strictNamespaces) push(this.byStrictNamespace, ns, i);
-    for (const ns of s.claims.namespaces) push(this.byClaimNamespace, ns, i);
-    if (this.byScopeNamespace) for (const ns of s.namespaces) push(this.byScopeNamespace, ns, i);
-    if (s.serialKey) push(this.bySerial, s.serialKey, i);
+    for (let kind = 0; kind < this.indexes.length; kind++) { const index = this.indexes[kind]; if (index) this.file(index, kind, b.scope, i); }
     return i;
   }
 
-  /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
-  inScope(ns: string): readonly number[] {
-    if (!this.byScopeNamespace) {
-      this.byScopeNamespace = new Map();
-      this.members.forEach((b, i) => { for (const n of b.scope.namespaces) push(this.byScopeNamespace as Map<string, number[]>, n, i); });
+  // A plan at one level never asks what only the other needs (an ItemBlock plan, the members
+  // of every namespace), so each index is built when first asked for.
+  private index(kind: Filed): Map<string, number[]> {
+    let index = this.indexes[kind];
+    if (!index) {
+      index = new Map();
+      for (let i = 0; i < this.members.length; i++) this.file(index, kind, (this.members[i] as ScopedBackup).scope, i);
+      this.indexes[kind] = index;
     }
-    return this.byScopeNamespace.get(ns) ?? NO_MEMBERS;
+    return index;
   }
-  /** Members that need some unit in namespace `ns` exclusively. */
-  claimingIn(ns: string): readonly number[] { return this.byClaimNamespace.get(ns) ?? NO_MEMBERS; }
+
+  private file(index: Map<string, number[]>, kind: Filed, s: BackupScope, i: number): void {
+    switch (kind) {
+      case Filed.Namespace: for (const ns of s.queueNamespaces) push(index, ns, i); return;
+      case Filed.NamespaceLevel: if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(index, ns, i); return;
+      case Filed.Strict: for (const ns of s.strictNamespaces) push(index, ns, i); return;
+      case Filed.Claim:
+        if (s.level === "Namespace") return;
+        for (const ns of s.claims.namespaces) { push(index, ns, i); push(this.claimParts, ns, s.claims.byNamespace.get(ns) as ScopePart); }
+        return;
+      case Filed.Scope: for (const ns of s.namespaces) push(index, ns, i); return;
+      case Filed.Serial: if (s.serialKey) push(index, s.serialKey, i); return;
+    }
+  }
+
+  /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
+  inScope(ns: string): readonly number[] { return this.index(Filed.Scope).get(ns) ?? NO_MEMBERS; }
+  /** Members judged at ItemBlock level that need some unit in namespace `ns` exclusively. */
+  claimingIn(ns: string): readonly number[] { return this.index(Filed.Claim).get(ns) ?? NO_MEMBERS; }
 
   /**
    * Puts `b` in member `i`'s place: the same backup with a new scope whose claims differ from
@@ -192,14 +206,19 @@ export class ClaimIndex {
    */
   replace(i: number, b: ScopedBackup, namespaces: Iterable<string>): void {
     this.members[i] = b;
+    const byClaim = this.indexes[Filed.Claim];
+    if (!byClaim || b.scope.level === "Namespace") return;
     for (const ns of namespaces) {
-      const list = this.byClaimNamespace.get(ns) ?? [];
+      const list = byClaim.get(ns) ?? [];
+      const parts = this.claimParts.get(ns) ?? [];
       const at = lowerBound(list, i);
       const listed = list[at] === i;
-      const claims = b.scope.claims.byNamespace.has(ns);
-      if (claims && !listed) list.splice(at, 0, i);
-      else if (!claims && listed) list.splice(at, 1);
-      if (list.length > 0) this.byClaimNamespace.set(ns, list); else this.byClaimNamespace.delete(ns);
+      const part = b.scope.claims.byNamespace.get(ns);
+      if (part && listed) parts[at] = part;
+      else if (part) { list.splice(at, 0, i); parts.splice(at, 0, part); }
+      else if (listed) { list.splice(at, 1); parts.splice(at, 1); }
+      if (list.length > 0) { byClaim.set(ns, list); this.claimParts.set(ns, parts); }
+      else { byClaim.delete(ns); this.claimParts.delete(ns); }
     }
   }
 
@@ -213,52 +232,143 @@ export class ClaimIndex {
    * are more: a backup of every namespace may conflict with thousands, and counting them all
    * would make a plan quadratic in the queue. Details (`conflictBetween`) are left to whoever
    * reads them.
+   *
+   * The rule (`conflictsWith`) is applied through the index: a member filed under a queue
+   * namespace of `b` when either is judged at namespace level, under a strict namespace of `b`,
+   * or under its serial key conflicts with it by that alone; a member filed under a namespace
+   * where `b` claims units conflicts when their parts there share one. Only the parts are
+   * compared, not the members' scopes: a plan asks this for every queued backup, and reading
+   * thousands of scopes scattered in memory was most of its time.
    */
-  blockersOf(b: ScopedBackup, limit: number, before = this.members.length): { blockers: ScopedBackup[]; more: boolean } {
+  blockersOf(b: ScopedBackup, limit: number, before = this.members.length): Blockers {
     const s = b.scope;
-    const lists: number[][] = [];
-    const from = (map: Map<string, number[]>, keys: readonly string[]) => {
-      for (const k of keys) { const list = map.get(k); if (list) lists.push(list); }
-    };
-    if (s.level === "Namespace") from(this.byNamespace, s.queueNamespaces);
+    gather.reset();
+    if (s.level === "Namespace") gather.from(this.index(Filed.Namespace), s.queueNamespaces);
     else {
-      from(this.namespaceLevel, s.queueNamespaces);
-      from(this.byStrictNamespace, s.strictNamespaces);
-      from(this.byClaimNamespace, s.claims.namespaces);
+      gather.from(this.index(Filed.NamespaceLevel), s.queueNamespaces);
+      gather.from(this.index(Filed.Strict), s.strictNamespaces);
+      const byClaim = this.index(Filed.Claim);
+      for (const ns of s.claims.namespaces) gather.fromClaims(byClaim.get(ns), s.claims.byNamespace.get(ns) as ScopePart, this.claimParts.get(ns));
     }
-    if (s.serialKey) from(this.bySerial, [s.serialKey]);
-    const blockers: ScopedBackup[] = [];
-    // Each list is in member order; one list needs no merge, and when the lists hold more than
-    // there are members ahead (a backup of every namespace), walking those members is cheaper.
-    let listed = 0;
-    for (const list of lists) listed += list.length;
-    const candidates = lists.length === 1 ? lists[0] as number[] : listed >= before ? firstMembers(before) : mergeBelow(lists, listed, before);
-    let last = -1;
-    for (const i of candidates) {
-      if (i >= before) break;
+    if (s.serialKey) gather.fromKey(this.index(Filed.Serial), s.serialKey);
+    // When the lists hold more than there are members ahead (a backup of every namespace),
+    // asking each member ahead in turn, until `limit` is passed, is cheaper than merging.
+    const crowded = gather.listed >= before;
+    const n = crowded ? gather.everyMemberBelow(before) : gather.conflictingBelow(before);
+    const candidates = gather.candidates;
+    let blockers: ScopedBackup[] | undefined;
+    for (let k = 0, last = -1; k < n; k++) {
+      const i = candidates[k] as number;
       if (i === last) continue;
       last = i;
       const other = this.members[i] as ScopedBackup;
-      if (other === b || !conflictsWith(b, other)) continue;
+      if (other === b || (crowded && !conflictsWith(b, other))) continue;
+      blockers ??= [];
       if (blockers.length === limit) return { blockers, more: true };
       blockers.push(other);
     }
-    return { blockers, more: false };
+    return blockers ? { blockers, more: false } : NO_BLOCKERS;
   }
 }
 
+export interface Blockers { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
+const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze([]), more: false });
+
+/**
+ * The candidates of one blockersOf call: the index lists it names, then the members below a
+ * bound in them. blockersOf runs for every queued backup of every plan and never re-enters, so
+ * one instance keeps its space between calls instead of allocating it each time.
+ */
+class Gather {
+  private readonly lists: (readonly number[] | undefined)[] = [];
+  /** For a claim list: the asking backup's part in that namespace, and the listed members' parts. */
+  private readonly mine: (ScopePart | undefined)[] = [];
+  private readonly theirs: (readonly ScopePart[] | undefined)[] = [];
+  private count = 0;
+  /** Entries in all lists. */
+  listed = 0;
+  /** Filled by `everyMemberBelow` and `conflictingBelow`. */
+  candidates = new Int32Array(1024);
+
+  reset(): void { this.count = 0; this.listed = 0; }
+
+  from(index: ReadonlyMap<string, readonly number[]>, keys: readonly string[]): void {
+    for (const key of keys) this.fromKey(index, key);
+  }
+
+  fromKey(index: ReadonlyMap<string, readonly number[]>, key: string): void {
+    this.add(index.get(key), undefined, undefined);
+  }
+
+  fromClaims(list: readonly number[] | undefined, mine: ScopePart, theirs: readonly ScopePart[] | undefined): void {
+    this.add(list, mine, theirs);
+  }
+
+  private add(list: readonly number[] | undefined, mine: ScopePart | undefined, theirs: readonly ScopePart[] | undefined): void {
+    if (!list) return;
+    this.lists[this.count] = list;
+    this.mine[this.count] = mine;
+    this.theirs[this.count] = theirs;
+    this.count++;
+    this.listed += list.length;
+  }
+
+  /** Every member below `before`; returns how many. */
+  everyMemberBelow(before: number): number {
+    const all = this.room(before);
+    for (let i = 0; i < before; i++) all[i] = i;
+    return this.done(before);
+  }
+
+  /** The listed members below `before` that conflict, in order, repeats adjacent; returns how many. */
+  conflictingBelow(before: number): number {
+    const all = this.room(Math.min(this.listed, before));
+    let n = 0;
+    for (let l = 0; l < this.count; l++) {
+      const list = this.lists[l] as readonly number[];
+      const mine = this.mine[l];
+      const theirs = this.theirs[l] as readonly ScopePart[];
+      for (let k = 0; k < list.length; k++) {
+        const i = list[k] as number;
+        if (i >= before) break;
+        if (mine === undefined || partsShareUnit(mine, theirs[k] as ScopePart)) all[n++] = i;
+      }
+    }
+    if (this.count > 1) all.subarray(0, n).sort();
+    return this.done(n);
+  }
+
+  private room(size: number): Int32Array {
+    if (this.candidates.length < size) this.candidates = new Int32Array(Math.max(size, 2 * this.candidates.length));
+    return this.candidates;
+  }
+
+  // Lets go of the lists: they belong to an index that may be dropped before the next call.
+  private done(n: number): number {
+    this.lists.fill(undefined, 0, this.count);
+    this.mine.fill(undefined, 0, this.count);
+    this.theirs.fill(undefined, 0, this.count);
+    return n;
+  }
+}
+const gather = new Gather();
+
 const NO_MEMBERS: readonly number[] = [];
 
-function* firstMembers(n: number): Generator<number> {
-  for (let i = 0; i < n; i++) yield i;
-}
-
-/** The members below `before` in any of the lists (`listed` entries in all), in order (repeats adjacent). */
-function mergeBelow(lists: readonly number[][], listed: number, before: number): Int32Array {
-  const all = new Int32Array(listed);
-  let n = 0;
-  for (const list of lists) for (const i of list) { if (i >= before) break; all[n++] = i; }
-  return all.subarray(0, n).sort();
+/** What can be shared, by which a ClaimIndex files its members. */
+const enum Filed {
+  /** The namespaces Velero's rule compares (`queueNamespaces`). */
+  Namespace,
+  /** The same, for members judged at namespace level only. */
+  NamespaceLevel,
+  /** Namespaces annotated to be judged at namespace level. */
+  Strict,
+  /** Namespaces where a member judged at ItemBlock level needs some unit exclusively. */
+  Claim,
+  /** Every namespace the member backs up. */
+  Scope,
+  /** The serial workload (Schedule) the member is a run of. */
+  Serial,
 }
 
 function lowerBound(list: readonly number[], x: number): number {

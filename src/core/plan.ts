@@ -1,4 +1,4 @@
-import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "./conflicts.js";
+import { ClaimIndex, conflictBetween, describeConflict, type Blockers, type Conflict, type ScopedBackup } from "./conflicts.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
 import type { Policy } from "./policy.js";
 import { ScopeCache } from "./scopeCache.js";
@@ -105,14 +105,12 @@ interface Memory {
   readonly inFlight: number;
   readonly priorities: readonly Ordered[];
   readonly supersessions: readonly Supersession[];
-  readonly blocked: readonly Blocked[];
+  readonly blocked: readonly Blockers[];
   readonly decided: Decisions;
 }
 
-interface Blocked { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
-type Decided =
-  | { readonly promoted: true; readonly inUse: number; readonly promotion: Promotion }
-  | { readonly promoted: false; readonly entry: QueueEntry };
+interface Started { readonly inUse: number; readonly promotion: Promotion }
+type Decided = Started | Queued;
 interface Decisions {
   readonly each: readonly Decided[];
   readonly promotedBefore: Int32Array;
@@ -141,7 +139,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
   const infos = [...inFlight, ...priorities.map((q) => q.backup)];
   const index = new ClaimIndex();
   for (const b of infos) index.add({ name: b.name, phase: b.phase, scope: cache.scopeOf(b, view, policy) });
-  const blocked: Blocked[] = new Array(infos.length);
+  const blocked: Blockers[] = new Array(infos.length);
   for (let i = inFlight.length; i < infos.length; i++) blocked[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
   return decide({
     used: false, view, policy, cache, backups, now, orderValidUntil: nextAgingStep(queued, policy, now), versions: versionsOf(view),
@@ -189,7 +187,7 @@ function replan(m: Memory, now: number): Plan | undefined {
     for (const ns of moved) for (const j of index.claimingIn(ns)) redo.add(j);
   }
   const blocked = redo.size === 0 ? m.blocked : [...m.blocked];
-  for (const i of redo) if (i >= m.inFlight) (blocked as Blocked[])[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
+  for (const i of redo) if (i >= m.inFlight) (blocked as Blockers[])[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
   return decide({ ...m, used: false, now, versions: versionsOf(view), blocked }, redo, "incremental");
 }
 
@@ -248,20 +246,20 @@ function decide(m: Memory, redo: ReadonlySet<number> | undefined, made: PlanMaki
       queue.push(...was.queue.slice(queue.length));
       break;
     }
-    const { blockers, more } = m.blocked[i] as Blocked;
+    const blocked = m.blocked[i] as Blockers;
     const before = redo && !redo.has(i) ? was.each[i] : undefined;
     const b = index.member(i);
     let d: Decided;
-    if (blockers.length === 0 && promotions.length < initiallyFree) {
+    if (blocked.blockers.length === 0 && promotions.length < initiallyFree) {
       const inUse = m.inFlight + promotions.length + 1;
-      d = before?.promoted && before.inUse === inUse ? before
-        : { promoted: true, inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, limit) } };
+      d = before && !(before instanceof Queued) && before.inUse === inUse ? before
+        : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, limit) } };
       promotions.push(d.promotion);
     } else {
       const position = queue.length + 1;
-      d = before && !before.promoted && before.entry.position === position ? before
-        : { promoted: false, entry: queueEntry(b, m.priorities[i - m.inFlight] as Ordered, position, blockers, more, limit) };
-      queue.push(d.entry);
+      d = before instanceof Queued && before.position === position ? before
+        : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, limit);
+      queue.push(d);
     }
     each[i] = d;
     promotedBefore[i + 1] = promotions.length;
@@ -299,23 +297,49 @@ function overlapsOf(index: ClaimIndex, inFlight: number): Overlap[] {
 
 // A queued backup's conflict details and reason cost more than the decision itself and are read
 // for a handful of backups per plan (the writes) or all of them (the CLI): computed on first
-// read, and then kept. They stay ordinary enumerable fields for JSON and deep equality.
-function queueEntry(b: ScopedBackup, o: Ordered, position: number, blockers: readonly ScopedBackup[], more: boolean, limit: number): QueueEntry {
-  let cached: { conflicts: Conflict[]; reason: string } | undefined;
-  const details = () => {
-    if (!cached) {
-      const conflicts = blockers.map((other) => conflictBetween(b, other) as Conflict);
-      cached = { conflicts, reason: waitReason(b.scope, conflicts, more, limit) };
+// read, and then kept. A plan makes thousands of entries, so they are instances of one class
+// with the lazy fields as getters (per-object accessors cost V8 a hidden class per object and
+// were a tenth of a full plan); `toJSON` writes every field out, in the interface's order.
+class Queued implements QueueEntry {
+  readonly backup: string;
+  readonly position: number;
+  readonly priority: number;
+  readonly effectivePriority: number;
+  readonly level: ConflictLevel;
+  readonly waitingFor: readonly string[];
+  readonly moreBlockers: true | undefined;
+  readonly #of: ScopedBackup;
+  readonly #blockers: readonly ScopedBackup[];
+  readonly #limit: number;
+  #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
+
+  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number) {
+    this.backup = b.name;
+    this.position = position;
+    this.priority = o.priority;
+    this.effectivePriority = o.effectivePriority;
+    this.level = b.scope.level;
+    this.waitingFor = blockers.map((x) => x.name);
+    this.moreBlockers = more ? true : undefined;
+    this.#of = b;
+    this.#blockers = blockers;
+    this.#limit = limit;
+  }
+
+  #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
+    if (!this.#details) {
+      const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
+      this.#details = { conflicts, reason: waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit) };
     }
-    return cached;
-  };
-  const head = {
-    backup: b.name, position, priority: o.priority, effectivePriority: o.effectivePriority, level: b.scope.level,
-    waitingFor: blockers.map((x) => x.name),
-  };
-  return more
-    ? { ...head, get conflicts() { return details().conflicts; }, moreBlockers: true, get reason() { return details().reason; } }
-    : { ...head, get conflicts() { return details().conflicts; }, get reason() { return details().reason; } };
+    return this.#details;
+  }
+  get conflicts(): readonly Conflict[] { return this.#explain().conflicts; }
+  get reason(): string { return this.#explain().reason; }
+
+  toJSON(): QueueEntry {
+    const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
+    return { backup, position, priority, effectivePriority, level, waitingFor, conflicts, ...(moreBlockers ? { moreBlockers } : {}), reason };
+  }
 }
 
 /** When aging next moves the effective priority of one of `queued` after `now` (Infinity without aging). */

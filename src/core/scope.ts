@@ -55,6 +55,8 @@ export interface ScopePart {
   readonly units: readonly string[];
   /** Units needed exclusively, in claim order, with the first reason. */
   readonly claims: ReadonlyMap<string, Claim>;
+  /** The keys of `claims`, in order: conflict checks walk it for every candidate pair, and an array walk allocates no iterator. */
+  readonly claimed: readonly string[];
   /** PVs reached from this namespace whose claim is in another namespace (rare). */
   readonly foreignPvs: readonly PvInfo[];
   /** True when the part read a PV whose changes need not move this namespace's version. */
@@ -360,6 +362,7 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
     pvs: reached.map((v) => v.name),
     units: [...units].sort(byString),
     claims,
+    claimed: [...claims.keys()],
     foreignPvs,
     readsForeignPvs,
   };

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { conflictBetween, type ScopedBackup } from "../../src/core/conflicts.js";
+import { ClaimIndex, conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
 import { trim, type ObjectKind } from "../../src/core/objects.js";
 import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/plan.js";
@@ -40,6 +40,26 @@ describe("plan properties", () => {
         }
       }
     }), { numRuns: 300 });
+  });
+
+  // The plan finds whom a backup waits behind through the claim index, which applies the rule
+  // by what it files members under; this checks it against the rule itself, pair by pair.
+  it("finds through the claim index exactly the backups ahead that the rule names, in order", () => {
+    fc.assert(fc.property(clusterModel, backupModels({ minLength: 2, maxLength: 12 }), policyArb, fc.integer({ min: 0, max: 3 }), (model, backups, policy, limit) => {
+      const { view, backups: infos } = load(model, backups);
+      const members = infos.map((b) => scoped(b, view, policy));
+      const index = new ClaimIndex();
+      for (const m of members) index.add(m);
+      for (const [i, b] of members.entries()) {
+        const expected = members.slice(0, i).filter((other) => conflictsWith(b, other)).map((other) => other.name);
+        const all = index.blockersOf(b, Infinity, i);
+        expect(all.blockers.map((x) => x.name), `whom ${b.name} waits behind`).toEqual(expected);
+        expect(all.more).toBe(false);
+        const first = index.blockersOf(b, limit, i);
+        expect(first.blockers.map((x) => x.name)).toEqual(expected.slice(0, limit));
+        expect(first.more).toBe(expected.length > limit);
+      }
+    }), { numRuns: 400 });
   });
 
   it("judges every ItemBlock-level conflict a namespace-level conflict too", () => {
@@ -208,7 +228,8 @@ function applyObjects(view: ClusterView, before: readonly object[], after: reado
 function serialize(p: Plan): unknown {
   const scopes = [...p.scopes.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([name, s]) => [name, { ...s, exclusive: [...s.exclusive.entries()] }]);
-  return { ...p, scopes };
+  // Queue entries compared as they serialize: their conflicts and reasons are getters.
+  return { ...p, queue: JSON.parse(JSON.stringify(p.queue)) as unknown, scopes };
 }
 
 // --- No starvation ---------------------------------------------------------------------
