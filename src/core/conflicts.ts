@@ -154,8 +154,8 @@ export class ClaimIndex {
   private readonly members: ScopedBackup[] = [];
   /** By kind (see `Filed`); each built on first use, then kept up to date by `add`. */
   private readonly indexes: (Map<string, number[]> | undefined)[] = [];
-  /** Beside the claim index: each listed member's part in that namespace. */
-  private readonly claimParts = new Map<string, ScopePart[]>();
+  /** By namespace, the members judged at ItemBlock level that claim units there; built on first use. */
+  private claims?: Map<string, Claimants>;
 
   get size(): number { return this.members.length; }
   member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
@@ -165,7 +165,8 @@ export class ClaimIndex {
   add(b: ScopedBackup): number {
     const i = this.members.length;
     this.members.push(b);
-    for (let kind = 0; kind < this.indexes.length; kind++) { const index = this.indexes[kind]; if (index) this.file(index, kind, b.scope, i); }
+    for (let kind = 0; kind < this.indexes.length; kind++) { const index = this.indexes[kind]; if (index) file(index, kind, b.scope, i); }
+    if (this.claims) fileClaims(this.claims, b.scope, i);
     return i;
   }
 
@@ -175,30 +176,24 @@ export class ClaimIndex {
     let index = this.indexes[kind];
     if (!index) {
       index = new Map();
-      for (let i = 0; i < this.members.length; i++) this.file(index, kind, (this.members[i] as ScopedBackup).scope, i);
+      for (let i = 0; i < this.members.length; i++) file(index, kind, (this.members[i] as ScopedBackup).scope, i);
       this.indexes[kind] = index;
     }
     return index;
   }
 
-  private file(index: Map<string, number[]>, kind: Filed, s: BackupScope, i: number): void {
-    switch (kind) {
-      case Filed.Namespace: for (const ns of s.queueNamespaces) push(index, ns, i); return;
-      case Filed.NamespaceLevel: if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(index, ns, i); return;
-      case Filed.Strict: for (const ns of s.strictNamespaces) push(index, ns, i); return;
-      case Filed.Claim:
-        if (s.level === "Namespace") return;
-        for (const ns of s.claims.namespaces) { push(index, ns, i); push(this.claimParts, ns, s.claims.byNamespace.get(ns) as ScopePart); }
-        return;
-      case Filed.Scope: for (const ns of s.namespaces) push(index, ns, i); return;
-      case Filed.Serial: if (s.serialKey) push(index, s.serialKey, i); return;
+  private claimants(): Map<string, Claimants> {
+    if (!this.claims) {
+      this.claims = new Map();
+      for (let i = 0; i < this.members.length; i++) fileClaims(this.claims, (this.members[i] as ScopedBackup).scope, i);
     }
+    return this.claims;
   }
 
   /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
   inScope(ns: string): readonly number[] { return this.index(Filed.Scope).get(ns) ?? NO_MEMBERS; }
   /** Members judged at ItemBlock level that need some unit in namespace `ns` exclusively. */
-  claimingIn(ns: string): readonly number[] { return this.index(Filed.Claim).get(ns) ?? NO_MEMBERS; }
+  claimingIn(ns: string): readonly number[] { return this.claimants().get(ns)?.members ?? NO_MEMBERS; }
 
   /**
    * Puts `b` in member `i`'s place: the same backup with a new scope whose claims differ from
@@ -206,19 +201,16 @@ export class ClaimIndex {
    */
   replace(i: number, b: ScopedBackup, namespaces: Iterable<string>): void {
     this.members[i] = b;
-    const byClaim = this.indexes[Filed.Claim];
-    if (!byClaim || b.scope.level === "Namespace") return;
+    if (!this.claims || b.scope.level === "Namespace") return;
     for (const ns of namespaces) {
-      const list = byClaim.get(ns) ?? [];
-      const parts = this.claimParts.get(ns) ?? [];
-      const at = lowerBound(list, i);
-      const listed = list[at] === i;
+      const c = this.claims.get(ns) ?? { members: [], parts: [] };
+      const at = lowerBound(c.members, i);
+      const listed = c.members[at] === i;
       const part = b.scope.claims.byNamespace.get(ns);
-      if (part && listed) parts[at] = part;
-      else if (part) { list.splice(at, 0, i); parts.splice(at, 0, part); }
-      else if (listed) { list.splice(at, 1); parts.splice(at, 1); }
-      if (list.length > 0) { byClaim.set(ns, list); this.claimParts.set(ns, parts); }
-      else { byClaim.delete(ns); this.claimParts.delete(ns); }
+      if (part && listed) c.parts[at] = part;
+      else if (part) { c.members.splice(at, 0, i); c.parts.splice(at, 0, part); }
+      else if (listed) { c.members.splice(at, 1); c.parts.splice(at, 1); }
+      if (c.members.length > 0) this.claims.set(ns, c); else this.claims.delete(ns);
     }
   }
 
@@ -247,8 +239,9 @@ export class ClaimIndex {
     else {
       gather.from(this.index(Filed.NamespaceLevel), s.queueNamespaces);
       gather.from(this.index(Filed.Strict), s.strictNamespaces);
-      const byClaim = this.index(Filed.Claim);
-      for (const ns of s.claims.namespaces) gather.fromClaims(byClaim.get(ns), s.claims.byNamespace.get(ns) as ScopePart, this.claimParts.get(ns));
+      const claimants = this.claimants();
+      const { namespaces, parts } = s.claims;
+      for (let k = 0; k < namespaces.length; k++) gather.fromClaims(claimants.get(namespaces[k] as string), parts[k] as ScopePart);
     }
     if (s.serialKey) gather.fromKey(this.index(Filed.Serial), s.serialKey);
     // When the lists hold more than there are members ahead (a backup of every namespace),
@@ -256,23 +249,32 @@ export class ClaimIndex {
     const crowded = gather.listed >= before;
     const n = crowded ? gather.everyMemberBelow(before) : gather.conflictingBelow(before);
     const candidates = gather.candidates;
-    let blockers: ScopedBackup[] | undefined;
+    let blockers: ScopedBackup[] = NO_MEMBERS_FOUND;
+    let found = 0;
     for (let k = 0, last = -1; k < n; k++) {
       const i = candidates[k] as number;
       if (i === last) continue;
       last = i;
       const other = this.members[i] as ScopedBackup;
       if (other === b || (crowded && !conflictsWith(b, other))) continue;
-      blockers ??= [];
-      if (blockers.length === limit) return { blockers, more: true };
-      blockers.push(other);
+      if (found === limit) return { blockers: trim(blockers, found), more: true };
+      // Sized for the candidates left (most backups wait behind a handful): a plan keeps one
+      // of these per queued backup.
+      if (found === 0) blockers = new Array<ScopedBackup>(Math.min(n - k, limit));
+      blockers[found++] = other;
     }
-    return blockers ? { blockers, more: false } : NO_BLOCKERS;
+    return found > 0 ? { blockers: trim(blockers, found), more: false } : NO_BLOCKERS;
   }
 }
 
 export interface Blockers { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
-const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze([]), more: false });
+const NO_MEMBERS_FOUND: ScopedBackup[] = [];
+const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze(NO_MEMBERS_FOUND), more: false });
+
+function trim<T>(list: T[], length: number): T[] {
+  if (list.length > length) list.length = length;
+  return list;
+}
 
 /**
  * The candidates of one blockersOf call: the index lists it names, then the members below a
@@ -300,8 +302,8 @@ class Gather {
     this.add(index.get(key), undefined, undefined);
   }
 
-  fromClaims(list: readonly number[] | undefined, mine: ScopePart, theirs: readonly ScopePart[] | undefined): void {
-    this.add(list, mine, theirs);
+  fromClaims(claimants: Claimants | undefined, mine: ScopePart): void {
+    if (claimants) this.add(claimants.members, mine, claimants.parts);
   }
 
   private add(list: readonly number[] | undefined, mine: ScopePart | undefined, theirs: readonly ScopePart[] | undefined): void {
@@ -355,7 +357,31 @@ const gather = new Gather();
 
 const NO_MEMBERS: readonly number[] = [];
 
-/** What can be shared, by which a ClaimIndex files its members. */
+/** The members claiming units in one namespace (in member order), and each one's part there. */
+interface Claimants { readonly members: number[]; readonly parts: ScopePart[] }
+
+function fileClaims(claims: Map<string, Claimants>, s: BackupScope, i: number): void {
+  if (s.level === "Namespace") return;
+  const { namespaces, parts } = s.claims;
+  for (let k = 0; k < namespaces.length; k++) {
+    const ns = namespaces[k] as string;
+    const c = claims.get(ns);
+    if (c) { c.members.push(i); c.parts.push(parts[k] as ScopePart); }
+    else claims.set(ns, { members: [i], parts: [parts[k] as ScopePart] });
+  }
+}
+
+function file(index: Map<string, number[]>, kind: Filed, s: BackupScope, i: number): void {
+  switch (kind) {
+    case Filed.Namespace: for (const ns of s.queueNamespaces) push(index, ns, i); return;
+    case Filed.NamespaceLevel: if (s.level === "Namespace") for (const ns of s.queueNamespaces) push(index, ns, i); return;
+    case Filed.Strict: for (const ns of s.strictNamespaces) push(index, ns, i); return;
+    case Filed.Scope: for (const ns of s.namespaces) push(index, ns, i); return;
+    case Filed.Serial: if (s.serialKey) push(index, s.serialKey, i); return;
+  }
+}
+
+/** What can be shared, by which a ClaimIndex files its members (claims are filed apart, with their parts). */
 const enum Filed {
   /** The namespaces Velero's rule compares (`queueNamespaces`). */
   Namespace,
@@ -363,8 +389,6 @@ const enum Filed {
   NamespaceLevel,
   /** Namespaces annotated to be judged at namespace level. */
   Strict,
-  /** Namespaces where a member judged at ItemBlock level needs some unit exclusively. */
-  Claim,
   /** Every namespace the member backs up. */
   Scope,
   /** The serial workload (Schedule) the member is a run of. */

@@ -394,14 +394,14 @@ interface Ordered {
   readonly backup: BackupInfo;
   readonly priority: number;
   readonly effectivePriority: number;
+  readonly created: number;
 }
 
 /** Queue order: effective priority (higher first), then creation time, then name. */
 export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: number): Ordered[] {
   return queued
-    .map((backup) => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now), created: createdAt(backup) }))
-    .sort((a, b) => b.effectivePriority - a.effectivePriority || a.created - b.created || byName(a.backup, b.backup))
-    .map(({ backup, priority, effectivePriority }) => ({ backup, priority, effectivePriority }));
+    .map((backup): Ordered => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now), created: createdAt(backup) }))
+    .sort((a, b) => b.effectivePriority - a.effectivePriority || a.created - b.created || byName(a.backup, b.backup));
 }
 
 // Creation times parsed once per timestamp string (plans sort thousands of backups).
