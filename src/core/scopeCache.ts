@@ -38,6 +38,16 @@ interface Entry {
   pvSensitive: boolean;
 }
 
+export interface ScopeCacheOptions {
+  /**
+   * Another cache whose parts this one may use (read only): the admission webhook keeps the
+   * scopes of candidates apart from those of backups, but a candidate usually has the same
+   * part context as a queued run of its Schedule, and computing that part again for every
+   * review was most of what a review allocated.
+   */
+  readonly partsFrom?: ScopeCache;
+}
+
 export class ScopeCache {
   private readonly entries = new Map<string, Entry>();
   private readonly parts = new Map<string, PartEntry>();
@@ -50,6 +60,8 @@ export class ScopeCache {
   private view?: ClusterView;
   hits = 0;
   misses = 0;
+
+  constructor(private readonly o: ScopeCacheOptions = {}) {}
 
   scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): BackupScope {
     if (policy !== this.policy || view !== this.view) {
@@ -170,12 +182,23 @@ export class ScopeCache {
   private part(ctx: PartContext, view: ClusterView, ns: string, extras?: readonly PvInfo[]): ScopePart {
     const key = extras ? `${ctx.key}\u0000${ns}\u0000${extras.map((pv) => pv.name).join(",")}` : `${ctx.key}\u0000${ns}`;
     const contents = view.contents(ns);
-    const cached = this.parts.get(key);
-    if (cached && cached.contents === contents && cached.version === contents.version
-      && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
+    const cached = this.cachedPart(key, contents, view, extras) ?? this.o.partsFrom?.sharedPart(key, contents, view, this.policy, extras);
+    if (cached) return cached;
     const part = scopePart(ctx, view, ns, extras);
     this.parts.set(key, { part, contents, version: contents.version, pvVersion: view.pvVersion });
     return part;
+  }
+
+  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+    const cached = this.parts.get(key);
+    if (cached && cached.contents === contents && cached.version === contents.version
+      && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
+    return undefined;
+  }
+
+  /** A part this cache holds, still good, for another cache judging with the same view and policy. */
+  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+    return view === this.view && policy === this.policy ? this.cachedPart(key, contents, view, extras) : undefined;
   }
 
   private listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {

@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
+import type { BackupInfo, PodInfo } from "../../src/core/model.js";
+import { trim } from "../../src/core/objects.js";
 import { scopeOf } from "../../src/core/scope.js";
-import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import { ScopeCache } from "../../src/core/scopeCache.js";
+import type { ClusterView } from "../../src/core/view.js";
+import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";
 
 // Scope tables: each case cites the Velero 1.18 rule it pins (velero-scope.md in ../shared).
@@ -206,5 +210,33 @@ describe("level fallbacks", () => {
   it("namespaces annotated conflict-level: Namespace are listed as strict", () => {
     const extra = [ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } })];
     expect(scope({}, DEFAULT_POLICY, extra).strictNamespaces).toEqual(["strict"]);
+  });
+});
+
+describe("a scope cache reading parts from another (the webhook's candidates, from the queue's cache)", () => {
+  const partOf = (cache: ScopeCache, b: BackupInfo, view: ClusterView, policy: Policy) => cache.scopeOf(b, view, policy).claims.byNamespace.get("shop");
+
+  it("uses the other's part for the same part context while the namespace and policy are as it saw them, and computes its own otherwise", () => {
+    const s = cluster(...estate(), backup("queued", { includedNamespaces: ["shop"] }), backup("candidate", { includedNamespaces: ["shop"] }));
+    const [queued, candidate] = s.backups as [BackupInfo, BackupInfo];
+    const main = new ScopeCache();
+    const candidates = new ScopeCache({ partsFrom: main });
+    const shared = partOf(main, queued, s.view, DEFAULT_POLICY);
+    expect(shared).toBeDefined();
+    expect(partOf(candidates, candidate, s.view, DEFAULT_POLICY)).toBe(shared);
+
+    // Another policy object: the other cache's parts were made under the policy it last saw.
+    const other = policySchema.parse({ ...DEFAULT_POLICY });
+    const own = partOf(new ScopeCache({ partsFrom: main }), candidate, s.view, other);
+    expect(own).not.toBe(shared);
+    expect(own).toEqual(shared);
+
+    // The namespace changed since the other cache made its part: that part is stale.
+    const added = trim("Pod", pod("shop", "db-1", { claims: ["data-db-0"], labels: { app: "db" } }));
+    if (!added.ok) throw added.error;
+    s.view.setPod(added.value as PodInfo);
+    const fresh = partOf(new ScopeCache({ partsFrom: main }), candidate, s.view, DEFAULT_POLICY);
+    expect(fresh).not.toBe(shared);
+    expect(fresh?.pods).toContain("shop/db-1");
   });
 });
