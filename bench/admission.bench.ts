@@ -13,8 +13,14 @@
 // server, 200/s: p99 9 ms with 2 connections, 100 ms with 20, 247 ms with 100). The API server's
 // Go client reuses idle keep-alive connections, so at 200 reviews/s of about 2 ms each it keeps
 // one or two busy: 2 is the realistic count, 20 shows the load generator's own share.
+//
+// Each row is measured twice: against the gate ("gate"), and against a server in the same
+// process with the same TLS and HTTP stack whose handler answers at once ("floor"). The floor
+// is what this machine, the network stack and the load generator cost without the gate: at a
+// low rate the processes sleep between requests, and waking them shows in the tail.
 
 import { fork, type ChildProcess } from "node:child_process";
+import Fastify from "fastify";
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -95,10 +101,16 @@ async function serve(): Promise<void> {
     tls, cache, policy: new StaticPolicySource(policySchema.parse({ maxConcurrentBackups: 8 })), metrics, log: createLogger("warn"), timeoutMs: 1000,
   });
   const { port } = await server.listen();
+  const floor = Fastify({ https: { key: tls.current().key, cert: tls.current().cert }, logger: false, keepAliveTimeout: 60_000 });
+  floor.post("/mutate-backups", async (req) => ({
+    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
+  }));
+  await floor.listen({ host: "127.0.0.1", port: 0 });
+  const floorPort = (floor.server.address() as { port: number }).port;
   const built = performance.now();
   await server.engine.ensureBase();
   process.send?.({
-    port, ca: tls.current().ca, buildMs: built - t, indexMs: performance.now() - built,
+    port, floorPort, ca: tls.current().ca, buildMs: built - t, indexMs: performance.now() - built,
     heapMb: process.memoryUsage().heapUsed / 2 ** 20, queued: backups.filter((b) => b.phase === "Queued" || b.phase === "New").length,
   });
   process.on("message", async (m: { kind: string }) => {
@@ -108,6 +120,7 @@ async function serve(): Promise<void> {
       return;
     }
     await server.close();
+    await floor.close();
     await tls.stop();
     process.exit(0);
   });
@@ -142,7 +155,7 @@ function reviewBody(seq: number): string {
   });
 }
 
-interface Ready { port: number; ca: string; buildMs: number; indexMs: number; heapMb: number; queued: number }
+interface Ready { port: number; floorPort: number; ca: string; buildMs: number; indexMs: number; heapMb: number; queued: number }
 
 async function main(): Promise<void> {
   const require = createRequire(import.meta.url);
@@ -177,34 +190,36 @@ async function main(): Promise<void> {
   };
 
   let seq = 0;
-  const results: { rate: number; connections: number; r: AutocannonResult; server: { count: number; p50: number; p99: number } }[] = [];
+  const load = (port: number, connections: number, rate: number, duration: number) => autocannon({
+    url: `https://127.0.0.1:${port}`, connections, overallRate: rate, duration, timeout: 10,
+    requests: [{ method: "POST", path: "/mutate-backups", headers: { "content-type": "application/json" }, setupRequest: (req: Record<string, unknown>) => ({ ...req, body: reviewBody(seq++) }) }],
+  });
+  type Target = "gate" | "floor";
+  const results: { target: Target; rate: number; connections: number; r: AutocannonResult; server?: { count: number; p50: number; p99: number } }[] = [];
   for (const connections of CONNECTIONS) for (const rate of RATES) {
-    // Warm-up: connections, TLS sessions, JIT.
-    await autocannon({
-      url: `https://127.0.0.1:${ready.port}`, connections: 10, overallRate: 100, duration: 3,
-      requests: [{ method: "POST", path: "/mutate-backups", headers: { "content-type": "application/json" }, setupRequest: (req: Record<string, unknown>) => ({ ...req, body: reviewBody(seq++) }) }],
-    });
-    const before = await histogram();
-    const r = await autocannon({
-      url: `https://127.0.0.1:${ready.port}`, connections, overallRate: rate, duration: DURATION_S, timeout: 10,
-      requests: [{ method: "POST", path: "/mutate-backups", headers: { "content-type": "application/json" }, setupRequest: (req: Record<string, unknown>) => ({ ...req, body: reviewBody(seq++) }) }],
-    });
-    results.push({ rate, connections, r, server: serverQuantiles(before, await histogram()) });
+    for (const target of ["floor", "gate"] as const) {
+      const port = target === "gate" ? ready.port : ready.floorPort;
+      await load(port, 10, 100, 3); // warm-up: connections, TLS sessions, JIT
+      const before = target === "gate" ? await histogram() : undefined;
+      const r = await load(port, connections, rate, DURATION_S);
+      results.push({ target, rate, connections, r, ...(before ? { server: serverQuantiles(before, await histogram()) } : {}) });
+    }
   }
   child.send({ kind: "stop" });
 
   console.log("");
-  console.log("rate/s  conns  achieved/s   requests   p50 ms   p99 ms   max ms   errors  non2xx  timeouts   server p50 <=  server p99 <=");
-  for (const { rate, connections, r, server } of results) {
-    console.log(`${String(rate).padStart(6)} ${String(connections).padStart(6)} ${round(r.requests.average).toFixed(1).padStart(11)} ${String(r.requests.total).padStart(10)} ${r.latency.p50.toFixed(2).padStart(8)} ${r.latency.p99.toFixed(2).padStart(8)} ${r.latency.max.toFixed(2).padStart(8)} ${String(r.errors).padStart(8)} ${String(r.non2xx).padStart(7)} ${String(r.timeouts).padStart(9)} ${`${server.p50} ms`.padStart(15)} ${`${server.p99} ms`.padStart(14)}`);
+  console.log("target  rate/s  conns  achieved/s   requests   p50 ms   p99 ms   max ms   errors  non2xx  timeouts   server p50 <=  server p99 <=");
+  for (const { target, rate, connections, r, server } of results) {
+    const serverCell = (v: number | undefined) => (v === undefined ? "-" : `${v} ms`);
+    console.log(`${target.padEnd(6)} ${String(rate).padStart(7)} ${String(connections).padStart(6)} ${round(r.requests.average).toFixed(1).padStart(11)} ${String(r.requests.total).padStart(10)} ${r.latency.p50.toFixed(2).padStart(8)} ${r.latency.p99.toFixed(2).padStart(8)} ${r.latency.max.toFixed(2).padStart(8)} ${String(r.errors).padStart(8)} ${String(r.non2xx).padStart(7)} ${String(r.timeouts).padStart(9)} ${serverCell(server?.p50).padStart(15)} ${serverCell(server?.p99).padStart(14)}`);
   }
-  console.log("(latency: autocannon, end to end over HTTPS keep-alive; server: the gate's own admission_duration histogram, bucket upper bounds)");
+  console.log("(latency: autocannon, end to end over HTTPS keep-alive; floor: the same stack answering at once; server: the gate's own admission_duration histogram, bucket upper bounds)");
   console.log("");
-  for (const { rate, connections, r, server } of results) {
+  for (const { target, rate, connections, r, server } of results) {
     console.log(JSON.stringify({
-      bench: "admission.https.mutate", rate, connections, achieved_rps: round(r.requests.average), requests: r.requests.total,
+      bench: target === "gate" ? "admission.https.mutate" : "admission.https.floor", rate, connections, achieved_rps: round(r.requests.average), requests: r.requests.total,
       ms_p50: r.latency.p50, ms_p99: r.latency.p99, ms_max: r.latency.max, errors: r.errors, non2xx: r.non2xx, timeouts: r.timeouts,
-      server_ms_p50_le: server.p50, server_ms_p99_le: server.p99,
+      ...(server ? { server_ms_p50_le: server.p50, server_ms_p99_le: server.p99 } : {}),
       backups: BACKUPS, pods: NAMESPACES * PODS_PER_NAMESPACE, duration_s: DURATION_S,
     }));
   }
