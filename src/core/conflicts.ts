@@ -156,6 +156,8 @@ export class ClaimIndex {
   private readonly indexes: (Map<string, number[]> | undefined)[] = [];
   /** By namespace, the members judged at ItemBlock level that claim units there; built on first use. */
   private claims?: Map<string, Claimants>;
+  /** For each member, where `claims` files it: one entry per namespace of its claims, in their order. */
+  private readonly filed: (readonly Claimants[])[] = [];
 
   get size(): number { return this.members.length; }
   member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
@@ -166,7 +168,7 @@ export class ClaimIndex {
     const i = this.members.length;
     this.members.push(b);
     for (let kind = 0; kind < this.indexes.length; kind++) { const index = this.indexes[kind]; if (index) file(index, kind, b.scope, i); }
-    if (this.claims) fileClaims(this.claims, b.scope, i);
+    if (this.claims) this.filed[i] = fileClaims(this.claims, b.scope, i);
     return i;
   }
 
@@ -185,7 +187,7 @@ export class ClaimIndex {
   private claimants(): Map<string, Claimants> {
     if (!this.claims) {
       this.claims = new Map();
-      for (let i = 0; i < this.members.length; i++) fileClaims(this.claims, (this.members[i] as ScopedBackup).scope, i);
+      for (let i = 0; i < this.members.length; i++) this.filed[i] = fileClaims(this.claims, (this.members[i] as ScopedBackup).scope, i);
     }
     return this.claims;
   }
@@ -212,6 +214,8 @@ export class ClaimIndex {
       else if (listed) { c.members.splice(at, 1); c.parts.splice(at, 1); }
       if (c.members.length > 0) this.claims.set(ns, c); else this.claims.delete(ns);
     }
+    const claims = this.claims;
+    this.filed[i] = b.scope.claims.namespaces.map((ns) => claims.get(ns) as Claimants);
   }
 
   /** Every member `b` conflicts with, in member order, with details. */
@@ -241,7 +245,10 @@ export class ClaimIndex {
       gather.from(this.index(Filed.Strict), s.strictNamespaces);
       const claimants = this.claimants();
       const { namespaces, parts } = s.claims;
-      for (let k = 0; k < namespaces.length; k++) gather.fromClaims(claimants.get(namespaces[k] as string), parts[k] as ScopePart);
+      // A plan asks for each member in turn (`b` is member `before`): where it was filed is
+      // known, and looking each namespace up again was a fifth of the question's cost.
+      const filed = this.members[before] === b ? this.filed[before] : undefined;
+      for (let k = 0; k < namespaces.length; k++) gather.fromClaims(filed ? filed[k] : claimants.get(namespaces[k] as string), parts[k] as ScopePart);
     }
     if (s.serialKey) gather.fromKey(this.index(Filed.Serial), s.serialKey);
     // When the lists hold more than there are members ahead (a backup of every namespace),
@@ -249,7 +256,7 @@ export class ClaimIndex {
     const crowded = gather.listed >= before;
     const n = crowded ? gather.everyMemberBelow(before) : gather.conflictingBelow(before);
     const candidates = gather.candidates;
-    let blockers: ScopedBackup[] = NO_MEMBERS_FOUND;
+    let blockers: ScopedBackup[] | undefined;
     let found = 0;
     for (let k = 0, last = -1; k < n; k++) {
       const i = candidates[k] as number;
@@ -257,19 +264,20 @@ export class ClaimIndex {
       last = i;
       const other = this.members[i] as ScopedBackup;
       if (other === b || (crowded && !conflictsWith(b, other))) continue;
-      if (found === limit) return { blockers: trim(blockers, found), more: true };
+      if (found === limit) return blockers ? { blockers: trim(blockers, found), more: true } : SOME_BLOCKERS;
       // Sized for the candidates left (most backups wait behind a handful): a plan keeps one
       // of these per queued backup.
-      if (found === 0) blockers = new Array<ScopedBackup>(Math.min(n - k, limit));
+      blockers ??= new Array<ScopedBackup>(Math.min(n - k, limit));
       blockers[found++] = other;
     }
-    return found > 0 ? { blockers: trim(blockers, found), more: false } : NO_BLOCKERS;
+    return blockers ? { blockers: trim(blockers, found), more: false } : NO_BLOCKERS;
   }
 }
 
 export interface Blockers { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
-const NO_MEMBERS_FOUND: ScopedBackup[] = [];
-const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze(NO_MEMBERS_FOUND), more: false });
+const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze([]), more: false });
+/** With a limit of 0: there are blockers, none named. */
+const SOME_BLOCKERS: Blockers = Object.freeze({ ...NO_BLOCKERS, more: true });
 
 function trim<T>(list: T[], length: number): T[] {
   if (list.length > length) list.length = length;
@@ -295,7 +303,7 @@ class Gather {
   reset(): void { this.count = 0; this.listed = 0; }
 
   from(index: ReadonlyMap<string, readonly number[]>, keys: readonly string[]): void {
-    for (const key of keys) this.fromKey(index, key);
+    if (index.size > 0) for (const key of keys) this.fromKey(index, key);
   }
 
   fromKey(index: ReadonlyMap<string, readonly number[]>, key: string): void {
@@ -360,16 +368,21 @@ const NO_MEMBERS: readonly number[] = [];
 /** The members claiming units in one namespace (in member order), and each one's part there. */
 interface Claimants { readonly members: number[]; readonly parts: ScopePart[] }
 
-function fileClaims(claims: Map<string, Claimants>, s: BackupScope, i: number): void {
-  if (s.level === "Namespace") return;
+/** Files member `i` under each namespace where it claims units; returns where, in its claims' order. */
+function fileClaims(claims: Map<string, Claimants>, s: BackupScope, i: number): readonly Claimants[] {
+  if (s.level === "Namespace") return NOT_FILED;
   const { namespaces, parts } = s.claims;
+  const filed = new Array<Claimants>(namespaces.length);
   for (let k = 0; k < namespaces.length; k++) {
     const ns = namespaces[k] as string;
-    const c = claims.get(ns);
+    let c = claims.get(ns);
     if (c) { c.members.push(i); c.parts.push(parts[k] as ScopePart); }
-    else claims.set(ns, { members: [i], parts: [parts[k] as ScopePart] });
+    else { c = { members: [i], parts: [parts[k] as ScopePart] }; claims.set(ns, c); }
+    filed[k] = c;
   }
+  return filed;
 }
+const NOT_FILED: readonly Claimants[] = [];
 
 function file(index: Map<string, number[]>, kind: Filed, s: BackupScope, i: number): void {
   switch (kind) {
