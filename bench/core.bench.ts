@@ -8,6 +8,8 @@
 
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { BackupInfo, PodInfo } from "../src/core/model.js";
 import { plan, type Plan } from "../src/core/plan.js";
 import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
@@ -93,7 +95,14 @@ function buildBackups(): BackupInfo[] {
 
 interface Figure { readonly bench: string; readonly iterations: number; readonly min: number; readonly median: number; readonly p95: number }
 
+// A full collection before each figure, so that one figure does not pay for the garbage the
+// one before it left (the cold plans leave hundreds of megabytes); within a figure, each
+// iteration pays for its own.
+setFlagsFromString("--expose-gc");
+const collect = runInNewContext("gc") as () => void;
+
 function measure(bench: string, iterations: number, run: () => void, before?: () => void): Figure {
+  collect();
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
     before?.();
@@ -114,7 +123,7 @@ function main(): void {
   const view = buildView();
   const backups = buildBackups();
   const buildMs = performance.now() - buildStart;
-  (globalThis as { gc?: () => void }).gc?.();
+  collect();
   const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
 
   const snapshot = { view, backups };

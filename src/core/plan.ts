@@ -382,10 +382,13 @@ export function basePriority(backup: BackupInfo, policy: Policy): number {
 }
 
 export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: number): number {
-  const base = basePriority(backup, policy);
+  return aged(basePriority(backup, policy), parseTime(backup.creationTimestamp), policy, now);
+}
+
+/** A base priority after aging, for a backup created at `created` (NaN: unknown, no aging). */
+function aged(base: number, created: number, policy: Policy, now: number): number {
   const aging = policy.priorities.agingSeconds;
   if (aging === 0) return base;
-  const created = parseTime(backup.creationTimestamp);
   const waited = Number.isFinite(created) ? Math.max(0, now - created) : 0;
   return base + Math.floor(waited / (aging * 1000));
 }
@@ -400,7 +403,11 @@ interface Ordered {
 /** Queue order: effective priority (higher first), then creation time, then name. */
 export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: number): Ordered[] {
   return queued
-    .map((backup): Ordered => ({ backup, priority: basePriority(backup, policy), effectivePriority: effectivePriorityOf(backup, policy, now), created: createdAt(backup) }))
+    .map((backup): Ordered => {
+      const priority = basePriority(backup, policy);
+      const created = parseTime(backup.creationTimestamp);
+      return { backup, priority, effectivePriority: aged(priority, created, policy, now), created: created || 0 };
+    })
     .sort((a, b) => b.effectivePriority - a.effectivePriority || a.created - b.created || byName(a.backup, b.backup));
 }
 

@@ -27,6 +27,9 @@ interface PartEntry {
 interface Entry {
   backup: BackupInfo;
   readonly fingerprint: string;
+  /** Parts of the fingerprint, kept apart so that checking an entry reads neither the spec nor the fingerprint. */
+  readonly readsPolicy: boolean;
+  readonly synced: boolean;
   readonly namespacesVersion: number;
   readonly head: ScopeHead;
   parts?: readonly ScopePart[];
@@ -77,7 +80,7 @@ export class ScopeCache {
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
-      entry = { backup, fingerprint: fingerprintOf(backup, view), namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced, namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
       if (this.entries.has(id)) this.unswept = true;
       this.entries.set(id, entry);
     }
@@ -224,7 +227,7 @@ export class ScopeCache {
   /** The head's inputs are unchanged: the same backup object (or an equal fingerprint) and namespace list. */
   private sameInputs(entry: Entry, backup: BackupInfo, view: ClusterView): boolean {
     if (entry.namespacesVersion !== view.namespacesVersion) return false;
-    if (entry.backup === backup && !hasPolicyRef(backup) && entry.fingerprint.endsWith(view.synced ? SYNCED : UNSYNCED)) return true;
+    if (entry.backup === backup && !entry.readsPolicy && entry.synced === view.synced) return true;
     if (fingerprintOf(backup, view) !== entry.fingerprint) return false;
     entry.backup = backup;
     return true;
@@ -232,9 +235,6 @@ export class ScopeCache {
 }
 
 const NOTHING: ReadonlySet<string> = new Set();
-
-const SYNCED = "\u0000synced";
-const UNSYNCED = "\u0000unsynced";
 
 function specKeyOf(backup: BackupInfo): string {
   return backup.specHash ?? JSON.stringify(backup.spec ?? null);
