@@ -68,9 +68,8 @@ export type CreateVerdict = { readonly allowed: true } | { readonly allowed: fal
 
 /**
  * Candidates' scopes are kept apart and dropped every this many lookups (they are not backups
- * yet). Few: the mutating and validating reviews of one candidate come close together, and
- * whatever the cache holds is copied by every young-generation GC (it was 1,024, which kept
- * megabytes alive across GCs at 200 reviews a second).
+ * yet). Few: the mutating and validating reviews of one candidate come close together, and a
+ * candidate's scope is not worth keeping beyond them (it was 1,024).
  */
 const CANDIDATE_CACHE_LIMIT = 32;
 
