@@ -1,3 +1,4 @@
+import { BackupIndex } from "../core/backupIndex.js";
 import { trim } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { ClusterView } from "../core/view.js";
@@ -10,25 +11,25 @@ import type { CacheChange, ClusterCache, PolicySource } from "../service/contrac
 // from the informer-fed cache.
 
 export class MemoryClusterCache implements ClusterCache {
-  private readonly byKey = new Map<string, BackupInfo>();
+  private readonly index = new BackupIndex();
   private readonly byName = new Map<string, BackupInfo>();
-  private list?: BackupInfo[];
   private readonly listeners = new Set<(c: CacheChange) => void>();
   private isSynced: boolean;
 
   constructor(readonly view: ClusterView = new ClusterView(), backups: readonly BackupInfo[] = [], synced = true) {
-    for (const b of backups) { this.byKey.set(`${b.namespace}/${b.name}`, b); this.byName.set(b.name, b); }
+    for (const b of backups) { this.index.set(b); this.byName.set(b.name, b); }
     this.isSynced = synced;
   }
 
   backups(): readonly BackupInfo[] {
-    this.list ??= [...this.byKey.values()];
-    return this.list;
+    return this.index.all();
   }
   /** By name (the gate's backups all live in Velero's namespace; the last one set wins). */
   backup(name: string): BackupInfo | undefined {
     return this.byName.get(name);
   }
+  inFlight(): readonly BackupInfo[] { return this.index.inFlight(); }
+  runsOf(schedule: string): readonly BackupInfo[] { return this.index.runsOf(schedule); }
   synced(): boolean { return this.isSynced; }
   setSynced(v: boolean): void { this.isSynced = v; this.emit({ kind: "Resync", type: "RELISTED" }); }
   onChange(listener: (change: CacheChange) => void): () => void {
@@ -41,18 +42,14 @@ export class MemoryClusterCache implements ClusterCache {
   /** Adds or replaces a backup (a trimmed BackupInfo, or a raw velero.io/v1 Backup). */
   setBackup(backup: BackupInfo | unknown): BackupInfo {
     const b = isInfo(backup) ? backup : trimOrThrow(backup);
-    const key = `${b.namespace}/${b.name}`;
-    const existed = this.byKey.has(key);
-    this.byKey.set(key, b);
+    const existed = this.index.set(b);
     this.byName.set(b.name, b);
-    this.list = undefined;
     this.emit({ kind: "Backup", type: existed ? "MODIFIED" : "ADDED", namespace: b.namespace, name: b.name });
     return b;
   }
   deleteBackup(namespace: string, name: string): void {
-    if (this.byKey.delete(`${namespace}/${name}`)) {
+    if (this.index.delete(namespace, name)) {
       if (this.byName.get(name)?.namespace === namespace) this.byName.delete(name);
-      this.list = undefined;
       this.emit({ kind: "Backup", type: "DELETED", namespace, name });
     }
   }

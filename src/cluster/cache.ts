@@ -1,4 +1,5 @@
 import type { KubeConfig } from "@kubernetes/client-node";
+import { BackupIndex } from "../core/backupIndex.js";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "../core/model.js";
 import { trim, type ObjectKind, type Trimmed } from "../core/objects.js";
 import { ClusterView } from "../core/view.js";
@@ -46,7 +47,7 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
   const view = new ClusterView();
   view.synced = false;
   o.metrics?.viewSynced.set(0);
-  const backups = new Map<string, BackupInfo>();
+  const backups = new BackupIndex();
   const interner = new Interner();
   const listeners = new Set<(change: CacheChange) => void>();
   const syncWaiters = new Set<() => void>();
@@ -146,7 +147,7 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
       ...common, resource: "backups", path: `/apis/velero.io/v1/namespaces/${vns}/backups`,
       decode: decoder("Backup", withSpecHash),
       sink: sink<BackupInfo>("Backup", {
-        get: (_, name) => backups.get(name), set: (v) => backups.set(v.name, v), del: (_, name) => backups.delete(name),
+        get: (ns, name) => backups.get(ns, name), set: (v) => backups.set(v), del: (ns, name) => backups.delete(ns, name),
         // Every new resourceVersion of a Backup matters to the controller (optimistic writes).
         same: (a, b) => a.resourceVersion === b.resourceVersion,
       }),
@@ -156,8 +157,10 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
 
   return {
     view,
-    backups: () => [...backups.values()],
-    backup: (name) => backups.get(name),
+    backups: () => backups.all(),
+    backup: (name) => backups.get(o.veleroNamespace, name),
+    inFlight: () => backups.inFlight(),
+    runsOf: (schedule) => backups.runsOf(schedule),
     synced: () => view.synced,
     onChange(listener) {
       listeners.add(listener);

@@ -12,6 +12,10 @@ export interface ClusterCache {
   /** Backups in Velero's namespace, as last observed. */
   backups(): readonly BackupInfo[];
   backup(name: string): BackupInfo | undefined;
+  /** Those of `backups()` in an in-flight phase, kept as backups change (a review reads only these). */
+  inFlight(): readonly BackupInfo[];
+  /** Those of `backups()` labelled as runs of this Schedule. */
+  runsOf(schedule: string): readonly BackupInfo[];
   /** True once every watch has listed; stays true across watch restarts. */
   synced(): boolean;
   /** Called after each applied change; `kind` says which source changed. */

@@ -252,6 +252,10 @@ describe("ClusterCache on a real API server", () => {
     expect(cache.backup("b1")!.resourceVersion).not.toBe(rv);
     await updateVelero(c, "backups", velero, "b1", (o) => { o.spec.includedNamespaces = [ns, "other"]; });
     await waitFor("backup spec digest changes", () => cache.backup("b1")?.specHash !== hash);
+    expect(cache.inFlight()).toEqual([]);
+    await updateVelero(c, "backups", velero, "b1", (o) => { o.status = { phase: "InProgress" }; });
+    await waitFor("backup in flight", () => cache.inFlight().length === 1);
+    expect(cache.inFlight()).toEqual([cache.backup("b1")]);
 
     // Deletes.
     await c.core.deleteNamespacedPod({ name: "web-0", namespace: ns });
@@ -263,6 +267,7 @@ describe("ClusterCache on a real API server", () => {
     await waitFor("every delete seen", () =>
       !cache.view.contents(ns).pods.has("web-0") && !cache.view.contents(ns).pvcs.has("data") && !cache.view.pv(pvName)
       && !cache.view.configMap(velero, "policies") && !cache.backup("b1") && cache.view.namespace(ns)?.terminating);
+    expect(cache.inFlight()).toEqual([]);
 
     for (const [kind, name] of [["Pod", "web-0"], ["PersistentVolumeClaim", "data"], ["PersistentVolume", pvName], ["ConfigMap", "policies"], ["Backup", "b1"]] as const) {
       expect(seen(kind, "ADDED", name), `${kind} ADDED`).toBe(true);
@@ -309,6 +314,7 @@ describe("ClusterCache on a real API server", () => {
       const pods = cache.view.contents(ns).pods;
       return pods.has("stays") && pods.has("new") && !pods.has("goes") && cache.backup("b-pre")?.phase === "InProgress";
     }, { timeoutMs: 30_000 });
+    expect(cache.inFlight().map((b) => b.name)).toEqual(["b-pre"]);
     expect(await restarts(metrics, undefined, "disconnect") + await restarts(metrics, undefined, "closed")).toBeGreaterThanOrEqual(disconnectsBefore + 6);
     // Six watches retrying for 4 s with 100 ms doubling to 800 ms: about 8 tries each. Without
     // backoff it would be hundreds.

@@ -324,13 +324,13 @@ describe("failure modes: admitted with a warning, never a 500", () => {
     const snap = cluster(...estate(), ...inFlight());
     class BrokenCache extends MemoryClusterCache {
       broken = false;
-      override backups(): readonly BackupInfo[] { if (this.broken) throw new Error("cache exploded"); return super.backups(); }
+      override runsOf(schedule: string): readonly BackupInfo[] { if (this.broken) throw new Error("cache exploded"); return super.runsOf(schedule); }
     }
     const cache = new BrokenCache(snap.view, snap.backups);
     const s = await start({ cache });
     cache.broken = true;
     for (const path of ["/mutate-backups", "/validate-backups"]) {
-      const r = responseOf(await post(s.url, path, reviewOf({ object: incoming("cart-manual", { includedNamespaces: ["shop"] }) })));
+      const r = responseOf(await post(s.url, path, reviewOf({ object: incoming("cart-run", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "cart" }) })));
       expect(r).toEqual({ uid: expect.any(String), allowed: true, warnings: ["backup-gate could not check this request (internal error); admitted unchecked"] });
     }
     const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
