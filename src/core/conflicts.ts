@@ -158,6 +158,8 @@ export class ClaimIndex {
   private claims?: Map<string, Claimants>;
   /** For each member, where `claims` files it: one entry per namespace of its claims, in their order. */
   private readonly filed: (readonly Claimants[])[] = [];
+  /** Whether what a question at namespace level (0) and at ItemBlock level (1) reads is built. */
+  private readonly prepared = [false, false];
 
   get size(): number { return this.members.length; }
   member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
@@ -173,23 +175,36 @@ export class ClaimIndex {
   }
 
   // A plan at one level never asks what only the other needs (an ItemBlock plan, the members
-  // of every namespace), so each index is built when first asked for.
+  // of every namespace), so each index is built when first asked for; the first question at a
+  // level builds all it reads in one pass (reading the members' scopes once, not per index).
   private index(kind: Filed): Map<string, number[]> {
-    let index = this.indexes[kind];
-    if (!index) {
-      index = new Map();
-      for (let i = 0; i < this.members.length; i++) file(index, kind, (this.members[i] as ScopedBackup).scope, i);
-      this.indexes[kind] = index;
-    }
-    return index;
+    if (!this.indexes[kind]) this.build([kind], false);
+    return this.indexes[kind] as Map<string, number[]>;
   }
 
   private claimants(): Map<string, Claimants> {
-    if (!this.claims) {
-      this.claims = new Map();
-      for (let i = 0; i < this.members.length; i++) this.filed[i] = fileClaims(this.claims, (this.members[i] as ScopedBackup).scope, i);
+    if (!this.claims) this.build([], true);
+    return this.claims as Map<string, Claimants>;
+  }
+
+  private prepare(level: ConflictLevel): void {
+    const at = level === "Namespace" ? 0 : 1;
+    if (this.prepared[at]) return;
+    this.build(at === 0 ? NAMESPACE_LEVEL_READS : ITEMBLOCK_LEVEL_READS, at === 1);
+    this.prepared[at] = true;
+  }
+
+  /** Files every member in whichever of these indexes (and the claims) are not built yet. */
+  private build(kinds: readonly Filed[], claims: boolean): void {
+    const missing = kinds.filter((kind) => !this.indexes[kind]);
+    for (const kind of missing) this.indexes[kind] = new Map();
+    const filing = claims && !this.claims ? (this.claims = new Map()) : undefined;
+    if (missing.length === 0 && !filing) return;
+    for (let i = 0; i < this.members.length; i++) {
+      const s = (this.members[i] as ScopedBackup).scope;
+      for (const kind of missing) file(this.indexes[kind] as Map<string, number[]>, kind, s, i);
+      if (filing) this.filed[i] = fileClaims(filing, s, i);
     }
-    return this.claims;
   }
 
   /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
@@ -238,6 +253,7 @@ export class ClaimIndex {
    */
   blockersOf(b: ScopedBackup, limit: number, before = this.members.length): Blockers {
     const s = b.scope;
+    this.prepare(s.level);
     gather.reset();
     if (s.level === "Namespace") gather.from(this.index(Filed.Namespace), s.queueNamespaces);
     else {
@@ -255,22 +271,24 @@ export class ClaimIndex {
     // asking each member ahead in turn, until `limit` is passed, is cheaper than merging.
     const crowded = gather.listed >= before;
     const n = crowded ? gather.everyMemberBelow(before) : gather.conflictingBelow(before);
+    // The blockers' numbers are moved to the front of the candidates, so that the array a plan
+    // keeps per queued backup is allocated once at its size.
     const candidates = gather.candidates;
-    let blockers: ScopedBackup[] | undefined;
     let found = 0;
+    let more = false;
     for (let k = 0, last = -1; k < n; k++) {
       const i = candidates[k] as number;
       if (i === last) continue;
       last = i;
       const other = this.members[i] as ScopedBackup;
       if (other === b || (crowded && !conflictsWith(b, other))) continue;
-      if (found === limit) return blockers ? { blockers: trim(blockers, found), more: true } : SOME_BLOCKERS;
-      // Sized for the candidates left (most backups wait behind a handful): a plan keeps one
-      // of these per queued backup.
-      blockers ??= new Array<ScopedBackup>(Math.min(n - k, limit));
-      blockers[found++] = other;
+      if (found === limit) { more = true; break; }
+      candidates[found++] = i;
     }
-    return blockers ? { blockers: trim(blockers, found), more: false } : NO_BLOCKERS;
+    if (found === 0) return more ? SOME_BLOCKERS : NO_BLOCKERS;
+    const blockers = new Array<ScopedBackup>(found);
+    for (let k = 0; k < found; k++) blockers[k] = this.members[candidates[k] as number] as ScopedBackup;
+    return { blockers, more };
   }
 }
 
@@ -278,11 +296,6 @@ export interface Blockers { readonly blockers: readonly ScopedBackup[]; readonly
 const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze([]), more: false });
 /** With a limit of 0: there are blockers, none named. */
 const SOME_BLOCKERS: Blockers = Object.freeze({ ...NO_BLOCKERS, more: true });
-
-function trim<T>(list: T[], length: number): T[] {
-  if (list.length > length) list.length = length;
-  return list;
-}
 
 /**
  * The candidates of one blockersOf call: the index lists it names, then the members below a
@@ -344,7 +357,7 @@ class Gather {
         if (mine === undefined || partsShareUnit(mine, theirs[k] as ScopePart)) all[n++] = i;
       }
     }
-    if (this.count > 1) all.subarray(0, n).sort();
+    if (this.count > 1) sortFirst(all, n);
     return this.done(n);
   }
 
@@ -362,6 +375,17 @@ class Gather {
   }
 }
 const gather = new Gather();
+
+/** Sorts `a[0..n)` in place: usually a few dozen numbers, for which `subarray(0, n).sort()` cost a view object per call. */
+function sortFirst(a: Int32Array, n: number): void {
+  if (n > 64) { a.subarray(0, n).sort(); return; }
+  for (let k = 1; k < n; k++) {
+    const x = a[k] as number;
+    let j = k - 1;
+    while (j >= 0 && (a[j] as number) > x) { a[j + 1] = a[j] as number; j--; }
+    a[j + 1] = x;
+  }
+}
 
 const NO_MEMBERS: readonly number[] = [];
 
@@ -407,6 +431,10 @@ const enum Filed {
   /** The serial workload (Schedule) the member is a run of. */
   Serial,
 }
+
+/** What `blockersOf` reads for a backup judged at each level. */
+const NAMESPACE_LEVEL_READS: readonly Filed[] = [Filed.Namespace, Filed.Serial];
+const ITEMBLOCK_LEVEL_READS: readonly Filed[] = [Filed.NamespaceLevel, Filed.Strict, Filed.Serial];
 
 function lowerBound(list: readonly number[], x: number): number {
   let lo = 0, hi = list.length;
