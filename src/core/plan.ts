@@ -142,7 +142,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
   const blocked: Blockers[] = new Array(infos.length);
   for (let i = inFlight.length; i < infos.length; i++) blocked[i] = index.blockersOf(index.member(i), MAX_BLOCKERS, i);
   return decide({
-    used: false, view, policy, cache, backups, now, orderValidUntil: nextAgingStep(queued, policy, now), versions: versionsOf(view),
+    used: false, view, policy, cache, backups, now, orderValidUntil: nextAgingStep(priorities, policy, now), versions: versionsOf(view),
     infos, index, inFlight: inFlight.length, priorities, supersessions, blocked, decided: NO_DECISIONS,
   }, undefined, "afresh");
 }
@@ -297,7 +297,7 @@ function overlapsOf(index: ClaimIndex, inFlight: number): Overlap[] {
 
 // A queued backup's conflict details and reason cost more than the decision itself and are read
 // for a handful of backups per plan (the writes) or all of them (the CLI): computed on first
-// read, and then kept. A plan makes thousands of entries, so they are instances of one class
+// read, and then kept; so are the names it waits for (an array per queued backup per plan). A plan makes thousands of entries, so they are instances of one class
 // with the lazy fields as getters (per-object accessors cost V8 a hidden class per object and
 // were a tenth of a full plan); `toJSON` writes every field out, in the interface's order.
 class Queued implements QueueEntry {
@@ -306,12 +306,12 @@ class Queued implements QueueEntry {
   readonly priority: number;
   readonly effectivePriority: number;
   readonly level: ConflictLevel;
-  readonly waitingFor: readonly string[];
   readonly moreBlockers: true | undefined;
   readonly #of: ScopedBackup;
   readonly #blockers: readonly ScopedBackup[];
   readonly #limit: number;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
+  #waitingFor: readonly string[] | undefined;
 
   constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number) {
     this.backup = b.name;
@@ -319,7 +319,6 @@ class Queued implements QueueEntry {
     this.priority = o.priority;
     this.effectivePriority = o.effectivePriority;
     this.level = b.scope.level;
-    this.waitingFor = blockers.map((x) => x.name);
     this.moreBlockers = more ? true : undefined;
     this.#of = b;
     this.#blockers = blockers;
@@ -333,6 +332,7 @@ class Queued implements QueueEntry {
     }
     return this.#details;
   }
+  get waitingFor(): readonly string[] { return (this.#waitingFor ??= this.#blockers.map((x) => x.name)); }
   get conflicts(): readonly Conflict[] { return this.#explain().conflicts; }
   get reason(): string { return this.#explain().reason; }
 
@@ -343,12 +343,11 @@ class Queued implements QueueEntry {
 }
 
 /** When aging next moves the effective priority of one of `queued` after `now` (Infinity without aging). */
-function nextAgingStep(queued: readonly BackupInfo[], policy: Policy, now: number): number {
+function nextAgingStep(queued: readonly Ordered[], policy: Policy, now: number): number {
   const aging = policy.priorities.agingSeconds * 1000;
   if (aging === 0) return Infinity;
   let next = Infinity;
-  for (const b of queued) {
-    const created = parseTime(b.creationTimestamp);
+  for (const { created } of queued) {
     if (!Number.isFinite(created)) continue;
     const steps = Math.floor(Math.max(0, now - created) / aging);
     next = Math.min(next, created + (steps + 1) * aging);
@@ -397,6 +396,7 @@ interface Ordered {
   readonly backup: BackupInfo;
   readonly priority: number;
   readonly effectivePriority: number;
+  /** NaN when the creation time is unknown (it then sorts as the earliest). */
   readonly created: number;
 }
 
@@ -406,9 +406,9 @@ export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: n
     .map((backup): Ordered => {
       const priority = basePriority(backup, policy);
       const created = parseTime(backup.creationTimestamp);
-      return { backup, priority, effectivePriority: aged(priority, created, policy, now), created: created || 0 };
+      return { backup, priority, effectivePriority: aged(priority, created, policy, now), created };
     })
-    .sort((a, b) => b.effectivePriority - a.effectivePriority || a.created - b.created || byName(a.backup, b.backup));
+    .sort((a, b) => b.effectivePriority - a.effectivePriority || (a.created || 0) - (b.created || 0) || byName(a.backup, b.backup));
 }
 
 // Creation times parsed once per timestamp string (plans sort thousands of backups).
