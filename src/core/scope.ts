@@ -464,38 +464,66 @@ export function assembleScope(head: ScopeHead, parts: readonly ScopePart[], list
     claimParts.push(part);
     size += part.claims.size;
   }
-  let items: BackupScope["items"] | undefined;
-  let units: readonly string[] | undefined;
-  let exclusive: ReadonlyMap<string, string> | undefined;
-  // Built as plain data first, accessors defined after: an object literal with getters (or a
-  // spread) is a dictionary-mode object in V8, and every plan reads these fields of every scope
-  // many times over.
-  const scope: Record<string, unknown> = {
-    errors: head.errors,
-    queueNamespaces: head.queueNamespaces,
-    namespaces: head.namespaces,
-    level: head.level,
-    strictNamespaces: head.strictNamespaces,
-    listsPvs: head.listsPvs,
-    notes: head.notes,
-  };
-  if (head.levelReason !== undefined) scope.levelReason = head.levelReason;
-  if (head.serialKey !== undefined) scope.serialKey = head.serialKey;
-  const lazy = (name: string, get: () => unknown) => Object.defineProperty(scope, name, { get, enumerable: true });
-  lazy("items", () => (items ??= {
-    pods: parts.flatMap((p) => p.pods).sort(byString),
-    pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
-    pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(listed?.names ?? [])])].sort(byString),
-  }));
-  lazy("units", () => (units ??= parts.flatMap((p) => p.units).sort(byString)));
-  lazy("exclusive", () => {
-    if (!exclusive) {
-      const all = parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
-      exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
+  return new Scope(head, parts, listed, { byNamespace, namespaces: claimNamespaces, parts: claimParts, size });
+}
+
+// Scopes are instances of one class, their on-demand fields getters on its prototype. Accessors
+// defined on each object, each a closure of its own, gave every scope a hidden class of its own:
+// V8 allocates those in the old generation, so every candidate the webhook judged left garbage
+// there for the mark-compact collector. One class also keeps every field a plan's hot loops read
+// at one offset. `claims` is a getter too, so that it stays out of the scope's enumerable data.
+class Scope implements BackupScope {
+  readonly errors: readonly SpecError[];
+  readonly queueNamespaces: readonly string[];
+  readonly namespaces: readonly string[];
+  readonly level: ConflictLevel;
+  readonly strictNamespaces: readonly string[];
+  readonly listsPvs: boolean;
+  readonly notes: readonly string[];
+  readonly levelReason?: string;
+  readonly serialKey?: string;
+  readonly #parts: readonly ScopePart[];
+  readonly #listed: ListedPvs | undefined;
+  readonly #claims: ScopeClaims;
+  #items: BackupScope["items"] | undefined;
+  #units: readonly string[] | undefined;
+  #exclusive: ReadonlyMap<string, string> | undefined;
+
+  constructor(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined, claims: ScopeClaims) {
+    this.errors = head.errors;
+    this.queueNamespaces = head.queueNamespaces;
+    this.namespaces = head.namespaces;
+    this.level = head.level;
+    this.strictNamespaces = head.strictNamespaces;
+    this.listsPvs = head.listsPvs;
+    this.notes = head.notes;
+    if (head.levelReason !== undefined) this.levelReason = head.levelReason;
+    if (head.serialKey !== undefined) this.serialKey = head.serialKey;
+    this.#parts = parts;
+    this.#listed = listed;
+    this.#claims = claims;
+  }
+
+  get claims(): ScopeClaims { return this.#claims; }
+
+  get items(): BackupScope["items"] {
+    const parts = this.#parts;
+    return (this.#items ??= {
+      pods: parts.flatMap((p) => p.pods).sort(byString),
+      pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
+      pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(this.#listed?.names ?? [])])].sort(byString),
+    });
+  }
+
+  get units(): readonly string[] {
+    return (this.#units ??= this.#parts.flatMap((p) => p.units).sort(byString));
+  }
+
+  get exclusive(): ReadonlyMap<string, string> {
+    if (!this.#exclusive) {
+      const all = this.#parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
+      this.#exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
     }
-    return exclusive;
-  });
-  const claims: ScopeClaims = { byNamespace, namespaces: claimNamespaces, parts: claimParts, size };
-  Object.defineProperty(scope, "claims", { value: claims, enumerable: false });
-  return scope as unknown as BackupScope;
+    return this.#exclusive;
+  }
 }
