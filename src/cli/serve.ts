@@ -9,6 +9,7 @@ import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPolicySource } from "../policy/index.js";
 import { createEventRecorder } from "../service/events.js";
+import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
 import type { TlsSource } from "../service/contracts.js";
 import { CaBundlePatcher, FileTls, SelfManagedTls } from "../tls/index.js";
@@ -140,6 +141,7 @@ async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: s
 
 export async function runServe(args: string[]): Promise<void> {
   const options = parseServeArgs(args, process.env);
+  tuneHeap();
   const log = createLogger();
   const gate = await startGate(options, log);
   let stopping = false;
