@@ -5,9 +5,15 @@
 // then 1,000 requests per second.
 //
 // Run with `npx tsx bench/admission.bench.ts` (optional: DURATION=seconds per row, default 15;
-// ROUNDS, default 3; CONNECTIONS, the most keep-alive connections, default 8). Prints every
-// round, then a table of medians over the rounds and one JSON line per row. Goal (design):
-// p99 <= 5 ms at 200 req/s.
+// ROUNDS, default 3; RATES, default "200,1000"; CONNECTIONS, the most keep-alive connections,
+// default 8; SERVER_FLAGS, node flags for the server instead of the Deployment's NODE_OPTIONS,
+// e.g. "--max-old-space-size=256 --trace-gc"; PRETENURE=1 leaves V8's allocation-site
+// pretenuring on, as it was before `tuneHeap`). Prints every round, then a table of medians
+// over the rounds and one JSON line per row. Goal (design): p99 <= 5 ms at 200 req/s.
+//
+// The server runs as `serve` does: with the Deployment's NODE_OPTIONS (its heap cap decides how
+// often the old generation is collected, and a mark-compact's marking steps are what the tail
+// is made of) and with `tuneHeap`'s V8 flags.
 //
 // The load is open: reviews leave on a fixed schedule whether or not earlier ones were
 // answered, as the API server sends them when Backups are created, and each latency runs from
@@ -25,17 +31,20 @@
 // without the gate.
 
 import { fork, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import Fastify from "fastify";
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { parseAllDocuments } from "yaml";
 import { MemoryClusterCache, StaticPolicySource } from "../src/admission/memory.js";
 import { createWebhookServer } from "../src/admission/server.js";
 import type { BackupInfo } from "../src/core/model.js";
 import { policySchema } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
+import { tuneHeap } from "../src/service/heap.js";
 import { createLogger } from "../src/service/log.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
@@ -44,7 +53,7 @@ const PODS_PER_NAMESPACE = 50; // 50,000 pods, one PVC (and PV) each
 const APPS_PER_NAMESPACE = 10;
 const BACKUPS = 10_000;
 const IN_FLIGHT = 4;
-const RATES = [200, 1_000];
+const RATES = (process.env.RATES ?? "200,1000").split(",").map(Number);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 8);
 const DURATION_S = Number(process.env.DURATION ?? 15);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -96,6 +105,7 @@ function buildBackups(): BackupInfo[] {
 }
 
 async function serve(): Promise<void> {
+  if (!process.env.PRETENURE) tuneHeap();
   const t = performance.now();
   const view = buildView();
   const backups = buildBackups();
@@ -156,13 +166,15 @@ function reviewBody(seq: number): string {
 interface Ready { port: number; floorPort: number; ca: string; buildMs: number; indexMs: number; heapMb: number; queued: number }
 
 async function main(): Promise<void> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ["--serve"], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const serverFlags = (process.env.SERVER_FLAGS ?? deploymentNodeOptions()).split(" ").filter(Boolean);
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ["--serve"], { execArgv: [...process.execArgv, ...serverFlags], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the server did not start within 300 s")), 300_000);
     child.once("message", (m) => { clearTimeout(timer); resolve(m as Ready); });
     child.once("exit", (code) => reject(new Error(`the server exited (${code})`)));
   });
   const round = (x: number) => Math.round(x * 100) / 100;
+  console.log(`server: node ${serverFlags.join(" ")}${process.env.PRETENURE ? " (pretenuring on)" : ""}`);
   console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, PVCs and PVs; ${BACKUPS} backups (${IN_FLIGHT} in flight, ${ready.queued} queued); ` +
     `built in ${round(ready.buildMs)} ms, admission index in ${round(ready.indexMs)} ms; server heap ${round(ready.heapMb)} MiB`);
 
@@ -251,6 +263,16 @@ async function main(): Promise<void> {
     await pool.close();
     return { lat: latencyOf(latencies), errors, connections };
   }
+}
+
+/** NODE_OPTIONS of the gate's container in manifests/30-deployment.yaml. */
+function deploymentNodeOptions(): string {
+  type Doc = { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
+  const docs = parseAllDocuments(readFileSync(new URL("../manifests/30-deployment.yaml", import.meta.url), "utf8")).map((d) => d.toJS() as Doc);
+  const env = docs.find((d) => d.kind === "Deployment")?.spec?.template?.spec?.containers?.[0]?.env ?? [];
+  const value = env.find((e) => e.name === "NODE_OPTIONS")?.value;
+  if (value === undefined) throw new Error("manifests/30-deployment.yaml: the gate's container sets no NODE_OPTIONS");
+  return value;
 }
 
 interface Latency { count: number; p50: number; p99: number; max: number }
