@@ -29,8 +29,8 @@
 // Measured (N = 1000, quiet 2-core machine, ~5 min in all): gate writes in the drain 1999 =
 // 1000 promote + 999 position, 1.999 per dequeue (API server and the gate's own counter agree;
 // no 409s); Velero's queue for the same sequence 500,500 (500.5 per dequeue). Dequeue latency
-// p50 10.1 ms, p99 18.6 ms, max 34.5 ms, flat in the queue length (p50 14.9 / p99 33.5 before
-// scopes were one class and serve turned pretenuring off). It was p99 443 ms and grew with
+// p50 10.1 ms, p99 18.6 ms, max 34.5 ms, flat in the queue length (11.7 / 22.7 / 53.5 ms at
+// the landing before, with the plan's older data layout). It was p99 443 ms and grew with
 // the queue: a profile of the gate showed a new TLS connection per API write (client-node makes
 // an https.Agent per request; see src/cluster/apiClient.ts) and the scope cache sweeping every
 // entry after every plan.
