@@ -252,9 +252,11 @@ const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 // The item collector lists what the filters and selectors admit; ItemBlock actions then pull
 // in related items regardless of selectors (pod -> PVCs; bound PVC -> PV, running pods that
-// mount it, volume-group siblings). A related item that was not listed joins only if it
-// passes Velero's per-item checks; every item is processed only if it passes them. Every
-// relation but PVC -> PV stays inside a namespace, so a namespace's part is computed alone.
+// mount it, volume-group siblings). An item joins a block, listed or related, only if it passes
+// Velero's inclusion checks (resource filter, the exclude-from-backup label), so nothing is
+// pulled in through an excluded item (pkg/backup/itemblock.go). Every pod in a block gets its
+// hooks; an item being deleted joins its block but is not backed up (no data, not listed).
+// Every relation but PVC -> PV stays inside a namespace, so a namespace's part is computed alone.
 //
 // `extraPvs`: PVs processed through another namespace, or listed directly, that are bound to
 // a claim in this namespace (they can claim the claim's unit).
@@ -264,20 +266,19 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
   const podsIncluded = filter.shouldInclude("pods");
   const pvcsIncluded = filter.shouldInclude("persistentvolumeclaims");
   const pvsExcluded = filter.shouldExclude("persistentvolumes");
-  const passes = {
-    pod: (p: PodInfo) => podsIncluded && !EXCLUDE(p.labels) && !p.deleting,
-    pvc: (c: PvcInfo) => pvcsIncluded && !EXCLUDE(c.labels) && !c.deleting,
-    pv: (v: PvInfo) => !pvsExcluded && !EXCLUDE(v.labels) && !v.deleting,
+  const joins = {
+    pod: (p: PodInfo) => podsIncluded && !EXCLUDE(p.labels),
+    pvc: (c: PvcInfo) => pvcsIncluded && !EXCLUDE(c.labels),
+    pv: (v: PvInfo) => !pvsExcluded && !EXCLUDE(v.labels),
   };
   const seen = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>(), pvs: new Set<PvInfo>() };
-  const listed = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>() };
 
   const visitPod = (pod: PodInfo) => {
     if (seen.pods.has(pod)) return;
     seen.pods.add(pod);
     for (const v of pod.volumes) {
       const pvc = v.claimName ? contents.pvcs.get(v.claimName) : undefined;
-      if (pvc && (listed.pvcs.has(pvc) || passes.pvc(pvc))) visitPvc(pvc);
+      if (pvc && joins.pvc(pvc)) visitPvc(pvc);
     }
   };
   const visitPvc = (pvc: PvcInfo) => {
@@ -287,38 +288,41 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
     const pv = view.pv(pvc.volumeName);
     if (pv) seen.pvs.add(pv);
     for (const pod of contents.podsMounting(pvc.name)) {
-      if (isPodRunning(pod) && (listed.pods.has(pod) || passes.pod(pod))) visitPod(pod);
+      if (isPodRunning(pod) && joins.pod(pod)) visitPod(pod);
     }
     const group = pvc.labels[groupKey];
     if (!group) return;
     for (const sibling of contents.pvcs.values()) {
-      if (sibling !== pvc && sibling.labels[groupKey] === group && (listed.pvcs.has(sibling) || passes.pvc(sibling))) visitPvc(sibling);
+      if (sibling !== pvc && sibling.labels[groupKey] === group && joins.pvc(sibling)) visitPvc(sibling);
     }
   };
 
-  if (podsIncluded) for (const pod of contents.pods.values()) if (selected(pod.labels)) listed.pods.add(pod);
-  if (pvcsIncluded) for (const pvc of contents.pvcs.values()) if (selected(pvc.labels)) listed.pvcs.add(pvc);
-  for (const pod of listed.pods) visitPod(pod);
-  for (const pvc of listed.pvcs) visitPvc(pvc);
+  if (podsIncluded) for (const pod of contents.pods.values()) if (selected(pod.labels) && joins.pod(pod)) visitPod(pod);
+  if (pvcsIncluded) for (const pvc of contents.pvcs.values()) if (selected(pvc.labels) && joins.pvc(pvc)) visitPvc(pvc);
 
   // Sorted once by precomputed keys (namespace/name, as the scope lists them).
-  const pods = [...seen.pods].filter(passes.pod).map((p) => ({ key: `${ns}/${p.name}`, p })).sort((a, b) => byString(a.key, b.key));
-  const pvcs = [...seen.pvcs].filter(passes.pvc).map((c) => ({ key: `${ns}/${c.name}`, c })).sort((a, b) => byString(a.key, b.key));
-  const reached = [...seen.pvs].filter(passes.pv).sort((a, b) => byString(a.name, b.name));
+  const byKey = <T>(items: Iterable<T>, keyOf: (x: T) => string) => [...items].map((x) => ({ key: keyOf(x), x })).sort((a, b) => byString(a.key, b.key));
+  const blockPods = byKey(seen.pods, (p) => `${ns}/${p.name}`);
+  const pods = blockPods.filter(({ x }) => !x.deleting);
+  const pvcs = byKey([...seen.pvcs].filter((c) => !c.deleting), (c) => `${ns}/${c.name}`);
+  const reached = [...seen.pvs].filter((v) => joins.pv(v) && !v.deleting).sort((a, b) => byString(a.name, b.name));
 
   const units = new Set<string>();
   const claims = new Map<string, Claim>();
   const claim = (unit: string, reason: string, rank: number, key: string) => { if (!claims.has(unit)) claims.set(unit, { reason, rank, key }); };
-  const unitOf = (member: string) => contents.unitOf(member, groupKey)?.id;
+  // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
+  // pulls in, never which unit an item belongs to, so claims of two backups always compare.
+  const unitOf = (member: string) => contents.unitOf(member, ctx.policy.volumeGroupSnapshotLabelKey)?.id;
 
-  for (const { key, p: pod } of pods) {
+  for (const { key, x: pod } of blockPods) {
     const unit = unitOf(`pod:${pod.name}`);
     if (!unit) continue;
     units.add(unit);
     for (const hook of hooksOnPod(pod, ctx.spec)) claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+    if (pod.deleting) continue;
     for (const volume of volumes.fsBackupVolumes(pod)) claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
   }
-  for (const { key, c: pvc } of pvcs) {
+  for (const { key, x: pvc } of pvcs) {
     const unit = unitOf(`pvc:${pvc.name}`);
     if (!unit) continue;
     units.add(unit);

@@ -80,6 +80,8 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
 }
 
 // The opt-in/opt-out annotation lists, split once per pod object (pods are immutable snapshots).
+// Velero splits them on "," and compares names exactly, without trimming: "data, tmp" names
+// " tmp", which matches no volume (pkg/util/podvolume/pod_volume.go).
 const EMPTY: ReadonlySet<string> = new Set();
 const annotationSets = new WeakMap<PodInfo, Map<string, ReadonlySet<string>>>();
 function annotationSet(pod: PodInfo, key: string): ReadonlySet<string> {
@@ -88,7 +90,7 @@ function annotationSet(pod: PodInfo, key: string): ReadonlySet<string> {
   let byKey = annotationSets.get(pod);
   if (!byKey) { byKey = new Map(); annotationSets.set(pod, byKey); }
   let set = byKey.get(key);
-  if (!set) { set = new Set(raw.split(",").map((s) => s.trim()).filter(Boolean)); byKey.set(key, set); }
+  if (!set) { set = new Set(raw.split(",")); byKey.set(key, set); }
   return set;
 }
 

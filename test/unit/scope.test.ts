@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { BackupInfo, PodInfo } from "../../src/core/model.js";
 import { trim } from "../../src/core/objects.js";
+import { parseBackupSpec } from "../../src/core/backupSpec.js";
 import { scopeOf } from "../../src/core/scope.js";
+import { volumeRules } from "../../src/core/volumes.js";
 import { ScopeCache } from "../../src/core/scopeCache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
@@ -184,6 +186,71 @@ describe("exclusive units (hooks, snapshots, file-system backups)", () => {
   it("policy-named exclusive resources are units of their own per namespace", () => {
     const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, exclusiveResources: ["virtualmachines.kubevirt.io"] });
     expect(Object.fromEntries(result.exclusive)).toEqual({ "web/virtualmachines.kubevirt.io": "back up virtualmachines.kubevirt.io in namespace web (an exclusive resource)" });
+  });
+});
+
+describe("read again in Velero 1.18.3's source: what the core once predicted otherwise", () => {
+  const copied = (annotations: Record<string, string>, spec: object) => {
+    const s = cluster(ns("fs"), pod("fs", "app", { annotations, volumes: ["cfg", "data", "tmp"].map((name) => ({ name, emptyDir: {} })) }), backup("b", spec));
+    const parsed = parseBackupSpec(s.backups[0]!.spec);
+    if (!parsed.ok) throw new Error("spec");
+    return volumeRules(s.backups[0]!, parsed.spec, s.view, DEFAULT_POLICY, true).fsBackupVolumes(s.view.contents("fs").pods.get("app")!);
+  };
+
+  it.each<{ case: string; annotations: Record<string, string>; spec: object; volumes: string[] }>([
+    { case: "opt-out list with a space after the comma: ' tmp' matches no volume, so tmp is still copied",
+      annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" }, spec: { defaultVolumesToFsBackup: true }, volumes: ["cfg", "tmp"] },
+    { case: "opt-out list without spaces excludes both", annotations: { "backup.velero.io/backup-volumes-excludes": "data,tmp" }, spec: { defaultVolumesToFsBackup: true }, volumes: ["cfg"] },
+    { case: "opt-in list with a space after the comma: ' data' matches no volume, so only cfg is copied",
+      annotations: { "backup.velero.io/backup-volumes": "cfg, data" }, spec: {}, volumes: ["cfg"] },
+    { case: "opt-in list with a leading space on the only name copies nothing", annotations: { "backup.velero.io/backup-volumes": " cfg" }, spec: {}, volumes: [] },
+  ])("pod volume annotations are split on ',' and compared exactly: $case", ({ annotations, spec, volumes }) => {
+    expect(copied(annotations, spec)).toEqual(volumes);
+  });
+
+  it.each<{ case: string; podLabels: Record<string, string>; pvcLabels: Record<string, string> }>([
+    { case: "a labelled pod does not pull in the PVC it mounts", podLabels: { pick: "yes", "velero.io/exclude-from-backup": "true" }, pvcLabels: {} },
+    { case: "a labelled PVC pulls in neither its PV, nor the pods mounting it, nor its group siblings", podLabels: {}, pvcLabels: { pick: "yes", "velero.io/exclude-from-backup": "true" } },
+  ])("an item labelled velero.io/exclude-from-backup=true joins no ItemBlock, so nothing comes through it: $case", ({ podLabels, pvcLabels }) => {
+    const group = { "velero.io/volume-group": "g" };
+    const extra = [ns("ex"), pod("ex", "app", { claims: ["data"], labels: podLabels }),
+      ...boundClaim("ex", "data", { labels: { ...group, ...pvcLabels } }), ...boundClaim("ex", "sibling", { labels: group })];
+    // The selector lists the labelled item alone; everything else could only come in through it.
+    const result = scope({ includedNamespaces: ["ex"], labelSelector: { matchLabels: { pick: "yes" } } }, DEFAULT_POLICY, extra);
+    expect(result.items).toEqual({ pods: [], pvcs: [], pvs: [] });
+    expect(result.exclusive.size).toBe(0);
+  });
+
+  it("a labelled PVC selected by nobody else keeps its PV out of a selector backup", () => {
+    const extra = [ns("sel"), pod("sel", "app", { claims: ["data"], labels: { app: "a" } }),
+      ...boundClaim("sel", "data", { labels: { "velero.io/exclude-from-backup": "true" } })];
+    const result = scope({ includedNamespaces: ["sel"], labelSelector: { matchLabels: { app: "a" } } }, DEFAULT_POLICY, extra);
+    expect(result.items).toEqual({ pods: ["sel/app"], pvcs: [], pvs: [] });
+    expect(result.exclusive.size).toBe(0);
+  });
+
+  it("a pod being deleted still joins its block and gets its hooks, but neither it nor its volumes are backed up", () => {
+    const extra = [ns("del"), { ...pod("del", "going", { claims: ["data"], annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } }),
+      metadata: { namespace: "del", name: "going", deletionTimestamp: "2026-01-01T00:00:00Z", annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } } },
+    ...boundClaim("del", "data")];
+    const result = scope({ includedNamespaces: ["del"], defaultVolumesToFsBackup: true }, DEFAULT_POLICY, extra);
+    expect(result.items).toEqual({ pods: [], pvcs: ["del/data"], pvs: ["pv-del-data"] });
+    expect(Object.fromEntries(result.exclusive)).toEqual({ "del/pod:going": "run pre hooks on pod del/going (annotation pre.hook.backup.velero.io/command)" });
+  });
+
+  it("units are cut with the policy's group key, so a backup naming its own key still shares a unit with one that does not", () => {
+    // Policy key: b and c are one group. The backup's own key: a and b are one group. Both backups snapshot b.
+    const s = cluster(ns("vg"),
+      ...boundClaim("vg", "a", { labels: { pick: "own", "example.com/group": "x" } }),
+      ...boundClaim("vg", "b", { labels: { "example.com/group": "x", "velero.io/volume-group": "g" } }),
+      ...boundClaim("vg", "c", { labels: { pick: "policy", "velero.io/volume-group": "g" } }),
+      backup("own-key", { includedNamespaces: ["vg"], volumeGroupSnapshotLabelKey: "example.com/group", labelSelector: { matchLabels: { pick: "own" } } }),
+      backup("policy-key", { includedNamespaces: ["vg"], labelSelector: { matchLabels: { pick: "policy" } } }));
+    const [own, theirs] = s.backups.map((b) => scopeOf(b, s.view, DEFAULT_POLICY)) as [ReturnType<typeof scopeOf>, ReturnType<typeof scopeOf>];
+    expect(own.items.pvcs).toEqual(["vg/a", "vg/b"]);
+    expect(theirs.items.pvcs).toEqual(["vg/b", "vg/c"]);
+    const shared = [...own.exclusive.keys()].filter((u) => theirs.exclusive.has(u));
+    expect(shared.map((u) => own.exclusive.get(u))).toEqual(["snapshot PVC vg/b"]);
   });
 });
 
