@@ -65,17 +65,25 @@ export type ParsedSpec = { ok: true; spec: BackupSpec } | { ok: false; errors: S
 /** Parses a raw spec. Type errors name the field; rule errors come from `validateSpec`. */
 export function parseBackupSpec(raw: unknown): ParsedSpec {
   const result = backupSpecSchema.safeParse(raw ?? {});
-  if (!result.success) {
-    return {
-      ok: false,
-      errors: result.error.issues.map((issue) => ({
-        field: ["spec", ...issue.path.map(String)].join(".").replace(/\.(\d+)(?=\.|$)/g, "[$1]"),
-        message: issue.message,
-      })),
-    };
-  }
+  if (!result.success) return { ok: false, errors: typeErrors(result.error.issues) };
   const errors = validateSpec(result.data);
   return errors.length > 0 ? { ok: false, errors } : { ok: true, spec: result.data };
+}
+
+/**
+ * Fields of the wrong type or shape: an object the API server's schema would never have
+ * stored, so a file holding one is malformed (a rule Velero checks is not a type error).
+ */
+export function specTypeErrors(raw: unknown): SpecError[] {
+  const result = backupSpecSchema.safeParse(raw ?? {});
+  return result.success ? [] : typeErrors(result.error.issues);
+}
+
+function typeErrors(issues: readonly z.core.$ZodIssue[]): SpecError[] {
+  return issues.map((issue) => ({
+    field: ["spec", ...issue.path.map(String)].join(".").replace(/\.(\d+)(?=\.|$)/g, "[$1]"),
+    message: issue.message,
+  }));
 }
 
 /** True when the spec uses Velero's old resource filters (includedResources and friends). */

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "./model.js";
+import { specTypeErrors } from "./backupSpec.js";
 import { ClusterView } from "./view.js";
 
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
@@ -127,8 +128,13 @@ const backupSpec = z.unknown().optional().superRefine((spec, ctx) => {
   if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 4), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
 });
 
+// A Backup's creation time orders the queue and ages it, so a malformed one is refused rather
+// than read as "no time".
+const rfc3339 = z.iso.datetime({ offset: true });
+const creationTime = z.string().refine((v) => v === "" || rfc3339.safeParse(v).success, "is not an RFC 3339 time (e.g. 2026-01-02T03:04:05Z)");
+
 const backupSchema = z.looseObject({
-  metadata: namespacedMetadata,
+  metadata: namespacedMetadata.extend({ creationTimestamp: creationTime.nullish() }),
   spec: backupSpec,
   status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
 }).transform((o): BackupInfo => ({
@@ -201,6 +207,8 @@ export function loadSnapshot(doc: unknown): { ok: true; snapshot: LoadedSnapshot
     if (typeof kind !== "string" || !(kind in OBJECT_SCHEMAS)) { ignored++; continue; }
     const result = trim(kind as ObjectKind, raw);
     if (!result.ok) return { ok: false, error: `items[${i}] ${result.error.message}` };
+    const malformed = kind === "Backup" ? specTypeErrors((result.value as BackupInfo).spec)[0] : undefined;
+    if (malformed) return { ok: false, error: `items[${i}] ${objectName(raw)}: ${malformed.field}: ${malformed.message}` };
     addToView(view, backups, kind as ObjectKind, result.value);
   }
   return { ok: true, snapshot: { view, backups, ignored } };

@@ -38,6 +38,8 @@ describe("backup-gate plan", () => {
     ["a document that is not a List", ["--snapshot", file("notlist.yaml", "kind: Pod\n")], /is not a Kubernetes List/],
     ["an object missing a field, named with its index and field", ["--snapshot", file("nons.yaml", "kind: List\nitems:\n- {kind: Pod, metadata: {name: x}}\n")], /items\[0\] Pod x: metadata\.namespace: /],
     ["a backup with a malformed status, named", ["--snapshot", file("badbackup.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, status: {queuePosition: first}}\n")], /items\[0\] Backup velero\/b: status\.queuePosition: /],
+    ["a backup whose creation time is not RFC 3339 (its aging and queue order would be lost), named", ["--snapshot", file("badtime.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero, creationTimestamp: yesterday}}\n")], /^backup-gate: snapshot .*badtime\.yaml: items\[0\] Backup velero\/b: metadata\.creationTimestamp: is not an RFC 3339 time/],
+    ["a backup spec field of the wrong type (the API server would never store it), named", ["--snapshot", file("badspec.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, spec: {includedNamespaces: shop}}\n")], /^backup-gate: snapshot .*badspec\.yaml: items\[0\] Backup velero\/b: spec\.includedNamespaces: /],
     ["a garbage policy, with the field at fault", ["--snapshot", FIXTURE, "--policy", file("p.yaml", "maxConcurrentBackups: lots\n")], /policy .*p\.yaml: maxConcurrentBackups: /],
     ["an unknown level", ["--snapshot", FIXTURE, "--level", "Pod"], /--level must be Namespace or ItemBlock, not Pod/],
     ["an unknown flag", ["--snapshot", FIXTURE, "--frobnicate"], /Unknown option '--frobnicate'/],

@@ -104,9 +104,14 @@ describe("the queue (design.md: The queue)", () => {
     expect(p.overlaps[0]!.reason).toBe("cart-a and cart-b are in flight together: both snapshot PVC shop/cart-data");
   });
 
-  it("an invalid backup touches nothing, so it never blocks anyone", () => {
-    const p = run(noAging, backup("bad", { includedNamespaces: ["*", "shop"] }, { created: at(0) }), app("cart", "cart", { created: at(1) }));
-    expect(started(p)).toEqual(["bad", "cart"]);
+  it.each([
+    { level: "ItemBlock" as const, started: ["bad", "cart"], waiting: [] as string[] },
+    { level: "Namespace" as const, started: ["bad"], waiting: ["cart"] },
+  ])("an invalid backup touches nothing; at $level level it blocks $waiting.length backup(s) of its namespaces, as Velero's own queue counts it", ({ level, started: s, waiting: w }) => {
+    const p = run({ ...noAging, conflictLevel: level }, backup("bad", { includedNamespaces: ["shop", "web"], excludedNamespaces: ["web"] }, { created: at(0) }), app("cart", "cart", { created: at(1) }));
+    expect(p.scopes.get("bad")?.errors.length).toBeGreaterThan(0);
+    expect(started(p)).toEqual(s);
+    expect(waiting(p)).toEqual(w);
   });
 });
 
