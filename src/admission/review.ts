@@ -39,16 +39,24 @@ export function parseJsonBody(text: string): { ok: true; value: unknown } | { ok
   if (text.trim() === "") return { ok: false, message: "the body is empty; expected an AdmissionReview as JSON" };
   let value: unknown;
   try { value = JSON.parse(text); } catch (e) { return { ok: false, message: `the body is not valid JSON: ${(e as Error).message}` }; }
+  // Only objects and arrays are pushed, and array elements are checked by index (JSON arrays
+  // hold no other keys): a list of 200,000 names costs one pass, not an allocation per name.
+  const isNode = (x: unknown): x is object => x !== null && typeof x === "object";
+  const cap = (at: string) => (at.length > 210 ? at.slice(0, 210) : at);
   const stack: { v: unknown; path: string }[] = [{ v: value, path: "" }];
   while (stack.length > 0) {
     const { v, path } = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
+    if (!isNode(v)) continue;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) if (isNode(v[i])) stack.push({ v: v[i], path: cap(path ? `${path}.${i}` : String(i)) });
+      continue;
+    }
     for (const [k, x] of Object.entries(v)) {
       const at = path ? `${path}.${k}` : k;
-      if (k === "__proto__" || (k === "constructor" && x !== null && typeof x === "object" && Object.hasOwn(x, "prototype"))) {
+      if (k === "__proto__" || (k === "constructor" && isNode(x) && Object.hasOwn(x, "prototype"))) {
         return { ok: false, message: `the body holds a forbidden prototype key at ${at.length > 200 ? `${at.slice(0, 200)}...` : at}` };
       }
-      stack.push({ v: x, path: at.length > 210 ? at.slice(0, 210) : at });
+      if (isNode(x)) stack.push({ v: x, path: cap(at) });
     }
   }
   return { ok: true, value };
