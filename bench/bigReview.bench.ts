@@ -1,0 +1,54 @@
+// One review whose Backup lists N namespaces (default 200,000; NAMES=short for base-36 names)
+// against a view of NS namespaces (default 50), sent over HTTPS to the webhook server in this
+// process: validate, mutate, validate; prints each answer's wall time (client included).
+// Run: NS=1000 npx tsx bench/bigReview.bench.ts. Profile: node --cpu-prof --import tsx ...
+// Figures (NS=1000, N=200,000, this CI machine): before the namespace lists resolved through a
+// Set, 5.0 s for the first review, then 0.5 s (50 namespaces: 1.1 s); with the Set, 120 ms a
+// review; with the size limit the CREATE is refused after parsing, 80-140 ms wall of which
+// JSON.parse of the 2.3 MB body is about 45 ms (the floor for any body that size).
+import { performance } from "node:perf_hooks";
+import { request, Agent } from "node:https";
+import { MemoryClusterCache, StaticPolicySource } from "../src/admission/memory.js";
+import { createWebhookServer } from "../src/admission/server.js";
+import { DEFAULT_POLICY } from "../src/core/policy.js";
+import { ClusterView } from "../src/core/view.js";
+import { createMetrics } from "../src/metrics/metrics.js";
+import { createLogger } from "../src/service/log.js";
+import { SelfManagedTls } from "../src/tls/selfManaged.js";
+
+const NS = Number(process.env.NS ?? 50);
+const N = Number(process.env.N ?? 200_000);
+const view = new ClusterView();
+for (let i = 0; i < NS; i++) view.setNamespace({ name: `team-${i}`, labels: {}, annotations: {}, terminating: false });
+view.setNamespace({ name: "velero", labels: {}, annotations: {}, terminating: false });
+view.synced = true;
+const cache = new MemoryClusterCache(view, []);
+const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+await tls.start();
+const server = await createWebhookServer({ tls, cache, policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log: createLogger("warn") });
+const { port } = await server.listen();
+await server.engine.ensureBase();
+const agent = new Agent({ ca: tls.current().ca, keepAlive: true });
+function body(n: number, op = "CREATE") {
+  const includedNamespaces = Array.from({ length: n }, (_, i) => (process.env.NAMES === "short" ? i.toString(36) : `ns-${i}`));
+  const name = `big-${n}-${Math.random().toString(36).slice(2, 7)}`;
+  return JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: {
+    uid: "u1", kind: { group: "velero.io", version: "v1", kind: "Backup" }, resource: { group: "velero.io", version: "v1", resource: "backups" },
+    name, namespace: "velero", operation: op, userInfo: { username: "x" },
+    object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec: { includedNamespaces } } } });
+}
+function post(path: string, b: string): Promise<{ ms: number; status: number; text: string }> {
+  const t = performance.now();
+  return new Promise((res, rej) => {
+    const req = request({ host: "127.0.0.1", port, path, method: "POST", agent, headers: { "content-type": "application/json" } }, (r) => {
+      let text = ""; r.on("data", (d) => (text += d)); r.on("end", () => res({ ms: performance.now() - t, status: r.statusCode ?? 0, text: text.slice(0, 300) }));
+    });
+    req.on("error", rej); req.end(b);
+  });
+}
+for (const path of ["/validate-backups", "/mutate-backups", "/validate-backups"]) {
+  const b = body(N);
+  const r = await post(path, b);
+  console.log(path, `bytes=${b.length}`, `ms=${r.ms.toFixed(0)}`, r.status, r.text);
+}
+await server.close(); await tls.stop(); process.exit(0);
