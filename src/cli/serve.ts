@@ -7,7 +7,7 @@ import { createClusterCache } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
 import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
-import { createPolicySource } from "../policy/index.js";
+import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
 import { createEventRecorder } from "../service/events.js";
 import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
@@ -87,13 +87,15 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const metrics = createMetrics();
   const recorder = createEventRecorder(kc, { log });
 
-  const policy = createPolicySource(kc, { namespace: o.namespace, name: o.policyConfigMap, metrics, log, recorder });
-  await policy.start();
-  const veleroNamespace = policy.current().veleroNamespace;
+  const source = createPolicySource(kc, { namespace: o.namespace, name: o.policyConfigMap, metrics, log, recorder });
+  await source.start();
+  const veleroNamespace = source.current().veleroNamespace;
   const cache = createClusterCache(kc, { veleroNamespace, metrics, log });
   await cache.start();
-  const offPolicy = policy.onChange((p) => {
-    if (p.veleroNamespace !== veleroNamespace) log.warn({ veleroNamespace: p.veleroNamespace }, "veleroNamespace changed in the policy; restart backup-gate to watch the new namespace");
+  // veleroNamespace is read once: until a restart every part judges by the namespace watched.
+  const policy = pinVeleroNamespace(source, {
+    veleroNamespace, metrics, log, recorder,
+    configMap: { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name: o.policyConfigMap },
   });
 
   const tls: TlsSource = o.tlsDir
@@ -121,7 +123,6 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
       await leader.stop();
       await server.close();
       patcher.stop();
-      offPolicy();
       await tls.stop();
       await cache.stop();
       await policy.stop();
