@@ -1,6 +1,6 @@
 import { Agent, request as httpsRequest } from "node:https";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
 import { MAX_SPEC_LIST_ENTRIES, oversizedSpec } from "../../src/admission/review.js";
 import { createWebhookServer, PATHS, type WebhookServer } from "../../src/admission/server.js";
@@ -100,6 +100,26 @@ describe("a client that trickles its headers", () => {
     expect(stillTrickling).toBe(true);
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
     expect(bytesSent).toBeGreaterThan(0);
+  }, 15_000);
+});
+
+describe("a keep-alive connection idle between reviews (as the API server keeps them)", () => {
+  it("is not cut by the header timeout: a review after an idle spell longer than it is answered on the same connection", async () => {
+    const s = tlsConnect({ host: "127.0.0.1", port, ca: tls.current().ca });
+    let text = "";
+    let closed = false;
+    s.on("data", (d: Buffer) => { text += d.toString(); });
+    s.on("close", () => { closed = true; });
+    await new Promise((r) => s.once("secureConnect", r));
+    const answers = () => text.split("HTTP/1.1 ").length - 1;
+    s.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    await vi.waitFor(() => expect(answers()).toBe(1));
+    await new Promise((r) => setTimeout(r, HEADERS_TIMEOUT_MS * 2.5));
+    expect(closed).toBe(false);
+    s.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    await vi.waitFor(() => expect(answers()).toBe(2));
+    expect(text).not.toContain("408");
+    s.destroy();
   }, 15_000);
 });
 
