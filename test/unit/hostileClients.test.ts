@@ -1,4 +1,5 @@
 import { Agent, request as httpsRequest } from "node:https";
+import { connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
@@ -100,6 +101,44 @@ describe("a client that trickles its headers", () => {
     expect(stillTrickling).toBe(true);
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
     expect(bytesSent).toBeGreaterThan(0);
+  }, 15_000);
+});
+
+describe("a client that trickles its body, or never finishes its TLS handshake", () => {
+  it("a body trickled byte by byte is answered 408 once the request timeout passes", async () => {
+    const slow = await createWebhookServer({
+      tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log,
+      headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, connectionsCheckIntervalMs: 200,
+    });
+    const { port: slowPort } = await slow.listen();
+    try {
+      let trickle: NodeJS.Timeout | undefined;
+      const { text, stillTrickling } = await new Promise<{ text: string; stillTrickling: boolean }>((resolve, reject) => {
+        const s = tlsConnect({ host: "127.0.0.1", port: slowPort, ca: tls.current().ca }, () => {
+          s.write(`POST ${PATHS.validate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
+          trickle = setInterval(() => s.write(" "), 100);
+        });
+        let got = "";
+        s.on("data", (d: Buffer) => { got += d.toString(); });
+        s.on("close", () => { const still = trickle !== undefined; clearInterval(trickle); resolve({ text: got, stillTrickling: still }); });
+        s.on("error", () => { /* closed after the 408 */ });
+        setTimeout(() => { clearInterval(trickle); s.destroy(); reject(new Error("still open after 10 s")); }, 10_000).unref();
+      });
+      expect(stillTrickling).toBe(true);
+      expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      await slow.close();
+    }
+  }, 15_000);
+
+  it("a TCP connection that never starts its TLS handshake is closed after the handshake timeout", async () => {
+    const closedAfterSilence = await new Promise<boolean>((resolve) => {
+      const s = netConnect({ host: "127.0.0.1", port });
+      s.on("close", () => resolve(true));
+      s.on("error", () => { /* reset counts as closed */ });
+      setTimeout(() => { s.destroy(); resolve(false); }, 8_000).unref();
+    });
+    expect(closedAfterSilence).toBe(true);
   }, 15_000);
 });
 
