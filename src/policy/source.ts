@@ -119,14 +119,14 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
 
   /** Not there at start: no last good policy, so the fallback. */
   const missingAtStart = () => {
+    const fallback = `the fallback policy (conflictLevel ${FALLBACK_POLICY.conflictLevel}, maxConcurrentBackups ${FALLBACK_POLICY.maxConcurrentBackups})`;
     present = false;
     valid = false;
-    refusal = `${where} not found; running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`;
+    refusal = `${where} not found; running with ${fallback} until it exists`;
     o.metrics?.policyValid.set(0);
     reloaded("missing");
     o.log.warn({ configMap: `${o.namespace}/${name}`, policy: FALLBACK_POLICY }, `policy ${refusal}`);
-    void o.recorder?.event(configMapRef(), "Warning", "PolicyMissing",
-      `${where} not found: running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`);
+    void o.recorder?.event(configMapRef(), "Warning", "PolicyMissing", `${where} not found: running with ${fallback} until it exists`);
     setPolicy(FALLBACK_POLICY);
   };
 
