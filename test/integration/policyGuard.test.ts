@@ -8,7 +8,9 @@
  *   until a restart (Warning Event RestartRequired, backup_gate_policy_restart_required 1, a log line);
  * - a TLS client trickling its headers is closed while a Backup created meanwhile is answered;
  * - a Backup naming 200,000 namespaces is refused with the documented message, and a Backup
- *   created alongside it is admitted.
+ *   created alongside it is admitted;
+ * - a fresh install without the policy ConfigMap: Ready, running the fallback policy (Namespace
+ *   level, one backup at a time), and saying so (PolicyMissing, policy_valid 0, a log line).
  * The test plays Velero's part by moving phases.
  */
 import { readFileSync } from "node:fs";
@@ -159,5 +161,50 @@ describe("the guard holds through policy edits and hostile clients (serve on a r
     expect(big.body.message).toContain("spec.includedNamespaces holds 200000 entries (200000 in all the spec's lists); backup-gate judges Backups whose spec lists hold at most 10000 entries");
     await waitPhase("web-4", "ReadyToStart");
     await setPhase("web-4", "Completed");
+  }, 120_000);
+});
+
+describe("a fresh install without the policy ConfigMap (serve on a real API server)", () => {
+  let cp: ControlPlane;
+  let c: Clients;
+  let gate: GateProcess;
+  const create = (name: string, o: Parameters<typeof backupBody>[2] = {}) =>
+    createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
+  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
+
+  beforeAll(async () => {
+    cp = await startControlPlane({ name: "policy-fresh" });
+    c = clients(cp.kubeConfig);
+    for (const ns of [VELERO, GATE_NS, "shop", "web"]) await createNamespace(c, ns);
+    await createWorkload(c, "shop", "cart");
+    await createPod(c, "web", "nginx", { labels: { app: "web" } });
+    // startGate waits for /readyz 200: the gate is Ready without its policy.
+    gate = await startGate(cp, { identity: "fresh", register: true });
+  }, 300_000);
+  afterAll(async () => {
+    await gate?.stop();
+    await cp?.stop();
+  });
+
+  it("is Ready, runs the fallback policy (Namespace level, one backup at a time) and says so, until the ConfigMap is created", async () => {
+    const metrics = async () => (await gate.get("/metrics")).body;
+    expect(await metrics()).toMatch(/^backup_gate_policy_valid 0$/m);
+    const ev = await waitFor("a PolicyMissing Event", async () =>
+      (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=PolicyMissing` })).items[0]);
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toBe(`ConfigMap ${GATE_NS}/${CM} not found: running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`);
+    expect(readFileSync(gate.process.logFile, "utf8")).toContain(`policy ConfigMap ${GATE_NS}/${CM} not found; running with the fallback policy`);
+
+    const first = await create("web-1", { includedNamespaces: ["web"] });
+    expect(first.body.metadata.annotations["backup-gate.io/conflict-level"]).toBe("Namespace");
+    await waitFor("web-1 to be ReadyToStart", async () => (await phaseOf("web-1")) === "ReadyToStart");
+    // Shares nothing with web-1, but the fallback allows one backup in flight.
+    await create("shop-1", { includedNamespaces: ["shop"] });
+    await waitFor("shop-1 to be Queued", async () => (await phaseOf("shop-1")) === "Queued");
+    await expectStays("shop-1 to wait for the one slot", async () => (await phaseOf("shop-1")) === "Queued", 3_000);
+
+    await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: CM }, data: { "policy.yaml": "conflictLevel: ItemBlock\nmaxConcurrentBackups: 4\n" } } });
+    await waitFor("shop-1 to start once the policy allows 4", async () => (await phaseOf("shop-1")) === "ReadyToStart");
+    expect(await metrics()).toMatch(/^backup_gate_policy_valid 1$/m);
   }, 120_000);
 });
