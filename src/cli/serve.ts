@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { AdmissionregistrationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
-import { createClusterCache } from "../cluster/index.js";
+import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
 import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
@@ -93,9 +93,12 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const cache = createClusterCache(kc, { veleroNamespace, metrics, log });
   await cache.start();
   // veleroNamespace is read once: until a restart every part judges by the namespace watched.
-  const policy = pinVeleroNamespace(source, {
-    veleroNamespace, metrics, log, recorder,
-    configMap: { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name: o.policyConfigMap },
+  const configMap = { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name: o.policyConfigMap };
+  const policy = pinVeleroNamespace(source, { veleroNamespace, metrics, log, recorder, configMap });
+  const stopChecks = new AbortController();
+  void warnIfMissing(cache, veleroNamespace, stopChecks.signal, (message) => {
+    log.warn({ veleroNamespace }, message);
+    void recorder.event(configMap, "Warning", "VeleroNamespaceMissing", message);
   });
 
   const tls: TlsSource = o.tlsDir
@@ -118,6 +121,7 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   return {
     url: address.url,
     async stop() {
+      stopChecks.abort();
       controller.stop();
       await controller.idle();
       await leader.stop();
@@ -128,6 +132,16 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
       await policy.stop();
     },
   };
+}
+
+/**
+ * Once the cache has listed: a veleroNamespace that does not exist (a typo that a restart made
+ * take effect) guards nothing, which must not be silent.
+ */
+async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, signal: AbortSignal, warn: (message: string) => void): Promise<void> {
+  try { await cache.waitForSync(signal); } catch { return; }
+  if (cache.view.namespace(veleroNamespace)) return;
+  warn(`veleroNamespace ${JSON.stringify(veleroNamespace)} does not exist: backup-gate guards and plans no Backups until it does; check the policy's veleroNamespace and the webhooks' namespaceSelector`);
 }
 
 /** For runs outside a cluster: both configurations pointing at a URL, replaced if present. */

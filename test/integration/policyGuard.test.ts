@@ -207,4 +207,15 @@ describe("a fresh install without the policy ConfigMap (serve on a real API serv
     await waitFor("shop-1 to start once the policy allows 4", async () => (await phaseOf("shop-1")) === "ReadyToStart");
     expect(await metrics()).toMatch(/^backup_gate_policy_valid 1$/m);
   }, 120_000);
+
+  it("restarted with a veleroNamespace that does not exist, it says it guards nothing (Warning Event VeleroNamespaceMissing, log line)", async () => {
+    await c.core.replaceNamespacedConfigMap({ name: CM, namespace: GATE_NS, body: { metadata: { name: CM, namespace: GATE_NS }, data: { "policy.yaml": "veleroNamespace: veleroo\n" } } });
+    await gate.stop();
+    gate = await startGate(cp, { identity: "fresh-restarted", register: true });
+    const ev = await waitFor("a VeleroNamespaceMissing Event", async () =>
+      (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=VeleroNamespaceMissing` })).items[0]);
+    expect(ev.type).toBe("Warning");
+    expect(ev.message).toMatch(/^veleroNamespace "veleroo" does not exist: backup-gate guards and plans no Backups until it does/);
+    expect(readFileSync(gate.process.logFile, "utf8")).toContain("veleroNamespace \\\"veleroo\\\" does not exist");
+  }, 120_000);
 });
