@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HmacSealer } from "../../src/controller/promotionSeal.js";
 import { plan } from "../../src/core/plan.js";
@@ -33,6 +34,30 @@ describe("takeBacks: which of two overlapping in-flight backups goes back to Que
       // What it went back for stays in flight, and is never itself taken back.
       for (const o of t.overlaps) expect(back).not.toContain(o);
     }
+  });
+
+  it("for any in-flight set and overlaps: no InProgress backup goes back, no overlapping pair stays unless both are InProgress, and each one back overlaps one that stays", () => {
+    const names = ["a", "b", "c", "d", "e", "f"];
+    const arb = fc.record({
+      backups: fc.array(fc.record({ phase: fc.constantFrom("ReadyToStart", "InProgress"), promotedByGate: fc.boolean() }), { minLength: names.length, maxLength: names.length }),
+      edges: fc.uniqueArray(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 5 })).filter(([x, y]) => x < y), { maxLength: 15, selector: ([x, y]) => `${x}-${y}` }),
+    });
+    fc.assert(fc.property(arb, ({ backups, edges }) => {
+      const inFlightSet = backups.map((b, i) => inFlight(names[i]!, b.phase, b.promotedByGate));
+      const overlaps = edges.map(([x, y]) => pair(names[x]!, names[y]!));
+      const result = takeBacks(inFlightSet, overlaps);
+      const back = new Set(result.map((t) => t.backup));
+      const phase = (n: string) => inFlightSet.find((b) => b.backup === n)!.phase;
+      for (const n of back) expect(phase(n)).toBe("ReadyToStart");
+      for (const o of overlaps) {
+        const [x, y] = o.backups;
+        if (!back.has(x) && !back.has(y)) expect([phase(x), phase(y)]).toEqual(["InProgress", "InProgress"]);
+      }
+      for (const t of result) {
+        expect(t.overlaps.length).toBeGreaterThan(0);
+        for (const o of t.overlaps) expect(back.has(o)).toBe(false);
+      }
+    }), { numRuns: 500 });
   });
 
   it("never takes back an InProgress backup, nor leaves two overlapping backups in flight unless both are InProgress (all phase mixes of 3)", () => {
