@@ -5,6 +5,7 @@ import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
+import { PromotionKey } from "../controller/promotionKey.js";
 import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
@@ -112,8 +113,10 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const server = await createWebhookServer({ tls, cache, policy, metrics, log });
   const address = await server.listen({ host: o.host, port: o.port });
 
+  const promotionKey = new PromotionKey(kc, { namespace: o.namespace, log });
+  await promotionKey.start();
   const leader = new LeaderElector(kc, { namespace: o.namespace, name: "backup-gate", identity: o.identity, log, metrics });
-  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity });
+  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current() });
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");
@@ -125,6 +128,7 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
       controller.stop();
       await controller.idle();
       await leader.stop();
+      promotionKey.stop();
       await server.close();
       patcher.stop();
       await tls.stop();
