@@ -6,7 +6,8 @@ const CORE = ["test/unit/{backupIndex,fidelity,overlap,plan,properties,purity,qu
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: "core", include: CORE } },
+      // Property tests run hundreds of plans; under a loaded machine one can take several seconds.
+      { test: { name: "core", include: CORE, testTimeout: 20_000 } },
       // Some unit suites start real processes (the CLI) and HTTPS servers; on 2 busy cores they can take seconds.
       { test: { name: "unit", include: ["test/unit/**/*.test.ts"], exclude: CORE, testTimeout: 20_000 } },
       {
