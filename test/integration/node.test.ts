@@ -8,10 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { clients, createNamespace, getBackup, uniqueName, type Clients, type VeleroObject } from "../support/objects.js";
+import {
+  clients, createBackup, createNamespace, getBackup, TERMINAL_BACKUP_PHASES, uniqueName, updateVelero, type Clients, type VeleroObject,
+} from "../support/objects.js";
 import { freezePod, freezeWindows, overlappingFreezes, readFreezeRecords } from "../support/nodeFreeze.js";
 import { startNode, startNodeVelero, type NodeVelero, type TestNode } from "../support/node.js";
-import { TERMINAL_BACKUP_PHASES } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS === "1";
@@ -47,17 +48,10 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
   const startBackups = async (names: string[]) => {
     // Velero's queue is off: create them ReadyToStart, then update them so its backup controller looks.
     for (const name of names) {
-      await c.custom.createNamespacedCustomObject({
-        group: "velero.io", version: "v1", namespace: velero.namespace, plural: "backups",
-        body: {
-          apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: velero.namespace },
-          spec: { includedNamespaces: [ns], storageLocation: "default" }, status: { phase: "ReadyToStart" },
-        },
-      });
+      await createBackup(c, velero.namespace, name, { includedNamespaces: [ns], status: { phase: "ReadyToStart" } });
     }
-    await Promise.all(names.map((name) => c.custom.patchNamespacedCustomObject({
-      group: "velero.io", version: "v1", namespace: velero.namespace, plural: "backups", name,
-      body: [{ op: "add", path: "/metadata/labels", value: { "backup-gate.io/test-kick": "1" } }],
+    await Promise.all(names.map((name) => updateVelero(c, "backups", velero.namespace, name, (b) => {
+      b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
     })));
   };
 

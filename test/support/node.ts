@@ -7,7 +7,7 @@
  *
  * - One node per machine at a time (a lock file); a node left by a crashed run is cleaned up
  *   first (nodeHost.ts, cleanUpNodeLeftovers), and again by stop().
- * - The node has its own address on a dummy link (10.213.0.1) and its own bridge; nothing
+ * - The node has its own address on a veth link of its own (10.213.0.1) and its own bridge; nothing
  *   touches this machine's interfaces, and containerd keeps pod network namespaces under its
  *   own state directory, away from /run/netns (which `ip netns add` bind-mounts).
  * - Every wait has a timeout naming what it waited for; a component that dies fails the next
@@ -25,7 +25,8 @@ import { dirname, join } from "node:path";
 import { stringify as toYaml } from "yaml";
 import { clients, getVelero, isApiError, type Clients } from "./objects.js";
 import {
-  cleanUpNodeLeftovers, makeCerts, NODE_NET, RUN_MARKER, setUpHostNetwork, writeCniConfig, writeKubeconfig, type NodeCerts,
+  cleanUpNodeLeftovers, makeCerts, NODE_NET, readIpForward, restoreIpForward, RUN_MARKER, setUpHostNetwork, writeCniConfig,
+  writeKubeconfig, type NodeCerts,
 } from "./nodeHost.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { repoScript, toolPath } from "./tools.js";
@@ -92,17 +93,24 @@ const alive = (pid: number) => {
   }
 };
 
-/** Takes the machine-wide node lock; a lock of a dead process is taken over (after cleanup). */
-function takeLock(): string[] {
-  let stale: string[] = [];
-  if (existsSync(LOCK)) {
-    const held = JSON.parse(readFileSync(LOCK, "utf8")) as { pid: number; dir: string };
-    if (held.pid !== process.pid && alive(held.pid)) {
-      throw new Error(`a test node is already running (pid ${held.pid}, ${held.dir}); only one per machine (${LOCK})`);
-    }
-    stale = [held.dir];
+interface Lock {
+  pid: number;
+  dir: string;
+  /** The host's ip_forward before the node started (the CNI bridge plugin turns it on). */
+  ipForward: string;
+}
+
+/**
+ * Checks the machine-wide node lock. Returns the lock of a dead process (a crashed run: its
+ * leftovers are cleaned up and its ip_forward value restored); throws if a live one holds it.
+ */
+function staleLock(): Lock | undefined {
+  if (!existsSync(LOCK)) return undefined;
+  const held = JSON.parse(readFileSync(LOCK, "utf8")) as Lock;
+  if (held.pid !== process.pid && alive(held.pid)) {
+    throw new Error(`a test node is already running (pid ${held.pid}, ${held.dir}); only one per machine (${LOCK})`);
   }
-  return stale;
+  return held;
 }
 
 async function httpsOk(kc: KubeConfig, url: string): Promise<boolean> {
@@ -117,19 +125,23 @@ async function httpsOk(kc: KubeConfig, url: string): Promise<boolean> {
 }
 
 export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
-  const stale = takeLock();
-  const leftovers = cleanUpNodeLeftovers(stale);
+  const stale = staleLock();
+  const leftovers = cleanUpNodeLeftovers(stale ? [stale.dir] : []);
+  if (stale) restoreIpForward(stale.ipForward);
   if (leftovers.length) process.stderr.write(`startNode: cleaned up after an earlier node: ${leftovers.join(", ")}\n`);
+  const ipForward = readIpForward();
   const base = process.env.BACKUP_GATE_TEST_TMP ?? tmpdir();
   mkdirSync(base, { recursive: true });
   // Short: containerd's sockets live here (a unix socket path has at most 107 bytes).
   const dir = mkdtempSync(join(base, RUN_MARKER));
-  writeFileSync(LOCK, JSON.stringify({ pid: process.pid, dir }));
+  writeFileSync(LOCK, JSON.stringify({ pid: process.pid, dir, ipForward } satisfies Lock));
   const processes: ManagedProcess[] = [];
   const logDir = join(dir, "logs");
   const stop = async () => {
     for (const p of [...processes].reverse()) await p.stop(p.name === "kubelet" ? 5_000 : 15_000);
-    cleanUpNodeLeftovers([]);
+    // The run directory goes too (its logs are quoted in any failure); BACKUP_GATE_KEEP_NODE=1 keeps it.
+    cleanUpNodeLeftovers(process.env.BACKUP_GATE_KEEP_NODE === "1" ? [] : [dir]);
+    restoreIpForward(ipForward);
     try {
       if ((JSON.parse(readFileSync(LOCK, "utf8")) as { pid: number }).pid === process.pid) rmSync(LOCK, { force: true });
     } catch {
@@ -251,7 +263,7 @@ async function startNodeIn(
     `--service-account-private-key-file=${certs.saKey}`, `--root-ca-file=${certs.ca}`,
     `--cluster-signing-cert-file=${certs.ca}`, `--cluster-signing-key-file=${certs.caKey}`,
     `--service-cluster-ip-range=${NODE_NET.serviceCidr}`,
-    "--secure-port=0", "--controllers=*,-cloud-node-lifecycle-controller,-service-lb-controller,-node-route-controller",
+    "--secure-port=0",
   ]);
   guarded("kube-scheduler", toolPath("kube-scheduler"), [
     `--kubeconfig=${kubeconfigPath}`,
@@ -408,9 +420,11 @@ type Obj = KubernetesObject & { spec?: any; data?: any; stringData?: any }; // e
 /** `velero install --dry-run -o json` with the node's image, the S3 server and the harness's settings. */
 function veleroInstallObjects(node: TestNode, s3Url: string, credFile: string, o: NodeVeleroOptions): Obj[] {
   const args = [
-    "install", "--dry-run", "-o", "json",
+    "install", "--dry-run", "-o", "json", "--kubeconfig", node.kubeconfigPath,
     "--namespace", "velero",
     "--image", node.images.velero,
+    // Required with a provider; the plugins are baked into the image, so its init container is dropped.
+    "--plugins", node.images.velero,
     "--provider", "aws", "--bucket", "velero",
     "--secret-file", credFile,
     "--backup-location-config", `region=us-east-1,s3ForcePathStyle=true,s3Url=${s3Url},insecureSkipTLSVerify=true`,
@@ -444,11 +458,12 @@ function patchVeleroObjects(items: Obj[], node: TestNode, probeDir: string, o: N
     }
     if (it.kind !== "Deployment" && it.kind !== "DaemonSet") continue;
     const pod = it.spec.template.spec;
-    for (const c of [...(pod.containers ?? []), ...(pod.initContainers ?? [])]) {
+    for (const c of pod.containers ?? []) {
       c.imagePullPolicy = "Never"; // no registry: the images are imported into containerd
       c.env = [...(c.env ?? []), ...apiEnv];
     }
     if (it.kind === "Deployment") {
+      delete pod.initContainers;
       const c = pod.containers[0];
       c.args = [
         ...c.args,

@@ -3,7 +3,7 @@
  * node's address, the CNI bridge, a blackhole route for the rest of its range), its
  * certificates, and the cleanup of everything a node leaves outside its own directory.
  *
- * Addresses: 10.213.0.0/16 is the node's. The node IP sits on the dummy link, pods get
+ * Addresses: 10.213.0.0/16 is the node's. The node IP sits on the node's own veth link, pods get
  * 10.213.1.0/24 on the bridge, services 10.213.128.0/24; everything else in the /16 is a
  * blackhole, so a pod that dials a service IP (there is no kube-proxy) gets an error instead of
  * sending traffic out of this machine. The chart suite's namespaces use 198.18.0.0/15.
@@ -15,6 +15,7 @@ import { join } from "node:path";
 export const NODE_NET = {
   nodeName: "bg-node",
   link: "bgnode0",
+  linkPeer: "bgnode1",
   nodeIp: "10.213.0.1",
   bridge: "bgnodebr0",
   podCidr: "10.213.1.0/24",
@@ -37,10 +38,25 @@ function run(cmd: string, args: string[], allowFail = false): string {
   return r.stdout ?? "";
 }
 
-/** The dummy link with the node IP, and the blackhole route for the rest of the range. */
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+/** The host's IPv4 forwarding switch ("0" or "1"); the CNI bridge plugin turns it on. */
+export function readIpForward(): string {
+  return readFileSync(IP_FORWARD, "utf8").trim();
+}
+
+export function restoreIpForward(value: string): void {
+  if (readIpForward() !== value) writeFileSync(IP_FORWARD, value);
+}
+
+/**
+ * The node's own link with the node IP, and the blackhole route for the rest of the range.
+ * A veth pair with both ends here (this kernel has no dummy links); deleting one deletes both.
+ */
 export function setUpHostNetwork(): void {
-  run("ip", ["link", "add", NODE_NET.link, "type", "dummy"]);
+  run("ip", ["link", "add", NODE_NET.link, "type", "veth", "peer", "name", NODE_NET.linkPeer]);
   run("ip", ["addr", "add", `${NODE_NET.nodeIp}/32`, "dev", NODE_NET.link]);
+  run("ip", ["link", "set", NODE_NET.linkPeer, "up"]);
   run("ip", ["link", "set", NODE_NET.link, "up"]);
   run("ip", ["route", "add", "blackhole", NODE_NET.reserved]);
 }
@@ -61,9 +77,10 @@ export function writeCniConfig(confDir: string, ipamDir: string): void {
           type: "host-local",
           dataDir: ipamDir,
           ranges: [[{ subnet: NODE_NET.podCidr, gateway: NODE_NET.podGateway }]],
+          // No default route: pods reach the node's range (the node IP) and nothing else.
+          routes: [{ dst: NODE_NET.reserved }],
         },
       },
-      { type: "loopback" },
     ],
   };
   writeFileSync(join(confDir, "10-bgnode.conflist"), JSON.stringify(conf, null, 2));
@@ -305,7 +322,8 @@ export function cleanUpNodeLeftovers(runDirs: string[] = []): string[] {
   const results = "/var/lib/cni/results";
   if (existsSync(results)) {
     for (const f of readdirSync(results)) {
-      if (f.startsWith(`${NODE_NET.cniNetwork}-`)) rmSync(join(results, f), { force: true });
+      // Ours, and containerd CRI's own loopback network (no other containerd runs here).
+      if (f.startsWith(`${NODE_NET.cniNetwork}-`) || f.startsWith("cni-loopback-")) rmSync(join(results, f), { force: true });
     }
     rmdirIfEmpty(results);
     rmdirIfEmpty("/var/lib/cni");
@@ -330,7 +348,7 @@ export function cleanUpNodeLeftovers(runDirs: string[] = []): string[] {
     }
     rmdirIfEmpty(logLinks);
   }
-  // 6. Network: the bridge (pods' veths die with their namespaces), the dummy link, the route.
+  // 6. Network: the bridge (pods' veths die with their namespaces), the node's link, the route.
   for (const link of [NODE_NET.bridge, NODE_NET.link]) {
     if (run("ip", ["link", "show", link], true).trim()) {
       found.push(`link ${link}`);
