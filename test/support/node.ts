@@ -66,6 +66,7 @@ export interface NodeOptions {
 }
 
 const LOCK = join(tmpdir(), "backup-gate-test-node.lock");
+const PATH_DIRS = (process.env.PATH ?? "").split(":").filter(Boolean);
 
 interface ImagesManifest {
   tag: string;
@@ -125,6 +126,14 @@ async function httpsOk(kc: KubeConfig, url: string): Promise<boolean> {
 }
 
 export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
+  if (process.getuid?.() !== 0) {
+    throw new Error("the test node needs root (it adds links, routes, mounts and cgroups); run as root or set BACKUP_GATE_NODE_TESTS=0");
+  }
+  for (const bin of ["containerd", "ctr", "runc", "ip", "iptables", "openssl"]) {
+    if (!PATH_DIRS.some((d) => existsSync(join(d, bin)))) {
+      throw new Error(`the test node needs ${bin} on PATH; run \`bash tools/build.sh\` as root (it installs the Debian packages)`);
+    }
+  }
   const stale = staleLock();
   const leftovers = cleanUpNodeLeftovers(stale ? [stale.dir] : []);
   if (stale) restoreIpForward(stale.ipForward);
