@@ -204,8 +204,10 @@ ensure_debs() {
   done
   [ "${#missing[@]}" -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ]; then
-    echo "build.sh: FAILED: Debian packages missing and this is not root: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
-    exit 1
+    # Everything but the test node still builds; its suite then says what is missing.
+    echo "build.sh: WARNING: the test node's Debian packages are missing and this is not root;" \
+      "skipping its images (sudo apt-get install --no-install-recommends ${missing[*]})" >&2
+    return 1
   fi
   echo "build.sh: installing Debian packages: ${missing[*]}"
   if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
@@ -226,7 +228,8 @@ resolve() { # resolve VAR DIR MODULE: sets VAR or fails with one line
 }
 
 total=$SECONDS
-ensure_debs
+HAVE_DEBS=1
+ensure_debs || HAVE_DEBS=
 resolve KUBE_VERSION "$KUBE_DIR" k8s.io/kubernetes
 resolve ETCD_VERSION "$KUBE_DIR" go.etcd.io/etcd/server/v3
 resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
@@ -246,8 +249,10 @@ component kube-controller-manager "$KUBE_VERSION" kube-controller-manager build_
 component kube-scheduler "$KUBE_VERSION" kube-scheduler build_kube_scheduler
 component velero-restore-helper "$VELERO_VERSION" velero-restore-helper build_velero_restore_helper
 component pause "$(srchash "$ROOT/tools/pause")" pause build_pause
-IMAGES_VERSION="$(images_hash)"
-component images "$IMAGES_VERSION" images.json build_images
+if [ -n "$HAVE_DEBS" ]; then
+  IMAGES_VERSION="$(images_hash)"
+  component images "$IMAGES_VERSION" images.json build_images
+fi
 
 # ---- manifest ----
 manifest="$CACHE/current.json"
