@@ -13,7 +13,10 @@
 # @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe), helm
 # (tools/helm); for the test node: kubelet, kube-controller-manager,
 # kube-scheduler (tools/kube), velero-restore-helper (tools/velero), pause
-# (tools/pause), and the node's images (tools/images.sh, docker-save tarballs).
+# (tools/pause), the node's images (tools/images.sh, docker-save tarballs), and
+# CSI: our driver (tools/csi-hostpath), external-provisioner
+# (tools/csi-provisioner), csi-snapshotter, snapshot-controller and the
+# VolumeSnapshot CRDs (tools/csi-snapshotter).
 # It installs the Debian packages the node needs when they are missing.
 #
 # A build that runs long prints "still building, N s" every
@@ -179,6 +182,34 @@ build_aws_plugin() {
   mv "$gobin/velero-plugin-for-aws" "$out" && rmdir "$gobin"
 }
 
+# ---- CSI on the test node: our driver, external-provisioner, external-snapshotter ----
+CSI_PROV_DIR="$ROOT/tools/csi-provisioner"
+CSI_SNAP_DIR="$ROOT/tools/csi-snapshotter"
+build_csi_hostpath() { build_own "$ROOT/tools/csi-hostpath" "$1"; }
+build_csi_cmd() { # build_csi_cmd DIR PACKAGE VERSION OUT
+  cd "$1" || return
+  go build -p "$P" -trimpath -o "$4" -ldflags "-s -w -X main.version=$3" "$2"
+}
+build_csi_provisioner() {
+  build_csi_cmd "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner "$CSI_PROV_VERSION" "$1"
+}
+build_csi_snapshotter() {
+  build_csi_cmd "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter "$CSI_SNAP_VERSION" "$1"
+}
+build_snapshot_controller() {
+  build_csi_cmd "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller "$CSI_SNAP_VERSION" "$1"
+}
+# The VolumeSnapshot CRDs, as external-snapshotter's client module ships them.
+build_snapshot_crds() {
+  local m=github.com/kubernetes-csi/external-snapshotter/client/v8 dir f
+  cd "$CSI_SNAP_DIR" || return
+  go mod download "$m" || return
+  dir="$(go list -m -f '{{.Dir}}' "$m")" || return
+  for f in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    echo "---"; cat "$dir/config/crd/snapshot.storage.k8s.io_$f.yaml" || return
+  done >"$1"
+}
+
 # ---- the test node's images (tools/images.sh), keyed by a hash of every input ----
 BUSYBOX_BIN=/usr/bin/busybox
 images_hash() {
@@ -234,6 +265,8 @@ resolve KUBE_VERSION "$KUBE_DIR" k8s.io/kubernetes
 resolve ETCD_VERSION "$KUBE_DIR" go.etcd.io/etcd/server/v3
 resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
 resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
+resolve CSI_PROV_VERSION "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6
+resolve CSI_SNAP_VERSION "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8
 
 component etcd "$ETCD_VERSION" etcd build_etcd
 component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
@@ -249,6 +282,11 @@ component kube-controller-manager "$KUBE_VERSION" kube-controller-manager build_
 component kube-scheduler "$KUBE_VERSION" kube-scheduler build_kube_scheduler
 component velero-restore-helper "$VELERO_VERSION" velero-restore-helper build_velero_restore_helper
 component pause "$(srchash "$ROOT/tools/pause")" pause build_pause
+component csi-hostpath "$(srchash "$ROOT/tools/csi-hostpath")" csi-hostpath build_csi_hostpath
+component csi-provisioner "$CSI_PROV_VERSION" csi-provisioner build_csi_provisioner
+component csi-snapshotter "$CSI_SNAP_VERSION" csi-snapshotter build_csi_snapshotter
+component snapshot-controller "$CSI_SNAP_VERSION" snapshot-controller build_snapshot_controller
+component snapshot-crds "$CSI_SNAP_VERSION" snapshot-crds.yaml build_snapshot_crds
 if [ -n "$HAVE_DEBS" ]; then
   IMAGES_VERSION="$(images_hash)"
   component images "$IMAGES_VERSION" images.json build_images

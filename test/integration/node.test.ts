@@ -13,7 +13,9 @@ import {
   clients, createBackup, createNamespace, getBackup, TERMINAL_BACKUP_PHASES, uniqueName, updateVelero, type Clients, type VeleroObject,
 } from "../support/objects.js";
 import { freezePod, freezeWindows, overlappingFreezes, readFreezeRecords } from "../support/nodeFreeze.js";
-import { startNode, startNodeVelero, type NodeVelero, type TestNode } from "../support/node.js";
+import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { startNode, startNodeCsi, startNodeVelero, type NodeCsi, type NodeVelero, type TestNode } from "../support/node.js";
 import { waitFor } from "../support/wait.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";
@@ -21,6 +23,7 @@ const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";
 describe.skipIf(!enabled)("a real node: hooks and file-system backups under real Velero", () => {
   let node: TestNode;
   let velero: NodeVelero;
+  let csi: NodeCsi;
   let c: Clients;
   const ns = uniqueName("freeze");
   const pod = "db";
@@ -28,9 +31,10 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
 
   beforeAll(async () => {
     node = await startNode();
+    csi = await startNodeCsi(node);
     // Queue off and two at once: this suite starts backups itself (no gate), which is what
     // lets the positive control put two backups of one pod in flight together.
-    velero = await startNodeVelero(node, { concurrentBackups: 2, disableQueue: true, probeSleep: "3s" });
+    velero = await startNodeVelero(node, { concurrentBackups: 2, disableQueue: true, probeSleep: "3s", features: ["EnableCSI"] });
     c = clients(node.kubeConfig);
     await createNamespace(c, ns);
     recordsDir = join(node.recordsDir, ns, pod);
@@ -46,10 +50,10 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     await node?.stop();
   }, 120_000);
 
-  const startBackups = async (names: string[]) => {
+  const startBackups = async (names: string[], namespace = ns, spec: Record<string, unknown> = {}) => {
     // Velero's queue is off: create them ReadyToStart, then update them so its backup controller looks.
     for (const name of names) {
-      await createBackup(c, velero.namespace, name, { includedNamespaces: [ns], status: { phase: "ReadyToStart" } });
+      await createBackup(c, velero.namespace, name, { includedNamespaces: [namespace], spec, status: { phase: "ReadyToStart" } });
     }
     await Promise.all(names.map((name) => updateVelero(c, "backups", velero.namespace, name, (b) => {
       b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
@@ -113,5 +117,48 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     // Velero reports the failed hook on exactly one of the two backups.
     const failed = done.map((b) => b.status?.hookStatus?.hooksFailed ?? 0);
     expect(failed.sort(), JSON.stringify(done.map((b) => b.status))).toEqual([0, 1]);
+  }, 300_000);
+
+  it("a CSI PVC is snapshotted by Velero through the CSI driver (EnableCSI)", async () => {
+    const ns2 = uniqueName("csi");
+    await createNamespace(c, ns2);
+    await c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns2,
+      body: {
+        metadata: { name: "vol" },
+        spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "1Mi" } } },
+      },
+    });
+    await c.core.createNamespacedPod({
+      namespace: ns2,
+      body: {
+        metadata: { name: "app" },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{
+            name: "app", image: node.images.busybox, imagePullPolicy: "Never",
+            command: ["/bin/sh", "-c", "echo csi-data > /data/file && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done"],
+            readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+            volumeMounts: [{ name: "vol", mountPath: "/data" }],
+          }],
+          volumes: [{ name: "vol", persistentVolumeClaim: { claimName: "vol" } }],
+        },
+      },
+    });
+    await waitFor(`pod ${ns2}/app (CSI volume) to be Running and ready`, async () => {
+      const p = await c.core.readNamespacedPod({ name: "app", namespace: ns2 });
+      return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+
+    const name = uniqueName("snap");
+    await startBackups([name], ns2, { snapshotVolumes: true });
+    const b = await waitDone(name);
+    expect(b.status?.phase, JSON.stringify(b.status)).toBe("Completed");
+    expect([b.status?.csiVolumeSnapshotsAttempted, b.status?.csiVolumeSnapshotsCompleted]).toEqual([1, 1]);
+    // The driver cut the snapshot from the volume the pod wrote.
+    const snaps = readdirSync(join(node.dir, "csi", "data", "snapshots")).filter((f) => f.endsWith(".tar"));
+    expect(snaps).toHaveLength(1);
+    const files = execFileSync("tar", ["-tf", join(node.dir, "csi", "data", "snapshots", snaps[0]!)], { encoding: "utf8" });
+    expect(files.split("\n")).toContain("./file");
   }, 300_000);
 });

@@ -14,7 +14,7 @@
  *   wait with its last log lines (proc.ts).
  */
 import {
-  AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, type KubernetesObject,
+  AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, StorageV1Api, type KubernetesObject,
 } from "@kubernetes/client-node";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,7 +22,7 @@ import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { stringify as toYaml } from "yaml";
+import { parseAllDocuments, stringify as toYaml } from "yaml";
 import { clients, getVelero, isApiError, type Clients } from "./objects.js";
 import {
   cleanUpNodeLeftovers, makeCerts, NODE_NET, readIpForward, restoreIpForward, RUN_MARKER, setUpHostNetwork, writeCniConfig,
@@ -577,4 +577,80 @@ async function veleroLogs(node: TestNode, c: Clients, n: number): Promise<string
     pods = `(listing Velero pods failed: ${(e as Error).message})`;
   }
   return `${pods}\n${readLogsSync(node, n)}`;
+}
+
+// ---- CSI on the node ----
+
+export const CSI_DRIVER = "hostpath.csi.backup-gate.io";
+export const CSI_STORAGE_CLASS = "bg-hostpath";
+export const CSI_SNAPSHOT_CLASS = "bg-hostpath";
+
+export interface NodeCsi {
+  driver: string;
+  storageClass: string;
+  snapshotClass: string;
+}
+
+/**
+ * The CSI pieces, as host processes of the node (one node: no pods needed for them): our
+ * driver (tools/csi-hostpath, which registers itself with the kubelet), external-provisioner,
+ * external-snapshotter's csi-snapshotter and snapshot-controller, the VolumeSnapshot CRDs of
+ * external-snapshotter's client module, a StorageClass and a VolumeSnapshotClass labelled for
+ * Velero. Start it before Velero: Velero's CSI support needs the CRDs at its start.
+ */
+export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
+  const dir = join(node.dir, "csi");
+  mkdirSync(join(dir, "data"), { recursive: true });
+  const sock = join(dir, "csi.sock");
+  const logDir = join(node.dir, "logs");
+  const guarded = (name: string, cmd: string, args: string[]) => {
+    const p = spawnManaged(repoScript("run-guarded.sh"), [cmd, ...args], { name, logDir });
+    node.processes.push(p);
+    return p;
+  };
+  const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
+  const crds = parseAllDocuments(readFileSync(toolPath("snapshot-crds"), "utf8"))
+    .map((d) => d.toJSON() as Obj | null).filter((o): o is Obj => o !== null);
+  for (const crd of crds) await createOrKeep(objs, crd);
+  await waitFor("the VolumeSnapshot CRDs to be established", async () => {
+    for (const it of crds) {
+      const crd = (await objs.read({ apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } })) as Obj & {
+        status?: { conditions?: { type: string; status: string }[] };
+      };
+      if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
+    }
+    return true;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+
+  guarded("csi-hostpath", toolPath("csi-hostpath"), [
+    "-endpoint", sock, "-registration-dir", join(node.dir, "kubelet", "plugins_registry"),
+    "-data-dir", join(dir, "data"), "-node-id", node.nodeName,
+  ]);
+  await waitFor("the CSI driver's socket", () => existsSync(sock), { timeoutMs: 30_000 });
+  const common = [`--csi-address=${sock}`, `--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"];
+  guarded("csi-provisioner", toolPath("csi-provisioner"), [...common, "--timeout=60s"]);
+  guarded("csi-snapshotter", toolPath("csi-snapshotter"), [...common, "--timeout=60s"]);
+  guarded("snapshot-controller", toolPath("snapshot-controller"), [`--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"]);
+
+  for (const o of [
+    {
+      apiVersion: "storage.k8s.io/v1", kind: "CSIDriver", metadata: { name: CSI_DRIVER },
+      spec: { attachRequired: false, podInfoOnMount: false, volumeLifecycleModes: ["Persistent"] },
+    },
+    {
+      apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: CSI_STORAGE_CLASS },
+      provisioner: CSI_DRIVER, reclaimPolicy: "Delete", volumeBindingMode: "Immediate",
+    },
+    {
+      apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotClass",
+      metadata: { name: CSI_SNAPSHOT_CLASS, labels: { "velero.io/csi-volumesnapshot-class": "true" } },
+      driver: CSI_DRIVER, deletionPolicy: "Delete",
+    },
+  ] as Obj[]) await createOrKeep(objs, o);
+  const storage = node.kubeConfig.makeApiClient(StorageV1Api);
+  await waitFor(`the kubelet to register CSI driver ${CSI_DRIVER} (CSINode)`, async () => {
+    const n = await storage.readCSINode({ name: node.nodeName });
+    return n.spec.drivers.some((d) => d.name === CSI_DRIVER);
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+  return { driver: CSI_DRIVER, storageClass: CSI_STORAGE_CLASS, snapshotClass: CSI_SNAPSHOT_CLASS };
 }
