@@ -1,19 +1,20 @@
 /**
  * The test node as a command (for the demo, or a person poking at it):
  *
- *   npx tsx test/support/nodeCli.ts [--velero] [--concurrent-backups N] [--disable-queue] [--probe-sleep 2s]
+ *   npx tsx test/support/nodeCli.ts [--csi] [--velero] [--concurrent-backups N] [--disable-queue] [--probe-sleep 2s]
  *
- * Starts the node (and Velero on it with --velero), prints one JSON line
- * {"kubeconfig","host","dir","images","velero"}, and runs until SIGINT or SIGTERM, then tears
+ * Starts the node (with CSI, and Velero on it with --velero; EnableCSI with --csi), prints one
+ * JSON line {"kubeconfig","host","dir","images","csi","velero"}, and runs until SIGINT or SIGTERM, then tears
  * everything down (as after a suite). Needs root and `bash tools/build.sh`.
  */
 import { parseArgs } from "node:util";
-import { startNode, startNodeVelero, type NodeVelero } from "./node.js";
+import { startNode, startNodeCsi, startNodeVelero, type NodeCsi, type NodeVelero } from "./node.js";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       velero: { type: "boolean", default: false },
+      csi: { type: "boolean", default: false },
       "concurrent-backups": { type: "string", default: "1" },
       "disable-queue": { type: "boolean", default: false },
       "probe-sleep": { type: "string", default: "0s" },
@@ -25,14 +26,17 @@ async function main(): Promise<void> {
   }
   const node = await startNode();
   let velero: NodeVelero | undefined;
+  let csi: NodeCsi | undefined;
   const stop = async () => {
     await velero?.stop();
     await node.stop();
   };
   try {
+    if (values.csi) csi = await startNodeCsi(node);
     if (values.velero) {
       velero = await startNodeVelero(node, {
         concurrentBackups, disableQueue: values["disable-queue"], probeSleep: values["probe-sleep"],
+        features: csi ? ["EnableCSI"] : [],
       });
     }
   } catch (e) {
@@ -40,7 +44,7 @@ async function main(): Promise<void> {
     throw e;
   }
   process.stdout.write(`${JSON.stringify({
-    kubeconfig: node.kubeconfigPath, host: node.host, dir: node.dir, images: node.images,
+    kubeconfig: node.kubeconfigPath, host: node.host, dir: node.dir, images: node.images, csi: csi ?? null,
     velero: velero ? { namespace: velero.namespace, probeDir: velero.probeDir, s3Url: velero.s3Url } : null,
   })}\n`);
   await new Promise<void>((resolve) => {
