@@ -11,7 +11,13 @@
 # Components: kube-apiserver, kubectl, etcd (tools/kube), controlplane launcher
 # (tools/controlplane), velero (tools/velero), velero-plugin-for-aws (go install
 # @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe), helm
-# (tools/helm).
+# (tools/helm); for the test node: kubelet, kube-controller-manager,
+# kube-scheduler (tools/kube), velero-restore-helper (tools/velero), pause
+# (tools/pause), the node's images (tools/images.sh, docker-save tarballs), and
+# CSI: our driver (tools/csi-hostpath), external-provisioner
+# (tools/csi-provisioner), csi-snapshotter, snapshot-controller and the
+# VolumeSnapshot CRDs (tools/csi-snapshotter).
+# It installs the Debian packages the node needs when they are missing.
 #
 # A build that runs long prints "still building, N s" every
 # BACKUP_GATE_PROGRESS_SECONDS (default 30), so logs never look hung.
@@ -74,7 +80,7 @@ component() {
   local name="$1" version="$2" binary="$3" fn="$4"
   local dir="$CACHE/$name-$version" log="$LOGS/$name-$version.log"
   ORDER+=("$name"); VERSIONS[$name]="$version"; PATHS[$name]="$dir/$binary"
-  if [ -x "$dir/$binary" ]; then
+  if [ -x "$dir/$binary" ] || { [ -f "$dir/.component" ] && [ -f "$dir/$binary" ]; }; then
     echo "build.sh: $name $version: cached"
     return 0
   fi
@@ -90,7 +96,7 @@ component() {
     exit 1
   fi
   stop_progress
-  if [ ! -x "$tmp/$binary" ]; then
+  if [ ! -x "$tmp/$binary" ] && [ ! -f "$tmp/$binary" ]; then
     rm -rf "$tmp"
     echo "build.sh: FAILED: $name $version produced no $binary; full log: $log" >&2
     exit 1
@@ -115,6 +121,10 @@ build_kube_cmd() { # build_kube_cmd CMD OUT
 }
 build_kube_apiserver() { build_kube_cmd kube-apiserver "$1"; }
 build_kubectl() { build_kube_cmd kubectl "$1"; }
+# The test node's own components (test/support/node.ts).
+build_kubelet() { build_kube_cmd kubelet "$1"; }
+build_kube_controller_manager() { build_kube_cmd kube-controller-manager "$1"; }
+build_kube_scheduler() { build_kube_cmd kube-scheduler "$1"; }
 build_etcd() {
   cd "$KUBE_DIR" || return
   go build -p "$P" -trimpath -ldflags "-s -w" -o "$1" ./cmd/etcd
@@ -128,6 +138,7 @@ build_own() { # build_own DIR OUT
 build_controlplane() { build_own "$ROOT/tools/controlplane" "$1"; }
 build_probe() { build_own "$ROOT/tools/probe" "$1"; }
 build_s3() { build_own "$ROOT/tools/s3" "$1"; }
+build_pause() { build_own "$ROOT/tools/pause" "$1"; }
 
 # ---- velero (tools/velero: velero + its kopia replace) ----
 VELERO_DIR="$ROOT/tools/velero"
@@ -137,6 +148,11 @@ build_velero() {
     -X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION \
     -X github.com/vmware-tanzu/velero/pkg/buildinfo.GitTreeState=clean" \
     github.com/vmware-tanzu/velero/cmd/velero
+}
+# File-system restores run it as an init container (from the Velero image).
+build_velero_restore_helper() {
+  cd "$VELERO_DIR" || return
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w" github.com/vmware-tanzu/velero/cmd/velero-restore-helper
 }
 
 # ---- helm (tools/helm: helm.sh/helm/v3 as a go.mod tool; the chart tests render with it) ----
@@ -166,6 +182,72 @@ build_aws_plugin() {
   mv "$gobin/velero-plugin-for-aws" "$out" && rmdir "$gobin"
 }
 
+# ---- CSI on the test node: our driver, external-provisioner, external-snapshotter ----
+CSI_PROV_DIR="$ROOT/tools/csi-provisioner"
+CSI_SNAP_DIR="$ROOT/tools/csi-snapshotter"
+build_csi_hostpath() { build_own "$ROOT/tools/csi-hostpath" "$1"; }
+build_csi_cmd() { # build_csi_cmd DIR PACKAGE VERSION OUT
+  cd "$1" || return
+  go build -p "$P" -trimpath -o "$4" -ldflags "-s -w -X main.version=$3" "$2"
+}
+build_csi_provisioner() {
+  build_csi_cmd "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner "$CSI_PROV_VERSION" "$1"
+}
+build_csi_snapshotter() {
+  build_csi_cmd "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter "$CSI_SNAP_VERSION" "$1"
+}
+build_snapshot_controller() {
+  build_csi_cmd "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller "$CSI_SNAP_VERSION" "$1"
+}
+# The VolumeSnapshot CRDs, as external-snapshotter's client module ships them.
+build_snapshot_crds() {
+  local m=github.com/kubernetes-csi/external-snapshotter/client/v8 dir f
+  cd "$CSI_SNAP_DIR" || return
+  go mod download "$m" || return
+  dir="$(go list -m -f '{{.Dir}}' "$m")" || return
+  for f in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+    echo "---"; cat "$dir/config/crd/snapshot.storage.k8s.io_$f.yaml" || return
+  done >"$1"
+}
+
+# ---- the test node's images (tools/images.sh), keyed by a hash of every input ----
+BUSYBOX_BIN=/usr/bin/busybox
+images_hash() {
+  { for c in pause velero velero-restore-helper velero-plugin-for-aws probe; do
+      sha256sum "${PATHS[$c]}" | cut -d' ' -f1; done
+    sha256sum "$BUSYBOX_BIN" "$ROOT/tools/images.sh" | cut -d' ' -f1; } | sha256sum | cut -c1-12
+}
+build_images() {
+  local out
+  out="$(dirname "$1")"
+  IMAGE_TAG="$IMAGES_VERSION" PAUSE_BIN="${PATHS[pause]}" BUSYBOX_BIN="$BUSYBOX_BIN" \
+    VELERO_BIN="${PATHS[velero]}" RESTORE_HELPER_BIN="${PATHS[velero-restore-helper]}" \
+    AWS_PLUGIN_BIN="${PATHS[velero-plugin-for-aws]}" PROBE_BIN="${PATHS[probe]}" \
+    bash "$ROOT/tools/images.sh" "$out"
+}
+
+# ---- Debian packages the test node needs (containerd runs its pods) ----
+NODE_DEBS=(containerd runc busybox-static containernetworking-plugins iptables umoci)
+ensure_debs() {
+  local missing=() p
+  for p in "${NODE_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    # Everything but the test node still builds; its suite then says what is missing.
+    echo "build.sh: WARNING: the test node's Debian packages are missing and this is not root;" \
+      "skipping its images (sudo apt-get install --no-install-recommends ${missing[*]})" >&2
+    return 1
+  fi
+  echo "build.sh: installing Debian packages: ${missing[*]}"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$LOGS/apt.log" 2>&1; then
+    echo "build.sh: FAILED: apt-get install ${missing[*]}; full log: $LOGS/apt.log" >&2
+    exit 1
+  fi
+}
+
 resolve() { # resolve VAR DIR MODULE: sets VAR or fails with one line
   local var="$1" dir="$2" mod="$3" log v
   log="$LOGS/resolve-$(basename "$dir").log"
@@ -177,10 +259,14 @@ resolve() { # resolve VAR DIR MODULE: sets VAR or fails with one line
 }
 
 total=$SECONDS
+HAVE_DEBS=1
+ensure_debs || HAVE_DEBS=
 resolve KUBE_VERSION "$KUBE_DIR" k8s.io/kubernetes
 resolve ETCD_VERSION "$KUBE_DIR" go.etcd.io/etcd/server/v3
 resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
 resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
+resolve CSI_PROV_VERSION "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6
+resolve CSI_SNAP_VERSION "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8
 
 component etcd "$ETCD_VERSION" etcd build_etcd
 component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
@@ -191,6 +277,20 @@ component velero "$VELERO_VERSION" velero build_velero
 component velero-plugin-for-aws "$AWS_PLUGIN_VERSION" velero-plugin-for-aws build_aws_plugin
 component probe "$(srchash "$ROOT/tools/probe")" probe build_probe
 component helm "$HELM_VERSION" helm build_helm
+component kubelet "$KUBE_VERSION" kubelet build_kubelet
+component kube-controller-manager "$KUBE_VERSION" kube-controller-manager build_kube_controller_manager
+component kube-scheduler "$KUBE_VERSION" kube-scheduler build_kube_scheduler
+component velero-restore-helper "$VELERO_VERSION" velero-restore-helper build_velero_restore_helper
+component pause "$(srchash "$ROOT/tools/pause")" pause build_pause
+component csi-hostpath "$(srchash "$ROOT/tools/csi-hostpath")" csi-hostpath build_csi_hostpath
+component csi-provisioner "$CSI_PROV_VERSION" csi-provisioner build_csi_provisioner
+component csi-snapshotter "$CSI_SNAP_VERSION" csi-snapshotter build_csi_snapshotter
+component snapshot-controller "$CSI_SNAP_VERSION" snapshot-controller build_snapshot_controller
+component snapshot-crds "$CSI_SNAP_VERSION" snapshot-crds.yaml build_snapshot_crds
+if [ -n "$HAVE_DEBS" ]; then
+  IMAGES_VERSION="$(images_hash)"
+  component images "$IMAGES_VERSION" images.json build_images
+fi
 
 # ---- manifest ----
 manifest="$CACHE/current.json"

@@ -8,7 +8,11 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type ToolName =
-  | "etcd" | "kube-apiserver" | "controlplane" | "s3" | "velero" | "velero-plugin-for-aws" | "probe" | "helm" | "kubectl";
+  | "etcd" | "kube-apiserver" | "controlplane" | "s3" | "velero" | "velero-plugin-for-aws" | "probe" | "helm" | "kubectl"
+  // The test node (test/support/node.ts); "images" is the images.json of tools/images.sh.
+  | "kubelet" | "kube-controller-manager" | "kube-scheduler" | "velero-restore-helper" | "pause" | "images"
+  // CSI on the test node; "snapshot-crds" is a YAML file.
+  | "csi-hostpath" | "csi-provisioner" | "csi-snapshotter" | "snapshot-controller" | "snapshot-crds";
 
 interface Manifest {
   cache: string;
@@ -43,7 +47,7 @@ export function toolPath(name: ToolName): string {
   const p = manifest().paths[name];
   if (!p) throw new Error(`test binary ${name} is not in the tools manifest; ${HINT}`);
   try {
-    accessSync(p, constants.X_OK);
+    accessSync(p, name === "images" || name === "snapshot-crds" ? constants.R_OK : constants.X_OK);
   } catch {
     throw new Error(`test binary ${name} not found at ${p}; ${HINT}`);
   }

@@ -192,7 +192,10 @@ require (
 	sigs.k8s.io/yaml v1.4.0 // indirect
 )
 
-tool github.com/vmware-tanzu/velero/cmd/velero
+tool (
+	github.com/vmware-tanzu/velero/cmd/velero
+	github.com/vmware-tanzu/velero/cmd/velero-restore-helper
+)
 
 // Copied from Velero's own go.mod; consumers do not inherit it.
 replace github.com/kopia/kopia => github.com/project-velero/kopia v0.0.0-20251230033609-d946b1e75197

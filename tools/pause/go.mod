@@ -1,0 +1,3 @@
+module backup-gate.invalid/tools/pause
+
+go 1.26.0
