@@ -39,7 +39,7 @@ describe("differential fidelity: the core's prediction against the real Velero, 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "fidelity" });
     c = clients(cp.kubeConfig);
-    velero = await startVelero(cp, { concurrentBackups: 1 });
+    velero = await startVelero(cp, { concurrentBackups: 1, disableQueue: true });
     // The policy mirrors the server: startVelero runs it with --default-volumes-to-fs-backup=false.
     policy = { ...DEFAULT_POLICY, veleroNamespace: velero.namespace, defaultVolumesToFsBackup: false };
     placement = { veleroNamespace: velero.namespace, image: "registry.invalid/never-pulled:1", storageClass: "", pvSource: (pv) => ({ hostPath: { path: `/tmp/backup-gate-pv/${pv}` } }) };
