@@ -1,14 +1,16 @@
 import { performance } from "node:perf_hooks";
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "../core/admission.js";
-import { ClaimIndex, conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../core/conflicts.js";
+import { ClaimIndex, conflictBetween, type Conflict, type ScopedBackup } from "../core/conflicts.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { effectivePriorityOf, MAX_BLOCKERS, orderQueue, startReason, supersede, waitReason } from "../core/plan.js";
+import { byCreation, effectivePriorityOf, MAX_BLOCKERS, orderQueue, queueOrder, startReason, supersede, waitReason } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import type { ClusterView } from "../core/view.js";
 import type { ClusterCache, PolicySource } from "../service/contracts.js";
 import type { Logger } from "../service/log.js";
+import { FlightGuard, type Leadership, type Review } from "./flightGuard.js";
+import type { FlightDecision } from "../core/flight.js";
 
 // The admission verdicts, answered from the cache in well under a millisecond.
 //
@@ -44,6 +46,12 @@ export interface EngineOptions {
   /** A rebuild yields to the event loop after this much work. Default 4 ms. */
   readonly sliceMs?: number;
   readonly log?: Logger;
+  /** Who else answers and who the gate is: see FlightGuard. */
+  readonly leadership?: Leadership;
+  readonly self?: string;
+  readonly identity?: string;
+  readonly pendingTtlMs?: number;
+  readonly handoverMs?: number;
 }
 
 interface QueuedEntry {
@@ -64,7 +72,10 @@ interface Base {
 
 export type TransitionVerdict =
   | { readonly allowed: true; readonly transition: boolean; readonly foreign: boolean }
-  | { readonly allowed: false; readonly transition: true; readonly foreign: boolean; readonly message: string; readonly conflictWith?: string };
+  | {
+    readonly allowed: false; readonly transition: boolean; readonly foreign: boolean;
+    readonly code: number; readonly reason: string; readonly message: string; readonly conflictWith?: string;
+  };
 
 export type CreateVerdict = { readonly allowed: true } | { readonly allowed: false; readonly code: number; readonly reason: string; readonly message: string };
 
@@ -93,9 +104,21 @@ export class AdmissionEngine {
   rebuilds = 0;
   lastRebuildMs = 0;
 
+  private readonly guard: FlightGuard;
+
   constructor(private readonly o: EngineOptions) {
     this.scopes = o.scopeCache ?? new ScopeCache();
     this.candidateScopes = new ScopeCache({ partsFrom: this.scopes });
+    this.guard = new FlightGuard({
+      cache: o.cache, policy: o.policy, scopes: this.scopes, now: o.now,
+      ...pick(o, ["leadership", "self", "identity", "pendingTtlMs", "handoverMs", "log"]),
+    });
+    this.guard.start();
+  }
+
+  /** Moves into flight allowed and not yet observed. */
+  pendingMoves(): string[] {
+    return this.guard.pendingNames();
   }
 
   /** Subscribes to changes and builds the first base. */
@@ -110,6 +133,7 @@ export class AdmissionEngine {
   }
 
   stop(): void {
+    this.guard.stop();
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
     clearTimeout(this.timer);
@@ -319,62 +343,52 @@ export class AdmissionEngine {
     return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups) });
   }
 
-  /** The validating webhook's CREATE verdict: invalid spec (422) or a serial run refused (403). Live data only. */
-  validateCreate(candidate: BackupInfo, now: number): CreateVerdict {
+  /**
+   * The validating webhook's CREATE verdict: invalid spec (422), a serial run refused (403), or
+   * a create straight into ReadyToStart/InProgress that the in-flight rule refuses. Live data only.
+   */
+  validateCreate(candidate: BackupInfo, now: number, review: Review = {}): CreateVerdict {
     const policy = this.o.policy.current();
     const created = asCandidate(candidate, now);
     const scope = created.namespace === policy.veleroNamespace ? this.candidateScope(created, this.o.cache.view, policy) : undefined;
     const r = refusalOf(created, scope, this.runsLike(created), policy);
-    if (!r) return { allowed: true };
-    const message = r.message ?? "";
-    return r.errors.length > 0
-      ? { allowed: false, code: 422, reason: "Invalid", message }
-      : { allowed: false, code: 403, reason: "Forbidden", message };
+    if (r) {
+      const message = r.message ?? "";
+      return r.errors.length > 0
+        ? { allowed: false, code: 422, reason: "Invalid", message }
+        : { allowed: false, code: 403, reason: "Forbidden", message };
+    }
+    const v = this.guard.judge(undefined, { ...created, phase: candidate.phase }, review);
+    return v.allowed ? { allowed: true } : { allowed: false, code: v.code, reason: v.reason, message: v.message };
   }
 
   /**
-   * An UPDATE: a move of status.phase into ReadyToStart must keep the invariant (no two
-   * conflicting backups in flight, at most maxConcurrentBackups in flight), judged against
-   * the phases observed in the cache. `foreign` is set when the backup lacks backup-gate's
-   * promoted-by mark (another writer, e.g. Velero's own queue).
+   * An UPDATE, judged by the in-flight rule: a move into ReadyToStart/InProgress must keep the
+   * invariant (no two conflicting backups in flight, at most maxConcurrentBackups), counting the
+   * moves allowed and not yet observed; a backup in flight may not change what it touches.
+   * `foreign` is set when a backup enters flight without backup-gate's promoted-by mark
+   * (another writer, e.g. Velero's own queue).
    */
-  checkTransition(old: BackupInfo, next: BackupInfo): TransitionVerdict {
-    if (next.phase !== "ReadyToStart" || old.phase === "ReadyToStart") return { allowed: true, transition: false, foreign: false };
-    const foreign = !next.annotations[KEYS.promotedBy];
-    const policy = this.o.policy.current();
-    if (next.namespace !== policy.veleroNamespace) return { allowed: true, transition: true, foreign };
-    const view = this.o.cache.view;
-    const inFlight = this.o.cache.inFlight()
-      .filter((b) => b.namespace === next.namespace && b.name !== next.name)
-      .sort(byCreation);
-    const me = this.scopedOf(next, view, policy);
-    for (const b of inFlight) {
-      const c = conflictBetween(me, this.scopedOf(b, view, policy));
-      if (c) {
-        return {
-          allowed: false, transition: true, foreign, conflictWith: b.name,
-          message: `backup ${next.name} may not become ReadyToStart: it conflicts with ${b.name} (${b.phase}): ${describeConflict(c)}`,
-        };
-      }
-    }
-    if (inFlight.length + 1 > policy.maxConcurrentBackups) {
-      const names = inFlight.slice(0, 5).map((b) => b.name).join(", ") + (inFlight.length > 5 ? ` and ${inFlight.length - 5} more` : "");
-      return {
-        allowed: false, transition: true, foreign,
-        message: `backup ${next.name} may not become ReadyToStart: ${inFlight.length} of ${policy.maxConcurrentBackups} backups are already in flight (${names}); maxConcurrentBackups is ${policy.maxConcurrentBackups}`,
-      };
-    }
-    return { allowed: true, transition: true, foreign };
+  checkTransition(old: BackupInfo, next: BackupInfo, review: Review = {}): TransitionVerdict {
+    const v = this.guard.judge(old, next, review);
+    const transition = v.judged === "enters";
+    const foreign = transition && !next.annotations[KEYS.promotedBy];
+    if (v.allowed) return { allowed: true, transition, foreign };
+    return { allowed: false, transition, foreign, code: v.code, reason: v.reason, message: v.message, ...(v.conflictWith ? { conflictWith: v.conflictWith } : {}) };
+  }
+
+  /** The controller's side of the same rule (see FlightGuard.claim). */
+  claim(b: BackupInfo): FlightDecision {
+    return this.guard.claim(b);
+  }
+
+  release(name: string): void {
+    this.guard.release(name);
   }
 }
 
-function byCreation(a: BackupInfo, b: BackupInfo): number {
-  const ta = Date.parse(a.creationTimestamp) || 0;
-  const tb = Date.parse(b.creationTimestamp) || 0;
-  return ta - tb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }
-
-function queueOrder(a: BackupInfo, b: BackupInfo, policy: Policy, now: number): number {
-  return effectivePriorityOf(b, policy, now) - effectivePriorityOf(a, policy, now) || byCreation(a, b);
-}
-
