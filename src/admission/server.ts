@@ -95,6 +95,12 @@ type Verdict = "admit" | "admit-with-warning" | "reject" | "skipped" | "unreadab
 interface Outcome {
   readonly response: AdmissionResponse;
   readonly verdict: Verdict;
+  /**
+   * Close the connection after answering: a replica that does not lead asks for a retry, and the
+   * API server's next call on a kept-alive connection would come back here; a new connection may
+   * reach the leader (the Service balances connections, not requests).
+   */
+  readonly close?: boolean;
 }
 
 export function tlsOptions(m: TlsMaterial) {
@@ -188,6 +194,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     o.metrics.admissionDuration.observe({ webhook }, seconds);
     o.metrics.admissionRequests.inc({ webhook, operation: r.operation, verdict: outcome.verdict });
     if (seconds * 1000 > timeoutMs) log.warn({ webhook, backup: r.name ?? undefined, ms: Math.round(seconds * 1000) }, "admission review answered after its time budget");
+    if (outcome.close) void reply.header("connection", "close");
     return reply.code(200).send(review(outcome.response));
   };
 
@@ -233,7 +240,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
       const v = engine.validateCreate(backup, t, asked);
       if (v.allowed) return allowed("admit");
       log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
-      return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+      return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
     }
 
     const old = readBackup(r.oldObject, r);
@@ -246,7 +253,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     }
     if (v.allowed) return allowed("admit");
     log.info({ backup: backup.name, conflictWith: v.conflictWith, user: r.userInfo?.username ?? undefined, reason: v.message }, v.transition ? "move into flight refused" : "spec change in flight refused");
-    return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+    return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
   }
 
   app.post(PATHS.mutate, handle("mutate"));

@@ -11,14 +11,15 @@
  */
 import { join } from "node:path";
 import { request } from "node:https";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BackupObserver } from "../support/backupObserver.js";
-import { Balancer, chaosBackupBody, envInt, overlapCheck, prng, randomBackups, TERMINAL, type ChaosBackup } from "../support/chaos.js";
+import {
+  answer, Balancer, chaosBackupBody, envInt, overlapCheck, prng, randomBackups, retrying, TERMINAL, WRITER_USER, writerClients, type Answer, type ChaosBackup,
+} from "../support/chaos.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { startGate, type GateProcess } from "../support/gate.js";
 import { clients, createNamespace, createWorkload, getBackup, isApiError, updateVelero, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
-import { serviceAccountKubeconfig } from "../support/rbac.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
 
@@ -32,21 +33,6 @@ const APPS = ["a", "b", "c", "d", "e", "f"];
 const LIMIT = 4;
 const POLICY = `maxConcurrentBackups: ${LIMIT}\npriorities: {agingSeconds: 0}\nnudgeAfterSeconds: 3600\n`;
 
-interface Answer { readonly code: number; readonly message: string; readonly object?: VeleroObject }
-
-/** The API server's answer to a write, as the writer gets it. */
-async function answer(p: Promise<unknown>): Promise<Answer> {
-  try {
-    return { code: 200, message: "", object: (await p) as VeleroObject };
-  } catch (e) {
-    if (!isApiError(e)) throw e;
-    const body = typeof e.body === "string" ? e.body : JSON.stringify(e.body);
-    let message = body;
-    try { message = (JSON.parse(body) as { message?: string }).message ?? body; } catch { /* not JSON */ }
-    return { code: e.code, message };
-  }
-}
-
 describe("the guard holds against every writer (two replicas answering)", () => {
   let cp: ControlPlane;
   let admin: Clients;
@@ -56,15 +42,8 @@ describe("the guard holds against every writer (two replicas answering)", () => 
   const gates: GateProcess[] = [];
   const plans = prng(SEED);
 
-  /** A write by the writer, retried while it is told to retry (429 from a replica that does not lead, 409 a lost race, 500 no answer). */
-  const asWriter = async (w: Clients, attempt: () => Promise<unknown>, tries = 30): Promise<Answer> => {
-    let a = await answer(attempt());
-    for (let i = 1; i < tries && [429, 409, 500].includes(a.code); i++) {
-      await sleep(50);
-      a = await answer(attempt());
-    }
-    return a;
-  };
+  /** A write by the writer, retried while it is told to retry. */
+  const asWriter = (_w: Clients, attempt: () => Promise<unknown>, tries = 30): Promise<Answer> => retrying(attempt, tries);
   const createAs = (w: Clients, b: ChaosBackup, status?: Record<string, unknown>) => asWriter(w, () => w.custom.createNamespacedCustomObject({
     group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", body: chaosBackupBody(b, VELERO, WL, status),
   }));
@@ -85,17 +64,10 @@ describe("the guard holds against every writer (two replicas answering)", () => 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "guard", apiserverArgs: { "watch-cache": "false" } });
     admin = clients(cp.kubeConfig);
-    for (const ns of [VELERO, GATE_NS, WL, "writers"]) await createNamespace(admin, ns);
+    for (const ns of [VELERO, GATE_NS, WL]) await createNamespace(admin, ns);
     await admin.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY } } });
     for (const app of APPS) await createWorkload(admin, WL, app);
-    // The writer: a ServiceAccount that may edit Backups, nothing more.
-    await admin.core.createNamespacedServiceAccount({ namespace: "writers", body: { metadata: { name: "writer" } } });
-    const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-    await rbac.createNamespacedRole({ namespace: VELERO, body: { metadata: { name: "writer" }, rules: [{ apiGroups: [VELERO_GROUP], resources: ["backups"], verbs: ["get", "list", "watch", "create", "update", "patch"] }] } });
-    await rbac.createNamespacedRoleBinding({ namespace: VELERO, body: { metadata: { name: "writer" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "writer" }, subjects: [{ kind: "ServiceAccount", name: "writer", namespace: "writers" }] } });
-    const path = join(cp.dir, "writer.kubeconfig");
-    await serviceAccountKubeconfig(cp.kubeConfig, "writers", "writer", path);
-    writers = Array.from({ length: WRITERS }, () => { const kc = new KubeConfig(); kc.loadFromFile(path); return clients(kc); });
+    writers = await writerClients(cp, VELERO, WRITERS);
 
     // Two replicas with one certificate (as cert-manager gives a Deployment), behind the balancer;
     // the first registers the webhook configurations at the balancer's address.
@@ -171,10 +143,11 @@ describe("the guard holds against every writer (two replicas answering)", () => 
     const leader = gates.find((g) => g.identity === holder)!;
     const other = gates.find((g) => g.identity !== holder)!;
     const body = chaosBackupBody({ name: "direct-1", apps: ["f"] }, VELERO, WL);
-    const writerUser = "system:serviceaccount:writers:writer";
+    const writerUser = WRITER_USER;
     expect(await reviewUpdate(leader.url, body, writerUser)).toMatchObject({ allowed: true });
     const refused = await reviewUpdate(other.url, body, writerUser);
-    expect(refused).toMatchObject({ allowed: false, status: { code: 429, reason: "TooManyRequests" } });
+    // The connection is closed with the answer, so that the API server's retry may reach the leader.
+    expect(refused).toMatchObject({ allowed: false, status: { code: 429, reason: "TooManyRequests" }, connection: "close" });
     expect(refused.status?.message).toMatch(/^backup direct-1 may not become ReadyToStart through this replica: backup-gate guard-\d is not the leader, .*try again/);
     const adminUser = (await cp.kubeConfig.makeApiClient(AuthenticationV1Api)
       .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } })).status?.userInfo?.username;
@@ -235,7 +208,7 @@ describe("the guard holds against every writer (two replicas answering)", () => 
 });
 
 /** An UPDATE review (Queued -> ReadyToStart) sent straight to one replica, as the API server would, as a dry run. */
-function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): Promise<{ allowed: boolean; status?: { code: number; reason?: string; message: string } }> {
+function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): Promise<{ allowed: boolean; status?: { code: number; reason?: string; message: string }; connection?: string }> {
   const review = {
     apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
     request: {
@@ -251,7 +224,12 @@ function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): 
     const req = request(`${gateUrl}/validate-backups`, { method: "POST", rejectUnauthorized: false, timeout: 5_000, headers: { "content-type": "application/json" } }, (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
-      res.on("end", () => { try { resolve((JSON.parse(text) as { response: { allowed: boolean; status?: { code: number; reason?: string; message: string } } }).response); } catch (e) { reject(e as Error); } });
+      res.on("end", () => {
+        try {
+          const response = (JSON.parse(text) as { response: { allowed: boolean; status?: { code: number; reason?: string; message: string } } }).response;
+          resolve({ ...response, ...(res.headers.connection ? { connection: res.headers.connection } : {}) });
+        } catch (e) { reject(e as Error); }
+      });
     });
     req.on("error", reject);
     req.end(JSON.stringify(review));
