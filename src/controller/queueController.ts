@@ -156,9 +156,9 @@ export class QueueController {
       if (this.stopped) return;
       // Losing the lease mid-round stops promotions at once; the new leader re-plans.
       if (!this.o.leader.isLeader()) return;
-      const b0 = byName.get(w.backup);
-      if (w.kind === "promote" && this.o.guard && b0) {
-        const claim = this.o.guard.claim(b0);
+      const seen = byName.get(w.backup);
+      if (w.kind === "promote" && this.o.guard && seen) {
+        const claim = this.o.guard.claim(seen);
         if (!claim.allowed) {
           log.info({ backup: w.backup, reason: claim.reasons[0] }, "promotion held back by the in-flight rule; will re-plan");
           this.retrySoon();
