@@ -154,6 +154,39 @@ describe("the guard holds against every writer (two replicas answering)", () => 
     expect(await reviewUpdate(other.url, body, adminUser ?? "")).toMatchObject({ allowed: true });
   });
 
+  it("5. with both replicas unreachable: Velero's own writes and label edits pass, guarded writes wait (failurePolicy Fail)", async () => {
+    const w = writers[2]!;
+    expect((await createAs(w, { name: "down-1", apps: ["b"] }, { phase: "ReadyToStart" })).code).toBe(200);
+    // down-q waits behind down-1 (both back up app b).
+    expect((await createAs(admin, { name: "down-q", apps: ["b"] })).code).toBe(200);
+    await waitFor("down-1 in flight, down-q Queued", () => observer.phase("down-1") === "ReadyToStart" && observer.phase("down-q") === "Queued");
+    for (const g of gates) balancer.remove(g.identity);
+    try {
+      // Velero: pickup (with its spec defaults), progress, done.
+      const picked = await answer(updateVelero(admin, "backups", VELERO, "down-1", (o) => {
+        o.status = { ...o.status, phase: "InProgress" };
+        o.spec = { ...o.spec, ttl: "720h0m0s", defaultVolumesToFsBackup: false };
+      }));
+      expect(picked.code).toBe(200);
+      expect((await answer(updateVelero(admin, "backups", VELERO, "down-1", (o) => { o.status = { ...o.status, progress: { itemsBackedUp: 3 } }; }))).code).toBe(200);
+      expect((await editAs(w, "down-1", (o) => { o.metadata.labels = { ...o.metadata.labels, seen: "yes" }; })).code).toBe(200);
+      // Guarded: a spec edit in flight, a move into flight, a create straight into flight.
+      const edit = await editAs(w, "down-1", (o) => { o.spec.includedNamespaces = ["default"]; });
+      expect([edit.code, edit.message]).toEqual([500, expect.stringMatching(/failed calling webhook "validate-promotion\.backups\.backup-gate\.io"/)]);
+      const move = await editAs(w, "down-q", (o) => { o.status = { ...o.status, phase: "ReadyToStart" }; });
+      expect([move.code, move.message]).toEqual([500, expect.stringMatching(/failed calling webhook "validate-promotion/)]);
+      const created = await answer(w.custom.createNamespacedCustomObject({
+        group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", body: chaosBackupBody({ name: "down-2", apps: ["d"] }, VELERO, WL, { phase: "InProgress" }),
+      }));
+      expect([created.code, created.message]).toEqual([500, expect.stringMatching(/failed calling webhook "validate-create-in-flight/)]);
+      // Done: the waiting one first (a status write the guard never sees), so nothing is promoted after the test.
+      await setPhase("down-q", "Completed");
+      expect((await answer(updateVelero(admin, "backups", VELERO, "down-1", (o) => { o.status = { ...o.status, phase: "Completed" }; }))).code).toBe(200);
+    } finally {
+      for (const g of gates) balancer.add(g.identity, g.url);
+    }
+  });
+
   /** N writers race to promote conflicting backups, round after round; returns the overlaps in etcd's order. */
   const race = async (prefix: string, rounds: number) => {
     const all: ChaosBackup[] = [];
@@ -165,6 +198,7 @@ describe("the guard holds against every writer (two replicas answering)", () => 
       // A hold keeps the gate's own controller from promoting them first: the writers race each other.
       const hold: ChaosBackup = { name: `${prefix}${round}-hold`, apps: APPS };
       all.push(hold);
+      await waitFor("nothing in flight", async () => { await finishAll(); return inFlightNow().length === 0; }, { timeoutMs: 30_000, intervalMs: 200 });
       expect((await createAs(admin, hold, { phase: "InProgress" })).code).toBe(200);
       await Promise.all(batch.map((b) => createAs(admin, b)));
       await waitFor("the batch queued", async () => (await Promise.all(batch.map((b) => phaseOf(b.name)))).every((p) => p === "Queued"), { timeoutMs: 30_000, intervalMs: 100 });
