@@ -8,12 +8,17 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Logger } from "../service/log.js";
 import { AdmissionEngine } from "./engine.js";
+import type { Leadership } from "./flightGuard.js";
 import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 // The admission webhooks over HTTPS (fastify):
 //   POST /mutate-backups    CREATE: annotate why a backup waits and warn its creator; never rejects
-//   POST /validate-backups  CREATE: refuse an invalid spec (422) or a serial run (403);
-//                           UPDATE: refuse a move into ReadyToStart that breaks the invariant (403)
+//   POST /validate-backups  CREATE: refuse an invalid spec (422), a serial run (403), or a create
+//                           straight into ReadyToStart/InProgress that breaks the invariant (403);
+//                           UPDATE: refuse a move into ReadyToStart/InProgress that breaks the
+//                           invariant (403), or a spec change of a backup in flight that changes
+//                           what it touches (403); on a replica that does not lead, moves into
+//                           flight by other writers get a retryable 429 (see flightGuard.ts)
 //   GET  /healthz           the process answers
 //   GET  /readyz            the cache has synced, a policy is loaded, the admission index is built
 //   GET  /metrics           Prometheus text
@@ -77,6 +82,13 @@ export interface WebhookServerOptions {
   /** Share an engine (e.g. with a second server); default: one of our own. */
   readonly engine?: AdmissionEngine;
   readonly rebuildIntervalMs?: number;
+  /** Replicas: only the leader judges moves into flight by other writers (see FlightGuard). */
+  readonly leadership?: Leadership;
+  /** The API user the gate writes as; its own promotions pass a replica that does not lead. */
+  readonly self?: string;
+  readonly identity?: string;
+  readonly pendingTtlMs?: number;
+  readonly handoverMs?: number;
 }
 
 export interface WebhookServer {
@@ -93,6 +105,12 @@ type Verdict = "admit" | "admit-with-warning" | "reject" | "too-large" | "skippe
 interface Outcome {
   readonly response: AdmissionResponse;
   readonly verdict: Verdict;
+  /**
+   * Close the connection after answering: a replica that does not lead asks for a retry, and the
+   * API server's next call on a kept-alive connection would come back here; a new connection may
+   * reach the leader (the Service balances connections, not requests).
+   */
+  readonly close?: boolean;
 }
 
 export function tlsOptions(m: TlsMaterial) {
@@ -103,7 +121,13 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   const now = o.now ?? Date.now;
   const timeoutMs = o.timeoutMs ?? 1000;
   const log = o.log.child({ component: "admission" });
-  const engine = o.engine ?? new AdmissionEngine({ cache: o.cache, policy: o.policy, now, log, ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}) });
+  const engine = o.engine ?? new AdmissionEngine({
+    cache: o.cache, policy: o.policy, now, log,
+    ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}),
+    ...(o.leadership ? { leadership: o.leadership } : {}), ...(o.self !== undefined ? { self: o.self } : {}),
+    ...(o.identity !== undefined ? { identity: o.identity } : {}),
+    ...(o.pendingTtlMs !== undefined ? { pendingTtlMs: o.pendingTtlMs } : {}), ...(o.handoverMs !== undefined ? { handoverMs: o.handoverMs } : {}),
+  });
   const ownEngine = o.engine === undefined;
   const bodyLimit = o.bodyLimit ?? BODY_LIMIT;
   const headersTimeout = o.headersTimeoutMs ?? 10_000;
@@ -188,6 +212,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     o.metrics.admissionDuration.observe({ webhook }, seconds);
     o.metrics.admissionRequests.inc({ webhook, operation: r.operation, verdict: outcome.verdict });
     if (seconds * 1000 > timeoutMs) log.warn({ webhook, backup: r.name ?? undefined, ms: Math.round(seconds * 1000) }, "admission review answered after its time budget");
+    if (outcome.close) void reply.header("connection", "close");
     return reply.code(200).send(review(outcome.response));
   };
 
@@ -242,24 +267,25 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
       };
     }
 
+    const asked = { ...(r.userInfo?.username ? { user: r.userInfo.username } : {}), ...(r.dryRun ? { dryRun: true } : {}) };
     if (r.operation === "CREATE") {
-      const v = engine.validateCreate(backup, t);
+      const v = engine.validateCreate(backup, t, asked);
       if (v.allowed) return allowed("admit");
       log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
-      return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+      return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
     }
 
     const old = readBackup(r.oldObject, r);
     if (!old.ok) return allowed("unreadable");
-    const v = engine.checkTransition(old.value, backup);
+    const v = engine.checkTransition(old.value, backup, asked);
     if (v.foreign) {
       o.metrics.foreignPromotions.inc();
       log.warn({ backup: backup.name, user: r.userInfo?.username ?? undefined, refused: !v.allowed },
         "backup moved to ReadyToStart without backup-gate's promoted-by mark: another writer promotes backups (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)");
     }
     if (v.allowed) return allowed("admit");
-    log.info({ backup: backup.name, conflictWith: v.conflictWith, reason: v.message }, "phase transition refused");
-    return { verdict: "reject", response: { uid: r.uid, allowed: false, status: { code: 403, reason: "Forbidden", message: v.message } } };
+    log.info({ backup: backup.name, conflictWith: v.conflictWith, user: r.userInfo?.username ?? undefined, reason: v.message }, v.transition ? "move into flight refused" : "spec change in flight refused");
+    return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
   }
 
   app.post(PATHS.mutate, handle("mutate"));

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { AdmissionregistrationV1Api, KubeConfig } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AuthenticationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
@@ -110,13 +110,16 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const patcher = new CaBundlePatcher({ kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics });
   await patcher.attach(tls);
 
-  const server = await createWebhookServer({ tls, cache, policy, metrics, log });
+  // Moves into flight by other writers are judged by the leader only (admission/flightGuard.ts);
+  // the gate's own promotions, made as `self`, pass any replica.
+  const leader = new LeaderElector(kc, { namespace: o.namespace, name: "backup-gate", identity: o.identity, log, metrics });
+  const self = await ownUser(kc, log);
+  const server = await createWebhookServer({ tls, cache, policy, metrics, log, leadership: leader, identity: o.identity, ...(self ? { self } : {}) });
   const address = await server.listen({ host: o.host, port: o.port });
 
   const promotionKey = new PromotionKey(kc, { namespace: o.namespace, log });
   await promotionKey.start();
-  const leader = new LeaderElector(kc, { namespace: o.namespace, name: "backup-gate", identity: o.identity, log, metrics });
-  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current() });
+  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current(), guard: server.engine });
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");
@@ -146,6 +149,21 @@ async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, s
   try { await cache.waitForSync(signal); } catch { return; }
   if (cache.view.namespace(veleroNamespace)) return;
   warn(`veleroNamespace ${JSON.stringify(veleroNamespace)} does not exist: backup-gate guards and plans no Backups until it does; check the policy's veleroNamespace and the webhooks' namespaceSelector`);
+}
+
+/**
+ * The API user the gate writes as, from a SelfSubjectReview. Without it a replica that does not
+ * lead refuses the gate's own promotions too (retried until one reaches the leader): slower, not unsafe.
+ */
+async function ownUser(kc: KubeConfig, log: Logger): Promise<string | undefined> {
+  try {
+    const review = await makeKeepAliveClient(kc, AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const user = review.status?.userInfo?.username;
+    if (user) { log.info({ user }, "the gate writes as this user"); return user; }
+  } catch (e) {
+    log.warn({ err: String(e) }, "could not learn the gate's own user (SelfSubjectReview); a replica that does not lead will refuse its promotions too");
+  }
+  return undefined;
 }
 
 /** For runs outside a cluster: both configurations pointing at a URL, replaced if present. */

@@ -1,4 +1,5 @@
 import type { KubeConfig } from "@kubernetes/client-node";
+import type { BackupInfo } from "../core/model.js";
 import { howMade, plan, type Plan } from "../core/plan.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/writes.js";
@@ -21,6 +22,16 @@ export interface Leadership {
   onChange(listener: (leading: boolean) => void): () => void;
 }
 
+/**
+ * The in-flight rule's keeper (the admission engine's FlightGuard): a promotion is claimed
+ * there before it is written, so moves by other writers judged meanwhile see it, and moves
+ * they were allowed that the watch has not shown yet stop it.
+ */
+export interface PromotionGuard {
+  claim(b: BackupInfo): { readonly allowed: boolean; readonly reasons: readonly string[] };
+  release(name: string): void;
+}
+
 export interface QueueControllerOptions {
   readonly kc: KubeConfig;
   readonly cache: ClusterCache;
@@ -37,6 +48,7 @@ export interface QueueControllerOptions {
   readonly resyncMs?: number;
   /** Give up waiting to observe a write after this long (the next plan re-reads everything). */
   readonly observeTimeoutMs?: number;
+  readonly guard?: PromotionGuard;
 }
 
 export class QueueController {
@@ -44,6 +56,7 @@ export class QueueController {
   private dirty = false;
   private stopped = true;
   private timer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly scopes = new ScopeCache();
   /** The last plan: the next one redoes only what changed since, when the queue itself did not. */
@@ -73,6 +86,7 @@ export class QueueController {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     for (const u of this.unsubscribe.splice(0)) u();
   }
 
@@ -87,6 +101,13 @@ export class QueueController {
         this.running = false;
         if (this.dirty) { this.dirty = false; this.schedule(); }
       });
+  }
+
+  /** A re-plan in a second: what held a promotion back (a move not yet observed, a leader handover) passes by itself. */
+  private retrySoon(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.schedule(); }, 1000);
+    this.retryTimer.unref?.();
   }
 
   /** Resolves once no reconcile is running or queued (for tests and shutdown). */
@@ -142,15 +163,26 @@ export class QueueController {
       if (this.stopped) return;
       // Losing the lease mid-round stops promotions at once; the new leader re-plans.
       if (!this.o.leader.isLeader()) return;
+      const seen = byName.get(w.backup);
+      if (w.kind === "promote" && this.o.guard && seen) {
+        const claim = this.o.guard.claim(seen);
+        if (!claim.allowed) {
+          log.info({ backup: w.backup, reason: claim.reasons[0] }, "promotion held back by the in-flight rule; will re-plan");
+          this.retrySoon();
+          continue;
+        }
+      }
+      const release = () => { if (w.kind === "promote") this.o.guard?.release(w.backup); };
       const outcome = await this.write!(w).catch((e: unknown) => {
+        release();
         log.warn({ backup: w.backup, kind: w.kind, err: String(e) }, "write failed; will re-plan");
         metrics.apiWrites.inc({ kind: w.kind, result: "error" });
         return "error" as const;
       });
       if (outcome === "error") { this.dirty = true; return; }
       metrics.apiWrites.inc({ kind: w.kind, result: outcome });
-      if (outcome === "conflict") { this.dirty = true; continue; }
-      if (outcome === "gone") continue;
+      if (outcome === "conflict") { release(); this.dirty = true; continue; }
+      if (outcome === "gone") { release(); continue; }
       this.pending.set(w.backup, { rv: w.resourceVersion, at: this.now() });
       const b = byName.get(w.backup);
       const level = w.annotations?.["backup-gate.io/conflict-level"] ?? "";

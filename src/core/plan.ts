@@ -416,6 +416,11 @@ interface Ordered {
   readonly created: number;
 }
 
+/** Queue order of two backups: effective priority (higher first), then creation time, then name. */
+export function queueOrder(a: BackupInfo, b: BackupInfo, policy: Policy, now: number): number {
+  return effectivePriorityOf(b, policy, now) - effectivePriorityOf(a, policy, now) || byCreation(a, b);
+}
+
 /** Queue order: effective priority (higher first), then creation time, then name. */
 export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: number): Ordered[] {
   return queued
@@ -446,7 +451,8 @@ function byName(a: BackupInfo, b: BackupInfo): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
-function byCreation(a: BackupInfo, b: BackupInfo): number {
+/** Creation time, then name: the order of backups in flight. */
+export function byCreation(a: BackupInfo, b: BackupInfo): number {
   return createdAt(a) - createdAt(b) || byName(a, b);
 }
 

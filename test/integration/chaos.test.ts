@@ -6,18 +6,19 @@
  *
  * Prints one table (markdown and a JSON line) and asserts 0 lost, 0 stuck, 0 overlaps and 0
  * crashes on every row. Knobs: CHAOS_SEED (default fixed), CHAOS_RUNS (scenario 1, default 20),
- * CHAOS_LEADER_KILLS (scenario 6, default 5), CHAOS_CONCURRENT (scenario 7, default 200).
+ * CHAOS_LEADER_KILLS (scenario 6, default 5), CHAOS_CONCURRENT (scenario 7, default 200),
+ * CHAOS_WRITER_ROUNDS (scenario 8, default 6).
  */
 import { CoordinationV1Api, KubeConfig, type V1Lease } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupObserver, ListWatch } from "../support/backupObserver.js";
 import {
   Balancer, chaosBackupBody, createChaosBackup, envInt, GateFleet, listBackups, metricSum, overlapCheck, prng, randomBackups,
-  renderTable, reviewDirect, tally, TERMINAL, type ChaosBackup, type Row,
+  answer, renderTable, retrying, reviewDirect, tally, TERMINAL, writerClients, type ChaosBackup, type Row,
 } from "../support/chaos.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { createWithWarnings, type GateProcess } from "../support/gate.js";
-import { clients, createNamespace, createWorkload, getVelero, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
+import { clients, createNamespace, createWorkload, getVelero, isApiError, updateVelero, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
 import { findOverlaps, readProbeRecords } from "../support/overlap.js";
 import { VeleroPlayer } from "../support/playVelero.js";
 import { startVelero, type Velero } from "../support/velero.js";
@@ -31,6 +32,8 @@ const SEED = envInt("CHAOS_SEED", 20261125);
 const RUNS = envInt("CHAOS_RUNS", 20);
 const KILLS = envInt("CHAOS_LEADER_KILLS", 5);
 const CONCURRENT = envInt("CHAOS_CONCURRENT", 200);
+const WRITER_ROUNDS = envInt("CHAOS_WRITER_ROUNDS", 6);
+const WRITERS = 8;
 const VELERO = "velero";
 const GATE_NS = "backup-gate";
 const WL = "chaos";
@@ -378,6 +381,77 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
   let velero4Balancer: Balancer | undefined;
   afterAll(async () => { await velero4Balancer?.stop(); });
 
+  it("8. other writers next to the gate, two replicas answering: creates straight into ReadyToStart, racing promotions and spec edits in flight never overlap", async () => {
+    playing = true;
+    let live = fleet.all.filter((g) => g.process.alive);
+    if (live.length < 2) {
+      // Run alone (-t "8."): two replicas behind a balancer, as scenario 6 leaves them.
+      await fleet.stopAll();
+      const balancer = new Balancer();
+      const url = await balancer.start();
+      for (const [i, identity] of ["w-0", "w-1"].entries()) {
+        const g = await fleet.start({ identity, extraArgs: i === 0 ? ["--register-url", url] : [] });
+        balancer.add(identity, g.url);
+      }
+      velero4Balancer = balancer;
+      live = fleet.all.filter((g) => g.process.alive);
+    }
+    await waitFor("a leader among the replicas", async () => (await Promise.all(live.map(metrics))).some((m) => /^backup_gate_leader 1$/m.test(m)), { timeoutMs: 60_000, intervalMs: 200 });
+    await sleep(6000); // a new leader's handover
+    const writers = await writerClients(cp, VELERO, WRITERS);
+    const all: ChaosBackup[] = [];
+    const tallyOf = new Map<string, number>();
+    const count = (k: string) => tallyOf.set(k, (tallyOf.get(k) ?? 0) + 1);
+    const wrong: string[] = [];
+    const createAs = (w: Clients, b: ChaosBackup, status?: Record<string, unknown>) => retrying(() => createChaosBackup(w, b, VELERO, WL, status));
+    for (let round = 0; round < WRITER_ROUNDS; round++) {
+      const batch = randomBackups(plans, `w${round}`, 6, APPS);
+      all.push(...batch);
+      // Half come straight into ReadyToStart from a writer; one refused is created again without a status, as its message says.
+      await Promise.all(batch.map(async (b, i) => {
+        if (plans() < 0.5) { await createRetrying(b); return; }
+        const a = await createAs(writers[i % writers.length]!, b, { phase: "ReadyToStart" });
+        count(`create into ReadyToStart: ${a.code}`);
+        if (a.code === 403) await createRetrying(b);
+        else if (a.code !== 200) wrong.push(`${b.name}: create answered ${a.code} ${a.message}`);
+      }));
+      // The writers race the gate's controller (and each other) to promote what is still queued.
+      await Promise.all(writers.map(async (w) => {
+        const b = batch[Math.floor(plans() * batch.length)]!;
+        let queued = true;
+        const a = await retrying(async () => {
+          const o = await getVelero(w, "backups", VELERO, b.name);
+          queued = ["", "New", "Queued"].includes(o.status?.phase ?? "");
+          if (!queued) return o;
+          o.status = { ...o.status, phase: "ReadyToStart" };
+          return w.custom.replaceNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", name: b.name, body: o });
+        }, 10);
+        count(`promotion: ${queued ? a.code : "already moved"}${a.message.includes("not yet observed") ? " (a move not yet observed)" : ""}`);
+      }));
+      // A writer widens a backup in flight onto every app.
+      const inFlight = batch.filter((b) => ["ReadyToStart", "InProgress"].includes(observer.phase(b.name) ?? ""));
+      for (const b of inFlight.slice(0, 2)) {
+        const o = await getVelero(writers[0]!, "backups", VELERO, b.name);
+        if (!["ReadyToStart", "InProgress"].includes(o.status?.phase ?? "")) { count("spec edit: finished meanwhile"); continue; }
+        o.spec.labelSelector.matchExpressions[0].values = [...APPS];
+        const a = await answer(writers[0]!.custom.replaceNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", name: b.name, body: o }));
+        count(`spec edit in flight: ${a.code}`);
+        // 409: the player wrote first (the version read is gone); the edit did not land either.
+        if (a.code === 200) wrong.push(`${b.name}: a spec edit in flight was accepted`);
+      }
+      await waitFor(`round ${round} to end`, () => terminal(batch.map((b) => b.name)), { timeoutMs: 60_000 }).catch(() => undefined);
+    }
+    const counts = await settle(all.map((b) => b.name), 60_000);
+    const o = overlapCheck(observer.history, all);
+    const crashes = fleet.crashes();
+    const t = Object.fromEntries([...tallyOf].sort());
+    const refusedMoves = (t["create into ReadyToStart: 403"] ?? 0) + (t["promotion: 403"] ?? 0) + (t["promotion: 403 (a move not yet observed)"] ?? 0);
+    ok({
+      scenario: "8 other writers, 2 replicas", runs: WRITER_ROUNDS, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
+      evidence: `${writers.length} writers as their own ServiceAccount: ${Object.entries(t).map(([k, v]) => `${k} x${v}`).join("; ")}; max in flight ${o.maxInFlight}/${LIMIT}`,
+    }, [...counts.details, ...o.overlaps, ...crashes.details, ...wrong, ...(refusedMoves > 0 ? [] : ["no move by a writer was refused: the race did not happen"])]);
+  }, 600_000);
+
   /** Pairs of conflicting backups the probe saw holding one pod/PVC/PV at overlapping times. */
   const probeOverlaps = (backups: readonly ChaosBackup[], dirs: readonly string[]) => {
     const byName = new Map(backups.map((b) => [b.name, b]));
@@ -455,7 +529,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     }, [...counts.details, ...o.overlaps, ...probe, ...crashes.details, ...(failed > 0 && completed > 0 ? [] : ["the fault did not show, or nothing ran after it"])]);
   }, 600_000);
 
-  it("8. the policy ConfigMap deleted mid-burst (a GitOps prune): the last good policy holds until it is back", async () => {
+  it("9. the policy ConfigMap deleted mid-burst (a GitOps prune): the last good policy holds until it is back", async () => {
     const gate = fleet.all.at(-1) ?? await fleet.start(gateArgs("chaos-gate"));
     await leading(gate);
     playing = true;
@@ -482,7 +556,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     await waitFor("the policy back and valid", async () => metricSum(await metrics(gate), "backup_gate_policy_valid") === 1);
     const crashes = fleet.crashes();
     ok({
-      scenario: "8 policy deleted mid-burst", runs: 1, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
+      scenario: "9 policy deleted mid-burst", runs: 1, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
       evidence: `ConfigMap deleted after half the creates: policy_valid ${valid}, ${deletedEvents} PolicyDeleted Event; max in flight ${o.maxInFlight}/${strict} (the deleted policy's limit; the defaults allow ${LIMIT})`,
     }, [
       ...counts.details, ...o.overlaps, ...crashes.details,

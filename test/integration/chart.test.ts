@@ -155,7 +155,7 @@ describe("charts/backup-gate on a real API server", () => {
   it("patches its CA into every webhook of both rendered configurations", async () => {
     const bundles = await waitFor("caBundle in every webhook", async () => {
       const b = await caBundles(c);
-      return b.length === 3 && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
+      return b.length === 4 && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
     }, { timeoutMs: 60_000, intervalMs: 300 });
     expect(new Set(bundles).size).toBe(1);
   });

@@ -128,7 +128,7 @@ describe("admission webhooks on the real API server", () => {
     const v = await admission.readValidatingWebhookConfiguration({ name: configName });
     expect(m.webhooks?.map((w) => [w.name, w.clientConfig.caBundle, w.failurePolicy])).toEqual([[WEBHOOK_NAMES.mutate, want, "Ignore"]]);
     expect(v.webhooks?.map((w) => [w.name, w.clientConfig.caBundle, w.failurePolicy])).toEqual([
-      [WEBHOOK_NAMES.validateCreate, want, "Ignore"], [WEBHOOK_NAMES.validatePromotion, want, "Fail"],
+      [WEBHOOK_NAMES.validateCreate, want, "Ignore"], [WEBHOOK_NAMES.validateCreateInFlight, want, "Fail"], [WEBHOOK_NAMES.validatePromotion, want, "Fail"],
     ]);
   });
 

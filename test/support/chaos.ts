@@ -2,16 +2,19 @@
  * The chaos suite's tools: a seeded PRNG, the suite's own conflict oracle (backups name the
  * apps they cover; every app is a pod + snapshotted PVC + PV, so two backups conflict exactly
  * when they share an app), counting (created / completed / lost / stuck / overlaps / crashes),
- * the result table, gate process bookkeeping, and a TCP balancer standing in for the
- * webhook Service in front of several replicas.
+ * the result table, gate process bookkeeping, other writers (a ServiceAccount of their own),
+ * and a TCP balancer standing in for the webhook Service in front of several replicas.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { request } from "node:https";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ControlPlane } from "./controlPlane.js";
 import { inFlightSpan, QUEUED_PHASES, type PhaseStep } from "./backupObserver.js";
 import { startGate, type GateOptions, type GateProcess } from "./gate.js";
-import { backupBody, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
+import { backupBody, clients, isApiError, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
+import { serviceAccountKubeconfig } from "./rbac.js";
 
 /** mulberry32: small, seedable, good enough to pick delays and scopes reproducibly. */
 export function prng(seed: number): () => number {
@@ -216,6 +219,53 @@ export function reviewDirect(gateUrl: string, path: string, backup: VeleroObject
     req.on("timeout", () => req.destroy());
     req.end(JSON.stringify(review));
   });
+}
+
+// ---- other writers ----
+
+/**
+ * `n` clients of one ServiceAccount `writers/writer` that may create and update Backups in
+ * Velero's namespace and nothing more: another writer next to the gate (a script, a second
+ * queue), under a user of its own. Each client has its own connections. Safe to call twice.
+ */
+export async function writerClients(cp: ControlPlane, veleroNamespace: string, n: number): Promise<Clients[]> {
+  const admin = clients(cp.kubeConfig);
+  const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
+  const exists = (e: unknown) => { if (!isApiError(e, 409)) throw e; };
+  await admin.core.createNamespace({ body: { metadata: { name: "writers" } } }).catch(exists);
+  await admin.core.createNamespacedServiceAccount({ namespace: "writers", body: { metadata: { name: "writer" } } }).catch(exists);
+  await rbac.createNamespacedRole({ namespace: veleroNamespace, body: { metadata: { name: "writer" }, rules: [{ apiGroups: [VELERO_GROUP], resources: ["backups"], verbs: ["get", "list", "watch", "create", "update", "patch"] }] } }).catch(exists);
+  await rbac.createNamespacedRoleBinding({ namespace: veleroNamespace, body: { metadata: { name: "writer" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "writer" }, subjects: [{ kind: "ServiceAccount", name: "writer", namespace: "writers" }] } }).catch(exists);
+  const path = join(cp.dir, "writer.kubeconfig");
+  await serviceAccountKubeconfig(cp.kubeConfig, "writers", "writer", path);
+  return Array.from({ length: n }, () => { const kc = new KubeConfig(); kc.loadFromFile(path); return clients(kc); });
+}
+
+export const WRITER_USER = "system:serviceaccount:writers:writer";
+
+/** The API server's answer to one write, as the writer gets it: 200, or the status code and message. */
+export interface Answer { readonly code: number; readonly message: string; readonly object?: VeleroObject }
+
+export async function answer(p: Promise<unknown>): Promise<Answer> {
+  try {
+    return { code: 200, message: "", object: (await p) as VeleroObject };
+  } catch (e) {
+    if (!isApiError(e)) throw e;
+    const body = typeof e.body === "string" ? e.body : JSON.stringify(e.body);
+    let message = body;
+    try { message = (JSON.parse(body) as { message?: string }).message ?? body; } catch { /* not JSON */ }
+    return { code: e.code, message };
+  }
+}
+
+/** A write retried while the answer asks for a retry: 429 (a replica that does not lead), 409 (a lost race), 500 (no answer). */
+export async function retrying(attempt: () => Promise<unknown>, tries = 30, pauseMs = 50): Promise<Answer> {
+  let a = await answer(attempt());
+  for (let i = 1; i < tries && [429, 409, 500].includes(a.code); i++) {
+    await new Promise((r) => setTimeout(r, pauseMs));
+    a = await answer(attempt());
+  }
+  return a;
 }
 
 // ---- the table ----

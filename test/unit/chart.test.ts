@@ -147,6 +147,7 @@ const valueCases: ValueCase[] = [
       "ValidatingWebhookConfiguration//backup-gate": {
         "webhooks.0.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
         "webhooks.1.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
+        "webhooks.2.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
       },
     },
     policy: { veleroNamespace: "oadp" },
