@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
+import { Command } from "commander";
 import { AdmissionregistrationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
@@ -13,23 +13,13 @@ import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
 import type { TlsSource } from "../service/contracts.js";
 import { CaBundlePatcher, FileTls, SelfManagedTls } from "../tls/index.js";
+import { collect, kubeOptions } from "./commander.js";
+import { loadKubeConfig } from "./kube.js";
 import { UsageError } from "./readInput.js";
-
-export const SERVE_USAGE = `backup-gate serve [flags]
-
-  --kubeconfig FILE           default: $KUBECONFIG, ~/.kube/config, then in-cluster
-  --namespace NS              the gate's namespace (Lease, policy ConfigMap); default $POD_NAMESPACE or backup-gate
-  --service NAME              the webhook Service, for the certificate's DNS names; default backup-gate
-  --webhook-configuration N   name of both webhook configurations (caBundle patched); default backup-gate
-  --policy-configmap NAME     default backup-gate-policy
-  --host H --port P           where the HTTPS server listens; default 0.0.0.0:8443
-  --tls-dir DIR               serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA
-  --extra-san NAME|IP         more certificate names (repeatable), e.g. 127.0.0.1 for local runs
-  --register-url URL          create/replace both webhook configurations pointing at URL (local runs)
-  --identity ID               leader-election identity; default $POD_NAME or host-pid`;
 
 export interface ServeOptions {
   readonly kubeconfig?: string;
+  readonly context?: string;
   readonly namespace: string;
   readonly service: string;
   readonly webhookConfiguration: string;
@@ -42,30 +32,54 @@ export interface ServeOptions {
   readonly identity: string;
 }
 
-export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv): ServeOptions {
-  const { values } = parseArgs({
-    args,
-    options: {
-      kubeconfig: { type: "string" }, namespace: { type: "string" }, service: { type: "string" },
-      "webhook-configuration": { type: "string" }, "policy-configmap": { type: "string" },
-      host: { type: "string" }, port: { type: "string" }, "tls-dir": { type: "string" },
-      "extra-san": { type: "string", multiple: true }, "register-url": { type: "string" }, identity: { type: "string" },
-    },
-    strict: true,
-  });
-  const port = Number(values.port ?? "8443");
+/** The flags of `serve` as commander gives them. */
+export interface ServeFlags {
+  readonly kubeconfig?: string;
+  readonly context?: string;
+  readonly namespace?: string;
+  readonly service: string;
+  readonly webhookConfiguration: string;
+  readonly policyConfigmap: string;
+  readonly host: string;
+  readonly port: string;
+  readonly tlsDir?: string;
+  readonly extraSan: string[];
+  readonly registerUrl?: string;
+  readonly identity?: string;
+}
+
+/** `serve`'s flags; main gives it its action. */
+export function serveCommand(): Command {
+  return kubeOptions(new Command("serve"), false)
+    .description("run the webhooks and the queue controller (what the Deployment runs)")
+    .usage("[flags]")
+    .option("--namespace <ns>", "the gate's namespace (Lease, policy ConfigMap) (default: $POD_NAMESPACE, else backup-gate)")
+    .option("--service <name>", "the webhook Service, for the certificate's DNS names", "backup-gate")
+    .option("--webhook-configuration <name>", "name of both webhook configurations (caBundle patched)", "backup-gate")
+    .option("--policy-configmap <name>", "the policy ConfigMap in --namespace", "backup-gate-policy")
+    .option("--host <host>", "where the HTTPS server listens", "0.0.0.0")
+    .option("--port <port>", "where the HTTPS server listens", "8443")
+    .option("--tls-dir <dir>", "serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA")
+    .option("--extra-san <name>", "one more certificate name or IP (repeatable), e.g. 127.0.0.1 for local runs", collect, [])
+    .option("--register-url <url>", "create/replace both webhook configurations pointing at URL (local runs)")
+    .option("--identity <id>", "leader-election identity (default: $POD_NAME, else host-pid)");
+}
+
+export function serveOptions(values: ServeFlags, env: NodeJS.ProcessEnv): ServeOptions {
+  const port = /^\d+$/.test(values.port) ? Number(values.port) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, not ${values.port}`);
   return {
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
     namespace: values.namespace ?? env.POD_NAMESPACE ?? "backup-gate",
-    service: values.service ?? "backup-gate",
-    webhookConfiguration: values["webhook-configuration"] ?? "backup-gate",
-    policyConfigMap: values["policy-configmap"] ?? "backup-gate-policy",
-    host: values.host ?? "0.0.0.0",
+    service: values.service,
+    webhookConfiguration: values.webhookConfiguration,
+    policyConfigMap: values.policyConfigmap,
+    host: values.host,
     port,
-    ...(values["tls-dir"] ? { tlsDir: values["tls-dir"] } : {}),
-    extraSans: values["extra-san"] ?? [],
-    ...(values["register-url"] ? { registerUrl: values["register-url"] } : {}),
+    ...(values.tlsDir ? { tlsDir: values.tlsDir } : {}),
+    extraSans: values.extraSan,
+    ...(values.registerUrl ? { registerUrl: values.registerUrl } : {}),
     identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
   };
 }
@@ -82,8 +96,7 @@ export interface RunningGate {
  * so a standby takes over at once.
  */
 export async function startGate(o: ServeOptions, log: Logger = createLogger()): Promise<RunningGate> {
-  const kc = new KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig); else kc.loadFromDefault();
+  const kc = loadKubeConfig(o);
   const metrics = createMetrics();
   const recorder = createEventRecorder(kc, { log });
 
@@ -139,8 +152,7 @@ async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: s
   await api.createValidatingWebhookConfiguration({ body: validating });
 }
 
-export async function runServe(args: string[]): Promise<void> {
-  const options = parseServeArgs(args, process.env);
+export async function runServe(options: ServeOptions): Promise<void> {
   tuneHeap();
   const log = createLogger();
   const gate = await startGate(options, log);
