@@ -97,6 +97,18 @@ describe("charts/backup-gate with default values", () => {
     expect(manifestObjects().flatMap((o) => Object.keys(o.metadata.labels ?? {})).filter((l) => HELM_LABELS.includes(l))).toEqual([]);
   });
 
+  it("namespace.create renders exactly manifests/' Namespace, PodSecurity labels included", async () => {
+    const ns = (await renderChart({ values: { namespace: { create: true } } })).find((o) => o.kind === "Namespace");
+    expect(comparable(ns!)).toEqual(comparable(manifestObjects().find((o) => o.kind === "Namespace")!));
+  });
+
+  it("fixes no UID or GID anywhere (OpenShift's restricted-v2 SCC refuses a fixed one)", () => {
+    const text = JSON.stringify(defaults);
+    expect(text).not.toMatch(/runAsUser|runAsGroup|fsGroup/);
+    // Positive control: a UID given as a value is rendered, so the check above can fail.
+    expect(JSON.stringify(defaults.map((o) => (objectKey(o) === DEPLOYMENT ? { ...o, runAsUser: 1 } : o)))).toMatch(/runAsUser/);
+  });
+
   it("holds a policy the gate reads as manifests/' policy", () => {
     expect(gatePolicy(defaults)).toEqual(expectedPolicy({}));
   });
@@ -104,6 +116,7 @@ describe("charts/backup-gate with default values", () => {
   it("passes helm lint --strict, self-managed and with a Secret", async () => {
     await helmLint();
     await helmLint({ certificates: { mode: "secret", secretName: "backup-gate-tls" } });
+    await helmLint({ namespace: { create: true }, priorityClassName: "high", podLabels: { team: "x" }, podAnnotations: { a: "b" }, networkPolicy: { enabled: false } });
   });
 });
 
@@ -169,6 +182,44 @@ const valueCases: ValueCase[] = [
     values: { nodeSelector: { "kubernetes.io/os": "linux" }, tolerations: [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] },
     changes: { [DEPLOYMENT]: { "spec.template.spec.nodeSelector": { "kubernetes.io/os": "linux" }, "spec.template.spec.tolerations": [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] } },
   },
+  {
+    name: "podSecurityContext (OpenShift's restricted-v2 assigns a UID; a platform may want one set)",
+    values: { podSecurityContext: { runAsNonRoot: true, runAsUser: 1000680000, fsGroup: 1000680000, seccompProfile: { type: "RuntimeDefault" } } },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.securityContext.runAsUser": 1000680000, "spec.template.spec.securityContext.fsGroup": 1000680000 } },
+  },
+  {
+    name: "containerSecurityContext",
+    values: { containerSecurityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, runAsNonRoot: true } },
+    changes: { [DEPLOYMENT]: { [`${CONTAINER}.securityContext.runAsNonRoot`]: true } },
+  },
+  {
+    name: "affinity replaces the default anti-affinity as a whole",
+    values: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } } } },
+    changes: {
+      [DEPLOYMENT]: {
+        "spec.template.spec.affinity.podAntiAffinity": undefined,
+        "spec.template.spec.affinity.nodeAffinity": { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } },
+      },
+    },
+  },
+  {
+    name: "topologySpreadConstraints",
+    values: { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.topologySpreadConstraints": [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] } },
+  },
+  { name: "priorityClassName", values: { priorityClassName: "system-cluster-critical" }, changes: { [DEPLOYMENT]: { "spec.template.spec.priorityClassName": "system-cluster-critical" } } },
+  {
+    name: "podLabels and podAnnotations",
+    values: { podLabels: { team: "storage" }, podAnnotations: { "example.com/owner": "storage" } },
+    changes: { [DEPLOYMENT]: { "spec.template.metadata.labels.team": "storage", "spec.template.metadata.annotations": { "example.com/owner": "storage" } } },
+  },
+  { name: "networkPolicy.enabled", values: { networkPolicy: { enabled: false } }, changes: { "NetworkPolicy/backup-gate/backup-gate": { "(object)": undefined } } },
+  {
+    name: "networkPolicy.from",
+    values: { networkPolicy: { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
+    changes: { "NetworkPolicy/backup-gate/backup-gate": { "spec.ingress.0.from": [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
+  },
+  { name: "namespace.create renders manifests/' Namespace (labelled for PodSecurity restricted)", values: { namespace: { create: true } }, changes: { "Namespace//backup-gate": { "(object)": "added" } } },
   { name: "podDisruptionBudget.minAvailable", values: { podDisruptionBudget: { minAvailable: "50%" } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "spec.minAvailable": "50%" } } },
   { name: "podDisruptionBudget.enabled", values: { podDisruptionBudget: { enabled: false } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "(object)": undefined } } },
   {
@@ -255,6 +306,9 @@ const badCases: BadCase[] = [
   { name: "unknown certificates.mode", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/mode'/ },
   { name: "secret mode without a Secret name", values: { certificates: { mode: "secret" } }, message: /at '\/certificates\/secretName'/ },
   { name: "relative mountPath", values: { certificates: { mode: "secret", secretName: "x", mountPath: "tls" } }, message: /at '\/certificates\/mountPath'/ },
+  { name: "podLabels overriding the selector's label", values: { podLabels: { "app.kubernetes.io/name": "other" } }, message: /invalid propertyName 'app\.kubernetes\.io\/name'/ },
+  { name: "an unknown PodSecurity level", values: { namespace: { create: true, podSecurity: "strict" } }, message: /at '\/namespace\/podSecurity'/ },
+  { name: "a topology spread constraint without its required fields", values: { topologySpreadConstraints: [{ maxSkew: 1 }] }, message: /at '\/topologySpreadConstraints\/0'.*(topologyKey|whenUnsatisfiable)/s },
   { name: "minAvailable as a bad text", values: { podDisruptionBudget: { minAvailable: "half" } }, message: /at '\/podDisruptionBudget\/minAvailable'/ },
 ];
 
