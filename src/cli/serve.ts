@@ -12,7 +12,7 @@ import { createEventRecorder } from "../service/events.js";
 import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
 import type { TlsSource } from "../service/contracts.js";
-import { CaBundlePatcher, FileTls, SelfManagedTls } from "../tls/index.js";
+import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
 import { collect, kubeOptions } from "./commander.js";
 import { loadKubeConfig } from "./kube.js";
 import { UsageError } from "./readInput.js";
@@ -27,6 +27,10 @@ export interface ServeOptions {
   readonly host: string;
   readonly port: number;
   readonly tlsDir?: string;
+  /** Another operator (service-ca, cert-manager's cainjector) writes the caBundle: the gate never does. */
+  readonly caInjected?: boolean;
+  /** With caInjected: how often the injected caBundle is checked; default 60 s. */
+  readonly caBundleCheckMs?: number;
   readonly extraSans: readonly string[];
   readonly registerUrl?: string;
   readonly identity: string;
@@ -43,6 +47,8 @@ export interface ServeFlags {
   readonly host: string;
   readonly port: string;
   readonly tlsDir?: string;
+  readonly caInjected?: boolean;
+  readonly caBundleCheckSeconds: string;
   readonly extraSan: string[];
   readonly registerUrl?: string;
   readonly identity?: string;
@@ -60,6 +66,8 @@ export function serveCommand(): Command {
     .option("--host <host>", "where the HTTPS server listens", "0.0.0.0")
     .option("--port <port>", "where the HTTPS server listens", "8443")
     .option("--tls-dir <dir>", "serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA")
+    .option("--ca-injected", "with --tls-dir: the caBundle is injected by another operator (OpenShift service-ca, cert-manager cainjector); ca.crt is optional and the gate never writes the caBundle, it only reports one that does not verify its certificate")
+    .option("--ca-bundle-check-seconds <n>", "with --ca-injected: how often the injected caBundle is checked", "60")
     .option("--extra-san <name>", "one more certificate name or IP (repeatable), e.g. 127.0.0.1 for local runs", collect, [])
     .option("--register-url <url>", "create/replace both webhook configurations pointing at URL (local runs)")
     .option("--identity <id>", "leader-election identity (default: $POD_NAME, else host-pid)");
@@ -68,7 +76,11 @@ export function serveCommand(): Command {
 export function serveOptions(values: ServeFlags, env: NodeJS.ProcessEnv): ServeOptions {
   const port = /^\d+$/.test(values.port) ? Number(values.port) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, not ${values.port}`);
+  const checkSeconds = /^\d+$/.test(values.caBundleCheckSeconds) ? Number(values.caBundleCheckSeconds) : NaN;
+  if (!(checkSeconds >= 1)) throw new UsageError(`--ca-bundle-check-seconds must be a whole number of seconds, at least 1, not ${values.caBundleCheckSeconds}`);
+  if (values.caInjected && !values.tlsDir) throw new UsageError("--ca-injected needs --tls-dir: the certificate the injector's CA signed");
   return {
+    ...(values.caInjected ? { caInjected: true, caBundleCheckMs: checkSeconds * 1000 } : {}),
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
     ...(values.context ? { context: values.context } : {}),
     namespace: values.namespace ?? env.POD_NAMESPACE ?? "backup-gate",
@@ -110,11 +122,14 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   });
 
   const tls: TlsSource = o.tlsDir
-    ? new FileTls({ dir: o.tlsDir, log, metrics })
+    ? new FileTls({ dir: o.tlsDir, log, metrics, ...(o.caInjected ? { caInjected: true } : {}) })
     : new SelfManagedTls({ service: { name: o.service, namespace: o.namespace }, extraSans: o.extraSans, log, metrics });
   await tls.start();
   if (o.registerUrl) await registerWebhooks(kc, o.webhookConfiguration, veleroNamespace, o.registerUrl, tls.current().ca);
-  const patcher = new CaBundlePatcher({ kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics });
+  // Either the gate writes its CA into the caBundle, or it leaves that to the injector and
+  // only checks what was injected.
+  const names = { kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics };
+  const patcher = o.caInjected ? new InjectedBundleCheck({ ...names, ...(o.caBundleCheckMs ? { intervalMs: o.caBundleCheckMs } : {}) }) : new CaBundlePatcher(names);
   await patcher.attach(tls);
 
   const server = await createWebhookServer({ tls, cache, policy, metrics, log });

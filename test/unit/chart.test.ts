@@ -102,6 +102,19 @@ describe("charts/backup-gate with default values", () => {
     expect(comparable(ns!)).toEqual(comparable(manifestObjects().find((o) => o.kind === "Namespace")!));
   });
 
+  it("certManager mode: the Certificate names the Service and the issuer given, into the Secret the pods mount", async () => {
+    const objects = await renderChart({ namespace: "ops", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" }, duration: "720h" } } } });
+    const cert = objects.find((o) => o.kind === "Certificate");
+    expect(cert?.spec).toEqual({
+      secretName: "backup-gate-tls", dnsNames: ["backup-gate.ops.svc", "backup-gate.ops.svc.cluster.local"], duration: "720h",
+      privateKey: { rotationPolicy: "Always" }, issuerRef: { name: "ca-issuer", kind: "Issuer", group: "cert-manager.io" },
+    });
+    const webhooks = objects.filter((o) => o.kind.endsWith("WebhookConfiguration"));
+    for (const w of webhooks) expect((w.metadata.annotations as Record<string, string>)["cert-manager.io/inject-ca-from"]).toBe("ops/backup-gate");
+    // The gate must never write what the injector owns: no caBundle in the chart, --ca-injected on the gate.
+    expect(JSON.stringify(webhooks)).not.toMatch(/caBundle/);
+  });
+
   it("fixes no UID or GID anywhere (OpenShift's restricted-v2 SCC refuses a fixed one)", () => {
     const text = JSON.stringify(defaults);
     expect(text).not.toMatch(/runAsUser|runAsGroup|fsGroup/);
@@ -116,6 +129,8 @@ describe("charts/backup-gate with default values", () => {
   it("passes helm lint --strict, self-managed and with a Secret", async () => {
     await helmLint();
     await helmLint({ certificates: { mode: "secret", secretName: "backup-gate-tls" } });
+    await helmLint({ certificates: { mode: "serviceCA" } });
+    await helmLint({ certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } });
     await helmLint({ namespace: { create: true }, priorityClassName: "high", podLabels: { team: "x" }, podAnnotations: { a: "b" }, networkPolicy: { enabled: false } });
   });
 });
@@ -234,6 +249,36 @@ const valueCases: ValueCase[] = [
     },
   },
   {
+    name: "certificates.mode=serviceCA (OpenShift: the Service names the Secret, the webhooks ask for the CA)",
+    values: { certificates: { mode: "serviceCA" } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/etc/backup-gate/tls",
+        [`${ARGS}.6`]: "--ca-injected",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "backup-gate-tls" } }],
+      },
+      "Service/backup-gate/backup-gate": { "metadata.annotations": { "service.beta.openshift.io/serving-cert-secret-name": "backup-gate-tls" } },
+      "MutatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "service.beta.openshift.io/inject-cabundle": "true" } },
+      "ValidatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "service.beta.openshift.io/inject-cabundle": "true" } },
+    },
+  },
+  {
+    name: "certificates.mode=certManager (a Certificate; the cainjector fills the caBundle)",
+    values: { certificates: { mode: "certManager", secretName: "gate-serving", certManager: { issuerRef: { name: "cluster-ca", kind: "ClusterIssuer" } } } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/etc/backup-gate/tls",
+        [`${ARGS}.6`]: "--ca-injected",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "gate-serving" } }],
+      },
+      "Certificate/backup-gate/backup-gate": { "(object)": "added" },
+      "MutatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "cert-manager.io/inject-ca-from": "backup-gate/backup-gate" } },
+      "ValidatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "cert-manager.io/inject-ca-from": "backup-gate/backup-gate" } },
+    },
+  },
+  {
     name: "certificates.mountPath",
     values: { certificates: { mode: "secret", secretName: "gate-cert", mountPath: "/tls" } },
     changes: {
@@ -303,7 +348,9 @@ const badCases: BadCase[] = [
   { name: "writesPerDequeue above 100", values: { policy: { positionUpdates: { writesPerDequeue: 101 } } }, message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s },
   { name: "velero.namespace not a namespace name", values: { velero: { namespace: "Velero_NS" } }, message: /at '\/velero\/namespace'/ },
   { name: "zero replicas", values: { replicas: 0 }, message: /at '\/replicas'.*minimum/s },
-  { name: "unknown certificates.mode", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/mode'/ },
+  { name: "unknown certificates.mode", values: { certificates: { mode: "vault" } }, message: /at '\/certificates\/mode'/ },
+  { name: "certManager mode without an issuer", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/certManager\/issuerRef\/name'|missing propert(y|ies) 'certManager'/ },
+  { name: "certManager issuer of an unknown kind", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "x", kind: "Vault" } } } }, message: /at '\/certificates\/certManager\/issuerRef\/kind'/ },
   { name: "secret mode without a Secret name", values: { certificates: { mode: "secret" } }, message: /at '\/certificates\/secretName'/ },
   { name: "relative mountPath", values: { certificates: { mode: "secret", secretName: "x", mountPath: "tls" } }, message: /at '\/certificates\/mountPath'/ },
   { name: "podLabels overriding the selector's label", values: { podLabels: { "app.kubernetes.io/name": "other" } }, message: /invalid propertyName 'app\.kubernetes\.io\/name'/ },
