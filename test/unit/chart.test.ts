@@ -179,6 +179,7 @@ const valueCases: ValueCase[] = [
     },
     policy: { veleroNamespace: "oadp" },
   },
+  { name: "velero.installedBy (NOTES.txt only)", values: { velero: { namespace: "velero", installedBy: "oadp" } }, changes: {} },
   { name: "replicas", values: { replicas: 3 }, changes: { [DEPLOYMENT]: { "spec.replicas": 3 } } },
   {
     name: "image",
@@ -347,6 +348,7 @@ const badCases: BadCase[] = [
   { name: "policy key of the wrong kind", values: { policy: { snapshotMoveData: "yes" } }, message: /at '\/policy\/snapshotMoveData'.*boolean/s },
   { name: "writesPerDequeue above 100", values: { policy: { positionUpdates: { writesPerDequeue: 101 } } }, message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s },
   { name: "velero.namespace not a namespace name", values: { velero: { namespace: "Velero_NS" } }, message: /at '\/velero\/namespace'/ },
+  { name: "an unknown velero.installedBy", values: { velero: { namespace: "velero", installedBy: "operator" } }, message: /at '\/velero\/installedBy'/ },
   { name: "zero replicas", values: { replicas: 0 }, message: /at '\/replicas'.*minimum/s },
   { name: "unknown certificates.mode", values: { certificates: { mode: "vault" } }, message: /at '\/certificates\/mode'/ },
   { name: "certManager mode without an issuer", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/certManager\/issuerRef\/name'|missing propert(y|ies) 'certManager'/ },

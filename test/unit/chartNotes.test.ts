@@ -34,4 +34,15 @@ describe("NOTES.txt", () => {
     expect(text).toMatch(says);
     expect(text).not.toMatch(/<no value>/);
   });
+
+  it.each([
+    { installedBy: "cli", namespace: "velero", says: /^ {2}velero server --disable-controllers=backup-queue --concurrent-backups=6$/m, not: /DataProtectionApplication|disableControllers/ },
+    { installedBy: "helm", namespace: "velero", says: /^ {2}configuration:\n {4}disableControllers: backup-queue\n {4}extraArgs:\n {6}- --concurrent-backups=6$/m, not: /velero server|DataProtectionApplication/ },
+    { installedBy: "oadp", namespace: "openshift-adp", says: /oc -n openshift-adp edit dpa <name>\):\n\n {2}spec:\n {4}configuration:\n {6}velero:\n {8}concurrentBackups: 6\n {8}args:\n {10}disabled-controllers:\n {12}- backup-queue$/m, not: /velero server|disableControllers|Note: velero\.namespace/ },
+    { installedBy: "oadp", namespace: "velero", says: /^Note: velero\.namespace is "velero"; OADP runs Velero in openshift-adp/m, not: /velero server/ },
+  ])("tells how to switch Velero's queue off when it is installed by $installedBy (namespace $namespace)", async ({ installedBy, namespace, says, not }) => {
+    const text = await notes({ limit: 6, velero: { namespace, installedBy } });
+    expect(text).toMatch(says);
+    expect(text).not.toMatch(not);
+  });
 });
