@@ -12,7 +12,7 @@ const COMMANDS: readonly { command: string; flags: readonly string[] }[] = [
   { command: "plan", flags: ["--snapshot", "--level", "--policy", "--now", "--human"] },
   { command: "queue", flags: [...KUBE, "--gate-namespace", "-o, --output", "--json", "-w, --watch"] },
   { command: "explain", flags: [...KUBE, "--gate-namespace", "-f, --filename", "-o, --output", "--json"] },
-  { command: "serve", flags: [...KUBE, "--namespace", "--service", "--webhook-configuration", "--policy-configmap", "--host", "--port", "--tls-dir", "--extra-san", "--register-url", "--identity"] },
+  { command: "serve", flags: [...KUBE, "--namespace", "--service", "--webhook-configuration", "--policy-configmap", "--host", "--port", "--tls-dir", "--ca-injected", "--ca-bundle-check-seconds", "--extra-san", "--register-url", "--identity"] },
   { command: "simulate", flags: ["--trace", "--level", "--concurrency", "--policy", "--html"] },
   { command: "version", flags: ["-o, --output"] },
   { command: "completion", flags: [] },
@@ -47,6 +47,7 @@ describe("help for every command", () => {
     ["an output format queue does not have", ["queue", "-o", "xml"], /^backup-gate: Option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are json, yaml, wide\.\n$/],
     ["--json with another -o", ["queue", "--json", "-o", "yaml"], /^backup-gate: --json and -o yaml ask for two formats; give one\n$/],
     ["a context the kubeconfig does not have", ["queue", "--kubeconfig", "test/fixtures/kubeconfig-two-contexts.yaml", "--context", "nope"], /^backup-gate: context "nope" is not in the kubeconfig \(it has: one, two\)\n$/],
+    ["serve --ca-injected without the directory it serves", ["serve", "--ca-injected"], /^backup-gate: --ca-injected needs --tls-dir: the certificate the injector's CA signed\n$/],
     ["an extra argument", ["queue", "extra"], /^backup-gate: Too many arguments for 'queue'\. Expected 0 arguments but got 1\.\n$/],
   ])("%s: one line, exit code 2", async (_, args, message) => {
     const { code, stdout, stderr } = await runCli(...args);
