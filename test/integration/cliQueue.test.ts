@@ -168,6 +168,18 @@ describe("backup-gate queue and explain on a real API server", () => {
     expect(refused.stderr).toMatch(/^backup-gate: cannot (read|list) .*ECONNREFUSED.*\n$/);
   });
 
+  it("completing explain's argument offers the Backups' names read from the cluster", async () => {
+    const candidates = async (word: string) => {
+      const r = await runCli("complete", "--", "explain", "--kubeconfig", cp.kubeconfigPath, word);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trimEnd().split("\n");
+      expect(lines.at(-1)).toBe(":4");
+      return lines.slice(0, -1).map((l) => l.split("\t")[0]);
+    };
+    expect((await candidates("")).sort()).toEqual(["cart-1", "cart-2", "legacy-1", "orders-1"]);
+    expect((await candidates("car")).sort()).toEqual(["cart-1", "cart-2"]);
+  });
+
   it("queue --watch redraws through a watch within a second of a change, and only on a change", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "queue", "--watch", "-o", "json", "--kubeconfig", cp.kubeconfigPath]);
     const frames: { at: number; doc: { rows: QueueRow[] } }[] = [];
