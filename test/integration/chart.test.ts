@@ -16,7 +16,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Secret } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1PodSpec, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -207,6 +207,22 @@ describe("charts/backup-gate on a real API server", () => {
     if (!isApiError(e, 403)) throw new Error(`expected a 403 from the promotion webhook, got ${String(e)}`);
     expect((JSON.parse(String(e.body)) as { message: string }).message).toBe('admission webhook "validate-promotion.backups.backup-gate.io" denied the request: ' +
       "backup shop-2 may not become ReadyToStart: it conflicts with shop-1 (ReadyToStart): both include namespace shop (judged at Namespace level)");
+  });
+
+  it("the pods pass PodSecurity restricted as this API server enforces it on the chart's own namespace labels (a root pod does not)", async () => {
+    const ns = (await renderChart({ namespace: RELEASE_NS, values: { ...VALUES, namespace: { create: true } } })).find((o) => o.kind === "Namespace")!;
+    const labels = Object.fromEntries(Object.entries(ns.metadata.labels ?? {}).filter(([k]) => k.startsWith("pod-security.kubernetes.io/")));
+    expect(labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    const live = await c.core.readNamespace({ name: RELEASE_NS });
+    await c.core.replaceNamespace({ name: RELEASE_NS, body: { ...live, metadata: { ...live.metadata, labels: { ...live.metadata?.labels, ...labels } } } });
+    const template = (find(objects, "Deployment") as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } } }).spec.template;
+    const pod = (spec: V1PodSpec, name: string) => c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
+    await pod(template.spec, "gate-restricted");
+    // Positive control: the same pod as root with its capabilities kept is refused by PodSecurity.
+    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 }, containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
+    const refused = await pod(root, "gate-root").then(() => undefined, (e: unknown) => e);
+    expect(isApiError(refused, 403)).toBe(true);
+    expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(/violates PodSecurity "restricted:latest": .*runAsNonRoot != true/);
   });
 
   it("certificates.mode=secret: the gate serves the Secret's certificate and the API server trusts its CA", async () => {
