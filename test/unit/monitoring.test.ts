@@ -135,6 +135,8 @@ describe.skipIf(!promtool())("the alerts under promtool (Prometheus's own rule t
     // Positive control: an alert expected where it cannot fire fails promtool's test.
     const wrong = tests.slice(0, 1).map((t) => ({ ...t, alert_rule_test: [{ eval_time: "1m", alertname: "BackupGateNoLeader", exp_alerts: expected("BackupGateNoLeader") }] }));
     writeFileSync(join(dir, "wrong.test.yaml"), stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests: wrong }));
-    await expect(run(promtool()!, ["test", "rules", join(dir, "wrong.test.yaml")])).rejects.toMatchObject({ code: 1 });
+    const failed = await run(promtool()!, ["test", "rules", join(dir, "wrong.test.yaml")]).then(() => ({ code: 0, stdout: "", stderr: "" }), (e: { code: number; stdout: string; stderr: string }) => e);
+    expect(failed.code).toBe(1);
+    expect(`${failed.stdout}${failed.stderr}`).toMatch(/alertname: BackupGateNoLeader, time: 1m[\s\S]*exp:[\s\S]*got:\[\]/);
   }, 60_000);
 });
