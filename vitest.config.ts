@@ -1,10 +1,15 @@
 import { defineConfig } from "vitest/config";
 
+// The pure tables and properties (no process, no server, no network): the inner loop.
+const CORE = ["test/unit/{backupIndex,fidelity,overlap,plan,properties,purity,quantity,scope,sim,volumePolicy,writes}.test.ts"];
+
 export default defineConfig({
   test: {
     projects: [
+      // Property tests run hundreds of plans; under a loaded machine one can take several seconds.
+      { test: { name: "core", include: CORE, testTimeout: 20_000 } },
       // Some unit suites start real processes (the CLI) and HTTPS servers; on 2 busy cores they can take seconds.
-      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 20_000 } },
+      { test: { name: "unit", include: ["test/unit/**/*.test.ts"], exclude: CORE, testTimeout: 20_000 } },
       {
         test: {
           name: "integration",

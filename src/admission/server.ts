@@ -8,7 +8,7 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Logger } from "../service/log.js";
 import { AdmissionEngine } from "./engine.js";
-import { annotationPatch, capAnnotation, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
 
 // The admission webhooks over HTTPS (fastify):
 //   POST /mutate-backups    CREATE: annotate why a backup waits and warn its creator; never rejects
@@ -64,6 +64,16 @@ export interface WebhookServerOptions {
    * body would hold a connection forever. (Idle keep-alive connections follow keepAliveTimeout.)
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * A client must send a request's headers within this long (default 10 s) and the whole
+   * request within `requestTimeoutMs` (default 30 s): the API server sends a review at once, so
+   * a client that trickles bytes is hostile or broken, and is answered 408 and closed. Checked
+   * every `connectionsCheckIntervalMs` (default 1 s; Node's default, 30 s, would let one stay
+   * three times as long). A TLS handshake gets `headersTimeoutMs` too.
+   */
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+  readonly connectionsCheckIntervalMs?: number;
   /** Share an engine (e.g. with a second server); default: one of our own. */
   readonly engine?: AdmissionEngine;
   readonly rebuildIntervalMs?: number;
@@ -78,7 +88,7 @@ export interface WebhookServer {
 }
 
 type Webhook = "mutate" | "validate";
-type Verdict = "admit" | "admit-with-warning" | "reject" | "skipped" | "unreadable" | "timeout" | "error" | "bad-request";
+type Verdict = "admit" | "admit-with-warning" | "reject" | "too-large" | "skipped" | "unreadable" | "timeout" | "error" | "bad-request";
 
 interface Outcome {
   readonly response: AdmissionResponse;
@@ -96,14 +106,22 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   const engine = o.engine ?? new AdmissionEngine({ cache: o.cache, policy: o.policy, now, log, ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}) });
   const ownEngine = o.engine === undefined;
   const bodyLimit = o.bodyLimit ?? BODY_LIMIT;
+  const headersTimeout = o.headersTimeoutMs ?? 10_000;
 
   const app = Fastify({
-    https: tlsOptions(o.tls.current()),
+    https: {
+      ...tlsOptions(o.tls.current()),
+      // Node's http options, taken by https.createServer too (fastify passes them through).
+      headersTimeout,
+      connectionsCheckingInterval: o.connectionsCheckIntervalMs ?? 1_000,
+      handshakeTimeout: headersTimeout,
+    },
     bodyLimit,
     logger: false,
     // The API server keeps connections open between reviews.
     keepAliveTimeout: 60_000,
     connectionTimeout: o.idleTimeoutMs ?? 30_000,
+    requestTimeout: Math.max(o.requestTimeoutMs ?? 30_000, headersTimeout),
   }) as unknown as FastifyInstance<HttpsServer>;
 
   // JSON only (the API server sends nothing else): a clear message for bad JSON, and 415 for
@@ -188,6 +206,20 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     const object = readBackup(r.object, r);
     if (!object.ok) {
       return allowed("unreadable", [`backup-gate could not read this Backup (${object.error}); admitted unchecked`.slice(0, 250)]);
+    }
+    // Before its scope, which costs in proportion to its lists: a CREATE past the size limit.
+    const oversized = r.operation === "CREATE" ? oversizedSpec(r.object) : undefined;
+    if (oversized) {
+      const what = `${oversized.field} holds ${oversized.length} entries (${oversized.total} in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries`;
+      log.warn({ webhook, backup: r.name ?? undefined, field: oversized.field, entries: oversized.total }, "backup spec over the size limit; refused unjudged");
+      if (webhook === "mutate") return allowed("too-large", [`backup-gate did not judge this Backup: ${what}; the validating webhook refuses it`.slice(0, 250)]);
+      return {
+        verdict: "too-large",
+        response: {
+          uid: r.uid, allowed: false,
+          status: { code: 422, reason: "Invalid", message: `backup ${r.name || "(generated)"} is refused: ${what}; name fewer namespaces, use a wildcard or a label selector, or split it into several backups` },
+        },
+      };
     }
     const backup = object.value;
     const t = now();

@@ -1,7 +1,7 @@
 import { createRequester, ApiStatusError, type Requester } from "../cluster/http.js";
 import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
-import { describeRefusal, readPolicyData } from "../policy/document.js";
+import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "../policy/document.js";
 import { loadKubeConfig, type KubeTarget } from "./kube.js";
 import { UsageError } from "./readInput.js";
 
@@ -76,7 +76,9 @@ export async function readPolicy(api: Requester, namespace: string): Promise<{ p
     const read = readPolicyData(cm.data, "policy.yaml");
     return read.ok ? { policy: read.policy } : { policy: DEFAULT_POLICY, note: `the policy ConfigMap is invalid (${describeRefusal(read)}); planning with the defaults, while the gate keeps its last good policy` };
   } catch (e) {
-    if (e instanceof ApiStatusError && e.statusCode === 404) return { policy: DEFAULT_POLICY, note: `no policy ConfigMap ${namespace}/backup-gate-policy; planning with the defaults` };
+    if (e instanceof ApiStatusError && e.statusCode === 404) {
+      return { policy: FALLBACK_POLICY, note: `no policy ConfigMap ${namespace}/backup-gate-policy; planning with the fallback policy a gate started without one runs (Namespace level, one backup at a time; a gate that saw it deleted keeps its last good policy)` };
+    }
     throw new UsageError(`cannot read the policy ConfigMap ${namespace}/backup-gate-policy: ${(e as Error).message}`);
   }
 }

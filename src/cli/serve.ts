@@ -3,11 +3,12 @@ import { Command } from "commander";
 import { AdmissionregistrationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
-import { createClusterCache } from "../cluster/index.js";
+import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
+import { PromotionKey } from "../controller/promotionKey.js";
 import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
-import { createPolicySource } from "../policy/index.js";
+import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
 import { createEventRecorder } from "../service/events.js";
 import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
@@ -112,13 +113,18 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const metrics = createMetrics();
   const recorder = createEventRecorder(kc, { log });
 
-  const policy = createPolicySource(kc, { namespace: o.namespace, name: o.policyConfigMap, metrics, log, recorder });
-  await policy.start();
-  const veleroNamespace = policy.current().veleroNamespace;
+  const source = createPolicySource(kc, { namespace: o.namespace, name: o.policyConfigMap, metrics, log, recorder });
+  await source.start();
+  const veleroNamespace = source.current().veleroNamespace;
   const cache = createClusterCache(kc, { veleroNamespace, metrics, log });
   await cache.start();
-  const offPolicy = policy.onChange((p) => {
-    if (p.veleroNamespace !== veleroNamespace) log.warn({ veleroNamespace: p.veleroNamespace }, "veleroNamespace changed in the policy; restart backup-gate to watch the new namespace");
+  // veleroNamespace is read once: until a restart every part judges by the namespace watched.
+  const configMap = { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name: o.policyConfigMap };
+  const policy = pinVeleroNamespace(source, { veleroNamespace, metrics, log, recorder, configMap });
+  const stopChecks = new AbortController();
+  void warnIfMissing(cache, veleroNamespace, stopChecks.signal, (message) => {
+    log.warn({ veleroNamespace }, message);
+    void recorder.event(configMap, "Warning", "VeleroNamespaceMissing", message);
   });
 
   const tls: TlsSource = o.tlsDir
@@ -135,8 +141,10 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   const server = await createWebhookServer({ tls, cache, policy, metrics, log });
   const address = await server.listen({ host: o.host, port: o.port });
 
+  const promotionKey = new PromotionKey(kc, { namespace: o.namespace, log });
+  await promotionKey.start();
   const leader = new LeaderElector(kc, { namespace: o.namespace, name: "backup-gate", identity: o.identity, log, metrics });
-  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity });
+  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current() });
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");
@@ -144,17 +152,28 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   return {
     url: address.url,
     async stop() {
+      stopChecks.abort();
       controller.stop();
       await controller.idle();
       await leader.stop();
+      promotionKey.stop();
       await server.close();
       patcher.stop();
-      offPolicy();
       await tls.stop();
       await cache.stop();
       await policy.stop();
     },
   };
+}
+
+/**
+ * Once the cache has listed: a veleroNamespace that does not exist (a typo that a restart made
+ * take effect) guards nothing, which must not be silent.
+ */
+async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, signal: AbortSignal, warn: (message: string) => void): Promise<void> {
+  try { await cache.waitForSync(signal); } catch { return; }
+  if (cache.view.namespace(veleroNamespace)) return;
+  warn(`veleroNamespace ${JSON.stringify(veleroNamespace)} does not exist: backup-gate guards and plans no Backups until it does; check the policy's veleroNamespace and the webhooks' namespaceSelector`);
 }
 
 /** For runs outside a cluster: both configurations pointing at a URL, replaced if present. */

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { howMade, plan, type Plan } from "../core/plan.js";
 import { ScopeCache } from "../core/scopeCache.js";
-import { planWrites, type BackupWrite } from "../core/writes.js";
+import { planWrites, type BackupWrite, type PromotionSealer } from "../core/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource } from "../service/contracts.js";
 import type { Logger } from "../service/log.js";
@@ -30,6 +30,8 @@ export interface QueueControllerOptions {
   readonly metrics: Metrics;
   readonly log: Logger;
   readonly identity: string;
+  /** Seals the gate's promotions; undefined until the key is loaded, and the controller writes nothing till then. */
+  readonly sealer: () => PromotionSealer | undefined;
   readonly now?: () => number;
   /** Re-plan at least this often even without events (aging, nudges). */
   readonly resyncMs?: number;
@@ -108,6 +110,9 @@ export class QueueController {
   private async reconcile(): Promise<void> {
     const { cache, metrics, log } = this.o;
     if (!this.o.leader.isLeader() || !cache.synced() || !this.writesObserved()) return;
+    // Without its key the gate can neither seal a promotion nor tell its own from a forged one.
+    const sealer = this.o.sealer();
+    if (!sealer) { log.debug({}, "waiting for the promotion key"); return; }
     const policy = this.o.policy.current();
     const now = this.now();
     const backups = cache.backups();
@@ -122,12 +127,14 @@ export class QueueController {
     this.scopes.retain(new Set(backups.map((b) => b.uid || `${b.namespace}/${b.name}`)));
     for (const [key, names] of this.reported) if (names.some((n) => !cache.backup(n))) this.reported.delete(key);
 
-    const writes = planWrites(result, backups, { policy, now, identity: this.o.identity });
+    const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
     this.reportOnce(result.overlaps.map((o) => ({ key: `overlap:${[...o.backups].sort().join("+")}`, backups: [...o.backups], reason: "OverlapDetected", message: o.reason })),
       () => metrics.overlaps.inc());
     this.reportOnce(writes.foreign.map((name) => ({
       key: `foreign:${cache.backup(name)?.uid ?? name}`, backups: [name], reason: "PromotedByAnotherWriter",
-      message: `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
+      message: cache.backup(name)?.annotations["backup-gate.io/promoted-by"]
+        ? `${name} is ReadyToStart with a backup-gate.io/promoted-by annotation that backup-gate's record does not match: another writer promoted it (or the promotion key changed); backup-gate does not nudge it`
+        : `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
     })), () => metrics.foreignPromotions.inc());
 
     const byName = new Map(backups.map((b) => [b.name, b]));

@@ -13,20 +13,39 @@ const OPTIONS: picomatch.PicomatchOptions = {
   posix: true,
 };
 
+// Compiled patterns, kept while there are few: specs come from users, and a cache that only
+// grew would keep every pattern any review ever named.
 const cache = new Map<string, (name: string) => boolean>();
+const CACHE_LIMIT = 4096;
 
 /** A matcher for one pattern; a pattern that does not compile matches nothing, as in Velero. */
 export function globMatcher(pattern: string): (name: string) => boolean {
+  if (!hasWildcard(pattern)) return (name: string) => name === pattern;
   let matcher = cache.get(pattern);
   if (!matcher) {
     try {
-      matcher = hasWildcard(pattern) ? picomatch(pattern, OPTIONS) : (name: string) => name === pattern;
+      matcher = picomatch(pattern, OPTIONS);
     } catch {
       matcher = () => false;
     }
+    if (cache.size >= CACHE_LIMIT) cache.clear();
     cache.set(pattern, matcher);
   }
   return matcher;
+}
+
+/**
+ * One matcher for a list: literal names through a Set, patterns one by one. A list of N
+ * names against M candidates costs N + M, not N * M (a spec may list thousands of names).
+ */
+export function listMatcher(patterns: readonly string[]): (name: string) => boolean {
+  const literal = new Set<string>();
+  const globs: ((name: string) => boolean)[] = [];
+  for (const p of patterns) {
+    if (hasWildcard(p)) globs.push(globMatcher(p));
+    else literal.add(p);
+  }
+  return globs.length === 0 ? (name) => literal.has(name) : (name) => literal.has(name) || globs.some((m) => m(name));
 }
 
 export function hasWildcard(pattern: string): boolean {

@@ -1,4 +1,4 @@
-import { globMatcher, hasWildcard, namespacePatternError } from "./glob.js";
+import { globMatcher, hasWildcard, listMatcher, namespacePatternError } from "./glob.js";
 import { listErrors, type SpecError } from "./backupSpec.js";
 
 // How Velero turns includedNamespaces/excludedNamespaces into the namespaces a backup covers
@@ -26,10 +26,9 @@ export function resolveNamespaces(includes: readonly string[], excludes: readonl
   }
   if (expanded && inc.length === 0) return { ok: true, namespaces: [] };
   const includeAll = inc.length === 0 || inc.includes("*");
-  const incMatchers = inc.map(globMatcher);
-  const excMatchers = exc.map(globMatcher);
-  const namespaces = existing.filter((ns) =>
-    !excMatchers.some((m) => m(ns)) && (includeAll || incMatchers.some((m) => m(ns))));
+  const included = listMatcher(inc);
+  const excluded = listMatcher(exc);
+  const namespaces = existing.filter((ns) => !excluded(ns) && (includeAll || included(ns)));
   return { ok: true, namespaces };
 }
 
@@ -65,8 +64,10 @@ export function backupNamespaces(includes: readonly string[], excludes: readonly
   { ok: true; namespaces: string[] } | { ok: false; errors: SpecError[] } {
   const inc = includes.length === 0 ? ["*"] : includes;
   const errors = listErrors("spec.includedNamespaces", "spec.excludedNamespaces", inc, excludes, false);
+  const incSet = new Set(inc);
+  const excSet = new Set(excludes);
   for (const ns of labelledExcluded) {
-    if (inc.includes(ns) && !excludes.includes(ns)) {
+    if (incSet.has(ns) && !excSet.has(ns)) {
       errors.push({ field: "spec.includedNamespaces", message: `${ns} is labelled velero.io/exclude-from-backup=true, so Velero excludes it and refuses to include it as well` });
     }
   }

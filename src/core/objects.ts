@@ -112,13 +112,18 @@ export const MAX_SPEC_DEPTH = 32;
 
 /** The path to the first value nested deeper than `max` levels, or undefined. Iterative: the input may be a nesting bomb. */
 export function tooDeep(value: unknown, max: number): (string | number)[] | undefined {
-  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  const isNode = (x: unknown): x is object => x !== null && typeof x === "object";
+  if (!isNode(value)) return undefined;
+  // Only objects and arrays are pushed: a list of 100,000 names costs one pass, no allocation per name.
+  const stack: { value: object; path: (string | number)[] }[] = [{ value, path: [] }];
   while (stack.length > 0) {
     const { value: v, path } = stack.pop()!;
-    if (v === null || typeof v !== "object") continue;
     if (path.length >= max) return path;
-    const entries: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
-    for (const [k, x] of entries) stack.push({ value: x, path: [...path, k] });
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) { const x: unknown = v[i]; if (isNode(x)) stack.push({ value: x, path: [...path, i] }); }
+    } else {
+      for (const [k, x] of Object.entries(v)) if (isNode(x)) stack.push({ value: x, path: [...path, k] });
+    }
   }
   return undefined;
 }

@@ -1,4 +1,4 @@
-import { globMatcher } from "./glob.js";
+import { globMatcher, listMatcher } from "./glob.js";
 import { usesOldResourceFilters, type BackupSpec } from "./backupSpec.js";
 
 // Velero resolves resource names through API discovery to group-resource strings. The core
@@ -116,7 +116,8 @@ export function resourceList(includes: readonly string[], excludes: readonly str
 
 /** A plain include/exclude list of namespaces with globs, as hooks use (no expansion). */
 export function namespaceList(includes: readonly string[], excludes: readonly string[]): (namespace: string) => boolean {
-  const incMatchers = includes.map(globMatcher);
-  const excMatchers = excludes.map(globMatcher);
-  return (ns) => !excMatchers.some((m) => m(ns)) && (includes.length === 0 || includes.includes("*") || incMatchers.some((m) => m(ns)));
+  const included = listMatcher(includes);
+  const excluded = listMatcher(excludes);
+  const all = includes.length === 0 || includes.includes("*");
+  return (ns) => !excluded(ns) && (all || included(ns));
 }

@@ -44,6 +44,21 @@ export interface Claim {
   readonly key: string;
 }
 
+/** One piece of exclusive work a backup will do on an item, as the scope predicts it. */
+export interface Action {
+  /** `pod`, `pvc` or `pv`, and the item as the scope lists it (namespace/name; a PV by name). */
+  readonly kind: "pod" | "pvc" | "pv";
+  readonly item: string;
+  readonly work: "pre hooks" | "post hooks" | "file-system backup" | "snapshot";
+  /** The pod volume a file-system backup copies. */
+  readonly volume?: string;
+  /** The unit the work makes exclusive. */
+  readonly unit: string;
+}
+
+/** Hears every action a scope predicts (the fidelity suite compares them with what Velero did). */
+export type ActionTrace = (action: Action) => void;
+
 /** What a backup touches inside one namespace. */
 export interface ScopePart {
   readonly namespace: string;
@@ -129,13 +144,20 @@ export function parseSpecInfo(spec: unknown): ParsedSpecInfo {
 }
 
 /** What a backup touches, computed afresh. `ScopeCache` gives the same answer, reusing parts. */
-export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy): BackupScope {
+export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, trace?: ActionTrace): BackupScope {
   const head = scopeHead(backup, view, policy, parseSpecInfo(backup.spec));
   const ctx = head.context;
   if (!ctx) return assembleScope(head, [], undefined);
-  const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
   const listed = head.listsPvs ? listedPvs(ctx, view) : undefined;
-  return assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)), listed);
+  if (!trace) {
+    const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+    return assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)), listed);
+  }
+  // Traced: the parts are made without a trace first, then each final part once with it.
+  const untraced = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+  const extrasOf = new Map<string, readonly PvInfo[]>();
+  withExtras(head.namespaces, untraced, listed, (ns, extras) => { extrasOf.set(ns, extras); return scopePart(ctx, view, ns, extras); });
+  return assembleScope(head, head.namespaces.map((ns) => scopePart(ctx, view, ns, extrasOf.get(ns), trace)), listed);
 }
 
 /**
@@ -260,7 +282,7 @@ const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 //
 // `extraPvs`: PVs processed through another namespace, or listed directly, that are bound to
 // a claim in this namespace (they can claim the claim's unit).
-export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = []): ScopePart {
+export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = [], trace?: ActionTrace): ScopePart {
   const { filter, volumes, groupKey, selected } = ctx;
   const contents = view.contents(ns);
   const podsIncluded = filter.shouldInclude("pods");
@@ -318,15 +340,23 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
     const unit = unitOf(`pod:${pod.name}`);
     if (!unit) continue;
     units.add(unit);
-    for (const hook of hooksOnPod(pod, ctx.spec)) claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+    for (const hook of hooksOnPod(pod, ctx.spec)) {
+      claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+      trace?.({ kind: "pod", item: key, work: `${hook.phase} hooks`, unit });
+    }
     if (pod.deleting) continue;
-    for (const volume of volumes.fsBackupVolumes(pod)) claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
+    for (const volume of volumes.fsBackupVolumes(pod)) {
+      claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
+      trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
+    }
   }
   for (const { key, x: pvc } of pvcs) {
     const unit = unitOf(`pvc:${pvc.name}`);
     if (!unit) continue;
     units.add(unit);
-    if (volumes.snapshotsPvc(pvc)) claim(unit, `snapshot PVC ${key}`, 1, key);
+    if (!volumes.snapshotsPvc(pvc)) continue;
+    claim(unit, `snapshot PVC ${key}`, 1, key);
+    trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
   }
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
   // claim in one of the backup's namespaces, so that cluster-scoped items never conflict.
@@ -343,7 +373,9 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
     const unit = pvc?.volumeName === pv.name ? unitOf(`pvc:${pvc.name}`) : undefined;
     if (!unit) continue;
     units.add(unit);
-    if (volumes.snapshotsPv(pv)) claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
+    if (!volumes.snapshotsPv(pv)) continue;
+    claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
+    trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
   }
   ctx.policy.exclusiveResources.forEach((kind, i) => {
     if (!filter.shouldInclude(kind)) return;

@@ -1,14 +1,19 @@
 import { KEYS, levelAnnotations, type BackupInfo } from "./model.js";
-import type { Plan, QueueEntry } from "./plan.js";
+import { orderQueue, type Plan, type QueueEntry } from "./plan.js";
 import type { Policy } from "./policy.js";
+import { nudgeDecision, overlapping, takeBacks } from "./readyToStart.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies
 // these with optimistic concurrency and re-plans on any conflict.
 
 export const PROMOTED_AT = "backup-gate.io/promoted-at";
 export const NUDGED_AT = "backup-gate.io/nudged-at";
+/** The gate's record of a promotion: a MAC over the backup's uid, promoted-by and promoted-at. */
+export const PROMOTION_SEAL = "backup-gate.io/promotion-seal";
+/** Why the gate took a ReadyToStart backup back to Queued (kept until it is promoted again). */
+export const TAKEN_BACK = "backup-gate.io/taken-back";
 
-export type WriteKind = "enqueue" | "promote" | "supersede" | "position" | "nudge";
+export type WriteKind = "enqueue" | "promote" | "supersede" | "position" | "nudge" | "takeBack";
 
 export interface BackupWrite {
   readonly kind: WriteKind;
@@ -23,8 +28,32 @@ export interface BackupWrite {
 
 export interface WritePlan {
   readonly writes: readonly BackupWrite[];
-  /** ReadyToStart backups without backup-gate's mark: another writer promoted them. */
+  /** ReadyToStart backups the gate's record does not show it promoted: another writer did. */
   readonly foreign: readonly string[];
+}
+
+/** What the gate's record of a promotion covers; none of it can be changed without breaking the seal. */
+export interface SealedFields {
+  readonly uid: string;
+  readonly promotedBy: string;
+  readonly promotedAt: string;
+}
+
+/**
+ * Makes the seal of a promotion. Only the gate can (it holds the key), so anyone may write the
+ * promoted-by annotation but no one else can make a seal that matches it. Must be deterministic.
+ */
+export interface PromotionSealer {
+  seal(fields: SealedFields): string;
+}
+
+/** Whether the gate's record shows it promoted `b`: a seal over its uid and promotion annotations that matches. */
+export function promotedByGate(b: BackupInfo, sealer: PromotionSealer): boolean {
+  const promotedBy = b.annotations[KEYS.promotedBy];
+  const promotedAt = b.annotations[PROMOTED_AT];
+  const seal = b.annotations[PROMOTION_SEAL];
+  if (!promotedBy || !promotedAt || !seal || !b.uid) return false;
+  return seal === sealer.seal({ uid: b.uid, promotedBy, promotedAt });
 }
 
 export interface WriteContext {
@@ -32,12 +61,27 @@ export interface WriteContext {
   readonly now: number;
   /** Who promotes: written into backup-gate.io/promoted-by. */
   readonly identity: string;
+  /** Seals each promotion, and checks the seals of the backups in flight. */
+  readonly sealer: PromotionSealer;
 }
 
 export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: WriteContext): WritePlan {
   const byName = new Map(backups.filter((b) => b.namespace === ctx.policy.veleroNamespace).map((b) => [b.name, b]));
   const nowIso = new Date(ctx.now).toISOString();
   const writes: BackupWrite[] = [];
+
+  // Overlapping ReadyToStart backups go back first: no promotion or nudge waits on them.
+  const inFlight = orderQueue(plan.inFlight.flatMap((name) => byName.get(name) ?? []), ctx.policy, ctx.now).map(({ backup: b }) =>
+    ({ info: b, backup: b.name, phase: b.phase, promotedByGate: promotedByGate(b, ctx.sealer) }));
+  for (const t of takeBacks(inFlight, plan.overlaps)) {
+    const b = byName.get(t.backup) as BackupInfo;
+    writes.push({
+      kind: "takeBack", backup: b.name, resourceVersion: b.resourceVersion,
+      status: { phase: "Queued" },
+      annotations: { [TAKEN_BACK]: t.reason, [KEYS.reason]: t.reason, [KEYS.promotedBy]: null, [PROMOTED_AT]: null, [PROMOTION_SEAL]: null, [NUDGED_AT]: null },
+      event: { type: "Warning", reason: "TakenBack", message: t.reason },
+    });
+  }
 
   for (const p of plan.promotions) {
     const b = byName.get(p.backup);
@@ -46,7 +90,10 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
     writes.push({
       kind: "promote", backup: b.name, resourceVersion: b.resourceVersion,
       status: { phase: "ReadyToStart", queuePosition: 0 },
-      annotations: { [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, ...levelAnnotations(b.annotations, p.level), [KEYS.reason]: p.reason, [KEYS.waitingFor]: null },
+      annotations: {
+        [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, [PROMOTION_SEAL]: ctx.sealer.seal({ uid: b.uid, promotedBy: ctx.identity, promotedAt: nowIso }),
+        [TAKEN_BACK]: null, ...levelAnnotations(b.annotations, p.level), [KEYS.reason]: p.reason, [KEYS.waitingFor]: null,
+      },
       event: { type: "Normal", reason: "Started", message: `ReadyToStart after waiting ${waited}s: ${p.reason}` },
     });
   }
@@ -70,7 +117,8 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
   for (const q of plan.queue) {
     const b = byName.get(q.backup);
     if (!b) continue;
-    if (b.phase !== "Queued") {
+    // A backup taken back to Queued shows no position yet: it gets one like a new arrival.
+    if (b.phase !== "Queued" || !b.queuePosition) {
       writes.push({
         kind: "enqueue", backup: b.name, resourceVersion: b.resourceVersion,
         status: { phase: "Queued", queuePosition: q.position }, annotations: annotationsOf(b, q),
@@ -96,16 +144,17 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
   }
 
   const foreign: string[] = [];
-  const nudgeAfter = ctx.policy.nudgeAfterSeconds * 1000;
-  for (const name of plan.inFlight) {
-    const b = byName.get(name);
-    if (!b || b.phase !== "ReadyToStart") continue;
-    if (!b.annotations[KEYS.promotedBy]) { foreign.push(b.name); continue; }
+  const overlaps = overlapping(plan.overlaps);
+  for (const f of inFlight) {
+    const b = f.info;
+    if (b.phase !== "ReadyToStart") continue;
+    if (!f.promotedByGate) foreign.push(b.name);
     const last = Math.max(Date.parse(b.annotations[PROMOTED_AT] ?? "") || 0, Date.parse(b.annotations[NUDGED_AT] ?? "") || 0);
-    if (ctx.now - last >= nudgeAfter) {
+    const d = nudgeDecision({ ...f, overlaps: overlaps.has(b.name), idleMs: ctx.now - last }, ctx.policy.nudgeAfterSeconds * 1000);
+    if (d.nudge) {
       writes.push({
         kind: "nudge", backup: b.name, resourceVersion: b.resourceVersion, annotations: { [NUDGED_AT]: nowIso },
-        event: { type: "Normal", reason: "Nudged", message: `still ReadyToStart after ${Math.round((ctx.now - last) / 1000)}s; updated so that Velero sees it` },
+        event: { type: "Normal", reason: "Nudged", message: d.reason },
       });
     }
   }

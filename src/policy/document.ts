@@ -1,8 +1,15 @@
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { parsePolicy, type Policy } from "../core/policy.js";
+import { parsePolicy, policySchema, type Policy } from "../core/policy.js";
 
 // What a policy ConfigMap's content means, without I/O: the policy it sets, or why it is
 // refused, naming the field (or the YAML position) at fault.
+
+/**
+ * The policy with no ConfigMap at start: Velero's own conflict rule (any shared namespace) and
+ * one backup in flight, so no policy the ConfigMap could have held is stricter; the other keys
+ * keep their defaults. Backups still run (one at a time), and nothing overlaps.
+ */
+export const FALLBACK_POLICY: Policy = policySchema.parse({ conflictLevel: "Namespace", maxConcurrentBackups: 1 });
 
 export interface PolicyRefusal {
   ok: false;

@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { trim } from "../core/objects.js";
-import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
+import type { Policy } from "../core/policy.js";
 import type { BackoffOptions } from "../cluster/backoff.js";
 import { Reflector, type Decoded, type RawObject } from "../cluster/reflector.js";
 import { sameValue } from "../cluster/slim.js";
@@ -8,13 +8,20 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { PolicySource } from "../service/contracts.js";
 import type { EventRecorder } from "../service/events.js";
 import type { Logger } from "../service/log.js";
-import { describeRefusal, readPolicyData } from "./document.js";
+import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "./document.js";
 
 // The policy in effect: one ConfigMap, watched, hot-reloaded. A bad edit (YAML error, schema
 // error, missing key) keeps the last good policy and says so three ways: a Warning Event
 // `InvalidPolicy` on the ConfigMap naming the field, `backup_gate_policy_valid` 0 with
 // `backup_gate_policy_reloads_total{result="invalid"}`, and a log line with the field. A later
-// good edit sets the gauge back to 1 and notifies listeners. No ConfigMap means the defaults.
+// good edit sets the gauge back to 1 and notifies listeners.
+//
+// Deleting the ConfigMap (a GitOps prune, say) is not an edit to the defaults: the last good
+// policy stays, with a Warning Event `PolicyDeleted`, the gauge at 0 and a log line, until the
+// ConfigMap is back. With no ConfigMap at start there is no last good policy: the gate runs the
+// FALLBACK_POLICY (no looser than any policy: Namespace level, one backup at a time) and says so
+// the same three ways (Event `PolicyMissing`), rather than the defaults, which may be looser than
+// the policy a prune removed while the gate was down.
 
 export interface PolicySourceOptions {
   namespace: string;
@@ -48,10 +55,12 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
   const key = o.key ?? "policy.yaml";
   const where = `ConfigMap ${o.namespace}/${name}`;
   const listeners = new Set<(policy: Policy) => void>();
-  let current: Policy = DEFAULT_POLICY;
+  let current: Policy = FALLBACK_POLICY;
   let valid = true;
   let refusal: string | undefined;
   let present = false;
+  /** The ConfigMap last seen, for Events about it once it is gone. */
+  let lastUid: string | undefined;
   let loaded: () => void = () => {};
   const firstLoad = new Promise<void>((resolve) => { loaded = resolve; });
   o.metrics?.policyValid.set(1);
@@ -68,6 +77,7 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
 
   const apply = (cm: PolicyConfigMap) => {
     present = true;
+    lastUid = cm.uid || undefined;
     const r = readPolicyData(cm.data, key);
     if (r.ok) {
       const wasValid = valid;
@@ -94,14 +104,30 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
       "Warning", "InvalidPolicy", `${why}; the last good policy stays in effect`);
   };
 
-  const missing = () => {
+  const configMapRef = () => ({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, ...(lastUid ? { uid: lastUid } : {}) });
+
+  /** Deleted while watched: the last good policy stays. */
+  const deleted = () => {
     present = false;
-    valid = true;
-    refusal = undefined;
-    o.metrics?.policyValid.set(1);
+    valid = false;
+    refusal = `${where} was deleted; the last good policy stays in effect until it is back`;
+    o.metrics?.policyValid.set(0);
     reloaded("missing");
-    o.log.info({ configMap: `${o.namespace}/${name}` }, `${where} not found: using the default policy`);
-    setPolicy(DEFAULT_POLICY);
+    o.log.warn({ configMap: `${o.namespace}/${name}`, policy: current }, `policy ${refusal}`);
+    void o.recorder?.event(configMapRef(), "Warning", "PolicyDeleted", `the ConfigMap was deleted; the last good policy stays in effect until it is back`);
+  };
+
+  /** Not there at start: no last good policy, so the fallback. */
+  const missingAtStart = () => {
+    const fallback = `the fallback policy (conflictLevel ${FALLBACK_POLICY.conflictLevel}, maxConcurrentBackups ${FALLBACK_POLICY.maxConcurrentBackups})`;
+    present = false;
+    valid = false;
+    refusal = `${where} not found; running with ${fallback} until it exists`;
+    o.metrics?.policyValid.set(0);
+    reloaded("missing");
+    o.log.warn({ configMap: `${o.namespace}/${name}`, policy: FALLBACK_POLICY }, `policy ${refusal}`);
+    void o.recorder?.event(configMapRef(), "Warning", "PolicyMissing", `${where} not found: running with ${fallback} until it exists`);
+    setPolicy(FALLBACK_POLICY);
   };
 
   const decode = (raw: RawObject): Decoded<PolicyConfigMap> => {
@@ -118,9 +144,9 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
     decode,
     sink: {
       upsert: (_key, cm) => apply(cm),
-      remove: () => missing(),
+      remove: () => deleted(),
       listed: (first) => {
-        if (first && !present) missing();
+        if (first && !present) missingAtStart();
         if (first) loaded();
       },
     },

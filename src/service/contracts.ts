@@ -34,7 +34,7 @@ export interface CacheChange {
 /** The policy in effect (src/policy): the last good one, hot-reloaded. */
 export interface PolicySource {
   current(): Policy;
-  /** False while the ConfigMap's latest content is refused (the last good policy stays). */
+  /** False while the ConfigMap's latest content is refused, or it is missing or deleted (the last good, or the fallback, policy stays). */
   valid(): boolean;
   onChange(listener: (policy: Policy) => void): () => void;
   start(): Promise<void>;

@@ -454,4 +454,40 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
       evidence: `${failed} FailedValidation (BSL Unavailable), then ${completed} Completed after it came back; max in flight ${o.maxInFlight}/${LIMIT}`,
     }, [...counts.details, ...o.overlaps, ...probe, ...crashes.details, ...(failed > 0 && completed > 0 ? [] : ["the fault did not show, or nothing ran after it"])]);
   }, 600_000);
+
+  it("8. the policy ConfigMap deleted mid-burst (a GitOps prune): the last good policy holds until it is back", async () => {
+    const gate = fleet.all.at(-1) ?? await fleet.start(gateArgs("chaos-gate"));
+    await leading(gate);
+    playing = true;
+    const strict = 2;
+    const reloads = async (result: string) => metricSum(await metrics(gate), "backup_gate_policy_reloads_total", { result });
+    const r0 = await reloads("valid");
+    // Stricter than the defaults (4 slots), so a switch to the defaults would show in the row.
+    await setPolicy(POLICY.replace(`maxConcurrentBackups: ${LIMIT}`, `maxConcurrentBackups: ${strict}`));
+    await waitFor("the gate to apply the stricter policy", async () => (await reloads("valid")) > r0);
+    const batch = randomBackups(plans, "c8", 30, APPS);
+    const gaps = batch.map(() => Math.floor(plans() * 100));
+    const creating = burst(batch, gaps);
+    await sleep(gaps.slice(0, batch.length / 2).reduce((a, b) => a + b, 0));
+    const m0 = await reloads("missing");
+    await c.core.deleteNamespacedConfigMap({ name: "backup-gate-policy", namespace: GATE_NS });
+    await waitFor("the gate to see the deletion", async () => (await reloads("missing")) > m0);
+    const valid = metricSum(await metrics(gate), "backup_gate_policy_valid");
+    await creating;
+    const names = batch.map((b) => b.name);
+    const counts = await settle(names, 180_000);
+    const o = overlapCheck(observer.history, batch);
+    const deletedEvents = (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: "involvedObject.name=backup-gate-policy,reason=PolicyDeleted" })).items.length;
+    await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY } } });
+    await waitFor("the policy back and valid", async () => metricSum(await metrics(gate), "backup_gate_policy_valid") === 1);
+    const crashes = fleet.crashes();
+    ok({
+      scenario: "8 policy deleted mid-burst", runs: 1, ...counts, overlaps: o.overlaps.length, crashes: crashes.count,
+      evidence: `ConfigMap deleted after half the creates: policy_valid ${valid}, ${deletedEvents} PolicyDeleted Event; max in flight ${o.maxInFlight}/${strict} (the deleted policy's limit; the defaults allow ${LIMIT})`,
+    }, [
+      ...counts.details, ...o.overlaps, ...crashes.details,
+      ...(o.maxInFlight > strict ? [`${o.maxInFlight} in flight at once: the deleted policy's limit of ${strict} was not kept`] : []),
+      ...(valid === 0 && deletedEvents > 0 ? [] : [`the deletion was not said: policy_valid ${valid}, ${deletedEvents} PolicyDeleted Events`]),
+    ]);
+  }, 400_000);
 });

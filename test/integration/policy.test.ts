@@ -1,14 +1,16 @@
 /**
  * The PolicySource and the EventRecorder against a real kube-apiserver: hot reload of the
  * policy ConfigMap, refusal of bad edits (last good policy kept, Warning Event, metric, log),
- * recovery, and a missing ConfigMap meaning the defaults.
+ * recovery; a deletion keeping the last good policy, and no ConfigMap at start meaning the
+ * fallback policy, each said with a Warning Event, the metric at 0 and a log line.
  */
 import { PatchStrategy, setHeaderOptions, type CoreV1Event } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { destination, pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import type { Policy } from "../../src/core/policy.js";
+import { FALLBACK_POLICY } from "../../src/policy/document.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createPolicySource, type PolicySourceImpl } from "../../src/policy/source.js";
 import { createEventRecorder } from "../../src/service/events.js";
@@ -57,19 +59,24 @@ describe("PolicySource on a real API server", () => {
     await cp?.stop();
   });
 
-  it("uses the defaults while the ConfigMap does not exist, and says so in the log", async () => {
+  it("runs the fallback policy (Namespace level, one slot) while the ConfigMap does not exist at start, and says so three ways", async () => {
     await source.start();
-    expect(source.current()).toEqual(DEFAULT_POLICY);
-    expect(source.valid()).toBe(true);
-    expect(await metric(metrics, "policyValid")).toBe(1);
+    expect(source.current()).toEqual(FALLBACK_POLICY);
+    expect(source.current()).toMatchObject({ conflictLevel: "Namespace", maxConcurrentBackups: 1 });
+    expect(source.valid()).toBe(false);
+    expect(await metric(metrics, "policyValid")).toBe(0);
     expect(await metric(metrics, "policyReloads", "missing")).toBe(1);
-    expect(readFileSync(logFile, "utf8")).toContain(`ConfigMap ${ns}/${NAME} not found: using the default policy`);
+    expect(readFileSync(logFile, "utf8")).toContain(`policy ConfigMap ${ns}/${NAME} not found; running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`);
+    const ev = await waitFor("PolicyMissing event", async () => (await events("PolicyMissing"))[0]);
+    expect(ev).toMatchObject({ type: "Warning", involvedObject: { kind: "ConfigMap", namespace: ns, name: NAME } });
   });
 
   it("hot-reloads an edit", async () => {
     await c.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: NAME }, data: { "policy.yaml": "maxConcurrentBackups: 2\n" } } });
     await waitFor("policy with 2 concurrent backups", () => source.current().maxConcurrentBackups === 2);
     expect(seen.at(-1)?.maxConcurrentBackups).toBe(2);
+    expect(source.valid()).toBe(true);
+    await waitFor("PolicyApplied once it exists", async () => (await events("PolicyApplied"))[0]);
     await setPolicy("maxConcurrentBackups: 3\nconflictLevel: Namespace\n");
     await waitFor("policy edit", () => source.current().conflictLevel === "Namespace");
     expect(source.current()).toMatchObject({ maxConcurrentBackups: 3, conflictLevel: "Namespace" });
@@ -136,11 +143,24 @@ describe("PolicySource on a real API server", () => {
     expect((await events("InvalidPolicy")).filter((e) => e.message?.includes("serialWorkloads"))).toHaveLength(1);
   });
 
-  it("falls back to the defaults when the ConfigMap is deleted", async () => {
+  it("keeps the last good policy when the ConfigMap is deleted, with a Warning Event, the metric at 0 and a log line, until it is back", async () => {
+    await setPolicy("conflictLevel: Namespace\nmaxConcurrentBackups: 2\n");
+    await waitFor("the policy to be Namespace level, 2 slots", () => source.valid() && source.current().maxConcurrentBackups === 2);
+    const good = source.current();
+    const notified = seen.length;
     await c.core.deleteNamespacedConfigMap({ name: NAME, namespace: ns });
-    await waitFor("defaults", () => source.valid() && source.current().maxConcurrentBackups === DEFAULT_POLICY.maxConcurrentBackups);
-    expect(source.current()).toEqual(DEFAULT_POLICY);
-    expect(seen.at(-1)).toEqual(DEFAULT_POLICY);
+    await waitFor("the deletion seen", () => !source.valid());
+    expect(source.current()).toEqual(good);
+    expect(seen.length).toBe(notified);
+    expect(await metric(metrics, "policyValid")).toBe(0);
+    expect(source.refusal()).toBe(`ConfigMap ${ns}/${NAME} was deleted; the last good policy stays in effect until it is back`);
+    const ev = await waitFor("PolicyDeleted event", async () => (await events("PolicyDeleted"))[0]);
+    expect(ev).toMatchObject({ type: "Warning", involvedObject: { kind: "ConfigMap", namespace: ns, name: NAME } });
+    expect(ev.message).toContain("last good policy");
+    expect(readFileSync(logFile, "utf8")).toContain(`policy ConfigMap ${ns}/${NAME} was deleted; the last good policy stays in effect until it is back`);
+
+    await c.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: NAME }, data: { "policy.yaml": "maxConcurrentBackups: 5\n" } } });
+    await waitFor("the recreated ConfigMap applied", () => source.valid() && source.current().maxConcurrentBackups === 5);
     expect(await metric(metrics, "policyValid")).toBe(1);
   });
 });

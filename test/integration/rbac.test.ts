@@ -192,7 +192,7 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     expect(unused).toEqual([]);
   });
 
-  it("every write beyond its needs, and every Secret read, is refused (403) with the gate's own token", async () => {
+  it("every write beyond its needs, and every Secret read but its promotion key, is refused (403) with the gate's own token", async () => {
     await createBackup(c, "shop", "elsewhere", { includedNamespaces: ["shop"] });
     await c.core.createNamespacedSecret({ namespace: VELERO, body: { metadata: { name: "cloud-credentials" }, stringData: { cloud: "secret" } } });
     await cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createValidatingWebhookConfiguration({ body: otherWebhook("someone-else") });
@@ -222,11 +222,15 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     }
   });
 
-  it("the one write RBAC cannot narrow: a create is authorized before its name is known, so the gate may create another Lease in its own namespace, and in no other", async () => {
+  it("the writes RBAC cannot narrow: a create is authorized before its name is known, so the gate may create another Lease or Secret in its own namespace, and in no other", async () => {
     const lease = (name: string) => ({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name }, spec: {} });
     expect((await rawRequest(sa, "POST", `/apis/coordination.k8s.io/v1/namespaces/${GATE_NS}/leases`, lease("not-mine"))).status).toBe(201);
     expect((await rawRequest(sa, "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases", lease("not-mine"))).status).toBe(403);
     expect((await rawRequest(sa, "POST", `/apis/coordination.k8s.io/v1/namespaces/${VELERO}/leases`, lease("not-mine"))).status).toBe(403);
+    const secret = { apiVersion: "v1", kind: "Secret", metadata: { name: "not-mine" }, stringData: { k: "v" } };
+    expect((await rawRequest(sa, "POST", `/api/v1/namespaces/${GATE_NS}/secrets`, secret)).status).toBe(201);
+    expect((await rawRequest(sa, "POST", "/api/v1/namespaces/kube-system/secrets", secret)).status).toBe(403);
+    expect((await rawRequest(sa, "POST", `/api/v1/namespaces/${VELERO}/secrets`, secret)).status).toBe(403);
   });
 });
 
@@ -285,6 +289,10 @@ function forbiddenAttempts(): Attempt[] {
     { what: "list Secrets in Velero's namespace", method: "GET", path: `${core}/namespaces/${VELERO}/secrets` },
     { what: "get Velero's credentials Secret", method: "GET", path: `${core}/namespaces/${VELERO}/secrets/cloud-credentials` },
     { what: "list Secrets in its own namespace", method: "GET", path: `${core}/namespaces/${GATE_NS}/secrets` },
+    { what: "get another Secret in its own namespace (only the promotion key)", method: "GET", path: `${core}/namespaces/${GATE_NS}/secrets/other` },
+    { what: "patch its promotion key", method: "PATCH", path: `${core}/namespaces/${GATE_NS}/secrets/backup-gate-promotion-key`, body: label },
+    { what: "delete its promotion key", method: "DELETE", path: `${core}/namespaces/${GATE_NS}/secrets/backup-gate-promotion-key` },
+    { what: "create a Secret in Velero's namespace", method: "POST", path: `${core}/namespaces/${VELERO}/secrets`, body: { metadata: { name: "probe" }, stringData: { k: "v" } } },
     { what: "patch another ValidatingWebhookConfiguration", method: "PATCH", path: `${adm}/validatingwebhookconfigurations/someone-else`, body: label },
     { what: "delete its own ValidatingWebhookConfiguration", method: "DELETE", path: `${adm}/validatingwebhookconfigurations/backup-gate` },
     { what: "create a ValidatingWebhookConfiguration", method: "POST", path: `${adm}/validatingwebhookconfigurations`, body: otherWebhook("probe") },

@@ -32,8 +32,12 @@ describe("manifests/", () => {
     expect(container.ports).toEqual([{ name: "https", containerPort: 8443 }]);
   });
 
-  it("RBAC grants no access to Secrets", () => {
+  it("RBAC grants on Secrets only what the promotion key needs: create, and get of that one", () => {
     const rules = docs("manifests/10-rbac.yaml").flatMap((d) => d.rules ?? []);
-    expect(rules.flatMap((r: { resources: string[] }) => r.resources)).not.toContain("secrets");
+    const onSecrets = rules.filter((r: { resources: string[] }) => r.resources.includes("secrets"));
+    expect(onSecrets).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["backup-gate-promotion-key"], verbs: ["get"] },
+    ]);
   });
 });

@@ -3,9 +3,10 @@ import { join, relative } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
 
-// backup-gate reads no Secret (README, manifests/10-rbac.yaml): its CA lives in memory, or
-// comes from files a Secret is mounted as. A static check over every source file and the RBAC
-// manifest; the RBAC proof on the real API server is another suite's.
+// backup-gate reads no Secret but its own promotion key (README, manifests/10-rbac.yaml): its CA
+// lives in memory, or comes from files a Secret is mounted as; the key that seals its promotions
+// is one Secret in its own namespace, read and made by one module. A static check over every
+// source file and the RBAC manifest; the RBAC proof on the real API server is another suite's.
 
 /** Ways code could reach Secrets: client-node's Secret methods, REST paths, a resource or kind named in a request. */
 const SECRET_ACCESS: [string, RegExp][] = [
@@ -33,7 +34,10 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
-describe("no Secret read anywhere", () => {
+/** The one module that reads (and makes) a Secret: the promotion key. */
+const PROMOTION_KEY_MODULE = "src/controller/promotionKey.ts";
+
+describe("no Secret read anywhere but the promotion key", () => {
   it("the check finds each way of reaching a Secret (positive control)", () => {
     const sample = [
       "await core.readNamespacedSecret({ name, namespace });",
@@ -47,19 +51,32 @@ describe("no Secret read anywhere", () => {
     expect(secretAccesses(sample).map((f) => f.line)).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it("no source file under src/ reaches Secrets", () => {
-    const files = sourceFiles("src");
+  it("no source file under src/ reaches Secrets, but the promotion key's module", () => {
+    const files = sourceFiles("src").filter((f) => relative(".", f) !== PROMOTION_KEY_MODULE);
     expect(files.length).toBeGreaterThan(40);
     const hits = files.flatMap((f) => secretAccesses(readFileSync(f, "utf8")).map((h) => `${relative(".", f)}:${h.line} ${h.why}: ${h.text}`));
     expect(hits).toEqual([]);
   });
 
-  it("the RBAC manifest grants nothing on secrets, and no wildcard that would include them", () => {
-    const docs = parseAllDocuments(readFileSync("manifests/10-rbac.yaml", "utf8")).map((d) => d.toJS() as { kind: string; rules?: { apiGroups?: string[]; resources?: string[]; verbs?: string[] }[] });
+  it("the promotion key's module reads and makes only the promotion key Secret", () => {
+    const text = readFileSync(PROMOTION_KEY_MODULE, "utf8");
+    const calls = [...text.matchAll(/(\w+Secret\w*)\(\{([^}]*)/g)].map((m) => [m[1], m[2]]);
+    expect(calls.map(([method]) => method).sort()).toEqual(["createNamespacedSecret", "readNamespacedSecret", "readNamespacedSecret"]);
+    for (const [method, args] of calls) if (method!.startsWith("read")) expect(args).toMatch(/name: PROMOTION_KEY_SECRET/);
+    expect(text).toMatch(/export const PROMOTION_KEY_SECRET = "backup-gate-promotion-key";/);
+  });
+
+  it("the RBAC manifest grants on secrets only create and a get of the promotion key, in the gate's namespace, and no wildcard", () => {
+    type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs?: string[] };
+    const docs = parseAllDocuments(readFileSync("manifests/10-rbac.yaml", "utf8")).map((d) => d.toJS() as { kind: string; metadata: { namespace?: string }; rules?: Rule[] });
     const rules = docs.flatMap((d) => d.rules ?? []);
     expect(rules.length).toBeGreaterThan(0);
+    const secretRules = docs.flatMap((d) => (d.rules ?? []).filter((r) => r.resources?.includes("secrets")).map((r) => ({ kind: d.kind, namespace: d.metadata.namespace, ...r })));
+    expect(secretRules).toEqual([
+      { kind: "Role", namespace: "backup-gate", apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      { kind: "Role", namespace: "backup-gate", apiGroups: [""], resources: ["secrets"], resourceNames: ["backup-gate-promotion-key"], verbs: ["get"] },
+    ]);
     for (const r of rules) {
-      expect(r.resources, JSON.stringify(r)).not.toContain("secrets");
       expect(r.resources, JSON.stringify(r)).not.toContain("*");
       if (r.apiGroups?.includes("") || r.apiGroups?.includes("*")) expect(r.apiGroups, JSON.stringify(r)).not.toContain("*");
     }

@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KEYS } from "../../src/core/model.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { NUDGED_AT, PROMOTED_AT } from "../../src/core/writes.js";
+import { NUDGED_AT, PROMOTED_AT, PROMOTION_SEAL, TAKEN_BACK } from "../../src/core/writes.js";
 import { exportedMetrics, familyOf, type Exported } from "./support/exportedMetrics.js";
 
 // The README's reference tables against the code they describe: the policy table lists exactly
@@ -62,7 +62,7 @@ describe("README metrics", () => {
 describe("README annotations", () => {
   it("lists every backup-gate annotation and label the gate reads or writes", () => {
     const listed = tableRows("What people see").map((r) => r[0] ?? "").join(" ");
-    const ours = [...Object.values(KEYS), PROMOTED_AT, NUDGED_AT].filter((k) => k.startsWith("backup-gate.io/"));
+    const ours = [...Object.values(KEYS), PROMOTED_AT, NUDGED_AT, PROMOTION_SEAL, TAKEN_BACK].filter((k) => k.startsWith("backup-gate.io/"));
     expect(ours.filter((k) => !listed.includes(`\`${k}\``))).toEqual([]);
   });
 });

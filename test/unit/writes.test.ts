@@ -5,12 +5,13 @@ import { planWrites, type BackupWrite } from "../../src/core/writes.js";
 import { ScopeCache } from "../../src/core/scopeCache.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { backup, cluster, ns } from "./support/cluster.js";
+import { testSealer } from "./support/sealer.js";
 
 // From plan to writes: the fewest writes that make the cluster show the plan.
 
 const NOW = Date.parse("2026-01-01T12:00:00Z");
 const policy: Policy = { ...DEFAULT_POLICY, maxConcurrentBackups: 1, priorities: { ...DEFAULT_POLICY.priorities, agingSeconds: 0 } };
-const ctx = (over: Partial<Parameters<typeof planWrites>[2]> = {}) => ({ policy, now: NOW, identity: "gate-0", ...over });
+const ctx = (over: Partial<Parameters<typeof planWrites>[2]> = {}) => ({ policy, now: NOW, identity: "gate-0", sealer: testSealer, ...over });
 const created = (min: number) => new Date(NOW - (60 - min) * 60_000).toISOString();
 const writesFor = (backups: object[], over: Partial<Parameters<typeof planWrites>[2]> = {}) => {
   const s = cluster(ns("a"), ...backups);
@@ -28,7 +29,10 @@ describe("planWrites", () => {
     expect(writes).toEqual([expect.objectContaining({
       kind: "promote", backup: "b1", resourceVersion: expect.any(String),
       status: { phase: "ReadyToStart", queuePosition: 0 },
-      annotations: expect.objectContaining({ "backup-gate.io/promoted-by": "gate-0", "backup-gate.io/promoted-at": "2026-01-01T12:00:00.000Z", "backup-gate.io/waiting-for": null }),
+      annotations: expect.objectContaining({
+        "backup-gate.io/promoted-by": "gate-0", "backup-gate.io/promoted-at": "2026-01-01T12:00:00.000Z", "backup-gate.io/waiting-for": null,
+        "backup-gate.io/promotion-seal": "test-seal:uid-b1:gate-0:2026-01-01T12:00:00.000Z",
+      }),
       event: expect.objectContaining({ reason: "Started", message: expect.stringMatching(/^ReadyToStart after waiting 3600s: /) }),
     })]);
   });
@@ -55,7 +59,10 @@ describe("planWrites", () => {
   });
 
   it("nudges a ReadyToStart backup Velero has not picked up in nudgeAfterSeconds, and not before", () => {
-    const promoted = (at: number) => backup("r", { includedNamespaces: ["a"] }, { phase: "ReadyToStart", annotations: { "backup-gate.io/promoted-by": "gate-0", "backup-gate.io/promoted-at": new Date(NOW - at * 1000).toISOString() } });
+    const promoted = (at: number) => {
+      const promotedAt = new Date(NOW - at * 1000).toISOString();
+      return backup("r", { includedNamespaces: ["a"] }, { phase: "ReadyToStart", annotations: { "backup-gate.io/promoted-by": "gate-0", "backup-gate.io/promoted-at": promotedAt, "backup-gate.io/promotion-seal": testSealer.seal({ uid: "uid-r", promotedBy: "gate-0", promotedAt }) } });
+    };
     expect(kinds(writesFor([promoted(61)]).writes)).toEqual(["nudge r"]);
     expect(kinds(writesFor([promoted(30)]).writes)).toEqual([]);
   });
@@ -88,7 +95,7 @@ describe("pacing: draining a queue of 1,000 costs at most 2 writes per dequeue",
     while ([...state.values()].some((b) => b.phase !== "Completed")) {
       const backups = [...state.values()];
       const p = plan({ view: s.view, backups }, policy, now, { cache: scopes });
-      const w = planWrites(p, backups, { policy, now, identity: "gate-0" });
+      const w = planWrites(p, backups, { policy, now, identity: "gate-0", sealer: testSealer });
       for (const write of w.writes) {
         const b = state.get(write.backup)!;
         state.set(b.name, { ...b, phase: write.status?.phase ?? b.phase, queuePosition: write.status?.queuePosition ?? b.queuePosition, annotations: { ...b.annotations, ...Object.fromEntries(Object.entries(write.annotations ?? {}).filter(([, v]) => v !== null)) as Record<string, string> } });

@@ -1,4 +1,4 @@
-import { loadSnapshot, type LoadedSnapshot } from "../../../src/core/objects.js";
+import { loadSnapshot, trim, type LoadedSnapshot } from "../../../src/core/objects.js";
 
 // Builders for raw Kubernetes objects, so tests describe a cluster the way kubectl prints it.
 
@@ -61,8 +61,19 @@ export const backup = (name: string, spec: object = {}, o: BackupOpts = {}) => (
   status: o.phase === undefined ? {} : { phase: o.phase },
 });
 
+/**
+ * A cluster view and its backups. Backups are read as the webhook reads them (`trim`), so a
+ * test can hold one with a spec the API server would refuse; the snapshot reader refuses those.
+ */
 export function cluster(...items: (object | object[])[]): LoadedSnapshot {
-  const result = loadSnapshot({ apiVersion: "v1", kind: "List", items: items.flat() });
+  const all = items.flat();
+  const isBackup = (o: object) => (o as { kind?: unknown }).kind === "Backup";
+  const result = loadSnapshot({ apiVersion: "v1", kind: "List", items: all.filter((o) => !isBackup(o)) });
   if (!result.ok) throw new Error(result.error);
-  return result.snapshot;
+  const backups = all.filter(isBackup).map((raw) => {
+    const b = trim("Backup", raw);
+    if (!b.ok) throw b.error;
+    return b.value;
+  });
+  return { ...result.snapshot, backups };
 }

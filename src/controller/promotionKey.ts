@@ -1,0 +1,87 @@
+import { randomBytes } from "node:crypto";
+import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
+import { makeKeepAliveClient } from "../cluster/apiClient.js";
+import type { PromotionSealer } from "../core/writes.js";
+import type { Logger } from "../service/log.js";
+import { HmacSealer } from "./promotionSeal.js";
+
+// The per-install key that seals the gate's promotions, kept in one Secret in the gate's own
+// namespace: every replica (and the next leader) reads the same key, so a promotion sealed by
+// one is recognised by all. The first replica to start makes it; the others read it. This is
+// the only Secret the gate reads or writes.
+
+export const PROMOTION_KEY_SECRET = "backup-gate-promotion-key";
+const DATA_KEY = "key";
+
+export interface PromotionKeyOptions {
+  readonly namespace: string;
+  readonly log: Logger;
+  /** Try again this often while the key cannot be read or made. */
+  readonly retryMs?: number;
+}
+
+export class PromotionKey {
+  private sealer?: PromotionSealer;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly api: CoreV1Api;
+
+  constructor(kc: KubeConfig, private readonly o: PromotionKeyOptions) {
+    this.api = makeKeepAliveClient(kc, CoreV1Api);
+  }
+
+  /** The sealer, once the key is loaded; until then the controller promotes nothing. */
+  current(): PromotionSealer | undefined {
+    return this.sealer;
+  }
+
+  /** Loads (or makes) the key; on failure logs why and keeps trying in the background. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.attempt();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      this.sealer = new HmacSealer(await this.readOrCreate());
+      this.o.log.info({ secret: `${this.o.namespace}/${PROMOTION_KEY_SECRET}` }, "promotion key loaded");
+    } catch (e) {
+      this.o.log.error({ err: String(e), secret: `${this.o.namespace}/${PROMOTION_KEY_SECRET}` },
+        "cannot read or create the promotion key Secret; the queue promotes nothing until it can (RBAC: get and create on this Secret in the gate's namespace)");
+      if (this.stopped) return;
+      this.timer = setTimeout(() => void this.attempt(), this.o.retryMs ?? 10_000);
+      this.timer.unref?.();
+    }
+  }
+
+  private async readOrCreate(): Promise<Buffer> {
+    const { namespace } = this.o;
+    try {
+      return keyOf(await this.api.readNamespacedSecret({ name: PROMOTION_KEY_SECRET, namespace }));
+    } catch (e) {
+      if ((e as { code?: number }).code !== 404) throw e;
+    }
+    try {
+      const body = {
+        metadata: { name: PROMOTION_KEY_SECRET, namespace, labels: { "app.kubernetes.io/name": "backup-gate" } },
+        type: "Opaque", immutable: true, data: { [DATA_KEY]: randomBytes(32).toString("base64") },
+      };
+      return keyOf(await this.api.createNamespacedSecret({ namespace, body }));
+    } catch (e) {
+      // Another replica made it first: use theirs.
+      if ((e as { code?: number }).code !== 409) throw e;
+      return keyOf(await this.api.readNamespacedSecret({ name: PROMOTION_KEY_SECRET, namespace }));
+    }
+  }
+}
+
+function keyOf(secret: { data?: Record<string, string> }): Buffer {
+  const value = secret.data?.[DATA_KEY];
+  if (!value) throw new Error(`Secret ${PROMOTION_KEY_SECRET} has no data.${DATA_KEY}`);
+  return Buffer.from(value, "base64");
+}

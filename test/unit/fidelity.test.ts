@@ -1,0 +1,128 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_POLICY } from "../../src/core/policy.js";
+import { caseArb, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
+import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
+import { hookRuns, logFields, observedOutcomes } from "../support/fidelity/observe.js";
+import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
+import { backup, cluster } from "./support/cluster.js";
+
+// The differential fidelity suite's own parts: what it draws, how it predicts and compares,
+// and how it reads Velero's records. The suite itself runs Velero (test/integration/fidelity.test.ts).
+
+const placement: Placement = { veleroNamespace: "velero", image: "busybox", storageClass: "", pvSource: (pv) => ({ hostPath: { path: `/pv/${pv}` } }) };
+const ALL: ReadonlySet<Dimension> = new Set(["items", "hooks", "file-system backup", "snapshot"]);
+
+function predictCase(c: FidelityCase) {
+  const view = viewOfCase(c, placement);
+  const b = cluster(backup("b", c.spec)).backups[0]!;
+  return { view, prediction: predict(b, view, DEFAULT_POLICY) };
+}
+
+describe("the cases it draws", () => {
+  it("always load as objects the gate reads, and always get a prediction (valid or with Velero's errors)", () => {
+    fc.assert(fc.property(caseArb("case"), (c) => {
+      const { prediction } = predictCase(c);
+      expect(prediction.outcomes).toBeInstanceOf(Map);
+    }), { seed: 7, numRuns: 200 });
+  });
+
+  it("cover every rule the suite is meant to exercise, over a bounded run's worth of cases", () => {
+    const seen = new Set<string>();
+    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 })) {
+      const text = JSON.stringify(c);
+      const mark = (rule: string, present: boolean) => { if (present) seen.add(rule); };
+      mark("glob", /case-[*?[]/.test(text));
+      mark("exclude label", text.includes("velero.io/exclude-from-backup"));
+      mark("old filters", "includedResources" in c.spec || "includeClusterResources" in c.spec);
+      mark("new filters", Object.keys(c.spec).some((k) => k.endsWith("NamespaceScopedResources")));
+      mark("orLabelSelectors", "orLabelSelectors" in c.spec);
+      mark("labelSelector", "labelSelector" in c.spec);
+      mark("spec hooks", "hooks" in c.spec);
+      mark("annotation hooks", text.includes("pre.hook.backup.velero.io/command"));
+      mark("opt-in with a space", /"backup\.velero\.io\/backup-volumes":"[^"]*, /.test(text));
+      mark("opt-out with a space", /"backup\.velero\.io\/backup-volumes-excludes":"[^"]*, /.test(text));
+      mark("defaultVolumesToFsBackup", "defaultVolumesToFsBackup" in c.spec);
+      mark("snapshotVolumes", "snapshotVolumes" in c.spec);
+      mark("volume policy", c.volumePolicy !== undefined);
+      mark("own group key", "volumeGroupSnapshotLabelKey" in c.spec);
+      mark("policy group key", text.includes("velero.io/volume-group"));
+      mark("unbound claim", text.includes('"bound":false'));
+    }
+    expect([...seen].sort()).toEqual(["annotation hooks", "defaultVolumesToFsBackup", "exclude label", "glob", "labelSelector", "new filters", "old filters",
+      "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"]);
+  });
+
+  it("are renamed whole to a run's prefix, namespaces and the spec's globs alike", () => {
+    const c = fc.sample(caseArb("case"), { seed: 3, numRuns: 1 })[0]!;
+    expect(JSON.stringify(withPrefix(c, "run7"))).not.toContain("case-");
+  });
+});
+
+describe("comparing a prediction with what Velero did", () => {
+  const c: FidelityCase = {
+    namespaces: [{
+      name: "ns-a", labels: {},
+      pods: [{ name: "p1", labels: { app: "a" }, annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" }, volumes: [{ name: "tmp", source: "emptyDir" }, { name: "data", source: "pvc", claim: "c1" }] }],
+      pvcs: [{ name: "c1", labels: {}, bound: true }],
+    }],
+    spec: { includedNamespaces: ["ns-a"], defaultVolumesToFsBackup: true },
+  };
+  const exact: Outcomes = new Map([
+    ["Pod ns-a/p1", { included: true, work: ["file-system backup tmp"] }],
+    ["PersistentVolumeClaim ns-a/c1", { included: true, work: ["snapshot"] }],
+    ["PersistentVolume ns-a-c1", { included: true, work: [] }],
+  ]);
+
+  it("finds nothing to report when Velero did what was predicted (' tmp' excludes nothing, so tmp is copied)", () => {
+    const { view, prediction } = predictCase(c);
+    expect(compare(prediction, exact, ALL, (k) => clusterUnitOf(k, view, DEFAULT_POLICY))).toEqual([]);
+  });
+
+  it.each([
+    { case: "a volume Velero copied that was not predicted", item: "Pod ns-a/p1", got: { included: true, work: ["file-system backup data", "file-system backup tmp"] },
+      mismatch: { item: "Pod ns-a/p1", predicted: "file-system backup tmp", observed: "file-system backup data, file-system backup tmp" } },
+    { case: "an item Velero left out", item: "PersistentVolume ns-a-c1", got: { included: false, work: [] },
+      mismatch: { item: "PersistentVolume ns-a-c1", predicted: "included", observed: "not included" } },
+    { case: "a snapshot Velero did not take", item: "PersistentVolumeClaim ns-a/c1", got: { included: true, work: [] },
+      mismatch: { item: "PersistentVolumeClaim ns-a/c1", predicted: "snapshot", observed: "nothing" } },
+  ])("reports $case", ({ item, got, mismatch }) => {
+    const { view, prediction } = predictCase(c);
+    const observed = new Map(exact);
+    observed.set(item, got);
+    expect(compare(prediction, observed, ALL, (k) => clusterUnitOf(k, view, DEFAULT_POLICY))).toEqual([mismatch]);
+  });
+
+  it("compares only what the run could observe", () => {
+    const { view, prediction } = predictCase(c);
+    const itemsOnly = new Map([...exact].map(([k, o]) => [k, { included: o.included, work: [] }]));
+    expect(compare(prediction, itemsOnly, new Set<Dimension>(["items"]), (k) => clusterUnitOf(k, view, DEFAULT_POLICY))).toEqual([]);
+  });
+
+  it("reports a claim whose unit is not the item's unit in the cluster", () => {
+    const { prediction } = predictCase(c);
+    expect(compare(prediction, exact, ALL, () => "ns-a/pod:elsewhere").map((m) => m.predicted)).toContain(`claims unit ${prediction.claimedUnits.get("Pod ns-a/p1")}`);
+  });
+});
+
+describe("reading Velero's records", () => {
+  const line = 'time="2026-12-05T05:00:00Z" level=info msg="running exec hook" backup=velero/b1 hookCommand="[/bin/sh -c echo pre]" hookContainer=main hookName="<from-annotation>" hookOnError=Fail hookPhase=pre hookSource=annotation hookTimeout="{30s}" hookType=exec logSource="pkg/podexec/pod_command_executor.go:133" name=p1 namespace=ns-a resource=pods';
+
+  it("reads logrus fields, quoted or not", () => {
+    expect(logFields(line)).toMatchObject({ msg: "running exec hook", hookPhase: "pre", name: "p1", namespace: "ns-a", hookName: "<from-annotation>" });
+  });
+
+  it("turns hook lines, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
+    const outcomes = observedOutcomes("b1", {
+      probe: [{ backup: "b1", kind: "Pod", namespace: "ns-a", name: "p1", start: 0n, end: 1n }, { backup: "other", kind: "Pod", namespace: "ns-a", name: "p2", start: 0n, end: 1n }],
+      podVolumeBackups: [{ spec: { pod: { namespace: "ns-a", name: "p1" }, volume: "tmp" } }],
+      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true }],
+      logLines: [line, "level=info msg=\"other\""],
+    });
+    expect(Object.fromEntries(outcomes)).toEqual({
+      "Pod ns-a/p1": { included: true, work: ["file-system backup tmp", "pre hooks"] },
+      "PersistentVolumeClaim ns-a/c1": { included: false, work: ["snapshot"] },
+    });
+    expect(hookRuns([line])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }]);
+  });
+});
