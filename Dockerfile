@@ -1,7 +1,8 @@
 # Build: npm ci + tsc; run: production dependencies only, as a non-root user, read-only root
 # filesystem friendly (nothing is written at run time; the CA and serving certificate live in
-# memory or come from a mounted directory).
-FROM node:20-bookworm-slim AS build
+# memory or come from a mounted directory). Node 24: an LTS line supported until April 2028, and
+# within package.json's engines (what the dependencies declare; README, "Node.js versions").
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
@@ -10,7 +11,7 @@ COPY src ./src
 RUN npx tsc -p tsconfig.json --rootDir . --outDir dist --noEmit false \
  && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules

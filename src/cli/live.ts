@@ -1,14 +1,13 @@
-import { KubeConfig } from "@kubernetes/client-node";
 import { createRequester, ApiStatusError, type Requester } from "../cluster/http.js";
 import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "../policy/document.js";
+import { loadKubeConfig, type KubeTarget } from "./kube.js";
 import { UsageError } from "./readInput.js";
 
 // The cluster as the user's kubeconfig sees it, read once: what `queue` and `explain` plan on.
 
-export interface LiveOptions {
-  readonly kubeconfig?: string;
+export interface LiveOptions extends KubeTarget {
   readonly gateNamespace: string;
   readonly progress?: (line: string) => void;
 }
@@ -27,12 +26,7 @@ const SOURCES = [
 ] as const;
 
 export async function readLive(o: LiveOptions): Promise<Live> {
-  const kc = new KubeConfig();
-  try {
-    if (o.kubeconfig) kc.loadFromFile(o.kubeconfig); else kc.loadFromDefault();
-  } catch (e) {
-    throw new UsageError(`cannot load the kubeconfig: ${(e as Error).message}`);
-  }
+  const kc = loadKubeConfig(o);
   const api = createRequester(kc, 30_000);
   const { policy, note } = await readPolicy(api, o.gateNamespace);
   const items = await listCluster(api, policy.veleroNamespace, o.progress);
@@ -76,7 +70,7 @@ async function listAll(api: Requester, path: string, pageRead?: (itemsSoFar: num
   return out;
 }
 
-async function readPolicy(api: Requester, namespace: string): Promise<{ policy: Policy; note?: string }> {
+export async function readPolicy(api: Requester, namespace: string): Promise<{ policy: Policy; note?: string }> {
   try {
     const cm = (await api.getJson(`/api/v1/namespaces/${namespace}/configmaps/backup-gate-policy`, {})) as { data?: Record<string, string> };
     const read = readPolicyData(cm.data, "policy.yaml");

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util";
+import { Command } from "commander";
 import { loadSnapshot } from "../core/objects.js";
 import { plan } from "../core/plan.js";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../core/policy.js";
@@ -12,15 +12,27 @@ export const PLAN_USAGE = `backup-gate plan --snapshot FILE [--level Namespace|I
   --policy  a policy document (the policy.yaml key of the ConfigMap), or the ConfigMap itself
   --now     the instant to plan at (default: now); priorities age with waiting time`;
 
-export function runPlan(args: string[], now: number): string {
-  const { values } = parseArgs({
-    args,
-    options: {
-      snapshot: { type: "string" }, level: { type: "string" }, policy: { type: "string" },
-      now: { type: "string" }, human: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+export interface PlanOptions {
+  readonly snapshot?: string;
+  readonly level?: string;
+  readonly policy?: string;
+  readonly now?: string;
+  readonly human?: boolean;
+}
+
+/** `plan`'s flags; main gives it its action. */
+export function planCommand(): Command {
+  return new Command("plan")
+    .description("what the queue would do with a dump of a cluster (offline)")
+    .usage("--snapshot FILE [--level Namespace|ItemBlock] [--policy FILE] [--now RFC3339] [--human]")
+    .option("--snapshot <file>", "what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml` prints (required)")
+    .option("--level <level>", "conflict level to plan at: Namespace or ItemBlock (default: the policy's)")
+    .option("--policy <file>", "a policy document (the policy.yaml key of the ConfigMap), or the ConfigMap itself")
+    .option("--now <time>", "the RFC 3339 instant to plan at (default: now); priorities age with waiting time")
+    .option("--human", "a summary in plain words instead of JSON");
+}
+
+export function runPlan(values: PlanOptions, now: number): string {
   if (!values.snapshot) throw new UsageError(`--snapshot is required\n${PLAN_USAGE}`);
   const policy = loadPolicy(values.policy, values.level);
   const at = values.now === undefined ? now : Date.parse(values.now);

@@ -13,3 +13,11 @@ export function programName(scriptPath: string | undefined): string {
 export function asInvoked(text: string, program: string): string {
   return program === "backup-gate" ? text : text.replace(/^(\s*)backup-gate(?= [a-z])/gm, `$1${program}`);
 }
+
+/**
+ * True when started as `kubectl_complete-backup_gate`: kubectl (1.26+) runs that executable to
+ * complete `kubectl backup-gate ...`, with the words typed so far and the one being completed.
+ */
+export function isPluginCompletion(scriptPath: string | undefined): boolean {
+  return basename(scriptPath ?? "").startsWith("kubectl_complete-backup_gate");
+}

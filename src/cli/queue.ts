@@ -1,22 +1,30 @@
-import { parseArgs } from "node:util";
 import { decideAdmission } from "../core/admission.js";
 import { IN_FLIGHT_PHASES, KEYS, type BackupInfo } from "../core/model.js";
 import { trim } from "../core/objects.js";
-import { basePriority, effectivePriorityOf, plan, type Plan } from "../core/plan.js";
+import { basePriority, effectivePriorityOf, plan, type Plan, type Snapshot } from "../core/plan.js";
+import type { Policy } from "../core/policy.js";
 import { PROMOTED_AT } from "../core/writes.js";
-import { readLive, type Live } from "./live.js";
+import type { KubeTarget } from "./kube.js";
+import { readLive } from "./live.js";
+import { asDocument, type Format } from "./output.js";
 import { clearProgress, progress } from "./progress.js";
 import { readDocument, UsageError } from "./readInput.js";
 
 // `queue` and `explain`: the live queue and one backup's wait, in plain words, read through the
 // user's kubeconfig and planned by the same core the controller runs.
 
-export const QUEUE_USAGE = `backup-gate queue [--kubeconfig FILE] [--gate-namespace NS] [--json]
-backup-gate explain BACKUP | -f FILE [--kubeconfig FILE] [--gate-namespace NS]`;
+export const EXPLAIN_USAGE = "backup-gate explain BACKUP | -f FILE [-o json|yaml|wide] [--kubeconfig FILE] [--context NAME] [--gate-namespace NS]";
 
-const common = {
-  kubeconfig: { type: "string" }, "gate-namespace": { type: "string" }, json: { type: "boolean", default: false }, file: { type: "string", short: "f" },
-} as const;
+/** What `queue` and `explain` read: the cluster, the policy, and a note when the policy is not the gate's. */
+export interface QueueInput {
+  readonly snapshot: Snapshot;
+  readonly policy: Policy;
+  readonly policyNote?: string;
+}
+
+export interface LiveCommandOptions extends KubeTarget {
+  readonly gateNamespace: string;
+}
 
 function duration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -38,7 +46,7 @@ export interface QueueRow {
 }
 
 /** The rows `queue` shows, in order: in flight, starting next, then the queue from position 1. */
-export function queueRows(live: Live, result: Plan, now: number): QueueRow[] {
+export function queueRows(live: QueueInput, result: Plan, now: number): QueueRow[] {
   const byName = new Map(live.snapshot.backups.map((b) => [b.name, b]));
   const created = (b: BackupInfo) => Date.parse(b.creationTimestamp);
   const seconds = (from: number, to: number) => (Number.isFinite(from) && Number.isFinite(to) ? Math.max(0, Math.round((to - from) / 1000)) : null);
@@ -65,54 +73,117 @@ export function queueRows(live: Live, result: Plan, now: number): QueueRow[] {
   ];
 }
 
-export async function runQueue(args: string[], now: number): Promise<string> {
-  const { values } = parseArgs({ args, options: common, strict: true });
-  const live = await readLive({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), gateNamespace: values["gate-namespace"] ?? "backup-gate", progress: progress() });
-  clearProgress();
+/** The document `queue -o json|yaml` prints (the fields are documented in docs/reference.md). */
+export interface QueueReport {
+  readonly level: string;
+  readonly limit: number;
+  readonly note?: string;
+  readonly rows: readonly QueueRow[];
+}
+
+/** `queue` in the chosen format, planned now on what `live` holds. */
+export function renderQueue(live: QueueInput, now: number, format: Format): string {
   const result = plan(live.snapshot, live.policy, now);
   const rows = queueRows(live, result, now);
-  if (values.json) return JSON.stringify({ level: result.level, limit: result.limit, ...(live.policyNote ? { note: live.policyNote } : {}), rows }, null, 2);
-  const header = { backup: "BACKUP", phase: "PHASE", position: "POS", priority: "PRIO", waited: "WAITED", waitingFor: "WAITING FOR", reason: "REASON" };
-  const cells = rows.map((r) => ({
-    backup: r.backup, phase: r.phase,
-    position: r.position === null ? "-" : r.position === 0 ? "next" : String(r.position),
-    // Aging stops at promotion: a backup in flight shows the priority it was given.
-    priority: String(r.position === null ? r.priority : r.effectivePriority),
-    waited: r.waitedSeconds === null ? "-" : duration(r.waitedSeconds * 1000),
-    waitingFor: r.waitingFor.join(",") || "-",
-    reason: r.reason,
-  }));
-  const cols = ["backup", "phase", "position", "priority", "waited", "waitingFor"] as const;
+  const report: QueueReport = { level: result.level, limit: result.limit, ...(live.policyNote ? { note: live.policyNote } : {}), rows };
+  const doc = asDocument(report, format);
+  if (doc !== undefined) return doc;
+  const wide = format === "wide";
+  const byName = new Map(live.snapshot.backups.map((b) => [b.name, b]));
+  const header: Cells = { backup: "BACKUP", phase: "PHASE", position: "POS", priority: "PRIO", waited: "WAITED", waitingFor: "WAITING FOR", level: "LEVEL", base: "BASE", age: "AGE", reason: "REASON" };
+  const cells = rows.map((r): Cells => {
+    const scope = result.scopes.get(r.backup);
+    const created = Date.parse(byName.get(r.backup)?.creationTimestamp ?? "");
+    return {
+      backup: r.backup, phase: r.phase,
+      position: r.position === null ? "-" : r.position === 0 ? "next" : String(r.position),
+      // Aging stops at promotion: a backup in flight shows the priority it was given.
+      priority: String(r.position === null ? r.priority : r.effectivePriority),
+      waited: r.waitedSeconds === null ? "-" : duration(r.waitedSeconds * 1000),
+      waitingFor: r.waitingFor.join(",") || "-",
+      level: scope ? scope.level : "-",
+      base: String(r.priority),
+      age: Number.isFinite(created) ? duration(now - created) : "-",
+      reason: r.reason,
+    };
+  });
+  const cols: readonly (keyof Cells)[] = wide
+    ? ["backup", "phase", "position", "priority", "base", "level", "age", "waited", "waitingFor"]
+    : ["backup", "phase", "position", "priority", "waited", "waitingFor"];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(header[c].length, ...cells.map((r) => r[c].length))]));
-  const line = (r: typeof header) => [...cols.map((c) => r[c].padEnd(width[c] ?? 0)), r.reason].join("  ");
+  const line = (r: Cells) => [...cols.map((c) => r[c].padEnd(width[c] ?? 0)), r.reason].join("  ");
   return [`level ${result.level}, ${result.inFlight.length} of ${result.limit} in flight, ${result.queue.length + result.promotions.length} waiting${live.policyNote ? `\nnote: ${live.policyNote}` : ""}`, line(header), ...cells.map(line)].join("\n");
 }
 
-export async function runExplain(args: string[], now: number): Promise<string> {
-  const { values, positionals } = parseArgs({ args, options: common, strict: true, allowPositionals: true });
-  const name = positionals[0];
-  if (!name === !values.file) throw new UsageError(`explain takes a backup name or -f FILE\n${QUEUE_USAGE}`);
-  const live = await readLive({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), gateNamespace: values["gate-namespace"] ?? "backup-gate", progress: progress() });
+type Cells = Record<"backup" | "phase" | "position" | "priority" | "waited" | "waitingFor" | "level" | "base" | "age" | "reason", string>;
+
+export async function runQueue(o: LiveCommandOptions, format: Format, now: number): Promise<string> {
+  const live = await readLive({ ...o, progress: progress() });
   clearProgress();
-  if (values.file) {
-    const raw = readDocument(values.file, "backup");
-    const trimmed = trim("Backup", { metadata: { namespace: live.policy.veleroNamespace }, ...(raw as object) });
-    if (!trimmed.ok) throw new UsageError(`${values.file}: ${trimmed.error.message}`);
+  return renderQueue(live, now, format);
+}
+
+/** One backup's wait, as `explain -o json|yaml` prints it. */
+export interface Explanation {
+  readonly backup: string;
+  /** Queued, StartsNext, InFlight, NotQueued (live backups); WouldWait, WouldStart, WouldBeRejected (a file). */
+  readonly state: "Queued" | "StartsNext" | "InFlight" | "NotQueued" | "WouldWait" | "WouldStart" | "WouldBeRejected";
+  readonly phase?: string;
+  readonly level?: string;
+  readonly levelReason?: string;
+  readonly position?: number;
+  readonly waitingFor?: readonly string[];
+  readonly reasons: readonly string[];
+  readonly warnings: readonly string[];
+  /** The sentence the text form prints. */
+  readonly summary: string;
+}
+
+/** Why a live backup waits, or what a Backup not yet created would meet. */
+export function explain(live: QueueInput, now: number, target: { name: string } | { backup: unknown; file: string }): Explanation {
+  if ("file" in target) {
+    const trimmed = trim("Backup", { metadata: { namespace: live.policy.veleroNamespace }, ...(target.backup as object) });
+    if (!trimmed.ok) throw new UsageError(`${target.file}: ${trimmed.error.message}`);
     const d = decideAdmission(live.snapshot, live.policy, now, trimmed.value);
     const waits = d.reasons.some((r) => r.startsWith("waits"));
-    const head = d.verdict === "reject" ? `${trimmed.value.name} would be rejected: ${d.message}`
-      : `${trimmed.value.name} would ${waits ? "wait" : "start at once"} (judged at ${d.level} level): ${d.reasons.join("; ")}`;
-    return [head, ...d.warnings.map((w) => `warning: ${w}`)].join("\n");
+    const name = trimmed.value.name;
+    const state = d.verdict === "reject" ? "WouldBeRejected" : waits ? "WouldWait" : "WouldStart";
+    const summary = d.verdict === "reject" ? `${name} would be rejected: ${d.message}`
+      : `${name} would ${waits ? "wait" : "start at once"} (judged at ${d.level} level): ${d.reasons.join("; ")}`;
+    return { backup: name, state, level: d.level, ...(d.waitingFor.length ? { waitingFor: d.waitingFor } : {}), reasons: d.reasons, warnings: d.warnings, summary };
   }
   const result = plan(live.snapshot, live.policy, now);
-  const b = live.snapshot.backups.find((x) => x.name === name);
-  if (!b) throw new UsageError(`no backup ${name} in namespace ${live.policy.veleroNamespace}`);
+  const b = live.snapshot.backups.find((x) => x.name === target.name && x.namespace === live.policy.veleroNamespace);
+  if (!b) throw new UsageError(`no backup ${target.name} in namespace ${live.policy.veleroNamespace}`);
   const scope = result.scopes.get(b.name);
+  const judged = scope ? { level: scope.level, ...(scope.levelReason ? { levelReason: scope.levelReason } : {}) } : {};
   const level = scope ? `${scope.level} level${scope.levelReason ? ` (${scope.levelReason})` : ""}` : "";
+  const base = { backup: b.name, phase: b.phase || "New", ...judged, warnings: [] };
   const entry = result.queue.find((q) => q.backup === b.name);
-  if (entry) return `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}`;
+  if (entry) return { ...base, state: "Queued", position: entry.position, waitingFor: entry.waitingFor, reasons: [entry.reason], summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}` };
   const promoted = result.promotions.find((p) => p.backup === b.name);
-  if (promoted) return `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}`;
-  if (IN_FLIGHT_PHASES.has(b.phase)) return `${b.name} is ${b.phase}: it is not waiting.`;
-  return `${b.name} is ${b.phase || "New"}: it is not queued (it finished, failed, or is outside the queue).`;
+  if (promoted) return { ...base, state: "StartsNext", position: 0, reasons: [promoted.reason], summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}` };
+  if (IN_FLIGHT_PHASES.has(b.phase)) return { ...base, state: "InFlight", reasons: [], summary: `${b.name} is ${b.phase}: it is not waiting.` };
+  return { ...base, state: "NotQueued", reasons: [], summary: `${b.name} is ${b.phase || "New"}: it is not queued (it finished, failed, or is outside the queue).` };
+}
+
+/** `explain` in the chosen format: the sentence (and warnings); wide adds one line per field. */
+export function renderExplanation(e: Explanation, format: Format): string {
+  const doc = asDocument(e, format);
+  if (doc !== undefined) return doc;
+  const lines = [e.summary, ...e.warnings.map((w) => `warning: ${w}`)];
+  if (format !== "wide") return lines.join("\n");
+  const field = (name: string, value: string | number | undefined) => (value === undefined || value === "" ? [] : [`  ${name}: ${value}`]);
+  return [...lines,
+    ...field("state", e.state), ...field("phase", e.phase), ...field("level", e.level), ...field("level reason", e.levelReason),
+    ...field("position", e.position), ...field("waiting for", e.waitingFor?.join(", ")),
+  ].join("\n");
+}
+
+export async function runExplain(o: LiveCommandOptions & { name?: string; file?: string }, format: Format, now: number): Promise<string> {
+  if (!o.name === !o.file) throw new UsageError(`explain takes a backup name or -f FILE\n${EXPLAIN_USAGE}`);
+  const backup = o.file ? readDocument(o.file, "backup") : undefined;
+  const live = await readLive({ ...o, progress: progress() });
+  clearProgress();
+  return renderExplanation(explain(live, now, o.file ? { backup, file: o.file } : { name: o.name ?? "" }), format);
 }

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
+import { Command } from "commander";
 import { AdmissionregistrationV1Api, AuthenticationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
@@ -13,24 +13,14 @@ import { createEventRecorder } from "../service/events.js";
 import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../service/log.js";
 import type { TlsSource } from "../service/contracts.js";
-import { CaBundlePatcher, FileTls, SelfManagedTls } from "../tls/index.js";
+import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
+import { collect, kubeOptions } from "./commander.js";
+import { loadKubeConfig } from "./kube.js";
 import { UsageError } from "./readInput.js";
-
-export const SERVE_USAGE = `backup-gate serve [flags]
-
-  --kubeconfig FILE           default: $KUBECONFIG, ~/.kube/config, then in-cluster
-  --namespace NS              the gate's namespace (Lease, policy ConfigMap); default $POD_NAMESPACE or backup-gate
-  --service NAME              the webhook Service, for the certificate's DNS names; default backup-gate
-  --webhook-configuration N   name of both webhook configurations (caBundle patched); default backup-gate
-  --policy-configmap NAME     default backup-gate-policy
-  --host H --port P           where the HTTPS server listens; default 0.0.0.0:8443
-  --tls-dir DIR               serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA
-  --extra-san NAME|IP         more certificate names (repeatable), e.g. 127.0.0.1 for local runs
-  --register-url URL          create/replace both webhook configurations pointing at URL (local runs)
-  --identity ID               leader-election identity; default $POD_NAME or host-pid`;
 
 export interface ServeOptions {
   readonly kubeconfig?: string;
+  readonly context?: string;
   readonly namespace: string;
   readonly service: string;
   readonly webhookConfiguration: string;
@@ -38,35 +28,71 @@ export interface ServeOptions {
   readonly host: string;
   readonly port: number;
   readonly tlsDir?: string;
+  /** Another operator (service-ca, cert-manager's cainjector) writes the caBundle: the gate never does. */
+  readonly caInjected?: boolean;
+  /** With caInjected: how often the injected caBundle is checked; default 60 s. */
+  readonly caBundleCheckMs?: number;
   readonly extraSans: readonly string[];
   readonly registerUrl?: string;
   readonly identity: string;
 }
 
-export function parseServeArgs(args: string[], env: NodeJS.ProcessEnv): ServeOptions {
-  const { values } = parseArgs({
-    args,
-    options: {
-      kubeconfig: { type: "string" }, namespace: { type: "string" }, service: { type: "string" },
-      "webhook-configuration": { type: "string" }, "policy-configmap": { type: "string" },
-      host: { type: "string" }, port: { type: "string" }, "tls-dir": { type: "string" },
-      "extra-san": { type: "string", multiple: true }, "register-url": { type: "string" }, identity: { type: "string" },
-    },
-    strict: true,
-  });
-  const port = Number(values.port ?? "8443");
+/** The flags of `serve` as commander gives them. */
+export interface ServeFlags {
+  readonly kubeconfig?: string;
+  readonly context?: string;
+  readonly namespace?: string;
+  readonly service: string;
+  readonly webhookConfiguration: string;
+  readonly policyConfigmap: string;
+  readonly host: string;
+  readonly port: string;
+  readonly tlsDir?: string;
+  readonly caInjected?: boolean;
+  readonly caBundleCheckSeconds: string;
+  readonly extraSan: string[];
+  readonly registerUrl?: string;
+  readonly identity?: string;
+}
+
+/** `serve`'s flags; main gives it its action. */
+export function serveCommand(): Command {
+  return kubeOptions(new Command("serve"), false)
+    .description("run the webhooks and the queue controller (what the Deployment runs)")
+    .usage("[flags]")
+    .option("--namespace <ns>", "the gate's namespace (Lease, policy ConfigMap) (default: $POD_NAMESPACE, else backup-gate)")
+    .option("--service <name>", "the webhook Service, for the certificate's DNS names", "backup-gate")
+    .option("--webhook-configuration <name>", "name of both webhook configurations (caBundle patched)", "backup-gate")
+    .option("--policy-configmap <name>", "the policy ConfigMap in --namespace", "backup-gate-policy")
+    .option("--host <host>", "where the HTTPS server listens", "0.0.0.0")
+    .option("--port <port>", "where the HTTPS server listens", "8443")
+    .option("--tls-dir <dir>", "serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA")
+    .option("--ca-injected", "with --tls-dir: the caBundle is injected by another operator (OpenShift service-ca, cert-manager cainjector); ca.crt is optional and the gate never writes the caBundle, it only reports one that does not verify its certificate")
+    .option("--ca-bundle-check-seconds <n>", "with --ca-injected: how often the injected caBundle is checked", "60")
+    .option("--extra-san <name>", "one more certificate name or IP (repeatable), e.g. 127.0.0.1 for local runs", collect, [])
+    .option("--register-url <url>", "create/replace both webhook configurations pointing at URL (local runs)")
+    .option("--identity <id>", "leader-election identity (default: $POD_NAME, else host-pid)");
+}
+
+export function serveOptions(values: ServeFlags, env: NodeJS.ProcessEnv): ServeOptions {
+  const port = /^\d+$/.test(values.port) ? Number(values.port) : NaN;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, not ${values.port}`);
+  const checkSeconds = /^\d+$/.test(values.caBundleCheckSeconds) ? Number(values.caBundleCheckSeconds) : NaN;
+  if (!(checkSeconds >= 1)) throw new UsageError(`--ca-bundle-check-seconds must be a whole number of seconds, at least 1, not ${values.caBundleCheckSeconds}`);
+  if (values.caInjected && !values.tlsDir) throw new UsageError("--ca-injected needs --tls-dir: the certificate the injector's CA signed");
   return {
+    ...(values.caInjected ? { caInjected: true, caBundleCheckMs: checkSeconds * 1000 } : {}),
     ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(values.context ? { context: values.context } : {}),
     namespace: values.namespace ?? env.POD_NAMESPACE ?? "backup-gate",
-    service: values.service ?? "backup-gate",
-    webhookConfiguration: values["webhook-configuration"] ?? "backup-gate",
-    policyConfigMap: values["policy-configmap"] ?? "backup-gate-policy",
-    host: values.host ?? "0.0.0.0",
+    service: values.service,
+    webhookConfiguration: values.webhookConfiguration,
+    policyConfigMap: values.policyConfigmap,
+    host: values.host,
     port,
-    ...(values["tls-dir"] ? { tlsDir: values["tls-dir"] } : {}),
-    extraSans: values["extra-san"] ?? [],
-    ...(values["register-url"] ? { registerUrl: values["register-url"] } : {}),
+    ...(values.tlsDir ? { tlsDir: values.tlsDir } : {}),
+    extraSans: values.extraSan,
+    ...(values.registerUrl ? { registerUrl: values.registerUrl } : {}),
     identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
   };
 }
@@ -83,8 +109,7 @@ export interface RunningGate {
  * so a standby takes over at once.
  */
 export async function startGate(o: ServeOptions, log: Logger = createLogger()): Promise<RunningGate> {
-  const kc = new KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig); else kc.loadFromDefault();
+  const kc = loadKubeConfig(o);
   const metrics = createMetrics();
   const recorder = createEventRecorder(kc, { log });
 
@@ -103,11 +128,14 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   });
 
   const tls: TlsSource = o.tlsDir
-    ? new FileTls({ dir: o.tlsDir, log, metrics })
+    ? new FileTls({ dir: o.tlsDir, log, metrics, ...(o.caInjected ? { caInjected: true } : {}) })
     : new SelfManagedTls({ service: { name: o.service, namespace: o.namespace }, extraSans: o.extraSans, log, metrics });
   await tls.start();
   if (o.registerUrl) await registerWebhooks(kc, o.webhookConfiguration, veleroNamespace, o.registerUrl, tls.current().ca);
-  const patcher = new CaBundlePatcher({ kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics });
+  // Either the gate writes its CA into the caBundle, or it leaves that to the injector and
+  // only checks what was injected.
+  const names = { kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics };
+  const patcher = o.caInjected ? new InjectedBundleCheck({ ...names, ...(o.caBundleCheckMs ? { intervalMs: o.caBundleCheckMs } : {}) }) : new CaBundlePatcher(names);
   await patcher.attach(tls);
 
   // Moves into flight by other writers are judged by the leader only (admission/flightGuard.ts);
@@ -176,8 +204,7 @@ async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: s
   await api.createValidatingWebhookConfiguration({ body: validating });
 }
 
-export async function runServe(args: string[]): Promise<void> {
-  const options = parseServeArgs(args, process.env);
+export async function runServe(options: ServeOptions): Promise<void> {
   tuneHeap();
   const log = createLogger();
   const gate = await startGate(options, log);

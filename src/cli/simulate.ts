@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
 import { basename, dirname, extname, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { Command } from "commander";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import { timelineHtml } from "../report/timeline.js";
 import { jsonLine, parseTrace, simulateAll, table, timelineGroups } from "../sim/index.js";
+import { parseOptions } from "./commander.js";
 import { loadPolicy } from "./plan.js";
 import { clearProgress, progress } from "./progress.js";
 import { readDocument, UsageError } from "./readInput.js";
@@ -16,16 +17,33 @@ export const SIMULATE_USAGE = `backup-gate simulate --trace FILE [--level Namesp
   --concurrency  maxConcurrentBackups of every strategy (default: the policy's)
   --html    also write a self-contained HTML timeline of every strategy to OUT`;
 
+export interface SimulateOptions {
+  readonly trace?: string;
+  readonly level?: string;
+  readonly concurrency?: string;
+  readonly policy?: string;
+  readonly html?: string;
+}
+
+/** `simulate`'s flags; main gives it its action. */
+export function simulateCommand(): Command {
+  return new Command("simulate")
+    .description("replay a trace of backups under Velero's rule and backup-gate's, side by side (offline)")
+    .usage("--trace FILE [--level Namespace|ItemBlock] [--concurrency N] [--policy FILE] [--html OUT]")
+    .option("--trace <file>", "a trace: a cluster and backups with arrival and duration (docs/simulate.md; required)")
+    .option("--level <level>", "the policy's level (Namespace or ItemBlock): one-at-a-time's, and the one the reference is checked at")
+    .option("--concurrency <n>", "maxConcurrentBackups of every strategy (default: the policy's)")
+    .option("--policy <file>", "a policy document or its ConfigMap (default: the trace's policy, else the defaults)")
+    .option("--html <out>", "also write a self-contained HTML timeline of every strategy to OUT");
+}
+
+/** `simulate` from its arguments, in-process. */
+export function runSimulate(args: readonly string[]): { output: string; failed: boolean } {
+  return simulate(parseOptions<SimulateOptions>(simulateCommand(), args));
+}
+
 /** The report, and whether a safe strategy broke the invariant or stalled (exit code 1). */
-export function runSimulate(args: string[]): { output: string; failed: boolean } {
-  const { values } = parseArgs({
-    args,
-    options: {
-      trace: { type: "string" }, level: { type: "string" }, concurrency: { type: "string" },
-      policy: { type: "string" }, html: { type: "string" },
-    },
-    strict: true,
-  });
+export function simulate(values: SimulateOptions): { output: string; failed: boolean } {
   if (!values.trace) throw new UsageError(`--trace is required\n${SIMULATE_USAGE}`);
   const file = values.trace;
   const parsed = parseTrace(readDocument(file, "trace"), basename(file, extname(file)),

@@ -33,6 +33,7 @@ export function createMetrics() {
     viewSynced: new Gauge({ name: "backup_gate_view_synced", help: "1 when every informer has listed", registers: [registry] }),
     watchRestarts: new Counter({ name: "backup_gate_watch_restarts_total", help: "Watches restarted", labelNames: ["resource", "reason"] as const, registers: [registry] }),
     certificateExpiry: new Gauge({ name: "backup_gate_certificate_expiry_seconds", help: "Unix time the serving certificate expires", registers: [registry] }),
+    caBundleVerified: new Gauge({ name: "backup_gate_ca_bundle_verified", help: "With an injected caBundle (serviceCA, certManager): 1 when every webhook's caBundle verifies the served certificate, 0 when one does not", registers: [registry] }),
   };
   return m;
 }

@@ -147,11 +147,9 @@ export function splitPemBundle(pem: string): string[] {
 
 /** Why a serving key, certificate and CA bundle do not belong together, or undefined when they do. */
 export function checkMaterial(keyPem: string, certPem: string, caPem: string, now: number, names = { key: "key", cert: "certificate", ca: "CA bundle" }): string | undefined {
-  let cert: X509Certificate;
-  try { cert = new X509Certificate(certPem); } catch (e) { return `${names.cert} is not a PEM certificate: ${(e as Error).message}`; }
-  let key;
-  try { key = createPrivateKey(keyPem); } catch (e) { return `${names.key} is not a PEM private key: ${(e as Error).message}`; }
-  if (!cert.checkPrivateKey(key)) return `${names.key} does not match ${names.cert}: the key's public key is not the certificate's (subject ${oneLine(cert.subject)})`;
+  const pair = checkKeyPair(keyPem, certPem, now, names, false);
+  if (pair) return pair;
+  const cert = new X509Certificate(certPem);
   const blocks = splitPemBundle(caPem);
   if (blocks.length === 0) return `${names.ca} holds no PEM certificate`;
   const cas: X509Certificate[] = [];
@@ -161,9 +159,49 @@ export function checkMaterial(keyPem: string, certPem: string, caPem: string, no
   if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
     return `${names.cert} (issuer ${oneLine(cert.issuer)}) is not signed by any certificate in ${names.ca} (${cas.map((c) => oneLine(c.subject)).join("; ")})`;
   }
-  if (Date.parse(cert.validTo) <= now) return `${names.cert} expired at ${new Date(cert.validTo).toISOString()}`;
-  if (Date.parse(cert.validFrom) > now) return `${names.cert} is not valid before ${new Date(cert.validFrom).toISOString()}`;
+  return checkValidity(cert, now, names.cert);
+}
+
+/**
+ * Why a serving key and certificate do not belong together or are not valid now, or undefined:
+ * for a certificate whose CA someone else gives the API server (OpenShift's service-ca,
+ * cert-manager's cainjector), so no CA file is at hand to check against.
+ */
+export function checkKeyPair(keyPem: string, certPem: string, now: number, names = { key: "key", cert: "certificate" }, validity = true): string | undefined {
+  let cert: X509Certificate;
+  try { cert = new X509Certificate(certPem); } catch (e) { return `${names.cert} is not a PEM certificate: ${(e as Error).message}`; }
+  let key;
+  try { key = createPrivateKey(keyPem); } catch (e) { return `${names.key} is not a PEM private key: ${(e as Error).message}`; }
+  if (!cert.checkPrivateKey(key)) return `${names.key} does not match ${names.cert}: the key's public key is not the certificate's (subject ${oneLine(cert.subject)})`;
+  return validity ? checkValidity(cert, now, names.cert) : undefined;
+}
+
+function checkValidity(cert: X509Certificate, now: number, name: string): string | undefined {
+  if (Date.parse(cert.validTo) <= now) return `${name} expired at ${new Date(cert.validTo).toISOString()}`;
+  if (Date.parse(cert.validFrom) > now) return `${name} is not valid before ${new Date(cert.validFrom).toISOString()}`;
   return undefined;
+}
+
+/**
+ * Why a CA bundle (a webhook's caBundle) does not verify a served certificate chain (the leaf
+ * first, then any intermediates, as tls.crt holds them), or undefined when one of its
+ * certificates signed the leaf or an intermediate the chain leads to.
+ */
+export function bundleVerifies(chainPem: string, bundlePem: string): string | undefined {
+  const chain = splitPemBundle(chainPem).flatMap((pem) => { try { return [new X509Certificate(pem)]; } catch { return []; } });
+  const leaf = chain[0];
+  if (!leaf) return "the served certificate cannot be read";
+  const cas = splitPemBundle(bundlePem).flatMap((pem) => { try { return [new X509Certificate(pem)]; } catch { return []; } });
+  if (cas.length === 0) return "the caBundle is empty or holds no readable certificate";
+  const signedBy = (c: X509Certificate, by: X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
+  let cur = leaf;
+  for (let step = 0; step <= chain.length; step++) {
+    if (cas.some((ca) => signedBy(cur, ca))) return undefined;
+    const next = chain.find((c) => c !== cur && signedBy(cur, c));
+    if (!next) break;
+    cur = next;
+  }
+  return `no certificate in the caBundle (${cas.map((c) => oneLine(c.subject)).join("; ")}) signed the served certificate (issuer ${oneLine(leaf.issuer)})`;
 }
 
 function oneLine(dn: string): string {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Logger } from "../service/log.js";
 import type { TlsMaterial, TlsSource } from "../service/contracts.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { checkMaterial, splitPemBundle } from "./certs.js";
+import { checkKeyPair, checkMaterial, splitPemBundle } from "./certs.js";
 
 // A TlsSource reading cert-manager's layout (a Secret of type kubernetes.io/tls mounted as a
 // directory): tls.crt, tls.key, ca.crt. The directory is watched (kubelet swaps a `..data`
@@ -25,21 +25,29 @@ export class TlsFilesError extends Error {
   override name = "TlsFilesError";
 }
 
-/** Reads and checks the three files; throws a TlsFilesError naming the file at fault. */
-export async function loadTlsFiles(dir: string, now = Date.now()): Promise<TlsMaterial> {
-  const read = async (file: string) => {
+/**
+ * Reads and checks the three files; throws a TlsFilesError naming the file at fault. With
+ * `caInjected` (another operator puts the CA into the caBundle) ca.crt may be absent: the set is
+ * then served with an empty `ca`, and checked against ca.crt only when there is one.
+ */
+export async function loadTlsFiles(dir: string, now = Date.now(), caInjected = false): Promise<TlsMaterial> {
+  const read = async (file: string, optional = false) => {
     try { return await readFile(join(dir, file), "utf8"); } catch (e) {
+      if (optional && (e as NodeJS.ErrnoException).code === "ENOENT") return "";
       throw new TlsFilesError(`cannot read ${join(dir, file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   };
-  const [cert, key, ca] = await Promise.all([read(TLS_FILES.cert), read(TLS_FILES.key), read(TLS_FILES.ca)]);
-  const problem = checkMaterial(key, cert, ca, now, { key: TLS_FILES.key, cert: TLS_FILES.cert, ca: TLS_FILES.ca });
+  const [cert, key, ca] = await Promise.all([read(TLS_FILES.cert), read(TLS_FILES.key), read(TLS_FILES.ca, caInjected)]);
+  const names = { key: TLS_FILES.key, cert: TLS_FILES.cert, ca: TLS_FILES.ca };
+  const problem = caInjected && ca === "" ? checkKeyPair(key, cert, now, names) : checkMaterial(key, cert, ca, now, names);
   if (problem) throw new TlsFilesError(`${dir}: ${problem}`);
   return { key, cert, ca, notAfter: new Date(new X509Certificate(cert).validTo) };
 }
 
 export interface FileTlsOptions {
   readonly dir: string;
+  /** The CA reaches the API server through an injector (service-ca, cert-manager): ca.crt is optional. */
+  readonly caInjected?: boolean;
   /** Poll as a fallback to the directory watch; default 10 s. */
   readonly pollIntervalMs?: number;
   /** How long a new CA is in the bundle before a certificate it signed is served; default 30 s. */
@@ -80,7 +88,7 @@ export class FileTls implements TlsSource {
   }
 
   async start(): Promise<void> {
-    this.material = await loadTlsFiles(this.o.dir, (this.o.now ?? Date.now)());
+    this.material = await loadTlsFiles(this.o.dir, (this.o.now ?? Date.now)(), this.o.caInjected);
     this.loads++;
     this.o.metrics?.certificateExpiry.set(this.material.notAfter.getTime() / 1000);
     this.o.log?.info({ dir: this.o.dir, notAfter: this.material.notAfter.toISOString() }, "serving certificate loaded from files");
@@ -119,7 +127,7 @@ export class FileTls implements TlsSource {
   private async doReload(): Promise<void> {
     let next: TlsMaterial;
     try {
-      next = await loadTlsFiles(this.o.dir, (this.o.now ?? Date.now)());
+      next = await loadTlsFiles(this.o.dir, (this.o.now ?? Date.now)(), this.o.caInjected);
     } catch (e) {
       const err = e instanceof TlsFilesError ? e : new TlsFilesError(String(e));
       if (this.error?.message !== err.message) {

@@ -16,7 +16,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Secret } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1PodSpec, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -209,6 +209,22 @@ describe("charts/backup-gate on a real API server", () => {
       "backup shop-2 may not become ReadyToStart: it conflicts with shop-1 (ReadyToStart): both include namespace shop (judged at Namespace level)");
   });
 
+  it("the pods pass PodSecurity restricted as this API server enforces it on the chart's own namespace labels (a root pod does not)", async () => {
+    const ns = (await renderChart({ namespace: RELEASE_NS, values: { ...VALUES, namespace: { create: true } } })).find((o) => o.kind === "Namespace")!;
+    const labels = Object.fromEntries(Object.entries(ns.metadata.labels ?? {}).filter(([k]) => k.startsWith("pod-security.kubernetes.io/")));
+    expect(labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    const live = await c.core.readNamespace({ name: RELEASE_NS });
+    await c.core.replaceNamespace({ name: RELEASE_NS, body: { ...live, metadata: { ...live.metadata, labels: { ...live.metadata?.labels, ...labels } } } });
+    const template = (find(objects, "Deployment") as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } } }).spec.template;
+    const pod = (spec: V1PodSpec, name: string) => c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
+    await pod(template.spec, "gate-restricted");
+    // Positive control: the same pod as root with its capabilities kept is refused by PodSecurity.
+    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 }, containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
+    const refused = await pod(root, "gate-root").then(() => undefined, (e: unknown) => e);
+    expect(isApiError(refused, 403)).toBe(true);
+    expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(/violates PodSecurity "restricted:latest": .*runAsNonRoot != true/);
+  });
+
   it("certificates.mode=secret: the gate serves the Secret's certificate and the API server trusts its CA", async () => {
     const now = Date.now();
     const ca = await createCa({ commonName: "chart-test-ca", validityMs: 86_400_000, now });
@@ -233,6 +249,59 @@ describe("charts/backup-gate on a real API server", () => {
     const r = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody("after-secret", VELERO, { includedNamespaces: ["web-3"] }));
     expect(r.status).toBe(201);
     expect(r.body.metadata.annotations).toMatchObject({ "backup-gate.io/conflict-level": "Namespace" });
+  });
+
+  // The two injectors, played by the test as the operators behave: the Secret (service-ca: no
+  // ca.crt; cert-manager: with ca.crt) and the CA written into every caBundle of the webhook
+  // configurations that carry the injector's annotation. The gate must serve the Secret and
+  // leave the bundle exactly as injected.
+  it.each([
+    { mode: "serviceCA", values: { certificates: { mode: "serviceCA" } }, withCaFile: false, annotation: ["service.beta.openshift.io/inject-cabundle", "true"] },
+    { mode: "certManager", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } }, withCaFile: true, annotation: ["cert-manager.io/inject-ca-from", `${RELEASE_NS}/backup-gate`] },
+  ])("certificates.mode=$mode: the injector's Secret is served and its caBundle stays as injected", async ({ mode, values, withCaFile, annotation }) => {
+    const mountPath = join(cp.dir, "pod", `tls-${mode}`);
+    const rendered = await renderChart({ namespace: RELEASE_NS, values: { ...VALUES, certificates: { ...values.certificates, mountPath } } });
+    const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
+    // cert-manager's CRDs are not in this API server: its Certificate is read from the render.
+    for (const o of rendered.filter((x) => ["Deployment", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"].includes(x.kind))) {
+      const live = await api.read(o as KubernetesObject & { metadata: { name: string } });
+      await api.replace({ ...o, metadata: { ...o.metadata, resourceVersion: live.metadata?.resourceVersion } } as KubernetesObject);
+    }
+    const secretName = mode === "serviceCA"
+      ? ((find(rendered, "Service").metadata.annotations as Record<string, string>)["service.beta.openshift.io/serving-cert-secret-name"]!)
+      : ((find(rendered, "Certificate") as unknown as { spec: { secretName: string } }).spec.secretName);
+    const dnsNames = mode === "serviceCA" ? serviceDnsNames("backup-gate", RELEASE_NS) : (find(rendered, "Certificate") as unknown as { spec: { dnsNames: string[] } }).spec.dnsNames;
+    const now = Date.now();
+    const ca = await createCa({ commonName: `${mode}-signer`, validityMs: 86_400_000, now });
+    const serving = await issueServing({ ca, dnsNames, validityMs: 86_400_000, now });
+    await c.core.deleteNamespacedSecret({ name: secretName, namespace: RELEASE_NS }).catch(() => undefined);
+    await c.core.createNamespacedSecret({
+      namespace: RELEASE_NS,
+      body: { metadata: { name: secretName }, type: "kubernetes.io/tls", stringData: { "tls.crt": serving.certPem, "tls.key": serving.privateKeyPem, ...(withCaFile ? { "ca.crt": ca.certPem } : {}) } },
+    });
+    const deployment = find(rendered, "Deployment");
+    playKubeletSecretVolume(deployment, await c.core.readNamespacedSecret({ name: secretName, namespace: RELEASE_NS }));
+    await gate?.stop();
+    gate = startPod(deployment, `backup-gate-7f6b8d4c9-${mode.toLowerCase()}`, `gate-pod-${mode}`);
+
+    // The injector: every configuration annotated for it gets the CA in every caBundle.
+    const admission = c.kc.makeApiClient(AdmissionregistrationV1Api);
+    const bundle = Buffer.from(ca.certPem).toString("base64");
+    const m = await admission.readMutatingWebhookConfiguration({ name: "backup-gate" });
+    const v = await admission.readValidatingWebhookConfiguration({ name: "backup-gate" });
+    for (const conf of [m, v]) {
+      expect(conf.metadata?.annotations?.[annotation[0]!]).toBe(annotation[1]);
+      for (const w of conf.webhooks ?? []) w.clientConfig.caBundle = bundle;
+    }
+    await admission.replaceMutatingWebhookConfiguration({ name: "backup-gate", body: m });
+    await admission.replaceValidatingWebhookConfiguration({ name: "backup-gate", body: v });
+
+    await waitFor(`${gateUrl}/readyz to answer 200 trusting only the injector's CA`, async () => (await readyzTrusting(ca.certPem)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
+    const r = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(`after-${mode.toLowerCase()}`, VELERO, { includedNamespaces: [`web-${mode.toLowerCase()}`] }));
+    expect(r.status).toBe(201);
+    expect(r.body.metadata.annotations).toMatchObject({ "backup-gate.io/conflict-level": "Namespace" });
+    // The gate never writes what the injector owns.
+    await expectStays("every caBundle is exactly the injected CA", async () => (await caBundles(c)).every((b) => b === ca.certPem), 3_000);
   });
 });
 

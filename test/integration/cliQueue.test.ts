@@ -3,13 +3,15 @@
  * row (in flight, waiting behind a conflict, waiting for a slot) shows position, priority, wait
  * so far, waiting for and reason, read through a kubeconfig as a user's kubectl would.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
 import { backupBody, clients, createNamespace, createWorkload, getBackup, updateVelero, type BackupOptions, type Clients } from "../support/objects.js";
-import { waitFor } from "../support/wait.js";
+import { sleep, waitFor } from "../support/wait.js";
 import { runCli, scratch } from "../unit/support/cli.js";
 import type { QueueRow } from "../../src/cli/queue.js";
 
@@ -118,6 +120,94 @@ describe("backup-gate queue and explain on a real API server", () => {
     expect(await ifCreated("manifests-9", app("none"))).toMatch(/^manifests-9 would wait \(judged at ItemBlock level\): waits for a free slot/);
     expect(await ifCreated("manifests-10", app("none", { annotations: { "backup-gate.io/conflict-level": "Namespace" } })))
       .toMatch(/^manifests-10 would wait \(judged at Namespace level\): waits behind cart-1 \(InProgress\)/);
+  });
+
+  it("-o yaml round-trips: it parses to exactly what -o json gives (and --json is -o json)", async () => {
+    const [yaml, json, legacy] = await Promise.all([cli("queue", "-o", "yaml"), cli("queue", "-o", "json"), cli("queue", "--json")]);
+    const fromYaml = parseYaml(yaml) as { rows: QueueRow[] };
+    // Waits tick between two reads a second apart; everything else must be equal.
+    const still = (d: { rows: QueueRow[] }) => ({ ...d, rows: d.rows.map((r) => ({ ...r, waitedSeconds: r.waitedSeconds === null ? null : 0 })) });
+    expect(still(fromYaml)).toEqual(still(JSON.parse(json)));
+    expect(still(JSON.parse(legacy))).toEqual(still(JSON.parse(json)));
+    expect(parseYaml(toYaml(fromYaml))).toEqual(fromYaml);
+    expect(fromYaml.rows.map((r) => r.backup)).toEqual(["cart-1", "legacy-1", "orders-1", "cart-2"]);
+  });
+
+  it("-o wide adds base priority, level and age columns", async () => {
+    const text = await cli("queue", "-o", "wide");
+    expect(text.split("\n")[1]).toMatch(/^BACKUP +PHASE +POS +PRIO +BASE +LEVEL +AGE +WAITED +WAITING FOR +REASON$/);
+    expect(text).toMatch(/^cart-2 +Queued +2 +10 +10 +ItemBlock +\d+[smh]\S* +\d+\S* +cart-1 +waits behind cart-1/m);
+  });
+
+  it("explain -o json|yaml (and --json) give the explanation as data; the text is its summary", async () => {
+    const json = JSON.parse(await cli("explain", "cart-2", "-o", "json"));
+    expect(json).toMatchObject({ backup: "cart-2", state: "Queued", phase: "Queued", level: "ItemBlock", position: 2, waitingFor: ["cart-1"], warnings: [] });
+    expect(json.reasons[0]).toMatch(/^waits behind cart-1 \(InProgress\)/);
+    expect(parseYaml(await cli("explain", "cart-2", "-o", "yaml"))).toEqual(json);
+    expect(JSON.parse(await cli("explain", "cart-2", "--json"))).toEqual(json);
+    expect(await cli("explain", "cart-2")).toBe(`${json.summary}\n`);
+    const wide = await cli("explain", "cart-2", "-o", "wide");
+    expect(wide).toMatch(/^ {2}waiting for: cart-1$/m);
+    expect(wide).toMatch(/^ {2}state: Queued$/m);
+  });
+
+  it("--context picks the kubeconfig's context; one it does not have is refused in one line", async () => {
+    const file = scratch("bg-cli-ctx-");
+    const kc = parseYaml(readFileSync(cp.kubeconfigPath, "utf8")) as { contexts: { name: string; context: { cluster: string; user: string } }[]; clusters: { name: string; cluster: object }[]; "current-context": string };
+    const real = kc.contexts.find((x) => x.name === kc["current-context"])!;
+    // The current context points nowhere: only --context reaches the API server.
+    kc.clusters.push({ name: "nowhere", cluster: { server: "https://127.0.0.1:1" } });
+    kc.contexts = [{ name: "nowhere", context: { ...real.context, cluster: "nowhere" } }, { ...real, name: "test-ctx" }];
+    kc["current-context"] = "nowhere";
+    const path = file("kubeconfig.yaml", toYaml(kc));
+    const ok = await runCli("queue", "-o", "json", "--kubeconfig", path, "--context", "test-ctx");
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as { rows: QueueRow[] }).rows.length).toBe(4);
+    const refused = await runCli("queue", "--kubeconfig", path);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^backup-gate: cannot (read|list) .*ECONNREFUSED.*\n$/);
+  });
+
+  it("completing explain's argument offers the Backups' names read from the cluster", async () => {
+    const candidates = async (word: string) => {
+      const r = await runCli("complete", "--", "explain", "--kubeconfig", cp.kubeconfigPath, word);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trimEnd().split("\n");
+      expect(lines.at(-1)).toBe(":4");
+      return lines.slice(0, -1).map((l) => l.split("\t")[0]);
+    };
+    expect((await candidates("")).sort()).toEqual(["cart-1", "cart-2", "legacy-1", "orders-1"]);
+    expect((await candidates("car")).sort()).toEqual(["cart-1", "cart-2"]);
+  });
+
+  it("queue --watch redraws through a watch within a second of a change, and only on a change", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "queue", "--watch", "-o", "json", "--kubeconfig", cp.kubeconfigPath]);
+    const frames: { at: number; doc: { rows: QueueRow[] } }[] = [];
+    let buffered = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        frames.push({ at: Date.now(), doc: JSON.parse(buffered.slice(0, nl)) as { rows: QueueRow[] } });
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
+    try {
+      await waitFor("the first frame", async () => frames.length > 0, { timeoutMs: 60_000 });
+      expect(frames[0]!.doc.rows.find((r) => r.backup === "cart-2")).toMatchObject({ phase: "Queued", position: 2, priority: 10 });
+      // Nothing changes: no frame is drawn (a poll would redraw the ticking waits).
+      await sleep(2_000);
+      expect(frames.length).toBe(1);
+      await updateVelero(c, "backups", VELERO, "cart-2", (o) => { o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/priority": "90" }; });
+      const changedAt = Date.now();
+      await waitFor("a frame with cart-2's new priority", async () => frames.some((f) => f.doc.rows.find((r) => r.backup === "cart-2")?.priority === 90), { timeoutMs: 5_000, intervalMs: 20 });
+      const shown = frames.find((f) => f.doc.rows.find((r) => r.backup === "cart-2")?.priority === 90)!;
+      expect(shown.at - changedAt).toBeLessThan(1_000);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(stderr).toBe("");
   });
 
   it("when a slot frees, the row moves from waiting to in flight", async () => {

@@ -97,6 +97,31 @@ describe("charts/backup-gate with default values", () => {
     expect(manifestObjects().flatMap((o) => Object.keys(o.metadata.labels ?? {})).filter((l) => HELM_LABELS.includes(l))).toEqual([]);
   });
 
+  it("namespace.create renders exactly manifests/' Namespace, PodSecurity labels included", async () => {
+    const ns = (await renderChart({ values: { namespace: { create: true } } })).find((o) => o.kind === "Namespace");
+    expect(comparable(ns!)).toEqual(comparable(manifestObjects().find((o) => o.kind === "Namespace")!));
+  });
+
+  it("certManager mode: the Certificate names the Service and the issuer given, into the Secret the pods mount", async () => {
+    const objects = await renderChart({ namespace: "ops", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" }, duration: "720h" } } } });
+    const cert = objects.find((o) => o.kind === "Certificate");
+    expect(cert?.spec).toEqual({
+      secretName: "backup-gate-tls", dnsNames: ["backup-gate.ops.svc", "backup-gate.ops.svc.cluster.local"], duration: "720h",
+      privateKey: { rotationPolicy: "Always" }, issuerRef: { name: "ca-issuer", kind: "Issuer", group: "cert-manager.io" },
+    });
+    const webhooks = objects.filter((o) => o.kind.endsWith("WebhookConfiguration"));
+    for (const w of webhooks) expect((w.metadata.annotations as Record<string, string>)["cert-manager.io/inject-ca-from"]).toBe("ops/backup-gate");
+    // The gate must never write what the injector owns: no caBundle in the chart, --ca-injected on the gate.
+    expect(JSON.stringify(webhooks)).not.toMatch(/caBundle/);
+  });
+
+  it("fixes no UID or GID anywhere (OpenShift's restricted-v2 SCC refuses a fixed one)", () => {
+    const text = JSON.stringify(defaults);
+    expect(text).not.toMatch(/runAsUser|runAsGroup|fsGroup/);
+    // Positive control: a UID given as a value is rendered, so the check above can fail.
+    expect(JSON.stringify(defaults.map((o) => (objectKey(o) === DEPLOYMENT ? { ...o, runAsUser: 1 } : o)))).toMatch(/runAsUser/);
+  });
+
   it("holds a policy the gate reads as manifests/' policy", () => {
     expect(gatePolicy(defaults)).toEqual(expectedPolicy({}));
   });
@@ -104,6 +129,9 @@ describe("charts/backup-gate with default values", () => {
   it("passes helm lint --strict, self-managed and with a Secret", async () => {
     await helmLint();
     await helmLint({ certificates: { mode: "secret", secretName: "backup-gate-tls" } });
+    await helmLint({ certificates: { mode: "serviceCA" } });
+    await helmLint({ certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } });
+    await helmLint({ namespace: { create: true }, priorityClassName: "high", podLabels: { team: "x" }, podAnnotations: { a: "b" }, networkPolicy: { enabled: false } });
   });
 });
 
@@ -152,6 +180,7 @@ const valueCases: ValueCase[] = [
     },
     policy: { veleroNamespace: "oadp" },
   },
+  { name: "velero.installedBy (NOTES.txt only)", values: { velero: { namespace: "velero", installedBy: "oadp" } }, changes: {} },
   { name: "replicas", values: { replicas: 3 }, changes: { [DEPLOYMENT]: { "spec.replicas": 3 } } },
   {
     name: "image",
@@ -170,6 +199,44 @@ const valueCases: ValueCase[] = [
     values: { nodeSelector: { "kubernetes.io/os": "linux" }, tolerations: [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] },
     changes: { [DEPLOYMENT]: { "spec.template.spec.nodeSelector": { "kubernetes.io/os": "linux" }, "spec.template.spec.tolerations": [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] } },
   },
+  {
+    name: "podSecurityContext (OpenShift's restricted-v2 assigns a UID; a platform may want one set)",
+    values: { podSecurityContext: { runAsNonRoot: true, runAsUser: 1000680000, fsGroup: 1000680000, seccompProfile: { type: "RuntimeDefault" } } },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.securityContext.runAsUser": 1000680000, "spec.template.spec.securityContext.fsGroup": 1000680000 } },
+  },
+  {
+    name: "containerSecurityContext",
+    values: { containerSecurityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, runAsNonRoot: true } },
+    changes: { [DEPLOYMENT]: { [`${CONTAINER}.securityContext.runAsNonRoot`]: true } },
+  },
+  {
+    name: "affinity replaces the default anti-affinity as a whole",
+    values: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } } } },
+    changes: {
+      [DEPLOYMENT]: {
+        "spec.template.spec.affinity.podAntiAffinity": undefined,
+        "spec.template.spec.affinity.nodeAffinity": { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } },
+      },
+    },
+  },
+  {
+    name: "topologySpreadConstraints",
+    values: { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.topologySpreadConstraints": [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] } },
+  },
+  { name: "priorityClassName", values: { priorityClassName: "system-cluster-critical" }, changes: { [DEPLOYMENT]: { "spec.template.spec.priorityClassName": "system-cluster-critical" } } },
+  {
+    name: "podLabels and podAnnotations",
+    values: { podLabels: { team: "storage" }, podAnnotations: { "example.com/owner": "storage" } },
+    changes: { [DEPLOYMENT]: { "spec.template.metadata.labels.team": "storage", "spec.template.metadata.annotations": { "example.com/owner": "storage" } } },
+  },
+  { name: "networkPolicy.enabled", values: { networkPolicy: { enabled: false } }, changes: { "NetworkPolicy/backup-gate/backup-gate": { "(object)": undefined } } },
+  {
+    name: "networkPolicy.from",
+    values: { networkPolicy: { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
+    changes: { "NetworkPolicy/backup-gate/backup-gate": { "spec.ingress.0.from": [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
+  },
+  { name: "namespace.create renders manifests/' Namespace (labelled for PodSecurity restricted)", values: { namespace: { create: true } }, changes: { "Namespace//backup-gate": { "(object)": "added" } } },
   { name: "podDisruptionBudget.minAvailable", values: { podDisruptionBudget: { minAvailable: "50%" } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "spec.minAvailable": "50%" } } },
   { name: "podDisruptionBudget.enabled", values: { podDisruptionBudget: { enabled: false } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "(object)": undefined } } },
   {
@@ -181,6 +248,36 @@ const valueCases: ValueCase[] = [
         [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
         "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "backup-gate-tls" } }],
       },
+    },
+  },
+  {
+    name: "certificates.mode=serviceCA (OpenShift: the Service names the Secret, the webhooks ask for the CA)",
+    values: { certificates: { mode: "serviceCA" } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/etc/backup-gate/tls",
+        [`${ARGS}.6`]: "--ca-injected",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "backup-gate-tls" } }],
+      },
+      "Service/backup-gate/backup-gate": { "metadata.annotations": { "service.beta.openshift.io/serving-cert-secret-name": "backup-gate-tls" } },
+      "MutatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "service.beta.openshift.io/inject-cabundle": "true" } },
+      "ValidatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "service.beta.openshift.io/inject-cabundle": "true" } },
+    },
+  },
+  {
+    name: "certificates.mode=certManager (a Certificate; the cainjector fills the caBundle)",
+    values: { certificates: { mode: "certManager", secretName: "gate-serving", certManager: { issuerRef: { name: "cluster-ca", kind: "ClusterIssuer" } } } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${ARGS}.5`]: "--tls-dir=/etc/backup-gate/tls",
+        [`${ARGS}.6`]: "--ca-injected",
+        [`${CONTAINER}.volumeMounts`]: [{ name: "tls", mountPath: "/etc/backup-gate/tls", readOnly: true }],
+        "spec.template.spec.volumes": [{ name: "tls", secret: { secretName: "gate-serving" } }],
+      },
+      "Certificate/backup-gate/backup-gate": { "(object)": "added" },
+      "MutatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "cert-manager.io/inject-ca-from": "backup-gate/backup-gate" } },
+      "ValidatingWebhookConfiguration//backup-gate": { "metadata.annotations": { "cert-manager.io/inject-ca-from": "backup-gate/backup-gate" } },
     },
   },
   {
@@ -252,10 +349,16 @@ const badCases: BadCase[] = [
   { name: "policy key of the wrong kind", values: { policy: { snapshotMoveData: "yes" } }, message: /at '\/policy\/snapshotMoveData'.*boolean/s },
   { name: "writesPerDequeue above 100", values: { policy: { positionUpdates: { writesPerDequeue: 101 } } }, message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s },
   { name: "velero.namespace not a namespace name", values: { velero: { namespace: "Velero_NS" } }, message: /at '\/velero\/namespace'/ },
+  { name: "an unknown velero.installedBy", values: { velero: { namespace: "velero", installedBy: "operator" } }, message: /at '\/velero\/installedBy'/ },
   { name: "zero replicas", values: { replicas: 0 }, message: /at '\/replicas'.*minimum/s },
-  { name: "unknown certificates.mode", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/mode'/ },
+  { name: "unknown certificates.mode", values: { certificates: { mode: "vault" } }, message: /at '\/certificates\/mode'/ },
+  { name: "certManager mode without an issuer", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/certManager\/issuerRef\/name'|missing propert(y|ies) 'certManager'/ },
+  { name: "certManager issuer of an unknown kind", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "x", kind: "Vault" } } } }, message: /at '\/certificates\/certManager\/issuerRef\/kind'/ },
   { name: "secret mode without a Secret name", values: { certificates: { mode: "secret" } }, message: /at '\/certificates\/secretName'/ },
   { name: "relative mountPath", values: { certificates: { mode: "secret", secretName: "x", mountPath: "tls" } }, message: /at '\/certificates\/mountPath'/ },
+  { name: "podLabels overriding the selector's label", values: { podLabels: { "app.kubernetes.io/name": "other" } }, message: /invalid propertyName 'app\.kubernetes\.io\/name'/ },
+  { name: "an unknown PodSecurity level", values: { namespace: { create: true, podSecurity: "strict" } }, message: /at '\/namespace\/podSecurity'/ },
+  { name: "a topology spread constraint without its required fields", values: { topologySpreadConstraints: [{ maxSkew: 1 }] }, message: /at '\/topologySpreadConstraints\/0'.*(topologyKey|whenUnsatisfiable)/s },
   { name: "minAvailable as a bad text", values: { podDisruptionBudget: { minAvailable: "half" } }, message: /at '\/podDisruptionBudget\/minAvailable'/ },
 ];
 

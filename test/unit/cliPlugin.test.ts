@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { asInvoked, programName } from "../../src/cli/program.js";
+import { asInvoked, isPluginCompletion, programName } from "../../src/cli/program.js";
 import { toolPath } from "../support/tools.js";
 
 // The CLI as installed: the entry compiled by tsc (as `npm run build` makes it), found on PATH as
@@ -33,7 +33,7 @@ beforeAll(async () => {
   chmodSync(entry, 0o755);
   bin = join(dir, "bin");
   mkdirSync(bin);
-  for (const name of ["kubectl-backup_gate", "backup-gate"]) symlinkSync(entry, join(bin, name));
+  for (const name of ["kubectl-backup_gate", "kubectl_complete-backup_gate", "backup-gate"]) symlinkSync(entry, join(bin, name));
   symlinkSync(toolPath("kubectl"), join(bin, "kubectl"));
 }, 60_000);
 
@@ -83,6 +83,29 @@ describe("the CLI under the name it was installed as", () => {
   });
 });
 
+describe("kubectl's plugin completion (kubectl runs kubectl_complete-backup_gate)", () => {
+  it.each([
+    ["the commands", ["backup-gate", ""], ["plan", "queue", "explain", "serve", "simulate"]],
+    ["a command by prefix", ["backup-gate", "que"], ["queue"]],
+    ["-o's formats", ["backup-gate", "queue", "-o", ""], ["json", "yaml", "wide"]],
+  ])("`kubectl __complete %s` returns backup-gate's candidates", async (_, words, expected) => {
+    // `kubectl __complete` is what kubectl's own shell completion calls for every TAB.
+    const { code, stdout } = await sh("kubectl", "__complete", ...words);
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split("\n");
+    expect(lines.at(-1)).toBe(":4");
+    for (const c of expected) expect(lines.map((l) => l.split("\t")[0])).toContain(c);
+  });
+
+  it("positive control: without kubectl_complete-backup_gate on PATH, kubectl has no candidates for the plugin", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bg-nocomp-"));
+    symlinkSync(join(bin, "kubectl-backup_gate"), join(dir, "kubectl-backup_gate"));
+    const env = { ...process.env, PATH: [dir, dirname(toolPath("kubectl")), dirname(process.execPath), "/usr/bin", "/bin"].join(":") };
+    const { stdout } = await run(toolPath("kubectl"), ["__complete", "backup-gate", "que"], { env, cwd: tmpdir() });
+    expect(stdout).not.toMatch(/^queue/m);
+  });
+});
+
 describe("programName and asInvoked", () => {
   it.each([
     ["/usr/local/bin/kubectl-backup_gate", "kubectl backup-gate"],
@@ -90,9 +113,18 @@ describe("programName and asInvoked", () => {
     ["/usr/local/bin/backup-gate", "backup-gate"],
     ["/work/main/src/cli/main.ts", "backup-gate"],
     ["/opt/kubectl-backup-gate", "backup-gate"], // kubectl never looks for a dashed name
+    ["/usr/local/bin/kubectl_complete-backup_gate", "backup-gate"],
     [undefined, "backup-gate"],
   ])("%s -> %s", (path, expected) => {
     expect(programName(path)).toBe(expected);
+  });
+
+  it.each([
+    ["/usr/local/bin/kubectl_complete-backup_gate", true],
+    ["/usr/local/bin/kubectl-backup_gate", false],
+    ["/usr/local/bin/backup-gate", false],
+  ])("isPluginCompletion(%s) is %s", (path, expected) => {
+    expect(isPluginCompletion(path)).toBe(expected);
   });
 
   it("rewrites usage lines only, never names inside a line", () => {

@@ -20,6 +20,16 @@ describe("manifests/", () => {
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
     expect(pod.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
     expect(deployment.spec.replicas).toBe(2);
+    // No fixed UID: OpenShift's restricted-v2 SCC assigns one and refuses another.
+    expect(JSON.stringify(pod)).not.toMatch(/runAsUser|runAsGroup/);
+  });
+
+  it("the namespace enforces PodSecurity restricted, and a NetworkPolicy admits only the HTTPS port", () => {
+    expect(docs("manifests/00-namespace.yaml")[0].metadata.labels).toMatchObject({ "pod-security.kubernetes.io/enforce": "restricted" });
+    const policy = docs("manifests/30-deployment.yaml").find((d) => d.kind === "NetworkPolicy");
+    expect(policy.spec).toEqual({ podSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } }, policyTypes: ["Ingress"], ingress: [{ ports: [{ port: 8443, protocol: "TCP" }] }] });
+    const container = docs("manifests/30-deployment.yaml").find((d) => d.kind === "Deployment").spec.template.spec.containers[0];
+    expect(container.ports).toEqual([{ name: "https", containerPort: 8443 }]);
   });
 
   it("RBAC grants on Secrets only what the promotion key needs: create, and get of that one", () => {

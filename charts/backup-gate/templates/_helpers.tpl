@@ -30,3 +30,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "backup-gate.subject" -}}
 - {kind: ServiceAccount, name: {{ include "backup-gate.name" . }}, namespace: {{ .Release.Namespace | quote }}}
 {{- end -}}
+
+{{/* The Secret the pods serve in the modes that mount one. */}}
+{{- define "backup-gate.tlsSecret" -}}
+{{- .Values.certificates.secretName | default (printf "%s-tls" (include "backup-gate.name" .)) -}}
+{{- end -}}
+
+{{/* Whether another operator injects the caBundle (the gate then never writes it). */}}
+{{- define "backup-gate.caInjected" -}}
+{{- if has .Values.certificates.mode (list "serviceCA" "certManager") }}true{{ end -}}
+{{- end -}}
+
+{{/* The injectors' annotations on both webhook configurations; nothing in the other modes. */}}
+{{- define "backup-gate.webhookAnnotations" -}}
+{{- if eq .Values.certificates.mode "serviceCA" -}}
+annotations:
+  service.beta.openshift.io/inject-cabundle: "true"
+{{- else if eq .Values.certificates.mode "certManager" -}}
+annotations:
+  cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "backup-gate.name" .) | quote }}
+{{- end -}}
+{{- end -}}
