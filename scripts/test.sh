@@ -11,6 +11,12 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v jq >/dev/null 2>&1 || missing+=(jq) # the README's roll-back recipe, run by a test
+# The CLI's completion scripts are loaded by the shells they are for; the Argo CD health check
+# is Lua 5.1, as Argo CD runs it.
+[ -f /usr/share/bash-completion/bash_completion ] || missing+=(bash-completion)
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v fish >/dev/null 2>&1 || missing+=(fish)
+command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
