@@ -35,4 +35,14 @@ export default tseslint.config(
       "no-restricted-globals": ["error", "process", "fetch", "setTimeout", "setInterval"],
     },
   },
+  {
+    // A folder inside src/core may import its siblings (../x): two levels up leaves the core.
+    files: ["src/core/*/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        paths: impureModules.map((name) => ({ name, message: "src/core is pure: no I/O imports" })),
+        patterns: [{ group: ["../../*", "!../../core/*"], message: "src/core may import only from src/core" }],
+      }],
+    },
+  },
 );

@@ -3,7 +3,7 @@ import { usesOldResourceFilters } from "./backupSpec.js";
 import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "./model.js";
 import type { Policy } from "./policy.js";
 import type { ClusterView } from "./view.js";
-import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies, type VolumePolicies } from "./volumePolicy.js";
+import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies, type VolumePolicies } from "./volumePolicy/index.js";
 
 // Which volumes a backup copies data of (Velero's volume helper): a file-system backup per pod
 // volume, or a snapshot per PVC/PV. Volume data is what makes a unit exclusive.

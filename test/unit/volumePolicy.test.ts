@@ -11,7 +11,7 @@ import {
   factsForPodVolume, factsForPvc, factsFromPodVolume, factsFromPv, factsFromPvcOnly, matchVolumePolicy,
   parseVolumePolicies, parseVolumePoliciesYaml, resourcePolicyConfigMapName, veleroPodVolumeType,
   veleroPvVolumeType, type VolumeFacts, type VolumePolicies,
-} from "../../src/core/volumePolicy.js";
+} from "../../src/core/volumePolicy/index.js";
 
 const cm = (data: Record<string, string>): ConfigMapInfo => ({ namespace: "velero", name: "policies", data });
 
