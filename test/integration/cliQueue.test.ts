@@ -9,7 +9,7 @@ import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
+import { backupsIn, createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
 import { backupBody, clients, createNamespace, createWorkload, getBackup, updateVelero, type BackupOptions, type Clients } from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { runCli, scratch } from "../unit/support/cli.js";
@@ -30,10 +30,7 @@ describe("backup-gate queue and explain on a real API server", () => {
     const res = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
     expect(res.status).toBe(201);
   };
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
-  const waitPhase = (name: string, phase: string) => waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase, { timeoutMs: 30_000 });
-  /** Velero's part: it runs a backup backup-gate made ReadyToStart. */
-  const setPhase = (name: string, phase: string) => updateVelero(c, "backups", VELERO, name, (o) => { o.status = { ...o.status, phase }; });
+  const { waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
   const cli = async (...args: string[]) => {
     const r = await runCli(...args, "--kubeconfig", cp.kubeconfigPath);
     expect(r.stderr).toBe(""); // progress goes to stderr only on a terminal

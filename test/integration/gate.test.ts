@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { AdmissionregistrationV1Api, CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
+import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
 import { backupBody, clients, createNamespace, createPod, createWorkload, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
 import { expectStays, waitFor } from "../support/wait.js";
 import { startWatch, type StartedWatch } from "../support/watch.js";
@@ -37,14 +37,8 @@ describe("backup-gate serve on a real API server", () => {
   let watch: StartedWatch;
   const events: { type: string; name: string; phase?: string }[] = [];
 
-  const create = (name: string, o: Parameters<typeof backupBody>[2] = {}) =>
-    createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
+  const { create, phaseOf, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
   const app = (appLabel: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: appLabel } } } });
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
-  const waitPhase = (name: string, phase: string, timeoutMs = 30_000) =>
-    waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase, { timeoutMs });
-  /** Velero's part: a ReadyToStart backup runs, then completes. */
-  const setPhase = (name: string, phase: string) => updateVelero(c, "backups", VELERO, name, (o) => { o.status = { ...o.status, phase }; });
   const setPolicy = (text: string) => c.core.replaceNamespacedConfigMap({ name: "backup-gate-policy", namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": text } } });
 
   beforeAll(async () => {

@@ -10,8 +10,8 @@ import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { startGate, type GateProcess } from "../support/gate.js";
-import { clients, createBackup, createNamespace, getBackup, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
+import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
+import { clients, createBackup, createNamespace, getBackup, type Clients, type VeleroObject } from "../support/objects.js";
 import { expectStays, waitFor } from "../support/wait.js";
 import { startWatch, type StartedWatch } from "../support/watch.js";
 
@@ -36,8 +36,7 @@ describe("nudges and take-backs on a real API server", () => {
   const readyUpdates = (name: string) => updates.filter((u) => u.name === name && u.phase === "ReadyToStart");
   const eventsOn = async (name: string, reason: string) =>
     (await c.core.listNamespacedEvent({ namespace: VELERO, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
-  const setPhase = (name: string, phase: string) => updateVelero(c, "backups", VELERO, name, (o) => { o.status = { ...o.status, phase }; });
+  const { phaseOf, setPhase } = backupsIn(() => cp, () => c, VELERO);
   /** Another writer: a Backup created straight into ReadyToStart, with backup-gate's annotations copied onto it. */
   const writeReady = (name: string, namespace: string, annotations: Record<string, string>) =>
     createBackup(c, VELERO, name, { includedNamespaces: [namespace], annotations, status: { phase: "ReadyToStart" } });

@@ -17,8 +17,8 @@ import { readFileSync } from "node:fs";
 import { connect as tlsConnect } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
-import { backupBody, clients, createNamespace, createPod, createWorkload, getBackup, isApiError, updateVelero, type Clients } from "../support/objects.js";
+import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
+import { clients, createNamespace, createPod, createWorkload, isApiError, type Clients } from "../support/objects.js";
 import { expectStays, waitFor } from "../support/wait.js";
 
 const VELERO = "velero";
@@ -31,12 +31,8 @@ describe("the guard holds through policy edits and hostile clients (serve on a r
   let c: Clients;
   let gate: GateProcess;
 
-  const create = (name: string, o: Parameters<typeof backupBody>[2] = {}) =>
-    createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
+  const { create, phaseOf, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
   const app = (label: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: label } } } });
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
-  const waitPhase = (name: string, phase: string) => waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase);
-  const setPhase = (name: string, phase: string) => updateVelero(c, "backups", VELERO, name, (o) => { o.status = { ...o.status, phase }; });
   /** Another writer (a script, Velero's own queue) moving a backup to ReadyToStart: the error it gets, if any. */
   const promoteAsAnotherWriter = (name: string) =>
     setPhase(name, "ReadyToStart").then(() => undefined, (e: unknown) => e);
@@ -168,9 +164,7 @@ describe("a fresh install without the policy ConfigMap (serve on a real API serv
   let cp: ControlPlane;
   let c: Clients;
   let gate: GateProcess;
-  const create = (name: string, o: Parameters<typeof backupBody>[2] = {}) =>
-    createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
+  const { create, phaseOf } = backupsIn(() => cp, () => c, VELERO);
 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "policy-fresh" });

@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { AdmissionregistrationV1Api, AuthorizationV1Api, CoordinationV1Api, type KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
+import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
 import { backupBody, clients, createBackup, createNamespace, createPod, createWorkload, getBackup, updateVelero, type Clients } from "../support/objects.js";
 import { makeSuiteDir, tailFile } from "../support/proc.js";
 import {
@@ -50,13 +50,8 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
   let grants: Grant[];
   let manifestPolicy: string;
 
-  const create = (name: string, o: Parameters<typeof backupBody>[2] = {}) =>
-    createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
+  const { create, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
   const app = (label: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: label } } } });
-  const phaseOf = async (name: string) => (await getBackup(c, VELERO, name)).status?.phase as string | undefined;
-  const waitPhase = (name: string, phase: string) => waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase);
-  /** Velero's part, played by the admin. */
-  const setPhase = (name: string, phase: string) => updateVelero(c, "backups", VELERO, name, (o) => { o.status = { ...o.status, phase }; });
   const setPolicy = (text: string) => c.core.patchNamespacedConfigMap(
     { name: POLICY_CM, namespace: GATE_NS, body: [{ op: "replace", path: "/data/policy.yaml", value: text }] });
   const metric = async (line: RegExp) => line.test((await gate.get("/metrics")).body);

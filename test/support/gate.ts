@@ -6,6 +6,7 @@ import { createServer } from "node:net";
 import { request, type RequestOptions } from "node:https";
 import { join } from "node:path";
 import type { ControlPlane } from "./controlPlane.js";
+import { backupBody, getBackup, updateVelero, type BackupOptions, type Clients } from "./objects.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { waitFor } from "./wait.js";
 
@@ -91,4 +92,21 @@ export async function createWithWarnings(cp: ControlPlane, path: string, body: u
     req.on("error", reject);
     req.end(JSON.stringify(body));
   });
+}
+
+/**
+ * What a suite does to Backups in one namespace, as a user or Velero would: create through the
+ * API server (so the webhooks answer), read the phase, wait for one, and write one (Velero's part,
+ * or another writer's). The getters are read at call time: suites assign `cp` and `c` in beforeAll.
+ */
+export function backupsIn(cp: () => ControlPlane, c: () => Clients, namespace: string) {
+  const phaseOf = async (name: string) => (await getBackup(c(), namespace, name)).status?.phase as string | undefined;
+  return {
+    create: (name: string, o: BackupOptions = {}) =>
+      createWithWarnings(cp(), `/apis/velero.io/v1/namespaces/${namespace}/backups`, backupBody(name, namespace, o)),
+    phaseOf,
+    waitPhase: (name: string, phase: string, timeoutMs = 30_000) =>
+      waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase, { timeoutMs }),
+    setPhase: (name: string, phase: string) => updateVelero(c(), "backups", namespace, name, (o) => { o.status = { ...o.status, phase }; }),
+  };
 }
