@@ -533,7 +533,13 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
   }, 600_000);
 
   it("9. the policy ConfigMap deleted mid-burst (a GitOps prune): the last good policy holds until it is back", async () => {
-    const gate = fleet.all.at(-1) ?? await fleet.start(gateArgs("chaos-gate"));
+    // The replica that leads (scenarios 6 and 8 leave two), or a gate of its own when run alone.
+    const live = fleet.all.filter((g) => g.process.alive);
+    const gate = live.length === 0 ? await fleet.start(gateArgs("chaos-gate"))
+      : await waitFor("a leader among the live replicas", async () => {
+        for (const g of live) if (/^backup_gate_leader 1$/m.test(await metrics(g))) return g;
+        return undefined;
+      }, { timeoutMs: 60_000, intervalMs: 200 });
     await leading(gate);
     playing = true;
     const strict = 2;
