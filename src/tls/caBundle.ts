@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, ApiException, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import type { Logger } from "../service/log.js";
 import type { TlsMaterial, TlsSource } from "../service/contracts.js";
@@ -12,10 +12,18 @@ import { splitPemBundle } from "./certs.js";
 // every rotation.
 //
 // The bundle written is our CA(s) first, then the CAs already in the configuration that are
-// still valid, newest first, up to `keepOthers`. Keeping them matters twice: another replica
-// of the gate (each has its own in-memory CA) stays trusted, and after a CA rotation the old
-// CA stays trusted while the new serving certificate propagates. An expired CA is dropped; a
-// dead replica's CA is harmless (its key died with it) and ages out.
+// still valid. Keeping them matters twice: another replica of the gate (each has its own
+// in-memory CA) stays trusted, and after a CA rotation the old CA stays trusted while the new
+// serving certificate propagates. An expired CA is dropped; a dead replica's CA is harmless
+// (its key died with it) and ages out.
+//
+// Which CAs are alive is recorded on the configuration itself: the annotation
+// `backup-gate.io/ca-heartbeats` maps each CA's SHA-256 fingerprint to when its replica last
+// said it still serves with it (every `heartbeatMs`, default 5 min). A CA seen within
+// `liveForMs` (default 15 min) is never dropped; only the others are capped at `keepOthers`,
+// newest first. Without this, a replica restarting a few times pushed a long-lived replica's
+// CA out by count, and the API server then failed every call to that replica until its next
+// drift check.
 //
 // The bundle is also checked every `resyncMs` (default 60 s): something else may rewrite the
 // configurations (a GitOps tool re-applying manifests with an empty or stale caBundle, a
@@ -33,6 +41,10 @@ export interface CaBundlePatcherOptions {
   readonly maxAttempts?: number;
   /** Check the configurations for drift this often; default 60 s, 0 turns it off. */
   readonly resyncMs?: number;
+  /** Refresh our CAs' heartbeats when older than this (checked at each resync); default 5 min. */
+  readonly heartbeatMs?: number;
+  /** A CA whose heartbeat is younger than this is alive and never dropped; default 15 min. */
+  readonly liveForMs?: number;
   readonly now?: () => number;
   readonly log?: Logger;
   readonly metrics?: Metrics;
@@ -40,20 +52,40 @@ export interface CaBundlePatcherOptions {
 
 type Kind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
 
-/** Our bundle first, then the other still-valid CAs of `existing` (newest first), deduplicated. */
-export function mergeCaBundle(ours: string, existing: string | undefined, now: number, keepOthers = 4): string {
+/** The annotation holding each CA's last heartbeat (fingerprint -> epoch ms). */
+export const CA_HEARTBEATS = "backup-gate.io/ca-heartbeats";
+/** A bound on the bundle however many CAs claim to be alive (a few KB each). */
+const MAX_BUNDLE = 32;
+
+/**
+ * Our bundle first, then the other still-valid CAs of `existing`, deduplicated: every CA in
+ * `live` (fingerprints with a fresh heartbeat), then the rest newest first, up to `keepOthers`.
+ */
+export function mergeCaBundle(ours: string, existing: string | undefined, now: number, keepOthers = 4, live: ReadonlySet<string> = new Set()): string {
   const mine = splitPemBundle(ours);
   const seen = new Set(mine.map(fingerprint));
-  const others: { pem: string; from: number }[] = [];
+  const others: { pem: string; from: number; live: boolean }[] = [];
   for (const pem of splitPemBundle(existing ?? "")) {
     let c: X509Certificate;
     try { c = new X509Certificate(pem); } catch { continue; }
     if (seen.has(c.fingerprint256) || Date.parse(c.validTo) <= now) continue;
     seen.add(c.fingerprint256);
-    others.push({ pem, from: Date.parse(c.validFrom) });
+    others.push({ pem, from: Date.parse(c.validFrom), live: live.has(c.fingerprint256) });
   }
-  others.sort((a, b) => b.from - a.from);
-  return [...mine, ...others.slice(0, keepOthers).map((o) => o.pem)].join("");
+  const newestFirst = (a: { from: number }, b: { from: number }) => b.from - a.from;
+  const alive = others.filter((o) => o.live).sort(newestFirst);
+  const rest = others.filter((o) => !o.live).sort(newestFirst).slice(0, keepOthers);
+  return [...mine, ...[...alive, ...rest].slice(0, MAX_BUNDLE - mine.length).map((o) => o.pem)].join("");
+}
+
+/** The heartbeats recorded on a configuration; garbage reads as none (every CA then ages by count). */
+export function readHeartbeats(annotations: Record<string, string> | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  let raw: unknown;
+  try { raw = JSON.parse(annotations?.[CA_HEARTBEATS] ?? "{}"); } catch { return out; }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out;
+  for (const [fp, at] of Object.entries(raw)) if (typeof at === "number" && Number.isFinite(at)) out.set(fp, at);
+  return out;
 }
 
 function fingerprint(pem: string): string {
@@ -143,25 +175,30 @@ export class CaBundlePatcher {
     }
   }
 
-  /** One read + replace; false when every webhook already had the bundle. */
   /**
    * One read + replace; false when nothing needed writing. `onlyIfMissing`: write only when a
-   * webhook's bundle lacks one of our CAs (other replicas put their own CA first; order alone
-   * is no drift, and rewriting it would make replicas take turns).
+   * webhook's bundle lacks one of our CAs or our heartbeat is due (other replicas put their own
+   * CA first; order alone is no drift, and rewriting it would make replicas take turns).
    */
   private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<boolean> {
     const now = (this.o.now ?? Date.now)();
-    const needed = (webhooks: Webhook[]) => !onlyIfMissing || webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
-    if (kind === "MutatingWebhookConfiguration") {
-      const obj = await this.api.readMutatingWebhookConfiguration({ name });
-      if (!needed(obj.webhooks ?? []) || !setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
-      await this.api.replaceMutatingWebhookConfiguration({ name, body: obj });
-    } else {
-      const obj = await this.api.readValidatingWebhookConfiguration({ name });
-      if (!needed(obj.webhooks ?? []) || !setBundles(obj.webhooks ?? [], ca, now, this.o.keepOthers)) return false;
-      await this.api.replaceValidatingWebhookConfiguration({ name, body: obj });
-    }
-    return true;
+    const obj = kind === "MutatingWebhookConfiguration"
+      ? await this.api.readMutatingWebhookConfiguration({ name })
+      : await this.api.readValidatingWebhookConfiguration({ name });
+    const webhooks: Webhook[] = obj.webhooks ?? [];
+    const beats = readHeartbeats(obj.metadata?.annotations);
+    const missing = webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
+    const beatDue = splitPemBundle(ca).some((pem) => (beats.get(fingerprint(pem)) ?? -Infinity) <= now - (this.o.heartbeatMs ?? 5 * 60_000));
+    if (onlyIfMissing && !missing && !beatDue) return false;
+    const liveFor = this.o.liveForMs ?? 15 * 60_000;
+    const live = new Set([...beats].filter(([, at]) => at > now - liveFor).map(([fp]) => fp));
+    const changed = setBundles(webhooks, ca, now, this.o.keepOthers, live);
+    if (!changed && !beatDue) return false;
+    for (const pem of splitPemBundle(ca)) beats.set(fingerprint(pem), now);
+    obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [CA_HEARTBEATS]: JSON.stringify(inBundles(beats, webhooks)) } };
+    if (kind === "MutatingWebhookConfiguration") await this.api.replaceMutatingWebhookConfiguration({ name, body: obj as V1MutatingWebhookConfiguration });
+    else await this.api.replaceValidatingWebhookConfiguration({ name, body: obj as V1ValidatingWebhookConfiguration });
+    return missing || changed;
   }
 }
 
@@ -173,13 +210,19 @@ function holdsAll(bundle: string, ours: string): boolean {
   return splitPemBundle(ours).every((pem) => have.has(fingerprint(pem)));
 }
 
-function setBundles(webhooks: Webhook[], ca: string, now: number, keep?: number): boolean {
+function setBundles(webhooks: Webhook[], ca: string, now: number, keep: number | undefined, live: ReadonlySet<string>): boolean {
   let changed = false;
   for (const w of webhooks) {
-    const bundle = b64(mergeCaBundle(ca, unb64(w.clientConfig.caBundle), now, keep));
+    const bundle = b64(mergeCaBundle(ca, unb64(w.clientConfig.caBundle), now, keep, live));
     if (w.clientConfig.caBundle !== bundle) { w.clientConfig.caBundle = bundle; changed = true; }
   }
   return changed;
+}
+
+/** The heartbeats of CAs still in some bundle (those of dropped CAs go with them), as JSON. */
+function inBundles(beats: ReadonlyMap<string, number>, webhooks: readonly Webhook[]): Record<string, number> {
+  const held = new Set(webhooks.flatMap((w) => splitPemBundle(unb64(w.clientConfig.caBundle) ?? "").map(fingerprint)));
+  return Object.fromEntries([...beats].filter(([fp]) => held.has(fp)).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 function describe(e: unknown): string {

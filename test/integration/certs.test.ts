@@ -312,6 +312,39 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     }
   }, 60_000);
 
+  it("a long-lived replica's CA stays in the bundle while another replica restarts six times (heartbeats); ignoring them drops it", async () => {
+    const bundles = async (name: string) => (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })]))
+      .flatMap((c) => c.webhooks ?? []).map((w) => Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString("utf8"));
+    const run = async (restartsSeeLiveness: boolean) => {
+      const name = uniqueName("backup-gate-restarts");
+      const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: uniqueName("nobody"), url: "https://127.0.0.1:1", timeoutSeconds: 5 });
+      await admission.createMutatingWebhookConfiguration({ body: mutating });
+      await admission.createValidatingWebhookConfiguration({ body: validating });
+      const longLived = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+      await longLived.start();
+      const stays = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 0 });
+      await stays.attach(longLived);
+      try {
+        for (let k = 0; k < 6; k++) {
+          const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+          await own.start();
+          // The positive control: a patcher that sees no CA as alive caps by age alone, as before heartbeats.
+          const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 0, ...(restartsSeeLiveness ? {} : { liveForMs: 0 }) });
+          await p.attach(own);
+          p.stop();
+          await own.stop();
+        }
+        const held = (await bundles(name)).map((b) => b.includes(longLived.current().ca));
+        return { webhooks: held.length, holding: held.filter(Boolean).length };
+      } finally {
+        stays.stop();
+        await longLived.stop();
+      }
+    };
+    expect(await run(true)).toEqual({ webhooks: 4, holding: 4 });
+    expect(await run(false)).toEqual({ webhooks: 4, holding: 0 });
+  }, 60_000);
+
   it("the gate's /readyz says so while the certificate it serves has expired", async () => {
     const expiredServer = await createWebhookServer({
       tls: { current: () => ({ ...tls.current(), notAfter: new Date(Date.now() - 1_000) }), onRotate: () => () => {}, start: async () => {}, stop: async () => {} },

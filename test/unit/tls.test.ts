@@ -11,7 +11,7 @@ import { createWebhookServer, type WebhookServer } from "../../src/admission/ser
 import { createMetrics } from "../../src/metrics/metrics.js";
 import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
 import { createLogger } from "../../src/service/log.js";
-import { mergeCaBundle } from "../../src/tls/caBundle.js";
+import { CA_HEARTBEATS, mergeCaBundle, readHeartbeats } from "../../src/tls/caBundle.js";
 import { checkMaterial, createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
 import { FileTls, loadTlsFiles } from "../../src/tls/files.js";
@@ -339,5 +339,31 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
     expect(cns(mergeCaBundle(ours!.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
     expect(cns(mergeCaBundle(ours!.certPem, undefined, now))).toEqual(["CN=ours"]);
     expect(cns(mergeCaBundle(ours!.certPem, "garbage", now))).toEqual(["CN=ours"]);
+  });
+
+  it("a CA with a fresh heartbeat is never dropped by the cap; without one the oldest goes first", async () => {
+    const now = Date.now();
+    const mk = (from: number, cn: string) => createCa({ now: now + from, validityMs: 10 * DAY, commonName: cn });
+    // A long-lived replica (its CA the oldest) beside five CAs of a replica that restarted five times.
+    const [ours, longLived, ...restarts] = await Promise.all([mk(0, "ours"), mk(-5 * DAY, "long-lived"), ...[1, 2, 3, 4, 5].map((k) => mk(-k * 3_600_000, `restart-${k}`))]);
+    const existing = [longLived!, ...restarts].map((c) => c!.certPem).join("");
+    const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
+    const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
+    const rows: { name: string; live: string[]; kept: string[] }[] = [
+      { name: "no heartbeats: capped by age, the long-lived replica's CA is pushed out", live: [], kept: ["CN=ours", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
+      { name: "the long-lived replica beats: kept, and the cap applies to the rest", live: [fp(longLived!.certPem)], kept: ["CN=ours", "CN=long-lived", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
+    ];
+    for (const r of rows) expect(cns(mergeCaBundle(ours!.certPem, existing, now, 4, new Set(r.live))), r.name).toEqual(r.kept);
+  });
+
+  it("heartbeats read from the annotation; garbage reads as none", () => {
+    const rows: { name: string; value: string | undefined; beats: [string, number][] }[] = [
+      { name: "absent", value: undefined, beats: [] },
+      { name: "a map of numbers", value: JSON.stringify({ a: 1, b: 2 }), beats: [["a", 1], ["b", 2]] },
+      { name: "wrong-typed entries are skipped", value: JSON.stringify({ a: "x", b: 2, c: null }), beats: [["b", 2]] },
+      { name: "not JSON", value: "{", beats: [] },
+      { name: "an array", value: "[1]", beats: [] },
+    ];
+    for (const r of rows) expect([...readHeartbeats(r.value === undefined ? undefined : { [CA_HEARTBEATS]: r.value })], r.name).toEqual(r.beats);
   });
 });
