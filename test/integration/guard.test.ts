@@ -10,7 +10,6 @@
  * Rerun: npx vitest run --project integration test/integration/guard.test.ts
  */
 import { join } from "node:path";
-import { request } from "node:https";
 import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BackupObserver } from "../support/backupObserver.js";
@@ -20,6 +19,7 @@ import {
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { startGate, type GateProcess } from "../support/gate.js";
 import { clients, createNamespace, createWorkload, getBackup, isApiError, updateVelero, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
+import { admissionReview, postReview, type ReviewResponse } from "../support/review.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
 
@@ -242,30 +242,12 @@ describe("the guard holds against every writer (two replicas answering)", () => 
 });
 
 /** An UPDATE review (Queued -> ReadyToStart) sent straight to one replica, as the API server would, as a dry run. */
-function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): Promise<{ allowed: boolean; status?: { code: number; reason?: string; message: string }; connection?: string }> {
-  const review = {
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-    request: {
-      uid: `guard-${Date.now()}-${Math.random().toString(36).slice(2)}`,
-      kind: { group: VELERO_GROUP, version: VELERO_VERSION, kind: "Backup" },
-      resource: { group: VELERO_GROUP, version: VELERO_VERSION, resource: "backups" },
-      namespace: VELERO, name: backup.metadata.name, operation: "UPDATE", userInfo: { username }, dryRun: true,
-      object: { ...backup, status: { phase: "ReadyToStart" } },
-      oldObject: { ...backup, status: { phase: "Queued" } },
-    },
-  };
-  return new Promise((resolve, reject) => {
-    const req = request(`${gateUrl}/validate-backups`, { method: "POST", rejectUnauthorized: false, timeout: 5_000, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => {
-        try {
-          const response = (JSON.parse(text) as { response: { allowed: boolean; status?: { code: number; reason?: string; message: string } } }).response;
-          resolve({ ...response, ...(res.headers.connection ? { connection: res.headers.connection } : {}) });
-        } catch (e) { reject(e as Error); }
-      });
-    });
-    req.on("error", reject);
-    req.end(JSON.stringify(review));
+async function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): Promise<ReviewResponse & { connection?: string }> {
+  const review = admissionReview({
+    operation: "UPDATE", username, dryRun: true, namespace: VELERO,
+    object: { ...backup, status: { phase: "ReadyToStart" } }, oldObject: { ...backup, status: { phase: "Queued" } },
   });
+  const posted = await postReview(gateUrl, "/validate-backups", review);
+  if (!posted.response) throw new Error(`no review response from ${gateUrl}: HTTP ${posted.status}`);
+  return { ...posted.response, ...(posted.connection ? { connection: posted.connection } : {}) };
 }

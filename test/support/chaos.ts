@@ -8,13 +8,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { request } from "node:https";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ControlPlane } from "./controlPlane.js";
 import { inFlightSpan, QUEUED_PHASES, type PhaseStep } from "./backupObserver.js";
 import { startGate, type GateOptions, type GateProcess } from "./gate.js";
 import { backupBody, clients, isApiError, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
 import { serviceAccountKubeconfig } from "./rbac.js";
+import { admissionReview, postReview } from "./review.js";
 
 /** mulberry32: small, seedable, good enough to pick delays and scopes reproducibly. */
 export function prng(seed: number): () => number {
@@ -192,33 +192,12 @@ export function metricSum(text: string, name: string, where: Record<string, stri
 }
 
 /**
- * Sends one AdmissionReview (a Backup CREATE) straight to a replica's webhook path and returns
- * whether it answered with a verdict. The certificate is not checked here: the API server
- * checks it on every create the suite makes through it.
+ * Sends one AdmissionReview (a Backup CREATE, as a dry run) straight to a replica's webhook
+ * path and returns whether it answered with a verdict.
  */
-export function reviewDirect(gateUrl: string, path: string, backup: VeleroObject): Promise<boolean> {
-  const review = {
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-    request: {
-      uid: `chaos-${Date.now()}-${Math.random().toString(36).slice(2)}`,
-      kind: { group: VELERO_GROUP, version: VELERO_VERSION, kind: "Backup" },
-      resource: { group: VELERO_GROUP, version: VELERO_VERSION, resource: "backups" },
-      namespace: backup.metadata.namespace, name: backup.metadata.name, operation: "CREATE",
-      object: backup, userInfo: { username: "chaos" }, dryRun: true,
-    },
-  };
-  return new Promise((resolve) => {
-    const req = request(`${gateUrl}${path}`, { method: "POST", rejectUnauthorized: false, timeout: 5_000, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => {
-        try { resolve(res.statusCode === 200 && typeof (JSON.parse(text) as { response?: { allowed?: unknown } }).response?.allowed === "boolean"); } catch { resolve(false); }
-      });
-    });
-    req.on("error", () => resolve(false));
-    req.on("timeout", () => req.destroy());
-    req.end(JSON.stringify(review));
-  });
+export async function reviewDirect(gateUrl: string, path: string, backup: VeleroObject): Promise<boolean> {
+  const posted = await postReview(gateUrl, path, admissionReview({ operation: "CREATE", object: backup, username: "chaos", dryRun: true }));
+  return posted.status === 200 && typeof posted.response?.allowed === "boolean";
 }
 
 // ---- other writers ----

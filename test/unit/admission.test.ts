@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/service/log.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { admissionReview, type ReviewResponse } from "../support/review.js";
 
 // The webhook server over real HTTPS (self-managed certificates), fed by an in-memory cache
 // built from core objects. Requests are AdmissionReviews as the API server sends them.
@@ -53,30 +54,11 @@ async function start(o: { policy?: Policy; backups?: object[]; synced?: boolean;
   return { server, url, metrics, cache };
 }
 
-let uidSeq = 0;
-function reviewOf(o: { operation?: string; object?: unknown; oldObject?: unknown; resource?: object; name?: string }) {
-  return {
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-    request: {
-      uid: `uid-${++uidSeq}`,
-      kind: { group: "velero.io", version: "v1", kind: "Backup" },
-      resource: o.resource ?? { group: "velero.io", version: "v1", resource: "backups" },
-      name: o.name ?? (o.object as { metadata?: { name?: string } })?.metadata?.name,
-      namespace: "velero",
-      operation: o.operation ?? "CREATE",
-      userInfo: { username: "alice" },
-      object: o.object ?? null,
-      oldObject: o.oldObject ?? null,
-      dryRun: false,
-    },
-  };
-}
 
 function post(url: string, path: string, body: unknown) {
   return request(url).post(path).ca(tls.current().ca).set("content-type", "application/json").send(typeof body === "string" ? body : JSON.stringify(body));
 }
 
-interface ReviewResponse { uid: string; allowed: boolean; patch?: string; patchType?: string; warnings?: string[]; status?: { code: number; message: string; reason?: string } }
 const responseOf = (res: request.Response): ReviewResponse => {
   expect(res.status).toBe(200);
   expect(res.body).toMatchObject({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" });
@@ -97,12 +79,12 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
   it.each<[string, string | object, number, RegExp]>([
     ["truncated JSON", '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev', 400, /not valid JSON/],
     ["a JSON array", "[]", 400, /expected a JSON object/],
-    ["wrong kind", { ...reviewOf({ object: incoming("a", {}) }), kind: "Review" }, 400, /^invalid AdmissionReview: kind must be AdmissionReview, got "Review"$/],
-    ["wrong apiVersion", { ...reviewOf({ object: incoming("a", {}) }), apiVersion: "admission.k8s.io/v1beta1" }, 400, /apiVersion must be admission\.k8s\.io\/v1, got "admission\.k8s\.io\/v1beta1"/],
+    ["wrong kind", { ...admissionReview({ object: incoming("a", {}) }), kind: "Review" }, 400, /^invalid AdmissionReview: kind must be AdmissionReview, got "Review"$/],
+    ["wrong apiVersion", { ...admissionReview({ object: incoming("a", {}) }), apiVersion: "admission.k8s.io/v1beta1" }, 400, /apiVersion must be admission\.k8s\.io\/v1, got "admission\.k8s\.io\/v1beta1"/],
     ["no request", { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }, 400, /^invalid AdmissionReview: request is required$/],
-    ["no request.uid", (() => { const r = reviewOf({ object: incoming("a", {}) }); delete (r.request as { uid?: string }).uid; return r; })(), 400, /request\.uid is required/],
-    ["empty request.uid", (() => { const r = reviewOf({ object: incoming("a", {}) }); r.request.uid = ""; return r; })(), 400, /request\.uid is required/],
-    ["unknown operation", (() => { const r = reviewOf({ object: incoming("a", {}) }); r.request.operation = "PATCH"; return r; })(), 400, /request\.operation/],
+    ["no request.uid", (() => { const r = admissionReview({ object: incoming("a", {}) }); delete (r.request as { uid?: string }).uid; return r; })(), 400, /request\.uid is required/],
+    ["empty request.uid", (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.uid = ""; return r; })(), 400, /request\.uid is required/],
+    ["unknown operation", (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.operation = "PATCH"; return r; })(), 400, /request\.operation/],
   ])("%s", async (_name, body, status, message) => {
     for (const path of ["/mutate-backups", "/validate-backups"]) {
       const res = await post(s.url, path, body);
@@ -112,14 +94,14 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
   });
 
   it("a body over the limit is refused with 413", async () => {
-    const huge = reviewOf({ object: incoming("a", { includedNamespaces: ["x".repeat(4 * 1024 * 1024)] }) });
+    const huge = admissionReview({ object: incoming("a", { includedNamespaces: ["x".repeat(4 * 1024 * 1024)] }) });
     const res = await post(s.url, "/mutate-backups", huge);
     expect(res.status).toBe(413);
     expect(res.body.message).toMatch(/larger than 4194304 bytes/);
   });
 
   it("unknown fields are tolerated", async () => {
-    const r = reviewOf({ object: incoming("web-1", { includedNamespaces: ["web"] }) }) as ReturnType<typeof reviewOf> & Record<string, unknown>;
+    const r = admissionReview({ object: incoming("web-1", { includedNamespaces: ["web"] }) }) as ReturnType<typeof admissionReview> & Record<string, unknown>;
     const body = { ...r, extra: 1, request: { ...r.request, options: { apiVersion: "meta.k8s.io/v1", kind: "CreateOptions" }, requestKind: { group: "velero.io", version: "v1", kind: "Backup" }, future: true } };
     const res = responseOf(await post(s.url, "/mutate-backups", body));
     expect(res.allowed).toBe(true);
@@ -141,7 +123,7 @@ describe("other resources and operations are allowed untouched", () => {
   ])("%s", async (_name, o) => {
     const s = await start();
     for (const path of ["/mutate-backups", "/validate-backups"]) {
-      const r = responseOf(await post(s.url, path, reviewOf(o)));
+      const r = responseOf(await post(s.url, path, admissionReview(o)));
       expect(r).toEqual({ uid: expect.any(String), allowed: true });
     }
   });
@@ -150,7 +132,7 @@ describe("other resources and operations are allowed untouched", () => {
 describe("mutating webhook: annotations and warnings (CREATE)", () => {
   it("a backup that waits: JSONPatch creating the annotations map, and a short warning naming whom it waits behind", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("cart-manual", { includedNamespaces: ["shop"] }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("cart-manual", { includedNamespaces: ["shop"] }) })));
     expect(r.allowed).toBe(true);
     expect(r.patchType).toBe("JSONPatch");
     expect(patchOf(r)).toEqual([{
@@ -167,7 +149,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 
   it("existing annotations: one add per key, `/` escaped as ~1, others kept", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("web-1", { includedNamespaces: ["web"] }, undefined, { team: "a" }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("web-1", { includedNamespaces: ["web"] }, undefined, { team: "a" }) })));
     expect(patchOf(r)).toEqual([
       { op: "add", path: "/metadata/annotations/backup-gate.io~1conflict-level", value: "ItemBlock" },
       { op: "add", path: "/metadata/annotations/backup-gate.io~1conflict-level-source", value: "gate" },
@@ -179,7 +161,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 
   it("a backup judged at Namespace level says so in the annotation", async () => {
     const s = await start({ policy: { ...noAging, conflictLevel: "Namespace" } });
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("shop-2", { includedNamespaces: ["shop"], snapshotVolumes: false }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("shop-2", { includedNamespaces: ["shop"], snapshotVolumes: false }) })));
     const value = patchOf(r)[0]!.value as Record<string, string>;
     expect(value["backup-gate.io/conflict-level"]).toBe("Namespace");
     expect(value["backup-gate.io/waiting-for"]).toBe("nightly-1");
@@ -188,7 +170,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 
   it("a person's request for Namespace level is kept as written; a level the gate reported is not a request", async () => {
     const s = await start();
-    const requested = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("strict", { includedNamespaces: ["web"] }, undefined, { "backup-gate.io/conflict-level": "Namespace" }) })));
+    const requested = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("strict", { includedNamespaces: ["web"] }, undefined, { "backup-gate.io/conflict-level": "Namespace" }) })));
     const paths = patchOf(requested).map((op) => op.path);
     expect(paths).not.toContain("/metadata/annotations/backup-gate.io~1conflict-level");
     expect(paths).not.toContain("/metadata/annotations/backup-gate.io~1conflict-level-source");
@@ -196,7 +178,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 
   it("the limit: waits for a free slot", async () => {
     const s = await start({ policy: { ...noAging, maxConcurrentBackups: 1 } });
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("web-1", { includedNamespaces: ["web"] }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("web-1", { includedNamespaces: ["web"] }) })));
     expect(r.warnings).toEqual(["backup web-1 will wait: waits for a free slot: 1 of 1 backups in flight"]);
   });
 
@@ -204,7 +186,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
     const pods = Array.from({ length: 6 }, (_, i) => [pod("shop", `db-${i}`, { claims: [`db-${i}`] }), ...boundClaim("shop", `db-${i}`)]).flat();
     const snap = cluster(...estate(), ...pods, ...inFlight());
     const s = await start({ cache: new MemoryClusterCache(snap.view, snap.backups) });
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("a-backup-with-a-rather-long-name", { includedNamespaces: ["shop"] }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("a-backup-with-a-rather-long-name", { includedNamespaces: ["shop"] }) })));
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings![0]!.length).toBeLessThanOrEqual(120);
     expect(r.warnings![0]).toMatch(/^backup a-backup-with-a-rather-long-name will wait behind nightly-1: both snapshot PVC shop\/cart-data; \.\.\.$/);
@@ -212,20 +194,20 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 
   it("a backup the validating webhook will reject is let through untouched here", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
     expect(r).toEqual({ uid: expect.any(String), allowed: true });
   });
 
   it("a generated name (generateName) is judged under a placeholder name", async () => {
     const s = await start();
     const object = { apiVersion: "velero.io/v1", kind: "Backup", metadata: { generateName: "manual-", namespace: "velero" }, spec: { includedNamespaces: ["shop"] } };
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object, name: "" })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object, name: "" })));
     expect(r.warnings).toEqual(["backup manual-(generated) will wait behind nightly-1: both snapshot PVC shop/cart-data"]);
   });
 
   it("an unreadable object is admitted with a warning", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: { metadata: { name: "x", namespace: "velero", labels: { a: 1 } }, spec: {} } })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: { metadata: { name: "x", namespace: "velero", labels: { a: 1 } }, spec: {} } })));
     expect(r.allowed).toBe(true);
     expect(r.warnings?.[0]).toMatch(/^backup-gate could not read this Backup \(Backup velero\/x: metadata\.labels\.a: .*\); admitted unchecked$/);
   });
@@ -234,7 +216,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
 describe("validating webhook: CREATE", () => {
   it("serialWorkloads Forbid: a second run of a Schedule is refused naming the run in flight (403)", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/validate-backups", reviewOf({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
+    const r = responseOf(await post(s.url, "/validate-backups", admissionReview({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
     expect(r.allowed).toBe(false);
     expect(r.status).toEqual({
       code: 403, reason: "Forbidden",
@@ -249,7 +231,7 @@ describe("validating webhook: CREATE", () => {
     ["both label selectors", { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{}] }, /spec\.orLabelSelectors: labelSelector and orLabelSelectors cannot both be set/],
   ])("an invalid spec is refused naming the field (422): %s", async (_name, spec, message) => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/validate-backups", reviewOf({ object: incoming("bad", spec) })));
+    const r = responseOf(await post(s.url, "/validate-backups", admissionReview({ object: incoming("bad", spec) })));
     expect(r.allowed).toBe(false);
     expect(r.status?.code).toBe(422);
     expect(r.status?.reason).toBe("Invalid");
@@ -262,7 +244,7 @@ describe("validating webhook: CREATE", () => {
     ["a run of another Schedule", noAging, incoming("weekly-1", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "weekly" })],
   ])("allowed: %s", async (_name, policy, object) => {
     const s = await start({ policy });
-    expect(responseOf(await post(s.url, "/validate-backups", reviewOf({ object })))).toEqual({ uid: expect.any(String), allowed: true });
+    expect(responseOf(await post(s.url, "/validate-backups", admissionReview({ object })))).toEqual({ uid: expect.any(String), allowed: true });
   });
 });
 
@@ -273,7 +255,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
 
   it("breaking the conflict invariant is refused, naming the conflicting backup and why", async () => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/validate-backups", reviewOf({
+    const r = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("cart-1", { includedNamespaces: ["shop"] }, "Queued"), object: stored("cart-1", { includedNamespaces: ["shop"] }, "ReadyToStart", mark),
     })));
     expect(r.allowed).toBe(false);
@@ -284,7 +266,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
 
   it("breaking the limit is refused", async () => {
     const s = await start({ policy: { ...noAging, maxConcurrentBackups: 1 } });
-    const r = responseOf(await post(s.url, "/validate-backups", reviewOf({
+    const r = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("web-1", { includedNamespaces: ["web"] }, "Queued"), object: stored("web-1", { includedNamespaces: ["web"] }, "ReadyToStart", mark),
     })));
     expect(r.allowed).toBe(false);
@@ -297,7 +279,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
     ["a queue position update", "Queued", "Queued", undefined],
   ])("allowed: %s", async (_name, from, to, annotations) => {
     const s = await start();
-    const r = responseOf(await post(s.url, "/validate-backups", reviewOf({
+    const r = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("web-1", { includedNamespaces: ["web"] }, from), object: stored("web-1", { includedNamespaces: ["web"] }, to, annotations),
     })));
     expect(r).toEqual({ uid: expect.any(String), allowed: true });
@@ -305,11 +287,11 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
 
   it("a promotion without backup-gate's mark is counted as foreign; refused only when it breaks the invariant", async () => {
     const s = await start();
-    const ok = responseOf(await post(s.url, "/validate-backups", reviewOf({
+    const ok = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("web-1", { includedNamespaces: ["web"] }, "Queued"), object: stored("web-1", { includedNamespaces: ["web"] }, "ReadyToStart"),
     })));
     expect(ok.allowed).toBe(true);
-    const bad = responseOf(await post(s.url, "/validate-backups", reviewOf({
+    const bad = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("cart-1", { includedNamespaces: ["shop"] }, "New"), object: stored("cart-1", { includedNamespaces: ["shop"] }, "ReadyToStart"),
     })));
     expect(bad.allowed).toBe(false);
@@ -330,7 +312,7 @@ describe("failure modes: admitted with a warning, never a 500", () => {
     const s = await start({ cache });
     cache.broken = true;
     for (const path of ["/mutate-backups", "/validate-backups"]) {
-      const r = responseOf(await post(s.url, path, reviewOf({ object: incoming("cart-run", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "cart" }) })));
+      const r = responseOf(await post(s.url, path, admissionReview({ object: incoming("cart-run", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "cart" }) })));
       expect(r).toEqual({ uid: expect.any(String), allowed: true, warnings: ["backup-gate could not check this request (internal error); admitted unchecked"] });
     }
     const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
@@ -348,11 +330,11 @@ describe("failure modes: admitted with a warning, never a 500", () => {
     }
     const s = await start({ cache, engine: new StuckEngine({ cache, policy, now: () => NOW }), timeoutMs: 50 });
     const t = Date.now();
-    const r = responseOf(await post(s.url, "/mutate-backups", reviewOf({ object: incoming("cart-manual", { includedNamespaces: ["shop"] }) })));
+    const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("cart-manual", { includedNamespaces: ["shop"] }) })));
     expect(Date.now() - t).toBeLessThan(2_000);
     expect(r).toEqual({ uid: expect.any(String), allowed: true, warnings: ["backup-gate could not decide within 50 ms (starting up); admitted unchecked, the queue still applies"] });
     // The validating webhook needs no index: its rejections still hold.
-    const v = responseOf(await post(s.url, "/validate-backups", reviewOf({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
+    const v = responseOf(await post(s.url, "/validate-backups", admissionReview({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
     expect(v.allowed).toBe(false);
     const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/verdict="timeout"\} 1/);
@@ -376,7 +358,7 @@ describe("health, readiness, metrics", () => {
 
   it("metrics: Prometheus text with the admission duration histogram", async () => {
     const s = await start();
-    await post(s.url, "/mutate-backups", reviewOf({ object: incoming("web-1", { includedNamespaces: ["web"] }) }));
+    await post(s.url, "/mutate-backups", admissionReview({ object: incoming("web-1", { includedNamespaces: ["web"] }) }));
     const res = await request(s.url).get("/metrics").ca(tls.current().ca);
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);

@@ -10,6 +10,7 @@ import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/service/log.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { admissionReview } from "../support/review.js";
 
 // Clients that would hold the webhook server: one that trickles its headers, and one whose
 // Backup lists 200,000 namespaces. Over real HTTPS to the real fastify server.
@@ -42,15 +43,8 @@ afterAll(async () => {
   await tls?.stop();
 });
 
-const review = (uid: string, spec: unknown, webhookName = `b-${uid}`) => JSON.stringify({
-  apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
-  request: {
-    uid, kind: { group: "velero.io", version: "v1", kind: "Backup" }, resource: { group: "velero.io", version: "v1", resource: "backups" },
-    name: webhookName, namespace: "velero", operation: "CREATE", userInfo: { username: "alice" },
-    object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name: webhookName, namespace: "velero" }, spec },
-    oldObject: null, dryRun: false,
-  },
-});
+const review = (uid: string, spec: unknown, name = `b-${uid}`) =>
+  JSON.stringify(admissionReview({ uid, object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec } }));
 
 interface Answer { status: number; response: { uid: string; allowed: boolean; warnings?: string[]; status?: { code: number; message: string } } }
 
