@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupObserver, ListWatch } from "../support/backupObserver.js";
 import {
   Balancer, chaosBackupBody, createChaosBackup, envInt, GateFleet, listBackups, metricSum, overlapCheck, prng, randomBackups,
-  answer, renderTable, retrying, reviewDirect, tally, TERMINAL, writerClients, type ChaosBackup, type Row,
+  answer, renderTable, retrying, reviewDirect, tally, TERMINAL, untrustedCalls, writerClients, type ChaosBackup, type Row,
 } from "../support/chaos.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { createWithWarnings, type GateProcess } from "../support/gate.js";
@@ -301,6 +301,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
       balancer.add(g.identity, g.url);
       return g;
     };
+    const untrustedBefore = untrustedCalls(cp);
     const live: GateProcess[] = [await replica()];
     live.push(await replica());
     // Backups keep coming through the API server, which calls the webhooks through the balancer.
@@ -371,10 +372,13 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
     const o = overlapCheck(observer.history, all);
     const crashes = fleet.crashes();
     const holders = [...new Set(leases.map((l) => l.holder).filter(Boolean))];
+    // Every replica's CA stays in the bundle while it lives (heartbeats), so the API server trusts each one.
+    const untrusted = untrustedCalls(cp) - untrustedBefore;
+    const trustFailures = untrusted > 0 ? [`the API server did not trust a live replica's certificate on ${untrusted} webhook calls (x509)`] : [];
     ok({
       scenario: "6 two replicas, leader kills", runs: KILLS, ...counts, overlaps: o.overlaps.length + promoterViolations.length, crashes: crashes.count,
       evidence: `${KILLS} leader kills, handover ${Math.min(...handovers)}-${Math.max(...handovers)} ms; lease holders ${holders.length}; ${promotions} promotions all by the holder at their revision: ${promoterViolations.length === 0 ? "yes" : "no"}; creates through the API server whose admission failed: ${survivorFailures.length} on a live replica, ${onKilled.length} in flight on a killed one's cut connection; direct reviews to every live replica ${directReviews}, unanswered ${directFailures.length}`,
-    }, [...counts.details, ...o.overlaps, ...promoterViolations, ...crashes.details, ...survivorFailures, ...directFailures]);
+    }, [...counts.details, ...o.overlaps, ...promoterViolations, ...crashes.details, ...survivorFailures, ...directFailures, ...trustFailures]);
     // The webhook configurations point at the balancer: it stays up for the Velero scenarios.
     velero4Balancer = balancer;
   }, 600_000);

@@ -179,6 +179,13 @@ export class GateFleet {
   }
 }
 
+/** Webhook calls the API server could not make because it did not trust a replica's certificate, as its log counts them. */
+export function untrustedCalls(cp: ControlPlane): number {
+  let text = "";
+  try { text = readFileSync(join(cp.dir, "logs", "kube-apiserver.log"), "utf8"); } catch { return 0; }
+  return text.split("\n").filter((l) => l.includes("Failed calling webhook") && l.includes("x509:")).length;
+}
+
 /** Sum of a metric's samples whose labels include `where` (0 when absent). */
 export function metricSum(text: string, name: string, where: Record<string, string> = {}): number {
   let sum = 0;
