@@ -48,7 +48,7 @@ import { policySchema } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { tuneHeap } from "../src/service/heap.js";
-import { createLogger } from "../src/service/log.js";
+import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
 const NAMESPACES = 1_000;

@@ -19,7 +19,7 @@ import { createWebhookServer } from "../src/admission/server.js";
 import { DEFAULT_POLICY } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { createLogger } from "../src/service/log.js";
+import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
 const NS = Number(process.env.NS ?? 50);

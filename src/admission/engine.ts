@@ -10,7 +10,7 @@ import { ScopeCache } from "../core/scopeCache.js";
 import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/verdicts.js";
 import type { ClusterView } from "../core/view.js";
 import type { ClusterCache, PolicySource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { FlightGuard, type Leadership, type Review } from "./flightGuard.js";
 
 // Keeps the admission verdicts' snapshot fresh; the verdicts themselves are the core's

@@ -6,7 +6,7 @@ import { trim } from "../core/objects.js";
 import type { BackupInfo } from "../core/model.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { AdmissionEngine } from "./engine.js";
 import type { Leadership } from "./flightGuard.js";
 import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";

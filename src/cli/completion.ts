@@ -1,7 +1,7 @@
 import tab from "@bomb.sh/tab/commander";
 import type { RootCommand } from "@bomb.sh/tab";
 import type { Command } from "commander";
-import { createRequester } from "../cluster/http.js";
+import { createRequester } from "../kube/http.js";
 import { loadKubeConfig } from "./kube.js";
 import { readPolicy } from "./live.js";
 import { OUTPUT_FORMATS } from "./output.js";

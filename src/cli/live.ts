@@ -1,4 +1,4 @@
-import { createRequester, ApiStatusError, type Requester } from "../cluster/http.js";
+import { createRequester, ApiStatusError, type Requester } from "../kube/http.js";
 import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "../policy/document.js";

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { createRequester } from "../cluster/http.js";
+import { createRequester } from "../kube/http.js";
 import { createClusterCache } from "../cluster/index.js";
 import { createPolicySource } from "../policy/index.js";
 import { loadKubeConfig } from "./kube.js";

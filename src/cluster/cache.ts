@@ -5,10 +5,11 @@ import { trim, type ObjectKind, type Trimmed } from "../core/objects.js";
 import { ClusterView } from "../core/view.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { CacheChange, ClusterCache } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
-import type { BackoffOptions } from "./backoff.js";
-import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "./reflector.js";
-import { Interner, sameValue, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
+import type { Logger } from "../logging/logger.js";
+import type { BackoffOptions } from "../kube/backoff.js";
+import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "../kube/reflector.js";
+import { sameValue } from "../kube/sameValue.js";
+import { Interner, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
 
 // The ClusterCache: one reflector per collection the core reads (Backups and ConfigMaps in
 // Velero's namespace; Namespaces, Pods, PVCs and PVs everywhere), feeding a ClusterView and a

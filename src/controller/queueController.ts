@@ -5,7 +5,7 @@ import { ScopeCache } from "../core/scopeCache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache, PolicySource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { backupWriter, type WriteResult } from "./applyWrite.js";
 
 // The queue controller: on every relevant change (and on a resync tick, for aging and

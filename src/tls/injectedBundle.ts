@@ -1,7 +1,7 @@
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import type { TlsSource } from "../service/contracts.js";
 import { bundleVerifies } from "./certs.js";
 

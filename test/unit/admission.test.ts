@@ -6,7 +6,7 @@ import { createWebhookServer, type WebhookServer } from "../../src/admission/ser
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 

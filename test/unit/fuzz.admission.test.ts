@@ -8,7 +8,7 @@ import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memo
 import { BODY_LIMIT, createWebhookServer, PATHS, type WebhookServer } from "../../src/admission/server.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 

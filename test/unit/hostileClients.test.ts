@@ -7,7 +7,7 @@ import { MAX_SPEC_LIST_ENTRIES, oversizedSpec } from "../../src/admission/review
 import { createWebhookServer, PATHS, type WebhookServer } from "../../src/admission/server.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { boundClaim, cluster, ns, pod } from "./support/cluster.js";
 

@@ -10,7 +10,7 @@ import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memo
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { mergeCaBundle } from "../../src/tls/caBundle.js";
 import { checkMaterial, createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";

@@ -1,7 +1,7 @@
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { ObjectError } from "../core/objects.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { ApiStatusError, createRequester, type Requester } from "./http.js";
 
