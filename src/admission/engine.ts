@@ -9,7 +9,8 @@ import type { BackupScope } from "../core/scope.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/verdicts.js";
 import type { ClusterView } from "../core/view.js";
-import type { ClusterCache, PolicySource } from "../service/contracts.js";
+import type { ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
 import type { Logger } from "../logging/logger.js";
 import { FlightGuard, type Leadership, type Review } from "./flightGuard.js";
 

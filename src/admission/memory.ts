@@ -3,7 +3,8 @@ import { trim } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { ClusterView } from "../core/view.js";
 import type { BackupInfo } from "../core/model.js";
-import type { CacheChange, ClusterCache, PolicySource } from "../service/contracts.js";
+import type { CacheChange, ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
 
 // In-memory implementations of the ClusterCache and PolicySource seams: a ClusterView and a
 // list of backups the owner feeds by hand (tests, benchmarks, `plan`-style dry runs). They

@@ -12,7 +12,7 @@ import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
 import { createEventRecorder } from "../kube/events.js";
 import { tuneHeap } from "../service/heap.js";
 import { createLogger, type Logger } from "../logging/logger.js";
-import type { TlsSource } from "../service/contracts.js";
+import type { TlsSource } from "../tls/source.js";
 import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
 import { collect, kubeOptions } from "./commander.js";
 import { loadKubeConfig } from "./kube.js";

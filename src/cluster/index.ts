@@ -1,1 +1,1 @@
-export { createClusterCache, type ClusterCacheImpl, type ClusterCacheOptions } from "./cache.js";
+export { createClusterCache, type CacheChange, type ClusterCache, type ClusterCacheImpl, type ClusterCacheOptions } from "./cache.js";

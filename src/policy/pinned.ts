@@ -1,6 +1,6 @@
 import type { Policy } from "../core/policy.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { PolicySource } from "../service/contracts.js";
+import type { PolicySource } from "./source.js";
 import type { EventRecorder, EventTarget } from "../kube/events.js";
 import type { Logger } from "../logging/logger.js";
 

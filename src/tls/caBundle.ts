@@ -2,7 +2,7 @@ import { X509Certificate } from "node:crypto";
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { Logger } from "../logging/logger.js";
-import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { splitPemBundle } from "./certs.js";
 

@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../logging/logger.js";
-import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { checkKeyPair, checkMaterial, splitPemBundle } from "./certs.js";
 

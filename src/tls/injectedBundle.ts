@@ -2,7 +2,7 @@ import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kube
 import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Logger } from "../logging/logger.js";
-import type { TlsSource } from "../service/contracts.js";
+import type { TlsSource } from "./source.js";
 import { bundleVerifies } from "./certs.js";
 
 // With an injected caBundle (OpenShift's service-ca operator, cert-manager's cainjector) the

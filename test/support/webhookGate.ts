@@ -13,7 +13,7 @@ import { createWebhookServer, type WebhookServer } from "../../src/admission/ser
 import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";
 import type { Policy } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import type { TlsSource } from "../../src/service/contracts.js";
+import type { TlsSource } from "../../src/tls/source.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import type { ControlPlane } from "./controlPlane.js";
 

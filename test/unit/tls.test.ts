@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
-import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
+import type { TlsMaterial, TlsSource } from "../../src/tls/source.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { mergeCaBundle } from "../../src/tls/caBundle.js";
 import { checkMaterial, createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
