@@ -8,7 +8,7 @@
 // ROUNDS, default 3; RATES, default "200,1000"; CONNECTIONS, the most keep-alive connections,
 // default 8; SERVER_FLAGS, node flags for the server instead of the Deployment's NODE_OPTIONS,
 // e.g. "--max-old-space-size=256 --trace-gc"; PRETENURE=1 leaves V8's allocation-site
-// pretenuring on, as it was before `tuneHeap`; HEAP_PROFILE=FILE writes V8's sampling heap
+// pretenuring on, as it was before `disablePretenuring`; HEAP_PROFILE=FILE writes V8's sampling heap
 // profile of what the server allocated from the first round on and a scavenge did not free:
 // what ends up in the old generation). Prints every round, then a table over all of a row's
 // rounds (p50, p99 and max of every review sent, and each round's p99) and one JSON line per
@@ -16,7 +16,7 @@
 //
 // The server runs as `serve` does: with the Deployment's NODE_OPTIONS (its heap cap decides how
 // often the old generation is collected, and a mark-compact's marking steps are what the tail
-// is made of) and with `tuneHeap`'s V8 flags.
+// is made of) and with pretenuring off (`disablePretenuring`).
 //
 // The load is open: reviews leave on a fixed schedule whether or not earlier ones were
 // answered, as the API server sends them when Backups are created, and each latency runs from
@@ -47,7 +47,7 @@ import type { BackupInfo } from "../src/core/model.js";
 import { policySchema } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { tuneHeap } from "../src/service/heap.js";
+import { disablePretenuring } from "../src/cli/v8Flags.js";
 import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
@@ -108,7 +108,7 @@ function buildBackups(): BackupInfo[] {
 }
 
 async function serve(): Promise<void> {
-  if (!process.env.PRETENURE) tuneHeap();
+  if (!process.env.PRETENURE) disablePretenuring();
   const t = performance.now();
   const view = buildView();
   const backups = buildBackups();

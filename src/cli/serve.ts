@@ -10,7 +10,7 @@ import { QueueController } from "../controller/queueController.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
 import { createEventRecorder } from "../kube/events.js";
-import { tuneHeap } from "../service/heap.js";
+import { disablePretenuring } from "./v8Flags.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import type { TlsSource } from "../tls/source.js";
 import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
@@ -205,7 +205,7 @@ async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: s
 }
 
 export async function runServe(options: ServeOptions): Promise<void> {
-  tuneHeap();
+  disablePretenuring();
   const log = createLogger();
   const gate = await startGate(options, log);
   let stopping = false;
