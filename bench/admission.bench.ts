@@ -41,7 +41,8 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { parseAllDocuments } from "yaml";
-import { MemoryClusterCache, StaticPolicySource } from "../src/admission/memory.js";
+import { FakeClusterCache } from "../test/support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../test/support/fakes/policySource.js";
 import { createWebhookServer } from "../src/admission/server.js";
 import type { BackupInfo } from "../src/core/model.js";
 import { policySchema } from "../src/core/policy.js";
@@ -112,7 +113,7 @@ async function serve(): Promise<void> {
   const t = performance.now();
   const view = buildView();
   const backups = buildBackups();
-  const cache = new MemoryClusterCache(view, backups);
+  const cache = new FakeClusterCache(view, backups);
   const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
   await tls.start();
   const metrics = createMetrics();

@@ -7,7 +7,7 @@
  */
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { StaticPolicySource } from "../../src/admission/memory.js";
+import { StaticPolicySource } from "./fakes/policySource.js";
 import { webhookConfigurations } from "../../src/admission/manifests.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StaticPolicySource } from "../../src/admission/memory.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { DEFAULT_POLICY, policySchema } from "../../src/core/policy.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import { pinVeleroNamespace } from "../../src/policy/pinned.js";
