@@ -15,7 +15,7 @@ import { createLogger, type Logger } from "../logging/logger.js";
 import type { TlsSource } from "../tls/source.js";
 import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
 import { collect, kubeOptions } from "./commander.js";
-import { loadKubeConfig } from "./kube.js";
+import { loadKubeConfig } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
 
 export interface ServeOptions {
