@@ -61,10 +61,8 @@ export type CreateVerdict = { readonly allowed: true } | { readonly allowed: fal
 
 /**
  * Candidates' scopes are kept apart and dropped every this many lookups (they are not backups
- * yet). Few: the mutating and validating reviews of one candidate come close together, and a
- * candidate's scope is not worth keeping beyond them. With the Deployment's 4 MiB young
- * generation a scavenge comes every twenty or so reviews, so a scope kept for 32 lookups lived
- * through two and was promoted to the old generation (it was 1,024, then 32).
+ * yet): enough for one candidate's mutating and validating reviews, few enough that none lives
+ * through the scavenges into the old generation (docs/performance.md).
  */
 const CANDIDATE_CACHE_LIMIT = 4;
 
