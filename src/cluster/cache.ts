@@ -3,11 +3,11 @@ import { BackupIndex } from "../core/backupIndex.js";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "../core/model.js";
 import { trim, type ObjectKind, type Trimmed } from "../core/objects.js";
 import { ClusterView } from "../core/view.js";
-import type { Metrics } from "../metrics/metrics.js";
-import type { Logger } from "../logging/logger.js";
 import type { BackoffOptions } from "../kube/backoff.js";
 import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "../kube/reflector.js";
 import { sameValue } from "../kube/sameValue.js";
+import type { Logger } from "../logging/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { Interner, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
 
 // The ClusterCache: one reflector per collection the core reads (Backups and ConfigMaps in

@@ -1,7 +1,7 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "./apiClient.js";
 import { hostname } from "node:os";
 import type { Logger } from "../logging/logger.js";
+import { makeKeepAliveClient } from "./apiClient.js";
 
 // Kubernetes Events (core/v1) for what backup-gate does and refuses: Queued, Started,
 // Superseded, OverlapDetected, InvalidPolicy... The same event repeated for the same object

@@ -2,11 +2,11 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { trim } from "../core/objects.js";
 import type { Policy } from "../core/policy.js";
 import type { BackoffOptions } from "../kube/backoff.js";
+import type { EventRecorder } from "../kube/events.js";
 import { Reflector, type Decoded, type RawObject } from "../kube/reflector.js";
 import { sameValue } from "../kube/sameValue.js";
-import type { Metrics } from "../metrics/metrics.js";
-import type { EventRecorder } from "../kube/events.js";
 import type { Logger } from "../logging/logger.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "./document.js";
 
 // The policy in effect: one ConfigMap, watched, hot-reloaded. A bad edit (YAML error, schema

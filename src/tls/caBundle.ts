@@ -2,9 +2,9 @@ import { X509Certificate } from "node:crypto";
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { Logger } from "../logging/logger.js";
-import type { TlsMaterial, TlsSource } from "./source.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { splitPemBundle } from "./certs.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 
 // Writes the CA the API server must trust into `clientConfig.caBundle` of every webhook of the
 // gate's MutatingWebhookConfiguration and ValidatingWebhookConfiguration (get + replace with

@@ -1,5 +1,5 @@
-// Serving certificate material and where it comes from (self-managed, files, an injector):
-// the webhook server serves the current material and takes up each rotation.
+// Serving certificate material and where it comes from (made and renewed here, or files another
+// tool writes): the webhook server serves the current material and takes up each rotation.
 
 /** Serving certificate material, replaceable at run time. */
 export interface TlsMaterial {
