@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, normalize } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -53,6 +54,9 @@ function cycles(edges: readonly Edge[]): string[] {
   return [...found].sort();
 }
 
+/** Imports that leave src/ (test/ fakes, say): production code ships none of them. */
+const outsideSrc = (edges: readonly Edge[]) => edges.filter((e) => e.to === "..").map((e) => e.file).sort();
+
 const srcFolders = () => readdirSync("src", { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
 
 describe("src/ imports point down the layers", () => {
@@ -73,6 +77,21 @@ describe("src/ imports point down the layers", () => {
 
   it("no folders import each other", () => {
     expect(cycles(folderImports("src"))).toEqual([]);
+  });
+
+  it("nothing in src/ imports from outside it (the fakes live in test/)", () => {
+    expect(outsideSrc(folderImports("src"))).toEqual([]);
+  });
+
+  it("an import of a test fake from src/ is caught", () => {
+    const root = mkdtempSync(join(tmpdir(), "layers-"));
+    try {
+      mkdirSync(join(root, "admission"));
+      writeFileSync(join(root, "admission", "engine.ts"), 'import { FakeClusterCache } from "../../test/support/fakes/clusterCache.js";\n');
+      expect(outsideSrc(folderImports(root))).toEqual(["admission/engine.ts"]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("an import added from a lower folder to a higher one is caught", () => {
