@@ -8,7 +8,7 @@
 // ROUNDS, default 3; RATES, default "200,1000"; CONNECTIONS, the most keep-alive connections,
 // default 8; SERVER_FLAGS, node flags for the server instead of the Deployment's NODE_OPTIONS,
 // e.g. "--max-old-space-size=256 --trace-gc"; PRETENURE=1 leaves V8's allocation-site
-// pretenuring on, as it was before `tuneHeap`; HEAP_PROFILE=FILE writes V8's sampling heap
+// pretenuring on, as it was before `disablePretenuring`; HEAP_PROFILE=FILE writes V8's sampling heap
 // profile of what the server allocated from the first round on and a scavenge did not free:
 // what ends up in the old generation). Prints every round, then a table over all of a row's
 // rounds (p50, p99 and max of every review sent, and each round's p99) and one JSON line per
@@ -16,7 +16,7 @@
 //
 // The server runs as `serve` does: with the Deployment's NODE_OPTIONS (its heap cap decides how
 // often the old generation is collected, and a mark-compact's marking steps are what the tail
-// is made of) and with `tuneHeap`'s V8 flags.
+// is made of) and with pretenuring off (`disablePretenuring`).
 //
 // The load is open: reviews leave on a fixed schedule whether or not earlier ones were
 // answered, as the API server sends them when Backups are created, and each latency runs from
@@ -41,14 +41,15 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { parseAllDocuments } from "yaml";
-import { MemoryClusterCache, StaticPolicySource } from "../src/admission/memory.js";
+import { FakeClusterCache } from "../test/support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../test/support/fakes/policySource.js";
 import { createWebhookServer } from "../src/admission/server.js";
 import type { BackupInfo } from "../src/core/model.js";
 import { policySchema } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { tuneHeap } from "../src/service/heap.js";
-import { createLogger } from "../src/service/log.js";
+import { disablePretenuring } from "../src/cli/v8Flags.js";
+import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
 const NAMESPACES = 1_000;
@@ -108,11 +109,11 @@ function buildBackups(): BackupInfo[] {
 }
 
 async function serve(): Promise<void> {
-  if (!process.env.PRETENURE) tuneHeap();
+  if (!process.env.PRETENURE) disablePretenuring();
   const t = performance.now();
   const view = buildView();
   const backups = buildBackups();
-  const cache = new MemoryClusterCache(view, backups);
+  const cache = new FakeClusterCache(view, backups);
   const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
   await tls.start();
   const metrics = createMetrics();

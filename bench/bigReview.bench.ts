@@ -14,12 +14,13 @@
 // (N=10000): CREATE 8-10 ms warm, UPDATE 9-17 ms.
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { request, Agent } from "node:https";
-import { MemoryClusterCache, StaticPolicySource } from "../src/admission/memory.js";
+import { FakeClusterCache } from "../test/support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../test/support/fakes/policySource.js";
 import { createWebhookServer } from "../src/admission/server.js";
 import { DEFAULT_POLICY } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { createLogger } from "../src/service/log.js";
+import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
 const NS = Number(process.env.NS ?? 50);
@@ -28,7 +29,7 @@ const view = new ClusterView();
 for (let i = 0; i < NS; i++) view.setNamespace({ name: `team-${i}`, labels: {}, annotations: {}, terminating: false });
 view.setNamespace({ name: "velero", labels: {}, annotations: {}, terminating: false });
 view.synced = true;
-const cache = new MemoryClusterCache(view, []);
+const cache = new FakeClusterCache(view, []);
 const tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
 await tls.start();
 const server = await createWebhookServer({ tls, cache, policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log: createLogger("warn") });

@@ -32,7 +32,7 @@
 // p50 10.1 ms, p99 18.6 ms, max 34.5 ms, flat in the queue length (11.7 / 22.7 / 53.5 ms at
 // the landing before, with the plan's older data layout). It was p99 443 ms and grew with
 // the queue: a profile of the gate showed a new TLS connection per API write (client-node makes
-// an https.Agent per request; see src/cluster/apiClient.ts) and the scope cache sweeping every
+// an https.Agent per request; see src/kube/apiClient.ts) and the scope cache sweeping every
 // entry after every plan.
 
 import { performance } from "node:perf_hooks";

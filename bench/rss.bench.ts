@@ -37,8 +37,8 @@
 //   --max-old-space-size=256 (the Deployment)           331 MiB      231 MiB     146 MiB
 //   --max-old-space-size=256 --max-semi-space-size=4    300 MiB      230 MiB     146 MiB
 //   (Node's defaults)                                   681 MiB      291 MiB     146 MiB
-//   the Deployment's two, with serve's tuneHeap         286 MiB      225 MiB     146 MiB
-//   (allocation-site pretenuring off; src/service/heap.ts)
+//   the Deployment's two, with disablePretenuring       286 MiB      225 MiB     146 MiB
+//   (allocation-site pretenuring off; src/cli/v8Flags.ts)
 //
 // Before the fixes of commit a1c5c4e (same estate): 371 / 348 MiB with the Deployment's flag
 // (steady after 30 s; ~266 MiB once V8 shrank its heap, after about a minute), heap used

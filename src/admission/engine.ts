@@ -9,8 +9,9 @@ import type { BackupScope } from "../core/scope.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/verdicts.js";
 import type { ClusterView } from "../core/view.js";
-import type { ClusterCache, PolicySource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
+import type { Logger } from "../logging/logger.js";
 import { FlightGuard, type Leadership, type Review } from "./flightGuard.js";
 
 // Keeps the admission verdicts' snapshot fresh; the verdicts themselves are the core's
@@ -60,10 +61,8 @@ export type CreateVerdict = { readonly allowed: true } | { readonly allowed: fal
 
 /**
  * Candidates' scopes are kept apart and dropped every this many lookups (they are not backups
- * yet). Few: the mutating and validating reviews of one candidate come close together, and a
- * candidate's scope is not worth keeping beyond them. With the Deployment's 4 MiB young
- * generation a scavenge comes every twenty or so reviews, so a scope kept for 32 lookups lived
- * through two and was promoted to the old generation (it was 1,024, then 32).
+ * yet): enough for one candidate's mutating and validating reviews, few enough that none lives
+ * through the scavenges into the old generation (docs/performance.md).
  */
 const CANDIDATE_CACHE_LIMIT = 4;
 

@@ -4,8 +4,9 @@ import { IN_FLIGHT_PHASES, type BackupInfo } from "../core/model.js";
 import { byCreation } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import type { ScopeCache } from "../core/scopeCache.js";
-import type { ClusterCache, PolicySource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
+import type { Logger } from "../logging/logger.js";
 
 // The guard of the invariant "no two conflicting backups in flight, at most
 // maxConcurrentBackups", for every writer: creates straight into ReadyToStart/InProgress,

@@ -78,9 +78,8 @@ export function parseReview(body: unknown): ParsedReview {
 /**
  * The most list entries a Backup's spec may hold in all (every list, nested ones included)
  * for backup-gate to judge it: Kubernetes is tested up to 10,000 namespaces per cluster, and
- * judging a spec costs time in proportion to its lists (a review naming 200,000 namespaces
- * held the event loop for 120 ms, every other review waiting). A CREATE over it is refused
- * before its scope is computed.
+ * judging a spec holds the event loop in proportion to its lists (docs/performance.md). A
+ * CREATE over it is refused before its scope is computed.
  */
 export const MAX_SPEC_LIST_ENTRIES = 10_000;
 

@@ -5,8 +5,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { trim } from "../core/objects.js";
 import type { BackupInfo } from "../core/model.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { ClusterCache, PolicySource, TlsMaterial, TlsSource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
+import type { TlsMaterial, TlsSource } from "../tls/source.js";
+import type { Logger } from "../logging/logger.js";
 import { AdmissionEngine } from "./engine.js";
 import type { Leadership } from "./flightGuard.js";
 import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";

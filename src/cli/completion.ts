@@ -1,8 +1,8 @@
 import tab from "@bomb.sh/tab/commander";
 import type { RootCommand } from "@bomb.sh/tab";
 import type { Command } from "commander";
-import { createRequester } from "../cluster/http.js";
-import { loadKubeConfig } from "./kube.js";
+import { createRequester } from "../kube/http.js";
+import { loadKubeConfig } from "./kubeconfig.js";
 import { readPolicy } from "./live.js";
 import { OUTPUT_FORMATS } from "./output.js";
 

@@ -1,8 +1,8 @@
-import { createRequester, ApiStatusError, type Requester } from "../cluster/http.js";
+import { createRequester, ApiStatusError, type Requester } from "../kube/http.js";
 import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "../policy/document.js";
-import { loadKubeConfig, type KubeTarget } from "./kube.js";
+import { loadKubeConfig, type KubeTarget } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
 
 // The cluster as the user's kubeconfig sees it, read once: what `queue` and `explain` plan on.

@@ -4,7 +4,7 @@ import { trim } from "../core/objects.js";
 import { basePriority, effectivePriorityOf, plan, type Plan, type Snapshot } from "../core/plan.js";
 import type { Policy } from "../core/policy.js";
 import { PROMOTED_AT } from "../core/writes.js";
-import type { KubeTarget } from "./kube.js";
+import type { KubeTarget } from "./kubeconfig.js";
 import { readLive } from "./live.js";
 import { asDocument, type Format } from "./output.js";
 import { clearProgress, progress } from "./progress.js";

@@ -1,22 +1,21 @@
 import { hostname } from "node:os";
 import { Command } from "commander";
 import { AdmissionregistrationV1Api, AuthenticationV1Api, KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
 import { PromotionKey } from "../controller/promotionKey.js";
 import { QueueController } from "../controller/queueController.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createEventRecorder } from "../kube/events.js";
+import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
-import { createEventRecorder } from "../service/events.js";
-import { tuneHeap } from "../service/heap.js";
-import { createLogger, type Logger } from "../service/log.js";
-import type { TlsSource } from "../service/contracts.js";
-import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls } from "../tls/index.js";
+import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls, type TlsSource } from "../tls/index.js";
 import { collect, kubeOptions } from "./commander.js";
-import { loadKubeConfig } from "./kube.js";
+import { loadKubeConfig } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
+import { disablePretenuring } from "./v8Flags.js";
 
 export interface ServeOptions {
   readonly kubeconfig?: string;
@@ -205,7 +204,7 @@ async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: s
 }
 
 export async function runServe(options: ServeOptions): Promise<void> {
-  tuneHeap();
+  disablePretenuring();
   const log = createLogger();
   const gate = await startGate(options, log);
   let stopping = false;

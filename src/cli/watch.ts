@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { createRequester } from "../cluster/http.js";
+import { createRequester } from "../kube/http.js";
 import { createClusterCache } from "../cluster/index.js";
 import { createPolicySource } from "../policy/index.js";
-import { loadKubeConfig } from "./kube.js";
+import { loadKubeConfig } from "./kubeconfig.js";
 import { readPolicy } from "./live.js";
 import type { Format } from "./output.js";
 import { clearProgress, progress } from "./progress.js";

@@ -3,17 +3,43 @@ import { BackupIndex } from "../core/backupIndex.js";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "../core/model.js";
 import { trim, type ObjectKind, type Trimmed } from "../core/objects.js";
 import { ClusterView } from "../core/view.js";
+import type { BackoffOptions } from "../kube/backoff.js";
+import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "../kube/reflector.js";
+import { sameValue } from "../kube/sameValue.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { CacheChange, ClusterCache } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
-import type { BackoffOptions } from "./backoff.js";
-import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "./reflector.js";
-import { Interner, sameValue, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
+import { Interner, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
 
 // The ClusterCache: one reflector per collection the core reads (Backups and ConfigMaps in
 // Velero's namespace; Namespaces, Pods, PVCs and PVs everywhere), feeding a ClusterView and a
 // map of Backups. Objects are trimmed as they arrive; an update that changes nothing the core
 // keeps (pod status churn, for instance) is dropped without touching the view or notifying.
+
+/** The informer-fed picture of the cluster: what the webhooks and the controller read. */
+export interface ClusterCache {
+  /** The core's indexed view, kept current by the watches. */
+  readonly view: ClusterView;
+  /** Backups in Velero's namespace, as last observed. */
+  backups(): readonly BackupInfo[];
+  backup(name: string): BackupInfo | undefined;
+  /** Those of `backups()` in an in-flight phase, kept as backups change (a review reads only these). */
+  inFlight(): readonly BackupInfo[];
+  /** Those of `backups()` labelled as runs of this Schedule. */
+  runsOf(schedule: string): readonly BackupInfo[];
+  /** True once every watch has listed; stays true across watch restarts. */
+  synced(): boolean;
+  /** Called after each applied change; `kind` says which source changed. */
+  onChange(listener: (change: CacheChange) => void): () => void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface CacheChange {
+  readonly kind: "Backup" | "Namespace" | "Pod" | "PersistentVolumeClaim" | "PersistentVolume" | "ConfigMap" | "Resync";
+  readonly type: "ADDED" | "MODIFIED" | "DELETED" | "RELISTED";
+  readonly namespace?: string;
+  readonly name?: string;
+}
 
 export interface ClusterCacheOptions {
   veleroNamespace: string;

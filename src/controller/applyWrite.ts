@@ -1,5 +1,5 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { BackupWrite } from "../core/writes.js";
 
 export type WriteResult = "ok" | "conflict" | "gone";

@@ -1,6 +1,6 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease, type V1LeaseSpec } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
-import type { Logger } from "../service/log.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 
 // Leader election over a coordination.k8s.io Lease, as client-go does it: acquire when the

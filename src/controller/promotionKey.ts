@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { PromotionSealer } from "../core/writes.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { HmacSealer } from "./promotionSeal.js";
 
 // The per-install key that seals the gate's promotions, kept in one Secret in the gate's own

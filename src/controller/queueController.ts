@@ -4,8 +4,9 @@ import { howMade, plan, type Plan } from "../core/plan.js";
 import { ScopeCache } from "../core/scopeCache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { ClusterCache, PolicySource } from "../service/contracts.js";
-import type { Logger } from "../service/log.js";
+import type { ClusterCache } from "../cluster/cache.js";
+import type { PolicySource } from "../policy/source.js";
+import type { Logger } from "../logging/logger.js";
 import { backupWriter, type WriteResult } from "./applyWrite.js";
 
 // The queue controller: on every relevant change (and on a resync tick, for aging and

@@ -1,8 +1,8 @@
 import type { Policy } from "../core/policy.js";
+import type { EventRecorder, EventTarget } from "../kube/events.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { PolicySource } from "../service/contracts.js";
-import type { EventRecorder, EventTarget } from "../service/events.js";
-import type { Logger } from "../service/log.js";
+import type { PolicySource } from "./source.js";
 
 // `veleroNamespace` is read once, at start: the cluster cache watches Backups there, and the
 // webhook configurations' namespaceSelector names it. An edit of it cannot take effect until a

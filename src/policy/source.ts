@@ -1,13 +1,12 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { trim } from "../core/objects.js";
 import type { Policy } from "../core/policy.js";
-import type { BackoffOptions } from "../cluster/backoff.js";
-import { Reflector, type Decoded, type RawObject } from "../cluster/reflector.js";
-import { sameValue } from "../cluster/slim.js";
+import type { BackoffOptions } from "../kube/backoff.js";
+import type { EventRecorder } from "../kube/events.js";
+import { Reflector, type Decoded, type RawObject } from "../kube/reflector.js";
+import { sameValue } from "../kube/sameValue.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { PolicySource } from "../service/contracts.js";
-import type { EventRecorder } from "../service/events.js";
-import type { Logger } from "../service/log.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "./document.js";
 
 // The policy in effect: one ConfigMap, watched, hot-reloaded. A bad edit (YAML error, schema
@@ -22,6 +21,16 @@ import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "./document.js"
 // FALLBACK_POLICY (no looser than any policy: Namespace level, one backup at a time) and says so
 // the same three ways (Event `PolicyMissing`), rather than the defaults, which may be looser than
 // the policy a prune removed while the gate was down.
+
+/** The policy in effect: the last good one, hot-reloaded. */
+export interface PolicySource {
+  current(): Policy;
+  /** False while the ConfigMap's latest content is refused, or it is missing or deleted (the last good, or the fallback, policy stays). */
+  valid(): boolean;
+  onChange(listener: (policy: Policy) => void): () => void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export interface PolicySourceOptions {
   namespace: string;

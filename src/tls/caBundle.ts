@@ -1,10 +1,10 @@
 import { X509Certificate } from "node:crypto";
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
-import type { Logger } from "../service/log.js";
-import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { splitPemBundle } from "./certs.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 
 // Writes the CA the API server must trust into `clientConfig.caBundle` of every webhook of the
 // gate's MutatingWebhookConfiguration and ValidatingWebhookConfiguration (get + replace with

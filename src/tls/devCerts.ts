@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { TlsMaterial } from "../service/contracts.js";
+import type { TlsMaterial } from "./source.js";
 import { createCa, issueServing, serviceDnsNames, splitSans } from "./certs.js";
 import { TLS_FILES } from "./files.js";
 

@@ -2,10 +2,10 @@ import { X509Certificate } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "../service/log.js";
-import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { checkKeyPair, checkMaterial, splitPemBundle } from "./certs.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 
 // A TlsSource reading cert-manager's layout (a Secret of type kubernetes.io/tls mounted as a
 // directory): tls.crt, tls.key, ca.crt. The directory is watched (kubelet swaps a `..data`

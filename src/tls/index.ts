@@ -4,3 +4,4 @@ export { FileTls, loadTlsFiles, TlsFilesError, TLS_FILES, type FileTlsOptions } 
 export { CaBundlePatcher, mergeCaBundle, type CaBundlePatcherOptions } from "./caBundle.js";
 export { writeDevCerts, type DevCertOptions } from "./devCerts.js";
 export { InjectedBundleCheck, type BundleProblem, type InjectedBundleCheckOptions } from "./injectedBundle.js";
+export type { TlsMaterial, TlsSource } from "./source.js";

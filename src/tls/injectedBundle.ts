@@ -1,9 +1,9 @@
 import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
+import { makeKeepAliveClient } from "../kube/apiClient.js";
+import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Logger } from "../service/log.js";
-import type { TlsSource } from "../service/contracts.js";
 import { bundleVerifies } from "./certs.js";
+import type { TlsSource } from "./source.js";
 
 // With an injected caBundle (OpenShift's service-ca operator, cert-manager's cainjector) the
 // gate never writes the webhook configurations: it only reads them, at start, after each

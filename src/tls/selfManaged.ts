@@ -1,5 +1,5 @@
-import type { Logger } from "../service/log.js";
-import type { TlsMaterial, TlsSource } from "../service/contracts.js";
+import type { Logger } from "../logging/logger.js";
+import type { TlsMaterial, TlsSource } from "./source.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { createCa, generateRsaKey, issueServing, serviceDnsNames, splitSans, type IssuedCertificate } from "./certs.js";
 

@@ -7,7 +7,7 @@
 import { CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { connect, createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { makeKeepAliveClient } from "../../src/cluster/apiClient.js";
+import { makeKeepAliveClient } from "../../src/kube/apiClient.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { clients, createBackup, createNamespace, uniqueName } from "../support/objects.js";
 

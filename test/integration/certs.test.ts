@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { StaticPolicySource } from "../../src/admission/memory.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { webhookConfigurations, WEBHOOK_NAMES } from "../../src/admission/manifests.js";
 import { createWebhookServer } from "../../src/admission/server.js";
 import type { ClusterCacheImpl } from "../../src/cluster/cache.js";

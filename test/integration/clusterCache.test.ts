@@ -14,9 +14,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { destination, pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";
+import { createClusterCache, type CacheChange, type ClusterCacheImpl } from "../../src/cluster/cache.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import type { CacheChange } from "../../src/service/contracts.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import {
   bindPvcToPv, clients, createBackup, createNamespace, createPod, createPv, createPvc, isApiError,

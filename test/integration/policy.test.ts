@@ -13,7 +13,7 @@ import type { Policy } from "../../src/core/policy.js";
 import { FALLBACK_POLICY } from "../../src/policy/document.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createPolicySource, type PolicySourceImpl } from "../../src/policy/source.js";
-import { createEventRecorder } from "../../src/service/events.js";
+import { createEventRecorder } from "../../src/kube/events.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { clients, createNamespace, uniqueName, type Clients } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";

@@ -12,7 +12,7 @@ import type { WebhookServer } from "../../src/admission/server.js";
 import type { ClusterCacheImpl } from "../../src/cluster/cache.js";
 import { policySchema } from "../../src/core/policy.js";
 import type { Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";

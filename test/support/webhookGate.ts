@@ -7,13 +7,13 @@
  */
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { StaticPolicySource } from "../../src/admission/memory.js";
+import { StaticPolicySource } from "./fakes/policySource.js";
 import { webhookConfigurations } from "../../src/admission/manifests.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import { createClusterCache, type ClusterCacheImpl } from "../../src/cluster/cache.js";
 import type { Policy } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import type { TlsSource } from "../../src/service/contracts.js";
+import type { TlsSource } from "../../src/tls/source.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import type { ControlPlane } from "./controlPlane.js";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { AdmissionEngine } from "../../src/admission/engine.js";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { decideAdmission } from "../../src/core/admission.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
@@ -26,7 +27,7 @@ async function both(policy: Policy, backups: object[], candidateRaw: object) {
   const snap = cluster(...estate(), ...backups);
   const candidate = cluster(candidateRaw).backups[0] as BackupInfo;
   const expected = decideAdmission(snap, policy, NOW, candidate);
-  const engine = new AdmissionEngine({ cache: new MemoryClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(policy), now: () => NOW });
+  const engine = new AdmissionEngine({ cache: new FakeClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(policy), now: () => NOW });
   await engine.start();
   const actual = engine.decide(candidate, NOW);
   engine.stop();
@@ -103,7 +104,7 @@ describe("admission engine = core decideAdmission", () => {
 describe("admission engine: the base goes stale, the answer does not", () => {
   it("a queued backup created after the index was built is still seen (judged live)", async () => {
     const snap = cluster(...estate());
-    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const cache = new FakeClusterCache(snap.view, snap.backups);
     const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(noAging), now: () => NOW, rebuildIntervalMs: 60_000 });
     await engine.start();
     await engine.ensureBase();
@@ -120,7 +121,7 @@ describe("admission engine: the base goes stale, the answer does not", () => {
 
   it("rebuilds in the background after changes", async () => {
     const snap = cluster(...estate());
-    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const cache = new FakeClusterCache(snap.view, snap.backups);
     const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(noAging), now: () => NOW, rebuildIntervalMs: 10 });
     await engine.start();
     const before = engine.rebuilds;
@@ -135,7 +136,7 @@ describe("admission engine: the base goes stale, the answer does not", () => {
 describe("admission engine: phase transitions", () => {
   const setup = async (policy: Policy, backups: object[]) => {
     const snap = cluster(...estate(), ...backups);
-    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const cache = new FakeClusterCache(snap.view, snap.backups);
     const engine = new AdmissionEngine({ cache, policy: new StaticPolicySource(policy), now: () => NOW });
     await engine.start();
     return { engine, info: (raw: object) => cluster(raw).backups[0]! };

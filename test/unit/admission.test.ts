@@ -1,12 +1,13 @@
 import request from "supertest";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AdmissionEngine } from "../../src/admission/engine.js";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 import { admissionReview, type ReviewResponse } from "../support/review.js";
@@ -36,13 +37,13 @@ beforeAll(async () => {
 });
 afterAll(async () => { await tls.stop(); });
 
-interface Started { server: WebhookServer; url: string; metrics: Metrics; cache: MemoryClusterCache }
+interface Started { server: WebhookServer; url: string; metrics: Metrics; cache: FakeClusterCache }
 const servers: WebhookServer[] = [];
 afterEach(async () => { await Promise.all(servers.splice(0).map((s) => s.close())); });
 
-async function start(o: { policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: MemoryClusterCache; bodyLimit?: number } = {}): Promise<Started> {
+async function start(o: { policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: FakeClusterCache; bodyLimit?: number } = {}): Promise<Started> {
   const snap = cluster(...estate(), ...(o.backups ?? inFlight()));
-  const cache = o.cache ?? new MemoryClusterCache(snap.view, snap.backups, o.synced ?? true);
+  const cache = o.cache ?? new FakeClusterCache(snap.view, snap.backups, o.synced ?? true);
   const metrics = createMetrics();
   const server = await createWebhookServer({
     tls, cache, policy: new StaticPolicySource(o.policy ?? noAging), metrics, log, now: () => NOW,
@@ -185,7 +186,7 @@ describe("mutating webhook: annotations and warnings (CREATE)", () => {
   it("warnings stay short: long conflict lists are cut at a clause", async () => {
     const pods = Array.from({ length: 6 }, (_, i) => [pod("shop", `db-${i}`, { claims: [`db-${i}`] }), ...boundClaim("shop", `db-${i}`)]).flat();
     const snap = cluster(...estate(), ...pods, ...inFlight());
-    const s = await start({ cache: new MemoryClusterCache(snap.view, snap.backups) });
+    const s = await start({ cache: new FakeClusterCache(snap.view, snap.backups) });
     const r = responseOf(await post(s.url, "/mutate-backups", admissionReview({ object: incoming("a-backup-with-a-rather-long-name", { includedNamespaces: ["shop"] }) })));
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings![0]!.length).toBeLessThanOrEqual(120);
@@ -304,7 +305,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
 describe("failure modes: admitted with a warning, never a 500", () => {
   it("an internal error (the cache throws) is answered allowed with a warning and counted", async () => {
     const snap = cluster(...estate(), ...inFlight());
-    class BrokenCache extends MemoryClusterCache {
+    class BrokenCache extends FakeClusterCache {
       broken = false;
       override runsOf(schedule: string): readonly BackupInfo[] { if (this.broken) throw new Error("cache exploded"); return super.runsOf(schedule); }
     }
@@ -321,7 +322,7 @@ describe("failure modes: admitted with a warning, never a 500", () => {
 
   it("the admission index not ready within timeoutMs: allowed with a warning, counted as a timeout", async () => {
     const snap = cluster(...estate(), ...inFlight());
-    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const cache = new FakeClusterCache(snap.view, snap.backups);
     const policy = new StaticPolicySource(noAging);
     // An index whose build never finishes (a collaborator of the server, not the server).
     class StuckEngine extends AdmissionEngine {

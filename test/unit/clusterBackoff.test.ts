@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Backoff } from "../../src/cluster/backoff.js";
+import { Backoff } from "../../src/kube/backoff.js";
 
 describe("Backoff", () => {
   const fixed = (r: number) => () => r;

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compactVersion } from "../../src/cluster/reflector.js";
+import { compactVersion } from "../../src/kube/reflector.js";
 import { Interner, slimPod } from "../../src/cluster/slim.js";
 import { trim } from "../../src/core/objects.js";
 import { pod } from "./support/cluster.js";

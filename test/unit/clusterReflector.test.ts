@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { isExpiredStatus, objectKey, relistDeletions } from "../../src/cluster/reflector.js";
-import { canonicalJson, Interner, keepAnnotation, sameValue, slimPod, specHash } from "../../src/cluster/slim.js";
+import { isExpiredStatus, objectKey, relistDeletions } from "../../src/kube/reflector.js";
+import { canonicalJson, Interner, keepAnnotation, slimPod, specHash } from "../../src/cluster/slim.js";
+import { sameValue } from "../../src/kube/sameValue.js";
 import { trim } from "../../src/core/objects.js";
 import { pod } from "./support/cluster.js";
 

@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { AdmissionEngine } from "../../src/admission/engine.js";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { changedSpecFields, flightChangeOf, mayBeInFlight, specChangeInFlight, type FlightSnapshot } from "../../src/core/flight.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
@@ -94,7 +95,7 @@ describe("specChangeInFlight: a backup in flight keeps what it touches", () => {
 describe("the guard: moves allowed and not yet observed count as in flight", () => {
   const setup = (backups: object[], o: { leading?: boolean; self?: string; pendingTtlMs?: number; handoverMs?: number; p?: Policy } = {}) => {
     const snap = cluster(...estate(), ...backups);
-    const cache = new MemoryClusterCache(snap.view, snap.backups);
+    const cache = new FakeClusterCache(snap.view, snap.backups);
     let now = NOW;
     let leading = o.leading ?? true;
     const listeners = new Set<(l: boolean) => void>();

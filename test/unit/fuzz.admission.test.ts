@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { connect as tlsConnect } from "node:tls";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { BODY_LIMIT, createWebhookServer, PATHS, type WebhookServer } from "../../src/admission/server.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 
@@ -41,7 +42,7 @@ beforeAll(async () => {
     backup("queued-1", { includedNamespaces: ["*"] }, { phase: "Queued", created: "2026-01-01T11:01:00Z" }),
   );
   metrics = createMetrics();
-  server = await createWebhookServer({ tls, cache: new MemoryClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log, now: () => NOW });
+  server = await createWebhookServer({ tls, cache: new FakeClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log, now: () => NOW });
   url = new URL((await server.listen()).url);
   await server.engine.ensureBase();
 });
@@ -207,7 +208,7 @@ describe("the hand-made corpus of bad bodies", () => {
 
 describe("a body that never finishes arriving", () => {
   it("is cut off once the connection has been silent for the idle timeout, and the server still answers", async () => {
-    const slow = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000 });
+    const slow = await createWebhookServer({ tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000 });
     const { port } = await slow.listen();
     try {
       const started = Date.now();

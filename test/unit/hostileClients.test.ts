@@ -2,12 +2,13 @@ import { Agent, request as httpsRequest } from "node:https";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { MAX_SPEC_LIST_ENTRIES, oversizedSpec } from "../../src/admission/review.js";
 import { createWebhookServer, PATHS, type WebhookServer } from "../../src/admission/server.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
-import { createLogger } from "../../src/service/log.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { boundClaim, cluster, ns, pod } from "./support/cluster.js";
 import { admissionReview } from "../support/review.js";
@@ -30,7 +31,7 @@ beforeAll(async () => {
   const snap = cluster(ns("velero"), ns("shop"), pod("shop", "db-0", { claims: ["data"] }), ...boundClaim("shop", "data"));
   metrics = createMetrics();
   server = await createWebhookServer({
-    tls, cache: new MemoryClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log,
+    tls, cache: new FakeClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log,
     headersTimeoutMs: HEADERS_TIMEOUT_MS, connectionsCheckIntervalMs: 200,
   });
   port = (await server.listen()).port;
@@ -101,7 +102,7 @@ describe("a client that trickles its headers", () => {
 describe("a client that trickles its body, or never finishes its TLS handshake", () => {
   it("a body trickled byte by byte is answered 408 once the request timeout passes", async () => {
     const slow = await createWebhookServer({
-      tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log,
+      tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log,
       headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, connectionsCheckIntervalMs: 200,
     });
     const { port: slowPort } = await slow.listen();

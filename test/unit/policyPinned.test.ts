@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { StaticPolicySource } from "../../src/admission/memory.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { DEFAULT_POLICY, policySchema } from "../../src/core/policy.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import { pinVeleroNamespace } from "../../src/policy/pinned.js";
-import type { EventRecorder } from "../../src/service/events.js";
-import { createLogger } from "../../src/service/log.js";
+import type { EventRecorder } from "../../src/kube/events.js";
+import { createLogger } from "../../src/logging/logger.js";
 
 const log = createLogger("silent");
 const configMap = { apiVersion: "v1", kind: "ConfigMap", namespace: "backup-gate", name: "backup-gate-policy" };

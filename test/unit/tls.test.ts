@@ -6,11 +6,12 @@ import { join } from "node:path";
 import { connect } from "node:tls";
 import forge from "node-forge";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryClusterCache, StaticPolicySource } from "../../src/admission/memory.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { createWebhookServer, type WebhookServer } from "../../src/admission/server.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
-import type { TlsMaterial, TlsSource } from "../../src/service/contracts.js";
-import { createLogger } from "../../src/service/log.js";
+import type { TlsMaterial, TlsSource } from "../../src/tls/source.js";
+import { createLogger } from "../../src/logging/logger.js";
 import { CA_HEARTBEATS, mergeCaBundle, readHeartbeats } from "../../src/tls/caBundle.js";
 import { checkMaterial, createCa, issueServing, splitPemBundle } from "../../src/tls/certs.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
@@ -21,7 +22,7 @@ const log = createLogger("silent");
 const DAY = 86_400_000;
 
 async function serve(tls: TlsSource): Promise<{ server: WebhookServer; port: number }> {
-  const server = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(), metrics: createMetrics(), log });
+  const server = await createWebhookServer({ tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(), metrics: createMetrics(), log });
   const { port } = await server.listen();
   return { server, port };
 }

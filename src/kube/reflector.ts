@@ -1,7 +1,7 @@
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { ObjectError } from "../core/objects.js";
 import type { Metrics } from "../metrics/metrics.js";
-import type { Logger } from "../service/log.js";
+import type { Logger } from "../logging/logger.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { ApiStatusError, createRequester, type Requester } from "./http.js";
 
@@ -89,7 +89,7 @@ export function objectKey(raw: RawObject): string | undefined {
 
 /**
  * A resourceVersion as held for every object: etcd's decimal revisions as numbers, which V8
- * stores without a heap string (100k pods held 4.6 MiB of version strings), anything else as is.
+ * stores without a heap string (docs/performance.md), anything else as is.
  */
 export function compactVersion(rv: string): number | string {
   return /^[1-9][0-9]{0,14}$/.test(rv) ? Number(rv) : rv;

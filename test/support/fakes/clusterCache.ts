@@ -1,16 +1,14 @@
-import { BackupIndex } from "../core/backupIndex.js";
-import { trim } from "../core/objects.js";
-import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
-import { ClusterView } from "../core/view.js";
-import type { BackupInfo } from "../core/model.js";
-import type { CacheChange, ClusterCache, PolicySource } from "../service/contracts.js";
+import { BackupIndex } from "../../../src/core/backupIndex.js";
+import { trim } from "../../../src/core/objects.js";
+import { ClusterView } from "../../../src/core/view.js";
+import type { BackupInfo } from "../../../src/core/model.js";
+import type { CacheChange, ClusterCache } from "../../../src/cluster/cache.js";
 
-// In-memory implementations of the ClusterCache and PolicySource seams: a ClusterView and a
-// list of backups the owner feeds by hand (tests, benchmarks, `plan`-style dry runs). They
-// keep the seams' contracts (change listeners, synced) so the webhook server cannot tell them
-// from the informer-fed cache.
+// A ClusterCache the test feeds by hand: a ClusterView and a list of backups (unit tests and
+// benchmarks). It keeps the seam's contract (change listeners, synced), so the webhook server
+// cannot tell it from the informer-fed cache.
 
-export class MemoryClusterCache implements ClusterCache {
+export class FakeClusterCache implements ClusterCache {
   private readonly index = new BackupIndex();
   private readonly byName = new Map<string, BackupInfo>();
   private readonly listeners = new Set<(c: CacheChange) => void>();
@@ -61,20 +59,6 @@ export class MemoryClusterCache implements ClusterCache {
   private emit(c: CacheChange): void {
     for (const l of this.listeners) l(c);
   }
-}
-
-export class StaticPolicySource implements PolicySource {
-  private readonly listeners = new Set<(p: Policy) => void>();
-  constructor(private policy: Policy = DEFAULT_POLICY) {}
-  current(): Policy { return this.policy; }
-  valid(): boolean { return true; }
-  set(policy: Policy): void { this.policy = policy; for (const l of this.listeners) l(policy); }
-  onChange(listener: (policy: Policy) => void): () => void {
-    this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
-  }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
 }
 
 function isInfo(x: unknown): x is BackupInfo {

@@ -58,8 +58,8 @@ function request(url: URL, options: https.RequestOptions, timeoutMs: number, sig
       timeout: timeoutMs,
       ...(signal ? { signal } : {}),
     }, (res) => {
-      // Decoded chunk by chunk into a V8 string: a list page joined in one Buffer first (a few
-      // MiB, malloc'd outside the V8 heap) left glibc's heap grown for good after the list.
+      // Decoded chunk by chunk into a V8 string: a page joined in a Buffer outside the V8 heap
+      // leaves glibc's heap grown for good (docs/performance.md).
       res.setEncoding("utf8");
       let text = "";
       res.on("data", (d: string) => { text += d; });

@@ -5,11 +5,9 @@ import {
 import { createHash } from "node:crypto";
 import https from "node:https";
 
-// client-node's KubeConfig gives every request a new https.Agent, so every write to the API
-// server opens a new TLS connection: a handshake per promotion, position, Event and lease
-// renewal (a profile of the queue bench put a sixth of the gate's CPU there, and the latency
-// on the dequeue path). Here the kubeconfig still decides the headers and the TLS material,
-// and requests with the same material share one keep-alive agent.
+// client-node's KubeConfig gives every request a new https.Agent: a TLS handshake per promotion,
+// position, Event and lease renewal (docs/performance.md). Here the kubeconfig still decides the
+// headers and the TLS material, and requests with the same material share one keep-alive agent.
 
 /** A typed client-node API over `kc` whose requests reuse their connections. */
 export function makeKeepAliveClient<T>(kc: KubeConfig, api: new (config: Configuration) => T): T {

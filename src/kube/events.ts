@@ -1,7 +1,7 @@
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../cluster/apiClient.js";
 import { hostname } from "node:os";
-import type { Logger } from "./log.js";
+import type { Logger } from "../logging/logger.js";
+import { makeKeepAliveClient } from "./apiClient.js";
 
 // Kubernetes Events (core/v1) for what backup-gate does and refuses: Queued, Started,
 // Superseded, OverlapDetected, InvalidPolicy... The same event repeated for the same object
@@ -32,14 +32,15 @@ export interface EventRecorderOptions {
   host?: string;
   /** Repeats within this window bump the count of the existing event. Default 10 minutes. */
   aggregateWindowMs?: number;
-  /** Distinct recent events remembered for aggregation. Default 1024. */
-  maxRemembered?: number;
+  /** Distinct recent events kept for aggregation. Default 1024. */
+  maxAggregated?: number;
   now?: () => Date;
 }
 
 const MAX_MESSAGE = 1024;
 
-interface Remembered {
+/** An Event already written: a repeat within the window bumps its count. */
+interface WrittenEvent {
   namespace: string;
   name: string;
   count: number;
@@ -51,13 +52,13 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
   const component = o.component ?? "backup-gate";
   const host = o.host ?? hostname();
   const windowMs = o.aggregateWindowMs ?? 10 * 60_000;
-  const maxRemembered = o.maxRemembered ?? 1024;
+  const maxAggregated = o.maxAggregated ?? 1024;
   const now = o.now ?? (() => new Date());
   // Insertion order doubles as LRU order (entries are re-inserted on use).
-  const recent = new Map<string, Remembered>();
+  const recent = new Map<string, WrittenEvent>();
   let seq = 0;
 
-  const create = async (obj: EventTarget, type: EventType, reason: string, message: string, at: Date): Promise<Remembered> => {
+  const create = async (obj: EventTarget, type: EventType, reason: string, message: string, at: Date): Promise<WrittenEvent> => {
     const namespace = obj.namespace || "default";
     const name = `${obj.name.slice(0, 200)}.${at.getTime().toString(16)}${(seq++ % 4096).toString(16).padStart(3, "0")}`;
     const body: CoreV1Event = {
@@ -99,7 +100,7 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
         }
       }
       recent.set(key, await create(obj, type, reason, message, at));
-      while (recent.size > maxRemembered) recent.delete(recent.keys().next().value as string);
+      while (recent.size > maxAggregated) recent.delete(recent.keys().next().value as string);
     } catch (e) {
       o.log.warn({ err: e, object: `${obj.kind} ${obj.namespace ? `${obj.namespace}/` : ""}${obj.name}`, type, reason, message },
         "could not record an event");
