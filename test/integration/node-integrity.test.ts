@@ -26,7 +26,7 @@ import { backupBody, clients, createNamespace, type Clients } from "../support/o
 import { waitFor } from "../support/wait.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";
-const N = 3;
+const N = 4;
 const GATE_NS = "backup-gate";
 const POLICY = (level: string) =>
   `conflictLevel: ${level}\nmaxConcurrentBackups: ${N}\npriorities: {agingSeconds: 0}\nvolumeGroupSnapshotLabelKey: ${GROUP_KEY}\n`;
@@ -46,8 +46,10 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
   const run = async (label: string, mode: "gate" | "no-queue" | "velero-queue", prefix: string): Promise<BurstResult> => {
     const r = await runBurst(node, c, estate, { label, mode, backups: burstBackups(prefix), timeoutMs: 240_000 });
     figures.push(r.figures);
-    console.log(`${label}: ${JSON.stringify(r.figures)}\nphases: ${JSON.stringify(r.phases)}\n${describeOverlaps(r.overlaps)}`);
+    console.log(`${label}: ${JSON.stringify(r.figures)}\nphases: ${JSON.stringify(r.phases)}\nPVBs: ${r.pvbs.join("; ")}\n${describeOverlaps(r.overlaps)}`);
     expect(r.stuck, `backups not terminal (lost or stuck):\n${velero.logs(30)}`).toEqual([]);
+    // Without a second freeze or copy of one volume, nothing fails: every backup Completes.
+    if (mode !== "no-queue") expect(Object.entries(r.phases).filter(([, p]) => p !== "Completed"), "backups not Completed").toEqual([]);
     return r;
   };
 
@@ -74,6 +76,10 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
     await createNamespace(c, GATE_NS);
     await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY("Namespace") } } });
     estate = await buildEstate(c, node, csi);
+    // One backup of the file-system-copied namespaces first: it initializes their kopia
+    // repositories, which would otherwise slow only the first run and skew its makespan.
+    const warm = await runBurst(node, c, estate, { label: "warm-up", mode: "no-queue", backups: [{ name: "warm-up", namespaces: [NS.app, NS.files] }] });
+    expect(warm.phases, "the warm-up backup").toEqual({ "warm-up": "Completed" });
     gate = await startGate({ kubeconfigPath: node.kubeconfigPath, dir: node.dir }, { identity: "burst-gate", register: true });
     console.log(`node, CSI, Velero, estate and gate ready in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
   }, 600_000);

@@ -146,8 +146,8 @@ export function burstBackups(prefix: string): BurstBackup[] {
   const b = (name: string, namespaces: string[], app?: string): BurstBackup => ({ name: `${prefix}${name}`, namespaces, app });
   return [
     b("app", [NS.app]),
-    b("app-db", [NS.app], "db"),
     b("files", [NS.files]),
+    b("app-db", [NS.app], "db"),
     b("files-again", [NS.files]),
     b("shared-a", [NS.shared], "a"),
     b("shared-b", [NS.shared], "b"),
@@ -215,6 +215,8 @@ export interface BurstResult {
   /** Backups not terminal when the run's wait ended, with their last phase. */
   stuck: string[];
   phases: Record<string, string>;
+  /** The run's PodVolumeBackups, one line each (backup, volume, times): what the PVB check saw. */
+  pvbs: string[];
 }
 
 export interface BurstRun {
@@ -255,6 +257,7 @@ export async function runBurst(node: TestNode, c: Clients, estate: Estate, run: 
       overlaps: [...byKind.freeze, ...byKind.podVolumeBackup, ...byKind.snapshot],
       stuck,
       phases,
+      pvbs: pvbs.map((p) => `${p.backup} ${p.volume} ${iso(p.fromMs)}..${iso(p.toMs)}`),
     };
   } finally {
     recorder.stop();
@@ -275,6 +278,8 @@ async function startBackups(c: Clients, run: BurstRun): Promise<void> {
   }
   for (const b of run.backups) await createBackup(c, VELERO_NS, b.name, { includedNamespaces: b.namespaces, spec: spec(b) });
 }
+
+const iso = (ms: number | undefined) => (ms === undefined ? "-" : new Date(ms).toISOString().slice(11, 19));
 
 function freezeAttempts(estate: Estate, before: Map<string, number>): FreezeAttempt[] {
   return [...estate.freezePods].flatMap(([pod, dir]) => readFreezeRecords(dir).slice(before.get(pod) ?? 0)
