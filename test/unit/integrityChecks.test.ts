@@ -3,6 +3,7 @@ import {
   figuresTable, freezeOverlaps, maxInFlight, pvbOverlaps, snapshotOverlaps, spansOverlap,
   type BackupSpan, type FreezeAttempt, type PvbRecord, type SnapshotRecord,
 } from "../support/integrityChecks.js";
+import { BurstRecorder } from "../support/nodeBurst.js";
 
 describe("spansOverlap (half-open, an open end runs on)", () => {
   const rows: { name: string; a: [number, number?]; b: [number, number?]; overlap: boolean }[] = [
@@ -103,5 +104,19 @@ describe("figuresTable", () => {
     expect(t).toHaveLength(3);
     expect(t[1]).toMatch(/^gate Namespace\s+12\s+12\s+0\s+0\s+0\s+3\s+61\.2$/);
     expect(new Set(t.map((l) => l.length)).size).toBe(1);
+  });
+});
+
+describe("BurstRecorder.span: a backup's InProgress span from the phases a watch saw", () => {
+  const rows: { name: string; phases: [string, number][]; want: { fromMs: number; toMs?: number } | undefined }[] = [
+    { name: "never in progress", phases: [["New", 0], ["FailedValidation", 5]], want: undefined },
+    { name: "in progress, then finalizing", phases: [["", 0], ["Queued", 1], ["ReadyToStart", 2], ["InProgress", 3], ["Finalizing", 9], ["Completed", 10]], want: { fromMs: 3, toMs: 9 } },
+    { name: "still in progress", phases: [["ReadyToStart", 2], ["InProgress", 3]], want: { fromMs: 3, toMs: undefined } },
+  ];
+  it.each(rows)("$name", ({ phases, want }) => {
+    const r = new BurstRecorder();
+    r.phases.set("b", phases.map(([phase, at]) => ({ phase, at })));
+    expect(r.span("b")).toEqual(want && { backup: "b", ...want });
+    expect(r.doneAt("b")).toBe(phases.find(([p]) => ["Completed", "FailedValidation"].includes(p))?.[1]);
   });
 });
