@@ -392,7 +392,15 @@ export interface NodeVeleroOptions {
   serverArgs?: string[];
   /** How long to wait for Velero to be up (pods Running, BSL Available). Default 180 s. */
   timeoutMs?: number;
+  /**
+   * The node-agent's data-path concurrency (loadConcurrency.globalConfig in its ConfigMap).
+   * Velero's default is 1: pod volume backups of one node then never run at once, whoever starts them.
+   */
+  nodeAgentConcurrency?: number;
 }
+
+/** The node-agent ConfigMap the harness writes when `nodeAgentConcurrency` is set. */
+export const NODE_AGENT_CONFIGMAP = "node-agent-config";
 
 export interface NodeVelero {
   namespace: string;
@@ -467,6 +475,9 @@ function patchVeleroObjects(items: Obj[], node: TestNode, probeDir: string, o: N
     }
     if (it.kind !== "Deployment" && it.kind !== "DaemonSet") continue;
     const pod = it.spec.template.spec;
+    if (it.kind === "DaemonSet" && o.nodeAgentConcurrency !== undefined) {
+      pod.containers[0].args = [...(pod.containers[0].args ?? []), `--node-agent-configmap=${NODE_AGENT_CONFIGMAP}`];
+    }
     for (const c of pod.containers ?? []) {
       c.imagePullPolicy = "Never"; // no registry: the images are imported into containerd
       c.env = [...(c.env ?? []), ...apiEnv];
@@ -501,6 +512,13 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
   node.processes.push(s3.proc);
   const items = veleroInstallObjects(node, s3.url, credFile, o);
   patchVeleroObjects(items, node, probeDir, o);
+  if (o.nodeAgentConcurrency !== undefined) {
+    // Before the DaemonSet: the node-agent reads it once, at its start.
+    items.splice(items.findIndex((i) => i.kind === "DaemonSet"), 0, {
+      apiVersion: "v1", kind: "ConfigMap", metadata: { name: NODE_AGENT_CONFIGMAP, namespace: "velero" },
+      data: { "node-agent-config.json": JSON.stringify({ loadConcurrency: { globalConfig: o.nodeAgentConcurrency } }) },
+    });
+  }
   writeFileSync(join(dir, "install.yaml"), items.map((i) => toYaml(i)).join("---\n"));
 
   const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
