@@ -11,9 +11,9 @@ import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { BackupInfo, PodInfo } from "../src/core/model.js";
-import { plan, type Plan } from "../src/core/plan.js";
+import { plan, type Plan } from "../src/core/decision/plan.js";
 import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
-import { ScopeCache } from "../src/core/scopeCache.js";
+import { ScopeCache } from "../src/core/scope/cache.js";
 import { ClusterView } from "../src/core/view.js";
 
 // BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs;

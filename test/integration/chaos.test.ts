@@ -26,7 +26,7 @@ import { sleep, waitFor } from "../support/wait.js";
 import { join } from "node:path";
 import { readLive } from "../../src/cli/live.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 
 const SEED = envInt("CHAOS_SEED", 20261125);
 const RUNS = envInt("CHAOS_RUNS", 20);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { plan } from "../../src/core/plan.js";
-import { decideAdmission } from "../../src/core/admission.js";
+import { plan } from "../../src/core/decision/plan.js";
+import { decideAdmission } from "../../src/core/decision/admission.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 

@@ -1,12 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ClaimIndex, conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflicts.js";
+import { ClaimIndex, conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
 import { trim, type ObjectKind } from "../../src/core/objects.js";
-import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/plan.js";
+import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
 import { policySchema, type Policy } from "../../src/core/policy.js";
-import { scopeOf, type BackupScope } from "../../src/core/scope.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { cluster } from "./support/cluster.js";
 import {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { BackupInfo, PodInfo } from "../../src/core/model.js";
 import { trim } from "../../src/core/objects.js";
-import { parseBackupSpec } from "../../src/core/backupSpec.js";
-import { scopeOf } from "../../src/core/scope.js";
-import { volumeRules } from "../../src/core/volumes.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
+import { scopeOf } from "../../src/core/scope/scope.js";
+import { volumeRules } from "../../src/core/velero/volumes.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";

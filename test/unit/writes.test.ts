@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { planWrites, type BackupWrite } from "../../src/core/writes.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { planWrites, type BackupWrite } from "../../src/core/decision/writes.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { backup, cluster, ns } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";

@@ -1,13 +1,13 @@
-import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "./backupSpec.js";
-import { hooksOnPod } from "./hooks.js";
-import { positions } from "./lists.js";
-import { selectorMatches } from "./labelSelector.js";
-import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "./model.js";
-import { backupNamespaces, veleroQueueNamespaces } from "./namespaces.js";
-import type { Policy } from "./policy.js";
-import { resourceFilter, type ResourceFilter } from "./resources.js";
-import type { ClusterView } from "./view.js";
-import { volumeRules, type VolumeRules } from "./volumes.js";
+import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "../velero/backupSpec.js";
+import { hooksOnPod } from "../velero/hooks.js";
+import { positions } from "../lists.js";
+import { selectorMatches } from "../velero/labelSelector.js";
+import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels, type PodInfo, type PvcInfo, type PvInfo } from "../model.js";
+import { backupNamespaces, veleroQueueNamespaces } from "../velero/namespaces.js";
+import type { Policy } from "../policy.js";
+import { resourceFilter, type ResourceFilter } from "../velero/resources.js";
+import type { ClusterView } from "../view.js";
+import { volumeRules, type VolumeRules } from "../velero/volumes.js";
 
 // What one backup touches, predicted as Velero 1.18 resolves it: the namespaces, the pods,
 // PVCs and PVs it processes, the units they belong to, and which of those units it needs

@@ -1,9 +1,9 @@
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "./admission.js";
-import { ClaimIndex, conflictBetween, type Conflict, type ScopedBackup } from "./conflicts.js";
-import { KEYS, QUEUED_PHASES, type BackupInfo } from "./model.js";
+import { ClaimIndex, conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
 import { byCreation, MAX_BLOCKERS, queueOrder, startReason, supersede, waitReason } from "./plan.js";
-import type { Policy } from "./policy.js";
-import type { BackupScope } from "./scope.js";
+import type { Policy } from "../policy.js";
+import type { BackupScope } from "../scope/scope.js";
 
 // The admission webhooks' verdicts on a Backup about to be created, over a snapshot of the
 // queue, with the plan's own steps (queue order, supersession, promotions). They give the

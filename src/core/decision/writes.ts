@@ -1,6 +1,6 @@
-import { KEYS, levelAnnotations, type BackupInfo } from "./model.js";
+import { KEYS, levelAnnotations, type BackupInfo } from "../model.js";
 import { orderQueue, type Plan, type QueueEntry } from "./plan.js";
-import type { Policy } from "./policy.js";
+import type { Policy } from "../policy.js";
 import { nudgeDecision, overlapping, takeBacks } from "./readyToStart.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies

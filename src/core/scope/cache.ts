@@ -1,11 +1,11 @@
-import { positions } from "./lists.js";
-import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "./model.js";
-import type { Policy } from "./policy.js";
+import { positions } from "../lists.js";
+import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "../model.js";
+import type { Policy } from "../policy.js";
 import {
   assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
   type BackupScope, type ListedPvs, type ParsedSpecInfo, type PartContext, type ScopeHead, type ScopePart,
 } from "./scope.js";
-import type { ClusterView, NamespaceContents } from "./view.js";
+import type { ClusterView, NamespaceContents } from "../view.js";
 
 // Scopes are the expensive part of a plan, so they are kept in pieces (see scope.ts):
 // - a backup's head stays valid while its spec, labels, annotations, its volume-policy

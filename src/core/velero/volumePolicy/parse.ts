@@ -1,5 +1,5 @@
 import { parseAllDocuments, type Document } from "yaml";
-import type { ConfigMapInfo } from "../model.js";
+import type { ConfigMapInfo } from "../../model.js";
 import { ZERO_QUANTITY } from "../quantity.js";
 import type { ParseVolumePoliciesResult, VolumePolicy } from "./model.js";
 import { documentSchema, formatIssues } from "./schema.js";

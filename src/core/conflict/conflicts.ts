@@ -1,6 +1,6 @@
-import { positions, setOf } from "./lists.js";
-import type { ConflictLevel } from "./model.js";
-import { compareClaims, type BackupScope, type Claim, type ScopeClaims, type ScopePart } from "./scope.js";
+import { positions, setOf } from "../lists.js";
+import type { ConflictLevel } from "../model.js";
+import { compareClaims, type BackupScope, type Claim, type ScopeClaims, type ScopePart } from "../scope/scope.js";
 
 // When two backups may not be in flight together. One rule, used by the plan (through the
 // index below, which only narrows the pairs to check), the admission verdicts and the tests.

@@ -1,9 +1,9 @@
-import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
+import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../model.js";
 import { plan, type PlanOptions, type Snapshot } from "./plan.js";
-import type { BackupScope } from "./scope.js";
-import type { Policy } from "./policy.js";
-import type { SpecError } from "./backupSpec.js";
-import { describeConflict as describe, type Conflict } from "./conflicts.js";
+import type { BackupScope } from "../scope/scope.js";
+import type { Policy } from "../policy.js";
+import type { SpecError } from "../velero/backupSpec.js";
+import { describeConflict as describe, type Conflict } from "../conflict/conflicts.js";
 
 // The verdict on a Backup about to be created: what the webhooks answer and annotate.
 

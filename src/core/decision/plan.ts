@@ -1,9 +1,9 @@
-import { ClaimIndex, conflictBetween, describeConflict, type Blockers, type Conflict, type ScopedBackup } from "./conflicts.js";
-import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
-import type { Policy } from "./policy.js";
-import { ScopeCache } from "./scopeCache.js";
-import type { BackupScope } from "./scope.js";
-import type { ClusterView } from "./view.js";
+import { ClaimIndex, conflictBetween, describeConflict, type Blockers, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../model.js";
+import type { Policy } from "../policy.js";
+import { ScopeCache } from "../scope/cache.js";
+import type { BackupScope } from "../scope/scope.js";
+import type { ClusterView } from "../view.js";
 
 // The queue, decided: plan(snapshot, policy, now) -> Plan. Pure: the same snapshot, policy and
 // instant always give the same plan, whatever order the backups arrive in.
