@@ -1,9 +1,10 @@
 import { performance } from "node:perf_hooks";
 import { asCandidate, type AdmissionDecision } from "../core/decision/admission.js";
-import { ClaimIndex, type ScopedBackup } from "../core/conflict/conflicts.js";
+import { ClaimIndex } from "../core/conflict/claimIndex.js";
+import type { ScopedBackup } from "../core/conflict/conflicts.js";
 import type { FlightDecision } from "../core/decision/flight.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { orderQueue, supersede } from "../core/decision/plan.js";
+import { orderQueue, supersede } from "../core/decision/order.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope/scope.js";
 import { ScopeCache } from "../core/scope/cache.js";
@@ -183,8 +184,8 @@ export class AdmissionEngine {
         await yieldIfDue();
       }
       const waiting = all.filter((b) => QUEUED_PHASES.has(b.phase));
-      const { queued } = supersede(waiting, policy);
-      const ordered = orderQueue(queued, policy, now);
+      const { queued } = supersede(waiting, policy, this.scopes.times);
+      const ordered = orderQueue(queued, policy, now, this.scopes.times);
       const index = new ClaimIndex();
       const entries = new Map<string, BaseEntry>();
       for (const { backup } of ordered) {

@@ -1,7 +1,7 @@
 import type { ScopedBackup } from "../core/conflict/conflicts.js";
 import { flightChangeOf, mayBeInFlight, moveOf, specChangeInFlight, type FlightDecision, type FlightSnapshot } from "../core/decision/flight.js";
 import { IN_FLIGHT_PHASES, type BackupInfo } from "../core/model.js";
-import { byCreation } from "../core/decision/plan.js";
+import { byCreation } from "../core/decision/order.js";
 import type { Policy } from "../core/policy.js";
 import type { ScopeCache } from "../core/scope/cache.js";
 import type { ClusterCache, PolicySource } from "../service/contracts.js";

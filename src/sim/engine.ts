@@ -1,4 +1,5 @@
-import { ClaimIndex, describeConflict } from "../core/conflict/conflicts.js";
+import { ClaimIndex } from "../core/conflict/claimIndex.js";
+import { describeConflict } from "../core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../core/model.js";
 import type { Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";

@@ -1,5 +1,6 @@
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { orderQueue, plan } from "../core/decision/plan.js";
+import { orderQueue } from "../core/decision/order.js";
+import { plan } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import type { Planner, Strategy } from "./engine.js";

@@ -1,7 +1,10 @@
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "./admission.js";
-import { ClaimIndex, conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { ClaimIndex } from "../conflict/claimIndex.js";
+import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
-import { byCreation, MAX_BLOCKERS, queueOrder, startReason, supersede, waitReason } from "./plan.js";
+import { byCreation, queueOrder, supersede } from "./order.js";
+import { MAX_BLOCKERS } from "./planModel.js";
+import { startReason, waitReason } from "./reasons.js";
 import type { Policy } from "../policy.js";
 import type { BackupScope } from "../scope/scope.js";
 

@@ -1,5 +1,6 @@
 import { KEYS, levelAnnotations, type BackupInfo } from "../model.js";
-import { orderQueue, type Plan, type QueueEntry } from "./plan.js";
+import { orderQueue } from "./order.js";
+import type { Plan, QueueEntry } from "./planModel.js";
 import type { Policy } from "../policy.js";
 import { nudgeDecision, overlapping, takeBacks } from "./readyToStart.js";
 

@@ -1,6 +1,7 @@
 import { positions } from "../lists.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
+import { Timestamps } from "../times.js";
 import {
   assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
   type BackupScope, type ListedPvs, type ParsedSpecInfo, type PartContext, type ScopeHead, type ScopePart,
@@ -52,6 +53,8 @@ export interface ScopeCacheOptions {
 }
 
 export class ScopeCache {
+  /** The backups' creation times, parsed once: kept with the scopes, for the plans that sort them. */
+  readonly times = new Timestamps();
   private readonly entries = new Map<string, Entry>();
   private readonly parts = new Map<string, PartEntry>();
   private readonly listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
