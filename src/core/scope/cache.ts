@@ -2,13 +2,14 @@ import { positions } from "../lists.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
 import { Timestamps } from "../times.js";
-import {
-  assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
-  type BackupScope, type ListedPvs, type ParsedSpecInfo, type PartContext, type ScopeHead, type ScopePart,
-} from "./scope.js";
+import { listedPvs, withExtras, type ListedPvs } from "./extraPvs.js";
+import { NamespaceResolver, parseSpecInfo, scopeHead, type ParsedSpecInfo } from "./head.js";
+import type { BackupScope, PartContext, ScopeHead, ScopePart } from "./model.js";
+import { scopePart } from "./part.js";
+import { assembleScope } from "./scope.js";
 import type { ClusterView, NamespaceContents } from "../view.js";
 
-// Scopes are the expensive part of a plan, so they are kept in pieces (see scope.ts):
+// Scopes are the expensive part of a plan, so they are kept in pieces (see model.ts):
 // - a backup's head stays valid while its spec, labels, annotations, its volume-policy
 //   ConfigMap, the view's sync state and the namespace list stay as they were;
 // - a namespace's part is shared by every backup with the same part context (spec minus its
