@@ -57,9 +57,8 @@ export class ClaimIndex {
   }
 
   /**
-   * Files every member in whichever of these indexes (and the claims) are not built yet. It runs
-   * once per plan, mostly before V8 has optimized it: indexed loops, since unoptimized iteration
-   * allocates a result object per step.
+   * Files every member in whichever of these indexes (and the claims) are not built yet.
+   * Indexed loops: this runs once per plan, mostly unoptimized, when a for-of allocates per step.
    */
   private build(kinds: readonly Filed[], claims: boolean): void {
     const missing = kinds.filter((kind) => !this.indexes[kind]);

@@ -47,8 +47,7 @@ export interface ScopeCacheOptions {
   /**
    * Another cache whose parts this one may use (read only): the admission webhook keeps the
    * scopes of candidates apart from those of backups, but a candidate usually has the same
-   * part context as a queued run of its Schedule, and computing that part again was the largest
-   * single share of what a review allocated.
+   * part context as a queued run of its Schedule, whose parts it can then reuse.
    */
   readonly partsFrom?: ScopeCache;
 }
