@@ -133,7 +133,8 @@ async function serve(): Promise<void> {
     heapMb: process.memoryUsage().heapUsed / 2 ** 20, queued: backups.filter((b) => b.phase === "Queued" || b.phase === "New").length,
   });
   const profile = process.env.HEAP_PROFILE ? await oldGenerationProfile() : undefined;
-  process.on("message", async (m: { kind: string }) => {
+  process.on("message", (m: { kind: string }) => void onMessage(m));
+  async function onMessage(m: { kind: string }): Promise<void> {
     if (m.kind === "stats") {
       await profile?.start();
       const h = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === "backup_gate_admission_duration_seconds");
@@ -145,7 +146,7 @@ async function serve(): Promise<void> {
     await floor.close();
     await tls.stop();
     process.exit(0);
-  });
+  }
 }
 
 /** V8's sampling heap profiler, keeping only what a scavenge did not free. */

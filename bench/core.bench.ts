@@ -145,7 +145,7 @@ function main(): void {
   });
 
   const figures = [cold, warm, event].filter((f) => f.iterations > 0);
-  const p = last as Plan;
+  const p = last;
   console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
     `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`);
   console.log(`last plan: ${p.promotions.length} promotions, ${p.queue.length} queued, ${p.overlaps.length} overlaps`);

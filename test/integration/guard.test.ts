@@ -262,7 +262,7 @@ function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): 
         try {
           const response = (JSON.parse(text) as { response: { allowed: boolean; status?: { code: number; reason?: string; message: string } } }).response;
           resolve({ ...response, ...(res.headers.connection ? { connection: res.headers.connection } : {}) });
-        } catch (e) { reject(e as Error); }
+        } catch (e) { reject(e); }
       });
     });
     req.on("error", reject);

@@ -101,7 +101,7 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
   if (typeof r.response.allowed !== "boolean") return "response.allowed is not a boolean";
   if (!r.response.allowed && !(typeof r.response.status?.message === "string" && r.response.status.message.length > 0)) return "a denial without a message";
   if (r.response.patch !== undefined) {
-    try { if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch), "base64").toString("utf8")))) return "patch is not a JSON Patch array"; } catch { return "patch is not base64 JSON"; }
+    try { if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array"; } catch { return "patch is not base64 JSON"; }
   }
   return undefined;
 }

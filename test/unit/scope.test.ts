@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { BackupInfo, PodInfo } from "../../src/core/model.js";
+import type { BackupInfo } from "../../src/core/model.js";
 import { trim } from "../../src/core/objects.js";
 import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
 import { scopeOf } from "../../src/core/scope/scope.js";
@@ -301,7 +301,7 @@ describe("a scope cache reading parts from another (the webhook's candidates, fr
     // The namespace changed since the other cache made its part: that part is stale.
     const added = trim("Pod", pod("shop", "db-1", { claims: ["data-db-0"], labels: { app: "db" } }));
     if (!added.ok) throw added.error;
-    s.view.setPod(added.value as PodInfo);
+    s.view.setPod(added.value);
     const fresh = partOf(new ScopeCache({ partsFrom: main }), candidate, s.view, DEFAULT_POLICY);
     expect(fresh).not.toBe(shared);
     expect(fresh?.pods).toContain("shop/db-1");

@@ -333,11 +333,11 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
     const now = Date.now();
     const mk = (from: number, validity: number, cn: string) => createCa({ now: now + from, validityMs: validity, commonName: cn });
     const [ours, older, newer, expired, extra] = await Promise.all([mk(0, DAY, "ours"), mk(-2 * DAY, 10 * DAY, "older"), mk(-DAY, 10 * DAY, "newer"), mk(-3 * DAY, DAY, "expired"), mk(-4 * DAY, 10 * DAY, "extra")]);
-    const existing = older!.certPem + expired!.certPem + ours!.certPem + newer!.certPem + extra!.certPem;
+    const existing = older.certPem + expired.certPem + ours.certPem + newer.certPem + extra.certPem;
     const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
-    expect(cns(mergeCaBundle(ours!.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
-    expect(cns(mergeCaBundle(ours!.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
-    expect(cns(mergeCaBundle(ours!.certPem, undefined, now))).toEqual(["CN=ours"]);
-    expect(cns(mergeCaBundle(ours!.certPem, "garbage", now))).toEqual(["CN=ours"]);
+    expect(cns(mergeCaBundle(ours.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
+    expect(cns(mergeCaBundle(ours.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
+    expect(cns(mergeCaBundle(ours.certPem, undefined, now))).toEqual(["CN=ours"]);
+    expect(cns(mergeCaBundle(ours.certPem, "garbage", now))).toEqual(["CN=ours"]);
   });
 });

@@ -93,10 +93,10 @@ export class MadePlan implements Plan {
   }
 
   static memoryOf(p: Plan): Memory | undefined {
-    return #memory in p ? (p as MadePlan).#memory : undefined;
+    return #memory in p ? (p).#memory : undefined;
   }
 
   static madeOf(p: Plan): PlanMaking | undefined {
-    return #made in p ? (p as MadePlan).#made : undefined;
+    return #made in p ? (p).#made : undefined;
   }
 }

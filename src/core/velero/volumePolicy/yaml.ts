@@ -2,7 +2,7 @@
 // every non-null scalar is kept as its source text (yaml.v3 fills a Go string field with the
 // scalar's text whatever its YAML type), null stays null, and maps whose keys are not all
 // strings are remembered (yaml.v3 decodes them into map[interface{}]interface{}).
-import { isAlias, isMap, isScalar, isSeq, type Document, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, type Document } from "yaml";
 
 export type Plain = null | string | Plain[] | { [key: string]: Plain };
 
@@ -30,6 +30,8 @@ export function toPlain(node: unknown, walk: Walk, path: string, depth: number):
     const v: unknown = node.value;
     if (v === null || v === undefined) return null;
     if (typeof v === "string") return v;
+    // A scalar that is not a string: a number, boolean or bigint (String gives its YAML text).
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string
     return node.source ?? String(v);
   }
   if (isSeq(node)) {
@@ -50,6 +52,7 @@ export function toPlain(node: unknown, walk: Walk, path: string, depth: number):
         if (typeof kv === "string") keyText = kv;
         else {
           nonStringKey = true;
+          // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a non-string scalar key
           keyText = kv === null || kv === undefined ? "" : (key.source ?? String(kv));
         }
       } else {
@@ -57,7 +60,7 @@ export function toPlain(node: unknown, walk: Walk, path: string, depth: number):
       }
       const at = path === "" ? keyText : `${path}.${keyText}`;
       if (Object.hasOwn(out, keyText)) throw new YamlShapeError(at, `mapping key "${keyText}" already defined`);
-      out[keyText] = toPlain(pair.value as Node | null, walk, at, depth + 1);
+      out[keyText] = toPlain(pair.value, walk, at, depth + 1);
     }
     if (nonStringKey) walk.nonStringKeyMaps.add(out);
     return out;
