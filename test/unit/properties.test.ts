@@ -15,7 +15,7 @@ import {
   type BackupModel, type ClusterModel,
 } from "./support/arbitraries.js";
 
-// Properties of the decision core over generated clusters and queues (design.md, "Units,
+// Properties of the decision core over generated clusters and queues (docs/rules.md, "Units,
 // claims and conflicts" and "The queue"). Each property names the rule it checks.
 
 const NOW = T0 + 121 * 60_000; // every generated backup was created before now

@@ -9,7 +9,7 @@ import type { ClusterView } from "../../src/core/view.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";
 
-// Scope tables: each case cites the Velero 1.18 rule it pins (velero-scope.md in ../shared).
+// Scope tables: each case cites the Velero 1.18 rule it pins (docs/velero-scope.md).
 
 const estate = () => [
   ns("shop"), ns("shop-staging"), ns("web"), ns("kube-system"), ns("secret-ns", { labels: { "velero.io/exclude-from-backup": "true" } }),
