@@ -8,6 +8,9 @@ const impureModules = [
   "@kubernetes/client-node", "fastify", "pino", "prom-client", "node-forge",
 ];
 
+// Messages and URLs read better whole than wrapped.
+const LONG_LITERALS_ALLOWED = { ignoreStrings: true, ignoreTemplateLiterals: true, ignoreUrls: true, ignoreRegExpLiterals: true };
+
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "tools/**", "coverage/**"] },
   js.configs.recommended,
@@ -16,6 +19,9 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      // Limits the code meets today, to be lowered as it improves (src/core has lower ones below).
+      complexity: ["error", 31],
+      "max-len": ["error", { code: 180, ...LONG_LITERALS_ALLOWED }],
       // Type-checked rules, less two families for now: JSON read in tests is `any` (307 findings
       // of no-unsafe-*), and async functions without await keep interfaces uniform.
       "@typescript-eslint/no-unsafe-argument": "off",
@@ -32,6 +38,8 @@ export default tseslint.config(
   {
     files: ["src/core/**/*.ts"],
     rules: {
+      complexity: ["error", 20],
+      "max-len": ["error", { code: 140, ...LONG_LITERALS_ALLOWED }],
       "no-restricted-properties": ["error",
         { object: "Date", property: "now", message: "src/core takes `now` as an argument" },
         { object: "performance", property: "now", message: "src/core takes `now` as an argument" },

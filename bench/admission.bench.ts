@@ -226,7 +226,10 @@ async function main(): Promise<void> {
 
   let seq = 0;
   type Target = "gate" | "floor";
-  interface Round { target: Target; rate: number; round: number; samples: Float64Array; lat: Latency; errors: number; connections: number; server?: { count: number; p50: number; p99: number } }
+  interface Round {
+    target: Target; rate: number; round: number; samples: Float64Array; lat: Latency; errors: number; connections: number;
+    server?: { count: number; p50: number; p99: number };
+  }
   const rounds: Round[] = [];
   for (const rate of RATES) {
     for (const target of ["floor", "gate"] as const) await paced(target === "gate" ? ready.port : ready.floorPort, 100, 3); // warm-up: connections, TLS sessions, JIT

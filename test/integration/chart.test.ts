@@ -219,7 +219,8 @@ describe("charts/backup-gate on a real API server", () => {
     const pod = (spec: V1PodSpec, name: string) => c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
     await pod(template.spec, "gate-restricted");
     // Positive control: the same pod as root with its capabilities kept is refused by PodSecurity.
-    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 }, containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
+    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 },
+      containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
     const refused = await pod(root, "gate-root").then(() => undefined, (e: unknown) => e);
     expect(isApiError(refused, 403)).toBe(true);
     expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(/violates PodSecurity "restricted:latest": .*runAsNonRoot != true/);

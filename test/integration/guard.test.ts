@@ -242,7 +242,8 @@ describe("the guard holds against every writer (two replicas answering)", () => 
 });
 
 /** An UPDATE review (Queued -> ReadyToStart) sent straight to one replica, as the API server would, as a dry run. */
-function reviewUpdate(gateUrl: string, backup: VeleroObject, username: string): Promise<{ allowed: boolean; status?: { code: number; reason?: string; message: string }; connection?: string }> {
+function reviewUpdate(gateUrl: string, backup: VeleroObject,
+  username: string): Promise<{ allowed: boolean; status?: { code: number; reason?: string; message: string }; connection?: string }> {
   const review = {
     apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
     request: {

@@ -73,7 +73,8 @@ export async function startGate(cp: ControlPlane, o: GateOptions): Promise<GateP
  * POSTs an object through the API server and returns its answer with the admission warnings
  * (the `Warning` headers kubectl prints), which client-node's typed clients do not expose.
  */
-export async function createWithWarnings(cp: ControlPlane, path: string, body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function createWithWarnings(cp: ControlPlane, path: string,
+  body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const opts: import("node:https").RequestOptions = { method: "POST", headers: { "content-type": "application/json" } };
   await cp.kubeConfig.applyToHTTPSOptions(opts);
   const target = new URL(path, cp.host);

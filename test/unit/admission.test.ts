@@ -39,7 +39,10 @@ interface Started { server: WebhookServer; url: string; metrics: Metrics; cache:
 const servers: WebhookServer[] = [];
 afterEach(async () => { await Promise.all(servers.splice(0).map((s) => s.close())); });
 
-async function start(o: { policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: MemoryClusterCache; bodyLimit?: number } = {}): Promise<Started> {
+interface StartOptions {
+  policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: MemoryClusterCache; bodyLimit?: number;
+}
+async function start(o: StartOptions = {}): Promise<Started> {
   const snap = cluster(...estate(), ...(o.backups ?? inFlight()));
   const cache = o.cache ?? new MemoryClusterCache(snap.view, snap.backups, o.synced ?? true);
   const metrics = createMetrics();

@@ -207,7 +207,8 @@ describe("the hand-made corpus of bad bodies", () => {
 
 describe("a body that never finishes arriving", () => {
   it("is cut off once the connection has been silent for the idle timeout, and the server still answers", async () => {
-    const slow = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000 });
+    const slow = await createWebhookServer({ tls, cache: new MemoryClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log,
+      idleTimeoutMs: 1_000 });
     const { port } = await slow.listen();
     try {
       const started = Date.now();

@@ -98,7 +98,8 @@ describe("pacing: draining a queue of 1,000 costs at most 2 writes per dequeue",
       const w = planWrites(p, backups, { policy, now, identity: "gate-0", sealer: testSealer });
       for (const write of w.writes) {
         const b = state.get(write.backup)!;
-        state.set(b.name, { ...b, phase: write.status?.phase ?? b.phase, queuePosition: write.status?.queuePosition ?? b.queuePosition, annotations: { ...b.annotations, ...Object.fromEntries(Object.entries(write.annotations ?? {}).filter(([, v]) => v !== null)) as Record<string, string> } });
+        state.set(b.name, { ...b, phase: write.status?.phase ?? b.phase, queuePosition: write.status?.queuePosition ?? b.queuePosition, annotations: { ...b.annotations,
+          ...Object.fromEntries(Object.entries(write.annotations ?? {}).filter(([, v]) => v !== null)) as Record<string, string> } });
         writes++;
         if (write.kind === "promote") dequeues++;
       }

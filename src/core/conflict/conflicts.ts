@@ -42,7 +42,8 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
     : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
   const shared = level === "ItemBlock" ? sharedUnits(a.scope.claims, b.scope.claims) : NONE;
   if (!serial && namespaces.length === 0 && shared.count === 0) return undefined;
-  return { with: b.name, withPhase: b.phase, level, ...(serial ? { serial } : {}), namespaces, units: shared.units, unitCount: shared.count };
+  return { with: b.name, withPhase: b.phase, level, ...(serial ? { serial } : {}), namespaces, units: shared.units,
+    unitCount: shared.count };
 }
 
 /** True when `a` and `b` may not be in flight together (conflictBetween without the details). */
@@ -104,13 +105,15 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
     }
     eachSharedUnit(mineP, theirsP, (unit, mine, theirs) => { count++; consider(unit, mine, theirs); });
   });
-  return count === 0 ? NONE : { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
+  if (count === 0) return NONE;
+  return { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
 }
 
 // The yes/no question is asked for every candidate pair of every plan: its visitors capture
 // nothing, so asking allocates nothing.
 const sharesUnit = (a: ScopeClaims, b: ScopeClaims): boolean => eachSharedNamespace(a, b, partsShareUnit);
-export const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean => (mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes));
+export const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean =>
+  (mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes));
 const yes = (): boolean => true;
 
 function meets(a: readonly string[], b: readonly string[]): boolean {

@@ -22,7 +22,8 @@ export interface AdmissionDecision {
   readonly reasons: readonly string[];
 }
 
-export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo, options: PlanOptions = {}): AdmissionDecision {
+export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo,
+  options: PlanOptions = {}): AdmissionDecision {
   const created = asCandidate(candidate, now);
   const others = snapshot.backups.filter((b) => !(b.namespace === created.namespace && b.name === created.name));
   const result = plan({ view: snapshot.view, backups: [...others, created] }, policy, now, options);
@@ -32,7 +33,8 @@ export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number,
   const superseded = result.supersessions.filter((s) => s.by === created.name).map((s) => s.backup);
   const entry = result.queue.find((q) => q.backup === created.name);
   const started = result.promotions.find((p) => p.backup === created.name)?.reason;
-  return admission(created, scope, policy, superseded, entry ? { conflicts: entry.conflicts, waitingFor: entry.waitingFor, reason: entry.reason } : { reason: started });
+  const wait = entry ? { conflicts: entry.conflicts, waitingFor: entry.waitingFor, reason: entry.reason } : { reason: started };
+  return admission(created, scope, policy, superseded, wait);
 }
 
 /** A backup as admission judges it: not yet created, so it has no phase and is created now. */
@@ -46,7 +48,8 @@ export function asCandidate(candidate: BackupInfo, now: number): BackupInfo {
 }
 
 /** The validating webhook's refusals: an invalid spec, or a serial run under Forbid. */
-export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[], policy: Policy): AdmissionDecision | undefined {
+export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[],
+  policy: Policy): AdmissionDecision | undefined {
   const level = scope?.level ?? policy.conflictLevel;
   const reject = (message: string, errors: readonly SpecError[] = []): AdmissionDecision =>
     ({ verdict: "reject", level, message, errors, waitingFor: [], warnings: [], annotations: {}, reasons: [message] });

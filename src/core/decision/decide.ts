@@ -64,7 +64,10 @@ class Deciding {
     this.#queue = was.queue.slice(0, this.#queuedBefore[from]);
   }
 
-  /** Member i starts when it waits behind no one and a slot is free; otherwise it queues. `before`: its last decision, kept if it comes out the same. */
+  /**
+   * Member i starts when it waits behind no one and a slot is free; otherwise it queues.
+   * `before`: its last decision, kept if it comes out the same.
+   */
   decide(i: number, before: Decided | undefined): void {
     const m = this.#m;
     const blocked = m.blocked[i] as Blockers;
@@ -102,7 +105,8 @@ class Deciding {
   }
 
   decisions(): Decisions {
-    return { each: this.#each, promotedBefore: this.#promotedBefore, queuedBefore: this.#queuedBefore, promotions: this.#promotions, queue: this.#queue };
+    return { each: this.#each, promotedBefore: this.#promotedBefore, queuedBefore: this.#queuedBefore,
+      promotions: this.#promotions, queue: this.#queue };
   }
 }
 

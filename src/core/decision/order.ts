@@ -86,7 +86,8 @@ export function sortByCreation(backups: readonly BackupInfo[], times?: Timestamp
 
 // Under `Replace`, only the newest queued run of a Schedule stays queued; the older queued runs
 // are superseded (failed with a reason by the controller). Runs already in flight are kept.
-export function supersede(waiting: readonly BackupInfo[], policy: Policy, times?: Timestamps): { queued: BackupInfo[]; supersessions: Supersession[] } {
+export function supersede(waiting: readonly BackupInfo[], policy: Policy,
+  times?: Timestamps): { queued: BackupInfo[]; supersessions: Supersession[] } {
   if (policy.serialWorkloads !== "Replace") return { queued: [...waiting], supersessions: [] };
   const newest = newestRuns(waiting, times);
   const queued: BackupInfo[] = [];

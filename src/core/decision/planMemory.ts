@@ -47,7 +47,8 @@ export interface Decisions {
   readonly queue: readonly QueueEntry[];
 }
 
-export const NO_DECISIONS: Decisions = { each: [], promotedBefore: new Int32Array(0), queuedBefore: new Int32Array(0), promotions: [], queue: [] };
+export const NO_DECISIONS: Decisions = { each: [], promotedBefore: new Int32Array(0), queuedBefore: new Int32Array(0),
+  promotions: [], queue: [] };
 
 export interface ViewVersions { readonly contents: number; readonly pv: number; readonly namespaces: number; readonly synced: boolean }
 

@@ -49,6 +49,7 @@ export class Queued implements QueueEntry {
 
   toJSON(): QueueEntry {
     const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
-    return { backup, position, priority, effectivePriority, level, waitingFor, conflicts, ...(moreBlockers ? { moreBlockers } : {}), reason };
+    return { backup, position, priority, effectivePriority, level, waitingFor, conflicts,
+      ...(moreBlockers ? { moreBlockers } : {}), reason };
   }
 }

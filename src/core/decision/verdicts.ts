@@ -78,10 +78,12 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
   if (conflicts.length === 0 && free > 0) {
-    return admission(created, scope, policy, superseded, { reason: startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups) });
+    return admission(created, scope, policy, superseded, { reason: startReason(scope, policy.maxConcurrentBackups - free + 1,
+      policy.maxConcurrentBackups) });
   }
   const shown = conflicts.slice(0, MAX_BLOCKERS);
-  return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups) });
+  return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown,
+    conflicts.length > shown.length, policy.maxConcurrentBackups) });
 }
 
 /** The validating webhook's CREATE refusal, if any: an invalid spec, or a serial run under Forbid. Live data only. */

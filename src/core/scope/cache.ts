@@ -83,7 +83,8 @@ export class ScopeCache {
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
-      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced, namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced,
+        namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
       if (this.entries.has(id)) this.unswept = true;
       this.entries.set(id, entry);
     }
@@ -195,7 +196,8 @@ export class ScopeCache {
     return part;
   }
 
-  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView,
+    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
     const cached = this.parts.get(key);
     if (cached && cached.contents === contents && cached.version === contents.version
       && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
@@ -203,7 +205,8 @@ export class ScopeCache {
   }
 
   /** A part this cache holds, still good, for another cache judging with the same view and policy. */
-  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined,
+    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
     return view === this.view && policy === this.policy ? this.cachedPart(key, contents, view, extras) : undefined;
   }
 
@@ -223,7 +226,8 @@ export class ScopeCache {
   }
 
   private resolverFor(view: ClusterView): NamespaceResolver {
-    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion, resolver: new NamespaceResolver(view) };
+    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion,
+      resolver: new NamespaceResolver(view) };
     return this.resolver.resolver;
   }
 

@@ -62,13 +62,15 @@ export class NamespaceResolver {
   }
 }
 
-export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy, info: ParsedSpecInfo, resolver = new NamespaceResolver(view)): ScopeHead {
+export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy, info: ParsedSpecInfo,
+  resolver = new NamespaceResolver(view)): ScopeHead {
   const existing = view.namespaceNames();
   const raw = (backup.spec ?? {}) as Record<string, unknown>;
   const queueNamespaces = resolver.queueNamespaces(stringList(raw.includedNamespaces), stringList(raw.excludedNamespaces));
   const { level, levelReason } = judgeLevel(backup, view, policy);
   const serialKey = serialKeyOf(backup, policy);
-  const base = { queueNamespaces, level, ...(levelReason !== undefined ? { levelReason } : {}), ...(serialKey !== undefined ? { serialKey } : {}) };
+  const base = { queueNamespaces, level, ...(levelReason !== undefined ? { levelReason } : {}),
+    ...(serialKey !== undefined ? { serialKey } : {}) };
   const empty = { listsPvs: false, namespaces: [], strictNamespaces: [], notes: [] };
 
   const parsed = info.parsed;

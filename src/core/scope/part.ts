@@ -20,7 +20,8 @@ export function isPodRunning(pod: PodInfo): boolean {
  * The part of namespace `ns`. `extraPvs`: PVs processed through another namespace, or listed
  * directly, that are bound to a claim in this namespace (they can claim the claim's unit).
  */
-export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = [], trace?: ActionTrace): ScopePart {
+export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = [],
+  trace?: ActionTrace): ScopePart {
   const contents = view.contents(ns);
   const seen = collectBlocks(ctx, view, contents);
   const items = sortedItems(ctx, ns, seen);

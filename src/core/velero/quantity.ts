@@ -48,35 +48,33 @@ function digitCount(m: bigint): number {
 
 /** Splits like apimachinery's parseQuantityString; undefined on ErrFormatWrong. */
 function split(str: string): { positive: boolean; num: string; denom: string; suffix: string } | undefined {
-  let pos = 0;
   const end = str.length;
-  let positive = true;
-  if (str[0] === "-") {
-    positive = false;
-    pos++;
-  } else if (str[0] === "+") {
-    pos++;
-  }
-  while (pos < end && str[pos] === "0") pos++;
+  const positive = str[0] !== "-";
+  let pos = skipWhile(str, str[0] === "-" || str[0] === "+" ? 1 : 0, (c) => c === "0");
   if (pos >= end) return { positive, num: "0", denom: "", suffix: "" };
   const numStart = pos;
-  while (pos < end && isDigit(str[pos])) pos++;
+  pos = skipWhile(str, pos, isDigit);
   const num = pos === numStart ? "0" : str.slice(numStart, pos);
   if (pos >= end) return { positive, num, denom: "", suffix: "" };
   let denom = "";
   if (str[pos] === ".") {
-    pos++;
-    const denomStart = pos;
-    while (pos < end && isDigit(str[pos])) pos++;
+    const denomStart = pos + 1;
+    pos = skipWhile(str, denomStart, isDigit);
     denom = str.slice(denomStart, pos);
     if (pos >= end) return { positive, num, denom, suffix: "" };
   }
   const suffixStart = pos;
-  while (pos < end && SUFFIX_LETTERS.includes(str[pos] as string)) pos++;
-  if (pos < end && (str[pos] === "-" || str[pos] === "+")) pos++;
-  while (pos < end && isDigit(str[pos])) pos++;
+  pos = skipWhile(str, pos, (c) => SUFFIX_LETTERS.includes(c));
+  if (str[pos] === "-" || str[pos] === "+") pos++;
+  pos = skipWhile(str, pos, isDigit);
   if (pos < end) return undefined;
   return { positive, num, denom, suffix: str.slice(suffixStart) };
+}
+
+/** The first position at or after `pos` whose character does not pass `keep` (or the end). */
+function skipWhile(str: string, pos: number, keep: (c: string) => boolean): number {
+  while (pos < str.length && keep(str[pos] as string)) pos++;
+  return pos;
 }
 
 /** Go's strconv.ParseInt(s, 10, 64). */
