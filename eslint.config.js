@@ -38,7 +38,7 @@ export default tseslint.config(
   {
     files: ["src/core/**/*.ts"],
     rules: {
-      complexity: ["error", 20],
+      complexity: ["error", 15],
       "max-len": ["error", { code: 140, ...LONG_LITERALS_ALLOWED }],
       "no-restricted-properties": ["error",
         { object: "Date", property: "now", message: "src/core takes `now` as an argument" },

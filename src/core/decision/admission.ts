@@ -58,15 +58,21 @@ export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, o
   }
   const schedule = created.labels[KEYS.scheduleName];
   if (!schedule || policy.serialWorkloads !== "Forbid") return undefined;
+  const first = firstOtherRun(created, schedule, others);
+  return first
+    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
+    : undefined;
+}
+
+/** The first (by name) other queued or in-flight run of `schedule` beside `created`. */
+function firstOtherRun(created: BackupInfo, schedule: string, others: readonly BackupInfo[]): BackupInfo | undefined {
   let first: BackupInfo | undefined;
   for (const b of others) {
     if (b.namespace !== created.namespace || b.name === created.name || b.labels[KEYS.scheduleName] !== schedule) continue;
     if (!IN_FLIGHT_PHASES.has(b.phase) && !QUEUED_PHASES.has(b.phase)) continue;
     if (!first || b.name < first.name) first = b;
   }
-  return first
-    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
-    : undefined;
+  return first;
 }
 
 /**

@@ -79,24 +79,27 @@ type RawPolicy = NonNullable<RawDocument["volumePolicies"]>[number];
 
 /** A policy as read, with Velero's zero values for what it leaves out. */
 function volumePolicyOf(p: RawPolicy, parameters: ReturnType<typeof actionParameters> | undefined): VolumePolicy {
-  const c = p.conditions;
   return {
-    conditions: {
-      capacity: c?.capacity ?? { lower: ZERO_QUANTITY, upper: ZERO_QUANTITY },
-      storageClass: c?.storageClass ?? [],
-      ...(c?.nfs ? { nfs: { server: c.nfs.server ?? "", path: c.nfs.path ?? "" } } : {}),
-      ...(c?.csi ? {
-        csi: {
-          driver: c.csi.driver ?? "",
-          ...(c.csi.volumeAttributes !== undefined ? { volumeAttributes: c.csi.volumeAttributes } : {}),
-        },
-      } : {}),
-      volumeTypes: c?.volumeTypes ?? [],
-      pvcLabels: c?.pvcLabels ?? {},
-      pvcPhase: c?.pvcPhase ?? [],
-    },
+    conditions: conditionsOf(p.conditions),
     action: { type: p.action.type, ...(parameters !== undefined ? { parameters } : {}) },
   };
+}
+
+function conditionsOf(conditions: RawPolicy["conditions"]): VolumePolicy["conditions"] {
+  const c: Partial<NonNullable<RawPolicy["conditions"]>> = conditions ?? {};
+  return {
+    capacity: c.capacity ?? { lower: ZERO_QUANTITY, upper: ZERO_QUANTITY },
+    storageClass: c.storageClass ?? [],
+    ...(c.nfs ? { nfs: { server: c.nfs.server ?? "", path: c.nfs.path ?? "" } } : {}),
+    ...(c.csi ? { csi: csiOf(c.csi) } : {}),
+    volumeTypes: c.volumeTypes ?? [],
+    pvcLabels: c.pvcLabels ?? {},
+    pvcPhase: c.pvcPhase ?? [],
+  };
+}
+
+function csiOf(csi: NonNullable<NonNullable<RawPolicy["conditions"]>["csi"]>) {
+  return { driver: csi.driver ?? "", ...(csi.volumeAttributes !== undefined ? { volumeAttributes: csi.volumeAttributes } : {}) };
 }
 
 function includeExcludeOf(iep: NonNullable<RawDocument["includeExcludePolicy"]>) {
