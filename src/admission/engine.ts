@@ -232,7 +232,7 @@ export class AdmissionEngine {
     const cache = this.o.cache;
     const base = this.hasBase() ? this.base : undefined;
     return {
-      policy, now, changed: this.changed,
+      policy, now, changed: this.changed, times: this.scopes.times,
       ...(base ? { base } : {}),
       inFlight: () => cache.inFlight(),
       backup: (name) => cache.backup(name),

@@ -24,8 +24,12 @@ export function basePriority(backup: BackupInfo, policy: Policy): number {
   return policy.priorities.manual;
 }
 
-export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: number): number {
-  return aged(basePriority(backup, policy), Date.parse(backup.creationTimestamp), policy, now);
+export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: number, times?: Timestamps): number {
+  return aged(basePriority(backup, policy), parse(backup.creationTimestamp, times), policy, now);
+}
+
+function parse(timestamp: string, times: Timestamps | undefined): number {
+  return times ? times.parse(timestamp) : Date.parse(timestamp);
 }
 
 /** A base priority after aging, for a backup created at `created` (NaN: unknown, no aging). */
@@ -37,8 +41,8 @@ function aged(base: number, created: number, policy: Policy, now: number): numbe
 }
 
 /** Queue order of two backups: effective priority (higher first), then creation time, then name. */
-export function queueOrder(a: BackupInfo, b: BackupInfo, policy: Policy, now: number): number {
-  return effectivePriorityOf(b, policy, now) - effectivePriorityOf(a, policy, now) || byCreation(a, b);
+export function queueOrder(a: BackupInfo, b: BackupInfo, policy: Policy, now: number, times?: Timestamps): number {
+  return effectivePriorityOf(b, policy, now, times) - effectivePriorityOf(a, policy, now, times) || creationOrder(a, b, times);
 }
 
 /** Queue order: effective priority (higher first), then creation time, then name. */
@@ -75,7 +79,7 @@ export function byCreation(a: BackupInfo, b: BackupInfo): number {
 }
 
 function creationOrder(a: BackupInfo, b: BackupInfo, times: Timestamps | undefined): number {
-  const at = (x: BackupInfo) => (times ? times.parse(x.creationTimestamp) : Date.parse(x.creationTimestamp)) || 0;
+  const at = (x: BackupInfo) => parse(x.creationTimestamp, times) || 0;
   return at(a) - at(b) || byName(a, b);
 }
 
