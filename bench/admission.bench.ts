@@ -134,7 +134,8 @@ async function serve(): Promise<void> {
     heapMb: process.memoryUsage().heapUsed / 2 ** 20, queued: backups.filter((b) => b.phase === "Queued" || b.phase === "New").length,
   });
   const profile = process.env.HEAP_PROFILE ? await oldGenerationProfile() : undefined;
-  process.on("message", async (m: { kind: string }) => {
+  process.on("message", (m: { kind: string }) => void onMessage(m));
+  async function onMessage(m: { kind: string }): Promise<void> {
     if (m.kind === "stats") {
       await profile?.start();
       const h = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === "backup_gate_admission_duration_seconds");
@@ -146,7 +147,7 @@ async function serve(): Promise<void> {
     await floor.close();
     await tls.stop();
     process.exit(0);
-  });
+  }
 }
 
 /** V8's sampling heap profiler, keeping only what a scavenge did not free. */
@@ -226,7 +227,10 @@ async function main(): Promise<void> {
 
   let seq = 0;
   type Target = "gate" | "floor";
-  interface Round { target: Target; rate: number; round: number; samples: Float64Array; lat: Latency; errors: number; connections: number; server?: { count: number; p50: number; p99: number } }
+  interface Round {
+    target: Target; rate: number; round: number; samples: Float64Array; lat: Latency; errors: number; connections: number;
+    server?: { count: number; p50: number; p99: number };
+  }
   const rounds: Round[] = [];
   for (const rate of RATES) {
     for (const target of ["floor", "gate"] as const) await paced(target === "gate" ? ready.port : ready.floorPort, 100, 3); // warm-up: connections, TLS sessions, JIT

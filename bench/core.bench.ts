@@ -11,9 +11,9 @@ import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import type { BackupInfo, PodInfo } from "../src/core/model.js";
-import { plan, type Plan } from "../src/core/plan.js";
+import { plan, type Plan } from "../src/core/decision/plan.js";
 import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
-import { ScopeCache } from "../src/core/scopeCache.js";
+import { ScopeCache } from "../src/core/scope/cache.js";
 import { ClusterView } from "../src/core/view.js";
 
 // BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs;
@@ -145,7 +145,7 @@ function main(): void {
   });
 
   const figures = [cold, warm, event].filter((f) => f.iterations > 0);
-  const p = last as Plan;
+  const p = last;
   console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
     `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`);
   console.log(`last plan: ${p.promotions.length} promotions, ${p.queue.length} queued, ${p.overlaps.length} overlaps`);

@@ -1,13 +1,14 @@
 import { performance } from "node:perf_hooks";
-import { asCandidate, type AdmissionDecision } from "../core/admission.js";
-import { ClaimIndex, type ScopedBackup } from "../core/conflicts.js";
-import type { FlightDecision } from "../core/flight.js";
+import { asCandidate, type AdmissionDecision } from "../core/decision/admission.js";
+import { ClaimIndex } from "../core/conflict/claimIndex.js";
+import type { ScopedBackup } from "../core/conflict/conflicts.js";
+import type { FlightDecision } from "../core/decision/flight.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { orderQueue, supersede } from "../core/plan.js";
+import { orderQueue, supersede } from "../core/decision/order.js";
 import type { Policy } from "../core/policy.js";
-import type { BackupScope } from "../core/scope.js";
-import { ScopeCache } from "../core/scopeCache.js";
-import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/verdicts.js";
+import type { BackupScope } from "../core/scope/scope.js";
+import { ScopeCache } from "../core/scope/cache.js";
+import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/decision/verdicts.js";
 import type { ClusterView } from "../core/view.js";
 import type { ClusterCache } from "../cluster/cache.js";
 import type { PolicySource } from "../policy/source.js";
@@ -15,7 +16,7 @@ import type { Logger } from "../logging/logger.js";
 import { FlightGuard, type Leadership, type Review } from "./flightGuard.js";
 
 // Keeps the admission verdicts' snapshot fresh; the verdicts themselves are the core's
-// (core/verdicts.ts for creates, core/flight.ts through FlightGuard for moves into flight and
+// (core/decision/verdicts.ts for creates, core/decision/flight.ts through FlightGuard for moves into flight and
 // spec edits). The core's `decideAdmission` runs a full `plan` per request (seconds with
 // 10,000 backups); the verdicts judge only the candidate, against the live cache and a "base":
 // a ClaimIndex of the queued backups and the plan's promotions, rebuilt here in the background
@@ -182,8 +183,8 @@ export class AdmissionEngine {
         await yieldIfDue();
       }
       const waiting = all.filter((b) => QUEUED_PHASES.has(b.phase));
-      const { queued } = supersede(waiting, policy);
-      const ordered = orderQueue(queued, policy, now);
+      const { queued } = supersede(waiting, policy, this.scopes.times);
+      const ordered = orderQueue(queued, policy, now, this.scopes.times);
       const index = new ClaimIndex();
       const entries = new Map<string, BaseEntry>();
       for (const { backup } of ordered) {
@@ -217,7 +218,7 @@ export class AdmissionEngine {
 
   /**
    * The verdict on a Backup about to be created: the same answer as the core's
-   * `decideAdmission` over the cache's snapshot (core/verdicts.ts says how it stays fast).
+   * `decideAdmission` over the cache's snapshot (core/decision/verdicts.ts says how it stays fast).
    */
   decide(candidate: BackupInfo, now: number): AdmissionDecision {
     return admissionVerdict(this.snapshot(now), candidate);
@@ -230,7 +231,7 @@ export class AdmissionEngine {
     const cache = this.o.cache;
     const base = this.hasBase() ? this.base : undefined;
     return {
-      policy, now, changed: this.changed,
+      policy, now, changed: this.changed, times: this.scopes.times,
       ...(base ? { base } : {}),
       inFlight: () => cache.inFlight(),
       backup: (name) => cache.backup(name),

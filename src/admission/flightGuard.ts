@@ -1,9 +1,9 @@
-import type { ScopedBackup } from "../core/conflicts.js";
-import { flightChangeOf, mayBeInFlight, moveOf, specChangeInFlight, type FlightDecision, type FlightSnapshot } from "../core/flight.js";
+import type { ScopedBackup } from "../core/conflict/conflicts.js";
+import { flightChangeOf, mayBeInFlight, moveOf, specChangeInFlight, type FlightDecision, type FlightSnapshot } from "../core/decision/flight.js";
 import { IN_FLIGHT_PHASES, type BackupInfo } from "../core/model.js";
-import { byCreation } from "../core/plan.js";
+import { byCreation } from "../core/decision/order.js";
 import type { Policy } from "../core/policy.js";
-import type { ScopeCache } from "../core/scopeCache.js";
+import type { ScopeCache } from "../core/scope/cache.js";
 import type { ClusterCache } from "../cluster/cache.js";
 import type { PolicySource } from "../policy/source.js";
 import type { Logger } from "../logging/logger.js";
@@ -11,7 +11,7 @@ import type { Logger } from "../logging/logger.js";
 // The guard of the invariant "no two conflicting backups in flight, at most
 // maxConcurrentBackups", for every writer: creates straight into ReadyToStart/InProgress,
 // transitions into them, and spec edits of backups in flight. The rule is the core's
-// (core/flight.ts); this class keeps what the rule needs and the cache does not hold yet:
+// (core/decision/flight.ts); this class keeps what the rule needs and the cache does not hold yet:
 //
 // - Pending entries. A move the guard allowed counts as in flight from the verdict on, until
 //   the watch shows it (in flight: the cache counts it from then), contradicts it (the backup

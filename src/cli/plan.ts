@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { loadSnapshot } from "../core/objects.js";
-import { plan } from "../core/plan.js";
+import { plan } from "../core/decision/plan.js";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../core/policy.js";
 import { describeRefusal, readPolicyData } from "../policy/document.js";
 import { planHuman, planJson } from "./planOutput.js";

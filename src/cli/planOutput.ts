@@ -1,5 +1,5 @@
-import type { Plan } from "../core/plan.js";
-import type { BackupScope } from "../core/scope.js";
+import type { Plan } from "../core/decision/plan.js";
+import type { BackupScope } from "../core/scope/scope.js";
 
 // The JSON form of a plan: field names are a public contract (see docs/reference.md), so they are
 // spelled out here rather than taken from internal types.

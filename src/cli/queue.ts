@@ -1,9 +1,10 @@
-import { decideAdmission } from "../core/admission.js";
+import { decideAdmission } from "../core/decision/admission.js";
 import { IN_FLIGHT_PHASES, KEYS, type BackupInfo } from "../core/model.js";
 import { trim } from "../core/objects.js";
-import { basePriority, effectivePriorityOf, plan, type Plan, type Snapshot } from "../core/plan.js";
+import { basePriority, effectivePriorityOf } from "../core/decision/order.js";
+import { plan, type Plan, type Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
-import { PROMOTED_AT } from "../core/writes.js";
+import { PROMOTED_AT } from "../core/decision/writes.js";
 import type { KubeTarget } from "./kubeconfig.js";
 import { readLive } from "./live.js";
 import { asDocument, type Format } from "./output.js";

@@ -146,7 +146,8 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
 
   const promotionKey = new PromotionKey(kc, { namespace: o.namespace, log });
   await promotionKey.start();
-  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current(), guard: server.engine });
+  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current(),
+    guard: server.engine });
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");

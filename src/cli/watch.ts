@@ -28,7 +28,7 @@ export async function watchQueue(o: WatchOptions, format: Format, out: NodeJS.Wr
   let lastProblem = "";
   const log = pino({ level: "warn" }, new Writable({
     write(chunk: Buffer, _enc, done) {
-      try { lastProblem = String((JSON.parse(chunk.toString()) as { msg?: unknown }).msg ?? lastProblem); } catch { /* not JSON */ }
+      try { lastProblem = String((JSON.parse(chunk.toString()) as { msg?: string }).msg ?? lastProblem); } catch { /* not JSON */ }
       done();
     },
   }));

@@ -1,6 +1,6 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../kube/apiClient.js";
-import type { BackupWrite } from "../core/writes.js";
+import type { BackupWrite } from "../core/decision/writes.js";
 
 export type WriteResult = "ok" | "conflict" | "gone";
 

@@ -61,7 +61,7 @@ export class LeaderElector {
       try {
         const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
         if (lease.spec?.holderIdentity === this.o.identity) {
-          lease.spec = { holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.now()), leaseTransitions: lease.spec.leaseTransitions } as V1LeaseSpec;
+          lease.spec = { holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.now()), leaseTransitions: lease.spec.leaseTransitions };
           await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
         }
       } catch (e) {
@@ -97,7 +97,8 @@ export class LeaderElector {
       if ((e as { code?: number }).code !== 404) throw e;
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 } as V1LeaseSpec },
+        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: nowIso, renewTime: nowIso,
+          leaseTransitions: 0 } },
       });
       return true;
     }
@@ -112,7 +113,7 @@ export class LeaderElector {
       renewTime: nowIso,
       acquireTime: mine && spec.acquireTime ? microTime(new Date(spec.acquireTime).getTime()) : nowIso,
       leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
-    } as V1LeaseSpec;
+    };
     // The resourceVersion read above makes this a compare-and-swap: a 409 means someone else won.
     try {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../kube/apiClient.js";
-import type { PromotionSealer } from "../core/writes.js";
+import type { PromotionSealer } from "../core/decision/writes.js";
 import type { Logger } from "../logging/logger.js";
 import { HmacSealer } from "./promotionSeal.js";
 

@@ -1,5 +1,5 @@
 import { createHmac } from "node:crypto";
-import type { PromotionSealer, SealedFields } from "../core/writes.js";
+import type { PromotionSealer, SealedFields } from "../core/decision/writes.js";
 
 // The gate's record of what it promoted: an HMAC-SHA256, under a per-install key, over the
 // backup's uid and its promoted-by and promoted-at annotations, written with the promotion as

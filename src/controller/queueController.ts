@@ -1,8 +1,8 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { BackupInfo } from "../core/model.js";
-import { howMade, plan, type Plan } from "../core/plan.js";
-import { ScopeCache } from "../core/scopeCache.js";
-import { planWrites, type BackupWrite, type PromotionSealer } from "../core/writes.js";
+import { howMade, plan, type Plan } from "../core/decision/plan.js";
+import { ScopeCache } from "../core/scope/cache.js";
+import { planWrites, type BackupWrite, type PromotionSealer } from "../core/decision/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache } from "../cluster/cache.js";
 import type { PolicySource } from "../policy/source.js";

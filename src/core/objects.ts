@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "./model.js";
-import { specTypeErrors } from "./backupSpec.js";
+import { specTypeErrors } from "./velero/backupSpec.js";
 import { ClusterView } from "./view.js";
 
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
@@ -93,7 +93,8 @@ const pvSchema = z.looseObject({
   name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
   ...(o.spec.capacity?.storage != null ? { capacity: String(o.spec.capacity.storage) } : {}),
   ...(o.spec.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
-  ...(o.spec.claimRef?.namespace && o.spec.claimRef.name ? { claimRef: { namespace: o.spec.claimRef.namespace, name: o.spec.claimRef.name } } : {}),
+  ...(o.spec.claimRef?.namespace && o.spec.claimRef.name ? { claimRef: { namespace: o.spec.claimRef.namespace,
+    name: o.spec.claimRef.name } } : {}),
   type: sourceType(o.spec),
   ...nfsOf(o.spec.nfs),
   ...csiOf(o.spec.csi),

@@ -89,6 +89,11 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string
     const first = groups.get(group);
     if (first) union(first, `pvc:${pvc.name}`); else groups.set(group, `pvc:${pvc.name}`);
   }
+  return unitsOf(ns, parent, find);
+}
+
+/** The units of a namespace from its union-find forest: each member filed under its root. */
+function unitsOf(ns: NamespaceContents, parent: ReadonlyMap<string, string>, find: (x: string) => string): Map<string, Unit> {
   const members = new Map<string, { pods: string[]; pvcs: string[]; pvs: string[] }>();
   for (const key of parent.keys()) {
     const root = find(key);

@@ -1,9 +1,10 @@
-import { ClaimIndex, describeConflict } from "../core/conflicts.js";
+import { ClaimIndex } from "../core/conflict/claimIndex.js";
+import { describeConflict } from "../core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../core/model.js";
-import type { Snapshot } from "../core/plan.js";
+import type { Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
-import { scopeOf } from "../core/scope.js";
-import { ScopeCache } from "../core/scopeCache.js";
+import { scopeOf } from "../core/scope/scope.js";
+import { ScopeCache } from "../core/scope/cache.js";
 import type { ClusterView } from "../core/view.js";
 import { backupInfo, type Trace, type TraceBackup } from "./trace.js";
 

@@ -1,7 +1,8 @@
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
-import { orderQueue, plan } from "../core/plan.js";
+import { orderQueue } from "../core/decision/order.js";
+import { plan } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
-import { ScopeCache } from "../core/scopeCache.js";
+import { ScopeCache } from "../core/scope/cache.js";
 import type { Planner, Strategy } from "./engine.js";
 
 // The schedulers a trace is replayed under, side by side. Every safe one is the real plan()

@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { AdmissionregistrationV1Api, ApiException, type KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
 import { makeKeepAliveClient } from "../kube/apiClient.js";
 import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -196,8 +196,8 @@ export class CaBundlePatcher {
     if (!changed && !beatDue) return false;
     for (const pem of splitPemBundle(ca)) beats.set(fingerprint(pem), now);
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [CA_HEARTBEATS]: JSON.stringify(inBundles(beats, webhooks)) } };
-    if (kind === "MutatingWebhookConfiguration") await this.api.replaceMutatingWebhookConfiguration({ name, body: obj as V1MutatingWebhookConfiguration });
-    else await this.api.replaceValidatingWebhookConfiguration({ name, body: obj as V1ValidatingWebhookConfiguration });
+    if (kind === "MutatingWebhookConfiguration") await this.api.replaceMutatingWebhookConfiguration({ name, body: obj });
+    else await this.api.replaceValidatingWebhookConfiguration({ name, body: obj });
     return missing || changed;
   }
 }

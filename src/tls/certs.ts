@@ -39,7 +39,7 @@ export async function generateRsaKey(): Promise<KeyPair> {
 // PrintableString") while OpenSSL accepts it.
 const UTF8 = forge.asn1.Type.UTF8;
 function names(attrs: { name: string; value: string }[]) {
-  return attrs.map((a) => ({ ...a, valueTagClass: UTF8 as number }));
+  return attrs.map((a) => ({ ...a, valueTagClass: Number(UTF8) }));
 }
 
 function serialNumber(): string {

@@ -132,7 +132,8 @@ export class SelfManagedTls implements TlsSource {
       notAfter: this.serving.notAfter,
     };
     this.o.metrics?.certificateExpiry.set(this.serving.notAfter.getTime() / 1000);
-    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: ca.notAfter.toISOString(), nextCa: this.nextCa !== undefined, sans: [...this.dnsNames, ...this.ipAddresses] },
+    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: ca.notAfter.toISOString(), nextCa: this.nextCa !== undefined, sans: [...this.dnsNames,
+      ...this.ipAddresses] },
       first ? "serving certificate issued by the in-memory CA" : caDue ? "CA and serving certificate renewed" : needNext ? "next CA published; serving certificate renewed" : "serving certificate renewed");
     if (!first) {
       for (const l of this.listeners) {

@@ -303,7 +303,8 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
       await sleep(4_000);
       // Each wrote its CA in; eight drift checks each since, and no write: both CAs are there, only in another order.
       expect(replicas.map((r) => r.p.writes)).toEqual(settled);
-      for (const b of (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })])).flatMap((c) => c.webhooks ?? [])) {
+      for (const b of (await Promise.all([admission.readMutatingWebhookConfiguration({ name }),
+        admission.readValidatingWebhookConfiguration({ name })])).flatMap((c) => c.webhooks ?? [])) {
         const bundle = Buffer.from(b.clientConfig.caBundle ?? "", "base64").toString("utf8");
         for (const r of replicas) expect(bundle).toContain(r.own.current().ca);
       }
@@ -329,7 +330,8 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
           const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
           await own.start();
           // The positive control: a patcher that sees no CA as alive caps by age alone, as before heartbeats.
-          const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 0, ...(restartsSeeLiveness ? {} : { liveForMs: 0 }) });
+          const liveness = restartsSeeLiveness ? {} : { liveForMs: 0 };
+          const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 0, ...liveness });
           await p.attach(own);
           p.stop();
           await own.stop();

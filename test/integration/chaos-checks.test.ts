@@ -107,7 +107,7 @@ describe("the balancer", () => {
   const ask = (port: number) => new Promise<string>((resolve) => {
     let text = "";
     const sock = connect(port, "127.0.0.1");
-    sock.on("data", (d) => (text += d));
+    sock.on("data", (d: Buffer) => (text += d.toString()));
     sock.on("close", () => resolve(text));
     sock.on("error", () => resolve(""));
   });

@@ -26,7 +26,7 @@ import { sleep, waitFor } from "../support/wait.js";
 import { join } from "node:path";
 import { readLive } from "../../src/cli/live.js";
 import { writeDevCerts } from "../../src/tls/devCerts.js";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 
 const SEED = envInt("CHAOS_SEED", 20261125);
 const RUNS = envInt("CHAOS_RUNS", 20);
@@ -218,7 +218,7 @@ describe("chaos: faults on the real API server (and real Velero for 4 and 5)", (
   const etcd = async (path: string, body: unknown) => {
     const r = await fetch(`${cp.etcdUrl}${path}`, { method: "POST", body: JSON.stringify(body) });
     if (!r.ok) throw new Error(`etcd ${path}: ${r.status} ${await r.text()}`);
-    return r.json() as Promise<unknown>;
+    return r.json();
   };
 
   it("2. the API server restarted mid-flight (twice, crash-style): watches resume or relist, no decision lost", () =>

@@ -16,7 +16,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1PodSpec, type V1Secret } from "@kubernetes/client-node";
+import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type V1PodSpec, type V1Secret } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -108,7 +108,7 @@ describe("charts/backup-gate on a real API server", () => {
     installPreview = await helmInstallDryRun(cp.kubeconfigPath, { namespace: RELEASE_NS, values: VALUES });
     objects = await renderChart({ namespace: RELEASE_NS, values: VALUES });
     const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
-    for (const o of objects) await api.create(o as KubernetesObject);
+    for (const o of objects) await api.create(o);
 
     const port = targetPort(objects);
     gateUrl = `https://${netns.nsIp}:${port.port}`;
@@ -219,7 +219,8 @@ describe("charts/backup-gate on a real API server", () => {
     const pod = (spec: V1PodSpec, name: string) => c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
     await pod(template.spec, "gate-restricted");
     // Positive control: the same pod as root with its capabilities kept is refused by PodSecurity.
-    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 }, containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
+    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 },
+      containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
     const refused = await pod(root, "gate-root").then(() => undefined, (e: unknown) => e);
     expect(isApiError(refused, 403)).toBe(true);
     expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(/violates PodSecurity "restricted:latest": .*runAsNonRoot != true/);
@@ -238,7 +239,7 @@ describe("charts/backup-gate on a real API server", () => {
     const mountPath = join(cp.dir, "pod", "tls");
     const upgraded = await renderChart({ namespace: RELEASE_NS, values: { ...VALUES, certificates: { mode: "secret", secretName, mountPath } } });
     const deployment = find(upgraded, "Deployment");
-    await KubernetesObjectApi.makeApiClient(cp.kubeConfig).replace(deployment as KubernetesObject);
+    await KubernetesObjectApi.makeApiClient(cp.kubeConfig).replace(deployment);
     playKubeletSecretVolume(deployment, await c.core.readNamespacedSecret({ name: secretName, namespace: RELEASE_NS }));
 
     await gate?.stop();
@@ -264,8 +265,8 @@ describe("charts/backup-gate on a real API server", () => {
     const api = KubernetesObjectApi.makeApiClient(cp.kubeConfig);
     // cert-manager's CRDs are not in this API server: its Certificate is read from the render.
     for (const o of rendered.filter((x) => ["Deployment", "Service", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"].includes(x.kind))) {
-      const live = await api.read(o as KubernetesObject & { metadata: { name: string } });
-      await api.replace({ ...o, metadata: { ...o.metadata, resourceVersion: live.metadata?.resourceVersion } } as KubernetesObject);
+      const live = await api.read(o);
+      await api.replace({ ...o, metadata: { ...o.metadata, resourceVersion: live.metadata?.resourceVersion } });
     }
     const secretName = mode === "serviceCA"
       ? ((find(rendered, "Service").metadata.annotations as Record<string, string>)["service.beta.openshift.io/serving-cert-secret-name"]!)

@@ -162,10 +162,10 @@ describe("end to end: Velero + backup-gate on a real API server", () => {
     const records = readProbeRecords(velero.probeDir);
     const span = (n: string) => probeSpan(records, `ib-${n}`);
     // Concurrency: same namespace, different apps.
-    expect(spansOverlap(span("cart"), span("orders")), `cart ${span("cart")} orders ${span("orders")}`).toBe(true);
+    expect(spansOverlap(span("cart"), span("orders")), `cart ${String(span("cart"))} orders ${String(span("orders"))}`).toBe(true);
     // Serialized: they share an exclusive unit (PVC, shared PVC, volume group, hook pod).
     for (const [a, b] of [["cart", "cart-again"], ["shared-a", "shared-b"], ["vg-a", "vg-b"], ["hooks-all", "hooks-db"], ["hooks-all", "all-manifests"], ["hooks-db", "all-manifests"]] as const) {
-      expect(spansOverlap(span(a), span(b)), `${a} ${span(a)} and ${b} ${span(b)} ran at once`).toBe(false);
+      expect(spansOverlap(span(a), span(b)), `${a} ${String(span(a))} and ${b} ${String(span(b))} ran at once`).toBe(false);
     }
     // Backups sharing a namespace ran together somewhere (the point of ItemBlock level).
     const p = prediction();

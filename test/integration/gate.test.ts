@@ -16,7 +16,7 @@ import { backupBody, clients, createNamespace, createPod, createWorkload, getBac
 import { expectStays, waitFor } from "../support/wait.js";
 import { startWatch, type StartedWatch } from "../support/watch.js";
 import { readLive } from "../../src/cli/live.js";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 
 const VELERO = "velero";
 const GATE_NS = "backup-gate";

@@ -12,7 +12,7 @@ import { listCluster } from "../../src/cli/live.js";
 import { createRequester } from "../../src/kube/http.js";
 import { loadSnapshot } from "../../src/core/objects.js";
 import { parsePolicy, type Policy } from "../../src/core/policy.js";
-import { scopeOf, type BackupScope } from "../../src/core/scope.js";
+import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
 import type { ClusterView } from "../../src/core/view.js";
 
 /** The cluster as `backup-gate plan` reads it, without the Backups (a List's items). */

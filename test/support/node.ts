@@ -526,9 +526,8 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
   for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) await createOrKeep(objs, it);
   await waitFor("Velero's CRDs to be established", async () => {
     for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) {
-      const crd = (await objs.read({ apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } })) as Obj & {
-        status?: { conditions?: { type: string; status: string }[] };
-      };
+      const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>(
+        { apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } });
       if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
     }
     return true;
@@ -632,9 +631,8 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   for (const crd of crds) await createOrKeep(objs, crd);
   await waitFor("the VolumeSnapshot CRDs to be established", async () => {
     for (const it of crds) {
-      const crd = (await objs.read({ apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } })) as Obj & {
-        status?: { conditions?: { type: string; status: string }[] };
-      };
+      const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>(
+        { apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } });
       if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
     }
     return true;

@@ -5,7 +5,7 @@
 import { request } from "node:https";
 
 export interface ReviewOptions {
-  readonly operation?: "CREATE" | "UPDATE" | "DELETE" | string;
+  readonly operation?: string;
   /** The object; null (as the API server sends on DELETE) when absent. */
   readonly object?: unknown;
   readonly oldObject?: unknown;

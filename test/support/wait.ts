@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { assertChildrenAlive } from "./proc.js";
 
 export interface WaitOptions {
@@ -39,7 +40,7 @@ export async function waitFor<T>(
     }
     if (Date.now() >= deadline) {
       const detail = lastErr !== undefined
-        ? `; last error: ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`
+        ? `; last error: ${lastErr instanceof Error ? lastErr.message : inspect(lastErr)}`
         : `; last value: ${JSON.stringify(last)}`;
       throw new WaitTimeoutError(`timed out after ${timeoutMs} ms waiting for ${description}${detail}`);
     }

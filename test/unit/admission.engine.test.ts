@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { AdmissionEngine } from "../../src/admission/engine.js";
 import { FakeClusterCache } from "../support/fakes/clusterCache.js";
 import { StaticPolicySource } from "../support/fakes/policySource.js";
-import { decideAdmission } from "../../src/core/admission.js";
+import { decideAdmission } from "../../src/core/decision/admission.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";

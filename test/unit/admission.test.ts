@@ -41,7 +41,10 @@ interface Started { server: WebhookServer; url: string; metrics: Metrics; cache:
 const servers: WebhookServer[] = [];
 afterEach(async () => { await Promise.all(servers.splice(0).map((s) => s.close())); });
 
-async function start(o: { policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: FakeClusterCache; bodyLimit?: number } = {}): Promise<Started> {
+interface StartOptions {
+  policy?: Policy; backups?: object[]; synced?: boolean; timeoutMs?: number; engine?: AdmissionEngine; cache?: FakeClusterCache; bodyLimit?: number;
+}
+async function start(o: StartOptions = {}): Promise<Started> {
   const snap = cluster(...estate(), ...(o.backups ?? inFlight()));
   const cache = o.cache ?? new FakeClusterCache(snap.view, snap.backups, o.synced ?? true);
   const metrics = createMetrics();
@@ -110,7 +113,7 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
   });
 
   it("counts bad requests", async () => {
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/backup_gate_admission_requests_total\{webhook="mutate",operation="unknown",verdict="bad-request"\} [1-9]/);
   });
 });
@@ -223,7 +226,7 @@ describe("validating webhook: CREATE", () => {
       code: 403, reason: "Forbidden",
       message: "schedule nightly already has run nightly-1 InProgress; serialWorkloads is Forbid, so nightly-2 is refused (Velero's schedule controller tries again at its next check)",
     });
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/backup_gate_admission_requests_total\{webhook="validate",operation="CREATE",verdict="reject"\} 1/);
   });
 
@@ -261,7 +264,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
     })));
     expect(r.allowed).toBe(false);
     expect(r.status).toEqual({ code: 403, reason: "Forbidden", message: "backup cart-1 may not become ReadyToStart: it conflicts with nightly-1 (InProgress): both snapshot PVC shop/cart-data" });
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/backup_gate_foreign_promotions_total 0/);
   });
 
@@ -297,7 +300,7 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
     })));
     expect(bad.allowed).toBe(false);
     expect(bad.status?.message).toMatch(/conflicts with nightly-1/);
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/backup_gate_foreign_promotions_total 2/);
   });
 });
@@ -316,7 +319,7 @@ describe("failure modes: admitted with a warning, never a 500", () => {
       const r = responseOf(await post(s.url, path, admissionReview({ object: incoming("cart-run", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "cart" }) })));
       expect(r).toEqual({ uid: expect.any(String), allowed: true, warnings: ["backup-gate could not check this request (internal error); admitted unchecked"] });
     }
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/backup_gate_admission_requests_total\{webhook="mutate",operation="CREATE",verdict="error"\} 1/);
   });
 
@@ -337,7 +340,7 @@ describe("failure modes: admitted with a warning, never a 500", () => {
     // The validating webhook needs no index: its rejections still hold.
     const v = responseOf(await post(s.url, "/validate-backups", admissionReview({ object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) })));
     expect(v.allowed).toBe(false);
-    const text = await (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
+    const text = (await request(s.url).get("/metrics").ca(tls.current().ca)).text;
     expect(text).toMatch(/verdict="timeout"\} 1/);
     const ready = await request(s.url).get("/readyz").ca(tls.current().ca);
     expect(ready.status).toBe(503);

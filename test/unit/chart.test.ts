@@ -437,7 +437,8 @@ describe("the chart accepts a policy exactly when the gate does", () => {
     });
     await fc.assert(fc.asyncProperty(values, async (v) => {
       const { level, limit, serialWorkloads, priorities, velero, policy } = v;
-      await expectSameVerdict(v, { ...manifestPolicyDoc, conflictLevel: level, maxConcurrentBackups: limit, serialWorkloads, priorities, veleroNamespace: velero.namespace, ...policy });
+      await expectSameVerdict(v, { ...manifestPolicyDoc, conflictLevel: level, maxConcurrentBackups: limit, serialWorkloads, priorities, veleroNamespace: velero.namespace,
+        ...policy });
     }), { numRuns: 20 });
   }, 60_000);
 });

@@ -3,14 +3,14 @@ import { describe, expect, it } from "vitest";
 import { AdmissionEngine } from "../../src/admission/engine.js";
 import { FakeClusterCache } from "../support/fakes/clusterCache.js";
 import { StaticPolicySource } from "../support/fakes/policySource.js";
-import { changedSpecFields, flightChangeOf, mayBeInFlight, specChangeInFlight, type FlightSnapshot } from "../../src/core/flight.js";
+import { changedSpecFields, flightChangeOf, mayBeInFlight, specChangeInFlight, type FlightSnapshot } from "../../src/core/decision/flight.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
-import type { ScopedBackup } from "../../src/core/conflicts.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
+import type { ScopedBackup } from "../../src/core/conflict/conflicts.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 
-// The one rule for "may this backup be in flight next to these" (core/flight.ts) and the guard
+// The one rule for "may this backup be in flight next to these" (core/decision/flight.ts) and the guard
 // that keeps its snapshot (admission/flightGuard.ts): pending moves, replicas, spec edits.
 
 const NOW = Date.parse("2026-01-01T12:00:00Z");

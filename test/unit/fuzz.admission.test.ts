@@ -102,7 +102,7 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
   if (typeof r.response.allowed !== "boolean") return "response.allowed is not a boolean";
   if (!r.response.allowed && !(typeof r.response.status?.message === "string" && r.response.status.message.length > 0)) return "a denial without a message";
   if (r.response.patch !== undefined) {
-    try { if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch), "base64").toString("utf8")))) return "patch is not a JSON Patch array"; } catch { return "patch is not base64 JSON"; }
+    try { if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array"; } catch { return "patch is not base64 JSON"; }
   }
   return undefined;
 }
@@ -208,7 +208,9 @@ describe("the hand-made corpus of bad bodies", () => {
 
 describe("a body that never finishes arriving", () => {
   it("is cut off once the connection has been silent for the idle timeout, and the server still answers", async () => {
-    const slow = await createWebhookServer({ tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000 });
+    const slow = await createWebhookServer({
+      tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000,
+    });
     const { port } = await slow.listen();
     try {
       const started = Date.now();

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { plan } from "../../src/core/plan.js";
-import { decideAdmission } from "../../src/core/admission.js";
+import { plan } from "../../src/core/decision/plan.js";
+import { decideAdmission } from "../../src/core/decision/admission.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 
-// The queue rules of design.md, one table row per rule.
+// The queue rules of docs/rules.md, one table row per rule.
 
 const NOW = Date.parse("2026-01-01T12:00:00Z");
 const at = (minute: number) => new Date(Date.parse("2026-01-01T11:00:00Z") + minute * 60_000).toISOString();
@@ -27,7 +27,7 @@ function run(policy: Policy, ...backups: object[]) {
 const started = (p: ReturnType<typeof plan>) => p.promotions.map((x) => x.backup);
 const waiting = (p: ReturnType<typeof plan>) => p.queue.map((q) => q.backup);
 
-describe("the queue (design.md: The queue)", () => {
+describe("the queue (docs/rules.md: The queue)", () => {
   it.each<[string, Policy, object[], string[], string[]]>([
     ["ItemBlock level: apps sharing a namespace but no unit run together", noAging,
       [app("cart", "cart", { created: at(1) }), app("orders", "orders", { created: at(2) })], ["cart", "orders"], []],

@@ -1,12 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ClaimIndex, conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflicts.js";
+import { ClaimIndex } from "../../src/core/conflict/claimIndex.js";
+import { conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
 import { trim, type ObjectKind } from "../../src/core/objects.js";
-import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/plan.js";
+import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
 import { policySchema, type Policy } from "../../src/core/policy.js";
-import { scopeOf, type BackupScope } from "../../src/core/scope.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { cluster } from "./support/cluster.js";
 import {
@@ -14,7 +15,7 @@ import {
   type BackupModel, type ClusterModel,
 } from "./support/arbitraries.js";
 
-// Properties of the decision core over generated clusters and queues (design.md, "Units,
+// Properties of the decision core over generated clusters and queues (docs/rules.md, "Units,
 // claims and conflicts" and "The queue"). Each property names the rule it checks.
 
 const NOW = T0 + 121 * 60_000; // every generated backup was created before now

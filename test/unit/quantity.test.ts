@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   compareQuantities, parseQuantity, parseQuantityExact, quantityToNumber, type Quantity,
-} from "../../src/core/quantity.js";
+} from "../../src/core/velero/quantity.js";
 
 const exact = (s: string): Quantity => {
   const q = parseQuantityExact(s);

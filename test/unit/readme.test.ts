@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KEYS } from "../../src/core/model.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { NUDGED_AT, PROMOTED_AT, PROMOTION_SEAL, TAKEN_BACK } from "../../src/core/writes.js";
+import { NUDGED_AT, PROMOTED_AT, PROMOTION_SEAL, TAKEN_BACK } from "../../src/core/decision/writes.js";
 import { exportedMetrics, familyOf, type Exported } from "./support/exportedMetrics.js";
 
 // The README's reference tables against the code they describe: the policy table lists exactly

@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HmacSealer } from "../../src/controller/promotionSeal.js";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { nudgeDecision, takeBacks, type InFlightBackup, type NudgeCandidate, type OverlapPair } from "../../src/core/readyToStart.js";
-import { planWrites, promotedByGate } from "../../src/core/writes.js";
+import { nudgeDecision, takeBacks, type InFlightBackup, type NudgeCandidate, type OverlapPair } from "../../src/core/decision/readyToStart.js";
+import { planWrites, promotedByGate } from "../../src/core/decision/writes.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { backup, cluster, ns } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";

@@ -1,15 +1,15 @@
 import { describe, expect, it } from "vitest";
-import type { BackupInfo, PodInfo } from "../../src/core/model.js";
+import type { BackupInfo } from "../../src/core/model.js";
 import { trim } from "../../src/core/objects.js";
-import { parseBackupSpec } from "../../src/core/backupSpec.js";
-import { scopeOf } from "../../src/core/scope.js";
-import { volumeRules } from "../../src/core/volumes.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
+import { scopeOf } from "../../src/core/scope/scope.js";
+import { volumeRules } from "../../src/core/velero/volumes.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";
 
-// Scope tables: each case cites the Velero 1.18 rule it pins (velero-scope.md in ../shared).
+// Scope tables: each case cites the Velero 1.18 rule it pins (docs/velero-scope.md).
 
 const estate = () => [
   ns("shop"), ns("shop-staging"), ns("web"), ns("kube-system"), ns("secret-ns", { labels: { "velero.io/exclude-from-backup": "true" } }),
@@ -301,7 +301,7 @@ describe("a scope cache reading parts from another (the webhook's candidates, fr
     // The namespace changed since the other cache made its part: that part is stale.
     const added = trim("Pod", pod("shop", "db-1", { claims: ["data-db-0"], labels: { app: "db" } }));
     if (!added.ok) throw added.error;
-    s.view.setPod(added.value as PodInfo);
+    s.view.setPod(added.value);
     const fresh = partOf(new ScopeCache({ partsFrom: main }), candidate, s.view, DEFAULT_POLICY);
     expect(fresh).not.toBe(shared);
     expect(fresh?.pods).toContain("shop/db-1");

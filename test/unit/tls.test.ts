@@ -334,12 +334,12 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
     const now = Date.now();
     const mk = (from: number, validity: number, cn: string) => createCa({ now: now + from, validityMs: validity, commonName: cn });
     const [ours, older, newer, expired, extra] = await Promise.all([mk(0, DAY, "ours"), mk(-2 * DAY, 10 * DAY, "older"), mk(-DAY, 10 * DAY, "newer"), mk(-3 * DAY, DAY, "expired"), mk(-4 * DAY, 10 * DAY, "extra")]);
-    const existing = older!.certPem + expired!.certPem + ours!.certPem + newer!.certPem + extra!.certPem;
+    const existing = older.certPem + expired.certPem + ours.certPem + newer.certPem + extra.certPem;
     const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
-    expect(cns(mergeCaBundle(ours!.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
-    expect(cns(mergeCaBundle(ours!.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
-    expect(cns(mergeCaBundle(ours!.certPem, undefined, now))).toEqual(["CN=ours"]);
-    expect(cns(mergeCaBundle(ours!.certPem, "garbage", now))).toEqual(["CN=ours"]);
+    expect(cns(mergeCaBundle(ours.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
+    expect(cns(mergeCaBundle(ours.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
+    expect(cns(mergeCaBundle(ours.certPem, undefined, now))).toEqual(["CN=ours"]);
+    expect(cns(mergeCaBundle(ours.certPem, "garbage", now))).toEqual(["CN=ours"]);
   });
 
   it("a CA with a fresh heartbeat is never dropped by the cap; without one the oldest goes first", async () => {
@@ -347,14 +347,14 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
     const mk = (from: number, cn: string) => createCa({ now: now + from, validityMs: 10 * DAY, commonName: cn });
     // A long-lived replica (its CA the oldest) beside five CAs of a replica that restarted five times.
     const [ours, longLived, ...restarts] = await Promise.all([mk(0, "ours"), mk(-5 * DAY, "long-lived"), ...[1, 2, 3, 4, 5].map((k) => mk(-k * 3_600_000, `restart-${k}`))]);
-    const existing = [longLived!, ...restarts].map((c) => c!.certPem).join("");
+    const existing = [longLived, ...restarts].map((c) => c.certPem).join("");
     const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
     const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
     const rows: { name: string; live: string[]; kept: string[] }[] = [
       { name: "no heartbeats: capped by age, the long-lived replica's CA is pushed out", live: [], kept: ["CN=ours", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
-      { name: "the long-lived replica beats: kept, and the cap applies to the rest", live: [fp(longLived!.certPem)], kept: ["CN=ours", "CN=long-lived", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
+      { name: "the long-lived replica beats: kept, and the cap applies to the rest", live: [fp(longLived.certPem)], kept: ["CN=ours", "CN=long-lived", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
     ];
-    for (const r of rows) expect(cns(mergeCaBundle(ours!.certPem, existing, now, 4, new Set(r.live))), r.name).toEqual(r.kept);
+    for (const r of rows) expect(cns(mergeCaBundle(ours.certPem, existing, now, 4, new Set(r.live))), r.name).toEqual(r.kept);
   });
 
   it("heartbeats read from the annotation; garbage reads as none", () => {

@@ -6,12 +6,12 @@ import fc from "fast-check";
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
 import type { ConfigMapInfo, PodVolume, PvcInfo, PvInfo } from "../../src/core/model.js";
-import { parseQuantityExact } from "../../src/core/quantity.js";
+import { parseQuantityExact } from "../../src/core/velero/quantity.js";
 import {
   factsForPodVolume, factsForPvc, factsFromPodVolume, factsFromPv, factsFromPvcOnly, matchVolumePolicy,
   parseVolumePolicies, parseVolumePoliciesYaml, resourcePolicyConfigMapName, veleroPodVolumeType,
   veleroPvVolumeType, type VolumeFacts, type VolumePolicies,
-} from "../../src/core/volumePolicy/index.js";
+} from "../../src/core/velero/volumePolicy/index.js";
 
 const cm = (data: Record<string, string>): ConfigMapInfo => ({ namespace: "velero", name: "policies", data });
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { plan } from "../../src/core/plan.js";
+import { plan } from "../../src/core/decision/plan.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { planWrites, type BackupWrite } from "../../src/core/writes.js";
-import { ScopeCache } from "../../src/core/scopeCache.js";
+import { planWrites, type BackupWrite } from "../../src/core/decision/writes.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { backup, cluster, ns } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";
@@ -98,7 +98,8 @@ describe("pacing: draining a queue of 1,000 costs at most 2 writes per dequeue",
       const w = planWrites(p, backups, { policy, now, identity: "gate-0", sealer: testSealer });
       for (const write of w.writes) {
         const b = state.get(write.backup)!;
-        state.set(b.name, { ...b, phase: write.status?.phase ?? b.phase, queuePosition: write.status?.queuePosition ?? b.queuePosition, annotations: { ...b.annotations, ...Object.fromEntries(Object.entries(write.annotations ?? {}).filter(([, v]) => v !== null)) as Record<string, string> } });
+        state.set(b.name, { ...b, phase: write.status?.phase ?? b.phase, queuePosition: write.status?.queuePosition ?? b.queuePosition, annotations: { ...b.annotations,
+          ...Object.fromEntries(Object.entries(write.annotations ?? {}).filter(([, v]) => v !== null)) as Record<string, string> } });
         writes++;
         if (write.kind === "promote") dequeues++;
       }

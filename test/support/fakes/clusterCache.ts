@@ -38,7 +38,7 @@ export class FakeClusterCache implements ClusterCache {
   async stop(): Promise<void> {}
 
   /** Adds or replaces a backup (a trimmed BackupInfo, or a raw velero.io/v1 Backup). */
-  setBackup(backup: BackupInfo | unknown): BackupInfo {
+  setBackup(backup: unknown): BackupInfo {
     const b = isInfo(backup) ? backup : trimOrThrow(backup);
     const existed = this.index.set(b);
     this.byName.set(b.name, b);

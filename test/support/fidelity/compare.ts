@@ -1,6 +1,6 @@
 import type { BackupInfo } from "../../../src/core/model.js";
 import type { Policy } from "../../../src/core/policy.js";
-import { scopeOf, type Action } from "../../../src/core/scope.js";
+import { scopeOf, type Action } from "../../../src/core/scope/scope.js";
 import type { ClusterView } from "../../../src/core/view.js";
 
 // What a backup does to each pod, PVC and PV: as the core predicts it, and as Velero did it.

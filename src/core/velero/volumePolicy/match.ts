@@ -1,5 +1,5 @@
 // Matching: Velero's Policies.match and the conditions' match methods.
-import type { Labels } from "../model.js";
+import type { Labels } from "../../model.js";
 import { compareQuantities, isZeroQuantity, type Quantity } from "../quantity.js";
 import type { VolumeFacts } from "./facts.js";
 import type { CapacityRange, VolumeAction, VolumeConditions, VolumePolicies } from "./model.js";

@@ -1,7 +1,7 @@
 import { selectorMatches } from "./labelSelector.js";
 import { namespaceList, resourceList } from "./resources.js";
 import type { BackupSpec } from "./backupSpec.js";
-import type { PodInfo } from "./model.js";
+import type { PodInfo } from "../model.js";
 
 // Which backup hooks Velero runs on a pod (internal/hook): a pod annotation hook for a phase
 // replaces the spec hooks for that phase; spec hooks apply to pods their selector admits.

@@ -1,7 +1,8 @@
-import { KEYS, levelAnnotations, type BackupInfo } from "./model.js";
-import { orderQueue, type Plan, type QueueEntry } from "./plan.js";
-import type { Policy } from "./policy.js";
-import { nudgeDecision, overlapping, takeBacks } from "./readyToStart.js";
+import { KEYS, levelAnnotations, type BackupInfo } from "../model.js";
+import { orderQueue } from "./order.js";
+import type { Plan, QueueEntry } from "./planModel.js";
+import type { Policy } from "../policy.js";
+import { nudgeDecision, overlapping, takeBacks, type InFlightBackup } from "./readyToStart.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies
 // these with optimistic concurrency and re-plans on any conflict.
@@ -67,22 +68,44 @@ export interface WriteContext {
 
 export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: WriteContext): WritePlan {
   const byName = new Map(backups.filter((b) => b.namespace === ctx.policy.veleroNamespace).map((b) => [b.name, b]));
-  const nowIso = new Date(ctx.now).toISOString();
-  const writes: BackupWrite[] = [];
-
-  // Overlapping ReadyToStart backups go back first: no promotion or nudge waits on them.
+  const w: Writing = { byName, ctx, nowIso: new Date(ctx.now).toISOString() };
   const inFlight = orderQueue(plan.inFlight.flatMap((name) => byName.get(name) ?? []), ctx.policy, ctx.now).map(({ backup: b }) =>
     ({ info: b, backup: b.name, phase: b.phase, promotedByGate: promotedByGate(b, ctx.sealer) }));
-  for (const t of takeBacks(inFlight, plan.overlaps)) {
+  // Overlapping ReadyToStart backups go back first: no promotion or nudge waits on them.
+  const writes = [
+    ...takeBackWrites(w, inFlight, plan),
+    ...promotionWrites(w, plan),
+    ...supersessionWrites(w, plan),
+    ...queueWrites(w, plan),
+  ];
+  const nudges = nudgeWrites(w, inFlight, plan);
+  return { writes: [...writes, ...nudges.writes], foreign: nudges.foreign.sort() };
+}
+
+/** What every step of planWrites reads. */
+interface Writing {
+  readonly byName: ReadonlyMap<string, BackupInfo>;
+  readonly ctx: WriteContext;
+  readonly nowIso: string;
+}
+
+type InFlight = InFlightBackup & { readonly info: BackupInfo };
+
+function takeBackWrites({ byName }: Writing, inFlight: readonly InFlight[], plan: Plan): BackupWrite[] {
+  return takeBacks(inFlight, plan.overlaps).map((t) => {
     const b = byName.get(t.backup) as BackupInfo;
-    writes.push({
+    return {
       kind: "takeBack", backup: b.name, resourceVersion: b.resourceVersion,
       status: { phase: "Queued" },
-      annotations: { [TAKEN_BACK]: t.reason, [KEYS.reason]: t.reason, [KEYS.promotedBy]: null, [PROMOTED_AT]: null, [PROMOTION_SEAL]: null, [NUDGED_AT]: null },
+      annotations: { [TAKEN_BACK]: t.reason, [KEYS.reason]: t.reason, [KEYS.promotedBy]: null, [PROMOTED_AT]: null,
+        [PROMOTION_SEAL]: null, [NUDGED_AT]: null },
       event: { type: "Warning", reason: "TakenBack", message: t.reason },
-    });
-  }
+    };
+  });
+}
 
+function promotionWrites({ byName, ctx, nowIso }: Writing, plan: Plan): BackupWrite[] {
+  const writes: BackupWrite[] = [];
   for (const p of plan.promotions) {
     const b = byName.get(p.backup);
     if (!b) continue;
@@ -91,13 +114,18 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
       kind: "promote", backup: b.name, resourceVersion: b.resourceVersion,
       status: { phase: "ReadyToStart", queuePosition: 0 },
       annotations: {
-        [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, [PROMOTION_SEAL]: ctx.sealer.seal({ uid: b.uid, promotedBy: ctx.identity, promotedAt: nowIso }),
+        [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, [PROMOTION_SEAL]: ctx.sealer.seal({ uid: b.uid,
+          promotedBy: ctx.identity, promotedAt: nowIso }),
         [TAKEN_BACK]: null, ...levelAnnotations(b.annotations, p.level), [KEYS.reason]: p.reason, [KEYS.waitingFor]: null,
       },
       event: { type: "Normal", reason: "Started", message: `ReadyToStart after waiting ${waited}s: ${p.reason}` },
     });
   }
+  return writes;
+}
 
+function supersessionWrites({ byName }: Writing, plan: Plan): BackupWrite[] {
+  const writes: BackupWrite[] = [];
   for (const s of plan.supersessions) {
     const b = byName.get(s.backup);
     if (!b) continue;
@@ -108,11 +136,17 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
       event: { type: "Warning", reason: "Superseded", message: s.reason },
     });
   }
+  return writes;
+}
 
-  // Staleness is judged on what the plan has decided (position, whom it waits for); the reason
-  // text, which is costly to build, is read only for the backups that get a write.
-  const annotationsOf = (b: BackupInfo, q: QueueEntry) =>
-    ({ ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason });
+// Staleness is judged on what the plan has decided (position, whom it waits for); the reason
+// text, which is costly to build, is read only for the backups that get a write.
+const queueAnnotations = (b: BackupInfo, q: QueueEntry) =>
+  ({ ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason });
+
+/** New arrivals get a position; then each promotion earns a few position writes, spent on the stalest first. */
+function queueWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
+  const writes: BackupWrite[] = [];
   const stale: { b: BackupInfo; q: QueueEntry; score: number }[] = [];
   for (const q of plan.queue) {
     const b = byName.get(q.backup);
@@ -121,28 +155,37 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
     if (b.phase !== "Queued" || !b.queuePosition) {
       writes.push({
         kind: "enqueue", backup: b.name, resourceVersion: b.resourceVersion,
-        status: { phase: "Queued", queuePosition: q.position }, annotations: annotationsOf(b, q),
+        status: { phase: "Queued", queuePosition: q.position }, annotations: queueAnnotations(b, q),
         event: { type: "Normal", reason: "Queued", message: `queued at position ${q.position}: ${q.reason}` },
       });
       continue;
     }
-    const shown = b.queuePosition ?? 0;
-    const waitingChanged = (b.annotations[KEYS.waitingFor] ?? "") !== q.waitingFor.join(",");
-    const score = Math.abs(shown - q.position) / q.position + (waitingChanged ? 1 : 0);
+    const score = staleness(b, q);
     if (score > 0) stale.push({ b, q, score });
   }
-  // Each promotion earns a few position writes, spent on the stalest positions first.
   const budget = plan.promotions.length * ctx.policy.positionUpdates.writesPerDequeue;
   stale.sort((x, y) => y.score - x.score || x.q.position - y.q.position);
   for (const { b, q } of stale.slice(0, budget)) {
-    const changed = Object.entries(annotationsOf(b, q)).filter(([k, v]) => (b.annotations[k] ?? "") !== v);
+    const changed = Object.entries(queueAnnotations(b, q)).filter(([k, v]) => (b.annotations[k] ?? "") !== v);
     writes.push({
       kind: "position", backup: b.name, resourceVersion: b.resourceVersion,
       ...(b.queuePosition !== q.position ? { status: { queuePosition: q.position } } : {}),
       ...(changed.length > 0 ? { annotations: Object.fromEntries(changed) } : {}),
     });
   }
+  return writes;
+}
 
+/** How far the position a backup shows is from its place in the plan (relative), plus 1 when whom it waits for changed. */
+function staleness(b: BackupInfo, q: QueueEntry): number {
+  const shown = b.queuePosition ?? 0;
+  const waitingChanged = (b.annotations[KEYS.waitingFor] ?? "") !== q.waitingFor.join(",");
+  return Math.abs(shown - q.position) / q.position + (waitingChanged ? 1 : 0);
+}
+
+/** Nudges for idle ReadyToStart backups, and the ReadyToStart backups another writer promoted. */
+function nudgeWrites({ ctx, nowIso }: Writing, inFlight: readonly InFlight[], plan: Plan): { writes: BackupWrite[]; foreign: string[] } {
+  const writes: BackupWrite[] = [];
   const foreign: string[] = [];
   const overlaps = overlapping(plan.overlaps);
   for (const f of inFlight) {
@@ -158,5 +201,5 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
       });
     }
   }
-  return { writes, foreign: foreign.sort() };
+  return { writes, foreign };
 }

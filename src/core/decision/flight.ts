@@ -1,5 +1,5 @@
-import { conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "./conflicts.js";
-import { IN_FLIGHT_PHASES, type BackupInfo } from "./model.js";
+import { conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { IN_FLIGHT_PHASES, type BackupInfo } from "../model.js";
 
 // May this backup be in flight next to these? The one rule behind every way a backup gets in
 // flight: a create straight into ReadyToStart/InProgress, a transition into those phases by any

@@ -1,9 +1,9 @@
-import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "./model.js";
+import { IN_FLIGHT_PHASES, KEYS, levelAnnotations, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../model.js";
 import { plan, type PlanOptions, type Snapshot } from "./plan.js";
-import type { BackupScope } from "./scope.js";
-import type { Policy } from "./policy.js";
-import type { SpecError } from "./backupSpec.js";
-import { describeConflict as describe, type Conflict } from "./conflicts.js";
+import type { BackupScope } from "../scope/scope.js";
+import type { Policy } from "../policy.js";
+import type { SpecError } from "../velero/backupSpec.js";
+import { describeConflict as describe, type Conflict } from "../conflict/conflicts.js";
 
 // The verdict on a Backup about to be created: what the webhooks answer and annotate.
 
@@ -22,7 +22,8 @@ export interface AdmissionDecision {
   readonly reasons: readonly string[];
 }
 
-export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo, options: PlanOptions = {}): AdmissionDecision {
+export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo,
+  options: PlanOptions = {}): AdmissionDecision {
   const created = asCandidate(candidate, now);
   const others = snapshot.backups.filter((b) => !(b.namespace === created.namespace && b.name === created.name));
   const result = plan({ view: snapshot.view, backups: [...others, created] }, policy, now, options);
@@ -32,7 +33,8 @@ export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number,
   const superseded = result.supersessions.filter((s) => s.by === created.name).map((s) => s.backup);
   const entry = result.queue.find((q) => q.backup === created.name);
   const started = result.promotions.find((p) => p.backup === created.name)?.reason;
-  return admission(created, scope, policy, superseded, entry ? { conflicts: entry.conflicts, waitingFor: entry.waitingFor, reason: entry.reason } : { reason: started });
+  const wait = entry ? { conflicts: entry.conflicts, waitingFor: entry.waitingFor, reason: entry.reason } : { reason: started };
+  return admission(created, scope, policy, superseded, wait);
 }
 
 /** A backup as admission judges it: not yet created, so it has no phase and is created now. */
@@ -46,7 +48,8 @@ export function asCandidate(candidate: BackupInfo, now: number): BackupInfo {
 }
 
 /** The validating webhook's refusals: an invalid spec, or a serial run under Forbid. */
-export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[], policy: Policy): AdmissionDecision | undefined {
+export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[],
+  policy: Policy): AdmissionDecision | undefined {
   const level = scope?.level ?? policy.conflictLevel;
   const reject = (message: string, errors: readonly SpecError[] = []): AdmissionDecision =>
     ({ verdict: "reject", level, message, errors, waitingFor: [], warnings: [], annotations: {}, reasons: [message] });
@@ -55,15 +58,21 @@ export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, o
   }
   const schedule = created.labels[KEYS.scheduleName];
   if (!schedule || policy.serialWorkloads !== "Forbid") return undefined;
+  const first = firstOtherRun(created, schedule, others);
+  return first
+    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
+    : undefined;
+}
+
+/** The first (by name) other queued or in-flight run of `schedule` beside `created`. */
+function firstOtherRun(created: BackupInfo, schedule: string, others: readonly BackupInfo[]): BackupInfo | undefined {
   let first: BackupInfo | undefined;
   for (const b of others) {
     if (b.namespace !== created.namespace || b.name === created.name || b.labels[KEYS.scheduleName] !== schedule) continue;
     if (!IN_FLIGHT_PHASES.has(b.phase) && !QUEUED_PHASES.has(b.phase)) continue;
     if (!first || b.name < first.name) first = b;
   }
-  return first
-    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
-    : undefined;
+  return first;
 }
 
 /**

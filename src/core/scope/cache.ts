@@ -1,13 +1,15 @@
-import { positions } from "./lists.js";
-import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "./model.js";
-import type { Policy } from "./policy.js";
-import {
-  assembleScope, listedPvs, NamespaceResolver, parseSpecInfo, scopeHead, scopePart, withExtras,
-  type BackupScope, type ListedPvs, type ParsedSpecInfo, type PartContext, type ScopeHead, type ScopePart,
-} from "./scope.js";
-import type { ClusterView, NamespaceContents } from "./view.js";
+import { positions } from "../lists.js";
+import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "../model.js";
+import type { Policy } from "../policy.js";
+import { Timestamps } from "../times.js";
+import { listedPvs, withExtras, type ListedPvs } from "./extraPvs.js";
+import { NamespaceResolver, parseSpecInfo, scopeHead, type ParsedSpecInfo } from "./head.js";
+import type { BackupScope, PartContext, ScopeHead, ScopePart } from "./model.js";
+import { scopePart } from "./part.js";
+import { assembleScope } from "./scope.js";
+import type { ClusterView, NamespaceContents } from "../view.js";
 
-// Scopes are the expensive part of a plan, so they are kept in pieces (see scope.ts):
+// Scopes are the expensive part of a plan, so they are kept in pieces (see model.ts):
 // - a backup's head stays valid while its spec, labels, annotations, its volume-policy
 //   ConfigMap, the view's sync state and the namespace list stay as they were;
 // - a namespace's part is shared by every backup with the same part context (spec minus its
@@ -45,13 +47,14 @@ export interface ScopeCacheOptions {
   /**
    * Another cache whose parts this one may use (read only): the admission webhook keeps the
    * scopes of candidates apart from those of backups, but a candidate usually has the same
-   * part context as a queued run of its Schedule, and computing that part again was the largest
-   * single share of what a review allocated.
+   * part context as a queued run of its Schedule, whose parts it can then reuse.
    */
   readonly partsFrom?: ScopeCache;
 }
 
 export class ScopeCache {
+  /** The backups' creation times, parsed once: kept with the scopes, for the plans that sort them. */
+  readonly times = new Timestamps();
   private readonly entries = new Map<string, Entry>();
   private readonly parts = new Map<string, PartEntry>();
   private readonly listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
@@ -80,7 +83,8 @@ export class ScopeCache {
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
-      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced, namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced,
+        namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
       if (this.entries.has(id)) this.unswept = true;
       this.entries.set(id, entry);
     }
@@ -192,7 +196,8 @@ export class ScopeCache {
     return part;
   }
 
-  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView,
+    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
     const cached = this.parts.get(key);
     if (cached && cached.contents === contents && cached.version === contents.version
       && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
@@ -200,7 +205,8 @@ export class ScopeCache {
   }
 
   /** A part this cache holds, still good, for another cache judging with the same view and policy. */
-  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined, extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined,
+    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
     return view === this.view && policy === this.policy ? this.cachedPart(key, contents, view, extras) : undefined;
   }
 
@@ -220,7 +226,8 @@ export class ScopeCache {
   }
 
   private resolverFor(view: ClusterView): NamespaceResolver {
-    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion, resolver: new NamespaceResolver(view) };
+    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion,
+      resolver: new NamespaceResolver(view) };
     return this.resolver.resolver;
   }
 

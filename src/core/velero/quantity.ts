@@ -48,35 +48,33 @@ function digitCount(m: bigint): number {
 
 /** Splits like apimachinery's parseQuantityString; undefined on ErrFormatWrong. */
 function split(str: string): { positive: boolean; num: string; denom: string; suffix: string } | undefined {
-  let pos = 0;
   const end = str.length;
-  let positive = true;
-  if (str[0] === "-") {
-    positive = false;
-    pos++;
-  } else if (str[0] === "+") {
-    pos++;
-  }
-  while (pos < end && str[pos] === "0") pos++;
+  const positive = str[0] !== "-";
+  let pos = skipWhile(str, str[0] === "-" || str[0] === "+" ? 1 : 0, (c) => c === "0");
   if (pos >= end) return { positive, num: "0", denom: "", suffix: "" };
   const numStart = pos;
-  while (pos < end && isDigit(str[pos])) pos++;
+  pos = skipWhile(str, pos, isDigit);
   const num = pos === numStart ? "0" : str.slice(numStart, pos);
   if (pos >= end) return { positive, num, denom: "", suffix: "" };
   let denom = "";
   if (str[pos] === ".") {
-    pos++;
-    const denomStart = pos;
-    while (pos < end && isDigit(str[pos])) pos++;
+    const denomStart = pos + 1;
+    pos = skipWhile(str, denomStart, isDigit);
     denom = str.slice(denomStart, pos);
     if (pos >= end) return { positive, num, denom, suffix: "" };
   }
   const suffixStart = pos;
-  while (pos < end && SUFFIX_LETTERS.includes(str[pos] as string)) pos++;
-  if (pos < end && (str[pos] === "-" || str[pos] === "+")) pos++;
-  while (pos < end && isDigit(str[pos])) pos++;
+  pos = skipWhile(str, pos, (c) => SUFFIX_LETTERS.includes(c));
+  if (str[pos] === "-" || str[pos] === "+") pos++;
+  pos = skipWhile(str, pos, isDigit);
   if (pos < end) return undefined;
   return { positive, num, denom, suffix: str.slice(suffixStart) };
+}
+
+/** The first position at or after `pos` whose character does not pass `keep` (or the end). */
+function skipWhile(str: string, pos: number, keep: (c: string) => boolean): number {
+  while (pos < str.length && keep(str[pos] as string)) pos++;
+  return pos;
 }
 
 /** Go's strconv.ParseInt(s, 10, 64). */
@@ -141,25 +139,29 @@ function absQuantity(q: Quantity): Quantity {
 
 /** Exact comparison, as Quantity.Cmp: -1, 0 or 1. */
 export function compareQuantities(a: Quantity, b: Quantity): -1 | 0 | 1 {
-  const sa = a.mantissa === 0n ? 0 : a.mantissa < 0n ? -1 : 1;
-  const sb = b.mantissa === 0n ? 0 : b.mantissa < 0n ? -1 : 1;
+  const sa = signOf(a.mantissa);
+  const sb = signOf(b.mantissa);
   if (sa !== sb) return sa < sb ? -1 : 1;
   if (sa === 0) return 0;
-  // Same sign: compare magnitudes by order of magnitude first, so huge exponents never expand.
-  const ma = digitCount(a.mantissa) + a.exp10;
-  const mb = digitCount(b.mantissa) + b.exp10;
-  let magnitude: -1 | 0 | 1;
-  if (ma !== mb) {
-    magnitude = ma < mb ? -1 : 1;
-  } else {
-    // Same order of magnitude: the exponents differ by less than the mantissas' lengths.
-    const e = Math.min(a.exp10, b.exp10);
-    const absA = (a.mantissa < 0n ? -a.mantissa : a.mantissa) * 10n ** BigInt(a.exp10 - e);
-    const absB = (b.mantissa < 0n ? -b.mantissa : b.mantissa) * 10n ** BigInt(b.exp10 - e);
-    magnitude = absA === absB ? 0 : absA < absB ? -1 : 1;
-  }
+  const magnitude = compareMagnitudes(a, b);
   if (magnitude === 0) return 0;
   return (sa < 0 ? -magnitude : magnitude) as -1 | 1;
+}
+
+function signOf(m: bigint): -1 | 0 | 1 {
+  return m === 0n ? 0 : m < 0n ? -1 : 1;
+}
+
+/** Compares |a| and |b|: by order of magnitude first, so huge exponents never expand. */
+function compareMagnitudes(a: Quantity, b: Quantity): -1 | 0 | 1 {
+  const ma = digitCount(a.mantissa) + a.exp10;
+  const mb = digitCount(b.mantissa) + b.exp10;
+  if (ma !== mb) return ma < mb ? -1 : 1;
+  // Same order of magnitude: the exponents differ by less than the mantissas' lengths.
+  const e = Math.min(a.exp10, b.exp10);
+  const absA = (a.mantissa < 0n ? -a.mantissa : a.mantissa) * 10n ** BigInt(a.exp10 - e);
+  const absB = (b.mantissa < 0n ? -b.mantissa : b.mantissa) * 10n ** BigInt(b.exp10 - e);
+  return absA === absB ? 0 : absA < absB ? -1 : 1;
 }
 
 export function isZeroQuantity(q: Quantity): boolean {

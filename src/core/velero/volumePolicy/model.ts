@@ -1,5 +1,5 @@
 // The policy document as Velero holds it (internal/resourcepolicies: Policies, VolumePolicy).
-import type { Labels } from "../model.js";
+import type { Labels } from "../../model.js";
 import type { Quantity } from "../quantity.js";
 
 /** Velero's VolumeActionType. `custom` exists from v1.18.1 on (v1.18.0 rejects it). */

@@ -1,5 +1,6 @@
 import { parseAllDocuments, type Document } from "yaml";
-import type { ConfigMapInfo } from "../model.js";
+import type { z } from "zod";
+import type { ConfigMapInfo } from "../../model.js";
 import { ZERO_QUANTITY } from "../quantity.js";
 import type { ParseVolumePoliciesResult, VolumePolicy } from "./model.js";
 import { documentSchema, formatIssues } from "./schema.js";
@@ -63,44 +64,49 @@ export function parseVolumePoliciesYaml(text: string, where = "policy"): ParseVo
     const parsed = documentSchema(nonStringKeyMaps).safeParse(plain);
     if (!parsed.success) return { ok: false, error: formatIssues(parsed.error.issues) };
     const raw = parsed.data;
-    const volumePolicies: VolumePolicy[] = (raw.volumePolicies ?? []).map((p, i) => {
-      const c = p.conditions;
-      const parameters = p.action.parameters == null ? undefined : actionParameters(doc, i);
-      return {
-        conditions: {
-          capacity: c?.capacity ?? { lower: ZERO_QUANTITY, upper: ZERO_QUANTITY },
-          storageClass: c?.storageClass ?? [],
-          ...(c?.nfs ? { nfs: { server: c.nfs.server ?? "", path: c.nfs.path ?? "" } } : {}),
-          ...(c?.csi ? {
-            csi: {
-              driver: c.csi.driver ?? "",
-              ...(c.csi.volumeAttributes !== undefined ? { volumeAttributes: c.csi.volumeAttributes } : {}),
-            },
-          } : {}),
-          volumeTypes: c?.volumeTypes ?? [],
-          pvcLabels: c?.pvcLabels ?? {},
-          pvcPhase: c?.pvcPhase ?? [],
-        },
-        action: { type: p.action.type, ...(parameters !== undefined ? { parameters } : {}) },
-      };
-    });
+    const volumePolicies = (raw.volumePolicies ?? []).map((p, i) => volumePolicyOf(p,
+      p.action.parameters == null ? undefined : actionParameters(doc, i)));
     const iep = raw.includeExcludePolicy;
-    return {
-      ok: true,
-      policies: {
-        version: raw.version,
-        volumePolicies,
-        ...(iep ? {
-          includeExcludePolicy: {
-            includedClusterScopedResources: iep.includedClusterScopedResources ?? [],
-            excludedClusterScopedResources: iep.excludedClusterScopedResources ?? [],
-            includedNamespaceScopedResources: iep.includedNamespaceScopedResources ?? [],
-            excludedNamespaceScopedResources: iep.excludedNamespaceScopedResources ?? [],
-          },
-        } : {}),
-      },
-    };
+    return { ok: true, policies: { version: raw.version, volumePolicies,
+      ...(iep ? { includeExcludePolicy: includeExcludeOf(iep) } : {}) } };
   } catch (e) {
     return { ok: false, error: `${where}: unreadable resource policy: ${e instanceof Error ? e.message : String(e)}` };
   }
+}
+
+type RawDocument = z.infer<ReturnType<typeof documentSchema>>;
+type RawPolicy = NonNullable<RawDocument["volumePolicies"]>[number];
+
+/** A policy as read, with Velero's zero values for what it leaves out. */
+function volumePolicyOf(p: RawPolicy, parameters: ReturnType<typeof actionParameters> | undefined): VolumePolicy {
+  return {
+    conditions: conditionsOf(p.conditions),
+    action: { type: p.action.type, ...(parameters !== undefined ? { parameters } : {}) },
+  };
+}
+
+function conditionsOf(conditions: RawPolicy["conditions"]): VolumePolicy["conditions"] {
+  const c: Partial<NonNullable<RawPolicy["conditions"]>> = conditions ?? {};
+  return {
+    capacity: c.capacity ?? { lower: ZERO_QUANTITY, upper: ZERO_QUANTITY },
+    storageClass: c.storageClass ?? [],
+    ...(c.nfs ? { nfs: { server: c.nfs.server ?? "", path: c.nfs.path ?? "" } } : {}),
+    ...(c.csi ? { csi: csiOf(c.csi) } : {}),
+    volumeTypes: c.volumeTypes ?? [],
+    pvcLabels: c.pvcLabels ?? {},
+    pvcPhase: c.pvcPhase ?? [],
+  };
+}
+
+function csiOf(csi: NonNullable<NonNullable<RawPolicy["conditions"]>["csi"]>) {
+  return { driver: csi.driver ?? "", ...(csi.volumeAttributes !== undefined ? { volumeAttributes: csi.volumeAttributes } : {}) };
+}
+
+function includeExcludeOf(iep: NonNullable<RawDocument["includeExcludePolicy"]>) {
+  return {
+    includedClusterScopedResources: iep.includedClusterScopedResources ?? [],
+    excludedClusterScopedResources: iep.excludedClusterScopedResources ?? [],
+    includedNamespaceScopedResources: iep.includedNamespaceScopedResources ?? [],
+    excludedNamespaceScopedResources: iep.excludedNamespaceScopedResources ?? [],
+  };
 }

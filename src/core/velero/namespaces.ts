@@ -11,7 +11,8 @@ export type NamespaceResolution = { ok: true; namespaces: string[] } | { ok: fal
  * when the include list is not empty and some entry holds `*`, `?` or `[`; a pattern list
  * that matches nothing then covers nothing, not everything.
  */
-export function resolveNamespaces(includes: readonly string[], excludes: readonly string[], existing: readonly string[]): NamespaceResolution {
+export function resolveNamespaces(includes: readonly string[], excludes: readonly string[],
+  existing: readonly string[]): NamespaceResolution {
   let inc = includes;
   let exc = excludes;
   let expanded = false;
@@ -60,7 +61,8 @@ export function veleroQueueNamespaces(includes: readonly string[], excludes: rea
  * labelled velero.io/exclude-from-backup=true join the excludes, and the lists are then
  * validated as Velero does, so an invalid list is a FailedValidation prediction.
  */
-export function backupNamespaces(includes: readonly string[], excludes: readonly string[], existing: readonly string[], labelledExcluded: readonly string[]):
+export function backupNamespaces(includes: readonly string[], excludes: readonly string[], existing: readonly string[],
+  labelledExcluded: readonly string[]):
   { ok: true; namespaces: string[] } | { ok: false; errors: SpecError[] } {
   const inc = includes.length === 0 ? ["*"] : includes;
   const errors = listErrors("spec.includedNamespaces", "spec.excludedNamespaces", inc, excludes, false);

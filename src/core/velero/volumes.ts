@@ -1,8 +1,8 @@
 import type { BackupSpec, SpecError } from "./backupSpec.js";
 import { usesOldResourceFilters } from "./backupSpec.js";
-import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "./model.js";
-import type { Policy } from "./policy.js";
-import type { ClusterView } from "./view.js";
+import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "../model.js";
+import type { Policy } from "../policy.js";
+import type { ClusterView } from "../view.js";
 import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies, type VolumePolicies } from "./volumePolicy/index.js";
 
 // Which volumes a backup copies data of (Velero's volume helper): a file-system backup per pod

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { Labels } from "./model.js";
+import type { Labels } from "../model.js";
 
 // metav1.LabelSelector, as Backups, hooks and volume policies carry it.
 const requirement = z.object({

@@ -124,7 +124,8 @@ function validateSpec(spec: BackupSpec): SpecError[] {
  * Velero's include/exclude list rules. `scoped` lists (the new filters) accept a lone `*` in
  * excludes (meaning "none of this scope"); old lists and namespace lists do not.
  */
-export function listErrors(includesField: string, excludesField: string, includes: readonly string[], excludes: readonly string[], scoped: boolean): SpecError[] {
+export function listErrors(includesField: string, excludesField: string, includes: readonly string[],
+  excludes: readonly string[], scoped: boolean): SpecError[] {
   const errors: SpecError[] = [];
   const inc = new Set(includes);
   const exc = new Set(excludes);

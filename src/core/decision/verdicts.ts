@@ -1,9 +1,13 @@
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "./admission.js";
-import { ClaimIndex, conflictBetween, type Conflict, type ScopedBackup } from "./conflicts.js";
-import { KEYS, QUEUED_PHASES, type BackupInfo } from "./model.js";
-import { byCreation, MAX_BLOCKERS, queueOrder, startReason, supersede, waitReason } from "./plan.js";
-import type { Policy } from "./policy.js";
-import type { BackupScope } from "./scope.js";
+import { ClaimIndex } from "../conflict/claimIndex.js";
+import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
+import { byCreation, queueOrder, supersede } from "./order.js";
+import { MAX_BLOCKERS } from "./planModel.js";
+import { startReason, waitReason } from "./reasons.js";
+import type { Policy } from "../policy.js";
+import type { BackupScope } from "../scope/scope.js";
+import type { Timestamps } from "../times.js";
 
 // The admission webhooks' verdicts on a Backup about to be created, over a snapshot of the
 // queue, with the plan's own steps (queue order, supersession, promotions). They give the
@@ -50,6 +54,8 @@ export interface QueueSnapshot {
   readonly base?: QueueBase;
   /** Backups changed since the base's build started: judged live. */
   readonly changed: ReadonlySet<string>;
+  /** Creation times parsed once, kept across reviews (parsed afresh when absent). */
+  readonly times?: Timestamps;
 }
 
 /** The mutating webhook's verdict: admit, or admit with why it will wait (or a refusal, which the validating webhook sends). */
@@ -69,16 +75,18 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const inFlight = snapshot.inFlight().filter((b) => isOther(b) && b.namespace === policy.veleroNamespace).sort(byCreation);
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
-  const ahead = (b: BackupInfo) => queueOrder(b, created, policy, now) < 0;
+  const ahead = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
 
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
   if (conflicts.length === 0 && free > 0) {
-    return admission(created, scope, policy, superseded, { reason: startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups) });
+    return admission(created, scope, policy, superseded, { reason: startReason(scope, policy.maxConcurrentBackups - free + 1,
+      policy.maxConcurrentBackups) });
   }
   const shown = conflicts.slice(0, MAX_BLOCKERS);
-  return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups) });
+  return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown,
+    conflicts.length > shown.length, policy.maxConcurrentBackups) });
 }
 
 /** The validating webhook's CREATE refusal, if any: an invalid spec, or a serial run under Forbid. Live data only. */
@@ -140,7 +148,7 @@ function conflictsAhead(snapshot: QueueSnapshot, me: ScopedBackup, countsAhead: 
     const c = conflictBetween(me, scopedOf(snapshot, live));
     if (c) found.push({ backup: live, conflict: c });
   }
-  found.sort((x, y) => queueOrder(x.backup, y.backup, policy, now));
+  found.sort((x, y) => queueOrder(x.backup, y.backup, policy, now, snapshot.times));
   return found.map((f) => f.conflict);
 }
 

@@ -1,5 +1,5 @@
 // Volume facts: Velero's structuredVolume.
-import type { Labels, PodVolume, PvcInfo, PvInfo } from "../model.js";
+import type { Labels, PodVolume, PvcInfo, PvInfo } from "../../model.js";
 import { parseQuantityExact, ZERO_QUANTITY, type Quantity } from "../quantity.js";
 
 export interface VolumeFacts {

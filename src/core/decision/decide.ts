@@ -1,0 +1,138 @@
+import type { Blockers, ClaimIndex } from "../conflict/claimIndex.js";
+import { conflictBetween, type Conflict } from "../conflict/conflicts.js";
+import type { Ordered } from "./order.js";
+import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
+import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking } from "./planMemory.js";
+import { Queued } from "./queueEntry.js";
+import { overlapReason, startReason } from "./reasons.js";
+
+// Promotions and the queue from who blocks whom: in queue order, a backup that waits behind no
+// one takes a free slot; the others keep their place in the queue.
+
+/** Decides every queued member, then explains the plan. */
+export function decide(m: Memory, made: PlanMaking): Plan {
+  const run = new Deciding(m, NO_DECISIONS, m.inFlight);
+  for (let i = m.inFlight; i < m.index.size; i++) run.decide(i, undefined);
+  return explain(m, run.decisions(), made);
+}
+
+/**
+ * Decides again after a replan redid the blockers of the members in `redo`: what was decided
+ * ahead of the first of them stands; past the last one, once the slots and positions come out
+ * as they did, so does everything behind. Only the stretch between is decided again, keeping
+ * each decision that came out the same.
+ */
+export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>): Plan {
+  const n = m.index.size;
+  let from = n;
+  let last = -1;
+  for (const i of redo) { from = Math.min(from, i); last = Math.max(last, i); }
+  from = Math.max(m.inFlight, from);
+  const run = new Deciding(m, was, from);
+  for (let i = from; i < n; i++) {
+    if (i > last && run.caughtUp(i)) { run.takeRest(i); break; }
+    run.decide(i, redo.has(i) ? undefined : was.each[i]);
+  }
+  return explain(m, run.decisions(), "incremental");
+}
+
+/** The decisions of one plan as they are made, member by member, after those `was` had before `from`. */
+class Deciding {
+  readonly #m: Memory;
+  readonly #was: Decisions;
+  readonly #limit: number;
+  readonly #each: Decided[];
+  readonly #promotedBefore: Int32Array;
+  readonly #queuedBefore: Int32Array;
+  readonly #promotions: Promotion[];
+  readonly #queue: QueueEntry[];
+
+  constructor(m: Memory, was: Decisions, from: number) {
+    const n = m.index.size;
+    this.#m = m;
+    this.#was = was;
+    this.#limit = m.policy.maxConcurrentBackups;
+    this.#each = new Array<Decided>(n);
+    this.#promotedBefore = new Int32Array(n + 1);
+    this.#queuedBefore = new Int32Array(n + 1);
+    for (let i = m.inFlight; i < from; i++) this.#each[i] = was.each[i] as Decided;
+    if (from > m.inFlight) {
+      this.#promotedBefore.set(was.promotedBefore.subarray(0, from + 1));
+      this.#queuedBefore.set(was.queuedBefore.subarray(0, from + 1));
+    }
+    this.#promotions = was.promotions.slice(0, this.#promotedBefore[from]);
+    this.#queue = was.queue.slice(0, this.#queuedBefore[from]);
+  }
+
+  /**
+   * Member i starts when it waits behind no one and a slot is free; otherwise it queues.
+   * `before`: its last decision, kept if it comes out the same.
+   */
+  decide(i: number, before: Decided | undefined): void {
+    const m = this.#m;
+    const blocked = m.blocked[i] as Blockers;
+    const b = m.index.member(i);
+    let d: Decided;
+    if (blocked.blockers.length === 0 && this.#promotions.length < this.#limit - m.inFlight) {
+      const inUse = m.inFlight + this.#promotions.length + 1;
+      d = before && !(before instanceof Queued) && before.inUse === inUse ? before
+        : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
+      this.#promotions.push(d.promotion);
+    } else {
+      const position = this.#queue.length + 1;
+      d = before instanceof Queued && before.position === position ? before
+        : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit);
+      this.#queue.push(d);
+    }
+    this.#each[i] = d;
+    this.#promotedBefore[i + 1] = this.#promotions.length;
+    this.#queuedBefore[i + 1] = this.#queue.length;
+  }
+
+  /** Whether the slots and positions before member i came out as last time. */
+  caughtUp(i: number): boolean {
+    return this.#promotions.length === this.#was.promotedBefore[i] && this.#queue.length === this.#was.queuedBefore[i];
+  }
+
+  /** Members i and on come out as last time. */
+  takeRest(i: number): void {
+    const was = this.#was;
+    for (let j = i; j < this.#each.length; j++) this.#each[j] = was.each[j] as Decided;
+    this.#promotedBefore.set(was.promotedBefore.subarray(i), i);
+    this.#queuedBefore.set(was.queuedBefore.subarray(i), i);
+    this.#promotions.push(...was.promotions.slice(this.#promotions.length));
+    this.#queue.push(...was.queue.slice(this.#queue.length));
+  }
+
+  decisions(): Decisions {
+    return { each: this.#each, promotedBefore: this.#promotedBefore, queuedBefore: this.#queuedBefore,
+      promotions: this.#promotions, queue: this.#queue };
+  }
+}
+
+/** The plan people read: the decisions, with overlaps worked out now and queue reasons on first read. */
+function explain(m: Memory, decided: Decisions, made: PlanMaking): Plan {
+  const { index, policy } = m;
+  const fields = {
+    level: policy.conflictLevel,
+    limit: policy.maxConcurrentBackups,
+    inFlight: m.infos.slice(0, m.inFlight).map((b) => b.name),
+    promotions: decided.promotions,
+    queue: decided.queue,
+    supersessions: m.supersessions,
+    overlaps: overlapsOf(index, m.inFlight),
+  };
+  return new MadePlan(fields, index.snapshot(), { ...m, decided }, made);
+}
+
+function overlapsOf(index: ClaimIndex, inFlight: number): Overlap[] {
+  const overlaps: Overlap[] = [];
+  for (let i = 0; i < inFlight; i++) {
+    const b = index.member(i);
+    for (const other of index.blockersOf(b, Infinity, i).blockers) {
+      const c = conflictBetween(b, other) as Conflict;
+      overlaps.push({ backups: [c.with, b.name], conflict: c, reason: overlapReason(c, b.name) });
+    }
+  }
+  return overlaps;
+}

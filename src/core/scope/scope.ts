@@ -1,0 +1,111 @@
+import type { BackupInfo, ConflictLevel, PvInfo } from "../model.js";
+import type { Policy } from "../policy.js";
+import type { ClusterView } from "../view.js";
+import type { SpecError } from "../velero/backupSpec.js";
+import { listedPvs, withExtras, type ListedPvs } from "./extraPvs.js";
+import { parseSpecInfo, scopeHead } from "./head.js";
+import {
+  byString, compareClaims, type ActionTrace, type BackupScope, type ScopeClaims, type ScopeHead, type ScopePart,
+} from "./model.js";
+import { scopePart } from "./part.js";
+
+// A scope from its pieces (model.ts says which): computed afresh by `scopeOf`, or from cached
+// pieces by the ScopeCache (cache.ts).
+
+export type { Action, ActionTrace, BackupScope, Claim, PartContext, ScopeClaims, ScopeHead, ScopePart } from "./model.js";
+export { compareClaims } from "./model.js";
+
+/** What a backup touches, computed afresh. `ScopeCache` gives the same answer, reusing parts. */
+export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, trace?: ActionTrace): BackupScope {
+  const head = scopeHead(backup, view, policy, parseSpecInfo(backup.spec));
+  const ctx = head.context;
+  if (!ctx) return assembleScope(head, [], undefined);
+  const listed = head.listsPvs ? listedPvs(ctx, view) : undefined;
+  if (!trace) {
+    const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+    return assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)), listed);
+  }
+  // Traced: the parts are made without a trace first, then each final part once with it.
+  const untraced = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+  const extrasOf = new Map<string, readonly PvInfo[]>();
+  withExtras(head.namespaces, untraced, listed, (ns, extras) => { extrasOf.set(ns, extras); return scopePart(ctx, view, ns, extras); });
+  return assembleScope(head, head.namespaces.map((ns) => scopePart(ctx, view, ns, extrasOf.get(ns), trace)), listed);
+}
+
+/**
+ * A scope from its head and its parts (`parts[i]` belongs to `head.namespaces[i]`). The
+ * public lists are assembled when first read; conflicts use `claims`.
+ */
+export function assembleScope(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined): BackupScope {
+  const byNamespace = new Map<string, ScopePart>();
+  const claimNamespaces: string[] = [];
+  const claimParts: ScopePart[] = [];
+  let size = 0;
+  for (const part of parts) {
+    if (part.claims.size === 0) continue;
+    byNamespace.set(part.namespace, part);
+    claimNamespaces.push(part.namespace);
+    claimParts.push(part);
+    size += part.claims.size;
+  }
+  return new Scope(head, parts, listed, { byNamespace, namespaces: claimNamespaces, parts: claimParts, size });
+}
+
+// Scopes are instances of one class, their on-demand fields getters on its prototype, so that
+// every scope has one shape (test/unit/shapes.test.ts) and the plan's loops read scope fields
+// monomorphically. `claims` is a getter too, so that it stays out of the scope's enumerable data.
+class Scope implements BackupScope {
+  readonly errors: readonly SpecError[];
+  readonly queueNamespaces: readonly string[];
+  readonly namespaces: readonly string[];
+  readonly level: ConflictLevel;
+  readonly strictNamespaces: readonly string[];
+  readonly listsPvs: boolean;
+  readonly notes: readonly string[];
+  readonly levelReason?: string;
+  readonly serialKey?: string;
+  readonly #parts: readonly ScopePart[];
+  readonly #listed: ListedPvs | undefined;
+  readonly #claims: ScopeClaims;
+  #items: BackupScope["items"] | undefined;
+  #units: readonly string[] | undefined;
+  #exclusive: ReadonlyMap<string, string> | undefined;
+
+  constructor(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined, claims: ScopeClaims) {
+    this.errors = head.errors;
+    this.queueNamespaces = head.queueNamespaces;
+    this.namespaces = head.namespaces;
+    this.level = head.level;
+    this.strictNamespaces = head.strictNamespaces;
+    this.listsPvs = head.listsPvs;
+    this.notes = head.notes;
+    if (head.levelReason !== undefined) this.levelReason = head.levelReason;
+    if (head.serialKey !== undefined) this.serialKey = head.serialKey;
+    this.#parts = parts;
+    this.#listed = listed;
+    this.#claims = claims;
+  }
+
+  get claims(): ScopeClaims { return this.#claims; }
+
+  get items(): BackupScope["items"] {
+    const parts = this.#parts;
+    return (this.#items ??= {
+      pods: parts.flatMap((p) => p.pods).sort(byString),
+      pvcs: parts.flatMap((p) => p.pvcs).sort(byString),
+      pvs: [...new Set([...parts.flatMap((p) => p.pvs), ...(this.#listed?.names ?? [])])].sort(byString),
+    });
+  }
+
+  get units(): readonly string[] {
+    return (this.#units ??= this.#parts.flatMap((p) => p.units).sort(byString));
+  }
+
+  get exclusive(): ReadonlyMap<string, string> {
+    if (!this.#exclusive) {
+      const all = this.#parts.flatMap((p) => [...p.claims]).sort((a, b) => compareClaims(a[1], b[1]));
+      this.#exclusive = new Map(all.map(([unit, c]) => [unit, c.reason]));
+    }
+    return this.#exclusive;
+  }
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { plan, type Plan } from "../../src/core/decision/plan.js";
+import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
+import { scopeOf } from "../../src/core/scope/scope.js";
+import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+
+// A plan makes thousands of scopes, parts and queue entries, and its loops read their fields:
+// objects of one kind must keep one shape (the same own properties, in the same order), or V8
+// reads them through slower polymorphic lookups (docs/performance.md, "Core notes"). Optional
+// fields are therefore always present, undefined when unset, never added to some objects only.
+
+/** Each distinct list of own property keys (symbols included) among `objects`. */
+function shapesOf(objects: readonly object[]): string[][] {
+  const shapes = new Map<string, string[]>();
+  for (const o of objects) {
+    const keys = Reflect.ownKeys(o).map(String);
+    shapes.set(keys.join(","), keys);
+  }
+  return [...shapes.values()];
+}
+
+const NOW = Date.parse("2026-01-01T12:00:00Z");
+const policy: Policy = { ...DEFAULT_POLICY, maxConcurrentBackups: 2 };
+
+// Backups with and without every optional field: a reason for their level, a serial key, blockers
+// past the limit, none at all.
+const snapshot = () => cluster(
+  ns("shop"), ns("web"), ns("data", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
+  pod("web", "nginx", { labels: { app: "web" } }),
+  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" } }), ...boundClaim("data", "pg"),
+  backup("all", {}, { phase: "InProgress", created: "2026-01-01T10:00:00Z" }),
+  backup("nightly-1", { includedNamespaces: ["shop"] }, { created: "2026-01-01T10:01:00Z", labels: { "velero.io/schedule-name": "nightly" } }),
+  backup("strict", { includedNamespaces: ["data"] }, { created: "2026-01-01T10:02:00Z", annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+  backup("web", { includedNamespaces: ["web"], snapshotVolumes: false }, { created: "2026-01-01T10:03:00Z" }),
+  ...Array.from({ length: 25 }, (_, i) => backup(`many-${i}`, {}, { created: `2026-01-01T10:${String(10 + i)}:00Z` })),
+  backup("bad", { includedNamespaces: "shop" }, { created: "2026-01-01T10:59:00Z" }),
+);
+
+describe("objects a plan makes in bulk keep one shape", () => {
+  const made: Plan = plan(snapshot(), policy, NOW);
+  const again = plan(snapshot(), policy, NOW, { cache: new ScopeCache() });
+
+  it("the check tells shapes apart (positive control)", () => {
+    expect(shapesOf([{ a: 1 }, { a: 2 }])).toHaveLength(1);
+    expect(shapesOf([{ a: 1 }, { a: 1, b: 2 }])).toHaveLength(2);
+    expect(shapesOf([{ a: 1, b: 2 }, { b: 2, a: 1 }])).toHaveLength(2);
+    expect(shapesOf([{ a: 1 }, { a: 1, [Symbol("hidden")]: 1 }])).toHaveLength(2);
+  });
+
+  it("the table covers the optional fields", () => {
+    const scopes = [...made.scopes.values()];
+    expect(scopes.some((s) => s.levelReason !== undefined) && scopes.some((s) => s.levelReason === undefined)).toBe(true);
+    expect(scopes.some((s) => s.serialKey !== undefined) && scopes.some((s) => s.serialKey === undefined)).toBe(true);
+    expect(scopes.some((s) => s.errors.length > 0)).toBe(true);
+    expect(made.queue.some((q) => q.moreBlockers) && made.queue.some((q) => !q.moreBlockers)).toBe(true);
+  });
+
+  it.each([
+    { kind: "scopes (ScopeCache)", objects: () => [...made.scopes.values()] },
+    { kind: "scopes (scopeOf)", objects: () => snapshot().backups.map((b) => scopeOf(b, snapshot().view, policy)) },
+    { kind: "scopes of two caches", objects: () => [...made.scopes.values(), ...again.scopes.values()] },
+    { kind: "scope parts", objects: () => [...made.scopes.values()].flatMap((s) => s.claims.parts) },
+    { kind: "queue entries", objects: () => made.queue },
+    { kind: "promotions", objects: () => made.promotions },
+  ])("$kind", ({ objects }) => {
+    expect(shapesOf(objects())).toHaveLength(1);
+  });
+
+  it("scopes and queue entries have these fields, in this order", () => {
+    expect(shapesOf([...made.scopes.values()])).toEqual([[
+      "errors", "queueNamespaces", "namespaces", "level", "strictNamespaces", "listsPvs", "notes", "levelReason", "serialKey",
+    ]]);
+    expect(shapesOf(made.queue)).toEqual([["backup", "position", "priority", "effectivePriority", "level", "moreBlockers"]]);
+  });
+
+  it("a plan shows only its fields: what the next plan builds on is private", () => {
+    expect(Reflect.ownKeys(made)).toEqual(["level", "limit", "inFlight", "promotions", "queue", "supersessions", "overlaps", "scopes"]);
+  });
+});
