@@ -2,7 +2,7 @@ import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { trim } from "../core/objects.js";
+import { trim } from "../core/velero/objects.js";
 import type { BackupInfo } from "../core/model.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache } from "../cluster/cache.js";

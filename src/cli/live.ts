@@ -1,5 +1,5 @@
 import { createRequester, ApiStatusError, type Requester } from "../kube/http.js";
-import { loadSnapshot, type LoadedSnapshot } from "../core/objects.js";
+import { loadSnapshot, type LoadedSnapshot } from "../core/velero/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../core/policy.js";
 import { describeRefusal, FALLBACK_POLICY, readPolicyData } from "../policy/document.js";
 import { loadKubeConfig, type KubeTarget } from "./kubeconfig.js";

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { loadSnapshot } from "../core/objects.js";
+import { loadSnapshot } from "../core/velero/objects.js";
 import { plan } from "../core/decision/plan.js";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../core/policy.js";
 import { describeRefusal, readPolicyData } from "../policy/document.js";

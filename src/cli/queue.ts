@@ -1,6 +1,6 @@
 import { decideAdmission } from "../core/decision/admission.js";
 import { IN_FLIGHT_PHASES, KEYS, type BackupInfo } from "../core/model.js";
-import { trim } from "../core/objects.js";
+import { trim } from "../core/velero/objects.js";
 import { basePriority, effectivePriorityOf } from "../core/decision/order.js";
 import { plan, type Plan, type Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";

@@ -1,7 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { BackupIndex } from "../core/backupIndex.js";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "../core/model.js";
-import { trim, type ObjectKind, type Trimmed } from "../core/objects.js";
+import { trim, type ObjectKind, type Trimmed } from "../core/velero/objects.js";
 import { ClusterView } from "../core/view.js";
 import type { BackoffOptions } from "../kube/backoff.js";
 import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "../kube/reflector.js";

@@ -1,5 +1,5 @@
 import { Watch, type KubeConfig } from "@kubernetes/client-node";
-import type { ObjectError } from "../core/objects.js";
+import type { ObjectError } from "../core/velero/objects.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Logger } from "../logging/logger.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";

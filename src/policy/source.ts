@@ -1,5 +1,5 @@
 import type { KubeConfig } from "@kubernetes/client-node";
-import { trim } from "../core/objects.js";
+import { trim } from "../core/velero/objects.js";
 import type { Policy } from "../core/policy.js";
 import type { BackoffOptions } from "../kube/backoff.js";
 import type { EventRecorder } from "../kube/events.js";

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { BackupInfo } from "../core/model.js";
-import { loadSnapshot, MAX_SPEC_DEPTH, tooDeep } from "../core/objects.js";
+import { loadSnapshot, MAX_SPEC_DEPTH, tooDeep } from "../core/velero/objects.js";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import type { ClusterView } from "../core/view.js";
 

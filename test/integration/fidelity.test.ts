@@ -13,7 +13,7 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadSnapshot } from "../../src/core/objects.js";
+import { loadSnapshot } from "../../src/core/velero/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { caseArb, describeCase, type Placement } from "../support/fidelity/cases.js";

@@ -10,7 +10,7 @@ import { findOverlaps, type Overlap, type ProbeRecord } from "./overlap.js";
 import { startWatch, type StartedWatch } from "./watch.js";
 import { listCluster } from "../../src/cli/live.js";
 import { createRequester } from "../../src/kube/http.js";
-import { loadSnapshot } from "../../src/core/objects.js";
+import { loadSnapshot } from "../../src/core/velero/objects.js";
 import { parsePolicy, type Policy } from "../../src/core/policy.js";
 import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
 import type { ClusterView } from "../../src/core/view.js";

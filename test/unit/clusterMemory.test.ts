@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compactVersion } from "../../src/kube/reflector.js";
 import { Interner, slimPod } from "../../src/cluster/slim.js";
-import { trim } from "../../src/core/objects.js";
+import { trim } from "../../src/core/velero/objects.js";
 import { pod } from "./support/cluster.js";
 
 // The memory savings of the cluster cache (bench/rss.bench.ts, heap snapshot of 100k pods and

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { isExpiredStatus, objectKey, relistDeletions } from "../../src/kube/reflector.js";
 import { canonicalJson, Interner, keepAnnotation, slimPod, specHash } from "../../src/cluster/slim.js";
 import { sameValue } from "../../src/kube/sameValue.js";
-import { trim } from "../../src/core/objects.js";
+import { trim } from "../../src/core/velero/objects.js";
 import { pod } from "./support/cluster.js";
 
 describe("relist diffing", () => {

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { stringify } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
 import { readDocument, UsageError } from "../../src/cli/readInput.js";
-import { loadSnapshot } from "../../src/core/objects.js";
+import { loadSnapshot } from "../../src/core/velero/objects.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { describeRefusal, readPolicyText } from "../../src/policy/document.js";
 import { parseTrace } from "../../src/sim/trace.js";

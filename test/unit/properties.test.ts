@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ClaimIndex } from "../../src/core/conflict/claimIndex.js";
 import { conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
-import { trim, type ObjectKind } from "../../src/core/objects.js";
+import { trim, type ObjectKind } from "../../src/core/velero/objects.js";
 import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
 import { policySchema, type Policy } from "../../src/core/policy.js";
 import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { BackupInfo } from "../../src/core/model.js";
-import { trim } from "../../src/core/objects.js";
+import { trim } from "../../src/core/velero/objects.js";
 import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
 import { scopeOf } from "../../src/core/scope/scope.js";
 import { volumeRules } from "../../src/core/velero/volumes.js";

@@ -1,5 +1,5 @@
 import { BackupIndex } from "../../../src/core/backupIndex.js";
-import { trim } from "../../../src/core/objects.js";
+import { trim } from "../../../src/core/velero/objects.js";
 import { ClusterView } from "../../../src/core/view.js";
 import type { BackupInfo } from "../../../src/core/model.js";
 import type { CacheChange, ClusterCache } from "../../../src/cluster/cache.js";

@@ -1,4 +1,4 @@
-import { loadSnapshot, trim } from "../../../src/core/objects.js";
+import { loadSnapshot, trim } from "../../../src/core/velero/objects.js";
 import type { BackupInfo } from "../../../src/core/model.js";
 import type { ClusterView } from "../../../src/core/view.js";
 import type { ControlPlane } from "../controlPlane.js";

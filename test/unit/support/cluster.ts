@@ -1,4 +1,4 @@
-import { loadSnapshot, trim, type LoadedSnapshot } from "../../../src/core/objects.js";
+import { loadSnapshot, trim, type LoadedSnapshot } from "../../../src/core/velero/objects.js";
 
 // Builders for raw Kubernetes objects, so tests describe a cluster the way kubectl prints it.
 

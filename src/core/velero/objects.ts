@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "./model.js";
-import { specTypeErrors } from "./velero/backupSpec.js";
-import { ClusterView } from "./view.js";
+import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "../model.js";
+import { specTypeErrors } from "./backupSpec.js";
+import { ClusterView } from "../view.js";
 
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
 // for every object that arrives, so only the fields the core needs are ever kept.
