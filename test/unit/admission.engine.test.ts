@@ -40,25 +40,25 @@ const app = (name: string, appLabel: string, o: Parameters<typeof backup>[2] = {
 const noAging: Policy = { ...DEFAULT_POLICY, priorities: { ...DEFAULT_POLICY.priorities, agingSeconds: 0 } };
 
 describe("admission engine = core decideAdmission", () => {
-  it.each<[string, Policy, object[], object]>([
-    ["nothing else: admit", noAging, [], app("cart", "cart", { created: "" })],
-    ["waits behind an in-flight all-namespace backup", noAging, [backup("all", {}, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
-    ["waits behind a queued backup ahead of it", noAging, [backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }), backup("x", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
-    ["a queued backup of lower priority is not ahead", noAging, [backup("low", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0), labels: { "backup-gate.io/priority": "-5" } })], app("cart", "cart", { created: "" })],
-    ["limit full: waits for a free slot", { ...noAging, maxConcurrentBackups: 1 }, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
-    ["promotions ahead take the free slots", { ...noAging, maxConcurrentBackups: 2 },
-      [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }), backup("d", { includedNamespaces: ["data"] }, { phase: "Queued", created: at(1) })], app("cart", "cart", { created: "" })],
-    ["Forbid rejects a second run", noAging, [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
-    ["Allow queues the second run", { ...noAging, serialWorkloads: "Allow" }, [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(0) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
-    ["Replace supersedes the queued run", { ...noAging, serialWorkloads: "Replace" },
-      [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) }), backup("h-0", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(-5) })], backup("h-2", { includedNamespaces: ["web"] }, sched("h"))],
-    ["invalid spec is rejected", noAging, [], backup("bad", { includedNamespaces: ["*", "shop"] })],
-    ["Namespace level: shares a namespace", { ...noAging, conflictLevel: "Namespace" }, [app("orders", "orders", { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
-    ["namespace annotated strict", noAging, [backup("s1", { includedNamespaces: ["strict"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], backup("s2", { includedNamespaces: ["strict"], snapshotVolumes: false })],
-    ["hooks make a unit exclusive", noAging, [backup("d1", { includedNamespaces: ["data"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], backup("d2", { includedNamespaces: ["data"], snapshotVolumes: false })],
-    ["a candidate outside Velero's namespace is not judged", noAging, [], { ...backup("elsewhere", { includedNamespaces: ["shop"] }), metadata: { namespace: "other", name: "elsewhere" } }],
-    ["same name as an existing backup: the existing one is ignored", noAging, [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })], app("cart", "cart", { created: "" })],
-  ])("%s", async (_name, policy, backups, candidate) => {
+  it.each<{ name: string; policy: Policy; backups: object[]; candidate: object }>([
+    { name: "nothing else: admit", policy: noAging, backups: [], candidate: app("cart", "cart", { created: "" }) },
+    { name: "waits behind an in-flight all-namespace backup", policy: noAging, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "waits behind a queued backup ahead of it", policy: noAging, backups: [backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }), backup("x", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "a queued backup of lower priority is not ahead", policy: noAging, backups: [backup("low", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0), labels: { "backup-gate.io/priority": "-5" } })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "limit full: waits for a free slot", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "promotions ahead take the free slots", policy: { ...noAging, maxConcurrentBackups: 2 },
+      backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }), backup("d", { includedNamespaces: ["data"] }, { phase: "Queued", created: at(1) })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "Forbid rejects a second run", policy: noAging, backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
+    { name: "Allow queues the second run", policy: { ...noAging, serialWorkloads: "Allow" }, backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(0) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
+    { name: "Replace supersedes the queued run", policy: { ...noAging, serialWorkloads: "Replace" },
+      backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) }), backup("h-0", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(-5) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
+    { name: "invalid spec is rejected", policy: noAging, backups: [], candidate: backup("bad", { includedNamespaces: ["*", "shop"] }) },
+    { name: "Namespace level: shares a namespace", policy: { ...noAging, conflictLevel: "Namespace" }, backups: [app("orders", "orders", { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+    { name: "namespace annotated strict", policy: noAging, backups: [backup("s1", { includedNamespaces: ["strict"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], candidate: backup("s2", { includedNamespaces: ["strict"], snapshotVolumes: false }) },
+    { name: "hooks make a unit exclusive", policy: noAging, backups: [backup("d1", { includedNamespaces: ["data"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], candidate: backup("d2", { includedNamespaces: ["data"], snapshotVolumes: false }) },
+    { name: "a candidate outside Velero's namespace is not judged", policy: noAging, backups: [], candidate: { ...backup("elsewhere", { includedNamespaces: ["shop"] }), metadata: { namespace: "other", name: "elsewhere" } } },
+    { name: "same name as an existing backup: the existing one is ignored", policy: noAging, backups: [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+  ])("$name", async ({ policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);
   });
@@ -143,18 +143,18 @@ describe("admission engine: phase transitions", () => {
   };
   const mark = { "backup-gate.io/promoted-by": "backup-gate" };
 
-  it.each<[string, Policy, object[], object, object, RegExp | null]>([
-    ["conflict with an in-flight backup is refused, naming it", noAging, [backup("all", {}, { phase: "InProgress", created: at(0) })],
-      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), /^backup cart may not become ReadyToStart: it conflicts with all \(InProgress\): both snapshot PVC shop\/cart-data$/],
-    ["over the limit is refused", { ...noAging, maxConcurrentBackups: 1 }, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
-      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), /1 of 1 backups are already in flight \(w\)/],
-    ["no conflict, room left: allowed", noAging, [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
-      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), null],
-    ["itself in the cache as ReadyToStart does not count", { ...noAging, maxConcurrentBackups: 1 }, [app("cart", "cart", { phase: "ReadyToStart" })],
-      app("cart", "cart", { phase: "Queued" }), app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), null],
-    ["not a move into ReadyToStart: allowed", { ...noAging, maxConcurrentBackups: 1 }, [backup("all", {}, { phase: "InProgress", created: at(0) })],
-      app("cart", "cart", { phase: "ReadyToStart" }), app("cart", "cart", { phase: "InProgress" }), null],
-  ])("%s", async (_name, policy, backups, oldRaw, newRaw, refused) => {
+  it.each<{ name: string; policy: Policy; backups: object[]; oldRaw: object; newRaw: object; refused: RegExp | null }>([
+    { name: "conflict with an in-flight backup is refused, naming it", policy: noAging, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: /^backup cart may not become ReadyToStart: it conflicts with all \(InProgress\): both snapshot PVC shop\/cart-data$/ },
+    { name: "over the limit is refused", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: /1 of 1 backups are already in flight \(w\)/ },
+    { name: "no conflict, room left: allowed", policy: noAging, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: null },
+    { name: "itself in the cache as ReadyToStart does not count", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [app("cart", "cart", { phase: "ReadyToStart" })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: null },
+    { name: "not a move into ReadyToStart: allowed", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "ReadyToStart" }), newRaw: app("cart", "cart", { phase: "InProgress" }), refused: null },
+  ])("$name", async ({ policy, backups, oldRaw, newRaw, refused }) => {
     const { engine, info } = await setup(policy, backups);
     const v = engine.checkTransition(info(oldRaw), info(newRaw));
     if (refused) {

@@ -80,16 +80,16 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
   beforeAll(async () => { s = await start(); servers.splice(servers.indexOf(s.server), 1); });
   afterAll(async () => { await s.server.close(); });
 
-  it.each<[string, string | object, number, RegExp]>([
-    ["truncated JSON", '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev', 400, /not valid JSON/],
-    ["a JSON array", "[]", 400, /expected a JSON object/],
-    ["wrong kind", { ...admissionReview({ object: incoming("a", {}) }), kind: "Review" }, 400, /^invalid AdmissionReview: kind must be AdmissionReview, got "Review"$/],
-    ["wrong apiVersion", { ...admissionReview({ object: incoming("a", {}) }), apiVersion: "admission.k8s.io/v1beta1" }, 400, /apiVersion must be admission\.k8s\.io\/v1, got "admission\.k8s\.io\/v1beta1"/],
-    ["no request", { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }, 400, /^invalid AdmissionReview: request is required$/],
-    ["no request.uid", (() => { const r = admissionReview({ object: incoming("a", {}) }); delete (r.request as { uid?: string }).uid; return r; })(), 400, /request\.uid is required/],
-    ["empty request.uid", (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.uid = ""; return r; })(), 400, /request\.uid is required/],
-    ["unknown operation", (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.operation = "PATCH"; return r; })(), 400, /request\.operation/],
-  ])("%s", async (_name, body, status, message) => {
+  it.each<{ name: string; body: string | object; status: number; message: RegExp }>([
+    { name: "truncated JSON", body: '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev', status: 400, message: /not valid JSON/ },
+    { name: "a JSON array", body: "[]", status: 400, message: /expected a JSON object/ },
+    { name: "wrong kind", body: { ...admissionReview({ object: incoming("a", {}) }), kind: "Review" }, status: 400, message: /^invalid AdmissionReview: kind must be AdmissionReview, got "Review"$/ },
+    { name: "wrong apiVersion", body: { ...admissionReview({ object: incoming("a", {}) }), apiVersion: "admission.k8s.io/v1beta1" }, status: 400, message: /apiVersion must be admission\.k8s\.io\/v1, got "admission\.k8s\.io\/v1beta1"/ },
+    { name: "no request", body: { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" }, status: 400, message: /^invalid AdmissionReview: request is required$/ },
+    { name: "no request.uid", body: (() => { const r = admissionReview({ object: incoming("a", {}) }); delete (r.request as { uid?: string }).uid; return r; })(), status: 400, message: /request\.uid is required/ },
+    { name: "empty request.uid", body: (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.uid = ""; return r; })(), status: 400, message: /request\.uid is required/ },
+    { name: "unknown operation", body: (() => { const r = admissionReview({ object: incoming("a", {}) }); r.request.operation = "PATCH"; return r; })(), status: 400, message: /request\.operation/ },
+  ])("$name", async ({ body, status, message }) => {
     for (const path of ["/mutate-backups", "/validate-backups"]) {
       const res = await post(s.url, path, body);
       expect(res.status).toBe(status);
@@ -119,15 +119,15 @@ describe("malformed requests: HTTP 400 with a clear message, never a 500", () =>
 });
 
 describe("other resources and operations are allowed untouched", () => {
-  it.each<[string, object]>([
-    ["pods", { resource: { group: "", version: "v1", resource: "pods" }, object: { metadata: { name: "p" } } }],
-    ["velero.io/v1 restores", { resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } }],
-    ["velero.io/v2alpha1 backups", { resource: { group: "velero.io", version: "v2alpha1", resource: "backups" }, object: { metadata: { name: "b" } } }],
-    ["DELETE of a backup", { operation: "DELETE", oldObject: incoming("nightly-1", {}) }],
-  ])("%s", async (_name, o) => {
+  it.each<{ name: string; reviewRequest: object }>([
+    { name: "pods", reviewRequest: { resource: { group: "", version: "v1", resource: "pods" }, object: { metadata: { name: "p" } } } },
+    { name: "velero.io/v1 restores", reviewRequest: { resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } } },
+    { name: "velero.io/v2alpha1 backups", reviewRequest: { resource: { group: "velero.io", version: "v2alpha1", resource: "backups" }, object: { metadata: { name: "b" } } } },
+    { name: "DELETE of a backup", reviewRequest: { operation: "DELETE", oldObject: incoming("nightly-1", {}) } },
+  ])("$name", async ({ reviewRequest }) => {
     const s = await start();
     for (const path of ["/mutate-backups", "/validate-backups"]) {
-      const r = responseOf(await post(s.url, path, admissionReview(o)));
+      const r = responseOf(await post(s.url, path, admissionReview(reviewRequest)));
       expect(r).toEqual({ uid: expect.any(String), allowed: true });
     }
   });
@@ -230,10 +230,10 @@ describe("validating webhook: CREATE", () => {
     expect(text).toMatch(/backup_gate_admission_requests_total\{webhook="validate",operation="CREATE",verdict="reject"\} 1/);
   });
 
-  it.each<[string, object, RegExp]>([
-    ["'*' mixed with names", { includedNamespaces: ["*", "shop"] }, /^backup bad is invalid and Velero would fail it: spec\.includedNamespaces: /],
-    ["both label selectors", { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{}] }, /spec\.orLabelSelectors: labelSelector and orLabelSelectors cannot both be set/],
-  ])("an invalid spec is refused naming the field (422): %s", async (_name, spec, message) => {
+  it.each<{ name: string; spec: object; message: RegExp }>([
+    { name: "'*' mixed with names", spec: { includedNamespaces: ["*", "shop"] }, message: /^backup bad is invalid and Velero would fail it: spec\.includedNamespaces: / },
+    { name: "both label selectors", spec: { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{}] }, message: /spec\.orLabelSelectors: labelSelector and orLabelSelectors cannot both be set/ },
+  ])("an invalid spec is refused naming the field (422): $name", async ({ spec, message }) => {
     const s = await start();
     const r = responseOf(await post(s.url, "/validate-backups", admissionReview({ object: incoming("bad", spec) })));
     expect(r.allowed).toBe(false);
@@ -242,11 +242,11 @@ describe("validating webhook: CREATE", () => {
     expect(r.status?.message).toMatch(message);
   });
 
-  it.each<[string, Policy, object]>([
-    ["a conflicting backup (it waits, the mutating webhook warns)", noAging, incoming("cart-manual", { includedNamespaces: ["shop"] })],
-    ["Allow: a second run queues", { ...noAging, serialWorkloads: "Allow" }, incoming("nightly-2", { includedNamespaces: ["shop"] }, sched)],
-    ["a run of another Schedule", noAging, incoming("weekly-1", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "weekly" })],
-  ])("allowed: %s", async (_name, policy, object) => {
+  it.each<{ name: string; policy: Policy; object: object }>([
+    { name: "a conflicting backup (it waits, the mutating webhook warns)", policy: noAging, object: incoming("cart-manual", { includedNamespaces: ["shop"] }) },
+    { name: "Allow: a second run queues", policy: { ...noAging, serialWorkloads: "Allow" }, object: incoming("nightly-2", { includedNamespaces: ["shop"] }, sched) },
+    { name: "a run of another Schedule", policy: noAging, object: incoming("weekly-1", { includedNamespaces: ["shop"] }, { "velero.io/schedule-name": "weekly" }) },
+  ])("allowed: $name", async ({ policy, object }) => {
     const s = await start({ policy });
     expect(responseOf(await post(s.url, "/validate-backups", admissionReview({ object })))).toEqual({ uid: expect.any(String), allowed: true });
   });
@@ -277,11 +277,11 @@ describe("validating webhook: UPDATE into ReadyToStart", () => {
     expect(r.status?.message).toBe("backup web-1 may not become ReadyToStart: 1 of 1 backups are already in flight (nightly-1); maxConcurrentBackups is 1");
   });
 
-  it.each<[string, string, string, Record<string, string> | undefined]>([
-    ["a promotion that keeps the invariant", "Queued", "ReadyToStart", mark],
-    ["Velero's own status writes", "ReadyToStart", "InProgress", mark],
-    ["a queue position update", "Queued", "Queued", undefined],
-  ])("allowed: %s", async (_name, from, to, annotations) => {
+  it.each<{ name: string; from: string; to: string; annotations: Record<string, string> | undefined }>([
+    { name: "a promotion that keeps the invariant", from: "Queued", to: "ReadyToStart", annotations: mark },
+    { name: "Velero's own status writes", from: "ReadyToStart", to: "InProgress", annotations: mark },
+    { name: "a queue position update", from: "Queued", to: "Queued", annotations: undefined },
+  ])("allowed: $name", async ({ from, to, annotations }) => {
     const s = await start();
     const r = responseOf(await post(s.url, "/validate-backups", admissionReview({
       operation: "UPDATE", oldObject: stored("web-1", { includedNamespaces: ["web"] }, from), object: stored("web-1", { includedNamespaces: ["web"] }, to, annotations),

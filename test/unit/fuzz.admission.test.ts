@@ -148,20 +148,20 @@ describe("the hand-made corpus of bad bodies", () => {
     await expectClean(body, file.endsWith(".txt") ? "text/plain" : "application/json");
   });
 
-  it.each<[string, RegExp, number]>([
-    ["truncated-json.json", /^the body is not valid JSON: .*position/, 400],
-    ["empty-body.json", /^the body is empty/, 400],
-    ["whitespace-only.json", /^the body is empty/, 400],
-    ["invalid-utf8.json", /apiVersion must be admission\.k8s\.io\/v1/, 400],
-    ["request-null.json", /^invalid AdmissionReview: request is required$/, 400],
-    ["wrong-content-type.txt", /^content type "text\/plain" is not supported; send application\/json$/, 415],
-    ["kind-pod.json", /kind must be AdmissionReview, got "Pod"/, 400],
-    ["apiversion-v1beta1.json", /apiVersion must be admission\.k8s\.io\/v1/, 400],
-    ["no-request.json", /request is required/, 400],
-    ["proto-pollution-proto.json", /^the body holds a forbidden prototype key at __proto__$/, 400],
-    ["constructor-prototype.json", /^the body holds a forbidden prototype key at constructor$/, 400],
-    ["operation-lowercase.json", /request\.operation/, 400],
-  ])("%s is refused as a bad envelope, saying why", async (file, message, status) => {
+  it.each<{ file: string; message: RegExp; status: number }>([
+    { file: "truncated-json.json", message: /^the body is not valid JSON: .*position/, status: 400 },
+    { file: "empty-body.json", message: /^the body is empty/, status: 400 },
+    { file: "whitespace-only.json", message: /^the body is empty/, status: 400 },
+    { file: "invalid-utf8.json", message: /apiVersion must be admission\.k8s\.io\/v1/, status: 400 },
+    { file: "request-null.json", message: /^invalid AdmissionReview: request is required$/, status: 400 },
+    { file: "wrong-content-type.txt", message: /^content type "text\/plain" is not supported; send application\/json$/, status: 415 },
+    { file: "kind-pod.json", message: /kind must be AdmissionReview, got "Pod"/, status: 400 },
+    { file: "apiversion-v1beta1.json", message: /apiVersion must be admission\.k8s\.io\/v1/, status: 400 },
+    { file: "no-request.json", message: /request is required/, status: 400 },
+    { file: "proto-pollution-proto.json", message: /^the body holds a forbidden prototype key at __proto__$/, status: 400 },
+    { file: "constructor-prototype.json", message: /^the body holds a forbidden prototype key at constructor$/, status: 400 },
+    { file: "operation-lowercase.json", message: /request\.operation/, status: 400 },
+  ])("$file is refused as a bad envelope, saying why", async ({ file, message, status }) => {
     const body = readFileSync(join(CORPUS, file));
     for (const a of await expectClean(body, file.endsWith(".txt") ? "text/plain" : "application/json")) {
       expect(a.status).toBe(status);
@@ -179,11 +179,11 @@ describe("the hand-made corpus of bad bodies", () => {
 
   // These overflowed the stack in the scope cache's spec hash (an internal error, admitted
   // unchecked without saying why) until the object reader refused specs nested too deep.
-  it.each<[string, string]>([
-    ["selector-nested-10k-deep.json", "spec.labelSelector.matchExpressions[0].values"],
-    ["spec-nested-objects-10k-deep.json", "spec.orLabelSelectors.a.a.a"],
-    ["arrays-nested-10k-deep.json", "spec.includedNamespaces[0][0][0]"],
-  ])("%s: admitted unchecked with a warning naming the field, on both endpoints", async (file, field) => {
+  it.each<{ file: string; field: string }>([
+    { file: "selector-nested-10k-deep.json", field: "spec.labelSelector.matchExpressions[0].values" },
+    { file: "spec-nested-objects-10k-deep.json", field: "spec.orLabelSelectors.a.a.a" },
+    { file: "arrays-nested-10k-deep.json", field: "spec.includedNamespaces[0][0][0]" },
+  ])("$file: admitted unchecked with a warning naming the field, on both endpoints", async ({ file, field }) => {
     for (const a of await expectClean(readFileSync(join(CORPUS, file)))) {
       const r = (a.body as { response: { allowed: boolean; warnings: string[] } }).response;
       expect(r.allowed).toBe(true);

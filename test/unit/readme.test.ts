@@ -72,7 +72,7 @@ const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\
 const anchors = (file: string) => new Set([...readFileSync(file, "utf8").matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1] as string)));
 
 describe("README links", () => {
-  it.each([["README.md"], ["docs/reference.md"], ["docs/monitoring.md"], ["docs/gitops.md"], ["charts/backup-gate/README.md"]])("every relative link and anchor in %s resolves", (file) => {
+  it.each([{ file: "README.md" }, { file: "docs/reference.md" }, { file: "docs/monitoring.md" }, { file: "docs/gitops.md" }, { file: "charts/backup-gate/README.md" }])("every relative link and anchor in $file resolves", ({ file }) => {
     const text = readFileSync(file, "utf8");
     const broken: string[] = [];
     for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {

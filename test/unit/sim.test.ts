@@ -42,17 +42,17 @@ function run(backups: Entry[], strategyName: string, p: Policy = policy): SimRes
 const starts = (r: SimResult) => Object.fromEntries(r.runs.map((x) => [x.name, x.start]));
 
 describe("simulate: the engine replays a trace through plan()", () => {
-  it.each<[string, Entry[], string, Record<string, number>]>([
-    ["two backups sharing a PVC serialize at ItemBlock", [app("db-a", "db", 0), app("db-b", "db", 10)], "itemblock", { "db-a": 0, "db-b": 100 }],
-    ["two backups sharing only a namespace run together at ItemBlock", [app("cart", "cart", 0), app("orders", "orders", 10)], "itemblock", { cart: 0, orders: 10 }],
-    ["... and serialize under velero", [app("cart", "cart", 0), app("orders", "orders", 10)], "velero", { cart: 0, orders: 100 }],
-    ["... and at our Namespace level", [app("cart", "cart", 0), app("orders", "orders", 10)], "namespace", { cart: 0, orders: 100 }],
-    ["one-at-a-time runs them one by one in queue order", [app("cart", "cart", 0), nsBackup("pg", ["data"], 5, 50), app("orders", "orders", 10)], "one-at-a-time", { cart: 0, pg: 100, orders: 150 }],
-    ["the reference ignores conflicts", [app("db-a", "db", 0), app("db-b", "db", 10)], "reference", { "db-a": 0, "db-b": 10 }],
-    ["the limit holds for every strategy, the reference too", [nsBackup("a", ["web"], 0), nsBackup("b", ["data"], 0), nsBackup("c", ["web"], 0, 100, { spec: { includedNamespaces: ["web"], snapshotVolumes: false } })], "reference", { a: 0, b: 0, c: 100 }],
-    ["an all-namespace backup waits for what runs, then blocks what comes later (rule 2)", [app("cart", "cart", 0), nsBackup("all", [], 10, 100, { spec: {} }), nsBackup("pg", ["data"], 20)], "itemblock", { cart: 0, all: 100, pg: 200 }],
-  ])("%s", (_, backups, strategy, expected) => {
-    const r = run(backups, strategy, strategy === "reference" && _.includes("limit") ? { ...policy, maxConcurrentBackups: 2 } : policy);
+  it.each<{ name: string; backups: Entry[]; strategy: string; expected: Record<string, number> }>([
+    { name: "two backups sharing a PVC serialize at ItemBlock", backups: [app("db-a", "db", 0), app("db-b", "db", 10)], strategy: "itemblock", expected: { "db-a": 0, "db-b": 100 } },
+    { name: "two backups sharing only a namespace run together at ItemBlock", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "itemblock", expected: { cart: 0, orders: 10 } },
+    { name: "... and serialize under velero", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "velero", expected: { cart: 0, orders: 100 } },
+    { name: "... and at our Namespace level", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "namespace", expected: { cart: 0, orders: 100 } },
+    { name: "one-at-a-time runs them one by one in queue order", backups: [app("cart", "cart", 0), nsBackup("pg", ["data"], 5, 50), app("orders", "orders", 10)], strategy: "one-at-a-time", expected: { cart: 0, pg: 100, orders: 150 } },
+    { name: "the reference ignores conflicts", backups: [app("db-a", "db", 0), app("db-b", "db", 10)], strategy: "reference", expected: { "db-a": 0, "db-b": 10 } },
+    { name: "the limit holds for every strategy, the reference too", backups: [nsBackup("a", ["web"], 0), nsBackup("b", ["data"], 0), nsBackup("c", ["web"], 0, 100, { spec: { includedNamespaces: ["web"], snapshotVolumes: false } })], strategy: "reference", expected: { a: 0, b: 0, c: 100 } },
+    { name: "an all-namespace backup waits for what runs, then blocks what comes later (rule 2)", backups: [app("cart", "cart", 0), nsBackup("all", [], 10, 100, { spec: {} }), nsBackup("pg", ["data"], 20)], strategy: "itemblock", expected: { cart: 0, all: 100, pg: 200 } },
+  ])("$name", ({ name, backups, strategy, expected }) => {
+    const r = run(backups, strategy, strategy === "reference" && name.includes("limit") ? { ...policy, maxConcurrentBackups: 2 } : policy);
     expect(starts(r)).toEqual(expected);
     expect(r.stalled).toEqual([]);
   });
@@ -160,30 +160,30 @@ describe("simulate: the invariant check", () => {
 describe("simulate: trace validation names the field", () => {
   const cluster = { kind: "List", items: estate };
   const ok = { name: "a", spec: {}, arrival: 0, duration: 1 };
-  it.each<[string, unknown, RegExp]>([
-    ["not an object", "hello", /^\(document\): /],
-    ["no backups", { cluster }, /^backups: /],
-    ["an empty backups list", { cluster, backups: [] }, /^backups: .*>=1/],
-    ["an arrival that is not a number", { cluster, backups: [ok, { ...ok, name: "b", arrival: "soon" }] }, /^backups\[1\]\.arrival: .*expected number/],
-    ["a negative arrival", { cluster, backups: [{ ...ok, arrival: -1 }] }, /^backups\[0\]\.arrival: /],
-    ["neither duration nor durationPerItem", { cluster, backups: [{ name: "a", arrival: 0 }] }, /^backups\[0\]\.duration: give exactly one of duration or durationPerItem$/],
-    ["both duration and durationPerItem", { cluster, backups: [{ ...ok, durationPerItem: 2 }] }, /^backups\[0\]\.duration: give exactly one/],
-    ["durationBase without durationPerItem", { cluster, backups: [{ ...ok, durationBase: 2 }] }, /^backups\[0\]\.durationBase: /],
-    ["a zero duration", { cluster, backups: [{ ...ok, duration: 0 }] }, /^backups\[0\]\.duration: /],
-    ["an unknown field, named", { cluster, backups: [{ ...ok, durashun: 3 }] }, /^backups\[0\]\.durashun: unknown field$/],
-    ["a name Kubernetes refuses", { cluster, backups: [{ ...ok, name: "Nightly_Run" }] }, /^backups\[0\]\.name: must be a lowercase DNS name/],
-    ["a duplicate name", { cluster, backups: [ok, { ...ok }] }, /^backups\[1\]\.name: duplicate name a \(also backups\[0\]\)$/],
-    ["labels that are not strings", { cluster, backups: [{ ...ok, labels: { tier: 1 } }] }, /^backups\[0\]\.labels\.tier: /],
-    ["a spec that is not an object", { cluster, backups: [{ ...ok, spec: "all" }] }, /^backups\[0\]\.spec: /],
-    ["no cluster", { backups: [ok] }, /^cluster: give exactly one of cluster \(an inline List\) or clusterFile$/],
-    ["both cluster and clusterFile", { cluster, clusterFile: "c.yaml", backups: [ok] }, /^cluster: give exactly one/],
-    ["a cluster that is not a List", { cluster: { kind: "Pod" }, backups: [ok] }, /^cluster\.kind: /],
-    ["an unreadable cluster object, with its index and field", { cluster: { kind: "List", items: [{ kind: "Pod", metadata: { name: "x" } }] }, backups: [ok] }, /^cluster: items\[0\] Pod x: metadata\.namespace: /],
-    ["Backups inside the cluster", { cluster: { kind: "List", items: [{ kind: "Backup", metadata: { name: "b", namespace: "velero" } }] }, backups: [ok] }, /^cluster: holds Backup objects/],
-    ["a bad policy, with its field", { cluster, policy: { maxConcurrentBackups: 0 }, backups: [ok] }, /^policy\.maxConcurrentBackups: /],
-    ["a t0 that is not RFC 3339", { cluster, t0: "yesterday", backups: [ok] }, /^t0: /],
-    ["a clusterFile with no reader", { clusterFile: "c.yaml", backups: [ok] }, /^clusterFile: /],
-  ])("%s", (_, doc, message) => {
+  it.each<{ name: string; doc: unknown; message: RegExp }>([
+    { name: "not an object", doc: "hello", message: /^\(document\): / },
+    { name: "no backups", doc: { cluster }, message: /^backups: / },
+    { name: "an empty backups list", doc: { cluster, backups: [] }, message: /^backups: .*>=1/ },
+    { name: "an arrival that is not a number", doc: { cluster, backups: [ok, { ...ok, name: "b", arrival: "soon" }] }, message: /^backups\[1\]\.arrival: .*expected number/ },
+    { name: "a negative arrival", doc: { cluster, backups: [{ ...ok, arrival: -1 }] }, message: /^backups\[0\]\.arrival: / },
+    { name: "neither duration nor durationPerItem", doc: { cluster, backups: [{ name: "a", arrival: 0 }] }, message: /^backups\[0\]\.duration: give exactly one of duration or durationPerItem$/ },
+    { name: "both duration and durationPerItem", doc: { cluster, backups: [{ ...ok, durationPerItem: 2 }] }, message: /^backups\[0\]\.duration: give exactly one/ },
+    { name: "durationBase without durationPerItem", doc: { cluster, backups: [{ ...ok, durationBase: 2 }] }, message: /^backups\[0\]\.durationBase: / },
+    { name: "a zero duration", doc: { cluster, backups: [{ ...ok, duration: 0 }] }, message: /^backups\[0\]\.duration: / },
+    { name: "an unknown field, named", doc: { cluster, backups: [{ ...ok, durashun: 3 }] }, message: /^backups\[0\]\.durashun: unknown field$/ },
+    { name: "a name Kubernetes refuses", doc: { cluster, backups: [{ ...ok, name: "Nightly_Run" }] }, message: /^backups\[0\]\.name: must be a lowercase DNS name/ },
+    { name: "a duplicate name", doc: { cluster, backups: [ok, { ...ok }] }, message: /^backups\[1\]\.name: duplicate name a \(also backups\[0\]\)$/ },
+    { name: "labels that are not strings", doc: { cluster, backups: [{ ...ok, labels: { tier: 1 } }] }, message: /^backups\[0\]\.labels\.tier: / },
+    { name: "a spec that is not an object", doc: { cluster, backups: [{ ...ok, spec: "all" }] }, message: /^backups\[0\]\.spec: / },
+    { name: "no cluster", doc: { backups: [ok] }, message: /^cluster: give exactly one of cluster \(an inline List\) or clusterFile$/ },
+    { name: "both cluster and clusterFile", doc: { cluster, clusterFile: "c.yaml", backups: [ok] }, message: /^cluster: give exactly one/ },
+    { name: "a cluster that is not a List", doc: { cluster: { kind: "Pod" }, backups: [ok] }, message: /^cluster\.kind: / },
+    { name: "an unreadable cluster object, with its index and field", doc: { cluster: { kind: "List", items: [{ kind: "Pod", metadata: { name: "x" } }] }, backups: [ok] }, message: /^cluster: items\[0\] Pod x: metadata\.namespace: / },
+    { name: "Backups inside the cluster", doc: { cluster: { kind: "List", items: [{ kind: "Backup", metadata: { name: "b", namespace: "velero" } }] }, backups: [ok] }, message: /^cluster: holds Backup objects/ },
+    { name: "a bad policy, with its field", doc: { cluster, policy: { maxConcurrentBackups: 0 }, backups: [ok] }, message: /^policy\.maxConcurrentBackups: / },
+    { name: "a t0 that is not RFC 3339", doc: { cluster, t0: "yesterday", backups: [ok] }, message: /^t0: / },
+    { name: "a clusterFile with no reader", doc: { clusterFile: "c.yaml", backups: [ok] }, message: /^clusterFile: / },
+  ])("$name", ({ doc, message }) => {
     const r = parseTrace(doc, "t");
     expect(r.ok).toBe(false);
     expect(r.ok ? "" : r.error).toMatch(message);

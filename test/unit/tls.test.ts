@@ -122,7 +122,7 @@ describe("TLS settings: 1.2+ only, forward secrecy and AEAD only", { timeout: 30
     s.on("error", reject);
   });
 
-  it.each<["TLSv1" | "TLSv1.1"]>([["TLSv1"], ["TLSv1.1"]])("%s is refused", async (version) => {
+  it.each<{ version: "TLSv1" | "TLSv1.1" }>([{ version: "TLSv1" }, { version: "TLSv1.1" }])("$version is refused", async ({ version }) => {
     await expect(handshake(version)).rejects.toThrow(/protocol version|unsupported protocol|no protocols available|alert/i);
   });
 
@@ -287,24 +287,24 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
     await tls.stop();
   });
 
-  it.each<[string, (d: string) => Promise<void>, RegExp]>([
-    ["a key that does not match the certificate", async (d) => {
+  it.each<{ name: string; spoil: (d: string) => Promise<void>; message: RegExp }>([
+    { name: "a key that does not match the certificate", spoil: async (d) => {
       const other = await writeDevCerts(join(d, "other"));
       writeFileSync(join(d, "tls.key"), other.key);
-    }, /tls\.key does not match tls\.crt: the key's public key is not the certificate's/],
-    ["a certificate not signed by ca.crt", async (d) => {
+    }, message: /tls\.key does not match tls\.crt: the key's public key is not the certificate's/ },
+    { name: "a certificate not signed by ca.crt", spoil: async (d) => {
       const other = await createCa({ validityMs: DAY, now: Date.now(), commonName: "someone-else" });
       writeFileSync(join(d, "ca.crt"), other.certPem);
-    }, /tls\.crt \(issuer CN=backup-gate-dev-ca, O=backup-gate\) is not signed by any certificate in ca\.crt \(CN=someone-else, O=backup-gate\)/],
-    ["an expired certificate", async (d) => {
+    }, message: /tls\.crt \(issuer CN=backup-gate-dev-ca, O=backup-gate\) is not signed by any certificate in ca\.crt \(CN=someone-else, O=backup-gate\)/ },
+    { name: "an expired certificate", spoil: async (d) => {
       const now = Date.now();
       const ca = await createCa({ validityMs: 10 * DAY, now: now - 5 * DAY });
       const s = await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now: now - 3 * DAY });
       writeFileSync(join(d, "tls.crt"), s.certPem); writeFileSync(join(d, "tls.key"), s.privateKeyPem); writeFileSync(join(d, "ca.crt"), ca.certPem);
-    }, /tls\.crt expired at/],
-    ["a file that is not PEM", async (d) => { writeFileSync(join(d, "tls.crt"), "hello"); }, /tls\.crt is not a PEM certificate/],
-    ["a missing ca.crt", async (d) => { rmSync(join(d, "ca.crt")); }, /cannot read .*ca\.crt: ENOENT/],
-  ])("refuses %s, says why, and keeps serving the previous certificate", async (_name, spoil, message) => {
+    }, message: /tls\.crt expired at/ },
+    { name: "a file that is not PEM", spoil: async (d) => { writeFileSync(join(d, "tls.crt"), "hello"); }, message: /tls\.crt is not a PEM certificate/ },
+    { name: "a missing ca.crt", spoil: async (d) => { rmSync(join(d, "ca.crt")); }, message: /cannot read .*ca\.crt: ENOENT/ },
+  ])("refuses $name, says why, and keeps serving the previous certificate", async ({ spoil, message }) => {
     const d = mkdtempSync(join(dir, "case-"));
     const good = await writeDevCerts(d, { extraSans: ["127.0.0.1"] });
     const tls = new FileTls({ dir: d, log, pollIntervalMs: 60_000 });

@@ -49,12 +49,12 @@ describe("planWrites", () => {
     })]);
   });
 
-  it.each<[string, object[], string[]]>([
-    ["positions already right: no write", [running, queued("q1", 1, 1), queued("q2", 2, 2)], []],
-    ["stale positions wait while nothing is dequeued", [running, queued("q1", 1, 2), queued("q2", 2, 3)], []],
-    ["a dequeue pays for one correction, spent on the stalest position (the new next backup first)",
-      [backup("done", { includedNamespaces: ["a"] }, { phase: "Completed", created: created(0) }), queued("q0", 0, 1), queued("q1", 1, 2), queued("q2", 2, 3)], ["promote q0", "position q1"]],
-  ])("%s", (_, backups, expected) => {
+  it.each<{ name: string; backups: object[]; expected: string[] }>([
+    { name: "positions already right: no write", backups: [running, queued("q1", 1, 1), queued("q2", 2, 2)], expected: [] },
+    { name: "stale positions wait while nothing is dequeued", backups: [running, queued("q1", 1, 2), queued("q2", 2, 3)], expected: [] },
+    { name: "a dequeue pays for one correction, spent on the stalest position (the new next backup first)",
+      backups: [backup("done", { includedNamespaces: ["a"] }, { phase: "Completed", created: created(0) }), queued("q0", 0, 1), queued("q1", 1, 2), queued("q2", 2, 3)], expected: ["promote q0", "position q1"] },
+  ])("$name", ({ backups, expected }) => {
     expect(kinds(writesFor(backups).writes)).toEqual(expected);
   });
 
