@@ -52,7 +52,8 @@ export function httpsGet(url: string, options: RequestOptions): Promise<{ status
   });
 }
 
-export async function startGate(cp: ControlPlane, o: GateOptions): Promise<GateProcess> {
+/** `cp`: any API server with an admin kubeconfig and a directory for the log (a control plane or the real node). */
+export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">, o: GateOptions): Promise<GateProcess> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [

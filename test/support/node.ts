@@ -392,7 +392,14 @@ export interface NodeVeleroOptions {
   serverArgs?: string[];
   /** How long to wait for Velero to be up (pods Running, BSL Available). Default 180 s. */
   timeoutMs?: number;
+  /**
+   * The node-agent's data-path concurrency (its ConfigMap's `loadConcurrency.globalConfig`):
+   * how many pod volume backups run at once on the node. Velero's default is 1.
+   */
+  dataPathConcurrency?: number;
 }
+
+const NODE_AGENT_CONFIG = "node-agent-config";
 
 export interface NodeVelero {
   namespace: string;
@@ -471,6 +478,9 @@ function patchVeleroObjects(items: Obj[], node: TestNode, probeDir: string, o: N
       c.imagePullPolicy = "Never"; // no registry: the images are imported into containerd
       c.env = [...(c.env ?? []), ...apiEnv];
     }
+    if (it.kind === "DaemonSet" && o.dataPathConcurrency !== undefined) {
+      pod.containers[0].args = [...pod.containers[0].args, `--node-agent-configmap=${NODE_AGENT_CONFIG}`];
+    }
     if (it.kind === "Deployment") {
       delete pod.initContainers;
       const c = pod.containers[0];
@@ -501,6 +511,12 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
   node.processes.push(s3.proc);
   const items = veleroInstallObjects(node, s3.url, credFile, o);
   patchVeleroObjects(items, node, probeDir, o);
+  if (o.dataPathConcurrency !== undefined) {
+    items.push({
+      apiVersion: "v1", kind: "ConfigMap", metadata: { name: NODE_AGENT_CONFIG, namespace: "velero" },
+      data: { "node-agent-config.json": JSON.stringify({ loadConcurrency: { globalConfig: o.dataPathConcurrency } }) },
+    });
+  }
   writeFileSync(join(dir, "install.yaml"), items.map((i) => toYaml(i)).join("---\n"));
 
   const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
@@ -547,6 +563,29 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
       await s3.proc.stop(5_000);
     },
   };
+}
+
+/**
+ * Turns Velero's own backup queue on or off (`--disable-controllers=backup-queue`) by editing
+ * the server's Deployment, and waits until exactly one server pod, the new one, is ready.
+ */
+export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean; timeoutMs?: number }): Promise<void> {
+  const apps = node.kubeConfig.makeApiClient(AppsV1Api);
+  const flag = "--disable-controllers=backup-queue";
+  const dep = await apps.readNamespacedDeployment({ name: "velero", namespace: "velero" });
+  const c = dep.spec!.template.spec!.containers[0]!;
+  const args = (c.args ?? []).filter((a) => a !== flag);
+  if (o.disabled) args.push(flag);
+  if (JSON.stringify(args) === JSON.stringify(c.args ?? [])) return;
+  c.args = args;
+  await apps.replaceNamespacedDeployment({ name: "velero", namespace: "velero", body: dep });
+  const core = node.kubeConfig.makeApiClient(CoreV1Api);
+  await waitFor(`the Velero server to restart with its queue ${o.disabled ? "disabled" : "enabled"}`, async () => {
+    const pods = (await core.listNamespacedPod({ namespace: "velero", labelSelector: "deploy=velero" })).items;
+    return pods.length === 1 && pods[0]!.status?.phase === "Running" &&
+      pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled &&
+      (pods[0]!.status.containerStatuses?.every((s) => s.ready) ?? false);
+  }, { timeoutMs: o.timeoutMs ?? 180_000, intervalMs: 1_000 });
 }
 
 async function createOrKeep(objs: KubernetesObjectApi, it: Obj): Promise<void> {
