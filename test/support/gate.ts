@@ -16,6 +16,8 @@ export interface GateOptions {
   register?: boolean;
   namespace?: string;
   extraArgs?: string[];
+  /** The gate's log level (default debug). */
+  logLevel?: string;
 }
 
 export interface GateProcess {
@@ -63,7 +65,7 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
     ...(o.register ? ["--register-url", url] : []),
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: "debug" } });
+  const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: o.logLevel ?? "debug" } });
   // The harness checks readiness only; the API server verifies the certificate on every webhook call.
   const get = (path: string) => httpsGet(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 });
   await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
@@ -74,7 +76,7 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
  * POSTs an object through the API server and returns its answer with the admission warnings
  * (the `Warning` headers kubectl prints), which client-node's typed clients do not expose.
  */
-export async function createWithWarnings(cp: ControlPlane, path: string, body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function createWithWarnings(cp: Pick<ControlPlane, "kubeConfig" | "host">, path: string, body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const opts: import("node:https").RequestOptions = { method: "POST", headers: { "content-type": "application/json" } };
   await cp.kubeConfig.applyToHTTPSOptions(opts);
   const target = new URL(path, cp.host);
