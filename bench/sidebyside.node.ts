@@ -2,14 +2,17 @@
 // work, run four ways, and the figures of each.
 //
 //   npx tsx bench/sidebyside.node.ts
-//   SBS_NAMESPACES=2 SBS_PODS=3 SBS_ROUNDS=2 SBS_SLOTS=6 SBS_HOLD_S=5 SBS_DATA_MIB=8 SBS_VQ_REPEATS=2 npx tsx bench/sidebyside.node.ts
+//   SBS_NAMESPACES=2 SBS_PODS=4 SBS_ROUNDS=1 SBS_SLOTS=8 SBS_HOLD_S=10 SBS_DATA_MIB=8 SBS_VQ_REPEATS=2 npx tsx bench/sidebyside.node.ts
 //
 // Workload: SBS_NAMESPACES namespaces, each holding SBS_PODS independent busybox pods
 // (nodeFreeze.ts): SBS_DATA_MIB of random data on an emptyDir that Velero copies by file
 // system (node-agent, kopia), and a pre-backup hook that takes a freeze and holds it for
 // SBS_HOLD_S seconds (a flush), released by the post hook after the copy. Each backup selects
 // one pod by label in its namespace; SBS_ROUNDS rounds back up every pod once each, created
-// at once, namespaces interleaved. Velero runs with --concurrent-backups SBS_SLOTS and the
+// at once, namespaces interleaved. With one round (the default) no two backups conflict at
+// ItemBlock level, while Velero's namespace rule runs one backup per namespace at a time; with
+// more, the lower bound may overlap two backups of one pod (a busy freeze fails that hook and
+// shortens its backup, so the bound is then no longer a fair one). Velero runs with --concurrent-backups SBS_SLOTS and the
 // node-agent's data-path concurrency SBS_SLOTS (its default, 1, would copy one volume at a
 // time on the node whoever schedules). Runs, in this order, on one node:
 //   velero-queue   Velero's own queue, no gate (SBS_VQ_REPEATS times: the run-to-run noise)
@@ -24,11 +27,11 @@
 // Velero-queue repeats, |a1 - a2| / mean. One JSON line at the end. Nothing is asserted.
 //
 // Needs root and the node's tools (bash tools/build.sh); takes the node lock. About 8 minutes
-// with the defaults. Ctrl-C stops the gate, Velero and the node.
+// with the defaults, plus any wait for the node. Ctrl-C stops the gate, Velero and the node.
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { startGate, type GateProcess } from "../test/support/gate.js";
-import { startNode, startNodeVelero, setNodeVeleroQueue, type NodeVelero, type TestNode } from "../test/support/node.js";
+import { setNodeVeleroQueue, startNodeVelero, startNodeWhenFree, type NodeVelero, type TestNode } from "../test/support/node.js";
 import { freezePod, overlappingFreezes, readFreezeRecords } from "../test/support/nodeFreeze.js";
 import {
   clients, createBackup, createNamespace, getBackup, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject,
@@ -44,10 +47,10 @@ const num = (name: string, dflt: number) => {
   return n;
 };
 const NAMESPACES = num("SBS_NAMESPACES", 2);
-const PODS = num("SBS_PODS", 3);
-const ROUNDS = num("SBS_ROUNDS", 2);
-const SLOTS = num("SBS_SLOTS", 6);
-const HOLD_S = num("SBS_HOLD_S", 5);
+const PODS = num("SBS_PODS", 4);
+const ROUNDS = num("SBS_ROUNDS", 1);
+const SLOTS = num("SBS_SLOTS", 8);
+const HOLD_S = num("SBS_HOLD_S", 10);
 const DATA_MIB = num("SBS_DATA_MIB", 8);
 const VQ_REPEATS = Math.max(1, num("SBS_VQ_REPEATS", 2));
 const RUN_TIMEOUT_MS = 900_000;
@@ -248,7 +251,10 @@ async function runGate(c: Clients, n: TestNode, run: string, level: "Namespace" 
 async function main(): Promise<void> {
   say(`workload: ${NAMESPACES} namespaces x ${PODS} pods, ${ROUNDS} rounds = ${NAMESPACES * PODS * ROUNDS} backups per run; ` +
     `${SLOTS} slots, freeze held ${HOLD_S} s, ${DATA_MIB} MiB per volume`);
-  node = await startNode();
+  node = await startNodeWhenFree({
+    waitMs: 1_800_000,
+    onWait: (line, ms) => say(`${line}; waiting for it (${Math.round(ms / 1000)} s so far)`),
+  });
   say(`node ready (${node.dir})`);
   velero = await startNodeVelero(node, { concurrentBackups: SLOTS, dataPathConcurrency: SLOTS });
   say("Velero ready (its own queue on)");

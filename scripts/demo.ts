@@ -17,7 +17,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { startNode, startNodeVelero, type NodeVelero, type TestNode } from "../test/support/node.js";
+import { startNodeVelero, startNodeWhenFree, type NodeVelero, type TestNode } from "../test/support/node.js";
 import { createWithWarnings } from "../test/support/gate.js";
 import { backupBody, clients, createNamespace, isApiError, type Clients, type VeleroObject } from "../test/support/objects.js";
 import { freezeWindows, readFreezeRecords } from "../test/support/nodeFreeze.js";
@@ -109,31 +109,15 @@ function utcStamp(ms: number): string {
   return new Date(ms).toISOString().replace(/[-:T]/g, "").slice(0, 14);
 }
 
-/** Starts the node, waiting (and saying so) while another run on this machine holds it. */
-async function startNodeWhenFree(): Promise<TestNode> {
-  const since = Date.now();
-  let lastSaid = 0;
-  for (;;) {
-    try {
-      return await startNode();
-    } catch (e) {
-      const m = (e as Error).message;
-      if (!/a test node is already running/.test(m) || Date.now() - since > NODE_WAIT_MS) throw e;
-      if (Date.now() - lastSaid >= 60_000) {
-        lastSaid = Date.now();
-        say(`${m.split("\n")[0]}; waiting for it (${Math.round((Date.now() - since) / 1000)}s so far; Ctrl-C to give up)`);
-      }
-      await sleep(5_000);
-    }
-  }
-}
-
 async function main(): Promise<number> {
   // Fails with "run `bash tools/build.sh`" if the Go tools are missing (npm run demo builds them first).
   for (const t of ["etcd", "kube-apiserver", "kubelet", "kube-controller-manager", "kube-scheduler", "velero", "s3", "images"] as const) toolPath(t);
 
   say("starting the node (etcd, kube-apiserver, containerd, kubelet, controller-manager, scheduler)");
-  node = await startNodeWhenFree();
+  node = await startNodeWhenFree({
+    waitMs: NODE_WAIT_MS,
+    onWait: (line, ms) => say(`${line}; waiting for it (${Math.round(ms / 1000)}s so far; Ctrl-C to give up)`),
+  });
   const logDir = join(node.dir, "logs");
   const c = clients(node.kubeConfig);
   say(`node ${node.nodeName} Ready; API server at ${node.host}; logs in ${logDir}`);

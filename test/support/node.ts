@@ -166,6 +166,29 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
   }
 }
 
+/**
+ * startNode, waiting while another run on this machine holds the node (one per machine):
+ * retries every 5 s for at most `waitMs`, calling `onWait` with the holder's line at first
+ * and then once a minute.
+ */
+export async function startNodeWhenFree(o: NodeOptions & { waitMs: number; onWait?: (line: string, waitedMs: number) => void }): Promise<TestNode> {
+  const since = Date.now();
+  let lastSaid = 0;
+  for (;;) {
+    try {
+      return await startNode(o);
+    } catch (e) {
+      const m = (e as Error).message;
+      if (!/a test node is already running/.test(m) || Date.now() - since > o.waitMs) throw e;
+      if (Date.now() - lastSaid >= 60_000) {
+        lastSaid = Date.now();
+        o.onWait?.(m.split("\n")[0]!, Date.now() - since);
+      }
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
+  }
+}
+
 async function startNodeIn(
   dir: string, logDir: string, processes: ManagedProcess[], stop: () => Promise<void>, opts: NodeOptions,
 ): Promise<TestNode> {
