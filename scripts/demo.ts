@@ -285,6 +285,8 @@ main().then(
     void stopAll().then(() => process.exit(code));
   },
   (e: unknown) => {
+    // After Ctrl-C the stack is torn down under main's feet: its errors are expected, and the signal handler exits.
+    if (signalled) return;
     view = undefined;
     console.error(`demo failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
     void stopAll().then(() => process.exit(1));
