@@ -47,8 +47,6 @@ export interface FreezePodOptions {
   dataMiB?: number;
   /** Seconds the pre-backup hook spends after taking the freeze (a flush or checkpoint). Default 0. */
   holdSeconds?: number;
-  /** Extra labels (`app: <name>` is always set). */
-  labels?: Record<string, string>;
 }
 
 /** The pod: container `app`, volume `data` (emptyDir, backed up by file system), hooks on. */
@@ -66,7 +64,7 @@ export function freezePod(name: string, o: FreezePodOptions): V1Pod {
   return {
     metadata: {
       name,
-      labels: { ...o.labels, app: name },
+      labels: { app: name },
       annotations: {
         "pre.hook.backup.velero.io/container": "app",
         "pre.hook.backup.velero.io/command": hook("freeze"),
