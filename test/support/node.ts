@@ -168,7 +168,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
 
 /**
  * startNode, waiting while another run on this machine holds the node (one per machine):
- * retries every 5 s for at most `waitMs`, calling `onWait` with the holder's line at first
+ * retries every second for at most `waitMs`, calling `onWait` with the holder's line at first
  * and then once a minute.
  */
 export async function startNodeWhenFree(o: NodeOptions & { waitMs: number; onWait?: (line: string, waitedMs: number) => void }): Promise<TestNode> {
@@ -184,7 +184,7 @@ export async function startNodeWhenFree(o: NodeOptions & { waitMs: number; onWai
         lastSaid = Date.now();
         o.onWait?.(m.split("\n")[0]!, Date.now() - since);
       }
-      await new Promise((r) => setTimeout(r, 5_000));
+      await new Promise((r) => setTimeout(r, 1_000));
     }
   }
 }
