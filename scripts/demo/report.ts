@@ -40,6 +40,37 @@ export interface OverlapNote {
   readonly label: string;
 }
 
+/** A pod volume Velero copied by file system: one PodVolumeBackup. */
+export interface VolumeCopy {
+  readonly backup: string;
+  /** namespace/name */
+  readonly pod: string;
+  readonly volume: string;
+  readonly phase: string;
+  readonly bytes: number;
+  readonly start?: number;
+  readonly end?: number;
+}
+
+/** A freeze a pre-backup hook took on a pod (its hook records), until the post hook released it. */
+export interface FreezeNote {
+  /** namespace/name */
+  readonly pod: string;
+  readonly at: number;
+  /** Absent: never released. */
+  readonly releasedAt?: number;
+  /** The hook found the volume already frozen by another backup (an overlap). */
+  readonly busy: boolean;
+}
+
+/** The work the backups did on the real node. */
+export interface DemoWork {
+  readonly volumeCopies: readonly VolumeCopy[];
+  readonly freezes: readonly FreezeNote[];
+  /** Per backup, Velero's own count (status.hookStatus). */
+  readonly hooks: readonly { readonly backup: string; readonly attempted: number; readonly failed: number }[];
+}
+
 export interface DemoReportInput {
   readonly title?: string;
   readonly level: string;
@@ -48,6 +79,8 @@ export interface DemoReportInput {
   readonly rejections?: readonly Rejection[];
   /** Absent: the probe's records were not checked. */
   readonly overlaps?: readonly OverlapNote[];
+  /** Absent: no real work was recorded (no node). */
+  readonly work?: DemoWork;
 }
 
 export interface BackupFigures {
@@ -102,10 +135,26 @@ export function demoFigures(input: DemoReportInput): DemoFigures {
   };
 }
 
+const mib = (bytes: number) => `${round1(bytes / 2 ** 20)} MiB`;
+
+/** One sentence on the real work: hooks, freezes and file-system copies. */
+export function workSummary(w: DemoWork): string {
+  const attempted = w.hooks.reduce((a, h) => a + h.attempted, 0);
+  const failed = w.hooks.reduce((a, h) => a + h.failed, 0);
+  const busy = w.freezes.filter((f) => f.busy).length;
+  const bytes = w.volumeCopies.reduce((a, v) => a + v.bytes, 0);
+  return `Real work: ${plural(attempted, "hook")} run by Velero (${failed} failed), ` +
+    `${plural(w.freezes.length - busy, "freeze")} held${busy ? `, ${busy} found the pod already frozen (an overlap)` : ", never two on one pod at once"}, ` +
+    `${plural(w.volumeCopies.length, "PodVolumeBackup")} (kopia) copying ${mib(bytes)}`;
+}
+
 export function demoTimeline(input: DemoReportInput): TimelineInput {
   const f = demoFigures(input);
   const rel = (ms: number) => sec(ms - f.t0);
-  const marks: TimelineMark[] = (input.overlaps ?? []).map((o) => ({ at: rel(o.at), label: o.label }));
+  const marks: TimelineMark[] = [
+    ...(input.overlaps ?? []).map((o) => ({ at: rel(o.at), label: o.label })),
+    ...(input.work?.freezes ?? []).filter((f) => f.busy).map((f) => ({ at: rel(f.at), label: `${f.pod}: freeze found the pod already frozen` })),
+  ];
   const rejected = (input.rejections ?? []).map((r) => `${r.name} rejected at ${round1(rel(r.at))}s (${r.status}): ${r.message}`);
   const subtitle = [
     `${input.backups.length} backups, ${input.level} level, ${input.slots} slots. Makespan ${round1(f.makespan)}s; ` +
@@ -115,6 +164,7 @@ export function demoTimeline(input: DemoReportInput): TimelineInput {
     input.overlaps === undefined ? "" : input.overlaps.length === 0
       ? "Probe check: no pod, PVC or PV was processed by two backups at the same time."
       : `Probe check: ${plural(input.overlaps.length, "overlap")} (marked on the axis).`,
+    input.work ? workSummary(input.work) : "",
   ].filter((s) => s !== "").map((s) => (/[.!?)]$/.test(s) ? s : `${s}.`)).join(" ");
   return {
     title: input.title ?? "backup-gate demo: the burst",
@@ -170,5 +220,25 @@ export function demoReportText(input: DemoReportInput): string {
       ? "probe check: no pod, PVC or PV was processed by two backups at the same time"
       : `probe check: ${plural(input.overlaps.length, "overlap")}:\n${input.overlaps.map((o) => `  ${o.label}`).join("\n")}`);
   }
+  if (input.work) lines.push("", ...workText(input.work, f.t0));
   return lines.join("\n");
+}
+
+/** The real work as text: Velero's hook counts, each freeze from the hook records, each file-system copy. */
+function workText(w: DemoWork, t0: number): string[] {
+  const rel = (ms: number) => `${round1(sec(ms - t0))}s`;
+  const lines = [`${workSummary(w)}.`, "", "freezes (pre-backup hook took it, post-backup hook released it; from the pods' hook records):"];
+  const podW = Math.max(4, ...w.freezes.map((f) => f.pod.length), ...w.volumeCopies.map((v) => v.pod.length)) + 2;
+  for (const f of [...w.freezes].sort((a, b) => a.at - b.at)) {
+    lines.push(`  ${pad(f.pod, podW)}${f.busy ? `at ${rel(f.at)}: BUSY, already frozen by another backup` :
+      `held ${rel(f.at)} .. ${f.releasedAt === undefined ? "never released" : `${rel(f.releasedAt)} (${round1(sec(f.releasedAt - f.at))}s)`}`}`);
+  }
+  lines.push("", "file-system copies (PodVolumeBackups, kopia):");
+  const nameW = Math.max(6, ...w.volumeCopies.map((v) => v.backup.length)) + 2;
+  lines.push(`  ${pad("BACKUP", nameW)}${pad("POD", podW)}${pad("VOLUME", 8)}${pad("PHASE", 11)}${pad("BYTES", 11)}TIME`);
+  for (const v of [...w.volumeCopies].sort((a, b) => (a.start ?? 0) - (b.start ?? 0))) {
+    const time = v.start !== undefined && v.end !== undefined ? `${rel(v.start)} .. ${rel(v.end)}` : "-";
+    lines.push(`  ${pad(v.backup, nameW)}${pad(v.pod, podW)}${pad(v.volume, 8)}${pad(v.phase || "New", 11)}${pad(mib(v.bytes), 11)}${time}`);
+  }
+  return lines;
 }

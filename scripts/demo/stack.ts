@@ -19,7 +19,7 @@ export interface DemoGate {
   stop(): Promise<void>;
 }
 
-export async function startDemoGate(cp: ControlPlane, o: { certsDir: string; logDir: string; namespace: string }): Promise<DemoGate> {
+export async function startDemoGate(cp: Pick<ControlPlane, "kubeconfigPath">, o: { certsDir: string; logDir: string; namespace: string }): Promise<DemoGate> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [

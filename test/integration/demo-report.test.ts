@@ -106,4 +106,21 @@ describe("demo report in headless Chromium", () => {
     expect(text).toMatch(/^rejected nightly-db-20260101020000 \(HTTP 403\): schedule nightly-db/m);
     expect(text).toMatch(/probe check: 1 overlap:/);
   });
+
+  it("the text report shows the real work: hooks, freezes and file-system copies", () => {
+    const work = {
+      hooks: [{ backup: "cart-1", attempted: 2, failed: 0 }, { backup: "cart-2", attempted: 2, failed: 1 }],
+      freezes: [
+        { pod: "shop/cart", at: at(0.5), releasedAt: at(6), busy: false },
+        { pod: "shop/cart", at: at(3), busy: true },
+      ],
+      volumeCopies: [{ backup: "cart-1", pod: "shop/cart", volume: "data", phase: "Completed", bytes: 16 * 2 ** 20, start: at(1), end: at(5) }],
+    };
+    const text = demoReportText({ ...INPUT, work });
+    expect(text).toMatch(/^Real work: 4 hooks run by Velero \(1 failed\), 1 freeze held, 1 found the pod already frozen \(an overlap\), 1 PodVolumeBackup \(kopia\) copying 16 MiB\.$/m);
+    expect(text).toMatch(/^ {2}shop\/cart +held 0\.5s \.\. 6s \(5\.5s\)$/m);
+    expect(text).toMatch(/^ {2}shop\/cart +at 3s: BUSY, already frozen by another backup$/m);
+    expect(text).toMatch(/^ {2}cart-1 +shop\/cart +data +Completed +16 MiB +1s \.\. 5s$/m);
+    expect(demoReportText(INPUT)).not.toMatch(/Real work/);
+  });
 });

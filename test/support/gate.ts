@@ -16,6 +16,8 @@ export interface GateOptions {
   register?: boolean;
   namespace?: string;
   extraArgs?: string[];
+  /** The gate's log level (default debug). */
+  logLevel?: string;
 }
 
 export interface GateProcess {
@@ -52,6 +54,7 @@ export function httpsGet(url: string, options: RequestOptions): Promise<{ status
   });
 }
 
+/** `cp`: any API server with an admin kubeconfig and a directory for the log (a control plane or the real node). */
 export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">, o: GateOptions): Promise<GateProcess> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
@@ -62,7 +65,7 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
     ...(o.register ? ["--register-url", url] : []),
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: "debug" } });
+  const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: o.logLevel ?? "debug" } });
   // The harness checks readiness only; the API server verifies the certificate on every webhook call.
   const get = (path: string) => httpsGet(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 });
   await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, { timeoutMs: 60_000, intervalMs: 300 });

@@ -166,6 +166,29 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
   }
 }
 
+/**
+ * startNode, waiting while another run on this machine holds the node (one per machine):
+ * retries every second for at most `waitMs`, calling `onWait` with the holder's line at first
+ * and then once a minute.
+ */
+export async function startNodeWhenFree(o: NodeOptions & { waitMs: number; onWait?: (line: string, waitedMs: number) => void }): Promise<TestNode> {
+  const since = Date.now();
+  let lastSaid = 0;
+  for (;;) {
+    try {
+      return await startNode(o);
+    } catch (e) {
+      const m = (e as Error).message;
+      if (!/a test node is already running/.test(m) || Date.now() - since > o.waitMs) throw e;
+      if (Date.now() - lastSaid >= 60_000) {
+        lastSaid = Date.now();
+        o.onWait?.(m.split("\n")[0]!, Date.now() - since);
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  }
+}
+
 async function startNodeIn(
   dir: string, logDir: string, processes: ManagedProcess[], stop: () => Promise<void>, opts: NodeOptions,
 ): Promise<TestNode> {
@@ -564,6 +587,29 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
       await s3.proc.stop(5_000);
     },
   };
+}
+
+/**
+ * Turns Velero's own backup queue on or off (`--disable-controllers=backup-queue`) by editing
+ * the server's Deployment, and waits until exactly one server pod, the new one, is ready.
+ */
+export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean; timeoutMs?: number }): Promise<void> {
+  const apps = node.kubeConfig.makeApiClient(AppsV1Api);
+  const flag = "--disable-controllers=backup-queue";
+  const dep = await apps.readNamespacedDeployment({ name: "velero", namespace: "velero" });
+  const c = dep.spec!.template.spec!.containers[0]!;
+  const args = (c.args ?? []).filter((a) => a !== flag);
+  if (o.disabled) args.push(flag);
+  if (JSON.stringify(args) === JSON.stringify(c.args ?? [])) return;
+  c.args = args;
+  await apps.replaceNamespacedDeployment({ name: "velero", namespace: "velero", body: dep });
+  const core = node.kubeConfig.makeApiClient(CoreV1Api);
+  await waitFor(`the Velero server to restart with its queue ${o.disabled ? "disabled" : "enabled"}`, async () => {
+    const pods = (await core.listNamespacedPod({ namespace: "velero", labelSelector: "deploy=velero" })).items;
+    return pods.length === 1 && pods[0]!.status?.phase === "Running" &&
+      pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled &&
+      (pods[0]!.status.containerStatuses?.every((s) => s.ready) ?? false);
+  }, { timeoutMs: o.timeoutMs ?? 180_000, intervalMs: 1_000 });
 }
 
 async function createOrKeep(objs: KubernetesObjectApi, it: Obj): Promise<void> {

@@ -24,7 +24,9 @@ t="$(cut -d' ' -f1 /proc/uptime) $(date +%s)"
 case "$1" in
 freeze)
   if ( set -o noclobber; echo "$t" > "$lock" ) 2>/dev/null; then
-    echo "freeze $t held" >> "$rec"; exit 0
+    echo "freeze $t held" >> "$rec"
+    # A real freeze takes a while (flush, checkpoint): HOLD seconds, written by freezePod.
+    sleep "$(cat /tmp/freeze-hold 2>/dev/null || echo 0)"; exit 0
   fi
   echo "freeze $t busy since $(cat "$lock")" >> "$rec"
   echo "freeze: the volume is already frozen (since uptime $(cat "$lock"))" >&2; exit 1;;
@@ -43,12 +45,15 @@ export interface FreezePodOptions {
   recordsDir: string;
   /** Size of the random file written to the data volume before the pod is ready (MiB). */
   dataMiB?: number;
+  /** Seconds the pre-backup hook spends after taking the freeze (a flush or checkpoint). Default 0. */
+  holdSeconds?: number;
 }
 
 /** The pod: container `app`, volume `data` (emptyDir, backed up by file system), hooks on. */
 export function freezePod(name: string, o: FreezePodOptions): V1Pod {
   const start = [
     `cat > /tmp/freeze.sh <<'EOF'\n${FREEZE_SH}EOF`,
+    `echo ${o.holdSeconds ?? 0} > /tmp/freeze-hold`,
     `dd if=/dev/urandom of=/data/blob bs=1048576 count=${o.dataMiB ?? 8} 2>/dev/null`,
     "touch /tmp/ready",
     // PID 1 ignores SIGTERM unless it traps it: exit at once when the pod is deleted.
