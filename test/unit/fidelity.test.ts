@@ -1,9 +1,12 @@
 import fc from "fast-check";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { caseArb, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
+import { caseArb, reduceToItems, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
-import { hookRuns, logFields, observedOutcomes } from "../support/fidelity/observe.js";
+import { observedOutcomes, readHookRecords } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { backup, cluster } from "./support/cluster.js";
 
@@ -106,23 +109,49 @@ describe("comparing a prediction with what Velero did", () => {
 });
 
 describe("reading Velero's records", () => {
-  const line = 'time="2026-12-05T05:00:00Z" level=info msg="running exec hook" backup=velero/b1 hookCommand="[/bin/sh -c echo pre]" hookContainer=main hookName="<from-annotation>" hookOnError=Fail hookPhase=pre hookSource=annotation hookTimeout="{30s}" hookType=exec logSource="pkg/podexec/pod_command_executor.go:133" name=p1 namespace=ns-a resource=pods';
-
-  it("reads logrus fields, quoted or not", () => {
-    expect(logFields(line)).toMatchObject({ msg: "running exec hook", hookPhase: "pre", name: "p1", namespace: "ns-a", hookName: "<from-annotation>" });
+  it("reads the hook records the pods wrote, one run per line, and refuses a line it does not know", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fidelity-hooks-"));
+    try {
+      mkdirSync(join(dir, "ns-a", "p1"), { recursive: true });
+      writeFileSync(join(dir, "ns-a", "p1", "hooks.log"), "pre\npost\n");
+      mkdirSync(join(dir, "ns-a", "p2"), { recursive: true });
+      expect(readHookRecords(dir, ["ns-a", "ns-b"])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }, { namespace: "ns-a", pod: "p1", phase: "post" }]);
+      writeFileSync(join(dir, "ns-a", "p2", "hooks.log"), "pre\nfreeze\n");
+      expect(() => readHookRecords(dir, ["ns-a"])).toThrow(/malformed hook record .*p2.*"freeze"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it("turns hook lines, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
+  it("turns hook records, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
     const outcomes = observedOutcomes("b1", {
       probe: [{ backup: "b1", kind: "Pod", namespace: "ns-a", name: "p1", start: 0n, end: 1n }, { backup: "other", kind: "Pod", namespace: "ns-a", name: "p2", start: 0n, end: 1n }],
       podVolumeBackups: [{ spec: { pod: { namespace: "ns-a", name: "p1" }, volume: "tmp" } }],
-      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true }],
-      logLines: [line, "level=info msg=\"other\""],
+      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true },
+        { pvcName: "c3", pvcNamespace: "ns-a", pvName: "pv3", backupMethod: "PodVolumeBackup" }],
+      hookRuns: [{ namespace: "ns-a", pod: "p1", phase: "pre" }],
     });
     expect(Object.fromEntries(outcomes)).toEqual({
       "Pod ns-a/p1": { included: true, work: ["file-system backup tmp", "pre hooks"] },
       "PersistentVolumeClaim ns-a/c1": { included: false, work: ["snapshot"] },
     });
-    expect(hookRuns([line])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }]);
+  });
+});
+
+describe("a mismatching case, cut down to the items that differ", () => {
+  it("keeps the items named, the claims their pods mount and the pods mounting their claims", () => {
+    const c: FidelityCase = {
+      namespaces: [{
+        name: "ns-a", labels: {},
+        pods: [
+          { name: "p1", labels: {}, annotations: {}, volumes: [{ name: "data", source: "pvc", claim: "c1" }] },
+          { name: "p2", labels: {}, annotations: {}, volumes: [{ name: "tmp", source: "emptyDir" }] },
+        ],
+        pvcs: [{ name: "c1", labels: {}, bound: true }, { name: "c2", labels: {}, bound: true }],
+      }, { name: "ns-b", labels: {}, pods: [], pvcs: [{ name: "c1", labels: {}, bound: true }] }],
+      spec: {},
+    };
+    const cut = reduceToItems(c, ["PersistentVolume pv-x"], (pv) => (pv === "pv-x" ? "PersistentVolumeClaim ns-a/c1" : undefined));
+    expect(cut.namespaces.map((ns) => [ns.name, ns.pods.map((p) => p.name), ns.pvcs.map((p) => p.name)])).toEqual([["ns-a", ["p1"], ["c1"]]]);
   });
 });

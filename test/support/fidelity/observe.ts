@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import type { Clients } from "../objects.js";
 import type { ProbeRecord } from "../overlap.js";
@@ -8,7 +10,9 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 // - file-system backups: the PodVolumeBackups labelled with the backup's name;
 // - snapshots: Velero's volume info in the backup storage (`<backup>-volumeinfo.json.gz`),
 //   one entry per PVC/PV with its backup method, or `skipped`;
-// - hooks: the backup's log in the backup storage, one "running exec hook" line per hook run.
+// - hooks: the records the pods write themselves (each hook appends its phase to the pod's
+//   hooks.log on a hostPath volume; cases.ts hookCommand). Velero's log lines are not used:
+//   their fields are not a stable interface.
 
 interface Outcome { included: boolean; work: Set<string> }
 
@@ -18,8 +22,16 @@ export interface VeleroRecords {
   readonly podVolumeBackups?: readonly { spec?: { pod?: { namespace?: string; name?: string }; volume?: string } }[];
   /** Entries of `<backup>-volumeinfo.json.gz`. */
   readonly volumeInfos?: readonly VolumeInfo[];
-  /** Lines of `<backup>-logs.gz`. */
-  readonly logLines?: readonly string[];
+  /** Hook runs the pods recorded (one per line of their hooks.log). */
+  readonly hookRuns?: readonly HookRun[];
+  /** The Backup's status as Velero left it. */
+  readonly status?: { csiVolumeSnapshotsAttempted?: number; hookStatus?: { hooksAttempted?: number; hooksFailed?: number } };
+}
+
+export interface HookRun {
+  readonly namespace: string;
+  readonly pod: string;
+  readonly phase: string;
 }
 
 export interface VolumeInfo {
@@ -49,29 +61,24 @@ export function observedOutcomes(backup: string, r: VeleroRecords): Outcomes {
     if (v.skipped || (v.backupMethod !== "CSISnapshot" && v.backupMethod !== "NativeSnapshot")) continue;
     at(v.pvcName && v.pvcNamespace ? `PersistentVolumeClaim ${v.pvcNamespace}/${v.pvcName}` : `PersistentVolume ${v.pvName}`).work.add("snapshot");
   }
-  for (const hook of hookRuns(r.logLines ?? [])) at(`Pod ${hook.namespace}/${hook.pod}`).work.add(`${hook.phase} hooks`);
+  for (const hook of r.hookRuns ?? []) at(`Pod ${hook.namespace}/${hook.pod}`).work.add(`${hook.phase} hooks`);
   return new Map([...out].map(([k, o]): [string, ItemOutcome] => [k, { included: o.included, work: [...o.work].sort() }]));
 }
 
-/** Velero's logrus text lines: key=value or key="quoted value". */
-export function logFields(line: string): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const m of line.matchAll(/([\w.]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
-    const raw = m[2] ?? "";
-    fields[m[1] as string] = raw.startsWith("\"") ? (JSON.parse(raw) as string) : raw;
-  }
-  return fields;
-}
-
-/** One entry per exec hook Velero ran on a pod (its hook handler logs "running exec hook" first). */
-export function hookRuns(lines: readonly string[]): { namespace: string; pod: string; phase: string }[] {
-  const runs: { namespace: string; pod: string; phase: string }[] = [];
-  for (const line of lines) {
-    if (!line.includes("running exec hook")) continue;
-    const f = logFields(line);
-    const phase = f.hookPhase;
-    const pod = f.name ?? f.pod;
-    if (phase && pod && f.namespace) runs.push({ namespace: f.namespace, pod, phase });
+/** The hook runs recorded under `<dir>/<namespace>/<pod>/hooks.log` for the given namespaces. */
+export function readHookRecords(dir: string, namespaces: readonly string[]): HookRun[] {
+  const runs: HookRun[] = [];
+  const list = (d: string) => { try { return readdirSync(d); } catch { return []; } };
+  for (const namespace of namespaces) {
+    for (const pod of list(join(dir, namespace))) {
+      let text = "";
+      try { text = readFileSync(join(dir, namespace, pod, "hooks.log"), "utf8"); } catch { continue; }
+      for (const line of text.split("\n")) {
+        const phase = line.trim();
+        if (phase === "pre" || phase === "post") runs.push({ namespace, pod, phase });
+        else if (phase) throw new Error(`malformed hook record in ${join(dir, namespace, pod, "hooks.log")}: ${JSON.stringify(line)}`);
+      }
+    }
   }
   return runs;
 }
@@ -85,16 +92,20 @@ export async function readStorageObject(s3Url: string, bucket: string, key: stri
 }
 
 /** Everything Velero recorded of one backup, read from the API server and the backup storage. */
-export async function readVeleroRecords(c: Clients, veleroNamespace: string, s3Url: string, backup: string, probe: readonly ProbeRecord[]): Promise<VeleroRecords> {
+export async function readVeleroRecords(
+  c: Clients, veleroNamespace: string, s3Url: string, backup: string, probe: readonly ProbeRecord[], hookRuns: readonly HookRun[] = [],
+): Promise<VeleroRecords> {
   const pvbs = await c.custom.listNamespacedCustomObject({
     group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "podvolumebackups", labelSelector: `velero.io/backup-name=${backup}`,
   }) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
   const info = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-volumeinfo.json.gz`);
-  const logs = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-logs.gz`);
+  const b = await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup }) as
+    { status?: VeleroRecords["status"] };
   return {
     probe,
     podVolumeBackups: pvbs.items,
     volumeInfos: info ? (JSON.parse(info.toString("utf8")) as VolumeInfo[]) : [],
-    logLines: logs ? logs.toString("utf8").split("\n") : [],
+    hookRuns,
+    ...(b.status ? { status: b.status } : {}),
   };
 }
