@@ -23,6 +23,7 @@ import { caseArb, describeCase, hookCommand, reduceToItems, type FidelityCase } 
 import { clusterUnitOf, compare, describeMismatches, predict, type Dimension, type Mismatch } from "../support/fidelity/compare.js";
 import { applyInSlot, clearSlot, makeSlot, runNodeBackup, waitForEstate, type Bench } from "../support/fidelity/nodeRun.js";
 import { observedOutcomes, type VeleroRecords } from "../support/fidelity/observe.js";
+import { recordCase } from "../support/fidelity/replay.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { startNode, startNodeCsi, startNodeVelero, type NodeVelero, type TestNode } from "../support/node.js";
 import { clients, isApiError, VELERO_GROUP, VELERO_VERSION } from "../support/objects.js";
@@ -32,6 +33,8 @@ const SEED = Number(process.env.FIDELITY_SEED ?? 1205);
 const CASES = Number(process.env.FIDELITY_CASES ?? 24);
 /** Cases set up side by side (each in its own three namespaces); their backups run one at a time. */
 const SLOTS = Number(process.env.FIDELITY_SLOTS ?? 3);
+/** A JSONL file to write every case to, for test/support/fidelity/replay.ts. */
+const RECORD = process.env.FIDELITY_RECORD;
 const ALL: ReadonlySet<Dimension> = new Set(["items", "hooks", "file-system backup", "snapshot"]);
 
 describe.skipIf(!enabled)("differential fidelity on the real node: the core's prediction against real Velero, per pod, PVC and PV", () => {
@@ -89,7 +92,14 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const r = await runNodeBackup(bench, name, one);
     const p = predict(r.backup, r.view, policy);
     const seen = observedOutcomes(name, r.records);
-    const mismatches = [...compare(p, seen, ALL, (key) => clusterUnitOf(key, r.view, policy)), ...recordChecks(r.records)];
+    const checks = recordChecks(r.records);
+    const mismatches = [...compare(p, seen, ALL, (key) => clusterUnitOf(key, r.view, policy)), ...checks];
+    if (RECORD) {
+      recordCase(RECORD, {
+        label, backupName: name, case: one, policy, created: r.created, items: r.items,
+        observed: [...seen].map(([k, o]) => [k, { included: o.included, work: [...o.work] }]), recordMismatches: checks,
+      });
+    }
     if (mismatches.length === 0) return { mismatches, text: "" };
     const claimOf = (pv: string) => {
       const ref = r.view.pv(pv)?.claimRef;

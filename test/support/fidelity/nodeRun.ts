@@ -9,7 +9,7 @@ import { readProbeRecords } from "../overlap.js";
 import { waitFor } from "../wait.js";
 import { caseObjects, type FidelityCase, type Placement } from "./cases.js";
 import { readHookRecords, readVeleroRecords, type VeleroRecords } from "./observe.js";
-import { readView } from "./run.js";
+import { readClusterItems, viewOfItems } from "./run.js";
 
 // Fidelity cases on the real node. A case lives in a slot: three namespaces `${slot}-a/-b/-c`
 // made once and reused by case after case (Velero then sets up one kopia repository per
@@ -96,6 +96,9 @@ export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
 }
 
 export interface NodeCaseRun {
+  /** The Backup as created, and the cluster as read just before (both raw, for a replay). */
+  readonly created: object;
+  readonly items: readonly object[];
   readonly backup: BackupInfo;
   readonly view: ClusterView;
   readonly phase: string;
@@ -104,7 +107,8 @@ export interface NodeCaseRun {
 
 /** Runs the backup (Velero's queue off: created ReadyToStart, then touched), waits for its end, reads Velero's records. */
 export async function runNodeBackup(b: Bench, name: string, fc: FidelityCase): Promise<NodeCaseRun> {
-  const view = await readView(b.c);
+  const items = await readClusterItems(b.c);
+  const view = viewOfItems(items);
   let created: VeleroObject;
   try {
     created = await createBackup(b.c, b.velero.namespace, name, { spec: fc.spec, status: { phase: "ReadyToStart" } });
@@ -128,5 +132,5 @@ export async function runNodeBackup(b: Bench, name: string, fc: FidelityCase): P
   if (!backup.ok) throw backup.error;
   const hooks = readHookRecords(b.node.recordsDir, fc.namespaces.map((ns) => ns.name));
   const records = await readVeleroRecords(b.c, b.velero.namespace, b.velero.s3Url, name, readProbeRecords(b.velero.probeDir), hooks);
-  return { backup: backup.value, view, phase: String(last?.status?.phase), records };
+  return { created, items, backup: backup.value, view, phase: String(last?.status?.phase), records };
 }

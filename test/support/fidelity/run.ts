@@ -11,20 +11,27 @@ export function withPrefix(c: FidelityCase, prefix: string): FidelityCase {
   return JSON.parse(JSON.stringify(c).replaceAll("case-", `${prefix}-`)) as FidelityCase;
 }
 
-/** The cluster as the gate's informers would trim it (the typed client's objects, back to JSON). */
-export async function readView(c: Clients): Promise<ClusterView> {
+/** The cluster's namespaces, pods, claims, PVs and ConfigMaps as JSON objects (the typed client's, back to JSON). */
+export async function readClusterItems(c: Clients): Promise<object[]> {
   const asJson = (kind: string, items: object[]) => items.map((i) => ({ ...(JSON.parse(JSON.stringify(i)) as object), kind }));
   const [namespaces, pods, pvcs, pvs, configMaps] = await Promise.all([
     c.core.listNamespace(), c.core.listPodForAllNamespaces(), c.core.listPersistentVolumeClaimForAllNamespaces(),
     c.core.listPersistentVolume(), c.core.listConfigMapForAllNamespaces(),
   ]);
-  const loaded = loadSnapshot({
-    kind: "List",
-    items: [...asJson("Namespace", namespaces.items), ...asJson("Pod", pods.items), ...asJson("PersistentVolumeClaim", pvcs.items),
-      ...asJson("PersistentVolume", pvs.items), ...asJson("ConfigMap", configMaps.items)],
-  });
+  return [...asJson("Namespace", namespaces.items), ...asJson("Pod", pods.items), ...asJson("PersistentVolumeClaim", pvcs.items),
+    ...asJson("PersistentVolume", pvs.items), ...asJson("ConfigMap", configMaps.items)];
+}
+
+/** Objects read as the gate's informers would trim them. */
+export function viewOfItems(items: readonly object[]): ClusterView {
+  const loaded = loadSnapshot({ kind: "List", items: [...items] });
   if (!loaded.ok) throw new Error(`the cluster could not be read as the gate reads it: ${loaded.error}`);
   return loaded.snapshot.view;
+}
+
+/** The cluster as the gate's informers would trim it. */
+export async function readView(c: Clients): Promise<ClusterView> {
+  return viewOfItems(await readClusterItems(c));
 }
 
 /** A case's estate read as a view directly (its claims bound as applyCase binds them), without a cluster. */
