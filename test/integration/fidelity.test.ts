@@ -109,6 +109,8 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const text = [
       `${label}, backup ${name} (Velero: ${r.phase}${p.errors.length ? `; core: invalid, ${p.errors.join("; ")}` : ""})`,
       `mismatches:\n${describeMismatches(mismatches)}`,
+      ...(r.records.errors?.length ? [`Velero's errors:\n${r.records.errors.join("\n")}`] : []),
+      ...(r.records.warnings?.length ? [`Velero's warnings:\n${r.records.warnings.slice(0, 10).join("\n")}`] : []),
       `the items that differ, with what they mount:\n${describeCase(reduced)}`,
       `the whole case:\n${describeCase(one)}`,
     ].join("\n");
@@ -135,10 +137,10 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     expect(failures, failures.join("\n\n")).toEqual([]);
   }, 60 * 60_000);
 
-  it("positive control: a prediction over a view blind to the exclude label, the annotations' spacing and a hook differs in every dimension", async () => {
-    // Velero leaves out p1 (labelled) and pulls nothing in through it; it copies " tmp" (the
-    // excludes list names " tmp", not tmp), snapshots c2 (excluded from the file-system backup)
-    // and runs p2's pre hook.
+  it("positive control: a prediction over a view blind to the exclude label, the annotations' spacing and a hook differs in items, hooks and file-system backups", async () => {
+    // Velero leaves out p1 (labelled) and pulls nothing in through it (neither c1 nor p1's copy
+    // of it); it copies " tmp" (the excludes list names " tmp", not tmp), snapshots c2 (excluded
+    // from the file-system backup) and runs p2's pre hook.
     const drawn: FidelityCase = {
       namespaces: [{
         name: "case-a", labels: {},
@@ -178,7 +180,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(expect.arrayContaining([
       "Pod fid0-a/p1: included / not included",
       "PersistentVolumeClaim fid0-a/c1: included / not included",
-      "PersistentVolumeClaim fid0-a/c1: snapshot / nothing",
+      "Pod fid0-a/p1: file-system backup data / nothing",
       "Pod fid0-a/p2: nothing / file-system backup tmp, pre hooks",
     ]));
   }, 300_000);

@@ -24,6 +24,9 @@ export interface VeleroRecords {
   readonly volumeInfos?: readonly VolumeInfo[];
   /** Hook runs the pods recorded (one per line of their hooks.log). */
   readonly hookRuns?: readonly HookRun[];
+  /** Errors and warnings of `<backup>-results.gz`, as "namespace: message" (cluster-scoped: "cluster: ..."). */
+  readonly errors?: readonly string[];
+  readonly warnings?: readonly string[];
   /** The Backup's status as Velero left it. */
   readonly status?: { csiVolumeSnapshotsAttempted?: number; hookStatus?: { hooksAttempted?: number; hooksFailed?: number } };
 }
@@ -99,6 +102,8 @@ export async function readVeleroRecords(
     group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "podvolumebackups", labelSelector: `velero.io/backup-name=${backup}`,
   }) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
   const info = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-volumeinfo.json.gz`);
+  const results = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-results.gz`);
+  const parsed = results ? (JSON.parse(results.toString("utf8")) as { errors?: BackupResult; warnings?: BackupResult }) : {};
   const b = await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup }) as
     { status?: VeleroRecords["status"] };
   return {
@@ -106,6 +111,24 @@ export async function readVeleroRecords(
     podVolumeBackups: pvbs.items,
     volumeInfos: info ? (JSON.parse(info.toString("utf8")) as VolumeInfo[]) : [],
     hookRuns,
+    errors: resultLines(parsed.errors),
+    warnings: resultLines(parsed.warnings),
     ...(b.status ? { status: b.status } : {}),
   };
+}
+
+/** Velero's pkg/util/results.Result: messages for Velero itself, the cluster and each namespace. */
+interface BackupResult {
+  velero?: string[] | null;
+  cluster?: string[] | null;
+  namespaces?: Record<string, string[] | null> | null;
+}
+
+function resultLines(r: BackupResult | undefined): string[] {
+  if (!r) return [];
+  return [
+    ...(r.velero ?? []).map((m) => `velero: ${m}`),
+    ...(r.cluster ?? []).map((m) => `cluster: ${m}`),
+    ...Object.entries(r.namespaces ?? {}).flatMap(([ns, ms]) => (ms ?? []).map((m) => `${ns}: ${m}`)),
+  ];
 }
