@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { caseArb, reduceToItems, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
-import { observedOutcomes, readHookRecords } from "../support/fidelity/observe.js";
+import { itemErrors, observedOutcomes, readHookRecords } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { backup, cluster } from "./support/cluster.js";
 
@@ -135,6 +135,20 @@ describe("reading Velero's records", () => {
       "Pod ns-a/p1": { included: true, work: ["file-system backup tmp", "pre hooks"] },
       "PersistentVolumeClaim ns-a/c1": { included: false, work: ["snapshot"] },
     });
+  });
+});
+
+describe("a grouped claim whose group snapshot failed (the node's driver has none)", () => {
+  const line = 'ns-a:  resource: /persistentvolumeclaims name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": no VolumeGroupSnapshotClass found for driver "d" for PVC c1';
+
+  it("is read from the results file's line and counts as included and snapshotted", () => {
+    expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: expect.stringContaining("no VolumeGroupSnapshotClass") }]);
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] } });
+  });
+
+  it("other item errors count as nothing done", () => {
+    const other = line.replace(/failed to determine.*$/, "timed out");
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [other] }))).toEqual({});
   });
 });
 

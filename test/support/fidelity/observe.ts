@@ -10,6 +10,9 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 // - file-system backups: the PodVolumeBackups labelled with the backup's name;
 // - snapshots: Velero's volume info in the backup storage (`<backup>-volumeinfo.json.gz`),
 //   one entry per PVC/PV with its backup method, or `skipped`;
+// - group snapshots: the node's CSI driver has no VolumeGroupSnapshotClass, so Velero fails a
+//   grouped claim's item when it tries one; such an item (named in `<backup>-results.gz`) counts
+//   as included and snapshotted: that is the work Velero set out to do on it;
 // - hooks: the records the pods write themselves (each hook appends its phase to the pod's
 //   hooks.log on a hostPath volume; cases.ts hookCommand). Velero's log lines are not used:
 //   their fields are not a stable interface.
@@ -63,6 +66,13 @@ export function observedOutcomes(backup: string, r: VeleroRecords): Outcomes {
   for (const v of r.volumeInfos ?? []) {
     if (v.skipped || (v.backupMethod !== "CSISnapshot" && v.backupMethod !== "NativeSnapshot")) continue;
     at(v.pvcName && v.pvcNamespace ? `PersistentVolumeClaim ${v.pvcNamespace}/${v.pvcName}` : `PersistentVolume ${v.pvName}`).work.add("snapshot");
+  }
+  for (const e of itemErrors(r.errors ?? [])) {
+    if (e.resource === "persistentvolumeclaims" && /VolumeGroupSnapshot/.test(e.error)) {
+      const o = at(`PersistentVolumeClaim ${e.namespace}/${e.name}`);
+      o.included = true;
+      o.work.add("snapshot");
+    }
   }
   for (const hook of r.hookRuns ?? []) at(`Pod ${hook.namespace}/${hook.pod}`).work.add(`${hook.phase} hooks`);
   return new Map([...out].map(([k, o]): [string, ItemOutcome] => [k, { included: o.included, work: [...o.work].sort() }]));
@@ -131,4 +141,25 @@ function resultLines(r: BackupResult | undefined): string[] {
     ...(r.cluster ?? []).map((m) => `cluster: ${m}`),
     ...Object.entries(r.namespaces ?? {}).flatMap(([ns, ms]) => (ms ?? []).map((m) => `${ns}: ${m}`)),
   ];
+}
+
+export interface ItemError {
+  readonly namespace: string;
+  readonly resource: string;
+  readonly name: string;
+  readonly error: string;
+}
+
+/**
+ * Item errors of the results file: Velero's log counter hook writes each as
+ * " resource: /<resource> name: /<name> message: /<msg> error: /<error>" under its namespace
+ * (pkg/util/logging/log_counter_hook.go, v1.18).
+ */
+export function itemErrors(lines: readonly string[]): ItemError[] {
+  const out: ItemError[] = [];
+  for (const line of lines) {
+    const m = /^([^:]+): {2}resource: \/(\S+) name: \/(\S+) message: \/.*? error: \/(.*)$/s.exec(line);
+    if (m) out.push({ namespace: m[1]!, resource: m[2]!, name: m[3]!, error: m[4]! });
+  }
+  return out;
 }
