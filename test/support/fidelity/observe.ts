@@ -10,9 +10,10 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 // - file-system backups: the PodVolumeBackups labelled with the backup's name;
 // - snapshots: Velero's volume info in the backup storage (`<backup>-volumeinfo.json.gz`),
 //   one entry per PVC/PV with its backup method, or `skipped`;
-// - group snapshots: the node's CSI driver has no VolumeGroupSnapshotClass, so Velero fails a
-//   grouped claim's item when it tries one; such an item (named in `<backup>-results.gz`) counts
-//   as included and snapshotted: that is the work Velero set out to do on it;
+// - items Velero failed (named in `<backup>-results.gz`; the probe never sees them) count as
+//   included: Velero processed them. With EnableCSI an unbound claim fails so ("no volume
+//   backing this claim"), and a grouped claim fails at its group snapshot (the node's CSI
+//   driver has no VolumeGroupSnapshotClass), which counts as the snapshot Velero set out to take;
 // - hooks: the records the pods write themselves (each hook appends its phase to the pod's
 //   hooks.log on a hostPath volume; cases.ts hookCommand). Velero's log lines are not used:
 //   their fields are not a stable interface.
@@ -68,11 +69,12 @@ export function observedOutcomes(backup: string, r: VeleroRecords): Outcomes {
     at(v.pvcName && v.pvcNamespace ? `PersistentVolumeClaim ${v.pvcNamespace}/${v.pvcName}` : `PersistentVolume ${v.pvName}`).work.add("snapshot");
   }
   for (const e of itemErrors(r.errors ?? [])) {
-    if (e.resource === "persistentvolumeclaims" && /VolumeGroupSnapshot/.test(e.error)) {
-      const o = at(`PersistentVolumeClaim ${e.namespace}/${e.name}`);
-      o.included = true;
-      o.work.add("snapshot");
-    }
+    const key = e.resource === "pods" ? `Pod ${e.namespace}/${e.name}` : e.resource === "persistentvolumeclaims" ? `PersistentVolumeClaim ${e.namespace}/${e.name}`
+      : e.resource === "persistentvolumes" ? `PersistentVolume ${e.name}` : undefined;
+    if (!key) continue;
+    const o = at(key);
+    o.included = true;
+    if (e.resource === "persistentvolumeclaims" && /VolumeGroupSnapshot/.test(e.error)) o.work.add("snapshot");
   }
   for (const hook of r.hookRuns ?? []) at(`Pod ${hook.namespace}/${hook.pod}`).work.add(`${hook.phase} hooks`);
   return new Map([...out].map(([k, o]): [string, ItemOutcome] => [k, { included: o.included, work: [...o.work].sort() }]));
