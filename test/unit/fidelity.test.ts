@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { caseArb, reduceToItems, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
+import { caseArb, GROUP_KEY, reduceToItems, withoutGroupSnapshots, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
 import { itemErrors, observedOutcomes, readHookRecords } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
@@ -32,7 +32,7 @@ describe("the cases it draws", () => {
 
   it("cover every rule the suite is meant to exercise, over a bounded run's worth of cases", () => {
     const seen = new Set<string>();
-    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 })) {
+    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 }).map(withoutGroupSnapshots)) {
       const text = JSON.stringify(c);
       const mark = (rule: string, present: boolean) => { if (present) seen.add(rule); };
       mark("glob", /case-[*?[]/.test(text));
@@ -51,9 +51,11 @@ describe("the cases it draws", () => {
       mark("own group key", "volumeGroupSnapshotLabelKey" in c.spec);
       mark("policy group key", text.includes("velero.io/volume-group"));
       mark("unbound claim", text.includes('"bound":false'));
+      mark("snapshot action", /type: snapshot/.test(c.volumePolicy ?? ""));
+      mark("grouped claims snapshotted by default", c.spec.snapshotVolumes === undefined && c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound)));
     }
     expect([...seen].sort()).toEqual(["annotation hooks", "defaultVolumesToFsBackup", "exclude label", "glob", "labelSelector", "new filters", "old filters",
-      "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"]);
+      "grouped claims snapshotted by default", "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshot action", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"].sort());
   });
 
   it("are renamed whole to a run's prefix, namespaces and the spec's globs alike", () => {
@@ -138,16 +140,35 @@ describe("reading Velero's records", () => {
   });
 });
 
+describe("cases on a node without group snapshots", () => {
+  const grouped = (bound: boolean, key = GROUP_KEY): FidelityCase => ({
+    namespaces: [{ name: "ns-a", labels: {}, pods: [], pvcs: [{ name: "c1", labels: { [key]: "g1" }, bound }] }],
+    spec: { includedNamespaces: ["ns-a"], resourcePolicy: { kind: "configmap", name: "p" } },
+    volumePolicy: "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: snapshot}\n",
+  });
+
+  it.each([
+    { case: "a bound claim with the server's group key", c: grouped(true), snapshots: false },
+    { case: "a bound claim with the backup's own key", c: { ...grouped(true, "example.com/group"), spec: { ...grouped(true).spec, volumeGroupSnapshotLabelKey: "example.com/group" } }, snapshots: false },
+    { case: "an unbound claim with the key (no snapshot is tried)", c: grouped(false), snapshots: true },
+    { case: "a bound claim with a key the backup does not use", c: grouped(true, "example.com/group"), snapshots: true },
+  ])("$case: snapshots left as drawn: $snapshots", ({ c, snapshots }) => {
+    const out = withoutGroupSnapshots(c);
+    expect(out.spec.snapshotVolumes === undefined && out.volumePolicy === c.volumePolicy).toBe(snapshots);
+    if (!snapshots) expect(out.spec).not.toHaveProperty("resourcePolicy");
+  });
+});
+
 describe("items Velero failed (named in the results file)", () => {
-  const line = 'ns-a:  resource: /persistentvolumeclaims name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": no VolumeGroupSnapshotClass found for driver "d" for PVC c1';
+  const line = 'velero:  name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": failed to list VolumeGroupSnapshotClasses: no matches for kind "VolumeGroupSnapshotClass" in version "groupsnapshot.storage.k8s.io/v1beta2"';
 
   it("is read from the results file's line and counts as included and snapshotted", () => {
-    expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: expect.stringContaining("no VolumeGroupSnapshotClass") }]);
+    expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: line }]);
     expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] } });
   });
 
   it("an item failed otherwise counts as included, with nothing done", () => {
-    const other = line.replace(/failed to determine.*$/, "PVC ns-a/c1 has no volume backing this claim");
+    const other = "velero:  name: /c1 message: /Error backing up item error: /PVC ns-a/c1 has no volume backing this claim";
     expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [other, "velero: not an item"] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: [] } });
   });
 });

@@ -97,8 +97,8 @@ function podArb(name: string, claims: readonly string[]): fc.Arbitrary<PodCase> 
 function pvcArb(name: string): fc.Arbitrary<PvcCase> {
   return fc.record({
     labels: labelsArb,
-    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined }),
-    ownGroup: fc.option(fc.constantFrom("x1", "x2"), { nil: undefined }),
+    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined, freq: 2 }),
+    ownGroup: fc.option(fc.constantFrom("x1", "x2"), { nil: undefined, freq: 2 }),
     bound: mostly(true),
   }).map(({ labels, group, ownGroup, bound }) => ({
     name, bound,
@@ -197,6 +197,25 @@ function dropUndefined(o: Record<string, unknown>): Record<string, unknown> {
 export function caseArb(prefix: string): fc.Arbitrary<FidelityCase> {
   return fc.tuple(namespaceArb(`${prefix}-a`), namespaceArb(`${prefix}-b`), namespaceArb(`${prefix}-c`), specArb(prefix))
     .map(([a, b, c, { spec, volumePolicy }]) => ({ namespaces: [a, b, c], spec, ...(volumePolicy ? { volumePolicy } : {}) }));
+}
+
+/**
+ * The case without a group snapshot: the node's CSI driver has none (no VolumeGroupSnapshot
+ * CRDs), and Velero fails a grouped claim's item, and the pod's that mounts it, when it tries
+ * one. A case whose bound claims carry the backup's group key (its own, or the server's
+ * default, the policy's) takes no snapshot: snapshotVolumes false and no volume policy with a
+ * snapshot action. Groups still pull their members into the backup.
+ */
+export function withoutGroupSnapshots(c: FidelityCase): FidelityCase {
+  const key = typeof c.spec.volumeGroupSnapshotLabelKey === "string" && c.spec.volumeGroupSnapshotLabelKey !== "" ? c.spec.volumeGroupSnapshotLabelKey : GROUP_KEY;
+  if (!c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound && p.labels[key] !== undefined))) return c;
+  const keepPolicy = c.volumePolicy !== undefined && !/type: snapshot/.test(c.volumePolicy);
+  const { resourcePolicy, ...spec } = c.spec;
+  return {
+    namespaces: c.namespaces,
+    spec: { ...spec, snapshotVolumes: false, ...(keepPolicy ? { resourcePolicy } : {}) },
+    ...(keepPolicy ? { volumePolicy: c.volumePolicy } : {}),
+  };
 }
 
 /** Where the objects go and what they run. */

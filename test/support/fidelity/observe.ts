@@ -153,15 +153,19 @@ export interface ItemError {
 }
 
 /**
- * Item errors of the results file: Velero's log counter hook writes each as
- * " resource: /<resource> name: /<name> message: /<msg> error: /<error>" under its namespace
- * (pkg/util/logging/log_counter_hook.go, v1.18).
+ * The items named in the results file's errors. Velero 1.18 files item errors under "velero"
+ * (its log counter hook, pkg/util/logging/log_counter_hook.go, finds no namespace field), so
+ * the item is read from the error text: a plugin's "error executing custom action
+ * (groupResource=..., namespace=..., name=...)" (pkg/backup/item_backupper.go) or
+ * "PVC <ns>/<name> has no volume backing this claim" (pkg/util/kube/pvc_pv.go GetPVForPVC).
  */
 export function itemErrors(lines: readonly string[]): ItemError[] {
   const out: ItemError[] = [];
   for (const line of lines) {
-    const m = /^([^:]+): {2}resource: \/(\S+) name: \/(\S+) message: \/.*? error: \/(.*)$/s.exec(line);
-    if (m) out.push({ namespace: m[1]!, resource: m[2]!, name: m[3]!, error: m[4]! });
+    const action = /error executing custom action \(groupResource=([\w.]+), namespace=([\w.-]*), name=([\w.-]+)\)/.exec(line);
+    if (action) { out.push({ resource: action[1]!, namespace: action[2]!, name: action[3]!, error: line }); continue; }
+    const unbound = /PVC ([\w.-]+)\/([\w.-]+) has no volume backing this claim/.exec(line);
+    if (unbound) out.push({ resource: "persistentvolumeclaims", namespace: unbound[1]!, name: unbound[2]!, error: line });
   }
   return out;
 }
