@@ -141,21 +141,23 @@ describe("reading Velero's records", () => {
 });
 
 describe("cases on a node without group snapshots", () => {
-  const grouped = (bound: boolean, key = GROUP_KEY): FidelityCase => ({
-    namespaces: [{ name: "ns-a", labels: {}, pods: [], pvcs: [{ name: "c1", labels: { [key]: "g1" }, bound }] }],
-    spec: { includedNamespaces: ["ns-a"], resourcePolicy: { kind: "configmap", name: "p" } },
-    volumePolicy: "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: snapshot}\n",
+  const grouped = (key: string, spec: Record<string, unknown> = {}, volumePolicy?: string): FidelityCase => ({
+    namespaces: [{ name: "ns-a", labels: {}, pods: [], pvcs: [{ name: "c1", labels: { [key]: "g1" }, bound: true }, { name: "c2", labels: {}, bound: true }] }],
+    spec: { includedNamespaces: ["ns-a"], ...spec },
+    ...(volumePolicy ? { volumePolicy } : {}),
   });
+  const snapshots = (c: FidelityCase) => {
+    const p = predictCase(c).prediction;
+    return ["c1", "c2"].filter((n) => p.outcomes.get(`PersistentVolumeClaim ns-a/${n}`)?.work.includes("snapshot"));
+  };
 
   it.each([
-    { case: "a bound claim with the server's group key", c: grouped(true), snapshots: false },
-    { case: "a bound claim with the backup's own key", c: { ...grouped(true, "example.com/group"), spec: { ...grouped(true).spec, volumeGroupSnapshotLabelKey: "example.com/group" } }, snapshots: false },
-    { case: "an unbound claim with the key (no snapshot is tried)", c: grouped(false), snapshots: true },
-    { case: "a bound claim with a key the backup does not use", c: grouped(true, "example.com/group"), snapshots: true },
-  ])("$case: snapshots left as drawn: $snapshots", ({ c, snapshots }) => {
-    const out = withoutGroupSnapshots(c);
-    expect(out.spec.snapshotVolumes === undefined && out.volumePolicy === c.volumePolicy).toBe(snapshots);
-    if (!snapshots) expect(out.spec).not.toHaveProperty("resourcePolicy");
+    { case: "a claim with the server's group key is skipped; the other is still snapshotted", c: grouped(GROUP_KEY), left: ["c2"] },
+    { case: "a claim with the backup's own key is skipped", c: grouped("example.com/group", { volumeGroupSnapshotLabelKey: "example.com/group" }), left: ["c2"] },
+    { case: "a key the backup does not use changes nothing", c: grouped("example.com/group"), left: ["c1", "c2"] },
+    { case: "the case's own rules follow the skip rule", c: grouped(GROUP_KEY, { resourcePolicy: { kind: "configmap", name: "ns-volume-policy" } }, "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: fs-backup}\n"), left: [] },
+  ])("$case", ({ c, left }) => {
+    expect(snapshots(withoutGroupSnapshots(c))).toEqual(left);
   });
 });
 

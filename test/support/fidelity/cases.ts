@@ -62,6 +62,9 @@ const nameList = (names: readonly string[]) =>
 /** Mostly `usual`, now and then the other value; shrinks to `usual`. */
 const mostly = (usual: boolean) => fc.oneof({ weight: 3, arbitrary: fc.constant(usual) }, { weight: 1, arbitrary: fc.constant(!usual) });
 
+/** Undefined three times in four: a case on the node whose claims carry the backup's group key takes no snapshot (withoutGroupSnapshots). */
+const rarely = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: a });
+
 const labelsArb = fc.record({
   app: fc.constantFrom("a", "b"),
   tier: fc.option(fc.constantFrom("db", "web"), { nil: undefined }),
@@ -97,8 +100,8 @@ function podArb(name: string, claims: readonly string[]): fc.Arbitrary<PodCase> 
 function pvcArb(name: string): fc.Arbitrary<PvcCase> {
   return fc.record({
     labels: labelsArb,
-    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined, freq: 2 }),
-    ownGroup: fc.option(fc.constantFrom("x1", "x2"), { nil: undefined, freq: 2 }),
+    group: rarely(fc.constantFrom("g1", "g2")),
+    ownGroup: rarely(fc.constantFrom("x1", "x2")),
     bound: mostly(true),
   }).map(({ labels, group, ownGroup, bound }) => ({
     name, bound,
@@ -158,7 +161,7 @@ function specArb(prefix: string): fc.Arbitrary<{ spec: Record<string, unknown>; 
     `version: v1\nvolumePolicies:\n- conditions: {csi: {driver: ${CSI_DRIVER}}, pvcLabels: {app: a}}\n  action: {type: fs-backup}\n- conditions: {csi: {driver: ${CSI_DRIVER}}}\n  action: {type: snapshot}\n`,
     `version: v1\nvolumePolicies:\n- conditions: {storageClass: [${CSI_CLASS}], capacity: "0,2Gi"}\n  action: {type: skip}\n- conditions: {volumeTypes: [emptyDir]}\n  action: {type: fs-backup}\n`,
     "version: v1\nvolumePolicies:\n- conditions: {pvcPhase: [Bound], pvcLabels: {tier: web}}\n  action: {type: fs-backup}\n",
-  ), { nil: undefined });
+  ), { nil: undefined, freq: 2 });
   return fc.record({
     includedNamespaces: fc.option(included, { nil: undefined }),
     excludedNamespaces: excluded,
@@ -170,7 +173,7 @@ function specArb(prefix: string): fc.Arbitrary<{ spec: Record<string, unknown>; 
     ),
     hooks,
     defaultVolumesToFsBackup: fc.constantFrom<boolean | undefined>(undefined, true, false),
-    snapshotVolumes: fc.constantFrom<boolean | undefined>(undefined, false),
+    snapshotVolumes: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constant(false) }),
     ownKey: fc.boolean(),
     policy,
   }).map((s) => ({
@@ -202,19 +205,21 @@ export function caseArb(prefix: string): fc.Arbitrary<FidelityCase> {
 /**
  * The case without a group snapshot: the node's CSI driver has none (no VolumeGroupSnapshot
  * CRDs), and Velero fails a grouped claim's item, and the pod's that mounts it, when it tries
- * one. A case whose bound claims carry the backup's group key (its own, or the server's
- * default, the policy's) takes no snapshot: snapshotVolumes false and no volume policy with a
- * snapshot action. Groups still pull their members into the backup.
+ * one. Claims that carry the backup's group key (its own, or the server's default, the
+ * policy's) are skipped by a volume policy rule put first (pvcLabels, action skip); the other
+ * claims keep the case's rules. Groups still pull their members in.
  */
 export function withoutGroupSnapshots(c: FidelityCase): FidelityCase {
   const key = typeof c.spec.volumeGroupSnapshotLabelKey === "string" && c.spec.volumeGroupSnapshotLabelKey !== "" ? c.spec.volumeGroupSnapshotLabelKey : GROUP_KEY;
-  if (!c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound && p.labels[key] !== undefined))) return c;
-  const keepPolicy = c.volumePolicy !== undefined && !/type: snapshot/.test(c.volumePolicy);
-  const { resourcePolicy, ...spec } = c.spec;
+  const groups = [...new Set(c.namespaces.flatMap((ns) => ns.pvcs.map((p) => p.labels[key]).filter((g): g is string => g !== undefined)))].sort();
+  if (groups.length === 0) return c;
+  const skips = groups.map((g) => `- conditions: {pvcLabels: {${JSON.stringify(key)}: ${JSON.stringify(g)}}}\n  action: {type: skip}\n`).join("");
+  const rest = c.volumePolicy?.replace(/^version: v1\nvolumePolicies:\n/, "") ?? "";
+  const prefix = c.namespaces[0]!.name.replace(/-a$/, "");
   return {
-    namespaces: c.namespaces,
-    spec: { ...spec, snapshotVolumes: false, ...(keepPolicy ? { resourcePolicy } : {}) },
-    ...(keepPolicy ? { volumePolicy: c.volumePolicy } : {}),
+    ...c,
+    spec: { ...c.spec, resourcePolicy: { kind: "configmap", name: `${prefix}-volume-policy` } },
+    volumePolicy: `version: v1\nvolumePolicies:\n${skips}${rest}`,
   };
 }
 
