@@ -132,10 +132,13 @@ describe("reading Velero's records", () => {
       volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true },
         { pvcName: "c3", pvcNamespace: "ns-a", pvName: "pv3", backupMethod: "PodVolumeBackup" }],
       hookRuns: [{ namespace: "ns-a", pod: "p1", phase: "pre" }],
+      // A claim whose PV the backup leaves out has no volume info entry, only its VolumeSnapshot.
+      csiSnapshots: [{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c4" } } }],
     });
     expect(Object.fromEntries(outcomes)).toEqual({
       "Pod ns-a/p1": { included: true, work: ["file-system backup tmp", "pre hooks"] },
       "PersistentVolumeClaim ns-a/c1": { included: false, work: ["snapshot"] },
+      "PersistentVolumeClaim ns-a/c4": { included: false, work: ["snapshot"] },
     });
   });
 });

@@ -9,7 +9,9 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 // - items: the probe BackupItemAction's records (every pod, PVC and PV it processed);
 // - file-system backups: the PodVolumeBackups labelled with the backup's name;
 // - snapshots: Velero's volume info in the backup storage (`<backup>-volumeinfo.json.gz`),
-//   one entry per PVC/PV with its backup method, or `skipped`;
+//   one entry per PVC/PV with its backup method, or `skipped`, and the CSI VolumeSnapshots it
+//   stored (`<backup>-csi-volumesnapshots.json.gz`): the volume info has no entry for a claim
+//   whose PV the backup leaves out, though Velero snapshots it;
 // - items Velero failed (named in `<backup>-results.gz`; the probe never sees them) count as
 //   included: Velero processed them. With EnableCSI an unbound claim fails so ("no volume
 //   backing this claim"), and a grouped claim fails at its group snapshot (the node's CSI
@@ -26,6 +28,8 @@ export interface VeleroRecords {
   readonly podVolumeBackups?: readonly { spec?: { pod?: { namespace?: string; name?: string }; volume?: string } }[];
   /** Entries of `<backup>-volumeinfo.json.gz`. */
   readonly volumeInfos?: readonly VolumeInfo[];
+  /** The CSI VolumeSnapshots Velero stored with the backup. */
+  readonly csiSnapshots?: readonly { metadata?: { namespace?: string }; spec?: { source?: { persistentVolumeClaimName?: string } } }[];
   /** Hook runs the pods recorded (one per line of their hooks.log). */
   readonly hookRuns?: readonly HookRun[];
   /** Errors and warnings of `<backup>-results.gz`, as "namespace: message" (cluster-scoped: "cluster: ..."). */
@@ -67,6 +71,10 @@ export function observedOutcomes(backup: string, r: VeleroRecords): Outcomes {
   for (const v of r.volumeInfos ?? []) {
     if (v.skipped || (v.backupMethod !== "CSISnapshot" && v.backupMethod !== "NativeSnapshot")) continue;
     at(v.pvcName && v.pvcNamespace ? `PersistentVolumeClaim ${v.pvcNamespace}/${v.pvcName}` : `PersistentVolume ${v.pvName}`).work.add("snapshot");
+  }
+  for (const vs of r.csiSnapshots ?? []) {
+    const claim = vs.spec?.source?.persistentVolumeClaimName;
+    if (claim && vs.metadata?.namespace) at(`PersistentVolumeClaim ${vs.metadata.namespace}/${claim}`).work.add("snapshot");
   }
   for (const e of itemErrors(r.errors ?? [])) {
     const key = e.resource === "pods" ? `Pod ${e.namespace}/${e.name}` : e.resource === "persistentvolumeclaims" ? `PersistentVolumeClaim ${e.namespace}/${e.name}`
@@ -114,6 +122,7 @@ export async function readVeleroRecords(
     group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "podvolumebackups", labelSelector: `velero.io/backup-name=${backup}`,
   }) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
   const info = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-volumeinfo.json.gz`);
+  const snapshots = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-csi-volumesnapshots.json.gz`);
   const results = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-results.gz`);
   const parsed = results ? (JSON.parse(results.toString("utf8")) as { errors?: BackupResult; warnings?: BackupResult }) : {};
   const b = await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup }) as
@@ -122,6 +131,7 @@ export async function readVeleroRecords(
     probe,
     podVolumeBackups: pvbs.items,
     volumeInfos: info ? (JSON.parse(info.toString("utf8")) as VolumeInfo[]) : [],
+    csiSnapshots: snapshots ? (JSON.parse(snapshots.toString("utf8")) as VeleroRecords["csiSnapshots"]) ?? [] : [],
     hookRuns,
     errors: resultLines(parsed.errors),
     warnings: resultLines(parsed.warnings),
