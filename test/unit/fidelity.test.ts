@@ -104,6 +104,12 @@ describe("comparing a prediction with what Velero did", () => {
     expect(compare(prediction, itemsOnly, new Set<Dimension>(["items"]), (k) => clusterUnitOf(k, view, DEFAULT_POLICY))).toEqual([]);
   });
 
+  it("reports an included item whose cluster unit is not among the backup's units", () => {
+    const { prediction } = predictCase(c);
+    expect(compare(prediction, exact, ALL, (k) => (k === "PersistentVolumeClaim ns-a/c1" ? "ns-a/pvc:other" : undefined)))
+      .toContainEqual({ item: "PersistentVolumeClaim ns-a/c1", predicted: "included in none of the backup's units", observed: "the item is in unit ns-a/pvc:other" });
+  });
+
   it("reports a claim whose unit is not the item's unit in the cluster", () => {
     const { prediction } = predictCase(c);
     expect(compare(prediction, exact, ALL, () => "ns-a/pod:elsewhere").map((m) => m.predicted)).toContain(`claims unit ${prediction.claimedUnits.get("Pod ns-a/p1")}`);

@@ -100,7 +100,7 @@ function podArb(name: string, claims: readonly string[]): fc.Arbitrary<PodCase> 
 function pvcArb(name: string): fc.Arbitrary<PvcCase> {
   return fc.record({
     labels: labelsArb,
-    group: rarely(fc.constantFrom("g1", "g2")),
+    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined, freq: 2 }),
     ownGroup: rarely(fc.constantFrom("x1", "x2")),
     bound: mostly(true),
   }).map(({ labels, group, ownGroup, bound }) => ({
