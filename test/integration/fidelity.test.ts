@@ -78,7 +78,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const snaps = (r.csiSnapshots ?? []).length;
     const inInfo = (r.volumeInfos ?? []).filter((v) => !v.skipped && v.backupMethod === "CSISnapshot").length;
     if (snaps !== (r.status?.csiVolumeSnapshotsAttempted ?? 0) || inInfo > snaps) {
-      out.push({ item: "Backup", predicted: `${snaps} CSI VolumeSnapshots stored, ${inInfo} in the volume info`, observed: `csiVolumeSnapshotsAttempted ${r.status?.csiVolumeSnapshotsAttempted ?? 0}` });
+      out.push({ item: "Backup", predicted: `${snaps} VolumeSnapshots in the tarball, ${inInfo} in the volume info`, observed: `csiVolumeSnapshotsAttempted ${r.status?.csiVolumeSnapshotsAttempted ?? 0}` });
     }
     // A failed hook may have written no record; hooksAttempted counts differently (not per run).
     const hooks = r.hookRuns?.length ?? 0;

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { caseArb, GROUP_KEY, reduceToItems, withoutGroupSnapshots, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
-import { itemErrors, observedOutcomes, readHookRecords } from "../support/fidelity/observe.js";
+import { itemErrors, observedOutcomes, readHookRecords, tarFiles } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { backup, cluster } from "./support/cluster.js";
 
@@ -199,5 +200,23 @@ describe("a mismatching case, cut down to the items that differ", () => {
     };
     const cut = reduceToItems(c, ["PersistentVolume pv-x"], (pv) => (pv === "pv-x" ? "PersistentVolumeClaim ns-a/c1" : undefined));
     expect(cut.namespaces.map((ns) => [ns.name, ns.pods.map((p) => p.name), ns.pvcs.map((p) => p.name)])).toEqual([["ns-a", ["p1"], ["c1"]]]);
+  });
+});
+
+describe("reading the backup's tarball", () => {
+  it("finds the VolumeSnapshot files in a tar archive written by tar itself", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fidelity-tar-"));
+    try {
+      const vsDir = join(dir, "resources", "volumesnapshots.snapshot.storage.k8s.io", "namespaces", "ns-a");
+      mkdirSync(vsDir, { recursive: true });
+      writeFileSync(join(vsDir, "velero-c1-abcde.json"), JSON.stringify({ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }));
+      mkdirSync(join(dir, "resources", "pods", "namespaces", "ns-a"), { recursive: true });
+      writeFileSync(join(dir, "resources", "pods", "namespaces", "ns-a", "p1.json"), "{}");
+      const tar = execFileSync("tar", ["-C", dir, "-cf", "-", "resources"]);
+      const files = tarFiles(tar, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/);
+      expect(files.map((f) => JSON.parse(f.toString("utf8")) as unknown)).toEqual([{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

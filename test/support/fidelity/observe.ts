@@ -9,9 +9,10 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 // - items: the probe BackupItemAction's records (every pod, PVC and PV it processed);
 // - file-system backups: the PodVolumeBackups labelled with the backup's name;
 // - snapshots: Velero's volume info in the backup storage (`<backup>-volumeinfo.json.gz`),
-//   one entry per PVC/PV with its backup method, or `skipped`, and the CSI VolumeSnapshots it
-//   stored (`<backup>-csi-volumesnapshots.json.gz`): the volume info has no entry for a claim
-//   whose PV the backup leaves out, though Velero snapshots it;
+//   one entry per PVC/PV with its backup method, or `skipped`, and the VolumeSnapshots in the
+//   backup's tarball (Velero 1.18 stores no VolumeSnapshot list of its own and deletes them
+//   from the cluster): the volume info has no entry for a claim whose PV the backup leaves
+//   out, though Velero snapshots it;
 // - items Velero failed (named in `<backup>-results.gz`; the probe never sees them) count as
 //   included: Velero processed them. With EnableCSI an unbound claim fails so ("no volume
 //   backing this claim"), and a grouped claim fails at its group snapshot (the node's CSI
@@ -28,7 +29,7 @@ export interface VeleroRecords {
   readonly podVolumeBackups?: readonly { spec?: { pod?: { namespace?: string; name?: string }; volume?: string } }[];
   /** Entries of `<backup>-volumeinfo.json.gz`. */
   readonly volumeInfos?: readonly VolumeInfo[];
-  /** The CSI VolumeSnapshots Velero stored with the backup. */
+  /** The CSI VolumeSnapshots in the backup's tarball. */
   readonly csiSnapshots?: readonly { metadata?: { namespace?: string }; spec?: { source?: { persistentVolumeClaimName?: string } } }[];
   /** Hook runs the pods recorded (one per line of their hooks.log). */
   readonly hookRuns?: readonly HookRun[];
@@ -122,7 +123,7 @@ export async function readVeleroRecords(
     group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "podvolumebackups", labelSelector: `velero.io/backup-name=${backup}`,
   }) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
   const info = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-volumeinfo.json.gz`);
-  const snapshots = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-csi-volumesnapshots.json.gz`);
+  const tarball = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}.tar.gz`);
   const results = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-results.gz`);
   const parsed = results ? (JSON.parse(results.toString("utf8")) as { errors?: BackupResult; warnings?: BackupResult }) : {};
   const b = await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup }) as
@@ -131,7 +132,8 @@ export async function readVeleroRecords(
     probe,
     podVolumeBackups: pvbs.items,
     volumeInfos: info ? (JSON.parse(info.toString("utf8")) as VolumeInfo[]) : [],
-    csiSnapshots: snapshots ? (JSON.parse(snapshots.toString("utf8")) as VeleroRecords["csiSnapshots"]) ?? [] : [],
+    csiSnapshots: tarball ? tarFiles(tarball, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/)
+      .map((f) => JSON.parse(f.toString("utf8")) as NonNullable<VeleroRecords["csiSnapshots"]>[number]) : [],
     hookRuns,
     errors: resultLines(parsed.errors),
     warnings: resultLines(parsed.warnings),
@@ -176,6 +178,28 @@ export function itemErrors(lines: readonly string[]): ItemError[] {
     if (action) { out.push({ resource: action[1]!, namespace: action[2]!, name: action[3]!, error: line }); continue; }
     const unbound = /PVC ([\w.-]+)\/([\w.-]+) has no volume backing this claim/.exec(line);
     if (unbound) out.push({ resource: "persistentvolumeclaims", namespace: unbound[1]!, name: unbound[2]!, error: line });
+  }
+  return out;
+}
+
+/** The files of an (already gunzipped) tar archive whose names match: ustar headers (GNU and PAX long names), 512-byte blocks. */
+export function tarFiles(tar: Buffer, name: RegExp): Buffer[] {
+  const out: Buffer[] = [];
+  let longName: string | undefined;
+  for (let at = 0; at + 512 <= tar.length;) {
+    const header = tar.subarray(at, at + 512);
+    if (header.every((b) => b === 0)) break;
+    const field = (from: number, len: number) => header.subarray(from, from + len).toString("utf8").replace(/\0.*$/s, "");
+    const size = parseInt(field(124, 12).trim() || "0", 8);
+    const type = field(156, 1);
+    const prefix = field(345, 155);
+    const body = tar.subarray(at + 512, at + 512 + size);
+    const path = longName ?? (prefix ? `${prefix}/${field(0, 100)}` : field(0, 100));
+    longName = undefined;
+    if (type === "L") longName = body.toString("utf8").replace(/\0.*$/s, "");
+    else if (type === "x") longName = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(body.toString("utf8"))?.[1];
+    else if ((type === "0" || type === "") && name.test(path.replace(/^\.\//, ""))) out.push(Buffer.from(body));
+    at += 512 + Math.ceil(size / 512) * 512;
   }
   return out;
 }
