@@ -114,6 +114,21 @@ function staleLock(): Lock | undefined {
   return held;
 }
 
+/** Creates the lock file exclusively (O_EXCL); a stale one (dead process) is replaced. */
+function takeLock(stale: Lock | undefined): void {
+  if (stale) rmSync(LOCK, { force: true });
+  // Until the run directory exists the lock names the stale run's directory and ip_forward, so
+  // that a crash in between still cleans up and restores what the stale run left.
+  const held: Lock = { pid: process.pid, dir: stale?.dir ?? "", ipForward: stale?.ipForward ?? readIpForward() };
+  try {
+    writeFileSync(LOCK, JSON.stringify(held), { flag: "wx" });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    const other = JSON.parse(readFileSync(LOCK, "utf8")) as Lock;
+    throw new Error(`a test node is already running (pid ${other.pid}, ${other.dir}); only one per machine (${LOCK})`);
+  }
+}
+
 async function httpsOk(kc: KubeConfig, url: string): Promise<boolean> {
   const opts: import("node:https").RequestOptions = { timeout: 2_000 };
   await kc.applyToHTTPSOptions(opts);
@@ -135,7 +150,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<TestNode> {
     }
   }
   const stale = staleLock();
-  const leftovers = cleanUpNodeLeftovers(stale ? [stale.dir] : []);
+  // Taken atomically before anything is cleaned up: two runs that both found the lock free
+  // would otherwise each clean up (remove) the other's fresh links and start on top of it.
+  takeLock(stale);
+  const leftovers = cleanUpNodeLeftovers(stale?.dir ? [stale.dir] : []);
   if (stale) restoreIpForward(stale.ipForward);
   if (leftovers.length) process.stderr.write(`startNode: cleaned up after an earlier node: ${leftovers.join(", ")}\n`);
   const ipForward = readIpForward();

@@ -1,9 +1,13 @@
 import fc from "fast-check";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { caseArb, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
+import { caseArb, GROUP_KEY, reduceToItems, withoutGroupSnapshots, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
-import { hookRuns, logFields, observedOutcomes } from "../support/fidelity/observe.js";
+import { itemErrors, observedOutcomes, readHookRecords, tarFiles } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { backup, cluster } from "./support/cluster.js";
 
@@ -29,7 +33,7 @@ describe("the cases it draws", () => {
 
   it("cover every rule the suite is meant to exercise, over a bounded run's worth of cases", () => {
     const seen = new Set<string>();
-    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 })) {
+    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 }).map(withoutGroupSnapshots)) {
       const text = JSON.stringify(c);
       const mark = (rule: string, present: boolean) => { if (present) seen.add(rule); };
       mark("glob", /case-[*?[]/.test(text));
@@ -48,9 +52,11 @@ describe("the cases it draws", () => {
       mark("own group key", "volumeGroupSnapshotLabelKey" in c.spec);
       mark("policy group key", text.includes("velero.io/volume-group"));
       mark("unbound claim", text.includes('"bound":false'));
+      mark("snapshot action", /type: snapshot/.test(c.volumePolicy ?? ""));
+      mark("grouped claims snapshotted by default", c.spec.snapshotVolumes === undefined && c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound)));
     }
     expect([...seen].sort()).toEqual(["annotation hooks", "defaultVolumesToFsBackup", "exclude label", "glob", "labelSelector", "new filters", "old filters",
-      "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"]);
+      "grouped claims snapshotted by default", "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshot action", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"].sort());
   });
 
   it("are renamed whole to a run's prefix, namespaces and the spec's globs alike", () => {
@@ -99,6 +105,12 @@ describe("comparing a prediction with what Velero did", () => {
     expect(compare(prediction, itemsOnly, new Set<Dimension>(["items"]), (k) => clusterUnitOf(k, view, DEFAULT_POLICY))).toEqual([]);
   });
 
+  it("reports an included item whose cluster unit is not among the backup's units", () => {
+    const { prediction } = predictCase(c);
+    expect(compare(prediction, exact, ALL, (k) => (k === "PersistentVolumeClaim ns-a/c1" ? "ns-a/pvc:other" : undefined)))
+      .toContainEqual({ item: "PersistentVolumeClaim ns-a/c1", predicted: "included in none of the backup's units", observed: "the item is in unit ns-a/pvc:other" });
+  });
+
   it("reports a claim whose unit is not the item's unit in the cluster", () => {
     const { prediction } = predictCase(c);
     expect(compare(prediction, exact, ALL, () => "ns-a/pod:elsewhere").map((m) => m.predicted)).toContain(`claims unit ${prediction.claimedUnits.get("Pod ns-a/p1")}`);
@@ -106,23 +118,105 @@ describe("comparing a prediction with what Velero did", () => {
 });
 
 describe("reading Velero's records", () => {
-  const line = 'time="2026-12-05T05:00:00Z" level=info msg="running exec hook" backup=velero/b1 hookCommand="[/bin/sh -c echo pre]" hookContainer=main hookName="<from-annotation>" hookOnError=Fail hookPhase=pre hookSource=annotation hookTimeout="{30s}" hookType=exec logSource="pkg/podexec/pod_command_executor.go:133" name=p1 namespace=ns-a resource=pods';
-
-  it("reads logrus fields, quoted or not", () => {
-    expect(logFields(line)).toMatchObject({ msg: "running exec hook", hookPhase: "pre", name: "p1", namespace: "ns-a", hookName: "<from-annotation>" });
+  it("reads the hook records the pods wrote, one run per line, and refuses a line it does not know", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fidelity-hooks-"));
+    try {
+      mkdirSync(join(dir, "ns-a", "p1"), { recursive: true });
+      writeFileSync(join(dir, "ns-a", "p1", "hooks.log"), "pre\npost\n");
+      mkdirSync(join(dir, "ns-a", "p2"), { recursive: true });
+      expect(readHookRecords(dir, ["ns-a", "ns-b"])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }, { namespace: "ns-a", pod: "p1", phase: "post" }]);
+      writeFileSync(join(dir, "ns-a", "p2", "hooks.log"), "pre\nfreeze\n");
+      expect(() => readHookRecords(dir, ["ns-a"])).toThrow(/malformed hook record .*p2.*"freeze"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it("turns hook lines, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
+  it("turns hook records, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
     const outcomes = observedOutcomes("b1", {
       probe: [{ backup: "b1", kind: "Pod", namespace: "ns-a", name: "p1", start: 0n, end: 1n }, { backup: "other", kind: "Pod", namespace: "ns-a", name: "p2", start: 0n, end: 1n }],
       podVolumeBackups: [{ spec: { pod: { namespace: "ns-a", name: "p1" }, volume: "tmp" } }],
-      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true }],
-      logLines: [line, "level=info msg=\"other\""],
+      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true },
+        { pvcName: "c3", pvcNamespace: "ns-a", pvName: "pv3", backupMethod: "PodVolumeBackup" }],
+      hookRuns: [{ namespace: "ns-a", pod: "p1", phase: "pre" }],
+      // A claim whose PV the backup leaves out has no volume info entry, only its VolumeSnapshot.
+      csiSnapshots: [{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c4" } } }],
     });
     expect(Object.fromEntries(outcomes)).toEqual({
       "Pod ns-a/p1": { included: true, work: ["file-system backup tmp", "pre hooks"] },
       "PersistentVolumeClaim ns-a/c1": { included: false, work: ["snapshot"] },
+      "PersistentVolumeClaim ns-a/c4": { included: false, work: ["snapshot"] },
     });
-    expect(hookRuns([line])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }]);
+  });
+});
+
+describe("cases on a node without group snapshots", () => {
+  const grouped = (key: string, spec: Record<string, unknown> = {}, volumePolicy?: string): FidelityCase => ({
+    namespaces: [{ name: "ns-a", labels: {}, pods: [], pvcs: [{ name: "c1", labels: { [key]: "g1" }, bound: true }, { name: "c2", labels: {}, bound: true }] }],
+    spec: { includedNamespaces: ["ns-a"], ...spec },
+    ...(volumePolicy ? { volumePolicy } : {}),
+  });
+  const snapshots = (c: FidelityCase) => {
+    const p = predictCase(c).prediction;
+    return ["c1", "c2"].filter((n) => p.outcomes.get(`PersistentVolumeClaim ns-a/${n}`)?.work.includes("snapshot"));
+  };
+
+  it.each([
+    { case: "a claim with the server's group key is skipped; the other is still snapshotted", c: grouped(GROUP_KEY), left: ["c2"] },
+    { case: "a claim with the backup's own key is skipped", c: grouped("example.com/group", { volumeGroupSnapshotLabelKey: "example.com/group" }), left: ["c2"] },
+    { case: "a key the backup does not use changes nothing", c: grouped("example.com/group"), left: ["c1", "c2"] },
+    { case: "the case's own rules follow the skip rule", c: grouped(GROUP_KEY, { resourcePolicy: { kind: "configmap", name: "ns-volume-policy" } }, "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: fs-backup}\n"), left: [] },
+  ])("$case", ({ c, left }) => {
+    expect(snapshots(withoutGroupSnapshots(c))).toEqual(left);
+  });
+});
+
+describe("items Velero failed (named in the results file)", () => {
+  const line = 'velero:  name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": failed to list VolumeGroupSnapshotClasses: no matches for kind "VolumeGroupSnapshotClass" in version "groupsnapshot.storage.k8s.io/v1beta2"';
+
+  it("is read from the results file's line and counts as included and snapshotted", () => {
+    expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: line }]);
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] } });
+  });
+
+  it("an item failed otherwise counts as included, with nothing done", () => {
+    const other = "velero:  name: /c1 message: /Error backing up item error: /PVC ns-a/c1 has no volume backing this claim";
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [other, "velero: not an item"] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: [] } });
+  });
+});
+
+describe("a mismatching case, cut down to the items that differ", () => {
+  it("keeps the items named, the claims their pods mount and the pods mounting their claims", () => {
+    const c: FidelityCase = {
+      namespaces: [{
+        name: "ns-a", labels: {},
+        pods: [
+          { name: "p1", labels: {}, annotations: {}, volumes: [{ name: "data", source: "pvc", claim: "c1" }] },
+          { name: "p2", labels: {}, annotations: {}, volumes: [{ name: "tmp", source: "emptyDir" }] },
+        ],
+        pvcs: [{ name: "c1", labels: {}, bound: true }, { name: "c2", labels: {}, bound: true }],
+      }, { name: "ns-b", labels: {}, pods: [], pvcs: [{ name: "c1", labels: {}, bound: true }] }],
+      spec: {},
+    };
+    const cut = reduceToItems(c, ["PersistentVolume pv-x"], (pv) => (pv === "pv-x" ? "PersistentVolumeClaim ns-a/c1" : undefined));
+    expect(cut.namespaces.map((ns) => [ns.name, ns.pods.map((p) => p.name), ns.pvcs.map((p) => p.name)])).toEqual([["ns-a", ["p1"], ["c1"]]]);
+  });
+});
+
+describe("reading the backup's tarball", () => {
+  it("finds the VolumeSnapshot files in a tar archive written by tar itself", () => {
+    const dir = mkdtempSync(join(tmpdir(), "fidelity-tar-"));
+    try {
+      const vsDir = join(dir, "resources", "volumesnapshots.snapshot.storage.k8s.io", "namespaces", "ns-a");
+      mkdirSync(vsDir, { recursive: true });
+      writeFileSync(join(vsDir, "velero-c1-abcde.json"), JSON.stringify({ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }));
+      mkdirSync(join(dir, "resources", "pods", "namespaces", "ns-a"), { recursive: true });
+      writeFileSync(join(dir, "resources", "pods", "namespaces", "ns-a", "p1.json"), "{}");
+      const tar = execFileSync("tar", ["-C", dir, "-cf", "-", "resources"]);
+      const files = tarFiles(tar, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/);
+      expect(files.map((f) => JSON.parse(f.toString("utf8")) as unknown)).toEqual([{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,6 +10,12 @@ import fc from "fast-check";
 export const GROUP_KEY = "velero.io/volume-group";
 export const OWN_GROUP_KEY = "example.com/group";
 export const EXCLUDE = "velero.io/exclude-from-backup";
+/** The node's CSI driver and StorageClass (test/support/node.ts), named by some volume policies. */
+export const CSI_DRIVER = "hostpath.csi.backup-gate.io";
+export const CSI_CLASS = "bg-hostpath";
+
+/** A hook's command: it appends its phase to the pod's record file, so the run is observed. */
+export const hookCommand = (phase: "pre" | "post") => ["/bin/sh", "-c", `echo ${phase} >> /records/hooks.log`];
 
 export interface VolumeCase {
   readonly name: string;
@@ -56,6 +62,9 @@ const nameList = (names: readonly string[]) =>
 /** Mostly `usual`, now and then the other value; shrinks to `usual`. */
 const mostly = (usual: boolean) => fc.oneof({ weight: 3, arbitrary: fc.constant(usual) }, { weight: 1, arbitrary: fc.constant(!usual) });
 
+/** Undefined three times in four: a case on the node whose claims carry the backup's group key takes no snapshot (withoutGroupSnapshots). */
+const rarely = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: a });
+
 const labelsArb = fc.record({
   app: fc.constantFrom("a", "b"),
   tier: fc.option(fc.constantFrom("db", "web"), { nil: undefined }),
@@ -82,8 +91,8 @@ function podArb(name: string, claims: readonly string[]): fc.Arbitrary<PodCase> 
   }).map(({ optIn, optOut, preHook, postHook }) => ({
     ...(optIn !== undefined ? { "backup.velero.io/backup-volumes": optIn } : {}),
     ...(optOut !== undefined ? { "backup.velero.io/backup-volumes-excludes": optOut } : {}),
-    ...(preHook ? { "pre.hook.backup.velero.io/command": '["/bin/sh","-c","echo pre"]', "pre.hook.backup.velero.io/container": "main" } : {}),
-    ...(postHook ? { "post.hook.backup.velero.io/command": '["/bin/sh","-c","echo post"]', "post.hook.backup.velero.io/container": "main" } : {}),
+    ...(preHook ? { "pre.hook.backup.velero.io/command": JSON.stringify(hookCommand("pre")), "pre.hook.backup.velero.io/container": "main" } : {}),
+    ...(postHook ? { "post.hook.backup.velero.io/command": JSON.stringify(hookCommand("post")), "post.hook.backup.velero.io/container": "main" } : {}),
   }));
   return fc.record({ labels: labelsArb, annotations, volumes }).map((p) => ({ name, ...p }));
 }
@@ -91,8 +100,8 @@ function podArb(name: string, claims: readonly string[]): fc.Arbitrary<PodCase> 
 function pvcArb(name: string): fc.Arbitrary<PvcCase> {
   return fc.record({
     labels: labelsArb,
-    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined }),
-    ownGroup: fc.option(fc.constantFrom("x1", "x2"), { nil: undefined }),
+    group: fc.option(fc.constantFrom("g1", "g2"), { nil: undefined, freq: 2 }),
+    ownGroup: rarely(fc.constantFrom("x1", "x2")),
     bound: mostly(true),
   }).map(({ labels, group, ownGroup, bound }) => ({
     name, bound,
@@ -106,7 +115,8 @@ function namespaceArb(name: string): fc.Arbitrary<NamespaceCase> {
     excluded: mostly(false),
     pvcs: fc.subarray(claims, { minLength: 0 }).chain((names) => fc.tuple(...names.map(pvcArb))),
   }).chain(({ excluded, pvcs }) =>
-    fc.tuple(...["p1", "p2"].map((p) => podArb(p, pvcs.map((c) => c.name))))
+    // Pods mount bound claims only: a pod on a Pending claim never runs, and pods must run.
+    fc.tuple(...["p1", "p2"].map((p) => podArb(p, pvcs.filter((c) => c.bound).map((c) => c.name))))
       .map((pods): NamespaceCase => ({ name, labels: excluded ? { [EXCLUDE]: "true" } : {}, pods, pvcs })));
 }
 
@@ -140,15 +150,18 @@ function specArb(prefix: string): fc.Arbitrary<{ spec: Record<string, unknown>; 
       name: "freeze",
       ...(h.includedNamespaces ? { includedNamespaces: h.includedNamespaces } : {}),
       ...(h.labelSelector ? { labelSelector: h.labelSelector } : {}),
-      ...(h.pre ? { pre: [{ exec: { container: "main", command: ["/bin/sh", "-c", "echo pre"], onError: "Continue" } }] } : {}),
-      ...(h.post ? { post: [{ exec: { container: "main", command: ["/bin/sh", "-c", "echo post"], onError: "Continue" } }] } : {}),
+      ...(h.pre ? { pre: [{ exec: { container: "main", command: hookCommand("pre"), onError: "Continue" } }] } : {}),
+      ...(h.post ? { post: [{ exec: { container: "main", command: hookCommand("post"), onError: "Continue" } }] } : {}),
     }],
   });
   const policy = fc.option(fc.constantFrom(
     "version: v1\nvolumePolicies:\n- conditions: {volumeTypes: [emptyDir]}\n  action: {type: fs-backup}\n",
     "version: v1\nvolumePolicies:\n- conditions: {pvcLabels: {tier: db}}\n  action: {type: skip}\n",
     "version: v1\nvolumePolicies:\n- conditions: {volumeTypes: [emptyDir]}\n  action: {type: skip}\n- conditions: {}\n  action: {type: fs-backup}\n",
-  ), { nil: undefined });
+    `version: v1\nvolumePolicies:\n- conditions: {csi: {driver: ${CSI_DRIVER}}, pvcLabels: {app: a}}\n  action: {type: fs-backup}\n- conditions: {csi: {driver: ${CSI_DRIVER}}}\n  action: {type: snapshot}\n`,
+    `version: v1\nvolumePolicies:\n- conditions: {storageClass: [${CSI_CLASS}], capacity: "0,2Gi"}\n  action: {type: skip}\n- conditions: {volumeTypes: [emptyDir]}\n  action: {type: fs-backup}\n`,
+    "version: v1\nvolumePolicies:\n- conditions: {pvcPhase: [Bound], pvcLabels: {tier: web}}\n  action: {type: fs-backup}\n",
+  ), { nil: undefined, freq: 2 });
   return fc.record({
     includedNamespaces: fc.option(included, { nil: undefined }),
     excludedNamespaces: excluded,
@@ -160,7 +173,7 @@ function specArb(prefix: string): fc.Arbitrary<{ spec: Record<string, unknown>; 
     ),
     hooks,
     defaultVolumesToFsBackup: fc.constantFrom<boolean | undefined>(undefined, true, false),
-    snapshotVolumes: fc.constantFrom<boolean | undefined>(undefined, false),
+    snapshotVolumes: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constant(false) }),
     ownKey: fc.boolean(),
     policy,
   }).map((s) => ({
@@ -189,6 +202,27 @@ export function caseArb(prefix: string): fc.Arbitrary<FidelityCase> {
     .map(([a, b, c, { spec, volumePolicy }]) => ({ namespaces: [a, b, c], spec, ...(volumePolicy ? { volumePolicy } : {}) }));
 }
 
+/**
+ * The case without a group snapshot: the node's CSI driver has none (no VolumeGroupSnapshot
+ * CRDs), and Velero fails a grouped claim's item, and the pod's that mounts it, when it tries
+ * one. Claims that carry the backup's group key (its own, or the server's default, the
+ * policy's) are skipped by a volume policy rule put first (pvcLabels, action skip); the other
+ * claims keep the case's rules. Groups still pull their members in.
+ */
+export function withoutGroupSnapshots(c: FidelityCase): FidelityCase {
+  const key = typeof c.spec.volumeGroupSnapshotLabelKey === "string" && c.spec.volumeGroupSnapshotLabelKey !== "" ? c.spec.volumeGroupSnapshotLabelKey : GROUP_KEY;
+  const groups = [...new Set(c.namespaces.flatMap((ns) => ns.pvcs.map((p) => p.labels[key]).filter((g): g is string => g !== undefined)))].sort();
+  if (groups.length === 0) return c;
+  const skips = groups.map((g) => `- conditions: {pvcLabels: {${JSON.stringify(key)}: ${JSON.stringify(g)}}}\n  action: {type: skip}\n`).join("");
+  const rest = c.volumePolicy?.replace(/^version: v1\nvolumePolicies:\n/, "") ?? "";
+  const prefix = c.namespaces[0]!.name.replace(/-a$/, "");
+  return {
+    ...c,
+    spec: { ...c.spec, resourcePolicy: { kind: "configmap", name: `${prefix}-volume-policy` } },
+    volumePolicy: `version: v1\nvolumePolicies:\n${skips}${rest}`,
+  };
+}
+
 /** Where the objects go and what they run. */
 export interface Placement {
   readonly veleroNamespace: string;
@@ -198,6 +232,12 @@ export interface Placement {
   readonly storageClass: string;
   /** PV source: hostPath (no driver; Velero cannot snapshot it) or a CSI driver's. */
   readonly pvSource: (pvName: string) => Record<string, unknown>;
+  /** Bound claims are provisioned by the StorageClass (no PV objects of the case's own). */
+  readonly provision?: boolean;
+  /** The class of claims that must stay Pending (one no provisioner serves). */
+  readonly unboundStorageClass?: string;
+  /** Host directory of hook records: each pod mounts `<dir>/<ns>/<pod>` (hostPath) at /records. */
+  readonly recordsDir?: string;
 }
 
 export interface CaseObjects {
@@ -215,12 +255,13 @@ export function caseObjects(c: FidelityCase, at: Placement): CaseObjects {
     out.namespaces.push({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns.name, labels: ns.labels } });
     for (const pvc of ns.pvcs) {
       const pvName = `${ns.name}-${pvc.name}`;
+      const storageClassName = !pvc.bound && at.unboundStorageClass !== undefined ? at.unboundStorageClass : at.storageClass;
       out.pvcs.push({
         apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { namespace: ns.name, name: pvc.name, labels: pvc.labels },
-        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName: at.storageClass,
-          ...(pvc.bound ? { volumeName: pvName } : {}) },
+        spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } }, storageClassName,
+          ...(pvc.bound && !at.provision ? { volumeName: pvName } : {}) },
       });
-      if (pvc.bound) {
+      if (pvc.bound && !at.provision) {
         out.pvs.push({
           apiVersion: "v1", kind: "PersistentVolume", metadata: { name: pvName },
           spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], persistentVolumeReclaimPolicy: "Delete",
@@ -229,16 +270,17 @@ export function caseObjects(c: FidelityCase, at: Placement): CaseObjects {
       }
     }
     for (const pod of ns.pods) {
+      const records = at.recordsDir === undefined ? [] : [{ name: "records", hostPath: { path: `${at.recordsDir}/${ns.name}/${pod.name}`, type: "DirectoryOrCreate" } }];
       out.pods.push({
         apiVersion: "v1", kind: "Pod", metadata: { namespace: ns.name, name: pod.name, labels: pod.labels, annotations: pod.annotations },
         spec: {
           terminationGracePeriodSeconds: 0,
           containers: [{ name: "main", image: at.image, imagePullPolicy: "Never", command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
-            volumeMounts: pod.volumes.map((v) => ({ name: v.name, mountPath: `/mnt/${v.name}` })) }],
-          volumes: pod.volumes.map((v) => ({
+            volumeMounts: [...pod.volumes.map((v) => ({ name: v.name, mountPath: `/mnt/${v.name}` })), ...records.map((r) => ({ name: r.name, mountPath: "/records" }))] }],
+          volumes: [...pod.volumes.map((v) => ({
             name: v.name,
             ...(v.source === "pvc" ? { persistentVolumeClaim: { claimName: v.claim } } : v.source === "configMap" ? { configMap: { name: "settings", optional: true } } : { emptyDir: {} }),
-          })),
+          })), ...records],
         },
       });
     }
@@ -262,4 +304,19 @@ export function describeCase(c: FidelityCase): string {
     }
   }
   return lines.join("\n");
+}
+
+/**
+ * The case cut down to the items named (`Pod ns/p`, `PersistentVolumeClaim ns/c`, `PersistentVolume pv`),
+ * with the claims their pods mount and the pods mounting their claims: what a person reads first.
+ */
+export function reduceToItems(c: FidelityCase, items: readonly string[], claimOfPv: (pv: string) => string | undefined): FidelityCase {
+  const keys = new Set(items.map((k) => (k.startsWith("PersistentVolume ") ? claimOfPv(k.slice("PersistentVolume ".length)) ?? k : k)));
+  const namespaces = c.namespaces.map((ns) => {
+    const pvcNames = new Set(ns.pvcs.filter((p) => keys.has(`PersistentVolumeClaim ${ns.name}/${p.name}`)).map((p) => p.name));
+    const pods = ns.pods.filter((p) => keys.has(`Pod ${ns.name}/${p.name}`) || p.volumes.some((v) => v.claim !== undefined && pvcNames.has(v.claim)));
+    for (const p of pods) for (const v of p.volumes) if (v.claim !== undefined) pvcNames.add(v.claim);
+    return { ...ns, pods, pvcs: ns.pvcs.filter((p) => pvcNames.has(p.name)) };
+  }).filter((ns) => ns.pods.length > 0 || ns.pvcs.length > 0);
+  return { ...c, namespaces };
 }

@@ -26,6 +26,8 @@ export interface Prediction {
   readonly outcomes: Outcomes;
   /** Item key -> the unit the core's claim for it names; checked against the cluster's unit. */
   readonly claimedUnits: ReadonlyMap<string, string>;
+  /** The units the core says the backup includes. */
+  readonly units: ReadonlySet<string>;
   readonly errors: readonly string[];
 }
 
@@ -53,6 +55,7 @@ export function predict(backup: BackupInfo, view: ClusterView, policy: Policy): 
   return {
     outcomes: new Map([...outcomes].map(([k, o]) => [k, { included: o.included, work: [...o.work].sort() }])),
     claimedUnits,
+    units: new Set(scope.units),
     errors: scope.errors.map((e) => `${e.field}: ${e.message}`),
   };
 }
@@ -79,8 +82,9 @@ export interface Mismatch {
 
 /**
  * Every difference between prediction and observation, in the dimensions observed; plus every
- * claim whose unit is not the item's unit in the cluster (two backups' claims would then not
- * compare, and a shared item would not be seen as shared).
+ * claim whose unit is not the item's unit in the cluster, and every included pod or claim whose
+ * unit is not among the backup's units (two backups' claims would then not compare, and a
+ * shared item would not be seen as shared).
  */
 export function compare(p: Prediction, observed: Outcomes, dimensions: ReadonlySet<Dimension>, unitOf: (key: string) => string | undefined): Mismatch[] {
   const out: Mismatch[] = [];
@@ -98,6 +102,12 @@ export function compare(p: Prediction, observed: Outcomes, dimensions: ReadonlyS
   for (const [key, unit] of p.claimedUnits) {
     const actual = unitOf(key);
     if (actual !== undefined && actual !== unit) out.push({ item: key, predicted: `claims unit ${unit}`, observed: `the item is in unit ${actual}` });
+  }
+  // Every pod and claim the core includes is in one of the units it says the backup includes.
+  for (const [key, o] of p.outcomes) {
+    if (!o.included || key.startsWith("PersistentVolume ")) continue;
+    const actual = unitOf(key);
+    if (actual !== undefined && !p.units.has(actual)) out.push({ item: key, predicted: "included in none of the backup's units", observed: `the item is in unit ${actual}` });
   }
   return out;
 }
