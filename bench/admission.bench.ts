@@ -77,12 +77,29 @@ function buildView(): ClusterView {
       const pv = `pv-${namespace}-${claim}`;
       const app = `app-${i % APPS_PER_NAMESPACE}`;
       view.setPvc({ namespace, name: claim, labels: { app }, annotations: {}, phase: "Bound", volumeName: pv, storageClassName: "standard", deleting: false });
-      view.setPv({ name: pv, labels: {}, annotations: {}, capacity: "10Gi", storageClassName: "standard", claimRef: { namespace, name: claim }, type: "csi", csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} }, deleting: false });
+      view.setPv({
+        name: pv,
+        labels: {},
+        annotations: {},
+        capacity: "10Gi",
+        storageClassName: "standard",
+        claimRef: { namespace, name: claim },
+        type: "csi",
+        csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} },
+        deleting: false,
+      });
       view.setPod({
-        namespace, name: `${app}-${i}`, labels: { app },
-        annotations: i % 5 === 0 ? { "pre.hook.backup.velero.io/command": "[\"/bin/sync\"]" } : {},
-        phase: "Running", nodeName: `node-${i % 50}`, deleting: false,
-        volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: claim }, { name: "tmp", type: "emptyDir" }],
+        namespace,
+        name: `${app}-${i}`,
+        labels: { app },
+        annotations: i % 5 === 0 ? { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } : {},
+        phase: "Running",
+        nodeName: `node-${i % 50}`,
+        deleting: false,
+        volumes: [
+          { name: "data", type: "persistentVolumeClaim", claimName: claim },
+          { name: "tmp", type: "emptyDir" },
+        ],
       });
     }
   }
@@ -93,16 +110,25 @@ function buildBackups(): BackupInfo[] {
   const backups: BackupInfo[] = [];
   const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
     backups.push({
-      namespace: "velero", name, uid: `uid-${name}`, resourceVersion: "1", labels, annotations: {},
+      namespace: "velero",
+      name,
+      uid: `uid-${name}`,
+      resourceVersion: "1",
+      labels,
+      annotations: {},
       creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
-      spec, specHash: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16), phase,
+      spec,
+      specHash: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
+      phase,
     });
   };
-  for (let i = 0; i < 3; i++) add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "Queued", { "velero.io/schedule-name": `dr-${i}` });
+  for (let i = 0; i < 3; i++)
+    add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "Queued", { "velero.io/schedule-name": `dr-${i}` });
   for (let i = 0; backups.length < BACKUPS; i++) {
     const namespace = nsName(i % NAMESPACES);
     const phase = i < IN_FLIGHT ? "InProgress" : i % 10 < 7 ? "Completed" : i % 3 === 0 ? "Queued" : "New";
-    if (i % 2 === 0) add(`ns-${i}`, { includedNamespaces: [namespace], snapshotVolumes: true }, i % 600, phase, { "velero.io/schedule-name": `ns-${namespace}` });
+    if (i % 2 === 0)
+      add(`ns-${i}`, { includedNamespaces: [namespace], snapshotVolumes: true }, i % 600, phase, { "velero.io/schedule-name": `ns-${namespace}` });
     else add(`app-${i}`, { includedNamespaces: [namespace], labelSelector: { matchLabels: { app: `app-${i % APPS_PER_NAMESPACE}` } } }, i % 600, phase);
   }
   return backups;
@@ -118,20 +144,32 @@ async function serve(): Promise<void> {
   await tls.start();
   const metrics = createMetrics();
   const server = await createWebhookServer({
-    tls, cache, policy: new StaticPolicySource(policySchema.parse({ maxConcurrentBackups: 8 })), metrics, log: createLogger("warn"), timeoutMs: 1000,
+    tls,
+    cache,
+    policy: new StaticPolicySource(policySchema.parse({ maxConcurrentBackups: 8 })),
+    metrics,
+    log: createLogger("warn"),
+    timeoutMs: 1000,
   });
   const { port } = await server.listen();
   const floor = Fastify({ https: { key: tls.current().key, cert: tls.current().cert }, logger: false, keepAliveTimeout: 60_000 });
   floor.post("/mutate-backups", async (req) => ({
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
   }));
   await floor.listen({ host: "127.0.0.1", port: 0 });
   const floorPort = (floor.server.address() as { port: number }).port;
   const built = performance.now();
   await server.engine.ensureBase();
   process.send?.({
-    port, floorPort, ca: tls.current().ca, buildMs: built - t, indexMs: performance.now() - built,
-    heapMb: process.memoryUsage().heapUsed / 2 ** 20, queued: backups.filter((b) => b.phase === "Queued" || b.phase === "New").length,
+    port,
+    floorPort,
+    ca: tls.current().ca,
+    buildMs: built - t,
+    indexMs: performance.now() - built,
+    heapMb: process.memoryUsage().heapUsed / 2 ** 20,
+    queued: backups.filter((b) => b.phase === "Queued" || b.phase === "New").length,
   });
   const profile = process.env.HEAP_PROFILE ? await oldGenerationProfile() : undefined;
   process.on("message", (m: { kind: string }) => void onMessage(m));
@@ -161,7 +199,11 @@ async function oldGenerationProfile(): Promise<{ start(): Promise<void>; stop(fi
       if (started) return;
       started = true;
       // The protocol takes these flags; Node's types do not list them yet.
-      await session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false } as object);
+      await session.post("HeapProfiler.startSampling", {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: false,
+      } as object);
     },
     async stop(file) {
       const { profile } = await session.post("HeapProfiler.stopSampling");
@@ -175,47 +217,76 @@ async function oldGenerationProfile(): Promise<{ start(): Promise<void>; stop(fi
 function reviewBody(seq: number): string {
   const n = seq % NAMESPACES;
   const kind = seq % 4;
-  const spec = kind === 0 ? { includedNamespaces: [nsName(n)], snapshotVolumes: true }
-    : kind === 1 ? { includedNamespaces: [nsName(n)], labelSelector: { matchLabels: { app: `app-${seq % APPS_PER_NAMESPACE}` } } }
-      : kind === 2 ? { includedNamespaces: [nsName(n), nsName((n + 1) % NAMESPACES)], snapshotVolumes: false }
-        : { includedNamespaces: [nsName(n)], defaultVolumesToFsBackup: true };
+  const spec =
+    kind === 0
+      ? { includedNamespaces: [nsName(n)], snapshotVolumes: true }
+      : kind === 1
+        ? { includedNamespaces: [nsName(n)], labelSelector: { matchLabels: { app: `app-${seq % APPS_PER_NAMESPACE}` } } }
+        : kind === 2
+          ? { includedNamespaces: [nsName(n), nsName((n + 1) % NAMESPACES)], snapshotVolumes: false }
+          : { includedNamespaces: [nsName(n)], defaultVolumesToFsBackup: true };
   const name = `bench-${process.pid}-${seq}`;
   return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
     request: {
-      uid: `u-${seq}`, kind: { group: "velero.io", version: "v1", kind: "Backup" }, resource: { group: "velero.io", version: "v1", resource: "backups" },
-      name, namespace: "velero", operation: "CREATE", userInfo: { username: "bench" },
+      uid: `u-${seq}`,
+      kind: { group: "velero.io", version: "v1", kind: "Backup" },
+      resource: { group: "velero.io", version: "v1", resource: "backups" },
+      name,
+      namespace: "velero",
+      operation: "CREATE",
+      userInfo: { username: "bench" },
       object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec },
-      oldObject: null, dryRun: false,
+      oldObject: null,
+      dryRun: false,
     },
   });
 }
 
-interface Ready { port: number; floorPort: number; ca: string; buildMs: number; indexMs: number; heapMb: number; queued: number }
+interface Ready {
+  port: number;
+  floorPort: number;
+  ca: string;
+  buildMs: number;
+  indexMs: number;
+  heapMb: number;
+  queued: number;
+}
 
 async function main(): Promise<void> {
   const serverFlags = (process.env.SERVER_FLAGS ?? deploymentNodeOptions()).split(" ").filter(Boolean);
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ["--serve"], { execArgv: [...process.execArgv, ...serverFlags], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ["--serve"], {
+    execArgv: [...process.execArgv, ...serverFlags],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the server did not start within 300 s")), 300_000);
-    child.once("message", (m) => { clearTimeout(timer); resolve(m as Ready); });
+    child.once("message", (m) => {
+      clearTimeout(timer);
+      resolve(m as Ready);
+    });
     child.once("exit", (code) => reject(new Error(`the server exited (${code})`)));
   });
   const round = (x: number) => Math.round(x * 100) / 100;
   console.log(`server: node ${serverFlags.join(" ")}${process.env.PRETENURE ? " (pretenuring on)" : ""}`);
-  console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, PVCs and PVs; ${BACKUPS} backups (${IN_FLIGHT} in flight, ${ready.queued} queued); ` +
-    `built in ${round(ready.buildMs)} ms, admission index in ${round(ready.indexMs)} ms; server heap ${round(ready.heapMb)} MiB`);
+  console.log(
+    `view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, PVCs and PVs; ${BACKUPS} backups (${IN_FLIGHT} in flight, ${ready.queued} queued); ` +
+      `built in ${round(ready.buildMs)} ms, admission index in ${round(ready.indexMs)} ms; server heap ${round(ready.heapMb)} MiB`,
+  );
 
   // The server's own view: its admission_duration histogram (bucket bounds, so coarse),
   // which leaves out the client, the network stack and TLS framing.
   type Bucket = { value: number; labels: Record<string, string | number>; metricName?: string };
-  const histogram = () => new Promise<Bucket[]>((resolve) => {
-    child.once("message", (m) => resolve((m as { histogram: Bucket[] }).histogram));
-    child.send({ kind: "stats" });
-  });
+  const histogram = () =>
+    new Promise<Bucket[]>((resolve) => {
+      child.once("message", (m) => resolve((m as { histogram: Bucket[] }).histogram));
+      child.send({ kind: "stats" });
+    });
   const serverQuantiles = (before: Bucket[], after: Bucket[]) => {
     const cum = (hs: Bucket[]) => new Map(hs.filter((b) => b.metricName?.endsWith("_bucket")).map((b) => [String(b.labels.le), b.value]));
-    const a = cum(after), b = cum(before);
+    const a = cum(after),
+      b = cum(before);
     const les = [...a.keys()].sort((x, y) => (x === "+Inf" ? 1 : y === "+Inf" ? -1 : Number(x) - Number(y)));
     const total = (a.get("+Inf") ?? 0) - (b.get("+Inf") ?? 0);
     const at = (q: number) => {
@@ -228,7 +299,13 @@ async function main(): Promise<void> {
   let seq = 0;
   type Target = "gate" | "floor";
   interface Round {
-    target: Target; rate: number; round: number; samples: Float64Array; lat: Latency; errors: number; connections: number;
+    target: Target;
+    rate: number;
+    round: number;
+    samples: Float64Array;
+    lat: Latency;
+    errors: number;
+    connections: number;
     server?: { count: number; p50: number; p99: number };
   }
   const rounds: Round[] = [];
@@ -240,8 +317,10 @@ async function main(): Promise<void> {
         const r = await paced(target === "gate" ? ready.port : ready.floorPort, rate, DURATION_S);
         const row: Round = { target, rate, round, ...r, ...(before ? { server: serverQuantiles(before, await histogram()) } : {}) };
         rounds.push(row);
-        console.log(`round ${round} ${target.padEnd(5)} ${String(rate).padStart(5)}/s: p50 ${ms(r.lat.p50)} p99 ${ms(r.lat.p99)} max ${ms(r.lat.max)} ms, ${r.errors} errors, ${r.connections} connections` +
-          (row.server ? `; server p99 <= ${row.server.p99} ms` : ""));
+        console.log(
+          `round ${round} ${target.padEnd(5)} ${String(rate).padStart(5)}/s: p50 ${ms(r.lat.p50)} p99 ${ms(r.lat.p99)} max ${ms(r.lat.max)} ms, ${r.errors} errors, ${r.connections} connections` +
+            (row.server ? `; server p99 <= ${row.server.p99} ms` : ""),
+        );
       }
     }
   }
@@ -253,20 +332,38 @@ async function main(): Promise<void> {
   // 200/s) stalls a few dozen reviews, which is under 1% of a row but close to 1% of one round.
   console.log(`target  rate/s   requests   p50 ms   p99 ms   max ms   errors   server p99 <=   (${ROUNDS} rounds of ${DURATION_S} s; then each round's p99)`);
   const rows: string[] = [];
-  for (const rate of RATES) for (const target of ["floor", "gate"] as const) {
-    const mine = rounds.filter((r) => r.rate === rate && r.target === target);
-    const p99s = mine.map((r) => r.lat.p99);
-    const server = mine.flatMap((r) => (r.server ? [r.server.p99] : []));
-    const all = latencyOf(concat(mine.map((r) => r.samples)));
-    const summary = { ...all, requests: all.count, errors: mine.reduce((n, r) => n + r.errors, 0) };
-    console.log(`${target.padEnd(6)} ${String(rate).padStart(7)} ${String(summary.requests).padStart(10)} ${ms(summary.p50).padStart(8)} ${ms(summary.p99).padStart(8)} ${ms(summary.max).padStart(8)} ${String(summary.errors).padStart(8)} ${(server.length ? `${median(server)} ms` : "-").padStart(15)}   ${p99s.map(ms).join(" / ")}`);
-    rows.push(JSON.stringify({
-      bench: target === "gate" ? "admission.https.mutate" : "admission.https.floor", rate, rounds: ROUNDS, duration_s: DURATION_S, requests: summary.requests,
-      ms_p50: round(summary.p50), ms_p99: round(summary.p99), ms_max: round(summary.max), ms_p99_rounds: p99s.map(round), errors: summary.errors,
-      ...(server.length ? { server_ms_p99_le: median(server) } : {}), max_connections: CONNECTIONS, backups: BACKUPS, pods: NAMESPACES * PODS_PER_NAMESPACE,
-    }));
-  }
-  console.log("(end to end over HTTPS keep-alive, from when each review was due; floor: the same stack answering at once; server: the gate's own admission_duration histogram, bucket upper bounds, median of the rounds)");
+  for (const rate of RATES)
+    for (const target of ["floor", "gate"] as const) {
+      const mine = rounds.filter((r) => r.rate === rate && r.target === target);
+      const p99s = mine.map((r) => r.lat.p99);
+      const server = mine.flatMap((r) => (r.server ? [r.server.p99] : []));
+      const all = latencyOf(concat(mine.map((r) => r.samples)));
+      const summary = { ...all, requests: all.count, errors: mine.reduce((n, r) => n + r.errors, 0) };
+      console.log(
+        `${target.padEnd(6)} ${String(rate).padStart(7)} ${String(summary.requests).padStart(10)} ${ms(summary.p50).padStart(8)} ${ms(summary.p99).padStart(8)} ${ms(summary.max).padStart(8)} ${String(summary.errors).padStart(8)} ${(server.length ? `${median(server)} ms` : "-").padStart(15)}   ${p99s.map(ms).join(" / ")}`,
+      );
+      rows.push(
+        JSON.stringify({
+          bench: target === "gate" ? "admission.https.mutate" : "admission.https.floor",
+          rate,
+          rounds: ROUNDS,
+          duration_s: DURATION_S,
+          requests: summary.requests,
+          ms_p50: round(summary.p50),
+          ms_p99: round(summary.p99),
+          ms_max: round(summary.max),
+          ms_p99_rounds: p99s.map(round),
+          errors: summary.errors,
+          ...(server.length ? { server_ms_p99_le: median(server) } : {}),
+          max_connections: CONNECTIONS,
+          backups: BACKUPS,
+          pods: NAMESPACES * PODS_PER_NAMESPACE,
+        }),
+      );
+    }
+  console.log(
+    "(end to end over HTTPS keep-alive, from when each review was due; floor: the same stack answering at once; server: the gate's own admission_duration histogram, bucket upper bounds, median of the rounds)",
+  );
   console.log("");
   for (const r of rows) console.log(r);
 
@@ -275,15 +372,32 @@ async function main(): Promise<void> {
     const pool = new Pool(`https://127.0.0.1:${port}`, { connect: { ca: ready.ca }, connections: CONNECTIONS, pipelining: 1 });
     const total = Math.round(rate * duration);
     const latencies = new Float64Array(total);
-    let answered = 0, errors = 0, sent = 0, connections = 0;
-    pool.on("connect", () => { connections++; });
+    let answered = 0,
+      errors = 0,
+      sent = 0,
+      connections = 0;
+    pool.on("connect", () => {
+      connections++;
+    });
     const start = performance.now() + 10;
     const due = (i: number) => start + (i * 1000) / rate;
     await new Promise<void>((resolve) => {
       const send = (i: number) => {
-        pool.request({ path: "/mutate-backups", method: "POST", headers: { "content-type": "application/json" }, body: reviewBody(seq++) })
-          .then(async (res) => { await res.body.dump(); if (res.statusCode !== 200) errors++; }, () => { errors++; })
-          .finally(() => { latencies[i] = performance.now() - due(i); if (++answered === total) resolve(); });
+        pool
+          .request({ path: "/mutate-backups", method: "POST", headers: { "content-type": "application/json" }, body: reviewBody(seq++) })
+          .then(
+            async (res) => {
+              await res.body.dump();
+              if (res.statusCode !== 200) errors++;
+            },
+            () => {
+              errors++;
+            },
+          )
+          .finally(() => {
+            latencies[i] = performance.now() - due(i);
+            if (++answered === total) resolve();
+          });
       };
       const tick = () => {
         for (const now = performance.now(); sent < total && due(sent) <= now; sent++) send(sent);
@@ -306,12 +420,20 @@ function deploymentNodeOptions(): string {
   return value;
 }
 
-interface Latency { count: number; p50: number; p99: number; max: number }
+interface Latency {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
 
 function concat(parts: readonly Float64Array[]): Float64Array {
   const all = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) { all.set(p, at); at += p.length; }
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
   return all;
 }
 

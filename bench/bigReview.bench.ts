@@ -40,23 +40,45 @@ const agent = new Agent({ ca: tls.current().ca, keepAlive: true });
 function body(n: number, op = process.env.OP ?? "CREATE") {
   const includedNamespaces = Array.from({ length: n }, (_, i) => (process.env.NAMES === "short" ? i.toString(36) : `ns-${i}`));
   const name = `big-${n}-${Math.random().toString(36).slice(2, 7)}`;
-  const backup = (phase: string) => ({ apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec: { includedNamespaces }, status: { phase } });
-  return JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: {
-    uid: "u1", kind: { group: "velero.io", version: "v1", kind: "Backup" }, resource: { group: "velero.io", version: "v1", resource: "backups" },
-    name, namespace: "velero", operation: op, userInfo: { username: "x" },
-    object: op === "UPDATE" ? backup("ReadyToStart") : backup(""), ...(op === "UPDATE" ? { oldObject: backup("Queued") } : {}) } });
+  const backup = (phase: string) => ({
+    apiVersion: "velero.io/v1",
+    kind: "Backup",
+    metadata: { name, namespace: "velero" },
+    spec: { includedNamespaces },
+    status: { phase },
+  });
+  return JSON.stringify({
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: "u1",
+      kind: { group: "velero.io", version: "v1", kind: "Backup" },
+      resource: { group: "velero.io", version: "v1", resource: "backups" },
+      name,
+      namespace: "velero",
+      operation: op,
+      userInfo: { username: "x" },
+      object: op === "UPDATE" ? backup("ReadyToStart") : backup(""),
+      ...(op === "UPDATE" ? { oldObject: backup("Queued") } : {}),
+    },
+  });
 }
 function post(path: string, b: string): Promise<{ ms: number; status: number; text: string }> {
   const t = performance.now();
   return new Promise((res, rej) => {
     const req = request({ host: "127.0.0.1", port, path, method: "POST", agent, headers: { "content-type": "application/json" } }, (r) => {
-      let text = ""; r.on("data", (d) => (text += d)); r.on("end", () => res({ ms: performance.now() - t, status: r.statusCode ?? 0, text: text.slice(0, 300) }));
+      let text = "";
+      r.on("data", (d) => (text += d));
+      r.on("end", () => res({ ms: performance.now() - t, status: r.statusCode ?? 0, text: text.slice(0, 300) }));
     });
-    req.on("error", rej); req.end(b);
+    req.on("error", rej);
+    req.end(b);
   });
 }
 const rows: { path: string; bytes: number; wallMs: number; maxLoopBlockMs: number; allowed: boolean }[] = [];
-for (const path of process.env.OP === "UPDATE" ? ["/validate-backups", "/validate-backups", "/validate-backups"] : ["/validate-backups", "/mutate-backups", "/validate-backups"]) {
+for (const path of process.env.OP === "UPDATE"
+  ? ["/validate-backups", "/validate-backups", "/validate-backups"]
+  : ["/validate-backups", "/mutate-backups", "/validate-backups"]) {
   const b = body(N);
   // The longest the event loop was held while this review was sent and answered: what every other review waited.
   const h = monitorEventLoopDelay({ resolution: 1 });
@@ -68,4 +90,6 @@ for (const path of process.env.OP === "UPDATE" ? ["/validate-backups", "/validat
   console.log(path, `bytes=${row.bytes}`, `wall=${row.wallMs} ms`, `longest event-loop block=${row.maxLoopBlockMs} ms`, r.status, r.text.slice(0, 160));
 }
 console.log(JSON.stringify({ bench: "bigReview", operation: process.env.OP ?? "CREATE", namespaces: NS, listed: N, rows }));
-await server.close(); await tls.stop(); process.exit(0);
+await server.close();
+await tls.stop();
+process.exit(0);

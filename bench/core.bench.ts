@@ -33,14 +33,21 @@ const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
 function podOf(namespace: string, i: number, generation = 0): PodInfo {
   const app = `app-${i % APPS_PER_NAMESPACE}`;
   return {
-    namespace, name: `${app}-${i}`, labels: { app, ...(generation ? { generation: String(generation) } : {}) },
+    namespace,
+    name: `${app}-${i}`,
+    labels: { app, ...(generation ? { generation: String(generation) } : {}) },
     // One pod in five has a pre hook; one in ten opts its volume into a file-system backup.
     annotations: {
       ...(i % 5 === 0 ? { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } : {}),
       ...(i % 10 === 1 ? { "backup.velero.io/backup-volumes": "data" } : {}),
     },
-    phase: "Running", nodeName: `node-${i % 50}`, deleting: false,
-    volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: `data-${i}` }, { name: "tmp", type: "emptyDir" }],
+    phase: "Running",
+    nodeName: `node-${i % 50}`,
+    deleting: false,
+    volumes: [
+      { name: "data", type: "persistentVolumeClaim", claimName: `data-${i}` },
+      { name: "tmp", type: "emptyDir" },
+    ],
   };
 }
 
@@ -53,12 +60,25 @@ function buildView(): ClusterView {
       const claim = `data-${i}`;
       const pv = `pv-${namespace}-${claim}`;
       view.setPvc({
-        namespace, name: claim, labels: { app: `app-${i % APPS_PER_NAMESPACE}` }, annotations: {},
-        phase: "Bound", volumeName: pv, storageClassName: "standard", deleting: false,
+        namespace,
+        name: claim,
+        labels: { app: `app-${i % APPS_PER_NAMESPACE}` },
+        annotations: {},
+        phase: "Bound",
+        volumeName: pv,
+        storageClassName: "standard",
+        deleting: false,
       });
       view.setPv({
-        name: pv, labels: {}, annotations: {}, capacity: "10Gi", storageClassName: "standard",
-        claimRef: { namespace, name: claim }, type: "csi", csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} }, deleting: false,
+        name: pv,
+        labels: {},
+        annotations: {},
+        capacity: "10Gi",
+        storageClassName: "standard",
+        claimRef: { namespace, name: claim },
+        type: "csi",
+        csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} },
+        deleting: false,
       });
       view.setPod(podOf(namespace, i));
     }
@@ -71,9 +91,16 @@ function buildBackups(): BackupInfo[] {
   const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
     const json = JSON.stringify(spec);
     backups.push({
-      namespace: "velero", name, uid: `uid-${name}`, resourceVersion: "1", labels, annotations: {},
+      namespace: "velero",
+      name,
+      uid: `uid-${name}`,
+      resourceVersion: "1",
+      labels,
+      annotations: {},
       creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
-      spec, specHash: createHash("sha256").update(json).digest("hex").slice(0, 16), phase,
+      spec,
+      specHash: createHash("sha256").update(json).digest("hex").slice(0, 16),
+      phase,
     });
   };
   // A handful of whole-cluster backups (the nightly DR run and friends), spread over the queue.
@@ -93,7 +120,13 @@ function buildBackups(): BackupInfo[] {
   return backups;
 }
 
-interface Figure { readonly bench: string; readonly iterations: number; readonly min: number; readonly median: number; readonly p95: number }
+interface Figure {
+  readonly bench: string;
+  readonly iterations: number;
+  readonly min: number;
+  readonly median: number;
+  readonly p95: number;
+}
 
 // A full collection before each figure, so that one figure does not pay for the garbage the
 // one before it left (the cold plans leave hundreds of megabytes); within a figure, each
@@ -132,27 +165,42 @@ function main(): void {
 
   // BENCH_ONLY=warm|event skips the cold figure (for profiling the others).
   const only = process.env.BENCH_ONLY;
-  const cold = measure("core.plan.full.cold", only ? 0 : 3, () => { last = plan(snapshot, policy, now, { cache: new ScopeCache() }); });
+  const cold = measure("core.plan.full.cold", only ? 0 : 3, () => {
+    last = plan(snapshot, policy, now, { cache: new ScopeCache() });
+  });
   const cache = new ScopeCache();
   plan(snapshot, policy, now, { cache });
-  const warm = measure("core.plan.full.warm", only === "event" ? 0 : 20, () => { last = plan(snapshot, policy, now, { cache }); });
+  const warm = measure("core.plan.full.warm", only === "event" ? 0 : 20, () => {
+    last = plan(snapshot, policy, now, { cache });
+  });
   let generation = 0;
   // The controller re-plans from its last plan: only what the event touched is redone.
   last = plan(snapshot, policy, now, { cache });
-  const event = measure("core.plan.event.pod", only === "warm" ? 0 : 50, () => { last = plan(snapshot, policy, now, { cache, previous: last }); }, () => {
-    generation++;
-    view.setPod(podOf(nsName(generation % NAMESPACES), generation % PODS_PER_NAMESPACE, generation));
-  });
+  const event = measure(
+    "core.plan.event.pod",
+    only === "warm" ? 0 : 50,
+    () => {
+      last = plan(snapshot, policy, now, { cache, previous: last });
+    },
+    () => {
+      generation++;
+      view.setPod(podOf(nsName(generation % NAMESPACES), generation % PODS_PER_NAMESPACE, generation));
+    },
+  );
 
   const figures = [cold, warm, event].filter((f) => f.iterations > 0);
   const p = last;
-  console.log(`view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
-    `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`);
+  console.log(
+    `view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
+      `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`,
+  );
   console.log(`last plan: ${p.promotions.length} promotions, ${p.queue.length} queued, ${p.overlaps.length} overlaps`);
   console.log("");
   console.log("figure                   iters    min ms  median ms    p95 ms");
   for (const f of figures) {
-    console.log(`${f.bench.padEnd(24)} ${String(f.iterations).padStart(5)} ${round(f.min).toFixed(2).padStart(9)} ${round(f.median).toFixed(2).padStart(10)} ${round(f.p95).toFixed(2).padStart(9)}`);
+    console.log(
+      `${f.bench.padEnd(24)} ${String(f.iterations).padStart(5)} ${round(f.min).toFixed(2).padStart(9)} ${round(f.median).toFixed(2).padStart(10)} ${round(f.p95).toFixed(2).padStart(9)}`,
+    );
   }
   console.log("");
   console.log(JSON.stringify({ bench: "core.view.heap", heap_used_mb: round(heapMb), build_ms: round(buildMs) }));

@@ -44,7 +44,8 @@ export function summarise(s: Snapshot, top = 25): HeapSummary {
     g.count++;
     g.bytes += bytes;
     groups.set(key, g);
-    if (type === "string") { // a cons or sliced string's name is its kind, not its value
+    if (type === "string") {
+      // a cons or sliced string's name is its kind, not its value
       const v = strings.get(name) ?? { count: 0, bytes: 0 };
       v.count++;
       v.bytes += bytes;
@@ -59,8 +60,15 @@ export function summarise(s: Snapshot, top = 25): HeapSummary {
   return {
     totalBytes,
     groups: [...groups.values()].sort((a, b) => b.bytes - a.bytes).slice(0, top),
-    shapes: [...shapes.entries()].map(([shape, v]) => ({ shape, ...v })).sort((a, b) => b.bytes - a.bytes).slice(0, top),
-    strings: [...strings.entries()].map(([value, v]) => ({ value, ...v })).filter((v) => v.count > 1).sort((a, b) => b.bytes - a.bytes).slice(0, top),
+    shapes: [...shapes.entries()]
+      .map(([shape, v]) => ({ shape, ...v }))
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, top),
+    strings: [...strings.entries()]
+      .map(([value, v]) => ({ value, ...v }))
+      .filter((v) => v.count > 1)
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, top),
   };
 }
 

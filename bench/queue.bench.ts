@@ -73,7 +73,9 @@ async function apiserverMetrics(cp: ControlPlane): Promise<string> {
       let t = "";
       r.on("data", (d) => (t += d));
       r.on("end", () => (r.statusCode === 200 ? resolve(t) : reject(new Error(`GET /metrics: ${r.statusCode}`))));
-    }).on("error", reject).end();
+    })
+      .on("error", reject)
+      .end();
   });
 }
 
@@ -124,7 +126,11 @@ const diff = (a: Map<string, number>, b: Map<string, number>) => {
   return out;
 };
 const total = (m: Map<string, number>) => [...m.values()].reduce((x, y) => x + y, 0);
-const show = (m: Map<string, number>) => [...m].sort().map(([k, v]) => `${k}=${v}`).join(" ") || "none";
+const show = (m: Map<string, number>) =>
+  [...m]
+    .sort()
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ") || "none";
 
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
@@ -151,10 +157,14 @@ async function main(): Promise<number> {
     gate = await startGate(cp, { identity: "bench-gate", register: true });
     const g = gate;
     const gateMetrics = async () => (await g.get("/metrics")).body;
-    await waitFor("the gate to lead with a synced view", async () => {
-      const m = await gateMetrics();
-      return /^backup_gate_leader 1$/m.test(m) && /^backup_gate_view_synced 1$/m.test(m);
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      "the gate to lead with a synced view",
+      async () => {
+        const m = await gateMetrics();
+        return /^backup_gate_leader 1$/m.test(m) && /^backup_gate_view_synced 1$/m.test(m);
+      },
+      { timeoutMs: 60_000 },
+    );
     say(`gate leading (${gate.process.logFile})`);
 
     // ---- the watch: every phase change, with the time the bench received it ----
@@ -171,7 +181,10 @@ async function main(): Promise<number> {
       const name = o.metadata.name;
       const before = phase.get(name);
       const now = type === "DELETED" ? undefined : ((o.status?.phase as string | undefined) ?? "");
-      if (now === undefined) { phase.delete(name); return; }
+      if (now === undefined) {
+        phase.delete(name);
+        return;
+      }
       phase.set(name, now);
       if (!draining || before === now) return;
       if (now === "Completed") completedAt.push({ name, t });
@@ -198,7 +211,13 @@ async function main(): Promise<number> {
     const benchWrites = () => creates + player.writes;
     const create = async (body: VeleroObject) => {
       creates++;
-      return (await api.createNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", body })) as VeleroObject;
+      return (await api.createNamespacedCustomObject({
+        group: VELERO_GROUP,
+        version: VELERO_VERSION,
+        namespace: VELERO,
+        plural: "backups",
+        body,
+      })) as VeleroObject;
     };
 
     // ---- fill the queue ----
@@ -206,28 +225,41 @@ async function main(): Promise<number> {
     const names = Array.from({ length: N }, (_, i) => `q-${String(i).padStart(4, "0")}`);
     const tFill = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, async () => {
-      while (next < names.length) {
-        const name = names[next++]!;
-        await create(backupBody(name, VELERO, { includedNamespaces: ["shop"] }));
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CREATE_CONCURRENCY }, async () => {
+        while (next < names.length) {
+          const name = names[next++]!;
+          await create(backupBody(name, VELERO, { includedNamespaces: ["shop"] }));
+        }
+      }),
+    );
     say(`created ${N} backups in ${((performance.now() - tFill) / 1000).toFixed(1)} s`);
-    await waitFor(`the gate to queue all ${N} backups`, async () => {
-      await keepWatching();
-      return names.every((n) => phase.get(n) === "Queued");
-    }, { timeoutMs: Math.max(10_000, deadline - performance.now() - 60_000), intervalMs: 500 });
+    await waitFor(
+      `the gate to queue all ${N} backups`,
+      async () => {
+        await keepWatching();
+        return names.every((n) => phase.get(n) === "Queued");
+      },
+      { timeoutMs: Math.max(10_000, deadline - performance.now() - 60_000), intervalMs: 500 },
+    );
     say(`all ${N} Queued after ${((performance.now() - tFill) / 1000).toFixed(1)} s`);
 
     // Quiet: no gate write for 3 s (late enqueues of a concurrent create burst are not the drain's).
     const quiet = async (what: string) => {
       let last = "";
       let since = performance.now();
-      await waitFor(`the gate to go quiet ${what}`, async () => {
-        const m = show(sumBy(await gateMetrics(), "backup_gate_api_writes_total", "kind", () => true));
-        if (m !== last) { last = m; since = performance.now(); }
-        return performance.now() - since >= 3000;
-      }, { timeoutMs: 60_000, intervalMs: 250 });
+      await waitFor(
+        `the gate to go quiet ${what}`,
+        async () => {
+          const m = show(sumBy(await gateMetrics(), "backup_gate_api_writes_total", "kind", () => true));
+          if (m !== last) {
+            last = m;
+            since = performance.now();
+          }
+          return performance.now() - since >= 3000;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
     };
     await quiet("after queueing");
     const isBackupWrite = (l: Record<string, string>) => l.group === "velero.io" && l.resource === "backups" && WRITE_VERBS.includes(l.verb ?? "");
@@ -243,7 +275,9 @@ async function main(): Promise<number> {
       return {
         apiserver: sumBy(a, "apiserver_request_total", "verb", isBackupWrite),
         apiserver409: sumBy(a, "apiserver_request_total", "verb", (l) => isBackupWrite(l) && l.code === "409"),
-        gate, benchWrites: benchWrites(), at: performance.now(),
+        gate,
+        benchWrites: benchWrites(),
+        at: performance.now(),
         planSum: scalar(gm, "backup_gate_plan_duration_seconds_sum"),
         planCount: scalar(gm, "backup_gate_plan_duration_seconds_count"),
       };
@@ -262,7 +296,10 @@ async function main(): Promise<number> {
       await keepWatching();
       if (player.failures.length > 0) throw player.failures[0];
       const done = names.filter((n) => phase.get(n) === "Completed").length;
-      if (done === N) { completedAll = true; break; }
+      if (done === N) {
+        completedAll = true;
+        break;
+      }
       if (performance.now() - lastReport > 15_000) {
         lastReport = performance.now();
         say(`draining: ${done}/${N} completed, ${readyAt.length} promoted`);
@@ -296,8 +333,14 @@ async function main(): Promise<number> {
     const events = [...completedAt.map((e) => ({ ...e, kind: "C" as const })), ...readyAt.map((e) => ({ ...e, kind: "R" as const }))].sort((a, b) => a.t - b.t);
     let lastCompleted: number | undefined;
     for (const e of events) {
-      if (e.kind === "C") { lastCompleted = e.t; continue; }
-      if (lastCompleted === undefined) { overlapping.push(e.name); continue; }
+      if (e.kind === "C") {
+        lastCompleted = e.t;
+        continue;
+      }
+      if (lastCompleted === undefined) {
+        overlapping.push(e.name);
+        continue;
+      }
       latencies.push(e.t - lastCompleted);
       byLength.push({ remaining: e.remaining, ms: e.t - lastCompleted });
       lastCompleted = undefined;
@@ -308,7 +351,10 @@ async function main(): Promise<number> {
     const r1 = (x: number) => Math.round(x * 10) / 10;
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     const band = (lo: number, hi: number) => {
-      const xs = byLength.filter((x) => x.remaining >= lo && x.remaining < hi).map((x) => x.ms).sort((a, b) => a - b);
+      const xs = byLength
+        .filter((x) => x.remaining >= lo && x.remaining < hi)
+        .map((x) => x.ms)
+        .sort((a, b) => a - b);
       return `${lo}-${hi - 1}: p50 ${r1(quantile(xs, 0.5))} / p99 ${r1(quantile(xs, 0.99))} ms (${xs.length})`;
     };
     const q4 = Math.ceil(N / 4);
@@ -319,27 +365,61 @@ async function main(): Promise<number> {
     const rows: [string, string][] = [
       ["queue", `${N} backups, all including namespace shop (2 snapshotted PVCs): pairwise ItemBlock conflicts, drained one at a time`],
       ["policy", "maxConcurrentBackups: 4, agingSeconds: 0, positionUpdates.writesPerDequeue: 1 (default)"],
-      ["drain", `${r1(drainMs / 1000)} s, ${dequeues} dequeues, ${completedAll ? "all Completed" : "INCOMPLETE (deadline)"}; Velero role runs ${RUN_MIN}-${RUN_MAX} ms`],
+      [
+        "drain",
+        `${r1(drainMs / 1000)} s, ${dequeues} dequeues, ${completedAll ? "all Completed" : "INCOMPLETE (deadline)"}; Velero role runs ${RUN_MIN}-${RUN_MAX} ms`,
+      ],
       ["apiserver backup writes in the drain", `${total(apiserverDrain)} (${show(apiserverDrain)}; 409: ${show(apiserver409)})`],
       ["  bench (Velero role) writes, client-side", `${benchDrain} (PUT; 2 per backup + the blocker's Completed)`],
       ["  gate writes = apiserver - bench", `${gateByApiserver}`],
       ["  gate's own counter (cross-check)", `${gateByOwnMetric} (${show(gateDrain)})`],
       ["gate writes per dequeue", `${r3(perDequeue)} (goal <= ${GOAL}: ${perDequeue <= GOAL ? "met" : "MISSED"})`],
-      ["Velero's queue, same sequence", `${veleroWrites} writes = sum_k (1 + remaining_k); ${r1(veleroWrites / Math.max(1, dequeues))} per dequeue (closed form n + n(n-1)/2 = ${veleroClosed})`],
-      ["dequeue latency (Completed event -> next ReadyToStart event)", `p50 ${r1(p50)} ms, p99 ${r1(p99)} ms, max ${r1(latencies.at(-1) ?? NaN)} ms over ${latencies.length}`],
+      [
+        "Velero's queue, same sequence",
+        `${veleroWrites} writes = sum_k (1 + remaining_k); ${r1(veleroWrites / Math.max(1, dequeues))} per dequeue (closed form n + n(n-1)/2 = ${veleroClosed})`,
+      ],
+      [
+        "dequeue latency (Completed event -> next ReadyToStart event)",
+        `p50 ${r1(p50)} ms, p99 ${r1(p99)} ms, max ${r1(latencies.at(-1) ?? NaN)} ms over ${latencies.length}`,
+      ],
       ["  by backups still queued", [band(3 * q4, N), band(2 * q4, 3 * q4), band(q4, 2 * q4), band(0, q4)].join("; ")],
       ["gate plans in the drain", `${plans} (${r1(plans / Math.max(1, dequeues))} per dequeue), mean ${r1(planMeanMs)} ms`],
       ["fill", `gate writes while queueing: ${show(diff(new Map(), fill.gate))}`],
     ];
     const w = Math.max(...rows.map(([k]) => k.length));
     console.log(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join("\n"));
-    if (overlapping.length > 0) console.log(`note: ${overlapping.length} ReadyToStart events had no Completed event before them (${overlapping.slice(0, 5).join(", ")})`);
-    console.log(JSON.stringify({
-      bench: "queue.writes_per_dequeue", value: r3(perDequeue), goal: GOAL, dequeues, gate_writes: gateByApiserver,
-      gate_writes_own_metric: gateByOwnMetric, gate_writes_by_kind: Object.fromEntries(gateDrain), apiserver_writes: Object.fromEntries(apiserverDrain),
-      bench_writes: benchDrain, velero_writes: veleroWrites, velero_writes_per_dequeue: r3(veleroWrites / Math.max(1, dequeues)), backups: N, complete: completedAll,
-    }));
-    console.log(JSON.stringify({ bench: "queue.dequeue_latency_ms", p50: r1(p50), p99: r1(p99), max: r1(latencies.at(-1) ?? NaN), samples: latencies.length, plans, plan_mean_ms: r1(planMeanMs), run_ms: [RUN_MIN, RUN_MAX], backups: N }));
+    if (overlapping.length > 0)
+      console.log(`note: ${overlapping.length} ReadyToStart events had no Completed event before them (${overlapping.slice(0, 5).join(", ")})`);
+    console.log(
+      JSON.stringify({
+        bench: "queue.writes_per_dequeue",
+        value: r3(perDequeue),
+        goal: GOAL,
+        dequeues,
+        gate_writes: gateByApiserver,
+        gate_writes_own_metric: gateByOwnMetric,
+        gate_writes_by_kind: Object.fromEntries(gateDrain),
+        apiserver_writes: Object.fromEntries(apiserverDrain),
+        bench_writes: benchDrain,
+        velero_writes: veleroWrites,
+        velero_writes_per_dequeue: r3(veleroWrites / Math.max(1, dequeues)),
+        backups: N,
+        complete: completedAll,
+      }),
+    );
+    console.log(
+      JSON.stringify({
+        bench: "queue.dequeue_latency_ms",
+        p50: r1(p50),
+        p99: r1(p99),
+        max: r1(latencies.at(-1) ?? NaN),
+        samples: latencies.length,
+        plans,
+        plan_mean_ms: r1(planMeanMs),
+        run_ms: [RUN_MIN, RUN_MAX],
+        backups: N,
+      }),
+    );
     console.log(`reproduce: BENCH_BACKUPS=${N} BENCH_RUN_MS=${RUN_MIN}-${RUN_MAX} npx tsx bench/queue.bench.ts`);
     return completedAll ? 0 : 1;
   } finally {
@@ -350,9 +430,15 @@ async function main(): Promise<number> {
 }
 
 // The bench stops by itself: a hard stop a little after the deadline, children killed on exit.
-const hard = setTimeout(() => { say("hard deadline reached; exiting"); process.exit(3); }, DEADLINE_MS + 60_000);
+const hard = setTimeout(() => {
+  say("hard deadline reached; exiting");
+  process.exit(3);
+}, DEADLINE_MS + 60_000);
 hard.unref();
-main().then((code) => process.exit(code), (e: unknown) => {
-  say(`failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    say(`failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(2);
+  },
+);

@@ -79,28 +79,44 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 async function child(kubeconfig: string): Promise<void> {
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
-  const cache = createClusterCache(kc, { veleroNamespace: "velero", log: pino({ level: process.env.BENCH_LOG ?? "warn" }, destination({ dest: 2, sync: true })) });
+  const cache = createClusterCache(kc, {
+    veleroNamespace: "velero",
+    log: pino({ level: process.env.BENCH_LOG ?? "warn" }, destination({ dest: 2, sync: true })),
+  });
   const t0 = performance.now();
   let peak = 0;
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
   await cache.start();
   await cache.waitForSync(AbortSignal.timeout(60 * 60_000));
   const syncMs = performance.now() - t0;
   clearInterval(sampler);
   const gc = (globalThis as { gc?: () => void }).gc;
-  for (let i = 0; i < 3; i++) { gc?.(); await new Promise((r) => setTimeout(r, 300)); }
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 300));
+  }
   const m = process.memoryUsage();
   const stats = cache.stats();
-  process.stdout.write(`${JSON.stringify({
-    syncMs: Math.round(syncMs), rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), peakRssMiB: mib(peak),
-    pods: stats.pods?.objects, pvcs: stats.persistentvolumeclaims?.objects,
-  })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      syncMs: Math.round(syncMs),
+      rssMiB: mib(m.rss),
+      heapUsedMiB: mib(m.heapUsed),
+      heapTotalMiB: mib(m.heapTotal),
+      externalMiB: mib(m.external),
+      peakRssMiB: mib(peak),
+      pods: stats.pods?.objects,
+      pvcs: stats.persistentvolumeclaims?.objects,
+    })}\n`,
+  );
   await cache.stop();
   process.exit(0);
 }
 
 function mib(bytes: number): number {
-  return Math.round(bytes / 1024 / 1024 * 10) / 10;
+  return Math.round((bytes / 1024 / 1024) * 10) / 10;
 }
 
 /** Bundles this file (dependencies left external) so the child runs plain JS. */
@@ -108,9 +124,11 @@ function compileChild(): string {
   const dir = join(root, "node_modules", ".cache", "backup-gate-bench");
   mkdirSync(dir, { recursive: true });
   const out = join(dir, "rss-child.mjs");
-  const r = spawnSync(join(root, "node_modules", ".bin", "esbuild"), [
-    fileURLToPath(import.meta.url), "--bundle", "--platform=node", "--format=esm", "--packages=external", "--log-level=warning", `--outfile=${out}`,
-  ], { stdio: "inherit" });
+  const r = spawnSync(
+    join(root, "node_modules", ".bin", "esbuild"),
+    [fileURLToPath(import.meta.url), "--bundle", "--platform=node", "--format=esm", "--packages=external", "--log-level=warning", `--outfile=${out}`],
+    { stdio: "inherit" },
+  );
   if (r.status !== 0) throw new Error("esbuild failed");
   return out;
 }
@@ -118,9 +136,14 @@ function compileChild(): string {
 async function measure(kubeconfig: string): Promise<Record<string, number>> {
   const script = compileChild();
   const out = await new Promise<string>((resolveOut, reject) => {
-    const p = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), script, "--child", kubeconfig], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    const p = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), script, "--child", kubeconfig], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let text = "";
-    p.stdout.on("data", (d: Buffer) => { text += d.toString(); });
+    p.stdout.on("data", (d: Buffer) => {
+      text += d.toString();
+    });
     p.on("close", (code) => (code === 0 ? resolveOut(text) : reject(new Error(`cache process exited ${code}`))));
   });
   return JSON.parse(out.trim().split("\n").at(-1) as string) as Record<string, number>;
@@ -135,15 +158,27 @@ async function fill(cp: ControlPlane, total: number): Promise<BulkResult[]> {
   const namespaces = Math.ceil(total / PER_NAMESPACE);
   const ns = (path: string, i: number) => `/api/v1/namespaces/${nsOf(i)}/${path}`;
   return [
-    await bulkWrite(cp, namespaces + 2, (i) => ({ method: "POST", path: "/api/v1/namespaces",
-      body: { metadata: i < namespaces ? { name: `team-${i}`, labels: { team: `t${i % 20}` } } : { name: i === namespaces ? "velero" : "backup-gate" } } }),
-    { label: "namespaces" }),
+    await bulkWrite(
+      cp,
+      namespaces + 2,
+      (i) => ({
+        method: "POST",
+        path: "/api/v1/namespaces",
+        body: { metadata: i < namespaces ? { name: `team-${i}`, labels: { team: `t${i % 20}` } } : { name: i === namespaces ? "velero" : "backup-gate" } },
+      }),
+      { label: "namespaces" },
+    ),
     await bulkWrite(cp, total, (i) => ({ method: "POST", path: ns("persistentvolumeclaims", i), body: pvcBody(i) }), { label: "PVC creates" }),
     await bulkWrite(cp, total, (i) => ({ method: "POST", path: ns("pods", i), body: podBody(i) }), { label: "pod creates" }),
-    await bulkWrite(cp, total, (i) => ({ method: "PATCH", path: `${ns("persistentvolumeclaims", i)}/${pvcBody(i).metadata?.name}/status`, body: { status: pvcStatus() } }),
-      { label: "PVC status (Bound)" }),
-    await bulkWrite(cp, total, (i) => ({ method: "PATCH", path: `${ns("pods", i)}/${podBody(i).metadata?.name}/status`, body: { status: podStatus(i) } }),
-      { label: "pod status (Running)" }),
+    await bulkWrite(
+      cp,
+      total,
+      (i) => ({ method: "PATCH", path: `${ns("persistentvolumeclaims", i)}/${pvcBody(i).metadata?.name}/status`, body: { status: pvcStatus() } }),
+      { label: "PVC status (Bound)" },
+    ),
+    await bulkWrite(cp, total, (i) => ({ method: "PATCH", path: `${ns("pods", i)}/${podBody(i).metadata?.name}/status`, body: { status: podStatus(i) } }), {
+      label: "pod status (Running)",
+    }),
   ];
 }
 
@@ -164,7 +199,10 @@ async function withApiServer(total: number): Promise<void> {
     const settleMs = Number(process.env.BENCH_SETTLE_S ?? 90) * 1000;
     if (!(settleMs >= 1000)) throw new Error(`BENCH_SETTLE_S must be at least 1 (seconds), not ${process.env.BENCH_SETTLE_S}`);
     const heapSnapshot = process.env.BENCH_HEAPSNAPSHOT === "1";
-    const variants = process.env.BENCH_NODE_OPTIONS !== undefined ? [process.env.BENCH_NODE_OPTIONS] : ["--max-old-space-size=256", "--max-old-space-size=256 --max-semi-space-size=4", ""];
+    const variants =
+      process.env.BENCH_NODE_OPTIONS !== undefined
+        ? [process.env.BENCH_NODE_OPTIONS]
+        : ["--max-old-space-size=256", "--max-old-space-size=256 --max-semi-space-size=4", ""];
     const runs: GateMemory[] = [];
     const failures: { nodeOptions: string; error: string }[] = [];
     for (const nodeOptions of variants) {
@@ -176,34 +214,69 @@ async function withApiServer(total: number): Promise<void> {
         failures.push({ nodeOptions, error: (e as Error).message.split("\n").slice(0, 12).join("\n") });
       }
     }
-    console.log(cp
-      ? `real kube-apiserver: ${total} pods + ${total} PVCs (${Math.ceil(total / PER_NAMESPACE)} namespaces), ${writesTotal} writes in ${Math.round(fillS)} s (${Math.round(writesTotal / fillS)}/s)`
-      : `real kube-apiserver filled before (${reuse}), ${total} pods + ${total} PVCs`);
+    console.log(
+      cp
+        ? `real kube-apiserver: ${total} pods + ${total} PVCs (${Math.ceil(total / PER_NAMESPACE)} namespaces), ${writesTotal} writes in ${Math.round(fillS)} s (${Math.round(writesTotal / fillS)}/s)`
+        : `real kube-apiserver filled before (${reuse}), ${total} pods + ${total} PVCs`,
+    );
     console.log("");
     if (writes.length) {
       console.log("writes                    count   seconds   per second   retries");
-      for (const w of writes) console.log(`${w.label.padEnd(22)} ${String(w.requests).padStart(8)} ${(w.ms / 1000).toFixed(1).padStart(9)} ${String(w.perSecond).padStart(12)} ${String(w.retries).padStart(9)}`);
+      for (const w of writes)
+        console.log(
+          `${w.label.padEnd(22)} ${String(w.requests).padStart(8)} ${(w.ms / 1000).toFixed(1).padStart(9)} ${String(w.perSecond).padStart(12)} ${String(w.retries).padStart(9)}`,
+        );
       console.log("");
     }
     console.log(`${"NODE_OPTIONS".padEnd(50)} ready s   peak RSS MiB   steady RSS MiB   heap used MiB   heap total MiB`);
     for (const r of runs) {
-      console.log(`${(r.nodeOptions || "(Node defaults)").padEnd(50)} ${(r.readyMs / 1000).toFixed(1).padStart(8)} ${r.peakRssMiB.toFixed(1).padStart(14)} ${r.steadyRssMiB.toFixed(1).padStart(16)} ${r.heapUsedMiB.toFixed(1).padStart(15)} ${r.heapTotalMiB.toFixed(1).padStart(16)}`);
+      console.log(
+        `${(r.nodeOptions || "(Node defaults)").padEnd(50)} ${(r.readyMs / 1000).toFixed(1).padStart(8)} ${r.peakRssMiB.toFixed(1).padStart(14)} ${r.steadyRssMiB.toFixed(1).padStart(16)} ${r.heapUsedMiB.toFixed(1).padStart(15)} ${r.heapTotalMiB.toFixed(1).padStart(16)}`,
+      );
     }
     for (const f of failures) console.log(`${(f.nodeOptions || "(Node defaults)").padEnd(50)} FAILED: ${f.error}`);
     console.log(`goal: RSS <= ${GOAL_MIB} MiB${heapSnapshot ? `; heap snapshots: ${runs.map((r) => r.heapSnapshot).join(", ")}` : ""}`);
     console.log("");
-    for (const w of writes) console.log(JSON.stringify({ bench: "rss.apiserver.writes", what: w.label, objects: total, requests: w.requests, ms: w.ms, per_second: w.perSecond, retries: w.retries }));
+    for (const w of writes)
+      console.log(
+        JSON.stringify({
+          bench: "rss.apiserver.writes",
+          what: w.label,
+          objects: total,
+          requests: w.requests,
+          ms: w.ms,
+          per_second: w.perSecond,
+          retries: w.retries,
+        }),
+      );
     for (const r of runs) {
-      console.log(JSON.stringify({
-        bench: "rss.apiserver.serve", pods: total, pvcs: total, node_options: r.nodeOptions, ready_ms: r.readyMs,
-        peak_rss_mib: r.peakRssMiB, steady_rss_mib: r.steadyRssMiB, heap_used_mib: r.heapUsedMiB, heap_total_mib: r.heapTotalMiB, external_mib: r.externalMiB,
-        goal_mib: GOAL_MIB, ok: r.peakRssMiB <= GOAL_MIB && r.steadyRssMiB <= GOAL_MIB,
-      }));
+      console.log(
+        JSON.stringify({
+          bench: "rss.apiserver.serve",
+          pods: total,
+          pvcs: total,
+          node_options: r.nodeOptions,
+          ready_ms: r.readyMs,
+          peak_rss_mib: r.peakRssMiB,
+          steady_rss_mib: r.steadyRssMiB,
+          heap_used_mib: r.heapUsedMiB,
+          heap_total_mib: r.heapTotalMiB,
+          external_mib: r.externalMiB,
+          goal_mib: GOAL_MIB,
+          ok: r.peakRssMiB <= GOAL_MIB && r.steadyRssMiB <= GOAL_MIB,
+        }),
+      );
     }
-    for (const f of failures) console.log(JSON.stringify({ bench: "rss.apiserver.serve", pods: total, pvcs: total, node_options: f.nodeOptions, error: f.error, goal_mib: GOAL_MIB, ok: false }));
+    for (const f of failures)
+      console.log(
+        JSON.stringify({ bench: "rss.apiserver.serve", pods: total, pvcs: total, node_options: f.nodeOptions, error: f.error, goal_mib: GOAL_MIB, ok: false }),
+      );
     if (cp && process.env.BENCH_KEEP === "1") {
       process.stderr.write(`control plane kept until Ctrl-C: BENCH_KUBECONFIG=${cp.kubeconfigPath}\n`);
-      await new Promise<void>((r) => { process.once("SIGINT", r); process.once("SIGTERM", r); });
+      await new Promise<void>((r) => {
+        process.once("SIGINT", r);
+        process.once("SIGTERM", r);
+      });
     }
   } finally {
     await cp?.stop();
@@ -216,14 +289,32 @@ async function withApiServer(total: number): Promise<void> {
 function served(i: number, kind: "pod" | "pvc"): object {
   const body = kind === "pod" ? podBody(i) : pvcBody(i);
   const meta = {
-    ...body.metadata, namespace: nsOf(i), uid: idOf(i, kind), resourceVersion: String(1000 + i), creationTimestamp: "2026-01-01T00:00:00Z",
-    managedFields: [{ manager: "kube-controller-manager", operation: "Update", apiVersion: "v1", time: "2026-01-01T00:00:00Z", fieldsType: "FieldsV1",
-      fieldsV1: { "f:metadata": { "f:labels": Object.fromEntries(Object.keys(body.metadata?.labels ?? {}).map((k) => [`f:${k}`, {}])) }, "f:spec": { "f:volumes": {} } } }],
+    ...body.metadata,
+    namespace: nsOf(i),
+    uid: idOf(i, kind),
+    resourceVersion: String(1000 + i),
+    creationTimestamp: "2026-01-01T00:00:00Z",
+    managedFields: [
+      {
+        manager: "kube-controller-manager",
+        operation: "Update",
+        apiVersion: "v1",
+        time: "2026-01-01T00:00:00Z",
+        fieldsType: "FieldsV1",
+        fieldsV1: {
+          "f:metadata": { "f:labels": Object.fromEntries(Object.keys(body.metadata?.labels ?? {}).map((k) => [`f:${k}`, {}])) },
+          "f:spec": { "f:volumes": {} },
+        },
+      },
+    ],
   };
   if (kind === "pvc") return { ...body, metadata: meta, status: pvcStatus() };
-  return { ...body, metadata: meta,
+  return {
+    ...body,
+    metadata: meta,
     spec: { ...body.spec, restartPolicy: "Always", dnsPolicy: "ClusterFirst", schedulerName: "default-scheduler", terminationGracePeriodSeconds: 30 },
-    status: { ...podStatus(i), qosClass: "Burstable" } };
+    status: { ...podStatus(i), qosClass: "Burstable" },
+  };
 }
 
 async function withSyntheticServer(total: number): Promise<Record<string, number>> {
@@ -231,7 +322,10 @@ async function withSyntheticServer(total: number): Promise<Record<string, number
   const collections: Record<string, { count: number; item: (i: number) => object }> = {
     "/api/v1/pods": { count: total, item: (i) => served(i, "pod") },
     "/api/v1/persistentvolumeclaims": { count: total, item: (i) => served(i, "pvc") },
-    "/api/v1/namespaces": { count: namespaces + 1, item: (i) => ({ metadata: { name: i === namespaces ? "velero" : `team-${i}`, uid: `ns-${i}`, resourceVersion: "5" }, status: { phase: "Active" } }) },
+    "/api/v1/namespaces": {
+      count: namespaces + 1,
+      item: (i) => ({ metadata: { name: i === namespaces ? "velero" : `team-${i}`, uid: `ns-${i}`, resourceVersion: "5" }, status: { phase: "Active" } }),
+    },
   };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -246,14 +340,18 @@ async function withSyntheticServer(total: number): Promise<Record<string, number
     const to = Math.min(c.count, from + limit);
     const items = Array.from({ length: to - from }, (_, k) => c.item(from + k));
     res.writeHead(200, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({ kind: "List", apiVersion: "v1", metadata: { resourceVersion: "999999", ...(to < c.count ? { continue: String(to) } : {}) }, items }));
+    res.end(
+      JSON.stringify({ kind: "List", apiVersion: "v1", metadata: { resourceVersion: "999999", ...(to < c.count ? { continue: String(to) } : {}) }, items }),
+    );
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: "synthetic", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-    users: [{ name: "u", token: "t" }], contexts: [{ name: "c", cluster: "synthetic", user: "u" }], currentContext: "c",
+    users: [{ name: "u", token: "t" }],
+    contexts: [{ name: "c", cluster: "synthetic", user: "u" }],
+    currentContext: "c",
   });
   const dir = join(root, "node_modules", ".cache", "backup-gate-bench");
   mkdirSync(dir, { recursive: true });
@@ -276,7 +374,14 @@ async function main(): Promise<void> {
     const r = await withSyntheticServer(total);
     console.log(`source synthetic: cache synced ${r.pods} pods + ${r.pvcs} PVCs in ${r.syncMs} ms`);
     console.log(`RSS after sync and GC: ${r.rssMiB} MiB (heap used ${r.heapUsedMiB} MiB; peak RSS while listing ${r.peakRssMiB} MiB); goal <= ${GOAL_MIB} MiB`);
-    console.log(JSON.stringify({ bench: "rss.synthetic.cache", ...r, goalMiB: GOAL_MIB, ok: (r.rssMiB ?? Infinity) <= GOAL_MIB && (r.peakRssMiB ?? Infinity) <= GOAL_MIB }));
+    console.log(
+      JSON.stringify({
+        bench: "rss.synthetic.cache",
+        ...r,
+        goalMiB: GOAL_MIB,
+        ok: (r.rssMiB ?? Infinity) <= GOAL_MIB && (r.peakRssMiB ?? Infinity) <= GOAL_MIB,
+      }),
+    );
   } else {
     await withApiServer(total);
   }

@@ -41,15 +41,25 @@ export function compileGate(root: string): string {
   const dir = join(root, "node_modules", ".cache", "backup-gate-bench");
   mkdirSync(dir, { recursive: true });
   const out = join(dir, "backup-gate.mjs");
-  const r = spawnSync(join(root, "node_modules", ".bin", "esbuild"), [
-    join(root, "src", "cli", "main.ts"), "--bundle", "--platform=node", "--format=esm", "--packages=external",
-    "--sourcemap", "--log-level=warning", `--outfile=${out}`,
-  ], { stdio: "inherit" });
+  const r = spawnSync(
+    join(root, "node_modules", ".bin", "esbuild"),
+    [
+      join(root, "src", "cli", "main.ts"),
+      "--bundle",
+      "--platform=node",
+      "--format=esm",
+      "--packages=external",
+      "--sourcemap",
+      "--log-level=warning",
+      `--outfile=${out}`,
+    ],
+    { stdio: "inherit" },
+  );
   if (r.status !== 0) throw new Error("esbuild failed");
   return out;
 }
 
-const mib = (bytes: number) => Math.round(bytes / 1024 / 1024 * 10) / 10;
+const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 /** VmRSS and VmHWM of a live process, in bytes. */
 export function procMemory(pid: number): { rss: number; hwm: number } {
@@ -83,26 +93,49 @@ export async function measureGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir
   const url = `https://127.0.0.1:${port}`;
   const flags = ["--enable-source-maps", ...(o.heapSnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
   const name = `gate-${o.nodeOptions ? "flag" : "default"}`;
-  const proc = spawnManaged(process.execPath, [...flags, script, "serve",
-    "--kubeconfig", cp.kubeconfigPath, "--namespace", "backup-gate", "--host", "127.0.0.1", "--port", String(port),
-    "--extra-san", "127.0.0.1", "--identity", name, "--register-url", url,
-  ], { name, logDir: cp.dir, cwd: cp.dir, env: { ...process.env, NODE_OPTIONS: o.nodeOptions, NODE_ENV: "production", LOG_LEVEL: "info" } });
+  const proc = spawnManaged(
+    process.execPath,
+    [
+      ...flags,
+      script,
+      "serve",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--namespace",
+      "backup-gate",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--extra-san",
+      "127.0.0.1",
+      "--identity",
+      name,
+      "--register-url",
+      url,
+    ],
+    { name, logDir: cp.dir, cwd: cp.dir, env: { ...process.env, NODE_OPTIONS: o.nodeOptions, NODE_ENV: "production", LOG_LEVEL: "info" } },
+  );
   const pid = proc.pid as number;
   try {
     const t0 = performance.now();
-    await waitFor(`backup-gate (${name}) /readyz`, async () => (await get(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200,
-      { timeoutMs: 30 * 60_000, intervalMs: 250 });
+    await waitFor(`backup-gate (${name}) /readyz`, async () => (await get(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200, {
+      timeoutMs: 30 * 60_000,
+      intervalMs: 250,
+    });
     const readyMs = Math.round(performance.now() - t0);
     const samples: number[] = [];
     const settleStart = performance.now();
     while (performance.now() - settleStart < o.settleMs) {
       await new Promise((r) => setTimeout(r, 500));
-      if (performance.now() - settleStart >= o.settleMs * 2 / 3) samples.push(procMemory(pid).rss);
+      if (performance.now() - settleStart >= (o.settleMs * 2) / 3) samples.push(procMemory(pid).rss);
     }
     const metrics = (await get(`${url}/metrics`)).body;
     const { hwm } = procMemory(pid);
     const result: GateMemory = {
-      nodeOptions: o.nodeOptions, readyMs, peakRssMiB: mib(hwm),
+      nodeOptions: o.nodeOptions,
+      readyMs,
+      peakRssMiB: mib(hwm),
       steadyRssMiB: mib(samples.reduce((a, b) => a + b, 0) / samples.length),
       heapUsedMiB: mib(gauge(metrics, "backup_gate_nodejs_heap_size_used_bytes")),
       heapTotalMiB: mib(gauge(metrics, "backup_gate_nodejs_heap_size_total_bytes")),
@@ -119,13 +152,20 @@ export async function measureGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir
 async function snapshot(dir: string, pid: number): Promise<string> {
   const before = new Set(readdirSync(dir));
   process.kill(pid, "SIGUSR2");
-  const file = await waitFor("the heap snapshot", () => readdirSync(dir).find((f) => f.endsWith(".heapsnapshot") && !before.has(f)), { timeoutMs: 120_000, intervalMs: 500 });
+  const file = await waitFor("the heap snapshot", () => readdirSync(dir).find((f) => f.endsWith(".heapsnapshot") && !before.has(f)), {
+    timeoutMs: 120_000,
+    intervalMs: 500,
+  });
   let size = -1;
-  await waitFor("the heap snapshot to be written", () => {
-    const now = statSync(join(dir, file)).size;
-    const stable = now > 0 && now === size;
-    size = now;
-    return stable;
-  }, { timeoutMs: 300_000, intervalMs: 2_000 });
+  await waitFor(
+    "the heap snapshot to be written",
+    () => {
+      const now = statSync(join(dir, file)).size;
+      const stable = now > 0 && now === size;
+      size = now;
+      return stable;
+    },
+    { timeoutMs: 300_000, intervalMs: 2_000 },
+  );
   return join(dir, file);
 }

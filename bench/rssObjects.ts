@@ -18,8 +18,11 @@ export function pvcBody(i: number): V1PersistentVolumeClaim {
   return {
     metadata: { name: `data-${app}-${i}`, labels: { app, "app.kubernetes.io/part-of": "shop" } },
     spec: {
-      accessModes: ["ReadWriteOnce"], storageClassName: "standard", resources: { requests: { storage: "10Gi" } },
-      volumeName: `pvc-${idOf(i, "pvc")}`, volumeMode: "Filesystem",
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "standard",
+      resources: { requests: { storage: "10Gi" } },
+      volumeName: `pvc-${idOf(i, "pvc")}`,
+      volumeMode: "Filesystem",
     },
   };
 }
@@ -38,13 +41,28 @@ export function podBody(i: number): V1Pod {
     },
     spec: {
       nodeName: `node-${i % 100}`,
-      containers: [{
-        name: "main", image: "registry.invalid/app:1", resources: { requests: { cpu: "100m", memory: "128Mi" } },
-        volumeMounts: [{ name: "data", mountPath: "/data" }, { name: "ca", mountPath: "/etc/ca" }],
-      }],
+      containers: [
+        {
+          name: "main",
+          image: "registry.invalid/app:1",
+          resources: { requests: { cpu: "100m", memory: "128Mi" } },
+          volumeMounts: [
+            { name: "data", mountPath: "/data" },
+            { name: "ca", mountPath: "/etc/ca" },
+          ],
+        },
+      ],
       volumes: [
         { name: "data", persistentVolumeClaim: { claimName: `data-${app}-${i}` } },
-        { name: "ca", projected: { sources: [{ configMap: { name: "kube-root-ca.crt" } }, { downwardAPI: { items: [{ path: "namespace", fieldRef: { fieldPath: "metadata.namespace" } }] } }] } },
+        {
+          name: "ca",
+          projected: {
+            sources: [
+              { configMap: { name: "kube-root-ca.crt" } },
+              { downwardAPI: { items: [{ path: "namespace", fieldRef: { fieldPath: "metadata.namespace" } }] } },
+            ],
+          },
+        },
       ],
     },
   };
@@ -55,11 +73,24 @@ export function podStatus(i: number): V1PodStatus {
   const podIP = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
   const hostIP = `192.168.0.${i % 100}`;
   return {
-    phase: "Running", podIP, podIPs: [{ ip: podIP }], hostIP, hostIPs: [{ ip: hostIP }], startTime: new Date(STARTED),
+    phase: "Running",
+    podIP,
+    podIPs: [{ ip: podIP }],
+    hostIP,
+    hostIPs: [{ ip: hostIP }],
+    startTime: new Date(STARTED),
     conditions: ["Initialized", "Ready", "ContainersReady", "PodScheduled"].map((type) => ({ type, status: "True", lastTransitionTime: new Date(STARTED) })),
-    containerStatuses: [{
-      name: "main", ready: true, restartCount: 0, image: "registry.invalid/app:1", imageID: "registry.invalid/app@sha256:0123456789abcdef",
-      containerID: `containerd://${idOf(i, "pod")}`, started: true, state: { running: { startedAt: new Date(STARTED) } },
-    }],
+    containerStatuses: [
+      {
+        name: "main",
+        ready: true,
+        restartCount: 0,
+        image: "registry.invalid/app:1",
+        imageID: "registry.invalid/app@sha256:0123456789abcdef",
+        containerID: `containerd://${idOf(i, "pod")}`,
+        started: true,
+        state: { running: { startedAt: new Date(STARTED) } },
+      },
+    ],
   };
 }

@@ -38,7 +38,14 @@ import { startGate, type GateProcess } from "../test/support/gate.js";
 import { setNodeVeleroQueue, startNodeVelero, startNodeWhenFree, type NodeVelero, type TestNode } from "../test/support/node.js";
 import { freezePod, overlappingFreezes, readFreezeRecords } from "../test/support/nodeFreeze.js";
 import {
-  clients, createBackup, createNamespace, getBackup, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject,
+  clients,
+  createBackup,
+  createNamespace,
+  getBackup,
+  TERMINAL_BACKUP_PHASES,
+  updateVelero,
+  type Clients,
+  type VeleroObject,
 } from "../test/support/objects.js";
 import { waitFor } from "../test/support/wait.js";
 import { startWatch } from "../test/support/watch.js";
@@ -63,8 +70,18 @@ const VELERO_NS = "velero";
 const GATE_NS = "backup-gate";
 const LEVEL_ANNOTATION = "backup-gate.io/conflict-level";
 
-interface Spec { name: string; namespace: string; pod: string }
-interface Seen { arrival: number; start?: number; end?: number; phase: string; level?: string }
+interface Spec {
+  name: string;
+  namespace: string;
+  pod: string;
+}
+interface Seen {
+  arrival: number;
+  start?: number;
+  end?: number;
+  phase: string;
+  level?: string;
+}
 interface Figures {
   run: string;
   backups: number;
@@ -129,7 +146,9 @@ async function watchBackups(node: TestNode) {
 }
 
 async function podVolumeBackups(c: Clients, names: Set<string>): Promise<VeleroObject[]> {
-  const list = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as { items: VeleroObject[] };
+  const list = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as {
+    items: VeleroObject[];
+  };
   return list.items.filter((p) => names.has(p.metadata.labels?.["velero.io/backup-name"] ?? ""));
 }
 
@@ -147,7 +166,8 @@ function pvbOverlaps(pvbs: VeleroObject[]): number {
   for (const list of byVolume.values()) {
     for (let i = 0; i < list.length; i++) {
       for (let j = i + 1; j < list.length; j++) {
-        const a = list[i]!, b = list[j]!;
+        const a = list[i]!,
+          b = list[j]!;
         if (a.backup !== b.backup && a.from < b.to && b.from < a.to) n++;
       }
     }
@@ -159,7 +179,10 @@ const backupOptions = (s: Spec) => ({ includedNamespaces: [s.namespace], spec: {
 
 /** Runs one configuration's backups: `start` creates them (its own way) and sets arrivals. */
 async function runOnce(
-  c: Clients, n: TestNode, run: string, specs: Spec[],
+  c: Clients,
+  n: TestNode,
+  run: string,
+  specs: Spec[],
   start: (seen: Map<string, Seen>) => Promise<void>,
 ): Promise<{ f: Figures; seen: Map<string, Seen> }> {
   const recordsBefore = new Map(specs.map((s) => [`${s.namespace}/${s.pod}`, readFreezeRecords(join(n.recordsDir, s.namespace, s.pod)).length]));
@@ -168,11 +191,14 @@ async function runOnce(
     for (const s of specs) w.seen.set(s.name, { arrival: Number.NaN, phase: "" });
     say(`${run}: ${specs.length} backups`);
     await start(w.seen);
-    await waitFor(`${run}: every backup to reach a terminal phase`, () => {
-      if (w.ended()) throw new Error(`${run}: the watch on Backups ended; its times would be incomplete`);
-      return [...w.seen.values()].every((s) => s.end !== undefined);
-    },
-      { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 250 });
+    await waitFor(
+      `${run}: every backup to reach a terminal phase`,
+      () => {
+        if (w.ended()) throw new Error(`${run}: the watch on Backups ended; its times would be incomplete`);
+        return [...w.seen.values()].every((s) => s.end !== undefined);
+      },
+      { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 250 },
+    );
   } finally {
     w.stop();
   }
@@ -196,8 +222,10 @@ async function runOnce(
     pvbOverlaps: pvbOverlaps(pvbs),
     pvbBytes: pvbs.reduce((a, p) => a + Number(p.status?.progress?.bytesDone ?? 0), 0),
   };
-  say(`${run}: makespan ${f.makespanS.toFixed(1)} s, mean wait ${f.meanWaitS.toFixed(1)} s, ${pvbs.length} PodVolumeBackups ` +
-    `(${(f.pvbBytes / 2 ** 20).toFixed(0)} MiB), not Completed ${f.notCompleted}, busy freezes ${f.busyFreezes}, PVB overlaps ${f.pvbOverlaps}`);
+  say(
+    `${run}: makespan ${f.makespanS.toFixed(1)} s, mean wait ${f.meanWaitS.toFixed(1)} s, ${pvbs.length} PodVolumeBackups ` +
+      `(${(f.pvbBytes / 2 ** 20).toFixed(0)} MiB), not Completed ${f.notCompleted}, busy freezes ${f.busyFreezes}, PVB overlaps ${f.pvbOverlaps}`,
+  );
   return { f, seen: w.seen };
 }
 
@@ -219,7 +247,9 @@ const startInOrder = (c: Clients, specs: Spec[]) => async (seen: Map<string, See
     await waitFor("a free slot (lower bound)", () => inFlight() < SLOTS, { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 100 });
     await createBackup(c, VELERO_NS, s.name, { ...backupOptions(s), status: { phase: "ReadyToStart" } });
     // Velero's backup controller looks at an update (as the gate's promotion is one).
-    await updateVelero(c, "backups", VELERO_NS, s.name, (b) => { b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/bench-kick": "1" }; });
+    await updateVelero(c, "backups", VELERO_NS, s.name, (b) => {
+      b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/bench-kick": "1" };
+    });
     started.push(s.name);
   }
 };
@@ -237,13 +267,16 @@ async function runGate(c: Clients, n: TestNode, run: string, level: "Namespace" 
     const warm = `${run}-warmup`;
     const t = Date.now();
     await createBackup(c, VELERO_NS, warm, { includedNamespaces: [GATE_NS], spec: { includedResources: ["configmaps"] } });
-    await waitFor(`${warm} to finish`, async () => TERMINAL_BACKUP_PHASES.has((await getBackup(c, VELERO_NS, warm)).status?.phase ?? ""),
-      { timeoutMs: 120_000, intervalMs: 250 });
+    await waitFor(`${warm} to finish`, async () => TERMINAL_BACKUP_PHASES.has((await getBackup(c, VELERO_NS, warm)).status?.phase ?? ""), {
+      timeoutMs: 120_000,
+      intervalMs: 250,
+    });
     say(`${run}: gate started; a warm-up backup went through in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     const specs = workload(run);
     const { f, seen } = await runOnce(c, n, run, specs, createAll(c, specs));
     const wrong = specs.filter((s) => seen.get(s.name)!.level !== level);
-    if (wrong.length) throw new Error(`${run}: ${wrong.length} backups were not judged at ${level} level (e.g. ${wrong[0]!.name}: ${seen.get(wrong[0]!.name)!.level})`);
+    if (wrong.length)
+      throw new Error(`${run}: ${wrong.length} backups were not judged at ${level} level (e.g. ${wrong[0]!.name}: ${seen.get(wrong[0]!.name)!.level})`);
     return f;
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${gate.process.tail(20)}`);
@@ -258,8 +291,10 @@ async function runGate(c: Clients, n: TestNode, run: string, level: "Namespace" 
 }
 
 async function main(): Promise<void> {
-  say(`workload: ${NAMESPACES} namespaces x ${PODS} pods, ${ROUNDS} rounds = ${NAMESPACES * PODS * ROUNDS} backups per run; ` +
-    `${SLOTS} slots, freeze held ${HOLD_S} s, ${DATA_MIB} MiB per volume`);
+  say(
+    `workload: ${NAMESPACES} namespaces x ${PODS} pods, ${ROUNDS} rounds = ${NAMESPACES * PODS * ROUNDS} backups per run; ` +
+      `${SLOTS} slots, freeze held ${HOLD_S} s, ${DATA_MIB} MiB per volume`,
+  );
   node = await startNodeWhenFree({
     waitMs: 1_800_000,
     onWait: (line, ms) => say(`${line}; waiting for it (${Math.round(ms / 1000)} s so far)`),
@@ -278,14 +313,18 @@ async function main(): Promise<void> {
       });
     }
   }
-  await waitFor("every workload pod to be Running and ready", async () => {
-    for (const ns of namespaces) {
-      for (const p of (await c.core.listNamespacedPod({ namespace: ns })).items) {
-        if (p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready)) return false;
+  await waitFor(
+    "every workload pod to be Running and ready",
+    async () => {
+      for (const ns of namespaces) {
+        for (const p of (await c.core.listNamespacedPod({ namespace: ns })).items) {
+          if (p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready)) return false;
+        }
       }
-    }
-    return true;
-  }, { timeoutMs: 180_000, intervalMs: 1_000 });
+      return true;
+    },
+    { timeoutMs: 180_000, intervalMs: 1_000 },
+  );
   say("workload pods ready");
 
   const figures: Figures[] = [];
@@ -306,7 +345,11 @@ async function main(): Promise<void> {
   report(figures);
 }
 
-interface Group { mean: number; spread: number; n: number }
+interface Group {
+  mean: number;
+  spread: number;
+  n: number;
+}
 
 /** Mean makespan of the runs named `prefix`-N, and their spread (max - min) / mean. */
 function group(figures: Figures[], prefix: string): Group {
@@ -316,38 +359,59 @@ function group(figures: Figures[], prefix: string): Group {
 }
 
 function report(figures: Figures[]): void {
-  const vq = group(figures, "velero-queue"), lb = group(figures, "lower-bound"), ib = group(figures, "gate-itemblock");
+  const vq = group(figures, "velero-queue"),
+    lb = group(figures, "lower-bound"),
+    ib = group(figures, "gate-itemblock");
   const ns = figures.find((f) => f.run === "gate-namespace")!;
   const r = (x: number) => Number(x.toFixed(3));
   const pct = (x: number) => (Number.isNaN(x) ? "n/a" : `${(x * 100).toFixed(0)}%`);
-  const row = (f: Figures) => `| ${f.run.padEnd(16)} | ${f.makespanS.toFixed(1).padStart(10)} | ${f.meanWaitS.toFixed(1).padStart(11)} | ` +
+  const row = (f: Figures) =>
+    `| ${f.run.padEnd(16)} | ${f.makespanS.toFixed(1).padStart(10)} | ${f.meanWaitS.toFixed(1).padStart(11)} | ` +
     `${f.maxWaitS.toFixed(1).padStart(10)} | ${(f.makespanS / vq.mean).toFixed(2).padStart(9)} | ${(f.makespanS / lb.mean).toFixed(2).padStart(9)} | ` +
     `${String(f.notCompleted).padStart(13)} | ${String(f.busyFreezes).padStart(12)} | ${String(f.pvbOverlaps).padStart(12)} |`;
   const groupLine = (name: string, g: Group) => `${name}: mean of ${g.n} runs ${g.mean.toFixed(1)} s, spread ${pct(g.spread)} (max - min) / mean`;
-  console.log([
-    "",
-    `side by side on the real node: ${ns.backups} backups per run (${NAMESPACES} namespaces x ${PODS} pods x ${ROUNDS} rounds), ` +
-    `${SLOTS} slots, freeze held ${HOLD_S} s, ${DATA_MIB} MiB per volume (kopia); ratios to the means`,
-    "| run              | makespan s | mean wait s | max wait s | / velero  | / bound   | not Completed | busy freezes | PVB overlaps |",
-    "| ---------------- | ---------- | ----------- | ---------- | --------- | --------- | ------------- | ------------ | ------------ |",
-    ...figures.map(row),
-    groupLine("velero-queue", vq), groupLine("lower-bound", lb), groupLine("gate-itemblock", ib),
-    `goal: gate-itemblock <= 1.1x lower bound: ${(ib.mean / lb.mean).toFixed(2)}x; <= 0.5x velero-queue: ${(ib.mean / vq.mean).toFixed(2)}x`,
-    `goal: gate-namespace not slower than velero-queue beyond noise: ${(ns.makespanS / vq.mean).toFixed(2)}x (velero-queue spread ${pct(vq.spread)})`,
-  ].join("\n"));
-  console.log(JSON.stringify({
-    bench: "sidebyside-node", namespaces: NAMESPACES, pods: PODS, rounds: ROUNDS, slots: SLOTS, holdS: HOLD_S, dataMiB: DATA_MIB,
-    veleroQueueMeanS: r(vq.mean), veleroQueueSpread: r(vq.spread), lowerBoundMeanS: r(lb.mean), lowerBoundSpread: r(lb.spread),
-    itemBlockMeanS: r(ib.mean), itemBlockSpread: r(ib.spread),
-    itemBlockOverBound: r(ib.mean / lb.mean), itemBlockOverVelero: r(ib.mean / vq.mean), namespaceOverVelero: r(ns.makespanS / vq.mean),
-    runs: figures.map((f) => ({ ...f, makespanS: r(f.makespanS), meanWaitS: r(f.meanWaitS), maxWaitS: r(f.maxWaitS) })),
-  }));
+  console.log(
+    [
+      "",
+      `side by side on the real node: ${ns.backups} backups per run (${NAMESPACES} namespaces x ${PODS} pods x ${ROUNDS} rounds), ` +
+        `${SLOTS} slots, freeze held ${HOLD_S} s, ${DATA_MIB} MiB per volume (kopia); ratios to the means`,
+      "| run              | makespan s | mean wait s | max wait s | / velero  | / bound   | not Completed | busy freezes | PVB overlaps |",
+      "| ---------------- | ---------- | ----------- | ---------- | --------- | --------- | ------------- | ------------ | ------------ |",
+      ...figures.map(row),
+      groupLine("velero-queue", vq),
+      groupLine("lower-bound", lb),
+      groupLine("gate-itemblock", ib),
+      `goal: gate-itemblock <= 1.1x lower bound: ${(ib.mean / lb.mean).toFixed(2)}x; <= 0.5x velero-queue: ${(ib.mean / vq.mean).toFixed(2)}x`,
+      `goal: gate-namespace not slower than velero-queue beyond noise: ${(ns.makespanS / vq.mean).toFixed(2)}x (velero-queue spread ${pct(vq.spread)})`,
+    ].join("\n"),
+  );
+  console.log(
+    JSON.stringify({
+      bench: "sidebyside-node",
+      namespaces: NAMESPACES,
+      pods: PODS,
+      rounds: ROUNDS,
+      slots: SLOTS,
+      holdS: HOLD_S,
+      dataMiB: DATA_MIB,
+      veleroQueueMeanS: r(vq.mean),
+      veleroQueueSpread: r(vq.spread),
+      lowerBoundMeanS: r(lb.mean),
+      lowerBoundSpread: r(lb.spread),
+      itemBlockMeanS: r(ib.mean),
+      itemBlockSpread: r(ib.spread),
+      itemBlockOverBound: r(ib.mean / lb.mean),
+      itemBlockOverVelero: r(ib.mean / vq.mean),
+      namespaceOverVelero: r(ns.makespanS / vq.mean),
+      runs: figures.map((f) => ({ ...f, makespanS: r(f.makespanS), meanWaitS: r(f.meanWaitS), maxWaitS: r(f.maxWaitS) })),
+    }),
+  );
 }
 
 main().then(
   () => stopAll().then(() => process.exit(0)),
   (e: unknown) => {
-    console.error(`sidebyside failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    console.error(`sidebyside failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     if (velero) console.error(velero.logs(30));
     void stopAll().then(() => process.exit(1));
   },

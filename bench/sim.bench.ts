@@ -28,7 +28,9 @@ for (const name of names) {
   const waitRatio = f("itemblock").meanWait / f("velero").meanWait;
   const spanRatio = f("itemblock").makespan / f("reference").makespan;
   const goal = name === "multi-tenant";
-  console.log(`itemblock/velero mean wait ${waitRatio.toFixed(3)}${goal ? ` (goal <= 0.2: ${waitRatio <= 0.2 ? "met" : "MISSED"})` : ""}; `
-    + `itemblock/reference makespan ${spanRatio.toFixed(3)}${goal ? ` (goal <= 1.1: ${spanRatio <= 1.1 ? "met" : "MISSED"})` : ""}`);
+  console.log(
+    `itemblock/velero mean wait ${waitRatio.toFixed(3)}${goal ? ` (goal <= 0.2: ${waitRatio <= 0.2 ? "met" : "MISSED"})` : ""}; ` +
+      `itemblock/reference makespan ${spanRatio.toFixed(3)}${goal ? ` (goal <= 1.1: ${spanRatio <= 1.1 ? "met" : "MISSED"})` : ""}`,
+  );
   for (const r of runs) console.log(jsonLine(r.result, r.figures));
 }

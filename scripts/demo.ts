@@ -126,10 +126,17 @@ async function main(): Promise<number> {
   velero = await startNodeVelero(node, { concurrentBackups: SLOTS, disableQueue: true, nodeAgentConcurrency: SLOTS });
   say("Velero ready (BackupStorageLocation default is Available)");
 
-  await createNamespace(c, GATE_NS).catch((e: unknown) => { if (!isApiError(e, 409)) throw e; });
+  await createNamespace(c, GATE_NS).catch((e: unknown) => {
+    if (!isApiError(e, 409)) throw e;
+  });
   await createEstate(c, { image: node.images.busybox, recordsDir: node.recordsDir, dataMiB, holdSeconds });
-  say(`sample estate running: shop (cart + orders), db (postgres), analytics (clickhouse): ${dataMiB} MiB each, freeze hooks holding ${holdSeconds}s; web (stateless)`);
-  await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": demoPolicy(SLOTS) } } });
+  say(
+    `sample estate running: shop (cart + orders), db (postgres), analytics (clickhouse): ${dataMiB} MiB each, freeze hooks holding ${holdSeconds}s; web (stateless)`,
+  );
+  await c.core.createNamespacedConfigMap({
+    namespace: GATE_NS,
+    body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": demoPolicy(SLOTS) } },
+  });
 
   await writeDevCerts(certsDir);
   say(`dev certificates written to ${show(certsDir)}/ (ca.crt, tls.crt, tls.key)`);
@@ -140,14 +147,17 @@ async function main(): Promise<number> {
   const tracker = new Tracker();
   const rejections: Rejection[] = [];
   const problems: string[] = [];
-  watch = await startWatch(node.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups`, {},
-    (_type, o: VeleroObject) => tracker.observe(o, Date.now()));
+  watch = await startWatch(node.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups`, {}, (_type, o: VeleroObject) =>
+    tracker.observe(o, Date.now()),
+  );
   const liveView = new LiveView();
   view = liveView;
   let t0: number | undefined;
   const header = () => ({ elapsedSeconds: t0 === undefined ? 0 : (Date.now() - t0) / 1000, slots: SLOTS, level: LEVEL });
   const poll = async () => {
-    const list = await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "backups" }) as { items: VeleroObject[] };
+    const list = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "backups" })) as {
+      items: VeleroObject[];
+    };
     const now = Date.now();
     for (const o of list.items) tracker.observe(o, now);
     if (view) view.draw(tracker.rows(), header());
@@ -156,7 +166,11 @@ async function main(): Promise<number> {
   poller = setInterval(() => {
     if (polling) return;
     polling = true;
-    poll().catch(() => {}).finally(() => { polling = false; });
+    poll()
+      .catch(() => {})
+      .finally(() => {
+        polling = false;
+      });
   }, 1000);
 
   const stamp = Date.now();
@@ -201,7 +215,11 @@ async function main(): Promise<number> {
   if (found.length) problems.push(`${found.length} overlaps found in the probe's records`);
   if (!rejections.length) problems.push("no create was rejected (the scheduled duplicate should be)");
 
-  const work = await realWork(c, node, records.map((r) => r.name));
+  const work = await realWork(
+    c,
+    node,
+    records.map((r) => r.name),
+  );
   const busy = work.freezes.filter((f) => f.busy);
   if (busy.length) problems.push(`${busy.length} freeze hooks found their pod already frozen (${busy.map((f) => f.pod).join(", ")})`);
   if (!work.volumeCopies.length) problems.push("no PodVolumeBackup was made (Velero copied no volume)");
@@ -240,7 +258,9 @@ hook records: ${node.recordsDir}/<namespace>/<pod>/freeze.log
     return problems.length ? 1 : 0;
   }
   console.log("\nThe stack keeps running; try the commands above. Ctrl-C stops everything.");
-  await new Promise<never>(() => { setInterval(() => {}, 1 << 30); }); // until a signal
+  await new Promise<never>(() => {
+    setInterval(() => {}, 1 << 30);
+  }); // until a signal
   return 0;
 }
 
@@ -250,7 +270,13 @@ async function realWork(c: Clients, n: TestNode, backups: string[]): Promise<Dem
   const hooks: DemoWork["hooks"][number][] = [];
   for (const name of backups) {
     try {
-      const b = (await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "backups", name })) as VeleroObject;
+      const b = (await c.custom.getNamespacedCustomObject({
+        group: "velero.io",
+        version: "v1",
+        namespace: VELERO_NS,
+        plural: "backups",
+        name,
+      })) as VeleroObject;
       hooks.push({ backup: name, attempted: b.status?.hookStatus?.hooksAttempted ?? 0, failed: b.status?.hookStatus?.hooksFailed ?? 0 });
     } catch (e) {
       if (!isApiError(e, 404)) throw e; // refused at create: never stored
@@ -259,24 +285,29 @@ async function realWork(c: Clients, n: TestNode, backups: string[]): Promise<Dem
   const freezes: DemoWork["freezes"][number][] = [];
   for (const [ns, app] of STATEFUL_APPS) {
     const records = readFreezeRecords(recordsDirOf(n, ns, app));
-    for (const w of freezeWindows(records)) freezes.push({ pod: `${ns}/${app}`, at: w.fromMs, ...(w.toMs !== undefined ? { releasedAt: w.toMs } : {}), busy: false });
+    for (const w of freezeWindows(records))
+      freezes.push({ pod: `${ns}/${app}`, at: w.fromMs, ...(w.toMs !== undefined ? { releasedAt: w.toMs } : {}), busy: false });
     for (const r of records) if (r.kind === "freeze" && r.outcome === "busy") freezes.push({ pod: `${ns}/${app}`, at: r.atMs, busy: true });
   }
-  const pvbs = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as { items: VeleroObject[] };
+  const pvbs = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as {
+    items: VeleroObject[];
+  };
   const time = (s: unknown) => (typeof s === "string" && Number.isFinite(Date.parse(s)) ? Date.parse(s) : undefined);
-  const volumeCopies = pvbs.items.filter((p) => names.has(p.metadata.labels?.["velero.io/backup-name"] ?? "")).map((p) => {
-    const start = time(p.status?.startTimestamp);
-    const end = time(p.status?.completionTimestamp);
-    return {
-      backup: p.metadata.labels?.["velero.io/backup-name"] as string,
-      pod: `${p.spec?.pod?.namespace}/${p.spec?.pod?.name}`,
-      volume: String(p.spec?.volume ?? ""),
-      phase: String(p.status?.phase ?? ""),
-      bytes: Number(p.status?.progress?.bytesDone ?? p.status?.progress?.totalBytes ?? 0),
-      ...(start !== undefined ? { start } : {}),
-      ...(end !== undefined ? { end } : {}),
-    };
-  });
+  const volumeCopies = pvbs.items
+    .filter((p) => names.has(p.metadata.labels?.["velero.io/backup-name"] ?? ""))
+    .map((p) => {
+      const start = time(p.status?.startTimestamp);
+      const end = time(p.status?.completionTimestamp);
+      return {
+        backup: p.metadata.labels?.["velero.io/backup-name"] as string,
+        pod: `${p.spec?.pod?.namespace}/${p.spec?.pod?.name}`,
+        volume: String(p.spec?.volume ?? ""),
+        phase: String(p.status?.phase ?? ""),
+        bytes: Number(p.status?.progress?.bytesDone ?? p.status?.progress?.totalBytes ?? 0),
+        ...(start !== undefined ? { start } : {}),
+        ...(end !== undefined ? { end } : {}),
+      };
+    });
   return { hooks, freezes, volumeCopies };
 }
 
@@ -288,7 +319,7 @@ main().then(
     // After Ctrl-C the stack is torn down under main's feet: its errors are expected, and the signal handler exits.
     if (signalled) return;
     view = undefined;
-    console.error(`demo failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+    console.error(`demo failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     void stopAll().then(() => process.exit(1));
   },
 );

@@ -22,7 +22,12 @@ import { waitFor } from "../../test/support/wait.js";
 export const ESTATE_NAMESPACES = ["shop", "db", "analytics", "web"] as const;
 
 /** The stateful apps: namespace and pod (label app=<pod>). */
-export const STATEFUL_APPS = [["shop", "cart"], ["shop", "orders"], ["db", "postgres"], ["analytics", "clickhouse"]] as const;
+export const STATEFUL_APPS = [
+  ["shop", "cart"],
+  ["shop", "orders"],
+  ["db", "postgres"],
+  ["analytics", "clickhouse"],
+] as const;
 
 export interface EstateOptions {
   /** The node's busybox image. */
@@ -66,7 +71,10 @@ export async function createEstate(c: Clients, o: EstateOptions): Promise<void> 
     await c.core.createNamespacedPod({ namespace: "web", body: { metadata: { name, labels: { app: "nginx" } }, spec: idle(o.image) } });
   }
   const apps = c.kc.makeApiClient(AppsV1Api);
-  for (const [ns, app] of [["shop", "storefront"], ["web", "nginx"]] as const) {
+  for (const [ns, app] of [
+    ["shop", "storefront"],
+    ["web", "nginx"],
+  ] as const) {
     await apps.createNamespacedDeployment({
       namespace: ns,
       body: {
@@ -78,13 +86,17 @@ export async function createEstate(c: Clients, o: EstateOptions): Promise<void> 
   for (const ns of ESTATE_NAMESPACES) {
     await c.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: `${ns}-settings` }, data: { "settings.yaml": `namespace: ${ns}\n` } } });
   }
-  await waitFor("every pod of the estate to be Running and ready", async () => {
-    for (const ns of ESTATE_NAMESPACES) {
-      const pods = (await c.core.listNamespacedPod({ namespace: ns })).items;
-      if (!pods.length || pods.some((p) => p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready))) return false;
-    }
-    return true;
-  }, { timeoutMs: 180_000, intervalMs: 1_000 });
+  await waitFor(
+    "every pod of the estate to be Running and ready",
+    async () => {
+      for (const ns of ESTATE_NAMESPACES) {
+        const pods = (await c.core.listNamespacedPod({ namespace: ns })).items;
+        if (!pods.length || pods.some((p) => p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready))) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 180_000, intervalMs: 1_000 },
+  );
 }
 
 export interface DemoBackup {

@@ -143,9 +143,11 @@ export function workSummary(w: DemoWork): string {
   const failed = w.hooks.reduce((a, h) => a + h.failed, 0);
   const busy = w.freezes.filter((f) => f.busy).length;
   const bytes = w.volumeCopies.reduce((a, v) => a + v.bytes, 0);
-  return `Real work: ${plural(attempted, "hook")} run by Velero (${failed} failed), ` +
+  return (
+    `Real work: ${plural(attempted, "hook")} run by Velero (${failed} failed), ` +
     `${plural(w.freezes.length - busy, "freeze")} held${busy ? `, ${busy} found the pod already frozen (an overlap)` : ", never two on one pod at once"}, ` +
-    `${plural(w.volumeCopies.length, "PodVolumeBackup")} (kopia) copying ${mib(bytes)}`;
+    `${plural(w.volumeCopies.length, "PodVolumeBackup")} (kopia) copying ${mib(bytes)}`
+  );
 }
 
 export function demoTimeline(input: DemoReportInput): TimelineInput {
@@ -158,32 +160,39 @@ export function demoTimeline(input: DemoReportInput): TimelineInput {
   const rejected = (input.rejections ?? []).map((r) => `${r.name} rejected at ${round1(rel(r.at))}s (${r.status}): ${r.message}`);
   const subtitle = [
     `${input.backups.length} backups, ${input.level} level, ${input.slots} slots. Makespan ${round1(f.makespan)}s; ` +
-    `wait mean ${round1(f.meanWait)}s, max ${round1(f.maxWait)}s${f.maxWaitBackup ? ` (${f.maxWaitBackup})` : ""}; ` +
-    `${f.waitedBehindConflict} waited behind a conflict.`,
+      `wait mean ${round1(f.meanWait)}s, max ${round1(f.maxWait)}s${f.maxWaitBackup ? ` (${f.maxWaitBackup})` : ""}; ` +
+      `${f.waitedBehindConflict} waited behind a conflict.`,
     ...rejected,
-    input.overlaps === undefined ? "" : input.overlaps.length === 0
-      ? "Probe check: no pod, PVC or PV was processed by two backups at the same time."
-      : `Probe check: ${plural(input.overlaps.length, "overlap")} (marked on the axis).`,
+    input.overlaps === undefined
+      ? ""
+      : input.overlaps.length === 0
+        ? "Probe check: no pod, PVC or PV was processed by two backups at the same time."
+        : `Probe check: ${plural(input.overlaps.length, "overlap")} (marked on the axis).`,
     input.work ? workSummary(input.work) : "",
-  ].filter((s) => s !== "").map((s) => (/[.!?)]$/.test(s) ? s : `${s}.`)).join(" ");
+  ]
+    .filter((s) => s !== "")
+    .map((s) => (/[.!?)]$/.test(s) ? s : `${s}.`))
+    .join(" ");
   return {
     title: input.title ?? "backup-gate demo: the burst",
     t0: new Date(f.t0).toISOString(),
-    groups: [{
-      title: `${input.level} level, ${input.slots} slots`,
-      subtitle,
-      bars: input.backups.map((b) => ({
-        name: b.name,
-        arrival: rel(b.arrival),
-        ...(b.start !== undefined ? { start: rel(b.start) } : {}),
-        ...(b.end !== undefined ? { end: rel(b.end) } : {}),
-        waitingFor: b.waitingFor,
-        waitedForSlot: b.waitedForSlot,
-        ...(b.reason ? { reason: b.reason } : {}),
-        ...(b.phase !== "Completed" ? { status: b.start === undefined ? `not started (${b.phase || "New"})` : b.phase } : {}),
-      })),
-      marks,
-    }],
+    groups: [
+      {
+        title: `${input.level} level, ${input.slots} slots`,
+        subtitle,
+        bars: input.backups.map((b) => ({
+          name: b.name,
+          arrival: rel(b.arrival),
+          ...(b.start !== undefined ? { start: rel(b.start) } : {}),
+          ...(b.end !== undefined ? { end: rel(b.end) } : {}),
+          waitingFor: b.waitingFor,
+          waitedForSlot: b.waitedForSlot,
+          ...(b.reason ? { reason: b.reason } : {}),
+          ...(b.phase !== "Completed" ? { status: b.start === undefined ? `not started (${b.phase || "New"})` : b.phase } : {}),
+        })),
+        marks,
+      },
+    ],
   };
 }
 
@@ -199,15 +208,19 @@ export function demoReportText(input: DemoReportInput): string {
   const f = demoFigures(input);
   const lines: string[] = [];
   lines.push(`${input.backups.length} backups, ${input.level} level, ${input.slots} slots`);
-  lines.push(`makespan ${round1(f.makespan)}s   wait: mean ${round1(f.meanWait)}s, max ${round1(f.maxWait)}s` +
-    `${f.maxWaitBackup ? ` (${f.maxWaitBackup})` : ""}   waited behind a conflict: ${f.waitedBehindConflict}`);
+  lines.push(
+    `makespan ${round1(f.makespan)}s   wait: mean ${round1(f.meanWait)}s, max ${round1(f.maxWait)}s` +
+      `${f.maxWaitBackup ? ` (${f.maxWaitBackup})` : ""}   waited behind a conflict: ${f.waitedBehindConflict}`,
+  );
   lines.push("");
   const nameW = Math.max(6, ...f.backups.map((b) => b.name.length)) + 2;
   const descW = Math.max(4, ...f.backups.map((b) => (b.description ?? "").length)) + 2;
   lines.push(`${pad("BACKUP", nameW)}${pad("KIND", descW)}${pad("PHASE", 17)}${pad("WAIT", 8)}${pad("RUN", 8)}WAITED BEHIND`);
   for (const b of f.backups) {
-    lines.push(`${pad(b.name, nameW)}${pad(b.description ?? "", descW)}${pad(b.phase || "New", 17)}${pad(`${round1(b.wait)}s`, 8)}` +
-      `${pad(b.run === undefined ? "-" : `${round1(b.run)}s`, 8)}${b.waitingFor.length ? b.waitingFor.join(", ") : "-"}`);
+    lines.push(
+      `${pad(b.name, nameW)}${pad(b.description ?? "", descW)}${pad(b.phase || "New", 17)}${pad(`${round1(b.wait)}s`, 8)}` +
+        `${pad(b.run === undefined ? "-" : `${round1(b.run)}s`, 8)}${b.waitingFor.length ? b.waitingFor.join(", ") : "-"}`,
+    );
   }
   const rej = input.rejections ?? [];
   if (rej.length) {
@@ -216,9 +229,11 @@ export function demoReportText(input: DemoReportInput): string {
   }
   if (input.overlaps !== undefined) {
     lines.push("");
-    lines.push(input.overlaps.length === 0
-      ? "probe check: no pod, PVC or PV was processed by two backups at the same time"
-      : `probe check: ${plural(input.overlaps.length, "overlap")}:\n${input.overlaps.map((o) => `  ${o.label}`).join("\n")}`);
+    lines.push(
+      input.overlaps.length === 0
+        ? "probe check: no pod, PVC or PV was processed by two backups at the same time"
+        : `probe check: ${plural(input.overlaps.length, "overlap")}:\n${input.overlaps.map((o) => `  ${o.label}`).join("\n")}`,
+    );
   }
   if (input.work) lines.push("", ...workText(input.work, f.t0));
   return lines.join("\n");
@@ -230,8 +245,13 @@ function workText(w: DemoWork, t0: number): string[] {
   const lines = [`${workSummary(w)}.`, "", "freezes (pre-backup hook took it, post-backup hook released it; from the pods' hook records):"];
   const podW = Math.max(4, ...w.freezes.map((f) => f.pod.length), ...w.volumeCopies.map((v) => v.pod.length)) + 2;
   for (const f of [...w.freezes].sort((a, b) => a.at - b.at)) {
-    lines.push(`  ${pad(f.pod, podW)}${f.busy ? `at ${rel(f.at)}: BUSY, already frozen by another backup` :
-      `held ${rel(f.at)} .. ${f.releasedAt === undefined ? "never released" : `${rel(f.releasedAt)} (${round1(sec(f.releasedAt - f.at))}s)`}`}`);
+    lines.push(
+      `  ${pad(f.pod, podW)}${
+        f.busy
+          ? `at ${rel(f.at)}: BUSY, already frozen by another backup`
+          : `held ${rel(f.at)} .. ${f.releasedAt === undefined ? "never released" : `${rel(f.releasedAt)} (${round1(sec(f.releasedAt - f.at))}s)`}`
+      }`,
+    );
   }
   lines.push("", "file-system copies (PodVolumeBackups, kopia):");
   const nameW = Math.max(6, ...w.volumeCopies.map((v) => v.backup.length)) + 2;

@@ -23,28 +23,43 @@ export async function startDemoGate(cp: Pick<ControlPlane, "kubeconfigPath">, o:
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [
-    process.execPath, "--import", "tsx", join(repoRoot, "src/cli/main.ts"), "serve",
-    "--kubeconfig", cp.kubeconfigPath, "--namespace", o.namespace,
-    "--host", "127.0.0.1", "--port", String(port), "--tls-dir", o.certsDir,
-    "--identity", "demo-gate", "--register-url", url,
+    process.execPath,
+    "--import",
+    "tsx",
+    join(repoRoot, "src/cli/main.ts"),
+    "serve",
+    "--kubeconfig",
+    cp.kubeconfigPath,
+    "--namespace",
+    o.namespace,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--tls-dir",
+    o.certsDir,
+    "--identity",
+    "demo-gate",
+    "--register-url",
+    url,
   ];
   const proc = spawnManaged(repoScript("run-guarded.sh"), args, { name: "backup-gate", logDir: o.logDir, cwd: repoRoot, env: { ...process.env } });
   // Checked with the dev CA: the same files the API server trusts through the caBundle.
   const ca = readFileSync(join(o.certsDir, "ca.crt"));
-  const ready = () => new Promise<boolean>((resolve) => {
-    const req = request(`${url}/readyz`, { ca, timeout: 2000 }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode === 200));
+  const ready = () =>
+    new Promise<boolean>((resolve) => {
+      const req = request(`${url}/readyz`, { ca, timeout: 2000 }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode === 200));
+      });
+      req.on("error", () => resolve(false));
+      req.on("timeout", () => req.destroy());
+      req.end();
     });
-    req.on("error", () => resolve(false));
-    req.on("timeout", () => req.destroy());
-    req.end();
+  await waitFor(`backup-gate to be ready at ${url}/readyz`, ready, { timeoutMs: 90_000, intervalMs: 300 }).catch(async (e: Error) => {
+    await proc.stop(5_000);
+    throw new Error(`${e.message}\n${proc.tail(30)}`);
   });
-  await waitFor(`backup-gate to be ready at ${url}/readyz`, ready, { timeoutMs: 90_000, intervalMs: 300 })
-    .catch(async (e: Error) => {
-      await proc.stop(5_000);
-      throw new Error(`${e.message}\n${proc.tail(30)}`);
-    });
   return { url, process: proc, stop: () => proc.stop(20_000) };
 }
 
@@ -64,8 +79,10 @@ export async function waitForPort(port: number, say: (s: string) => void, interv
   while (!(await portFree(port))) {
     if (Date.now() - lastSaid >= 60_000) {
       lastSaid = Date.now();
-      say(`port ${port} is in use (only one Velero can run on this machine: another Velero, e.g. a test suite, holds it); ` +
-        `waiting for it to be free (${Math.round((Date.now() - since) / 1000)}s so far; Ctrl-C to give up)`);
+      say(
+        `port ${port} is in use (only one Velero can run on this machine: another Velero, e.g. a test suite, holds it); ` +
+          `waiting for it to be free (${Math.round((Date.now() - since) / 1000)}s so far; Ctrl-C to give up)`,
+      );
     }
     await sleep(intervalMs);
   }

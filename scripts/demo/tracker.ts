@@ -68,7 +68,10 @@ export class Tracker {
     r.currentReason = ann[REASON] ?? "";
     if (WAITING_PHASES.has(phase)) {
       if (r.start === undefined) {
-        for (const w of r.currentWaitingFor.split(",").map((s) => s.trim()).filter(Boolean)) {
+        for (const w of r.currentWaitingFor
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)) {
           if (!r.waitingFor.includes(w)) r.waitingFor.push(w);
         }
         if (r.currentReason) {

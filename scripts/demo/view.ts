@@ -64,8 +64,12 @@ export function renderTable(rows: readonly LiveRow[], h: ViewHeader, width: numb
   out.push(colour ? dim(header.trimEnd()) : header.trimEnd());
   for (const r of rows) {
     const phaseCell = fit(r.phase, phaseW);
-    const line = fit(r.name, nameW) + (colour ? colourPhase(r.phase) + phaseCell.slice(r.phase.length) : phaseCell) +
-      fit(r.position !== undefined ? String(r.position) : "", posW) + fit(r.waitingFor, waitCol) + fit(reasonOf(r), reasonW);
+    const line =
+      fit(r.name, nameW) +
+      (colour ? colourPhase(r.phase) + phaseCell.slice(r.phase.length) : phaseCell) +
+      fit(r.position !== undefined ? String(r.position) : "", posW) +
+      fit(r.waitingFor, waitCol) +
+      fit(reasonOf(r), reasonW);
     out.push(line.trimEnd());
   }
   return out;
@@ -77,7 +81,10 @@ export class LiveView {
   private notes: string[] = [];
   private drawnOnce = false;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stdout, tty?: boolean) {
+  constructor(
+    private readonly out: NodeJS.WriteStream = process.stdout,
+    tty?: boolean,
+  ) {
     this.tty = tty ?? Boolean(out.isTTY);
   }
 
@@ -93,9 +100,10 @@ export class LiveView {
         const key = `${r.phase}|${r.position ?? ""}|${r.waitingFor}`;
         if (this.last.get(r.name) === key) continue;
         this.last.set(r.name, key);
-        const extra = r.phase === "Queued" || r.phase === "New"
-          ? `${r.position !== undefined ? ` position ${r.position}` : ""}${r.waitingFor ? ` waiting for ${r.waitingFor}` : r.reason ? `: ${r.reason}` : ""}`
-          : "";
+        const extra =
+          r.phase === "Queued" || r.phase === "New"
+            ? `${r.position !== undefined ? ` position ${r.position}` : ""}${r.waitingFor ? ` waiting for ${r.waitingFor}` : r.reason ? `: ${r.reason}` : ""}`
+            : "";
         this.out.write(`+${h.elapsedSeconds.toFixed(1)}s ${r.name} ${r.phase}${extra}\n`);
       }
       return;

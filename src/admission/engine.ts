@@ -54,9 +54,14 @@ interface Base extends QueueBase {
 export type TransitionVerdict =
   | { readonly allowed: true; readonly transition: boolean; readonly foreign: boolean }
   | {
-    readonly allowed: false; readonly transition: boolean; readonly foreign: boolean;
-    readonly code: number; readonly reason: string; readonly message: string; readonly conflictWith?: string;
-  };
+      readonly allowed: false;
+      readonly transition: boolean;
+      readonly foreign: boolean;
+      readonly code: number;
+      readonly reason: string;
+      readonly message: string;
+      readonly conflictWith?: string;
+    };
 
 export type CreateVerdict = { readonly allowed: true } | { readonly allowed: false; readonly code: number; readonly reason: string; readonly message: string };
 
@@ -89,7 +94,10 @@ export class AdmissionEngine {
     this.scopes = o.scopeCache ?? new ScopeCache();
     this.candidateScopes = new ScopeCache({ partsFrom: this.scopes });
     this.guard = new FlightGuard({
-      cache: o.cache, policy: o.policy, scopes: this.scopes, now: o.now,
+      cache: o.cache,
+      policy: o.policy,
+      scopes: this.scopes,
+      now: o.now,
       ...pick(o, ["leadership", "self", "identity", "pendingTtlMs", "handoverMs", "log"]),
     });
     this.guard.start();
@@ -102,11 +110,13 @@ export class AdmissionEngine {
 
   /** Subscribes to changes and builds the first base. */
   async start(): Promise<void> {
-    this.unsubscribe.push(this.o.cache.onChange((c) => {
-      if (c.kind === "Backup" && c.name) this.changed.add(c.name);
-      if (c.kind === "Resync") this.changed.clear();
-      this.markDirty();
-    }));
+    this.unsubscribe.push(
+      this.o.cache.onChange((c) => {
+        if (c.kind === "Backup" && c.name) this.changed.add(c.name);
+        if (c.kind === "Resync") this.changed.clear();
+        this.markDirty();
+      }),
+    );
     this.unsubscribe.push(this.o.policy.onChange(() => this.markDirty()));
     await this.ensureBase();
   }
@@ -155,7 +165,10 @@ export class AdmissionEngine {
     if (this.timer || this.building) return;
     const interval = this.o.rebuildIntervalMs ?? 1000;
     const wait = Math.max(0, this.lastBuildStart + interval - performance.now());
-    this.timer = setTimeout(() => { this.timer = undefined; if (this.dirty) void this.rebuild(); }, wait);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.dirty) void this.rebuild();
+    }, wait);
     this.timer.unref();
   }
 
@@ -231,7 +244,10 @@ export class AdmissionEngine {
     const cache = this.o.cache;
     const base = this.hasBase() ? this.base : undefined;
     return {
-      policy, now, changed: this.changed, times: this.scopes.times,
+      policy,
+      now,
+      changed: this.changed,
+      times: this.scopes.times,
       ...(base ? { base } : {}),
       inFlight: () => cache.inFlight(),
       backup: (name) => cache.backup(name),
@@ -250,9 +266,7 @@ export class AdmissionEngine {
     const r = createRefusal(this.snapshot(now), candidate);
     if (r) {
       const message = r.message ?? "";
-      return r.errors.length > 0
-        ? { allowed: false, code: 422, reason: "Invalid", message }
-        : { allowed: false, code: 403, reason: "Forbidden", message };
+      return r.errors.length > 0 ? { allowed: false, code: 422, reason: "Invalid", message } : { allowed: false, code: 403, reason: "Forbidden", message };
     }
     const v = this.guard.judge(undefined, { ...asCandidate(candidate, now), phase: candidate.phase }, review);
     return v.allowed ? { allowed: true } : { allowed: false, code: v.code, reason: v.reason, message: v.message };
@@ -270,7 +284,15 @@ export class AdmissionEngine {
     const transition = v.judged === "enters";
     const foreign = transition && !next.annotations[KEYS.promotedBy];
     if (v.allowed) return { allowed: true, transition, foreign };
-    return { allowed: false, transition, foreign, code: v.code, reason: v.reason, message: v.message, ...(v.conflictWith ? { conflictWith: v.conflictWith } : {}) };
+    return {
+      allowed: false,
+      transition,
+      foreign,
+      code: v.code,
+      reason: v.reason,
+      message: v.message,
+      ...(v.conflictWith ? { conflictWith: v.conflictWith } : {}),
+    };
   }
 
   /** The controller's side of the same rule (see FlightGuard.claim). */

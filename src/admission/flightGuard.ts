@@ -68,7 +68,14 @@ export interface Review {
 
 export type GuardVerdict =
   | { readonly allowed: true; readonly judged: "enters" | "stays" | "none" }
-  | { readonly allowed: false; readonly judged: "enters" | "stays"; readonly code: number; readonly reason: string; readonly message: string; readonly conflictWith?: string };
+  | {
+      readonly allowed: false;
+      readonly judged: "enters" | "stays";
+      readonly code: number;
+      readonly reason: string;
+      readonly message: string;
+      readonly conflictWith?: string;
+    };
 
 interface Pending {
   readonly backup: BackupInfo;
@@ -87,16 +94,20 @@ export class FlightGuard {
   }
 
   start(): void {
-    this.unsubscribe.push(this.o.cache.onChange((c) => {
-      if (c.kind === "Backup" && c.name) this.settle(c.name);
-      else if (c.kind === "Resync") for (const name of [...this.pending.keys()]) this.settle(name);
-    }));
+    this.unsubscribe.push(
+      this.o.cache.onChange((c) => {
+        if (c.kind === "Backup" && c.name) this.settle(c.name);
+        else if (c.kind === "Resync") for (const name of [...this.pending.keys()]) this.settle(name);
+      }),
+    );
     if (this.o.leadership) {
-      this.unsubscribe.push(this.o.leadership.onChange((leading) => {
-        this.leadingSince = leading ? this.o.now() : Number.NEGATIVE_INFINITY;
-        // What this replica allowed as leader is no longer its to vouch for.
-        if (!leading) this.pending.clear();
-      }));
+      this.unsubscribe.push(
+        this.o.leadership.onChange((leading) => {
+          this.leadingSince = leading ? this.o.now() : Number.NEGATIVE_INFINITY;
+          // What this replica allowed as leader is no longer its to vouch for.
+          if (!leading) this.pending.clear();
+        }),
+      );
     }
   }
 
@@ -153,7 +164,8 @@ export class FlightGuard {
   /** What is in flight for the rule: observed (by creation), then pending (in the order allowed). */
   private snapshot(exclude: string, policy: Policy): FlightSnapshot {
     this.expire();
-    const observed = this.o.cache.inFlight()
+    const observed = this.o.cache
+      .inFlight()
       .filter((b) => b.namespace === policy.veleroNamespace && b.name !== exclude)
       .sort(byCreation);
     const seen = new Set(observed.map((b) => b.name));
@@ -176,7 +188,12 @@ export class FlightGuard {
     const own = this.o.self !== undefined && user === this.o.self;
     if (!leadership.isLeader()) {
       if (own) return "pass";
-      return refusal("enters", 429, "TooManyRequests", `backup ${name} may not ${move} through this replica: backup-gate${this.o.identity ? ` ${this.o.identity}` : ""} is not the leader, and only the leader judges moves into ReadyToStart/InProgress by other writers, so that two replicas never allow two conflicting ones; try again (a retry may reach the leader)`);
+      return refusal(
+        "enters",
+        429,
+        "TooManyRequests",
+        `backup ${name} may not ${move} through this replica: backup-gate${this.o.identity ? ` ${this.o.identity}` : ""} is not the leader, and only the leader judges moves into ReadyToStart/InProgress by other writers, so that two replicas never allow two conflicting ones; try again (a retry may reach the leader)`,
+      );
     }
     if (!own && this.inHandover()) return refusal("enters", 429, "TooManyRequests", this.handoverMessage(name, move));
     return undefined;

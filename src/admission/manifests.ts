@@ -87,10 +87,16 @@ export function webhookConfigurations(o: WebhookManifestOptions): { mutating: V1
       apiVersion: "admissionregistration.k8s.io/v1",
       kind: "MutatingWebhookConfiguration",
       metadata: { name: o.name, labels: { "app.kubernetes.io/name": "backup-gate" } },
-      webhooks: [{
-        ...common, name: WEBHOOK_NAMES.mutate, clientConfig: clientConfig(PATHS.mutate), rules: rule(["CREATE"]),
-        failurePolicy: "Ignore", reinvocationPolicy: "Never",
-      }],
+      webhooks: [
+        {
+          ...common,
+          name: WEBHOOK_NAMES.mutate,
+          clientConfig: clientConfig(PATHS.mutate),
+          rules: rule(["CREATE"]),
+          failurePolicy: "Ignore",
+          reinvocationPolicy: "Never",
+        },
+      ],
     },
     validating: {
       apiVersion: "admissionregistration.k8s.io/v1",
@@ -98,15 +104,27 @@ export function webhookConfigurations(o: WebhookManifestOptions): { mutating: V1
       metadata: { name: o.name, labels: { "app.kubernetes.io/name": "backup-gate" } },
       webhooks: [
         {
-          ...common, name: WEBHOOK_NAMES.validateCreate, clientConfig: clientConfig(PATHS.validate), rules: rule(["CREATE"]), failurePolicy: "Ignore",
+          ...common,
+          name: WEBHOOK_NAMES.validateCreate,
+          clientConfig: clientConfig(PATHS.validate),
+          rules: rule(["CREATE"]),
+          failurePolicy: "Ignore",
           matchConditions: [{ name: "not-created-in-flight", expression: `!(${CREATED_IN_FLIGHT})` }],
         },
         {
-          ...common, name: WEBHOOK_NAMES.validateCreateInFlight, clientConfig: clientConfig(PATHS.validate), rules: rule(["CREATE"]), failurePolicy: "Fail",
+          ...common,
+          name: WEBHOOK_NAMES.validateCreateInFlight,
+          clientConfig: clientConfig(PATHS.validate),
+          rules: rule(["CREATE"]),
+          failurePolicy: "Fail",
           matchConditions: [{ name: "created-in-flight", expression: CREATED_IN_FLIGHT }],
         },
         {
-          ...common, name: WEBHOOK_NAMES.validatePromotion, clientConfig: clientConfig(PATHS.validate), rules: rule(["UPDATE"]), failurePolicy: "Fail",
+          ...common,
+          name: WEBHOOK_NAMES.validatePromotion,
+          clientConfig: clientConfig(PATHS.validate),
+          rules: rule(["UPDATE"]),
+          failurePolicy: "Fail",
           matchConditions: [{ name: "into-or-in-flight", expression: INTO_OR_IN_FLIGHT }],
         },
       ],

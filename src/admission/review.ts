@@ -38,7 +38,11 @@ export type ParsedReview = { ok: true; request: AdmissionRequest } | { ok: false
 export function parseJsonBody(text: string): { ok: true; value: unknown } | { ok: false; message: string } {
   if (text.trim() === "") return { ok: false, message: "the body is empty; expected an AdmissionReview as JSON" };
   let value: unknown;
-  try { value = JSON.parse(text); } catch (e) { return { ok: false, message: `the body is not valid JSON: ${(e as Error).message}` }; }
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, message: `the body is not valid JSON: ${(e as Error).message}` };
+  }
   // Only objects and arrays are pushed, and array elements are checked by index (JSON arrays
   // hold no other keys): a list of 200,000 names costs one pass, not an allocation per name.
   const isNode = (x: unknown): x is object => x !== null && typeof x === "object";
@@ -71,7 +75,7 @@ export function parseReview(body: unknown): ParsedReview {
   if (result.success) return { ok: true, request: result.data.request };
   const issue = result.error.issues[0];
   const path = issue?.path.map(String).join(".") || "(body)";
-  const message = issue?.code === "invalid_type" && issue.input === undefined ? `${path} is required` : issue?.message ?? "invalid";
+  const message = issue?.code === "invalid_type" && issue.input === undefined ? `${path} is required` : (issue?.message ?? "invalid");
   return { ok: false, message: `invalid AdmissionReview: ${message.startsWith(path) ? message : `${path}: ${message}`}` };
 }
 

@@ -11,7 +11,18 @@ import type { TlsMaterial, TlsSource } from "../tls/source.js";
 import type { Logger } from "../logging/logger.js";
 import { AdmissionEngine } from "./engine.js";
 import type { Leadership } from "./flightGuard.js";
-import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, parseJsonBody, parseReview, review, shortWarnings, type AdmissionRequest, type AdmissionResponse } from "./review.js";
+import {
+  annotationPatch,
+  capAnnotation,
+  MAX_SPEC_LIST_ENTRIES,
+  oversizedSpec,
+  parseJsonBody,
+  parseReview,
+  review,
+  shortWarnings,
+  type AdmissionRequest,
+  type AdmissionResponse,
+} from "./review.js";
 
 // The admission webhooks over HTTPS (fastify):
 //   POST /mutate-backups    CREATE: annotate why a backup waits and warn its creator; never rejects
@@ -38,9 +49,12 @@ import { annotationPatch, capAnnotation, MAX_SPEC_LIST_ENTRIES, oversizedSpec, p
 
 /** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are Node's defaults (all strong). */
 export const STRONG_CIPHERS = [
-  "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
 ].join(":");
 
 export const PATHS = { mutate: "/mutate-backups", validate: "/validate-backups" } as const;
@@ -123,13 +137,20 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   const now = o.now ?? Date.now;
   const timeoutMs = o.timeoutMs ?? 1000;
   const log = o.log.child({ component: "admission" });
-  const engine = o.engine ?? new AdmissionEngine({
-    cache: o.cache, policy: o.policy, now, log,
-    ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}),
-    ...(o.leadership ? { leadership: o.leadership } : {}), ...(o.self !== undefined ? { self: o.self } : {}),
-    ...(o.identity !== undefined ? { identity: o.identity } : {}),
-    ...(o.pendingTtlMs !== undefined ? { pendingTtlMs: o.pendingTtlMs } : {}), ...(o.handoverMs !== undefined ? { handoverMs: o.handoverMs } : {}),
-  });
+  const engine =
+    o.engine ??
+    new AdmissionEngine({
+      cache: o.cache,
+      policy: o.policy,
+      now,
+      log,
+      ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}),
+      ...(o.leadership ? { leadership: o.leadership } : {}),
+      ...(o.self !== undefined ? { self: o.self } : {}),
+      ...(o.identity !== undefined ? { identity: o.identity } : {}),
+      ...(o.pendingTtlMs !== undefined ? { pendingTtlMs: o.pendingTtlMs } : {}),
+      ...(o.handoverMs !== undefined ? { handoverMs: o.handoverMs } : {}),
+    });
   const ownEngine = o.engine === undefined;
   const bodyLimit = o.bodyLimit ?? BODY_LIMIT;
   const headersTimeout = o.headersTimeoutMs ?? 10_000;
@@ -170,10 +191,12 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 503;
-    const message = status === 413
-      ? `request body larger than ${bodyLimit} bytes`
-      : status === 415 ? `content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not supported; send application/json`
-        : err.message;
+    const message =
+      status === 413
+        ? `request body larger than ${bodyLimit} bytes`
+        : status === 415
+          ? `content type ${JSON.stringify(req.headers["content-type"] ?? "")} is not supported; send application/json`
+          : err.message;
     if (status >= 500) log.error({ err, path: req.url }, "request failed");
     void reply.code(status).send({ message });
   });
@@ -182,7 +205,11 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   app.get("/readyz", async (_req, reply) => {
     const reasons: string[] = [];
     if (!o.cache.synced()) reasons.push("the cluster cache has not synced yet");
-    try { o.policy.current(); } catch (e) { reasons.push(`no policy loaded: ${(e as Error).message}`); }
+    try {
+      o.policy.current();
+    } catch (e) {
+      reasons.push(`no policy loaded: ${(e as Error).message}`);
+    }
     if (!engine.hasBase()) reasons.push("the admission index is still building");
     // Files mode cannot renew by itself: while the files on disk are expired, the API server
     // refuses every call, so this replica should not take any.
@@ -208,18 +235,25 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
       outcome = await decide(webhook, r);
     } catch (e) {
       log.error({ err: e, webhook, uid: r.uid, backup: r.name ?? undefined }, "admission failed; admitted unchecked");
-      outcome = { verdict: "error", response: { uid: r.uid, allowed: true, warnings: [`backup-gate could not check this request (internal error); admitted unchecked`] } };
+      outcome = {
+        verdict: "error",
+        response: { uid: r.uid, allowed: true, warnings: [`backup-gate could not check this request (internal error); admitted unchecked`] },
+      };
     }
     const seconds = (performance.now() - start) / 1000;
     o.metrics.admissionDuration.observe({ webhook }, seconds);
     o.metrics.admissionRequests.inc({ webhook, operation: r.operation, verdict: outcome.verdict });
-    if (seconds * 1000 > timeoutMs) log.warn({ webhook, backup: r.name ?? undefined, ms: Math.round(seconds * 1000) }, "admission review answered after its time budget");
+    if (seconds * 1000 > timeoutMs)
+      log.warn({ webhook, backup: r.name ?? undefined, ms: Math.round(seconds * 1000) }, "admission review answered after its time budget");
     if (outcome.close) void reply.header("connection", "close");
     return reply.code(200).send(review(outcome.response));
   };
 
   async function decide(webhook: Webhook, r: AdmissionRequest): Promise<Outcome> {
-    const allowed = (verdict: Verdict, warnings?: string[]): Outcome => ({ verdict, response: { uid: r.uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } });
+    const allowed = (verdict: Verdict, warnings?: string[]): Outcome => ({
+      verdict,
+      response: { uid: r.uid, allowed: true, ...(warnings?.length ? { warnings } : {}) },
+    });
     if (!isBackupsResource(r)) return allowed("skipped");
     if (!(r.operation === "CREATE" || (webhook === "validate" && r.operation === "UPDATE"))) return allowed("skipped");
     // Only the mutating webhook's advice needs the index; rejections use live data only.
@@ -239,12 +273,18 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     if (oversized) {
       const what = `${oversized.field} holds ${oversized.length} entries (${oversized.total} in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries`;
       log.warn({ webhook, backup: r.name ?? undefined, field: oversized.field, entries: oversized.total }, "backup spec over the size limit; refused unjudged");
-      if (webhook === "mutate") return allowed("too-large", [`backup-gate did not judge this Backup: ${what}; the validating webhook refuses it`.slice(0, 250)]);
+      if (webhook === "mutate")
+        return allowed("too-large", [`backup-gate did not judge this Backup: ${what}; the validating webhook refuses it`.slice(0, 250)]);
       return {
         verdict: "too-large",
         response: {
-          uid: r.uid, allowed: false,
-          status: { code: 422, reason: "Invalid", message: `backup ${r.name || "(generated)"} is refused: ${what}; name fewer namespaces, use a wildcard or a label selector, or split it into several backups` },
+          uid: r.uid,
+          allowed: false,
+          status: {
+            code: 422,
+            reason: "Invalid",
+            message: `backup ${r.name || "(generated)"} is refused: ${what}; name fewer namespaces, use a wildcard or a label selector, or split it into several backups`,
+          },
         },
       };
     }
@@ -262,8 +302,10 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
       return {
         verdict: d.verdict,
         response: {
-          uid: r.uid, allowed: true,
-          patchType: "JSONPatch", patch: Buffer.from(JSON.stringify(patch)).toString("base64"),
+          uid: r.uid,
+          allowed: true,
+          patchType: "JSONPatch",
+          patch: Buffer.from(JSON.stringify(patch)).toString("base64"),
           ...(warnings.length ? { warnings } : {}),
         },
       };
@@ -274,7 +316,11 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
       const v = engine.validateCreate(backup, t, asked);
       if (v.allowed) return allowed("admit");
       log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
-      return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+      return {
+        verdict: "reject",
+        close: v.code === 429,
+        response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } },
+      };
     }
 
     const old = readBackup(r.oldObject, r);
@@ -282,12 +328,21 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     const v = engine.checkTransition(old.value, backup, asked);
     if (v.foreign) {
       o.metrics.foreignPromotions.inc();
-      log.warn({ backup: backup.name, user: r.userInfo?.username ?? undefined, refused: !v.allowed },
-        "backup moved to ReadyToStart without backup-gate's promoted-by mark: another writer promotes backups (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)");
+      log.warn(
+        { backup: backup.name, user: r.userInfo?.username ?? undefined, refused: !v.allowed },
+        "backup moved to ReadyToStart without backup-gate's promoted-by mark: another writer promotes backups (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)",
+      );
     }
     if (v.allowed) return allowed("admit");
-    log.info({ backup: backup.name, conflictWith: v.conflictWith, user: r.userInfo?.username ?? undefined, reason: v.message }, v.transition ? "move into flight refused" : "spec change in flight refused");
-    return { verdict: "reject", close: v.code === 429, response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } } };
+    log.info(
+      { backup: backup.name, conflictWith: v.conflictWith, user: r.userInfo?.username ?? undefined, reason: v.message },
+      v.transition ? "move into flight refused" : "spec change in flight refused",
+    );
+    return {
+      verdict: "reject",
+      close: v.code === 429,
+      response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } },
+    };
   }
 
   app.post(PATHS.mutate, handle("mutate"));
@@ -323,18 +378,26 @@ function readBackup(object: unknown, r: AdmissionRequest): { ok: true; value: Ba
   if (object === null || typeof object !== "object") return { ok: false, error: "request.object is missing" };
   const raw = object as { metadata?: Record<string, unknown> };
   const meta = raw.metadata ?? {};
-  const name = typeof meta.name === "string" && meta.name ? meta.name
-    : r.name || `${typeof meta.generateName === "string" ? meta.generateName : "backup-"}(generated)`;
-  const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : r.namespace ?? "";
+  const name =
+    typeof meta.name === "string" && meta.name ? meta.name : r.name || `${typeof meta.generateName === "string" ? meta.generateName : "backup-"}(generated)`;
+  const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : (r.namespace ?? "");
   const result = trim("Backup", { kind: "Backup", ...raw, metadata: { ...meta, name, namespace } });
   return result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.message };
 }
 
 async function withDeadline(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const deadline = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   try {
-    return await Promise.race([p.then(() => true, () => false), deadline]);
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => false,
+      ),
+      deadline,
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -6,7 +6,10 @@ import { UsageError } from "./readInput.js";
 
 /** Commander's message as one line: "error: unknown option '--x'" -> "Unknown option '--x'". */
 export function oneLine(e: CommanderError): string {
-  const text = e.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ").trim();
+  const text = e.message
+    .replace(/^error: /, "")
+    .replace(/\s*\n\s*/g, " ")
+    .trim();
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
@@ -36,7 +39,8 @@ export function collect(value: string, previous: string[]): string[] {
 
 /** kubectl's flags for reaching a cluster and the gate, shared by `queue`, `explain` and `serve`. */
 export function kubeOptions(cmd: Command, gateNamespace: boolean): Command {
-  cmd.option("--kubeconfig <file>", "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
+  cmd
+    .option("--kubeconfig <file>", "kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
     .option("--context <name>", "kubeconfig context to use (default: its current-context)");
   if (gateNamespace) cmd.addOption(new Option("--gate-namespace <ns>", "namespace of backup-gate's policy ConfigMap").default("backup-gate"));
   return cmd;

@@ -14,8 +14,13 @@ import { OUTPUT_FORMATS } from "./output.js";
 /** Adds `completion SHELL` (and the hidden `complete`) to `program`; call once every command is added. */
 export function addCompletion(program: Command): RootCommand {
   const completion = tab(program, { completionCommandName: "completion" });
-  program.commands.find((c) => c.name() === "completion")?.description("print a completion script: bash, zsh, fish or powershell (see README)").usage("bash|zsh|fish|powershell");
-  const choices = (values: readonly string[]) => (complete: (value: string, description: string) => void) => { for (const v of values) complete(v, ""); };
+  program.commands
+    .find((c) => c.name() === "completion")
+    ?.description("print a completion script: bash, zsh, fish or powershell (see README)")
+    .usage("bash|zsh|fish|powershell");
+  const choices = (values: readonly string[]) => (complete: (value: string, description: string) => void) => {
+    for (const v of values) complete(v, "");
+  };
   for (const name of ["plan", "simulate"]) {
     const level = completion.commands.get(name)?.options.get("level");
     if (level) level.handler = choices(["ItemBlock", "Namespace"]);
@@ -35,8 +40,15 @@ export async function complete(completion: RootCommand, args: readonly string[],
   const explain = completion.commands.get("explain");
   const words = args.slice(0, -1);
   if (explain && words[0] === "explain" && !args.at(-1)?.startsWith("-") && !words.at(-1)?.startsWith("-")) {
-    const names = await backupNames(flagValue(words, "--kubeconfig"), flagValue(words, "--context"), flagValue(words, "--gate-namespace") ?? "backup-gate", timeoutMs);
-    explain.argument("backup", (add) => { for (const n of names) add(n, ""); });
+    const names = await backupNames(
+      flagValue(words, "--kubeconfig"),
+      flagValue(words, "--context"),
+      flagValue(words, "--gate-namespace") ?? "backup-gate",
+      timeoutMs,
+    );
+    explain.argument("backup", (add) => {
+      for (const n of names) add(n, "");
+    });
   }
   completion.parse([...args]);
 }
@@ -55,7 +67,9 @@ async function backupNames(kubeconfig: string | undefined, context: string | und
     const kc = loadKubeConfig({ ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) });
     const api = createRequester(kc, timeoutMs);
     const { policy } = await readPolicy(api, gateNamespace);
-    const list = (await api.getJson(`/apis/velero.io/v1/namespaces/${encodeURIComponent(policy.veleroNamespace)}/backups`, { limit: 500 })) as { items?: { metadata?: { name?: string } }[] };
+    const list = (await api.getJson(`/apis/velero.io/v1/namespaces/${encodeURIComponent(policy.veleroNamespace)}/backups`, { limit: 500 })) as {
+      items?: { metadata?: { name?: string } }[];
+    };
     return (list.items ?? []).flatMap((b) => (b.metadata?.name ? [b.metadata.name] : []));
   } catch {
     return [];

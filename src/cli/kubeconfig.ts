@@ -14,7 +14,8 @@ export interface KubeTarget {
 export function loadKubeConfig(t: KubeTarget): KubeConfig {
   const kc = new KubeConfig();
   try {
-    if (t.kubeconfig) kc.loadFromFile(t.kubeconfig); else kc.loadFromDefault();
+    if (t.kubeconfig) kc.loadFromFile(t.kubeconfig);
+    else kc.loadFromDefault();
   } catch (e) {
     throw new UsageError(`cannot load the kubeconfig: ${(e as Error).message.split("\n")[0]}`);
   }

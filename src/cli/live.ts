@@ -74,10 +74,18 @@ export async function readPolicy(api: Requester, namespace: string): Promise<{ p
   try {
     const cm = (await api.getJson(`/api/v1/namespaces/${namespace}/configmaps/backup-gate-policy`, {})) as { data?: Record<string, string> };
     const read = readPolicyData(cm.data, "policy.yaml");
-    return read.ok ? { policy: read.policy } : { policy: DEFAULT_POLICY, note: `the policy ConfigMap is invalid (${describeRefusal(read)}); planning with the defaults, while the gate keeps its last good policy` };
+    return read.ok
+      ? { policy: read.policy }
+      : {
+          policy: DEFAULT_POLICY,
+          note: `the policy ConfigMap is invalid (${describeRefusal(read)}); planning with the defaults, while the gate keeps its last good policy`,
+        };
   } catch (e) {
     if (e instanceof ApiStatusError && e.statusCode === 404) {
-      return { policy: FALLBACK_POLICY, note: `no policy ConfigMap ${namespace}/backup-gate-policy; planning with the fallback policy a gate started without one runs (Namespace level, one backup at a time; a gate that saw it deleted keeps its last good policy)` };
+      return {
+        policy: FALLBACK_POLICY,
+        note: `no policy ConfigMap ${namespace}/backup-gate-policy; planning with the fallback policy a gate started without one runs (Namespace level, one backup at a time; a gate that saw it deleted keeps its last good policy)`,
+      };
     }
     throw new UsageError(`cannot read the policy ConfigMap ${namespace}/backup-gate-policy: ${(e as Error).message}`);
   }

@@ -23,8 +23,11 @@ interface LiveFlags extends LiveCommandOptions {
   readonly file?: string;
 }
 
-const outputOption = (formats: readonly string[]) => new Option("-o, --output <format>", `output format: ${formats.join(", ")} (default: a table in plain words)`).choices(formats);
-const print = (text: string) => { process.stdout.write(`${text}\n`); };
+const outputOption = (formats: readonly string[]) =>
+  new Option("-o, --output <format>", `output format: ${formats.join(", ")} (default: a table in plain words)`).choices(formats);
+const print = (text: string) => {
+  process.stdout.write(`${text}\n`);
+};
 
 /** Every command, its flags and its action; exit codes are set by `main`. */
 function buildProgram(state: { exitCode: number }): Command {
@@ -35,55 +38,75 @@ function buildProgram(state: { exitCode: number }): Command {
     .helpOption("-h, --help", "show help")
     .helpCommand("help [command]", "show help for a command");
 
-  program.addCommand(planCommand().action((o: PlanOptions) => { print(runPlan(o, Date.now())); }));
+  program.addCommand(
+    planCommand().action((o: PlanOptions) => {
+      print(runPlan(o, Date.now()));
+    }),
+  );
 
-  program.addCommand(kubeOptions(new Command("queue"), true)
-    .description("the live queue: position, priority, wait so far, waiting for, reason")
-    .usage("[-o json|yaml|wide] [--watch] [--kubeconfig FILE] [--context NAME] [--gate-namespace NS]")
-    .addOption(outputOption(OUTPUT_FORMATS))
-    .option("--json", "same as -o json")
-    .option("-w, --watch", "after the first table, redraw on every change the cluster's watches report")
-    .action(async (o: LiveFlags) => {
-      const format = formatOf(o);
-      if (o.watch) await watchQueue(o, format);
-      else print(await runQueue(o, format, Date.now()));
-    }));
+  program.addCommand(
+    kubeOptions(new Command("queue"), true)
+      .description("the live queue: position, priority, wait so far, waiting for, reason")
+      .usage("[-o json|yaml|wide] [--watch] [--kubeconfig FILE] [--context NAME] [--gate-namespace NS]")
+      .addOption(outputOption(OUTPUT_FORMATS))
+      .option("--json", "same as -o json")
+      .option("-w, --watch", "after the first table, redraw on every change the cluster's watches report")
+      .action(async (o: LiveFlags) => {
+        const format = formatOf(o);
+        if (o.watch) await watchQueue(o, format);
+        else print(await runQueue(o, format, Date.now()));
+      }),
+  );
 
-  program.addCommand(kubeOptions(new Command("explain"), true)
-    .description("why a backup waits (or would, for a file not yet created)")
-    .usage("BACKUP | -f FILE [-o json|yaml|wide] [--kubeconfig FILE] [--context NAME] [--gate-namespace NS]")
-    .argument("[backup]", "a Backup in Velero's namespace")
-    .option("-f, --filename <file>", "a Backup not created yet (YAML or JSON): what it would meet")
-    .addOption(new Option("--file <file>").hideHelp())
-    .addOption(outputOption(OUTPUT_FORMATS))
-    .option("--json", "same as -o json")
-    .action(async (name: string | undefined, o: LiveFlags) => {
-      const file = o.filename ?? o.file;
-      print(await runExplain({ ...o, ...(name ? { name } : {}), ...(file ? { file } : {}) }, formatOf(o), Date.now()));
-    }));
+  program.addCommand(
+    kubeOptions(new Command("explain"), true)
+      .description("why a backup waits (or would, for a file not yet created)")
+      .usage("BACKUP | -f FILE [-o json|yaml|wide] [--kubeconfig FILE] [--context NAME] [--gate-namespace NS]")
+      .argument("[backup]", "a Backup in Velero's namespace")
+      .option("-f, --filename <file>", "a Backup not created yet (YAML or JSON): what it would meet")
+      .addOption(new Option("--file <file>").hideHelp())
+      .addOption(outputOption(OUTPUT_FORMATS))
+      .option("--json", "same as -o json")
+      .action(async (name: string | undefined, o: LiveFlags) => {
+        const file = o.filename ?? o.file;
+        print(await runExplain({ ...o, ...(name ? { name } : {}), ...(file ? { file } : {}) }, formatOf(o), Date.now()));
+      }),
+  );
 
-  program.addCommand(serveCommand().action(async (o: ServeFlags) => {
-    const options = serveOptions(o, process.env);
-    // Returns once serving; the process then runs until SIGTERM.
-    await runServe(options).catch((e: unknown) => {
-      throw e instanceof UsageError ? e : new StartupError(`serve: ${(e as Error).message}`);
-    });
-  }));
+  program.addCommand(
+    serveCommand().action(async (o: ServeFlags) => {
+      const options = serveOptions(o, process.env);
+      // Returns once serving; the process then runs until SIGTERM.
+      await runServe(options).catch((e: unknown) => {
+        throw e instanceof UsageError ? e : new StartupError(`serve: ${(e as Error).message}`);
+      });
+    }),
+  );
 
-  program.addCommand(simulateCommand().action((o: SimulateOptions) => {
-    const { output, failed } = simulate(o);
-    print(output);
-    if (failed) state.exitCode = 1;
-  }));
+  program.addCommand(
+    simulateCommand().action((o: SimulateOptions) => {
+      const { output, failed } = simulate(o);
+      print(output);
+      if (failed) state.exitCode = 1;
+    }),
+  );
 
-  program.addCommand(new Command("version")
-    .description("print the version of this CLI (and of Node.js)")
-    .usage("[-o json|yaml]")
-    .addOption(new Option("-o, --output <format>", "json or yaml").choices(["json", "yaml"]))
-    .action((o: { output?: "json" | "yaml" }) => {
-      const info = { backupGate: version(), node: process.version };
-      print(o.output === "json" ? JSON.stringify(info, null, 2) : o.output === "yaml" ? `backupGate: ${info.backupGate}\nnode: ${info.node}` : `backup-gate ${info.backupGate} (Node.js ${info.node})`);
-    }));
+  program.addCommand(
+    new Command("version")
+      .description("print the version of this CLI (and of Node.js)")
+      .usage("[-o json|yaml]")
+      .addOption(new Option("-o, --output <format>", "json or yaml").choices(["json", "yaml"]))
+      .action((o: { output?: "json" | "yaml" }) => {
+        const info = { backupGate: version(), node: process.version };
+        print(
+          o.output === "json"
+            ? JSON.stringify(info, null, 2)
+            : o.output === "yaml"
+              ? `backupGate: ${info.backupGate}\nnode: ${info.node}`
+              : `backup-gate ${info.backupGate} (Node.js ${info.node})`,
+        );
+      }),
+  );
 
   return program;
 }
@@ -92,18 +115,23 @@ function buildProgram(state: { exitCode: number }): Command {
 function rootHelp(program: Command): string {
   const commands = program.commands.filter((c) => !(c as unknown as { _hidden?: boolean })._hidden && c.name() !== "help");
   const width = Math.max(...commands.map((c) => c.name().length));
-  return asInvoked([
-    `usage: ${PROGRAM} <command> [flags]`,
-    "",
-    program.description(),
-    "",
-    "commands:",
-    ...commands.flatMap((c) => [`  ${c.name().padEnd(width)}  ${c.description()}`, `  ${" ".repeat(width)}  backup-gate ${c.name()} ${c.usage()}`]),
-    "",
-    "flags:",
-    "  -h, --help   show help (also COMMAND --help, and help COMMAND)",
-    "  --version    print the version",
-  ].join("\n"), PROGRAM) + "\n";
+  return (
+    asInvoked(
+      [
+        `usage: ${PROGRAM} <command> [flags]`,
+        "",
+        program.description(),
+        "",
+        "commands:",
+        ...commands.flatMap((c) => [`  ${c.name().padEnd(width)}  ${c.description()}`, `  ${" ".repeat(width)}  backup-gate ${c.name()} ${c.usage()}`]),
+        "",
+        "flags:",
+        "  -h, --help   show help (also COMMAND --help, and help COMMAND)",
+        "  --version    print the version",
+      ].join("\n"),
+      PROGRAM,
+    ) + "\n"
+  );
 }
 
 class StartupError extends Error {}

@@ -34,9 +34,7 @@ export function planJson(plan: Plan, now: number) {
 }
 
 export function planHuman(plan: Plan): string {
-  const lines = [
-    `level ${plan.level}, limit ${plan.limit}, in flight ${plan.inFlight.length}: ${plan.inFlight.join(", ") || "none"}`,
-  ];
+  const lines = [`level ${plan.level}, limit ${plan.limit}, in flight ${plan.inFlight.length}: ${plan.inFlight.join(", ") || "none"}`];
   for (const p of plan.promotions) lines.push(`start  ${p.backup}: ${p.reason}`);
   for (const q of plan.queue) lines.push(`wait   #${q.position} ${q.backup} (priority ${q.effectivePriority}): ${q.reason}`);
   for (const s of plan.supersessions) lines.push(`drop   ${s.backup}: ${s.reason}`);

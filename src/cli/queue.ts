@@ -54,22 +54,31 @@ export function queueRows(live: QueueInput, result: Plan, now: number): QueueRow
   const row = (name: string, r: Pick<QueueRow, "position" | "waitedSeconds" | "waitingFor" | "reason">): QueueRow => {
     const b = byName.get(name);
     return {
-      backup: name, phase: b?.phase || "New",
-      priority: b ? basePriority(b, live.policy) : 0, effectivePriority: b ? effectivePriorityOf(b, live.policy, now) : 0, ...r,
+      backup: name,
+      phase: b?.phase || "New",
+      priority: b ? basePriority(b, live.policy) : 0,
+      effectivePriority: b ? effectivePriorityOf(b, live.policy, now) : 0,
+      ...r,
     };
   };
-  const waitedNow = (name: string) => { const b = byName.get(name); return b ? seconds(created(b), now) : null; };
+  const waitedNow = (name: string) => {
+    const b = byName.get(name);
+    return b ? seconds(created(b), now) : null;
+  };
   return [
     ...result.inFlight.map((name) => {
       const b = byName.get(name);
       const promotedAt = b?.annotations[PROMOTED_AT];
       return row(name, {
-        position: null, waitingFor: [],
+        position: null,
+        waitingFor: [],
         waitedSeconds: b && promotedAt ? seconds(created(b), Date.parse(promotedAt)) : null,
         reason: b?.annotations[KEYS.promotedBy] ? "in flight" : "in flight; started without backup-gate (before it ran, or by another writer)",
       });
     }),
-    ...result.promotions.map((p) => row(p.backup, { position: 0, waitedSeconds: waitedNow(p.backup), waitingFor: [], reason: `starts at the controller's next plan: ${p.reason}` })),
+    ...result.promotions.map((p) =>
+      row(p.backup, { position: 0, waitedSeconds: waitedNow(p.backup), waitingFor: [], reason: `starts at the controller's next plan: ${p.reason}` }),
+    ),
     ...result.queue.map((q) => row(q.backup, { position: q.position, waitedSeconds: waitedNow(q.backup), waitingFor: q.waitingFor, reason: q.reason })),
   ];
 }
@@ -91,12 +100,24 @@ export function renderQueue(live: QueueInput, now: number, format: Format): stri
   if (doc !== undefined) return doc;
   const wide = format === "wide";
   const byName = new Map(live.snapshot.backups.map((b) => [b.name, b]));
-  const header: Cells = { backup: "BACKUP", phase: "PHASE", position: "POS", priority: "PRIO", waited: "WAITED", waitingFor: "WAITING FOR", level: "LEVEL", base: "BASE", age: "AGE", reason: "REASON" };
+  const header: Cells = {
+    backup: "BACKUP",
+    phase: "PHASE",
+    position: "POS",
+    priority: "PRIO",
+    waited: "WAITED",
+    waitingFor: "WAITING FOR",
+    level: "LEVEL",
+    base: "BASE",
+    age: "AGE",
+    reason: "REASON",
+  };
   const cells = rows.map((r): Cells => {
     const scope = result.scopes.get(r.backup);
     const created = Date.parse(byName.get(r.backup)?.creationTimestamp ?? "");
     return {
-      backup: r.backup, phase: r.phase,
+      backup: r.backup,
+      phase: r.phase,
       position: r.position === null ? "-" : r.position === 0 ? "next" : String(r.position),
       // Aging stops at promotion: a backup in flight shows the priority it was given.
       priority: String(r.position === null ? r.priority : r.effectivePriority),
@@ -113,7 +134,11 @@ export function renderQueue(live: QueueInput, now: number, format: Format): stri
     : ["backup", "phase", "position", "priority", "waited", "waitingFor"];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(header[c].length, ...cells.map((r) => r[c].length))]));
   const line = (r: Cells) => [...cols.map((c) => r[c].padEnd(width[c] ?? 0)), r.reason].join("  ");
-  return [`level ${result.level}, ${result.inFlight.length} of ${result.limit} in flight, ${result.queue.length + result.promotions.length} waiting${live.policyNote ? `\nnote: ${live.policyNote}` : ""}`, line(header), ...cells.map(line)].join("\n");
+  return [
+    `level ${result.level}, ${result.inFlight.length} of ${result.limit} in flight, ${result.queue.length + result.promotions.length} waiting${live.policyNote ? `\nnote: ${live.policyNote}` : ""}`,
+    line(header),
+    ...cells.map(line),
+  ].join("\n");
 }
 
 type Cells = Record<"backup" | "phase" | "position" | "priority" | "waited" | "waitingFor" | "level" | "base" | "age" | "reason", string>;
@@ -149,9 +174,19 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
     const waits = d.reasons.some((r) => r.startsWith("waits"));
     const name = trimmed.value.name;
     const state = d.verdict === "reject" ? "WouldBeRejected" : waits ? "WouldWait" : "WouldStart";
-    const summary = d.verdict === "reject" ? `${name} would be rejected: ${d.message}`
-      : `${name} would ${waits ? "wait" : "start at once"} (judged at ${d.level} level): ${d.reasons.join("; ")}`;
-    return { backup: name, state, level: d.level, ...(d.waitingFor.length ? { waitingFor: d.waitingFor } : {}), reasons: d.reasons, warnings: d.warnings, summary };
+    const summary =
+      d.verdict === "reject"
+        ? `${name} would be rejected: ${d.message}`
+        : `${name} would ${waits ? "wait" : "start at once"} (judged at ${d.level} level): ${d.reasons.join("; ")}`;
+    return {
+      backup: name,
+      state,
+      level: d.level,
+      ...(d.waitingFor.length ? { waitingFor: d.waitingFor } : {}),
+      reasons: d.reasons,
+      warnings: d.warnings,
+      summary,
+    };
   }
   const result = plan(live.snapshot, live.policy, now);
   const b = live.snapshot.backups.find((x) => x.name === target.name && x.namespace === live.policy.veleroNamespace);
@@ -161,11 +196,31 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
   const level = scope ? `${scope.level} level${scope.levelReason ? ` (${scope.levelReason})` : ""}` : "";
   const base = { backup: b.name, phase: b.phase || "New", ...judged, warnings: [] };
   const entry = result.queue.find((q) => q.backup === b.name);
-  if (entry) return { ...base, state: "Queued", position: entry.position, waitingFor: entry.waitingFor, reasons: [entry.reason], summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}` };
+  if (entry)
+    return {
+      ...base,
+      state: "Queued",
+      position: entry.position,
+      waitingFor: entry.waitingFor,
+      reasons: [entry.reason],
+      summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}`,
+    };
   const promoted = result.promotions.find((p) => p.backup === b.name);
-  if (promoted) return { ...base, state: "StartsNext", position: 0, reasons: [promoted.reason], summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}` };
+  if (promoted)
+    return {
+      ...base,
+      state: "StartsNext",
+      position: 0,
+      reasons: [promoted.reason],
+      summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}`,
+    };
   if (IN_FLIGHT_PHASES.has(b.phase)) return { ...base, state: "InFlight", reasons: [], summary: `${b.name} is ${b.phase}: it is not waiting.` };
-  return { ...base, state: "NotQueued", reasons: [], summary: `${b.name} is ${b.phase || "New"}: it is not queued (it finished, failed, or is outside the queue).` };
+  return {
+    ...base,
+    state: "NotQueued",
+    reasons: [],
+    summary: `${b.name} is ${b.phase || "New"}: it is not queued (it finished, failed, or is outside the queue).`,
+  };
 }
 
 /** `explain` in the chosen format: the sentence (and warnings); wide adds one line per field. */
@@ -175,9 +230,14 @@ export function renderExplanation(e: Explanation, format: Format): string {
   const lines = [e.summary, ...e.warnings.map((w) => `warning: ${w}`)];
   if (format !== "wide") return lines.join("\n");
   const field = (name: string, value: string | number | undefined) => (value === undefined || value === "" ? [] : [`  ${name}: ${value}`]);
-  return [...lines,
-    ...field("state", e.state), ...field("phase", e.phase), ...field("level", e.level), ...field("level reason", e.levelReason),
-    ...field("position", e.position), ...field("waiting for", e.waitingFor?.join(", ")),
+  return [
+    ...lines,
+    ...field("state", e.state),
+    ...field("phase", e.phase),
+    ...field("level", e.level),
+    ...field("level reason", e.levelReason),
+    ...field("position", e.position),
+    ...field("waiting for", e.waitingFor?.join(", ")),
   ].join("\n");
 }
 

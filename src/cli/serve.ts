@@ -66,7 +66,10 @@ export function serveCommand(): Command {
     .option("--host <host>", "where the HTTPS server listens", "0.0.0.0")
     .option("--port <port>", "where the HTTPS server listens", "8443")
     .option("--tls-dir <dir>", "serve tls.crt/tls.key/ca.crt from DIR (e.g. cert-manager) instead of a self-managed CA")
-    .option("--ca-injected", "with --tls-dir: the caBundle is injected by another operator (OpenShift service-ca, cert-manager cainjector); ca.crt is optional and the gate never writes the caBundle, it only reports one that does not verify its certificate")
+    .option(
+      "--ca-injected",
+      "with --tls-dir: the caBundle is injected by another operator (OpenShift service-ca, cert-manager cainjector); ca.crt is optional and the gate never writes the caBundle, it only reports one that does not verify its certificate",
+    )
     .option("--ca-bundle-check-seconds <n>", "with --ca-injected: how often the injected caBundle is checked", "60")
     .option("--extra-san <name>", "one more certificate name or IP (repeatable), e.g. 127.0.0.1 for local runs", collect, [])
     .option("--register-url <url>", "create/replace both webhook configurations pointing at URL (local runs)")
@@ -134,7 +137,9 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   // Either the gate writes its CA into the caBundle, or it leaves that to the injector and
   // only checks what was injected.
   const names = { kubeConfig: kc, mutatingName: o.webhookConfiguration, validatingName: o.webhookConfiguration, log, metrics };
-  const patcher = o.caInjected ? new InjectedBundleCheck({ ...names, ...(o.caBundleCheckMs ? { intervalMs: o.caBundleCheckMs } : {}) }) : new CaBundlePatcher(names);
+  const patcher = o.caInjected
+    ? new InjectedBundleCheck({ ...names, ...(o.caBundleCheckMs ? { intervalMs: o.caBundleCheckMs } : {}) })
+    : new CaBundlePatcher(names);
   await patcher.attach(tls);
 
   // Moves into flight by other writers are judged by the leader only (admission/flightGuard.ts);
@@ -146,8 +151,18 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
 
   const promotionKey = new PromotionKey(kc, { namespace: o.namespace, log });
   await promotionKey.start();
-  const controller = new QueueController({ kc, cache, policy, leader, events: recorder, metrics, log, identity: o.identity, sealer: () => promotionKey.current(),
-    guard: server.engine });
+  const controller = new QueueController({
+    kc,
+    cache,
+    policy,
+    leader,
+    events: recorder,
+    metrics,
+    log,
+    identity: o.identity,
+    sealer: () => promotionKey.current(),
+    guard: server.engine,
+  });
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");
@@ -174,9 +189,15 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
  * take effect) guards nothing, which must not be silent.
  */
 async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, signal: AbortSignal, warn: (message: string) => void): Promise<void> {
-  try { await cache.waitForSync(signal); } catch { return; }
+  try {
+    await cache.waitForSync(signal);
+  } catch {
+    return;
+  }
   if (cache.view.namespace(veleroNamespace)) return;
-  warn(`veleroNamespace ${JSON.stringify(veleroNamespace)} does not exist: backup-gate guards and plans no Backups until it does; check the policy's veleroNamespace and the webhooks' namespaceSelector`);
+  warn(
+    `veleroNamespace ${JSON.stringify(veleroNamespace)} does not exist: backup-gate guards and plans no Backups until it does; check the policy's veleroNamespace and the webhooks' namespaceSelector`,
+  );
 }
 
 /**
@@ -185,9 +206,14 @@ async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, s
  */
 async function ownUser(kc: KubeConfig, log: Logger): Promise<string | undefined> {
   try {
-    const review = await makeKeepAliveClient(kc, AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const review = await makeKeepAliveClient(kc, AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
+    });
     const user = review.status?.userInfo?.username;
-    if (user) { log.info({ user }, "the gate writes as this user"); return user; }
+    if (user) {
+      log.info({ user }, "the gate writes as this user");
+      return user;
+    }
   } catch (e) {
     log.warn({ err: String(e) }, "could not learn the gate's own user (SelfSubjectReview); a replica that does not lead will refuse its promotions too");
   }
@@ -198,8 +224,16 @@ async function ownUser(kc: KubeConfig, log: Logger): Promise<string | undefined>
 async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: string, url: string, ca: string): Promise<void> {
   const api = makeKeepAliveClient(kc, AdmissionregistrationV1Api);
   const { mutating, validating } = webhookConfigurations({ name, veleroNamespace, url, caBundle: ca });
-  try { await api.deleteMutatingWebhookConfiguration({ name }); } catch { /* absent */ }
-  try { await api.deleteValidatingWebhookConfiguration({ name }); } catch { /* absent */ }
+  try {
+    await api.deleteMutatingWebhookConfiguration({ name });
+  } catch {
+    /* absent */
+  }
+  try {
+    await api.deleteValidatingWebhookConfiguration({ name });
+  } catch {
+    /* absent */
+  }
   await api.createMutatingWebhookConfiguration({ body: mutating });
   await api.createValidatingWebhookConfiguration({ body: validating });
 }
@@ -215,7 +249,13 @@ export async function runServe(options: ServeOptions): Promise<void> {
     log.info({ signal }, "stopping");
     const force = setTimeout(() => process.exit(1), 15_000);
     force.unref();
-    void gate.stop().then(() => process.exit(0), (e: unknown) => { log.error({ err: String(e) }, "stop failed"); process.exit(1); });
+    void gate.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        log.error({ err: String(e) }, "stop failed");
+        process.exit(1);
+      },
+    );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));

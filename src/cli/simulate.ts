@@ -46,8 +46,7 @@ export function runSimulate(args: readonly string[]): { output: string; failed: 
 export function simulate(values: SimulateOptions): { output: string; failed: boolean } {
   if (!values.trace) throw new UsageError(`--trace is required\n${SIMULATE_USAGE}`);
   const file = values.trace;
-  const parsed = parseTrace(readDocument(file, "trace"), basename(file, extname(file)),
-    (cluster) => readDocument(resolve(dirname(file), cluster), "cluster"));
+  const parsed = parseTrace(readDocument(file, "trace"), basename(file, extname(file)), (cluster) => readDocument(resolve(dirname(file), cluster), "cluster"));
   if (!parsed.ok) throw new UsageError(`trace ${file}: ${parsed.error}`);
   const trace = parsed.trace;
 
@@ -78,10 +77,16 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
   const output = [
     `trace ${trace.name}: ${trace.backups.length} backups, concurrency ${policy.maxConcurrentBackups}, policy level ${policy.conflictLevel}`,
     table(runs),
-    ...runs.filter((r) => r.ignoresConflicts && r.figures.violations > 0).map((r) => `note: ${r.result.strategy} ignores conflicts by design; its ${r.figures.violations} violations are expected`),
+    ...runs
+      .filter((r) => r.ignoresConflicts && r.figures.violations > 0)
+      .map((r) => `note: ${r.result.strategy} ignores conflicts by design; its ${r.figures.violations} violations are expected`),
     ...broken.flatMap((r) => [
-      ...r.result.violations.slice(0, 5).map((v) => `INVARIANT VIOLATED: ${r.result.strategy}: ${v.backups[0]} and ${v.backups[1]} in flight together at ${v.at}s: ${v.reason}`),
-      ...(r.result.stalled.length ? [`STALLED: ${r.result.strategy}: ${r.result.stalled.length} backups never started: ${r.result.stalled.slice(0, 5).join(", ")}`] : []),
+      ...r.result.violations
+        .slice(0, 5)
+        .map((v) => `INVARIANT VIOLATED: ${r.result.strategy}: ${v.backups[0]} and ${v.backups[1]} in flight together at ${v.at}s: ${v.reason}`),
+      ...(r.result.stalled.length
+        ? [`STALLED: ${r.result.strategy}: ${r.result.stalled.length} backups never started: ${r.result.stalled.slice(0, 5).join(", ")}`]
+        : []),
     ]),
     ...runs.map((r) => jsonLine(r.result, r.figures)),
   ].join("\n");

@@ -10,7 +10,9 @@ export function version(from = dirname(fileURLToPath(import.meta.url))): string 
     try {
       const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown; version?: unknown };
       if (pkg.name === "backup-gate" && typeof pkg.version === "string") return pkg.version;
-    } catch { /* none here, or not JSON: look further up */ }
+    } catch {
+      /* none here, or not JSON: look further up */
+    }
     if (dirname(dir) === dir) return "unknown";
   }
 }

@@ -26,16 +26,25 @@ export async function watchQueue(o: WatchOptions, format: Format, out: NodeJS.Wr
   // Fails at once, in one line, when the cluster cannot be reached or read.
   const first = await readPolicy(createRequester(kc, 30_000), o.gateNamespace);
   let lastProblem = "";
-  const log = pino({ level: "warn" }, new Writable({
-    write(chunk: Buffer, _enc, done) {
-      try { lastProblem = String((JSON.parse(chunk.toString()) as { msg?: string }).msg ?? lastProblem); } catch { /* not JSON */ }
-      done();
-    },
-  }));
+  const log = pino(
+    { level: "warn" },
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        try {
+          lastProblem = String((JSON.parse(chunk.toString()) as { msg?: string }).msg ?? lastProblem);
+        } catch {
+          /* not JSON */
+        }
+        done();
+      },
+    }),
+  );
   const limitMs = o.syncTimeoutMs ?? 60_000;
   const timeout = AbortSignal.timeout(limitMs);
-  const synced = (p: Promise<void>) => Promise.race([p, new Promise<never>((_, reject) => timeout.addEventListener("abort", reject, { once: true }))])
-    .catch(() => { throw new UsageError(`cannot read the cluster within ${Math.round(limitMs / 1000)}s${lastProblem ? `: ${lastProblem}` : ""}`); });
+  const synced = (p: Promise<void>) =>
+    Promise.race([p, new Promise<never>((_, reject) => timeout.addEventListener("abort", reject, { once: true }))]).catch(() => {
+      throw new UsageError(`cannot read the cluster within ${Math.round(limitMs / 1000)}s${lastProblem ? `: ${lastProblem}` : ""}`);
+    });
   const show = progress();
   show?.("reading the cluster...");
   const policy = createPolicySource(kc, { namespace: o.gateNamespace, log });
@@ -55,7 +64,11 @@ export async function watchQueue(o: WatchOptions, format: Format, out: NodeJS.Wr
   let last = "";
   const draw = () => {
     const n = note();
-    const text = renderQueue({ snapshot: { view: cache.view, backups: cache.backups() }, policy: policy.current(), ...(n ? { policyNote: n } : {}) }, Date.now(), format);
+    const text = renderQueue(
+      { snapshot: { view: cache.view, backups: cache.backups() }, policy: policy.current(), ...(n ? { policyNote: n } : {}) },
+      Date.now(),
+      format,
+    );
     const frame = format === "json" ? JSON.stringify(JSON.parse(text)) : format === "yaml" ? `---\n${text}` : text;
     if (frame === last) return;
     last = frame;
@@ -65,7 +78,10 @@ export async function watchQueue(o: WatchOptions, format: Format, out: NodeJS.Wr
   };
   let pending: NodeJS.Timeout | undefined;
   const changed = () => {
-    pending ??= setTimeout(() => { pending = undefined; draw(); }, o.settleMs ?? 50);
+    pending ??= setTimeout(() => {
+      pending = undefined;
+      draw();
+    }, o.settleMs ?? 50);
   };
   cache.onChange(changed);
   policy.onChange(changed);

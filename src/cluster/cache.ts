@@ -82,23 +82,32 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
 
   const notify = (change: CacheChange) => {
     for (const l of [...listeners]) {
-      try { l(change); } catch (e) { o.log.error({ err: e, change }, "cache change listener failed"); }
+      try {
+        l(change);
+      } catch (e) {
+        o.log.error({ err: e, change }, "cache change listener failed");
+      }
     }
   };
 
-  const decoder = <K extends ObjectKind>(kind: K, slim: (v: Trimmed<K>) => Trimmed<K>) => (raw: RawObject): Decoded<Trimmed<K>> => {
-    raw.kind ??= kind;
-    const r = trim(kind, raw);
-    return r.ok ? { ok: true, value: slim(r.value) } : { ok: false, error: r.error };
-  };
+  const decoder =
+    <K extends ObjectKind>(kind: K, slim: (v: Trimmed<K>) => Trimmed<K>) =>
+    (raw: RawObject): Decoded<Trimmed<K>> => {
+      raw.kind ??= kind;
+      const r = trim(kind, raw);
+      return r.ok ? { ok: true, value: slim(r.value) } : { ok: false, error: r.error };
+    };
 
   /** A sink over a get/set/delete triple of the view; unchanged updates are dropped. */
-  const sink = <T>(kind: Kind, store: {
-    get(ns: string, name: string): T | undefined;
-    set(value: T): void;
-    del(ns: string, name: string): void;
-    same?(a: T, b: T): boolean;
-  }): ReflectorSink<T> => ({
+  const sink = <T>(
+    kind: Kind,
+    store: {
+      get(ns: string, name: string): T | undefined;
+      set(value: T): void;
+      del(ns: string, name: string): void;
+      same?(a: T, b: T): boolean;
+    },
+  ): ReflectorSink<T> => ({
     upsert(key, value, type) {
       const [ns, name] = splitKey(key);
       const old = store.get(ns, name);
@@ -123,7 +132,8 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
   });
 
   const common = {
-    kc, log: o.log,
+    kc,
+    log: o.log,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.backoff ? { backoff: o.backoff } : {}),
     ...(o.watchTimeoutSeconds ? { watchTimeoutSeconds: o.watchTimeoutSeconds } : {}),
@@ -134,46 +144,70 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
 
   const reflectors = [
     new Reflector<NamespaceInfo>({
-      ...common, resource: "namespaces", path: "/api/v1/namespaces",
+      ...common,
+      resource: "namespaces",
+      path: "/api/v1/namespaces",
       decode: decoder("Namespace", (v) => slimNamespace(v, interner)),
       sink: sink<NamespaceInfo>("Namespace", {
-        get: (_, name) => view.namespace(name), set: (v) => view.setNamespace(v), del: (_, name) => view.deleteNamespace(name),
+        get: (_, name) => view.namespace(name),
+        set: (v) => view.setNamespace(v),
+        del: (_, name) => view.deleteNamespace(name),
       }),
     }),
     new Reflector<PodInfo>({
-      ...common, resource: "pods", path: "/api/v1/pods",
+      ...common,
+      resource: "pods",
+      path: "/api/v1/pods",
       decode: decoder("Pod", (v) => slimPod(v, interner)),
       sink: sink<PodInfo>("Pod", {
-        get: (ns, name) => view.contents(ns).pods.get(name), set: (v) => view.setPod(v), del: (ns, name) => view.deletePod(ns, name),
+        get: (ns, name) => view.contents(ns).pods.get(name),
+        set: (v) => view.setPod(v),
+        del: (ns, name) => view.deletePod(ns, name),
       }),
     }),
     new Reflector<PvcInfo>({
-      ...common, resource: "persistentvolumeclaims", path: "/api/v1/persistentvolumeclaims",
+      ...common,
+      resource: "persistentvolumeclaims",
+      path: "/api/v1/persistentvolumeclaims",
       decode: decoder("PersistentVolumeClaim", (v) => slimPvc(v, interner)),
       sink: sink<PvcInfo>("PersistentVolumeClaim", {
-        get: (ns, name) => view.contents(ns).pvcs.get(name), set: (v) => view.setPvc(v), del: (ns, name) => view.deletePvc(ns, name),
+        get: (ns, name) => view.contents(ns).pvcs.get(name),
+        set: (v) => view.setPvc(v),
+        del: (ns, name) => view.deletePvc(ns, name),
       }),
     }),
     new Reflector<PvInfo>({
-      ...common, resource: "persistentvolumes", path: "/api/v1/persistentvolumes",
+      ...common,
+      resource: "persistentvolumes",
+      path: "/api/v1/persistentvolumes",
       decode: decoder("PersistentVolume", (v) => slimPv(v, interner)),
       sink: sink<PvInfo>("PersistentVolume", {
-        get: (_, name) => view.pv(name), set: (v) => view.setPv(v), del: (_, name) => view.deletePv(name),
+        get: (_, name) => view.pv(name),
+        set: (v) => view.setPv(v),
+        del: (_, name) => view.deletePv(name),
       }),
     }),
     new Reflector<ConfigMapInfo>({
-      ...common, resource: "configmaps", path: `/api/v1/namespaces/${vns}/configmaps`,
+      ...common,
+      resource: "configmaps",
+      path: `/api/v1/namespaces/${vns}/configmaps`,
       decode: decoder("ConfigMap", (v) => v),
       sink: sink<ConfigMapInfo>("ConfigMap", {
-        get: (ns, name) => view.configMap(ns, name), set: (v) => view.setConfigMap(v), del: (ns, name) => view.deleteConfigMap(ns, name),
+        get: (ns, name) => view.configMap(ns, name),
+        set: (v) => view.setConfigMap(v),
+        del: (ns, name) => view.deleteConfigMap(ns, name),
         same: (a, b) => sameValue(a.data, b.data),
       }),
     }),
     new Reflector<BackupInfo>({
-      ...common, resource: "backups", path: `/apis/velero.io/v1/namespaces/${vns}/backups`,
+      ...common,
+      resource: "backups",
+      path: `/apis/velero.io/v1/namespaces/${vns}/backups`,
       decode: decoder("Backup", withSpecHash),
       sink: sink<BackupInfo>("Backup", {
-        get: (ns, name) => backups.get(ns, name), set: (v) => backups.set(v), del: (ns, name) => backups.delete(ns, name),
+        get: (ns, name) => backups.get(ns, name),
+        set: (v) => backups.set(v),
+        del: (ns, name) => backups.delete(ns, name),
         // Every new resourceVersion of a Backup matters to the controller (optimistic writes).
         same: (a, b) => a.resourceVersion === b.resourceVersion,
       }),
@@ -190,7 +224,9 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
     synced: () => view.synced,
     onChange(listener) {
       listeners.add(listener);
-      return () => { listeners.delete(listener); };
+      return () => {
+        listeners.delete(listener);
+      };
     },
     async start() {
       if (started) return;
@@ -203,8 +239,15 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
     waitForSync(signal) {
       if (view.synced) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
-        const done = () => { syncWaiters.delete(done); signal?.removeEventListener("abort", aborted); resolve(); };
-        const aborted = () => { syncWaiters.delete(done); reject(signal?.reason ?? new Error("aborted")); };
+        const done = () => {
+          syncWaiters.delete(done);
+          signal?.removeEventListener("abort", aborted);
+          resolve();
+        };
+        const aborted = () => {
+          syncWaiters.delete(done);
+          reject(signal?.reason ?? new Error("aborted"));
+        };
         syncWaiters.add(done);
         signal?.addEventListener("abort", aborted, { once: true });
       });

@@ -18,9 +18,14 @@ const EMPTY_VOLUMES: readonly PodVolume[] = Object.freeze([]);
 /** A bounded string table: past `max` entries new strings are returned as they are. */
 export class Interner {
   private readonly table = new Map<string, string>();
-  constructor(private readonly max = 200_000, private readonly maxLength = 256) {}
+  constructor(
+    private readonly max = 200_000,
+    private readonly maxLength = 256,
+  ) {}
 
-  get size(): number { return this.table.size; }
+  get size(): number {
+    return this.table.size;
+  }
 
   intern(s: string): string;
   intern(s: string | undefined): string | undefined;
@@ -72,8 +77,10 @@ function slimVolume(v: PodVolume, i: Interner): PodVolume {
 
 export function slimPod(p: PodInfo, i: Interner): PodInfo {
   return {
-    namespace: i.intern(p.namespace), name: p.name,
-    labels: i.map(p.labels, undefined, p.name), annotations: i.map(p.annotations, keepAnnotation),
+    namespace: i.intern(p.namespace),
+    name: p.name,
+    labels: i.map(p.labels, undefined, p.name),
+    annotations: i.map(p.annotations, keepAnnotation),
     phase: i.intern(p.phase),
     ...(p.nodeName !== undefined ? { nodeName: i.intern(p.nodeName) } : {}),
     deleting: p.deleting,
@@ -83,8 +90,10 @@ export function slimPod(p: PodInfo, i: Interner): PodInfo {
 
 export function slimPvc(c: PvcInfo, i: Interner): PvcInfo {
   return {
-    namespace: i.intern(c.namespace), name: c.name,
-    labels: i.map(c.labels), annotations: i.map(c.annotations, keepAnnotation),
+    namespace: i.intern(c.namespace),
+    name: c.name,
+    labels: i.map(c.labels),
+    annotations: i.map(c.annotations, keepAnnotation),
     phase: i.intern(c.phase),
     ...(c.volumeName !== undefined ? { volumeName: c.volumeName } : {}),
     ...(c.storageClassName !== undefined ? { storageClassName: i.intern(c.storageClassName) } : {}),
@@ -94,7 +103,9 @@ export function slimPvc(c: PvcInfo, i: Interner): PvcInfo {
 
 export function slimPv(v: PvInfo, i: Interner): PvInfo {
   return {
-    name: v.name, labels: i.map(v.labels), annotations: i.map(v.annotations, keepAnnotation),
+    name: v.name,
+    labels: i.map(v.labels),
+    annotations: i.map(v.annotations, keepAnnotation),
     ...(v.capacity !== undefined ? { capacity: i.intern(v.capacity) } : {}),
     ...(v.storageClassName !== undefined ? { storageClassName: i.intern(v.storageClassName) } : {}),
     ...(v.claimRef ? { claimRef: { namespace: i.intern(v.claimRef.namespace), name: v.claimRef.name } } : {}),
@@ -114,7 +125,11 @@ export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== "object") return JSON.stringify(v) ?? "null";
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
   const o = v as Record<string, unknown>;
-  return `{${Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(",")}}`;
+  return `{${Object.keys(o)
+    .sort()
+    .filter((k) => o[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+    .join(",")}}`;
 }
 
 export function withSpecHash(b: BackupInfo): BackupInfo {

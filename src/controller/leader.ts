@@ -31,7 +31,10 @@ export class LeaderElector {
   private readonly retry: number;
   private readonly now: () => number;
 
-  constructor(kc: KubeConfig, private readonly o: LeaderOptions) {
+  constructor(
+    kc: KubeConfig,
+    private readonly o: LeaderOptions,
+  ) {
     this.api = makeKeepAliveClient(kc, CoordinationV1Api);
     this.leaseSeconds = o.leaseDurationSeconds ?? 15;
     this.renewDeadline = o.renewDeadlineMs ?? 10_000;
@@ -97,8 +100,10 @@ export class LeaderElector {
       if ((e as { code?: number }).code !== 404) throw e;
       await this.api.createNamespacedLease({
         namespace,
-        body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: nowIso, renewTime: nowIso,
-          leaseTransitions: 0 } },
+        body: {
+          metadata: { name, namespace },
+          spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
+        },
       });
       return true;
     }

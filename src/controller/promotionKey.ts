@@ -26,7 +26,10 @@ export class PromotionKey {
   private stopped = false;
   private readonly api: CoreV1Api;
 
-  constructor(kc: KubeConfig, private readonly o: PromotionKeyOptions) {
+  constructor(
+    kc: KubeConfig,
+    private readonly o: PromotionKeyOptions,
+  ) {
     this.api = makeKeepAliveClient(kc, CoreV1Api);
   }
 
@@ -51,8 +54,10 @@ export class PromotionKey {
       this.sealer = new HmacSealer(await this.readOrCreate());
       this.o.log.info({ secret: `${this.o.namespace}/${PROMOTION_KEY_SECRET}` }, "promotion key loaded");
     } catch (e) {
-      this.o.log.error({ err: String(e), secret: `${this.o.namespace}/${PROMOTION_KEY_SECRET}` },
-        "cannot read or create the promotion key Secret; the queue promotes nothing until it can (RBAC: get and create on this Secret in the gate's namespace)");
+      this.o.log.error(
+        { err: String(e), secret: `${this.o.namespace}/${PROMOTION_KEY_SECRET}` },
+        "cannot read or create the promotion key Secret; the queue promotes nothing until it can (RBAC: get and create on this Secret in the gate's namespace)",
+      );
       if (this.stopped) return;
       this.timer = setTimeout(() => void this.attempt(), this.o.retryMs ?? 10_000);
       this.timer.unref?.();
@@ -69,7 +74,9 @@ export class PromotionKey {
     try {
       const body = {
         metadata: { name: PROMOTION_KEY_SECRET, namespace, labels: { "app.kubernetes.io/name": "backup-gate" } },
-        type: "Opaque", immutable: true, data: { [DATA_KEY]: randomBytes(32).toString("base64") },
+        type: "Opaque",
+        immutable: true,
+        data: { [DATA_KEY]: randomBytes(32).toString("base64") },
       };
       return keyOf(await this.api.createNamespacedSecret({ namespace, body }));
     } catch (e) {

@@ -15,7 +15,12 @@ import { backupWriter, type WriteResult } from "./applyWrite.js";
 // write before planning again, so a stale cache can never promote past the limit.
 
 export interface EventSink {
-  event(obj: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string }, type: "Normal" | "Warning", reason: string, message: string): void;
+  event(
+    obj: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string },
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ): void;
 }
 
 export interface Leadership {
@@ -77,7 +82,12 @@ export class QueueController {
     this.stopped = false;
     this.write = backupWriter(this.o.kc, this.o.policy.current().veleroNamespace);
     this.unsubscribe.push(this.o.cache.onChange(() => this.schedule()));
-    this.unsubscribe.push(this.o.policy.onChange(() => { this.write = backupWriter(this.o.kc, this.o.policy.current().veleroNamespace); this.schedule(); }));
+    this.unsubscribe.push(
+      this.o.policy.onChange(() => {
+        this.write = backupWriter(this.o.kc, this.o.policy.current().veleroNamespace);
+        this.schedule();
+      }),
+    );
     this.unsubscribe.push(this.o.leader.onChange(() => this.schedule()));
     this.timer = setInterval(() => this.schedule(), this.o.resyncMs ?? 10_000);
     this.timer.unref?.();
@@ -94,20 +104,29 @@ export class QueueController {
   /** Coalesces triggers: one reconcile at a time, and one more if anything came in meanwhile. */
   schedule(): void {
     if (this.stopped) return;
-    if (this.running) { this.dirty = true; return; }
+    if (this.running) {
+      this.dirty = true;
+      return;
+    }
     this.running = true;
     void this.reconcile()
       .catch((e) => this.o.log.error({ err: String(e) }, "reconcile failed; retrying on the next change or tick"))
       .finally(() => {
         this.running = false;
-        if (this.dirty) { this.dirty = false; this.schedule(); }
+        if (this.dirty) {
+          this.dirty = false;
+          this.schedule();
+        }
       });
   }
 
   /** A re-plan in a second: what held a promotion back (a move not yet observed, a leader handover) passes by itself. */
   private retrySoon(): void {
     if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.schedule(); }, 1000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.schedule();
+    }, 1000);
     this.retryTimer.unref?.();
   }
 
@@ -134,7 +153,10 @@ export class QueueController {
     if (!this.o.leader.isLeader() || !cache.synced() || !this.writesObserved()) return;
     // Without its key the gate can neither seal a promotion nor tell its own from a forged one.
     const sealer = this.o.sealer();
-    if (!sealer) { log.debug({}, "waiting for the promotion key"); return; }
+    if (!sealer) {
+      log.debug({}, "waiting for the promotion key");
+      return;
+    }
     const policy = this.o.policy.current();
     const now = this.now();
     const backups = cache.backups();
@@ -150,14 +172,26 @@ export class QueueController {
     for (const [key, names] of this.reported) if (names.some((n) => !cache.backup(n))) this.reported.delete(key);
 
     const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
-    this.reportOnce(result.overlaps.map((o) => ({ key: `overlap:${[...o.backups].sort().join("+")}`, backups: [...o.backups], reason: "OverlapDetected", message: o.reason })),
-      () => metrics.overlaps.inc());
-    this.reportOnce(writes.foreign.map((name) => ({
-      key: `foreign:${cache.backup(name)?.uid ?? name}`, backups: [name], reason: "PromotedByAnotherWriter",
-      message: cache.backup(name)?.annotations["backup-gate.io/promoted-by"]
-        ? `${name} is ReadyToStart with a backup-gate.io/promoted-by annotation that backup-gate's record does not match: another writer promoted it (or the promotion key changed); backup-gate does not nudge it`
-        : `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
-    })), () => metrics.foreignPromotions.inc());
+    this.reportOnce(
+      result.overlaps.map((o) => ({
+        key: `overlap:${[...o.backups].sort().join("+")}`,
+        backups: [...o.backups],
+        reason: "OverlapDetected",
+        message: o.reason,
+      })),
+      () => metrics.overlaps.inc(),
+    );
+    this.reportOnce(
+      writes.foreign.map((name) => ({
+        key: `foreign:${cache.backup(name)?.uid ?? name}`,
+        backups: [name],
+        reason: "PromotedByAnotherWriter",
+        message: cache.backup(name)?.annotations["backup-gate.io/promoted-by"]
+          ? `${name} is ReadyToStart with a backup-gate.io/promoted-by annotation that backup-gate's record does not match: another writer promoted it (or the promotion key changed); backup-gate does not nudge it`
+          : `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
+      })),
+      () => metrics.foreignPromotions.inc(),
+    );
 
     const byName = new Map(backups.map((b) => [b.name, b]));
     for (const w of writes.writes) {
@@ -173,17 +207,29 @@ export class QueueController {
           continue;
         }
       }
-      const release = () => { if (w.kind === "promote") this.o.guard?.release(w.backup); };
+      const release = () => {
+        if (w.kind === "promote") this.o.guard?.release(w.backup);
+      };
       const outcome = await this.write!(w).catch((e: unknown) => {
         release();
         log.warn({ backup: w.backup, kind: w.kind, err: String(e) }, "write failed; will re-plan");
         metrics.apiWrites.inc({ kind: w.kind, result: "error" });
         return "error" as const;
       });
-      if (outcome === "error") { this.dirty = true; return; }
+      if (outcome === "error") {
+        this.dirty = true;
+        return;
+      }
       metrics.apiWrites.inc({ kind: w.kind, result: outcome });
-      if (outcome === "conflict") { release(); this.dirty = true; continue; }
-      if (outcome === "gone") { release(); continue; }
+      if (outcome === "conflict") {
+        release();
+        this.dirty = true;
+        continue;
+      }
+      if (outcome === "gone") {
+        release();
+        continue;
+      }
       this.pending.set(w.backup, { rv: w.resourceVersion, at: this.now() });
       const b = byName.get(w.backup);
       const level = w.annotations?.["backup-gate.io/conflict-level"] ?? "";
@@ -193,7 +239,10 @@ export class QueueController {
         const created = Date.parse(b.creationTimestamp);
         if (Number.isFinite(created)) metrics.queueWait.observe(Math.max(0, now - created) / 1000);
       }
-      log.info({ backup: w.backup, decision: w.kind, ...(w.status ? { status: w.status } : {}), reason: w.annotations?.["backup-gate.io/reason"] ?? w.event?.message }, `backup ${w.kind}`);
+      log.info(
+        { backup: w.backup, decision: w.kind, ...(w.status ? { status: w.status } : {}), reason: w.annotations?.["backup-gate.io/reason"] ?? w.event?.message },
+        `backup ${w.kind}`,
+      );
       if (w.event && b) this.o.events.event(backupRef(b), w.event.type, w.event.reason, w.event.message);
     }
   }

@@ -5,7 +5,10 @@
 const sets = new WeakMap<readonly string[], ReadonlySet<string>>();
 export function setOf(list: readonly string[]): ReadonlySet<string> {
   let set = sets.get(list);
-  if (!set) { set = new Set(list); sets.set(list, set); }
+  if (!set) {
+    set = new Set(list);
+    sets.set(list, set);
+  }
   return set;
 }
 
@@ -13,6 +16,9 @@ const orders = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
 /** Each item's index in `list`. */
 export function positions(list: readonly string[]): ReadonlyMap<string, number> {
   let at = orders.get(list);
-  if (!at) { at = new Map(list.map((k, i) => [k, i])); orders.set(list, at); }
+  if (!at) {
+    at = new Map(list.map((k, i) => [k, i]));
+    orders.set(list, at);
+  }
   return at;
 }

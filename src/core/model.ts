@@ -67,10 +67,20 @@ export interface ConfigMapInfo {
 }
 
 export const PHASES = [
-  "", "New", "Queued", "ReadyToStart", "InProgress",
-  "WaitingForPluginOperations", "WaitingForPluginOperationsPartiallyFailed",
-  "Finalizing", "FinalizingPartiallyFailed",
-  "Completed", "PartiallyFailed", "Failed", "FailedValidation", "Deleting",
+  "",
+  "New",
+  "Queued",
+  "ReadyToStart",
+  "InProgress",
+  "WaitingForPluginOperations",
+  "WaitingForPluginOperationsPartiallyFailed",
+  "Finalizing",
+  "FinalizingPartiallyFailed",
+  "Completed",
+  "PartiallyFailed",
+  "Failed",
+  "FailedValidation",
+  "Deleting",
 ] as const;
 export type Phase = (typeof PHASES)[number];
 

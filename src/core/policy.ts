@@ -14,16 +14,18 @@ export const policySchema = z.strictObject({
   serialWorkloads: z.enum(["Allow", "Forbid", "Replace"]).default("Forbid"),
   /** Also treat backups with identical specs (not only runs of one Schedule) as one serial workload. */
   serialIdenticalScope: z.boolean().default(false),
-  priorities: z.strictObject({
-    /** Base priority of backups not made by a Schedule. */
-    manual: z.number().int().default(10),
-    /** Base priority of runs of a Schedule. */
-    scheduled: z.number().int().default(0),
-    /** Base priority per Schedule name, over `scheduled`. */
-    schedules: z.record(z.string(), z.number().int()).default({}),
-    /** Waiting this many seconds raises a queued backup's priority by one; 0 turns aging off. */
-    agingSeconds: z.number().int().min(0).default(600),
-  }).prefault({}),
+  priorities: z
+    .strictObject({
+      /** Base priority of backups not made by a Schedule. */
+      manual: z.number().int().default(10),
+      /** Base priority of runs of a Schedule. */
+      scheduled: z.number().int().default(0),
+      /** Base priority per Schedule name, over `scheduled`. */
+      schedules: z.record(z.string(), z.number().int()).default({}),
+      /** Waiting this many seconds raises a queued backup's priority by one; 0 turns aging off. */
+      agingSeconds: z.number().int().min(0).default(600),
+    })
+    .prefault({}),
   /** Resource kinds (plural.group) whose objects no two backups may hold at once, per namespace. */
   exclusiveResources: z.array(z.string().min(1)).default([]),
   /**
@@ -33,9 +35,11 @@ export const policySchema = z.strictObject({
    * relative error first, so the next backups are corrected first): a dequeue costs a bounded
    * number of writes however long the queue is.
    */
-  positionUpdates: z.strictObject({
-    writesPerDequeue: z.number().int().min(0).max(100).default(1),
-  }).prefault({}),
+  positionUpdates: z
+    .strictObject({
+      writesPerDequeue: z.number().int().min(0).max(100).default(1),
+    })
+    .prefault({}),
   /** A ReadyToStart backup Velero has not picked up after this long gets a no-op update. */
   nudgeAfterSeconds: z.number().int().min(1).default(60),
 });

@@ -20,7 +20,10 @@ export class NamespaceContents {
   private claimIndex?: Map<string, PodInfo[]>;
   private unitIndex?: { key: string; unitOf: Map<string, Unit> };
 
-  constructor(readonly namespace: string, private readonly onTouch?: (namespace: string) => void) {}
+  constructor(
+    readonly namespace: string,
+    private readonly onTouch?: (namespace: string) => void,
+  ) {}
 
   touch(): void {
     this.version++;
@@ -68,12 +71,20 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string
     let root = x;
     while (parent.get(root) !== root) root = parent.get(root) as string;
     let cur = x;
-    while (cur !== root) { const next = parent.get(cur) as string; parent.set(cur, root); cur = next; }
+    while (cur !== root) {
+      const next = parent.get(cur) as string;
+      parent.set(cur, root);
+      cur = next;
+    }
     return root;
   };
   const union = (a: string, b: string) => {
-    const ra = find(a), rb = find(b);
-    if (ra !== rb) { if (ra < rb) parent.set(rb, ra); else parent.set(ra, rb); }
+    const ra = find(a),
+      rb = find(b);
+    if (ra !== rb) {
+      if (ra < rb) parent.set(rb, ra);
+      else parent.set(ra, rb);
+    }
   };
   for (const name of ns.pods.keys()) parent.set(`pod:${name}`, `pod:${name}`);
   for (const name of ns.pvcs.keys()) parent.set(`pvc:${name}`, `pvc:${name}`);
@@ -87,7 +98,8 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string
     const group = pvc.labels[volumeGroupKey];
     if (!group) continue;
     const first = groups.get(group);
-    if (first) union(first, `pvc:${pvc.name}`); else groups.set(group, `pvc:${pvc.name}`);
+    if (first) union(first, `pvc:${pvc.name}`);
+    else groups.set(group, `pvc:${pvc.name}`);
   }
   return unitsOf(ns, parent, find);
 }
@@ -142,10 +154,15 @@ export class ClusterView {
     this.sortedNames ??= [...this.nsInfo.keys()].sort();
     return this.sortedNames;
   }
-  namespace(name: string): NamespaceInfo | undefined { return this.nsInfo.get(name); }
+  namespace(name: string): NamespaceInfo | undefined {
+    return this.nsInfo.get(name);
+  }
   contents(namespace: string): NamespaceContents {
     let c = this.nsContents.get(namespace);
-    if (!c) { c = new NamespaceContents(namespace, (ns) => this.touched(ns)); this.nsContents.set(namespace, c); }
+    if (!c) {
+      c = new NamespaceContents(namespace, (ns) => this.touched(ns));
+      this.nsContents.set(namespace, c);
+    }
     return c;
   }
   /**
@@ -158,8 +175,12 @@ export class ClusterView {
     for (let v = version; v < this.contentsVersion; v++) changed.add(this.touchLog[v % CHANGE_LOG] as string);
     return changed;
   }
-  pv(name: string): PvInfo | undefined { return this.pvByName.get(name); }
-  pvs(): IterableIterator<PvInfo> { return this.pvByName.values(); }
+  pv(name: string): PvInfo | undefined {
+    return this.pvByName.get(name);
+  }
+  pvs(): IterableIterator<PvInfo> {
+    return this.pvByName.values();
+  }
   configMap(namespace: string, name: string): (ConfigMapInfo & { version: number }) | undefined {
     return this.cms.get(`${namespace}/${name}`);
   }
@@ -170,12 +191,29 @@ export class ClusterView {
     this.namespacesVersion++;
   }
   deleteNamespace(name: string): void {
-    if (this.nsInfo.delete(name)) { this.sortedNames = undefined; this.namespacesVersion++; }
+    if (this.nsInfo.delete(name)) {
+      this.sortedNames = undefined;
+      this.namespacesVersion++;
+    }
   }
-  setPod(pod: PodInfo): void { const c = this.contents(pod.namespace); c.pods.set(pod.name, pod); c.touch(); }
-  deletePod(namespace: string, name: string): void { const c = this.contents(namespace); if (c.pods.delete(name)) c.touch(); }
-  setPvc(pvc: PvcInfo): void { const c = this.contents(pvc.namespace); c.pvcs.set(pvc.name, pvc); c.touch(); }
-  deletePvc(namespace: string, name: string): void { const c = this.contents(namespace); if (c.pvcs.delete(name)) c.touch(); }
+  setPod(pod: PodInfo): void {
+    const c = this.contents(pod.namespace);
+    c.pods.set(pod.name, pod);
+    c.touch();
+  }
+  deletePod(namespace: string, name: string): void {
+    const c = this.contents(namespace);
+    if (c.pods.delete(name)) c.touch();
+  }
+  setPvc(pvc: PvcInfo): void {
+    const c = this.contents(pvc.namespace);
+    c.pvcs.set(pvc.name, pvc);
+    c.touch();
+  }
+  deletePvc(namespace: string, name: string): void {
+    const c = this.contents(namespace);
+    if (c.pvcs.delete(name)) c.touch();
+  }
   setPv(pv: PvInfo): void {
     this.touchClaimOf(this.pvByName.get(pv.name));
     this.pvByName.set(pv.name, pv);
@@ -189,8 +227,13 @@ export class ClusterView {
     this.touchClaimOf(old);
     this.pvVersion++;
   }
-  setConfigMap(cm: ConfigMapInfo): void { this.cms.set(`${cm.namespace}/${cm.name}`, { ...cm, version: ++this.cmVersion }); }
-  deleteConfigMap(namespace: string, name: string): void { this.cms.delete(`${namespace}/${name}`); this.cmVersion++; }
+  setConfigMap(cm: ConfigMapInfo): void {
+    this.cms.set(`${cm.namespace}/${cm.name}`, { ...cm, version: ++this.cmVersion });
+  }
+  deleteConfigMap(namespace: string, name: string): void {
+    this.cms.delete(`${namespace}/${name}`);
+    this.cmVersion++;
+  }
 
   private touched(namespace: string): void {
     this.touchLog[this.contentsVersion % CHANGE_LOG] = namespace;

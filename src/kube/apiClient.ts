@@ -1,6 +1,10 @@
 import {
-  createConfiguration, ServerConfiguration,
-  type Configuration, type KubeConfig, type RequestContext, type SecurityAuthentication,
+  createConfiguration,
+  ServerConfiguration,
+  type Configuration,
+  type KubeConfig,
+  type RequestContext,
+  type SecurityAuthentication,
 } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
 import https from "node:https";
@@ -13,10 +17,12 @@ import https from "node:https";
 export function makeKeepAliveClient<T>(kc: KubeConfig, api: new (config: Configuration) => T): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("the kubeconfig has no current cluster");
-  return new api(createConfiguration({
-    baseServer: new ServerConfiguration(cluster.server, {}),
-    authMethods: { default: new KeepAliveAuthentication(kc) },
-  }));
+  return new api(
+    createConfiguration({
+      baseServer: new ServerConfiguration(cluster.server, {}),
+      authMethods: { default: new KeepAliveAuthentication(kc) },
+    }),
+  );
 }
 
 const MAX_SOCKETS = 8;
@@ -26,7 +32,9 @@ class KeepAliveAuthentication implements SecurityAuthentication {
 
   constructor(private readonly kc: KubeConfig) {}
 
-  getName(): string { return "kubeconfig authentication with keep-alive connections"; }
+  getName(): string {
+    return "kubeconfig authentication with keep-alive connections";
+  }
 
   async applySecurityAuthentication(context: RequestContext): Promise<void> {
     // Headers (tokens, exec plugins, basic auth) are the kubeconfig's, fresh per request.
@@ -43,7 +51,11 @@ class KeepAliveAuthentication implements SecurityAuthentication {
     const options: https.AgentOptions = {
       keepAlive: true,
       maxSockets: MAX_SOCKETS,
-      ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase,
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      pfx: tls.pfx,
+      passphrase: tls.passphrase,
       ...(cluster?.skipTLSVerify ? { rejectUnauthorized: false } : tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
       ...(cluster?.tlsServerName ? { servername: cluster.tlsServerName } : {}),
     };

@@ -41,7 +41,9 @@ export class Backoff {
   }
 
   /** Consecutive failures counted so far. */
-  get failures(): number { return this.attempt; }
+  get failures(): number {
+    return this.attempt;
+  }
 
   /** The connection is up (a watch was accepted, or a list succeeded) as of `now`. */
   healthy(now: number): void {

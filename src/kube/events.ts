@@ -64,13 +64,19 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
     const body: CoreV1Event = {
       metadata: { name, namespace },
       involvedObject: {
-        apiVersion: obj.apiVersion, kind: obj.kind, name: obj.name,
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: obj.name,
         ...(obj.namespace ? { namespace: obj.namespace } : {}),
         ...(obj.uid ? { uid: obj.uid } : {}),
       },
-      reason, message, type,
+      reason,
+      message,
+      type,
       source: { component, host },
-      count: 1, firstTimestamp: at, lastTimestamp: at,
+      count: 1,
+      firstTimestamp: at,
+      lastTimestamp: at,
     };
     await core.createNamespacedEvent({ namespace, body });
     return { namespace, name, count: 1, last: at.getTime() };
@@ -102,8 +108,7 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
       recent.set(key, await create(obj, type, reason, message, at));
       while (recent.size > maxAggregated) recent.delete(recent.keys().next().value as string);
     } catch (e) {
-      o.log.warn({ err: e, object: `${obj.kind} ${obj.namespace ? `${obj.namespace}/` : ""}${obj.name}`, type, reason, message },
-        "could not record an event");
+      o.log.warn({ err: e, object: `${obj.kind} ${obj.namespace ? `${obj.namespace}/` : ""}${obj.name}`, type, reason, message }, "could not record an event");
     }
   };
 
@@ -113,7 +118,9 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
       const key = [obj.namespace ?? "", obj.kind, obj.name, obj.uid ?? "", type, reason, message].join("\u0000");
       const next = (inflight.get(key) ?? Promise.resolve()).then(() => record(key, obj, type, reason, message));
       inflight.set(key, next);
-      void next.finally(() => { if (inflight.get(key) === next) inflight.delete(key); });
+      void next.finally(() => {
+        if (inflight.get(key) === next) inflight.delete(key);
+      });
       return next;
     },
   };

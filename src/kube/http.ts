@@ -9,7 +9,11 @@ import https from "node:https";
 
 /** An API server answer other than 2xx, with the Status reason when it sent one. */
 export class ApiStatusError extends Error {
-  constructor(readonly statusCode: number, readonly reason: string, message: string) {
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+  ) {
     super(message);
     this.name = "ApiStatusError";
   }
@@ -33,7 +37,10 @@ export function createRequester(kc: KubeConfig, timeoutMs = 60_000): Requester {
   };
   return {
     async getJson(path, query, signal) {
-      prepared ??= prepare().catch((e: unknown) => { prepared = undefined; throw e; });
+      prepared ??= prepare().catch((e: unknown) => {
+        prepared = undefined;
+        throw e;
+      });
       const { base, options } = await prepared;
       const url = new URL(base.pathname.replace(/\/$/, "") + path, base);
       for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== "") url.searchParams.set(k, String(v));
@@ -51,34 +58,47 @@ export function createRequester(kc: KubeConfig, timeoutMs = 60_000): Requester {
 function request(url: URL, options: https.RequestOptions, timeoutMs: number, signal?: AbortSignal): Promise<unknown> {
   const lib = url.protocol === "http:" ? http : https;
   return new Promise((resolve, reject) => {
-    const req = lib.request(url, {
-      ...options,
-      method: "GET",
-      headers: { ...options.headers, Accept: "application/json" },
-      timeout: timeoutMs,
-      ...(signal ? { signal } : {}),
-    }, (res) => {
-      // Decoded chunk by chunk into a V8 string: a page joined in a Buffer outside the V8 heap
-      // leaves glibc's heap grown for good (docs/performance.md).
-      res.setEncoding("utf8");
-      let text = "";
-      res.on("data", (d: string) => { text += d; });
-      res.on("error", reject);
-      res.on("end", () => {
-        const code = res.statusCode ?? 0;
-        if (code >= 200 && code < 300) {
-          try { resolve(JSON.parse(text)); } catch (e) { reject(new Error(`GET ${url.pathname}: unreadable JSON: ${(e as Error).message}`)); }
-          return;
-        }
-        let reason = "", message = text.slice(0, 300);
-        try {
-          const status = JSON.parse(text) as { reason?: unknown; message?: unknown };
-          if (typeof status.reason === "string") reason = status.reason;
-          if (typeof status.message === "string") message = status.message;
-        } catch { /* not a Status */ }
-        reject(new ApiStatusError(code, reason, `GET ${url.pathname}: ${code} ${reason}: ${message}`));
-      });
-    });
+    const req = lib.request(
+      url,
+      {
+        ...options,
+        method: "GET",
+        headers: { ...options.headers, Accept: "application/json" },
+        timeout: timeoutMs,
+        ...(signal ? { signal } : {}),
+      },
+      (res) => {
+        // Decoded chunk by chunk into a V8 string: a page joined in a Buffer outside the V8 heap
+        // leaves glibc's heap grown for good (docs/performance.md).
+        res.setEncoding("utf8");
+        let text = "";
+        res.on("data", (d: string) => {
+          text += d;
+        });
+        res.on("error", reject);
+        res.on("end", () => {
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) {
+            try {
+              resolve(JSON.parse(text));
+            } catch (e) {
+              reject(new Error(`GET ${url.pathname}: unreadable JSON: ${(e as Error).message}`));
+            }
+            return;
+          }
+          let reason = "",
+            message = text.slice(0, 300);
+          try {
+            const status = JSON.parse(text) as { reason?: unknown; message?: unknown };
+            if (typeof status.reason === "string") reason = status.reason;
+            if (typeof status.message === "string") message = status.message;
+          } catch {
+            /* not a Status */
+          }
+          reject(new ApiStatusError(code, reason, `GET ${url.pathname}: ${code} ${reason}: ${message}`));
+        });
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`GET ${url.pathname}: no answer within ${timeoutMs} ms`)));
     req.on("error", reject);
     req.end();

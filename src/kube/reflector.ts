@@ -68,9 +68,7 @@ export interface ReflectorOptions<T> {
   requester?: Requester;
 }
 
-type WatchEnd =
-  | { reason: "timeout" | "closed" | "stalled" | "stopped" }
-  | { reason: "expired" | "disconnect" | "error"; detail: string };
+type WatchEnd = { reason: "timeout" | "closed" | "stalled" | "stopped" } | { reason: "expired" | "disconnect" | "error"; detail: string };
 
 /** Keys known before a relist that the relist did not return: the objects deleted meanwhile. */
 export function relistDeletions(known: Iterable<string>, listed: ReadonlySet<string>): string[] {
@@ -122,13 +120,21 @@ export class Reflector<T> {
     this.backoff = new Backoff(o.backoff);
   }
 
-  get resource(): string { return this.o.resource; }
+  get resource(): string {
+    return this.o.resource;
+  }
   /** The last resourceVersion seen (list, event or bookmark). */
-  get resourceVersion(): string { return this.rv; }
+  get resourceVersion(): string {
+    return this.rv;
+  }
   /** Complete lists so far (1 after the initial list; more after relists). */
-  get lists(): number { return this.listCount; }
+  get lists(): number {
+    return this.listCount;
+  }
   /** Objects currently held. */
-  get size(): number { return this.known.size; }
+  get size(): number {
+    return this.known.size;
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -190,9 +196,15 @@ export class Reflector<T> {
     for (;;) {
       let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: RawObject[] };
       try {
-        page = await this.requester.getJson(this.o.path, {
-          limit: this.o.pageSize ?? 500, continue: cont, fieldSelector: this.o.fieldSelector,
-        }, this.abort.signal) as typeof page;
+        page = (await this.requester.getJson(
+          this.o.path,
+          {
+            limit: this.o.pageSize ?? 500,
+            continue: cont,
+            fieldSelector: this.o.fieldSelector,
+          },
+          this.abort.signal,
+        )) as typeof page;
       } catch (e) {
         // The continue token's snapshot was compacted while paging: start the list over.
         if (cont !== undefined && e instanceof ApiStatusError && e.statusCode === 410 && expiredPages < 3) {
@@ -220,8 +232,7 @@ export class Reflector<T> {
     }
     this.rv = rv;
     this.listCount++;
-    this.o.log.info({ resource: this.o.resource, objects: this.known.size, resourceVersion: rv, relist: this.listCount > 1 },
-      `listed ${this.o.resource}`);
+    this.o.log.info({ resource: this.o.resource, objects: this.known.size, resourceVersion: rv, relist: this.listCount > 1 }, `listed ${this.o.resource}`);
     this.o.sink.listed(this.listCount === 1);
   }
 
@@ -232,8 +243,10 @@ export class Reflector<T> {
     const decoded = this.o.decode(raw);
     if (!decoded.ok) {
       const e = decoded.error as Partial<ObjectError> & Error;
-      this.o.log.warn({ resource: this.o.resource, object: e.object ?? key, field: e.field, error: e.detail ?? e.message },
-        `skipping ${this.o.resource} ${key}: ${e.message}`);
+      this.o.log.warn(
+        { resource: this.o.resource, object: e.object ?? key, field: e.field, error: e.detail ?? e.message },
+        `skipping ${this.o.resource} ${key}: ${e.message}`,
+      );
       return;
     }
     this.known.set(key, rv);
@@ -259,7 +272,10 @@ export class Reflector<T> {
       // stop() must not wait for a watch request the server has not answered yet (client-node
       // hands out its abort controller only once the response headers are in).
       const onStop = () => finish({ reason: "stopped" });
-      if (this.stopped) { onStop(); return; }
+      if (this.stopped) {
+        onStop();
+        return;
+      }
       this.abort.signal.addEventListener("abort", onStop, { once: true });
       const onEvent = (type: string, obj: RawObject) => {
         if (settled) return;
@@ -290,7 +306,10 @@ export class Reflector<T> {
       };
       const onDone = (err: unknown) => {
         if (settled) return;
-        if (this.stopped) { finish({ reason: "stopped" }); return; }
+        if (this.stopped) {
+          finish({ reason: "stopped" });
+          return;
+        }
         if (err === null || err === undefined) {
           // The server ends a watch at its timeout; anything much earlier is a dropped connection.
           finish({ reason: Date.now() - started >= timeoutSeconds * 900 ? "timeout" : "closed" });
@@ -306,12 +325,18 @@ export class Reflector<T> {
         timeoutSeconds,
         ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}),
       };
-      new Watch(this.o.kc).watch(this.o.path, query, onEvent, onDone).then((c) => {
-        controller = c;
-        if (settled) { c.abort(); return; }
-        this.currentWatch = c;
-        this.backoff.healthy(Date.now());
-      }, (e: unknown) => finish({ reason: "disconnect", detail: message(e) }));
+      new Watch(this.o.kc).watch(this.o.path, query, onEvent, onDone).then(
+        (c) => {
+          controller = c;
+          if (settled) {
+            c.abort();
+            return;
+          }
+          this.currentWatch = c;
+          this.backoff.healthy(Date.now());
+        },
+        (e: unknown) => finish({ reason: "disconnect", detail: message(e) }),
+      );
     });
   }
 
@@ -324,7 +349,11 @@ export class Reflector<T> {
     const signal = this.abort.signal;
     if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => { clearTimeout(timer); signal.removeEventListener("abort", done); resolve(); };
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
       const timer = setTimeout(done, ms);
       signal.addEventListener("abort", done, { once: true });
     });

@@ -11,8 +11,10 @@ export function sameValue(a: unknown, b: unknown): boolean {
     return true;
   }
   if (Array.isArray(b)) return false;
-  const ao = a as Record<string, unknown>, bo = b as Record<string, unknown>;
-  const ak = Object.keys(ao), bk = Object.keys(bo);
+  const ao = a as Record<string, unknown>,
+    bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao),
+    bk = Object.keys(bo);
   if (ak.length !== bk.length) return false;
   for (const k of ak) if (!Object.hasOwn(bo, k) || !sameValue(ao[k], bo[k])) return false;
   return true;

@@ -41,9 +41,10 @@ export function readPolicyText(text: string, key = "policy.yaml"): PolicyDocumen
   } catch (e) {
     if (e instanceof YAMLParseError) {
       const pos = e.linePos?.[0];
-      const first = e.code === "MULTIPLE_DOCS"
-        ? "more than one YAML document (---); the policy is one document"
-        : (e.message.split("\n")[0] ?? e.message).replace(/ at line \d+, column \d+:?\s*$/, "");
+      const first =
+        e.code === "MULTIPLE_DOCS"
+          ? "more than one YAML document (---); the policy is one document"
+          : (e.message.split("\n")[0] ?? e.message).replace(/ at line \d+, column \d+:?\s*$/, "");
       return { ok: false, key, field: pos ? `line ${pos.line}, column ${pos.col}` : "(document)", error: `not valid YAML: ${first}` };
     }
     return { ok: false, key, field: "(document)", error: `not valid YAML: ${(e as Error).message}` };

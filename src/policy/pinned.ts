@@ -50,8 +50,9 @@ export function pinVeleroNamespace(source: PolicySource, o: PinnedPolicyOptions)
       o.log.info({ veleroNamespace: watched }, "the policy's veleroNamespace is the watched one again; no restart needed");
       return;
     }
-    const message = `veleroNamespace changed to ${JSON.stringify(wanted)}, but backup-gate watches ${JSON.stringify(watched)} until it restarts: `
-      + `it keeps guarding and planning ${watched}; restart it (and point the webhooks' namespaceSelector at ${wanted}) to move`;
+    const message =
+      `veleroNamespace changed to ${JSON.stringify(wanted)}, but backup-gate watches ${JSON.stringify(watched)} until it restarts: ` +
+      `it keeps guarding and planning ${watched}; restart it (and point the webhooks' namespaceSelector at ${wanted}) to move`;
     o.log.warn({ veleroNamespace: watched, requested: wanted }, message);
     void o.recorder?.event(o.configMap, "Warning", "RestartRequired", message);
   };

@@ -71,14 +71,20 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
   /** The ConfigMap last seen, for Events about it once it is gone. */
   let lastUid: string | undefined;
   let loaded: () => void = () => {};
-  const firstLoad = new Promise<void>((resolve) => { loaded = resolve; });
+  const firstLoad = new Promise<void>((resolve) => {
+    loaded = resolve;
+  });
   o.metrics?.policyValid.set(1);
 
   const setPolicy = (policy: Policy) => {
     if (sameValue(current, policy)) return;
     current = policy;
     for (const l of [...listeners]) {
-      try { l(policy); } catch (e) { o.log.error({ err: e }, "policy listener failed"); }
+      try {
+        l(policy);
+      } catch (e) {
+        o.log.error({ err: e }, "policy listener failed");
+      }
     }
   };
 
@@ -96,8 +102,12 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
       reloaded("valid");
       o.log.info({ configMap: `${o.namespace}/${name}`, resourceVersion: cm.resourceVersion, policy: r.policy }, `policy loaded from ${where}`);
       if (!wasValid) {
-        void o.recorder?.event({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
-          "Normal", "PolicyApplied", `${key} is valid again and in effect`);
+        void o.recorder?.event(
+          { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
+          "Normal",
+          "PolicyApplied",
+          `${key} is valid again and in effect`,
+        );
       }
       setPolicy(r.policy);
       return;
@@ -107,10 +117,16 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
     refusal = why;
     o.metrics?.policyValid.set(0);
     reloaded("invalid");
-    o.log.warn({ configMap: `${o.namespace}/${name}`, resourceVersion: cm.resourceVersion, key, field: r.field, error: r.error },
-      `policy in ${where} refused, keeping the last good policy: ${why}`);
-    void o.recorder?.event({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
-      "Warning", "InvalidPolicy", `${why}; the last good policy stays in effect`);
+    o.log.warn(
+      { configMap: `${o.namespace}/${name}`, resourceVersion: cm.resourceVersion, key, field: r.field, error: r.error },
+      `policy in ${where} refused, keeping the last good policy: ${why}`,
+    );
+    void o.recorder?.event(
+      { apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, uid: cm.uid },
+      "Warning",
+      "InvalidPolicy",
+      `${why}; the last good policy stays in effect`,
+    );
   };
 
   const configMapRef = () => ({ apiVersion: "v1", kind: "ConfigMap", namespace: o.namespace, name, ...(lastUid ? { uid: lastUid } : {}) });
@@ -147,7 +163,9 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
   };
 
   const reflector = new Reflector<PolicyConfigMap>({
-    kc, log: o.log, resource: "policy-configmap",
+    kc,
+    log: o.log,
+    resource: "policy-configmap",
     path: `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/configmaps`,
     fieldSelector: `metadata.name=${name}`,
     decode,
@@ -170,7 +188,9 @@ export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): Poli
     refusal: () => refusal,
     onChange(listener) {
       listeners.add(listener);
-      return () => { listeners.delete(listener); };
+      return () => {
+        listeners.delete(listener);
+      };
     },
     /** Starts the watch and resolves once the ConfigMap has been read (or found missing). */
     async start() {

@@ -68,9 +68,11 @@ function describe(b: TimelineBar): string {
   if (b.start !== undefined) {
     const waited = b.start - b.arrival;
     if (waited > 0) {
-      lines.push(b.waitingFor && b.waitingFor.length > 0
-        ? `waited ${span(waited)} behind ${b.waitingFor.join(", ")}${b.waitedForSlot ? ", and for a free slot" : ""}`
-        : `waited ${span(waited)} for a free slot`);
+      lines.push(
+        b.waitingFor && b.waitingFor.length > 0
+          ? `waited ${span(waited)} behind ${b.waitingFor.join(", ")}${b.waitedForSlot ? ", and for a free slot" : ""}`
+          : `waited ${span(waited)} for a free slot`,
+      );
     } else lines.push("started at once");
     lines.push(b.end !== undefined ? `ran ${span(b.end - b.start)} (${span(b.start)} to ${span(b.end)})` : `running since ${span(b.start)}`);
   } else lines.push(b.waitingFor && b.waitingFor.length > 0 ? `never started; waited behind ${b.waitingFor.join(", ")}` : "never started");
@@ -82,8 +84,11 @@ function describe(b: TimelineBar): string {
 export function timelineHtml(input: TimelineInput): string {
   const all = input.groups.flatMap((g) => g.bars);
   const tMin = Math.min(0, ...all.map((b) => b.arrival));
-  const tMax = Math.max(tMin + 1, ...all.flatMap((b) => [b.arrival, b.start ?? b.arrival, b.end ?? b.start ?? b.arrival]),
-    ...input.groups.flatMap((g) => (g.marks ?? []).map((m) => m.at)));
+  const tMax = Math.max(
+    tMin + 1,
+    ...all.flatMap((b) => [b.arrival, b.start ?? b.arrival, b.end ?? b.start ?? b.arrival]),
+    ...input.groups.flatMap((g) => (g.marks ?? []).map((m) => m.at)),
+  );
   const plotW = 560;
   const x = (t: number) => fmt(((t - tMin) / (tMax - tMin)) * plotW);
   const step = niceStep(tMax - tMin, 6);
@@ -99,11 +104,15 @@ export function timelineHtml(input: TimelineInput): string {
     const width = labelW + plotW + 10;
     const parts: string[] = [];
     for (let t = Math.ceil(tMin / step) * step; t <= tMax; t += step) {
-      parts.push(`<line class="grid" x1="${labelW + x(t)}" x2="${labelW + x(t)}" y1="${top - 4}" y2="${height}"/>`,
-        `<text class="tick" x="${labelW + x(t)}" y="${top - 8}">${esc(span(t))}</text>`);
+      parts.push(
+        `<line class="grid" x1="${labelW + x(t)}" x2="${labelW + x(t)}" y1="${top - 4}" y2="${height}"/>`,
+        `<text class="tick" x="${labelW + x(t)}" y="${top - 8}">${esc(span(t))}</text>`,
+      );
     }
     for (const m of g.marks ?? []) {
-      parts.push(`<g class="mark"><title>${esc(`at ${span(m.at)}: ${m.label}`)}</title><path d="M${labelW + x(m.at) - 4},${top - 18} l8,0 l-4,8 z"/><line x1="${labelW + x(m.at)}" x2="${labelW + x(m.at)}" y1="${top}" y2="${height}"/></g>`);
+      parts.push(
+        `<g class="mark"><title>${esc(`at ${span(m.at)}: ${m.label}`)}</title><path d="M${labelW + x(m.at) - 4},${top - 18} l8,0 l-4,8 z"/><line x1="${labelW + x(m.at)}" x2="${labelW + x(m.at)}" y1="${top}" y2="${height}"/></g>`,
+      );
     }
     if (labels) lanes.forEach((l, i) => parts.push(`<text class="lane" x="${labelW - 6}" y="${top + i * rowH + rowH - 3}">${esc(l)}</text>`));
     for (const b of g.bars) {
@@ -113,13 +122,19 @@ export function timelineHtml(input: TimelineInput): string {
       const conflict = (b.waitingFor?.length ?? 0) > 0;
       const rects: string[] = [];
       if (waitEnd > b.arrival) {
-        rects.push(`<rect class="wait ${conflict ? "conflict" : "slot"}" x="${labelW + x(b.arrival)}" y="${y}" width="${fmt(Math.max(0.5, x(waitEnd) - x(b.arrival)))}" height="${h}"/>`);
+        rects.push(
+          `<rect class="wait ${conflict ? "conflict" : "slot"}" x="${labelW + x(b.arrival)}" y="${y}" width="${fmt(Math.max(0.5, x(waitEnd) - x(b.arrival)))}" height="${h}"/>`,
+        );
       }
       if (b.start !== undefined) {
         const end = b.end ?? tMax;
-        rects.push(`<rect class="run${b.end === undefined ? " open" : ""}" x="${labelW + x(b.start)}" y="${y}" width="${fmt(Math.max(0.5, x(end) - x(b.start)))}" height="${h}"/>`);
+        rects.push(
+          `<rect class="run${b.end === undefined ? " open" : ""}" x="${labelW + x(b.start)}" y="${y}" width="${fmt(Math.max(0.5, x(end) - x(b.start)))}" height="${h}"/>`,
+        );
       } else rects.push(`<rect class="never" x="${labelW + x(b.arrival)}" y="${y}" width="${fmt(Math.max(1, x(tMax) - x(b.arrival)))}" height="${h}"/>`);
-      parts.push(`<g class="bar${b.status ? ` ${esc(b.status.replace(/\s+/g, "-"))}` : ""}" data-backup="${esc(b.name)}"><title>${esc(describe(b))}</title>${rects.join("")}</g>`);
+      parts.push(
+        `<g class="bar${b.status ? ` ${esc(b.status.replace(/\s+/g, "-"))}` : ""}" data-backup="${esc(b.name)}"><title>${esc(describe(b))}</title>${rects.join("")}</g>`,
+      );
     }
     return `<section class="group"><h2>${esc(g.title)}</h2>${g.subtitle ? `<p>${esc(g.subtitle)}</p>` : ""}
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join("\n")}</svg></section>`;

@@ -118,7 +118,11 @@ interface State {
 export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   const policy = strategy.policy;
   const states = trace.backups
-    .map((b): State => ({ b, phase: "pending", run: { name: b.entry.name, arrival: b.entry.arrival, duration: b.duration, outcome: "not started", waitingFor: [], waitedForSlot: false } }))
+    .map((b): State => ({
+      b,
+      phase: "pending",
+      run: { name: b.entry.name, arrival: b.entry.arrival, duration: b.duration, outcome: "not started", waitingFor: [], waitedForSlot: false },
+    }))
     .sort((x, y) => x.b.entry.arrival - y.b.entry.arrival || (x.run.name < y.run.name ? -1 : 1));
   const byName = new Map(states.map((s) => [s.run.name, s]));
   const setPhase = (s: State, phase: SimPhase) => {
@@ -145,7 +149,11 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
     instants++;
 
     for (const s of [...running]) {
-      if (s.run.end! <= t + EPS) { running.delete(s); setPhase(s, "Completed"); s.run.outcome = "completed"; }
+      if (s.run.end! <= t + EPS) {
+        running.delete(s);
+        setPhase(s, "Completed");
+        s.run.outcome = "completed";
+      }
     }
     while (next < states.length && states[next]!.b.entry.arrival <= t + EPS) {
       const s = states[next++]!;

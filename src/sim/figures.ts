@@ -77,10 +77,22 @@ const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** di
 /** `{"sim":"<trace>","strategy":...}`: times in seconds. */
 export function jsonLine(r: SimResult, f: Figures): string {
   return JSON.stringify({
-    sim: r.trace, strategy: r.strategy, level: r.level, concurrency: r.limit,
-    backups: f.backups, started: f.started, superseded: f.superseded, stalled: f.stalled,
-    meanWait: round(f.meanWait), p95Wait: round(f.p95Wait), maxWait: round(f.maxWait), makespan: round(f.makespan),
-    inFlightMax: f.inFlightMax, inFlightMean: round(f.inFlightMean, 2), violations: f.violations, violatingInstants: f.violatingInstants,
+    sim: r.trace,
+    strategy: r.strategy,
+    level: r.level,
+    concurrency: r.limit,
+    backups: f.backups,
+    started: f.started,
+    superseded: f.superseded,
+    stalled: f.stalled,
+    meanWait: round(f.meanWait),
+    p95Wait: round(f.p95Wait),
+    maxWait: round(f.maxWait),
+    makespan: round(f.makespan),
+    inFlightMax: f.inFlightMax,
+    inFlightMean: round(f.inFlightMean, 2),
+    violations: f.violations,
+    violatingInstants: f.violatingInstants,
     sparkline: f.sparkline,
   });
 }
@@ -96,11 +108,22 @@ export function duration(seconds: number): string {
 export function table(results: readonly { result: SimResult; figures: Figures }[]): string {
   const header = ["strategy", "level", "mean wait", "p95 wait", "max wait", "makespan", "in flight max", "mean", "violations", "in flight over time"];
   const rows = results.map(({ result: r, figures: f }) => [
-    r.strategy, r.level, duration(f.meanWait), duration(f.p95Wait), duration(f.maxWait), duration(f.makespan),
-    `${f.inFlightMax}/${r.limit}`, f.inFlightMean.toFixed(2),
-    String(f.violations) + (f.stalled ? ` (${f.stalled} stalled)` : ""), f.sparkline,
+    r.strategy,
+    r.level,
+    duration(f.meanWait),
+    duration(f.p95Wait),
+    duration(f.maxWait),
+    duration(f.makespan),
+    `${f.inFlightMax}/${r.limit}`,
+    f.inFlightMean.toFixed(2),
+    String(f.violations) + (f.stalled ? ` (${f.stalled} stalled)` : ""),
+    f.sparkline,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
 }

@@ -52,10 +52,18 @@ export function referencePlanner(policy: Policy): () => Planner {
   return () => (snapshot, now) => {
     const ours = snapshot.backups.filter((b) => b.namespace === policy.veleroNamespace);
     const free = Math.max(0, policy.maxConcurrentBackups - ours.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).length);
-    const ordered = orderQueue(ours.filter((b) => QUEUED_PHASES.has(b.phase)), policy, now);
+    const ordered = orderQueue(
+      ours.filter((b) => QUEUED_PHASES.has(b.phase)),
+      policy,
+      now,
+    );
     return {
       promotions: ordered.slice(0, free).map((o) => ({ backup: o.backup.name })),
-      queue: ordered.slice(free).map((o) => ({ backup: o.backup.name, waitingFor: [], reason: `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight` })),
+      queue: ordered.slice(free).map((o) => ({
+        backup: o.backup.name,
+        waitingFor: [],
+        reason: `waits for a free slot: ${policy.maxConcurrentBackups} of ${policy.maxConcurrentBackups} backups in flight`,
+      })),
       supersessions: [],
     };
   };
@@ -73,9 +81,20 @@ export function strategies(policy: Policy): Strategy[] {
   const veleroPlanner = planWith(velero);
   return [
     { name: "one-at-a-time", description: "plan() with maxConcurrentBackups 1", policy: one, planner: planWith(one) },
-    { name: "velero", description: "Velero 1.18's queue: Namespace level, all priorities 0, no aging", policy: velero, planner: () => withoutPriorityLabels(veleroPlanner()) },
+    {
+      name: "velero",
+      description: "Velero 1.18's queue: Namespace level, all priorities 0, no aging",
+      policy: velero,
+      planner: () => withoutPriorityLabels(veleroPlanner()),
+    },
     { name: "namespace", description: "plan() at Namespace level with the policy's priorities", policy: namespace, planner: planWith(namespace) },
     { name: "itemblock", description: "plan() at ItemBlock level with the policy's priorities", policy: itemblock, planner: planWith(itemblock) },
-    { name: "reference", description: "the first N queued start, conflicts ignored (unsafe; a bound)", policy, planner: referencePlanner(policy), ignoresConflicts: true },
+    {
+      name: "reference",
+      description: "the first N queued start, conflicts ignored (unsafe; a bound)",
+      policy,
+      planner: referencePlanner(policy),
+      ignoresConflicts: true,
+    },
   ];
 }

@@ -11,61 +11,72 @@ import type { ClusterView } from "../core/view.js";
 const stringMap = z.record(z.string(), z.string());
 // A Backup's name as Kubernetes allows it (DNS subdomain), so that traces stay replayable on a
 // real cluster.
-const backupName = z.string().min(1).max(253).regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a lowercase DNS name (a-z, 0-9, '-', '.')");
+const backupName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a lowercase DNS name (a-z, 0-9, '-', '.')");
 
-const traceBackup = z.strictObject({
-  name: backupName,
-  /** velero.io/v1 BackupSpec, as in a Backup object. */
-  spec: z.record(z.string(), z.unknown()).default({}).superRefine((spec, ctx) => {
-    const path = tooDeep(spec, MAX_SPEC_DEPTH - 1);
-    if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 3), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
-  }),
-  labels: stringMap.default({}),
-  annotations: stringMap.default({}),
-  /** Seconds from t0 at which the Backup is created. */
-  arrival: z.number().min(0),
-  /** Seconds it runs once started. */
-  duration: z.number().positive().optional(),
-  /** Seconds per pod, PVC and PV in its predicted scope; plus durationBase. */
-  durationPerItem: z.number().min(0).optional(),
-  durationBase: z.number().min(0).optional(),
-}).superRefine((b, ctx) => {
-  if ((b.duration === undefined) === (b.durationPerItem === undefined)) {
-    ctx.addIssue({ code: "custom", path: ["duration"], message: "give exactly one of duration or durationPerItem" });
-  }
-  if (b.durationBase !== undefined && b.durationPerItem === undefined) {
-    ctx.addIssue({ code: "custom", path: ["durationBase"], message: "durationBase goes with durationPerItem" });
-  }
-  if (b.durationPerItem !== undefined && b.durationPerItem === 0 && !b.durationBase) {
-    ctx.addIssue({ code: "custom", path: ["durationPerItem"], message: "a backup must take some time: durationPerItem and durationBase are both 0" });
-  }
-});
+const traceBackup = z
+  .strictObject({
+    name: backupName,
+    /** velero.io/v1 BackupSpec, as in a Backup object. */
+    spec: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .superRefine((spec, ctx) => {
+        const path = tooDeep(spec, MAX_SPEC_DEPTH - 1);
+        if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 3), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
+      }),
+    labels: stringMap.default({}),
+    annotations: stringMap.default({}),
+    /** Seconds from t0 at which the Backup is created. */
+    arrival: z.number().min(0),
+    /** Seconds it runs once started. */
+    duration: z.number().positive().optional(),
+    /** Seconds per pod, PVC and PV in its predicted scope; plus durationBase. */
+    durationPerItem: z.number().min(0).optional(),
+    durationBase: z.number().min(0).optional(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.duration === undefined) === (b.durationPerItem === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["duration"], message: "give exactly one of duration or durationPerItem" });
+    }
+    if (b.durationBase !== undefined && b.durationPerItem === undefined) {
+      ctx.addIssue({ code: "custom", path: ["durationBase"], message: "durationBase goes with durationPerItem" });
+    }
+    if (b.durationPerItem !== undefined && b.durationPerItem === 0 && !b.durationBase) {
+      ctx.addIssue({ code: "custom", path: ["durationPerItem"], message: "a backup must take some time: durationPerItem and durationBase are both 0" });
+    }
+  });
 
 const clusterList = z.looseObject({ kind: z.literal("List"), items: z.array(z.unknown()) });
 
-export const traceSchema = z.strictObject({
-  /** Names the trace in the output; default: the file name. */
-  name: z.string().min(1).optional(),
-  description: z.string().optional(),
-  /** The instant arrival 0 stands for (creation timestamps are t0 + arrival). */
-  t0: z.iso.datetime({ offset: true }).default("2026-01-01T00:00:00Z"),
-  /** A policy document (the policy.yaml key); --policy replaces it, --level/--concurrency override it. */
-  policy: z.unknown().optional(),
-  cluster: clusterList.optional(),
-  /** A file holding the cluster List, relative to the trace. */
-  clusterFile: z.string().min(1).optional(),
-  backups: z.array(traceBackup).min(1),
-}).superRefine((t, ctx) => {
-  if ((t.cluster === undefined) === (t.clusterFile === undefined)) {
-    ctx.addIssue({ code: "custom", path: ["cluster"], message: "give exactly one of cluster (an inline List) or clusterFile" });
-  }
-  const seen = new Map<string, number>();
-  t.backups.forEach((b, i) => {
-    const first = seen.get(b.name);
-    if (first !== undefined) ctx.addIssue({ code: "custom", path: ["backups", i, "name"], message: `duplicate name ${b.name} (also backups[${first}])` });
-    else seen.set(b.name, i);
+export const traceSchema = z
+  .strictObject({
+    /** Names the trace in the output; default: the file name. */
+    name: z.string().min(1).optional(),
+    description: z.string().optional(),
+    /** The instant arrival 0 stands for (creation timestamps are t0 + arrival). */
+    t0: z.iso.datetime({ offset: true }).default("2026-01-01T00:00:00Z"),
+    /** A policy document (the policy.yaml key); --policy replaces it, --level/--concurrency override it. */
+    policy: z.unknown().optional(),
+    cluster: clusterList.optional(),
+    /** A file holding the cluster List, relative to the trace. */
+    clusterFile: z.string().min(1).optional(),
+    backups: z.array(traceBackup).min(1),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cluster === undefined) === (t.clusterFile === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["cluster"], message: "give exactly one of cluster (an inline List) or clusterFile" });
+    }
+    const seen = new Map<string, number>();
+    t.backups.forEach((b, i) => {
+      const first = seen.get(b.name);
+      if (first !== undefined) ctx.addIssue({ code: "custom", path: ["backups", i, "name"], message: `duplicate name ${b.name} (also backups[${first}])` });
+      else seen.set(b.name, i);
+    });
   });
-});
 
 export type TraceDocument = z.output<typeof traceSchema>;
 export type TraceBackup = TraceDocument["backups"][number];
@@ -83,7 +94,12 @@ export type TraceResult = { ok: true; trace: Trace } | { ok: false; error: strin
 
 /** `backups[3].arrival` from a zod path. */
 export function fieldPath(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(document)";
+  return (
+    path
+      .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+      .join("")
+      .replace(/^\./, "") || "(document)"
+  );
 }
 
 /**
@@ -96,7 +112,7 @@ export function parseTrace(doc: unknown, defaultName: string, readCluster?: (fil
     const issue = result.error.issues[0];
     // An unknown key is reported on its parent object; name the key itself.
     const path = [...(issue?.path ?? []), ...(issue?.code === "unrecognized_keys" ? issue.keys.slice(0, 1) : [])];
-    const message = issue?.code === "unrecognized_keys" ? "unknown field" : issue?.message ?? "invalid trace";
+    const message = issue?.code === "unrecognized_keys" ? "unknown field" : (issue?.message ?? "invalid trace");
     return { ok: false, error: `${fieldPath(path)}: ${message}` };
   }
   const t = result.data;
@@ -127,9 +143,15 @@ export function parseTrace(doc: unknown, defaultName: string, readCluster?: (fil
 /** The Backup object a trace entry stands for, as `plan` sees it in a given phase. */
 export function backupInfo(b: TraceBackup, t0: number, veleroNamespace: string, phase: string, specHash: string): BackupInfo {
   return {
-    namespace: veleroNamespace, name: b.name, uid: `sim-${b.name}`, resourceVersion: "1",
-    labels: b.labels, annotations: b.annotations,
+    namespace: veleroNamespace,
+    name: b.name,
+    uid: `sim-${b.name}`,
+    resourceVersion: "1",
+    labels: b.labels,
+    annotations: b.annotations,
     creationTimestamp: new Date(t0 + Math.round(b.arrival * 1000)).toISOString(),
-    spec: b.spec, specHash, phase,
+    spec: b.spec,
+    specHash,
+    phase,
   };
 }

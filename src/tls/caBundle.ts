@@ -67,14 +67,21 @@ export function mergeCaBundle(ours: string, existing: string | undefined, now: n
   const others: { pem: string; from: number; live: boolean }[] = [];
   for (const pem of splitPemBundle(existing ?? "")) {
     let c: X509Certificate;
-    try { c = new X509Certificate(pem); } catch { continue; }
+    try {
+      c = new X509Certificate(pem);
+    } catch {
+      continue;
+    }
     if (seen.has(c.fingerprint256) || Date.parse(c.validTo) <= now) continue;
     seen.add(c.fingerprint256);
     others.push({ pem, from: Date.parse(c.validFrom), live: live.has(c.fingerprint256) });
   }
   const newestFirst = (a: { from: number }, b: { from: number }) => b.from - a.from;
   const alive = others.filter((o) => o.live).sort(newestFirst);
-  const rest = others.filter((o) => !o.live).sort(newestFirst).slice(0, keepOthers);
+  const rest = others
+    .filter((o) => !o.live)
+    .sort(newestFirst)
+    .slice(0, keepOthers);
   return [...mine, ...[...alive, ...rest].slice(0, MAX_BUNDLE - mine.length).map((o) => o.pem)].join("");
 }
 
@@ -82,14 +89,22 @@ export function mergeCaBundle(ours: string, existing: string | undefined, now: n
 export function readHeartbeats(annotations: Record<string, string> | undefined): Map<string, number> {
   const out = new Map<string, number>();
   let raw: unknown;
-  try { raw = JSON.parse(annotations?.[CA_HEARTBEATS] ?? "{}"); } catch { return out; }
+  try {
+    raw = JSON.parse(annotations?.[CA_HEARTBEATS] ?? "{}");
+  } catch {
+    return out;
+  }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return out;
   for (const [fp, at] of Object.entries(raw)) if (typeof at === "number" && Number.isFinite(at)) out.set(fp, at);
   return out;
 }
 
 function fingerprint(pem: string): string {
-  try { return new X509Certificate(pem).fingerprint256; } catch { return pem; }
+  try {
+    return new X509Certificate(pem).fingerprint256;
+  } catch {
+    return pem;
+  }
 }
 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
@@ -112,10 +127,14 @@ export class CaBundlePatcher {
   attach(tls: TlsSource): Promise<void> {
     this.unsubscribe?.();
     clearInterval(this.resync);
-    this.unsubscribe = tls.onRotate((m: TlsMaterial) => { void this.patch(m.ca).catch(() => {}); });
+    this.unsubscribe = tls.onRotate((m: TlsMaterial) => {
+      void this.patch(m.ca).catch(() => {});
+    });
     const resyncMs = this.o.resyncMs ?? 60_000;
     if (resyncMs > 0) {
-      this.resync = setInterval(() => { void this.patch(tls.current().ca, "drift").catch(() => {}); }, resyncMs);
+      this.resync = setInterval(() => {
+        void this.patch(tls.current().ca, "drift").catch(() => {});
+      }, resyncMs);
       this.resync.unref();
     }
     return this.patch(tls.current().ca).catch(() => {});
@@ -154,7 +173,10 @@ export class CaBundlePatcher {
           this.writes++;
           this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
           if (why === "drift") {
-            this.o.log?.warn({ kind, name }, "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back");
+            this.o.log?.warn(
+              { kind, name },
+              "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back",
+            );
           } else {
             this.o.log?.info({ kind, name }, "caBundle written into every webhook");
           }
@@ -165,7 +187,10 @@ export class CaBundlePatcher {
         this.o.metrics?.apiWrites.inc({ kind, result: code === 409 ? "conflict" : "error" });
         const why = code === 404 ? `${kind} ${name} does not exist (yet)` : code === 409 ? "it changed meanwhile" : describe(e);
         if (this.stopped || attempt >= maxAttempts) {
-          this.o.log?.error({ kind, name, attempts: attempt, error: why }, "could not write the caBundle; the API server will not trust the webhook's certificate");
+          this.o.log?.error(
+            { kind, name, attempts: attempt, error: why },
+            "could not write the caBundle; the API server will not trust the webhook's certificate",
+          );
           throw new Error(`caBundle of ${kind} ${name} not written after ${attempt} attempts: ${why}`);
         }
         this.o.log?.warn({ kind, name, attempt, retryInMs: delay, error: why }, "caBundle write failed; retrying");
@@ -182,9 +207,10 @@ export class CaBundlePatcher {
    */
   private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<boolean> {
     const now = (this.o.now ?? Date.now)();
-    const obj = kind === "MutatingWebhookConfiguration"
-      ? await this.api.readMutatingWebhookConfiguration({ name })
-      : await this.api.readValidatingWebhookConfiguration({ name });
+    const obj =
+      kind === "MutatingWebhookConfiguration"
+        ? await this.api.readMutatingWebhookConfiguration({ name })
+        : await this.api.readValidatingWebhookConfiguration({ name });
     const webhooks: Webhook[] = obj.webhooks ?? [];
     const beats = readHeartbeats(obj.metadata?.annotations);
     const missing = webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
@@ -214,7 +240,10 @@ function setBundles(webhooks: Webhook[], ca: string, now: number, keep: number |
   let changed = false;
   for (const w of webhooks) {
     const bundle = b64(mergeCaBundle(ca, unb64(w.clientConfig.caBundle), now, keep, live));
-    if (w.clientConfig.caBundle !== bundle) { w.clientConfig.caBundle = bundle; changed = true; }
+    if (w.clientConfig.caBundle !== bundle) {
+      w.clientConfig.caBundle = bundle;
+      changed = true;
+    }
   }
   return changed;
 }

@@ -59,7 +59,7 @@ export interface CaOptions {
 
 /** A self-signed CA certificate (keyCertSign only, path length 0). */
 export async function createCa(o: CaOptions): Promise<IssuedCertificate> {
-  const keys = o.keys ?? await generateRsaKey();
+  const keys = o.keys ?? (await generateRsaKey());
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
   cert.serialNumber = serialNumber();
@@ -67,7 +67,10 @@ export async function createCa(o: CaOptions): Promise<IssuedCertificate> {
   const notAfter = seconds(o.now + o.validityMs);
   cert.validity.notBefore = notBefore;
   cert.validity.notAfter = notAfter;
-  const subject = names([{ name: "commonName", value: o.commonName ?? `backup-gate-ca-${Math.floor(o.now / 1000)}` }, { name: "organizationName", value: "backup-gate" }]);
+  const subject = names([
+    { name: "commonName", value: o.commonName ?? `backup-gate-ca-${Math.floor(o.now / 1000)}` },
+    { name: "organizationName", value: "backup-gate" },
+  ]);
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -91,7 +94,7 @@ export interface ServingOptions {
 /** A serving certificate (serverAuth) for the names given, signed by `ca`; never outlives the CA. */
 export async function issueServing(o: ServingOptions): Promise<IssuedCertificate> {
   if (o.dnsNames.length === 0 && (o.ipAddresses ?? []).length === 0) throw new Error("a serving certificate needs at least one DNS name or IP address");
-  const keys = o.keys ?? await generateRsaKey();
+  const keys = o.keys ?? (await generateRsaKey());
   const caCert = forge.pki.certificateFromPem(o.ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
@@ -108,10 +111,7 @@ export async function issueServing(o: ServingOptions): Promise<IssuedCertificate
     { name: "extKeyUsage", serverAuth: true },
     {
       name: "subjectAltName",
-      altNames: [
-        ...o.dnsNames.map((value) => ({ type: 2, value })),
-        ...(o.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
-      ],
+      altNames: [...o.dnsNames.map((value) => ({ type: 2, value })), ...(o.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))],
     },
     { name: "subjectKeyIdentifier" },
     { name: "authorityKeyIdentifier", keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
@@ -130,7 +130,8 @@ export function splitSans(sans: readonly string[]): { dnsNames: string[]; ipAddr
   const dnsNames: string[] = [];
   const ipAddresses: string[] = [];
   for (const s of sans) {
-    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s) || s.includes(":")) ipAddresses.push(s); else dnsNames.push(s);
+    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(s) || s.includes(":")) ipAddresses.push(s);
+    else dnsNames.push(s);
   }
   return { dnsNames, ipAddresses };
 }
@@ -142,11 +143,21 @@ export function lf(pem: string): string {
 
 /** Every PEM certificate block in a bundle, in order. */
 export function splitPemBundle(pem: string): string[] {
-  return lf(pem).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)?.map((b) => `${b}\n`) ?? [];
+  return (
+    lf(pem)
+      .match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)
+      ?.map((b) => `${b}\n`) ?? []
+  );
 }
 
 /** Why a serving key, certificate and CA bundle do not belong together, or undefined when they do. */
-export function checkMaterial(keyPem: string, certPem: string, caPem: string, now: number, names = { key: "key", cert: "certificate", ca: "CA bundle" }): string | undefined {
+export function checkMaterial(
+  keyPem: string,
+  certPem: string,
+  caPem: string,
+  now: number,
+  names = { key: "key", cert: "certificate", ca: "CA bundle" },
+): string | undefined {
   const pair = checkKeyPair(keyPem, certPem, now, names, false);
   if (pair) return pair;
   const cert = new X509Certificate(certPem);
@@ -154,7 +165,11 @@ export function checkMaterial(keyPem: string, certPem: string, caPem: string, no
   if (blocks.length === 0) return `${names.ca} holds no PEM certificate`;
   const cas: X509Certificate[] = [];
   for (const [i, b] of blocks.entries()) {
-    try { cas.push(new X509Certificate(b)); } catch (e) { return `${names.ca} certificate #${i + 1} cannot be read: ${(e as Error).message}`; }
+    try {
+      cas.push(new X509Certificate(b));
+    } catch (e) {
+      return `${names.ca} certificate #${i + 1} cannot be read: ${(e as Error).message}`;
+    }
   }
   if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
     return `${names.cert} (issuer ${oneLine(cert.issuer)}) is not signed by any certificate in ${names.ca} (${cas.map((c) => oneLine(c.subject)).join("; ")})`;
@@ -169,10 +184,19 @@ export function checkMaterial(keyPem: string, certPem: string, caPem: string, no
  */
 export function checkKeyPair(keyPem: string, certPem: string, now: number, names = { key: "key", cert: "certificate" }, validity = true): string | undefined {
   let cert: X509Certificate;
-  try { cert = new X509Certificate(certPem); } catch (e) { return `${names.cert} is not a PEM certificate: ${(e as Error).message}`; }
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    return `${names.cert} is not a PEM certificate: ${(e as Error).message}`;
+  }
   let key;
-  try { key = createPrivateKey(keyPem); } catch (e) { return `${names.key} is not a PEM private key: ${(e as Error).message}`; }
-  if (!cert.checkPrivateKey(key)) return `${names.key} does not match ${names.cert}: the key's public key is not the certificate's (subject ${oneLine(cert.subject)})`;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (e) {
+    return `${names.key} is not a PEM private key: ${(e as Error).message}`;
+  }
+  if (!cert.checkPrivateKey(key))
+    return `${names.key} does not match ${names.cert}: the key's public key is not the certificate's (subject ${oneLine(cert.subject)})`;
   return validity ? checkValidity(cert, now, names.cert) : undefined;
 }
 
@@ -188,10 +212,22 @@ function checkValidity(cert: X509Certificate, now: number, name: string): string
  * certificates signed the leaf or an intermediate the chain leads to.
  */
 export function bundleVerifies(chainPem: string, bundlePem: string): string | undefined {
-  const chain = splitPemBundle(chainPem).flatMap((pem) => { try { return [new X509Certificate(pem)]; } catch { return []; } });
+  const chain = splitPemBundle(chainPem).flatMap((pem) => {
+    try {
+      return [new X509Certificate(pem)];
+    } catch {
+      return [];
+    }
+  });
   const leaf = chain[0];
   if (!leaf) return "the served certificate cannot be read";
-  const cas = splitPemBundle(bundlePem).flatMap((pem) => { try { return [new X509Certificate(pem)]; } catch { return []; } });
+  const cas = splitPemBundle(bundlePem).flatMap((pem) => {
+    try {
+      return [new X509Certificate(pem)];
+    } catch {
+      return [];
+    }
+  });
   if (cas.length === 0) return "the caBundle is empty or holds no readable certificate";
   const signedBy = (c: X509Certificate, by: X509Certificate) => c.checkIssued(by) && c.verify(by.publicKey);
   let cur = leaf;

@@ -32,7 +32,9 @@ export class TlsFilesError extends Error {
  */
 export async function loadTlsFiles(dir: string, now = Date.now(), caInjected = false): Promise<TlsMaterial> {
   const read = async (file: string, optional = false) => {
-    try { return await readFile(join(dir, file), "utf8"); } catch (e) {
+    try {
+      return await readFile(join(dir, file), "utf8");
+    } catch (e) {
       if (optional && (e as NodeJS.ErrnoException).code === "ENOENT") return "";
       throw new TlsFilesError(`cannot read ${join(dir, file)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
@@ -84,7 +86,9 @@ export class FileTls implements TlsSource {
 
   onRotate(listener: (material: TlsMaterial) => void): () => void {
     this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
 
   async start(): Promise<void> {
@@ -120,7 +124,9 @@ export class FileTls implements TlsSource {
   private scheduleReload(delayMs = 100): void {
     // Writers replace the three files one by one; wait for the burst of events to settle.
     clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => { void this.reload(); }, delayMs);
+    this.debounce = setTimeout(() => {
+      void this.reload();
+    }, delayMs);
     this.debounce.unref();
   }
 
@@ -147,10 +153,20 @@ export class FileTls implements TlsSource {
     const graceMs = Math.min(this.o.caGraceMs ?? 30_000, cur ? cur.notAfter.getTime() - now : 0);
     if (cur && untrusted.length > 0 && graceMs > 0) {
       // Step one: the new CA joins the bundle; the certificate it signed waits.
-      const bundle = next.ca + splitPemBundle(cur.ca).filter((pem) => !splitPemBundle(next.ca).includes(pem)).join("");
+      const bundle =
+        next.ca +
+        splitPemBundle(cur.ca)
+          .filter((pem) => !splitPemBundle(next.ca).includes(pem))
+          .join("");
       this.o.log?.info({ dir: this.o.dir, graceMs }, "new CA in the certificate files: trusted first, its certificate served after the grace period");
       this.publish({ ...cur, ca: bundle });
-      this.pending = { material: next, timer: setTimeout(() => { this.pending = undefined; this.publish(next); }, graceMs) };
+      this.pending = {
+        material: next,
+        timer: setTimeout(() => {
+          this.pending = undefined;
+          this.publish(next);
+        }, graceMs),
+      };
       this.pending.timer.unref();
       return;
     }
@@ -163,7 +179,11 @@ export class FileTls implements TlsSource {
     this.o.metrics?.certificateExpiry.set(next.notAfter.getTime() / 1000);
     this.o.log?.info({ dir: this.o.dir, notAfter: next.notAfter.toISOString() }, "serving certificate reloaded from files");
     for (const l of this.listeners) {
-      try { l(next); } catch (e) { this.o.log?.error({ err: e }, "a certificate rotation listener failed"); }
+      try {
+        l(next);
+      } catch (e) {
+        this.o.log?.error({ err: e }, "a certificate rotation listener failed");
+      }
     }
   }
 }

@@ -1,4 +1,16 @@
-export { createCa, issueServing, serviceDnsNames, splitSans, splitPemBundle, checkMaterial, checkKeyPair, bundleVerifies, generateRsaKey, type IssuedCertificate, type KeyPair } from "./certs.js";
+export {
+  createCa,
+  issueServing,
+  serviceDnsNames,
+  splitSans,
+  splitPemBundle,
+  checkMaterial,
+  checkKeyPair,
+  bundleVerifies,
+  generateRsaKey,
+  type IssuedCertificate,
+  type KeyPair,
+} from "./certs.js";
 export { SelfManagedTls, type SelfManagedTlsOptions } from "./selfManaged.js";
 export { FileTls, loadTlsFiles, TlsFilesError, TLS_FILES, type FileTlsOptions } from "./files.js";
 export { CaBundlePatcher, mergeCaBundle, type CaBundlePatcherOptions } from "./caBundle.js";

@@ -42,8 +42,12 @@ export class InjectedBundleCheck {
 
   /** Checks now, after every reload of `tls` and every interval; never writes. */
   attach(tls: TlsSource): Promise<readonly BundleProblem[]> {
-    this.unsubscribe = tls.onRotate(() => { void this.check(tls); });
-    this.timer = setInterval(() => { void this.check(tls); }, this.o.intervalMs ?? 60_000);
+    this.unsubscribe = tls.onRotate(() => {
+      void this.check(tls);
+    });
+    this.timer = setInterval(() => {
+      void this.check(tls);
+    }, this.o.intervalMs ?? 60_000);
     this.timer.unref();
     return this.check(tls);
   }
@@ -80,7 +84,10 @@ export class InjectedBundleCheck {
     if (summary !== this.last) {
       this.last = summary;
       if (problems.length) {
-        this.o.log?.error({ problems }, "the injected caBundle does not verify the served certificate: the API server cannot call these webhooks until the injector (service-ca, cert-manager cainjector) updates it");
+        this.o.log?.error(
+          { problems },
+          "the injected caBundle does not verify the served certificate: the API server cannot call these webhooks until the injector (service-ca, cert-manager cainjector) updates it",
+        );
       } else {
         this.o.log?.info("the injected caBundle of every webhook verifies the served certificate");
       }

@@ -80,7 +80,9 @@ export class SelfManagedTls implements TlsSource {
 
   onRotate(listener: (material: TlsMaterial) => void): () => void {
     this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
 
   async start(): Promise<void> {
@@ -111,7 +113,7 @@ export class SelfManagedTls implements TlsSource {
     const [caKeys, servingKeys] = await Promise.all([needCa || needNext ? generateRsaKey() : undefined, generateRsaKey()]);
     const now = this.now();
     if (caDue) {
-      const ca = this.nextCa ?? await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
+      const ca = this.nextCa ?? (await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) }));
       if (this.ca && this.ca.notAfter.getTime() > now) this.previousCa = this.ca;
       this.ca = ca;
       this.nextCa = undefined;
@@ -121,7 +123,14 @@ export class SelfManagedTls implements TlsSource {
     }
     const ca = this.ca as IssuedCertificate;
     if (this.previousCa && this.previousCa.notAfter.getTime() <= now) this.previousCa = undefined;
-    this.serving = await issueServing({ ca, dnsNames: this.dnsNames, ipAddresses: this.ipAddresses, validityMs: this.servingValidityMs, now, keys: servingKeys });
+    this.serving = await issueServing({
+      ca,
+      dnsNames: this.dnsNames,
+      ipAddresses: this.ipAddresses,
+      validityMs: this.servingValidityMs,
+      now,
+      keys: servingKeys,
+    });
     this.servingIssuedAt = now;
     this.issued++;
     const first = this.material === undefined;
@@ -132,12 +141,28 @@ export class SelfManagedTls implements TlsSource {
       notAfter: this.serving.notAfter,
     };
     this.o.metrics?.certificateExpiry.set(this.serving.notAfter.getTime() / 1000);
-    this.o.log?.info({ notAfter: this.serving.notAfter.toISOString(), caNotAfter: ca.notAfter.toISOString(), nextCa: this.nextCa !== undefined, sans: [...this.dnsNames,
-      ...this.ipAddresses] },
-      first ? "serving certificate issued by the in-memory CA" : caDue ? "CA and serving certificate renewed" : needNext ? "next CA published; serving certificate renewed" : "serving certificate renewed");
+    this.o.log?.info(
+      {
+        notAfter: this.serving.notAfter.toISOString(),
+        caNotAfter: ca.notAfter.toISOString(),
+        nextCa: this.nextCa !== undefined,
+        sans: [...this.dnsNames, ...this.ipAddresses],
+      },
+      first
+        ? "serving certificate issued by the in-memory CA"
+        : caDue
+          ? "CA and serving certificate renewed"
+          : needNext
+            ? "next CA published; serving certificate renewed"
+            : "serving certificate renewed",
+    );
     if (!first) {
       for (const l of this.listeners) {
-        try { l(this.material); } catch (e) { this.o.log?.error({ err: e }, "a certificate rotation listener failed"); }
+        try {
+          l(this.material);
+        } catch (e) {
+          this.o.log?.error({ err: e }, "a certificate rotation listener failed");
+        }
       }
     }
     this.schedule();
@@ -160,16 +185,24 @@ export class SelfManagedTls implements TlsSource {
     // The serving certificate may have been cut short by the CA's expiry; renewing it then
     // renews the CA too (renew() checks the CA's own due time).
     const due = Math.min(this.dueAt(this.servingIssuedAt, this.serving), this.dueAt(this.caIssuedAt, this.ca), this.nextCa ? Infinity : this.publishAt());
-    this.timer = setTimeout(() => {
-      if (this.stopped) return;
-      if (this.now() < due) { this.schedule(); return; }
-      this.renew(false).catch((e: unknown) => {
-        this.o.log?.error({ err: e }, "certificate renewal failed; retrying in 30 s");
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => { void this.renew(false).catch(() => this.schedule()); }, 30_000);
-        this.timer.unref();
-      });
-    }, Math.max(0, Math.min(due - this.now(), this.checkIntervalMs)));
+    this.timer = setTimeout(
+      () => {
+        if (this.stopped) return;
+        if (this.now() < due) {
+          this.schedule();
+          return;
+        }
+        this.renew(false).catch((e: unknown) => {
+          this.o.log?.error({ err: e }, "certificate renewal failed; retrying in 30 s");
+          clearTimeout(this.timer);
+          this.timer = setTimeout(() => {
+            void this.renew(false).catch(() => this.schedule());
+          }, 30_000);
+          this.timer.unref();
+        });
+      },
+      Math.max(0, Math.min(due - this.now(), this.checkIntervalMs)),
+    );
     this.timer.unref();
   }
 }

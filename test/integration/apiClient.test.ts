@@ -26,8 +26,12 @@ describe("API clients against the real API server", () => {
       accepted++;
       const upstream = connect(Number(target.port), target.hostname);
       client.pipe(upstream).pipe(client);
-      const close = () => { client.destroy(); upstream.destroy(); };
-      client.on("error", close); upstream.on("error", close);
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on("error", close);
+      upstream.on("error", close);
     });
     await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
     kc = new KubeConfig();
@@ -47,7 +51,9 @@ describe("API clients against the real API server", () => {
   }
 
   it("reuse one connection for sequential requests, where client-node's own client opens one each", async () => {
-    const list = async (api: CoreV1Api) => { for (let i = 0; i < REQUESTS; i++) await api.listNamespace({ limit: 1 }); };
+    const list = async (api: CoreV1Api) => {
+      for (let i = 0; i < REQUESTS; i++) await api.listNamespace({ limit: 1 });
+    };
     const shared = await socketsOpenedBy(() => list(makeKeepAliveClient(kc, CoreV1Api)));
     const own = await socketsOpenedBy(() => list(kc.makeApiClient(CoreV1Api)));
     expect(own).toBe(REQUESTS);
@@ -63,13 +69,22 @@ describe("API clients against the real API server", () => {
     const api = makeKeepAliveClient(kc, CustomObjectsApi);
     const opened = await socketsOpenedBy(async () => {
       for (let i = 0; i < 5; i++) {
-        await api.patchNamespacedCustomObject({
-          group: "velero.io", version: "v1", namespace: ns, plural: "backups", name,
-          body: { metadata: { annotations: { "backup-gate.io/test": String(i) } } },
-        }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+        await api.patchNamespacedCustomObject(
+          {
+            group: "velero.io",
+            version: "v1",
+            namespace: ns,
+            plural: "backups",
+            name,
+            body: { metadata: { annotations: { "backup-gate.io/test": String(i) } } },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+        );
       }
     });
-    const got = await api.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: ns, plural: "backups", name }) as { metadata: { annotations: Record<string, string> } };
+    const got = (await api.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: ns, plural: "backups", name })) as {
+      metadata: { annotations: Record<string, string> };
+    };
     expect(got.metadata.annotations["backup-gate.io/test"]).toBe("4");
     expect(opened).toBeLessThanOrEqual(1);
   });

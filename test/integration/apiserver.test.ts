@@ -6,7 +6,19 @@
 import { ApiextensionsV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { backupBody, clients, createBackup, createNamespace, createSchedule, getVelero, isApiError, updateVelero, uniqueName, type Clients, type VeleroObject } from "../support/objects.js";
+import {
+  backupBody,
+  clients,
+  createBackup,
+  createNamespace,
+  createSchedule,
+  getVelero,
+  isApiError,
+  updateVelero,
+  uniqueName,
+  type Clients,
+  type VeleroObject,
+} from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
 import { startWatch } from "../support/watch.js";
 
@@ -25,8 +37,7 @@ describe("control plane smoke", () => {
   });
 
   it("serves the Velero CRDs of both groups", async () => {
-    const crds = await cp.kubeConfig.makeApiClient(ApiextensionsV1Api)
-      .listCustomResourceDefinition();
+    const crds = await cp.kubeConfig.makeApiClient(ApiextensionsV1Api).listCustomResourceDefinition();
     const names = crds.items.map((x) => x.metadata?.name);
     expect(names).toContain("backups.velero.io");
     expect(names).toContain("schedules.velero.io");
@@ -40,7 +51,8 @@ describe("control plane smoke", () => {
   it("streams watch events for a Backup", async () => {
     const name = uniqueName("b");
     const events: { type: string; phase: string | undefined; rv: string | undefined }[] = [];
-    const req = await startWatch(cp.kubeConfig,
+    const req = await startWatch(
+      cp.kubeConfig,
       `/apis/velero.io/v1/namespaces/${ns}/backups`,
       { fieldSelector: `metadata.name=${name}` },
       (type, obj: VeleroObject) => events.push({ type, phase: obj.status?.phase, rv: obj.metadata.resourceVersion }),
@@ -48,9 +60,12 @@ describe("control plane smoke", () => {
     try {
       await createBackup(c, ns, name, { includedNamespaces: ["app"] });
       await waitFor("ADDED event", () => events.find((e) => e.type === "ADDED"), { timeoutMs: 20_000 });
-      await updateVelero(c, "backups", ns, name, (o) => { o.status = { phase: "Queued", queuePosition: 1 }; });
-      const mod = await waitFor("MODIFIED event with phase Queued",
-        () => events.find((e) => e.type === "MODIFIED" && e.phase === "Queued"), { timeoutMs: 20_000 });
+      await updateVelero(c, "backups", ns, name, (o) => {
+        o.status = { phase: "Queued", queuePosition: 1 };
+      });
+      const mod = await waitFor("MODIFIED event with phase Queued", () => events.find((e) => e.type === "MODIFIED" && e.phase === "Queued"), {
+        timeoutMs: 20_000,
+      });
       expect(Number(mod.rv)).toBeGreaterThan(Number(events[0]!.rv));
       await c.custom.deleteNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: ns, plural: "backups", name });
       await waitFor("DELETED event", () => events.find((e) => e.type === "DELETED"), { timeoutMs: 20_000 });

@@ -31,7 +31,17 @@ import { writeDevCerts } from "../../src/tls/devCerts.js";
 import { FileTls } from "../../src/tls/files.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import { backupBody, clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
+import {
+  backupBody,
+  clients,
+  createNamespace,
+  isApiError,
+  uniqueName,
+  VELERO_GROUP,
+  VELERO_VERSION,
+  type Clients,
+  type VeleroObject,
+} from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
@@ -41,7 +51,15 @@ const RESYNC_MS = 4_000;
 
 /** The gate's log lines, kept for assertions. */
 const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-const log = pino({ level: "info" }, new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } }));
+const log = pino(
+  { level: "info" },
+  new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  }),
+);
 
 async function apiserverMetrics(cp: ControlPlane): Promise<string> {
   const url = new URL("/metrics", cp.host);
@@ -51,16 +69,21 @@ async function apiserverMetrics(cp: ControlPlane): Promise<string> {
     httpsRequest(opts, (res) => {
       let text = "";
       res.setEncoding("utf8");
-      res.on("data", (d: string) => { text += d; });
+      res.on("data", (d: string) => {
+        text += d;
+      });
       res.on("end", () => resolve(text));
-    }).on("error", reject).end();
+    })
+      .on("error", reject)
+      .end();
   });
 }
 
 /** The API server's fail-open count for our webhooks (calls it could not make and ignored). */
 async function failedOpen(cp: ControlPlane): Promise<number> {
   const names = Object.values(WEBHOOK_NAMES);
-  return (await apiserverMetrics(cp)).split("\n")
+  return (await apiserverMetrics(cp))
+    .split("\n")
     .filter((l) => l.startsWith("apiserver_admission_webhook_fail_open_count{") && names.some((n) => l.includes(`name="${n}"`)))
     .reduce((s, l) => s + Number(l.split(" ").pop()), 0);
 }
@@ -68,7 +91,8 @@ async function failedOpen(cp: ControlPlane): Promise<number> {
 async function mutateCalls(metrics: Metrics): Promise<number> {
   const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === "backup_gate_admission_requests_total");
   return ((m?.values ?? []) as { value: number; labels: Record<string, string | number> }[])
-    .filter((v) => v.labels.webhook === "mutate" && v.labels.operation === "CREATE").reduce((s, v) => s + v.value, 0);
+    .filter((v) => v.labels.webhook === "mutate" && v.labels.operation === "CREATE")
+    .reduce((s, v) => s + v.value, 0);
 }
 
 describe("certificate rotation, expiry and a wrong CA on the real API server", () => {
@@ -93,12 +117,23 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     await createNamespace(c, velero);
     await createNamespace(c, web);
     // Lifetimes of seconds; the gate's clock can be stepped (skewMs) as a resume from suspend would.
-    tls = new SelfManagedTls({ extraSans: ["127.0.0.1"], servingValidityMs: SERVING_MS, caValidityMs: CA_MS, checkIntervalMs: 250, now: () => Date.now() + skewMs, log });
+    tls = new SelfManagedTls({
+      extraSans: ["127.0.0.1"],
+      servingValidityMs: SERVING_MS,
+      caValidityMs: CA_MS,
+      checkIntervalMs: 250,
+      now: () => Date.now() + skewMs,
+      log,
+    });
     await tls.start();
     tls.onRotate((m) => rotations.push({ at: Date.now(), ca: m.ca, cert: m.cert }));
     gate = await startWebhookGate(cp, {
       policy: policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 }, maxConcurrentBackups: 1000 }),
-      tls, configName, log, rebuildIntervalMs: 200, resyncMs: RESYNC_MS,
+      tls,
+      configName,
+      log,
+      rebuildIntervalMs: 200,
+      resyncMs: RESYNC_MS,
     });
     ({ cache, patcher, metrics } = gate);
     await waitFor("the mutating webhook to be called", async () => (await create("probe")).annotated, { timeoutMs: 60_000, intervalMs: 300 });
@@ -114,10 +149,13 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
   /** One create through the API server; annotated when the mutating webhook answered. */
   async function create(prefix: string, ns = velero): Promise<{ annotated: boolean; error?: string }> {
     try {
-      const o = await c.custom.createNamespacedCustomObject({
-        group: VELERO_GROUP, version: VELERO_VERSION, namespace: ns, plural: "backups",
+      const o = (await c.custom.createNamespacedCustomObject({
+        group: VELERO_GROUP,
+        version: VELERO_VERSION,
+        namespace: ns,
+        plural: "backups",
         body: backupBody(uniqueName(prefix), ns, { includedNamespaces: [web] }),
-      }) as VeleroObject;
+      })) as VeleroObject;
       return { annotated: o.metadata.annotations?.["backup-gate.io/conflict-level-source"] === "gate" };
     } catch (e) {
       return { annotated: false, error: isApiError(e) ? `HTTP ${e.code}: ${String(e.body).slice(0, 300)}` : String(e) };
@@ -133,13 +171,15 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     const failures: string[] = [];
     let calls = 0;
     const until = Date.now() + maxMs;
-    await Promise.all(Array.from({ length: workers }, async () => {
-      while (!done() && Date.now() < until) {
-        const r = await create(prefix, ns);
-        calls++;
-        if (!r.annotated) failures.push(`${new Date().toISOString()} ${r.error ?? "created without the mutating webhook's annotations"}`);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        while (!done() && Date.now() < until) {
+          const r = await create(prefix, ns);
+          calls++;
+          if (!r.annotated) failures.push(`${new Date().toISOString()} ${r.error ?? "created without the mutating webhook's annotations"}`);
+        }
+      }),
+    );
     return { calls, failures };
   }
 
@@ -161,10 +201,14 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     expect(rotations.length - from).toBeGreaterThanOrEqual(6);
     expect(cas()).toBeGreaterThanOrEqual(3);
     expect(calls).toBeGreaterThan(20);
-    expect(await mutateCalls(metrics) - callsBefore).toBe(calls);
-    expect(await failedOpen(cp) - failOpenBefore).toBe(0);
+    expect((await mutateCalls(metrics)) - callsBefore).toBe(calls);
+    expect((await failedOpen(cp)) - failOpenBefore).toBe(0);
     // Both configurations, every webhook, hold the CA that signs what is served now.
-    await waitFor("both configurations to hold the current CA", async () => (await bundles()).every((b) => b.startsWith(splitPemBundle(tls.current().ca)[0]!)), { timeoutMs: 10_000 });
+    await waitFor(
+      "both configurations to hold the current CA",
+      async () => (await bundles()).every((b) => b.startsWith(splitPemBundle(tls.current().ca)[0]!)),
+      { timeoutMs: 10_000 },
+    );
   }, 150_000);
 
   it("a certificate found expired by the wall clock (a resume from suspend, a clock step) is renewed at the next check, and calls keep working", async () => {
@@ -202,29 +246,65 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     // Overwritten again and again (a controller fighting the gate) until the API server is seen
     // refusing, so the gate's periodic repair cannot win before then.
     let fighting = true;
-    const fight = (async () => { while (fighting) { await overwrite().catch(() => {}); await sleep(200); } })();
+    const fight = (async () => {
+      while (fighting) {
+        await overwrite().catch(() => {});
+        await sleep(200);
+      }
+    })();
 
     // The promotion webhook fails closed, so the API server's own error is visible: a dry-run
     // move into ReadyToStart, until the API server has loaded the wrong bundle.
     const name = uniqueName("promote-me");
-    await c.custom.createNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "backups", body: backupBody(name, velero, { includedNamespaces: [web] }) });
+    await c.custom.createNamespacedCustomObject({
+      group: VELERO_GROUP,
+      version: VELERO_VERSION,
+      namespace: velero,
+      plural: "backups",
+      body: backupBody(name, velero, { includedNamespaces: [web] }),
+    });
     let refusal = "";
-    await waitFor("the API server to refuse a promotion it cannot verify", async () => {
-      const o = await c.custom.getNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "backups", name }) as VeleroObject;
-      o.metadata.annotations = { ...o.metadata.annotations, "backup-gate.io/promoted-by": "test" };
-      o.status = { phase: "ReadyToStart" };
-      try {
-        await c.custom.replaceNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "backups", name, body: o, dryRun: "All" });
-        return false;
-      } catch (e) {
-        refusal = isApiError(e) ? String(e.body) : String(e);
-        return /x509|certificate/.test(refusal);
-      }
-    }, { timeoutMs: 30_000, intervalMs: 100 }).finally(async () => { fighting = false; await fight; });
-    expect(refusal).toMatch(new RegExp(`failed calling webhook \\\\?"${WEBHOOK_NAMES.validatePromotion.replace(/\./g, "\\.")}\\\\?".*x509: certificate signed by unknown authority`));
+    await waitFor(
+      "the API server to refuse a promotion it cannot verify",
+      async () => {
+        const o = (await c.custom.getNamespacedCustomObject({
+          group: VELERO_GROUP,
+          version: VELERO_VERSION,
+          namespace: velero,
+          plural: "backups",
+          name,
+        })) as VeleroObject;
+        o.metadata.annotations = { ...o.metadata.annotations, "backup-gate.io/promoted-by": "test" };
+        o.status = { phase: "ReadyToStart" };
+        try {
+          await c.custom.replaceNamespacedCustomObject({
+            group: VELERO_GROUP,
+            version: VELERO_VERSION,
+            namespace: velero,
+            plural: "backups",
+            name,
+            body: o,
+            dryRun: "All",
+          });
+          return false;
+        } catch (e) {
+          refusal = isApiError(e) ? String(e.body) : String(e);
+          return /x509|certificate/.test(refusal);
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    ).finally(async () => {
+      fighting = false;
+      await fight;
+    });
+    expect(refusal).toMatch(
+      new RegExp(`failed calling webhook \\\\?"${WEBHOOK_NAMES.validatePromotion.replace(/\./g, "\\.")}\\\\?".*x509: certificate signed by unknown authority`),
+    );
 
     // The gate notices at its next check and writes its CA back; calls work again.
-    await waitFor("the gate to write its CA back", async () => (await bundles()).every((b) => b.includes(splitPemBundle(tls.current().ca)[0]!)), { timeoutMs: RESYNC_MS * 3 });
+    await waitFor("the gate to write its CA back", async () => (await bundles()).every((b) => b.includes(splitPemBundle(tls.current().ca)[0]!)), {
+      timeoutMs: RESYNC_MS * 3,
+    });
     expect(lines.filter((l) => /caBundle no longer held the gate's CA/.test(l.msg)).length).toBeGreaterThan(warnedBefore);
     await waitFor("an annotated create after the repair", async () => (await create("repaired")).annotated, { timeoutMs: 20_000, intervalMs: 200 });
   }, 60_000);
@@ -232,16 +312,45 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
   it("a --tls-dir whose ca.crt did not sign tls.crt: serve refuses to start, in one line naming the files", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bg-wrong-ca-"));
     const now = Date.now();
-    const [signer, other] = await Promise.all([createCa({ validityMs: 86_400_000, now, commonName: "signer" }), createCa({ validityMs: 86_400_000, now, commonName: "not-the-signer" })]);
+    const [signer, other] = await Promise.all([
+      createCa({ validityMs: 86_400_000, now, commonName: "signer" }),
+      createCa({ validityMs: 86_400_000, now, commonName: "not-the-signer" }),
+    ]);
     const serving = await issueServing({ ca: signer, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validityMs: 86_400_000, now });
     writeFileSync(join(dir, "tls.crt"), serving.certPem);
     writeFileSync(join(dir, "tls.key"), serving.privateKeyPem, { mode: 0o600 });
     writeFileSync(join(dir, "ca.crt"), other.certPem);
-    const run = await promisify(execFile)(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--kubeconfig", cp.kubeconfigPath,
-      "--namespace", velero, "--host", "127.0.0.1", "--port", "0", "--tls-dir", dir, "--webhook-configuration", uniqueName("unused")], { timeout: 60_000, env: { ...process.env, LOG_LEVEL: "silent" } })
-      .then(() => ({ code: 0, stderr: "" }), (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }));
+    const run = await promisify(execFile)(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        "serve",
+        "--kubeconfig",
+        cp.kubeconfigPath,
+        "--namespace",
+        velero,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--tls-dir",
+        dir,
+        "--webhook-configuration",
+        uniqueName("unused"),
+      ],
+      { timeout: 60_000, env: { ...process.env, LOG_LEVEL: "silent" } },
+    ).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    );
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`^backup-gate: serve: ${dir}: tls\\.crt \\(issuer CN=signer, O=backup-gate\\) is not signed by any certificate in ca\\.crt \\(CN=not-the-signer, O=backup-gate\\)\\n$`));
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^backup-gate: serve: ${dir}: tls\\.crt \\(issuer CN=signer, O=backup-gate\\) is not signed by any certificate in ca\\.crt \\(CN=not-the-signer, O=backup-gate\\)\\n$`,
+      ),
+    );
   }, 90_000);
 
   it("files mode (cert-manager layout): sets from a new CA, written under a stream of creates, are trusted before they are served: no failed call", async () => {
@@ -252,7 +361,12 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
     const files = new FileTls({ dir, log, pollIntervalMs: 500, caGraceMs: 3_000 });
     await files.start();
-    const filesGate = await startWebhookGate(cp, { policy: policySchema.parse({ veleroNamespace: ns }), tls: files, configName: uniqueName("backup-gate-files"), log });
+    const filesGate = await startWebhookGate(cp, {
+      policy: policySchema.parse({ veleroNamespace: ns }),
+      tls: files,
+      configName: uniqueName("backup-gate-files"),
+      log,
+    });
     try {
       await waitFor("the files-mode webhook to be called", async () => (await create("probe", ns)).annotated, { timeoutMs: 60_000, intervalMs: 300 });
       // cert-manager with a new CA each time, three times: each set staged, then moved into
@@ -291,31 +405,39 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: uniqueName("nobody"), url: "https://127.0.0.1:1", timeoutSeconds: 5 });
     await admission.createMutatingWebhookConfiguration({ body: mutating });
     await admission.createValidatingWebhookConfiguration({ body: validating });
-    const replicas = await Promise.all([0, 1].map(async () => {
-      const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
-      await own.start();
-      const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 500 });
-      await p.attach(own);
-      return { own, p };
-    }));
+    const replicas = await Promise.all(
+      [0, 1].map(async () => {
+        const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+        await own.start();
+        const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 500 });
+        await p.attach(own);
+        return { own, p };
+      }),
+    );
     try {
       const settled = replicas.map((r) => r.p.writes);
       await sleep(4_000);
       // Each wrote its CA in; eight drift checks each since, and no write: both CAs are there, only in another order.
       expect(replicas.map((r) => r.p.writes)).toEqual(settled);
-      for (const b of (await Promise.all([admission.readMutatingWebhookConfiguration({ name }),
-        admission.readValidatingWebhookConfiguration({ name })])).flatMap((c) => c.webhooks ?? [])) {
+      for (const b of (
+        await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })])
+      ).flatMap((c) => c.webhooks ?? [])) {
         const bundle = Buffer.from(b.clientConfig.caBundle ?? "", "base64").toString("utf8");
         for (const r of replicas) expect(bundle).toContain(r.own.current().ca);
       }
     } finally {
-      for (const r of replicas) { r.p.stop(); await r.own.stop(); }
+      for (const r of replicas) {
+        r.p.stop();
+        await r.own.stop();
+      }
     }
   }, 60_000);
 
   it("a long-lived replica's CA stays in the bundle while another replica restarts six times (heartbeats); ignoring them drops it", async () => {
-    const bundles = async (name: string) => (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })]))
-      .flatMap((c) => c.webhooks ?? []).map((w) => Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString("utf8"));
+    const bundles = async (name: string) =>
+      (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })]))
+        .flatMap((c) => c.webhooks ?? [])
+        .map((w) => Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString("utf8"));
     const run = async (restartsSeeLiveness: boolean) => {
       const name = uniqueName("backup-gate-restarts");
       const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: uniqueName("nobody"), url: "https://127.0.0.1:1", timeoutSeconds: 5 });
@@ -349,8 +471,16 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
 
   it("the gate's /readyz says so while the certificate it serves has expired", async () => {
     const expiredServer = await createWebhookServer({
-      tls: { current: () => ({ ...tls.current(), notAfter: new Date(Date.now() - 1_000) }), onRotate: () => () => {}, start: async () => {}, stop: async () => {} },
-      cache, policy: new StaticPolicySource(policySchema.parse({ veleroNamespace: velero })), metrics: createMetrics(), log,
+      tls: {
+        current: () => ({ ...tls.current(), notAfter: new Date(Date.now() - 1_000) }),
+        onRotate: () => () => {},
+        start: async () => {},
+        stop: async () => {},
+      },
+      cache,
+      policy: new StaticPolicySource(policySchema.parse({ veleroNamespace: velero })),
+      metrics: createMetrics(),
+      log,
     });
     try {
       const res = await expiredServer.app.inject({ method: "GET", url: "/readyz" });

@@ -15,11 +15,43 @@ const history = (entries: Record<string, [string, number][]>) =>
 describe("in-flight spans and the overlap check", () => {
   it.each([
     { case: "never started", steps: [["Queued", 1]], span: undefined },
-    { case: "promoted, ran, completed", steps: [["Queued", 1], ["ReadyToStart", 5], ["InProgress", 6], ["Completed", 9]], span: [5n, 9n] },
-    { case: "still running", steps: [["ReadyToStart", 5], ["InProgress", 6]], span: [5n, undefined] },
+    {
+      case: "promoted, ran, completed",
+      steps: [
+        ["Queued", 1],
+        ["ReadyToStart", 5],
+        ["InProgress", 6],
+        ["Completed", 9],
+      ],
+      span: [5n, 9n],
+    },
+    {
+      case: "still running",
+      steps: [
+        ["ReadyToStart", 5],
+        ["InProgress", 6],
+      ],
+      span: [5n, undefined],
+    },
     // The design's in flight ends when Velero leaves InProgress, before Completed.
-    { case: "finalizing is out of flight", steps: [["ReadyToStart", 5], ["InProgress", 6], ["Finalizing", 7], ["Completed", 9]], span: [5n, 7n] },
-    { case: "failed validation at once", steps: [["ReadyToStart", 5], ["FailedValidation", 6]], span: [5n, 6n] },
+    {
+      case: "finalizing is out of flight",
+      steps: [
+        ["ReadyToStart", 5],
+        ["InProgress", 6],
+        ["Finalizing", 7],
+        ["Completed", 9],
+      ],
+      span: [5n, 7n],
+    },
+    {
+      case: "failed validation at once",
+      steps: [
+        ["ReadyToStart", 5],
+        ["FailedValidation", 6],
+      ],
+      span: [5n, 6n],
+    },
   ] as { case: string; steps: [string, number][]; span?: [bigint, bigint | undefined] }[])("$case", ({ steps, span }) => {
     const s = inFlightSpan(steps.map(([p, rv]) => step(p, rv)));
     expect(s && [s.start, s.end]).toEqual(span);
@@ -31,9 +63,20 @@ describe("in-flight spans and the overlap check", () => {
 
   it("counts conflicting backups in flight at once, in revision order", () => {
     const h = history({
-      a: [["ReadyToStart", 10], ["InProgress", 11], ["Completed", 20]],
-      b: [["Queued", 2], ["ReadyToStart", 15], ["Completed", 30]],
-      c: [["ReadyToStart", 12], ["Completed", 25]],
+      a: [
+        ["ReadyToStart", 10],
+        ["InProgress", 11],
+        ["Completed", 20],
+      ],
+      b: [
+        ["Queued", 2],
+        ["ReadyToStart", 15],
+        ["Completed", 30],
+      ],
+      c: [
+        ["ReadyToStart", 12],
+        ["Completed", 25],
+      ],
     });
     const r = overlapCheck(h, [a, b, c]);
     expect(r.overlaps).toEqual(["a [10, 20) and b [15, 30) share x"]);
@@ -41,15 +84,45 @@ describe("in-flight spans and the overlap check", () => {
   });
 
   it("a promotion at the revision right after the other's end is no overlap; one still running overlaps everything after it", () => {
-    expect(overlapCheck(history({ a: [["ReadyToStart", 10], ["Completed", 20]], b: [["ReadyToStart", 21], ["Completed", 22]] }), [a, b]).overlaps).toEqual([]);
-    expect(overlapCheck(history({ a: [["ReadyToStart", 10], ["InProgress", 11]], b: [["ReadyToStart", 40], ["Completed", 41]] }), [a, b]).overlaps).toHaveLength(1);
+    expect(
+      overlapCheck(
+        history({
+          a: [
+            ["ReadyToStart", 10],
+            ["Completed", 20],
+          ],
+          b: [
+            ["ReadyToStart", 21],
+            ["Completed", 22],
+          ],
+        }),
+        [a, b],
+      ).overlaps,
+    ).toEqual([]);
+    expect(
+      overlapCheck(
+        history({
+          a: [
+            ["ReadyToStart", 10],
+            ["InProgress", 11],
+          ],
+          b: [
+            ["ReadyToStart", 40],
+            ["Completed", 41],
+          ],
+        }),
+        [a, b],
+      ).overlaps,
+    ).toHaveLength(1);
     expect(conflicts(a, c)).toBe(false);
   });
 });
 
 describe("tally", () => {
-  const backup = (name: string, phase?: string, validationErrors?: string[]): VeleroObject =>
-    ({ metadata: { name }, ...(phase !== undefined ? { status: { phase, ...(validationErrors ? { validationErrors } : {}) } } : {}) });
+  const backup = (name: string, phase?: string, validationErrors?: string[]): VeleroObject => ({
+    metadata: { name },
+    ...(phase !== undefined ? { status: { phase, ...(validationErrors ? { validationErrors } : {}) } } : {}),
+  });
   it.each([
     { phase: "Completed", as: "completed" },
     { phase: "Queued", as: "stuck" },
@@ -64,8 +137,9 @@ describe("tally", () => {
     expect({ completed: t.completed, stuck: t.stuck, lost: t.lost }).toEqual({ completed: 0, stuck: 0, lost: 0, [as]: 1 });
   });
   it("an expected FailedValidation (scenario 5) counts as completed", () => {
-    const t = tally(new Map([["b", backup("b", "FailedValidation", ["BackupStorageLocation default is in Unavailable status"])]]), ["b"],
-      (o) => JSON.stringify(o.status?.validationErrors ?? []).includes("Unavailable"));
+    const t = tally(new Map([["b", backup("b", "FailedValidation", ["BackupStorageLocation default is in Unavailable status"])]]), ["b"], (o) =>
+      JSON.stringify(o.status?.validationErrors ?? []).includes("Unavailable"),
+    );
     expect(t.completed).toBe(1);
   });
 });
@@ -104,13 +178,14 @@ describe("the balancer", () => {
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
     return `https://127.0.0.1:${(s.address() as { port: number }).port}`;
   };
-  const ask = (port: number) => new Promise<string>((resolve) => {
-    let text = "";
-    const sock = connect(port, "127.0.0.1");
-    sock.on("data", (d: Buffer) => (text += d.toString()));
-    sock.on("close", () => resolve(text));
-    sock.on("error", () => resolve(""));
-  });
+  const ask = (port: number) =>
+    new Promise<string>((resolve) => {
+      let text = "";
+      const sock = connect(port, "127.0.0.1");
+      sock.on("data", (d: Buffer) => (text += d.toString()));
+      sock.on("close", () => resolve(text));
+      sock.on("error", () => resolve(""));
+    });
 
   it("spreads connections over live backends, skips a dead one and stops routing to a removed one", async () => {
     balancer = new Balancer();

@@ -16,7 +16,15 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type V1PodSpec, type V1Secret } from "@kubernetes/client-node";
+import {
+  AdmissionregistrationV1Api,
+  AuthenticationV1Api,
+  CoordinationV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  type V1PodSpec,
+  type V1Secret,
+} from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, serviceDnsNames } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
@@ -34,7 +42,11 @@ const SERVICE_HOST = `backup-gate.${RELEASE_NS}.svc`;
 /** Not the defaults, so the test can tell the rendered policy is the one in force. */
 const VALUES = { level: "Namespace", limit: 2, serialWorkloads: "Allow", priorities: { agingSeconds: 0 } };
 
-type Container = { args: string[]; env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; ports: { name: string; containerPort: number }[] };
+type Container = {
+  args: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  ports: { name: string; containerPort: number }[];
+};
 
 function find(objects: K8sObject[], kind: string): K8sObject {
   const o = objects.find((x) => x.kind === kind);
@@ -42,7 +54,8 @@ function find(objects: K8sObject[], kind: string): K8sObject {
   return o;
 }
 
-const containerOf = (deployment: K8sObject) => (deployment as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec.template.spec.containers[0]!;
+const containerOf = (deployment: K8sObject) =>
+  (deployment as unknown as { spec: { template: { spec: { containers: Container[] } } } }).spec.template.spec.containers[0]!;
 
 /** The container's env as the kubelet would set it for pod `podName`. */
 function podEnv(c: Container, podName: string): Record<string, string> {
@@ -118,7 +131,11 @@ describe("charts/backup-gate on a real API server", () => {
     });
 
     const sa = find(objects, "ServiceAccount").metadata.name;
-    const token = await c.core.createNamespacedServiceAccountToken({ name: sa, namespace: RELEASE_NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const token = await c.core.createNamespacedServiceAccountToken({
+      name: sa,
+      namespace: RELEASE_NS,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
     // The API server listens on loopback, which the namespace cannot reach: a relay on the host end of the veth.
     const api0 = new URL(cp.host);
     relay = await tcpRelay(netns.hostIp, { host: api0.hostname, port: Number(api0.port) });
@@ -127,13 +144,20 @@ describe("charts/backup-gate on a real API server", () => {
     const dir = join(cp.dir, "pod");
     mkdirSync(dir, { recursive: true });
     kubeconfigPath = join(dir, "kubeconfig");
-    writeFileSync(kubeconfigPath, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "pod",
-      // The API server's certificate names localhost; the relay's address is not in it.
-      clusters: [{ name: "cp", cluster: { server: `https://${netns.hostIp}:${relay.port}`, "certificate-authority-data": caData, "tls-server-name": "localhost" } }],
-      users: [{ name: sa, user: { token: token.status?.token } }],
-      contexts: [{ name: "pod", context: { cluster: "cp", user: sa } }],
-    }));
+    writeFileSync(
+      kubeconfigPath,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "pod",
+        // The API server's certificate names localhost; the relay's address is not in it.
+        clusters: [
+          { name: "cp", cluster: { server: `https://${netns.hostIp}:${relay.port}`, "certificate-authority-data": caData, "tls-server-name": "localhost" } },
+        ],
+        users: [{ name: sa, user: { token: token.status?.token } }],
+        contexts: [{ name: "pod", context: { cluster: "cp", user: sa } }],
+      }),
+    );
     gate = startPod(find(objects, "Deployment"), FIRST_POD, "gate-pod");
   });
 
@@ -153,10 +177,14 @@ describe("charts/backup-gate on a real API server", () => {
   });
 
   it("patches its CA into every webhook of both rendered configurations", async () => {
-    const bundles = await waitFor("caBundle in every webhook", async () => {
-      const b = await caBundles(c);
-      return b.length === 4 && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
-    }, { timeoutMs: 60_000, intervalMs: 300 });
+    const bundles = await waitFor(
+      "caBundle in every webhook",
+      async () => {
+        const b = await caBundles(c);
+        return b.length === 4 && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
     expect(new Set(bundles).size).toBe(1);
   });
 
@@ -166,15 +194,21 @@ describe("charts/backup-gate on a real API server", () => {
   });
 
   it("runs as the rendered ServiceAccount, whose rendered RBAC is enough to lead", async () => {
-    const lease = await waitFor("the gate to hold the Lease", async () => {
-      const l = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: "backup-gate", namespace: RELEASE_NS });
-      return l.spec?.holderIdentity === FIRST_POD && l;
-    }, { timeoutMs: 60_000, intervalMs: 300 });
+    const lease = await waitFor(
+      "the gate to hold the Lease",
+      async () => {
+        const l = await c.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: "backup-gate", namespace: RELEASE_NS });
+        return l.spec?.holderIdentity === FIRST_POD && l;
+      },
+      { timeoutMs: 60_000, intervalMs: 300 },
+    );
     expect(lease.metadata?.namespace).toBe(RELEASE_NS);
     // Who the gate's kubeconfig is, asked of the API server with that kubeconfig.
     const podConfig = new KubeConfig();
     podConfig.loadFromFile(kubeconfigPath);
-    const review = await podConfig.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const review = await podConfig
+      .makeApiClient(AuthenticationV1Api)
+      .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
     expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${RELEASE_NS}:${find(objects, "ServiceAccount").metadata.name}`);
   });
 
@@ -197,16 +231,35 @@ describe("charts/backup-gate on a real API server", () => {
     expect((await create("web-1", ["web"])).status).toBe(201);
     await waitFor("web-1 ReadyToStart", async () => (await getBackup(c, VELERO, "web-1")).status?.phase === "ReadyToStart", { timeoutMs: 30_000 });
     expect((await create("web-2", ["web-other"])).status).toBe(201);
-    await expectStays("shop-2 and web-2 to stay out of flight", async () => {
-      const phases = await Promise.all(["shop-2", "web-2"].map(async (n) => (await getBackup(c, VELERO, n)).status?.phase as string | undefined));
-      return phases.every((p) => p !== "ReadyToStart" && p !== "InProgress");
-    }, 3_000, 500);
+    await expectStays(
+      "shop-2 and web-2 to stay out of flight",
+      async () => {
+        const phases = await Promise.all(["shop-2", "web-2"].map(async (n) => (await getBackup(c, VELERO, n)).status?.phase as string | undefined));
+        return phases.every((p) => p !== "ReadyToStart" && p !== "InProgress");
+      },
+      3_000,
+      500,
+    );
 
     // The promotion guard (failurePolicy Fail) is reached the same way and refuses a move past the policy.
-    const e = await updateVelero(c, "backups", VELERO, "shop-2", (o: VeleroObject) => { o.status = { ...o.status, phase: "ReadyToStart" }; }, 1).then(() => undefined, (x: unknown) => x);
+    const e = await updateVelero(
+      c,
+      "backups",
+      VELERO,
+      "shop-2",
+      (o: VeleroObject) => {
+        o.status = { ...o.status, phase: "ReadyToStart" };
+      },
+      1,
+    ).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     if (!isApiError(e, 403)) throw new Error(`expected a 403 from the promotion webhook, got ${String(e)}`);
-    expect((JSON.parse(String(e.body)) as { message: string }).message).toBe('admission webhook "validate-promotion.backups.backup-gate.io" denied the request: ' +
-      "backup shop-2 may not become ReadyToStart: it conflicts with shop-1 (ReadyToStart): both include namespace shop (judged at Namespace level)");
+    expect((JSON.parse(String(e.body)) as { message: string }).message).toBe(
+      'admission webhook "validate-promotion.backups.backup-gate.io" denied the request: ' +
+        "backup shop-2 may not become ReadyToStart: it conflicts with shop-1 (ReadyToStart): both include namespace shop (judged at Namespace level)",
+    );
   });
 
   it("the pods pass PodSecurity restricted as this API server enforces it on the chart's own namespace labels (a root pod does not)", async () => {
@@ -215,15 +268,25 @@ describe("charts/backup-gate on a real API server", () => {
     expect(labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
     const live = await c.core.readNamespace({ name: RELEASE_NS });
     await c.core.replaceNamespace({ name: RELEASE_NS, body: { ...live, metadata: { ...live.metadata, labels: { ...live.metadata?.labels, ...labels } } } });
-    const template = (find(objects, "Deployment") as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } } }).spec.template;
-    const pod = (spec: V1PodSpec, name: string) => c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
+    const template = (find(objects, "Deployment") as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: V1PodSpec } } }).spec
+      .template;
+    const pod = (spec: V1PodSpec, name: string) =>
+      c.core.createNamespacedPod({ namespace: RELEASE_NS, dryRun: "All", body: { metadata: { name, labels: template.metadata.labels }, spec } });
     await pod(template.spec, "gate-restricted");
     // Positive control: the same pod as root with its capabilities kept is refused by PodSecurity.
-    const root = { ...template.spec, securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 },
-      containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })) };
-    const refused = await pod(root, "gate-root").then(() => undefined, (e: unknown) => e);
+    const root = {
+      ...template.spec,
+      securityContext: { ...template.spec.securityContext, runAsNonRoot: false, runAsUser: 0 },
+      containers: template.spec.containers.map((ct) => ({ ...ct, securityContext: { ...ct.securityContext, capabilities: {} } })),
+    };
+    const refused = await pod(root, "gate-root").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isApiError(refused, 403)).toBe(true);
-    expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(/violates PodSecurity "restricted:latest": .*runAsNonRoot != true/);
+    expect((JSON.parse(String((refused as { body?: unknown }).body)) as { message: string }).message).toMatch(
+      /violates PodSecurity "restricted:latest": .*runAsNonRoot != true/,
+    );
   });
 
   it("certificates.mode=secret: the gate serves the Secret's certificate and the API server trusts its CA", async () => {
@@ -233,7 +296,11 @@ describe("charts/backup-gate on a real API server", () => {
     const secretName = "backup-gate-tls";
     await c.core.createNamespacedSecret({
       namespace: RELEASE_NS,
-      body: { metadata: { name: secretName }, type: "kubernetes.io/tls", stringData: { "tls.crt": serving.certPem, "tls.key": serving.privateKeyPem, "ca.crt": ca.certPem } },
+      body: {
+        metadata: { name: secretName },
+        type: "kubernetes.io/tls",
+        stringData: { "tls.crt": serving.certPem, "tls.key": serving.privateKeyPem, "ca.crt": ca.certPem },
+      },
     });
     // The kubelet mounts the Secret at mountPath; the test points mountPath where it may write.
     const mountPath = join(cp.dir, "pod", "tls");
@@ -244,10 +311,17 @@ describe("charts/backup-gate on a real API server", () => {
 
     await gate?.stop();
     gate = startPod(deployment, "backup-gate-7f6b8d4c9-q8w2n", "gate-pod-secret");
-    await waitFor("the Secret's CA first in every caBundle", async () => (await caBundles(c)).every((b) => b.startsWith(ca.certPem.trim())), { timeoutMs: 60_000, intervalMs: 300 });
+    await waitFor("the Secret's CA first in every caBundle", async () => (await caBundles(c)).every((b) => b.startsWith(ca.certPem.trim())), {
+      timeoutMs: 60_000,
+      intervalMs: 300,
+    });
     // Only the Secret's CA verifies what it serves now.
     await waitFor(`${gateUrl}/readyz to answer 200`, async () => (await readyzTrusting(ca.certPem)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
-    const r = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody("after-secret", VELERO, { includedNamespaces: ["web-3"] }));
+    const r = await createWithWarnings(
+      cp,
+      `/apis/velero.io/v1/namespaces/${VELERO}/backups`,
+      backupBody("after-secret", VELERO, { includedNamespaces: ["web-3"] }),
+    );
     expect(r.status).toBe(201);
     expect(r.body.metadata.annotations).toMatchObject({ "backup-gate.io/conflict-level": "Namespace" });
   });
@@ -257,8 +331,18 @@ describe("charts/backup-gate on a real API server", () => {
   // configurations that carry the injector's annotation. The gate must serve the Secret and
   // leave the bundle exactly as injected.
   it.each([
-    { mode: "serviceCA", values: { certificates: { mode: "serviceCA" } }, withCaFile: false, annotation: ["service.beta.openshift.io/inject-cabundle", "true"] },
-    { mode: "certManager", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } }, withCaFile: true, annotation: ["cert-manager.io/inject-ca-from", `${RELEASE_NS}/backup-gate`] },
+    {
+      mode: "serviceCA",
+      values: { certificates: { mode: "serviceCA" } },
+      withCaFile: false,
+      annotation: ["service.beta.openshift.io/inject-cabundle", "true"],
+    },
+    {
+      mode: "certManager",
+      values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } },
+      withCaFile: true,
+      annotation: ["cert-manager.io/inject-ca-from", `${RELEASE_NS}/backup-gate`],
+    },
   ])("certificates.mode=$mode: the injector's Secret is served and its caBundle stays as injected", async ({ mode, values, withCaFile, annotation }) => {
     const mountPath = join(cp.dir, "pod", `tls-${mode}`);
     const rendered = await renderChart({ namespace: RELEASE_NS, values: { ...VALUES, certificates: { ...values.certificates, mountPath } } });
@@ -268,17 +352,25 @@ describe("charts/backup-gate on a real API server", () => {
       const live = await api.read(o);
       await api.replace({ ...o, metadata: { ...o.metadata, resourceVersion: live.metadata?.resourceVersion } });
     }
-    const secretName = mode === "serviceCA"
-      ? ((find(rendered, "Service").metadata.annotations as Record<string, string>)["service.beta.openshift.io/serving-cert-secret-name"]!)
-      : ((find(rendered, "Certificate") as unknown as { spec: { secretName: string } }).spec.secretName);
-    const dnsNames = mode === "serviceCA" ? serviceDnsNames("backup-gate", RELEASE_NS) : (find(rendered, "Certificate") as unknown as { spec: { dnsNames: string[] } }).spec.dnsNames;
+    const secretName =
+      mode === "serviceCA"
+        ? (find(rendered, "Service").metadata.annotations as Record<string, string>)["service.beta.openshift.io/serving-cert-secret-name"]!
+        : (find(rendered, "Certificate") as unknown as { spec: { secretName: string } }).spec.secretName;
+    const dnsNames =
+      mode === "serviceCA"
+        ? serviceDnsNames("backup-gate", RELEASE_NS)
+        : (find(rendered, "Certificate") as unknown as { spec: { dnsNames: string[] } }).spec.dnsNames;
     const now = Date.now();
     const ca = await createCa({ commonName: `${mode}-signer`, validityMs: 86_400_000, now });
     const serving = await issueServing({ ca, dnsNames, validityMs: 86_400_000, now });
     await c.core.deleteNamespacedSecret({ name: secretName, namespace: RELEASE_NS }).catch(() => undefined);
     await c.core.createNamespacedSecret({
       namespace: RELEASE_NS,
-      body: { metadata: { name: secretName }, type: "kubernetes.io/tls", stringData: { "tls.crt": serving.certPem, "tls.key": serving.privateKeyPem, ...(withCaFile ? { "ca.crt": ca.certPem } : {}) } },
+      body: {
+        metadata: { name: secretName },
+        type: "kubernetes.io/tls",
+        stringData: { "tls.crt": serving.certPem, "tls.key": serving.privateKeyPem, ...(withCaFile ? { "ca.crt": ca.certPem } : {}) },
+      },
     });
     const deployment = find(rendered, "Deployment");
     playKubeletSecretVolume(deployment, await c.core.readNamespacedSecret({ name: secretName, namespace: RELEASE_NS }));
@@ -297,8 +389,15 @@ describe("charts/backup-gate on a real API server", () => {
     await admission.replaceMutatingWebhookConfiguration({ name: "backup-gate", body: m });
     await admission.replaceValidatingWebhookConfiguration({ name: "backup-gate", body: v });
 
-    await waitFor(`${gateUrl}/readyz to answer 200 trusting only the injector's CA`, async () => (await readyzTrusting(ca.certPem)).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
-    const r = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(`after-${mode.toLowerCase()}`, VELERO, { includedNamespaces: [`web-${mode.toLowerCase()}`] }));
+    await waitFor(`${gateUrl}/readyz to answer 200 trusting only the injector's CA`, async () => (await readyzTrusting(ca.certPem)).status === 200, {
+      timeoutMs: 60_000,
+      intervalMs: 300,
+    });
+    const r = await createWithWarnings(
+      cp,
+      `/apis/velero.io/v1/namespaces/${VELERO}/backups`,
+      backupBody(`after-${mode.toLowerCase()}`, VELERO, { includedNamespaces: [`web-${mode.toLowerCase()}`] }),
+    );
     expect(r.status).toBe(201);
     expect(r.body.metadata.annotations).toMatchObject({ "backup-gate.io/conflict-level": "Namespace" });
     // The gate never writes what the injector owns.

@@ -25,12 +25,20 @@ describe("backup-gate queue and explain on a real API server", () => {
   let c: Clients;
   let gate: GateProcess;
 
-  const app = (label: string, extra: BackupOptions = {}): BackupOptions => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: label } } }, ...extra });
+  const app = (label: string, extra: BackupOptions = {}): BackupOptions => ({
+    includedNamespaces: ["shop"],
+    spec: { labelSelector: { matchLabels: { app: label } } },
+    ...extra,
+  });
   const create = async (name: string, o: BackupOptions) => {
     const res = await createWithWarnings(cp, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, backupBody(name, VELERO, o));
     expect(res.status).toBe(201);
   };
-  const { waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
+  const { waitPhase, setPhase } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
   const cli = async (...args: string[]) => {
     const r = await runCli(...args, "--kubeconfig", cp.kubeconfigPath);
     expect(r.stderr).toBe(""); // progress goes to stderr only on a terminal
@@ -70,11 +78,32 @@ describe("backup-gate queue and explain on a real API server", () => {
     // In flight, promoted by the gate: its wait is creation to the promotion the gate recorded.
     const cart1 = await getBackup(c, VELERO, "cart-1");
     const waited = Math.round((Date.parse(cart1.metadata.annotations["backup-gate.io/promoted-at"]) - Date.parse(cart1.metadata.creationTimestamp)) / 1000);
-    expect(rows.get("cart-1")).toEqual({ backup: "cart-1", phase: "InProgress", position: null, priority: 10, effectivePriority: 10, waitedSeconds: Math.max(0, waited), waitingFor: [], reason: "in flight" });
-    expect(rows.get("legacy-1")).toMatchObject({ phase: "InProgress", position: null, waitedSeconds: null, reason: expect.stringMatching(/started without backup-gate/) });
+    expect(rows.get("cart-1")).toEqual({
+      backup: "cart-1",
+      phase: "InProgress",
+      position: null,
+      priority: 10,
+      effectivePriority: 10,
+      waitedSeconds: Math.max(0, waited),
+      waitingFor: [],
+      reason: "in flight",
+    });
+    expect(rows.get("legacy-1")).toMatchObject({
+      phase: "InProgress",
+      position: null,
+      waitedSeconds: null,
+      reason: expect.stringMatching(/started without backup-gate/),
+    });
 
     // Both slots are taken: the priority-50 backup is first in line, waiting for a slot, not for a backup.
-    expect(rows.get("orders-1")).toMatchObject({ phase: "Queued", position: 1, priority: 50, effectivePriority: 50, waitingFor: [], reason: "waits for a free slot: 2 of 2 backups in flight" });
+    expect(rows.get("orders-1")).toMatchObject({
+      phase: "Queued",
+      position: 1,
+      priority: 50,
+      effectivePriority: 50,
+      waitingFor: [],
+      reason: "waits for a free slot: 2 of 2 backups in flight",
+    });
     expect(rows.get("cart-2")).toMatchObject({ phase: "Queued", position: 2, priority: 10, waitingFor: ["cart-1"] });
     expect(rows.get("cart-2")?.reason).toMatch(/^waits behind cart-1 \(InProgress\): both snapshot PVC shop\/data-cart-0/);
     for (const name of ["orders-1", "cart-2"]) {
@@ -115,8 +144,9 @@ describe("backup-gate queue and explain on a real API server", () => {
     const file = scratch("bg-cli-queue-");
     const ifCreated = (name: string, o: BackupOptions) => cli("explain", "-f", file(`${name}.json`, JSON.stringify(backupBody(name, VELERO, o))));
     expect(await ifCreated("manifests-9", app("none"))).toMatch(/^manifests-9 would wait \(judged at ItemBlock level\): waits for a free slot/);
-    expect(await ifCreated("manifests-10", app("none", { annotations: { "backup-gate.io/conflict-level": "Namespace" } })))
-      .toMatch(/^manifests-10 would wait \(judged at Namespace level\): waits behind cart-1 \(InProgress\)/);
+    expect(await ifCreated("manifests-10", app("none", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }))).toMatch(
+      /^manifests-10 would wait \(judged at Namespace level\): waits behind cart-1 \(InProgress\)/,
+    );
   });
 
   it("-o yaml round-trips: it parses to exactly what -o json gives (and --json is -o json)", async () => {
@@ -150,11 +180,18 @@ describe("backup-gate queue and explain on a real API server", () => {
 
   it("--context picks the kubeconfig's context; one it does not have is refused in one line", async () => {
     const file = scratch("bg-cli-ctx-");
-    const kc = parseYaml(readFileSync(cp.kubeconfigPath, "utf8")) as { contexts: { name: string; context: { cluster: string; user: string } }[]; clusters: { name: string; cluster: object }[]; "current-context": string };
+    const kc = parseYaml(readFileSync(cp.kubeconfigPath, "utf8")) as {
+      contexts: { name: string; context: { cluster: string; user: string } }[];
+      clusters: { name: string; cluster: object }[];
+      "current-context": string;
+    };
     const real = kc.contexts.find((x) => x.name === kc["current-context"])!;
     // The current context points nowhere: only --context reaches the API server.
     kc.clusters.push({ name: "nowhere", cluster: { server: "https://127.0.0.1:1" } });
-    kc.contexts = [{ name: "nowhere", context: { ...real.context, cluster: "nowhere" } }, { ...real, name: "test-ctx" }];
+    kc.contexts = [
+      { name: "nowhere", context: { ...real.context, cluster: "nowhere" } },
+      { ...real, name: "test-ctx" },
+    ];
     kc["current-context"] = "nowhere";
     const path = file("kubeconfig.yaml", toYaml(kc));
     const ok = await runCli("queue", "-o", "json", "--kubeconfig", path, "--context", "test-ctx");
@@ -189,16 +226,23 @@ describe("backup-gate queue and explain on a real API server", () => {
       }
     });
     let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     try {
       await waitFor("the first frame", async () => frames.length > 0, { timeoutMs: 60_000 });
       expect(frames[0]!.doc.rows.find((r) => r.backup === "cart-2")).toMatchObject({ phase: "Queued", position: 2, priority: 10 });
       // Nothing changes: no frame is drawn (a poll would redraw the ticking waits).
       await sleep(2_000);
       expect(frames.length).toBe(1);
-      await updateVelero(c, "backups", VELERO, "cart-2", (o) => { o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/priority": "90" }; });
+      await updateVelero(c, "backups", VELERO, "cart-2", (o) => {
+        o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/priority": "90" };
+      });
       const changedAt = Date.now();
-      await waitFor("a frame with cart-2's new priority", async () => frames.some((f) => f.doc.rows.find((r) => r.backup === "cart-2")?.priority === 90), { timeoutMs: 5_000, intervalMs: 20 });
+      await waitFor("a frame with cart-2's new priority", async () => frames.some((f) => f.doc.rows.find((r) => r.backup === "cart-2")?.priority === 90), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+      });
       const shown = frames.find((f) => f.doc.rows.find((r) => r.backup === "cart-2")?.priority === 90)!;
       expect(shown.at - changedAt).toBeLessThan(1_000);
     } finally {

@@ -18,8 +18,17 @@ import { createClusterCache, type CacheChange, type ClusterCacheImpl } from "../
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import {
-  bindPvcToPv, clients, createBackup, createNamespace, createPod, createPv, createPvc, isApiError,
-  uniqueName, updateVelero, type Clients,
+  bindPvcToPv,
+  clients,
+  createBackup,
+  createNamespace,
+  createPod,
+  createPv,
+  createPvc,
+  isApiError,
+  uniqueName,
+  updateVelero,
+  type Clients,
 } from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { startWatch } from "../support/watch.js";
@@ -37,7 +46,11 @@ class CuttableProxy {
 
   async listen(): Promise<void> {
     this.server = createServer((client) => {
-      if (this.down) { this.refused++; client.destroy(); return; }
+      if (this.down) {
+        this.refused++;
+        client.destroy();
+        return;
+      }
       const upstream = connect(this.target.port, this.target.host);
       for (const s of [client, upstream]) {
         this.sockets.add(s);
@@ -59,7 +72,9 @@ class CuttableProxy {
     for (const s of this.sockets) s.destroy();
   }
 
-  resume(): void { this.down = false; }
+  resume(): void {
+    this.down = false;
+  }
 
   async close(): Promise<void> {
     this.cut();
@@ -71,7 +86,9 @@ class CuttableProxy {
     const out = new KubeConfig();
     out.loadFromOptions({
       clusters: kc.clusters.map((c) => ({ ...c, server: `https://127.0.0.1:${this.port}` })),
-      users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext,
+      users: kc.users,
+      contexts: kc.contexts,
+      currentContext: kc.currentContext,
     });
     return out;
   }
@@ -141,7 +158,8 @@ describe("ClusterCache on a real API server", () => {
 
     metrics = createMetrics();
     cache = createClusterCache(proxy.kubeConfig(cp.kubeConfig), {
-      veleroNamespace: velero, metrics,
+      veleroNamespace: velero,
+      metrics,
       log: pino({ level: "debug" }, destination({ dest: join(cp.dir, "cache.log"), sync: true })),
       backoff: { initialMs: 100, maxMs: 800, resetAfterMs: 5_000 },
       watchTimeoutSeconds: () => 5,
@@ -172,7 +190,12 @@ describe("ClusterCache on a real API server", () => {
     const v = cache.view;
     expect(v.namespace(pre)).toEqual({ name: pre, labels: expect.objectContaining({ team: "a" }), annotations: {}, terminating: false });
     expect(v.contents(pre).pods.get("db-0")).toEqual({
-      namespace: pre, name: "db-0", labels: { app: "db" }, annotations: {}, phase: "Pending", deleting: false,
+      namespace: pre,
+      name: "db-0",
+      labels: { app: "db" },
+      annotations: {},
+      phase: "Pending",
+      deleting: false,
       volumes: [expect.objectContaining({ name: "data", type: "persistentVolumeClaim", claimName: "data" })],
     });
     expect(v.contents(pre).pvcs.get("data")).toMatchObject({ phase: "Bound", volumeName: `pv-${pre}`, deleting: false });
@@ -193,7 +216,10 @@ describe("ClusterCache on a real API server", () => {
     // Namespace: added, relabelled, then Terminating (no controller finishes the deletion).
     await createNamespace(c, ns, { tier: "1" });
     await waitFor("namespace added", () => cache.view.namespace(ns)?.labels.tier === "1");
-    await c.core.patchNamespace({ name: ns, body: { metadata: { labels: { tier: "2" }, annotations: { "backup-gate.io/conflict-level": "Namespace" } } } }, mergePatch());
+    await c.core.patchNamespace(
+      { name: ns, body: { metadata: { labels: { tier: "2" }, annotations: { "backup-gate.io/conflict-level": "Namespace" } } } },
+      mergePatch(),
+    );
     await waitFor("namespace relabelled", () => cache.view.namespace(ns)?.labels.tier === "2");
     expect(cache.view.namespace(ns)?.annotations["backup-gate.io/conflict-level"]).toBe("Namespace");
 
@@ -213,13 +239,24 @@ describe("ClusterCache on a real API server", () => {
     await createPod(c, ns, "web-0", { pvcs: ["data"] });
     await waitFor("pod added", () => cache.view.contents(ns).pods.get("web-0"));
     const before = cache.view.contents(ns).version;
-    await c.core.patchNamespacedPod({ name: "web-0", namespace: ns, body: { metadata: { annotations: {
-      "pre.hook.backup.velero.io/command": "[\"/bin/true\"]",
-      "unrelated.example.com/blob": "x".repeat(1000),
-    } } } }, mergePatch());
+    await c.core.patchNamespacedPod(
+      {
+        name: "web-0",
+        namespace: ns,
+        body: {
+          metadata: {
+            annotations: {
+              "pre.hook.backup.velero.io/command": '["/bin/true"]',
+              "unrelated.example.com/blob": "x".repeat(1000),
+            },
+          },
+        },
+      },
+      mergePatch(),
+    );
     await waitFor("pod hook annotation", () => cache.view.contents(ns).pods.get("web-0")?.annotations["pre.hook.backup.velero.io/command"]);
     // Only annotations the core reads are kept on pods.
-    expect(cache.view.contents(ns).pods.get("web-0")?.annotations).toEqual({ "pre.hook.backup.velero.io/command": "[\"/bin/true\"]" });
+    expect(cache.view.contents(ns).pods.get("web-0")?.annotations).toEqual({ "pre.hook.backup.velero.io/command": '["/bin/true"]' });
     expect(cache.view.contents(ns).version).toBeGreaterThan(before);
     expect(cache.view.contents(ns).unitOf("pod:web-0", "velero.io/volume-group")).toMatchObject({ pods: ["web-0"], pvcs: ["data"], pvs: [pvName] });
 
@@ -245,14 +282,20 @@ describe("ClusterCache on a real API server", () => {
     await waitFor("backup added", () => cache.backup("b1"));
     const hash = cache.backup("b1")!.specHash;
     const rv = cache.backup("b1")!.resourceVersion;
-    await updateVelero(c, "backups", velero, "b1", (o) => { o.status = { phase: "Queued", queuePosition: 2 }; });
+    await updateVelero(c, "backups", velero, "b1", (o) => {
+      o.status = { phase: "Queued", queuePosition: 2 };
+    });
     await waitFor("backup Queued", () => cache.backup("b1")?.phase === "Queued");
     expect(cache.backup("b1")).toMatchObject({ queuePosition: 2, specHash: hash });
     expect(cache.backup("b1")!.resourceVersion).not.toBe(rv);
-    await updateVelero(c, "backups", velero, "b1", (o) => { o.spec.includedNamespaces = [ns, "other"]; });
+    await updateVelero(c, "backups", velero, "b1", (o) => {
+      o.spec.includedNamespaces = [ns, "other"];
+    });
     await waitFor("backup spec digest changes", () => cache.backup("b1")?.specHash !== hash);
     expect(cache.inFlight()).toEqual([]);
-    await updateVelero(c, "backups", velero, "b1", (o) => { o.status = { phase: "InProgress" }; });
+    await updateVelero(c, "backups", velero, "b1", (o) => {
+      o.status = { phase: "InProgress" };
+    });
     await waitFor("backup in flight", () => cache.inFlight().length === 1);
     expect(cache.inFlight()).toEqual([cache.backup("b1")]);
 
@@ -263,12 +306,25 @@ describe("ClusterCache on a real API server", () => {
     await c.core.deleteNamespacedConfigMap({ name: "policies", namespace: velero });
     await c.custom.deleteNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: velero, plural: "backups", name: "b1" });
     await c.core.deleteNamespace({ name: ns });
-    await waitFor("every delete seen", () =>
-      !cache.view.contents(ns).pods.has("web-0") && !cache.view.contents(ns).pvcs.has("data") && !cache.view.pv(pvName)
-      && !cache.view.configMap(velero, "policies") && !cache.backup("b1") && cache.view.namespace(ns)?.terminating);
+    await waitFor(
+      "every delete seen",
+      () =>
+        !cache.view.contents(ns).pods.has("web-0") &&
+        !cache.view.contents(ns).pvcs.has("data") &&
+        !cache.view.pv(pvName) &&
+        !cache.view.configMap(velero, "policies") &&
+        !cache.backup("b1") &&
+        cache.view.namespace(ns)?.terminating,
+    );
     expect(cache.inFlight()).toEqual([]);
 
-    for (const [kind, name] of [["Pod", "web-0"], ["PersistentVolumeClaim", "data"], ["PersistentVolume", pvName], ["ConfigMap", "policies"], ["Backup", "b1"]] as const) {
+    for (const [kind, name] of [
+      ["Pod", "web-0"],
+      ["PersistentVolumeClaim", "data"],
+      ["PersistentVolume", pvName],
+      ["ConfigMap", "policies"],
+      ["Backup", "b1"],
+    ] as const) {
       expect(seen(kind, "ADDED", name), `${kind} ADDED`).toBe(true);
       expect(seen(kind, "MODIFIED", name), `${kind} MODIFIED`).toBe(true);
       expect(seen(kind, "DELETED", name), `${kind} DELETED`).toBe(true);
@@ -279,12 +335,16 @@ describe("ClusterCache on a real API server", () => {
 
   it("resumes from the last resourceVersion when the server ends a watch at its timeout", async () => {
     // watchTimeoutSeconds is 5 in this suite.
-    await waitFor("every watch ended by its timeout at least once", async () => {
-      for (const r of ["namespaces", "pods", "persistentvolumeclaims", "persistentvolumes", "configmaps", "backups"]) {
-        if (await restarts(metrics, r, "timeout") < 1) return false;
-      }
-      return true;
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      "every watch ended by its timeout at least once",
+      async () => {
+        for (const r of ["namespaces", "pods", "persistentvolumeclaims", "persistentvolumes", "configmaps", "backups"]) {
+          if ((await restarts(metrics, r, "timeout")) < 1) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 30_000 },
+    );
     const ns = uniqueName("late");
     await createNamespace(c, ns);
     await createPod(c, ns, "p");
@@ -299,22 +359,28 @@ describe("ClusterCache on a real API server", () => {
     await createPod(c, ns, "stays");
     await createPod(c, ns, "goes");
     await waitFor("pods before the cut", () => cache.view.contents(ns).pods.size === 2);
-    const disconnectsBefore = await restarts(metrics, undefined, "disconnect") + await restarts(metrics, undefined, "closed");
+    const disconnectsBefore = (await restarts(metrics, undefined, "disconnect")) + (await restarts(metrics, undefined, "closed"));
 
     proxy.cut();
     await c.core.deleteNamespacedPod({ name: "goes", namespace: ns });
     await createPod(c, ns, "new");
-    await updateVelero(c, "backups", velero, "b-pre", (o) => { o.status = { phase: "InProgress" }; });
+    await updateVelero(c, "backups", velero, "b-pre", (o) => {
+      o.status = { phase: "InProgress" };
+    });
     await sleep(4_000);
     const attempts = proxy.refused;
     proxy.resume();
 
-    await waitFor("the view converges after reconnecting", () => {
-      const pods = cache.view.contents(ns).pods;
-      return pods.has("stays") && pods.has("new") && !pods.has("goes") && cache.backup("b-pre")?.phase === "InProgress";
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      "the view converges after reconnecting",
+      () => {
+        const pods = cache.view.contents(ns).pods;
+        return pods.has("stays") && pods.has("new") && !pods.has("goes") && cache.backup("b-pre")?.phase === "InProgress";
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(cache.inFlight().map((b) => b.name)).toEqual(["b-pre"]);
-    expect(await restarts(metrics, undefined, "disconnect") + await restarts(metrics, undefined, "closed")).toBeGreaterThanOrEqual(disconnectsBefore + 6);
+    expect((await restarts(metrics, undefined, "disconnect")) + (await restarts(metrics, undefined, "closed"))).toBeGreaterThanOrEqual(disconnectsBefore + 6);
     // Six watches retrying for 4 s with 100 ms doubling to 800 ms: about 8 tries each. Without
     // backoff it would be hundreds.
     expect(attempts).toBeGreaterThan(6);
@@ -349,7 +415,8 @@ describe("ClusterCache after its resourceVersion is compacted away (410)", () =>
     await createBackup(c, velero, "goes");
     metrics = createMetrics();
     cache = createClusterCache(proxy.kubeConfig(cp.kubeConfig), {
-      veleroNamespace: velero, metrics,
+      veleroNamespace: velero,
+      metrics,
       log: pino({ level: "debug" }, destination({ dest: join(cp.dir, "cache.log"), sync: true })),
       backoff: { initialMs: 100, maxMs: 800 },
     });
@@ -375,23 +442,32 @@ describe("ClusterCache after its resourceVersion is compacted away (410)", () =>
 
     // Wait until a watch from the cache's last pods version is refused as too old: the gap is
     // real, not assumed.
-    await waitFor(`a watch from resourceVersion ${podsRv} to be refused with 410`, async () => {
-      let status: { code?: number } | undefined;
-      const w = await startWatch(cp.kubeConfig, "/api/v1/pods", { resourceVersion: podsRv }, (type, obj) => {
-        if (type === "ERROR") status = obj as { code?: number };
-      });
-      await sleep(500);
-      w.abort();
-      return status?.code === 410;
-    }, { timeoutMs: 30_000, intervalMs: 1_000 });
+    await waitFor(
+      `a watch from resourceVersion ${podsRv} to be refused with 410`,
+      async () => {
+        let status: { code?: number } | undefined;
+        const w = await startWatch(cp.kubeConfig, "/api/v1/pods", { resourceVersion: podsRv }, (type, obj) => {
+          if (type === "ERROR") status = obj as { code?: number };
+        });
+        await sleep(500);
+        w.abort();
+        return status?.code === 410;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000 },
+    );
 
     const resyncsBefore = changes.filter((ch) => ch.kind === "Resync").length;
     proxy.resume();
-    await waitFor("the view converges after the relist", () => {
-      const pods = cache.view.contents(ns).pods;
-      return pods.has("stays") && pods.has("new") && !pods.has("goes") && !cache.view.contents(ns).pvcs.has("goes")
-        && cache.backup("new") && !cache.backup("goes");
-    }, { timeoutMs: 30_000 });
+    await waitFor(
+      "the view converges after the relist",
+      () => {
+        const pods = cache.view.contents(ns).pods;
+        return (
+          pods.has("stays") && pods.has("new") && !pods.has("goes") && !cache.view.contents(ns).pvcs.has("goes") && cache.backup("new") && !cache.backup("goes")
+        );
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(await restarts(metrics, "pods", "expired")).toBeGreaterThanOrEqual(1);
     expect(cache.stats().pods!.lists).toBeGreaterThanOrEqual(2);
     expect(changes.filter((ch) => ch.kind === "Resync").length).toBeGreaterThan(resyncsBefore);

@@ -23,17 +23,47 @@ const INPUT: DemoReportInput = {
     { name: "cart-1", description: "per-app", arrival: at(0), start: at(0), end: at(8), phase: "Completed", waitingFor: [], waitedForSlot: false },
     { name: "orders-1", description: "per-app", arrival: at(0.2), start: at(0.2), end: at(7), phase: "Completed", waitingFor: [], waitedForSlot: false },
     {
-      name: "all-namespaces", description: "all namespaces", arrival: at(0.5), start: at(8), end: at(20), phase: "Completed",
-      waitingFor: ["cart-1", "orders-1"], waitedForSlot: false, reason: "waits behind cart-1 (InProgress): both snapshot PVC shop/data-cart-0",
+      name: "all-namespaces",
+      description: "all namespaces",
+      arrival: at(0.5),
+      start: at(8),
+      end: at(20),
+      phase: "Completed",
+      waitingFor: ["cart-1", "orders-1"],
+      waitedForSlot: false,
+      reason: "waits behind cart-1 (InProgress): both snapshot PVC shop/data-cart-0",
     },
     {
-      name: "shop-manifests", description: "manifest-only", arrival: at(1), start: at(7), end: at(7.5), phase: "Completed",
-      waitingFor: [], waitedForSlot: true, reason: "waits for a free slot: 2 of 2 backups in flight",
+      name: "shop-manifests",
+      description: "manifest-only",
+      arrival: at(1),
+      start: at(7),
+      end: at(7.5),
+      phase: "Completed",
+      waitingFor: [],
+      waitedForSlot: true,
+      reason: "waits for a free slot: 2 of 2 backups in flight",
     },
-    { name: "cart-2", description: "per-app", arrival: at(1.5), start: at(20), end: at(26), phase: "PartiallyFailed", waitingFor: ["cart-1", "all-namespaces"], waitedForSlot: false },
+    {
+      name: "cart-2",
+      description: "per-app",
+      arrival: at(1.5),
+      start: at(20),
+      end: at(26),
+      phase: "PartiallyFailed",
+      waitingFor: ["cart-1", "all-namespaces"],
+      waitedForSlot: false,
+    },
     { name: "never-started", description: "per-app", arrival: at(2), phase: "Queued", waitingFor: ["all-namespaces"], waitedForSlot: false },
   ],
-  rejections: [{ name: "nightly-db-20260101020000", at: at(1.2), status: 403, message: "schedule nightly-db already has run nightly-db-20260101010000 Queued; serialWorkloads is Forbid" }],
+  rejections: [
+    {
+      name: "nightly-db-20260101020000",
+      at: at(1.2),
+      status: 403,
+      message: "schedule nightly-db already has run nightly-db-20260101010000 Queued; serialWorkloads is Forbid",
+    },
+  ],
   overlaps: [{ at: at(21), label: "Pod shop/cart-0: cart-2 overlaps x" }],
 };
 
@@ -46,10 +76,22 @@ function assertChromium(): void {
 }
 
 function chromium(dir: string, ...args: string[]): { stdout: string; stderr: string } {
-  const r = spawnSync(CHROMIUM, [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", `--user-data-dir=${mkdtempSync(join(dir, "profile-"))}`, ...args,
-  ], { encoding: "utf8", timeout: 90_000, maxBuffer: 64 * 1024 * 1024 });
+  const r = spawnSync(
+    CHROMIUM,
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+      "--disable-dev-shm-usage",
+      `--user-data-dir=${mkdtempSync(join(dir, "profile-"))}`,
+      ...args,
+    ],
+    { encoding: "utf8", timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
+  );
   if (r.error) throw new Error(`chromium ${args.join(" ")}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`chromium ${args.join(" ")} exited ${r.status} (signal ${r.signal})\n${r.stderr.slice(-3000)}`);
   return { stdout: r.stdout, stderr: r.stderr };
@@ -109,7 +151,10 @@ describe("demo report in headless Chromium", () => {
 
   it("the text report shows the real work: hooks, freezes and file-system copies", () => {
     const work = {
-      hooks: [{ backup: "cart-1", attempted: 2, failed: 0 }, { backup: "cart-2", attempted: 2, failed: 1 }],
+      hooks: [
+        { backup: "cart-1", attempted: 2, failed: 0 },
+        { backup: "cart-2", attempted: 2, failed: 1 },
+      ],
       freezes: [
         { pod: "shop/cart", at: at(0.5), releasedAt: at(6), busy: false },
         { pod: "shop/cart", at: at(3), busy: true },
@@ -117,7 +162,9 @@ describe("demo report in headless Chromium", () => {
       volumeCopies: [{ backup: "cart-1", pod: "shop/cart", volume: "data", phase: "Completed", bytes: 16 * 2 ** 20, start: at(1), end: at(5) }],
     };
     const text = demoReportText({ ...INPUT, work });
-    expect(text).toMatch(/^Real work: 4 hooks run by Velero \(1 failed\), 1 freeze held, 1 found the pod already frozen \(an overlap\), 1 PodVolumeBackup \(kopia\) copying 16 MiB\.$/m);
+    expect(text).toMatch(
+      /^Real work: 4 hooks run by Velero \(1 failed\), 1 freeze held, 1 found the pod already frozen \(an overlap\), 1 PodVolumeBackup \(kopia\) copying 16 MiB\.$/m,
+    );
     expect(text).toMatch(/^ {2}shop\/cart +held 0\.5s \.\. 6s \(5\.5s\)$/m);
     expect(text).toMatch(/^ {2}shop\/cart +at 3s: BUSY, already frozen by another backup$/m);
     expect(text).toMatch(/^ {2}cart-1 +shop\/cart +data +Completed +16 MiB +1s \.\. 5s$/m);

@@ -31,25 +31,43 @@ const APPS = ["a1", "a2", "a3", "a4", "a5"];
 const NSS = ["sbs-east", "sbs-west"];
 const POLICY = (level: string) => `conflictLevel: ${level}\nmaxConcurrentBackups: ${CONCURRENCY}\npriorities: {agingSeconds: 0}\n`;
 
-interface Spec { name: string; o: BackupOptions }
+interface Spec {
+  name: string;
+  o: BackupOptions;
+}
 
 /** 12 backups in creation order: per-app backups interleaved, the all-namespace one fifth. */
 function workload(p: string): Spec[] {
-  const perApp = (i: number): Spec[] => NSS.map((ns) => ({
-    name: `${p}${ns.slice(4)}-${APPS[i]}`,
-    o: { includedNamespaces: [ns], spec: { labelSelector: { matchLabels: { app: APPS[i] } } } },
-  }));
+  const perApp = (i: number): Spec[] =>
+    NSS.map((ns) => ({
+      name: `${p}${ns.slice(4)}-${APPS[i]}`,
+      o: { includedNamespaces: [ns], spec: { labelSelector: { matchLabels: { app: APPS[i] } } } },
+    }));
   return [
-    ...perApp(0), ...perApp(1),
+    ...perApp(0),
+    ...perApp(1),
     // The nightly configuration backup of every namespace (no pods, PVCs or PVs).
-    { name: `${p}all-config`, o: { includedNamespaces: ["*"], spec: { includedResources: ["configmaps", "secrets", "serviceaccounts"], snapshotVolumes: false } } },
+    {
+      name: `${p}all-config`,
+      o: { includedNamespaces: ["*"], spec: { includedResources: ["configmaps", "secrets", "serviceaccounts"], snapshotVolumes: false } },
+    },
     // Manifests of one namespace, no volume data.
     { name: `${p}east-manifests`, o: { includedNamespaces: [NSS[0]!], spec: { snapshotVolumes: false } } },
-    ...perApp(2), ...perApp(3), ...perApp(4),
+    ...perApp(2),
+    ...perApp(3),
+    ...perApp(4),
   ];
 }
 
-interface Figures { run: string; backups: number; makespanS: number; meanWaitS: number; maxWaitS: number; overlaps: number; ratio?: number }
+interface Figures {
+  run: string;
+  backups: number;
+  makespanS: number;
+  meanWaitS: number;
+  maxWaitS: number;
+  overlaps: number;
+  ratio?: number;
+}
 
 async function runWorkload(cp: ControlPlane, c: Clients, v: Velero, run: string, specs: Spec[]): Promise<{ f: Figures; done: VeleroObject[] }> {
   const t = await Timeline.start(cp, VELERO);
@@ -68,7 +86,8 @@ async function runWorkload(cp: ControlPlane, c: Clients, v: Velero, run: string,
     });
     const first = Math.min(...specs.map((s) => t.created.get(s.name)!));
     const f: Figures = {
-      run, backups: specs.length,
+      run,
+      backups: specs.length,
       makespanS: (Math.max(...ends) - first) / 1000,
       meanWaitS: waits.reduce((a, b) => a + b, 0) / waits.length,
       maxWaitS: Math.max(...waits),
@@ -93,7 +112,10 @@ describe("side by side: Velero's built-in queue vs backup-gate (ItemBlock, Names
     c = clients(cp.kubeConfig);
     for (const ns of [VELERO, GATE_NS, ...NSS]) await createNamespace(c, ns);
     for (const ns of NSS) for (const a of APPS) await createWorkload(c, ns, a);
-    await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY("ItemBlock") } } });
+    await c.core.createNamespacedConfigMap({
+      namespace: GATE_NS,
+      body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY("ItemBlock") } },
+    });
     cluster = await snapshotCluster(cp);
   }, 300_000);
   afterAll(async () => {
@@ -121,18 +143,28 @@ describe("side by side: Velero's built-in queue vs backup-gate (ItemBlock, Names
     const { exclusive, allowed } = exclusiveOverlaps(predict(cluster, ib.done, { conflictLevel: "ItemBlock", priorities: { agingSeconds: 0 } }), records);
     expect(exclusive, describeOverlaps(exclusive)).toEqual([]);
     ib.f.overlaps = exclusive.length;
-    console.log(`gate-itemblock: ${allowed.length} item overlaps of the manifest-only backup with per-app backups (allowed by design: it holds no unit exclusively)`);
+    console.log(
+      `gate-itemblock: ${allowed.length} item overlaps of the manifest-only backup with per-app backups (allowed by design: it holds no unit exclusively)`,
+    );
     figures.push(ib.f);
 
-    await c.core.replaceNamespacedConfigMap({ name: "backup-gate-policy", namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": POLICY("Namespace") } } });
+    await c.core.replaceNamespacedConfigMap({
+      name: "backup-gate-policy",
+      namespace: GATE_NS,
+      body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": POLICY("Namespace") } },
+    });
     // The gate applies the new policy to its next decision; wait until a (stored, harmless) backup is judged by it.
-    await waitFor("the gate to judge backups at Namespace level", async () => {
-      const name = `level-probe-${Date.now()}`;
-      const b = await createBackup(c, VELERO, name, { includedNamespaces: ["*"], spec: { includedResources: ["configmaps"] } });
-      const level = (await getBackup(c, VELERO, b.metadata.name)).metadata.annotations?.["backup-gate.io/conflict-level"];
-      await waitForBackupDone(velero!, cp, name, 60_000);
-      return level === "Namespace";
-    }, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(
+      "the gate to judge backups at Namespace level",
+      async () => {
+        const name = `level-probe-${Date.now()}`;
+        const b = await createBackup(c, VELERO, name, { includedNamespaces: ["*"], spec: { includedResources: ["configmaps"] } });
+        const level = (await getBackup(c, VELERO, b.metadata.name)).metadata.annotations?.["backup-gate.io/conflict-level"];
+        await waitForBackupDone(velero!, cp, name, 60_000);
+        return level === "Namespace";
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
     const before = readProbeRecords(velero.probeDir).length;
     const ns = await runWorkload(cp, c, velero, "gate-namespace", workload("ns-"));
     const nsRecords = readProbeRecords(velero.probeDir).filter((r) => r.backup.startsWith("ns-"));
@@ -145,14 +177,17 @@ describe("side by side: Velero's built-in queue vs backup-gate (ItemBlock, Names
     const vq = figures.find((x) => x.run === "velero-queue");
     if (!vq) throw new Error("run 1 (Velero's queue) did not finish; no baseline");
     for (const x of figures) x.ratio = x.makespanS / vq.makespanS;
-    const row = (x: Figures) => `| ${x.run.padEnd(14)} | ${String(x.backups).padStart(7)} | ${x.makespanS.toFixed(1).padStart(9)} | ${x.meanWaitS.toFixed(1).padStart(9)} | ${x.maxWaitS.toFixed(1).padStart(8)} | ${x.ratio!.toFixed(2).padStart(16)} | ${String(x.overlaps).padStart(8)} |`;
-    console.log([
-      `side by side: ${specs.length} backups, --concurrent-backups ${CONCURRENCY}, probe sleep ${PROBE_SLEEP} per pod/PVC/PV`,
-      "| run            | backups | makespan s | mean wait s | max wait s | makespan / velero | overlaps |",
-      "| -------------- | ------- | ---------- | ----------- | ---------- | ----------------- | -------- |",
-      ...figures.map(row),
-      `goal: gate-itemblock <= 0.50x velero-queue (actual ${ib.f.ratio!.toFixed(2)}x); gate-namespace not slower than velero-queue (actual ${ns.f.ratio!.toFixed(2)}x)`,
-    ].join("\n"));
+    const row = (x: Figures) =>
+      `| ${x.run.padEnd(14)} | ${String(x.backups).padStart(7)} | ${x.makespanS.toFixed(1).padStart(9)} | ${x.meanWaitS.toFixed(1).padStart(9)} | ${x.maxWaitS.toFixed(1).padStart(8)} | ${x.ratio!.toFixed(2).padStart(16)} | ${String(x.overlaps).padStart(8)} |`;
+    console.log(
+      [
+        `side by side: ${specs.length} backups, --concurrent-backups ${CONCURRENCY}, probe sleep ${PROBE_SLEEP} per pod/PVC/PV`,
+        "| run            | backups | makespan s | mean wait s | max wait s | makespan / velero | overlaps |",
+        "| -------------- | ------- | ---------- | ----------- | ---------- | ----------------- | -------- |",
+        ...figures.map(row),
+        `goal: gate-itemblock <= 0.50x velero-queue (actual ${ib.f.ratio!.toFixed(2)}x); gate-namespace not slower than velero-queue (actual ${ns.f.ratio!.toFixed(2)}x)`,
+      ].join("\n"),
+    );
     for (const x of figures) console.log(JSON.stringify({ bench: "e2e-side-by-side", ...x, ratio: Number(x.ratio!.toFixed(3)) }));
     expect(ib.f.ratio!).toBeLessThan(1);
   }, 900_000);

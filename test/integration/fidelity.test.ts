@@ -51,13 +51,23 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     // Queue off, one at a time: the suite starts each backup itself. Plugin operations (the CSI
     // snapshots) are polled every second rather than every 10 s.
     velero = await startNodeVelero(node, {
-      concurrentBackups: 1, disableQueue: true, features: ["EnableCSI"], serverArgs: ["--item-operation-sync-frequency=1s"],
+      concurrentBackups: 1,
+      disableQueue: true,
+      features: ["EnableCSI"],
+      serverArgs: ["--item-operation-sync-frequency=1s"],
     });
     bench = {
-      node, velero, c: clients(node.kubeConfig),
+      node,
+      velero,
+      c: clients(node.kubeConfig),
       placement: {
-        veleroNamespace: velero.namespace, image: node.images.busybox, storageClass: csi.storageClass, provision: true,
-        unboundStorageClass: "bg-no-provisioner", recordsDir: node.recordsDir, pvSource: () => ({}),
+        veleroNamespace: velero.namespace,
+        image: node.images.busybox,
+        storageClass: csi.storageClass,
+        provision: true,
+        unboundStorageClass: "bg-no-provisioner",
+        recordsDir: node.recordsDir,
+        pvSource: () => ({}),
       },
     };
     // The policy mirrors the server: startNodeVelero installs it with --default-volumes-to-fs-backup=false.
@@ -78,13 +88,18 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const snaps = (r.csiSnapshots ?? []).length;
     const inInfo = (r.volumeInfos ?? []).filter((v) => !v.skipped && v.backupMethod === "CSISnapshot").length;
     if (snaps !== (r.status?.csiVolumeSnapshotsAttempted ?? 0) || inInfo > snaps) {
-      out.push({ item: "Backup", predicted: `${snaps} VolumeSnapshots in the tarball, ${inInfo} in the volume info`, observed: `csiVolumeSnapshotsAttempted ${r.status?.csiVolumeSnapshotsAttempted ?? 0}` });
+      out.push({
+        item: "Backup",
+        predicted: `${snaps} VolumeSnapshots in the tarball, ${inInfo} in the volume info`,
+        observed: `csiVolumeSnapshotsAttempted ${r.status?.csiVolumeSnapshotsAttempted ?? 0}`,
+      });
     }
     // A failed hook may have written no record; hooksAttempted counts differently (not per run).
     const hooks = r.hookRuns?.length ?? 0;
     const attempted = r.status?.hookStatus?.hooksAttempted ?? 0;
     const failed = r.status?.hookStatus?.hooksFailed ?? 0;
-    if (failed > 0 || (hooks > 0) !== (attempted > 0)) out.push({ item: "Backup", predicted: `${hooks} hook runs recorded by the pods`, observed: `hooksAttempted ${attempted}, hooksFailed ${failed}` });
+    if (failed > 0 || hooks > 0 !== attempted > 0)
+      out.push({ item: "Backup", predicted: `${hooks} hook runs recorded by the pods`, observed: `hooksAttempted ${attempted}, hooksFailed ${failed}` });
     return out;
   }
 
@@ -98,8 +113,14 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const mismatches = [...compare(p, seen, ALL, (key) => clusterUnitOf(key, r.view, policy)), ...checks];
     if (RECORD) {
       recordCase(RECORD, {
-        label, backupName: name, case: one, policy, created: r.created, items: r.items,
-        observed: [...seen].map(([k, o]) => [k, { included: o.included, work: [...o.work] }]), recordMismatches: checks,
+        label,
+        backupName: name,
+        case: one,
+        policy,
+        created: r.created,
+        items: r.items,
+        observed: [...seen].map(([k, o]) => [k, { included: o.included, work: [...o.work] }]),
+        recordMismatches: checks,
       });
     }
     if (mismatches.length === 0) return { mismatches, text: "" };
@@ -107,7 +128,11 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
       const ref = r.view.pv(pv)?.claimRef;
       return ref ? `PersistentVolumeClaim ${ref.namespace}/${ref.name}` : undefined;
     };
-    const reduced = reduceToItems(one, mismatches.map((m) => m.item), claimOf);
+    const reduced = reduceToItems(
+      one,
+      mismatches.map((m) => m.item),
+      claimOf,
+    );
     const text = [
       `${label}, backup ${name} (Velero: ${r.phase}${p.errors.length ? `; core: invalid, ${p.errors.join("; ")}` : ""})`,
       `mismatches:\n${describeMismatches(mismatches)}`,
@@ -119,46 +144,70 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     return { mismatches, text };
   }
 
-  it(`${CASES} seeded cases (seed ${SEED}): included, hooks, file-system backups and snapshots are as the core predicts`, async () => {
-    const cases = fc.sample(caseArb("case"), { seed: SEED, numRuns: CASES }).map(withoutGroupSnapshots);
-    const failures: string[] = [];
-    for (let i = 0; i < cases.length; i += SLOTS) {
-      const batch = cases.slice(i, i + SLOTS).map((drawn, j) => ({ index: i + j, slot: `fid${j}`, one: withPrefix(drawn, `fid${j}`) }));
-      await Promise.all(batch.map((x) => clearSlot(bench, x.slot)));
-      await Promise.all(batch.map((x) => applyInSlot(bench, x.one)));
-      await Promise.all(batch.map((x) => waitForEstate(bench, x.one)));
-      for (const x of batch) {
-        const { mismatches, text } = await check(x.one, `case ${x.index + 1} of ${CASES} (seed ${SEED})`);
-        if (mismatches.length > 0) {
-          failures.push(text);
-          process.stderr.write(`fidelity: MISMATCH ${text}\n\n`);
+  it(
+    `${CASES} seeded cases (seed ${SEED}): included, hooks, file-system backups and snapshots are as the core predicts`,
+    async () => {
+      const cases = fc.sample(caseArb("case"), { seed: SEED, numRuns: CASES }).map(withoutGroupSnapshots);
+      const failures: string[] = [];
+      for (let i = 0; i < cases.length; i += SLOTS) {
+        const batch = cases.slice(i, i + SLOTS).map((drawn, j) => ({ index: i + j, slot: `fid${j}`, one: withPrefix(drawn, `fid${j}`) }));
+        await Promise.all(batch.map((x) => clearSlot(bench, x.slot)));
+        await Promise.all(batch.map((x) => applyInSlot(bench, x.one)));
+        await Promise.all(batch.map((x) => waitForEstate(bench, x.one)));
+        for (const x of batch) {
+          const { mismatches, text } = await check(x.one, `case ${x.index + 1} of ${CASES} (seed ${SEED})`);
+          if (mismatches.length > 0) {
+            failures.push(text);
+            process.stderr.write(`fidelity: MISMATCH ${text}\n\n`);
+          }
         }
       }
-    }
-    process.stderr.write(`fidelity: ${CASES} cases, ${failures.length} with mismatches, ${((Date.now() - started) / 1000).toFixed(0)} s since the suite started\n`);
-    expect(failures, failures.join("\n\n")).toEqual([]);
-  }, 60 * 60_000);
+      process.stderr.write(
+        `fidelity: ${CASES} cases, ${failures.length} with mismatches, ${((Date.now() - started) / 1000).toFixed(0)} s since the suite started\n`,
+      );
+      expect(failures, failures.join("\n\n")).toEqual([]);
+    },
+    60 * 60_000,
+  );
 
   it("positive control: a prediction over a view blind to the exclude label, the annotations' spacing and a hook differs in items, hooks and file-system backups", async () => {
     // Velero leaves out p1 (labelled) and pulls nothing in through it (neither c1 nor p1's copy
     // of it); it copies " tmp" (the excludes list names " tmp", not tmp), snapshots c2 (excluded
     // from the file-system backup) and runs p2's pre hook.
     const drawn: FidelityCase = {
-      namespaces: [{
-        name: "case-a", labels: {},
-        pods: [
-          { name: "p1", labels: { app: "a", "velero.io/exclude-from-backup": "true" }, annotations: {}, volumes: [{ name: "data", source: "pvc", claim: "c1" }] },
-          {
-            name: "p2", labels: { app: "a" },
-            annotations: {
-              "backup.velero.io/backup-volumes-excludes": "data, tmp",
-              "pre.hook.backup.velero.io/command": JSON.stringify(hookCommand("pre")), "pre.hook.backup.velero.io/container": "main",
+      namespaces: [
+        {
+          name: "case-a",
+          labels: {},
+          pods: [
+            {
+              name: "p1",
+              labels: { app: "a", "velero.io/exclude-from-backup": "true" },
+              annotations: {},
+              volumes: [{ name: "data", source: "pvc", claim: "c1" }],
             },
-            volumes: [{ name: "tmp", source: "emptyDir" }, { name: "data", source: "pvc", claim: "c2" }],
-          },
-        ],
-        pvcs: [{ name: "c1", labels: { app: "b" }, bound: true }, { name: "c2", labels: { app: "b" }, bound: true }],
-      }, { name: "case-b", labels: {}, pods: [], pvcs: [] }, { name: "case-c", labels: {}, pods: [], pvcs: [] }],
+            {
+              name: "p2",
+              labels: { app: "a" },
+              annotations: {
+                "backup.velero.io/backup-volumes-excludes": "data, tmp",
+                "pre.hook.backup.velero.io/command": JSON.stringify(hookCommand("pre")),
+                "pre.hook.backup.velero.io/container": "main",
+              },
+              volumes: [
+                { name: "tmp", source: "emptyDir" },
+                { name: "data", source: "pvc", claim: "c2" },
+              ],
+            },
+          ],
+          pvcs: [
+            { name: "c1", labels: { app: "b" }, bound: true },
+            { name: "c2", labels: { app: "b" }, bound: true },
+          ],
+        },
+        { name: "case-b", labels: {}, pods: [], pvcs: [] },
+        { name: "case-c", labels: {}, pods: [], pvcs: [] },
+      ],
       spec: { includedNamespaces: ["case-a"], labelSelector: { matchLabels: { app: "a" } }, defaultVolumesToFsBackup: true },
     };
     const one = withPrefix(drawn, "fid0");
@@ -173,18 +222,27 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     expect(seen.get("Pod fid0-a/p2")).toEqual({ included: true, work: ["file-system backup tmp", "pre hooks"] });
     expect(seen.get("PersistentVolumeClaim fid0-a/c2")).toEqual({ included: true, work: ["snapshot"] });
     // The control: the same estate as a core blind to the label, the spacing and the hook would read it.
-    const blindCase = JSON.parse(JSON.stringify(one)
-      .replaceAll('"velero.io/exclude-from-backup":"true"', '"was-excluded":"true"')
-      .replaceAll('"data, tmp"', '"data,tmp"')
-      .replaceAll('"pre.hook.backup.velero.io/command"', '"was-a-hook"')) as FidelityCase;
-    const blind = viewOfCase(blindCase, { ...bench.placement, provision: false, storageClass: "bg-hostpath", pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }) });
+    const blindCase = JSON.parse(
+      JSON.stringify(one)
+        .replaceAll('"velero.io/exclude-from-backup":"true"', '"was-excluded":"true"')
+        .replaceAll('"data, tmp"', '"data,tmp"')
+        .replaceAll('"pre.hook.backup.velero.io/command"', '"was-a-hook"'),
+    ) as FidelityCase;
+    const blind = viewOfCase(blindCase, {
+      ...bench.placement,
+      provision: false,
+      storageClass: "bg-hostpath",
+      pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }),
+    });
     const found = compare(predict(r.backup, blind, policy), seen, ALL, () => undefined);
-    expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(expect.arrayContaining([
-      "Pod fid0-a/p1: included / not included",
-      "PersistentVolumeClaim fid0-a/c1: included / not included",
-      "Pod fid0-a/p1: file-system backup data / nothing",
-      "Pod fid0-a/p2: nothing / file-system backup tmp, pre hooks",
-    ]));
+    expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(
+      expect.arrayContaining([
+        "Pod fid0-a/p1: included / not included",
+        "PersistentVolumeClaim fid0-a/c1: included / not included",
+        "Pod fid0-a/p1: file-system backup data / nothing",
+        "Pod fid0-a/p2: nothing / file-system backup tmp, pre hooks",
+      ]),
+    );
   }, 300_000);
 
   it.each([
@@ -192,18 +250,34 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     { field: "spec.includedNamespaces", object: { spec: { includedNamespaces: "shop" } } },
     { field: "spec.snapshotVolumes", object: { spec: { snapshotVolumes: "yes" } } },
     { field: "spec.hooks.resources", object: { spec: { hooks: { resources: { name: "h" } } } } },
-  ])("a Backup the API server refuses for $field is refused by the snapshot reader too, naming the field", async ({ field, object }) => {
-    const name = `malformed-${run++}`;
-    const body = { apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`, kind: "Backup", ...object, metadata: { name, namespace: velero.namespace, ...object.metadata }, spec: { ...object.spec } };
-    let refused: unknown;
-    try {
-      await bench.c.custom.createNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero.namespace, plural: "backups", body });
-    } catch (e) {
-      refused = e;
-    }
-    expect(isApiError(refused, 400) || isApiError(refused, 422), `the API server stored ${JSON.stringify(body)}`).toBe(true);
-    const loaded = loadSnapshot({ kind: "List", items: [body] });
-    expect(loaded.ok).toBe(false);
-    if (!loaded.ok) expect(loaded.error).toContain(`Backup ${velero.namespace}/${name}: ${field}`);
-  }, 60_000);
+  ])(
+    "a Backup the API server refuses for $field is refused by the snapshot reader too, naming the field",
+    async ({ field, object }) => {
+      const name = `malformed-${run++}`;
+      const body = {
+        apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
+        kind: "Backup",
+        ...object,
+        metadata: { name, namespace: velero.namespace, ...object.metadata },
+        spec: { ...object.spec },
+      };
+      let refused: unknown;
+      try {
+        await bench.c.custom.createNamespacedCustomObject({
+          group: VELERO_GROUP,
+          version: VELERO_VERSION,
+          namespace: velero.namespace,
+          plural: "backups",
+          body,
+        });
+      } catch (e) {
+        refused = e;
+      }
+      expect(isApiError(refused, 400) || isApiError(refused, 422), `the API server stored ${JSON.stringify(body)}`).toBe(true);
+      const loaded = loadSnapshot({ kind: "List", items: [body] });
+      expect(loaded.ok).toBe(false);
+      if (!loaded.ok) expect(loaded.error).toContain(`Backup ${velero.namespace}/${name}: ${field}`);
+    },
+    60_000,
+  );
 });

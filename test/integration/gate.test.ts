@@ -12,7 +12,18 @@ import { AdmissionregistrationV1Api, CoordinationV1Api } from "@kubernetes/clien
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
-import { backupBody, clients, createNamespace, createPod, createWorkload, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
+import {
+  backupBody,
+  clients,
+  createNamespace,
+  createPod,
+  createWorkload,
+  getBackup,
+  isApiError,
+  updateVelero,
+  type Clients,
+  type VeleroObject,
+} from "../support/objects.js";
 import { expectStays, waitFor } from "../support/wait.js";
 import { startWatch, type StartedWatch } from "../support/watch.js";
 import { readLive } from "../../src/cli/live.js";
@@ -37,9 +48,18 @@ describe("backup-gate serve on a real API server", () => {
   let watch: StartedWatch;
   const events: { type: string; name: string; phase?: string }[] = [];
 
-  const { create, phaseOf, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
+  const { create, phaseOf, waitPhase, setPhase } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
   const app = (appLabel: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: appLabel } } } });
-  const setPolicy = (text: string) => c.core.replaceNamespacedConfigMap({ name: "backup-gate-policy", namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": text } } });
+  const setPolicy = (text: string) =>
+    c.core.replaceNamespacedConfigMap({
+      name: "backup-gate-policy",
+      namespace: GATE_NS,
+      body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": text } },
+    });
 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "gate" });
@@ -51,8 +71,9 @@ describe("backup-gate serve on a real API server", () => {
     await createPod(c, "web", "nginx", { labels: { app: "web" } });
     leader = await startGate(cp, { identity: "gate-a", register: true });
     standby = await startGate(cp, { identity: "gate-b" });
-    watch = await startWatch(cp.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, {},
-      (type, o: VeleroObject) => events.push({ type, name: o.metadata.name, phase: o.status?.phase }));
+    watch = await startWatch(cp.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO}/backups`, {}, (type, o: VeleroObject) =>
+      events.push({ type, name: o.metadata.name, phase: o.status?.phase }),
+    );
   }, 300_000);
   afterAll(async () => {
     watch?.abort();
@@ -102,7 +123,9 @@ describe("backup-gate serve on a real API server", () => {
     expect(queue).toMatch(/^cart-2 +Queued +1 +\d+ +\d+s +cart-1 +waits behind cart-1/m);
     expect(queue).toMatch(/^cart-1 +InProgress .*in flight$/m);
     const ifCreated = await cli("explain", "-f", fixture("cart-9", app("cart")), "--kubeconfig", cp.kubeconfigPath);
-    expect(ifCreated).toMatch(/^cart-9 would wait \(judged at ItemBlock level\): waits behind cart-1 \(InProgress\): both snapshot PVC shop\/data-cart-0; waits behind cart-2/);
+    expect(ifCreated).toMatch(
+      /^cart-9 would wait \(judged at ItemBlock level\): waits behind cart-1 \(InProgress\): both snapshot PVC shop\/data-cart-0; waits behind cart-2/,
+    );
     await setPhase("cart-1", "Completed");
     await waitPhase("cart-2", "ReadyToStart");
     await setPhase("cart-2", "Completed");
@@ -113,7 +136,12 @@ describe("backup-gate serve on a real API server", () => {
     await create("cart-3", { ...app("cart"), status: { phase: "InProgress" } });
     await create("cart-4", app("cart"));
     await waitPhase("cart-4", "Queued");
-    const err = await updateVelero(c, "backups", VELERO, "cart-4", (o) => { o.status = { ...o.status, phase: "ReadyToStart" }; }).then(() => undefined, (e: unknown) => e);
+    const err = await updateVelero(c, "backups", VELERO, "cart-4", (o) => {
+      o.status = { ...o.status, phase: "ReadyToStart" };
+    }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(isApiError(err)).toBe(true);
     expect(String((err as { body?: unknown }).body)).toMatch(/cart-3/);
     await setPhase("cart-3", "Completed");
@@ -146,12 +174,16 @@ describe("backup-gate serve on a real API server", () => {
   it("Namespace level, switched at run time, serializes backups that share a namespace", async () => {
     await setPolicy(BASE_POLICY.replace("ItemBlock", "Namespace"));
     const probes: string[] = [];
-    await waitFor("the policy to switch to Namespace level", async () => {
-      const name = `probe-${probes.length}`;
-      probes.push(name);
-      const probe = await create(name, { includedNamespaces: ["web"], spec: { snapshotVolumes: false }, status: { phase: "Completed" } });
-      return probe.body.metadata.annotations["backup-gate.io/conflict-level"] === "Namespace";
-    }, { timeoutMs: 20_000, intervalMs: 1000 });
+    await waitFor(
+      "the policy to switch to Namespace level",
+      async () => {
+        const name = `probe-${probes.length}`;
+        probes.push(name);
+        const probe = await create(name, { includedNamespaces: ["web"], spec: { snapshotVolumes: false }, status: { phase: "Completed" } });
+        return probe.body.metadata.annotations["backup-gate.io/conflict-level"] === "Namespace";
+      },
+      { timeoutMs: 20_000, intervalMs: 1000 },
+    );
     await create("ns-cart", app("cart"));
     await waitPhase("ns-cart", "ReadyToStart");
     const second = await create("ns-orders", app("orders"));
@@ -165,8 +197,11 @@ describe("backup-gate serve on a real API server", () => {
 
   it("a garbage policy edit keeps the last good policy and says so in a Warning Event", async () => {
     await setPolicy("maxConcurrentBackups: lots\n");
-    const event = await waitFor("an InvalidPolicy event on the policy ConfigMap", async () =>
-      (await c.core.listNamespacedEvent({ namespace: GATE_NS })).items.find((e) => e.reason === "InvalidPolicy"), { timeoutMs: 20_000 });
+    const event = await waitFor(
+      "an InvalidPolicy event on the policy ConfigMap",
+      async () => (await c.core.listNamespacedEvent({ namespace: GATE_NS })).items.find((e) => e.reason === "InvalidPolicy"),
+      { timeoutMs: 20_000 },
+    );
     expect(event.type).toBe("Warning");
     expect(event.message).toMatch(/maxConcurrentBackups/);
     expect((await leader.get("/metrics")).body).toMatch(/^backup_gate_policy_valid 0$/m);
@@ -180,7 +215,8 @@ describe("backup-gate serve on a real API server", () => {
     const admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     const m = await admission.readMutatingWebhookConfiguration({ name: "backup-gate" });
     const v = await admission.readValidatingWebhookConfiguration({ name: "backup-gate" });
-    for (const w of [...(m.webhooks ?? []), ...(v.webhooks ?? [])]) w.clientConfig.url = w.clientConfig.url!.replace(/^https:\/\/127\.0\.0\.1:\d+/, standby.url);
+    for (const w of [...(m.webhooks ?? []), ...(v.webhooks ?? [])])
+      w.clientConfig.url = w.clientConfig.url!.replace(/^https:\/\/127\.0\.0\.1:\d+/, standby.url);
     await admission.replaceMutatingWebhookConfiguration({ name: "backup-gate", body: m });
     await admission.replaceValidatingWebhookConfiguration({ name: "backup-gate", body: v });
     const killedAt = Date.now();

@@ -15,7 +15,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, type IssuedCertificate } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { httpsGet, startGate, type GateProcess } from "../support/gate.js";
-import { backupBody, clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
+import {
+  backupBody,
+  clients,
+  createNamespace,
+  isApiError,
+  uniqueName,
+  VELERO_GROUP,
+  VELERO_VERSION,
+  type Clients,
+  type VeleroObject,
+} from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 
 const VELERO = "velero";
@@ -33,7 +43,10 @@ describe("injected caBundle (service-ca, cert-manager cainjector) on the real AP
   /** What the kubelet does with the Secret the operator wrote: tls.crt and tls.key, no ca.crt. */
   async function writeSecretFiles(ca: IssuedCertificate): Promise<void> {
     const serving = await issueServing({ ca, dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], validityMs: DAY, now: Date.now() });
-    for (const [file, text] of [["tls.key", serving.privateKeyPem], ["tls.crt", `${serving.certPem}`]] as const) {
+    for (const [file, text] of [
+      ["tls.key", serving.privateKeyPem],
+      ["tls.crt", `${serving.certPem}`],
+    ] as const) {
       writeFileSync(join(dir, `.${file}.new`), text, { mode: 0o600 });
       renameSync(join(dir, `.${file}.new`), join(dir, file));
     }
@@ -46,7 +59,10 @@ describe("injected caBundle (service-ca, cert-manager cainjector) on the real AP
     for (const w of m.webhooks ?? []) w.clientConfig.caBundle = bundle;
     const v = await admission.readValidatingWebhookConfiguration({ name: "backup-gate" });
     for (const w of v.webhooks ?? []) w.clientConfig.caBundle = bundle;
-    const [m2, v2] = await Promise.all([admission.replaceMutatingWebhookConfiguration({ name: "backup-gate", body: m }), admission.replaceValidatingWebhookConfiguration({ name: "backup-gate", body: v })]);
+    const [m2, v2] = await Promise.all([
+      admission.replaceMutatingWebhookConfiguration({ name: "backup-gate", body: m }),
+      admission.replaceValidatingWebhookConfiguration({ name: "backup-gate", body: v }),
+    ]);
     return [m2.metadata!.resourceVersion!, v2.metadata!.resourceVersion!];
   }
 
@@ -58,7 +74,13 @@ describe("injected caBundle (service-ca, cert-manager cainjector) on the real AP
   /** One create through the API server; annotated when the mutating webhook answered (CREATE fails open). */
   async function annotated(): Promise<boolean> {
     try {
-      const o = await c.custom.createNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: VELERO, plural: "backups", body: backupBody(uniqueName("probe"), VELERO, { includedNamespaces: ["web"] }) }) as VeleroObject;
+      const o = (await c.custom.createNamespacedCustomObject({
+        group: VELERO_GROUP,
+        version: VELERO_VERSION,
+        namespace: VELERO,
+        plural: "backups",
+        body: backupBody(uniqueName("probe"), VELERO, { includedNamespaces: ["web"] }),
+      })) as VeleroObject;
       return o.metadata.annotations?.["backup-gate.io/conflict-level-source"] === "gate";
     } catch (e) {
       if (isApiError(e)) return false;
@@ -76,7 +98,10 @@ describe("injected caBundle (service-ca, cert-manager cainjector) on the real AP
     c = clients(cp.kubeConfig);
     admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
     for (const ns of [VELERO, "backup-gate", "web"]) await createNamespace(c, ns);
-    [ca1, ca2] = await Promise.all([createCa({ validityMs: 30 * DAY, now: Date.now(), commonName: "openshift-service-serving-signer" }), createCa({ validityMs: 30 * DAY, now: Date.now(), commonName: "rotated-signer" })]);
+    [ca1, ca2] = await Promise.all([
+      createCa({ validityMs: 30 * DAY, now: Date.now(), commonName: "openshift-service-serving-signer" }),
+      createCa({ validityMs: 30 * DAY, now: Date.now(), commonName: "rotated-signer" }),
+    ]);
     await writeSecretFiles(ca1);
     gate = await startGate(cp, { identity: "gate-injected", register: true, extraArgs: ["--tls-dir", dir, "--ca-injected", "--ca-bundle-check-seconds", "1"] });
   }, 120_000);

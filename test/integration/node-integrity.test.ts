@@ -20,7 +20,16 @@ import { createWithWarnings, startGate, type GateProcess } from "../support/gate
 import { figuresTable, type IntegrityOverlap, type RunFigures } from "../support/integrityChecks.js";
 import { startNode, startNodeCsi, startNodeVelero, type NodeVelero, type TestNode } from "../support/node.js";
 import {
-  buildEstate, burstBackups, GROUP_KEY, NS, runBurst, setVeleroQueue, unregisterGate, VELERO_NS, type BurstResult, type Estate,
+  buildEstate,
+  burstBackups,
+  GROUP_KEY,
+  NS,
+  runBurst,
+  setVeleroQueue,
+  unregisterGate,
+  VELERO_NS,
+  type BurstResult,
+  type Estate,
 } from "../support/nodeBurst.js";
 import { backupBody, clients, createNamespace, type Clients } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
@@ -49,21 +58,33 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
     console.log(`${label}: ${JSON.stringify(r.figures)}\nphases: ${JSON.stringify(r.phases)}\nPVBs: ${r.pvbs.join("; ")}\n${describeOverlaps(r.overlaps)}`);
     expect(r.stuck, `backups not terminal (lost or stuck):\n${velero.logs(30)}`).toEqual([]);
     // Without a second freeze or copy of one volume, nothing fails: every backup Completes.
-    if (mode !== "no-queue") expect(Object.entries(r.phases).filter(([, p]) => p !== "Completed"), "backups not Completed").toEqual([]);
+    if (mode !== "no-queue")
+      expect(
+        Object.entries(r.phases).filter(([, p]) => p !== "Completed"),
+        "backups not Completed",
+      ).toEqual([]);
     return r;
   };
 
   /** Switches the policy and waits until admission judges a fresh backup by it (dry run: nothing is stored). */
   const switchPolicy = async (level: string) => {
     await c.core.replaceNamespacedConfigMap({
-      name: "backup-gate-policy", namespace: GATE_NS,
+      name: "backup-gate-policy",
+      namespace: GATE_NS,
       body: { metadata: { name: "backup-gate-policy", namespace: GATE_NS }, data: { "policy.yaml": POLICY(level) } },
     });
-    await waitFor(`the gate to apply conflictLevel ${level}`, async () => {
-      const res = await createWithWarnings(node, `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups?dryRun=All`,
-        backupBody("policy-probe", VELERO_NS, { includedNamespaces: [NS.lone] }));
-      return res.body?.metadata?.annotations?.["backup-gate.io/conflict-level"] === level;
-    }, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor(
+      `the gate to apply conflictLevel ${level}`,
+      async () => {
+        const res = await createWithWarnings(
+          node,
+          `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups?dryRun=All`,
+          backupBody("policy-probe", VELERO_NS, { includedNamespaces: [NS.lone] }),
+        );
+        return res.body?.metadata?.annotations?.["backup-gate.io/conflict-level"] === level;
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
   };
 
   beforeAll(async () => {
@@ -74,7 +95,10 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
     velero = await startNodeVelero(node, { concurrentBackups: N, disableQueue: true, features: ["EnableCSI"], nodeAgentConcurrency: N });
     c = clients(node.kubeConfig);
     await createNamespace(c, GATE_NS);
-    await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY("Namespace") } } });
+    await c.core.createNamespacedConfigMap({
+      namespace: GATE_NS,
+      body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": POLICY("Namespace") } },
+    });
     estate = await buildEstate(c, node, csi);
     // One backup of the file-system-copied namespaces first: it initializes their kopia
     // repositories, which would otherwise slow only the first run and skew its makespan.
@@ -85,37 +109,56 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
   }, 600_000);
 
   afterAll(async () => {
-    if (figures.length) console.log(`burst of ${burstBackups("").length} backups, concurrency ${N}, wall ${((Date.now() - startedAt) / 1000).toFixed(0)} s:\n${figuresTable(figures)}`);
+    if (figures.length)
+      console.log(
+        `burst of ${burstBackups("").length} backups, concurrency ${N}, wall ${((Date.now() - startedAt) / 1000).toFixed(0)} s:\n${figuresTable(figures)}`,
+      );
     await gate?.stop();
     await velero?.stop();
     await node?.stop();
   }, 120_000);
 
-  it("through the gate at Namespace level: no overlapping freeze, volume copy or snapshot; every backup terminal", async () => {
-    const r = await run("gate Namespace", "gate", "ns-");
-    expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "through the gate at Namespace level: no overlapping freeze, volume copy or snapshot; every backup terminal",
+    async () => {
+      const r = await run("gate Namespace", "gate", "ns-");
+      expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it("through the gate at ItemBlock level: none either, while backups sharing a namespace run together", async () => {
-    await switchPolicy("ItemBlock");
-    const r = await run("gate ItemBlock", "gate", "ib-");
-    expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
-    expect(r.figures.maxInFlight).toBeGreaterThanOrEqual(2);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "through the gate at ItemBlock level: none either, while backups sharing a namespace run together",
+    async () => {
+      await switchPolicy("ItemBlock");
+      const r = await run("gate ItemBlock", "gate", "ib-");
+      expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
+      expect(r.figures.maxInFlight).toBeGreaterThanOrEqual(2);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it("positive control: Velero's queue off and no gate, the same burst overlaps in every record kind", async () => {
-    await gate?.stop();
-    gate = undefined;
-    await unregisterGate(node);
-    const r = await run("no queue, no gate", "no-queue", "pc-");
-    expect(r.figures.freeze, "freeze overlaps").toBeGreaterThanOrEqual(1);
-    expect(r.figures.podVolumeBackup, "PodVolumeBackup overlaps").toBeGreaterThanOrEqual(1);
-    expect(r.figures.snapshot, "snapshot overlaps").toBeGreaterThanOrEqual(1);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "positive control: Velero's queue off and no gate, the same burst overlaps in every record kind",
+    async () => {
+      await gate?.stop();
+      gate = undefined;
+      await unregisterGate(node);
+      const r = await run("no queue, no gate", "no-queue", "pc-");
+      expect(r.figures.freeze, "freeze overlaps").toBeGreaterThanOrEqual(1);
+      expect(r.figures.podVolumeBackup, "PodVolumeBackup overlaps").toBeGreaterThanOrEqual(1);
+      expect(r.figures.snapshot, "snapshot overlaps").toBeGreaterThanOrEqual(1);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it("negative control: Velero's own queue (no gate) shows none", async () => {
-    await setVeleroQueue(node, c, true);
-    const r = await run("Velero's queue", "velero-queue", "vq-");
-    expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
-  }, RUN_TIMEOUT_MS);
+  it(
+    "negative control: Velero's own queue (no gate) shows none",
+    async () => {
+      await setVeleroQueue(node, c, true);
+      const r = await run("Velero's queue", "velero-queue", "vq-");
+      expect(r.overlaps, describeOverlaps(r.overlaps)).toEqual([]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 });

@@ -10,7 +10,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import {
-  clients, createBackup, createNamespace, getBackup, TERMINAL_BACKUP_PHASES, uniqueName, updateVelero, type Clients, type VeleroObject,
+  clients,
+  createBackup,
+  createNamespace,
+  getBackup,
+  TERMINAL_BACKUP_PHASES,
+  uniqueName,
+  updateVelero,
+  type Clients,
+  type VeleroObject,
 } from "../support/objects.js";
 import { freezePod, freezeWindows, overlappingFreezes, readFreezeRecords } from "../support/nodeFreeze.js";
 import { execFileSync } from "node:child_process";
@@ -39,10 +47,14 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     await createNamespace(c, ns);
     recordsDir = join(node.recordsDir, ns, pod);
     await c.core.createNamespacedPod({ namespace: ns, body: freezePod(pod, { image: node.images.busybox, recordsDir }) });
-    await waitFor(`pod ${ns}/${pod} to be Running and ready`, async () => {
-      const p = await c.core.readNamespacedPod({ name: pod, namespace: ns });
-      return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      `pod ${ns}/${pod} to be Running and ready`,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: pod, namespace: ns });
+        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
   }, 600_000);
 
   afterAll(async () => {
@@ -55,24 +67,35 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     for (const name of names) {
       await createBackup(c, velero.namespace, name, { includedNamespaces: [namespace], spec, status: { phase: "ReadyToStart" } });
     }
-    await Promise.all(names.map((name) => updateVelero(c, "backups", velero.namespace, name, (b) => {
-      b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
-    })));
+    await Promise.all(
+      names.map((name) =>
+        updateVelero(c, "backups", velero.namespace, name, (b) => {
+          b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": "1" };
+        }),
+      ),
+    );
   };
 
   const waitDone = (name: string): Promise<VeleroObject> => {
     let last: VeleroObject | undefined;
-    return waitFor(`Backup ${name} to reach a terminal phase`, async () => {
-      last = await getBackup(c, velero.namespace, name);
-      return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "") ? last : undefined;
-    }, { timeoutMs: 240_000, intervalMs: 1_000 }).catch((e: Error) => {
+    return waitFor(
+      `Backup ${name} to reach a terminal phase`,
+      async () => {
+        last = await getBackup(c, velero.namespace, name);
+        return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "") ? last : undefined;
+      },
+      { timeoutMs: 240_000, intervalMs: 1_000 },
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; last status ${JSON.stringify(last?.status)}\n${velero.logs(40)}`);
     });
   };
 
   const podVolumeBackups = async (backup: string) => {
     const list = (await c.custom.listNamespacedCustomObject({
-      group: "velero.io", version: "v1", namespace: velero.namespace, plural: "podvolumebackups",
+      group: "velero.io",
+      version: "v1",
+      namespace: velero.namespace,
+      plural: "podvolumebackups",
       labelSelector: `velero.io/backup-name=${backup}`,
     })) as { items: VeleroObject[] };
     return list.items;
@@ -86,8 +109,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     expect(b.status?.hookStatus?.hooksAttempted ?? 0).toBeGreaterThanOrEqual(1);
     expect(b.status?.hookStatus?.hooksFailed ?? 0).toBe(0);
     const pvbs = await podVolumeBackups(name);
-    expect(pvbs.map((p) => [p.spec?.pod?.name, p.spec?.volume, p.spec?.uploaderType, p.status?.phase]))
-      .toEqual([[pod, "data", "kopia", "Completed"]]);
+    expect(pvbs.map((p) => [p.spec?.pod?.name, p.spec?.volume, p.spec?.uploaderType, p.status?.phase])).toEqual([[pod, "data", "kopia", "Completed"]]);
     expect(pvbs[0]!.status?.progress?.totalBytes ?? 0).toBeGreaterThanOrEqual(8 << 20);
 
     const records = readFreezeRecords(recordsDir);
@@ -108,8 +130,13 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     const records = readFreezeRecords(recordsDir).slice(before);
     const busy = overlappingFreezes(records);
     // Both freezes are in the records: one held, the other found it held and failed its hook.
-    expect(records.filter((r) => r.kind === "freeze").map((r) => r.outcome).sort(), records.map((r) => r.line).join("\n"))
-      .toEqual(["busy", "held"]);
+    expect(
+      records
+        .filter((r) => r.kind === "freeze")
+        .map((r) => r.outcome)
+        .sort(),
+      records.map((r) => r.line).join("\n"),
+    ).toEqual(["busy", "held"]);
     expect(busy).toHaveLength(1);
     const [w] = freezeWindows(records);
     expect(busy[0]!.atMs).toBeGreaterThanOrEqual(w!.fromMs);
@@ -135,20 +162,28 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
         metadata: { name: "app" },
         spec: {
           terminationGracePeriodSeconds: 1,
-          containers: [{
-            name: "app", image: node.images.busybox, imagePullPolicy: "Never",
-            command: ["/bin/sh", "-c", "echo csi-data > /data/file && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done"],
-            readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
-            volumeMounts: [{ name: "vol", mountPath: "/data" }],
-          }],
+          containers: [
+            {
+              name: "app",
+              image: node.images.busybox,
+              imagePullPolicy: "Never",
+              command: ["/bin/sh", "-c", "echo csi-data > /data/file && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done"],
+              readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+              volumeMounts: [{ name: "vol", mountPath: "/data" }],
+            },
+          ],
           volumes: [{ name: "vol", persistentVolumeClaim: { claimName: "vol" } }],
         },
       },
     });
-    await waitFor(`pod ${ns2}/app (CSI volume) to be Running and ready`, async () => {
-      const p = await c.core.readNamespacedPod({ name: "app", namespace: ns2 });
-      return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-    }, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(
+      `pod ${ns2}/app (CSI volume) to be Running and ready`,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns2 });
+        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
 
     const name = uniqueName("snap");
     await startBackups([name], ns2, { snapshotVolumes: true });

@@ -36,7 +36,11 @@ describe("nudges and take-backs on a real API server", () => {
   const readyUpdates = (name: string) => updates.filter((u) => u.name === name && u.phase === "ReadyToStart");
   const eventsOn = async (name: string, reason: string) =>
     (await c.core.listNamespacedEvent({ namespace: VELERO, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
-  const { phaseOf, setPhase } = backupsIn(() => cp, () => c, VELERO);
+  const { phaseOf, setPhase } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
   /** Another writer: a Backup created straight into ReadyToStart, with backup-gate's annotations copied onto it. */
   const writeReady = (name: string, namespace: string, annotations: Record<string, string>) =>
     createBackup(c, VELERO, name, { includedNamespaces: [namespace], annotations, status: { phase: "ReadyToStart" } });
@@ -68,7 +72,9 @@ describe("nudges and take-backs on a real API server", () => {
   it("two overlapping ReadyToStart backups: the later goes back to Queued with a reason and an Event, and neither is nudged", async () => {
     await waitFor("pair-2 to be taken back to Queued", async () => (await phaseOf("pair-2")) === "Queued", { timeoutMs: 30_000 });
     const back = await getBackup(c, VELERO, "pair-2");
-    expect(back.metadata.annotations["backup-gate.io/taken-back"]).toMatch(/^taken back to Queued before Velero started it: pair-1 and pair-2 are in flight together: .*shop.*; it waits its turn again$/);
+    expect(back.metadata.annotations["backup-gate.io/taken-back"]).toMatch(
+      /^taken back to Queued before Velero started it: pair-1 and pair-2 are in flight together: .*shop.*; it waits its turn again$/,
+    );
     expect(back.metadata.annotations["backup-gate.io/promoted-by"]).toBeUndefined();
     const taken = await waitFor("a TakenBack Event on pair-2", async () => (await eventsOn("pair-2", "TakenBack"))[0]);
     expect(taken.type).toBe("Warning");
@@ -79,7 +85,11 @@ describe("nudges and take-backs on a real API server", () => {
       return b.status?.queuePosition === 1 && b.metadata.annotations["backup-gate.io/waiting-for"] === "pair-1";
     });
     // Velero is never shown either of them as ReadyToStart again, and pair-1 stays as it was written.
-    await expectStays("no update of pair-1 or pair-2 in ReadyToStart", () => readyUpdates("pair-1").length === 0 && readyUpdates("pair-2").length === 0, WINDOW_MS);
+    await expectStays(
+      "no update of pair-1 or pair-2 in ReadyToStart",
+      () => readyUpdates("pair-1").length === 0 && readyUpdates("pair-2").length === 0,
+      WINDOW_MS,
+    );
     expect(await phaseOf("pair-1")).toBe("ReadyToStart");
     expect(await eventsOn("pair-1", "Nudged")).toEqual([]);
     expect(await eventsOn("pair-2", "Nudged")).toEqual([]);
@@ -99,7 +109,10 @@ describe("nudges and take-backs on a real API server", () => {
     await setPhase("pair-1", "Completed");
     await waitFor("pair-2 promoted by the gate", async () => (await phaseOf("pair-2")) === "ReadyToStart", { timeoutMs: 30_000 });
     const promoted = await getBackup(c, VELERO, "pair-2");
-    expect(promoted.metadata.annotations).toMatchObject({ "backup-gate.io/promoted-by": "gate-a", "backup-gate.io/promotion-seal": expect.stringMatching(/^v1\./) });
+    expect(promoted.metadata.annotations).toMatchObject({
+      "backup-gate.io/promoted-by": "gate-a",
+      "backup-gate.io/promotion-seal": expect.stringMatching(/^v1\./),
+    });
     expect(promoted.metadata.annotations["backup-gate.io/taken-back"]).toBeUndefined();
     // The leader goes away before its nudge is due (the next plan is at its 10 s resync); the
     // standby takes over, reads the same key, and recognises the promotion as the gate's.
@@ -111,8 +124,13 @@ describe("nudges and take-backs on a real API server", () => {
 
     // Another writer copies the whole mark, seal included, onto a backup of its own; the
     // validating webhook is out of the way (deleted, as an admin or a misconfigured tool could).
-    await cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api).deleteValidatingWebhookConfiguration({ name: "backup-gate" }).catch(() => undefined);
-    const mark = Object.fromEntries(Object.entries(promoted.metadata.annotations as Record<string, string>).filter(([k]) => k.startsWith("backup-gate.io/promot")));
+    await cp.kubeConfig
+      .makeApiClient(AdmissionregistrationV1Api)
+      .deleteValidatingWebhookConfiguration({ name: "backup-gate" })
+      .catch(() => undefined);
+    const mark = Object.fromEntries(
+      Object.entries(promoted.metadata.annotations as Record<string, string>).filter(([k]) => k.startsWith("backup-gate.io/promot")),
+    );
     expect(Object.keys(mark).sort()).toEqual(["backup-gate.io/promoted-at", "backup-gate.io/promoted-by", "backup-gate.io/promotion-seal"]);
     await writeReady("copycat", "docs", mark);
     await expectStays("no update of copycat", () => updates.every((u) => u.name !== "copycat"), WINDOW_MS);

@@ -49,7 +49,10 @@ describe("PolicySource on a real API server", () => {
     logFile = join(cp.dir, "policy.log");
     const log = pino({ level: "debug" }, destination({ dest: logFile, sync: true }));
     source = createPolicySource(cp.kubeConfig, {
-      namespace: ns, metrics, log, recorder: createEventRecorder(cp.kubeConfig, { log }),
+      namespace: ns,
+      metrics,
+      log,
+      recorder: createEventRecorder(cp.kubeConfig, { log }),
       backoff: { initialMs: 100, maxMs: 1_000 },
     });
     source.onChange((p) => seen.push(p));
@@ -66,7 +69,9 @@ describe("PolicySource on a real API server", () => {
     expect(source.valid()).toBe(false);
     expect(await metric(metrics, "policyValid")).toBe(0);
     expect(await metric(metrics, "policyReloads", "missing")).toBe(1);
-    expect(readFileSync(logFile, "utf8")).toContain(`policy ConfigMap ${ns}/${NAME} not found; running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`);
+    expect(readFileSync(logFile, "utf8")).toContain(
+      `policy ConfigMap ${ns}/${NAME} not found; running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`,
+    );
     const ev = await waitFor("PolicyMissing event", async () => (await events("PolicyMissing"))[0]);
     expect(ev).toMatchObject({ type: "Warning", involvedObject: { kind: "ConfigMap", namespace: ns, name: NAME } });
   });
@@ -97,14 +102,18 @@ describe("PolicySource on a real API server", () => {
     expect(await metric(metrics, "policyReloads", "invalid")).toBe(1);
     const ev = await waitFor("InvalidPolicy event", async () => (await events("InvalidPolicy"))[0]);
     expect(ev).toMatchObject({
-      type: "Warning", reason: "InvalidPolicy", count: 1,
+      type: "Warning",
+      reason: "InvalidPolicy",
+      count: 1,
       involvedObject: { kind: "ConfigMap", namespace: ns, name: NAME },
       source: { component: "backup-gate" },
     });
     expect(ev.involvedObject.uid).toBeTruthy();
     expect(ev.message).toContain("maxConcurrentBackups");
     expect(ev.message).toContain("last good policy");
-    const logLine = readFileSync(logFile, "utf8").split("\n").find((l) => l.includes("\"field\":\"maxConcurrentBackups\""));
+    const logLine = readFileSync(logFile, "utf8")
+      .split("\n")
+      .find((l) => l.includes('"field":"maxConcurrentBackups"'));
     expect(logLine).toBeDefined();
   });
 
@@ -135,10 +144,11 @@ describe("PolicySource on a real API server", () => {
     await setPolicy("serialWorkloads: Sometimes\n");
     await waitFor("refused", () => !source.valid());
     // The same content again (a no-op edit of another key still changes the resourceVersion).
-    await c.core.patchNamespacedConfigMap({ name: NAME, namespace: ns, body: { data: { unrelated: "1" } } },
-      setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
-    const ev = await waitFor("count 2", async () =>
-      (await events("InvalidPolicy")).find((e) => e.message?.includes("serialWorkloads") && e.count === 2));
+    await c.core.patchNamespacedConfigMap(
+      { name: NAME, namespace: ns, body: { data: { unrelated: "1" } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    const ev = await waitFor("count 2", async () => (await events("InvalidPolicy")).find((e) => e.message?.includes("serialWorkloads") && e.count === 2));
     expect(ev.message).toContain("serialWorkloads");
     expect((await events("InvalidPolicy")).filter((e) => e.message?.includes("serialWorkloads"))).toHaveLength(1);
   });

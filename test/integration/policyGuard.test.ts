@@ -31,12 +31,20 @@ describe("the guard holds through policy edits and hostile clients (serve on a r
   let c: Clients;
   let gate: GateProcess;
 
-  const { create, phaseOf, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
+  const { create, phaseOf, waitPhase, setPhase } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
   const app = (label: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: label } } } });
   /** Another writer (a script, Velero's own queue) moving a backup to ReadyToStart: the error it gets, if any. */
   const promoteAsAnotherWriter = (name: string) =>
-    setPhase(name, "ReadyToStart").then(() => undefined, (e: unknown) => e);
-  const setPolicy = (text: string) => c.core.replaceNamespacedConfigMap({ name: CM, namespace: GATE_NS, body: { metadata: { name: CM, namespace: GATE_NS }, data: { "policy.yaml": text } } });
+    setPhase(name, "ReadyToStart").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  const setPolicy = (text: string) =>
+    c.core.replaceNamespacedConfigMap({ name: CM, namespace: GATE_NS, body: { metadata: { name: CM, namespace: GATE_NS }, data: { "policy.yaml": text } } });
   const metrics = async () => (await gate.get("/metrics")).body;
   const counter = async (re: RegExp) => Number(re.exec(await metrics())?.[1] ?? 0);
   const events = async (reason: string) =>
@@ -128,14 +136,29 @@ describe("the guard holds through policy edits and hostile clients (serve on a r
     const closed = new Promise<{ text: string; stillTrickling: boolean }>((resolve, reject) => {
       const s = tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
         s.write("POST /validate-backups HTTP/1.1\r\nHost: backup-gate\r\n");
-        trickle = setInterval(() => { s.write("X"); sent++; }, 500);
+        trickle = setInterval(() => {
+          s.write("X");
+          sent++;
+        }, 500);
       });
       let text = "";
-      s.on("data", (d: Buffer) => { text += d.toString(); });
-      s.on("close", () => { const stillTrickling = trickle !== undefined; clearInterval(trickle); resolve({ text, stillTrickling }); });
-      s.on("error", () => { /* a reset after the 408 closes it too */ });
+      s.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      s.on("close", () => {
+        const stillTrickling = trickle !== undefined;
+        clearInterval(trickle);
+        resolve({ text, stillTrickling });
+      });
+      s.on("error", () => {
+        /* a reset after the 408 closes it too */
+      });
       // Far above the documented 10 s, far below what Node's defaults allowed (60 s + 30 s).
-      setTimeout(() => { clearInterval(trickle); s.destroy(); reject(new Error(`the gate still held the trickling connection after 40 s (${sent} bytes)`)); }, 40_000).unref();
+      setTimeout(() => {
+        clearInterval(trickle);
+        s.destroy();
+        reject(new Error(`the gate still held the trickling connection after 40 s (${sent} bytes)`));
+      }, 40_000).unref();
     });
     const meanwhile = await create("web-3", { includedNamespaces: ["web"] });
     expect(meanwhile.status).toBe(201);
@@ -148,13 +171,12 @@ describe("the guard holds through policy edits and hostile clients (serve on a r
 
   it("a Backup naming 200,000 namespaces is refused with the documented message, and one created alongside it is admitted", async () => {
     const names = Array.from({ length: 200_000 }, (_, i) => `n${i.toString(36)}`);
-    const [big, small] = await Promise.all([
-      create("everything", { includedNamespaces: names }),
-      create("web-4", { includedNamespaces: ["web"] }),
-    ]);
+    const [big, small] = await Promise.all([create("everything", { includedNamespaces: names }), create("web-4", { includedNamespaces: ["web"] })]);
     expect(small.status).toBe(201);
     expect(big.status).toBe(422);
-    expect(big.body.message).toContain("spec.includedNamespaces holds 200000 entries (200000 in all the spec's lists); backup-gate judges Backups whose spec lists hold at most 10000 entries");
+    expect(big.body.message).toContain(
+      "spec.includedNamespaces holds 200000 entries (200000 in all the spec's lists); backup-gate judges Backups whose spec lists hold at most 10000 entries",
+    );
     await waitPhase("web-4", "ReadyToStart");
     await setPhase("web-4", "Completed");
   }, 120_000);
@@ -164,7 +186,11 @@ describe("a fresh install without the policy ConfigMap (serve on a real API serv
   let cp: ControlPlane;
   let c: Clients;
   let gate: GateProcess;
-  const { create, phaseOf } = backupsIn(() => cp, () => c, VELERO);
+  const { create, phaseOf } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "policy-fresh" });
@@ -183,10 +209,14 @@ describe("a fresh install without the policy ConfigMap (serve on a real API serv
   it("is Ready, runs the fallback policy (Namespace level, one backup at a time) and says so, until the ConfigMap is created", async () => {
     const metrics = async () => (await gate.get("/metrics")).body;
     expect(await metrics()).toMatch(/^backup_gate_policy_valid 0$/m);
-    const ev = await waitFor("a PolicyMissing Event", async () =>
-      (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=PolicyMissing` })).items[0]);
+    const ev = await waitFor(
+      "a PolicyMissing Event",
+      async () => (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=PolicyMissing` })).items[0],
+    );
     expect(ev.type).toBe("Warning");
-    expect(ev.message).toBe(`ConfigMap ${GATE_NS}/${CM} not found: running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`);
+    expect(ev.message).toBe(
+      `ConfigMap ${GATE_NS}/${CM} not found: running with the fallback policy (conflictLevel Namespace, maxConcurrentBackups 1) until it exists`,
+    );
     expect(readFileSync(gate.process.logFile, "utf8")).toContain(`policy ConfigMap ${GATE_NS}/${CM} not found; running with the fallback policy`);
 
     const first = await create("web-1", { includedNamespaces: ["web"] });
@@ -197,19 +227,28 @@ describe("a fresh install without the policy ConfigMap (serve on a real API serv
     await waitFor("shop-1 to be Queued", async () => (await phaseOf("shop-1")) === "Queued");
     await expectStays("shop-1 to wait for the one slot", async () => (await phaseOf("shop-1")) === "Queued", 3_000);
 
-    await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: CM }, data: { "policy.yaml": "conflictLevel: ItemBlock\nmaxConcurrentBackups: 4\n" } } });
+    await c.core.createNamespacedConfigMap({
+      namespace: GATE_NS,
+      body: { metadata: { name: CM }, data: { "policy.yaml": "conflictLevel: ItemBlock\nmaxConcurrentBackups: 4\n" } },
+    });
     await waitFor("shop-1 to start once the policy allows 4", async () => (await phaseOf("shop-1")) === "ReadyToStart");
     expect(await metrics()).toMatch(/^backup_gate_policy_valid 1$/m);
   }, 120_000);
 
   it("restarted with a veleroNamespace that does not exist, it says it guards nothing (Warning Event VeleroNamespaceMissing, log line)", async () => {
-    await c.core.replaceNamespacedConfigMap({ name: CM, namespace: GATE_NS, body: { metadata: { name: CM, namespace: GATE_NS }, data: { "policy.yaml": "veleroNamespace: veleroo\n" } } });
+    await c.core.replaceNamespacedConfigMap({
+      name: CM,
+      namespace: GATE_NS,
+      body: { metadata: { name: CM, namespace: GATE_NS }, data: { "policy.yaml": "veleroNamespace: veleroo\n" } },
+    });
     await gate.stop();
     gate = await startGate(cp, { identity: "fresh-restarted", register: true });
-    const ev = await waitFor("a VeleroNamespaceMissing Event", async () =>
-      (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=VeleroNamespaceMissing` })).items[0]);
+    const ev = await waitFor(
+      "a VeleroNamespaceMissing Event",
+      async () => (await c.core.listNamespacedEvent({ namespace: GATE_NS, fieldSelector: `involvedObject.name=${CM},reason=VeleroNamespaceMissing` })).items[0],
+    );
     expect(ev.type).toBe("Warning");
     expect(ev.message).toMatch(/^veleroNamespace "veleroo" does not exist: backup-gate guards and plans no Backups until it does/);
-    expect(readFileSync(gate.process.logFile, "utf8")).toContain("veleroNamespace \\\"veleroo\\\" does not exist");
+    expect(readFileSync(gate.process.logFile, "utf8")).toContain('veleroNamespace \\"veleroo\\" does not exist');
   }, 120_000);
 });

@@ -18,7 +18,10 @@ import { expectStays } from "../support/wait.js";
 const PROBE_SLEEP = "2s";
 
 function itemsOf(probeDir: string, backup: string): string[] {
-  return readProbeRecords(probeDir).filter((r) => r.backup === backup).map((r) => `${r.kind} ${r.namespace}/${r.name}`).sort();
+  return readProbeRecords(probeDir)
+    .filter((r) => r.backup === backup)
+    .map((r) => `${r.kind} ${r.namespace}/${r.name}`)
+    .sort();
 }
 
 // Longer than every wait inside (backup waits are 180 s), so a stuck wait reports its own message.
@@ -39,31 +42,38 @@ describe("positive control: Velero queue disabled, concurrent-backups 2", () => 
     await cp?.stop();
   });
 
-  it("two same-namespace backups forced to ReadyToStart overlap, and the checker says so", async () => {
-    const ns = uniqueName("shop");
-    await createNamespace(c, ns);
-    await createWorkload(c, ns);
-    const [a, b] = [uniqueName("force-a"), uniqueName("force-b")];
-    const idle = uniqueName("idle");
-    await createBackup(c, velero.namespace, idle, { includedNamespaces: [ns] });
-    await createReadyToStart(cp, velero, [a, b], { includedNamespaces: [ns] });
-    // Facts the design rests on: with the queue disabled nothing moves a New
-    // backup, and Velero's backup controller ignores create events.
-    await expectStays("the queue-less backup to stay New and the created-ReadyToStart ones to stay put", async () => {
-      const phases = await Promise.all([idle, a, b].map(async (n) => (await getBackup(c, velero.namespace, n)).status?.phase));
-      return phases[0] === undefined && phases[1] === "ReadyToStart" && phases[2] === "ReadyToStart" &&
-        readProbeRecords(velero.probeDir).length === 0;
-    }, 5_000);
-    await kickBackups(cp, velero, [a, b]);
-    const [da, db] = await Promise.all([waitForBackupDone(velero, cp, a), waitForBackupDone(velero, cp, b)]);
-    expect([da.status?.phase, db.status?.phase]).toEqual(["Completed", "Completed"]);
-    expect(itemsOf(velero.probeDir, a)).toHaveLength(3);
-    expect(itemsOf(velero.probeDir, b)).toEqual(itemsOf(velero.probeDir, a));
+  it(
+    "two same-namespace backups forced to ReadyToStart overlap, and the checker says so",
+    async () => {
+      const ns = uniqueName("shop");
+      await createNamespace(c, ns);
+      await createWorkload(c, ns);
+      const [a, b] = [uniqueName("force-a"), uniqueName("force-b")];
+      const idle = uniqueName("idle");
+      await createBackup(c, velero.namespace, idle, { includedNamespaces: [ns] });
+      await createReadyToStart(cp, velero, [a, b], { includedNamespaces: [ns] });
+      // Facts the design rests on: with the queue disabled nothing moves a New
+      // backup, and Velero's backup controller ignores create events.
+      await expectStays(
+        "the queue-less backup to stay New and the created-ReadyToStart ones to stay put",
+        async () => {
+          const phases = await Promise.all([idle, a, b].map(async (n) => (await getBackup(c, velero.namespace, n)).status?.phase));
+          return phases[0] === undefined && phases[1] === "ReadyToStart" && phases[2] === "ReadyToStart" && readProbeRecords(velero.probeDir).length === 0;
+        },
+        5_000,
+      );
+      await kickBackups(cp, velero, [a, b]);
+      const [da, db] = await Promise.all([waitForBackupDone(velero, cp, a), waitForBackupDone(velero, cp, b)]);
+      expect([da.status?.phase, db.status?.phase]).toEqual(["Completed", "Completed"]);
+      expect(itemsOf(velero.probeDir, a)).toHaveLength(3);
+      expect(itemsOf(velero.probeDir, b)).toEqual(itemsOf(velero.probeDir, a));
 
-    const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
-    expect(overlaps.length, describeOverlaps(overlaps)).toBeGreaterThan(0);
-    for (const o of overlaps) expect(new Set([o.a.backup, o.b.backup])).toEqual(new Set([a, b]));
-  }, TEST_TIMEOUT_MS);
+      const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
+      expect(overlaps.length, describeOverlaps(overlaps)).toBeGreaterThan(0);
+      for (const o of overlaps) expect(new Set([o.a.backup, o.b.backup])).toEqual(new Set([a, b]));
+    },
+    TEST_TIMEOUT_MS,
+  );
 });
 
 describe("negative control: Velero's built-in queue, concurrent-backups 2", () => {
@@ -81,19 +91,23 @@ describe("negative control: Velero's built-in queue, concurrent-backups 2", () =
     await cp?.stop();
   });
 
-  it("the same two backups are serialized by Velero's queue: no overlap", async () => {
-    const ns = uniqueName("shop");
-    await createNamespace(c, ns);
-    await createWorkload(c, ns);
-    const [a, b] = [uniqueName("queued-a"), uniqueName("queued-b")];
-    await createBackup(c, velero.namespace, a, { includedNamespaces: [ns] });
-    await createBackup(c, velero.namespace, b, { includedNamespaces: [ns] });
-    const [da, db] = await Promise.all([waitForBackupDone(velero, cp, a), waitForBackupDone(velero, cp, b)]);
-    expect([da.status?.phase, db.status?.phase]).toEqual(["Completed", "Completed"]);
-    expect(itemsOf(velero.probeDir, a)).toHaveLength(3);
-    expect(itemsOf(velero.probeDir, b)).toEqual(itemsOf(velero.probeDir, a));
+  it(
+    "the same two backups are serialized by Velero's queue: no overlap",
+    async () => {
+      const ns = uniqueName("shop");
+      await createNamespace(c, ns);
+      await createWorkload(c, ns);
+      const [a, b] = [uniqueName("queued-a"), uniqueName("queued-b")];
+      await createBackup(c, velero.namespace, a, { includedNamespaces: [ns] });
+      await createBackup(c, velero.namespace, b, { includedNamespaces: [ns] });
+      const [da, db] = await Promise.all([waitForBackupDone(velero, cp, a), waitForBackupDone(velero, cp, b)]);
+      expect([da.status?.phase, db.status?.phase]).toEqual(["Completed", "Completed"]);
+      expect(itemsOf(velero.probeDir, a)).toHaveLength(3);
+      expect(itemsOf(velero.probeDir, b)).toEqual(itemsOf(velero.probeDir, a));
 
-    const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
-    expect(overlaps, describeOverlaps(overlaps)).toEqual([]);
-  }, TEST_TIMEOUT_MS);
+      const overlaps = findOverlaps(readProbeRecords(velero.probeDir));
+      expect(overlaps, describeOverlaps(overlaps)).toEqual([]);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

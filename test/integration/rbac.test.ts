@@ -27,8 +27,23 @@ import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
 import { backupBody, clients, createBackup, createNamespace, createPod, createWorkload, getBackup, updateVelero, type Clients } from "../support/objects.js";
 import { makeSuiteDir, tailFile } from "../support/proc.js";
 import {
-  PROBE_USER_AGENT, auditApiserverArgs, callOf, createAll, describePermission, grantAllows, grantsFor, permissions, rawRequest,
-  readAuditLog, readManifests, serviceAccountKubeconfig, serviceAccountUser, usesPermission, type ApiCall, type AuditEvent, type Grant,
+  PROBE_USER_AGENT,
+  auditApiserverArgs,
+  callOf,
+  createAll,
+  describePermission,
+  grantAllows,
+  grantsFor,
+  permissions,
+  rawRequest,
+  readAuditLog,
+  readManifests,
+  serviceAccountKubeconfig,
+  serviceAccountUser,
+  usesPermission,
+  type ApiCall,
+  type AuditEvent,
+  type Grant,
 } from "../support/rbac.js";
 import { repoRoot } from "../support/tools.js";
 import { splitPemBundle } from "../../src/tls/certs.js";
@@ -50,14 +65,19 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
   let grants: Grant[];
   let manifestPolicy: string;
 
-  const { create, waitPhase, setPhase } = backupsIn(() => cp, () => c, VELERO);
+  const { create, waitPhase, setPhase } = backupsIn(
+    () => cp,
+    () => c,
+    VELERO,
+  );
   const app = (label: string) => ({ includedNamespaces: ["shop"], spec: { labelSelector: { matchLabels: { app: label } } } });
-  const setPolicy = (text: string) => c.core.patchNamespacedConfigMap(
-    { name: POLICY_CM, namespace: GATE_NS, body: [{ op: "replace", path: "/data/policy.yaml", value: text }] });
+  const setPolicy = (text: string) =>
+    c.core.patchNamespacedConfigMap({ name: POLICY_CM, namespace: GATE_NS, body: [{ op: "replace", path: "/data/policy.yaml", value: text }] });
   const metric = async (line: RegExp) => line.test((await gate.get("/metrics")).body);
   const eventsOn = async (namespace: string, kind: string, name: string) =>
-    (await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` })).items
-      .filter((e) => e.source?.component === "backup-gate");
+    (await c.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=${kind},involvedObject.name=${name}` })).items.filter(
+      (e) => e.source?.component === "backup-gate",
+    );
 
   beforeAll(async () => {
     const dir = makeSuiteDir("rbac");
@@ -78,10 +98,11 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     sa = await serviceAccountKubeconfig(cp.kubeConfig, GATE_NS, "backup-gate", join(dir, "backup-gate.kubeconfig"));
     // Same control plane, the ServiceAccount's kubeconfig: startGate reads only these two fields.
     const asServiceAccount = { ...cp, kubeconfigPath: join(dir, "backup-gate.kubeconfig") };
-    const start = (identity: string) => startGate(asServiceAccount, { identity }).catch((e: unknown) => {
-      // A refused call at start-up (e.g. the caBundle write, retried for a minute) shows in the gate's log, not in readiness.
-      throw new Error(`${(e as Error).message}\n${tailFile(join(dir, `gate-${identity}.log`), 8)}`);
-    });
+    const start = (identity: string) =>
+      startGate(asServiceAccount, { identity }).catch((e: unknown) => {
+        // A refused call at start-up (e.g. the caBundle write, retried for a minute) shows in the gate's log, not in readiness.
+        throw new Error(`${(e as Error).message}\n${tailFile(join(dir, `gate-${identity}.log`), 8)}`);
+      });
     gate = await start("gate-sa");
     await pointWebhooksAt(cp.kubeConfig, "backup-gate", gate.url);
     // A second replica, as the Deployment runs: it stands by and merges its own CA into the caBundle.
@@ -101,7 +122,10 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     expect(await metric(/^backup_gate_view_synced 1$/m)).toBe(true);
     expect(await metric(/^backup_gate_policy_valid 1$/m)).toBe(true);
     const admission = cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
-    const configs = [await admission.readMutatingWebhookConfiguration({ name: "backup-gate" }), await admission.readValidatingWebhookConfiguration({ name: "backup-gate" })];
+    const configs = [
+      await admission.readMutatingWebhookConfiguration({ name: "backup-gate" }),
+      await admission.readValidatingWebhookConfiguration({ name: "backup-gate" }),
+    ];
     for (const w of configs.flatMap((cfg) => cfg.webhooks ?? [])) {
       expect(splitPemBundle(Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString()), w.name).toHaveLength(2);
     }
@@ -128,8 +152,12 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
 
     // A Queued backup knocked back to New (say, re-applied by a GitOps tool) is queued again
     // with the same message: the gate bumps the count of its Event instead of writing a new one.
-    await updateVelero(c, "backups", VELERO, "cart-2", (o) => { o.status = { ...o.status, phase: "New" }; });
-    await waitFor("cart-2's Queued Event to count 2", async () => (await eventsOn(VELERO, "Backup", "cart-2")).some((e) => e.reason === "Queued" && e.count === 2));
+    await updateVelero(c, "backups", VELERO, "cart-2", (o) => {
+      o.status = { ...o.status, phase: "New" };
+    });
+    await waitFor("cart-2's Queued Event to count 2", async () =>
+      (await eventsOn(VELERO, "Backup", "cart-2")).some((e) => e.reason === "Queued" && e.count === 2),
+    );
 
     await setPhase("cart-1", "Completed");
     await waitPhase("cart-2", "ReadyToStart");
@@ -159,7 +187,9 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     await setPolicy(manifestPolicy);
     await waitFor("a PolicyApplied Event", async () => (await eventsOn(GATE_NS, "ConfigMap", POLICY_CM)).some((e) => e.reason === "PolicyApplied"));
     await setPolicy(invalid);
-    await waitFor("the InvalidPolicy Event to count 2", async () => (await eventsOn(GATE_NS, "ConfigMap", POLICY_CM)).some((e) => e.reason === "InvalidPolicy" && e.count === 2));
+    await waitFor("the InvalidPolicy Event to count 2", async () =>
+      (await eventsOn(GATE_NS, "ConfigMap", POLICY_CM)).some((e) => e.reason === "InvalidPolicy" && e.count === 2),
+    );
     await setPolicy(manifestPolicy);
     await waitFor("the policy to be valid again", () => metric(/^backup_gate_policy_valid 1$/m));
   });
@@ -183,7 +213,9 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
 
     expect(calls.filter((k) => k.code === 401 || k.code === 403).map(show)).toEqual([]);
     expect(calls.filter((k) => !grants.some((g) => grantAllows(g, k))).map(show)).toEqual([]);
-    const unused = permissions(grants).filter((p) => !calls.some((k) => usesPermission(p, k))).map(describePermission);
+    const unused = permissions(grants)
+      .filter((p) => !calls.some((k) => usesPermission(p, k)))
+      .map(describePermission);
     expect(unused).toEqual([]);
   });
 
@@ -191,11 +223,14 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
     await createBackup(c, "shop", "elsewhere", { includedNamespaces: ["shop"] });
     await c.core.createNamespacedSecret({ namespace: VELERO, body: { metadata: { name: "cloud-credentials" }, stringData: { cloud: "secret" } } });
     await cp.kubeConfig.makeApiClient(AdmissionregistrationV1Api).createValidatingWebhookConfiguration({ body: otherWebhook("someone-else") });
-    await cp.kubeConfig.makeApiClient(CoordinationV1Api).createNamespacedLease({ namespace: GATE_NS, body: { metadata: { name: "other-controller" }, spec: { holderIdentity: "other" } } });
+    await cp.kubeConfig
+      .makeApiClient(CoordinationV1Api)
+      .createNamespacedLease({ namespace: GATE_NS, body: { metadata: { name: "other-controller" }, spec: { holderIdentity: "other" } } });
 
     const attempts = forbiddenAttempts();
     const results = [];
-    for (const a of attempts) results.push({ ...a, ...(await rawRequest(sa, a.method, a.path, a.body, a.method === "PATCH" ? "application/merge-patch+json" : "application/json")) });
+    for (const a of attempts)
+      results.push({ ...a, ...(await rawRequest(sa, a.method, a.path, a.body, a.method === "PATCH" ? "application/merge-patch+json" : "application/json")) });
     console.log(`attempts with the ServiceAccount's token:\n${results.map((r) => `${r.status}  ${r.what}  (${r.method} ${r.path})`).join("\n")}`);
     expect(results.filter((r) => r.status !== 403).map((r) => `${r.what}: ${r.status} ${r.body.slice(0, 200)}`)).toEqual([]);
 
@@ -207,12 +242,20 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
       const e = byId.get(r.auditId);
       expect(e && [e.user.username, e.responseStatus?.code], r.what).toEqual([SA, 403]);
       const k = callOf(e!)!;
-      expect(grants.filter((g) => grantAllows(g, k)).map((g) => g.from), r.what).toEqual([]);
+      expect(
+        grants.filter((g) => grantAllows(g, k)).map((g) => g.from),
+        r.what,
+      ).toEqual([]);
       const [resource, subresource] = k.resource.split("/");
-      const review = await authz.createSubjectAccessReview({ body: { spec: {
-        user: SA, groups: ["system:serviceaccounts", `system:serviceaccounts:${GATE_NS}`, "system:authenticated"],
-        resourceAttributes: { verb: k.verb, group: k.apiGroup, resource, subresource, namespace: k.namespace, name: k.name },
-      } } });
+      const review = await authz.createSubjectAccessReview({
+        body: {
+          spec: {
+            user: SA,
+            groups: ["system:serviceaccounts", `system:serviceaccounts:${GATE_NS}`, "system:authenticated"],
+            resourceAttributes: { verb: k.verb, group: k.apiGroup, resource, subresource, namespace: k.namespace, name: k.name },
+          },
+        },
+      });
       expect(review.status?.allowed, r.what).toBe(false);
     }
   });
@@ -248,16 +291,28 @@ async function pointWebhooksAt(admin: KubeConfig, name: string, url: string): Pr
 
 function otherWebhook(name: string) {
   return {
-    apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingWebhookConfiguration", metadata: { name },
-    webhooks: [{
-      name: `validate.${name}.example.com`, sideEffects: "None", admissionReviewVersions: ["v1"], failurePolicy: "Ignore",
-      clientConfig: { url: "https://127.0.0.1:9/validate" },
-      rules: [{ apiGroups: ["example.com"], apiVersions: ["v1"], resources: ["widgets"], operations: ["CREATE"] }],
-    }],
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "ValidatingWebhookConfiguration",
+    metadata: { name },
+    webhooks: [
+      {
+        name: `validate.${name}.example.com`,
+        sideEffects: "None",
+        admissionReviewVersions: ["v1"],
+        failurePolicy: "Ignore",
+        clientConfig: { url: "https://127.0.0.1:9/validate" },
+        rules: [{ apiGroups: ["example.com"], apiVersions: ["v1"], resources: ["widgets"], operations: ["CREATE"] }],
+      },
+    ],
   };
 }
 
-interface Attempt { what: string; method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"; path: string; body?: unknown }
+interface Attempt {
+  what: string;
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  path: string;
+  body?: unknown;
+}
 
 /** Everything the gate must not be able to do. Each target exists, so only authorization can refuse. */
 function forbiddenAttempts(): Attempt[] {
@@ -287,28 +342,86 @@ function forbiddenAttempts(): Attempt[] {
     { what: "get another Secret in its own namespace (only the promotion key)", method: "GET", path: `${core}/namespaces/${GATE_NS}/secrets/other` },
     { what: "patch its promotion key", method: "PATCH", path: `${core}/namespaces/${GATE_NS}/secrets/backup-gate-promotion-key`, body: label },
     { what: "delete its promotion key", method: "DELETE", path: `${core}/namespaces/${GATE_NS}/secrets/backup-gate-promotion-key` },
-    { what: "create a Secret in Velero's namespace", method: "POST", path: `${core}/namespaces/${VELERO}/secrets`, body: { metadata: { name: "probe" }, stringData: { k: "v" } } },
+    {
+      what: "create a Secret in Velero's namespace",
+      method: "POST",
+      path: `${core}/namespaces/${VELERO}/secrets`,
+      body: { metadata: { name: "probe" }, stringData: { k: "v" } },
+    },
     { what: "patch another ValidatingWebhookConfiguration", method: "PATCH", path: `${adm}/validatingwebhookconfigurations/someone-else`, body: label },
     { what: "delete its own ValidatingWebhookConfiguration", method: "DELETE", path: `${adm}/validatingwebhookconfigurations/backup-gate` },
     { what: "create a ValidatingWebhookConfiguration", method: "POST", path: `${adm}/validatingwebhookconfigurations`, body: otherWebhook("probe") },
-    { what: "create a MutatingWebhookConfiguration", method: "POST", path: `${adm}/mutatingwebhookconfigurations`, body: { ...otherWebhook("probe"), kind: "MutatingWebhookConfiguration" } },
+    {
+      what: "create a MutatingWebhookConfiguration",
+      method: "POST",
+      path: `${adm}/mutatingwebhookconfigurations`,
+      body: { ...otherWebhook("probe"), kind: "MutatingWebhookConfiguration" },
+    },
     { what: "patch a Pod", method: "PATCH", path: `${core}/namespaces/shop/pods/cart-0`, body: label },
     { what: "patch a PersistentVolumeClaim", method: "PATCH", path: `${core}/namespaces/shop/persistentvolumeclaims/data-cart-0`, body: label },
     { what: "patch a PersistentVolume", method: "PATCH", path: `${core}/persistentvolumes/pv-shop-cart`, body: label },
-    { what: "create a Pod in Velero's namespace", method: "POST", path: `${core}/namespaces/${VELERO}/pods`, body: { metadata: { name: "probe" }, spec: { containers: [{ name: "c", image: "x" }] } } },
+    {
+      what: "create a Pod in Velero's namespace",
+      method: "POST",
+      path: `${core}/namespaces/${VELERO}/pods`,
+      body: { metadata: { name: "probe" }, spec: { containers: [{ name: "c", image: "x" }] } },
+    },
     { what: "get another Lease in its namespace", method: "GET", path: `${leases}/${GATE_NS}/leases/other-controller` },
-    { what: "update another Lease in its namespace", method: "PUT", path: `${leases}/${GATE_NS}/leases/other-controller`, body: { metadata: { name: "other-controller" }, spec: { holderIdentity: "gate" } } },
+    {
+      what: "update another Lease in its namespace",
+      method: "PUT",
+      path: `${leases}/${GATE_NS}/leases/other-controller`,
+      body: { metadata: { name: "other-controller" }, spec: { holderIdentity: "gate" } },
+    },
     { what: "delete its own Lease", method: "DELETE", path: `${leases}/${GATE_NS}/leases/backup-gate` },
     { what: "create a Lease in kube-system", method: "POST", path: `${leases}/kube-system/leases`, body: { metadata: { name: "probe" }, spec: {} } },
     { what: "list every ConfigMap in its own namespace (not just the policy)", method: "GET", path: `${core}/namespaces/${GATE_NS}/configmaps` },
     { what: "get its policy ConfigMap by name (it lists and watches it only)", method: "GET", path: `${core}/namespaces/${GATE_NS}/configmaps/${POLICY_CM}` },
-    { what: "patch its policy ConfigMap", method: "PATCH", path: `${core}/namespaces/${GATE_NS}/configmaps/${POLICY_CM}`, body: { data: { "policy.yaml": "maxConcurrentBackups: 100\n" } } },
-    { what: "create a ConfigMap in Velero's namespace", method: "POST", path: `${core}/namespaces/${VELERO}/configmaps`, body: { metadata: { name: "probe" } } },
+    {
+      what: "patch its policy ConfigMap",
+      method: "PATCH",
+      path: `${core}/namespaces/${GATE_NS}/configmaps/${POLICY_CM}`,
+      body: { data: { "policy.yaml": "maxConcurrentBackups: 100\n" } },
+    },
+    {
+      what: "create a ConfigMap in Velero's namespace",
+      method: "POST",
+      path: `${core}/namespaces/${VELERO}/configmaps`,
+      body: { metadata: { name: "probe" } },
+    },
     { what: "patch a Namespace", method: "PATCH", path: `${core}/namespaces/${VELERO}`, body: label },
-    { what: "create an Event in a namespace it does not work in", method: "POST", path: `${core}/namespaces/kube-system/events`, body: { metadata: { name: "probe" }, involvedObject: { kind: "Pod", name: "x" } } },
-    { what: "create a ClusterRoleBinding", method: "POST", path: `${rbac}/clusterrolebindings`, body: { metadata: { name: "probe" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" }, subjects: [{ kind: "ServiceAccount", name: "backup-gate", namespace: GATE_NS }] } },
-    { what: "widen its own ClusterRole", method: "PATCH", path: `${rbac}/clusterroles/backup-gate`, body: { rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] } },
-    { what: "create a RoleBinding in Velero's namespace", method: "POST", path: `${rbac}/namespaces/${VELERO}/rolebindings`, body: { metadata: { name: "probe" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" }, subjects: [{ kind: "ServiceAccount", name: "backup-gate", namespace: GATE_NS }] } },
+    {
+      what: "create an Event in a namespace it does not work in",
+      method: "POST",
+      path: `${core}/namespaces/kube-system/events`,
+      body: { metadata: { name: "probe" }, involvedObject: { kind: "Pod", name: "x" } },
+    },
+    {
+      what: "create a ClusterRoleBinding",
+      method: "POST",
+      path: `${rbac}/clusterrolebindings`,
+      body: {
+        metadata: { name: "probe" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
+        subjects: [{ kind: "ServiceAccount", name: "backup-gate", namespace: GATE_NS }],
+      },
+    },
+    {
+      what: "widen its own ClusterRole",
+      method: "PATCH",
+      path: `${rbac}/clusterroles/backup-gate`,
+      body: { rules: [{ apiGroups: ["*"], resources: ["*"], verbs: ["*"] }] },
+    },
+    {
+      what: "create a RoleBinding in Velero's namespace",
+      method: "POST",
+      path: `${rbac}/namespaces/${VELERO}/rolebindings`,
+      body: {
+        metadata: { name: "probe" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "admin" },
+        subjects: [{ kind: "ServiceAccount", name: "backup-gate", namespace: GATE_NS }],
+      },
+    },
     { what: "mint a token for itself", method: "POST", path: `${core}/namespaces/${GATE_NS}/serviceaccounts/backup-gate/token`, body: { spec: {} } },
   ];
 }
@@ -334,9 +447,19 @@ function callTable(calls: readonly ApiCall[], grants: readonly Grant[]): string 
     row.codes.add(k.code);
     rows.set(key, row);
   }
-  const table = [["verb", "resource", "namespace", "count", "codes"], ...[...rows.values()]
-    .sort((a, b) => a.cols[1]!.localeCompare(b.cols[1]!) || a.cols[2]!.localeCompare(b.cols[2]!) || a.cols[0]!.localeCompare(b.cols[0]!))
-    .map((r) => [...r.cols, String(r.count), [...r.codes].sort().join(",")])];
+  const table = [
+    ["verb", "resource", "namespace", "count", "codes"],
+    ...[...rows.values()]
+      .sort((a, b) => a.cols[1]!.localeCompare(b.cols[1]!) || a.cols[2]!.localeCompare(b.cols[2]!) || a.cols[0]!.localeCompare(b.cols[0]!))
+      .map((r) => [...r.cols, String(r.count), [...r.codes].sort().join(",")]),
+  ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
-  return table.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return table
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }

@@ -20,9 +20,7 @@ function sectionCommands(heading: string): string[] {
   const start = readme.indexOf(`\n## ${heading}\n`);
   const end = readme.indexOf("\n## ", start + 1);
   const section = readme.slice(start, end);
-  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)]
-    .flatMap((m) => (m[1] as string).replace(/\\\n\s*/g, "").split("\n"))
-    .filter((l) => l.trim() !== "");
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => (m[1] as string).replace(/\\\n\s*/g, "").split("\n")).filter((l) => l.trim() !== "");
 }
 
 describe("README recipe: plain Velero 1.18", () => {
@@ -35,21 +33,40 @@ describe("README recipe: plain Velero 1.18", () => {
   };
   // kubectl is the one tools/build.sh builds from Kubernetes' module, first on PATH; jq is Debian's.
   const PATH = `${dirname(toolPath("kubectl"))}:${process.env.PATH ?? "/usr/bin:/bin"}`;
-  const sh = async (script: string) => (await run("bash", ["-euo", "pipefail", "-c", script], { env: { ...process.env, PATH, KUBECONFIG: cp.kubeconfigPath } })).stdout;
+  const sh = async (script: string) =>
+    (await run("bash", ["-euo", "pipefail", "-c", script], { env: { ...process.env, PATH, KUBECONFIG: cp.kubeconfigPath } })).stdout;
   const veleroArgs = async () => JSON.parse(await sh("kubectl -n velero get deploy velero -o jsonpath='{.spec.template.spec.containers[0].args}'")) as string[];
 
   beforeAll(async () => {
     cp = await startControlPlane({ name: "recipes" });
     // What `velero install ... --concurrent-backups 4` creates, from the real binary.
     const { stdout } = await run(toolPath("velero"), [
-      "install", "--dry-run", "-o", "yaml", "--kubeconfig", cp.kubeconfigPath, "--provider", "aws", "--plugins", "velero/velero-plugin-for-aws:v1.14.3",
-      "--bucket", "backups", "--no-secret", "--use-volume-snapshots=false", "--backup-location-config", "region=us-east-1", "--concurrent-backups", "4",
+      "install",
+      "--dry-run",
+      "-o",
+      "yaml",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--provider",
+      "aws",
+      "--plugins",
+      "velero/velero-plugin-for-aws:v1.14.3",
+      "--bucket",
+      "backups",
+      "--no-secret",
+      "--use-volume-snapshots=false",
+      "--backup-location-config",
+      "region=us-east-1",
+      "--concurrent-backups",
+      "4",
     ]);
     const file = join(cp.dir, "velero-install.yaml");
     writeFileSync(file, stdout);
     await sh(`kubectl apply -f ${file} >/dev/null`);
   }, 300_000);
-  afterAll(async () => { await cp?.stop(); });
+  afterAll(async () => {
+    await cp?.stop();
+  });
 
   it("velero install --concurrent-backups sets the server arg; it has no --disable-controllers of its own", async () => {
     const args = await veleroArgs();
@@ -59,7 +76,7 @@ describe("README recipe: plain Velero 1.18", () => {
   });
 
   it("the install patch adds --disable-controllers=backup-queue, and the check command shows both flags", async () => {
-    for (const cmd of pick("kubectl -n velero patch deployment velero --type json -p '[{\"op\":\"add\"")) await sh(cmd);
+    for (const cmd of pick('kubectl -n velero patch deployment velero --type json -p \'[{"op":"add"')) await sh(cmd);
     expect(await veleroArgs()).toEqual(expect.arrayContaining(["--concurrent-backups=4", "--disable-controllers=backup-queue"]));
     const [check] = pick("kubectl -n velero get deploy velero -o jsonpath=");
     const shown = await sh(check as string);

@@ -27,37 +27,41 @@ describe("velero smoke", () => {
     await cp?.stop();
   });
 
-  it("the BackupStorageLocation becomes Available", async () => {
-    const bsl = await getVelero(c, "backupstoragelocations", velero.namespace, "default");
-    expect(bsl.status?.phase).toBe("Available");
-  }, TEST_TIMEOUT_MS);
+  it(
+    "the BackupStorageLocation becomes Available",
+    async () => {
+      const bsl = await getVelero(c, "backupstoragelocations", velero.namespace, "default");
+      expect(bsl.status?.phase).toBe("Available");
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it("backs up a namespace with a pod, a PVC and its PV, and the probe records exactly those", async () => {
-    const ns = uniqueName("smoke");
-    await createNamespace(c, ns);
-    const w = await createWorkload(c, ns);
-    const name = uniqueName("smoke");
-    await createBackup(c, velero.namespace, name, { includedNamespaces: [ns] });
-    const done = await waitForBackupDone(velero, cp, name);
-    // Completed with no errors and no warnings (observed on Velero 1.18.3): the
-    // backup has no volume data to move. There is no VolumeSnapshotLocation, the
-    // PV is hostPath, EnableCSI is off (the CSI PVC action is skipped), and the
-    // pod is Pending and not opted into fs-backup (the server runs with
-    // --default-volumes-to-fs-backup=false). So only manifests are written:
-    // the namespace, pod, PVC and PV, 4 items.
-    expect(done.status?.phase, JSON.stringify(done.status)).toBe("Completed");
-    expect(done.status?.errors ?? 0).toBe(0);
-    expect(done.status?.warnings ?? 0).toBe(0);
-    expect(done.status?.progress).toEqual({ itemsBackedUp: 4, totalItems: 4 });
+  it(
+    "backs up a namespace with a pod, a PVC and its PV, and the probe records exactly those",
+    async () => {
+      const ns = uniqueName("smoke");
+      await createNamespace(c, ns);
+      const w = await createWorkload(c, ns);
+      const name = uniqueName("smoke");
+      await createBackup(c, velero.namespace, name, { includedNamespaces: [ns] });
+      const done = await waitForBackupDone(velero, cp, name);
+      // Completed with no errors and no warnings (observed on Velero 1.18.3): the
+      // backup has no volume data to move. There is no VolumeSnapshotLocation, the
+      // PV is hostPath, EnableCSI is off (the CSI PVC action is skipped), and the
+      // pod is Pending and not opted into fs-backup (the server runs with
+      // --default-volumes-to-fs-backup=false). So only manifests are written:
+      // the namespace, pod, PVC and PV, 4 items.
+      expect(done.status?.phase, JSON.stringify(done.status)).toBe("Completed");
+      expect(done.status?.errors ?? 0).toBe(0);
+      expect(done.status?.warnings ?? 0).toBe(0);
+      expect(done.status?.progress).toEqual({ itemsBackedUp: 4, totalItems: 4 });
 
-    const got = readProbeRecords(velero.probeDir)
-      .filter((r) => r.backup === name)
-      .map((r) => `${r.kind} ${r.namespace}/${r.name}`)
-      .sort();
-    expect(got).toEqual([
-      `PersistentVolume /${w.pv}`,
-      `PersistentVolumeClaim ${ns}/${w.pvc}`,
-      `Pod ${ns}/${w.pod}`,
-    ]);
-  }, TEST_TIMEOUT_MS);
+      const got = readProbeRecords(velero.probeDir)
+        .filter((r) => r.backup === name)
+        .map((r) => `${r.kind} ${r.namespace}/${r.name}`)
+        .sort();
+      expect(got).toEqual([`PersistentVolume /${w.pv}`, `PersistentVolumeClaim ${ns}/${w.pvc}`, `Pod ${ns}/${w.pod}`]);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

@@ -17,8 +17,19 @@ import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import {
-  backupBody, clients, createBackup, createNamespace, createWorkload, getBackup, isApiError, uniqueName, updateVelero,
-  VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject,
+  backupBody,
+  clients,
+  createBackup,
+  createNamespace,
+  createWorkload,
+  getBackup,
+  isApiError,
+  uniqueName,
+  updateVelero,
+  VELERO_GROUP,
+  VELERO_VERSION,
+  type Clients,
+  type VeleroObject,
 } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
 import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
@@ -26,16 +37,29 @@ import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 const log = createLogger(process.env.LOG_LEVEL ?? "silent");
 
 /** A create through a raw HTTPS request (the kubeconfig's credentials), keeping the Warning headers. */
-async function createWithWarnings(cp: ControlPlane, namespace: string, body: VeleroObject): Promise<{ status: number; object: VeleroObject; warnings: string[] }> {
+async function createWithWarnings(
+  cp: ControlPlane,
+  namespace: string,
+  body: VeleroObject,
+): Promise<{ status: number; object: VeleroObject; warnings: string[] }> {
   const server = cp.kubeConfig.getCurrentCluster()?.server as string;
   const url = new URL(`/apis/${VELERO_GROUP}/${VELERO_VERSION}/namespaces/${namespace}/backups`, server);
-  const opts: RequestOptions = { method: "POST", hostname: url.hostname, port: url.port, path: url.pathname, headers: { "content-type": "application/json" }, timeout: 20_000 };
+  const opts: RequestOptions = {
+    method: "POST",
+    hostname: url.hostname,
+    port: url.port,
+    path: url.pathname,
+    headers: { "content-type": "application/json" },
+    timeout: 20_000,
+  };
   await cp.kubeConfig.applyToHTTPSOptions(opts);
   return new Promise((resolve, reject) => {
     const req = httpsRequest(opts, (res) => {
       let text = "";
       res.setEncoding("utf8");
-      res.on("data", (d: string) => { text += d; });
+      res.on("data", (d: string) => {
+        text += d;
+      });
       res.on("end", () => {
         const warnings: string[] = [];
         for (let i = 0; i < res.rawHeaders.length; i += 2) {
@@ -51,14 +75,14 @@ async function createWithWarnings(cp: ControlPlane, namespace: string, body: Vel
 }
 
 /** The text of a warning header: `299 - "text"`. */
-const warningText = (h: string) => /^299 - "(.*)"$/.exec(h)?.[1]?.replace(/\\"/g, "\"") ?? h;
+const warningText = (h: string) => /^299 - "(.*)"$/.exec(h)?.[1]?.replace(/\\"/g, '"') ?? h;
 
 async function apiError(p: Promise<unknown>): Promise<{ code: number; message: string }> {
   try {
     await p;
   } catch (e) {
     if (isApiError(e)) {
-      const body = typeof e.body === "string" ? JSON.parse(e.body) as { message?: string } : e.body as { message?: string };
+      const body = typeof e.body === "string" ? (JSON.parse(e.body) as { message?: string }) : (e.body as { message?: string });
       return { code: e.code, message: body?.message ?? String(e.body) };
     }
     throw e;
@@ -100,20 +124,32 @@ describe("admission webhooks on the real API server", () => {
     tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
     await tls.start();
     gate = await startWebhookGate(cp, {
-      policy: policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 } }), tls, configName, log, rebuildIntervalMs: 100,
+      policy: policySchema.parse({ veleroNamespace: velero, priorities: { agingSeconds: 0 } }),
+      tls,
+      configName,
+      log,
+      rebuildIntervalMs: 100,
       afterSync: (seen) => waitFor("the cache to see the workload's pod", () => seen.view.contents(shop).pods.size === 1, { timeoutMs: 30_000 }),
     });
     ({ cache, server, patcher, metrics } = gate);
 
     // The API server picks new webhook configurations up asynchronously: wait until a
     // dry-run create comes back annotated by the mutating webhook.
-    await waitFor("the mutating webhook to be called", async () => {
-      const o = await c.custom.createNamespacedCustomObject({
-        group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "backups", dryRun: "All",
-        body: backupBody(uniqueName("probe"), velero, { includedNamespaces: [web] }),
-      }) as VeleroObject;
-      return o.metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      "the mutating webhook to be called",
+      async () => {
+        const o = (await c.custom.createNamespacedCustomObject({
+          group: VELERO_GROUP,
+          version: VELERO_VERSION,
+          namespace: velero,
+          plural: "backups",
+          dryRun: "All",
+          body: backupBody(uniqueName("probe"), velero, { includedNamespaces: [web] }),
+        })) as VeleroObject;
+        return o.metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
   });
 
   afterAll(async () => {
@@ -128,7 +164,9 @@ describe("admission webhooks on the real API server", () => {
     const v = await admission.readValidatingWebhookConfiguration({ name: configName });
     expect(m.webhooks?.map((w) => [w.name, w.clientConfig.caBundle, w.failurePolicy])).toEqual([[WEBHOOK_NAMES.mutate, want, "Ignore"]]);
     expect(v.webhooks?.map((w) => [w.name, w.clientConfig.caBundle, w.failurePolicy])).toEqual([
-      [WEBHOOK_NAMES.validateCreate, want, "Ignore"], [WEBHOOK_NAMES.validateCreateInFlight, want, "Fail"], [WEBHOOK_NAMES.validatePromotion, want, "Fail"],
+      [WEBHOOK_NAMES.validateCreate, want, "Ignore"],
+      [WEBHOOK_NAMES.validateCreateInFlight, want, "Fail"],
+      [WEBHOOK_NAMES.validatePromotion, want, "Fail"],
     ]);
   });
 
@@ -138,8 +176,10 @@ describe("admission webhooks on the real API server", () => {
     await waitFor("the cache to see nightly-1 InProgress", () => cache.backup("nightly-1")?.phase === "InProgress", { timeoutMs: 20_000, intervalMs: 50 });
     const e = await apiError(createBackup(c, velero, "nightly-2", { includedNamespaces: [shop], labels: sched, spec: { snapshotVolumes: true } }));
     expect(e.code).toBe(403);
-    expect(e.message).toBe(`admission webhook "${WEBHOOK_NAMES.validateCreate}" denied the request: ` +
-      "schedule nightly already has run nightly-1 InProgress; serialWorkloads is Forbid, so nightly-2 is refused (Velero's schedule controller tries again at its next check)");
+    expect(e.message).toBe(
+      `admission webhook "${WEBHOOK_NAMES.validateCreate}" denied the request: ` +
+        "schedule nightly already has run nightly-1 InProgress; serialWorkloads is Forbid, so nightly-2 is refused (Velero's schedule controller tries again at its next check)",
+    );
     await expect(getBackup(c, velero, "nightly-2")).rejects.toSatisfy((x) => isApiError(x, 404));
   });
 
@@ -168,8 +208,10 @@ describe("admission webhooks on the real API server", () => {
     };
     const e = await apiError(updateVelero(c, "backups", velero, "manual-1", promote, 1));
     expect(e.code).toBe(403);
-    expect(e.message).toBe(`admission webhook "${WEBHOOK_NAMES.validatePromotion}" denied the request: ` +
-      `backup manual-1 may not become ReadyToStart: it conflicts with nightly-1 (InProgress): both snapshot PVC ${shop}/${pvc}`);
+    expect(e.message).toBe(
+      `admission webhook "${WEBHOOK_NAMES.validatePromotion}" denied the request: ` +
+        `backup manual-1 may not become ReadyToStart: it conflicts with nightly-1 (InProgress): both snapshot PVC ${shop}/${pvc}`,
+    );
     expect((await getBackup(c, velero, "manual-1")).status?.phase).toBeUndefined();
 
     const ok = await updateVelero(c, "backups", velero, "web-1", promote);
@@ -178,7 +220,18 @@ describe("admission webhooks on the real API server", () => {
 
   it("a foreign promotion (no promoted-by mark) that breaks the invariant is refused and counted", async () => {
     const before = await counter(metrics, "backup_gate_foreign_promotions_total");
-    const e = await apiError(updateVelero(c, "backups", velero, "manual-1", (o) => { o.status = { phase: "ReadyToStart" }; }, 1));
+    const e = await apiError(
+      updateVelero(
+        c,
+        "backups",
+        velero,
+        "manual-1",
+        (o) => {
+          o.status = { phase: "ReadyToStart" };
+        },
+        1,
+      ),
+    );
     expect(e.code).toBe(403);
     expect(e.message).toMatch(/may not become ReadyToStart: it conflicts with nightly-1/);
     expect(await counter(metrics, "backup_gate_foreign_promotions_total")).toBe(before + 1);
@@ -186,8 +239,12 @@ describe("admission webhooks on the real API server", () => {
 
   it("Velero's own status writes never reach the webhook (matchConditions)", async () => {
     const before = await counter(metrics, "backup_gate_admission_requests_total", { webhook: "validate", operation: "UPDATE" });
-    await updateVelero(c, "backups", velero, "nightly-1", (o) => { o.status = { ...o.status, phase: "Completed" }; });
-    await updateVelero(c, "backups", velero, "manual-1", (o) => { o.status = { phase: "Queued", queuePosition: 1 }; });
+    await updateVelero(c, "backups", velero, "nightly-1", (o) => {
+      o.status = { ...o.status, phase: "Completed" };
+    });
+    await updateVelero(c, "backups", velero, "manual-1", (o) => {
+      o.status = { phase: "Queued", queuePosition: 1 };
+    });
     expect(await counter(metrics, "backup_gate_admission_requests_total", { webhook: "validate", operation: "UPDATE" })).toBe(before);
   });
 
@@ -200,10 +257,14 @@ describe("admission webhooks on the real API server", () => {
     const bundle = Buffer.from(m.webhooks?.[0]?.clientConfig.caBundle ?? "", "base64").toString("utf8");
     expect(bundle.startsWith(rotated.ca)).toBe(true);
     // The API server reloads the bundle asynchronously; then it calls the webhook with the new certificate.
-    await waitFor("an annotated create after the rotation", async () => {
-      const r = await createWithWarnings(cp, velero, backupBody(uniqueName("after-rotation"), velero, { includedNamespaces: [web] }));
-      return r.status === 201 && r.object.metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
-    }, { timeoutMs: 30_000, intervalMs: 500 });
+    await waitFor(
+      "an annotated create after the rotation",
+      async () => {
+        const r = await createWithWarnings(cp, velero, backupBody(uniqueName("after-rotation"), velero, { includedNamespaces: [web] }));
+        return r.status === 201 && r.object.metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
+      },
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
   });
 
   it("failurePolicy while the gate is down: creates go through (Ignore), promotions are refused (Fail)", async () => {
@@ -211,13 +272,24 @@ describe("admission webhooks on the real API server", () => {
     await server.close();
     const created = await createBackup(c, velero, "while-down", { includedNamespaces: [web] });
     expect(created.metadata.annotations?.["backup-gate.io/conflict-level"]).toBeUndefined();
-    const e = await apiError(updateVelero(c, "backups", velero, "while-down", (o) => {
-      o.metadata.annotations = { "backup-gate.io/promoted-by": "test" };
-      o.status = { phase: "ReadyToStart" };
-    }, 1));
+    const e = await apiError(
+      updateVelero(
+        c,
+        "backups",
+        velero,
+        "while-down",
+        (o) => {
+          o.metadata.annotations = { "backup-gate.io/promoted-by": "test" };
+          o.status = { phase: "ReadyToStart" };
+        },
+        1,
+      ),
+    );
     expect(e.code).toBe(500);
     expect(e.message).toMatch(new RegExp(`failed calling webhook "${WEBHOOK_NAMES.validatePromotion.replace(/\./g, "\\.")}"`));
     // Velero's own writes still work.
-    await updateVelero(c, "backups", velero, "while-down", (o) => { o.status = { phase: "Queued" }; });
+    await updateVelero(c, "backups", velero, "while-down", (o) => {
+      o.status = { phase: "Queued" };
+    });
   });
 });

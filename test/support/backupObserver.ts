@@ -62,8 +62,16 @@ export class ListWatch<T extends { metadata: { name: string; resourceVersion?: s
   private async relist(counted = true): Promise<void> {
     const { items, resourceVersion } = await this.list();
     const seen = new Set<string>();
-    for (const o of items) { seen.add(o.metadata.name); this.names.add(o.metadata.name); this.apply(o, counted); }
-    for (const n of [...this.names]) if (!seen.has(n)) { this.names.delete(n); this.remove(n); }
+    for (const o of items) {
+      seen.add(o.metadata.name);
+      this.names.add(o.metadata.name);
+      this.apply(o, counted);
+    }
+    for (const n of [...this.names])
+      if (!seen.has(n)) {
+        this.names.delete(n);
+        this.remove(n);
+      }
     this.rv = resourceVersion;
     if (counted) this.relists++;
   }
@@ -74,7 +82,13 @@ export class ListWatch<T extends { metadata: { name: string; resourceVersion?: s
       if (this.stopped) return;
       if (end === "expired") {
         for (;;) {
-          try { await this.relist(); break; } catch { if (this.stopped) return; await sleep(300); }
+          try {
+            await this.relist();
+            break;
+          } catch {
+            if (this.stopped) return;
+            await sleep(300);
+          }
         }
       } else {
         this.resumes++;
@@ -86,18 +100,39 @@ export class ListWatch<T extends { metadata: { name: string; resourceVersion?: s
   private watchOnce(): Promise<"expired" | "ended"> {
     return new Promise((resolve) => {
       let done = false;
-      const finish = (how: "expired" | "ended") => { if (!done) { done = true; this.current?.abort(); resolve(how); } };
+      const finish = (how: "expired" | "ended") => {
+        if (!done) {
+          done = true;
+          this.current?.abort();
+          resolve(how);
+        }
+      };
       const onEvent = (type: string, o: T & { code?: number }) => {
-        if (type === "ERROR") { finish(o.code === 410 ? "expired" : "ended"); return; }
+        if (type === "ERROR") {
+          finish(o.code === 410 ? "expired" : "ended");
+          return;
+        }
         if (o.metadata?.resourceVersion) this.rv = o.metadata.resourceVersion;
         if (type === "BOOKMARK") return;
-        if (type === "DELETED") { this.names.delete(o.metadata.name); this.remove(o.metadata.name); return; }
+        if (type === "DELETED") {
+          this.names.delete(o.metadata.name);
+          this.remove(o.metadata.name);
+          return;
+        }
         this.names.add(o.metadata.name);
         this.apply(o, false);
       };
-      new Watch(this.kc).watch(this.path, { resourceVersion: this.rv, allowWatchBookmarks: true }, onEvent,
-        (err) => finish((err as { statusCode?: number } | null)?.statusCode === 410 ? "expired" : "ended"))
-        .then((c) => { this.current = c; if (done || this.stopped) c.abort(); }, () => finish("ended"));
+      new Watch(this.kc)
+        .watch(this.path, { resourceVersion: this.rv, allowWatchBookmarks: true }, onEvent, (err) =>
+          finish((err as { statusCode?: number } | null)?.statusCode === 410 ? "expired" : "ended"),
+        )
+        .then(
+          (c) => {
+            this.current = c;
+            if (done || this.stopped) c.abort();
+          },
+          () => finish("ended"),
+        );
     });
   }
 }
@@ -113,19 +148,29 @@ export class BackupObserver {
   static async start(cp: ControlPlane, namespace: string): Promise<BackupObserver> {
     const o = new BackupObserver(namespace);
     const c = clients(cp.kubeConfig);
-    o.lw = new ListWatch<VeleroObject>(cp.kubeConfig, `/apis/velero.io/v1/namespaces/${namespace}/backups`,
+    o.lw = new ListWatch<VeleroObject>(
+      cp.kubeConfig,
+      `/apis/velero.io/v1/namespaces/${namespace}/backups`,
       async () => {
-        const l = (await c.custom.listNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural: "backups" })) as { items: VeleroObject[]; metadata: { resourceVersion: string } };
+        const l = (await c.custom.listNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural: "backups" })) as {
+          items: VeleroObject[];
+          metadata: { resourceVersion: string };
+        };
         return { items: l.items, resourceVersion: l.metadata.resourceVersion };
       },
       (obj, relisted) => o.apply(obj, relisted),
-      (name) => o.objects.delete(name));
+      (name) => o.objects.delete(name),
+    );
     await o.lw.start();
     return o;
   }
 
-  get relists(): number { return this.lw.relists; }
-  get resumes(): number { return this.lw.resumes; }
+  get relists(): number {
+    return this.lw.relists;
+  }
+  get resumes(): number {
+    return this.lw.resumes;
+  }
 
   onChange(l: Listener): () => void {
     this.listeners.add(l);
@@ -137,7 +182,9 @@ export class BackupObserver {
     return o ? ((o.status?.phase as string | undefined) ?? "") : undefined;
   }
 
-  stop(): Promise<void> { return this.lw.stop(); }
+  stop(): Promise<void> {
+    return this.lw.stop();
+  }
 
   private apply(obj: VeleroObject, relisted: boolean): void {
     const name = obj.metadata.name;
@@ -147,7 +194,10 @@ export class BackupObserver {
     let step: PhaseStep | undefined;
     if (steps.at(-1)?.phase !== phase) {
       step = {
-        phase, rv: BigInt(obj.metadata.resourceVersion ?? "0"), at: Date.now(), exact: !relisted,
+        phase,
+        rv: BigInt(obj.metadata.resourceVersion ?? "0"),
+        at: Date.now(),
+        exact: !relisted,
         ...(obj.metadata.annotations?.["backup-gate.io/promoted-by"] ? { promotedBy: obj.metadata.annotations["backup-gate.io/promoted-by"] as string } : {}),
       };
       steps.push(step);

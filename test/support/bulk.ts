@@ -43,7 +43,12 @@ const MAX_ATTEMPTS = 8;
 class RetryableError extends Error {}
 
 /** Sends `count` requests made by `make(i)`, at most `concurrency` at a time. */
-export async function bulkWrite(cp: Pick<ControlPlane, "kubeConfig" | "host">, count: number, make: (i: number) => BulkRequest, o: BulkOptions): Promise<BulkResult> {
+export async function bulkWrite(
+  cp: Pick<ControlPlane, "kubeConfig" | "host">,
+  count: number,
+  make: (i: number) => BulkRequest,
+  o: BulkOptions,
+): Promise<BulkResult> {
   const tls: RequestOptions = { headers: {} };
   await cp.kubeConfig.applyToHTTPSOptions(tls);
   const auth = (tls.headers as Record<string, string> | undefined)?.Authorization;
@@ -51,38 +56,50 @@ export async function bulkWrite(cp: Pick<ControlPlane, "kubeConfig" | "host">, c
   const open = (): ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
     const s = connect(cp.host, { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized ?? true });
-    s.on("error", () => { /* each stream sees its own error and retries on a new session */ });
-    s.on("close", () => { if (session === s) session = undefined; });
+    s.on("error", () => {
+      /* each stream sees its own error and retries on a new session */
+    });
+    s.on("close", () => {
+      if (session === s) session = undefined;
+    });
     session = s;
     return s;
   };
 
-  const send = (r: BulkRequest) => new Promise<void>((resolve, reject) => {
-    const body = JSON.stringify(r.body);
-    const stream = open().request({
-      [constants.HTTP2_HEADER_METHOD]: r.method,
-      [constants.HTTP2_HEADER_PATH]: r.path,
-      "content-type": r.method === "PATCH" ? "application/merge-patch+json" : "application/json",
-      accept: "application/json",
-      ...(auth ? { authorization: auth } : {}),
+  const send = (r: BulkRequest) =>
+    new Promise<void>((resolve, reject) => {
+      const body = JSON.stringify(r.body);
+      const stream = open().request({
+        [constants.HTTP2_HEADER_METHOD]: r.method,
+        [constants.HTTP2_HEADER_PATH]: r.path,
+        "content-type": r.method === "PATCH" ? "application/merge-patch+json" : "application/json",
+        accept: "application/json",
+        ...(auth ? { authorization: auth } : {}),
+      });
+      let status = 0;
+      let text = "";
+      stream.setEncoding("utf8");
+      stream.on("response", (h) => {
+        status = Number(h[constants.HTTP2_HEADER_STATUS]);
+      });
+      stream.on("data", (d: string) => {
+        if (status >= 300) text += d;
+      }); // success bodies are dropped unread
+      stream.on("error", (e) => reject(new RetryableError(e.message)));
+      stream.on("close", () => {
+        if ((status >= 200 && status < 300) || status === 409) resolve();
+        else if (status === 0 || status === 429 || status >= 500) reject(new RetryableError(`${status} ${text.slice(0, 200)}`));
+        else reject(new Error(`${r.method} ${r.path}: ${status} ${statusMessage(text)}`));
+      });
+      stream.end(body);
     });
-    let status = 0;
-    let text = "";
-    stream.setEncoding("utf8");
-    stream.on("response", (h) => { status = Number(h[constants.HTTP2_HEADER_STATUS]); });
-    stream.on("data", (d: string) => { if (status >= 300) text += d; }); // success bodies are dropped unread
-    stream.on("error", (e) => reject(new RetryableError(e.message)));
-    stream.on("close", () => {
-      if ((status >= 200 && status < 300) || status === 409) resolve();
-      else if (status === 0 || status === 429 || status >= 500) reject(new RetryableError(`${status} ${text.slice(0, 200)}`));
-      else reject(new Error(`${r.method} ${r.path}: ${status} ${statusMessage(text)}`));
-    });
-    stream.end(body);
-  });
 
   const t0 = performance.now();
   const say = o.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
-  let done = 0, retries = 0, lastDone = 0, lastAt = t0;
+  let done = 0,
+    retries = 0,
+    lastDone = 0,
+    lastAt = t0;
   const ticker = setInterval(() => {
     const now = performance.now();
     say(`${o.label}: ${done}/${count} (${Math.round((done - lastDone) / ((now - lastAt) / 1000))}/s now, ${Math.round(done / ((now - t0) / 1000))}/s overall)`);
@@ -91,18 +108,23 @@ export async function bulkWrite(cp: Pick<ControlPlane, "kubeConfig" | "host">, c
   }, o.progressEveryMs ?? 10_000);
   let next = 0;
   try {
-    await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 128, count) }, async () => {
-      for (let i = next++; i < count; i = next++) {
-        for (let attempt = 1; ; attempt++) {
-          try { await send(make(i)); break; } catch (e) {
-            if (!(e instanceof RetryableError) || attempt >= MAX_ATTEMPTS) throw e;
-            retries++;
-            await new Promise((r) => setTimeout(r, 100 * 2 ** Math.min(attempt, 5)));
+    await Promise.all(
+      Array.from({ length: Math.min(o.concurrency ?? 128, count) }, async () => {
+        for (let i = next++; i < count; i = next++) {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await send(make(i));
+              break;
+            } catch (e) {
+              if (!(e instanceof RetryableError) || attempt >= MAX_ATTEMPTS) throw e;
+              retries++;
+              await new Promise((r) => setTimeout(r, 100 * 2 ** Math.min(attempt, 5)));
+            }
           }
+          done++;
         }
-        done++;
-      }
-    }));
+      }),
+    );
   } finally {
     clearInterval(ticker);
     session?.close();
@@ -117,6 +139,8 @@ function statusMessage(text: string): string {
   try {
     const s = JSON.parse(text) as { message?: unknown };
     if (typeof s.message === "string") return s.message;
-  } catch { /* not a Status */ }
+  } catch {
+    /* not a Status */
+  }
   return text.slice(0, 300);
 }

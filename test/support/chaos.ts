@@ -58,9 +58,18 @@ export function chaosBackupBody(b: ChaosBackup, veleroNamespace: string, workloa
   });
 }
 
-export async function createChaosBackup(c: Clients, b: ChaosBackup, veleroNamespace: string, workloadNamespace: string, status?: Record<string, unknown>): Promise<VeleroObject> {
+export async function createChaosBackup(
+  c: Clients,
+  b: ChaosBackup,
+  veleroNamespace: string,
+  workloadNamespace: string,
+  status?: Record<string, unknown>,
+): Promise<VeleroObject> {
   return (await c.custom.createNamespacedCustomObject({
-    group: VELERO_GROUP, version: VELERO_VERSION, namespace: veleroNamespace, plural: "backups",
+    group: VELERO_GROUP,
+    version: VELERO_VERSION,
+    namespace: veleroNamespace,
+    plural: "backups",
     body: chaosBackupBody(b, veleroNamespace, workloadNamespace, status),
   })) as VeleroObject;
 }
@@ -99,14 +108,21 @@ export function tally(current: ReadonlyMap<string, VeleroObject>, names: readonl
     const b = current.get(name);
     const phase = (b?.status?.phase as string | undefined) ?? "";
     if (b && TERMINAL.has(phase) && expected(b)) out.completed++;
-    else if (b && (QUEUED_PHASES.has(phase) || phase === "ReadyToStart")) { out.stuck++; out.details.push(`${name}: stuck ${phase || "(no phase)"}`); }
-    else { out.lost++; out.details.push(`${name}: lost (${b ? phase : "gone"}${b?.status?.validationErrors ? `: ${JSON.stringify(b.status.validationErrors)}` : ""})`); }
+    else if (b && (QUEUED_PHASES.has(phase) || phase === "ReadyToStart")) {
+      out.stuck++;
+      out.details.push(`${name}: stuck ${phase || "(no phase)"}`);
+    } else {
+      out.lost++;
+      out.details.push(`${name}: lost (${b ? phase : "gone"}${b?.status?.validationErrors ? `: ${JSON.stringify(b.status.validationErrors)}` : ""})`);
+    }
   }
   return out;
 }
 
 export async function listBackups(c: Clients, namespace: string): Promise<Map<string, VeleroObject>> {
-  const l = (await c.custom.listNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural: "backups" })) as { items: VeleroObject[] };
+  const l = (await c.custom.listNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural: "backups" })) as {
+    items: VeleroObject[];
+  };
   return new Map(l.items.map((b) => [b.metadata.name, b]));
 }
 
@@ -114,23 +130,40 @@ export async function listBackups(c: Clients, namespace: string): Promise<Map<st
  * Pairs of conflicting backups whose in-flight spans (ReadyToStart or InProgress, in etcd's
  * write order) intersect, and the most backups in flight at once.
  */
-export function overlapCheck(history: ReadonlyMap<string, readonly PhaseStep[]>, backups: readonly ChaosBackup[]): { overlaps: string[]; maxInFlight: number; inexact: number } {
+export function overlapCheck(
+  history: ReadonlyMap<string, readonly PhaseStep[]>,
+  backups: readonly ChaosBackup[],
+): { overlaps: string[]; maxInFlight: number; inexact: number } {
   const spans = backups.map((b) => ({ b, s: inFlightSpan(history.get(b.name)) })).filter((x) => x.s);
   const overlaps: string[] = [];
   const INF = 1n << 62n;
   for (let i = 0; i < spans.length; i++) {
     for (let j = i + 1; j < spans.length; j++) {
-      const a = spans[i]!, b = spans[j]!;
+      const a = spans[i]!,
+        b = spans[j]!;
       if (!conflicts(a.b, b.b)) continue;
       if (a.s!.start < (b.s!.end ?? INF) && b.s!.start < (a.s!.end ?? INF)) {
-        overlaps.push(`${a.b.name} [${a.s!.start}, ${a.s!.end ?? "-"}) and ${b.b.name} [${b.s!.start}, ${b.s!.end ?? "-"}) share ${a.b.apps.filter((x) => b.b.apps.includes(x)).join(",")}`);
+        overlaps.push(
+          `${a.b.name} [${a.s!.start}, ${a.s!.end ?? "-"}) and ${b.b.name} [${b.s!.start}, ${b.s!.end ?? "-"}) share ${a.b.apps.filter((x) => b.b.apps.includes(x)).join(",")}`,
+        );
       }
     }
   }
-  const edges = spans.flatMap(({ s }) => [[s!.start, 1], [s!.end ?? INF, -1]] as [bigint, number][])
+  const edges = spans
+    .flatMap(
+      ({ s }) =>
+        [
+          [s!.start, 1],
+          [s!.end ?? INF, -1],
+        ] as [bigint, number][],
+    )
     .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] - y[1]));
-  let cur = 0, maxInFlight = 0;
-  for (const [, d] of edges) { cur += d; maxInFlight = Math.max(maxInFlight, cur); }
+  let cur = 0,
+    maxInFlight = 0;
+  for (const [, d] of edges) {
+    cur += d;
+    maxInFlight = Math.max(maxInFlight, cur);
+  }
   return { overlaps, maxInFlight, inexact: spans.filter((x) => !x.s!.exact).length };
 }
 
@@ -170,7 +203,11 @@ export class GateFleet {
     for (const g of among) if (!g.process.alive && !this.killed.has(g)) details.push(`${g.identity} exited by itself`);
     for (const file of new Set(among.map((g) => g.process.logFile))) {
       let text = "";
-      try { text = readFileSync(file, "utf8"); } catch { continue; }
+      try {
+        text = readFileSync(file, "utf8");
+      } catch {
+        continue;
+      }
       for (const line of text.split("\n")) {
         if (/"level":60|uncaught|unhandled|FATAL/i.test(line)) details.push(`${file}: ${line.slice(0, 300)}`);
       }
@@ -182,7 +219,11 @@ export class GateFleet {
 /** Webhook calls the API server could not make because it did not trust a replica's certificate, as its log counts them. */
 export function untrustedCalls(cp: ControlPlane): number {
   let text = "";
-  try { text = readFileSync(join(cp.dir, "logs", "kube-apiserver.log"), "utf8"); } catch { return 0; }
+  try {
+    text = readFileSync(join(cp.dir, "logs", "kube-apiserver.log"), "utf8");
+  } catch {
+    return 0;
+  }
   return text.split("\n").filter((l) => l.includes("Failed calling webhook") && l.includes("x509:")).length;
 }
 
@@ -217,20 +258,47 @@ export async function reviewDirect(gateUrl: string, path: string, backup: Velero
 export async function writerClients(cp: ControlPlane, veleroNamespace: string, n: number): Promise<Clients[]> {
   const admin = clients(cp.kubeConfig);
   const rbac = cp.kubeConfig.makeApiClient(RbacAuthorizationV1Api);
-  const exists = (e: unknown) => { if (!isApiError(e, 409)) throw e; };
+  const exists = (e: unknown) => {
+    if (!isApiError(e, 409)) throw e;
+  };
   await admin.core.createNamespace({ body: { metadata: { name: "writers" } } }).catch(exists);
   await admin.core.createNamespacedServiceAccount({ namespace: "writers", body: { metadata: { name: "writer" } } }).catch(exists);
-  await rbac.createNamespacedRole({ namespace: veleroNamespace, body: { metadata: { name: "writer" }, rules: [{ apiGroups: [VELERO_GROUP], resources: ["backups"], verbs: ["get", "list", "watch", "create", "update", "patch"] }] } }).catch(exists);
-  await rbac.createNamespacedRoleBinding({ namespace: veleroNamespace, body: { metadata: { name: "writer" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "writer" }, subjects: [{ kind: "ServiceAccount", name: "writer", namespace: "writers" }] } }).catch(exists);
+  await rbac
+    .createNamespacedRole({
+      namespace: veleroNamespace,
+      body: {
+        metadata: { name: "writer" },
+        rules: [{ apiGroups: [VELERO_GROUP], resources: ["backups"], verbs: ["get", "list", "watch", "create", "update", "patch"] }],
+      },
+    })
+    .catch(exists);
+  await rbac
+    .createNamespacedRoleBinding({
+      namespace: veleroNamespace,
+      body: {
+        metadata: { name: "writer" },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "writer" },
+        subjects: [{ kind: "ServiceAccount", name: "writer", namespace: "writers" }],
+      },
+    })
+    .catch(exists);
   const path = join(cp.dir, "writer.kubeconfig");
   await serviceAccountKubeconfig(cp.kubeConfig, "writers", "writer", path);
-  return Array.from({ length: n }, () => { const kc = new KubeConfig(); kc.loadFromFile(path); return clients(kc); });
+  return Array.from({ length: n }, () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return clients(kc);
+  });
 }
 
 export const WRITER_USER = "system:serviceaccount:writers:writer";
 
 /** The API server's answer to one write, as the writer gets it: 200, or the status code and message. */
-export interface Answer { readonly code: number; readonly message: string; readonly object?: VeleroObject }
+export interface Answer {
+  readonly code: number;
+  readonly message: string;
+  readonly object?: VeleroObject;
+}
 
 export async function answer(p: Promise<unknown>): Promise<Answer> {
   try {
@@ -239,7 +307,11 @@ export async function answer(p: Promise<unknown>): Promise<Answer> {
     if (!isApiError(e)) throw e;
     const body = typeof e.body === "string" ? e.body : JSON.stringify(e.body);
     let message = body;
-    try { message = (JSON.parse(body) as { message?: string }).message ?? body; } catch { /* not JSON */ }
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      /* not JSON */
+    }
     return { code: e.code, message };
   }
 }
@@ -316,7 +388,10 @@ export class Balancer {
 
   private route(client: Socket, tried: number): void {
     const ids = [...this.backends.keys()];
-    if (ids.length === 0 || tried >= ids.length) { client.destroy(); return; }
+    if (ids.length === 0 || tried >= ids.length) {
+      client.destroy();
+      return;
+    }
     const id = ids[this.next++ % ids.length]!;
     const b = this.backends.get(id)!;
     const upstream = connect(b.port, "127.0.0.1");
@@ -329,11 +404,18 @@ export class Balancer {
       b.sockets.add(client);
       client.pipe(upstream).pipe(client);
       client.resume();
-      const drop = () => { b.sockets.delete(upstream); b.sockets.delete(client); upstream.destroy(); client.destroy(); };
+      const drop = () => {
+        b.sockets.delete(upstream);
+        b.sockets.delete(client);
+        upstream.destroy();
+        client.destroy();
+      };
       upstream.on("close", drop);
       client.on("close", drop);
     });
-    upstream.on("error", () => { if (!connected) this.route(client, tried + 1); });
+    upstream.on("error", () => {
+      if (!connected) this.route(client, tried + 1);
+    });
     client.on("error", () => upstream.destroy());
   }
 }

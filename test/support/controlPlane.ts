@@ -59,11 +59,16 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const logDir = join(dir, "logs");
   const kubeconfigPath = join(dir, "kubeconfig");
   const args = [
-    "-etcd", toolPath("etcd"),
-    "-kube-apiserver", toolPath("kube-apiserver"),
-    "-kubeconfig", kubeconfigPath,
-    "-log-dir", logDir,
-    "-start-timeout", "90s",
+    "-etcd",
+    toolPath("etcd"),
+    "-kube-apiserver",
+    toolPath("kube-apiserver"),
+    "-kubeconfig",
+    kubeconfigPath,
+    "-log-dir",
+    logDir,
+    "-start-timeout",
+    "90s",
     "-stop-on-stdin-eof",
   ];
   for (const [k, v] of Object.entries(opts.apiserverArgs ?? {})) args.push("-apiserver-arg", `${k}=${v}`);
@@ -71,7 +76,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   let onReady: (r: ReadyLine) => void = () => {};
   const apiserverStates: ((state: string) => void)[] = [];
-  const ready = new Promise<ReadyLine>((resolve) => { onReady = resolve; });
+  const ready = new Promise<ReadyLine>((resolve) => {
+    onReady = resolve;
+  });
   // The envtest temp dirs (etcd data, certs) go under the suite dir too.
   const tmp = join(dir, "tmp");
   mkdirSync(tmp, { recursive: true });
@@ -92,13 +99,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const outcome = await Promise.race([
     ready.then((r) => ({ kind: "ready" as const, r })),
     proc.exited.then((e) => ({ kind: "exited" as const, e })),
-    new Promise<{ kind: "timeout" }>((r) => { timer = setTimeout(() => r({ kind: "timeout" }), timeoutMs); }),
+    new Promise<{ kind: "timeout" }>((r) => {
+      timer = setTimeout(() => r({ kind: "timeout" }), timeoutMs);
+    }),
   ]);
   clearTimeout(timer);
   if (outcome.kind !== "ready") {
-    const why = outcome.kind === "exited"
-      ? `exited (code ${outcome.e.code}, signal ${outcome.e.signal})`
-      : `did not report ready within ${timeoutMs} ms`;
+    const why = outcome.kind === "exited" ? `exited (code ${outcome.e.code}, signal ${outcome.e.signal})` : `did not report ready within ${timeoutMs} ms`;
     await proc.stop(5_000);
     throw new Error(`control plane launcher ${why}\n${proc.tail(30)}`);
   }
@@ -124,7 +131,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const opts: import("node:https").RequestOptions = { timeout: 2_000 };
     await kubeConfig.applyToHTTPSOptions(opts);
     return new Promise<boolean>((resolve) => {
-      const req = httpsRequest(new URL("/readyz", outcome.r.host), opts, (res) => { res.resume(); resolve(res.statusCode === 200); });
+      const req = httpsRequest(new URL("/readyz", outcome.r.host), opts, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
       req.on("error", () => resolve(false));
       req.on("timeout", () => req.destroy());
       req.end();

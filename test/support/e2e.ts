@@ -84,7 +84,10 @@ export function fidelityDiff(prediction: Prediction, records: readonly ProbeReco
   const out: string[] = [];
   for (const b of backups) {
     const scope = prediction.scopes.get(b);
-    if (!scope) { out.push(`${b}: no prediction`); continue; }
+    if (!scope) {
+      out.push(`${b}: no prediction`);
+      continue;
+    }
     const want = new Set(predictedItems(scope));
     const got = new Set(probedItems(records, b));
     for (const i of want) if (!got.has(i)) out.push(`${b}: predicted but not processed by Velero: ${i}`);
@@ -116,8 +119,12 @@ export function exclusiveOverlaps(prediction: Prediction, records: readonly Prob
 export function probeSpan(records: readonly ProbeRecord[], backup: string): [number, number] | undefined {
   const mine = records.filter((r) => r.backup === backup);
   if (mine.length === 0) return undefined;
-  let s = mine[0]!.start, e = mine[0]!.end;
-  for (const r of mine) { if (r.start < s) s = r.start; if (r.end > e) e = r.end; }
+  let s = mine[0]!.start,
+    e = mine[0]!.end;
+  for (const r of mine) {
+    if (r.start < s) s = r.start;
+    if (r.end > e) e = r.end;
+  }
   return [Number(s / 1_000_000n), Number(e / 1_000_000n)];
 }
 
@@ -143,11 +150,15 @@ export class Timeline {
   }
 
   /** Call just before creating the backup. */
-  markCreated(name: string): void { this.created.set(name, Date.now()); }
+  markCreated(name: string): void {
+    this.created.set(name, Date.now());
+  }
 
   firstAt(name: string, phases: readonly string[]): number | undefined {
     return this.phases.get(name)?.find((p) => phases.includes(p.phase))?.at;
   }
 
-  stop(): void { this.w?.abort(); }
+  stop(): void {
+    this.w?.abort();
+  }
 }

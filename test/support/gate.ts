@@ -59,16 +59,32 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
   const args = [
-    "--import", "tsx", join(process.cwd(), "src/cli/main.ts"), "serve",
-    "--kubeconfig", cp.kubeconfigPath, "--namespace", o.namespace ?? "backup-gate",
-    "--host", "127.0.0.1", "--port", String(port), "--extra-san", "127.0.0.1", "--identity", o.identity,
+    "--import",
+    "tsx",
+    join(process.cwd(), "src/cli/main.ts"),
+    "serve",
+    "--kubeconfig",
+    cp.kubeconfigPath,
+    "--namespace",
+    o.namespace ?? "backup-gate",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--extra-san",
+    "127.0.0.1",
+    "--identity",
+    o.identity,
     ...(o.register ? ["--register-url", url] : []),
     ...(o.extraArgs ?? []),
   ];
   const proc = spawnManaged(process.execPath, args, { name: `gate-${o.identity}`, logDir: cp.dir, env: { ...process.env, LOG_LEVEL: o.logLevel ?? "debug" } });
   // The harness checks readiness only; the API server verifies the certificate on every webhook call.
   const get = (path: string) => httpsGet(`${url}${path}`, { rejectUnauthorized: false, timeout: 2000 });
-  await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, { timeoutMs: 60_000, intervalMs: 300 });
+  await waitFor(`backup-gate ${o.identity} to be ready at ${url}/readyz`, async () => (await get("/readyz")).status === 200, {
+    timeoutMs: 60_000,
+    intervalMs: 300,
+  });
   return { url, identity: o.identity, process: proc, get, kill: () => proc.kill(), stop: () => proc.stop() };
 }
 
@@ -76,7 +92,12 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
  * POSTs an object through the API server and returns its answer with the admission warnings
  * (the `Warning` headers kubectl prints), which client-node's typed clients do not expose.
  */
-export async function createWithWarnings(cp: Pick<ControlPlane, "kubeConfig" | "host">, path: string, body: unknown): Promise<{ status: number; body: any; warnings: string[] }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function createWithWarnings(
+  cp: Pick<ControlPlane, "kubeConfig" | "host">,
+  path: string,
+  body: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API server's JSON, read by each suite as it needs
+): Promise<{ status: number; body: any; warnings: string[] }> {
   const opts: import("node:https").RequestOptions = { method: "POST", headers: { "content-type": "application/json" } };
   await cp.kubeConfig.applyToHTTPSOptions(opts);
   const target = new URL(path, cp.host);
@@ -110,6 +131,9 @@ export function backupsIn(cp: () => ControlPlane, c: () => Clients, namespace: s
     phaseOf,
     waitPhase: (name: string, phase: string, timeoutMs = 30_000) =>
       waitFor(`backup ${name} to be ${phase}`, async () => (await phaseOf(name)) === phase, { timeoutMs }),
-    setPhase: (name: string, phase: string) => updateVelero(c(), "backups", namespace, name, (o) => { o.status = { ...o.status, phase }; }),
+    setPhase: (name: string, phase: string) =>
+      updateVelero(c(), "backups", namespace, name, (o) => {
+        o.status = { ...o.status, phase };
+      }),
   };
 }

@@ -62,7 +62,10 @@ async function runHelm(args: string[], values: Record<string, unknown> = {}): Pr
     const env = { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") };
     return await new Promise((resolve, reject) => {
       execFile(toolPath("helm"), [...args, "--values", valuesFile], { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err && typeof err.code !== "number") { reject(err instanceof Error ? err : new Error(err.message)); return; }
+        if (err && typeof err.code !== "number") {
+          reject(err instanceof Error ? err : new Error(err.message));
+          return;
+        }
         resolve({ code: typeof err?.code === "number" ? err.code : 0, stdout, stderr });
       });
     });

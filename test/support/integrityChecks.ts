@@ -54,8 +54,7 @@ export interface BackupSpan extends Span {
   backup: string;
 }
 
-export const spansOverlap = (a: Span, b: Span): boolean =>
-  a.fromMs < (b.toMs ?? Infinity) && b.fromMs < (a.toMs ?? Infinity);
+export const spansOverlap = (a: Span, b: Span): boolean => a.fromMs < (b.toMs ?? Infinity) && b.fromMs < (a.toMs ?? Infinity);
 
 const iso = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) ? "…" : new Date(ms).toISOString().slice(11, 23));
 const showSpan = (s: Span) => `[${iso(s.fromMs)}, ${iso(s.toMs)})`;
@@ -68,10 +67,16 @@ export function freezeOverlaps(attempts: readonly FreezeAttempt[]): IntegrityOve
   const lastHeld = new Map<string, number>();
   const out: IntegrityOverlap[] = [];
   for (const r of [...attempts].sort((x, y) => x.atMs - y.atMs)) {
-    if (r.outcome === "held") { lastHeld.set(r.pod, r.atMs); continue; }
+    if (r.outcome === "held") {
+      lastHeld.set(r.pod, r.atMs);
+      continue;
+    }
     const since = lastHeld.get(r.pod);
     out.push({
-      kind: "freeze", subject: r.pod, a: `held since ${iso(since)}`, b: `attempt at ${iso(r.atMs)}`,
+      kind: "freeze",
+      subject: r.pod,
+      a: `held since ${iso(since)}`,
+      b: `attempt at ${iso(r.atMs)}`,
       detail: `a second freeze of ${r.pod} at ${iso(r.atMs)} found it frozen`,
     });
   }
@@ -113,10 +118,21 @@ export function snapshotOverlaps(snapshots: readonly SnapshotRecord[], spans: re
 
 /** The most backups InProgress at one instant (an end at t and a start at t do not meet). */
 export function maxInFlight(spans: readonly Span[]): number {
-  const events = spans.flatMap((s) => [[s.fromMs, 1], [s.toMs ?? Infinity, -1]] as const)
+  const events = spans
+    .flatMap(
+      (s) =>
+        [
+          [s.fromMs, 1],
+          [s.toMs ?? Infinity, -1],
+        ] as const,
+    )
     .sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-  let now = 0, max = 0;
-  for (const [, d] of events) { now += d; max = Math.max(max, now); }
+  let now = 0,
+    max = 0;
+  for (const [, d] of events) {
+    now += d;
+    max = Math.max(max, now);
+  }
   return max;
 }
 
@@ -125,7 +141,8 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
   for (const it of items) {
     const k = key(it);
     const list = m.get(k);
-    if (list) list.push(it); else m.set(k, [it]);
+    if (list) list.push(it);
+    else m.set(k, [it]);
   }
   return m;
 }

@@ -30,7 +30,14 @@ function ip(args: string[], allowFail = false): string {
   return r.stdout;
 }
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; } };
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
 
 /** Namespaces left by test processes that were killed outright. */
 function sweepStale(): void {
@@ -42,7 +49,9 @@ function sweepStale(): void {
 
 let counter = 0;
 const owned = new Set<NetNs>();
-process.on("exit", () => { for (const n of owned) n.remove(); });
+process.on("exit", () => {
+  for (const n of owned) n.remove();
+});
 
 export function createNetNs(): NetNs {
   sweepStale();
@@ -50,13 +59,17 @@ export function createNetNs(): NetNs {
   const name = `${PREFIX}${process.pid}-${counter}`;
   // Interface names have at most 15 characters; a /30 per namespace, chosen by pid and counter.
   const id = (process.pid * 8 + counter) % 32768;
-  const hostIf = `bgh${id}`, nsIf = `bgn${id}`;
+  const hostIf = `bgh${id}`,
+    nsIf = `bgn${id}`;
   const base = `198.${18 + (id >> 14)}.${(id >> 6) & 255}.${(id & 63) * 4}`.split(".").map(Number);
   const addr = (last: number) => `${base[0]}.${base[1]}.${base[2]}.${base[3]! + last}`;
-  const hostIp = addr(1), nsIp = addr(2);
+  const hostIp = addr(1),
+    nsIp = addr(2);
   let removed = false;
   const ns: NetNs = {
-    name, hostIp, nsIp,
+    name,
+    hostIp,
+    nsIp,
     wrap: (cmd, args) => ({ cmd: "ip", args: ["netns", "exec", name, cmd, ...args] }),
     remove() {
       if (removed) return;
@@ -91,13 +104,23 @@ export async function tcpRelay(host: string, target: { host: string; port: numbe
     for (const s of [inbound, outbound]) {
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
-      s.on("error", () => { inbound.destroy(); outbound.destroy(); });
+      s.on("error", () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
     }
     inbound.pipe(outbound).pipe(inbound);
   });
-  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(0, host, resolve); });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, resolve);
+  });
   return {
     port: (server.address() as { port: number }).port,
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -13,9 +13,7 @@
  * - Every wait has a timeout naming what it waited for; a component that dies fails the next
  *   wait with its last log lines (proc.ts).
  */
-import {
-  AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, StorageV1Api, type KubernetesObject,
-} from "@kubernetes/client-node";
+import { AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, RbacAuthorizationV1Api, StorageV1Api, type KubernetesObject } from "@kubernetes/client-node";
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
@@ -25,8 +23,16 @@ import { dirname, join } from "node:path";
 import { parseAllDocuments, stringify as toYaml } from "yaml";
 import { clients, getVelero, isApiError, type Clients } from "./objects.js";
 import {
-  cleanUpNodeLeftovers, makeCerts, NODE_NET, readIpForward, restoreIpForward, RUN_MARKER, setUpHostNetwork, writeCniConfig,
-  writeKubeconfig, type NodeCerts,
+  cleanUpNodeLeftovers,
+  makeCerts,
+  NODE_NET,
+  readIpForward,
+  restoreIpForward,
+  RUN_MARKER,
+  setUpHostNetwork,
+  writeCniConfig,
+  writeKubeconfig,
+  type NodeCerts,
 } from "./nodeHost.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { repoScript, toolPath } from "./tools.js";
@@ -133,7 +139,10 @@ async function httpsOk(kc: KubeConfig, url: string): Promise<boolean> {
   const opts: import("node:https").RequestOptions = { timeout: 2_000 };
   await kc.applyToHTTPSOptions(opts);
   return new Promise<boolean>((resolve) => {
-    const req = httpsRequest(new URL(url), opts, (res) => { res.resume(); resolve(res.statusCode === 200); });
+    const req = httpsRequest(new URL(url), opts, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
     req.on("error", () => resolve(false));
     req.on("timeout", () => req.destroy());
     req.end();
@@ -207,9 +216,7 @@ export async function startNodeWhenFree(o: NodeOptions & { waitMs: number; onWai
   }
 }
 
-async function startNodeIn(
-  dir: string, logDir: string, processes: ManagedProcess[], stop: () => Promise<void>, opts: NodeOptions,
-): Promise<TestNode> {
+async function startNodeIn(dir: string, logDir: string, processes: ManagedProcess[], stop: () => Promise<void>, opts: NodeOptions): Promise<TestNode> {
   const d = (...p: string[]) => {
     const x = join(dir, ...p);
     mkdirSync(x, { recursive: true });
@@ -229,10 +236,23 @@ async function startNodeIn(
   const etcdPeer = await freePort("127.0.0.1");
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   guarded("etcd", toolPath("etcd"), [
-    "--name", "bg-node", "--data-dir", d("etcd"), "--unsafe-no-fsync",
-    "--listen-client-urls", etcdUrl, "--advertise-client-urls", etcdUrl,
-    "--listen-peer-urls", `http://127.0.0.1:${etcdPeer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${etcdPeer}`,
-    "--initial-cluster", `bg-node=http://127.0.0.1:${etcdPeer}`, "--listen-metrics-urls", "",
+    "--name",
+    "bg-node",
+    "--data-dir",
+    d("etcd"),
+    "--unsafe-no-fsync",
+    "--listen-client-urls",
+    etcdUrl,
+    "--advertise-client-urls",
+    etcdUrl,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${etcdPeer}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${etcdPeer}`,
+    "--initial-cluster",
+    `bg-node=http://127.0.0.1:${etcdPeer}`,
+    "--listen-metrics-urls",
+    "",
   ]);
 
   // kube-apiserver on the node IP (pods reach it there: there is no kube-proxy).
@@ -240,13 +260,18 @@ async function startNodeIn(
   const host = `https://${NODE_NET.nodeIp}:${apiserverPort}`;
   guarded("kube-apiserver", toolPath("kube-apiserver"), [
     `--etcd-servers=${etcdUrl}`,
-    `--bind-address=${NODE_NET.nodeIp}`, `--advertise-address=${NODE_NET.nodeIp}`, `--secure-port=${apiserverPort}`,
-    `--tls-cert-file=${certs.apiserver.cert}`, `--tls-private-key-file=${certs.apiserver.key}`,
+    `--bind-address=${NODE_NET.nodeIp}`,
+    `--advertise-address=${NODE_NET.nodeIp}`,
+    `--secure-port=${apiserverPort}`,
+    `--tls-cert-file=${certs.apiserver.cert}`,
+    `--tls-private-key-file=${certs.apiserver.key}`,
     `--client-ca-file=${certs.ca}`,
     `--service-cluster-ip-range=${NODE_NET.serviceCidr}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-    `--service-account-key-file=${certs.saPub}`, `--service-account-signing-key-file=${certs.saKey}`,
-    "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+    `--service-account-key-file=${certs.saPub}`,
+    `--service-account-signing-key-file=${certs.saKey}`,
+    "--authorization-mode=Node,RBAC",
+    "--enable-admission-plugins=NodeRestriction",
     "--allow-privileged=true",
     `--kubelet-client-certificate=${certs.apiserverKubeletClient.cert}`,
     `--kubelet-client-key=${certs.apiserverKubeletClient.key}`,
@@ -278,7 +303,14 @@ async function startNodeIn(
   writeFileSync(join(ctrd, "config.toml"), containerdConfig(ctrd, cniConf, images.pause));
   const containerd = guarded("containerd", "containerd", ["--config", join(ctrd, "config.toml")]);
   const ctr = (args: string[]) => execFileSync("ctr", ["-a", sock, "-n", "k8s.io", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  await waitFor("containerd to answer on its socket", () => { ctr(["version"]); return true; }, { timeoutMs: 30_000, intervalMs: 300 });
+  await waitFor(
+    "containerd to answer on its socket",
+    () => {
+      ctr(["version"]);
+      return true;
+    },
+    { timeoutMs: 30_000, intervalMs: 300 },
+  );
   const manifest = JSON.parse(readFileSync(toolPath("images"), "utf8")) as ImagesManifest;
   for (const img of Object.values(manifest.images)) {
     try {
@@ -308,28 +340,42 @@ async function startNodeIn(
   // controller-manager and scheduler (admin credentials; no serving port of their own).
   guarded("kube-controller-manager", toolPath("kube-controller-manager"), [
     `--kubeconfig=${kubeconfigPath}`,
-    `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`,
-    "--leader-elect=false", "--use-service-account-credentials=true",
-    `--service-account-private-key-file=${certs.saKey}`, `--root-ca-file=${certs.ca}`,
-    `--cluster-signing-cert-file=${certs.ca}`, `--cluster-signing-key-file=${certs.caKey}`,
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+    "--leader-elect=false",
+    "--use-service-account-credentials=true",
+    `--service-account-private-key-file=${certs.saKey}`,
+    `--root-ca-file=${certs.ca}`,
+    `--cluster-signing-cert-file=${certs.ca}`,
+    `--cluster-signing-key-file=${certs.caKey}`,
     `--service-cluster-ip-range=${NODE_NET.serviceCidr}`,
     "--secure-port=0",
   ]);
   guarded("kube-scheduler", toolPath("kube-scheduler"), [
     `--kubeconfig=${kubeconfigPath}`,
-    `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`,
-    "--leader-elect=false", "--secure-port=0",
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+    "--leader-elect=false",
+    "--secure-port=0",
   ]);
 
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  await waitFor(`Node ${NODE_NET.nodeName} to register and become Ready`, async () => {
-    const n = await core.readNode({ name: NODE_NET.nodeName });
-    return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-  }, { timeoutMs: opts.readyTimeoutMs ?? 120_000, intervalMs: 500 });
-  await waitFor("the default ServiceAccount in namespace default", async () => {
-    await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
-    return true;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    `Node ${NODE_NET.nodeName} to register and become Ready`,
+    async () => {
+      const n = await core.readNode({ name: NODE_NET.nodeName });
+      return n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+    },
+    { timeoutMs: opts.readyTimeoutMs ?? 120_000, intervalMs: 500 },
+  );
+  await waitFor(
+    "the default ServiceAccount in namespace default",
+    async () => {
+      await core.readNamespacedServiceAccount({ name: "default", namespace: "default" });
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
 
   const recordsDir = d("records");
   return {
@@ -458,7 +504,9 @@ const AWS_CREDENTIALS = "[default]\naws_access_key_id=backup-gate\naws_secret_ac
 
 async function startS3OnNode(logDir: string): Promise<{ proc: ManagedProcess; url: string }> {
   let onUrl: (u: string) => void = () => {};
-  const got = new Promise<string>((r) => { onUrl = r; });
+  const got = new Promise<string>((r) => {
+    onUrl = r;
+  });
   const proc = spawnManaged(toolPath("s3"), ["-listen", `${NODE_NET.nodeIp}:0`, "-buckets", "velero", "-stop-on-stdin-eof"], {
     name: "s3-node",
     logDir,
@@ -467,7 +515,9 @@ async function startS3OnNode(logDir: string): Promise<{ proc: ManagedProcess; ur
     },
   });
   let url: string | undefined;
-  void got.then((u) => { url = u; });
+  void got.then((u) => {
+    url = u;
+  });
   await waitFor("the S3 server to print its URL", () => url, { timeoutMs: 30_000, intervalMs: 100 });
   if (!url) throw new Error("unreachable: waitFor returned without a URL");
   return { proc, url };
@@ -478,24 +528,56 @@ type Obj = KubernetesObject & { spec?: any; data?: any; stringData?: any }; // e
 /** `velero install --dry-run -o json` with the node's image, the S3 server and the harness's settings. */
 function veleroInstallObjects(node: TestNode, s3Url: string, credFile: string, o: NodeVeleroOptions): Obj[] {
   const args = [
-    "install", "--dry-run", "-o", "json", "--kubeconfig", node.kubeconfigPath,
-    "--namespace", "velero",
-    "--image", node.images.velero,
+    "install",
+    "--dry-run",
+    "-o",
+    "json",
+    "--kubeconfig",
+    node.kubeconfigPath,
+    "--namespace",
+    "velero",
+    "--image",
+    node.images.velero,
     // Required with a provider; the plugins are baked into the image, so its init container is dropped.
-    "--plugins", node.images.velero,
-    "--provider", "aws", "--bucket", "velero",
-    "--secret-file", credFile,
-    "--backup-location-config", `region=us-east-1,s3ForcePathStyle=true,s3Url=${s3Url},insecureSkipTLSVerify=true`,
+    "--plugins",
+    node.images.velero,
+    "--provider",
+    "aws",
+    "--bucket",
+    "velero",
+    "--secret-file",
+    credFile,
+    "--backup-location-config",
+    `region=us-east-1,s3ForcePathStyle=true,s3Url=${s3Url},insecureSkipTLSVerify=true`,
     "--use-volume-snapshots=false",
-    "--use-node-agent", "--uploader-type", "kopia",
-    "--kubelet-root-dir", join(node.dir, "kubelet"),
+    "--use-node-agent",
+    "--uploader-type",
+    "kopia",
+    "--kubelet-root-dir",
+    join(node.dir, "kubelet"),
     "--default-volumes-to-fs-backup=false",
-    "--velero-pod-cpu-request", "0", "--velero-pod-mem-request", "0", "--velero-pod-cpu-limit", "0", "--velero-pod-mem-limit", "0",
-    "--node-agent-pod-cpu-request", "0", "--node-agent-pod-mem-request", "0", "--node-agent-pod-cpu-limit", "0", "--node-agent-pod-mem-limit", "0",
+    "--velero-pod-cpu-request",
+    "0",
+    "--velero-pod-mem-request",
+    "0",
+    "--velero-pod-cpu-limit",
+    "0",
+    "--velero-pod-mem-limit",
+    "0",
+    "--node-agent-pod-cpu-request",
+    "0",
+    "--node-agent-pod-mem-request",
+    "0",
+    "--node-agent-pod-cpu-limit",
+    "0",
+    "--node-agent-pod-mem-limit",
+    "0",
     ...(o.features?.length ? ["--features", o.features.join(",")] : []),
   ];
   const out = execFileSync(toolPath("velero"), args, {
-    encoding: "utf8", env: { PATH: process.env.PATH, HOME: join(node.dir, "velero-cli-home") }, maxBuffer: 64 << 20,
+    encoding: "utf8",
+    env: { PATH: process.env.PATH, HOME: join(node.dir, "velero-cli-home") },
+    maxBuffer: 64 << 20,
   });
   const list = JSON.parse(out) as { items: Obj[] };
   return list.items;
@@ -555,40 +637,61 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
   patchVeleroObjects(items, node, probeDir, o);
   if (o.nodeAgentConcurrency !== undefined) {
     // Before the DaemonSet: the node-agent reads it once, at its start.
-    items.splice(items.findIndex((i) => i.kind === "DaemonSet"), 0, {
-      apiVersion: "v1", kind: "ConfigMap", metadata: { name: NODE_AGENT_CONFIGMAP, namespace: "velero" },
-      data: { "node-agent-config.json": JSON.stringify({ loadConcurrency: { globalConfig: o.nodeAgentConcurrency } }) },
-    });
+    items.splice(
+      items.findIndex((i) => i.kind === "DaemonSet"),
+      0,
+      {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: NODE_AGENT_CONFIGMAP, namespace: "velero" },
+        data: { "node-agent-config.json": JSON.stringify({ loadConcurrency: { globalConfig: o.nodeAgentConcurrency } }) },
+      },
+    );
   }
   writeFileSync(join(dir, "install.yaml"), items.map((i) => toYaml(i)).join("---\n"));
 
   const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
   // CRDs first: the rest (the BSL) needs them established.
   for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) await createOrKeep(objs, it);
-  await waitFor("Velero's CRDs to be established", async () => {
-    for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) {
-      const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>(
-        { apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } });
-      if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
-    }
-    return true;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    "Velero's CRDs to be established",
+    async () => {
+      for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) {
+        const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>({
+          apiVersion: it.apiVersion,
+          kind: it.kind,
+          metadata: { name: it.metadata!.name! },
+        });
+        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   for (const it of items.filter((i) => i.kind !== "CustomResourceDefinition")) await createOrKeep(objs, it);
 
   const c = clients(node.kubeConfig);
   const timeoutMs = o.timeoutMs ?? 180_000;
   const logs = (n = 40) => veleroLogs(node, c, n);
   try {
-    await waitFor("the Velero server and node-agent pods to be Running and ready", async () => {
-      const pods = await c.core.listNamespacedPod({ namespace: "velero" });
-      const ready = (prefix: string) => pods.items.some((p) => p.metadata?.name?.startsWith(prefix) &&
-        p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready));
-      return ready("velero-") && ready("node-agent-");
-    }, { timeoutMs, intervalMs: 1_000 });
-    await waitFor("BackupStorageLocation default to become Available", async () => {
-      const bsl = await getVelero(c, "backupstoragelocations", "velero", "default");
-      return bsl.status?.phase === "Available";
-    }, { timeoutMs, intervalMs: 1_000 });
+    await waitFor(
+      "the Velero server and node-agent pods to be Running and ready",
+      async () => {
+        const pods = await c.core.listNamespacedPod({ namespace: "velero" });
+        const ready = (prefix: string) =>
+          pods.items.some((p) => p.metadata?.name?.startsWith(prefix) && p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready));
+        return ready("velero-") && ready("node-agent-");
+      },
+      { timeoutMs, intervalMs: 1_000 },
+    );
+    await waitFor(
+      "BackupStorageLocation default to become Available",
+      async () => {
+        const bsl = await getVelero(c, "backupstoragelocations", "velero", "default");
+        return bsl.status?.phase === "Available";
+      },
+      { timeoutMs, intervalMs: 1_000 },
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await logs(40)}\n${s3.proc.tail(10)}`);
   }
@@ -622,12 +725,19 @@ export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean;
   c.args = args;
   await apps.replaceNamespacedDeployment({ name: "velero", namespace: "velero", body: dep });
   const core = node.kubeConfig.makeApiClient(CoreV1Api);
-  await waitFor(`the Velero server to restart with its queue ${o.disabled ? "disabled" : "enabled"}`, async () => {
-    const pods = (await core.listNamespacedPod({ namespace: "velero", labelSelector: "deploy=velero" })).items;
-    return pods.length === 1 && pods[0]!.status?.phase === "Running" &&
-      pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled &&
-      (pods[0]!.status.containerStatuses?.every((s) => s.ready) ?? false);
-  }, { timeoutMs: o.timeoutMs ?? 180_000, intervalMs: 1_000 });
+  await waitFor(
+    `the Velero server to restart with its queue ${o.disabled ? "disabled" : "enabled"}`,
+    async () => {
+      const pods = (await core.listNamespacedPod({ namespace: "velero", labelSelector: "deploy=velero" })).items;
+      return (
+        pods.length === 1 &&
+        pods[0]!.status?.phase === "Running" &&
+        pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled &&
+        (pods[0]!.status.containerStatuses?.every((s) => s.ready) ?? false)
+      );
+    },
+    { timeoutMs: o.timeoutMs ?? 180_000, intervalMs: 1_000 },
+  );
 }
 
 async function createOrKeep(objs: KubernetesObjectApi, it: Obj): Promise<void> {
@@ -641,8 +751,9 @@ async function createOrKeep(objs: KubernetesObjectApi, it: Obj): Promise<void> {
 /** Container logs of the Velero pods, read from the kubelet's pod log directory. */
 function readLogsSync(node: TestNode, n: number): string {
   try {
-    const out = execFileSync("sh", ["-c", `for f in ${join(node.dir, "pod-logs")}/velero_*/*/*.log; do echo "--- $f"; tail -n ${n} "$f"; done`],
-      { encoding: "utf8" });
+    const out = execFileSync("sh", ["-c", `for f in ${join(node.dir, "pod-logs")}/velero_*/*/*.log; do echo "--- $f"; tail -n ${n} "$f"; done`], {
+      encoding: "utf8",
+    });
     return out;
   } catch (e) {
     return `(no Velero pod logs: ${(e as Error).message})`;
@@ -691,20 +802,34 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   };
   const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
   const crds = parseAllDocuments(readFileSync(toolPath("snapshot-crds"), "utf8"))
-    .map((d) => d.toJSON() as Obj | null).filter((o): o is Obj => o !== null);
+    .map((d) => d.toJSON() as Obj | null)
+    .filter((o): o is Obj => o !== null);
   for (const crd of crds) await createOrKeep(objs, crd);
-  await waitFor("the VolumeSnapshot CRDs to be established", async () => {
-    for (const it of crds) {
-      const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>(
-        { apiVersion: it.apiVersion, kind: it.kind, metadata: { name: it.metadata!.name! } });
-      if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
-    }
-    return true;
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    "the VolumeSnapshot CRDs to be established",
+    async () => {
+      for (const it of crds) {
+        const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>({
+          apiVersion: it.apiVersion,
+          kind: it.kind,
+          metadata: { name: it.metadata!.name! },
+        });
+        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
 
   guarded("csi-hostpath", toolPath("csi-hostpath"), [
-    "-endpoint", sock, "-registration-dir", join(node.dir, "kubelet", "plugins_registry"),
-    "-data-dir", join(dir, "data"), "-node-id", node.nodeName,
+    "-endpoint",
+    sock,
+    "-registration-dir",
+    join(node.dir, "kubelet", "plugins_registry"),
+    "-data-dir",
+    join(dir, "data"),
+    "-node-id",
+    node.nodeName,
   ]);
   await waitFor("the CSI driver's socket", () => existsSync(sock), { timeoutMs: 30_000 });
   const common = [`--csi-address=${sock}`, `--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"];
@@ -714,23 +839,36 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
 
   for (const o of [
     {
-      apiVersion: "storage.k8s.io/v1", kind: "CSIDriver", metadata: { name: CSI_DRIVER },
+      apiVersion: "storage.k8s.io/v1",
+      kind: "CSIDriver",
+      metadata: { name: CSI_DRIVER },
       spec: { attachRequired: false, podInfoOnMount: false, volumeLifecycleModes: ["Persistent"] },
     },
     {
-      apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: CSI_STORAGE_CLASS },
-      provisioner: CSI_DRIVER, reclaimPolicy: "Delete", volumeBindingMode: "Immediate",
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: { name: CSI_STORAGE_CLASS },
+      provisioner: CSI_DRIVER,
+      reclaimPolicy: "Delete",
+      volumeBindingMode: "Immediate",
     },
     {
-      apiVersion: "snapshot.storage.k8s.io/v1", kind: "VolumeSnapshotClass",
+      apiVersion: "snapshot.storage.k8s.io/v1",
+      kind: "VolumeSnapshotClass",
       metadata: { name: CSI_SNAPSHOT_CLASS, labels: { "velero.io/csi-volumesnapshot-class": "true" } },
-      driver: CSI_DRIVER, deletionPolicy: "Delete",
+      driver: CSI_DRIVER,
+      deletionPolicy: "Delete",
     },
-  ] as Obj[]) await createOrKeep(objs, o);
+  ] as Obj[])
+    await createOrKeep(objs, o);
   const storage = node.kubeConfig.makeApiClient(StorageV1Api);
-  await waitFor(`the kubelet to register CSI driver ${CSI_DRIVER} (CSINode)`, async () => {
-    const n = await storage.readCSINode({ name: node.nodeName });
-    return n.spec.drivers.some((d) => d.name === CSI_DRIVER);
-  }, { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    `the kubelet to register CSI driver ${CSI_DRIVER} (CSINode)`,
+    async () => {
+      const n = await storage.readCSINode({ name: node.nodeName });
+      return n.spec.drivers.some((d) => d.name === CSI_DRIVER);
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
   return { driver: CSI_DRIVER, storageClass: CSI_STORAGE_CLASS, snapshotClass: CSI_SNAPSHOT_CLASS };
 }

@@ -9,8 +9,16 @@
 import { AdmissionregistrationV1Api, AppsV1Api, type V1Pod } from "@kubernetes/client-node";
 import { join } from "node:path";
 import {
-  freezeOverlaps, maxInFlight, pvbOverlaps, snapshotOverlaps,
-  type BackupSpan, type FreezeAttempt, type IntegrityOverlap, type PvbRecord, type RunFigures, type SnapshotRecord,
+  freezeOverlaps,
+  maxInFlight,
+  pvbOverlaps,
+  snapshotOverlaps,
+  type BackupSpan,
+  type FreezeAttempt,
+  type IntegrityOverlap,
+  type PvbRecord,
+  type RunFigures,
+  type SnapshotRecord,
 } from "./integrityChecks.js";
 import type { TestNode, NodeCsi } from "./node.js";
 import { freezePod, readFreezeRecords } from "./nodeFreeze.js";
@@ -49,20 +57,28 @@ function plainPod(image: string, p: PlainPod): V1Pod {
   const first = vols[0];
   const start = [
     ...(first && p.dataMiB ? [`dd if=/dev/urandom of=/v/${first}/blob-$(hostname) bs=1048576 count=${p.dataMiB} 2>/dev/null`] : []),
-    "touch /tmp/ready", "trap 'exit 0' TERM", "while :; do sleep 1 & wait $!; done",
+    "touch /tmp/ready",
+    "trap 'exit 0' TERM",
+    "while :; do sleep 1 & wait $!; done",
   ].join("\n");
   return {
     metadata: {
-      name: p.name, labels: { app: p.app },
+      name: p.name,
+      labels: { app: p.app },
       annotations: p.fsBackup ? { "backup.velero.io/backup-volumes": p.fsBackup.join(",") } : undefined,
     },
     spec: {
       terminationGracePeriodSeconds: 1,
-      containers: [{
-        name: "app", image, imagePullPolicy: "Never", command: ["/bin/sh", "-c", start],
-        readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
-        volumeMounts: vols.map((v) => ({ name: v, mountPath: `/v/${v}` })),
-      }],
+      containers: [
+        {
+          name: "app",
+          image,
+          imagePullPolicy: "Never",
+          command: ["/bin/sh", "-c", start],
+          readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+          volumeMounts: vols.map((v) => ({ name: v, mountPath: `/v/${v}` })),
+        },
+      ],
       volumes: [
         ...Object.entries(p.pvcs ?? {}).map(([name, claimName]) => ({ name, persistentVolumeClaim: { claimName } })),
         ...(p.emptyDirs ?? []).map((name) => ({ name, emptyDir: {} })),
@@ -74,10 +90,14 @@ function plainPod(image: string, p: PlainPod): V1Pod {
 /** Builds the estate and waits for every pod to be Running and ready. */
 export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Promise<Estate> {
   const image = node.images.busybox;
-  const pvc = async (ns: string, name: string, labels?: Record<string, string>) => c.core.createNamespacedPersistentVolumeClaim({
-    namespace: ns,
-    body: { metadata: { name, labels }, spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "16Mi" } } } },
-  });
+  const pvc = async (ns: string, name: string, labels?: Record<string, string>) =>
+    c.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name, labels },
+        spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "16Mi" } } },
+      },
+    });
   for (const ns of Object.values(NS)) await createNamespace(c, ns);
   const freezePods = new Map<string, string>();
   const pods: [string, V1Pod][] = [];
@@ -106,13 +126,17 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
   pods.push([NS.lone, plainPod(image, { name: "lone", app: "lone", pvcs: { data: "lone-data" }, emptyDirs: ["tmp"], dataMiB: 1 })]);
 
   for (const [namespace, body] of pods) await c.core.createNamespacedPod({ namespace, body });
-  await waitFor(`the estate's ${pods.length} pods to be Running and ready`, async () => {
-    for (const [namespace, body] of pods) {
-      const p = await c.core.readNamespacedPod({ name: body.metadata!.name!, namespace });
-      if (p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready)) return false;
-    }
-    return true;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  await waitFor(
+    `the estate's ${pods.length} pods to be Running and ready`,
+    async () => {
+      for (const [namespace, body] of pods) {
+        const p = await c.core.readNamespacedPod({ name: body.metadata!.name!, namespace });
+        if (p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready)) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
 
   const podVolume = new Map<string, string>();
   for (const [ns, p] of pods) {
@@ -168,17 +192,21 @@ export class BurstRecorder {
 
   static async start(node: TestNode): Promise<BurstRecorder> {
     const r = new BurstRecorder();
-    r.watches.push(await startWatch(node.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups`, {}, (_t, o: VeleroObject) => {
-      const list = r.phases.get(o.metadata.name) ?? [];
-      const phase = (o.status?.phase as string | undefined) ?? "";
-      if (list.at(-1)?.phase !== phase) list.push({ phase, at: Date.now() });
-      r.phases.set(o.metadata.name, list);
-    }));
-    r.watches.push(await startWatch(node.kubeConfig, "/apis/snapshot.storage.k8s.io/v1/volumesnapshots", {}, (_t, o: VeleroObject) => {
-      const backup = o.metadata.labels?.["velero.io/backup-name"] as string | undefined;
-      const claim = o.spec?.source?.persistentVolumeClaimName as string | undefined;
-      if (backup && claim) r.snapshots.set(`${o.metadata.namespace}/${o.metadata.name}`, { backup, pvc: `${o.metadata.namespace}/${claim}` });
-    }));
+    r.watches.push(
+      await startWatch(node.kubeConfig, `/apis/velero.io/v1/namespaces/${VELERO_NS}/backups`, {}, (_t, o: VeleroObject) => {
+        const list = r.phases.get(o.metadata.name) ?? [];
+        const phase = (o.status?.phase as string | undefined) ?? "";
+        if (list.at(-1)?.phase !== phase) list.push({ phase, at: Date.now() });
+        r.phases.set(o.metadata.name, list);
+      }),
+    );
+    r.watches.push(
+      await startWatch(node.kubeConfig, "/apis/snapshot.storage.k8s.io/v1/volumesnapshots", {}, (_t, o: VeleroObject) => {
+        const backup = o.metadata.labels?.["velero.io/backup-name"] as string | undefined;
+        const claim = o.spec?.source?.persistentVolumeClaimName as string | undefined;
+        if (backup && claim) r.snapshots.set(`${o.metadata.namespace}/${o.metadata.name}`, { backup, pvc: `${o.metadata.namespace}/${claim}` });
+      }),
+    );
     return r;
   }
 
@@ -250,9 +278,14 @@ export async function runBurst(node: TestNode, c: Clients, estate: Estate, run: 
     const phases = Object.fromEntries(names.map((n) => [n, recorder.phases.get(n)?.at(-1)?.phase ?? ""]));
     return {
       figures: {
-        run: run.label, backups: names.length, terminal: names.length - stuck.length,
-        freeze: byKind.freeze.length, podVolumeBackup: byKind.podVolumeBackup.length, snapshot: byKind.snapshot.length,
-        maxInFlight: maxInFlight(spans), makespanS: (end - t0) / 1000,
+        run: run.label,
+        backups: names.length,
+        terminal: names.length - stuck.length,
+        freeze: byKind.freeze.length,
+        podVolumeBackup: byKind.podVolumeBackup.length,
+        snapshot: byKind.snapshot.length,
+        maxInFlight: maxInFlight(spans),
+        makespanS: (end - t0) / 1000,
       },
       overlaps: [...byKind.freeze, ...byKind.podVolumeBackup, ...byKind.snapshot],
       stuck,
@@ -272,7 +305,9 @@ async function startBackups(c: Clients, run: BurstRun): Promise<void> {
       await createBackup(c, VELERO_NS, b.name, { includedNamespaces: b.namespaces, spec: spec(b), status: { phase: "ReadyToStart" } });
     }
     for (const b of run.backups) {
-      await updateVelero(c, "backups", VELERO_NS, b.name, (o) => { o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/test-kick": "1" }; });
+      await updateVelero(c, "backups", VELERO_NS, b.name, (o) => {
+        o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/test-kick": "1" };
+      });
     }
     return;
   }
@@ -282,21 +317,31 @@ async function startBackups(c: Clients, run: BurstRun): Promise<void> {
 const iso = (ms: number | undefined) => (ms === undefined ? "-" : new Date(ms).toISOString().slice(11, 19));
 
 function freezeAttempts(estate: Estate, before: Map<string, number>): FreezeAttempt[] {
-  return [...estate.freezePods].flatMap(([pod, dir]) => readFreezeRecords(dir).slice(before.get(pod) ?? 0)
-    .filter((r) => r.kind === "freeze")
-    .map((r) => ({ pod, outcome: r.outcome === "held" ? "held" as const : "busy" as const, atMs: r.atMs })));
+  return [...estate.freezePods].flatMap(([pod, dir]) =>
+    readFreezeRecords(dir)
+      .slice(before.get(pod) ?? 0)
+      .filter((r) => r.kind === "freeze")
+      .map((r) => ({ pod, outcome: r.outcome === "held" ? ("held" as const) : ("busy" as const), atMs: r.atMs })),
+  );
 }
 
 /** A run starts with every freeze released (a freeze left held would make every later one busy). */
 async function waitForThawed(estate: Estate): Promise<void> {
-  await waitFor("every freeze-hook pod to be thawed before the run", () => [...estate.freezePods.values()].every((dir) => {
-    const held = readFreezeRecords(dir).filter((r) => r.outcome === "held" || r.outcome === "released");
-    return held.at(-1)?.outcome !== "held";
-  }), { timeoutMs: 60_000, intervalMs: 500 });
+  await waitFor(
+    "every freeze-hook pod to be thawed before the run",
+    () =>
+      [...estate.freezePods.values()].every((dir) => {
+        const held = readFreezeRecords(dir).filter((r) => r.outcome === "held" || r.outcome === "released");
+        return held.at(-1)?.outcome !== "held";
+      }),
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
 }
 
 async function podVolumeBackups(c: Clients, estate: Estate, names: Set<string>): Promise<PvbRecord[]> {
-  const list = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as { items: VeleroObject[] };
+  const list = (await c.custom.listNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: VELERO_NS, plural: "podvolumebackups" })) as {
+    items: VeleroObject[];
+  };
   const ms = (t: unknown) => (typeof t === "string" ? Date.parse(t) : undefined);
   return list.items
     .map((p) => ({ p, backup: p.metadata.labels?.["velero.io/backup-name"] as string | undefined }))
@@ -315,13 +360,18 @@ export async function setVeleroQueue(node: TestNode, c: Clients, enabled: boolea
   const flag = "--disable-controllers=backup-queue";
   c0.args = [...(c0.args ?? []).filter((a) => a !== flag), ...(enabled ? [] : [flag])];
   await apps.replaceNamespacedDeployment({ name: "velero", namespace: VELERO_NS, body: d });
-  await waitFor(`the Velero server to roll out with its queue ${enabled ? "on" : "off"}`, async () => {
-    const x = await apps.readNamespacedDeployment({ name: "velero", namespace: VELERO_NS });
-    const s = x.status;
-    if ((s?.observedGeneration ?? 0) < (x.metadata?.generation ?? 1) || s?.updatedReplicas !== 1 || s.replicas !== 1 || s.availableReplicas !== 1) return false;
-    const pods = (await c.core.listNamespacedPod({ namespace: VELERO_NS })).items.filter((p) => p.metadata?.name?.startsWith("velero-"));
-    return pods.length === 1 && pods[0]!.status?.phase === "Running" && !pods[0]!.metadata?.deletionTimestamp;
-  }, { timeoutMs: 120_000, intervalMs: 1_000 });
+  await waitFor(
+    `the Velero server to roll out with its queue ${enabled ? "on" : "off"}`,
+    async () => {
+      const x = await apps.readNamespacedDeployment({ name: "velero", namespace: VELERO_NS });
+      const s = x.status;
+      if ((s?.observedGeneration ?? 0) < (x.metadata?.generation ?? 1) || s?.updatedReplicas !== 1 || s.replicas !== 1 || s.availableReplicas !== 1)
+        return false;
+      const pods = (await c.core.listNamespacedPod({ namespace: VELERO_NS })).items.filter((p) => p.metadata?.name?.startsWith("velero-"));
+      return pods.length === 1 && pods[0]!.status?.phase === "Running" && !pods[0]!.metadata?.deletionTimestamp;
+    },
+    { timeoutMs: 120_000, intervalMs: 1_000 },
+  );
 }
 
 /** Deletes the gate's webhook configurations (`serve --register-url` leaves them when it stops). */

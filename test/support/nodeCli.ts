@@ -35,7 +35,9 @@ async function main(): Promise<void> {
     if (values.csi) csi = await startNodeCsi(node);
     if (values.velero) {
       velero = await startNodeVelero(node, {
-        concurrentBackups, disableQueue: values["disable-queue"], probeSleep: values["probe-sleep"],
+        concurrentBackups,
+        disableQueue: values["disable-queue"],
+        probeSleep: values["probe-sleep"],
         features: csi ? ["EnableCSI"] : [],
       });
     }
@@ -43,10 +45,16 @@ async function main(): Promise<void> {
     await stop();
     throw e;
   }
-  process.stdout.write(`${JSON.stringify({
-    kubeconfig: node.kubeconfigPath, host: node.host, dir: node.dir, images: node.images, csi: csi ?? null,
-    velero: velero ? { namespace: velero.namespace, probeDir: velero.probeDir, s3Url: velero.s3Url } : null,
-  })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      kubeconfig: node.kubeconfigPath,
+      host: node.host,
+      dir: node.dir,
+      images: node.images,
+      csi: csi ?? null,
+      velero: velero ? { namespace: velero.namespace, probeDir: velero.probeDir, s3Url: velero.s3Url } : null,
+    })}\n`,
+  );
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

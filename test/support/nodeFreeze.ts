@@ -78,14 +78,19 @@ export function freezePod(name: string, o: FreezePodOptions): V1Pod {
     },
     spec: {
       terminationGracePeriodSeconds: 2,
-      containers: [{
-        name: "app",
-        image: o.image,
-        imagePullPolicy: "Never",
-        command: ["/bin/sh", "-c", start],
-        readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
-        volumeMounts: [{ name: "data", mountPath: "/data" }, { name: "records", mountPath: "/records" }],
-      }],
+      containers: [
+        {
+          name: "app",
+          image: o.image,
+          imagePullPolicy: "Never",
+          command: ["/bin/sh", "-c", start],
+          readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+          volumeMounts: [
+            { name: "data", mountPath: "/data" },
+            { name: "records", mountPath: "/records" },
+          ],
+        },
+      ],
       volumes: [
         { name: "data", emptyDir: {} },
         { name: "records", hostPath: { path: o.recordsDir, type: "DirectoryOrCreate" } },
@@ -117,11 +122,14 @@ export function readFreezeRecords(recordsDir: string): FreezeRecord[] {
     return [];
   }
   const offset = hostUptimeOffsetMs();
-  return text.split("\n").filter((l) => l.trim()).map((line) => {
-    const m = /^(freeze|thaw) (\d+(?:\.\d+)?) \d+ (held|busy|released|nolock)\b/.exec(line);
-    if (!m) throw new Error(`malformed freeze record: ${JSON.stringify(line)}`);
-    return { kind: m[1] as FreezeRecord["kind"], outcome: m[3] as FreezeRecord["outcome"], atMs: Math.round(Number(m[2]) * 1000 + offset), line };
-  });
+  return text
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((line) => {
+      const m = /^(freeze|thaw) (\d+(?:\.\d+)?) \d+ (held|busy|released|nolock)\b/.exec(line);
+      if (!m) throw new Error(`malformed freeze record: ${JSON.stringify(line)}`);
+      return { kind: m[1] as FreezeRecord["kind"], outcome: m[3] as FreezeRecord["outcome"], atMs: Math.round(Number(m[2]) * 1000 + offset), line };
+    });
 }
 
 export interface FreezeWindow {

@@ -113,13 +113,35 @@ export function makeCerts(dir: string): NodeCerts {
   const leaf = (name: string, subj: string, ext: string) => {
     writeFileSync(p(`${name}.ext`), `${ext}\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n`);
     openssl(["req", ...ec, "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`), "-subj", subj]);
-    openssl(["x509", "-req", "-in", p(`${name}.csr`), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial",
-      "-out", p(`${name}.crt`), "-days", "2", "-extfile", p(`${name}.ext`)]);
+    openssl([
+      "x509",
+      "-req",
+      "-in",
+      p(`${name}.csr`),
+      "-CA",
+      p("ca.crt"),
+      "-CAkey",
+      p("ca.key"),
+      "-CAcreateserial",
+      "-out",
+      p(`${name}.crt`),
+      "-days",
+      "2",
+      "-extfile",
+      p(`${name}.ext`),
+    ]);
     return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
   };
   const client = "extendedKeyUsage=clientAuth";
-  const apiserverSans = [`IP:${NODE_NET.nodeIp}`, "IP:127.0.0.1", `IP:${NODE_NET.serviceIp}`, "DNS:kubernetes",
-    "DNS:kubernetes.default", "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local"];
+  const apiserverSans = [
+    `IP:${NODE_NET.nodeIp}`,
+    "IP:127.0.0.1",
+    `IP:${NODE_NET.serviceIp}`,
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
+  ];
   const certs: NodeCerts = {
     dir,
     ca: p("ca.crt"),
@@ -127,8 +149,11 @@ export function makeCerts(dir: string): NodeCerts {
     apiserver: leaf("apiserver", "/CN=kube-apiserver", `extendedKeyUsage=serverAuth\nsubjectAltName=${apiserverSans.join(",")}`),
     admin: leaf("admin", "/O=system:masters/CN=backup-gate-admin", client),
     kubelet: leaf("kubelet", `/O=system:nodes/CN=system:node:${NODE_NET.nodeName}`, client),
-    kubeletServing: leaf("kubelet-serving", `/CN=${NODE_NET.nodeName}`,
-      `extendedKeyUsage=serverAuth\nsubjectAltName=IP:${NODE_NET.nodeIp},IP:127.0.0.1,DNS:${NODE_NET.nodeName}`),
+    kubeletServing: leaf(
+      "kubelet-serving",
+      `/CN=${NODE_NET.nodeName}`,
+      `extendedKeyUsage=serverAuth\nsubjectAltName=IP:${NODE_NET.nodeIp},IP:127.0.0.1,DNS:${NODE_NET.nodeName}`,
+    ),
     apiserverKubeletClient: leaf("apiserver-kubelet-client", "/CN=kube-apiserver-kubelet-client", client),
     saKey: p("sa.key"),
     saPub: p("sa.pub"),
@@ -139,25 +164,29 @@ export function makeCerts(dir: string): NodeCerts {
 }
 
 export function writeKubeconfig(path: string, server: string, ca: string, user: { cert: string; key: string }): void {
-  writeFileSync(path, [
-    "apiVersion: v1",
-    "kind: Config",
-    "clusters:",
-    "- name: bg-node",
-    "  cluster:",
-    `    server: ${server}`,
-    `    certificate-authority: ${ca}`,
-    "users:",
-    "- name: user",
-    "  user:",
-    `    client-certificate: ${user.cert}`,
-    `    client-key: ${user.key}`,
-    "contexts:",
-    "- name: bg-node",
-    "  context: {cluster: bg-node, user: user}",
-    "current-context: bg-node",
-    "",
-  ].join("\n"), { mode: 0o600 });
+  writeFileSync(
+    path,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      "- name: bg-node",
+      "  cluster:",
+      `    server: ${server}`,
+      `    certificate-authority: ${ca}`,
+      "users:",
+      "- name: user",
+      "  user:",
+      `    client-certificate: ${user.cert}`,
+      `    client-key: ${user.key}`,
+      "contexts:",
+      "- name: bg-node",
+      "  context: {cluster: bg-node, user: user}",
+      "current-context: bg-node",
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
 }
 
 // ---- cleanup ----
@@ -184,7 +213,9 @@ function kubepodsCgroups(): string[] {
   const walk = (d: string) => {
     let entries: string[];
     try {
-      entries = readdirSync(d, { withFileTypes: true }).filter((x) => x.isDirectory()).map((x) => x.name);
+      entries = readdirSync(d, { withFileTypes: true })
+        .filter((x) => x.isDirectory())
+        .map((x) => x.name);
     } catch {
       return;
     }
@@ -228,7 +259,8 @@ function cgroupPids(dirs: string[]): number[] {
 
 /** Mount points under a node run directory, deepest first. */
 function nodeMounts(): string[] {
-  const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n")
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
     .map((l) => l.split(" ")[4] ?? "")
     .map((m) => m.replace(/\\040/g, " "))
     .filter((m) => m.includes(RUN_MARKER));

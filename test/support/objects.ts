@@ -58,11 +58,13 @@ export async function createPod(c: Clients, namespace: string, name: string, o: 
     body: {
       metadata: { name, labels: o.labels, annotations: o.annotations },
       spec: {
-        containers: [{
-          name: "main",
-          image: o.image ?? "registry.invalid/never-pulled:1",
-          volumeMounts: pvcs.map((p) => ({ name: p, mountPath: `/data/${p}` })),
-        }],
+        containers: [
+          {
+            name: "main",
+            image: o.image ?? "registry.invalid/never-pulled:1",
+            volumeMounts: pvcs.map((p) => ({ name: p, mountPath: `/data/${p}` })),
+          },
+        ],
         volumes: pvcs.map((p) => ({ name: p, persistentVolumeClaim: { claimName: p } })),
       },
     },
@@ -184,14 +186,21 @@ export function backupBody(name: string, veleroNamespace: string, o: BackupOptio
 
 export async function createBackup(c: Clients, veleroNamespace: string, name: string, o: BackupOptions = {}): Promise<VeleroObject> {
   return (await c.custom.createNamespacedCustomObject({
-    group: VELERO_GROUP, version: VELERO_VERSION, namespace: veleroNamespace, plural: "backups",
+    group: VELERO_GROUP,
+    version: VELERO_VERSION,
+    namespace: veleroNamespace,
+    plural: "backups",
     body: backupBody(name, veleroNamespace, o),
   })) as VeleroObject;
 }
 
 export async function getVelero(c: Clients, plural: string, namespace: string, name: string): Promise<VeleroObject> {
   return (await c.custom.getNamespacedCustomObject({
-    group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural, name,
+    group: VELERO_GROUP,
+    version: VELERO_VERSION,
+    namespace,
+    plural,
+    name,
   })) as VeleroObject;
 }
 
@@ -204,14 +213,24 @@ export async function getBackup(c: Clients, namespace: string, name: string): Pr
  * on 409 conflicts). Returns the stored object.
  */
 export async function updateVelero(
-  c: Clients, plural: string, namespace: string, name: string, mutate: (o: VeleroObject) => void, attempts = 10,
+  c: Clients,
+  plural: string,
+  namespace: string,
+  name: string,
+  mutate: (o: VeleroObject) => void,
+  attempts = 10,
 ): Promise<VeleroObject> {
   for (let i = 0; ; i++) {
     const obj = await getVelero(c, plural, namespace, name);
     mutate(obj);
     try {
       return (await c.custom.replaceNamespacedCustomObject({
-        group: VELERO_GROUP, version: VELERO_VERSION, namespace, plural, name, body: obj,
+        group: VELERO_GROUP,
+        version: VELERO_VERSION,
+        namespace,
+        plural,
+        name,
+        body: obj,
       })) as VeleroObject;
     } catch (e) {
       if (isApiError(e, 409) && i + 1 < attempts) continue;
@@ -230,7 +249,10 @@ export interface ScheduleOptions {
 
 export async function createSchedule(c: Clients, veleroNamespace: string, name: string, o: ScheduleOptions = {}): Promise<VeleroObject> {
   return (await c.custom.createNamespacedCustomObject({
-    group: VELERO_GROUP, version: VELERO_VERSION, namespace: veleroNamespace, plural: "schedules",
+    group: VELERO_GROUP,
+    version: VELERO_VERSION,
+    namespace: veleroNamespace,
+    plural: "schedules",
     body: {
       apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
       kind: "Schedule",

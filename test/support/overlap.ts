@@ -122,7 +122,11 @@ export function findOverlaps(records: readonly ProbeRecord[]): Overlap[] {
 /** Human-readable lines, one per overlap. */
 export function describeOverlaps(list: readonly Overlap[]): string {
   const iso = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
-  return list.map((o) =>
-    `${o.kind} ${o.namespace ? `${o.namespace}/` : ""}${o.name}: ${o.a.backup} [${iso(o.a.start)}, ${iso(o.a.end)}) ` +
-    `overlaps ${o.b.backup} [${iso(o.b.start)}, ${iso(o.b.end)})`).join("\n");
+  return list
+    .map(
+      (o) =>
+        `${o.kind} ${o.namespace ? `${o.namespace}/` : ""}${o.name}: ${o.a.backup} [${iso(o.a.start)}, ${iso(o.a.end)}) ` +
+        `overlaps ${o.b.backup} [${iso(o.b.start)}, ${iso(o.b.end)})`,
+    )
+    .join("\n");
 }

@@ -31,7 +31,10 @@ export class VeleroPlayer {
   readonly failures: unknown[] = [];
   private readonly active = new Set<Promise<void>>();
 
-  constructor(private readonly c: Clients, private readonly o: PlayerOptions) {}
+  constructor(
+    private readonly c: Clients,
+    private readonly o: PlayerOptions,
+  ) {}
 
   /** Runs a backup that is ReadyToStart, once; later calls for the same name do nothing. */
   take(obj: VeleroObject): void {
@@ -46,7 +49,11 @@ export class VeleroPlayer {
       await sleep(min + this.o.rand() * (max - min));
       const done = await this.setPhase(started, "InProgress", "Completed");
       run.completedRv = BigInt(done.metadata.resourceVersion ?? "0");
-    })().catch((e: unknown) => { this.failures.push(e); }).finally(() => this.active.delete(p));
+    })()
+      .catch((e: unknown) => {
+        this.failures.push(e);
+      })
+      .finally(() => this.active.delete(p));
     this.active.add(p);
   }
 

@@ -81,8 +81,7 @@ export class ManagedProcess {
         killGroup(this.child.pid, "SIGKILL");
         live.delete(this);
         if (!this.stopping) {
-          deaths.push(new Error(`${this.name} (pid ${this.child.pid}) exited unexpectedly ` +
-            `(code ${code}, signal ${signal}).\n${this.tail(40)}`));
+          deaths.push(new Error(`${this.name} (pid ${this.child.pid}) exited unexpectedly ` + `(code ${code}, signal ${signal}).\n${this.tail(40)}`));
         }
         this.log.end();
         resolve({ code, signal });
@@ -124,7 +123,9 @@ export class ManagedProcess {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         this.exited.then(() => false),
-        new Promise<boolean>((r) => { timer = setTimeout(() => r(true), timeoutMs); }),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), timeoutMs);
+        }),
       ]);
       clearTimeout(timer);
       if (timedOut) {

@@ -111,10 +111,12 @@ export async function serviceAccountKubeconfig(admin: KubeConfig, namespace: str
 
 /** Every document of YAML manifest files, in order; an unreadable document names its file. */
 export function readManifests(paths: readonly string[]): KubernetesObject[] {
-  return paths.flatMap((path) => parseAllDocuments(readFileSync(path, "utf8")).map((doc, i) => {
-    if (doc.errors[0]) throw new Error(`${path}: document ${i + 1}: ${doc.errors[0].message}`);
-    return doc.toJS() as KubernetesObject;
-  }));
+  return paths.flatMap((path) =>
+    parseAllDocuments(readFileSync(path, "utf8")).map((doc, i) => {
+      if (doc.errors[0]) throw new Error(`${path}: document ${i + 1}: ${doc.errors[0].message}`);
+      return doc.toJS() as KubernetesObject;
+    }),
+  );
 }
 
 /** Creates each object in order, as `kubectl create -f` would. */
@@ -133,7 +135,11 @@ export const PROBE_USER_AGENT = "backup-gate-rbac-probe";
  * thrown, with the Audit-Id the API server gave the request (the audit log's `auditID`).
  */
 export async function rawRequest(
-  kc: KubeConfig, method: string, path: string, body?: unknown, contentType = "application/json",
+  kc: KubeConfig,
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = "application/json",
 ): Promise<{ status: number; body: string; auditId: string }> {
   const opts: RequestOptions = { method, headers: { "user-agent": PROBE_USER_AGENT, ...(body === undefined ? {} : { "content-type": contentType }) } };
   await kc.applyToHTTPSOptions(opts);
@@ -219,8 +225,11 @@ export interface Permission {
 }
 
 export function permissions(grants: readonly Grant[]): Permission[] {
-  return grants.flatMap((grant) => (grant.rule.verbs).flatMap((verb) => (grant.rule.apiGroups ?? []).flatMap((apiGroup) =>
-    (grant.rule.resources ?? []).map((resource) => ({ grant, verb, apiGroup, resource })))));
+  return grants.flatMap((grant) =>
+    grant.rule.verbs.flatMap((verb) =>
+      (grant.rule.apiGroups ?? []).flatMap((apiGroup) => (grant.rule.resources ?? []).map((resource) => ({ grant, verb, apiGroup, resource }))),
+    ),
+  );
 }
 
 /** Whether a call used this permission (it matches the permission's single verb, group and resource). */

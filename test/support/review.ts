@@ -65,15 +65,27 @@ export interface Posted {
  */
 export function postReview(gateUrl: string, path: string, review: unknown, timeoutMs = 5_000): Promise<Posted> {
   return new Promise((resolve) => {
-    const req = request(`${gateUrl}${path}`, { method: "POST", rejectUnauthorized: false, timeout: timeoutMs, headers: { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => {
-        let response: ReviewResponse | undefined;
-        try { response = (JSON.parse(text) as { response?: ReviewResponse }).response; } catch { response = undefined; }
-        resolve({ status: res.statusCode ?? 0, ...(response ? { response } : {}), ...(res.headers.connection ? { connection: res.headers.connection } : {}) });
-      });
-    });
+    const req = request(
+      `${gateUrl}${path}`,
+      { method: "POST", rejectUnauthorized: false, timeout: timeoutMs, headers: { "content-type": "application/json" } },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => {
+          let response: ReviewResponse | undefined;
+          try {
+            response = (JSON.parse(text) as { response?: ReviewResponse }).response;
+          } catch {
+            response = undefined;
+          }
+          resolve({
+            status: res.statusCode ?? 0,
+            ...(response ? { response } : {}),
+            ...(res.headers.connection ? { connection: res.headers.connection } : {}),
+          });
+        });
+      },
+    );
     req.on("error", () => resolve({ status: 0 }));
     req.on("timeout", () => req.destroy());
     req.end(JSON.stringify(review));

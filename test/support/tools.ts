@@ -8,11 +8,28 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export type ToolName =
-  | "etcd" | "kube-apiserver" | "controlplane" | "s3" | "velero" | "velero-plugin-for-aws" | "probe" | "helm" | "kubectl"
+  | "etcd"
+  | "kube-apiserver"
+  | "controlplane"
+  | "s3"
+  | "velero"
+  | "velero-plugin-for-aws"
+  | "probe"
+  | "helm"
+  | "kubectl"
   // The test node (test/support/node.ts); "images" is the images.json of tools/images.sh.
-  | "kubelet" | "kube-controller-manager" | "kube-scheduler" | "velero-restore-helper" | "pause" | "images"
+  | "kubelet"
+  | "kube-controller-manager"
+  | "kube-scheduler"
+  | "velero-restore-helper"
+  | "pause"
+  | "images"
   // CSI on the test node; "snapshot-crds" is a YAML file.
-  | "csi-hostpath" | "csi-provisioner" | "csi-snapshotter" | "snapshot-controller" | "snapshot-crds";
+  | "csi-hostpath"
+  | "csi-provisioner"
+  | "csi-snapshotter"
+  | "snapshot-controller"
+  | "snapshot-crds";
 
 interface Manifest {
   cache: string;

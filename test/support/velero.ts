@@ -11,8 +11,17 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import type { ControlPlane } from "./controlPlane.js";
 import {
-  clients, createBackup, createNamespace, getBackup, getVelero, isApiError, TERMINAL_BACKUP_PHASES, updateVelero,
-  type BackupOptions, type Clients, type VeleroObject,
+  clients,
+  createBackup,
+  createNamespace,
+  getBackup,
+  getVelero,
+  isApiError,
+  TERMINAL_BACKUP_PHASES,
+  updateVelero,
+  type BackupOptions,
+  type Clients,
+  type VeleroObject,
 } from "./objects.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { repoScript, toolPath } from "./tools.js";
@@ -66,8 +75,12 @@ async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const srv = createServer();
     srv.once("error", (e: NodeJS.ErrnoException) => {
-      reject(new Error(`port ${port} is in use (${e.code}); Velero's metrics server needs :${port} ` +
-        "on all interfaces, so only one Velero can run at a time on this machine"));
+      reject(
+        new Error(
+          `port ${port} is in use (${e.code}); Velero's metrics server needs :${port} ` +
+            "on all interfaces, so only one Velero can run at a time on this machine",
+        ),
+      );
     });
     srv.listen(port, () => srv.close(() => resolve()));
   });
@@ -87,7 +100,9 @@ async function freePort(): Promise<number> {
 
 async function startS3(logDir: string, name: string): Promise<{ proc: ManagedProcess; url: string }> {
   let onUrl: (u: string) => void = () => {};
-  const got = new Promise<string>((r) => { onUrl = r; });
+  const got = new Promise<string>((r) => {
+    onUrl = r;
+  });
   const proc = spawnManaged(toolPath("s3"), ["-listen", "127.0.0.1:0", "-buckets", "velero", "-stop-on-stdin-eof"], {
     name,
     logDir,
@@ -99,7 +114,9 @@ async function startS3(logDir: string, name: string): Promise<{ proc: ManagedPro
   const r = await Promise.race([
     got,
     proc.exited.then(() => undefined),
-    new Promise<undefined>((res) => { timer = setTimeout(() => res(undefined), 30_000); }),
+    new Promise<undefined>((res) => {
+      timer = setTimeout(() => res(undefined), 30_000);
+    }),
   ]);
   clearTimeout(timer);
   if (!r) {
@@ -110,7 +127,11 @@ async function startS3(logDir: string, name: string): Promise<{ proc: ManagedPro
 }
 
 async function applyVeleroSetup(
-  c: Clients, ns: string, s3Url: string, credentialFromSecret: boolean, configOverrides: Record<string, string | undefined>,
+  c: Clients,
+  ns: string,
+  s3Url: string,
+  credentialFromSecret: boolean,
+  configOverrides: Record<string, string | undefined>,
 ): Promise<void> {
   try {
     await createNamespace(c, ns);
@@ -157,7 +178,14 @@ async function applyVeleroSetup(
     // A BSL left by an earlier Velero in this control plane: point it at the new S3 server.
     const old = await getVelero(c, "backupstoragelocations", ns, "default");
     old.spec = bsl.spec;
-    await c.custom.replaceNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: ns, plural: "backupstoragelocations", name: "default", body: old });
+    await c.custom.replaceNamespacedCustomObject({
+      group: "velero.io",
+      version: "v1",
+      namespace: ns,
+      plural: "backupstoragelocations",
+      name: "default",
+      body: old,
+    });
   }
 }
 
@@ -170,18 +198,22 @@ export const PORT_8080_WAIT_MS = 300_000;
  */
 export async function waitForPort8080(timeoutMs = PORT_8080_WAIT_MS): Promise<void> {
   let said = false;
-  await waitFor("port 8080 to be free (Velero's metrics server binds *:8080, so only one Velero can run on this machine at a time; another Velero, e.g. the demo, holds it)", async () => {
-    try {
-      await assertPortFree(8080);
-      return true;
-    } catch (e) {
-      if (!said) {
-        said = true;
-        process.stderr.write(`startVelero: ${(e as Error).message}; waiting up to ${Math.round(timeoutMs / 1000)} s for it to be free\n`);
+  await waitFor(
+    "port 8080 to be free (Velero's metrics server binds *:8080, so only one Velero can run on this machine at a time; another Velero, e.g. the demo, holds it)",
+    async () => {
+      try {
+        await assertPortFree(8080);
+        return true;
+      } catch (e) {
+        if (!said) {
+          said = true;
+          process.stderr.write(`startVelero: ${(e as Error).message}; waiting up to ${Math.round(timeoutMs / 1000)} s for it to be free\n`);
+        }
+        throw e;
       }
-      throw e;
-    }
-  }, { timeoutMs, intervalMs: 2_000 });
+    },
+    { timeoutMs, intervalMs: 2_000 },
+  );
 }
 
 export async function startVelero(cp: ControlPlane, opts: VeleroOptions = {}): Promise<Velero> {
@@ -221,15 +253,24 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
     writeFileSync(credentialsFile, AWS_CREDENTIALS, { mode: 0o600 });
     const disabled = [...(opts.disableQueue ? ["backup-queue"] : []), ...(opts.disableControllers ?? [])];
     const args = [
-      veleroBin, "server",
-      "--kubeconfig", cp.kubeconfigPath,
-      "--namespace", ns,
-      "--plugin-dir", pluginDir,
-      "--log-level", "debug",
-      "--metrics-address", `127.0.0.1:${await freePort()}`,
-      "--profiler-address", "",
-      "--concurrent-backups", String(opts.concurrentBackups ?? 1),
-      "--store-validation-frequency", "10s",
+      veleroBin,
+      "server",
+      "--kubeconfig",
+      cp.kubeconfigPath,
+      "--namespace",
+      ns,
+      "--plugin-dir",
+      pluginDir,
+      "--log-level",
+      "debug",
+      "--metrics-address",
+      `127.0.0.1:${await freePort()}`,
+      "--profiler-address",
+      "",
+      "--concurrent-backups",
+      String(opts.concurrentBackups ?? 1),
+      "--store-validation-frequency",
+      "10s",
       "--default-volumes-to-fs-backup=false",
       ...(disabled.length ? ["--disable-controllers", disabled.join(",")] : []),
       ...(opts.extraArgs ?? []),
@@ -248,11 +289,15 @@ async function startVeleroInner(cp: ControlPlane, opts: VeleroOptions): Promise<
     const startedSecond = Math.floor(Date.now() / 1000) * 1000;
     proc = spawnManaged(repoScript("run-guarded.sh"), args, { name: `velero-${seq}`, logDir: join(cp.dir, "logs"), env });
     const p = proc;
-    await waitFor("BackupStorageLocation default to become Available (validated by this Velero)", async () => {
-      const bsl = await getVelero(c, "backupstoragelocations", ns, "default");
-      const validated = Date.parse(String(bsl.status?.lastValidationTime ?? ""));
-      return bsl.status?.phase === "Available" && validated >= startedSecond;
-    }, { timeoutMs: opts.bslTimeoutMs ?? 120_000, intervalMs: 500 }).catch((e: Error) => {
+    await waitFor(
+      "BackupStorageLocation default to become Available (validated by this Velero)",
+      async () => {
+        const bsl = await getVelero(c, "backupstoragelocations", ns, "default");
+        const validated = Date.parse(String(bsl.status?.lastValidationTime ?? ""));
+        return bsl.status?.phase === "Available" && validated >= startedSecond;
+      },
+      { timeoutMs: opts.bslTimeoutMs ?? 120_000, intervalMs: 500 },
+    ).catch((e: Error) => {
       throw new Error(`${e.message}\n${p.tail(40)}\n${s3.proc.tail(10)}`);
     });
   } catch (e) {
@@ -287,10 +332,14 @@ export async function waitForBackupDone(v: Velero, cp: ControlPlane, name: strin
   const c = clients(cp.kubeConfig);
   let last: VeleroObject | undefined;
   try {
-    return await waitFor(`Backup ${v.namespace}/${name} to reach a terminal phase`, async () => {
-      last = await getBackup(c, v.namespace, name);
-      return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "") ? last : undefined;
-    }, { timeoutMs, intervalMs: 500 });
+    return await waitFor(
+      `Backup ${v.namespace}/${name} to reach a terminal phase`,
+      async () => {
+        last = await getBackup(c, v.namespace, name);
+        return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "") ? last : undefined;
+      },
+      { timeoutMs, intervalMs: 500 },
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message}; last status: ${JSON.stringify(last?.status)}\n${v.logs(60)}`);
   }
@@ -309,9 +358,13 @@ export async function createReadyToStart(cp: ControlPlane, v: Velero, names: str
 /** Updates each Backup (a label), which is what makes Velero's backup controller look at it. */
 export async function kickBackups(cp: ControlPlane, v: Velero, names: string[]): Promise<void> {
   const c = clients(cp.kubeConfig);
-  await Promise.all(names.map((name) => updateVelero(c, "backups", v.namespace, name, (b) => {
-    b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": String(Date.now()) };
-  })));
+  await Promise.all(
+    names.map((name) =>
+      updateVelero(c, "backups", v.namespace, name, (b) => {
+        b.metadata.labels = { ...b.metadata.labels, "backup-gate.io/test-kick": String(Date.now()) };
+      }),
+    ),
+  );
 }
 
 /**

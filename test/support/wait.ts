@@ -18,11 +18,7 @@ export class WaitTimeoutError extends Error {
  * waited for and the last value or error seen. If a process started by the
  * harness dies meanwhile, throws at once with that process's last log lines.
  */
-export async function waitFor<T>(
-  description: string,
-  fn: () => T | Promise<T>,
-  opts: WaitOptions = {},
-): Promise<Exclude<T, undefined | null | false>> {
+export async function waitFor<T>(description: string, fn: () => T | Promise<T>, opts: WaitOptions = {}): Promise<Exclude<T, undefined | null | false>> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const intervalMs = opts.intervalMs ?? 200;
   const deadline = Date.now() + timeoutMs;
@@ -39,9 +35,8 @@ export async function waitFor<T>(
       lastErr = e;
     }
     if (Date.now() >= deadline) {
-      const detail = lastErr !== undefined
-        ? `; last error: ${lastErr instanceof Error ? lastErr.message : inspect(lastErr)}`
-        : `; last value: ${JSON.stringify(last)}`;
+      const detail =
+        lastErr !== undefined ? `; last error: ${lastErr instanceof Error ? lastErr.message : inspect(lastErr)}` : `; last value: ${JSON.stringify(last)}`;
       throw new WaitTimeoutError(`timed out after ${timeoutMs} ms waiting for ${description}${detail}`);
     }
     await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
@@ -57,12 +52,7 @@ export function sleep(ms: number): Promise<void> {
  * `intervalMs`): for facts that are only observable as "nothing happened",
  * e.g. a controller ignoring an object. Throws at the first false, naming it.
  */
-export async function expectStays(
-  description: string,
-  fn: () => boolean | Promise<boolean>,
-  durationMs: number,
-  intervalMs = 250,
-): Promise<void> {
+export async function expectStays(description: string, fn: () => boolean | Promise<boolean>, durationMs: number, intervalMs = 250): Promise<void> {
   const end = Date.now() + durationMs;
   for (;;) {
     assertChildrenAlive();

@@ -25,15 +25,22 @@ export async function startWatch(
 ): Promise<StartedWatch> {
   let endedWith: unknown;
   let ended = false;
-  const controller = await waitFor(`watch on ${path} to be accepted (not 429)`, async () => {
-    try {
-      ended = false;
-      endedWith = undefined;
-      return await new Watch(kc).watch(path, query, onEvent, (err) => { ended = true; endedWith = err; });
-    } catch (e) {
-      if ((e as { statusCode?: number }).statusCode === 429) return undefined;
-      throw e;
-    }
-  }, { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 250 });
+  const controller = await waitFor(
+    `watch on ${path} to be accepted (not 429)`,
+    async () => {
+      try {
+        ended = false;
+        endedWith = undefined;
+        return await new Watch(kc).watch(path, query, onEvent, (err) => {
+          ended = true;
+          endedWith = err;
+        });
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 429) return undefined;
+        throw e;
+      }
+    },
+    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: 250 },
+  );
   return { abort: () => controller.abort(), error: () => endedWith, ended: () => ended };
 }

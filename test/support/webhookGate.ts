@@ -47,7 +47,11 @@ export async function startWebhookGate(cp: ControlPlane, o: WebhookGateOptions):
   await o.afterSync?.(cache);
   const metrics = createMetrics();
   const server = await createWebhookServer({
-    tls: o.tls, cache, policy: new StaticPolicySource(o.policy), metrics, log,
+    tls: o.tls,
+    cache,
+    policy: new StaticPolicySource(o.policy),
+    metrics,
+    log,
     ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}),
   });
   const { url } = await server.listen({ host: "127.0.0.1", port: 0 });
@@ -57,12 +61,20 @@ export async function startWebhookGate(cp: ControlPlane, o: WebhookGateOptions):
   await admission.createMutatingWebhookConfiguration({ body: mutating });
   await admission.createValidatingWebhookConfiguration({ body: validating });
   const patcher = new CaBundlePatcher({
-    kubeConfig: cp.kubeConfig, mutatingName: o.configName, validatingName: o.configName, log, metrics,
+    kubeConfig: cp.kubeConfig,
+    mutatingName: o.configName,
+    validatingName: o.configName,
+    log,
+    metrics,
     ...(o.resyncMs !== undefined ? { resyncMs: o.resyncMs } : {}),
   });
   await patcher.attach(o.tls);
   return {
-    cache, server, patcher, metrics, url,
+    cache,
+    server,
+    patcher,
+    metrics,
+    url,
     async stop() {
       patcher.stop();
       await server.close();

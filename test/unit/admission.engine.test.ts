@@ -15,12 +15,19 @@ const NOW = Date.parse("2026-01-01T12:00:00Z");
 const at = (minute: number) => new Date(Date.parse("2026-01-01T11:00:00Z") + minute * 60_000).toISOString();
 
 const estate = () => [
-  ns("shop"), ns("web"), ns("data"), ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
-  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
-  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }), ...boundClaim("shop", "orders-data"),
+  ns("shop"),
+  ns("web"),
+  ns("data"),
+  ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }),
+  ...boundClaim("shop", "cart-data"),
+  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }),
+  ...boundClaim("shop", "orders-data"),
   pod("web", "nginx", { labels: { app: "web" } }),
-  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" }, annotations: { "pre.hook.backup.velero.io/command": "[\"/bin/sync\"]" } }), ...boundClaim("data", "pg"),
-  pod("strict", "s-0", { claims: ["s-data"] }), ...boundClaim("strict", "s-data"),
+  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" }, annotations: { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } }),
+  ...boundClaim("data", "pg"),
+  pod("strict", "s-0", { claims: ["s-data"] }),
+  ...boundClaim("strict", "s-data"),
 ];
 
 async function both(policy: Policy, backups: object[], candidateRaw: object) {
@@ -42,22 +49,94 @@ const noAging: Policy = { ...DEFAULT_POLICY, priorities: { ...DEFAULT_POLICY.pri
 describe("admission engine = core decideAdmission", () => {
   it.each<{ name: string; policy: Policy; backups: object[]; candidate: object }>([
     { name: "nothing else: admit", policy: noAging, backups: [], candidate: app("cart", "cart", { created: "" }) },
-    { name: "waits behind an in-flight all-namespace backup", policy: noAging, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "waits behind a queued backup ahead of it", policy: noAging, backups: [backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }), backup("x", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "a queued backup of lower priority is not ahead", policy: noAging, backups: [backup("low", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0), labels: { "backup-gate.io/priority": "-5" } })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "limit full: waits for a free slot", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "promotions ahead take the free slots", policy: { ...noAging, maxConcurrentBackups: 2 },
-      backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }), backup("d", { includedNamespaces: ["data"] }, { phase: "Queued", created: at(1) })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "Forbid rejects a second run", policy: noAging, backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
-    { name: "Allow queues the second run", policy: { ...noAging, serialWorkloads: "Allow" }, backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(0) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
-    { name: "Replace supersedes the queued run", policy: { ...noAging, serialWorkloads: "Replace" },
-      backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) }), backup("h-0", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(-5) })], candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")) },
+    {
+      name: "waits behind an in-flight all-namespace backup",
+      policy: noAging,
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "waits behind a queued backup ahead of it",
+      policy: noAging,
+      backups: [
+        backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0) }),
+        backup("x", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }),
+      ],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "a queued backup of lower priority is not ahead",
+      policy: noAging,
+      backups: [backup("low", { includedNamespaces: ["shop"] }, { phase: "Queued", created: at(0), labels: { "backup-gate.io/priority": "-5" } })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "limit full: waits for a free slot",
+      policy: { ...noAging, maxConcurrentBackups: 1 },
+      backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "promotions ahead take the free slots",
+      policy: { ...noAging, maxConcurrentBackups: 2 },
+      backups: [
+        backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) }),
+        backup("d", { includedNamespaces: ["data"] }, { phase: "Queued", created: at(1) }),
+      ],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "Forbid rejects a second run",
+      policy: noAging,
+      backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) })],
+      candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")),
+    },
+    {
+      name: "Allow queues the second run",
+      policy: { ...noAging, serialWorkloads: "Allow" },
+      backups: [backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(0) })],
+      candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")),
+    },
+    {
+      name: "Replace supersedes the queued run",
+      policy: { ...noAging, serialWorkloads: "Replace" },
+      backups: [
+        backup("h-1", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "Queued", created: at(0) }),
+        backup("h-0", { includedNamespaces: ["web"] }, { ...sched("h"), phase: "InProgress", created: at(-5) }),
+      ],
+      candidate: backup("h-2", { includedNamespaces: ["web"] }, sched("h")),
+    },
     { name: "invalid spec is rejected", policy: noAging, backups: [], candidate: backup("bad", { includedNamespaces: ["*", "shop"] }) },
-    { name: "Namespace level: shares a namespace", policy: { ...noAging, conflictLevel: "Namespace" }, backups: [app("orders", "orders", { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
-    { name: "namespace annotated strict", policy: noAging, backups: [backup("s1", { includedNamespaces: ["strict"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], candidate: backup("s2", { includedNamespaces: ["strict"], snapshotVolumes: false }) },
-    { name: "hooks make a unit exclusive", policy: noAging, backups: [backup("d1", { includedNamespaces: ["data"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })], candidate: backup("d2", { includedNamespaces: ["data"], snapshotVolumes: false }) },
-    { name: "a candidate outside Velero's namespace is not judged", policy: noAging, backups: [], candidate: { ...backup("elsewhere", { includedNamespaces: ["shop"] }), metadata: { namespace: "other", name: "elsewhere" } } },
-    { name: "same name as an existing backup: the existing one is ignored", policy: noAging, backups: [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })], candidate: app("cart", "cart", { created: "" }) },
+    {
+      name: "Namespace level: shares a namespace",
+      policy: { ...noAging, conflictLevel: "Namespace" },
+      backups: [app("orders", "orders", { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "namespace annotated strict",
+      policy: noAging,
+      backups: [backup("s1", { includedNamespaces: ["strict"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })],
+      candidate: backup("s2", { includedNamespaces: ["strict"], snapshotVolumes: false }),
+    },
+    {
+      name: "hooks make a unit exclusive",
+      policy: noAging,
+      backups: [backup("d1", { includedNamespaces: ["data"], snapshotVolumes: false }, { phase: "InProgress", created: at(0) })],
+      candidate: backup("d2", { includedNamespaces: ["data"], snapshotVolumes: false }),
+    },
+    {
+      name: "a candidate outside Velero's namespace is not judged",
+      policy: noAging,
+      backups: [],
+      candidate: { ...backup("elsewhere", { includedNamespaces: ["shop"] }), metadata: { namespace: "other", name: "elsewhere" } },
+    },
+    {
+      name: "same name as an existing backup: the existing one is ignored",
+      policy: noAging,
+      backups: [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
   ])("$name", async ({ policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);
@@ -65,7 +144,10 @@ describe("admission engine = core decideAdmission", () => {
 
   it("agrees on 300 random queues", async () => {
     let seed = 42;
-    const rand = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
     const namespaces = [["shop"], ["web"], ["data"], ["strict"], ["shop", "data"], ["*"], []];
     const phases = ["", "New", "Queued", "Queued", "ReadyToStart", "InProgress", "Completed"];
@@ -83,18 +165,30 @@ describe("admission engine = core decideAdmission", () => {
     const count = (k: string) => seen.set(k, (seen.get(k) ?? 0) + 1);
     for (let i = 0; i < 300; i++) {
       const policy = policySchema.parse({
-        conflictLevel: pick(["ItemBlock", "ItemBlock", "Namespace"]), maxConcurrentBackups: pick([1, 2, 3, 4]),
-        serialWorkloads: pick(["Allow", "Forbid", "Replace"]), priorities: { agingSeconds: pick([0, 600]) },
+        conflictLevel: pick(["ItemBlock", "ItemBlock", "Namespace"]),
+        maxConcurrentBackups: pick([1, 2, 3, 4]),
+        serialWorkloads: pick(["Allow", "Forbid", "Replace"]),
+        priorities: { agingSeconds: pick([0, 600]) },
       });
       const n = Math.floor(rand() * 8);
-      const backups = Array.from({ length: n }, (_, k) => backup(`b${k}`, spec(), { phase: pick(phases), created: at(-Math.floor(rand() * 90)), labels: labels(), annotations: rand() < 0.1 ? { "backup-gate.io/conflict-level": "Namespace" } : {} }));
+      const backups = Array.from({ length: n }, (_, k) =>
+        backup(`b${k}`, spec(), {
+          phase: pick(phases),
+          created: at(-Math.floor(rand() * 90)),
+          labels: labels(),
+          annotations: rand() < 0.1 ? { "backup-gate.io/conflict-level": "Namespace" } : {},
+        }),
+      );
       const candidate = backup(`c${i}`, spec(), { created: "", labels: labels() });
       const { expected, actual } = await both(policy, backups, candidate);
       count(expected.verdict);
       if (expected.waitingFor.length > 0) count("waits-behind");
       if (expected.reasons[0]?.startsWith("waits for a free slot")) count("slot");
       if (expected.warnings.some((w) => w.includes("supersedes"))) count("supersedes");
-      expect(actual, `case ${i}: ${JSON.stringify({ policy: { l: policy.conflictLevel, m: policy.maxConcurrentBackups, s: policy.serialWorkloads }, backups, candidate })}`).toEqual(expected);
+      expect(
+        actual,
+        `case ${i}: ${JSON.stringify({ policy: { l: policy.conflictLevel, m: policy.maxConcurrentBackups, s: policy.serialWorkloads }, backups, candidate })}`,
+      ).toEqual(expected);
     }
     // The generator reaches every kind of answer.
     for (const k of ["admit", "admit-with-warning", "reject", "waits-behind", "slot", "supersedes"]) expect(seen.get(k) ?? 0, k).toBeGreaterThan(5);
@@ -144,16 +238,46 @@ describe("admission engine: phase transitions", () => {
   const mark = { "backup-gate.io/promoted-by": "backup-gate" };
 
   it.each<{ name: string; policy: Policy; backups: object[]; oldRaw: object; newRaw: object; refused: RegExp | null }>([
-    { name: "conflict with an in-flight backup is refused, naming it", policy: noAging, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
-      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: /^backup cart may not become ReadyToStart: it conflicts with all \(InProgress\): both snapshot PVC shop\/cart-data$/ },
-    { name: "over the limit is refused", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
-      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: /1 of 1 backups are already in flight \(w\)/ },
-    { name: "no conflict, room left: allowed", policy: noAging, backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
-      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: null },
-    { name: "itself in the cache as ReadyToStart does not count", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [app("cart", "cart", { phase: "ReadyToStart" })],
-      oldRaw: app("cart", "cart", { phase: "Queued" }), newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }), refused: null },
-    { name: "not a move into ReadyToStart: allowed", policy: { ...noAging, maxConcurrentBackups: 1 }, backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
-      oldRaw: app("cart", "cart", { phase: "ReadyToStart" }), newRaw: app("cart", "cart", { phase: "InProgress" }), refused: null },
+    {
+      name: "conflict with an in-flight backup is refused, naming it",
+      policy: noAging,
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }),
+      newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }),
+      refused: /^backup cart may not become ReadyToStart: it conflicts with all \(InProgress\): both snapshot PVC shop\/cart-data$/,
+    },
+    {
+      name: "over the limit is refused",
+      policy: { ...noAging, maxConcurrentBackups: 1 },
+      backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }),
+      newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }),
+      refused: /1 of 1 backups are already in flight \(w\)/,
+    },
+    {
+      name: "no conflict, room left: allowed",
+      policy: noAging,
+      backups: [backup("w", { includedNamespaces: ["web"] }, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }),
+      newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }),
+      refused: null,
+    },
+    {
+      name: "itself in the cache as ReadyToStart does not count",
+      policy: { ...noAging, maxConcurrentBackups: 1 },
+      backups: [app("cart", "cart", { phase: "ReadyToStart" })],
+      oldRaw: app("cart", "cart", { phase: "Queued" }),
+      newRaw: app("cart", "cart", { phase: "ReadyToStart", annotations: mark }),
+      refused: null,
+    },
+    {
+      name: "not a move into ReadyToStart: allowed",
+      policy: { ...noAging, maxConcurrentBackups: 1 },
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      oldRaw: app("cart", "cart", { phase: "ReadyToStart" }),
+      newRaw: app("cart", "cart", { phase: "InProgress" }),
+      refused: null,
+    },
   ])("$name", async ({ policy, backups, oldRaw, newRaw, refused }) => {
     const { engine, info } = await setup(policy, backups);
     const v = engine.checkTransition(info(oldRaw), info(newRaw));
@@ -168,8 +292,14 @@ describe("admission engine: phase transitions", () => {
 
   it("flags a promotion without backup-gate's mark as foreign", async () => {
     const { engine, info } = await setup(noAging, []);
-    expect(engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart" })))).toEqual({ allowed: true, transition: true, foreign: true });
-    expect(engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart", annotations: mark })))).toEqual({ allowed: true, transition: true, foreign: false });
+    expect(engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart" })))).toEqual({
+      allowed: true,
+      transition: true,
+      foreign: true,
+    });
+    expect(
+      engine.checkTransition(info(app("cart", "cart", { phase: "Queued" })), info(app("cart", "cart", { phase: "ReadyToStart", annotations: mark }))),
+    ).toEqual({ allowed: true, transition: true, foreign: false });
     engine.stop();
   });
 });

@@ -7,9 +7,16 @@ import { IN_FLIGHT_PHASES, KEYS, type BackupInfo } from "../../src/core/model.js
 // from subsets it keeps as backups change: they must always equal filtering every backup.
 
 const info = (namespace: string, name: string, phase: string, schedule?: string): BackupInfo => ({
-  namespace, name, uid: `uid-${namespace}-${name}`, resourceVersion: "1",
-  labels: schedule === undefined ? {} : { [KEYS.scheduleName]: schedule }, annotations: {},
-  creationTimestamp: "2026-01-01T00:00:00Z", spec: {}, specHash: "h", phase,
+  namespace,
+  name,
+  uid: `uid-${namespace}-${name}`,
+  resourceVersion: "1",
+  labels: schedule === undefined ? {} : { [KEYS.scheduleName]: schedule },
+  annotations: {},
+  creationTimestamp: "2026-01-01T00:00:00Z",
+  spec: {},
+  specHash: "h",
+  phase,
 });
 
 const SCHEDULES = ["nightly", "hourly"];
@@ -24,18 +31,51 @@ function expectSubsetsMatch(index: BackupIndex): void {
 
 describe("the backup index", () => {
   it.each([
-    ["a backup that starts is in flight", [["velero", "a", "New"], ["velero", "a", "InProgress"]], ["a"]],
-    ["a backup that finishes leaves the flight", [["velero", "a", "InProgress"], ["velero", "a", "Completed"]], []],
-    ["a deleted backup leaves the flight", [["velero", "a", "ReadyToStart"], ["velero", "a", null]], []],
-    ["the same name in two namespaces is two backups", [["velero", "a", "InProgress"], ["other", "a", "InProgress"], ["other", "a", "Failed"]], ["velero/a"]],
+    [
+      "a backup that starts is in flight",
+      [
+        ["velero", "a", "New"],
+        ["velero", "a", "InProgress"],
+      ],
+      ["a"],
+    ],
+    [
+      "a backup that finishes leaves the flight",
+      [
+        ["velero", "a", "InProgress"],
+        ["velero", "a", "Completed"],
+      ],
+      [],
+    ],
+    [
+      "a deleted backup leaves the flight",
+      [
+        ["velero", "a", "ReadyToStart"],
+        ["velero", "a", null],
+      ],
+      [],
+    ],
+    [
+      "the same name in two namespaces is two backups",
+      [
+        ["velero", "a", "InProgress"],
+        ["other", "a", "InProgress"],
+        ["other", "a", "Failed"],
+      ],
+      ["velero/a"],
+    ],
   ] as const)("%s", (_, steps, flying) => {
     const index = new BackupIndex();
     for (const [ns, name, phase] of steps) {
       if (phase === null) index.delete(ns, name);
       else index.set(info(ns, name, phase));
     }
-    expect(index.inFlight().map((b) => (b.namespace === "velero" ? b.name : `${b.namespace}/${b.name}`)).sort())
-      .toEqual(flying.map((f) => f.replace(/^velero\//, "")).sort());
+    expect(
+      index
+        .inFlight()
+        .map((b) => (b.namespace === "velero" ? b.name : `${b.namespace}/${b.name}`))
+        .sort(),
+    ).toEqual(flying.map((f) => f.replace(/^velero\//, "")).sort());
   });
 
   it("moves a run between Schedules when its label changes, and forgets a Schedule without runs", () => {
@@ -66,13 +106,16 @@ describe("the backup index", () => {
       phase: fc.option(fc.constantFrom("", "New", "Queued", "ReadyToStart", "InProgress", "Completed", "Failed"), { nil: null }),
       schedule: fc.constantFrom(undefined, ...SCHEDULES),
     });
-    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
-      const index = new BackupIndex();
-      for (const o of ops) {
-        if (o.phase === null) index.delete(o.namespace, o.name);
-        else index.set(info(o.namespace, o.name, o.phase, o.schedule));
-        expectSubsetsMatch(index);
-      }
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+        const index = new BackupIndex();
+        for (const o of ops) {
+          if (o.phase === null) index.delete(o.namespace, o.name);
+          else index.set(info(o.namespace, o.name, o.phase, o.schedule));
+          expectSubsetsMatch(index);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

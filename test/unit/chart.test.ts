@@ -38,7 +38,10 @@ const byKey = (objects: K8sObject[]) => new Map(objects.map((o) => [objectKey(o)
 
 function manifestObjects(): K8sObject[] {
   const dir = join(repoRoot, "manifests");
-  return readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort().flatMap((f) => parseObjects(readFileSync(join(dir, f), "utf8")));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .flatMap((f) => parseObjects(readFileSync(join(dir, f), "utf8")));
 }
 
 /** Paths (lists of keys) where two JSON values differ; a key only on one side is one path. */
@@ -66,7 +69,9 @@ let defaults: K8sObject[];
 let manifestPolicyDoc: Record<string, unknown>;
 beforeAll(async () => {
   defaults = await renderChart();
-  manifestPolicyDoc = parseObjects((manifestObjects().find((o) => objectKey(o) === POLICY) as unknown as { data: Record<string, string> }).data["policy.yaml"]!)[0] as unknown as Record<string, unknown>;
+  manifestPolicyDoc = parseObjects(
+    (manifestObjects().find((o) => objectKey(o) === POLICY) as unknown as { data: Record<string, string> }).data["policy.yaml"]!,
+  )[0] as unknown as Record<string, unknown>;
 });
 
 /** The policy the gate would run with: manifests/' policy document with these keys changed. */
@@ -94,7 +99,11 @@ describe("charts/backup-gate with default values", () => {
     for (const o of defaults) {
       expect(Object.keys(o.metadata.labels ?? {}), objectKey(o)).toEqual(expect.arrayContaining(HELM_LABELS));
     }
-    expect(manifestObjects().flatMap((o) => Object.keys(o.metadata.labels ?? {})).filter((l) => HELM_LABELS.includes(l))).toEqual([]);
+    expect(
+      manifestObjects()
+        .flatMap((o) => Object.keys(o.metadata.labels ?? {}))
+        .filter((l) => HELM_LABELS.includes(l)),
+    ).toEqual([]);
   });
 
   it("namespace.create renders exactly manifests/' Namespace, PodSecurity labels included", async () => {
@@ -103,11 +112,17 @@ describe("charts/backup-gate with default values", () => {
   });
 
   it("certManager mode: the Certificate names the Service and the issuer given, into the Secret the pods mount", async () => {
-    const objects = await renderChart({ namespace: "ops", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" }, duration: "720h" } } } });
+    const objects = await renderChart({
+      namespace: "ops",
+      values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" }, duration: "720h" } } },
+    });
     const cert = objects.find((o) => o.kind === "Certificate");
     expect(cert?.spec).toEqual({
-      secretName: "backup-gate-tls", dnsNames: ["backup-gate.ops.svc", "backup-gate.ops.svc.cluster.local"], duration: "720h",
-      privateKey: { rotationPolicy: "Always" }, issuerRef: { name: "ca-issuer", kind: "Issuer", group: "cert-manager.io" },
+      secretName: "backup-gate-tls",
+      dnsNames: ["backup-gate.ops.svc", "backup-gate.ops.svc.cluster.local"],
+      duration: "720h",
+      privateKey: { rotationPolicy: "Always" },
+      issuerRef: { name: "ca-issuer", kind: "Issuer", group: "cert-manager.io" },
     });
     const webhooks = objects.filter((o) => o.kind.endsWith("WebhookConfiguration"));
     for (const w of webhooks) expect((w.metadata.annotations as Record<string, string>)["cert-manager.io/inject-ca-from"]).toBe("ops/backup-gate");
@@ -131,7 +146,13 @@ describe("charts/backup-gate with default values", () => {
     await helmLint({ certificates: { mode: "secret", secretName: "backup-gate-tls" } });
     await helmLint({ certificates: { mode: "serviceCA" } });
     await helmLint({ certificates: { mode: "certManager", certManager: { issuerRef: { name: "ca-issuer" } } } });
-    await helmLint({ namespace: { create: true }, priorityClassName: "high", podLabels: { team: "x" }, podAnnotations: { a: "b" }, networkPolicy: { enabled: false } });
+    await helmLint({
+      namespace: { create: true },
+      priorityClassName: "high",
+      podLabels: { team: "x" },
+      podAnnotations: { a: "b" },
+      networkPolicy: { enabled: false },
+    });
   });
 });
 
@@ -153,15 +174,33 @@ const valueCases: ValueCase[] = [
   { name: "serialWorkloads", values: { serialWorkloads: "Replace" }, changes: {}, policy: { serialWorkloads: "Replace" } },
   {
     name: "priorities",
-    values: { priorities: { manual: 20, scheduled: -5, agingSeconds: 0, schedules: { "nightly-db": 7, "hourly": 1 } } },
+    values: { priorities: { manual: 20, scheduled: -5, agingSeconds: 0, schedules: { "nightly-db": 7, hourly: 1 } } },
     changes: {},
     policy: { priorities: { manual: 20, scheduled: -5, agingSeconds: 0, schedules: { "nightly-db": 7, hourly: 1 } } },
   },
   {
     name: "further policy keys",
-    values: { policy: { defaultVolumesToFsBackup: true, snapshotMoveData: true, volumeGroupSnapshotLabelKey: "example.com/group", serialIdenticalScope: true, exclusiveResources: ["widgets.example.com"], positionUpdates: { writesPerDequeue: 100 }, nudgeAfterSeconds: 30 } },
+    values: {
+      policy: {
+        defaultVolumesToFsBackup: true,
+        snapshotMoveData: true,
+        volumeGroupSnapshotLabelKey: "example.com/group",
+        serialIdenticalScope: true,
+        exclusiveResources: ["widgets.example.com"],
+        positionUpdates: { writesPerDequeue: 100 },
+        nudgeAfterSeconds: 30,
+      },
+    },
     changes: {},
-    policy: { defaultVolumesToFsBackup: true, snapshotMoveData: true, volumeGroupSnapshotLabelKey: "example.com/group", serialIdenticalScope: true, exclusiveResources: ["widgets.example.com"], positionUpdates: { writesPerDequeue: 100 }, nudgeAfterSeconds: 30 },
+    policy: {
+      defaultVolumesToFsBackup: true,
+      snapshotMoveData: true,
+      volumeGroupSnapshotLabelKey: "example.com/group",
+      serialIdenticalScope: true,
+      exclusiveResources: ["widgets.example.com"],
+      positionUpdates: { writesPerDequeue: 100 },
+      nudgeAfterSeconds: 30,
+    },
   },
   {
     name: "velero.namespace",
@@ -187,17 +226,36 @@ const valueCases: ValueCase[] = [
     values: { image: { repository: "registry.example.com/backup-gate", tag: "1.2.3", pullPolicy: "Always" } },
     changes: { [DEPLOYMENT]: { [`${CONTAINER}.image`]: "registry.example.com/backup-gate:1.2.3", [`${CONTAINER}.imagePullPolicy`]: "Always" } },
   },
-  { name: "imagePullSecrets", values: { imagePullSecrets: [{ name: "regcred" }] }, changes: { [DEPLOYMENT]: { "spec.template.spec.imagePullSecrets": [{ name: "regcred" }] } } },
+  {
+    name: "imagePullSecrets",
+    values: { imagePullSecrets: [{ name: "regcred" }] },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.imagePullSecrets": [{ name: "regcred" }] } },
+  },
   {
     name: "resources",
     values: { resources: { requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } } },
-    changes: { [DEPLOYMENT]: { [`${CONTAINER}.resources.requests.cpu`]: "250m", [`${CONTAINER}.resources.requests.memory`]: "256Mi", [`${CONTAINER}.resources.limits.memory`]: "1Gi" } },
+    changes: {
+      [DEPLOYMENT]: {
+        [`${CONTAINER}.resources.requests.cpu`]: "250m",
+        [`${CONTAINER}.resources.requests.memory`]: "256Mi",
+        [`${CONTAINER}.resources.limits.memory`]: "1Gi",
+      },
+    },
   },
-  { name: "nodeOptions", values: { nodeOptions: "--max-old-space-size=512" }, changes: { [DEPLOYMENT]: { [`${CONTAINER}.env.0.value`]: "--max-old-space-size=512" } } },
+  {
+    name: "nodeOptions",
+    values: { nodeOptions: "--max-old-space-size=512" },
+    changes: { [DEPLOYMENT]: { [`${CONTAINER}.env.0.value`]: "--max-old-space-size=512" } },
+  },
   {
     name: "nodeSelector and tolerations",
     values: { nodeSelector: { "kubernetes.io/os": "linux" }, tolerations: [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] },
-    changes: { [DEPLOYMENT]: { "spec.template.spec.nodeSelector": { "kubernetes.io/os": "linux" }, "spec.template.spec.tolerations": [{ key: "infra", operator: "Exists", effect: "NoSchedule" }] } },
+    changes: {
+      [DEPLOYMENT]: {
+        "spec.template.spec.nodeSelector": { "kubernetes.io/os": "linux" },
+        "spec.template.spec.tolerations": [{ key: "infra", operator: "Exists", effect: "NoSchedule" }],
+      },
+    },
   },
   {
     name: "podSecurityContext (OpenShift's restricted-v2 assigns a UID; a platform may want one set)",
@@ -206,39 +264,97 @@ const valueCases: ValueCase[] = [
   },
   {
     name: "containerSecurityContext",
-    values: { containerSecurityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, runAsNonRoot: true } },
+    values: {
+      containerSecurityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] }, runAsNonRoot: true },
+    },
     changes: { [DEPLOYMENT]: { [`${CONTAINER}.securityContext.runAsNonRoot`]: true } },
   },
   {
     name: "affinity replaces the default anti-affinity as a whole",
-    values: { affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } } } },
+    values: {
+      affinity: {
+        nodeAffinity: {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }],
+          },
+        },
+      },
+    },
     changes: {
       [DEPLOYMENT]: {
         "spec.template.spec.affinity.podAntiAffinity": undefined,
-        "spec.template.spec.affinity.nodeAffinity": { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }] } },
+        "spec.template.spec.affinity.nodeAffinity": {
+          requiredDuringSchedulingIgnoredDuringExecution: {
+            nodeSelectorTerms: [{ matchExpressions: [{ key: "node-role.kubernetes.io/infra", operator: "Exists" }] }],
+          },
+        },
       },
     },
   },
   {
     name: "topologySpreadConstraints",
-    values: { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] },
-    changes: { [DEPLOYMENT]: { "spec.template.spec.topologySpreadConstraints": [{ maxSkew: 1, topologyKey: "topology.kubernetes.io/zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } } }] } },
+    values: {
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "ScheduleAnyway",
+          labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } },
+        },
+      ],
+    },
+    changes: {
+      [DEPLOYMENT]: {
+        "spec.template.spec.topologySpreadConstraints": [
+          {
+            maxSkew: 1,
+            topologyKey: "topology.kubernetes.io/zone",
+            whenUnsatisfiable: "ScheduleAnyway",
+            labelSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } },
+          },
+        ],
+      },
+    },
   },
-  { name: "priorityClassName", values: { priorityClassName: "system-cluster-critical" }, changes: { [DEPLOYMENT]: { "spec.template.spec.priorityClassName": "system-cluster-critical" } } },
+  {
+    name: "priorityClassName",
+    values: { priorityClassName: "system-cluster-critical" },
+    changes: { [DEPLOYMENT]: { "spec.template.spec.priorityClassName": "system-cluster-critical" } },
+  },
   {
     name: "podLabels and podAnnotations",
     values: { podLabels: { team: "storage" }, podAnnotations: { "example.com/owner": "storage" } },
     changes: { [DEPLOYMENT]: { "spec.template.metadata.labels.team": "storage", "spec.template.metadata.annotations": { "example.com/owner": "storage" } } },
   },
-  { name: "networkPolicy.enabled", values: { networkPolicy: { enabled: false } }, changes: { "NetworkPolicy/backup-gate/backup-gate": { "(object)": undefined } } },
+  {
+    name: "networkPolicy.enabled",
+    values: { networkPolicy: { enabled: false } },
+    changes: { "NetworkPolicy/backup-gate/backup-gate": { "(object)": undefined } },
+  },
   {
     name: "networkPolicy.from",
     values: { networkPolicy: { from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
-    changes: { "NetworkPolicy/backup-gate/backup-gate": { "spec.ingress.0.from": [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }] } },
+    changes: {
+      "NetworkPolicy/backup-gate/backup-gate": {
+        "spec.ingress.0.from": [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+      },
+    },
   },
-  { name: "namespace.create renders manifests/' Namespace (labelled for PodSecurity restricted)", values: { namespace: { create: true } }, changes: { "Namespace//backup-gate": { "(object)": "added" } } },
-  { name: "podDisruptionBudget.minAvailable", values: { podDisruptionBudget: { minAvailable: "50%" } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "spec.minAvailable": "50%" } } },
-  { name: "podDisruptionBudget.enabled", values: { podDisruptionBudget: { enabled: false } }, changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "(object)": undefined } } },
+  {
+    name: "namespace.create renders manifests/' Namespace (labelled for PodSecurity restricted)",
+    values: { namespace: { create: true } },
+    changes: { "Namespace//backup-gate": { "(object)": "added" } },
+  },
+  {
+    name: "podDisruptionBudget.minAvailable",
+    values: { podDisruptionBudget: { minAvailable: "50%" } },
+    changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "spec.minAvailable": "50%" } },
+  },
+  {
+    name: "podDisruptionBudget.enabled",
+    values: { podDisruptionBudget: { enabled: false } },
+    changes: { "PodDisruptionBudget/backup-gate/backup-gate": { "(object)": undefined } },
+  },
   {
     name: "certificates.mode=secret",
     values: { certificates: { mode: "secret", secretName: "backup-gate-tls" } },
@@ -300,11 +416,18 @@ describe("each value changes what it should and nothing else", () => {
     const after = byKey(objects.map(comparable));
     const changes: Record<string, Record<string, unknown>> = {};
     for (const key of new Set([...before.keys(), ...after.keys()])) {
-      const a = before.get(key), b = after.get(key);
-      if (!a || !b) { changes[key] = { "(object)": b ? "added" : undefined }; continue; }
+      const a = before.get(key),
+        b = after.get(key);
+      if (!a || !b) {
+        changes[key] = { "(object)": b ? "added" : undefined };
+        continue;
+      }
       const paths = changedPaths(a, b);
       if (key === POLICY) {
-        expect(paths.every((p) => p[0] === "data" && p[1] === "policy.yaml"), `${key}: ${paths.map((p) => p.join(".")).join(", ")}`).toBe(true);
+        expect(
+          paths.every((p) => p[0] === "data" && p[1] === "policy.yaml"),
+          `${key}: ${paths.map((p) => p.join(".")).join(", ")}`,
+        ).toBe(true);
         continue;
       }
       if (paths.length) changes[key] = Object.fromEntries(paths.map((p) => [p.join("."), at(b, p)]));
@@ -316,8 +439,12 @@ describe("each value changes what it should and nothing else", () => {
   it("the release namespace moves every namespaced object but Velero's, and the webhooks equal the gate's own", async () => {
     const objects = await renderChart({ namespace: "ops", values: { velero: { namespace: "oadp" } } });
     for (const o of objects) {
-      const expected = o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding" || o.kind.endsWith("WebhookConfiguration") ? undefined
-        : (o.kind === "Role" || o.kind === "RoleBinding") && o.metadata.namespace !== "ops" ? "oadp" : "ops";
+      const expected =
+        o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding" || o.kind.endsWith("WebhookConfiguration")
+          ? undefined
+          : (o.kind === "Role" || o.kind === "RoleBinding") && o.metadata.namespace !== "ops"
+            ? "oadp"
+            : "ops";
       expect(o.metadata.namespace, objectKey(o)).toBe(expected);
     }
     for (const o of objects.filter((x) => x.kind.endsWith("Binding"))) {
@@ -325,14 +452,22 @@ describe("each value changes what it should and nothing else", () => {
     }
     const deployment = objects.find((o) => o.kind === "Deployment");
     expect(at(deployment, [...ARGS.split("."), "1"])).toBe("--namespace=ops");
-    const { mutating, validating } = webhookConfigurations({ name: "backup-gate", veleroNamespace: "oadp", service: { name: "backup-gate", namespace: "ops" } });
+    const { mutating, validating } = webhookConfigurations({
+      name: "backup-gate",
+      veleroNamespace: "oadp",
+      service: { name: "backup-gate", namespace: "ops" },
+    });
     const plain = (o: unknown) => JSON.parse(JSON.stringify(o)) as K8sObject;
     expect(objects.filter((o) => o.kind.endsWith("WebhookConfiguration")).map(withoutHelmLabels)).toEqual([plain(mutating), plain(validating)]);
     expect(gatePolicy(objects).veleroNamespace).toBe("oadp");
   });
 });
 
-interface BadCase { name: string; values: Record<string, unknown>; message: RegExp }
+interface BadCase {
+  name: string;
+  values: Record<string, unknown>;
+  message: RegExp;
+}
 
 const badCases: BadCase[] = [
   { name: "unknown level", values: { level: "Bogus" }, message: /at '\/level'.*(Namespace.*ItemBlock|one of)/s },
@@ -347,18 +482,38 @@ const badCases: BadCase[] = [
   { name: "misspelt top-level key", values: { levle: "Namespace" }, message: /additional properties 'levle' not allowed/ },
   { name: "unknown policy key", values: { policy: { maxConcurrentBackup: 3 } }, message: /at '\/policy'.*'maxConcurrentBackup' not allowed/s },
   { name: "policy key of the wrong kind", values: { policy: { snapshotMoveData: "yes" } }, message: /at '\/policy\/snapshotMoveData'.*boolean/s },
-  { name: "writesPerDequeue above 100", values: { policy: { positionUpdates: { writesPerDequeue: 101 } } }, message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s },
+  {
+    name: "writesPerDequeue above 100",
+    values: { policy: { positionUpdates: { writesPerDequeue: 101 } } },
+    message: /at '\/policy\/positionUpdates\/writesPerDequeue'.*maximum/s,
+  },
   { name: "velero.namespace not a namespace name", values: { velero: { namespace: "Velero_NS" } }, message: /at '\/velero\/namespace'/ },
   { name: "an unknown velero.installedBy", values: { velero: { namespace: "velero", installedBy: "operator" } }, message: /at '\/velero\/installedBy'/ },
   { name: "zero replicas", values: { replicas: 0 }, message: /at '\/replicas'.*minimum/s },
   { name: "unknown certificates.mode", values: { certificates: { mode: "vault" } }, message: /at '\/certificates\/mode'/ },
-  { name: "certManager mode without an issuer", values: { certificates: { mode: "certManager" } }, message: /at '\/certificates\/certManager\/issuerRef\/name'|missing propert(y|ies) 'certManager'/ },
-  { name: "certManager issuer of an unknown kind", values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "x", kind: "Vault" } } } }, message: /at '\/certificates\/certManager\/issuerRef\/kind'/ },
+  {
+    name: "certManager mode without an issuer",
+    values: { certificates: { mode: "certManager" } },
+    message: /at '\/certificates\/certManager\/issuerRef\/name'|missing propert(y|ies) 'certManager'/,
+  },
+  {
+    name: "certManager issuer of an unknown kind",
+    values: { certificates: { mode: "certManager", certManager: { issuerRef: { name: "x", kind: "Vault" } } } },
+    message: /at '\/certificates\/certManager\/issuerRef\/kind'/,
+  },
   { name: "secret mode without a Secret name", values: { certificates: { mode: "secret" } }, message: /at '\/certificates\/secretName'/ },
   { name: "relative mountPath", values: { certificates: { mode: "secret", secretName: "x", mountPath: "tls" } }, message: /at '\/certificates\/mountPath'/ },
-  { name: "podLabels overriding the selector's label", values: { podLabels: { "app.kubernetes.io/name": "other" } }, message: /invalid propertyName 'app\.kubernetes\.io\/name'/ },
+  {
+    name: "podLabels overriding the selector's label",
+    values: { podLabels: { "app.kubernetes.io/name": "other" } },
+    message: /invalid propertyName 'app\.kubernetes\.io\/name'/,
+  },
   { name: "an unknown PodSecurity level", values: { namespace: { create: true, podSecurity: "strict" } }, message: /at '\/namespace\/podSecurity'/ },
-  { name: "a topology spread constraint without its required fields", values: { topologySpreadConstraints: [{ maxSkew: 1 }] }, message: /at '\/topologySpreadConstraints\/0'.*(topologyKey|whenUnsatisfiable)/s },
+  {
+    name: "a topology spread constraint without its required fields",
+    values: { topologySpreadConstraints: [{ maxSkew: 1 }] },
+    message: /at '\/topologySpreadConstraints\/0'.*(topologyKey|whenUnsatisfiable)/s,
+  },
   { name: "minAvailable as a bad text", values: { podDisruptionBudget: { minAvailable: "half" } }, message: /at '\/podDisruptionBudget\/minAvailable'/ },
 ];
 
@@ -375,7 +530,11 @@ describe("values the gate would refuse fail helm template, naming the value", ()
 // The chart's schema and the gate's policy schema are two texts; these hold them to one
 // meaning. Around every boundary of every policy value, helm accepts exactly what the gate
 // accepts, and what it renders is what the gate then reads.
-interface Boundary { value: string[]; policy: string[]; candidates: unknown[] }
+interface Boundary {
+  value: string[];
+  policy: string[];
+  candidates: unknown[];
+}
 
 const boundaries: Boundary[] = [
   { value: ["level"], policy: ["conflictLevel"], candidates: ["Namespace", "ItemBlock", "Bogus", "namespace", "", 1] },
@@ -384,13 +543,21 @@ const boundaries: Boundary[] = [
   { value: ["priorities", "manual"], policy: ["priorities", "manual"], candidates: [-100, 0, 1_000_000, 1.5, "high"] },
   { value: ["priorities", "scheduled"], policy: ["priorities", "scheduled"], candidates: [-100, 0, 1_000_000, 1.5, "high"] },
   { value: ["priorities", "agingSeconds"], policy: ["priorities", "agingSeconds"], candidates: [-1, 0, 86_400, 0.5] },
-  { value: ["priorities", "schedules"], policy: ["priorities", "schedules"], candidates: [{ "nightly-db": 5 }, { "nightly-db": -2, hourly: 0 }, { "nightly-db": 1.5 }, { "nightly-db": "x" }] },
+  {
+    value: ["priorities", "schedules"],
+    policy: ["priorities", "schedules"],
+    candidates: [{ "nightly-db": 5 }, { "nightly-db": -2, hourly: 0 }, { "nightly-db": 1.5 }, { "nightly-db": "x" }],
+  },
   { value: ["velero", "namespace"], policy: ["veleroNamespace"], candidates: ["oadp", "openshift-adp", ""] },
   { value: ["policy", "defaultVolumesToFsBackup"], policy: ["defaultVolumesToFsBackup"], candidates: [true, false, "true"] },
   { value: ["policy", "snapshotMoveData"], policy: ["snapshotMoveData"], candidates: [true, false, 1] },
   { value: ["policy", "volumeGroupSnapshotLabelKey"], policy: ["volumeGroupSnapshotLabelKey"], candidates: ["example.com/group", "", 5] },
   { value: ["policy", "serialIdenticalScope"], policy: ["serialIdenticalScope"], candidates: [true, "yes"] },
-  { value: ["policy", "exclusiveResources"], policy: ["exclusiveResources"], candidates: [[], ["widgets.example.com", "gadgets.example.com"], [""], "widgets"] },
+  {
+    value: ["policy", "exclusiveResources"],
+    policy: ["exclusiveResources"],
+    candidates: [[], ["widgets.example.com", "gadgets.example.com"], [""], "widgets"],
+  },
   { value: ["policy", "positionUpdates", "writesPerDequeue"], policy: ["positionUpdates", "writesPerDequeue"], candidates: [0, 100, 101, -1, 1.5] },
   { value: ["policy", "nudgeAfterSeconds"], policy: ["nudgeAfterSeconds"], candidates: [0, 1, 60, 1.5] },
 ];
@@ -404,7 +571,10 @@ function setAt(o: Record<string, unknown>, path: string[], value: unknown): Reco
 async function expectSameVerdict(values: Record<string, unknown>, gateDoc: Record<string, unknown>): Promise<void> {
   const gate = parsePolicy(gateDoc);
   const r = await helmTemplate({ values });
-  expect(r.ok, `${JSON.stringify(values)}: helm ${r.ok ? "accepted" : `refused (${r.error})`}, the gate ${gate.ok ? "accepts" : `refuses (${gate.error})`}`).toBe(gate.ok);
+  expect(
+    r.ok,
+    `${JSON.stringify(values)}: helm ${r.ok ? "accepted" : `refused (${r.error})`}, the gate ${gate.ok ? "accepts" : `refuses (${gate.error})`}`,
+  ).toBe(gate.ok);
   if (r.ok && gate.ok) expect(gatePolicy(r.objects)).toEqual(gate.policy);
 }
 
@@ -426,19 +596,35 @@ describe("the chart accepts a policy exactly when the gate does", () => {
       serialWorkloads: fc.constantFrom("Allow", "Forbid", "Replace"),
       priorities: fc.record({ manual: priority, scheduled: priority, agingSeconds: fc.nat(), schedules: fc.dictionary(name, priority, { maxKeys: 3 }) }),
       velero: fc.record({ namespace: name }),
-      policy: fc.record({
-        defaultVolumesToFsBackup: fc.boolean(),
-        snapshotMoveData: fc.boolean(),
-        serialIdenticalScope: fc.boolean(),
-        exclusiveResources: fc.array(name.map((n) => `${n}.example.com`), { maxLength: 3 }),
-        positionUpdates: fc.record({ writesPerDequeue: fc.integer({ min: 0, max: 100 }) }),
-        nudgeAfterSeconds: fc.integer({ min: 1, max: 86_400 }),
-      }, { requiredKeys: [] }),
+      policy: fc.record(
+        {
+          defaultVolumesToFsBackup: fc.boolean(),
+          snapshotMoveData: fc.boolean(),
+          serialIdenticalScope: fc.boolean(),
+          exclusiveResources: fc.array(
+            name.map((n) => `${n}.example.com`),
+            { maxLength: 3 },
+          ),
+          positionUpdates: fc.record({ writesPerDequeue: fc.integer({ min: 0, max: 100 }) }),
+          nudgeAfterSeconds: fc.integer({ min: 1, max: 86_400 }),
+        },
+        { requiredKeys: [] },
+      ),
     });
-    await fc.assert(fc.asyncProperty(values, async (v) => {
-      const { level, limit, serialWorkloads, priorities, velero, policy } = v;
-      await expectSameVerdict(v, { ...manifestPolicyDoc, conflictLevel: level, maxConcurrentBackups: limit, serialWorkloads, priorities, veleroNamespace: velero.namespace,
-        ...policy });
-    }), { numRuns: 20 });
+    await fc.assert(
+      fc.asyncProperty(values, async (v) => {
+        const { level, limit, serialWorkloads, priorities, velero, policy } = v;
+        await expectSameVerdict(v, {
+          ...manifestPolicyDoc,
+          conflictLevel: level,
+          maxConcurrentBackups: limit,
+          serialWorkloads,
+          priorities,
+          veleroNamespace: velero.namespace,
+          ...policy,
+        });
+      }),
+      { numRuns: 20 },
+    );
   }, 60_000);
 });

@@ -51,35 +51,55 @@ describe("shell completion", () => {
     ["-o's formats", ["backup-gate", "queue", "-o", ""], ["json", "yaml", "wide"]],
     ["a flag", ["backup-gate", "queue", "--wa"], ["--watch"]],
     ["--level's values", ["backup-gate", "plan", "--level", ""], ["ItemBlock", "Namespace"]],
-  ])("bash: the script passes bash -n, sources, and completes %s", async (_, words, expected) => {
-    expect(existsSync(BASH_COMPLETION), "bash-completion (Debian package bash-completion) is needed, as for kubectl's").toBe(true);
-    const file = await script("bash");
-    await run("bash", ["-n", file]);
-    const candidates = await bashComplete(file, words);
-    for (const c of expected) expect(candidates).toContain(c);
-  }, PROCESS_TIMEOUT);
+  ])(
+    "bash: the script passes bash -n, sources, and completes %s",
+    async (_, words, expected) => {
+      expect(existsSync(BASH_COMPLETION), "bash-completion (Debian package bash-completion) is needed, as for kubectl's").toBe(true);
+      const file = await script("bash");
+      await run("bash", ["-n", file]);
+      const candidates = await bashComplete(file, words);
+      for (const c of expected) expect(candidates).toContain(c);
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it("bash, positive control: a prefix nothing has completes to nothing", async () => {
-    expect(await bashComplete(await script("bash"), ["backup-gate", "zz"])).toEqual([]);
-  }, PROCESS_TIMEOUT);
+  it(
+    "bash, positive control: a prefix nothing has completes to nothing",
+    async () => {
+      expect(await bashComplete(await script("bash"), ["backup-gate", "zz"])).toEqual([]);
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it.runIf(has("zsh"))("zsh: the script passes zsh -n and defines its completion function", async () => {
-    const file = await script("zsh");
-    await run("zsh", ["-n", file]);
-    const { stdout } = await run("zsh", ["-c", `autoload -U compinit && compinit -u; source ${file}; whence -w _backup-gate || whence -w _backup_gate`]);
-    expect(stdout).toMatch(/function/);
-  }, PROCESS_TIMEOUT);
+  it.runIf(has("zsh"))(
+    "zsh: the script passes zsh -n and defines its completion function",
+    async () => {
+      const file = await script("zsh");
+      await run("zsh", ["-n", file]);
+      const { stdout } = await run("zsh", ["-c", `autoload -U compinit && compinit -u; source ${file}; whence -w _backup-gate || whence -w _backup_gate`]);
+      expect(stdout).toMatch(/function/);
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it.runIf(has("fish"))("fish: the script passes fish -n and `complete -C` returns the commands", async () => {
-    const file = await script("fish");
-    await run("fish", ["-n", file]);
-    const { stdout } = await run("fish", ["-c", `function backup-gate; ${CLI} $argv; end; source ${file}; complete -C 'backup-gate que'`], { cwd: REPO });
-    expect(stdout).toMatch(/^queue\b/m);
-  }, PROCESS_TIMEOUT);
+  it.runIf(has("fish"))(
+    "fish: the script passes fish -n and `complete -C` returns the commands",
+    async () => {
+      const file = await script("fish");
+      await run("fish", ["-n", file]);
+      const { stdout } = await run("fish", ["-c", `function backup-gate; ${CLI} $argv; end; source ${file}; complete -C 'backup-gate que'`], { cwd: REPO });
+      expect(stdout).toMatch(/^queue\b/m);
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it("the completion protocol (what every script and kubectl call): candidates, then the directive", async () => {
-    const { code, stdout } = await runCli("complete", "--", "explain", "-o", "");
-    expect(code).toBe(0);
-    expect(stdout.trimEnd().split("\n")).toEqual(["json\t", "yaml\t", "wide\t", ":4"]);
-  }, PROCESS_TIMEOUT);
+  it(
+    "the completion protocol (what every script and kubectl call): candidates, then the directive",
+    async () => {
+      const { code, stdout } = await runCli("complete", "--", "explain", "-o", "");
+      expect(code).toBe(0);
+      expect(stdout.trimEnd().split("\n")).toEqual(["json\t", "yaml\t", "wide\t", ":4"]);
+    },
+    PROCESS_TIMEOUT,
+  );
 });

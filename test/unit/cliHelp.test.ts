@@ -12,46 +12,91 @@ const COMMANDS: readonly { command: string; flags: readonly string[] }[] = [
   { command: "plan", flags: ["--snapshot", "--level", "--policy", "--now", "--human"] },
   { command: "queue", flags: [...KUBE, "--gate-namespace", "-o, --output", "--json", "-w, --watch"] },
   { command: "explain", flags: [...KUBE, "--gate-namespace", "-f, --filename", "-o, --output", "--json"] },
-  { command: "serve", flags: [...KUBE, "--namespace", "--service", "--webhook-configuration", "--policy-configmap", "--host", "--port", "--tls-dir", "--ca-injected", "--ca-bundle-check-seconds", "--extra-san", "--register-url", "--identity"] },
+  {
+    command: "serve",
+    flags: [
+      ...KUBE,
+      "--namespace",
+      "--service",
+      "--webhook-configuration",
+      "--policy-configmap",
+      "--host",
+      "--port",
+      "--tls-dir",
+      "--ca-injected",
+      "--ca-bundle-check-seconds",
+      "--extra-san",
+      "--register-url",
+      "--identity",
+    ],
+  },
   { command: "simulate", flags: ["--trace", "--level", "--concurrency", "--policy", "--html"] },
   { command: "version", flags: ["-o, --output"] },
   { command: "completion", flags: [] },
 ];
 
 describe("help for every command", () => {
-  it.each(COMMANDS)("$command --help exits 0 and lists its flags", async ({ command, flags }) => {
-    const [viaFlag, viaHelp] = await Promise.all([runCli(command, "--help"), runCli("help", command)]);
-    expect(viaFlag.code).toBe(0);
-    expect(viaFlag.stderr).toBe("");
-    expect(viaFlag.stdout).toMatch(new RegExp(`^Usage: backup-gate ${command} `));
-    for (const flag of [...flags, "-h, --help"]) expect(viaFlag.stdout).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
-    expect(viaHelp).toEqual(viaFlag);
-  }, PROCESS_TIMEOUT);
+  it.each(COMMANDS)(
+    "$command --help exits 0 and lists its flags",
+    async ({ command, flags }) => {
+      const [viaFlag, viaHelp] = await Promise.all([runCli(command, "--help"), runCli("help", command)]);
+      expect(viaFlag.code).toBe(0);
+      expect(viaFlag.stderr).toBe("");
+      expect(viaFlag.stdout).toMatch(new RegExp(`^Usage: backup-gate ${command} `));
+      for (const flag of [...flags, "-h, --help"]) expect(viaFlag.stdout).toMatch(new RegExp(`^  ${flag}\\b`, "m"));
+      expect(viaHelp).toEqual(viaFlag);
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it("the top level lists every command with its usage line", async () => {
-    const { code, stdout } = await runCli("--help");
-    expect(code).toBe(0);
-    for (const { command } of COMMANDS) expect(stdout).toMatch(new RegExp(`^ {14}backup-gate ${command} `, "m"));
-  }, PROCESS_TIMEOUT);
+  it(
+    "the top level lists every command with its usage line",
+    async () => {
+      const { code, stdout } = await runCli("--help");
+      expect(code).toBe(0);
+      for (const { command } of COMMANDS) expect(stdout).toMatch(new RegExp(`^ {14}backup-gate ${command} `, "m"));
+    },
+    PROCESS_TIMEOUT,
+  );
 
-  it("--version and `version` print package.json's version", async () => {
-    const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
-    const [flag, command, json] = await Promise.all([runCli("--version"), runCli("version"), runCli("version", "-o", "json")]);
-    expect(flag).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
-    expect(command.stdout).toBe(`backup-gate ${version} (Node.js ${process.version})\n`);
-    expect(JSON.parse(json.stdout)).toEqual({ backupGate: version, node: process.version });
-  }, PROCESS_TIMEOUT);
+  it(
+    "--version and `version` print package.json's version",
+    async () => {
+      const { version } = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+      const [flag, command, json] = await Promise.all([runCli("--version"), runCli("version"), runCli("version", "-o", "json")]);
+      expect(flag).toEqual({ code: 0, stdout: `${version}\n`, stderr: "" });
+      expect(command.stdout).toBe(`backup-gate ${version} (Node.js ${process.version})\n`);
+      expect(JSON.parse(json.stdout)).toEqual({ backupGate: version, node: process.version });
+    },
+    PROCESS_TIMEOUT,
+  );
 
   it.each([
     ["an unknown command", ["frobnicate"], /^backup-gate: Unknown command 'frobnicate'\n$/],
-    ["an output format queue does not have", ["queue", "-o", "xml"], /^backup-gate: Option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are json, yaml, wide\.\n$/],
+    [
+      "an output format queue does not have",
+      ["queue", "-o", "xml"],
+      /^backup-gate: Option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are json, yaml, wide\.\n$/,
+    ],
     ["--json with another -o", ["queue", "--json", "-o", "yaml"], /^backup-gate: --json and -o yaml ask for two formats; give one\n$/],
-    ["a context the kubeconfig does not have", ["queue", "--kubeconfig", "test/fixtures/kubeconfig-two-contexts.yaml", "--context", "nope"], /^backup-gate: context "nope" is not in the kubeconfig \(it has: one, two\)\n$/],
-    ["serve --ca-injected without the directory it serves", ["serve", "--ca-injected"], /^backup-gate: --ca-injected needs --tls-dir: the certificate the injector's CA signed\n$/],
+    [
+      "a context the kubeconfig does not have",
+      ["queue", "--kubeconfig", "test/fixtures/kubeconfig-two-contexts.yaml", "--context", "nope"],
+      /^backup-gate: context "nope" is not in the kubeconfig \(it has: one, two\)\n$/,
+    ],
+    [
+      "serve --ca-injected without the directory it serves",
+      ["serve", "--ca-injected"],
+      /^backup-gate: --ca-injected needs --tls-dir: the certificate the injector's CA signed\n$/,
+    ],
     ["an extra argument", ["queue", "extra"], /^backup-gate: Too many arguments for 'queue'\. Expected 0 arguments but got 1\.\n$/],
-  ])("%s: one line, exit code 2", async (_, args, message) => {
-    const { code, stdout, stderr } = await runCli(...args);
-    expect({ code, stdout }).toEqual({ code: 2, stdout: "" });
-    expect(stderr).toMatch(message);
-  }, PROCESS_TIMEOUT);
+  ])(
+    "%s: one line, exit code 2",
+    async (_, args, message) => {
+      const { code, stdout, stderr } = await runCli(...args);
+      expect({ code, stdout }).toEqual({ code: 2, stdout: "" });
+      expect(stderr).toMatch(message);
+    },
+    PROCESS_TIMEOUT,
+  );
 });

@@ -20,11 +20,14 @@ let bin: string;
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "bg-plugin-"));
   const out = join(dir, "out");
-  writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({
-    extends: join(REPO, "tsconfig.json"),
-    compilerOptions: { outDir: out, rootDir: REPO, sourceMap: false, typeRoots: [join(REPO, "node_modules/@types")] },
-    include: [join(REPO, "src/cli/main.ts")],
-  }));
+  writeFileSync(
+    join(dir, "tsconfig.json"),
+    JSON.stringify({
+      extends: join(REPO, "tsconfig.json"),
+      compilerOptions: { outDir: out, rootDir: REPO, sourceMap: false, typeRoots: [join(REPO, "node_modules/@types")] },
+      include: [join(REPO, "src/cli/main.ts")],
+    }),
+  );
   await run(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", join(dir, "tsconfig.json")]);
   // What an npm install provides around dist/: an ESM package and its dependencies.
   writeFileSync(join(out, "package.json"), JSON.stringify({ type: "module" }));
@@ -130,7 +133,8 @@ describe("programName and asInvoked", () => {
   it("rewrites usage lines only, never names inside a line", () => {
     const text = "backup-gate plan --snapshot FILE\n  backup-gate queue\n  --namespace NS   default backup-gate\nbackup-gate-policy is the ConfigMap";
     expect(asInvoked(text, "kubectl backup-gate")).toBe(
-      "kubectl backup-gate plan --snapshot FILE\n  kubectl backup-gate queue\n  --namespace NS   default backup-gate\nbackup-gate-policy is the ConfigMap");
+      "kubectl backup-gate plan --snapshot FILE\n  kubectl backup-gate queue\n  --namespace NS   default backup-gate\nbackup-gate-policy is the ConfigMap",
+    );
     expect(asInvoked(text, "backup-gate")).toBe(text);
   });
 });

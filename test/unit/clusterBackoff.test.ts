@@ -25,7 +25,9 @@ describe("Backoff", () => {
 
   it("resets after a connection stayed healthy long enough, not before", () => {
     const b = new Backoff({ initialMs: 100, maxMs: 10_000, jitter: 0, resetAfterMs: 60_000 });
-    b.failure(0); b.failure(0); b.failure(0); // 100, 200, 400
+    b.failure(0);
+    b.failure(0);
+    b.failure(0); // 100, 200, 400
     b.healthy(1_000);
     expect(b.failure(30_000)).toBe(800); // healthy for 29 s only: keeps growing
     b.healthy(40_000);

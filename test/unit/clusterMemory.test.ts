@@ -25,9 +25,12 @@ describe("resourceVersions held per object", () => {
 
   it("tells two versions apart exactly when their strings differ", () => {
     const version = fc.oneof(fc.string(), fc.bigInt({ min: 0n, max: 10n ** 17n }).map(String), fc.stringMatching(/^0*[0-9]{1,16}$/));
-    fc.assert(fc.property(version, version, (a, b) => {
-      expect(compactVersion(a) === compactVersion(b)).toBe(a === b);
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(version, version, (a, b) => {
+        expect(compactVersion(a) === compactVersion(b)).toBe(a === b);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -46,16 +46,27 @@ describe("slimming trimmed objects", () => {
 
   it("shares repeated strings and empty maps between pods, and changes nothing else", () => {
     const i = new Interner();
-    const raw = (name: string) => pod("shop", name, {
-      labels: { app: "db", tier: "data" }, claims: [`data-${name}`],
-      annotations: { "backup.velero.io/backup-volumes": "data", "kubectl.kubernetes.io/last-applied-configuration": "{}" },
-    });
-    const trimmed = (name: string) => { const r = trim("Pod", JSON.parse(JSON.stringify(raw(name)))); if (!r.ok) throw r.error; return r.value; };
-    const a = slimPod(trimmed("db-0"), i), b = slimPod(trimmed("db-1"), i);
+    const raw = (name: string) =>
+      pod("shop", name, {
+        labels: { app: "db", tier: "data" },
+        claims: [`data-${name}`],
+        annotations: { "backup.velero.io/backup-volumes": "data", "kubectl.kubernetes.io/last-applied-configuration": "{}" },
+      });
+    const trimmed = (name: string) => {
+      const r = trim("Pod", JSON.parse(JSON.stringify(raw(name))));
+      if (!r.ok) throw r.error;
+      return r.value;
+    };
+    const a = slimPod(trimmed("db-0"), i),
+      b = slimPod(trimmed("db-1"), i);
     const full = trimmed("db-0");
     expect(a).toEqual({ ...full, annotations: { "backup.velero.io/backup-volumes": "data" } });
     expect(Object.keys(a.labels)[0]).toBe(Object.keys(b.labels)[0]);
-    const noLabels = (name: string) => { const r = trim("Pod", pod("x", name)); if (!r.ok) throw r.error; return slimPod(r.value, i); };
+    const noLabels = (name: string) => {
+      const r = trim("Pod", pod("x", name));
+      if (!r.ok) throw r.error;
+      return slimPod(r.value, i);
+    };
     expect(noLabels("p").labels).toBe(noLabels("q").labels);
   });
 

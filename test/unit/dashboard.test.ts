@@ -6,16 +6,32 @@ import { metricNames, PromqlError } from "./support/promql.js";
 // manifests/grafana/backup-gate.json: every query names only series the gate exports (from its
 // real registry), and the dashboard covers what issue 9 asks to see.
 
-interface Target { expr?: string; refId?: string; datasource?: { type?: string; uid?: string } }
-interface Panel { id: number; type: string; title: string; datasource?: { uid?: string }; targets?: Target[]; gridPos: { x: number; w: number } }
+interface Target {
+  expr?: string;
+  refId?: string;
+  datasource?: { type?: string; uid?: string };
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { uid?: string };
+  targets?: Target[];
+  gridPos: { x: number; w: number };
+}
 const dashboard = JSON.parse(readFileSync("manifests/grafana/backup-gate.json", "utf8")) as {
-  uid: string; schemaVersion: number; panels: Panel[]; templating: { list: { name: string; type: string; query: string }[] };
+  uid: string;
+  schemaVersion: number;
+  panels: Panel[];
+  templating: { list: { name: string; type: string; query: string }[] };
 };
 const panels = dashboard.panels.filter((p) => p.type !== "row");
 const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr ?? "" })));
 
 let exported: Exported;
-beforeAll(async () => { exported = await exportedMetrics(); });
+beforeAll(async () => {
+  exported = await exportedMetrics();
+});
 
 /** The checker: the names `expr` reads that the gate does not export (or why the query cannot be read). */
 function unexported(expr: string): string[] {
@@ -80,7 +96,10 @@ describe("the checker", () => {
   });
 
   it.each([
-    ['sum by (le, webhook) (rate(backup_gate_admission_duration_seconds_bucket{webhook="mutate", le!="+Inf"}[$__rate_interval]))', ["backup_gate_admission_duration_seconds_bucket"]],
+    [
+      'sum by (le, webhook) (rate(backup_gate_admission_duration_seconds_bucket{webhook="mutate", le!="+Inf"}[$__rate_interval]))',
+      ["backup_gate_admission_duration_seconds_bucket"],
+    ],
     ["max(backup_gate_queue_length * on(instance) backup_gate_leader)", ["backup_gate_queue_length", "backup_gate_leader"]],
     ["min(backup_gate_certificate_expiry_seconds) - time()", ["backup_gate_certificate_expiry_seconds"]],
     ['sum without (pod) (backup_gate_api_writes_total{result=~"error|conflict", kind="by"}) > bool 0', ["backup_gate_api_writes_total"]],

@@ -25,21 +25,29 @@ function predictCase(c: FidelityCase) {
 
 describe("the cases it draws", () => {
   it("always load as objects the gate reads, and always get a prediction (valid or with Velero's errors)", () => {
-    fc.assert(fc.property(caseArb("case"), (c) => {
-      const { prediction } = predictCase(c);
-      expect(prediction.outcomes).toBeInstanceOf(Map);
-    }), { seed: 7, numRuns: 200 });
+    fc.assert(
+      fc.property(caseArb("case"), (c) => {
+        const { prediction } = predictCase(c);
+        expect(prediction.outcomes).toBeInstanceOf(Map);
+      }),
+      { seed: 7, numRuns: 200 },
+    );
   });
 
   it("cover every rule the suite is meant to exercise, over a bounded run's worth of cases", () => {
     const seen = new Set<string>();
     for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 }).map(withoutGroupSnapshots)) {
       const text = JSON.stringify(c);
-      const mark = (rule: string, present: boolean) => { if (present) seen.add(rule); };
+      const mark = (rule: string, present: boolean) => {
+        if (present) seen.add(rule);
+      };
       mark("glob", /case-[*?[]/.test(text));
       mark("exclude label", text.includes("velero.io/exclude-from-backup"));
       mark("old filters", "includedResources" in c.spec || "includeClusterResources" in c.spec);
-      mark("new filters", Object.keys(c.spec).some((k) => k.endsWith("NamespaceScopedResources")));
+      mark(
+        "new filters",
+        Object.keys(c.spec).some((k) => k.endsWith("NamespaceScopedResources")),
+      );
       mark("orLabelSelectors", "orLabelSelectors" in c.spec);
       mark("labelSelector", "labelSelector" in c.spec);
       mark("spec hooks", "hooks" in c.spec);
@@ -55,8 +63,28 @@ describe("the cases it draws", () => {
       mark("snapshot action", /type: snapshot/.test(c.volumePolicy ?? ""));
       mark("grouped claims snapshotted by default", c.spec.snapshotVolumes === undefined && c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound)));
     }
-    expect([...seen].sort()).toEqual(["annotation hooks", "defaultVolumesToFsBackup", "exclude label", "glob", "labelSelector", "new filters", "old filters",
-      "grouped claims snapshotted by default", "opt-in with a space", "opt-out with a space", "orLabelSelectors", "own group key", "policy group key", "snapshot action", "snapshotVolumes", "spec hooks", "unbound claim", "volume policy"].sort());
+    expect([...seen].sort()).toEqual(
+      [
+        "annotation hooks",
+        "defaultVolumesToFsBackup",
+        "exclude label",
+        "glob",
+        "labelSelector",
+        "new filters",
+        "old filters",
+        "grouped claims snapshotted by default",
+        "opt-in with a space",
+        "opt-out with a space",
+        "orLabelSelectors",
+        "own group key",
+        "policy group key",
+        "snapshot action",
+        "snapshotVolumes",
+        "spec hooks",
+        "unbound claim",
+        "volume policy",
+      ].sort(),
+    );
   });
 
   it("are renamed whole to a run's prefix, namespaces and the spec's globs alike", () => {
@@ -67,11 +95,24 @@ describe("the cases it draws", () => {
 
 describe("comparing a prediction with what Velero did", () => {
   const c: FidelityCase = {
-    namespaces: [{
-      name: "ns-a", labels: {},
-      pods: [{ name: "p1", labels: { app: "a" }, annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" }, volumes: [{ name: "tmp", source: "emptyDir" }, { name: "data", source: "pvc", claim: "c1" }] }],
-      pvcs: [{ name: "c1", labels: {}, bound: true }],
-    }],
+    namespaces: [
+      {
+        name: "ns-a",
+        labels: {},
+        pods: [
+          {
+            name: "p1",
+            labels: { app: "a" },
+            annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" },
+            volumes: [
+              { name: "tmp", source: "emptyDir" },
+              { name: "data", source: "pvc", claim: "c1" },
+            ],
+          },
+        ],
+        pvcs: [{ name: "c1", labels: {}, bound: true }],
+      },
+    ],
     spec: { includedNamespaces: ["ns-a"], defaultVolumesToFsBackup: true },
   };
   const exact: Outcomes = new Map([
@@ -86,12 +127,24 @@ describe("comparing a prediction with what Velero did", () => {
   });
 
   it.each([
-    { case: "a volume Velero copied that was not predicted", item: "Pod ns-a/p1", got: { included: true, work: ["file-system backup data", "file-system backup tmp"] },
-      mismatch: { item: "Pod ns-a/p1", predicted: "file-system backup tmp", observed: "file-system backup data, file-system backup tmp" } },
-    { case: "an item Velero left out", item: "PersistentVolume ns-a-c1", got: { included: false, work: [] },
-      mismatch: { item: "PersistentVolume ns-a-c1", predicted: "included", observed: "not included" } },
-    { case: "a snapshot Velero did not take", item: "PersistentVolumeClaim ns-a/c1", got: { included: true, work: [] },
-      mismatch: { item: "PersistentVolumeClaim ns-a/c1", predicted: "snapshot", observed: "nothing" } },
+    {
+      case: "a volume Velero copied that was not predicted",
+      item: "Pod ns-a/p1",
+      got: { included: true, work: ["file-system backup data", "file-system backup tmp"] },
+      mismatch: { item: "Pod ns-a/p1", predicted: "file-system backup tmp", observed: "file-system backup data, file-system backup tmp" },
+    },
+    {
+      case: "an item Velero left out",
+      item: "PersistentVolume ns-a-c1",
+      got: { included: false, work: [] },
+      mismatch: { item: "PersistentVolume ns-a-c1", predicted: "included", observed: "not included" },
+    },
+    {
+      case: "a snapshot Velero did not take",
+      item: "PersistentVolumeClaim ns-a/c1",
+      got: { included: true, work: [] },
+      mismatch: { item: "PersistentVolumeClaim ns-a/c1", predicted: "snapshot", observed: "nothing" },
+    },
   ])("reports $case", ({ item, got, mismatch }) => {
     const { view, prediction } = predictCase(c);
     const observed = new Map(exact);
@@ -107,13 +160,18 @@ describe("comparing a prediction with what Velero did", () => {
 
   it("reports an included item whose cluster unit is not among the backup's units", () => {
     const { prediction } = predictCase(c);
-    expect(compare(prediction, exact, ALL, (k) => (k === "PersistentVolumeClaim ns-a/c1" ? "ns-a/pvc:other" : undefined)))
-      .toContainEqual({ item: "PersistentVolumeClaim ns-a/c1", predicted: "included in none of the backup's units", observed: "the item is in unit ns-a/pvc:other" });
+    expect(compare(prediction, exact, ALL, (k) => (k === "PersistentVolumeClaim ns-a/c1" ? "ns-a/pvc:other" : undefined))).toContainEqual({
+      item: "PersistentVolumeClaim ns-a/c1",
+      predicted: "included in none of the backup's units",
+      observed: "the item is in unit ns-a/pvc:other",
+    });
   });
 
   it("reports a claim whose unit is not the item's unit in the cluster", () => {
     const { prediction } = predictCase(c);
-    expect(compare(prediction, exact, ALL, () => "ns-a/pod:elsewhere").map((m) => m.predicted)).toContain(`claims unit ${prediction.claimedUnits.get("Pod ns-a/p1")}`);
+    expect(compare(prediction, exact, ALL, () => "ns-a/pod:elsewhere").map((m) => m.predicted)).toContain(
+      `claims unit ${prediction.claimedUnits.get("Pod ns-a/p1")}`,
+    );
   });
 });
 
@@ -124,7 +182,10 @@ describe("reading Velero's records", () => {
       mkdirSync(join(dir, "ns-a", "p1"), { recursive: true });
       writeFileSync(join(dir, "ns-a", "p1", "hooks.log"), "pre\npost\n");
       mkdirSync(join(dir, "ns-a", "p2"), { recursive: true });
-      expect(readHookRecords(dir, ["ns-a", "ns-b"])).toEqual([{ namespace: "ns-a", pod: "p1", phase: "pre" }, { namespace: "ns-a", pod: "p1", phase: "post" }]);
+      expect(readHookRecords(dir, ["ns-a", "ns-b"])).toEqual([
+        { namespace: "ns-a", pod: "p1", phase: "pre" },
+        { namespace: "ns-a", pod: "p1", phase: "post" },
+      ]);
       writeFileSync(join(dir, "ns-a", "p2", "hooks.log"), "pre\nfreeze\n");
       expect(() => readHookRecords(dir, ["ns-a"])).toThrow(/malformed hook record .*p2.*"freeze"/);
     } finally {
@@ -134,10 +195,16 @@ describe("reading Velero's records", () => {
 
   it("turns hook records, PodVolumeBackups, volume info and probe records into outcomes per item", () => {
     const outcomes = observedOutcomes("b1", {
-      probe: [{ backup: "b1", kind: "Pod", namespace: "ns-a", name: "p1", start: 0n, end: 1n }, { backup: "other", kind: "Pod", namespace: "ns-a", name: "p2", start: 0n, end: 1n }],
+      probe: [
+        { backup: "b1", kind: "Pod", namespace: "ns-a", name: "p1", start: 0n, end: 1n },
+        { backup: "other", kind: "Pod", namespace: "ns-a", name: "p2", start: 0n, end: 1n },
+      ],
       podVolumeBackups: [{ spec: { pod: { namespace: "ns-a", name: "p1" }, volume: "tmp" } }],
-      volumeInfos: [{ pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" }, { pvcName: "c2", pvcNamespace: "ns-a", skipped: true },
-        { pvcName: "c3", pvcNamespace: "ns-a", pvName: "pv3", backupMethod: "PodVolumeBackup" }],
+      volumeInfos: [
+        { pvcName: "c1", pvcNamespace: "ns-a", pvName: "pv1", backupMethod: "CSISnapshot" },
+        { pvcName: "c2", pvcNamespace: "ns-a", skipped: true },
+        { pvcName: "c3", pvcNamespace: "ns-a", pvName: "pv3", backupMethod: "PodVolumeBackup" },
+      ],
       hookRuns: [{ namespace: "ns-a", pod: "p1", phase: "pre" }],
       // A claim whose PV the backup leaves out has no volume info entry, only its VolumeSnapshot.
       csiSnapshots: [{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c4" } } }],
@@ -152,7 +219,17 @@ describe("reading Velero's records", () => {
 
 describe("cases on a node without group snapshots", () => {
   const grouped = (key: string, spec: Record<string, unknown> = {}, volumePolicy?: string): FidelityCase => ({
-    namespaces: [{ name: "ns-a", labels: {}, pods: [], pvcs: [{ name: "c1", labels: { [key]: "g1" }, bound: true }, { name: "c2", labels: {}, bound: true }] }],
+    namespaces: [
+      {
+        name: "ns-a",
+        labels: {},
+        pods: [],
+        pvcs: [
+          { name: "c1", labels: { [key]: "g1" }, bound: true },
+          { name: "c2", labels: {}, bound: true },
+        ],
+      },
+    ],
     spec: { includedNamespaces: ["ns-a"], ...spec },
     ...(volumePolicy ? { volumePolicy } : {}),
   });
@@ -163,39 +240,63 @@ describe("cases on a node without group snapshots", () => {
 
   it.each([
     { case: "a claim with the server's group key is skipped; the other is still snapshotted", c: grouped(GROUP_KEY), left: ["c2"] },
-    { case: "a claim with the backup's own key is skipped", c: grouped("example.com/group", { volumeGroupSnapshotLabelKey: "example.com/group" }), left: ["c2"] },
+    {
+      case: "a claim with the backup's own key is skipped",
+      c: grouped("example.com/group", { volumeGroupSnapshotLabelKey: "example.com/group" }),
+      left: ["c2"],
+    },
     { case: "a key the backup does not use changes nothing", c: grouped("example.com/group"), left: ["c1", "c2"] },
-    { case: "the case's own rules follow the skip rule", c: grouped(GROUP_KEY, { resourcePolicy: { kind: "configmap", name: "ns-volume-policy" } }, "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: fs-backup}\n"), left: [] },
+    {
+      case: "the case's own rules follow the skip rule",
+      c: grouped(
+        GROUP_KEY,
+        { resourcePolicy: { kind: "configmap", name: "ns-volume-policy" } },
+        "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: fs-backup}\n",
+      ),
+      left: [],
+    },
   ])("$case", ({ c, left }) => {
     expect(snapshots(withoutGroupSnapshots(c))).toEqual(left);
   });
 });
 
 describe("items Velero failed (named in the results file)", () => {
-  const line = 'velero:  name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": failed to list VolumeGroupSnapshotClasses: no matches for kind "VolumeGroupSnapshotClass" in version "groupsnapshot.storage.k8s.io/v1beta2"';
+  const line =
+    'velero:  name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": failed to list VolumeGroupSnapshotClasses: no matches for kind "VolumeGroupSnapshotClass" in version "groupsnapshot.storage.k8s.io/v1beta2"';
 
   it("is read from the results file's line and counts as included and snapshotted", () => {
     expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: line }]);
-    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] } });
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({
+      "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] },
+    });
   });
 
   it("an item failed otherwise counts as included, with nothing done", () => {
     const other = "velero:  name: /c1 message: /Error backing up item error: /PVC ns-a/c1 has no volume backing this claim";
-    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [other, "velero: not an item"] }))).toEqual({ "PersistentVolumeClaim ns-a/c1": { included: true, work: [] } });
+    expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [other, "velero: not an item"] }))).toEqual({
+      "PersistentVolumeClaim ns-a/c1": { included: true, work: [] },
+    });
   });
 });
 
 describe("a mismatching case, cut down to the items that differ", () => {
   it("keeps the items named, the claims their pods mount and the pods mounting their claims", () => {
     const c: FidelityCase = {
-      namespaces: [{
-        name: "ns-a", labels: {},
-        pods: [
-          { name: "p1", labels: {}, annotations: {}, volumes: [{ name: "data", source: "pvc", claim: "c1" }] },
-          { name: "p2", labels: {}, annotations: {}, volumes: [{ name: "tmp", source: "emptyDir" }] },
-        ],
-        pvcs: [{ name: "c1", labels: {}, bound: true }, { name: "c2", labels: {}, bound: true }],
-      }, { name: "ns-b", labels: {}, pods: [], pvcs: [{ name: "c1", labels: {}, bound: true }] }],
+      namespaces: [
+        {
+          name: "ns-a",
+          labels: {},
+          pods: [
+            { name: "p1", labels: {}, annotations: {}, volumes: [{ name: "data", source: "pvc", claim: "c1" }] },
+            { name: "p2", labels: {}, annotations: {}, volumes: [{ name: "tmp", source: "emptyDir" }] },
+          ],
+          pvcs: [
+            { name: "c1", labels: {}, bound: true },
+            { name: "c2", labels: {}, bound: true },
+          ],
+        },
+        { name: "ns-b", labels: {}, pods: [], pvcs: [{ name: "c1", labels: {}, bound: true }] },
+      ],
       spec: {},
     };
     const cut = reduceToItems(c, ["PersistentVolume pv-x"], (pv) => (pv === "pv-x" ? "PersistentVolumeClaim ns-a/c1" : undefined));
@@ -209,12 +310,17 @@ describe("reading the backup's tarball", () => {
     try {
       const vsDir = join(dir, "resources", "volumesnapshots.snapshot.storage.k8s.io", "namespaces", "ns-a");
       mkdirSync(vsDir, { recursive: true });
-      writeFileSync(join(vsDir, "velero-c1-abcde.json"), JSON.stringify({ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }));
+      writeFileSync(
+        join(vsDir, "velero-c1-abcde.json"),
+        JSON.stringify({ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }),
+      );
       mkdirSync(join(dir, "resources", "pods", "namespaces", "ns-a"), { recursive: true });
       writeFileSync(join(dir, "resources", "pods", "namespaces", "ns-a", "p1.json"), "{}");
       const tar = execFileSync("tar", ["-C", dir, "-cf", "-", "resources"]);
       const files = tarFiles(tar, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/);
-      expect(files.map((f) => JSON.parse(f.toString("utf8")) as unknown)).toEqual([{ metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } }]);
+      expect(files.map((f) => JSON.parse(f.toString("utf8")) as unknown)).toEqual([
+        { metadata: { namespace: "ns-a" }, spec: { source: { persistentVolumeClaimName: "c1" } } },
+      ]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

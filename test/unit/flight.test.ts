@@ -16,9 +16,12 @@ import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
 const NOW = Date.parse("2026-01-01T12:00:00Z");
 const policy: Policy = { ...DEFAULT_POLICY, maxConcurrentBackups: 2, priorities: { ...DEFAULT_POLICY.priorities, agingSeconds: 0 } };
 const estate = () => [
-  ns("shop"), ns("web"),
-  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
-  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }), ...boundClaim("shop", "orders-data"),
+  ns("shop"),
+  ns("web"),
+  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }),
+  ...boundClaim("shop", "cart-data"),
+  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }),
+  ...boundClaim("shop", "orders-data"),
   pod("web", "nginx", { labels: { app: "web" } }),
 ];
 const app = (name: string, label: string, o: Parameters<typeof backup>[2] = {}) =>
@@ -29,16 +32,51 @@ const info = (raw: object): BackupInfo => cluster(raw).backups[0] as BackupInfo;
 describe("mayBeInFlight: the rule", () => {
   const snap = cluster(...estate());
   const scopes = new ScopeCache();
-  const scoped = (raw: object): ScopedBackup => { const b = info(raw); return { name: b.name, phase: b.phase, scope: scopes.scopeOf(b, snap.view, policy) }; };
+  const scoped = (raw: object): ScopedBackup => {
+    const b = info(raw);
+    return { name: b.name, phase: b.phase, scope: scopes.scopeOf(b, snap.view, policy) };
+  };
   it.each<{ name: string; candidate: object; inFlight: object[]; limit: number; allowed: boolean; reason: RegExp }>([
-    { name: "nothing in flight", candidate: app("c", "cart"), inFlight: [], limit: 1, allowed: true, reason: /^conflicts with nothing in flight; 1 of 1 slots in use$/ },
-    { name: "shares only a namespace (ItemBlock level)", candidate: app("c", "cart"), inFlight: [app("o", "orders", { phase: "InProgress" })], limit: 2, allowed: true, reason: /2 of 2 slots/ },
-    { name: "shares a snapshotted PVC", candidate: app("c", "cart"), inFlight: [app("c0", "cart", { phase: "InProgress" })], limit: 4, allowed: false,
-      reason: /^backup c may not become ReadyToStart: it conflicts with c0 \(InProgress\): both snapshot PVC shop\/cart-data$/ },
-    { name: "the limit is full", candidate: app("c", "cart"), inFlight: [web("w", { phase: "InProgress" })], limit: 1, allowed: false,
-      reason: /^backup c may not become ReadyToStart: 1 of 1 backups are already in flight \(w\); maxConcurrentBackups is 1$/ },
-    { name: "the conflict is named before the limit", candidate: app("c", "cart"), inFlight: [web("w", { phase: "InProgress" }), app("c0", "cart", { phase: "ReadyToStart" })], limit: 2, allowed: false,
-      reason: /conflicts with c0 \(ReadyToStart\)/ },
+    {
+      name: "nothing in flight",
+      candidate: app("c", "cart"),
+      inFlight: [],
+      limit: 1,
+      allowed: true,
+      reason: /^conflicts with nothing in flight; 1 of 1 slots in use$/,
+    },
+    {
+      name: "shares only a namespace (ItemBlock level)",
+      candidate: app("c", "cart"),
+      inFlight: [app("o", "orders", { phase: "InProgress" })],
+      limit: 2,
+      allowed: true,
+      reason: /2 of 2 slots/,
+    },
+    {
+      name: "shares a snapshotted PVC",
+      candidate: app("c", "cart"),
+      inFlight: [app("c0", "cart", { phase: "InProgress" })],
+      limit: 4,
+      allowed: false,
+      reason: /^backup c may not become ReadyToStart: it conflicts with c0 \(InProgress\): both snapshot PVC shop\/cart-data$/,
+    },
+    {
+      name: "the limit is full",
+      candidate: app("c", "cart"),
+      inFlight: [web("w", { phase: "InProgress" })],
+      limit: 1,
+      allowed: false,
+      reason: /^backup c may not become ReadyToStart: 1 of 1 backups are already in flight \(w\); maxConcurrentBackups is 1$/,
+    },
+    {
+      name: "the conflict is named before the limit",
+      candidate: app("c", "cart"),
+      inFlight: [web("w", { phase: "InProgress" }), app("c0", "cart", { phase: "ReadyToStart" })],
+      limit: 2,
+      allowed: false,
+      reason: /conflicts with c0 \(ReadyToStart\)/,
+    },
   ])("$name", ({ candidate, inFlight, limit, allowed, reason }) => {
     const snapshot: FlightSnapshot = { inFlight: inFlight.map(scoped), limit };
     const d = mayBeInFlight(scoped(candidate), snapshot, "become ReadyToStart");
@@ -69,12 +107,23 @@ describe("specChangeInFlight: a backup in flight keeps what it touches", () => {
   const base = { includedNamespaces: ["shop"], ttl: "720h0m0s", labelSelector: { matchLabels: { app: "cart" } } };
   it.each<{ name: string; spec: object; fields: string[] }>([
     { name: "same spec", spec: base, fields: [] },
-    { name: "keys in another order, a null for an absent field", spec: { labelSelector: { matchLabels: { app: "cart" } }, ttl: "720h0m0s", includedNamespaces: ["shop"], hooks: null }, fields: [] },
+    {
+      name: "keys in another order, a null for an absent field",
+      spec: { labelSelector: { matchLabels: { app: "cart" } }, ttl: "720h0m0s", includedNamespaces: ["shop"], hooks: null },
+      fields: [],
+    },
     { name: "ttl and storage location only", spec: { ...base, ttl: "1h0m0s", storageLocation: "other" }, fields: [] },
     { name: "widened namespaces", spec: { ...base, includedNamespaces: ["shop", "web"] }, fields: ["spec.includedNamespaces"] },
-    { name: "selector and hooks", spec: { ...base, labelSelector: { matchLabels: { app: "orders" } }, hooks: { resources: [{ name: "h" }] } }, fields: ["spec.hooks", "spec.labelSelector"] },
-    { name: "volume settings and resource policy", spec: { ...base, snapshotVolumes: false, defaultVolumesToFsBackup: true, resourcePolicy: { kind: "configmap", name: "p" } },
-      fields: ["spec.defaultVolumesToFsBackup", "spec.resourcePolicy", "spec.snapshotVolumes"] },
+    {
+      name: "selector and hooks",
+      spec: { ...base, labelSelector: { matchLabels: { app: "orders" } }, hooks: { resources: [{ name: "h" }] } },
+      fields: ["spec.hooks", "spec.labelSelector"],
+    },
+    {
+      name: "volume settings and resource policy",
+      spec: { ...base, snapshotVolumes: false, defaultVolumesToFsBackup: true, resourcePolicy: { kind: "configmap", name: "p" } },
+      fields: ["spec.defaultVolumesToFsBackup", "spec.resourcePolicy", "spec.snapshotVolumes"],
+    },
     { name: "a field this version does not know", spec: { ...base, futureScope: ["x"] }, fields: ["spec.futureScope"] },
   ])("$name", ({ spec, fields }) => {
     const old = info(backup("b", base, { phase: "ReadyToStart" }));
@@ -82,7 +131,10 @@ describe("specChangeInFlight: a backup in flight keeps what it touches", () => {
     const d = specChangeInFlight(old, next);
     expect(d.fields).toEqual(fields);
     expect(d.allowed).toBe(fields.length === 0);
-    if (!d.allowed) expect(d.reasons[0]).toBe(`backup b is ReadyToStart: ${fields.join(", ")} may not change while it is in flight, because Velero reads the spec when it starts the backup and the gate judged it on the spec it had; labels and annotations stay editable; to back up something else, create a new Backup`);
+    if (!d.allowed)
+      expect(d.reasons[0]).toBe(
+        `backup b is ReadyToStart: ${fields.join(", ")} may not change while it is in flight, because Velero reads the spec when it starts the backup and the gate judged it on the spec it had; labels and annotations stay editable; to back up something else, create a new Backup`,
+      );
   });
 
   it("changedSpecFields: null and absent agree, deep values compare by content", () => {
@@ -99,19 +151,35 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
     let now = NOW;
     let leading = o.leading ?? true;
     const listeners = new Set<(l: boolean) => void>();
-    const leadership = o.leading === undefined ? undefined : {
-      isLeader: () => leading,
-      onChange: (l: (x: boolean) => void) => { listeners.add(l); return () => listeners.delete(l); },
-    };
+    const leadership =
+      o.leading === undefined
+        ? undefined
+        : {
+            isLeader: () => leading,
+            onChange: (l: (x: boolean) => void) => {
+              listeners.add(l);
+              return () => listeners.delete(l);
+            },
+          };
     const engine = new AdmissionEngine({
-      cache, policy: new StaticPolicySource(o.p ?? policy), now: () => now,
-      ...(leadership ? { leadership } : {}), ...(o.self ? { self: o.self, identity: "gate-b" } : {}),
-      ...(o.pendingTtlMs ? { pendingTtlMs: o.pendingTtlMs } : {}), handoverMs: o.handoverMs ?? 0,
+      cache,
+      policy: new StaticPolicySource(o.p ?? policy),
+      now: () => now,
+      ...(leadership ? { leadership } : {}),
+      ...(o.self ? { self: o.self, identity: "gate-b" } : {}),
+      ...(o.pendingTtlMs ? { pendingTtlMs: o.pendingTtlMs } : {}),
+      handoverMs: o.handoverMs ?? 0,
     });
     return {
-      engine, cache,
-      tick: (ms: number) => { now += ms; },
-      lead: (l: boolean) => { leading = l; for (const f of listeners) f(l); },
+      engine,
+      cache,
+      tick: (ms: number) => {
+        now += ms;
+      },
+      lead: (l: boolean) => {
+        leading = l;
+        for (const f of listeners) f(l);
+      },
       promote: (raw: object, user = "someone") => {
         const b = info(raw);
         return engine.checkTransition({ ...b, phase: "Queued" }, { ...b, phase: "ReadyToStart" }, { user });
@@ -124,7 +192,9 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
     expect(g.promote(app("c1", "cart")).allowed).toBe(true);
     const second = g.promote(app("c2", "cart"));
     expect(second).toMatchObject({ allowed: false, code: 403, conflictWith: "c1" });
-    expect(!second.allowed && second.message).toBe("backup c2 may not become ReadyToStart: it conflicts with c1 (ReadyToStart, allowed and not yet observed): both snapshot PVC shop/cart-data");
+    expect(!second.allowed && second.message).toBe(
+      "backup c2 may not become ReadyToStart: it conflicts with c1 (ReadyToStart, allowed and not yet observed): both snapshot PVC shop/cart-data",
+    );
     expect(g.engine.pendingMoves()).toEqual(["c1"]);
   });
 
@@ -174,7 +244,12 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
   it("a create straight into ReadyToStart/InProgress is judged by the same rule", () => {
     const g = setup([app("c0", "cart", { phase: "InProgress" })]);
     const v = g.engine.validateCreate(info(app("c1", "cart", { phase: "ReadyToStart" })), NOW);
-    expect(v).toEqual({ allowed: false, code: 403, reason: "Forbidden", message: "backup c1 may not be created ReadyToStart: it conflicts with c0 (InProgress): both snapshot PVC shop/cart-data" });
+    expect(v).toEqual({
+      allowed: false,
+      code: 403,
+      reason: "Forbidden",
+      message: "backup c1 may not be created ReadyToStart: it conflicts with c0 (InProgress): both snapshot PVC shop/cart-data",
+    });
     expect(g.engine.validateCreate(info(app("o1", "orders", { phase: "InProgress" })), NOW)).toEqual({ allowed: true });
     expect(g.engine.pendingMoves()).toEqual(["o1"]);
     expect(g.engine.validateCreate(info(app("c2", "cart")), NOW)).toEqual({ allowed: true });
@@ -196,7 +271,11 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
     const v = g.engine.checkTransition(rts, widened);
     expect(v).toMatchObject({ allowed: false, transition: false, code: 403 });
     expect(!v.allowed && v.message).toMatch(/^backup c1 is ReadyToStart: spec.includedNamespaces may not change while it is in flight/);
-    expect(g.engine.checkTransition(rts, { ...rts, labels: { x: "1" }, annotations: { y: "2" } })).toEqual({ allowed: true, transition: false, foreign: false });
+    expect(g.engine.checkTransition(rts, { ...rts, labels: { x: "1" }, annotations: { y: "2" } })).toEqual({
+      allowed: true,
+      transition: false,
+      foreign: false,
+    });
     expect(g.engine.checkTransition(rts, { ...widened, phase: "InProgress" }).allowed).toBe(true);
   });
 
@@ -205,7 +284,9 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
       const g = setup([], { leading: false, self: "system:serviceaccount:backup-gate:backup-gate" });
       const v = g.promote(app("c1", "cart"));
       expect(v).toMatchObject({ allowed: false, code: 429, reason: "TooManyRequests" });
-      expect(!v.allowed && v.message).toBe("backup c1 may not become ReadyToStart through this replica: backup-gate gate-b is not the leader, and only the leader judges moves into ReadyToStart/InProgress by other writers, so that two replicas never allow two conflicting ones; try again (a retry may reach the leader)");
+      expect(!v.allowed && v.message).toBe(
+        "backup c1 may not become ReadyToStart through this replica: backup-gate gate-b is not the leader, and only the leader judges moves into ReadyToStart/InProgress by other writers, so that two replicas never allow two conflicting ones; try again (a retry may reach the leader)",
+      );
       expect(g.promote(app("c1", "cart"), "system:serviceaccount:backup-gate:backup-gate").allowed).toBe(true);
       expect(g.engine.pendingMoves()).toEqual([]);
     });
@@ -233,7 +314,8 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
   // guard, judging from the cache alone), the same generator finds two conflicting in flight.
   const neverTwo = (pendingTtlMs?: number) => {
     const names = ["c1", "c2", "o1", "o2", "w1", "w2"];
-    const raw = (n: string, phase: string) => n.startsWith("c") ? app(n, "cart", { phase }) : n.startsWith("o") ? app(n, "orders", { phase }) : web(n, { phase });
+    const raw = (n: string, phase: string) =>
+      n.startsWith("c") ? app(n, "cart", { phase }) : n.startsWith("o") ? app(n, "orders", { phase }) : web(n, { phase });
     const step = fc.oneof(
       fc.record({ op: fc.constant("promote" as const), name: fc.constantFrom(...names) }),
       fc.record({ op: fc.constant("observe" as const), name: fc.constantFrom(...names) }),
@@ -242,14 +324,20 @@ describe("the guard: moves allowed and not yet observed count as in flight", () 
     );
     return fc.property(fc.array(step, { maxLength: 40 }), fc.integer({ min: 1, max: 3 }), (steps, limit) => {
       const p = { ...policy, maxConcurrentBackups: limit };
-      const g = setup(names.map((n) => raw(n, "Queued")), { p, ...(pendingTtlMs !== undefined ? { pendingTtlMs } : {}) });
+      const g = setup(
+        names.map((n) => raw(n, "Queued")),
+        { p, ...(pendingTtlMs !== undefined ? { pendingTtlMs } : {}) },
+      );
       // The truth: what the API server holds (allowed writes land unless lost).
       const stored = new Map(names.map((n) => [n, "Queued"]));
       const landed = new Set<string>();
       for (const s of steps) {
         const cur = g.cache.backup(s.name)!;
         if (s.op === "promote" && stored.get(s.name) === "Queued") {
-          if (g.engine.checkTransition(cur, { ...cur, phase: "ReadyToStart" }).allowed) { stored.set(s.name, "ReadyToStart"); landed.add(s.name); }
+          if (g.engine.checkTransition(cur, { ...cur, phase: "ReadyToStart" }).allowed) {
+            stored.set(s.name, "ReadyToStart");
+            landed.add(s.name);
+          }
         } else if (s.op === "observe" && landed.has(s.name)) {
           g.cache.setBackup(info(raw(s.name, stored.get(s.name)!)));
           landed.delete(s.name);

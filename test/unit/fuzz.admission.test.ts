@@ -37,12 +37,26 @@ beforeAll(async () => {
   tls = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
   await tls.start();
   const snap = cluster(
-    ns("velero"), ns("shop"), pod("shop", "db-0", { claims: ["data"] }), ...boundClaim("shop", "data"),
-    backup("nightly-1", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: "2026-01-01T11:00:00Z", labels: { "velero.io/schedule-name": "nightly" } }),
+    ns("velero"),
+    ns("shop"),
+    pod("shop", "db-0", { claims: ["data"] }),
+    ...boundClaim("shop", "data"),
+    backup(
+      "nightly-1",
+      { includedNamespaces: ["shop"] },
+      { phase: "InProgress", created: "2026-01-01T11:00:00Z", labels: { "velero.io/schedule-name": "nightly" } },
+    ),
     backup("queued-1", { includedNamespaces: ["*"] }, { phase: "Queued", created: "2026-01-01T11:01:00Z" }),
   );
   metrics = createMetrics();
-  server = await createWebhookServer({ tls, cache: new FakeClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log, now: () => NOW });
+  server = await createWebhookServer({
+    tls,
+    cache: new FakeClusterCache(snap.view, snap.backups),
+    policy: new StaticPolicySource(DEFAULT_POLICY),
+    metrics,
+    log,
+    now: () => NOW,
+  });
   url = new URL((await server.listen()).url);
   await server.engine.ensureBase();
 });
@@ -54,26 +68,43 @@ afterAll(async () => {
   console.log(`admission fuzz: ${tried} inputs tried`);
 });
 
-interface Answer { status: number; body: unknown; text: string }
+interface Answer {
+  status: number;
+  body: unknown;
+  text: string;
+}
 
 /** One POST; rejects only when the connection fails (which the property forbids). */
 function send(path: string, body: string | Buffer, contentType = "application/json"): Promise<Answer> {
   tried++;
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({
-      host: url.hostname, port: url.port, path, method: "POST", agent, ca: tls.current().ca, timeout: 20_000,
-      headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let parsed: unknown;
-        try { parsed = JSON.parse(text); } catch { parsed = undefined; }
-        resolve({ status: res.statusCode ?? 0, body: parsed, text });
-      });
-      res.on("error", reject);
-    });
+    const req = httpsRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path,
+        method: "POST",
+        agent,
+        ca: tls.current().ca,
+        timeout: 20_000,
+        headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, text });
+        });
+        res.on("error", reject);
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`${path}: no answer in 20 s`)));
     req.on("error", reject);
     req.end(body);
@@ -85,7 +116,9 @@ function requestUid(body: string | Buffer): string | undefined {
   try {
     const uid = (JSON.parse(body.toString()) as { request?: { uid?: unknown } } | null)?.request?.uid;
     return typeof uid === "string" ? uid : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** The property every answer must meet; returns a description of the violation, if any. */
@@ -95,14 +128,22 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
     return typeof message === "string" && message.length > 0 ? undefined : `HTTP ${a.status} without a JSON message: ${a.text.slice(0, 200)}`;
   }
   if (a.status !== 200) return `HTTP ${a.status}: ${a.text.slice(0, 300)}`;
-  const r = a.body as { apiVersion?: unknown; kind?: unknown; response?: { uid?: unknown; allowed?: unknown; status?: { message?: unknown }; patch?: unknown } };
+  const r = a.body as {
+    apiVersion?: unknown;
+    kind?: unknown;
+    response?: { uid?: unknown; allowed?: unknown; status?: { message?: unknown }; patch?: unknown };
+  };
   if (r?.apiVersion !== "admission.k8s.io/v1" || r.kind !== "AdmissionReview" || !r.response) return `not an AdmissionReview: ${a.text.slice(0, 200)}`;
   const uid = requestUid(body);
   if (uid === undefined || r.response.uid !== uid) return `uid ${String(r.response.uid)} answers request uid ${String(uid)}`;
   if (typeof r.response.allowed !== "boolean") return "response.allowed is not a boolean";
   if (!r.response.allowed && !(typeof r.response.status?.message === "string" && r.response.status.message.length > 0)) return "a denial without a message";
   if (r.response.patch !== undefined) {
-    try { if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array"; } catch { return "patch is not base64 JSON"; }
+    try {
+      if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array";
+    } catch {
+      return "patch is not base64 JSON";
+    }
   }
   return undefined;
 }
@@ -110,7 +151,8 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
 async function internalErrors(): Promise<number> {
   const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === "backup_gate_admission_requests_total");
   return ((m?.values ?? []) as { value: number; labels: Record<string, string | number> }[])
-    .filter((v) => v.labels.verdict === "error").reduce((s, v) => s + v.value, 0);
+    .filter((v) => v.labels.verdict === "error")
+    .reduce((s, v) => s + v.value, 0);
 }
 
 async function expectClean(body: string | Buffer, contentType?: string): Promise<Answer[]> {
@@ -126,12 +168,27 @@ async function expectClean(body: string | Buffer, contentType?: string): Promise
 
 // A valid review of a Backup CREATE, the seed that the mutations below start from.
 const validReview = (uid: string, spec: unknown = { includedNamespaces: ["shop"] }, operation = "CREATE") => ({
-  apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview",
+  apiVersion: "admission.k8s.io/v1",
+  kind: "AdmissionReview",
   request: {
-    uid, kind: { group: "velero.io", version: "v1", kind: "Backup" }, resource: { group: "velero.io", version: "v1", resource: "backups" },
-    name: "fuzzed", namespace: "velero", operation, userInfo: { username: "alice" },
-    object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name: "fuzzed", namespace: "velero", labels: { "velero.io/schedule-name": "nightly" } }, spec, status: { phase: "ReadyToStart" } },
-    oldObject: operation === "UPDATE" ? { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name: "fuzzed", namespace: "velero" }, spec, status: { phase: "Queued" } } : null,
+    uid,
+    kind: { group: "velero.io", version: "v1", kind: "Backup" },
+    resource: { group: "velero.io", version: "v1", resource: "backups" },
+    name: "fuzzed",
+    namespace: "velero",
+    operation,
+    userInfo: { username: "alice" },
+    object: {
+      apiVersion: "velero.io/v1",
+      kind: "Backup",
+      metadata: { name: "fuzzed", namespace: "velero", labels: { "velero.io/schedule-name": "nightly" } },
+      spec,
+      status: { phase: "ReadyToStart" },
+    },
+    oldObject:
+      operation === "UPDATE"
+        ? { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name: "fuzzed", namespace: "velero" }, spec, status: { phase: "Queued" } }
+        : null,
     dryRun: false,
   },
 });
@@ -187,7 +244,9 @@ describe("the hand-made corpus of bad bodies", () => {
     for (const a of await expectClean(readFileSync(join(CORPUS, file)))) {
       const r = (a.body as { response: { allowed: boolean; warnings: string[] } }).response;
       expect(r.allowed).toBe(true);
-      expect(r.warnings).toEqual([`backup-gate could not read this Backup (Backup velero/b1: ${field}: nests deeper than 32 levels below here); admitted unchecked`]);
+      expect(r.warnings).toEqual([
+        `backup-gate could not read this Backup (Backup velero/b1: ${field}: nests deeper than 32 levels below here); admitted unchecked`,
+      ]);
     }
   });
 
@@ -209,7 +268,12 @@ describe("the hand-made corpus of bad bodies", () => {
 describe("a body that never finishes arriving", () => {
   it("is cut off once the connection has been silent for the idle timeout, and the server still answers", async () => {
     const slow = await createWebhookServer({
-      tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log, idleTimeoutMs: 1_000,
+      tls,
+      cache: new FakeClusterCache(),
+      policy: new StaticPolicySource(DEFAULT_POLICY),
+      metrics: createMetrics(),
+      log,
+      idleTimeoutMs: 1_000,
     });
     const { port } = await slow.listen();
     try {
@@ -219,7 +283,9 @@ describe("a body that never finishes arriving", () => {
           s.write(`POST ${PATHS.mutate} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"apiVersion":`);
         });
         let text = "";
-        s.on("data", (d: Buffer) => { text += d.toString(); });
+        s.on("data", (d: Buffer) => {
+          text += d.toString();
+        });
         s.on("close", () => resolve(text));
         s.on("error", reject);
         s.setTimeout(15_000, () => s.destroy(new Error("the server never gave up on the request")));
@@ -237,28 +303,66 @@ describe("a body that never finishes arriving", () => {
 describe("fast-check inputs", () => {
   const RUNS = 300;
   const check = <T>(arb: fc.Arbitrary<T>, toBody: (v: T) => string | Buffer, contentType?: string) =>
-    fc.assert(fc.asyncProperty(arb, async (v) => { await expectClean(toBody(v), contentType); }), { numRuns: RUNS, seed: 8 });
+    fc.assert(
+      fc.asyncProperty(arb, async (v) => {
+        await expectClean(toBody(v), contentType);
+      }),
+      { numRuns: RUNS, seed: 8 },
+    );
 
   it("arbitrary JSON values", async () => {
     await check(fc.json({ depthSize: "medium" }), (s) => s);
   });
 
   it("arbitrary JSON with the envelope's keys, so more bodies reach the request reader", async () => {
-    const envelope = fc.record({
-      apiVersion: fc.oneof(fc.constant("admission.k8s.io/v1"), fc.jsonValue()),
-      kind: fc.oneof(fc.constant("AdmissionReview"), fc.jsonValue()),
-      request: fc.oneof(fc.jsonValue(), fc.record({ uid: fc.oneof(fc.string(), fc.jsonValue()), operation: fc.constantFrom("CREATE", "UPDATE", "DELETE", "x"), kind: fc.jsonValue(), resource: fc.jsonValue(), object: fc.jsonValue(), oldObject: fc.jsonValue() }, { requiredKeys: [] })),
-    }, { requiredKeys: [] });
+    const envelope = fc.record(
+      {
+        apiVersion: fc.oneof(fc.constant("admission.k8s.io/v1"), fc.jsonValue()),
+        kind: fc.oneof(fc.constant("AdmissionReview"), fc.jsonValue()),
+        request: fc.oneof(
+          fc.jsonValue(),
+          fc.record(
+            {
+              uid: fc.oneof(fc.string(), fc.jsonValue()),
+              operation: fc.constantFrom("CREATE", "UPDATE", "DELETE", "x"),
+              kind: fc.jsonValue(),
+              resource: fc.jsonValue(),
+              object: fc.jsonValue(),
+              oldObject: fc.jsonValue(),
+            },
+            { requiredKeys: [] },
+          ),
+        ),
+      },
+      { requiredKeys: [] },
+    );
     await check(envelope, (v) => JSON.stringify(v));
   });
 
   // A path into the valid review: drop the value there, or replace it with anything JSON can say.
   const paths = [
-    [], ["request"], ["request", "uid"], ["request", "kind"], ["request", "resource"], ["request", "resource", "group"], ["request", "operation"],
-    ["request", "name"], ["request", "namespace"], ["request", "userInfo"], ["request", "object"], ["request", "oldObject"],
-    ["request", "object", "metadata"], ["request", "object", "metadata", "name"], ["request", "object", "metadata", "labels"],
-    ["request", "object", "metadata", "annotations"], ["request", "object", "spec"], ["request", "object", "status"],
-    ["request", "object", "status", "phase"], ["request", "oldObject", "status"], ["request", "subResource"], ["request", "dryRun"],
+    [],
+    ["request"],
+    ["request", "uid"],
+    ["request", "kind"],
+    ["request", "resource"],
+    ["request", "resource", "group"],
+    ["request", "operation"],
+    ["request", "name"],
+    ["request", "namespace"],
+    ["request", "userInfo"],
+    ["request", "object"],
+    ["request", "oldObject"],
+    ["request", "object", "metadata"],
+    ["request", "object", "metadata", "name"],
+    ["request", "object", "metadata", "labels"],
+    ["request", "object", "metadata", "annotations"],
+    ["request", "object", "spec"],
+    ["request", "object", "status"],
+    ["request", "object", "status", "phase"],
+    ["request", "oldObject", "status"],
+    ["request", "subResource"],
+    ["request", "dryRun"],
   ] as const;
   const mutate = (root: unknown, path: readonly string[], how: "drop" | "replace", value: unknown): unknown => {
     if (path.length === 0) return how === "drop" ? undefined : value;
@@ -266,7 +370,8 @@ describe("fast-check inputs", () => {
     if (root === null || typeof root !== "object" || Array.isArray(root)) return root;
     const copy = { ...(root as Record<string, unknown>) };
     const next = mutate(copy[head], rest, how, value);
-    if (next === undefined) delete copy[head]; else copy[head] = next;
+    if (next === undefined) delete copy[head];
+    else copy[head] = next;
     return copy;
   };
 
@@ -281,18 +386,48 @@ describe("fast-check inputs", () => {
   });
 
   it("random Backup specs: anything in any spec field Velero reads", async () => {
-    const fields = ["includedNamespaces", "excludedNamespaces", "includedResources", "excludedResources", "includedClusterScopedResources",
-      "excludedNamespaceScopedResources", "labelSelector", "orLabelSelectors", "snapshotVolumes", "defaultVolumesToFsBackup", "snapshotMoveData",
-      "includeClusterResources", "hooks", "resourcePolicy", "volumeGroupSnapshotLabelKey", "ttl", "storageLocation", "itemOperationTimeout"];
-    const anything = fc.anything({ maxDepth: 4, withNullPrototype: true, withBigInt: false, withObjectString: true, withBoxedValues: true, withMap: false, withSet: false });
-    const spec = fc.dictionary(fc.constantFrom(...fields), fc.oneof(anything, fc.array(fc.string()), fc.constantFrom("*", "[", "**/", "{a,", "!x", "a\\")), { maxKeys: 6 });
+    const fields = [
+      "includedNamespaces",
+      "excludedNamespaces",
+      "includedResources",
+      "excludedResources",
+      "includedClusterScopedResources",
+      "excludedNamespaceScopedResources",
+      "labelSelector",
+      "orLabelSelectors",
+      "snapshotVolumes",
+      "defaultVolumesToFsBackup",
+      "snapshotMoveData",
+      "includeClusterResources",
+      "hooks",
+      "resourcePolicy",
+      "volumeGroupSnapshotLabelKey",
+      "ttl",
+      "storageLocation",
+      "itemOperationTimeout",
+    ];
+    const anything = fc.anything({
+      maxDepth: 4,
+      withNullPrototype: true,
+      withBigInt: false,
+      withObjectString: true,
+      withBoxedValues: true,
+      withMap: false,
+      withSet: false,
+    });
+    const spec = fc.dictionary(fc.constantFrom(...fields), fc.oneof(anything, fc.array(fc.string()), fc.constantFrom("*", "[", "**/", "{a,", "!x", "a\\")), {
+      maxKeys: 6,
+    });
     const arb = fc.record({ operation: fc.constantFrom("CREATE", "UPDATE"), uid: fc.uuid(), spec });
     await check(arb, ({ operation, uid, spec: s }) => JSON.stringify(validReview(uid, s, operation)));
   });
 
   it("byte-level truncations and flips of a valid review", async () => {
     const full = Buffer.from(JSON.stringify(validReview("cut", { includedNamespaces: ["shop", "web-*"], labelSelector: { matchLabels: { app: "db" } } })));
-    const arb = fc.record({ cut: fc.nat({ max: full.length }), flips: fc.array(fc.tuple(fc.nat({ max: full.length - 1 }), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }) });
+    const arb = fc.record({
+      cut: fc.nat({ max: full.length }),
+      flips: fc.array(fc.tuple(fc.nat({ max: full.length - 1 }), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+    });
     await check(arb, ({ cut, flips }) => {
       const b = Buffer.from(full);
       for (const [at, byte] of flips) b[at] = byte;
@@ -303,8 +438,12 @@ describe("fast-check inputs", () => {
   it("no input caused an internal error, and the server still answers", async () => {
     expect(await internalErrors()).toBe(0);
     const health = await new Promise<number>((resolve, reject) => {
-      httpsRequest({ host: url.hostname, port: url.port, path: "/healthz", agent, ca: tls.current().ca }, (res) => { res.resume(); resolve(res.statusCode ?? 0); })
-        .on("error", reject).end();
+      httpsRequest({ host: url.hostname, port: url.port, path: "/healthz", agent, ca: tls.current().ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on("error", reject)
+        .end();
     });
     expect(health).toBe(200);
     expect(tried).toBeGreaterThan(5 * 2 * RUNS);

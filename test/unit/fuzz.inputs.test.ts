@@ -17,13 +17,17 @@ import { runCli, scratch } from "./support/cli.js";
 
 const RUNS = 400;
 let tried = 0;
-afterAll(() => { console.log(`inputs fuzz: ${tried} inputs tried`); });
+afterAll(() => {
+  console.log(`inputs fuzz: ${tried} inputs tried`);
+});
 
 const oneLine = (s: string) => s.length > 0 && !s.includes("\n");
 
 /** Runs `f`; a throw of anything but a UsageError with one line fails the property. */
 function cleanOrUsageError<T>(f: () => T): T | UsageError {
-  try { return f(); } catch (e) {
+  try {
+    return f();
+  } catch (e) {
     if (!(e instanceof UsageError)) throw new Error(`escaped: ${(e as Error)?.stack ?? String(e)}`);
     expect(oneLine(e.message), e.message).toBe(true);
     return e;
@@ -41,18 +45,62 @@ const readAsCli = (text: string) => {
 };
 
 // Text that is YAML-ish: arbitrary strings, YAML of arbitrary values, and YAML syntax soup.
-const yamlSoup = fc.array(fc.constantFrom("{", "}", "[", "]", ":", "- ", "&a ", "*a ", "!!str ", "!!binary ", "? ", "|", ">", "\n", "  ", "#", "---\n", "...\n", "\"", "'", ",", "a", "1", "null", "%YAML 1.2\n", "<<: *a\n", "\t"), { maxLength: 60 }).map((xs) => xs.join(""));
-const text = fc.oneof(fc.string({ unit: "binary", maxLength: 200 }), fc.jsonValue({ maxDepth: 5 }).map((v) => stringify(v)), fc.json(), yamlSoup);
+const yamlSoup = fc
+  .array(
+    fc.constantFrom(
+      "{",
+      "}",
+      "[",
+      "]",
+      ":",
+      "- ",
+      "&a ",
+      "*a ",
+      "!!str ",
+      "!!binary ",
+      "? ",
+      "|",
+      ">",
+      "\n",
+      "  ",
+      "#",
+      "---\n",
+      "...\n",
+      '"',
+      "'",
+      ",",
+      "a",
+      "1",
+      "null",
+      "%YAML 1.2\n",
+      "<<: *a\n",
+      "\t",
+    ),
+    { maxLength: 60 },
+  )
+  .map((xs) => xs.join(""));
+const text = fc.oneof(
+  fc.string({ unit: "binary", maxLength: 200 }),
+  fc.jsonValue({ maxDepth: 5 }).map((v) => stringify(v)),
+  fc.json(),
+  yamlSoup,
+);
 
 // Bombs: alias expansion ("billion laughs") and nesting far deeper than any real document.
-const laughs = (levels: number) => ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]",
-  ...Array.from({ length: levels }, (_, i) => `a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(", ")}]`)].join("\n") + "\n";
+const laughs = (levels: number) =>
+  [
+    "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+    ...Array.from({ length: levels }, (_, i) => `a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(", ")}]`),
+  ].join("\n") + "\n";
 const BOMBS: [string, string][] = [
   ["billion laughs (10^9 strings through aliases)", laughs(8)],
   ["flow sequences nested 10,000 deep", `${"[".repeat(10_000)}${"]".repeat(10_000)}\n`],
   ["flow maps nested 10,000 deep", `${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}\n`],
   ["block maps nested 2,000 deep", Array.from({ length: 2_000 }, (_, i) => `${" ".repeat(i)}a:`).join("\n") + " 1\n"],
-  ["a List whose backup spec nests 10,000 deep", `kind: List\nitems:\n- kind: Backup\n  metadata: {name: b, namespace: velero}\n  spec: {labelSelector: ${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}}\n`],
+  [
+    "a List whose backup spec nests 10,000 deep",
+    `kind: List\nitems:\n- kind: Backup\n  metadata: {name: b, namespace: velero}\n  spec: {labelSelector: ${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}}\n`,
+  ],
 ];
 
 describe("the policy document parser (ConfigMap key policy.yaml)", () => {
@@ -70,11 +118,14 @@ describe("the policy document parser (ConfigMap key policy.yaml)", () => {
 
   it("valid documents with one field set to anything: refused naming exactly that field, or accepted", () => {
     const fields = Object.keys(DEFAULT_POLICY) as (keyof typeof DEFAULT_POLICY)[];
-    fc.assert(fc.property(fc.constantFrom(...fields), fc.jsonValue({ maxDepth: 3 }), (field, value) => {
-      tried++;
-      const r = readPolicyText(stringify({ ...DEFAULT_POLICY, [field]: value }));
-      if (!r.ok) expect(r.field === field || r.field.startsWith(`${field}.`), `${field}: ${describeRefusal(r)}`).toBe(true);
-    }), { numRuns: RUNS, seed: 8 });
+    fc.assert(
+      fc.property(fc.constantFrom(...fields), fc.jsonValue({ maxDepth: 3 }), (field, value) => {
+        tried++;
+        const r = readPolicyText(stringify({ ...DEFAULT_POLICY, [field]: value }));
+        if (!r.ok) expect(r.field === field || r.field.startsWith(`${field}.`), `${field}: ${describeRefusal(r)}`).toBe(true);
+      }),
+      { numRuns: RUNS, seed: 8 },
+    );
   });
 
   it.each(BOMBS)("%s: refused quickly with one line", (_name, doc) => {
@@ -105,12 +156,24 @@ describe("the snapshot reader (plan --snapshot): file text, then loadSnapshot", 
 
   it("Lists of arbitrary objects of the kinds the core reads: a snapshot or one line naming item and field", () => {
     const kinds = fc.constantFrom("Namespace", "Pod", "PersistentVolumeClaim", "PersistentVolume", "ConfigMap", "Backup", "Secret");
-    const item = fc.record({ kind: kinds, metadata: fc.oneof(fc.record({ name: fc.string({ minLength: 1 }), namespace: fc.string() }), fc.jsonValue({ maxDepth: 2 })), spec: fc.jsonValue({ maxDepth: 4 }), status: fc.jsonValue({ maxDepth: 2 }), data: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: ["kind"] });
-    fc.assert(fc.property(fc.array(item, { maxLength: 6 }), (items) => {
-      tried++;
-      const loaded = loadSnapshot({ kind: "List", items });
-      if (!loaded.ok) expect(loaded.error).toMatch(/^items\[\d+\] \S+ .*: .+/);
-    }), { numRuns: RUNS, seed: 8 });
+    const item = fc.record(
+      {
+        kind: kinds,
+        metadata: fc.oneof(fc.record({ name: fc.string({ minLength: 1 }), namespace: fc.string() }), fc.jsonValue({ maxDepth: 2 })),
+        spec: fc.jsonValue({ maxDepth: 4 }),
+        status: fc.jsonValue({ maxDepth: 2 }),
+        data: fc.jsonValue({ maxDepth: 2 }),
+      },
+      { requiredKeys: ["kind"] },
+    );
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 6 }), (items) => {
+        tried++;
+        const loaded = loadSnapshot({ kind: "List", items });
+        if (!loaded.ok) expect(loaded.error).toMatch(/^items\[\d+\] \S+ .*: .+/);
+      }),
+      { numRuns: RUNS, seed: 8 },
+    );
   });
 
   it.each(BOMBS)("%s: one clean line, never a stack overflow or a hang", (_name, doc) => {
@@ -126,7 +189,11 @@ describe("the snapshot reader (plan --snapshot): file text, then loadSnapshot", 
 });
 
 describe("the trace reader (simulate --trace)", () => {
-  const validTrace = { t0: "2026-01-01T00:00:00Z", cluster: { kind: "List", items: [{ kind: "Namespace", metadata: { name: "shop" } }] }, backups: [{ name: "a", arrival: 0, duration: 60, spec: { includedNamespaces: ["shop"] } }] };
+  const validTrace = {
+    t0: "2026-01-01T00:00:00Z",
+    cluster: { kind: "List", items: [{ kind: "Namespace", metadata: { name: "shop" } }] },
+    backups: [{ name: "a", arrival: 0, duration: 60, spec: { includedNamespaces: ["shop"] } }],
+  };
   const check = (doc: unknown) => {
     tried++;
     const r = parseTrace(doc, "fuzz");
@@ -139,20 +206,26 @@ describe("the trace reader (simulate --trace)", () => {
 
   it("a valid trace with a field replaced by anything: a trace or one line naming that field", () => {
     const paths: [string, (t: typeof validTrace, v: unknown) => unknown][] = [
-      ["t0", (t, v) => ({ ...t, t0: v })], ["cluster", (t, v) => ({ ...t, cluster: v })], ["policy", (t, v) => ({ ...t, policy: v })],
-      ["backups", (t, v) => ({ ...t, backups: v })], ["backups[0]", (t, v) => ({ ...t, backups: [v] })],
+      ["t0", (t, v) => ({ ...t, t0: v })],
+      ["cluster", (t, v) => ({ ...t, cluster: v })],
+      ["policy", (t, v) => ({ ...t, policy: v })],
+      ["backups", (t, v) => ({ ...t, backups: v })],
+      ["backups[0]", (t, v) => ({ ...t, backups: [v] })],
       ["backups[0].spec", (t, v) => ({ ...t, backups: [{ ...t.backups[0], spec: v }] })],
       ["backups[0].arrival", (t, v) => ({ ...t, backups: [{ ...t.backups[0], arrival: v }] })],
       ["cluster.items", (t, v) => ({ ...t, cluster: { kind: "List", items: v } })],
     ];
-    fc.assert(fc.property(fc.constantFrom(...paths), fc.jsonValue({ maxDepth: 4 }), ([field, set], value) => {
-      tried++;
-      const r = parseTrace(set(validTrace, value), "fuzz");
-      if (!r.ok) {
-        expect(oneLine(r.error), r.error).toBe(true);
-        expect(r.error.startsWith(field.split(/[.[]/)[0]!), `${field}: ${r.error}`).toBe(true);
-      }
-    }), { numRuns: RUNS, seed: 8 });
+    fc.assert(
+      fc.property(fc.constantFrom(...paths), fc.jsonValue({ maxDepth: 4 }), ([field, set], value) => {
+        tried++;
+        const r = parseTrace(set(validTrace, value), "fuzz");
+        if (!r.ok) {
+          expect(oneLine(r.error), r.error).toBe(true);
+          expect(r.error.startsWith(field.split(/[.[]/)[0]!), `${field}: ${r.error}`).toBe(true);
+        }
+      }),
+      { numRuns: RUNS, seed: 8 },
+    );
   });
 
   it("a backup spec nested 10,000 deep is refused naming the backup's spec", () => {
@@ -171,10 +244,14 @@ describe("the CLI on bombs: exit 2 with one line (a real process each)", () => {
     ["simulate --trace", (p) => ["simulate", "--trace", p]],
   ];
   const cases = commands.flatMap(([name, args]) => [BOMBS[0]!, BOMBS[2]!].map(([bomb, doc]) => [`${name}: ${bomb}`, args, doc] as const));
-  it.each(cases)("%s", async (name, args, doc) => {
-    const { code, stdout, stderr } = await runCli(...args(file(`${name.replace(/\W+/g, "-")}.yaml`, doc)));
-    expect(code, stderr).toBe(2);
-    expect(stdout).toBe("");
-    expect(stderr).toMatch(/^backup-gate: [^\n]+\n$/);
-  }, 60_000);
+  it.each(cases)(
+    "%s",
+    async (name, args, doc) => {
+      const { code, stdout, stderr } = await runCli(...args(file(`${name.replace(/\W+/g, "-")}.yaml`, doc)));
+      expect(code, stderr).toBe(2);
+      expect(stdout).toBe("");
+      expect(stderr).toMatch(/^backup-gate: [^\n]+\n$/);
+    },
+    60_000,
+  );
 });

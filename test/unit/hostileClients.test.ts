@@ -31,8 +31,13 @@ beforeAll(async () => {
   const snap = cluster(ns("velero"), ns("shop"), pod("shop", "db-0", { claims: ["data"] }), ...boundClaim("shop", "data"));
   metrics = createMetrics();
   server = await createWebhookServer({
-    tls, cache: new FakeClusterCache(snap.view, snap.backups), policy: new StaticPolicySource(DEFAULT_POLICY), metrics, log,
-    headersTimeoutMs: HEADERS_TIMEOUT_MS, connectionsCheckIntervalMs: 200,
+    tls,
+    cache: new FakeClusterCache(snap.view, snap.backups),
+    policy: new StaticPolicySource(DEFAULT_POLICY),
+    metrics,
+    log,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    connectionsCheckIntervalMs: 200,
   });
   port = (await server.listen()).port;
   await server.engine.ensureBase();
@@ -47,18 +52,30 @@ afterAll(async () => {
 const review = (uid: string, spec: unknown, name = `b-${uid}`) =>
   JSON.stringify(admissionReview({ uid, object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec } }));
 
-interface Answer { status: number; response: { uid: string; allowed: boolean; warnings?: string[]; status?: { code: number; message: string } } }
+interface Answer {
+  status: number;
+  response: { uid: string; allowed: boolean; warnings?: string[]; status?: { code: number; message: string } };
+}
 
 function post(path: string, body: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({
-      host: "127.0.0.1", port, path, method: "POST", agent, ca: tls.current().ca, timeout: 20_000,
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-    }, (res) => {
-      let text = "";
-      res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, response: (JSON.parse(text) as { response: Answer["response"] }).response }));
-    });
+    const req = httpsRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "POST",
+        agent,
+        ca: tls.current().ca,
+        timeout: 20_000,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, response: (JSON.parse(text) as { response: Answer["response"] }).response }));
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`${path}: no answer in 20 s`)));
     req.on("error", reject);
     req.end(body);
@@ -77,13 +94,24 @@ describe("a client that trickles its headers", () => {
       const s = tlsConnect({ host: "127.0.0.1", port, ca: tls.current().ca }, () => {
         s.write(`POST ${PATHS.validate} HTTP/1.1\r\nHost: x\r\n`);
         // One header byte every 100 ms: never silent long enough for the idle timeout.
-        trickle = setInterval(() => { s.write("X"); bytesSent++; }, 100);
+        trickle = setInterval(() => {
+          s.write("X");
+          bytesSent++;
+        }, 100);
       });
       socket = s;
       let text = "";
-      s.on("data", (d: Buffer) => { text += d.toString(); });
-      s.on("close", () => { const stillTrickling = trickle !== undefined; clearInterval(trickle); resolve({ text, stillTrickling }); });
-      s.on("error", () => { /* a reset after the 408 is a close too */ });
+      s.on("data", (d: Buffer) => {
+        text += d.toString();
+      });
+      s.on("close", () => {
+        const stillTrickling = trickle !== undefined;
+        clearInterval(trickle);
+        resolve({ text, stillTrickling });
+      });
+      s.on("error", () => {
+        /* a reset after the 408 is a close too */
+      });
       // The bound this test allows: well past the 1 s timeout, far below Node's default (60 s + 30 s).
       setTimeout(() => reject(new Error(`still open after 8 s (${bytesSent} header bytes trickled)`)), 8_000).unref();
     });
@@ -102,8 +130,14 @@ describe("a client that trickles its headers", () => {
 describe("a client that trickles its body, or never finishes its TLS handshake", () => {
   it("a body trickled byte by byte is answered 408 once the request timeout passes", async () => {
     const slow = await createWebhookServer({
-      tls, cache: new FakeClusterCache(), policy: new StaticPolicySource(DEFAULT_POLICY), metrics: createMetrics(), log,
-      headersTimeoutMs: 1_000, requestTimeoutMs: 2_000, connectionsCheckIntervalMs: 200,
+      tls,
+      cache: new FakeClusterCache(),
+      policy: new StaticPolicySource(DEFAULT_POLICY),
+      metrics: createMetrics(),
+      log,
+      headersTimeoutMs: 1_000,
+      requestTimeoutMs: 2_000,
+      connectionsCheckIntervalMs: 200,
     });
     const { port: slowPort } = await slow.listen();
     try {
@@ -114,10 +148,22 @@ describe("a client that trickles its body, or never finishes its TLS handshake",
           trickle = setInterval(() => s.write(" "), 100);
         });
         let got = "";
-        s.on("data", (d: Buffer) => { got += d.toString(); });
-        s.on("close", () => { const still = trickle !== undefined; clearInterval(trickle); resolve({ text: got, stillTrickling: still }); });
-        s.on("error", () => { /* closed after the 408 */ });
-        setTimeout(() => { clearInterval(trickle); s.destroy(); reject(new Error("still open after 10 s")); }, 10_000).unref();
+        s.on("data", (d: Buffer) => {
+          got += d.toString();
+        });
+        s.on("close", () => {
+          const still = trickle !== undefined;
+          clearInterval(trickle);
+          resolve({ text: got, stillTrickling: still });
+        });
+        s.on("error", () => {
+          /* closed after the 408 */
+        });
+        setTimeout(() => {
+          clearInterval(trickle);
+          s.destroy();
+          reject(new Error("still open after 10 s"));
+        }, 10_000).unref();
       });
       expect(stillTrickling).toBe(true);
       expect(text).toMatch(/^HTTP\/1\.1 408 /);
@@ -130,8 +176,13 @@ describe("a client that trickles its body, or never finishes its TLS handshake",
     const closedAfterSilence = await new Promise<boolean>((resolve) => {
       const s = netConnect({ host: "127.0.0.1", port });
       s.on("close", () => resolve(true));
-      s.on("error", () => { /* reset counts as closed */ });
-      setTimeout(() => { s.destroy(); resolve(false); }, 8_000).unref();
+      s.on("error", () => {
+        /* reset counts as closed */
+      });
+      setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 8_000).unref();
     });
     expect(closedAfterSilence).toBe(true);
   }, 15_000);
@@ -142,8 +193,12 @@ describe("a keep-alive connection idle between reviews (as the API server keeps 
     const s = tlsConnect({ host: "127.0.0.1", port, ca: tls.current().ca });
     let text = "";
     let closed = false;
-    s.on("data", (d: Buffer) => { text += d.toString(); });
-    s.on("close", () => { closed = true; });
+    s.on("data", (d: Buffer) => {
+      text += d.toString();
+    });
+    s.on("close", () => {
+      closed = true;
+    });
     await new Promise((r) => s.once("secureConnect", r));
     const answers = () => text.split("HTTP/1.1 ").length - 1;
     s.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -162,8 +217,18 @@ describe("a Backup whose spec lists more entries than the gate judges", () => {
 
   it.each([
     { case: "200,000 included namespaces", spec: { includedNamespaces: names(200_000) }, field: "spec.includedNamespaces", total: 200_000 },
-    { case: "lists summed over the spec", spec: { includedNamespaces: names(6_000), excludedNamespaces: names(5_000, "x-") }, field: "spec.includedNamespaces", total: 11_000 },
-    { case: "a hook's namespace list", spec: { hooks: { resources: [{ name: "h", includedNamespaces: names(20_000) }] } }, field: "spec.hooks.resources[0].includedNamespaces", total: 20_001 },
+    {
+      case: "lists summed over the spec",
+      spec: { includedNamespaces: names(6_000), excludedNamespaces: names(5_000, "x-") },
+      field: "spec.includedNamespaces",
+      total: 11_000,
+    },
+    {
+      case: "a hook's namespace list",
+      spec: { hooks: { resources: [{ name: "h", includedNamespaces: names(20_000) }] } },
+      field: "spec.hooks.resources[0].includedNamespaces",
+      total: 20_001,
+    },
     { case: "at the limit", spec: { includedNamespaces: names(MAX_SPEC_LIST_ENTRIES) }, field: undefined, total: undefined },
     { case: "no spec", spec: undefined, field: undefined, total: undefined },
   ])("counts $case", ({ spec, field, total }) => {
@@ -179,7 +244,8 @@ describe("a Backup whose spec lists more entries than the gate judges", () => {
     expect(validate.response.allowed).toBe(false);
     expect(validate.response.status?.code).toBe(422);
     expect(validate.response.status?.message).toBe(
-      `backup everything is refused: spec.includedNamespaces holds 200000 entries (200000 in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries; name fewer namespaces, use a wildcard or a label selector, or split it into several backups`);
+      `backup everything is refused: spec.includedNamespaces holds 200000 entries (200000 in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries; name fewer namespaces, use a wildcard or a label selector, or split it into several backups`,
+    );
     expect(mutate.response.allowed).toBe(true);
     expect(mutate.response.warnings?.[0]).toMatch(/^backup-gate did not judge this Backup: spec\.includedNamespaces holds 200000 entries/);
     expect(await verdicts("too-large")).toBe(2);

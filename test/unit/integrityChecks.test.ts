@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import {
-  figuresTable, freezeOverlaps, maxInFlight, pvbOverlaps, snapshotOverlaps, spansOverlap,
-  type BackupSpan, type FreezeAttempt, type PvbRecord, type SnapshotRecord,
+  figuresTable,
+  freezeOverlaps,
+  maxInFlight,
+  pvbOverlaps,
+  snapshotOverlaps,
+  spansOverlap,
+  type BackupSpan,
+  type FreezeAttempt,
+  type PvbRecord,
+  type SnapshotRecord,
 } from "../support/integrityChecks.js";
 import { BurstRecorder } from "../support/nodeBurst.js";
 
@@ -24,13 +32,29 @@ describe("spansOverlap (half-open, an open end runs on)", () => {
 describe("freezeOverlaps: every busy freeze is a second backup freezing a frozen pod", () => {
   const rows: { name: string; attempts: FreezeAttempt[]; want: string[] }[] = [
     { name: "none recorded", attempts: [], want: [] },
-    { name: "held one after another", attempts: [{ pod: "ns/db", outcome: "held", atMs: 0 }, { pod: "ns/db", outcome: "held", atMs: 50 }], want: [] },
-    { name: "a busy attempt is an overlap", attempts: [{ pod: "ns/db", outcome: "held", atMs: 0 }, { pod: "ns/db", outcome: "busy", atMs: 5 }], want: ["ns/db"] },
+    {
+      name: "held one after another",
+      attempts: [
+        { pod: "ns/db", outcome: "held", atMs: 0 },
+        { pod: "ns/db", outcome: "held", atMs: 50 },
+      ],
+      want: [],
+    },
+    {
+      name: "a busy attempt is an overlap",
+      attempts: [
+        { pod: "ns/db", outcome: "held", atMs: 0 },
+        { pod: "ns/db", outcome: "busy", atMs: 5 },
+      ],
+      want: ["ns/db"],
+    },
     {
       name: "two pods, out of order, one busy each",
       attempts: [
-        { pod: "ns/b", outcome: "busy", atMs: 9 }, { pod: "ns/a", outcome: "held", atMs: 0 },
-        { pod: "ns/b", outcome: "held", atMs: 1 }, { pod: "ns/a", outcome: "busy", atMs: 3 },
+        { pod: "ns/b", outcome: "busy", atMs: 9 },
+        { pod: "ns/a", outcome: "held", atMs: 0 },
+        { pod: "ns/b", outcome: "held", atMs: 1 },
+        { pod: "ns/a", outcome: "busy", atMs: 3 },
       ],
       want: ["ns/a", "ns/b"],
     },
@@ -71,11 +95,23 @@ describe("snapshotOverlaps: two backups snapshotting one PVC or volume group whi
     { name: "concurrent on distinct PVCs", snapshots: [snap("a", "ns/x"), snap("b", "ns/y")], spans: [span("a", 0, 10), span("b", 5, 20)], want: [] },
     {
       name: "concurrent, one snapshots and the other only reads the PVC",
-      snapshots: [snap("a", "ns/pvc")], spans: [span("a", 0, 10), span("b", 5, 20)], want: [],
+      snapshots: [snap("a", "ns/pvc")],
+      spans: [span("a", 0, 10), span("b", 5, 20)],
+      want: [],
     },
-    { name: "a group snapshotted by two at once", snapshots: [snap("a", "group g1"), snap("b", "group g1")], spans: [span("a", 0, 10), span("b", 9, 20)], want: ["group g1 a b"] },
+    {
+      name: "a group snapshotted by two at once",
+      snapshots: [snap("a", "group g1"), snap("b", "group g1")],
+      spans: [span("a", 0, 10), span("b", 9, 20)],
+      want: ["group g1 a b"],
+    },
     { name: "a backup seen in no span counts as running throughout", snapshots: [snap("a", "p"), snap("b", "p")], spans: [span("a", 0, 10)], want: ["p a b"] },
-    { name: "a backup still running overlaps a later one", snapshots: [snap("a", "p"), snap("b", "p")], spans: [span("a", 0), span("b", 50, 60)], want: ["p a b"] },
+    {
+      name: "a backup still running overlaps a later one",
+      snapshots: [snap("a", "p"), snap("b", "p")],
+      spans: [span("a", 0), span("b", 50, 60)],
+      want: ["p a b"],
+    },
     { name: "two snapshots of one PVC by one backup", snapshots: [snap("a", "p"), snap("a", "p")], spans: [span("a", 0, 10)], want: [] },
   ];
   it.each(rows)("$name", ({ snapshots, spans, want }) => {
@@ -86,8 +122,25 @@ describe("snapshotOverlaps: two backups snapshotting one PVC or volume group whi
 describe("maxInFlight", () => {
   const rows: { name: string; spans: [number, number?][]; want: number }[] = [
     { name: "none", spans: [], want: 0 },
-    { name: "serial, touching", spans: [[0, 10], [10, 20], [20, 30]], want: 1 },
-    { name: "three at once", spans: [[0, 10], [1, 10], [2, 5], [6, 30]], want: 3 },
+    {
+      name: "serial, touching",
+      spans: [
+        [0, 10],
+        [10, 20],
+        [20, 30],
+      ],
+      want: 1,
+    },
+    {
+      name: "three at once",
+      spans: [
+        [0, 10],
+        [1, 10],
+        [2, 5],
+        [6, 30],
+      ],
+      want: 3,
+    },
     { name: "an open span stays in flight", spans: [[0], [100, 200], [300, 400]], want: 2 },
   ];
   it.each(rows)("$name", ({ spans, want }) => {
@@ -109,13 +162,41 @@ describe("figuresTable", () => {
 
 describe("BurstRecorder.span: a backup's InProgress span from the phases a watch saw", () => {
   const rows: { name: string; phases: [string, number][]; want: { fromMs: number; toMs?: number } | undefined }[] = [
-    { name: "never in progress", phases: [["New", 0], ["FailedValidation", 5]], want: undefined },
-    { name: "in progress, then finalizing", phases: [["", 0], ["Queued", 1], ["ReadyToStart", 2], ["InProgress", 3], ["Finalizing", 9], ["Completed", 10]], want: { fromMs: 3, toMs: 9 } },
-    { name: "still in progress", phases: [["ReadyToStart", 2], ["InProgress", 3]], want: { fromMs: 3, toMs: undefined } },
+    {
+      name: "never in progress",
+      phases: [
+        ["New", 0],
+        ["FailedValidation", 5],
+      ],
+      want: undefined,
+    },
+    {
+      name: "in progress, then finalizing",
+      phases: [
+        ["", 0],
+        ["Queued", 1],
+        ["ReadyToStart", 2],
+        ["InProgress", 3],
+        ["Finalizing", 9],
+        ["Completed", 10],
+      ],
+      want: { fromMs: 3, toMs: 9 },
+    },
+    {
+      name: "still in progress",
+      phases: [
+        ["ReadyToStart", 2],
+        ["InProgress", 3],
+      ],
+      want: { fromMs: 3, toMs: undefined },
+    },
   ];
   it.each(rows)("$name", ({ phases, want }) => {
     const r = new BurstRecorder();
-    r.phases.set("b", phases.map(([phase, at]) => ({ phase, at })));
+    r.phases.set(
+      "b",
+      phases.map(([phase, at]) => ({ phase, at })),
+    );
     expect(r.span("b")).toEqual(want && { backup: "b", ...want });
     expect(r.doneAt("b")).toBe(phases.find(([p]) => ["Completed", "FailedValidation"].includes(p))?.[1]);
   });

@@ -13,7 +13,9 @@ import { toolPath } from "../support/tools.js";
 
 const HELM_LABELS = ["helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance"];
 const kustomize = async (dir: string) => parseObjects((await promisify(execFile)(toolPath("kubectl"), ["kustomize", dir])).stdout);
-const manifestFiles = readdirSync("manifests").filter((f) => f.endsWith(".yaml")).sort();
+const manifestFiles = readdirSync("manifests")
+  .filter((f) => f.endsWith(".yaml"))
+  .sort();
 const manifests = () => manifestFiles.flatMap((f) => parseObjects(readFileSync(join("manifests", f), "utf8")));
 
 /** An object as compared: Helm's labels dropped, policy.yaml as the policy the gate reads. */
@@ -34,7 +36,11 @@ const byKey = (objects: K8sObject[]) => new Map(objects.map((o) => [objectKey(o)
 describe("deploy/kustomize", () => {
   it("base holds manifests/ file for file (`cp manifests/*.yaml deploy/kustomize/base/` after a change)", () => {
     for (const f of manifestFiles) expect(readFileSync(join("deploy/kustomize/base", f), "utf8"), f).toBe(readFileSync(join("manifests", f), "utf8"));
-    expect(readFileSync("deploy/kustomize/base/kustomization.yaml", "utf8").match(/^ {2}- (\S+)$/gm)?.map((l) => l.trim().slice(2))).toEqual(manifestFiles);
+    expect(
+      readFileSync("deploy/kustomize/base/kustomization.yaml", "utf8")
+        .match(/^ {2}- (\S+)$/gm)
+        ?.map((l) => l.trim().slice(2)),
+    ).toEqual(manifestFiles);
   });
 
   it("the velero overlay renders manifests/' objects (its policy.yaml read by the gate as manifests/')", async () => {
@@ -43,7 +49,10 @@ describe("deploy/kustomize", () => {
   });
 
   it("the oadp overlay renders what the chart renders with velero.namespace=openshift-adp (and the Namespace)", async () => {
-    const [overlay, chart] = await Promise.all([kustomize("deploy/kustomize/overlays/oadp"), renderChart({ values: { velero: { namespace: "openshift-adp" } } })]);
+    const [overlay, chart] = await Promise.all([
+      kustomize("deploy/kustomize/overlays/oadp"),
+      renderChart({ values: { velero: { namespace: "openshift-adp" } } }),
+    ]);
     const withoutNamespace = byKey(overlay.filter((o) => o.kind !== "Namespace"));
     expect(withoutNamespace).toEqual(byKey(chart));
     const text = JSON.stringify(overlay);

@@ -11,7 +11,11 @@ const LAYERS = ["cli", "admission", "controller", "policy", "tls", "sim", "repor
 // policy) are the vocabulary at the bottom, named "(top)".
 const CORE_LAYERS = ["decision", "conflict", "scope", "velero", "(top)"];
 
-interface Edge { readonly from: string; readonly to: string; readonly file: string }
+interface Edge {
+  readonly from: string;
+  readonly to: string;
+  readonly file: string;
+}
 
 /** The folder a path under `root` lies in; a file directly under `root` lies in `top` when given. */
 function folderOf(path: string, top: string | undefined): string {
@@ -35,7 +39,11 @@ function folderImports(root: string, top?: string): Edge[] {
 
 /** The imports that do not point down the layers, one line per folder pair. */
 function upward(edges: readonly Edge[], layers: readonly string[]): string[] {
-  const rank = (f: string) => { const r = layers.indexOf(f); if (r < 0) throw new Error(`src/${f} is in no layer`); return r; };
+  const rank = (f: string) => {
+    const r = layers.indexOf(f);
+    if (r < 0) throw new Error(`src/${f} is in no layer`);
+    return r;
+  };
   const found = new Map<string, string>();
   for (const e of edges) {
     if (rank(e.from) >= rank(e.to)) found.set(`${e.from} -> ${e.to}`, e.file);
@@ -51,7 +59,11 @@ function cycles(edges: readonly Edge[]): string[] {
     const seen = new Set<string>();
     const todo = [from];
     for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
-      for (const t of next.get(f) ?? []) if (!seen.has(t)) { seen.add(t); todo.push(t); }
+      for (const t of next.get(f) ?? [])
+        if (!seen.has(t)) {
+          seen.add(t);
+          todo.push(t);
+        }
     }
     return seen;
   };
@@ -59,15 +71,28 @@ function cycles(edges: readonly Edge[]): string[] {
   const found = new Set<string>();
   for (const [f, r] of reached) {
     if (!r.has(f)) continue;
-    found.add([...r].filter((t) => reached.get(t)?.has(f)).sort().join(" <-> "));
+    found.add(
+      [...r]
+        .filter((t) => reached.get(t)?.has(f))
+        .sort()
+        .join(" <-> "),
+    );
   }
   return [...found].sort();
 }
 
 /** Imports that leave src/ (test/ fakes, say): production code ships none of them. */
-const outsideSrc = (edges: readonly Edge[]) => edges.filter((e) => e.to === "..").map((e) => e.file).sort();
+const outsideSrc = (edges: readonly Edge[]) =>
+  edges
+    .filter((e) => e.to === "..")
+    .map((e) => e.file)
+    .sort();
 
-const srcFolders = () => readdirSync("src", { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+const srcFolders = () =>
+  readdirSync("src", { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
 
 describe("src/ imports point down the layers", () => {
   it("the layers name exactly the folders of src/", () => {
@@ -119,7 +144,14 @@ describe("src/ imports point down the layers", () => {
 
   it.each([
     { case: "a lower folder importing a higher one", edges: [{ from: "core", to: "cluster", file: "core/x.ts" }], found: ["core -> cluster (core/x.ts)"] },
-    { case: "two folders importing each other", edges: [{ from: "tls", to: "policy", file: "tls/a.ts" }, { from: "policy", to: "tls", file: "policy/b.ts" }], found: ["tls -> policy (tls/a.ts)"] },
+    {
+      case: "two folders importing each other",
+      edges: [
+        { from: "tls", to: "policy", file: "tls/a.ts" },
+        { from: "policy", to: "tls", file: "policy/b.ts" },
+      ],
+      found: ["tls -> policy (tls/a.ts)"],
+    },
     { case: "imports that point down", edges: [{ from: "cli", to: "core", file: "cli/a.ts" }], found: [] },
   ])("the check finds $case", ({ edges, found }) => {
     expect(upward(edges, LAYERS)).toEqual(found);
@@ -127,11 +159,18 @@ describe("src/ imports point down the layers", () => {
 
   it.each([
     { case: "two folders importing each other", imports: ["tls -> policy", "policy -> tls"], found: ["policy <-> tls"] },
-    { case: "a cycle through three folders", imports: ["cli -> kube", "kube -> cluster", "cluster -> cli", "cli -> core"], found: ["cli <-> cluster <-> kube"] },
+    {
+      case: "a cycle through three folders",
+      imports: ["cli -> kube", "kube -> cluster", "cluster -> cli", "cli -> core"],
+      found: ["cli <-> cluster <-> kube"],
+    },
     { case: "two separate cycles", imports: ["a -> b", "b -> a", "c -> d", "d -> c"], found: ["a <-> b", "c <-> d"] },
     { case: "a diamond, no cycle", imports: ["cli -> policy", "cli -> tls", "policy -> core", "tls -> core"], found: [] },
   ])("the cycle check finds $case", ({ imports, found }) => {
-    const edges = imports.map((i) => { const [from = "", to = ""] = i.split(" -> "); return { from, to, file: `${from}/x.ts` }; });
+    const edges = imports.map((i) => {
+      const [from = "", to = ""] = i.split(" -> ");
+      return { from, to, file: `${from}/x.ts` };
+    });
     expect(cycles(edges)).toEqual(found);
   });
 });

@@ -10,7 +10,11 @@ const docs = (file: string) => parseAllDocuments(readFileSync(file, "utf8")).map
 
 describe("manifests/", () => {
   it("40-webhooks.yaml equals the generated webhook configurations", () => {
-    const { mutating, validating } = webhookConfigurations({ name: "backup-gate", veleroNamespace: "velero", service: { name: "backup-gate", namespace: "backup-gate" } });
+    const { mutating, validating } = webhookConfigurations({
+      name: "backup-gate",
+      veleroNamespace: "velero",
+      service: { name: "backup-gate", namespace: "backup-gate" },
+    });
     expect(docs("manifests/40-webhooks.yaml")).toEqual([JSON.parse(JSON.stringify(mutating)), JSON.parse(JSON.stringify(validating))]);
   });
 
@@ -27,7 +31,11 @@ describe("manifests/", () => {
   it("the namespace enforces PodSecurity restricted, and a NetworkPolicy admits only the HTTPS port", () => {
     expect(docs("manifests/00-namespace.yaml")[0].metadata.labels).toMatchObject({ "pod-security.kubernetes.io/enforce": "restricted" });
     const policy = docs("manifests/30-deployment.yaml").find((d) => d.kind === "NetworkPolicy");
-    expect(policy.spec).toEqual({ podSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } }, policyTypes: ["Ingress"], ingress: [{ ports: [{ port: 8443, protocol: "TCP" }] }] });
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: { "app.kubernetes.io/name": "backup-gate" } },
+      policyTypes: ["Ingress"],
+      ingress: [{ ports: [{ port: 8443, protocol: "TCP" }] }],
+    });
     const container = docs("manifests/30-deployment.yaml").find((d) => d.kind === "Deployment").spec.template.spec.containers[0];
     expect(container.ports).toEqual([{ name: "https", containerPort: 8443 }]);
   });

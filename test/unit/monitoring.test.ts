@@ -15,7 +15,13 @@ import { metricNames } from "./support/promql.js";
 // from series by Prometheus's own promtool, and the dashboard as a ConfigMap for Grafana's
 // sidecar, byte for byte manifests/grafana/backup-gate.json.
 
-interface Rule { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }
+interface Rule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
 const ALL_ON = { monitoring: { serviceMonitor: { enabled: true }, prometheusRule: { enabled: true }, dashboard: { enabled: true } } };
 
 let objects: K8sObject[];
@@ -65,12 +71,16 @@ describe("monitoring in the chart", () => {
 
   it("the free-slots alert compares with the chart's limit", async () => {
     const eight = await renderChart({ values: { ...ALL_ON, limit: 8 } });
-    const rule = (eight.find((o) => o.kind === "PrometheusRule") as unknown as { spec: { groups: { rules: Rule[] }[] } }).spec.groups[0]!.rules.find((r) => r.alert === "BackupGateQueuedWithFreeSlots");
+    const rule = (eight.find((o) => o.kind === "PrometheusRule") as unknown as { spec: { groups: { rules: Rule[] }[] } }).spec.groups[0]!.rules.find(
+      (r) => r.alert === "BackupGateQueuedWithFreeSlots",
+    );
     expect(rule?.expr).toBe("max(backup_gate_queue_length) > 0 and max(backup_gate_in_flight) < 8");
   });
 
   it("the ServiceMonitor scrapes /metrics on the Service's HTTPS port", () => {
-    const sm = objects.find((o) => o.kind === "ServiceMonitor") as unknown as { spec: { selector: { matchLabels: object }; endpoints: { port: string; scheme: string; path: string }[] } };
+    const sm = objects.find((o) => o.kind === "ServiceMonitor") as unknown as {
+      spec: { selector: { matchLabels: object }; endpoints: { port: string; scheme: string; path: string }[] };
+    };
     const svc = objects.find((o) => o.kind === "Service") as unknown as { spec: { selector: object; ports: { name: string }[] } };
     expect(sm.spec.selector.matchLabels).toEqual(svc.spec.selector);
     expect(sm.spec.endpoints[0]).toMatchObject({ scheme: "https", path: "/metrics" });
@@ -78,7 +88,10 @@ describe("monitoring in the chart", () => {
   });
 
   it("the dashboard ConfigMap carries manifests/grafana/backup-gate.json and the sidecar's label", () => {
-    const cm = objects.find((o) => objectKey(o) === "ConfigMap/backup-gate/backup-gate-dashboard") as unknown as { metadata: { labels: Record<string, string> }; data: Record<string, string> };
+    const cm = objects.find((o) => objectKey(o) === "ConfigMap/backup-gate/backup-gate-dashboard") as unknown as {
+      metadata: { labels: Record<string, string> };
+      data: Record<string, string>;
+    };
     const source = readFileSync("manifests/grafana/backup-gate.json", "utf8");
     expect(readFileSync("charts/backup-gate/dashboards/backup-gate.json", "utf8")).toBe(source);
     expect(cm.data["backup-gate.json"]).toBe(source);
@@ -93,20 +106,82 @@ function promtool(): string | undefined {
   try {
     const p = (JSON.parse(readFileSync(join(toolsCacheDir(), "current.json"), "utf8")) as { paths: Record<string, string> }).paths.promtool;
     return p && existsSync(p) ? p : undefined;
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
-interface AlertCase { alert: string; series: Record<string, string>; quietAt: string; firesAt: string; healthy: Record<string, string> }
+interface AlertCase {
+  alert: string;
+  series: Record<string, string>;
+  quietAt: string;
+  firesAt: string;
+  healthy: Record<string, string>;
+}
 const ALERT_CASES: AlertCase[] = [
-  { alert: "BackupGateNoLeader", series: { 'backup_gate_leader{pod="a"}': "0x40", 'backup_gate_leader{pod="b"}': "0x40" }, quietAt: "1m", firesAt: "3m", healthy: { 'backup_gate_leader{pod="a"}': "1x40", 'backup_gate_leader{pod="b"}': "0x40" } },
-  { alert: "BackupGateNoLeader", series: { 'backup_gate_queue_length{pod="a"}': "0x40" }, quietAt: "1m", firesAt: "3m", healthy: { 'backup_gate_leader{pod="a"}': "1x40" } },
-  { alert: "BackupGateVeleroQueueOn", series: { 'backup_gate_foreign_promotions_total{pod="a"}': "0 0 0 1 1 1 1 1" }, quietAt: "2m", firesAt: "4m", healthy: { 'backup_gate_foreign_promotions_total{pod="a"}': "0x40" } },
-  { alert: "BackupGateOverlap", series: { 'backup_gate_overlaps_detected_total{pod="a"}': "0 0 0 2 2 2 2 2" }, quietAt: "2m", firesAt: "4m", healthy: { 'backup_gate_overlaps_detected_total{pod="a"}': "0x40" } },
-  { alert: "BackupGateInvalidPolicy", series: { 'backup_gate_policy_valid{pod="a"}': "1 0x40", 'backup_gate_policy_valid{pod="b"}': "1 0x40" }, quietAt: "1m", firesAt: "3m", healthy: { 'backup_gate_policy_valid{pod="a"}': "1x40" } },
-  { alert: "BackupGateViewNotSynced", series: { 'backup_gate_view_synced{pod="a"}': "0x40", 'backup_gate_view_synced{pod="b"}': "1x40" }, quietAt: "4m", firesAt: "6m", healthy: { 'backup_gate_view_synced{pod="a"}': "1x40", 'backup_gate_view_synced{pod="b"}': "1x40" } },
-  { alert: "BackupGateCertificateExpiresSoon", series: { 'backup_gate_certificate_expiry_seconds{pod="a"}': `${10 * 86_400}x40` }, quietAt: "5m", firesAt: "11m", healthy: { 'backup_gate_certificate_expiry_seconds{pod="a"}': `${30 * 86_400}x40` } },
-  { alert: "BackupGateCaBundleNotVerified", series: { 'backup_gate_ca_bundle_verified{pod="a"}': "0x40" }, quietAt: "5m", firesAt: "11m", healthy: { 'backup_gate_ca_bundle_verified{pod="a"}': "1x40" } },
-  { alert: "BackupGateQueuedWithFreeSlots", series: { 'backup_gate_queue_length{pod="a"}': "2x40", 'backup_gate_in_flight{pod="a"}': "1x40" }, quietAt: "20m", firesAt: "31m", healthy: { 'backup_gate_queue_length{pod="a"}': "2x40", 'backup_gate_in_flight{pod="a"}': "4x40" } },
+  {
+    alert: "BackupGateNoLeader",
+    series: { 'backup_gate_leader{pod="a"}': "0x40", 'backup_gate_leader{pod="b"}': "0x40" },
+    quietAt: "1m",
+    firesAt: "3m",
+    healthy: { 'backup_gate_leader{pod="a"}': "1x40", 'backup_gate_leader{pod="b"}': "0x40" },
+  },
+  {
+    alert: "BackupGateNoLeader",
+    series: { 'backup_gate_queue_length{pod="a"}': "0x40" },
+    quietAt: "1m",
+    firesAt: "3m",
+    healthy: { 'backup_gate_leader{pod="a"}': "1x40" },
+  },
+  {
+    alert: "BackupGateVeleroQueueOn",
+    series: { 'backup_gate_foreign_promotions_total{pod="a"}': "0 0 0 1 1 1 1 1" },
+    quietAt: "2m",
+    firesAt: "4m",
+    healthy: { 'backup_gate_foreign_promotions_total{pod="a"}': "0x40" },
+  },
+  {
+    alert: "BackupGateOverlap",
+    series: { 'backup_gate_overlaps_detected_total{pod="a"}': "0 0 0 2 2 2 2 2" },
+    quietAt: "2m",
+    firesAt: "4m",
+    healthy: { 'backup_gate_overlaps_detected_total{pod="a"}': "0x40" },
+  },
+  {
+    alert: "BackupGateInvalidPolicy",
+    series: { 'backup_gate_policy_valid{pod="a"}': "1 0x40", 'backup_gate_policy_valid{pod="b"}': "1 0x40" },
+    quietAt: "1m",
+    firesAt: "3m",
+    healthy: { 'backup_gate_policy_valid{pod="a"}': "1x40" },
+  },
+  {
+    alert: "BackupGateViewNotSynced",
+    series: { 'backup_gate_view_synced{pod="a"}': "0x40", 'backup_gate_view_synced{pod="b"}': "1x40" },
+    quietAt: "4m",
+    firesAt: "6m",
+    healthy: { 'backup_gate_view_synced{pod="a"}': "1x40", 'backup_gate_view_synced{pod="b"}': "1x40" },
+  },
+  {
+    alert: "BackupGateCertificateExpiresSoon",
+    series: { 'backup_gate_certificate_expiry_seconds{pod="a"}': `${10 * 86_400}x40` },
+    quietAt: "5m",
+    firesAt: "11m",
+    healthy: { 'backup_gate_certificate_expiry_seconds{pod="a"}': `${30 * 86_400}x40` },
+  },
+  {
+    alert: "BackupGateCaBundleNotVerified",
+    series: { 'backup_gate_ca_bundle_verified{pod="a"}': "0x40" },
+    quietAt: "5m",
+    firesAt: "11m",
+    healthy: { 'backup_gate_ca_bundle_verified{pod="a"}': "1x40" },
+  },
+  {
+    alert: "BackupGateQueuedWithFreeSlots",
+    series: { 'backup_gate_queue_length{pod="a"}': "2x40", 'backup_gate_in_flight{pod="a"}': "1x40" },
+    quietAt: "20m",
+    firesAt: "31m",
+    healthy: { 'backup_gate_queue_length{pod="a"}': "2x40", 'backup_gate_in_flight{pod="a"}': "4x40" },
+  },
 ];
 
 describe.skipIf(!promtool())("the alerts under promtool (Prometheus's own rule tests)", () => {
@@ -120,10 +195,14 @@ describe.skipIf(!promtool())("the alerts under promtool (Prometheus's own rule t
     };
     const input = (series: Record<string, string>) => Object.entries(series).map(([s, values]) => ({ series: s, values }));
     const tests = ALERT_CASES.flatMap((c) => [
-      { interval: "1m", input_series: input(c.series), alert_rule_test: [
-        { eval_time: c.quietAt, alertname: c.alert, exp_alerts: [] },
-        { eval_time: c.firesAt, alertname: c.alert, exp_alerts: expected(c.alert) },
-      ] },
+      {
+        interval: "1m",
+        input_series: input(c.series),
+        alert_rule_test: [
+          { eval_time: c.quietAt, alertname: c.alert, exp_alerts: [] },
+          { eval_time: c.firesAt, alertname: c.alert, exp_alerts: expected(c.alert) },
+        ],
+      },
       { interval: "1m", input_series: input(c.healthy), alert_rule_test: [{ eval_time: c.firesAt, alertname: c.alert, exp_alerts: [] }] },
     ]);
     writeFileSync(join(dir, "rules.test.yaml"), stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests }));
@@ -133,9 +212,14 @@ describe.skipIf(!promtool())("the alerts under promtool (Prometheus's own rule t
     const test = await run(promtool()!, ["test", "rules", join(dir, "rules.test.yaml")]).catch((e: { stdout: string; stderr: string }) => e);
     expect(`${test.stdout}${test.stderr}`).toMatch(/SUCCESS/);
     // Positive control: an alert expected where it cannot fire fails promtool's test.
-    const wrong = tests.slice(0, 1).map((t) => ({ ...t, alert_rule_test: [{ eval_time: "1m", alertname: "BackupGateNoLeader", exp_alerts: expected("BackupGateNoLeader") }] }));
+    const wrong = tests
+      .slice(0, 1)
+      .map((t) => ({ ...t, alert_rule_test: [{ eval_time: "1m", alertname: "BackupGateNoLeader", exp_alerts: expected("BackupGateNoLeader") }] }));
     writeFileSync(join(dir, "wrong.test.yaml"), stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests: wrong }));
-    const failed = await run(promtool()!, ["test", "rules", join(dir, "wrong.test.yaml")]).then(() => ({ code: 0, stdout: "", stderr: "" }), (e: { code: number; stdout: string; stderr: string }) => e);
+    const failed = await run(promtool()!, ["test", "rules", join(dir, "wrong.test.yaml")]).then(
+      () => ({ code: 0, stdout: "", stderr: "" }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
     expect(failed.code).toBe(1);
     expect(`${failed.stdout}${failed.stderr}`).toMatch(/alertname: BackupGateNoLeader, time: 1m[\s\S]*exp:[\s\S]*got:\[\]/);
   }, 60_000);

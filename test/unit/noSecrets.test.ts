@@ -43,10 +43,10 @@ describe("no Secret read anywhere but the promotion key", () => {
       "await core.readNamespacedSecret({ name, namespace });",
       "const list = await api.listSecretForAllNamespaces();",
       "const path = `/api/v1/namespaces/${ns}/secrets`;",
-      "reflector({ resource: \"secrets\" })",
-      "const body = { apiVersion: \"v1\", kind: \"Secret\", data };",
+      'reflector({ resource: "secrets" })',
+      'const body = { apiVersion: "v1", kind: "Secret", data };',
       "// the CA is never kept in a Secret",
-      "const NEVER_FS = new Set([\"hostPath\", \"secret\"]); // a pod volume type, not an API read",
+      'const NEVER_FS = new Set(["hostPath", "secret"]); // a pod volume type, not an API read',
     ].join("\n");
     expect(secretAccesses(sample).map((f) => f.line)).toEqual([1, 2, 3, 4, 5]);
   });
@@ -68,10 +68,14 @@ describe("no Secret read anywhere but the promotion key", () => {
 
   it("the RBAC manifest grants on secrets only create and a get of the promotion key, in the gate's namespace, and no wildcard", () => {
     type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs?: string[] };
-    const docs = parseAllDocuments(readFileSync("manifests/10-rbac.yaml", "utf8")).map((d) => d.toJS() as { kind: string; metadata: { namespace?: string }; rules?: Rule[] });
+    const docs = parseAllDocuments(readFileSync("manifests/10-rbac.yaml", "utf8")).map(
+      (d) => d.toJS() as { kind: string; metadata: { namespace?: string }; rules?: Rule[] },
+    );
     const rules = docs.flatMap((d) => d.rules ?? []);
     expect(rules.length).toBeGreaterThan(0);
-    const secretRules = docs.flatMap((d) => (d.rules ?? []).filter((r) => r.resources?.includes("secrets")).map((r) => ({ kind: d.kind, namespace: d.metadata.namespace, ...r })));
+    const secretRules = docs.flatMap((d) =>
+      (d.rules ?? []).filter((r) => r.resources?.includes("secrets")).map((r) => ({ kind: d.kind, namespace: d.metadata.namespace, ...r })),
+    );
     expect(secretRules).toEqual([
       { kind: "Role", namespace: "backup-gate", apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
       { kind: "Role", namespace: "backup-gate", apiGroups: [""], resources: ["secrets"], resourceNames: ["backup-gate-promotion-key"], verbs: ["get"] },
@@ -82,6 +86,9 @@ describe("no Secret read anywhere but the promotion key", () => {
     }
     // Nor a binding to a role that could (cluster-admin, edit, admin, view-secrets...).
     const refs = docs.flatMap((d) => ((d as { roleRef?: { name: string } }).roleRef ? [(d as unknown as { roleRef: { name: string } }).roleRef.name] : []));
-    expect(refs.every((n) => n.startsWith("backup-gate")), refs.join(", ")).toBe(true);
+    expect(
+      refs.every((n) => n.startsWith("backup-gate")),
+      refs.join(", "),
+    ).toBe(true);
   });
 });

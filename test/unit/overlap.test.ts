@@ -4,8 +4,14 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { describeOverlaps, findOverlaps, parseProbeRecord, readProbeRecords, type ProbeRecord } from "../support/overlap.js";
 
-const rec = (backup: string, name: string, start: number, end: number, kind = "Pod", namespace = "ns"): ProbeRecord =>
-  ({ backup, kind, namespace, name, start: BigInt(start), end: BigInt(end) });
+const rec = (backup: string, name: string, start: number, end: number, kind = "Pod", namespace = "ns"): ProbeRecord => ({
+  backup,
+  kind,
+  namespace,
+  name,
+  start: BigInt(start),
+  end: BigInt(end),
+});
 
 describe("findOverlaps", () => {
   it("reports two backups on the same item at overlapping times", () => {
@@ -24,12 +30,14 @@ describe("findOverlaps", () => {
   });
 
   it("keys on kind, namespace and name", () => {
-    expect(findOverlaps([
-      rec("a", "x", 0, 10, "Pod", "ns1"),
-      rec("b", "x", 0, 10, "Pod", "ns2"),
-      rec("c", "x", 0, 10, "PersistentVolumeClaim", "ns1"),
-      rec("d", "y", 0, 10, "Pod", "ns1"),
-    ])).toEqual([]);
+    expect(
+      findOverlaps([
+        rec("a", "x", 0, 10, "Pod", "ns1"),
+        rec("b", "x", 0, 10, "Pod", "ns2"),
+        rec("c", "x", 0, 10, "PersistentVolumeClaim", "ns1"),
+        rec("d", "y", 0, 10, "Pod", "ns1"),
+      ]),
+    ).toEqual([]);
   });
 
   it("finds containment and reports every overlapping pair", () => {
@@ -44,7 +52,10 @@ describe("findOverlaps", () => {
 
   it("agrees with the brute-force definition on random inputs", () => {
     let seed = 42;
-    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     for (let round = 0; round < 200; round++) {
       const rs: ProbeRecord[] = [];
       for (let i = 0; i < 12; i++) {
@@ -52,11 +63,12 @@ describe("findOverlaps", () => {
         rs.push(rec(`b${rnd(3)}`, `p${rnd(2)}`, s, s + 1 + rnd(10), rnd(2) ? "Pod" : "PersistentVolume", rnd(2) ? "ns" : ""));
       }
       let expected = 0;
-      for (let i = 0; i < rs.length; i++) for (let j = i + 1; j < rs.length; j++) {
-        const a = rs[i]!, b = rs[j]!;
-        if (a.backup !== b.backup && a.kind === b.kind && a.namespace === b.namespace && a.name === b.name &&
-          a.start < b.end && b.start < a.end) expected++;
-      }
+      for (let i = 0; i < rs.length; i++)
+        for (let j = i + 1; j < rs.length; j++) {
+          const a = rs[i]!,
+            b = rs[j]!;
+          if (a.backup !== b.backup && a.kind === b.kind && a.namespace === b.namespace && a.name === b.name && a.start < b.end && b.start < a.end) expected++;
+        }
       expect(findOverlaps(rs)).toHaveLength(expected);
     }
   });
@@ -69,17 +81,26 @@ describe("findOverlaps", () => {
 
 describe("probe records", () => {
   it("parses the probe's format with nanosecond precision", () => {
-    const r = parseProbeRecord(JSON.stringify({
-      backup: "b", kind: "PersistentVolume", namespace: "", name: "pv1",
-      start: "2026-01-01T00:00:00.123456789Z", end: "2026-01-01T00:00:01Z",
-      startNs: "1767225600123456789", endNs: "1767225601000000000", pid: 7,
-    }));
+    const r = parseProbeRecord(
+      JSON.stringify({
+        backup: "b",
+        kind: "PersistentVolume",
+        namespace: "",
+        name: "pv1",
+        start: "2026-01-01T00:00:00.123456789Z",
+        end: "2026-01-01T00:00:01Z",
+        startNs: "1767225600123456789",
+        endNs: "1767225601000000000",
+        pid: 7,
+      }),
+    );
     expect(r).toEqual({ backup: "b", kind: "PersistentVolume", namespace: "", name: "pv1", start: 1767225600123456789n, end: 1767225601000000000n });
   });
 
   it("falls back to RFC3339Nano without losing nanoseconds", () => {
-    const r = parseProbeRecord(JSON.stringify({ backup: "b", kind: "Pod", namespace: "n", name: "p",
-      start: "2026-01-01T00:00:00.123456789Z", end: "2026-01-01T01:00:00.5+01:00" }));
+    const r = parseProbeRecord(
+      JSON.stringify({ backup: "b", kind: "Pod", namespace: "n", name: "p", start: "2026-01-01T00:00:00.123456789Z", end: "2026-01-01T01:00:00.5+01:00" }),
+    );
     expect(r.start).toBe(1767225600123456789n);
     expect(r.end).toBe(1767225600500000000n);
   });

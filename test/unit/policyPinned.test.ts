@@ -13,7 +13,11 @@ function setup() {
   const source = new StaticPolicySource(DEFAULT_POLICY);
   const metrics = createMetrics();
   const events: { type: string; reason: string; message: string }[] = [];
-  const recorder: EventRecorder = { event: async (_o, type, reason, message) => { events.push({ type, reason, message }); } };
+  const recorder: EventRecorder = {
+    event: async (_o, type, reason, message) => {
+      events.push({ type, reason, message });
+    },
+  };
   const pinned = pinVeleroNamespace(source, { veleroNamespace: "velero", configMap, metrics, recorder, log });
   const gauge = async () => (await metrics.policyRestartRequired.get()).values[0]?.value;
   return { source, pinned, events, gauge };
@@ -29,7 +33,15 @@ describe("veleroNamespace held to the watched namespace until a restart", () => 
     expect(pinned.current()).toMatchObject({ veleroNamespace: "velero", maxConcurrentBackups: 2 });
     expect(pinned.restartRequired()).toBe(true);
     expect(await gauge()).toBe(1);
-    expect(events).toEqual([{ type: "Warning", reason: "RestartRequired", message: expect.stringMatching(/^veleroNamespace changed to "veleroo", but backup-gate watches "velero" until it restarts: it keeps guarding and planning velero/) }]);
+    expect(events).toEqual([
+      {
+        type: "Warning",
+        reason: "RestartRequired",
+        message: expect.stringMatching(
+          /^veleroNamespace changed to "veleroo", but backup-gate watches "velero" until it restarts: it keeps guarding and planning velero/,
+        ),
+      },
+    ]);
     source.set(policySchema.parse({ veleroNamespace: "veleroo", maxConcurrentBackups: 3 }));
     expect(events).toHaveLength(1);
     expect(seen).toEqual(["velero/2", "velero/3"]);

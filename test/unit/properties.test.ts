@@ -11,8 +11,18 @@ import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { cluster } from "./support/cluster.js";
 import {
-  backupModels, backupObject, clusterModel, clusterObjects, contentsChange, IN_FLIGHT, load, policyArb, QUEUED, T0,
-  type BackupModel, type ClusterModel,
+  backupModels,
+  backupObject,
+  clusterModel,
+  clusterObjects,
+  contentsChange,
+  IN_FLIGHT,
+  load,
+  policyArb,
+  QUEUED,
+  T0,
+  type BackupModel,
+  type ClusterModel,
 } from "./support/arbitraries.js";
 
 // Properties of the decision core over generated clusters and queues (docs/rules.md, "Units,
@@ -21,129 +31,162 @@ import {
 const NOW = T0 + 121 * 60_000; // every generated backup was created before now
 const STEP = 600_000; // ten minutes, the default aging period
 
-const scoped = (b: BackupInfo, view: ClusterView, policy: Policy): ScopedBackup =>
-  ({ name: b.name, phase: b.phase, scope: scopeOf(b, view, policy) });
+const scoped = (b: BackupInfo, view: ClusterView, policy: Policy): ScopedBackup => ({ name: b.name, phase: b.phase, scope: scopeOf(b, view, policy) });
 
 describe("plan properties", () => {
   it("never starts a backup that shares a claim with one in flight or promoted with it", () => {
-    fc.assert(fc.property(clusterModel, backupModels(), policyArb, (model, backups, policy) => {
-      const snapshot = load(model, backups);
-      const result = plan(snapshot, policy, NOW);
-      const byName = new Map(snapshot.backups.map((b) => [b.name, b]));
-      const wasInFlight = new Set(result.inFlight);
-      const running = [...result.inFlight, ...result.promotions.map((p) => p.backup)]
-        .map((name) => scoped(byName.get(name) as BackupInfo, snapshot.view, policy));
-      for (const [i, a] of running.entries()) {
-        for (const b of running.slice(i + 1)) {
-          if (wasInFlight.has(a.name) && wasInFlight.has(b.name)) continue;
-          expect(conflictBetween(a, b), `${a.name} and ${b.name} run together`).toBeUndefined();
-          expect(conflictBetween(b, a), `${b.name} and ${a.name} run together`).toBeUndefined();
+    fc.assert(
+      fc.property(clusterModel, backupModels(), policyArb, (model, backups, policy) => {
+        const snapshot = load(model, backups);
+        const result = plan(snapshot, policy, NOW);
+        const byName = new Map(snapshot.backups.map((b) => [b.name, b]));
+        const wasInFlight = new Set(result.inFlight);
+        const running = [...result.inFlight, ...result.promotions.map((p) => p.backup)].map((name) =>
+          scoped(byName.get(name) as BackupInfo, snapshot.view, policy),
+        );
+        for (const [i, a] of running.entries()) {
+          for (const b of running.slice(i + 1)) {
+            if (wasInFlight.has(a.name) && wasInFlight.has(b.name)) continue;
+            expect(conflictBetween(a, b), `${a.name} and ${b.name} run together`).toBeUndefined();
+            expect(conflictBetween(b, a), `${b.name} and ${a.name} run together`).toBeUndefined();
+          }
         }
-      }
-    }), { numRuns: 300 });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   // The plan finds whom a backup waits behind through the claim index, which applies the rule
   // by what it files members under; this checks it against the rule itself, pair by pair.
   it("finds through the claim index exactly the backups ahead that the rule names, in order", () => {
-    fc.assert(fc.property(clusterModel, backupModels({ minLength: 2, maxLength: 12 }), policyArb, fc.integer({ min: 0, max: 3 }), (model, backups, policy, limit) => {
-      const { view, backups: infos } = load(model, backups);
-      const members = infos.map((b) => scoped(b, view, policy));
-      const index = new ClaimIndex();
-      for (const m of members) index.add(m);
-      for (const [i, b] of members.entries()) {
-        const expected = members.slice(0, i).filter((other) => conflictsWith(b, other)).map((other) => other.name);
-        const all = index.blockersOf(b, Infinity, i);
-        expect(all.blockers.map((x) => x.name), `whom ${b.name} waits behind`).toEqual(expected);
-        expect(all.more).toBe(false);
-        const first = index.blockersOf(b, limit, i);
-        expect(first.blockers.map((x) => x.name)).toEqual(expected.slice(0, limit));
-        expect(first.more).toBe(expected.length > limit);
-      }
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(clusterModel, backupModels({ minLength: 2, maxLength: 12 }), policyArb, fc.integer({ min: 0, max: 3 }), (model, backups, policy, limit) => {
+        const { view, backups: infos } = load(model, backups);
+        const members = infos.map((b) => scoped(b, view, policy));
+        const index = new ClaimIndex();
+        for (const m of members) index.add(m);
+        for (const [i, b] of members.entries()) {
+          const expected = members
+            .slice(0, i)
+            .filter((other) => conflictsWith(b, other))
+            .map((other) => other.name);
+          const all = index.blockersOf(b, Infinity, i);
+          expect(
+            all.blockers.map((x) => x.name),
+            `whom ${b.name} waits behind`,
+          ).toEqual(expected);
+          expect(all.more).toBe(false);
+          const first = index.blockersOf(b, limit, i);
+          expect(first.blockers.map((x) => x.name)).toEqual(expected.slice(0, limit));
+          expect(first.more).toBe(expected.length > limit);
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 
   it("judges every ItemBlock-level conflict a namespace-level conflict too", () => {
-    fc.assert(fc.property(clusterModel, backupModels({ minLength: 2 }), policyArb, (model, backups, base) => {
-      const { view, backups: infos } = load(model, backups);
-      const fine = policySchema.parse({ ...base, conflictLevel: "ItemBlock" });
-      const strict = policySchema.parse({ ...base, conflictLevel: "Namespace" });
-      const atItemBlock = infos.map((b) => scoped(b, view, fine));
-      const atNamespace = infos.map((b) => scoped(b, view, strict));
-      for (const [i, a] of atItemBlock.entries()) {
-        for (const [j, b] of atItemBlock.entries()) {
-          if (i === j || !conflictBetween(a, b)) continue;
-          expect(conflictBetween(atNamespace[i] as ScopedBackup, atNamespace[j] as ScopedBackup),
-            `${a.name} and ${b.name} conflict at ItemBlock level but not at Namespace level`).toBeDefined();
+    fc.assert(
+      fc.property(clusterModel, backupModels({ minLength: 2 }), policyArb, (model, backups, base) => {
+        const { view, backups: infos } = load(model, backups);
+        const fine = policySchema.parse({ ...base, conflictLevel: "ItemBlock" });
+        const strict = policySchema.parse({ ...base, conflictLevel: "Namespace" });
+        const atItemBlock = infos.map((b) => scoped(b, view, fine));
+        const atNamespace = infos.map((b) => scoped(b, view, strict));
+        for (const [i, a] of atItemBlock.entries()) {
+          for (const [j, b] of atItemBlock.entries()) {
+            if (i === j || !conflictBetween(a, b)) continue;
+            expect(
+              conflictBetween(atNamespace[i] as ScopedBackup, atNamespace[j] as ScopedBackup),
+              `${a.name} and ${b.name} conflict at ItemBlock level but not at Namespace level`,
+            ).toBeDefined();
+          }
         }
-      }
-    }), { numRuns: 300 });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("never promotes past the limit", () => {
-    fc.assert(fc.property(clusterModel, backupModels({ maxLength: 10 }), policyArb, (model, backups, policy) => {
-      const result = plan(load(model, backups), policy, NOW);
-      if (result.inFlight.length <= policy.maxConcurrentBackups) {
-        expect(result.inFlight.length + result.promotions.length).toBeLessThanOrEqual(policy.maxConcurrentBackups);
-      } else {
-        expect(result.promotions).toEqual([]);
-      }
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(clusterModel, backupModels({ maxLength: 10 }), policyArb, (model, backups, policy) => {
+        const result = plan(load(model, backups), policy, NOW);
+        if (result.inFlight.length <= policy.maxConcurrentBackups) {
+          expect(result.inFlight.length + result.promotions.length).toBeLessThanOrEqual(policy.maxConcurrentBackups);
+        } else {
+          expect(result.promotions).toEqual([]);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("gives the same plan for the same cluster and queue, whatever order they were read in", () => {
     const input = fc.tuple(clusterModel, backupModels(), policyArb).chain(([model, backups, policy]) => {
       const objects = [...clusterObjects(model), ...backups.map(backupObject)];
-      return fc.tuple(fc.constant({ model, backups, policy }),
-        fc.shuffledSubarray(objects, { minLength: objects.length, maxLength: objects.length }));
+      return fc.tuple(fc.constant({ model, backups, policy }), fc.shuffledSubarray(objects, { minLength: objects.length, maxLength: objects.length }));
     });
-    fc.assert(fc.property(input, ([{ model, backups, policy }, shuffled]) => {
-      const canonical = load(model, backups);
-      const reordered = cluster(...shuffled);
-      const expected = serialize(plan(canonical, policy, NOW));
-      expect(serialize(plan(reordered, policy, NOW))).toEqual(expected);
-      expect(serialize(plan({ view: canonical.view, backups: [...canonical.backups].reverse() }, policy, NOW))).toEqual(expected);
-      // A warm cache gives the plan a fresh one gives.
-      const cache = new ScopeCache();
-      plan(canonical, policy, NOW, { cache });
-      expect(serialize(plan(canonical, policy, NOW, { cache }))).toEqual(expected);
-    }), { numRuns: 150 });
+    fc.assert(
+      fc.property(input, ([{ model, backups, policy }, shuffled]) => {
+        const canonical = load(model, backups);
+        const reordered = cluster(...shuffled);
+        const expected = serialize(plan(canonical, policy, NOW));
+        expect(serialize(plan(reordered, policy, NOW))).toEqual(expected);
+        expect(serialize(plan({ view: canonical.view, backups: [...canonical.backups].reverse() }, policy, NOW))).toEqual(expected);
+        // A warm cache gives the plan a fresh one gives.
+        const cache = new ScopeCache();
+        plan(canonical, policy, NOW, { cache });
+        expect(serialize(plan(canonical, policy, NOW, { cache }))).toEqual(expected);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   it("re-planning from the last plan after the cluster moved gives the plan made from nothing", () => {
     // Each step remakes one namespace's contents (sometimes its labels), sometimes moves one
     // backup's phase, and lets time pass (across aging steps): the incremental plan and the
     // scope cache must not be able to tell.
-    const steps = (model: ClusterModel, n: number): fc.Arbitrary<Step[]> => n === 0 ? fc.constant([]) : fc.record({
-      model: contentsChange(model),
-      phase: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) },
-        { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.constantFrom(...QUEUED, ...IN_FLIGHT, "Completed")) }),
-      minutes: fc.constantFrom(0, 0, 0, 1, 7),
-    }).chain((step) => steps(step.model, n - 1).map((rest) => [step, ...rest]));
-    const input = fc.tuple(clusterModel, backupModels({ maxLength: 10 }), policyArb, fc.integer({ min: 1, max: 6 }))
+    const steps = (model: ClusterModel, n: number): fc.Arbitrary<Step[]> =>
+      n === 0
+        ? fc.constant([])
+        : fc
+            .record({
+              model: contentsChange(model),
+              phase: fc.oneof(
+                { weight: 5, arbitrary: fc.constant(undefined) },
+                { weight: 1, arbitrary: fc.tuple(fc.nat(), fc.constantFrom(...QUEUED, ...IN_FLIGHT, "Completed")) },
+              ),
+              minutes: fc.constantFrom(0, 0, 0, 1, 7),
+            })
+            .chain((step) => steps(step.model, n - 1).map((rest) => [step, ...rest]));
+    const input = fc
+      .tuple(clusterModel, backupModels({ maxLength: 10 }), policyArb, fc.integer({ min: 1, max: 6 }))
       .chain(([model, backups, policy, n]) => fc.tuple(fc.constant({ model, backups, policy }), steps(model, n)));
     const made: Record<PlanMaking, number> = { afresh: 0, incremental: 0 };
-    fc.assert(fc.property(input, ([{ model, backups, policy }, path]) => {
-      const { view, backups: infos } = load(model, backups);
-      let current = infos;
-      let objects = clusterObjects(model);
-      let now = NOW;
-      const cache = new ScopeCache();
-      let last = plan({ view, backups: current }, policy, now, { cache });
-      for (const step of path) {
-        const next = clusterObjects(step.model);
-        applyObjects(view, objects, next);
-        objects = next;
-        if (step.phase) {
-          const [i, phase] = step.phase;
-          current = current.map((b, j) => (j === i % current.length ? { ...b, phase } : b));
+    fc.assert(
+      fc.property(input, ([{ model, backups, policy }, path]) => {
+        const { view, backups: infos } = load(model, backups);
+        let current = infos;
+        let objects = clusterObjects(model);
+        let now = NOW;
+        const cache = new ScopeCache();
+        let last = plan({ view, backups: current }, policy, now, { cache });
+        for (const step of path) {
+          const next = clusterObjects(step.model);
+          applyObjects(view, objects, next);
+          objects = next;
+          if (step.phase) {
+            const [i, phase] = step.phase;
+            current = current.map((b, j) => (j === i % current.length ? { ...b, phase } : b));
+          }
+          now += step.minutes * 60_000;
+          last = plan({ view, backups: current }, policy, now, { cache, previous: last });
+          made[howMade(last) as PlanMaking]++;
+          expect(serialize(last)).toEqual(serialize(plan({ view, backups: current }, policy, now)));
         }
-        now += step.minutes * 60_000;
-        last = plan({ view, backups: current }, policy, now, { cache, previous: last });
-        made[howMade(last) as PlanMaking]++;
-        expect(serialize(last)).toEqual(serialize(plan({ view, backups: current }, policy, now)));
-      }
-    }), { numRuns: 300 });
+      }),
+      { numRuns: 300 },
+    );
     // The shortcut must have been taken often enough for this to test it.
     expect(made.incremental).toBeGreaterThan(made.afresh);
   });
@@ -154,22 +197,32 @@ describe("plan properties", () => {
       backups: backupModels({ schedules: false, priorities: false, phases: [...QUEUED, ...IN_FLIGHT, "Completed"], maxLength: 10 }),
       limit: fc.integer({ min: 1, max: 5 }),
     });
-    fc.assert(fc.property(input, ({ model, backups, limit }) => {
-      const policy = policySchema.parse({ conflictLevel: "Namespace", maxConcurrentBackups: limit, priorities: { manual: 0, scheduled: 0, agingSeconds: 0 } });
-      const snapshot = load(model, backups);
-      const result = plan(snapshot, policy, NOW);
-      const namespacesOf = (b: BackupInfo) => (result.scopes.get(b.name) as BackupScope).queueNamespaces;
-      expect(result.promotions.map((p) => p.backup)).toEqual(veleroQueue(snapshot.backups, limit, namespacesOf));
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(input, ({ model, backups, limit }) => {
+        const policy = policySchema.parse({
+          conflictLevel: "Namespace",
+          maxConcurrentBackups: limit,
+          priorities: { manual: 0, scheduled: 0, agingSeconds: 0 },
+        });
+        const snapshot = load(model, backups);
+        const result = plan(snapshot, policy, NOW);
+        const namespacesOf = (b: BackupInfo) => (result.scopes.get(b.name) as BackupScope).queueNamespaces;
+        expect(result.promotions.map((p) => p.backup)).toEqual(veleroQueue(snapshot.backups, limit, namespacesOf));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("starts every queued backup within a bounded number of rounds, whatever keeps arriving", () => {
-    fc.assert(fc.property(simulation, (sim) => {
-      const started = simulate(sim);
-      for (const [name, bound] of sim.bounds) {
-        expect(started.get(name), `${name} has not started after ${bound} rounds`).toBeLessThanOrEqual(bound);
-      }
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(simulation, (sim) => {
+        const started = simulate(sim);
+        for (const [name, bound] of sim.bounds) {
+          expect(started.get(name), `${name} has not started after ${bound} rounds`).toBeLessThanOrEqual(bound);
+        }
+      }),
+      { numRuns: 60 },
+    );
   });
 });
 
@@ -199,16 +252,26 @@ function veleroQueue(backups: readonly BackupInfo[], limit: number, namespacesOf
 }
 
 /** A plan as plain data (its `scopes` map holds maps), for deep comparison. */
-interface Step { readonly model: ClusterModel; readonly phase?: [number, string]; readonly minutes: number }
+interface Step {
+  readonly model: ClusterModel;
+  readonly phase?: [number, string];
+  readonly minutes: number;
+}
 
 /** Brings the view from one set of raw objects to another, as the informers would: sets and deletes. */
 function applyObjects(view: ClusterView, before: readonly object[], after: readonly object[]): void {
-  const key = (o: object) => { const m = (o as { kind: string; metadata: { namespace?: string; name: string } }); return `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`; };
+  const key = (o: object) => {
+    const m = o as { kind: string; metadata: { namespace?: string; name: string } };
+    return `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`;
+  };
   const old = new Map(before.map((o) => [key(o), o]));
   const fresh = new Map(after.map((o) => [key(o), o]));
   for (const [k, o] of old) {
     if (fresh.has(k)) continue;
-    const { kind, metadata: { namespace, name } } = o as { kind: string; metadata: { namespace: string; name: string } };
+    const {
+      kind,
+      metadata: { namespace, name },
+    } = o as { kind: string; metadata: { namespace: string; name: string } };
     if (kind === "Pod") view.deletePod(namespace, name);
     else if (kind === "PersistentVolumeClaim") view.deletePvc(namespace, name);
     else if (kind === "PersistentVolume") view.deletePv(name);
@@ -227,8 +290,7 @@ function applyObjects(view: ClusterView, before: readonly object[], after: reado
 }
 
 function serialize(p: Plan): unknown {
-  const scopes = [...p.scopes.entries()].sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([name, s]) => [name, { ...s, exclusive: [...s.exclusive.entries()] }]);
+  const scopes = [...p.scopes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, s]) => [name, { ...s, exclusive: [...s.exclusive.entries()] }]);
   // Queue entries compared as they serialize: their conflicts and reasons are getters.
   return { ...p, queue: JSON.parse(JSON.stringify(p.queue)) as unknown, scopes };
 }
@@ -254,25 +316,33 @@ interface Simulation {
   readonly bounds: ReadonlyMap<string, number>;
 }
 
-const simulation: fc.Arbitrary<Simulation> = fc.record({
-  model: clusterModel,
-  initial: backupModels({ phases: [...QUEUED, ...IN_FLIGHT], maxLength: 6 }),
-  arrivals: backupModels({ maxLength: 3 }),
-  every: fc.integer({ min: 1, max: 3 }),
-  durations: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 4 }),
-  policy: policyArb.map((p) => policySchema.parse({ ...p, serialWorkloads: p.serialWorkloads === "Replace" ? "Allow" : p.serialWorkloads, priorities: { ...p.priorities, agingSeconds: STEP / 1000 } })),
-}).map((s) => {
-  // Base priorities as the design gives them: the label when it is an integer, else manual
-  // backups 10 and runs of a Schedule 0 (the default policy's priorities).
-  const base = (b: BackupModel) => (b.priority !== undefined && /^-?\d+$/.test(b.priority) ? Number(b.priority) : b.schedule ? 0 : 10);
-  const all = [...s.initial, ...s.arrivals];
-  const spread = Math.max(...all.map(base)) - Math.min(...all.map(base));
-  const queued = s.initial.filter((b) => QUEUED_PHASES.has(b.phase));
-  const arrivingAhead = Array.from({ length: spread }, (_, r) => r).filter((r) => r > 0 && r % s.every === 0).length * s.arrivals.length;
-  const maxDuration = Math.max(...s.durations);
-  const bound = spread + (queued.length + arrivingAhead + 1) * (2 * maxDuration + 1);
-  return { ...s, bounds: new Map(queued.map((b) => [b.name, bound])) };
-});
+const simulation: fc.Arbitrary<Simulation> = fc
+  .record({
+    model: clusterModel,
+    initial: backupModels({ phases: [...QUEUED, ...IN_FLIGHT], maxLength: 6 }),
+    arrivals: backupModels({ maxLength: 3 }),
+    every: fc.integer({ min: 1, max: 3 }),
+    durations: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 4 }),
+    policy: policyArb.map((p) =>
+      policySchema.parse({
+        ...p,
+        serialWorkloads: p.serialWorkloads === "Replace" ? "Allow" : p.serialWorkloads,
+        priorities: { ...p.priorities, agingSeconds: STEP / 1000 },
+      }),
+    ),
+  })
+  .map((s) => {
+    // Base priorities as the design gives them: the label when it is an integer, else manual
+    // backups 10 and runs of a Schedule 0 (the default policy's priorities).
+    const base = (b: BackupModel) => (b.priority !== undefined && /^-?\d+$/.test(b.priority) ? Number(b.priority) : b.schedule ? 0 : 10);
+    const all = [...s.initial, ...s.arrivals];
+    const spread = Math.max(...all.map(base)) - Math.min(...all.map(base));
+    const queued = s.initial.filter((b) => QUEUED_PHASES.has(b.phase));
+    const arrivingAhead = Array.from({ length: spread }, (_, r) => r).filter((r) => r > 0 && r % s.every === 0).length * s.arrivals.length;
+    const maxDuration = Math.max(...s.durations);
+    const bound = spread + (queued.length + arrivingAhead + 1) * (2 * maxDuration + 1);
+    return { ...s, bounds: new Map(queued.map((b) => [b.name, bound])) };
+  });
 
 /** Runs the rounds; returns the round in which each initially queued backup started. */
 function simulate(sim: Simulation): Map<string, number> {

@@ -9,8 +9,7 @@ const ALLOWED = new Set(["zod", "yaml", "picomatch"]);
 
 describe("src/core is pure", () => {
   const files = readdirSync(CORE, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
-  const insideCore = (f: string, spec: string) =>
-    spec.startsWith(".") && !relative(resolve(CORE), resolve(CORE, dirname(f), spec)).startsWith("..");
+  const insideCore = (f: string, spec: string) => spec.startsWith(".") && !relative(resolve(CORE), resolve(CORE, dirname(f), spec)).startsWith("..");
   it.each(files)("%s imports only src/core and pure libraries, and reads no clock", (f) => {
     const text = readFileSync(join(CORE, f), "utf8");
     const imports = [...text.matchAll(/^(?:import|export)[^"';]*from ["']([^"']+)["']/gm)].map((m) => m[1]!);

@@ -1,8 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  compareQuantities, parseQuantity, parseQuantityExact, quantityToNumber, type Quantity,
-} from "../../src/core/velero/quantity.js";
+import { compareQuantities, parseQuantity, parseQuantityExact, quantityToNumber, type Quantity } from "../../src/core/velero/quantity.js";
 
 const exact = (s: string): Quantity => {
   const q = parseQuantityExact(s);
@@ -124,30 +122,38 @@ describe("parseQuantity: apimachinery resource.ParseQuantity (v0.33)", () => {
   });
 
   it("never throws, on any string", () => {
-    fc.assert(fc.property(fc.string({ unit: "grapheme-ascii", maxLength: 40 }), (s) => {
-      const q = parseQuantityExact(s);
-      if (q !== undefined) expect(typeof quantityToNumber(q)).toBe("number");
-    }), { numRuns: 2000 });
-    fc.assert(fc.property(
-      fc.stringMatching(/^[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,12}|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$/),
-      (s) => {
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme-ascii", maxLength: 40 }), (s) => {
+        const q = parseQuantityExact(s);
+        if (q !== undefined) expect(typeof quantityToNumber(q)).toBe("number");
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.stringMatching(/^[+-]?[0-9]{0,25}(\.[0-9]{0,25})?([eE][+-]?[0-9]{1,12}|Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?$/), (s) => {
         // Every non-empty string of this grammar parses (ParseQuantity rejects only "").
         expect(parseQuantityExact(s)).toEqual(s === "" ? undefined : expect.anything());
-      },
-    ), { numRuns: 2000 });
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it("agrees with integer arithmetic for integers with every suffix", () => {
     const suffixes = { "": 1n, k: 10n ** 3n, M: 10n ** 6n, G: 10n ** 9n, Ki: 1n << 10n, Mi: 1n << 20n, Gi: 1n << 30n, Ti: 1n << 40n };
-    fc.assert(fc.property(
-      fc.bigInt({ min: 0n, max: 10n ** 6n }), fc.constantFrom(...Object.keys(suffixes)),
-      fc.bigInt({ min: 0n, max: 10n ** 6n }), fc.constantFrom(...Object.keys(suffixes)),
-      (n, s, m, t) => {
-        const a = n * suffixes[s as keyof typeof suffixes];
-        const b = m * suffixes[t as keyof typeof suffixes];
-        const expected = a === b ? 0 : a < b ? -1 : 1;
-        expect(compareQuantities(exact(`${n}${s}`), exact(`${m}${t}`))).toBe(expected);
-      },
-    ), { numRuns: 1000 });
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 10n ** 6n }),
+        fc.constantFrom(...Object.keys(suffixes)),
+        fc.bigInt({ min: 0n, max: 10n ** 6n }),
+        fc.constantFrom(...Object.keys(suffixes)),
+        (n, s, m, t) => {
+          const a = n * suffixes[s as keyof typeof suffixes];
+          const b = m * suffixes[t as keyof typeof suffixes];
+          const expected = a === b ? 0 : a < b ? -1 : 1;
+          expect(compareQuantities(exact(`${n}${s}`), exact(`${m}${t}`))).toBe(expected);
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });

@@ -17,15 +17,22 @@ function tableRows(heading: string): string[][] {
   const start = README.indexOf(`\n## ${heading}\n`);
   expect(start, `README section ## ${heading}`).toBeGreaterThanOrEqual(0);
   const end = README.indexOf("\n## ", start + 1);
-  return README.slice(start, end < 0 ? undefined : end).split("\n")
+  return README.slice(start, end < 0 ? undefined : end)
+    .split("\n")
     .filter((l) => /^\| `/.test(l))
-    .map((l) => l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()));
+    .map((l) =>
+      l
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
 }
 
 /** Leaf keys of the default policy, dotted: nested objects are walked, empty ones are values. */
 function leaves(o: object, prefix = ""): [string, unknown][] {
-  return Object.entries(o).flatMap(([k, v]) => (v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0
-    ? leaves(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v] as [string, unknown]]));
+  return Object.entries(o).flatMap(([k, v]) =>
+    v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length > 0 ? leaves(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v] as [string, unknown]],
+  );
 }
 
 const code = (v: unknown) => `\`${typeof v === "string" ? v : JSON.stringify(v)}\``;
@@ -43,7 +50,9 @@ describe("README policy reference", () => {
 
 describe("README metrics", () => {
   let exported: Exported;
-  beforeAll(async () => { exported = await exportedMetrics(); });
+  beforeAll(async () => {
+    exported = await exportedMetrics();
+  });
 
   it("lists every metric family the gate exports (the runtime's as backup_gate_process_* and backup_gate_nodejs_*)", () => {
     const listed = new Set(tableRows("What people see").flatMap((r) => [...(r[0] ?? "").matchAll(/`(backup_gate_[a-z_]+)/g)].map((m) => m[1])));
@@ -61,18 +70,31 @@ describe("README metrics", () => {
 
 describe("README annotations", () => {
   it("lists every backup-gate annotation and label the gate reads or writes", () => {
-    const listed = tableRows("What people see").map((r) => r[0] ?? "").join(" ");
+    const listed = tableRows("What people see")
+      .map((r) => r[0] ?? "")
+      .join(" ");
     const ours = [...Object.values(KEYS), PROMOTED_AT, NUDGED_AT, PROMOTION_SEAL, TAKEN_BACK].filter((k) => k.startsWith("backup-gate.io/"));
     expect(ours.filter((k) => !listed.includes(`\`${k}\``))).toEqual([]);
   });
 });
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
-const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, "").replaceAll(" ", "-");
+const slug = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, "")
+    .replaceAll(" ", "-");
 const anchors = (file: string) => new Set([...readFileSync(file, "utf8").matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1] as string)));
 
 describe("README links", () => {
-  it.each([{ file: "README.md" }, { file: "docs/reference.md" }, { file: "docs/monitoring.md" }, { file: "docs/gitops.md" }, { file: "charts/backup-gate/README.md" }])("every relative link and anchor in $file resolves", ({ file }) => {
+  it.each([
+    { file: "README.md" },
+    { file: "docs/reference.md" },
+    { file: "docs/monitoring.md" },
+    { file: "docs/gitops.md" },
+    { file: "charts/backup-gate/README.md" },
+  ])("every relative link and anchor in $file resolves", ({ file }) => {
     const text = readFileSync(file, "utf8");
     const broken: string[] = [];
     for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {

@@ -12,14 +12,25 @@ import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/
 // Scope tables: each case cites the Velero 1.18 rule it pins (docs/velero-scope.md).
 
 const estate = () => [
-  ns("shop"), ns("shop-staging"), ns("web"), ns("kube-system"), ns("secret-ns", { labels: { "velero.io/exclude-from-backup": "true" } }),
-  pod("shop", "db-0", { claims: ["data-db-0"], labels: { app: "db" } }), ...boundClaim("shop", "data-db-0"),
+  ns("shop"),
+  ns("shop-staging"),
+  ns("web"),
+  ns("kube-system"),
+  ns("secret-ns", { labels: { "velero.io/exclude-from-backup": "true" } }),
+  pod("shop", "db-0", { claims: ["data-db-0"], labels: { app: "db" } }),
+  ...boundClaim("shop", "data-db-0"),
   pod("shop", "api", { labels: { app: "api" }, volumes: [{ name: "tmp", emptyDir: {} }] }),
-  pod("shop-staging", "db-0", { claims: ["data"], labels: { app: "db" } }), ...boundClaim("shop-staging", "data"),
+  pod("shop-staging", "db-0", { claims: ["data"], labels: { app: "db" } }),
+  ...boundClaim("shop-staging", "data"),
   pod("web", "nginx", { labels: { app: "web" } }),
 ];
 
-function scope(spec: object, policy: Policy = DEFAULT_POLICY, extra: object[] = [], meta: { annotations?: Record<string, string>; labels?: Record<string, string> } = {}) {
+function scope(
+  spec: object,
+  policy: Policy = DEFAULT_POLICY,
+  extra: object[] = [],
+  meta: { annotations?: Record<string, string>; labels?: Record<string, string> } = {},
+) {
   const s = cluster(...estate(), ...extra, backup("b", spec, meta));
   return scopeOf(s.backups[0]!, s.view, policy);
 }
@@ -57,10 +68,22 @@ describe("validation (prepareBackupRequest): a typed error naming the field, nev
     ["* mixed with other resources (old filters)", { includedResources: ["*", "pods"] }, "spec.includedResources"],
     ["* in excludedResources (old filters)", { excludedResources: ["*"] }, "spec.excludedResources"],
     ["a resource both included and excluded", { includedResources: ["pods"], excludedResources: ["pods"] }, "spec.excludedResources"],
-    ["excluded * with includes (new cluster-scoped filters)", { includedClusterScopedResources: ["storageclasses"], excludedClusterScopedResources: ["*"] }, "spec.excludedClusterScopedResources"],
+    [
+      "excluded * with includes (new cluster-scoped filters)",
+      { includedClusterScopedResources: ["storageclasses"], excludedClusterScopedResources: ["*"] },
+      "spec.excludedClusterScopedResources",
+    ],
     ["* mixed in new namespace-scoped includes", { includedNamespaceScopedResources: ["*", "pods"] }, "spec.includedNamespaceScopedResources"],
-    ["labelSelector and orLabelSelectors both set", { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{ matchLabels: { c: "d" } }] }, "spec.orLabelSelectors"],
-    ["a selector operator that does not exist", { labelSelector: { matchExpressions: [{ key: "a", operator: "Near" }] } }, "spec.labelSelector.matchExpressions[0].operator"],
+    [
+      "labelSelector and orLabelSelectors both set",
+      { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{ matchLabels: { c: "d" } }] },
+      "spec.orLabelSelectors",
+    ],
+    [
+      "a selector operator that does not exist",
+      { labelSelector: { matchExpressions: [{ key: "a", operator: "Near" }] } },
+      "spec.labelSelector.matchExpressions[0].operator",
+    ],
     ["In without values", { labelSelector: { matchExpressions: [{ key: "a", operator: "In" }] } }, "spec.labelSelector.matchExpressions[0].values"],
     ["a list where a string is due", { includedNamespaces: "shop" }, "spec.includedNamespaces"],
     ["a hook without a command", { hooks: { resources: [{ name: "h", pre: [{ exec: { command: [] } }] }] } }, "spec.hooks.resources[0].pre[0].exec.command"],
@@ -80,22 +103,46 @@ describe("validation (prepareBackupRequest): a typed error naming the field, nev
 
 describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () => {
   it.each([
-    ["a namespace backup takes its pods, PVCs and their PVs",
-      { includedNamespaces: ["shop"] }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
-    ["a selector picks pods; related PVCs and PVs come regardless of the selector",
-      { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "db" } } }, { pods: ["shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
-    ["orLabelSelectors take the union",
-      { includedNamespaces: ["shop", "web"], orLabelSelectors: [{ matchLabels: { app: "api" } }, { matchLabels: { app: "web" } }] }, { pods: ["shop/api", "web/nginx"], pvcs: [], pvs: [] }],
-    ["includedResources: [pods] keeps PVCs out even as related items (namespaced items must pass the resource filter)",
-      { includedNamespaces: ["shop"], includedResources: ["pods"] }, { pods: ["shop/api", "shop/db-0"], pvcs: [], pvs: [] }],
-    ["excluding PVs keeps them out as related items (ShouldExclude)",
-      { includedNamespaces: ["shop"], excludedResources: ["persistentvolumes"] }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] }],
-    ["includeClusterResources: false keeps PVs out",
-      { includedNamespaces: ["shop"], includeClusterResources: false }, { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] }],
-    ["new-style filters: excluding pods still pulls PVCs and PVs in",
-      { includedNamespaces: ["shop"], excludedNamespaceScopedResources: ["pods"] }, { pods: [], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] }],
-    ["a cluster-scoped-only backup (new style) takes no pods",
-      { includedNamespaces: ["shop"], includedNamespaceScopedResources: ["configmaps"], includedClusterScopedResources: ["storageclasses"] }, { pods: [], pvcs: [], pvs: [] }],
+    [
+      "a namespace backup takes its pods, PVCs and their PVs",
+      { includedNamespaces: ["shop"] },
+      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    ],
+    [
+      "a selector picks pods; related PVCs and PVs come regardless of the selector",
+      { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "db" } } },
+      { pods: ["shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    ],
+    [
+      "orLabelSelectors take the union",
+      { includedNamespaces: ["shop", "web"], orLabelSelectors: [{ matchLabels: { app: "api" } }, { matchLabels: { app: "web" } }] },
+      { pods: ["shop/api", "web/nginx"], pvcs: [], pvs: [] },
+    ],
+    [
+      "includedResources: [pods] keeps PVCs out even as related items (namespaced items must pass the resource filter)",
+      { includedNamespaces: ["shop"], includedResources: ["pods"] },
+      { pods: ["shop/api", "shop/db-0"], pvcs: [], pvs: [] },
+    ],
+    [
+      "excluding PVs keeps them out as related items (ShouldExclude)",
+      { includedNamespaces: ["shop"], excludedResources: ["persistentvolumes"] },
+      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
+    ],
+    [
+      "includeClusterResources: false keeps PVs out",
+      { includedNamespaces: ["shop"], includeClusterResources: false },
+      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
+    ],
+    [
+      "new-style filters: excluding pods still pulls PVCs and PVs in",
+      { includedNamespaces: ["shop"], excludedNamespaceScopedResources: ["pods"] },
+      { pods: [], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    ],
+    [
+      "a cluster-scoped-only backup (new style) takes no pods",
+      { includedNamespaces: ["shop"], includedNamespaceScopedResources: ["configmaps"], includedClusterScopedResources: ["storageclasses"] },
+      { pods: [], pvcs: [], pvs: [] },
+    ],
   ])("%s", (_, spec, items) => {
     expect(scope(spec).items).toEqual(items);
   });
@@ -106,15 +153,25 @@ describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () 
   });
 
   it("a bound PVC pulls in the running pods that mount it (a shared RWX claim joins both pods)", () => {
-    const extra = [ns("rwx"), ...boundClaim("rwx", "shared"), pod("rwx", "a", { claims: ["shared"], labels: { app: "a" } }), pod("rwx", "b", { claims: ["shared"], labels: { app: "b" } }),
-      pod("rwx", "stopped", { claims: ["shared"], phase: "Pending", labels: { app: "c" } })];
+    const extra = [
+      ns("rwx"),
+      ...boundClaim("rwx", "shared"),
+      pod("rwx", "a", { claims: ["shared"], labels: { app: "a" } }),
+      pod("rwx", "b", { claims: ["shared"], labels: { app: "b" } }),
+      pod("rwx", "stopped", { claims: ["shared"], phase: "Pending", labels: { app: "c" } }),
+    ];
     const result = scope({ includedNamespaces: ["rwx"], labelSelector: { matchLabels: { app: "a" } } }, DEFAULT_POLICY, extra);
     expect(result.items.pods).toEqual(["rwx/a", "rwx/b"]);
     expect(result.units).toHaveLength(1);
   });
 
   it("an unbound PVC pulls in nothing (the PVC action needs phase Bound and spec.volumeName)", () => {
-    const extra = [ns("pend"), pvc("pend", "claim", { pv: null }), pod("pend", "p", { claims: ["claim"], labels: { app: "p" } }), pod("pend", "q", { claims: ["claim"], labels: { app: "q" } })];
+    const extra = [
+      ns("pend"),
+      pvc("pend", "claim", { pv: null }),
+      pod("pend", "p", { claims: ["claim"], labels: { app: "p" } }),
+      pod("pend", "q", { claims: ["claim"], labels: { app: "q" } }),
+    ];
     const result = scope({ includedNamespaces: ["pend"], labelSelector: { matchLabels: { app: "p" } } }, DEFAULT_POLICY, extra);
     expect(result.items).toEqual({ pods: ["pend/p"], pvcs: ["pend/claim"], pvs: [] });
     expect(result.exclusive.size).toBe(0);
@@ -130,13 +187,35 @@ describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () 
 
 describe("exclusive units (hooks, snapshots, file-system backups)", () => {
   it.each([
-    ["a bound PVC is snapshotted by default (snapshotVolumes nil means true)", { includedNamespaces: ["shop"] }, { "shop/pod:db-0": "snapshot PVC shop/data-db-0" }],
+    [
+      "a bound PVC is snapshotted by default (snapshotVolumes nil means true)",
+      { includedNamespaces: ["shop"] },
+      { "shop/pod:db-0": "snapshot PVC shop/data-db-0" },
+    ],
     ["snapshotVolumes: false makes a manifest-only backup", { includedNamespaces: ["shop"], snapshotVolumes: false }, {}],
-    ["defaultVolumesToFsBackup backs up every pod volume but the excluded kinds", { includedNamespaces: ["shop"], snapshotVolumes: false, defaultVolumesToFsBackup: true },
-      { "shop/pod:api": "file-system back up volume tmp of pod shop/api", "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" }],
-    ["a spec hook on matching pods", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "freeze", labelSelector: { matchLabels: { app: "api" } }, pre: [{ exec: { command: ["sync"] } }] }] } },
-      { "shop/pod:api": "run pre hooks on pod shop/api (spec.hooks.resources freeze)" }],
-    ["a spec hook scoped to other namespaces does not apply", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h", includedNamespaces: ["web"], pre: [{ exec: { command: ["x"] } }] }] } }, {}],
+    [
+      "defaultVolumesToFsBackup backs up every pod volume but the excluded kinds",
+      { includedNamespaces: ["shop"], snapshotVolumes: false, defaultVolumesToFsBackup: true },
+      { "shop/pod:api": "file-system back up volume tmp of pod shop/api", "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" },
+    ],
+    [
+      "a spec hook on matching pods",
+      {
+        includedNamespaces: ["shop"],
+        snapshotVolumes: false,
+        hooks: { resources: [{ name: "freeze", labelSelector: { matchLabels: { app: "api" } }, pre: [{ exec: { command: ["sync"] } }] }] },
+      },
+      { "shop/pod:api": "run pre hooks on pod shop/api (spec.hooks.resources freeze)" },
+    ],
+    [
+      "a spec hook scoped to other namespaces does not apply",
+      {
+        includedNamespaces: ["shop"],
+        snapshotVolumes: false,
+        hooks: { resources: [{ name: "h", includedNamespaces: ["web"], pre: [{ exec: { command: ["x"] } }] }] },
+      },
+      {},
+    ],
     ["a spec hook with no pre or post runs nothing", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h" }] } }, {}],
   ])("%s", (_, spec, exclusive) => {
     expect(Object.fromEntries(scope(spec).exclusive)).toEqual(exclusive);
@@ -149,14 +228,24 @@ describe("exclusive units (hooks, snapshots, file-system backups)", () => {
   });
 
   it("a volume opted into file-system backup by annotation is not snapshotted", () => {
-    const extra = [ns("fs"), ...boundClaim("fs", "data"), pod("fs", "app", { claims: ["data"], annotations: { "backup.velero.io/backup-volumes": "vol-data" } })];
+    const extra = [
+      ns("fs"),
+      ...boundClaim("fs", "data"),
+      pod("fs", "app", { claims: ["data"], annotations: { "backup.velero.io/backup-volumes": "vol-data" } }),
+    ];
     const result = scope({ includedNamespaces: ["fs"] }, DEFAULT_POLICY, extra);
     expect(Object.fromEntries(result.exclusive)).toEqual({ "fs/pod:app": "file-system back up volume vol-data of pod fs/app" });
   });
 
   it("the server default defaultVolumesToFsBackup comes from the policy when the spec leaves it unset", () => {
-    const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, defaultVolumesToFsBackup: true },
-      [pod("web", "cache", { volumes: [{ name: "scratch", emptyDir: {} }, { name: "cfg", configMap: { name: "c" } }] })]);
+    const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, defaultVolumesToFsBackup: true }, [
+      pod("web", "cache", {
+        volumes: [
+          { name: "scratch", emptyDir: {} },
+          { name: "cfg", configMap: { name: "c" } },
+        ],
+      }),
+    ]);
     expect([...result.exclusive.keys()]).toEqual(["web/pod:cache"]);
   });
 
@@ -165,7 +254,9 @@ describe("exclusive units (hooks, snapshots, file-system backups)", () => {
     ["snapshot", { "shop/pod:db-0": "snapshot PVC shop/data-db-0" }],
     ["fs-backup", { "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" }],
   ])("a volume policy action %s decides the volume's data (first match wins)", (action, exclusive) => {
-    const cm = configMap("velero", "rp", { "policy.yaml": `version: v1\nvolumePolicies:\n- conditions: {storageClass: [standard]}\n  action: {type: ${action}}\n- conditions: {}\n  action: {type: snapshot}\n` });
+    const cm = configMap("velero", "rp", {
+      "policy.yaml": `version: v1\nvolumePolicies:\n- conditions: {storageClass: [standard]}\n  action: {type: ${action}}\n- conditions: {}\n  action: {type: snapshot}\n`,
+    });
     const result = scope({ includedNamespaces: ["shop"], resourcePolicy: { kind: "configmap", name: "rp" } }, DEFAULT_POLICY, [cm]);
     expect(Object.fromEntries(result.exclusive)).toEqual(exclusive);
   });
@@ -185,7 +276,9 @@ describe("exclusive units (hooks, snapshots, file-system backups)", () => {
 
   it("policy-named exclusive resources are units of their own per namespace", () => {
     const result = scope({ includedNamespaces: ["web"], snapshotVolumes: false }, { ...DEFAULT_POLICY, exclusiveResources: ["virtualmachines.kubevirt.io"] });
-    expect(Object.fromEntries(result.exclusive)).toEqual({ "web/virtualmachines.kubevirt.io": "back up virtualmachines.kubevirt.io in namespace web (an exclusive resource)" });
+    expect(Object.fromEntries(result.exclusive)).toEqual({
+      "web/virtualmachines.kubevirt.io": "back up virtualmachines.kubevirt.io in namespace web (an exclusive resource)",
+    });
   });
 });
 
@@ -198,23 +291,49 @@ describe("read again in Velero 1.18.3's source: what the core once predicted oth
   };
 
   it.each<{ case: string; annotations: Record<string, string>; spec: object; volumes: string[] }>([
-    { case: "opt-out list with a space after the comma: ' tmp' matches no volume, so tmp is still copied",
-      annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" }, spec: { defaultVolumesToFsBackup: true }, volumes: ["cfg", "tmp"] },
-    { case: "opt-out list without spaces excludes both", annotations: { "backup.velero.io/backup-volumes-excludes": "data,tmp" }, spec: { defaultVolumesToFsBackup: true }, volumes: ["cfg"] },
-    { case: "opt-in list with a space after the comma: ' data' matches no volume, so only cfg is copied",
-      annotations: { "backup.velero.io/backup-volumes": "cfg, data" }, spec: {}, volumes: ["cfg"] },
-    { case: "opt-in list with a leading space on the only name copies nothing", annotations: { "backup.velero.io/backup-volumes": " cfg" }, spec: {}, volumes: [] },
+    {
+      case: "opt-out list with a space after the comma: ' tmp' matches no volume, so tmp is still copied",
+      annotations: { "backup.velero.io/backup-volumes-excludes": "data, tmp" },
+      spec: { defaultVolumesToFsBackup: true },
+      volumes: ["cfg", "tmp"],
+    },
+    {
+      case: "opt-out list without spaces excludes both",
+      annotations: { "backup.velero.io/backup-volumes-excludes": "data,tmp" },
+      spec: { defaultVolumesToFsBackup: true },
+      volumes: ["cfg"],
+    },
+    {
+      case: "opt-in list with a space after the comma: ' data' matches no volume, so only cfg is copied",
+      annotations: { "backup.velero.io/backup-volumes": "cfg, data" },
+      spec: {},
+      volumes: ["cfg"],
+    },
+    {
+      case: "opt-in list with a leading space on the only name copies nothing",
+      annotations: { "backup.velero.io/backup-volumes": " cfg" },
+      spec: {},
+      volumes: [],
+    },
   ])("pod volume annotations are split on ',' and compared exactly: $case", ({ annotations, spec, volumes }) => {
     expect(copied(annotations, spec)).toEqual(volumes);
   });
 
   it.each<{ case: string; podLabels: Record<string, string>; pvcLabels: Record<string, string> }>([
     { case: "a labelled pod does not pull in the PVC it mounts", podLabels: { pick: "yes", "velero.io/exclude-from-backup": "true" }, pvcLabels: {} },
-    { case: "a labelled PVC pulls in neither its PV, nor the pods mounting it, nor its group siblings", podLabels: {}, pvcLabels: { pick: "yes", "velero.io/exclude-from-backup": "true" } },
+    {
+      case: "a labelled PVC pulls in neither its PV, nor the pods mounting it, nor its group siblings",
+      podLabels: {},
+      pvcLabels: { pick: "yes", "velero.io/exclude-from-backup": "true" },
+    },
   ])("an item labelled velero.io/exclude-from-backup=true joins no ItemBlock, so nothing comes through it: $case", ({ podLabels, pvcLabels }) => {
     const group = { "velero.io/volume-group": "g" };
-    const extra = [ns("ex"), pod("ex", "app", { claims: ["data"], labels: podLabels }),
-      ...boundClaim("ex", "data", { labels: { ...group, ...pvcLabels } }), ...boundClaim("ex", "sibling", { labels: group })];
+    const extra = [
+      ns("ex"),
+      pod("ex", "app", { claims: ["data"], labels: podLabels }),
+      ...boundClaim("ex", "data", { labels: { ...group, ...pvcLabels } }),
+      ...boundClaim("ex", "sibling", { labels: group }),
+    ];
     // The selector lists the labelled item alone; everything else could only come in through it.
     const result = scope({ includedNamespaces: ["ex"], labelSelector: { matchLabels: { pick: "yes" } } }, DEFAULT_POLICY, extra);
     expect(result.items).toEqual({ pods: [], pvcs: [], pvs: [] });
@@ -222,17 +341,30 @@ describe("read again in Velero 1.18.3's source: what the core once predicted oth
   });
 
   it("a labelled PVC selected by nobody else keeps its PV out of a selector backup", () => {
-    const extra = [ns("sel"), pod("sel", "app", { claims: ["data"], labels: { app: "a" } }),
-      ...boundClaim("sel", "data", { labels: { "velero.io/exclude-from-backup": "true" } })];
+    const extra = [
+      ns("sel"),
+      pod("sel", "app", { claims: ["data"], labels: { app: "a" } }),
+      ...boundClaim("sel", "data", { labels: { "velero.io/exclude-from-backup": "true" } }),
+    ];
     const result = scope({ includedNamespaces: ["sel"], labelSelector: { matchLabels: { app: "a" } } }, DEFAULT_POLICY, extra);
     expect(result.items).toEqual({ pods: ["sel/app"], pvcs: [], pvs: [] });
     expect(result.exclusive.size).toBe(0);
   });
 
   it("a pod being deleted still joins its block and gets its hooks, but neither it nor its volumes are backed up", () => {
-    const extra = [ns("del"), { ...pod("del", "going", { claims: ["data"], annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } }),
-      metadata: { namespace: "del", name: "going", deletionTimestamp: "2026-01-01T00:00:00Z", annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } } },
-    ...boundClaim("del", "data")];
+    const extra = [
+      ns("del"),
+      {
+        ...pod("del", "going", { claims: ["data"], annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' } }),
+        metadata: {
+          namespace: "del",
+          name: "going",
+          deletionTimestamp: "2026-01-01T00:00:00Z",
+          annotations: { "pre.hook.backup.velero.io/command": '["/bin/freeze"]' },
+        },
+      },
+      ...boundClaim("del", "data"),
+    ];
     const result = scope({ includedNamespaces: ["del"], defaultVolumesToFsBackup: true }, DEFAULT_POLICY, extra);
     expect(result.items).toEqual({ pods: [], pvcs: ["del/data"], pvs: ["pv-del-data"] });
     expect(Object.fromEntries(result.exclusive)).toEqual({ "del/pod:going": "run pre hooks on pod del/going (annotation pre.hook.backup.velero.io/command)" });
@@ -240,12 +372,14 @@ describe("read again in Velero 1.18.3's source: what the core once predicted oth
 
   it("units are cut with the policy's group key, so a backup naming its own key still shares a unit with one that does not", () => {
     // Policy key: b and c are one group. The backup's own key: a and b are one group. Both backups snapshot b.
-    const s = cluster(ns("vg"),
+    const s = cluster(
+      ns("vg"),
       ...boundClaim("vg", "a", { labels: { pick: "own", "example.com/group": "x" } }),
       ...boundClaim("vg", "b", { labels: { "example.com/group": "x", "velero.io/volume-group": "g" } }),
       ...boundClaim("vg", "c", { labels: { pick: "policy", "velero.io/volume-group": "g" } }),
       backup("own-key", { includedNamespaces: ["vg"], volumeGroupSnapshotLabelKey: "example.com/group", labelSelector: { matchLabels: { pick: "own" } } }),
-      backup("policy-key", { includedNamespaces: ["vg"], labelSelector: { matchLabels: { pick: "policy" } } }));
+      backup("policy-key", { includedNamespaces: ["vg"], labelSelector: { matchLabels: { pick: "policy" } } }),
+    );
     const [own, theirs] = s.backups.map((b) => scopeOf(b, s.view, DEFAULT_POLICY)) as [ReturnType<typeof scopeOf>, ReturnType<typeof scopeOf>];
     expect(own.items.pvcs).toEqual(["vg/a", "vg/b"]);
     expect(theirs.items.pvcs).toEqual(["vg/b", "vg/c"]);
@@ -262,7 +396,9 @@ describe("level fallbacks", () => {
   });
 
   it("a level the gate itself reported (conflict-level-source: gate) is not a request", () => {
-    const result = scope({ includedNamespaces: ["shop"] }, DEFAULT_POLICY, [], { annotations: { "backup-gate.io/conflict-level": "Namespace", "backup-gate.io/conflict-level-source": "gate" } });
+    const result = scope({ includedNamespaces: ["shop"] }, DEFAULT_POLICY, [], {
+      annotations: { "backup-gate.io/conflict-level": "Namespace", "backup-gate.io/conflict-level-source": "gate" },
+    });
     expect(result.level).toBe("ItemBlock");
   });
 

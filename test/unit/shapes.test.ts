@@ -25,18 +25,23 @@ const policy: Policy = { ...DEFAULT_POLICY, maxConcurrentBackups: 2 };
 
 // Backups with and without every optional field: a reason for their level, a serial key, blockers
 // past the limit, none at all.
-const snapshot = () => cluster(
-  ns("shop"), ns("web"), ns("data", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
-  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
-  pod("web", "nginx", { labels: { app: "web" } }),
-  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" } }), ...boundClaim("data", "pg"),
-  backup("all", {}, { phase: "InProgress", created: "2026-01-01T10:00:00Z" }),
-  backup("nightly-1", { includedNamespaces: ["shop"] }, { created: "2026-01-01T10:01:00Z", labels: { "velero.io/schedule-name": "nightly" } }),
-  backup("strict", { includedNamespaces: ["data"] }, { created: "2026-01-01T10:02:00Z", annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
-  backup("web", { includedNamespaces: ["web"], snapshotVolumes: false }, { created: "2026-01-01T10:03:00Z" }),
-  ...Array.from({ length: 25 }, (_, i) => backup(`many-${i}`, {}, { created: `2026-01-01T10:${String(10 + i)}:00Z` })),
-  backup("bad", { includedNamespaces: "shop" }, { created: "2026-01-01T10:59:00Z" }),
-);
+const snapshot = () =>
+  cluster(
+    ns("shop"),
+    ns("web"),
+    ns("data", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+    pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }),
+    ...boundClaim("shop", "cart-data"),
+    pod("web", "nginx", { labels: { app: "web" } }),
+    pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" } }),
+    ...boundClaim("data", "pg"),
+    backup("all", {}, { phase: "InProgress", created: "2026-01-01T10:00:00Z" }),
+    backup("nightly-1", { includedNamespaces: ["shop"] }, { created: "2026-01-01T10:01:00Z", labels: { "velero.io/schedule-name": "nightly" } }),
+    backup("strict", { includedNamespaces: ["data"] }, { created: "2026-01-01T10:02:00Z", annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+    backup("web", { includedNamespaces: ["web"], snapshotVolumes: false }, { created: "2026-01-01T10:03:00Z" }),
+    ...Array.from({ length: 25 }, (_, i) => backup(`many-${i}`, {}, { created: `2026-01-01T10:${String(10 + i)}:00Z` })),
+    backup("bad", { includedNamespaces: "shop" }, { created: "2026-01-01T10:59:00Z" }),
+  );
 
 describe("objects a plan makes in bulk keep one shape", () => {
   const made: Plan = plan(snapshot(), policy, NOW);
@@ -45,7 +50,12 @@ describe("objects a plan makes in bulk keep one shape", () => {
   it("the check tells shapes apart (positive control)", () => {
     expect(shapesOf([{ a: 1 }, { a: 2 }])).toHaveLength(1);
     expect(shapesOf([{ a: 1 }, { a: 1, b: 2 }])).toHaveLength(2);
-    expect(shapesOf([{ a: 1, b: 2 }, { b: 2, a: 1 }])).toHaveLength(2);
+    expect(
+      shapesOf([
+        { a: 1, b: 2 },
+        { b: 2, a: 1 },
+      ]),
+    ).toHaveLength(2);
     expect(shapesOf([{ a: 1 }, { a: 1, [Symbol("hidden")]: 1 }])).toHaveLength(2);
   });
 
@@ -69,9 +79,9 @@ describe("objects a plan makes in bulk keep one shape", () => {
   });
 
   it("scopes and queue entries have these fields, in this order", () => {
-    expect(shapesOf([...made.scopes.values()])).toEqual([[
-      "errors", "queueNamespaces", "namespaces", "level", "strictNamespaces", "listsPvs", "notes", "levelReason", "serialKey",
-    ]]);
+    expect(shapesOf([...made.scopes.values()])).toEqual([
+      ["errors", "queueNamespaces", "namespaces", "level", "strictNamespaces", "listsPvs", "notes", "levelReason", "serialKey"],
+    ]);
     expect(shapesOf(made.queue)).toEqual([["backup", "position", "priority", "effectivePriority", "level", "moreBlockers"]]);
   });
 

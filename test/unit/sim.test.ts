@@ -14,19 +14,35 @@ const policy: Policy = { ...DEFAULT_POLICY, maxConcurrentBackups: 4 };
 // shop: apps db (its own volume), cart and orders (their own volumes), sharing the namespace.
 // data: pg. web: stateless.
 const estate = [
-  ns("shop"), ns("web"), ns("data"),
-  pod("shop", "db-0", { claims: ["data-db-0"], labels: { app: "db" } }), ...boundClaim("shop", "data-db-0"),
-  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }), ...boundClaim("shop", "cart-data"),
-  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }), ...boundClaim("shop", "orders-data"),
-  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" } }), ...boundClaim("data", "pg"),
+  ns("shop"),
+  ns("web"),
+  ns("data"),
+  pod("shop", "db-0", { claims: ["data-db-0"], labels: { app: "db" } }),
+  ...boundClaim("shop", "data-db-0"),
+  pod("shop", "cart-0", { claims: ["cart-data"], labels: { app: "cart" } }),
+  ...boundClaim("shop", "cart-data"),
+  pod("shop", "orders-0", { claims: ["orders-data"], labels: { app: "orders" } }),
+  ...boundClaim("shop", "orders-data"),
+  pod("data", "pg-0", { claims: ["pg"], labels: { app: "pg" } }),
+  ...boundClaim("data", "pg"),
   pod("web", "nginx", { labels: { app: "web" } }),
 ];
 
 type Entry = Record<string, unknown> & { name: string; arrival: number };
-const app = (name: string, label: string, arrival: number, duration = 100, extra: object = {}): Entry =>
-  ({ name, spec: { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: label } } }, arrival, duration, ...extra });
-const nsBackup = (name: string, namespaces: string[], arrival: number, duration = 100, extra: object = {}): Entry =>
-  ({ name, spec: { includedNamespaces: namespaces }, arrival, duration, ...extra });
+const app = (name: string, label: string, arrival: number, duration = 100, extra: object = {}): Entry => ({
+  name,
+  spec: { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: label } } },
+  arrival,
+  duration,
+  ...extra,
+});
+const nsBackup = (name: string, namespaces: string[], arrival: number, duration = 100, extra: object = {}): Entry => ({
+  name,
+  spec: { includedNamespaces: namespaces },
+  arrival,
+  duration,
+  ...extra,
+});
 
 function traceOf(backups: Entry[], extra: object = {}): Trace {
   const r = parseTrace({ cluster: { kind: "List", items: estate }, backups, ...extra }, "test");
@@ -43,14 +59,58 @@ const starts = (r: SimResult) => Object.fromEntries(r.runs.map((x) => [x.name, x
 
 describe("simulate: the engine replays a trace through plan()", () => {
   it.each<{ name: string; backups: Entry[]; strategy: string; expected: Record<string, number> }>([
-    { name: "two backups sharing a PVC serialize at ItemBlock", backups: [app("db-a", "db", 0), app("db-b", "db", 10)], strategy: "itemblock", expected: { "db-a": 0, "db-b": 100 } },
-    { name: "two backups sharing only a namespace run together at ItemBlock", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "itemblock", expected: { cart: 0, orders: 10 } },
-    { name: "... and serialize under velero", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "velero", expected: { cart: 0, orders: 100 } },
-    { name: "... and at our Namespace level", backups: [app("cart", "cart", 0), app("orders", "orders", 10)], strategy: "namespace", expected: { cart: 0, orders: 100 } },
-    { name: "one-at-a-time runs them one by one in queue order", backups: [app("cart", "cart", 0), nsBackup("pg", ["data"], 5, 50), app("orders", "orders", 10)], strategy: "one-at-a-time", expected: { cart: 0, pg: 100, orders: 150 } },
-    { name: "the reference ignores conflicts", backups: [app("db-a", "db", 0), app("db-b", "db", 10)], strategy: "reference", expected: { "db-a": 0, "db-b": 10 } },
-    { name: "the limit holds for every strategy, the reference too", backups: [nsBackup("a", ["web"], 0), nsBackup("b", ["data"], 0), nsBackup("c", ["web"], 0, 100, { spec: { includedNamespaces: ["web"], snapshotVolumes: false } })], strategy: "reference", expected: { a: 0, b: 0, c: 100 } },
-    { name: "an all-namespace backup waits for what runs, then blocks what comes later (rule 2)", backups: [app("cart", "cart", 0), nsBackup("all", [], 10, 100, { spec: {} }), nsBackup("pg", ["data"], 20)], strategy: "itemblock", expected: { cart: 0, all: 100, pg: 200 } },
+    {
+      name: "two backups sharing a PVC serialize at ItemBlock",
+      backups: [app("db-a", "db", 0), app("db-b", "db", 10)],
+      strategy: "itemblock",
+      expected: { "db-a": 0, "db-b": 100 },
+    },
+    {
+      name: "two backups sharing only a namespace run together at ItemBlock",
+      backups: [app("cart", "cart", 0), app("orders", "orders", 10)],
+      strategy: "itemblock",
+      expected: { cart: 0, orders: 10 },
+    },
+    {
+      name: "... and serialize under velero",
+      backups: [app("cart", "cart", 0), app("orders", "orders", 10)],
+      strategy: "velero",
+      expected: { cart: 0, orders: 100 },
+    },
+    {
+      name: "... and at our Namespace level",
+      backups: [app("cart", "cart", 0), app("orders", "orders", 10)],
+      strategy: "namespace",
+      expected: { cart: 0, orders: 100 },
+    },
+    {
+      name: "one-at-a-time runs them one by one in queue order",
+      backups: [app("cart", "cart", 0), nsBackup("pg", ["data"], 5, 50), app("orders", "orders", 10)],
+      strategy: "one-at-a-time",
+      expected: { cart: 0, pg: 100, orders: 150 },
+    },
+    {
+      name: "the reference ignores conflicts",
+      backups: [app("db-a", "db", 0), app("db-b", "db", 10)],
+      strategy: "reference",
+      expected: { "db-a": 0, "db-b": 10 },
+    },
+    {
+      name: "the limit holds for every strategy, the reference too",
+      backups: [
+        nsBackup("a", ["web"], 0),
+        nsBackup("b", ["data"], 0),
+        nsBackup("c", ["web"], 0, 100, { spec: { includedNamespaces: ["web"], snapshotVolumes: false } }),
+      ],
+      strategy: "reference",
+      expected: { a: 0, b: 0, c: 100 },
+    },
+    {
+      name: "an all-namespace backup waits for what runs, then blocks what comes later (rule 2)",
+      backups: [app("cart", "cart", 0), nsBackup("all", [], 10, 100, { spec: {} }), nsBackup("pg", ["data"], 20)],
+      strategy: "itemblock",
+      expected: { cart: 0, all: 100, pg: 200 },
+    },
   ])("$name", ({ name, backups, strategy, expected }) => {
     const r = run(backups, strategy, strategy === "reference" && name.includes("limit") ? { ...policy, maxConcurrentBackups: 2 } : policy);
     expect(starts(r)).toEqual(expected);
@@ -60,21 +120,43 @@ describe("simulate: the engine replays a trace through plan()", () => {
   it("waits are arrival -> start; figures: mean, p95, max, makespan, in flight over time", () => {
     const r = run([app("db-a", "db", 0), app("db-b", "db", 10), nsBackup("pg", ["data"], 20, 30)], "itemblock");
     const f = figuresOf(r, 4);
-    expect(r.runs.map((x) => [x.name, x.start, x.end])).toEqual([["db-a", 0, 100], ["db-b", 100, 200], ["pg", 20, 50]]);
+    expect(r.runs.map((x) => [x.name, x.start, x.end])).toEqual([
+      ["db-a", 0, 100],
+      ["db-b", 100, 200],
+      ["pg", 20, 50],
+    ]);
     expect(f).toMatchObject({ backups: 3, started: 3, meanWait: 30, p95Wait: 90, maxWait: 90, makespan: 200, inFlightMax: 2, violations: 0 });
     expect(f.inFlightMean).toBeCloseTo((100 + 30 + 100) / 200);
-    expect(r.inFlight).toEqual([{ t: 0, n: 1 }, { t: 20, n: 2 }, { t: 50, n: 1 }, { t: 200, n: 0 }]);
+    expect(r.inFlight).toEqual([
+      { t: 0, n: 1 },
+      { t: 20, n: 2 },
+      { t: 50, n: 1 },
+      { t: 200, n: 0 },
+    ]);
     expect(f.sparkline).toHaveLength(4);
     expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], 95)).toBe(19);
   });
 
   it("records whom a backup waited for and the planner's reason", () => {
     const r = run([app("db-a", "db", 0), app("db-b", "db", 10)], "itemblock");
-    expect(r.runs[1]).toMatchObject({ name: "db-b", waitingFor: ["db-a"], waitedForSlot: false, reason: "waits behind db-a (InProgress): both snapshot PVC shop/data-db-0" });
+    expect(r.runs[1]).toMatchObject({
+      name: "db-b",
+      waitingFor: ["db-a"],
+      waitedForSlot: false,
+      reason: "waits behind db-a (InProgress): both snapshot PVC shop/data-db-0",
+    });
   });
 
   it("durationPerItem counts the pods, PVCs and PVs of the predicted scope, plus durationBase", () => {
-    const trace = traceOf([{ name: "cart", spec: { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "cart" } } }, arrival: 0, durationPerItem: 10, durationBase: 5 }]);
+    const trace = traceOf([
+      {
+        name: "cart",
+        spec: { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "cart" } } },
+        arrival: 0,
+        durationPerItem: 10,
+        durationBase: 5,
+      },
+    ]);
     const prepared = prepareTrace(trace, policy);
     expect(prepared.backups[0]).toMatchObject({ items: 3, duration: 35 });
   });
@@ -85,8 +167,16 @@ describe("simulate: the engine replays a trace through plan()", () => {
     // x holds data until 1000; y holds web until 110. s (priority 0, created 1) waits for y; m
     // (priority 2, created 100) goes ahead of s and waits for x. At 121 s has aged to m's priority
     // and, created earlier, goes ahead of m: nothing in flight conflicts with it, so it starts.
-    const r = run([nsBackup("x", ["data"], 0, 1000, prio(10)), nsBackup("y", ["web"], 0, 110, prio(10)),
-      nsBackup("s", ["web"], 1, 10, prio(0)), nsBackup("m", ["data", "web"], 100, 10, prio(2))], "namespace", aging);
+    const r = run(
+      [
+        nsBackup("x", ["data"], 0, 1000, prio(10)),
+        nsBackup("y", ["web"], 0, 110, prio(10)),
+        nsBackup("s", ["web"], 1, 10, prio(0)),
+        nsBackup("m", ["data", "web"], 100, 10, prio(2)),
+      ],
+      "namespace",
+      aging,
+    );
     expect(starts(r)).toEqual({ x: 0, y: 0, s: 121, m: 1000 });
   });
 });
@@ -123,10 +213,12 @@ describe("simulate: the velero strategy is our Namespace level with priorities o
 describe("simulate: the invariant check", () => {
   const everything: Planner = (snapshot) => ({
     promotions: snapshot.backups.filter((b) => b.phase === "New" || b.phase === "Queued").map((b) => ({ backup: b.name })),
-    queue: [], supersessions: [],
+    queue: [],
+    supersessions: [],
   });
   const nothing: Planner = (snapshot) => ({
-    promotions: [], supersessions: [],
+    promotions: [],
+    supersessions: [],
     queue: snapshot.backups.filter((b) => b.phase === "New" || b.phase === "Queued").map((b) => ({ backup: b.name, waitingFor: [], reason: "never" })),
   });
   const broken = (planner: Planner, p: Policy = policy): Strategy => ({ name: "broken", description: "", policy: p, planner: () => planner });
@@ -141,7 +233,11 @@ describe("simulate: the invariant check", () => {
 
   it("judges at the strategy's level: at Namespace level the same run breaks it more", () => {
     const r = simulate(trace(), broken(everything, { ...policy, conflictLevel: "Namespace" }));
-    expect(r.violations.map((v) => v.backups)).toEqual([["db-a", "db-b"], ["db-a", "cart"], ["db-b", "cart"]]);
+    expect(r.violations.map((v) => v.backups)).toEqual([
+      ["db-a", "db-b"],
+      ["db-a", "cart"],
+      ["db-b", "cart"],
+    ]);
   });
 
   it("reports the backups a planner never starts as stalled", () => {
@@ -164,22 +260,46 @@ describe("simulate: trace validation names the field", () => {
     { name: "not an object", doc: "hello", message: /^\(document\): / },
     { name: "no backups", doc: { cluster }, message: /^backups: / },
     { name: "an empty backups list", doc: { cluster, backups: [] }, message: /^backups: .*>=1/ },
-    { name: "an arrival that is not a number", doc: { cluster, backups: [ok, { ...ok, name: "b", arrival: "soon" }] }, message: /^backups\[1\]\.arrival: .*expected number/ },
+    {
+      name: "an arrival that is not a number",
+      doc: { cluster, backups: [ok, { ...ok, name: "b", arrival: "soon" }] },
+      message: /^backups\[1\]\.arrival: .*expected number/,
+    },
     { name: "a negative arrival", doc: { cluster, backups: [{ ...ok, arrival: -1 }] }, message: /^backups\[0\]\.arrival: / },
-    { name: "neither duration nor durationPerItem", doc: { cluster, backups: [{ name: "a", arrival: 0 }] }, message: /^backups\[0\]\.duration: give exactly one of duration or durationPerItem$/ },
-    { name: "both duration and durationPerItem", doc: { cluster, backups: [{ ...ok, durationPerItem: 2 }] }, message: /^backups\[0\]\.duration: give exactly one/ },
+    {
+      name: "neither duration nor durationPerItem",
+      doc: { cluster, backups: [{ name: "a", arrival: 0 }] },
+      message: /^backups\[0\]\.duration: give exactly one of duration or durationPerItem$/,
+    },
+    {
+      name: "both duration and durationPerItem",
+      doc: { cluster, backups: [{ ...ok, durationPerItem: 2 }] },
+      message: /^backups\[0\]\.duration: give exactly one/,
+    },
     { name: "durationBase without durationPerItem", doc: { cluster, backups: [{ ...ok, durationBase: 2 }] }, message: /^backups\[0\]\.durationBase: / },
     { name: "a zero duration", doc: { cluster, backups: [{ ...ok, duration: 0 }] }, message: /^backups\[0\]\.duration: / },
     { name: "an unknown field, named", doc: { cluster, backups: [{ ...ok, durashun: 3 }] }, message: /^backups\[0\]\.durashun: unknown field$/ },
-    { name: "a name Kubernetes refuses", doc: { cluster, backups: [{ ...ok, name: "Nightly_Run" }] }, message: /^backups\[0\]\.name: must be a lowercase DNS name/ },
+    {
+      name: "a name Kubernetes refuses",
+      doc: { cluster, backups: [{ ...ok, name: "Nightly_Run" }] },
+      message: /^backups\[0\]\.name: must be a lowercase DNS name/,
+    },
     { name: "a duplicate name", doc: { cluster, backups: [ok, { ...ok }] }, message: /^backups\[1\]\.name: duplicate name a \(also backups\[0\]\)$/ },
     { name: "labels that are not strings", doc: { cluster, backups: [{ ...ok, labels: { tier: 1 } }] }, message: /^backups\[0\]\.labels\.tier: / },
     { name: "a spec that is not an object", doc: { cluster, backups: [{ ...ok, spec: "all" }] }, message: /^backups\[0\]\.spec: / },
     { name: "no cluster", doc: { backups: [ok] }, message: /^cluster: give exactly one of cluster \(an inline List\) or clusterFile$/ },
     { name: "both cluster and clusterFile", doc: { cluster, clusterFile: "c.yaml", backups: [ok] }, message: /^cluster: give exactly one/ },
     { name: "a cluster that is not a List", doc: { cluster: { kind: "Pod" }, backups: [ok] }, message: /^cluster\.kind: / },
-    { name: "an unreadable cluster object, with its index and field", doc: { cluster: { kind: "List", items: [{ kind: "Pod", metadata: { name: "x" } }] }, backups: [ok] }, message: /^cluster: items\[0\] Pod x: metadata\.namespace: / },
-    { name: "Backups inside the cluster", doc: { cluster: { kind: "List", items: [{ kind: "Backup", metadata: { name: "b", namespace: "velero" } }] }, backups: [ok] }, message: /^cluster: holds Backup objects/ },
+    {
+      name: "an unreadable cluster object, with its index and field",
+      doc: { cluster: { kind: "List", items: [{ kind: "Pod", metadata: { name: "x" } }] }, backups: [ok] },
+      message: /^cluster: items\[0\] Pod x: metadata\.namespace: /,
+    },
+    {
+      name: "Backups inside the cluster",
+      doc: { cluster: { kind: "List", items: [{ kind: "Backup", metadata: { name: "b", namespace: "velero" } }] }, backups: [ok] },
+      message: /^cluster: holds Backup objects/,
+    },
     { name: "a bad policy, with its field", doc: { cluster, policy: { maxConcurrentBackups: 0 }, backups: [ok] }, message: /^policy\.maxConcurrentBackups: / },
     { name: "a t0 that is not RFC 3339", doc: { cluster, t0: "yesterday", backups: [ok] }, message: /^t0: / },
     { name: "a clusterFile with no reader", doc: { clusterFile: "c.yaml", backups: [ok] }, message: /^clusterFile: / },

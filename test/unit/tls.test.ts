@@ -47,13 +47,19 @@ describe("self-managed certificates", { timeout: 30_000 }, () => {
     tls = new SelfManagedTls({ service: { name: "backup-gate", namespace: "gate-system" }, extraSans: ["127.0.0.1", "gate.local"] });
     await tls.start();
   });
-  afterAll(async () => { await tls.stop(); });
+  afterAll(async () => {
+    await tls.stop();
+  });
 
   it("serves the Service's DNS names and the extra SANs", () => {
     const cert = new X509Certificate(tls.current().cert);
     expect(cert.subjectAltName?.split(", ")).toEqual([
-      "DNS:backup-gate", "DNS:backup-gate.gate-system", "DNS:backup-gate.gate-system.svc", "DNS:backup-gate.gate-system.svc.cluster.local",
-      "DNS:gate.local", "IP Address:127.0.0.1",
+      "DNS:backup-gate",
+      "DNS:backup-gate.gate-system",
+      "DNS:backup-gate.gate-system.svc",
+      "DNS:backup-gate.gate-system.svc.cluster.local",
+      "DNS:gate.local",
+      "IP Address:127.0.0.1",
     ]);
     expect(cert.checkHost("backup-gate.gate-system.svc")).toBe("backup-gate.gate-system.svc");
     expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
@@ -106,21 +112,25 @@ describe("TLS settings: 1.2+ only, forward secrecy and AEAD only", { timeout: 30
     await tls.start();
     ({ server, port } = await serve(tls));
   });
-  afterAll(async () => { await server.close(); await tls.stop(); });
+  afterAll(async () => {
+    await server.close();
+    await tls.stop();
+  });
 
   /** One handshake offering exactly this version and cipher; resolves with what was negotiated. */
-  const handshake = (version: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3", cipher?: string) => new Promise<{ protocol: string; cipher: string }>((resolve, reject) => {
-    // SECLEVEL=0 lets this client offer old protocols and weak ciphers at all, so a refusal is the server's.
-    // TLS 1.3 suite names (TLS_*) in `ciphers` set the 1.3 suites offered.
-    const ciphers = version === "TLSv1.3" ? cipher ?? "DEFAULT" : `${cipher ?? "ALL"}@SECLEVEL=0`;
-    const s = connect({ host: "127.0.0.1", port, ca: tls.current().ca, minVersion: version, maxVersion: version, ciphers }, () => {
-      const r = { protocol: s.getProtocol() ?? "", cipher: s.getCipher().standardName };
-      s.end();
-      resolve(r);
+  const handshake = (version: "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3", cipher?: string) =>
+    new Promise<{ protocol: string; cipher: string }>((resolve, reject) => {
+      // SECLEVEL=0 lets this client offer old protocols and weak ciphers at all, so a refusal is the server's.
+      // TLS 1.3 suite names (TLS_*) in `ciphers` set the 1.3 suites offered.
+      const ciphers = version === "TLSv1.3" ? (cipher ?? "DEFAULT") : `${cipher ?? "ALL"}@SECLEVEL=0`;
+      const s = connect({ host: "127.0.0.1", port, ca: tls.current().ca, minVersion: version, maxVersion: version, ciphers }, () => {
+        const r = { protocol: s.getProtocol() ?? "", cipher: s.getCipher().standardName };
+        s.end();
+        resolve(r);
+      });
+      s.setTimeout(5_000, () => s.destroy(new Error("timed out")));
+      s.on("error", reject);
     });
-    s.setTimeout(5_000, () => s.destroy(new Error("timed out")));
-    s.on("error", reject);
-  });
 
   it.each<{ version: "TLSv1" | "TLSv1.1" }>([{ version: "TLSv1" }, { version: "TLSv1.1" }])("$version is refused", async ({ version }) => {
     await expect(handshake(version)).rejects.toThrow(/protocol version|unsupported protocol|no protocols available|alert/i);
@@ -173,7 +183,10 @@ describe("rotation without a dropped request", () => {
       while (Date.now() < until && (rotations.length < 2 || ok < 20)) {
         try {
           const r = await get(port, tls.current().ca);
-          if (r.status === 200) { ok++; seen.add(r.fingerprint); } else failures.push(`HTTP ${r.status}`);
+          if (r.status === 200) {
+            ok++;
+            seen.add(r.fingerprint);
+          } else failures.push(`HTTP ${r.status}`);
         } catch (e) {
           failures.push((e as Error).message);
         }
@@ -207,7 +220,8 @@ describe("rotation without a dropped request", () => {
       expect(signer, `rotation ${i}: its certificate's CA is in its own bundle`).toBeDefined();
       expect(splitPemBundle(prev.ca), `rotation ${i}: the signing CA was published before`).toContain(signer);
       const prevSigner = splitPemBundle(prev.ca)[0]!;
-      if (Date.parse(new X509Certificate(prevSigner).validTo) > Date.now()) expect(splitPemBundle(cur.ca), `rotation ${i}: the previous CA stays while valid`).toContain(prevSigner);
+      if (Date.parse(new X509Certificate(prevSigner).validTo) > Date.now())
+        expect(splitPemBundle(cur.ca), `rotation ${i}: the previous CA stays while valid`).toContain(prevSigner);
     }
   }, 40_000);
 
@@ -225,8 +239,12 @@ describe("rotation without a dropped request", () => {
 
 describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
   let dir: string;
-  beforeAll(() => { dir = mkdtempSync(join(tmpdir(), "bg-tls-")); });
-  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "bg-tls-"));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it("loads tls.crt/tls.key/ca.crt, serves them, and reloads when they change (watch); a new CA is trusted before its certificate is served", async () => {
     const first = await writeDevCerts(dir, { extraSans: ["127.0.0.1"] });
@@ -267,7 +285,9 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
     const now = Date.now();
     const ca = await createCa({ validityMs: 10 * DAY, now });
     const write = (c: { certPem: string; privateKeyPem: string }, caPem = ca.certPem) => {
-      writeFileSync(join(d, "tls.crt"), c.certPem); writeFileSync(join(d, "tls.key"), c.privateKeyPem); writeFileSync(join(d, "ca.crt"), caPem);
+      writeFileSync(join(d, "tls.crt"), c.certPem);
+      writeFileSync(join(d, "tls.key"), c.privateKeyPem);
+      writeFileSync(join(d, "ca.crt"), caPem);
     };
     write(await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now }));
     const clock = { now };
@@ -288,22 +308,48 @@ describe("files mode (cert-manager layout)", { timeout: 30_000 }, () => {
   });
 
   it.each<{ name: string; spoil: (d: string) => Promise<void>; message: RegExp }>([
-    { name: "a key that does not match the certificate", spoil: async (d) => {
-      const other = await writeDevCerts(join(d, "other"));
-      writeFileSync(join(d, "tls.key"), other.key);
-    }, message: /tls\.key does not match tls\.crt: the key's public key is not the certificate's/ },
-    { name: "a certificate not signed by ca.crt", spoil: async (d) => {
-      const other = await createCa({ validityMs: DAY, now: Date.now(), commonName: "someone-else" });
-      writeFileSync(join(d, "ca.crt"), other.certPem);
-    }, message: /tls\.crt \(issuer CN=backup-gate-dev-ca, O=backup-gate\) is not signed by any certificate in ca\.crt \(CN=someone-else, O=backup-gate\)/ },
-    { name: "an expired certificate", spoil: async (d) => {
-      const now = Date.now();
-      const ca = await createCa({ validityMs: 10 * DAY, now: now - 5 * DAY });
-      const s = await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now: now - 3 * DAY });
-      writeFileSync(join(d, "tls.crt"), s.certPem); writeFileSync(join(d, "tls.key"), s.privateKeyPem); writeFileSync(join(d, "ca.crt"), ca.certPem);
-    }, message: /tls\.crt expired at/ },
-    { name: "a file that is not PEM", spoil: async (d) => { writeFileSync(join(d, "tls.crt"), "hello"); }, message: /tls\.crt is not a PEM certificate/ },
-    { name: "a missing ca.crt", spoil: async (d) => { rmSync(join(d, "ca.crt")); }, message: /cannot read .*ca\.crt: ENOENT/ },
+    {
+      name: "a key that does not match the certificate",
+      spoil: async (d) => {
+        const other = await writeDevCerts(join(d, "other"));
+        writeFileSync(join(d, "tls.key"), other.key);
+      },
+      message: /tls\.key does not match tls\.crt: the key's public key is not the certificate's/,
+    },
+    {
+      name: "a certificate not signed by ca.crt",
+      spoil: async (d) => {
+        const other = await createCa({ validityMs: DAY, now: Date.now(), commonName: "someone-else" });
+        writeFileSync(join(d, "ca.crt"), other.certPem);
+      },
+      message: /tls\.crt \(issuer CN=backup-gate-dev-ca, O=backup-gate\) is not signed by any certificate in ca\.crt \(CN=someone-else, O=backup-gate\)/,
+    },
+    {
+      name: "an expired certificate",
+      spoil: async (d) => {
+        const now = Date.now();
+        const ca = await createCa({ validityMs: 10 * DAY, now: now - 5 * DAY });
+        const s = await issueServing({ ca, dnsNames: ["x"], validityMs: DAY, now: now - 3 * DAY });
+        writeFileSync(join(d, "tls.crt"), s.certPem);
+        writeFileSync(join(d, "tls.key"), s.privateKeyPem);
+        writeFileSync(join(d, "ca.crt"), ca.certPem);
+      },
+      message: /tls\.crt expired at/,
+    },
+    {
+      name: "a file that is not PEM",
+      spoil: async (d) => {
+        writeFileSync(join(d, "tls.crt"), "hello");
+      },
+      message: /tls\.crt is not a PEM certificate/,
+    },
+    {
+      name: "a missing ca.crt",
+      spoil: async (d) => {
+        rmSync(join(d, "ca.crt"));
+      },
+      message: /cannot read .*ca\.crt: ENOENT/,
+    },
   ])("refuses $name, says why, and keeps serving the previous certificate", async ({ spoil, message }) => {
     const d = mkdtempSync(join(dir, "case-"));
     const good = await writeDevCerts(d, { extraSans: ["127.0.0.1"] });
@@ -333,9 +379,16 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
   it("ours first, other valid CAs kept (newest first), expired and duplicates dropped, capped", async () => {
     const now = Date.now();
     const mk = (from: number, validity: number, cn: string) => createCa({ now: now + from, validityMs: validity, commonName: cn });
-    const [ours, older, newer, expired, extra] = await Promise.all([mk(0, DAY, "ours"), mk(-2 * DAY, 10 * DAY, "older"), mk(-DAY, 10 * DAY, "newer"), mk(-3 * DAY, DAY, "expired"), mk(-4 * DAY, 10 * DAY, "extra")]);
+    const [ours, older, newer, expired, extra] = await Promise.all([
+      mk(0, DAY, "ours"),
+      mk(-2 * DAY, 10 * DAY, "older"),
+      mk(-DAY, 10 * DAY, "newer"),
+      mk(-3 * DAY, DAY, "expired"),
+      mk(-4 * DAY, 10 * DAY, "extra"),
+    ]);
     const existing = older.certPem + expired.certPem + ours.certPem + newer.certPem + extra.certPem;
-    const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
+    const cns = (pem: string) =>
+      (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
     expect(cns(mergeCaBundle(ours.certPem, existing, now))).toEqual(["CN=ours", "CN=newer", "CN=older", "CN=extra"]);
     expect(cns(mergeCaBundle(ours.certPem, existing, now, 1))).toEqual(["CN=ours", "CN=newer"]);
     expect(cns(mergeCaBundle(ours.certPem, undefined, now))).toEqual(["CN=ours"]);
@@ -346,13 +399,26 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
     const now = Date.now();
     const mk = (from: number, cn: string) => createCa({ now: now + from, validityMs: 10 * DAY, commonName: cn });
     // A long-lived replica (its CA the oldest) beside five CAs of a replica that restarted five times.
-    const [ours, longLived, ...restarts] = await Promise.all([mk(0, "ours"), mk(-5 * DAY, "long-lived"), ...[1, 2, 3, 4, 5].map((k) => mk(-k * 3_600_000, `restart-${k}`))]);
+    const [ours, longLived, ...restarts] = await Promise.all([
+      mk(0, "ours"),
+      mk(-5 * DAY, "long-lived"),
+      ...[1, 2, 3, 4, 5].map((k) => mk(-k * 3_600_000, `restart-${k}`)),
+    ]);
     const existing = [longLived, ...restarts].map((c) => c.certPem).join("");
-    const cns = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
+    const cns = (pem: string) =>
+      (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b).subject.split("\n")[0]);
     const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
     const rows: { name: string; live: string[]; kept: string[] }[] = [
-      { name: "no heartbeats: capped by age, the long-lived replica's CA is pushed out", live: [], kept: ["CN=ours", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
-      { name: "the long-lived replica beats: kept, and the cap applies to the rest", live: [fp(longLived.certPem)], kept: ["CN=ours", "CN=long-lived", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"] },
+      {
+        name: "no heartbeats: capped by age, the long-lived replica's CA is pushed out",
+        live: [],
+        kept: ["CN=ours", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"],
+      },
+      {
+        name: "the long-lived replica beats: kept, and the cap applies to the rest",
+        live: [fp(longLived.certPem)],
+        kept: ["CN=ours", "CN=long-lived", "CN=restart-1", "CN=restart-2", "CN=restart-3", "CN=restart-4"],
+      },
     ];
     for (const r of rows) expect(cns(mergeCaBundle(ours.certPem, existing, now, 4, new Set(r.live))), r.name).toEqual(r.kept);
   });
@@ -360,7 +426,14 @@ describe("caBundle merge", { timeout: 30_000 }, () => {
   it("heartbeats read from the annotation; garbage reads as none", () => {
     const rows: { name: string; value: string | undefined; beats: [string, number][] }[] = [
       { name: "absent", value: undefined, beats: [] },
-      { name: "a map of numbers", value: JSON.stringify({ a: 1, b: 2 }), beats: [["a", 1], ["b", 2]] },
+      {
+        name: "a map of numbers",
+        value: JSON.stringify({ a: 1, b: 2 }),
+        beats: [
+          ["a", 1],
+          ["b", 2],
+        ],
+      },
       { name: "wrong-typed entries are skipped", value: JSON.stringify({ a: "x", b: 2, c: null }), beats: [["b", 2]] },
       { name: "not JSON", value: "{", beats: [] },
       { name: "an array", value: "[1]", beats: [] },

@@ -14,7 +14,10 @@ let root: IssuedCertificate, intermediate: IssuedCertificate, other: IssuedCerti
 
 beforeAll(async () => {
   const now = Date.now();
-  [root, other] = await Promise.all([createCa({ validityMs: 30 * DAY, now, commonName: "root" }), createCa({ validityMs: 30 * DAY, now, commonName: "other" })]);
+  [root, other] = await Promise.all([
+    createCa({ validityMs: 30 * DAY, now, commonName: "root" }),
+    createCa({ validityMs: 30 * DAY, now, commonName: "other" }),
+  ]);
   leaf = await issueServing({ ca: root, dnsNames: ["backup-gate.backup-gate.svc"], validityMs: DAY, now });
   // An intermediate CA: createCa self-signs, so its certificate is re-signed here by root.
   const own = await createCa({ validityMs: 30 * DAY, now, commonName: "intermediate" });
@@ -33,7 +36,12 @@ describe("bundleVerifies", () => {
     { name: "an empty bundle (not injected yet)", chain: () => leaf.certPem, bundle: () => "", verifies: false },
     { name: "garbage", chain: () => leaf.certPem, bundle: () => "not a certificate", verifies: false },
     { name: "the intermediate that signed the leaf", chain: () => viaIntermediate.certPem, bundle: () => intermediate.certPem, verifies: true },
-    { name: "the root, through the intermediate tls.crt carries", chain: () => viaIntermediate.certPem + intermediate.certPem, bundle: () => root.certPem, verifies: true },
+    {
+      name: "the root, through the intermediate tls.crt carries",
+      chain: () => viaIntermediate.certPem + intermediate.certPem,
+      bundle: () => root.certPem,
+      verifies: true,
+    },
     { name: "the root, when tls.crt lacks the intermediate", chain: () => viaIntermediate.certPem, bundle: () => root.certPem, verifies: false },
   ])("$name: verifies $verifies", ({ chain, bundle, verifies }) => {
     const problem = bundleVerifies(chain(), bundle());
@@ -56,11 +64,17 @@ describe("loadTlsFiles with an injected CA", () => {
   });
 
   it("without --ca-injected the same directory is refused for the missing ca.crt (positive control)", async () => {
-    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": leaf.privateKeyPem }), Date.now(), false)).rejects.toThrow(/cannot read .*ca\.crt: ENOENT/);
+    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": leaf.privateKeyPem }), Date.now(), false)).rejects.toThrow(
+      /cannot read .*ca\.crt: ENOENT/,
+    );
   });
 
   it("still refuses a key that does not match, and checks a ca.crt when cert-manager writes one", async () => {
-    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": other.privateKeyPem }), Date.now(), true)).rejects.toThrow(/tls\.key does not match tls\.crt/);
-    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": leaf.privateKeyPem, "ca.crt": other.certPem }), Date.now(), true)).rejects.toThrow(/not signed by any certificate in ca\.crt/);
+    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": other.privateKeyPem }), Date.now(), true)).rejects.toThrow(
+      /tls\.key does not match tls\.crt/,
+    );
+    await expect(loadTlsFiles(dirWith({ "tls.crt": leaf.certPem, "tls.key": leaf.privateKeyPem, "ca.crt": other.certPem }), Date.now(), true)).rejects.toThrow(
+      /not signed by any certificate in ca\.crt/,
+    );
   });
 });

@@ -8,9 +8,19 @@ import { describe, expect, it } from "vitest";
 import type { ConfigMapInfo, PodVolume, PvcInfo, PvInfo } from "../../src/core/model.js";
 import { parseQuantityExact } from "../../src/core/velero/quantity.js";
 import {
-  factsForPodVolume, factsForPvc, factsFromPodVolume, factsFromPv, factsFromPvcOnly, matchVolumePolicy,
-  parseVolumePolicies, parseVolumePoliciesYaml, resourcePolicyConfigMapName, veleroPodVolumeType,
-  veleroPvVolumeType, type VolumeFacts, type VolumePolicies,
+  factsForPodVolume,
+  factsForPvc,
+  factsFromPodVolume,
+  factsFromPv,
+  factsFromPvcOnly,
+  matchVolumePolicy,
+  parseVolumePolicies,
+  parseVolumePoliciesYaml,
+  resourcePolicyConfigMapName,
+  veleroPodVolumeType,
+  veleroPvVolumeType,
+  type VolumeFacts,
+  type VolumePolicies,
 } from "../../src/core/velero/volumePolicy/index.js";
 
 const cm = (data: Record<string, string>): ConfigMapInfo => ({ namespace: "velero", name: "policies", data });
@@ -22,8 +32,7 @@ function policies(yaml: string): VolumePolicies {
 }
 
 /** One volume policy with these conditions (a YAML flow map) and action skip. */
-const one = (conditions: string): VolumePolicies =>
-  policies(`version: v1\nvolumePolicies:\n- conditions: ${conditions}\n  action: {type: skip}\n`);
+const one = (conditions: string): VolumePolicies => policies(`version: v1\nvolumePolicies:\n- conditions: ${conditions}\n  action: {type: skip}\n`);
 
 const q = (s: string) => {
   const v = parseQuantityExact(s);
@@ -37,14 +46,28 @@ const facts = (f: Partial<Omit<VolumeFacts, "capacity">> & { capacity?: string }
 };
 
 const pv = (over: Partial<PvInfo> = {}): PvInfo => ({
-  name: "pv-1", labels: {}, annotations: {}, capacity: "10Gi", storageClassName: "gp3",
-  claimRef: { namespace: "shop", name: "data" }, type: "csi",
-  csi: { driver: "ebs.csi.aws.com", volumeAttributes: { type: "gp3" } }, deleting: false, ...over,
+  name: "pv-1",
+  labels: {},
+  annotations: {},
+  capacity: "10Gi",
+  storageClassName: "gp3",
+  claimRef: { namespace: "shop", name: "data" },
+  type: "csi",
+  csi: { driver: "ebs.csi.aws.com", volumeAttributes: { type: "gp3" } },
+  deleting: false,
+  ...over,
 });
 
 const pvc = (over: Partial<PvcInfo> = {}): PvcInfo => ({
-  namespace: "shop", name: "data", labels: { app: "db" }, annotations: {}, phase: "Bound",
-  volumeName: "pv-1", storageClassName: "gp3", deleting: false, ...over,
+  namespace: "shop",
+  name: "data",
+  labels: { app: "db" },
+  annotations: {},
+  phase: "Bound",
+  volumeName: "pv-1",
+  storageClassName: "gp3",
+  deleting: false,
+  ...over,
 });
 
 describe("parseVolumePolicies: reading the ConfigMap (getResourcePoliciesFromConfig)", () => {
@@ -59,13 +82,15 @@ describe("parseVolumePolicies: reading the ConfigMap (getResourcePoliciesFromCon
 
   it("reads the one key whatever its name", () => {
     expect(parseVolumePolicies(cm({ "anything.yaml": valid }))).toEqual({
-      ok: true, policies: { version: "v1", volumePolicies: [] },
+      ok: true,
+      policies: { version: "v1", volumePolicies: [] },
     });
   });
 
   it("names the data key in document-level errors", () => {
     expect(parseVolumePolicies(cm({ "policy.yaml": "" }))).toEqual({
-      ok: false, error: "data.policy.yaml: no YAML document (Velero: EOF)",
+      ok: false,
+      error: "data.policy.yaml: no YAML document (Velero: EOF)",
     });
   });
 
@@ -143,12 +168,16 @@ includeExcludePolicy:
   it.each([
     ["missing conditions: every condition is empty", "{action: {type: skip}}"],
     ["conditions: null", "{conditions: null, action: {type: skip}}"],
-    ["capacity empty means \",\"", "{conditions: {capacity: ''}, action: {type: skip}}"],
-    ["capacity null means \",\"", "{conditions: {capacity: null}, action: {type: skip}}"],
+    ['capacity empty means ","', "{conditions: {capacity: ''}, action: {type: skip}}"],
+    ['capacity null means ","', "{conditions: {capacity: null}, action: {type: skip}}"],
   ])("%s", (_name, item) => {
     const p = policies(`version: v1\nvolumePolicies: [${item}]`);
     expect(p.volumePolicies[0]?.conditions).toEqual({
-      capacity: { lower: q("0"), upper: q("0") }, storageClass: [], volumeTypes: [], pvcLabels: {}, pvcPhase: [],
+      capacity: { lower: q("0"), upper: q("0") },
+      storageClass: [],
+      volumeTypes: [],
+      pvcLabels: {},
+      pvcPhase: [],
     });
   });
 
@@ -228,39 +257,115 @@ describe("parseVolumePolicies: every validation error names the field at fault",
     ["parameters as a list", vp("{action: {type: custom, parameters: [a]}}"), "volumePolicies[0].action.parameters: expected a map"],
     // conditions (KnownFields on volumeConditions)
     ["unknown condition", vp("{conditions: {storageClasses: [a]}, action: {type: skip}}"), "volumePolicies[0].conditions.storageClasses: unknown field"],
-    ["condition keys are case-sensitive", vp("{conditions: {StorageClass: [a]}, action: {type: skip}}"), "volumePolicies[0].conditions.StorageClass: unknown field"],
+    [
+      "condition keys are case-sensitive",
+      vp("{conditions: {StorageClass: [a]}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.StorageClass: unknown field",
+    ],
     // capacity (parseCapacity, capacityCondition.validate)
     ["capacity without a comma", vp('{conditions: {capacity: "10Gi"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: wrong format "10Gi"'],
     ["capacity with two commas", vp('{conditions: {capacity: "1,2,3"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: wrong format "1,2,3"'],
     ["capacity that is a number", vp("{conditions: {capacity: 10}, action: {type: skip}}"), 'volumePolicies[0].conditions.capacity: wrong format "10"'],
-    ["capacity with a bad quantity", vp('{conditions: {capacity: "10GB,"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: "10GB" is not a Kubernetes quantity'],
-    ["capacity with max below min", vp('{conditions: {capacity: "10Gi,5Gi"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: illegal range "10Gi,5Gi"'],
-    ["capacity with a negative max and open min", vp('{conditions: {capacity: ",-1"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: illegal range ",-1"'],
+    [
+      "capacity with a bad quantity",
+      vp('{conditions: {capacity: "10GB,"}, action: {type: skip}}'),
+      'volumePolicies[0].conditions.capacity: "10GB" is not a Kubernetes quantity',
+    ],
+    [
+      "capacity with max below min",
+      vp('{conditions: {capacity: "10Gi,5Gi"}, action: {type: skip}}'),
+      'volumePolicies[0].conditions.capacity: illegal range "10Gi,5Gi"',
+    ],
+    [
+      "capacity with a negative max and open min",
+      vp('{conditions: {capacity: ",-1"}, action: {type: skip}}'),
+      'volumePolicies[0].conditions.capacity: illegal range ",-1"',
+    ],
     ["capacity as a list", vp("{conditions: {capacity: [1, 2]}, action: {type: skip}}"), "volumePolicies[0].conditions.capacity: expected a string"],
     // lists and maps (yaml.v3 types)
-    ["storageClass as a string", vp("{conditions: {storageClass: gp2}, action: {type: skip}}"), "volumePolicies[0].conditions.storageClass: expected a list of strings"],
-    ["storageClass with a map item", vp("{conditions: {storageClass: [{a: b}]}, action: {type: skip}}"), "volumePolicies[0].conditions.storageClass[0]: expected a string"],
-    ["volumeTypes as a string", vp("{conditions: {volumeTypes: nfs}, action: {type: skip}}"), "volumePolicies[0].conditions.volumeTypes: expected a list of strings"],
+    [
+      "storageClass as a string",
+      vp("{conditions: {storageClass: gp2}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.storageClass: expected a list of strings",
+    ],
+    [
+      "storageClass with a map item",
+      vp("{conditions: {storageClass: [{a: b}]}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.storageClass[0]: expected a string",
+    ],
+    [
+      "volumeTypes as a string",
+      vp("{conditions: {volumeTypes: nfs}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.volumeTypes: expected a list of strings",
+    ],
     ["pvcPhase as a string", vp("{conditions: {pvcPhase: Bound}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcPhase: expected a list of strings"],
     // nfs, csi
     ["nfs as a string", vp("{conditions: {nfs: server}, action: {type: skip}}"), "volumePolicies[0].conditions.nfs: expected a map with server and/or path"],
     ["nfs with an unknown field", vp("{conditions: {nfs: {host: a}}, action: {type: skip}}"), "volumePolicies[0].conditions.nfs.host: unknown field"],
     ["csi with an unknown field", vp("{conditions: {csi: {name: a}}, action: {type: skip}}"), "volumePolicies[0].conditions.csi.name: unknown field"],
-    ["csi volumeAttributes without a driver", vp("{conditions: {csi: {volumeAttributes: {a: b}}}, action: {type: skip}}"), "volumePolicies[0].conditions.csi.driver: must not be empty when volumeAttributes is set"],
-    ["csi empty volumeAttributes without a driver (non-nil map)", vp("{conditions: {csi: {volumeAttributes: {}}}, action: {type: skip}}"), "volumePolicies[0].conditions.csi.driver: must not be empty"],
-    ["csi volumeAttributes as a list", vp("{conditions: {csi: {driver: d, volumeAttributes: [a]}}, action: {type: skip}}"), "volumePolicies[0].conditions.csi.volumeAttributes: expected a map of string to string"],
+    [
+      "csi volumeAttributes without a driver",
+      vp("{conditions: {csi: {volumeAttributes: {a: b}}}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.csi.driver: must not be empty when volumeAttributes is set",
+    ],
+    [
+      "csi empty volumeAttributes without a driver (non-nil map)",
+      vp("{conditions: {csi: {volumeAttributes: {}}}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.csi.driver: must not be empty",
+    ],
+    [
+      "csi volumeAttributes as a list",
+      vp("{conditions: {csi: {driver: d, volumeAttributes: [a]}}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.csi.volumeAttributes: expected a map of string to string",
+    ],
     // pvcLabels (unmarshalResourcePolicies' own check, then map[string]string)
-    ["pvcLabels as a list", vp("{conditions: {pvcLabels: [a]}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a list"],
-    ["pvcLabels as a string", vp("{conditions: {pvcLabels: app}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a string"],
-    ["pvcLabels null (Velero: got <nil>)", vp("{conditions: {pvcLabels: null}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got <nil>"],
-    ["pvcLabels with a non-string key", vp("{conditions: {pvcLabels: {1: a}}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a map with non-string keys"],
-    ["pvcLabels with a nested value", vp("{conditions: {pvcLabels: {app: {a: b}}}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcLabels.app: expected a string"],
+    [
+      "pvcLabels as a list",
+      vp("{conditions: {pvcLabels: [a]}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a list",
+    ],
+    [
+      "pvcLabels as a string",
+      vp("{conditions: {pvcLabels: app}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a string",
+    ],
+    [
+      "pvcLabels null (Velero: got <nil>)",
+      vp("{conditions: {pvcLabels: null}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got <nil>",
+    ],
+    [
+      "pvcLabels with a non-string key",
+      vp("{conditions: {pvcLabels: {1: a}}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a map with non-string keys",
+    ],
+    [
+      "pvcLabels with a nested value",
+      vp("{conditions: {pvcLabels: {app: {a: b}}}, action: {type: skip}}"),
+      "volumePolicies[0].conditions.pvcLabels.app: expected a string",
+    ],
     // includeExcludePolicy (IncludeExcludePolicy.Validate)
-    ["includeExcludePolicy with an unknown field", v1("includeExcludePolicy: {includedResources: [a]}"), "includeExcludePolicy.includedResources: unknown field"],
+    [
+      "includeExcludePolicy with an unknown field",
+      v1("includeExcludePolicy: {includedResources: [a]}"),
+      "includeExcludePolicy.includedResources: unknown field",
+    ],
     ["includeExcludePolicy as a list", v1("includeExcludePolicy: [a]"), "includeExcludePolicy: expected a map of resource lists"],
-    ["'*' in an includes list", v1("includeExcludePolicy: {includedClusterScopedResources: ['*']}"), 'includeExcludePolicy.includedClusterScopedResources: "*" is not allowed'],
-    ["'*' in an excludes list", v1("includeExcludePolicy: {excludedNamespaceScopedResources: ['*']}"), 'includeExcludePolicy.excludedNamespaceScopedResources: "*" is not allowed'],
-    ["an item both included and excluded", v1("includeExcludePolicy: {includedNamespaceScopedResources: [pods], excludedNamespaceScopedResources: [pods]}"), 'includeExcludePolicy.excludedNamespaceScopedResources: "pods" is also in includedNamespaceScopedResources'],
+    [
+      "'*' in an includes list",
+      v1("includeExcludePolicy: {includedClusterScopedResources: ['*']}"),
+      'includeExcludePolicy.includedClusterScopedResources: "*" is not allowed',
+    ],
+    [
+      "'*' in an excludes list",
+      v1("includeExcludePolicy: {excludedNamespaceScopedResources: ['*']}"),
+      'includeExcludePolicy.excludedNamespaceScopedResources: "*" is not allowed',
+    ],
+    [
+      "an item both included and excluded",
+      v1("includeExcludePolicy: {includedNamespaceScopedResources: [pods], excludedNamespaceScopedResources: [pods]}"),
+      'includeExcludePolicy.excludedNamespaceScopedResources: "pods" is also in includedNamespaceScopedResources',
+    ],
   ])("%s", (_name, yaml, error) => {
     const r = parseVolumePoliciesYaml(yaml);
     expect(r.ok).toBe(false);
@@ -268,10 +373,12 @@ describe("parseVolumePolicies: every validation error names the field at fault",
   });
 
   it("reports the policy's index", () => {
-    const r = parseVolumePoliciesYaml(v1(`volumePolicies:
+    const r = parseVolumePoliciesYaml(
+      v1(`volumePolicies:
 - {action: {type: skip}}
 - {action: {type: skip}}
-- {conditions: {capacity: "1"}, action: {type: skip}}`));
+- {conditions: {capacity: "1"}, action: {type: skip}}`),
+    );
     expect(r).toEqual({ ok: false, error: 'volumePolicies[2].conditions.capacity: wrong format "1": expected "min,max"' });
   });
 
@@ -285,9 +392,9 @@ describe("parseVolumePolicies: every validation error names the field at fault",
   });
 
   it("mixing scope rules: cluster and namespace lists are checked separately", () => {
-    expect(parseVolumePoliciesYaml(v1(
-      "includeExcludePolicy: {includedClusterScopedResources: [pods], excludedNamespaceScopedResources: [pods]}",
-    )).ok).toBe(true);
+    expect(parseVolumePoliciesYaml(v1("includeExcludePolicy: {includedClusterScopedResources: [pods], excludedNamespaceScopedResources: [pods]}")).ok).toBe(
+      true,
+    );
   });
 });
 
@@ -295,55 +402,99 @@ describe("parseVolumePolicies never throws", () => {
   const jsonish = fc.letrec((tie) => ({
     value: fc.oneof(
       { depthSize: "small" },
-      fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string(),
+      fc.constant(null),
+      fc.boolean(),
+      fc.integer(),
+      fc.double(),
+      fc.string(),
       fc.constantFrom("v1", "skip", "snapshot", "fs-backup", "custom", "10Gi,", ",", "0,1Gi", "*"),
       fc.array(tie("value"), { maxLength: 4 }),
       fc.dictionary(
-        fc.constantFrom("version", "volumePolicies", "conditions", "action", "type", "capacity", "storageClass",
-          "nfs", "csi", "driver", "volumeAttributes", "volumeTypes", "pvcLabels", "pvcPhase", "server", "path",
-          "includeExcludePolicy", "includedClusterScopedResources", "parameters", "x"),
-        tie("value"), { maxKeys: 5 },
+        fc.constantFrom(
+          "version",
+          "volumePolicies",
+          "conditions",
+          "action",
+          "type",
+          "capacity",
+          "storageClass",
+          "nfs",
+          "csi",
+          "driver",
+          "volumeAttributes",
+          "volumeTypes",
+          "pvcLabels",
+          "pvcPhase",
+          "server",
+          "path",
+          "includeExcludePolicy",
+          "includedClusterScopedResources",
+          "parameters",
+          "x",
+        ),
+        tie("value"),
+        { maxKeys: 5 },
       ),
     ),
   })).value;
 
   it("on arbitrary strings", () => {
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => {
-      const r = parseVolumePolicies(cm({ p: s }));
-      expect(typeof r.ok).toBe("boolean");
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (s) => {
+        const r = parseVolumePolicies(cm({ p: s }));
+        expect(typeof r.ok).toBe("boolean");
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("on arbitrary YAML-shaped objects", () => {
-    fc.assert(fc.property(jsonish, (v) => {
-      const r = parseVolumePolicies(cm({ p: stringify(v) }));
-      expect(typeof r.ok).toBe("boolean");
-      if (!r.ok) expect(r.error.length).toBeGreaterThan(0);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(jsonish, (v) => {
+        const r = parseVolumePolicies(cm({ p: stringify(v) }));
+        expect(typeof r.ok).toBe("boolean");
+        if (!r.ok) expect(r.error.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("on policies that are nearly right", () => {
     const item = fc.record({ conditions: jsonish, action: fc.record({ type: jsonish }) }, { requiredKeys: [] });
-    fc.assert(fc.property(fc.array(item, { maxLength: 3 }), (vps) => {
-      const r = parseVolumePolicies(cm({ p: stringify({ version: "v1", volumePolicies: vps }) }));
-      expect(typeof r.ok).toBe("boolean");
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.array(item, { maxLength: 3 }), (vps) => {
+        const r = parseVolumePolicies(cm({ p: stringify({ version: "v1", volumePolicies: vps }) }));
+        expect(typeof r.ok).toBe("boolean");
+      }),
+      { numRuns: 1000 },
+    );
   });
 
   it("on arbitrary ConfigMap-like objects", () => {
-    fc.assert(fc.property(fc.anything(), (v) => {
-      const r = parseVolumePolicies(v as ConfigMapInfo);
-      expect(r.ok).toBe(false);
-    }), { numRuns: 500 });
-    fc.assert(fc.property(fc.dictionary(fc.string(), fc.anything(), { minKeys: 1, maxKeys: 1 }), (data) => {
-      const r = parseVolumePolicies({ namespace: "n", name: "p", data } as unknown as ConfigMapInfo);
-      expect(typeof r.ok).toBe("boolean");
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.anything(), (v) => {
+        const r = parseVolumePolicies(v as ConfigMapInfo);
+        expect(r.ok).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.anything(), { minKeys: 1, maxKeys: 1 }), (data) => {
+        const r = parseVolumePolicies({ namespace: "n", name: "p", data } as unknown as ConfigMapInfo);
+        expect(typeof r.ok).toBe("boolean");
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it("on alias bombs (refused, as yaml.v3 refuses excessive aliasing)", () => {
     const levels = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 1; i <= 9; i++) levels.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(",")}]`);
+    for (let i = 1; i <= 9; i++)
+      levels.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(",")}]`,
+      );
     const bomb = `version: v1\nvolumePolicies:\n- action:\n    type: custom\n    parameters:\n      ${levels.join("\n      ")}`;
     const started = performance.now();
     expect(parseVolumePoliciesYaml(bomb)).toMatchObject({ ok: false, error: expect.stringContaining("too large after alias expansion") });
@@ -356,16 +507,19 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
     expect(factsFromPv(pv(), pvc())).toEqual({
       ok: true,
       facts: {
-        capacity: q("10Gi"), storageClass: "gp3",
+        capacity: q("10Gi"),
+        storageClass: "gp3",
         csi: { driver: "ebs.csi.aws.com", volumeAttributes: { type: "gp3" } },
-        volumeType: "csi", pvcLabels: { app: "db" }, pvcPhase: "Bound",
+        volumeType: "csi",
+        pvcLabels: { app: "db" },
+        pvcPhase: "Bound",
       },
     });
   });
 
   it.each([
     ["a PV without capacity has capacity 0 (Capacity.Storage())", pv({ capacity: undefined }), "capacity", q("0")],
-    ["a PV without storage class has class \"\"", pv({ storageClassName: undefined }), "storageClass", ""],
+    ['a PV without storage class has class ""', pv({ storageClassName: undefined }), "storageClass", ""],
     ["an NFS PV", pv({ type: "nfs", csi: undefined, nfs: { server: "s", path: "/p" } }), "nfs", { server: "s", path: "/p" }],
     ["a PV's storageos source is Velero's storageOS", pv({ type: "storageos", csi: undefined }), "volumeType", "storageOS"],
     ["a local PV", pv({ type: "local", csi: undefined }), "volumeType", "local"],
@@ -375,7 +529,7 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
     expect(r.ok && r.facts[field]).toEqual(expected);
   });
 
-  it("without a PVC (Velero's ShouldPerformSnapshot for a PV passes an empty PVC): no labels, phase \"\"", () => {
+  it('without a PVC (Velero\'s ShouldPerformSnapshot for a PV passes an empty PVC): no labels, phase ""', () => {
     const r = factsFromPv(pv());
     expect(r.ok && r.facts.pvcLabels).toBeUndefined();
     expect(r.ok && r.facts.pvcPhase).toBe("");
@@ -392,14 +546,22 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
 
   it("PVC only: labels and phase; no capacity, no class (not even the PVC's storageClassName), no type", () => {
     expect(factsFromPvcOnly(pvc({ phase: "Pending", volumeName: undefined }))).toEqual({
-      capacity: q("0"), storageClass: "", volumeType: "", pvcLabels: { app: "db" }, pvcPhase: "Pending",
+      capacity: q("0"),
+      storageClass: "",
+      volumeType: "",
+      pvcLabels: { app: "db" },
+      pvcPhase: "Pending",
     });
   });
 
   it.each([
     ["emptyDir", { name: "v", type: "emptyDir" }, { volumeType: "emptyDir" }],
     ["inline NFS", { name: "v", type: "nfs", nfs: { server: "s", path: "/p" } }, { volumeType: "nfs", nfs: { server: "s", path: "/p" } }],
-    ["inline CSI", { name: "v", type: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } }, { volumeType: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } }],
+    [
+      "inline CSI",
+      { name: "v", type: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
+      { volumeType: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
+    ],
     ["generic ephemeral", { name: "v", type: "ephemeral" }, { volumeType: "ephemeral" }],
     ["storageos is spelt storageOS", { name: "v", type: "storageos" }, { volumeType: "storageOS" }],
     ["a PVC volume has no type of its own", { name: "v", type: "persistentVolumeClaim", claimName: "c" }, { volumeType: "" }],
@@ -425,7 +587,10 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
 describe("volume facts: where Velero looks up the PVC and PV (GetPVCForPodVolume, GetPVForPVC)", () => {
   const pvs = new Map([["pv-1", pv()]]);
   const lookupPv = (name: string) => pvs.get(name);
-  const claims = (...list: PvcInfo[]) => (ns: string, name: string) => list.find((c) => c.namespace === ns && c.name === name);
+  const claims =
+    (...list: PvcInfo[]) =>
+    (ns: string, name: string) =>
+      list.find((c) => c.namespace === ns && c.name === name);
   const claimVol: PodVolume = { name: "data", type: "persistentVolumeClaim", claimName: "data" };
 
   it("a pod volume on a bound PVC: the PV's facts with the PVC's labels and phase", () => {
@@ -434,13 +599,24 @@ describe("volume facts: where Velero looks up the PVC and PV (GetPVCForPodVolume
 
   it("a non-PVC pod volume: its own facts, no lookups", () => {
     const vol: PodVolume = { name: "cache", type: "emptyDir" };
-    expect(factsForPodVolume(vol, "shop", () => { throw new Error("no"); }, () => { throw new Error("no"); }))
-      .toEqual({ ok: true, facts: factsFromPodVolume(vol) });
+    expect(
+      factsForPodVolume(
+        vol,
+        "shop",
+        () => {
+          throw new Error("no");
+        },
+        () => {
+          throw new Error("no");
+        },
+      ),
+    ).toEqual({ ok: true, facts: factsFromPodVolume(vol) });
   });
 
   it("a pod volume whose PVC is missing: Velero errors out for the volume", () => {
     expect(factsForPodVolume(claimVol, "shop", claims(), lookupPv)).toEqual({
-      ok: false, error: "failed to get PVC data for volume shop/data",
+      ok: false,
+      error: "failed to get PVC data for volume shop/data",
     });
   });
 
@@ -474,7 +650,7 @@ describe("matchVolumePolicy: each condition as Velero matches it", () => {
     ["capacity [,b] is at most b", ",10Gi", "10Gi", true],
     ["capacity [,b] excludes above b", ",10Gi", "11Gi", false],
     ["capacity [,b] matches a zero-size volume", ",10Gi", "0", true],
-    ["capacity \",\" matches anything", ",", "1Ei", true],
+    ['capacity "," matches anything', ",", "1Ei", true],
     ["capacity [a,] never matches a pod volume (capacity 0)", "1,", "0", false],
     ["capacity [a,a] matches exactly a", "5Gi,5Gi", "5Gi", true],
   ])("%s", (_name, capacity, size, expected) => {
@@ -484,7 +660,7 @@ describe("matchVolumePolicy: each condition as Velero matches it", () => {
   it.each([
     ["storageClass: one of the list", "{storageClass: [gp2, gp3]}", facts({ storageClass: "gp3" }), true],
     ["storageClass: not in the list", "{storageClass: [gp2]}", facts({ storageClass: "gp3" }), false],
-    ["storageClass: a volume without class never matches", "{storageClass: [\"\"]}", facts(), false],
+    ["storageClass: a volume without class never matches", '{storageClass: [""]}', facts(), false],
     ["storageClass: empty list matches any", "{storageClass: []}", facts(), true],
     // nfs: nfsCondition.match, an empty server or path means any
     ["nfs: {} matches any NFS volume", "{nfs: {}}", facts({ nfs: { server: "s", path: "/p" } }), true],
@@ -503,17 +679,37 @@ describe("matchVolumePolicy: each condition as Velero matches it", () => {
     ["csi: driver matches", "{csi: {driver: d}}", facts({ csi: { driver: "d", volumeAttributes: {} } }), true],
     ["csi: driver differs", "{csi: {driver: d}}", facts({ csi: { driver: "e", volumeAttributes: {} } }), false],
     ["csi: driver on a non-CSI volume", "{csi: {driver: d}}", facts(), false],
-    ["csi: attributes are a subset", "{csi: {driver: d, volumeAttributes: {a: '1'}}}", facts({ csi: { driver: "d", volumeAttributes: { a: "1", b: "2" } } }), true],
+    [
+      "csi: attributes are a subset",
+      "{csi: {driver: d, volumeAttributes: {a: '1'}}}",
+      facts({ csi: { driver: "d", volumeAttributes: { a: "1", b: "2" } } }),
+      true,
+    ],
     ["csi: attribute value differs", "{csi: {driver: d, volumeAttributes: {a: '1'}}}", facts({ csi: { driver: "d", volumeAttributes: { a: "2" } } }), false],
     ["csi: attribute missing", "{csi: {driver: d, volumeAttributes: {a: '1'}}}", facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }), false],
-    ["csi: wanted attributes but the volume has none", "{csi: {driver: d, volumeAttributes: {a: ''}}}", facts({ csi: { driver: "d", volumeAttributes: {} } }), false],
-    ["csi: a wanted \"\" matches a missing attribute (Go map read)", "{csi: {driver: d, volumeAttributes: {a: ''}}}", facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }), true],
-    ["csi: empty volumeAttributes with a driver match on driver", "{csi: {driver: d, volumeAttributes: {}}}", facts({ csi: { driver: "d", volumeAttributes: {} } }), true],
+    [
+      "csi: wanted attributes but the volume has none",
+      "{csi: {driver: d, volumeAttributes: {a: ''}}}",
+      facts({ csi: { driver: "d", volumeAttributes: {} } }),
+      false,
+    ],
+    [
+      'csi: a wanted "" matches a missing attribute (Go map read)',
+      "{csi: {driver: d, volumeAttributes: {a: ''}}}",
+      facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }),
+      true,
+    ],
+    [
+      "csi: empty volumeAttributes with a driver match on driver",
+      "{csi: {driver: d, volumeAttributes: {}}}",
+      facts({ csi: { driver: "d", volumeAttributes: {} } }),
+      true,
+    ],
     // volumeTypes: volumeTypeCondition.match
     ["volumeTypes: in the list", "{volumeTypes: [nfs, csi]}", facts({ volumeType: "csi" }), true],
     ["volumeTypes: not in the list", "{volumeTypes: [nfs]}", facts({ volumeType: "csi" }), false],
     ["volumeTypes: Velero's spelling, not the Kubernetes key", "{volumeTypes: [storageos]}", facts({ volumeType: "storageOS" }), false],
-    ["volumeTypes: [\"\"] matches a volume Velero has no type for", "{volumeTypes: [\"\"]}", facts(), true],
+    ['volumeTypes: [""] matches a volume Velero has no type for', '{volumeTypes: [""]}', facts(), true],
     // pvcLabels: labels.SelectorFromSet
     ["pvcLabels: a subset matches", "{pvcLabels: {app: db}}", facts({ pvcLabels: { app: "db", tier: "x" } }), true],
     ["pvcLabels: value differs", "{pvcLabels: {app: db}}", facts({ pvcLabels: { app: "web" } }), false],
@@ -525,10 +721,15 @@ describe("matchVolumePolicy: each condition as Velero matches it", () => {
     // pvcPhase: pvcPhaseCondition.match
     ["pvcPhase: in the list", "{pvcPhase: [Pending, Lost]}", facts({ pvcPhase: "Pending" }), true],
     ["pvcPhase: not in the list", "{pvcPhase: [Pending]}", facts({ pvcPhase: "Bound" }), false],
-    ["pvcPhase: no PVC never matches", "{pvcPhase: [\"\"]}", facts(), false],
+    ["pvcPhase: no PVC never matches", '{pvcPhase: [""]}', facts(), false],
     // AND
     ["all conditions must hold", "{storageClass: [gp3], volumeTypes: [csi]}", facts({ storageClass: "gp3", volumeType: "nfs" }), false],
-    ["all conditions hold", "{storageClass: [gp3], volumeTypes: [csi], capacity: ',1Ti'}", facts({ storageClass: "gp3", volumeType: "csi", capacity: "1Gi" }), true],
+    [
+      "all conditions hold",
+      "{storageClass: [gp3], volumeTypes: [csi], capacity: ',1Ti'}",
+      facts({ storageClass: "gp3", volumeType: "csi", capacity: "1Gi" }),
+      true,
+    ],
     ["no conditions match every volume", "{}", facts(), true],
   ])("%s", (_name, conditions, volume, expected) => {
     expect(matchVolumePolicy(one(conditions), volume) !== undefined).toBe(expected);

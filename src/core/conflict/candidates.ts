@@ -2,7 +2,10 @@ import { partsShareUnit } from "./conflicts.js";
 import type { ScopePart } from "../scope/scope.js";
 
 /** The members claiming units in one namespace (in member order), and each one's part there. */
-export interface Claimants { readonly members: number[]; readonly parts: ScopePart[] }
+export interface Claimants {
+  readonly members: number[];
+  readonly parts: ScopePart[];
+}
 
 /**
  * The candidates of one `blockersOf` call: the index lists it names, then the members below a
@@ -20,7 +23,10 @@ export class Candidates {
   /** Filled by `everyMemberBelow` and `conflictingBelow`. */
   candidates = new Int32Array(1024);
 
-  reset(): void { this.count = 0; this.listed = 0; }
+  reset(): void {
+    this.count = 0;
+    this.listed = 0;
+  }
 
   from(index: ReadonlyMap<string, readonly number[]>, keys: readonly string[]): void {
     if (index.size > 0) for (const key of keys) this.fromKey(index, key);
@@ -84,11 +90,17 @@ export class Candidates {
 
 /** Sorts `a[0..n)` in place; short runs by insertion, which allocates no subarray view. */
 function sortFirst(a: Int32Array, n: number): void {
-  if (n > 64) { a.subarray(0, n).sort(); return; }
+  if (n > 64) {
+    a.subarray(0, n).sort();
+    return;
+  }
   for (let k = 1; k < n; k++) {
     const x = a[k] as number;
     let j = k - 1;
-    while (j >= 0 && (a[j] as number) > x) { a[j + 1] = a[j] as number; j--; }
+    while (j >= 0 && (a[j] as number) > x) {
+      a[j + 1] = a[j] as number;
+      j--;
+    }
     a[j + 1] = x;
   }
 }

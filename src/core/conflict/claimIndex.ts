@@ -23,15 +23,24 @@ export class ClaimIndex {
   /** The scratch space of `blockersOf`. */
   private readonly candidates = new Candidates();
 
-  get size(): number { return this.members.length; }
-  member(i: number): ScopedBackup { return this.members[i] as ScopedBackup; }
+  get size(): number {
+    return this.members.length;
+  }
+  member(i: number): ScopedBackup {
+    return this.members[i] as ScopedBackup;
+  }
   /** The members as they are now (later `replace` calls do not show in it). */
-  snapshot(): readonly ScopedBackup[] { return this.members.slice(); }
+  snapshot(): readonly ScopedBackup[] {
+    return this.members.slice();
+  }
 
   add(b: ScopedBackup): number {
     const i = this.members.length;
     this.members.push(b);
-    for (let kind = 0; kind < this.indexes.length; kind++) { const index = this.indexes[kind]; if (index) file(index, kind, b.scope, i); }
+    for (let kind = 0; kind < this.indexes.length; kind++) {
+      const index = this.indexes[kind];
+      if (index) file(index, kind, b.scope, i);
+    }
     if (this.claims) this.filed[i] = fileClaims(this.claims, b.scope, i);
     return i;
   }
@@ -73,9 +82,13 @@ export class ClaimIndex {
   }
 
   /** Members that back up namespace `ns`: the only ones whose claims a change there can move. */
-  inScope(ns: string): readonly number[] { return this.index(Filed.Scope).get(ns) ?? NO_MEMBERS; }
+  inScope(ns: string): readonly number[] {
+    return this.index(Filed.Scope).get(ns) ?? NO_MEMBERS;
+  }
   /** Members judged at ItemBlock level that need some unit in namespace `ns` exclusively. */
-  claimingIn(ns: string): readonly number[] { return this.claimants().get(ns)?.members ?? NO_MEMBERS; }
+  claimingIn(ns: string): readonly number[] {
+    return this.claimants().get(ns)?.members ?? NO_MEMBERS;
+  }
 
   /**
    * Puts `b` in member `i`'s place: the same backup with a new scope whose claims differ from
@@ -90,9 +103,15 @@ export class ClaimIndex {
       const listed = c.members[at] === i;
       const part = b.scope.claims.byNamespace.get(ns);
       if (part && listed) c.parts[at] = part;
-      else if (part) { c.members.splice(at, 0, i); c.parts.splice(at, 0, part); }
-      else if (listed) { c.members.splice(at, 1); c.parts.splice(at, 1); }
-      if (c.members.length > 0) this.claims.set(ns, c); else this.claims.delete(ns);
+      else if (part) {
+        c.members.splice(at, 0, i);
+        c.parts.splice(at, 0, part);
+      } else if (listed) {
+        c.members.splice(at, 1);
+        c.parts.splice(at, 1);
+      }
+      if (c.members.length > 0) this.claims.set(ns, c);
+      else this.claims.delete(ns);
     }
     const claims = this.claims;
     this.filed[i] = b.scope.claims.namespaces.map((ns) => claims.get(ns) as Claimants);
@@ -158,7 +177,10 @@ export class ClaimIndex {
       last = i;
       const other = this.members[i] as ScopedBackup;
       if (other === b || (crowded && !conflictsWith(b, other))) continue;
-      if (found === limit) { more = true; break; }
+      if (found === limit) {
+        more = true;
+        break;
+      }
       numbers[found++] = i;
     }
     if (found === 0) return more ? SOME_BLOCKERS : NO_BLOCKERS;
@@ -168,7 +190,10 @@ export class ClaimIndex {
   }
 }
 
-export interface Blockers { readonly blockers: readonly ScopedBackup[]; readonly more: boolean }
+export interface Blockers {
+  readonly blockers: readonly ScopedBackup[];
+  readonly more: boolean;
+}
 const NO_BLOCKERS: Blockers = Object.freeze({ blockers: Object.freeze([]), more: false });
 /** With a limit of 0: there are blockers, none named. */
 const SOME_BLOCKERS: Blockers = Object.freeze({ ...NO_BLOCKERS, more: true });
@@ -183,8 +208,13 @@ function fileClaims(claims: Map<string, Claimants>, s: BackupScope, i: number): 
   for (let k = 0; k < namespaces.length; k++) {
     const ns = namespaces[k] as string;
     let c = claims.get(ns);
-    if (c) { c.members.push(i); c.parts.push(parts[k] as ScopePart); }
-    else { c = { members: [i], parts: [parts[k] as ScopePart] }; claims.set(ns, c); }
+    if (c) {
+      c.members.push(i);
+      c.parts.push(parts[k] as ScopePart);
+    } else {
+      c = { members: [i], parts: [parts[k] as ScopePart] };
+      claims.set(ns, c);
+    }
     filed[k] = c;
   }
   return filed;
@@ -193,11 +223,16 @@ const NOT_FILED: readonly Claimants[] = [];
 
 function file(index: Map<string, number[]>, kind: Filed, s: BackupScope, i: number): void {
   switch (kind) {
-    case Filed.Namespace: return pushEach(index, s.queueNamespaces, i);
-    case Filed.NamespaceLevel: return s.level === "Namespace" ? pushEach(index, s.queueNamespaces, i) : undefined;
-    case Filed.Strict: return pushEach(index, s.strictNamespaces, i);
-    case Filed.Scope: return pushEach(index, s.namespaces, i);
-    case Filed.Serial: return s.serialKey ? push(index, s.serialKey, i) : undefined;
+    case Filed.Namespace:
+      return pushEach(index, s.queueNamespaces, i);
+    case Filed.NamespaceLevel:
+      return s.level === "Namespace" ? pushEach(index, s.queueNamespaces, i) : undefined;
+    case Filed.Strict:
+      return pushEach(index, s.strictNamespaces, i);
+    case Filed.Scope:
+      return pushEach(index, s.namespaces, i);
+    case Filed.Serial:
+      return s.serialKey ? push(index, s.serialKey, i) : undefined;
   }
 }
 
@@ -224,12 +259,18 @@ const NAMESPACE_LEVEL_READS: readonly Filed[] = [Filed.Namespace, Filed.Serial];
 const ITEMBLOCK_LEVEL_READS: readonly Filed[] = [Filed.NamespaceLevel, Filed.Strict, Filed.Serial];
 
 function lowerBound(list: readonly number[], x: number): number {
-  let lo = 0, hi = list.length;
-  while (lo < hi) { const mid = (lo + hi) >> 1; if ((list[mid] as number) < x) lo = mid + 1; else hi = mid; }
+  let lo = 0,
+    hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((list[mid] as number) < x) lo = mid + 1;
+    else hi = mid;
+  }
   return lo;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
-  if (list) list.push(value); else map.set(key, [value]);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }

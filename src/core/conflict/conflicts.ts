@@ -37,13 +37,21 @@ export const MAX_SHARED_UNITS = 3;
 export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | undefined {
   const level: ConflictLevel = a.scope.level === "Namespace" || b.scope.level === "Namespace" ? "Namespace" : "ItemBlock";
   const serial = a.scope.serialKey !== undefined && a.scope.serialKey === b.scope.serialKey ? a.scope.serialKey : undefined;
-  const namespaces = level === "Namespace"
-    ? intersect(a.scope.queueNamespaces, b.scope.queueNamespaces)
-    : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
+  const namespaces =
+    level === "Namespace"
+      ? intersect(a.scope.queueNamespaces, b.scope.queueNamespaces)
+      : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
   const shared = level === "ItemBlock" ? sharedUnits(a.scope.claims, b.scope.claims) : NONE;
   if (!serial && namespaces.length === 0 && shared.count === 0) return undefined;
-  return { with: b.name, withPhase: b.phase, level, ...(serial ? { serial } : {}), namespaces, units: shared.units,
-    unitCount: shared.count };
+  return {
+    with: b.name,
+    withPhase: b.phase,
+    level,
+    ...(serial ? { serial } : {}),
+    namespaces,
+    units: shared.units,
+    unitCount: shared.count,
+  };
 }
 
 /** True when `a` and `b` may not be in flight together (conflictBetween without the details). */
@@ -100,10 +108,16 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
     if (mineP === theirsP) {
       count += mineP.claims.size;
       let n = 0;
-      for (const [unit, c] of mineP.claims) { if (n++ === MAX_SHARED_UNITS) break; consider(unit, c, c); }
+      for (const [unit, c] of mineP.claims) {
+        if (n++ === MAX_SHARED_UNITS) break;
+        consider(unit, c, c);
+      }
       return;
     }
-    eachSharedUnit(mineP, theirsP, (unit, mine, theirs) => { count++; consider(unit, mine, theirs); });
+    eachSharedUnit(mineP, theirsP, (unit, mine, theirs) => {
+      count++;
+      consider(unit, mine, theirs);
+    });
   });
   if (count === 0) return NONE;
   return { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
@@ -113,7 +127,7 @@ function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; cou
 // nothing, so asking allocates nothing.
 const sharesUnit = (a: ScopeClaims, b: ScopeClaims): boolean => eachSharedNamespace(a, b, partsShareUnit);
 export const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean =>
-  (mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes));
+  mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes);
 const yes = (): boolean => true;
 
 function meets(a: readonly string[], b: readonly string[]): boolean {
@@ -126,7 +140,10 @@ function intersect(a: readonly string[], b: readonly string[]): string[] {
   if (a.length <= b.length) return a.filter((x) => setOf(b).has(x));
   // Walk the shorter list (a backup of every namespace lists them all), keep `a`'s order.
   const shared = b.filter((x) => setOf(a).has(x));
-  if (shared.length > 1) { const at = positions(a); shared.sort((x, y) => (at.get(x) as number) - (at.get(y) as number)); }
+  if (shared.length > 1) {
+    const at = positions(a);
+    shared.sort((x, y) => (at.get(x) as number) - (at.get(y) as number));
+  }
   return shared;
 }
 
@@ -134,7 +151,9 @@ function intersect(a: readonly string[], b: readonly string[]): string[] {
 export function describeConflict(c: Conflict): string {
   const parts: string[] = [];
   if (c.serial) parts.push(`both are runs of ${c.serial}, which never run together`);
-  for (const { reasons: [mine, theirs] } of c.units.slice(0, 3)) {
+  for (const {
+    reasons: [mine, theirs],
+  } of c.units.slice(0, 3)) {
     parts.push(mine === theirs ? `both ${mine}` : `${c.with} will ${theirs} and this backup will ${mine}`);
   }
   const total = c.unitCount ?? c.units.length;

@@ -22,8 +22,13 @@ export interface AdmissionDecision {
   readonly reasons: readonly string[];
 }
 
-export function decideAdmission(snapshot: Snapshot, policy: Policy, now: number, candidate: BackupInfo,
-  options: PlanOptions = {}): AdmissionDecision {
+export function decideAdmission(
+  snapshot: Snapshot,
+  policy: Policy,
+  now: number,
+  candidate: BackupInfo,
+  options: PlanOptions = {},
+): AdmissionDecision {
   const created = asCandidate(candidate, now);
   const others = snapshot.backups.filter((b) => !(b.namespace === created.namespace && b.name === created.name));
   const result = plan({ view: snapshot.view, backups: [...others, created] }, policy, now, options);
@@ -48,19 +53,36 @@ export function asCandidate(candidate: BackupInfo, now: number): BackupInfo {
 }
 
 /** The validating webhook's refusals: an invalid spec, or a serial run under Forbid. */
-export function refusalOf(created: BackupInfo, scope: BackupScope | undefined, others: readonly BackupInfo[],
-  policy: Policy): AdmissionDecision | undefined {
+export function refusalOf(
+  created: BackupInfo,
+  scope: BackupScope | undefined,
+  others: readonly BackupInfo[],
+  policy: Policy,
+): AdmissionDecision | undefined {
   const level = scope?.level ?? policy.conflictLevel;
-  const reject = (message: string, errors: readonly SpecError[] = []): AdmissionDecision =>
-    ({ verdict: "reject", level, message, errors, waitingFor: [], warnings: [], annotations: {}, reasons: [message] });
+  const reject = (message: string, errors: readonly SpecError[] = []): AdmissionDecision => ({
+    verdict: "reject",
+    level,
+    message,
+    errors,
+    waitingFor: [],
+    warnings: [],
+    annotations: {},
+    reasons: [message],
+  });
   if (scope && scope.errors.length > 0) {
-    return reject(`backup ${created.name} is invalid and Velero would fail it: ${scope.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`, scope.errors);
+    return reject(
+      `backup ${created.name} is invalid and Velero would fail it: ${scope.errors.map((e) => `${e.field}: ${e.message}`).join("; ")}`,
+      scope.errors,
+    );
   }
   const schedule = created.labels[KEYS.scheduleName];
   if (!schedule || policy.serialWorkloads !== "Forbid") return undefined;
   const first = firstOtherRun(created, schedule, others);
   return first
-    ? reject(`schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`)
+    ? reject(
+        `schedule ${schedule} already has run ${first.name} ${first.phase || "New"}; serialWorkloads is Forbid, so ${created.name} is refused (Velero's schedule controller tries again at its next check)`,
+      )
     : undefined;
 }
 
@@ -79,14 +101,34 @@ function firstOtherRun(created: BackupInfo, schedule: string, others: readonly B
  * The verdict for an admitted backup: it starts (`wait.reason` says why, or is unknown when
  * the plan had not judged it), or it waits behind `wait.conflicts` (none: for a free slot).
  */
-export function admission(created: BackupInfo, scope: BackupScope | undefined, policy: Policy, superseded: readonly string[],
-  wait: { conflicts?: readonly Conflict[]; waitingFor?: readonly string[]; reason: string | undefined }): AdmissionDecision {
+export function admission(
+  created: BackupInfo,
+  scope: BackupScope | undefined,
+  policy: Policy,
+  superseded: readonly string[],
+  wait: { conflicts?: readonly Conflict[]; waitingFor?: readonly string[]; reason: string | undefined },
+): AdmissionDecision {
   const level = scope?.level ?? policy.conflictLevel;
-  const notes = [...superseded.map((s) => `${created.name} supersedes queued run ${s} (serialWorkloads: Replace)`), ...(scope?.notes ?? [])];
+  const notes = [
+    ...superseded.map((s) => `${created.name} supersedes queued run ${s} (serialWorkloads: Replace)`),
+    ...(scope?.notes ?? []),
+  ];
   const reason = wait.reason ?? "starts when the controller next plans";
-  const annotations = (waitingFor: readonly string[]) => ({ ...levelAnnotations(created.annotations, level), [KEYS.reason]: reason, [KEYS.waitingFor]: waitingFor.join(",") });
+  const annotations = (waitingFor: readonly string[]) => ({
+    ...levelAnnotations(created.annotations, level),
+    [KEYS.reason]: reason,
+    [KEYS.waitingFor]: waitingFor.join(","),
+  });
   if (!wait.conflicts) {
-    return { verdict: notes.length > 0 ? "admit-with-warning" : "admit", level, errors: [], waitingFor: [], warnings: notes, annotations: annotations([]), reasons: [reason] };
+    return {
+      verdict: notes.length > 0 ? "admit-with-warning" : "admit",
+      level,
+      errors: [],
+      waitingFor: [],
+      warnings: notes,
+      annotations: annotations([]),
+      reasons: [reason],
+    };
   }
   const waitingFor = wait.waitingFor ?? wait.conflicts.map((c) => c.with);
   const warnings = [
@@ -94,5 +136,13 @@ export function admission(created: BackupInfo, scope: BackupScope | undefined, p
     ...(wait.conflicts.length === 0 ? [`backup ${created.name} will wait: ${reason}`] : []),
     ...notes,
   ];
-  return { verdict: "admit-with-warning", level, errors: [], waitingFor, warnings, annotations: annotations(waitingFor), reasons: [reason] };
+  return {
+    verdict: "admit-with-warning",
+    level,
+    errors: [],
+    waitingFor,
+    warnings,
+    annotations: annotations(waitingFor),
+    reasons: [reason],
+  };
 }

@@ -26,11 +26,17 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
   const n = m.index.size;
   let from = n;
   let last = -1;
-  for (const i of redo) { from = Math.min(from, i); last = Math.max(last, i); }
+  for (const i of redo) {
+    from = Math.min(from, i);
+    last = Math.max(last, i);
+  }
   from = Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
-    if (i > last && run.caughtUp(i)) { run.takeRest(i); break; }
+    if (i > last && run.caughtUp(i)) {
+      run.takeRest(i);
+      break;
+    }
     run.decide(i, redo.has(i) ? undefined : was.each[i]);
   }
   return explain(m, run.decisions(), "incremental");
@@ -75,13 +81,17 @@ class Deciding {
     let d: Decided;
     if (blocked.blockers.length === 0 && this.#promotions.length < this.#limit - m.inFlight) {
       const inUse = m.inFlight + this.#promotions.length + 1;
-      d = before && !(before instanceof Queued) && before.inUse === inUse ? before
-        : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
+      d =
+        before && !(before instanceof Queued) && before.inUse === inUse
+          ? before
+          : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
       this.#promotions.push(d.promotion);
     } else {
       const position = this.#queue.length + 1;
-      d = before instanceof Queued && before.position === position ? before
-        : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit);
+      d =
+        before instanceof Queued && before.position === position
+          ? before
+          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit);
       this.#queue.push(d);
     }
     this.#each[i] = d;
@@ -105,8 +115,13 @@ class Deciding {
   }
 
   decisions(): Decisions {
-    return { each: this.#each, promotedBefore: this.#promotedBefore, queuedBefore: this.#queuedBefore,
-      promotions: this.#promotions, queue: this.#queue };
+    return {
+      each: this.#each,
+      promotedBefore: this.#promotedBefore,
+      queuedBefore: this.#queuedBefore,
+      promotions: this.#promotions,
+      queue: this.#queue,
+    };
   }
 }
 

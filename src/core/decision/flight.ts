@@ -36,11 +36,16 @@ export function mayBeInFlight(candidate: ScopedBackup, snapshot: FlightSnapshot,
   }
   const inUse = snapshot.inFlight.length;
   if (inUse + 1 > snapshot.limit) {
-    const names = snapshot.inFlight.slice(0, NAMES_SHOWN).map((b) => b.name).join(", ")
-      + (inUse > NAMES_SHOWN ? ` and ${inUse - NAMES_SHOWN} more` : "");
+    const names =
+      snapshot.inFlight
+        .slice(0, NAMES_SHOWN)
+        .map((b) => b.name)
+        .join(", ") + (inUse > NAMES_SHOWN ? ` and ${inUse - NAMES_SHOWN} more` : "");
     return {
       allowed: false,
-      reasons: [`backup ${candidate.name} may not ${move}: ${inUse} of ${snapshot.limit} backups are already in flight (${names}); maxConcurrentBackups is ${snapshot.limit}`],
+      reasons: [
+        `backup ${candidate.name} may not ${move}: ${inUse} of ${snapshot.limit} backups are already in flight (${names}); maxConcurrentBackups is ${snapshot.limit}`,
+      ],
     };
   }
   return { allowed: true, reasons: [`conflicts with nothing in flight; ${inUse + 1} of ${snapshot.limit} slots in use`] };
@@ -81,7 +86,12 @@ export function moveOf(change: { readonly phase: string }, creating: boolean): F
 // long to wait touch nothing in the cluster; every other field (including ones this version does
 // not know) counts as part of the scope, the safe side.
 export const SCOPE_NEUTRAL_SPEC_FIELDS: ReadonlySet<string> = new Set([
-  "ttl", "storageLocation", "volumeSnapshotLocations", "csiSnapshotTimeout", "itemOperationTimeout", "metadata",
+  "ttl",
+  "storageLocation",
+  "volumeSnapshotLocations",
+  "csiSnapshotTimeout",
+  "itemOperationTimeout",
+  "metadata",
 ]);
 
 export interface SpecChangeDecision {
@@ -93,12 +103,17 @@ export interface SpecChangeDecision {
 
 /** A spec edit of a backup in flight: refused when it changes a field that decides what the backup touches. */
 export function specChangeInFlight(old: BackupInfo, next: BackupInfo): SpecChangeDecision {
-  const fields = changedSpecFields(old.spec, next.spec).filter((f) => !SCOPE_NEUTRAL_SPEC_FIELDS.has(f)).map((f) => `spec.${f}`);
+  const fields = changedSpecFields(old.spec, next.spec)
+    .filter((f) => !SCOPE_NEUTRAL_SPEC_FIELDS.has(f))
+    .map((f) => `spec.${f}`);
   if (fields.length === 0) return { allowed: true, reasons: ["no change to what the backup touches"], fields };
   return {
-    allowed: false, fields,
-    reasons: [`backup ${next.name} is ${next.phase}: ${fields.join(", ")} may not change while it is in flight, because Velero reads the spec when it starts the backup and the gate judged it on the spec it had; `
-      + "labels and annotations stay editable; to back up something else, create a new Backup"],
+    allowed: false,
+    fields,
+    reasons: [
+      `backup ${next.name} is ${next.phase}: ${fields.join(", ")} may not change while it is in flight, because Velero reads the spec when it starts the backup and the gate judged it on the spec it had; ` +
+        "labels and annotations stay editable; to back up something else, create a new Backup",
+    ],
   };
 }
 

@@ -90,8 +90,11 @@ export function sortByCreation(backups: readonly BackupInfo[], times?: Timestamp
 
 // Under `Replace`, only the newest queued run of a Schedule stays queued; the older queued runs
 // are superseded (failed with a reason by the controller). Runs already in flight are kept.
-export function supersede(waiting: readonly BackupInfo[], policy: Policy,
-  times?: Timestamps): { queued: BackupInfo[]; supersessions: Supersession[] } {
+export function supersede(
+  waiting: readonly BackupInfo[],
+  policy: Policy,
+  times?: Timestamps,
+): { queued: BackupInfo[]; supersessions: Supersession[] } {
   if (policy.serialWorkloads !== "Replace") return { queued: [...waiting], supersessions: [] };
   const newest = newestRuns(waiting, times);
   const queued: BackupInfo[] = [];
@@ -100,7 +103,12 @@ export function supersede(waiting: readonly BackupInfo[], policy: Policy,
     const schedule = b.labels[KEYS.scheduleName];
     const keep = schedule ? newest.get(schedule) : b;
     if (!keep || keep === b) queued.push(b);
-    else supersessions.push({ backup: b.name, by: keep.name, reason: `superseded by ${keep.name}, a newer run of schedule ${schedule} (serialWorkloads: Replace)` });
+    else
+      supersessions.push({
+        backup: b.name,
+        by: keep.name,
+        reason: `superseded by ${keep.name}, a newer run of schedule ${schedule} (serialWorkloads: Replace)`,
+      });
   }
   return { queued, supersessions: supersessions.sort((a, b) => (a.backup < b.backup ? -1 : 1)) };
 }

@@ -36,17 +36,39 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
   const infos = inFlight.concat(priorities.map((q) => q.backup));
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
   const blocked = blockersOfQueued(index, inFlight.length);
-  return decide({
-    used: false, view, policy, cache, backups, now, orderValidUntil: nextAgingStep(priorities, policy, now),
-    versions: versionsOf(view), infos, index, inFlight: inFlight.length, priorities, supersessions, blocked,
-    decided: NO_DECISIONS,
-  }, "afresh");
+  return decide(
+    {
+      used: false,
+      view,
+      policy,
+      cache,
+      backups,
+      now,
+      orderValidUntil: nextAgingStep(priorities, policy, now),
+      versions: versionsOf(view),
+      infos,
+      index,
+      inFlight: inFlight.length,
+      priorities,
+      supersessions,
+      blocked,
+      decided: NO_DECISIONS,
+    },
+    "afresh",
+  );
 }
 
 /** The order step: in flight by creation; queued after supersession, in queue order. */
-function order(backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache):
-  { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[] } {
-  const inFlight = sortByCreation(backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)), cache.times);
+function order(
+  backups: readonly BackupInfo[],
+  policy: Policy,
+  now: number,
+  cache: ScopeCache,
+): { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[] } {
+  const inFlight = sortByCreation(
+    backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)),
+    cache.times,
+  );
   const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
   const { queued, supersessions } = supersede(waiting, policy, cache.times);
   return { inFlight, priorities: orderQueue(queued, policy, now, cache.times), supersessions };

@@ -32,7 +32,10 @@ export interface Memory {
   readonly decided: Decisions;
 }
 
-export interface Started { readonly inUse: number; readonly promotion: Promotion }
+export interface Started {
+  readonly inUse: number;
+  readonly promotion: Promotion;
+}
 export type Decided = Started | Queued;
 
 /**
@@ -47,10 +50,20 @@ export interface Decisions {
   readonly queue: readonly QueueEntry[];
 }
 
-export const NO_DECISIONS: Decisions = { each: [], promotedBefore: new Int32Array(0), queuedBefore: new Int32Array(0),
-  promotions: [], queue: [] };
+export const NO_DECISIONS: Decisions = {
+  each: [],
+  promotedBefore: new Int32Array(0),
+  queuedBefore: new Int32Array(0),
+  promotions: [],
+  queue: [],
+};
 
-export interface ViewVersions { readonly contents: number; readonly pv: number; readonly namespaces: number; readonly synced: boolean }
+export interface ViewVersions {
+  readonly contents: number;
+  readonly pv: number;
+  readonly namespaces: number;
+  readonly synced: boolean;
+}
 
 export function versionsOf(view: ClusterView): ViewVersions {
   return { contents: view.contentsVersion, pv: view.pvVersion, namespaces: view.namespacesVersion, synced: view.synced };
@@ -74,8 +87,12 @@ export class MadePlan implements Plan {
   readonly #memory: Memory;
   readonly #made: PlanMaking;
 
-  constructor(fields: Omit<Plan, "scopes">, members: readonly { readonly name: string; readonly scope: BackupScope }[],
-    memory: Memory, made: PlanMaking) {
+  constructor(
+    fields: Omit<Plan, "scopes">,
+    members: readonly { readonly name: string; readonly scope: BackupScope }[],
+    memory: Memory,
+    made: PlanMaking,
+  ) {
     this.level = fields.level;
     this.limit = fields.limit;
     this.inFlight = fields.inFlight;
@@ -88,16 +105,17 @@ export class MadePlan implements Plan {
     // Built when read: a replan changes a handful of scopes, and copying thousands is its largest cost.
     let scopes: Map<string, BackupScope> | undefined;
     Object.defineProperty(this, "scopes", {
-      enumerable: true, configurable: true,
+      enumerable: true,
+      configurable: true,
       get: () => (scopes ??= new Map(members.map((b) => [b.name, b.scope]))),
     });
   }
 
   static memoryOf(p: Plan): Memory | undefined {
-    return #memory in p ? (p).#memory : undefined;
+    return #memory in p ? p.#memory : undefined;
   }
 
   static madeOf(p: Plan): PlanMaking | undefined {
-    return #made in p ? (p).#made : undefined;
+    return #made in p ? p.#made : undefined;
   }
 }

@@ -43,13 +43,28 @@ export class Queued implements QueueEntry {
     }
     return this.#details;
   }
-  get waitingFor(): readonly string[] { return (this.#waitingFor ??= this.#blockers.map((x) => x.name)); }
-  get conflicts(): readonly Conflict[] { return this.#explain().conflicts; }
-  get reason(): string { return this.#explain().reason; }
+  get waitingFor(): readonly string[] {
+    return (this.#waitingFor ??= this.#blockers.map((x) => x.name));
+  }
+  get conflicts(): readonly Conflict[] {
+    return this.#explain().conflicts;
+  }
+  get reason(): string {
+    return this.#explain().reason;
+  }
 
   toJSON(): QueueEntry {
     const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
-    return { backup, position, priority, effectivePriority, level, waitingFor, conflicts,
-      ...(moreBlockers ? { moreBlockers } : {}), reason };
+    return {
+      backup,
+      position,
+      priority,
+      effectivePriority,
+      level,
+      waitingFor,
+      conflicts,
+      ...(moreBlockers ? { moreBlockers } : {}),
+      reason,
+    };
   }
 }

@@ -39,7 +39,10 @@ export function takeBacks(inFlight: readonly InFlightBackup[], overlaps: readonl
   const back: TakeBack[] = [];
   for (const b of [...inFlight].sort((x, y) => keepRank(x) - keepRank(y))) {
     const clashes = (partners.get(b.backup) ?? []).filter((p) => kept.has(p.with));
-    if (b.phase !== "ReadyToStart" || clashes.length === 0) { kept.add(b.backup); continue; }
+    if (b.phase !== "ReadyToStart" || clashes.length === 0) {
+      kept.add(b.backup);
+      continue;
+    }
     back.push({
       backup: b.backup,
       overlaps: clashes.map((c) => c.with),
@@ -89,8 +92,13 @@ export interface NudgeDecision {
 /** Whether the gate updates a ReadyToStart backup so that Velero sees it, and why (not). */
 export function nudgeDecision(b: NudgeCandidate, nudgeAfterMs: number): NudgeDecision {
   const idle = Math.round(b.idleMs / 1000);
-  if (b.phase !== "ReadyToStart") return { nudge: false, reason: `${b.phase || "no phase"}: only a ReadyToStart backup waits for Velero to see it` };
-  if (!b.promotedByGate) return { nudge: false, reason: "backup-gate's record does not show that it promoted this backup (a promoted-by annotation alone is not its record)" };
+  if (b.phase !== "ReadyToStart")
+    return { nudge: false, reason: `${b.phase || "no phase"}: only a ReadyToStart backup waits for Velero to see it` };
+  if (!b.promotedByGate)
+    return {
+      nudge: false,
+      reason: "backup-gate's record does not show that it promoted this backup (a promoted-by annotation alone is not its record)",
+    };
   if (b.overlaps) return { nudge: false, reason: "it overlaps another backup in flight: a nudge would make Velero run both" };
   if (b.idleMs < nudgeAfterMs) return { nudge: false, reason: `touched ${idle}s ago; nudged after ${Math.round(nudgeAfterMs / 1000)}s` };
   return { nudge: true, reason: `still ReadyToStart after ${idle}s; updated so that Velero sees it` };

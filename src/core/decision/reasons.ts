@@ -13,10 +13,12 @@ export function startReason(scope: BackupScope, inUse: number, limit: number): s
 }
 
 export function waitReason(scope: BackupScope, conflicts: readonly Conflict[], more: boolean, limit: number): string {
-  return (conflicts.length > 0
-    ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ")
-      + (more ? "; and behind more backups" : "")
-    : `waits for a free slot: ${limit} of ${limit} backups in flight`) + levelNote(scope);
+  return (
+    (conflicts.length > 0
+      ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ") +
+        (more ? "; and behind more backups" : "")
+      : `waits for a free slot: ${limit} of ${limit} backups in flight`) + levelNote(scope)
+  );
 }
 
 /** Why two in-flight backups overlap. */

@@ -12,8 +12,14 @@ import { MadePlan, versionsOf, type Memory } from "./planMemory.js";
 // last plan, redo just the scopes, blockers and decisions those changes touch.
 
 /** The memory of `previous` when the queue is as it left it (only the cluster's contents moved). */
-export function reusable(previous: Plan, view: ClusterView, policy: Policy, cache: ScopeCache,
-  backups: readonly BackupInfo[], now: number): Memory | undefined {
+export function reusable(
+  previous: Plan,
+  view: ClusterView,
+  policy: Policy,
+  cache: ScopeCache,
+  backups: readonly BackupInfo[],
+  now: number,
+): Memory | undefined {
   const m = MadePlan.memoryOf(previous);
   if (!m || m.used) return undefined;
   m.used = true; // its index is about to change, or be dropped
@@ -62,16 +68,22 @@ function rescope(m: Memory): Set<number> | undefined {
 /** The members that back up a namespace in `changed` (every member when undefined). */
 function touched(m: Memory, changed: ReadonlySet<string> | undefined): Set<number> {
   const touched = new Set<number>();
-  if (changed) { for (const ns of changed) for (const i of m.index.inScope(ns)) touched.add(i); }
-  else for (let i = 0; i < m.index.size; i++) touched.add(i);
+  if (changed) {
+    for (const ns of changed) for (const i of m.index.inScope(ns)) touched.add(i);
+  } else for (let i = 0; i < m.index.size; i++) touched.add(i);
   return touched;
 }
 
 // The parts a scope's head decides (level, namespace lists, serial key) never move with the
 // cluster's contents; checked anyway, since the shortcut above relies on it.
 function sameHead(a: BackupScope, b: BackupScope): boolean {
-  return a.level === b.level && a.queueNamespaces === b.queueNamespaces && a.strictNamespaces === b.strictNamespaces
-    && a.serialKey === b.serialKey && a.errors === b.errors;
+  return (
+    a.level === b.level &&
+    a.queueNamespaces === b.queueNamespaces &&
+    a.strictNamespaces === b.strictNamespaces &&
+    a.serialKey === b.serialKey &&
+    a.errors === b.errors
+  );
 }
 
 /** The namespaces where two scopes of one backup claim differently (among `within` when given). */

@@ -72,7 +72,10 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   if (!replaced) return admission(created, scope, policy, [], { reason: undefined });
   const me: ScopedBackup = { name: created.name, phase: "", scope };
   const isOther = (b: BackupInfo) => !(b.namespace === created.namespace && b.name === created.name);
-  const inFlight = snapshot.inFlight().filter((b) => isOther(b) && b.namespace === policy.veleroNamespace).sort(byCreation);
+  const inFlight = snapshot
+    .inFlight()
+    .filter((b) => isOther(b) && b.namespace === policy.veleroNamespace)
+    .sort(byCreation);
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
   const ahead = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
@@ -81,12 +84,15 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
   if (conflicts.length === 0 && free > 0) {
-    return admission(created, scope, policy, superseded, { reason: startReason(scope, policy.maxConcurrentBackups - free + 1,
-      policy.maxConcurrentBackups) });
+    return admission(created, scope, policy, superseded, {
+      reason: startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups),
+    });
   }
   const shown = conflicts.slice(0, MAX_BLOCKERS);
-  return admission(created, scope, policy, superseded, { conflicts: shown, reason: waitReason(scope, shown,
-    conflicts.length > shown.length, policy.maxConcurrentBackups) });
+  return admission(created, scope, policy, superseded, {
+    conflicts: shown,
+    reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups),
+  });
 }
 
 /** The validating webhook's CREATE refusal, if any: an invalid spec, or a serial run under Forbid. Live data only. */
@@ -108,8 +114,12 @@ function runsLike(snapshot: QueueSnapshot, created: BackupInfo): readonly Backup
  */
 function supersededBy(created: BackupInfo, runs: readonly BackupInfo[], policy: Policy): Set<string> | undefined {
   if (policy.serialWorkloads !== "Replace" || !created.labels[KEYS.scheduleName]) return new Set();
-  const queuedRuns = runs.filter((b) => !(b.namespace === created.namespace && b.name === created.name)
-    && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase));
+  const queuedRuns = runs.filter(
+    (b) =>
+      !(b.namespace === created.namespace && b.name === created.name) &&
+      b.namespace === policy.veleroNamespace &&
+      QUEUED_PHASES.has(b.phase),
+  );
   const { supersessions } = supersede([...queuedRuns, created], policy);
   if (supersessions.some((s) => s.backup === created.name)) return undefined;
   return new Set(supersessions.map((s) => s.backup));
@@ -177,7 +187,10 @@ export function promotionsOf(inFlight: readonly ScopedBackup[], ordered: readonl
   const promoted: BackupInfo[] = [];
   for (const { backup, scoped } of ordered) {
     if (free <= 0) break;
-    if (!head.blockersOf(scoped, 0).more) { free--; promoted.push(backup); }
+    if (!head.blockersOf(scoped, 0).more) {
+      free--;
+      promoted.push(backup);
+    }
     head.add(scoped);
   }
   return promoted;

@@ -69,8 +69,11 @@ export interface WriteContext {
 export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: WriteContext): WritePlan {
   const byName = new Map(backups.filter((b) => b.namespace === ctx.policy.veleroNamespace).map((b) => [b.name, b]));
   const w: Writing = { byName, ctx, nowIso: new Date(ctx.now).toISOString() };
-  const inFlight = orderQueue(plan.inFlight.flatMap((name) => byName.get(name) ?? []), ctx.policy, ctx.now).map(({ backup: b }) =>
-    ({ info: b, backup: b.name, phase: b.phase, promotedByGate: promotedByGate(b, ctx.sealer) }));
+  const inFlight = orderQueue(
+    plan.inFlight.flatMap((name) => byName.get(name) ?? []),
+    ctx.policy,
+    ctx.now,
+  ).map(({ backup: b }) => ({ info: b, backup: b.name, phase: b.phase, promotedByGate: promotedByGate(b, ctx.sealer) }));
   // Overlapping ReadyToStart backups go back first: no promotion or nudge waits on them.
   const writes = [
     ...takeBackWrites(w, inFlight, plan),
@@ -95,10 +98,18 @@ function takeBackWrites({ byName }: Writing, inFlight: readonly InFlight[], plan
   return takeBacks(inFlight, plan.overlaps).map((t) => {
     const b = byName.get(t.backup) as BackupInfo;
     return {
-      kind: "takeBack", backup: b.name, resourceVersion: b.resourceVersion,
+      kind: "takeBack",
+      backup: b.name,
+      resourceVersion: b.resourceVersion,
       status: { phase: "Queued" },
-      annotations: { [TAKEN_BACK]: t.reason, [KEYS.reason]: t.reason, [KEYS.promotedBy]: null, [PROMOTED_AT]: null,
-        [PROMOTION_SEAL]: null, [NUDGED_AT]: null },
+      annotations: {
+        [TAKEN_BACK]: t.reason,
+        [KEYS.reason]: t.reason,
+        [KEYS.promotedBy]: null,
+        [PROMOTED_AT]: null,
+        [PROMOTION_SEAL]: null,
+        [NUDGED_AT]: null,
+      },
       event: { type: "Warning", reason: "TakenBack", message: t.reason },
     };
   });
@@ -111,12 +122,18 @@ function promotionWrites({ byName, ctx, nowIso }: Writing, plan: Plan): BackupWr
     if (!b) continue;
     const waited = Math.max(0, Math.round((ctx.now - (Date.parse(b.creationTimestamp) || ctx.now)) / 1000));
     writes.push({
-      kind: "promote", backup: b.name, resourceVersion: b.resourceVersion,
+      kind: "promote",
+      backup: b.name,
+      resourceVersion: b.resourceVersion,
       status: { phase: "ReadyToStart", queuePosition: 0 },
       annotations: {
-        [KEYS.promotedBy]: ctx.identity, [PROMOTED_AT]: nowIso, [PROMOTION_SEAL]: ctx.sealer.seal({ uid: b.uid,
-          promotedBy: ctx.identity, promotedAt: nowIso }),
-        [TAKEN_BACK]: null, ...levelAnnotations(b.annotations, p.level), [KEYS.reason]: p.reason, [KEYS.waitingFor]: null,
+        [KEYS.promotedBy]: ctx.identity,
+        [PROMOTED_AT]: nowIso,
+        [PROMOTION_SEAL]: ctx.sealer.seal({ uid: b.uid, promotedBy: ctx.identity, promotedAt: nowIso }),
+        [TAKEN_BACK]: null,
+        ...levelAnnotations(b.annotations, p.level),
+        [KEYS.reason]: p.reason,
+        [KEYS.waitingFor]: null,
       },
       event: { type: "Normal", reason: "Started", message: `ReadyToStart after waiting ${waited}s: ${p.reason}` },
     });
@@ -130,7 +147,9 @@ function supersessionWrites({ byName }: Writing, plan: Plan): BackupWrite[] {
     const b = byName.get(s.backup);
     if (!b) continue;
     writes.push({
-      kind: "supersede", backup: b.name, resourceVersion: b.resourceVersion,
+      kind: "supersede",
+      backup: b.name,
+      resourceVersion: b.resourceVersion,
       status: { phase: "Failed", failureReason: s.reason },
       annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "Superseded", message: s.reason },
@@ -141,8 +160,11 @@ function supersessionWrites({ byName }: Writing, plan: Plan): BackupWrite[] {
 
 // Staleness is judged on what the plan has decided (position, whom it waits for); the reason
 // text, which is costly to build, is read only for the backups that get a write.
-const queueAnnotations = (b: BackupInfo, q: QueueEntry) =>
-  ({ ...levelAnnotations(b.annotations, q.level), [KEYS.waitingFor]: q.waitingFor.join(","), [KEYS.reason]: q.reason });
+const queueAnnotations = (b: BackupInfo, q: QueueEntry) => ({
+  ...levelAnnotations(b.annotations, q.level),
+  [KEYS.waitingFor]: q.waitingFor.join(","),
+  [KEYS.reason]: q.reason,
+});
 
 /** New arrivals get a position; then each promotion earns a few position writes, spent on the stalest first. */
 function queueWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
@@ -154,8 +176,11 @@ function queueWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
     // A backup taken back to Queued shows no position yet: it gets one like a new arrival.
     if (b.phase !== "Queued" || !b.queuePosition) {
       writes.push({
-        kind: "enqueue", backup: b.name, resourceVersion: b.resourceVersion,
-        status: { phase: "Queued", queuePosition: q.position }, annotations: queueAnnotations(b, q),
+        kind: "enqueue",
+        backup: b.name,
+        resourceVersion: b.resourceVersion,
+        status: { phase: "Queued", queuePosition: q.position },
+        annotations: queueAnnotations(b, q),
         event: { type: "Normal", reason: "Queued", message: `queued at position ${q.position}: ${q.reason}` },
       });
       continue;
@@ -168,7 +193,9 @@ function queueWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
   for (const { b, q } of stale.slice(0, budget)) {
     const changed = Object.entries(queueAnnotations(b, q)).filter(([k, v]) => (b.annotations[k] ?? "") !== v);
     writes.push({
-      kind: "position", backup: b.name, resourceVersion: b.resourceVersion,
+      kind: "position",
+      backup: b.name,
+      resourceVersion: b.resourceVersion,
       ...(b.queuePosition !== q.position ? { status: { queuePosition: q.position } } : {}),
       ...(changed.length > 0 ? { annotations: Object.fromEntries(changed) } : {}),
     });
@@ -196,7 +223,10 @@ function nudgeWrites({ ctx, nowIso }: Writing, inFlight: readonly InFlight[], pl
     const d = nudgeDecision({ ...f, overlaps: overlaps.has(b.name), idleMs: ctx.now - last }, ctx.policy.nudgeAfterSeconds * 1000);
     if (d.nudge) {
       writes.push({
-        kind: "nudge", backup: b.name, resourceVersion: b.resourceVersion, annotations: { [NUDGED_AT]: nowIso },
+        kind: "nudge",
+        backup: b.name,
+        resourceVersion: b.resourceVersion,
+        annotations: { [NUDGED_AT]: nowIso },
         event: { type: "Normal", reason: "Nudged", message: d.reason },
       });
     }

@@ -83,8 +83,17 @@ export class ScopeCache {
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
     if (!entry) {
       const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
-      entry = { backup, fingerprint: fingerprintOf(backup, view), readsPolicy: hasPolicyRef(backup), synced: view.synced,
-        namespacesVersion: view.namespacesVersion, head, contentsVersion: -1, pvVersion: -1, pvSensitive: false };
+      entry = {
+        backup,
+        fingerprint: fingerprintOf(backup, view),
+        readsPolicy: hasPolicyRef(backup),
+        synced: view.synced,
+        namespacesVersion: view.namespacesVersion,
+        head,
+        contentsVersion: -1,
+        pvVersion: -1,
+        pvSensitive: false,
+      };
       if (this.entries.has(id)) this.unswept = true;
       this.entries.set(id, entry);
     }
@@ -125,7 +134,11 @@ export class ScopeCache {
 
   /** Forgets backups that are gone (and parts no backup uses), so the cache does not outgrow the queue. */
   retain(ids: ReadonlySet<string>): void {
-    for (const id of this.entries.keys()) if (!ids.has(id)) { this.entries.delete(id); this.unswept = true; }
+    for (const id of this.entries.keys())
+      if (!ids.has(id)) {
+        this.entries.delete(id);
+        this.unswept = true;
+      }
     // Parts, specs and PV lists outlive their backups only when an entry went or was replaced;
     // sweeping them costs every entry's parts, so it is done only then (not on every plan).
     if (!this.unswept) return;
@@ -182,7 +195,11 @@ export class ScopeCache {
     this.misses++;
     entry.parts = parts;
     entry.listed = listed;
-    entry.scope = assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)), listed);
+    entry.scope = assembleScope(
+      head,
+      withExtras(head.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)),
+      listed,
+    );
     return entry.scope;
   }
 
@@ -196,17 +213,31 @@ export class ScopeCache {
     return part;
   }
 
-  private cachedPart(key: string, contents: NamespaceContents, view: ClusterView,
-    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private cachedPart(
+    key: string,
+    contents: NamespaceContents,
+    view: ClusterView,
+    extras: readonly PvInfo[] | undefined,
+  ): ScopePart | undefined {
     const cached = this.parts.get(key);
-    if (cached && cached.contents === contents && cached.version === contents.version
-      && ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)) return cached.part;
+    if (
+      cached &&
+      cached.contents === contents &&
+      cached.version === contents.version &&
+      ((!cached.part.readsForeignPvs && !extras) || cached.pvVersion === view.pvVersion)
+    )
+      return cached.part;
     return undefined;
   }
 
   /** A part this cache holds, still good, for another cache judging with the same view and policy. */
-  private sharedPart(key: string, contents: NamespaceContents, view: ClusterView, policy: Policy | undefined,
-    extras: readonly PvInfo[] | undefined): ScopePart | undefined {
+  private sharedPart(
+    key: string,
+    contents: NamespaceContents,
+    view: ClusterView,
+    policy: Policy | undefined,
+    extras: readonly PvInfo[] | undefined,
+  ): ScopePart | undefined {
     return view === this.view && policy === this.policy ? this.cachedPart(key, contents, view, extras) : undefined;
   }
 
@@ -221,13 +252,16 @@ export class ScopeCache {
   private specInfo(backup: BackupInfo): ParsedSpecInfo {
     const key = specKeyOf(backup);
     let info = this.specs.get(key);
-    if (!info) { info = parseSpecInfo(backup.spec); this.specs.set(key, info); }
+    if (!info) {
+      info = parseSpecInfo(backup.spec);
+      this.specs.set(key, info);
+    }
     return info;
   }
 
   private resolverFor(view: ClusterView): NamespaceResolver {
-    if (this.resolver?.version !== view.namespacesVersion) this.resolver = { version: view.namespacesVersion,
-      resolver: new NamespaceResolver(view) };
+    if (this.resolver?.version !== view.namespacesVersion)
+      this.resolver = { version: view.namespacesVersion, resolver: new NamespaceResolver(view) };
     return this.resolver.resolver;
   }
 
@@ -253,7 +287,7 @@ function hasPolicyRef(backup: BackupInfo): boolean {
 
 function fingerprintOf(backup: BackupInfo, view: ClusterView): string {
   const policyRef = (backup.spec as { resourcePolicy?: { name?: unknown } } | null)?.resourcePolicy?.name;
-  const cmVersion = typeof policyRef === "string" ? view.configMap(backup.namespace, policyRef)?.version ?? -1 : 0;
+  const cmVersion = typeof policyRef === "string" ? (view.configMap(backup.namespace, policyRef)?.version ?? -1) : 0;
   return [
     specKeyOf(backup),
     backup.namespace,

@@ -24,7 +24,8 @@ export function listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {
     const ns = pv.claimRef?.namespace;
     if (ns === undefined) continue;
     const list = byClaimNamespace.get(ns);
-    if (list) list.push(pv); else byClaimNamespace.set(ns, [pv]);
+    if (list) list.push(pv);
+    else byClaimNamespace.set(ns, [pv]);
   }
   names.sort(byString);
   return { names, byClaimNamespace };
@@ -37,14 +38,20 @@ const NO_POSITIONS: ReadonlyMap<string, number> = new Map();
  * namespace) that are bound into their namespace: such a namespace gets a part of its own
  * (`make`), which is rare. `parts[i]` is the part of `namespaces[i]`.
  */
-export function withExtras(namespaces: readonly string[], parts: readonly ScopePart[], listed: ListedPvs | undefined,
-  make: (ns: string, extras: readonly PvInfo[]) => ScopePart): ScopePart[] {
+export function withExtras(
+  namespaces: readonly string[],
+  parts: readonly ScopePart[],
+  listed: ListedPvs | undefined,
+  make: (ns: string, extras: readonly PvInfo[]) => ScopePart,
+): ScopePart[] {
   let extras: Map<string, PvInfo[]> | undefined;
   const add = (pv: PvInfo) => {
     const ns = pv.claimRef?.namespace as string;
     extras ??= new Map();
     const list = extras.get(ns);
-    if (list) { if (!list.includes(pv)) list.push(pv); } else extras.set(ns, [pv]);
+    if (list) {
+      if (!list.includes(pv)) list.push(pv);
+    } else extras.set(ns, [pv]);
   };
   const index = listed || parts.some((p) => p.foreignPvs.length > 0) ? positions(namespaces) : NO_POSITIONS;
   const isLocal = (pv: PvInfo) => {
@@ -64,18 +71,23 @@ export function withExtras(namespaces: readonly string[], parts: readonly ScopeP
   const out = [...parts];
   for (const [ns, pvs] of extras) {
     const i = index.get(ns) as number;
-    out[i] = make(ns, pvs.sort((a, b) => byString(a.name, b.name)));
+    out[i] = make(
+      ns,
+      pvs.sort((a, b) => byString(a.name, b.name)),
+    );
   }
   return out;
 }
 
 function binaryHas(sorted: readonly string[], value: string): boolean {
-  let lo = 0, hi = sorted.length - 1;
+  let lo = 0,
+    hi = sorted.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const v = sorted[mid] as string;
     if (v === value) return true;
-    if (v < value) lo = mid + 1; else hi = mid - 1;
+    if (v < value) lo = mid + 1;
+    else hi = mid - 1;
   }
   return false;
 }

@@ -46,31 +46,48 @@ export class NamespaceResolver {
   queueNamespaces(includes: readonly string[], excludes: readonly string[]): readonly string[] {
     const key = JSON.stringify([includes, excludes]);
     let list = this.queue.get(key);
-    if (!list) { list = veleroQueueNamespaces(includes, excludes, this.view.namespaceNames()); this.queue.set(key, list); }
+    if (!list) {
+      list = veleroQueueNamespaces(includes, excludes, this.view.namespaceNames());
+      this.queue.set(key, list);
+    }
     return list;
   }
   backupNamespaces(includes: readonly string[], excludes: readonly string[]): ReturnType<typeof backupNamespaces> {
     const key = JSON.stringify([includes, excludes]);
     let r = this.resolved.get(key);
-    if (!r) { r = backupNamespaces(includes, excludes, this.view.namespaceNames(), this.labelled()); this.resolved.set(key, r); }
+    if (!r) {
+      r = backupNamespaces(includes, excludes, this.view.namespaceNames(), this.labelled());
+      this.resolved.set(key, r);
+    }
     return r;
   }
   strict(namespaces: readonly string[]): string[] {
-    this.strictSet ??= new Set(this.view.namespaceNames().filter((ns) => this.view.namespace(ns)?.annotations[KEYS.conflictLevel] === "Namespace"));
+    this.strictSet ??= new Set(
+      this.view.namespaceNames().filter((ns) => this.view.namespace(ns)?.annotations[KEYS.conflictLevel] === "Namespace"),
+    );
     const set = this.strictSet;
     return set.size === 0 ? [] : namespaces.filter((ns) => set.has(ns));
   }
 }
 
-export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy, info: ParsedSpecInfo,
-  resolver = new NamespaceResolver(view)): ScopeHead {
+export function scopeHead(
+  backup: BackupInfo,
+  view: ClusterView,
+  policy: Policy,
+  info: ParsedSpecInfo,
+  resolver = new NamespaceResolver(view),
+): ScopeHead {
   const existing = view.namespaceNames();
   const raw = (backup.spec ?? {}) as Record<string, unknown>;
   const queueNamespaces = resolver.queueNamespaces(stringList(raw.includedNamespaces), stringList(raw.excludedNamespaces));
   const { level, levelReason } = judgeLevel(backup, view, policy);
   const serialKey = serialKeyOf(backup, policy);
-  const base = { queueNamespaces, level, ...(levelReason !== undefined ? { levelReason } : {}),
-    ...(serialKey !== undefined ? { serialKey } : {}) };
+  const base = {
+    queueNamespaces,
+    level,
+    ...(levelReason !== undefined ? { levelReason } : {}),
+    ...(serialKey !== undefined ? { serialKey } : {}),
+  };
   const empty = { listsPvs: false, namespaces: [], strictNamespaces: [], notes: [] };
 
   const parsed = info.parsed;
@@ -87,7 +104,9 @@ export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy,
   if (volumes.errors.length > 0) return { ...base, ...empty, errors: volumes.errors, notes: volumes.notes };
 
   const strictNamespaces = resolver.strict(namespaces);
-  const key = [info.partSpecKey, usesOldResourceFilters(spec) ? String(includeEverything) : "", policyRef(backup, spec, view)].join("\u0000");
+  const key = [info.partSpecKey, usesOldResourceFilters(spec) ? String(includeEverything) : "", policyRef(backup, spec, view)].join(
+    "\u0000",
+  );
   return {
     ...base,
     errors: [],
@@ -96,7 +115,11 @@ export function scopeHead(backup: BackupInfo, view: ClusterView, policy: Policy,
     strictNamespaces,
     notes: volumes.notes,
     context: {
-      key, spec, policy, filter, volumes,
+      key,
+      spec,
+      policy,
+      filter,
+      volumes,
       groupKey: spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey,
       selected: selectorOf(spec),
     },
@@ -126,7 +149,8 @@ function selectorOf(spec: BackupSpec): (labels: Labels) => boolean {
 function judgeLevel(backup: BackupInfo, view: ClusterView, policy: Policy): { level: ConflictLevel; levelReason?: string } {
   if (policy.conflictLevel === "Namespace") return { level: "Namespace" };
   if (!view.synced) return { level: "Namespace", levelReason: "the cluster view is not synced yet, so the scope cannot be predicted" };
-  if (requestsNamespaceLevel(backup.annotations)) return { level: "Namespace", levelReason: `the backup is annotated ${KEYS.conflictLevel}: Namespace` };
+  if (requestsNamespaceLevel(backup.annotations))
+    return { level: "Namespace", levelReason: `the backup is annotated ${KEYS.conflictLevel}: Namespace` };
   return { level: "ItemBlock" };
 }
 
@@ -139,7 +163,10 @@ function serialKeyOf(backup: BackupInfo, policy: Policy): string | undefined {
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value && typeof value === "object") {
-    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`;
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
   }
   return JSON.stringify(value ?? null);
 }

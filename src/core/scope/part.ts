@@ -20,8 +20,13 @@ export function isPodRunning(pod: PodInfo): boolean {
  * The part of namespace `ns`. `extraPvs`: PVs processed through another namespace, or listed
  * directly, that are bound to a claim in this namespace (they can claim the claim's unit).
  */
-export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extraPvs: readonly PvInfo[] = [],
-  trace?: ActionTrace): ScopePart {
+export function scopePart(
+  ctx: PartContext,
+  view: ClusterView,
+  ns: string,
+  extraPvs: readonly PvInfo[] = [],
+  trace?: ActionTrace,
+): ScopePart {
   const contents = view.contents(ns);
   const seen = collectBlocks(ctx, view, contents);
   const items = sortedItems(ctx, ns, seen);
@@ -45,7 +50,11 @@ export function scopePart(ctx: PartContext, view: ClusterView, ns: string, extra
   };
 }
 
-interface Seen { readonly pods: Set<PodInfo>; readonly pvcs: Set<PvcInfo>; readonly pvs: Set<PvInfo> }
+interface Seen {
+  readonly pods: Set<PodInfo>;
+  readonly pvcs: Set<PvcInfo>;
+  readonly pvs: Set<PvInfo>;
+}
 
 /** The items of every block the namespace's listed items start. */
 function collectBlocks(ctx: PartContext, view: ClusterView, contents: NamespaceContents): Seen {
@@ -85,7 +94,10 @@ function collectBlocks(ctx: PartContext, view: ClusterView, contents: NamespaceC
   return seen;
 }
 
-interface Keyed<T> { readonly key: string; readonly x: T }
+interface Keyed<T> {
+  readonly key: string;
+  readonly x: T;
+}
 
 /** The blocks' items as the scope lists them, sorted once by precomputed keys (namespace/name). */
 function sortedItems(ctx: PartContext, ns: string, seen: Seen) {
@@ -96,7 +108,10 @@ function sortedItems(ctx: PartContext, ns: string, seen: Seen) {
   return {
     blockPods,
     pods: blockPods.filter(({ x }) => !x.deleting),
-    pvcs: byKey([...seen.pvcs].filter((c) => !c.deleting), (c) => `${ns}/${c.name}`),
+    pvcs: byKey(
+      [...seen.pvcs].filter((c) => !c.deleting),
+      (c) => `${ns}/${c.name}`,
+    ),
     reached: [...seen.pvs].filter((v) => !pvsExcluded && !isExcluded(v.labels) && !v.deleting).sort((a, b) => byString(a.name, b.name)),
   };
 }

@@ -4,9 +4,7 @@ import type { ClusterView } from "../view.js";
 import type { SpecError } from "../velero/backupSpec.js";
 import { listedPvs, withExtras, type ListedPvs } from "./extraPvs.js";
 import { parseSpecInfo, scopeHead } from "./head.js";
-import {
-  byString, compareClaims, type ActionTrace, type BackupScope, type ScopeClaims, type ScopeHead, type ScopePart,
-} from "./model.js";
+import { byString, compareClaims, type ActionTrace, type BackupScope, type ScopeClaims, type ScopeHead, type ScopePart } from "./model.js";
 import { scopePart } from "./part.js";
 
 // A scope from its pieces (model.ts says which): computed afresh by `scopeOf`, or from cached
@@ -23,13 +21,24 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, t
   const listed = head.listsPvs ? listedPvs(ctx, view) : undefined;
   if (!trace) {
     const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
-    return assembleScope(head, withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)), listed);
+    return assembleScope(
+      head,
+      withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)),
+      listed,
+    );
   }
   // Traced: the parts are made without a trace first, then each final part once with it.
   const untraced = head.namespaces.map((ns) => scopePart(ctx, view, ns));
   const extrasOf = new Map<string, readonly PvInfo[]>();
-  withExtras(head.namespaces, untraced, listed, (ns, extras) => { extrasOf.set(ns, extras); return scopePart(ctx, view, ns, extras); });
-  return assembleScope(head, head.namespaces.map((ns) => scopePart(ctx, view, ns, extrasOf.get(ns), trace)), listed);
+  withExtras(head.namespaces, untraced, listed, (ns, extras) => {
+    extrasOf.set(ns, extras);
+    return scopePart(ctx, view, ns, extras);
+  });
+  return assembleScope(
+    head,
+    head.namespaces.map((ns) => scopePart(ctx, view, ns, extrasOf.get(ns), trace)),
+    listed,
+  );
 }
 
 /**
@@ -86,7 +95,9 @@ class Scope implements BackupScope {
     this.#claims = claims;
   }
 
-  get claims(): ScopeClaims { return this.#claims; }
+  get claims(): ScopeClaims {
+    return this.#claims;
+  }
 
   get items(): BackupScope["items"] {
     const parts = this.#parts;

@@ -4,8 +4,14 @@ import { labelSelectorSchema, type LabelSelector } from "./labelSelector.js";
 // The parts of a velero.io/v1 BackupSpec that decide what a backup touches. Unknown fields are
 // kept out of the way (the API server's structural schema already pruned them); every list
 // may arrive as null from JSON, which Velero reads as empty.
-const names = z.array(z.string()).nullish().transform((v) => v ?? []);
-const flag = z.boolean().nullish().transform((v) => v ?? undefined);
+const names = z
+  .array(z.string())
+  .nullish()
+  .transform((v) => v ?? []);
+const flag = z
+  .boolean()
+  .nullish()
+  .transform((v) => v ?? undefined);
 
 const execHook = z.looseObject({
   exec: z.looseObject({
@@ -23,8 +29,14 @@ const hookResource = z.looseObject({
   includedResources: names,
   excludedResources: names,
   labelSelector: labelSelectorSchema.nullish().transform((v) => v ?? undefined),
-  pre: z.array(execHook).nullish().transform((v) => v ?? []),
-  post: z.array(execHook).nullish().transform((v) => v ?? []),
+  pre: z
+    .array(execHook)
+    .nullish()
+    .transform((v) => v ?? []),
+  post: z
+    .array(execHook)
+    .nullish()
+    .transform((v) => v ?? []),
 });
 
 export const backupSpecSchema = z.looseObject({
@@ -38,16 +50,31 @@ export const backupSpecSchema = z.looseObject({
   includedNamespaceScopedResources: names,
   excludedNamespaceScopedResources: names,
   labelSelector: labelSelectorSchema.nullish().transform((v) => v ?? undefined),
-  orLabelSelectors: z.array(labelSelectorSchema).nullish().transform((v) => v ?? undefined),
+  orLabelSelectors: z
+    .array(labelSelectorSchema)
+    .nullish()
+    .transform((v) => v ?? undefined),
   snapshotVolumes: flag,
   defaultVolumesToFsBackup: flag,
   defaultVolumesToRestic: flag,
   snapshotMoveData: flag,
-  volumeGroupSnapshotLabelKey: z.string().nullish().transform((v) => v || undefined),
-  hooks: z.looseObject({ resources: z.array(hookResource).nullish().transform((v) => v ?? []) })
-    .nullish().transform((v) => v ?? { resources: [] }),
-  resourcePolicy: z.looseObject({ kind: z.string(), name: z.string().min(1), apiGroup: z.string().nullish() })
-    .nullish().transform((v) => v ?? undefined),
+  volumeGroupSnapshotLabelKey: z
+    .string()
+    .nullish()
+    .transform((v) => v || undefined),
+  hooks: z
+    .looseObject({
+      resources: z
+        .array(hookResource)
+        .nullish()
+        .transform((v) => v ?? []),
+    })
+    .nullish()
+    .transform((v) => v ?? { resources: [] }),
+  resourcePolicy: z
+    .looseObject({ kind: z.string(), name: z.string().min(1), apiGroup: z.string().nullish() })
+    .nullish()
+    .transform((v) => v ?? undefined),
 });
 
 export type BackupSpec = z.output<typeof backupSpecSchema>;
@@ -92,8 +119,12 @@ export function usesOldResourceFilters(spec: BackupSpec): boolean {
 }
 
 function usesNewResourceFilters(spec: BackupSpec): boolean {
-  return spec.includedClusterScopedResources.length > 0 || spec.excludedClusterScopedResources.length > 0
-    || spec.includedNamespaceScopedResources.length > 0 || spec.excludedNamespaceScopedResources.length > 0;
+  return (
+    spec.includedClusterScopedResources.length > 0 ||
+    spec.excludedClusterScopedResources.length > 0 ||
+    spec.includedNamespaceScopedResources.length > 0 ||
+    spec.excludedNamespaceScopedResources.length > 0
+  );
 }
 
 // The checks Velero's backup controller makes before it runs a backup (prepareBackupRequest)
@@ -104,15 +135,30 @@ function validateSpec(spec: BackupSpec): SpecError[] {
   if (usesOldResourceFilters(spec) && usesNewResourceFilters(spec)) {
     errors.push({
       field: "spec.includedResources",
-      message: "old resource filters (includedResources, excludedResources, includeClusterResources) cannot be used together with the new scoped filters (included/excluded ClusterScoped/NamespaceScoped resources)",
+      message:
+        "old resource filters (includedResources, excludedResources, includeClusterResources) cannot be used together with the new scoped filters (included/excluded ClusterScoped/NamespaceScoped resources)",
     });
   } else if (usesOldResourceFilters(spec)) {
     errors.push(...listErrors("spec.includedResources", "spec.excludedResources", spec.includedResources, spec.excludedResources, false));
   } else {
-    errors.push(...listErrors("spec.includedClusterScopedResources", "spec.excludedClusterScopedResources",
-      spec.includedClusterScopedResources, spec.excludedClusterScopedResources, true));
-    errors.push(...listErrors("spec.includedNamespaceScopedResources", "spec.excludedNamespaceScopedResources",
-      spec.includedNamespaceScopedResources, spec.excludedNamespaceScopedResources, true));
+    errors.push(
+      ...listErrors(
+        "spec.includedClusterScopedResources",
+        "spec.excludedClusterScopedResources",
+        spec.includedClusterScopedResources,
+        spec.excludedClusterScopedResources,
+        true,
+      ),
+    );
+    errors.push(
+      ...listErrors(
+        "spec.includedNamespaceScopedResources",
+        "spec.excludedNamespaceScopedResources",
+        spec.includedNamespaceScopedResources,
+        spec.excludedNamespaceScopedResources,
+        true,
+      ),
+    );
   }
   if (spec.labelSelector && spec.orLabelSelectors) {
     errors.push({ field: "spec.orLabelSelectors", message: "labelSelector and orLabelSelectors cannot both be set; use one" });
@@ -124,14 +170,21 @@ function validateSpec(spec: BackupSpec): SpecError[] {
  * Velero's include/exclude list rules. `scoped` lists (the new filters) accept a lone `*` in
  * excludes (meaning "none of this scope"); old lists and namespace lists do not.
  */
-export function listErrors(includesField: string, excludesField: string, includes: readonly string[],
-  excludes: readonly string[], scoped: boolean): SpecError[] {
+export function listErrors(
+  includesField: string,
+  excludesField: string,
+  includes: readonly string[],
+  excludes: readonly string[],
+  scoped: boolean,
+): SpecError[] {
   const errors: SpecError[] = [];
   const inc = new Set(includes);
   const exc = new Set(excludes);
-  if (inc.size > 1 && inc.has("*")) errors.push({ field: includesField, message: "must either contain '*' only, or a list of items without '*'" });
+  if (inc.size > 1 && inc.has("*"))
+    errors.push({ field: includesField, message: "must either contain '*' only, or a list of items without '*'" });
   if (scoped) {
-    if (exc.size > 1 && exc.has("*")) errors.push({ field: excludesField, message: "must either contain '*' only, or a list of items without '*'" });
+    if (exc.size > 1 && exc.has("*"))
+      errors.push({ field: excludesField, message: "must either contain '*' only, or a list of items without '*'" });
     if (inc.size > 0 && exc.has("*")) errors.push({ field: excludesField, message: "when excludes is '*', includes must be empty" });
   } else if (exc.has("*")) {
     errors.push({ field: excludesField, message: "cannot contain '*'" });

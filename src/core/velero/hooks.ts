@@ -28,7 +28,9 @@ export function hooksOnPod(pod: PodInfo, spec: BackupSpec): { phase: HookPhase; 
 }
 
 function hookApplies(hook: BackupSpec["hooks"]["resources"][number], pod: PodInfo): boolean {
-  return namespaceList(hook.includedNamespaces, hook.excludedNamespaces)(pod.namespace)
-    && resourceList(hook.includedResources, hook.excludedResources)("pods")
-    && (!hook.labelSelector || selectorMatches(hook.labelSelector, pod.labels));
+  return (
+    namespaceList(hook.includedNamespaces, hook.excludedNamespaces)(pod.namespace) &&
+    resourceList(hook.includedResources, hook.excludedResources)("pods") &&
+    (!hook.labelSelector || selectorMatches(hook.labelSelector, pod.labels))
+  );
 }

@@ -2,16 +2,19 @@ import { z } from "zod";
 import type { Labels } from "../model.js";
 
 // metav1.LabelSelector, as Backups, hooks and volume policies carry it.
-const requirement = z.object({
-  key: z.string().min(1),
-  operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
-  values: z.array(z.string()).optional(),
-}).superRefine((r, ctx) => {
-  const needsValues = r.operator === "In" || r.operator === "NotIn";
-  const count = r.values?.length ?? 0;
-  if (needsValues && count === 0) ctx.addIssue({ code: "custom", path: ["values"], message: `operator ${r.operator} needs at least one value` });
-  if (!needsValues && count > 0) ctx.addIssue({ code: "custom", path: ["values"], message: `operator ${r.operator} takes no values` });
-});
+const requirement = z
+  .object({
+    key: z.string().min(1),
+    operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
+    values: z.array(z.string()).optional(),
+  })
+  .superRefine((r, ctx) => {
+    const needsValues = r.operator === "In" || r.operator === "NotIn";
+    const count = r.values?.length ?? 0;
+    if (needsValues && count === 0)
+      ctx.addIssue({ code: "custom", path: ["values"], message: `operator ${r.operator} needs at least one value` });
+    if (!needsValues && count > 0) ctx.addIssue({ code: "custom", path: ["values"], message: `operator ${r.operator} takes no values` });
+  });
 
 export const labelSelectorSchema = z.object({
   matchLabels: z.record(z.string(), z.string()).nullish(),
@@ -28,10 +31,13 @@ export function selectorMatches(selector: LabelSelector, labels: Labels): boolea
     const has = Object.prototype.hasOwnProperty.call(labels, key);
     const value = labels[key];
     const ok =
-      operator === "In" ? has && values.includes(value as string)
-      : operator === "NotIn" ? !has || !values.includes(value as string)
-      : operator === "Exists" ? has
-      : !has;
+      operator === "In"
+        ? has && values.includes(value as string)
+        : operator === "NotIn"
+          ? !has || !values.includes(value as string)
+          : operator === "Exists"
+            ? has
+            : !has;
     if (!ok) return false;
   }
   return true;

@@ -11,8 +11,11 @@ export type NamespaceResolution = { ok: true; namespaces: string[] } | { ok: fal
  * when the include list is not empty and some entry holds `*`, `?` or `[`; a pattern list
  * that matches nothing then covers nothing, not everything.
  */
-export function resolveNamespaces(includes: readonly string[], excludes: readonly string[],
-  existing: readonly string[]): NamespaceResolution {
+export function resolveNamespaces(
+  includes: readonly string[],
+  excludes: readonly string[],
+  existing: readonly string[],
+): NamespaceResolution {
   let inc = includes;
   let exc = excludes;
   let expanded = false;
@@ -61,19 +64,28 @@ export function veleroQueueNamespaces(includes: readonly string[], excludes: rea
  * labelled velero.io/exclude-from-backup=true join the excludes, and the lists are then
  * validated as Velero does, so an invalid list is a FailedValidation prediction.
  */
-export function backupNamespaces(includes: readonly string[], excludes: readonly string[], existing: readonly string[],
-  labelledExcluded: readonly string[]):
-  { ok: true; namespaces: string[] } | { ok: false; errors: SpecError[] } {
+export function backupNamespaces(
+  includes: readonly string[],
+  excludes: readonly string[],
+  existing: readonly string[],
+  labelledExcluded: readonly string[],
+): { ok: true; namespaces: string[] } | { ok: false; errors: SpecError[] } {
   const inc = includes.length === 0 ? ["*"] : includes;
   const errors = listErrors("spec.includedNamespaces", "spec.excludedNamespaces", inc, excludes, false);
   const incSet = new Set(inc);
   const excSet = new Set(excludes);
   for (const ns of labelledExcluded) {
     if (incSet.has(ns) && !excSet.has(ns)) {
-      errors.push({ field: "spec.includedNamespaces", message: `${ns} is labelled velero.io/exclude-from-backup=true, so Velero excludes it and refuses to include it as well` });
+      errors.push({
+        field: "spec.includedNamespaces",
+        message: `${ns} is labelled velero.io/exclude-from-backup=true, so Velero excludes it and refuses to include it as well`,
+      });
     }
   }
-  for (const [field, list] of [["spec.includedNamespaces", includes], ["spec.excludedNamespaces", excludes]] as const) {
+  for (const [field, list] of [
+    ["spec.includedNamespaces", includes],
+    ["spec.excludedNamespaces", excludes],
+  ] as const) {
     list.forEach((pattern, i) => {
       const error = namespacePatternError(pattern);
       if (error) errors.push({ field: `${field}[${i}]`, message: error });

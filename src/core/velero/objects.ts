@@ -6,7 +6,10 @@ import { ClusterView } from "../view.js";
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
 // for every object that arrives, so only the fields the core needs are ever kept.
 
-const stringMap = z.record(z.string(), z.string()).nullish().transform((v) => v ?? {});
+const stringMap = z
+  .record(z.string(), z.string())
+  .nullish()
+  .transform((v) => v ?? {});
 const metadata = z.looseObject({
   name: z.string().min(1),
   namespace: z.string().nullish(),
@@ -22,8 +25,18 @@ const namespacedMetadata = metadata.extend({ namespace: z.string().min(1) });
 const nfs = z.looseObject({ server: z.string().nullish(), path: z.string().nullish() });
 const csi = z.looseObject({ driver: z.string().nullish(), volumeAttributes: stringMap });
 
-const NOT_A_SOURCE = new Set(["name", "capacity", "accessModes", "claimRef", "persistentVolumeReclaimPolicy",
-  "storageClassName", "mountOptions", "volumeMode", "nodeAffinity", "volumeAttributesClassName"]);
+const NOT_A_SOURCE = new Set([
+  "name",
+  "capacity",
+  "accessModes",
+  "claimRef",
+  "persistentVolumeReclaimPolicy",
+  "storageClassName",
+  "mountOptions",
+  "volumeMode",
+  "nodeAffinity",
+  "volumeAttributesClassName",
+]);
 
 /** The volume source key of a pod volume or PV spec: the one field that is not plain settings. */
 function sourceType(spec: Record<string, unknown>): string {
@@ -37,71 +50,95 @@ function csiOf(value: z.infer<typeof csi> | null | undefined) {
   return value ? { csi: { driver: value.driver ?? "", volumeAttributes: value.volumeAttributes } } : {};
 }
 
-const podVolume = z.looseObject({
-  name: z.string().min(1),
-  persistentVolumeClaim: z.looseObject({ claimName: z.string().min(1) }).nullish(),
-  nfs: nfs.nullish(),
-  csi: csi.nullish(),
-}).transform((v): PodVolume => ({
-  name: v.name,
-  type: sourceType(v),
-  ...(v.persistentVolumeClaim ? { claimName: v.persistentVolumeClaim.claimName } : {}),
-  ...nfsOf(v.nfs),
-  ...csiOf(v.csi),
-}));
+const podVolume = z
+  .looseObject({
+    name: z.string().min(1),
+    persistentVolumeClaim: z.looseObject({ claimName: z.string().min(1) }).nullish(),
+    nfs: nfs.nullish(),
+    csi: csi.nullish(),
+  })
+  .transform((v): PodVolume => ({
+    name: v.name,
+    type: sourceType(v),
+    ...(v.persistentVolumeClaim ? { claimName: v.persistentVolumeClaim.claimName } : {}),
+    ...nfsOf(v.nfs),
+    ...csiOf(v.csi),
+  }));
 
-const namespaceSchema = z.looseObject({ metadata, status: z.looseObject({ phase: z.string().nullish() }).nullish() })
+const namespaceSchema = z
+  .looseObject({ metadata, status: z.looseObject({ phase: z.string().nullish() }).nullish() })
   .transform((o): NamespaceInfo => ({
-    name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
+    name: o.metadata.name,
+    labels: o.metadata.labels,
+    annotations: o.metadata.annotations,
     terminating: o.status?.phase === "Terminating" || !!o.metadata.deletionTimestamp,
   }));
 
-const podSchema = z.looseObject({
-  metadata: namespacedMetadata,
-  spec: z.looseObject({ nodeName: z.string().nullish(), volumes: z.array(podVolume).nullish() }).nullish(),
-  status: z.looseObject({ phase: z.string().nullish() }).nullish(),
-}).transform((o): PodInfo => ({
-  namespace: o.metadata.namespace, name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
-  phase: o.status?.phase ?? "Pending",
-  ...(o.spec?.nodeName ? { nodeName: o.spec.nodeName } : {}),
-  deleting: !!o.metadata.deletionTimestamp,
-  volumes: o.spec?.volumes ?? [],
-}));
+const podSchema = z
+  .looseObject({
+    metadata: namespacedMetadata,
+    spec: z.looseObject({ nodeName: z.string().nullish(), volumes: z.array(podVolume).nullish() }).nullish(),
+    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+  })
+  .transform((o): PodInfo => ({
+    namespace: o.metadata.namespace,
+    name: o.metadata.name,
+    labels: o.metadata.labels,
+    annotations: o.metadata.annotations,
+    phase: o.status?.phase ?? "Pending",
+    ...(o.spec?.nodeName ? { nodeName: o.spec.nodeName } : {}),
+    deleting: !!o.metadata.deletionTimestamp,
+    volumes: o.spec?.volumes ?? [],
+  }));
 
-const pvcSchema = z.looseObject({
-  metadata: namespacedMetadata,
-  spec: z.looseObject({ volumeName: z.string().nullish(), storageClassName: z.string().nullish() }).nullish(),
-  status: z.looseObject({ phase: z.string().nullish() }).nullish(),
-}).transform((o): PvcInfo => ({
-  namespace: o.metadata.namespace, name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
-  phase: o.status?.phase ?? "Pending",
-  ...(o.spec?.volumeName ? { volumeName: o.spec.volumeName } : {}),
-  ...(o.spec?.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
-  deleting: !!o.metadata.deletionTimestamp,
-}));
+const pvcSchema = z
+  .looseObject({
+    metadata: namespacedMetadata,
+    spec: z.looseObject({ volumeName: z.string().nullish(), storageClassName: z.string().nullish() }).nullish(),
+    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+  })
+  .transform((o): PvcInfo => ({
+    namespace: o.metadata.namespace,
+    name: o.metadata.name,
+    labels: o.metadata.labels,
+    annotations: o.metadata.annotations,
+    phase: o.status?.phase ?? "Pending",
+    ...(o.spec?.volumeName ? { volumeName: o.spec.volumeName } : {}),
+    ...(o.spec?.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
+    deleting: !!o.metadata.deletionTimestamp,
+  }));
 
-const pvSchema = z.looseObject({
-  metadata,
-  spec: z.looseObject({
-    capacity: z.looseObject({ storage: z.union([z.string(), z.number()]).nullish() }).nullish(),
-    storageClassName: z.string().nullish(),
-    claimRef: z.looseObject({ namespace: z.string().nullish(), name: z.string().nullish() }).nullish(),
-    nfs: nfs.nullish(),
-    csi: csi.nullish(),
-  }).nullish().transform((v) => v ?? {}),
-}).transform((o): PvInfo => ({
-  name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations,
-  ...(o.spec.capacity?.storage != null ? { capacity: String(o.spec.capacity.storage) } : {}),
-  ...(o.spec.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
-  ...(o.spec.claimRef?.namespace && o.spec.claimRef.name ? { claimRef: { namespace: o.spec.claimRef.namespace,
-    name: o.spec.claimRef.name } } : {}),
-  type: sourceType(o.spec),
-  ...nfsOf(o.spec.nfs),
-  ...csiOf(o.spec.csi),
-  deleting: !!o.metadata.deletionTimestamp,
-}));
+const pvSchema = z
+  .looseObject({
+    metadata,
+    spec: z
+      .looseObject({
+        capacity: z.looseObject({ storage: z.union([z.string(), z.number()]).nullish() }).nullish(),
+        storageClassName: z.string().nullish(),
+        claimRef: z.looseObject({ namespace: z.string().nullish(), name: z.string().nullish() }).nullish(),
+        nfs: nfs.nullish(),
+        csi: csi.nullish(),
+      })
+      .nullish()
+      .transform((v) => v ?? {}),
+  })
+  .transform((o): PvInfo => ({
+    name: o.metadata.name,
+    labels: o.metadata.labels,
+    annotations: o.metadata.annotations,
+    ...(o.spec.capacity?.storage != null ? { capacity: String(o.spec.capacity.storage) } : {}),
+    ...(o.spec.storageClassName ? { storageClassName: o.spec.storageClassName } : {}),
+    ...(o.spec.claimRef?.namespace && o.spec.claimRef.name
+      ? { claimRef: { namespace: o.spec.claimRef.namespace, name: o.spec.claimRef.name } }
+      : {}),
+    type: sourceType(o.spec),
+    ...nfsOf(o.spec.nfs),
+    ...csiOf(o.spec.csi),
+    deleting: !!o.metadata.deletionTimestamp,
+  }));
 
-const configMapSchema = z.looseObject({ metadata: namespacedMetadata, data: stringMap })
+const configMapSchema = z
+  .looseObject({ metadata: namespacedMetadata, data: stringMap })
   .transform((o): ConfigMapInfo => ({ namespace: o.metadata.namespace, name: o.metadata.name, data: o.data }));
 
 /**
@@ -121,7 +158,10 @@ export function tooDeep(value: unknown, max: number): (string | number)[] | unde
     const { value: v, path } = stack.pop()!;
     if (path.length >= max) return path;
     if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) { const x: unknown = v[i]; if (isNode(x)) stack.push({ value: x, path: [...path, i] }); }
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        if (isNode(x)) stack.push({ value: x, path: [...path, i] });
+      }
     } else {
       for (const [k, x] of Object.entries(v)) if (isNode(x)) stack.push({ value: x, path: [...path, k] });
     }
@@ -129,29 +169,39 @@ export function tooDeep(value: unknown, max: number): (string | number)[] | unde
   return undefined;
 }
 
-const backupSpec = z.unknown().optional().superRefine((spec, ctx) => {
-  const path = tooDeep(spec, MAX_SPEC_DEPTH);
-  if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 4), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
-});
+const backupSpec = z
+  .unknown()
+  .optional()
+  .superRefine((spec, ctx) => {
+    const path = tooDeep(spec, MAX_SPEC_DEPTH);
+    if (path) ctx.addIssue({ code: "custom", path: path.slice(0, 4), message: `nests deeper than ${MAX_SPEC_DEPTH} levels below here` });
+  });
 
 // A Backup's creation time orders the queue and ages it, so a malformed one is refused rather
 // than read as "no time".
 const rfc3339 = z.iso.datetime({ offset: true });
-const creationTime = z.string().refine((v) => v === "" || rfc3339.safeParse(v).success, "is not an RFC 3339 time (e.g. 2026-01-02T03:04:05Z)");
+const creationTime = z
+  .string()
+  .refine((v) => v === "" || rfc3339.safeParse(v).success, "is not an RFC 3339 time (e.g. 2026-01-02T03:04:05Z)");
 
-const backupSchema = z.looseObject({
-  metadata: namespacedMetadata.extend({ creationTimestamp: creationTime.nullish() }),
-  spec: backupSpec,
-  status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
-}).transform((o): BackupInfo => ({
-  namespace: o.metadata.namespace, name: o.metadata.name,
-  uid: o.metadata.uid ?? "", resourceVersion: o.metadata.resourceVersion ?? "",
-  labels: o.metadata.labels, annotations: o.metadata.annotations,
-  creationTimestamp: o.metadata.creationTimestamp ?? "",
-  spec: o.spec ?? {},
-  phase: o.status?.phase ?? "",
-  ...(o.status?.queuePosition ? { queuePosition: o.status.queuePosition } : {}),
-}));
+const backupSchema = z
+  .looseObject({
+    metadata: namespacedMetadata.extend({ creationTimestamp: creationTime.nullish() }),
+    spec: backupSpec,
+    status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
+  })
+  .transform((o): BackupInfo => ({
+    namespace: o.metadata.namespace,
+    name: o.metadata.name,
+    uid: o.metadata.uid ?? "",
+    resourceVersion: o.metadata.resourceVersion ?? "",
+    labels: o.metadata.labels,
+    annotations: o.metadata.annotations,
+    creationTimestamp: o.metadata.creationTimestamp ?? "",
+    spec: o.spec ?? {},
+    phase: o.status?.phase ?? "",
+    ...(o.status?.queuePosition ? { queuePosition: o.status.queuePosition } : {}),
+  }));
 
 export const OBJECT_SCHEMAS = {
   Namespace: namespaceSchema,
@@ -166,7 +216,11 @@ export type Trimmed<K extends ObjectKind> = z.output<(typeof OBJECT_SCHEMAS)[K]>
 
 /** An object that could not be read, named by kind, namespace/name and the field at fault. */
 export class ObjectError extends Error {
-  constructor(readonly object: string, readonly field: string, readonly detail: string) {
+  constructor(
+    readonly object: string,
+    readonly field: string,
+    readonly detail: string,
+  ) {
     super(`${object}: ${field}: ${detail}`);
   }
 }
@@ -185,7 +239,11 @@ export function trim<K extends ObjectKind>(kind: K, raw: unknown): TrimResult<K>
   const result = OBJECT_SCHEMAS[kind].safeParse(raw);
   if (result.success) return { ok: true, value: result.data as Trimmed<K> };
   const issue = result.error.issues[0];
-  const field = issue?.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(object)";
+  const field =
+    issue?.path
+      .map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`))
+      .join("")
+      .replace(/^\./, "") || "(object)";
   return { ok: false, error: new ObjectError(objectName(raw), field, issue?.message ?? "invalid") };
 }
 
@@ -210,7 +268,10 @@ export function loadSnapshot(doc: unknown): { ok: true; snapshot: LoadedSnapshot
   let ignored = 0;
   for (const [i, raw] of list.items.entries()) {
     const kind = (raw as { kind?: unknown } | null)?.kind;
-    if (typeof kind !== "string" || !(kind in OBJECT_SCHEMAS)) { ignored++; continue; }
+    if (typeof kind !== "string" || !(kind in OBJECT_SCHEMAS)) {
+      ignored++;
+      continue;
+    }
     const result = trim(kind as ObjectKind, raw);
     if (!result.ok) return { ok: false, error: `items[${i}] ${result.error.message}` };
     const malformed = kind === "Backup" ? specTypeErrors((result.value as BackupInfo).spec)[0] : undefined;
@@ -222,11 +283,23 @@ export function loadSnapshot(doc: unknown): { ok: true; snapshot: LoadedSnapshot
 
 function addToView(view: ClusterView, backups: BackupInfo[], kind: ObjectKind, value: unknown): void {
   switch (kind) {
-    case "Namespace": view.setNamespace(value as NamespaceInfo); break;
-    case "Pod": view.setPod(value as PodInfo); break;
-    case "PersistentVolumeClaim": view.setPvc(value as PvcInfo); break;
-    case "PersistentVolume": view.setPv(value as PvInfo); break;
-    case "ConfigMap": view.setConfigMap(value as ConfigMapInfo); break;
-    case "Backup": backups.push(value as BackupInfo); break;
+    case "Namespace":
+      view.setNamespace(value as NamespaceInfo);
+      break;
+    case "Pod":
+      view.setPod(value as PodInfo);
+      break;
+    case "PersistentVolumeClaim":
+      view.setPvc(value as PvcInfo);
+      break;
+    case "PersistentVolume":
+      view.setPv(value as PvInfo);
+      break;
+    case "ConfigMap":
+      view.setConfigMap(value as ConfigMapInfo);
+      break;
+    case "Backup":
+      backups.push(value as BackupInfo);
+      break;
   }
 }

@@ -20,7 +20,16 @@ export const ZERO_QUANTITY: Quantity = { mantissa: 0n, exp10: 0 };
 
 const BINARY_SUFFIXES: Readonly<Record<string, number>> = { Ki: 10, Mi: 20, Ti: 40, Gi: 30, Pi: 50, Ei: 60 };
 const DECIMAL_SUFFIXES: Readonly<Record<string, number>> = {
-  n: -9, u: -6, m: -3, "": 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18,
+  n: -9,
+  u: -6,
+  m: -3,
+  "": 0,
+  k: 3,
+  M: 6,
+  G: 9,
+  T: 12,
+  P: 15,
+  E: 18,
 };
 const SUFFIX_LETTERS = "eEinumkKMGTP";
 const MAX_INT64 = (1n << 63n) - 1n;

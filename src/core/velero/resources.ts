@@ -5,24 +5,53 @@ import { usesOldResourceFilters, type BackupSpec } from "./backupSpec.js";
 // has no discovery, so it knows the built-in names the rules hinge on and keeps any other
 // name as written (Velero does the same with a name discovery cannot resolve).
 const ALIASES: Readonly<Record<string, string>> = {
-  po: "pods", pod: "pods", pods: "pods",
-  pvc: "persistentvolumeclaims", persistentvolumeclaim: "persistentvolumeclaims", persistentvolumeclaims: "persistentvolumeclaims",
-  pv: "persistentvolumes", persistentvolume: "persistentvolumes", persistentvolumes: "persistentvolumes",
-  ns: "namespaces", namespace: "namespaces", namespaces: "namespaces",
-  cm: "configmaps", configmap: "configmaps", configmaps: "configmaps",
-  sa: "serviceaccounts", serviceaccount: "serviceaccounts", serviceaccounts: "serviceaccounts",
-  deploy: "deployments.apps", deployment: "deployments.apps", deployments: "deployments.apps",
-  sts: "statefulsets.apps", statefulset: "statefulsets.apps", statefulsets: "statefulsets.apps",
+  po: "pods",
+  pod: "pods",
+  pods: "pods",
+  pvc: "persistentvolumeclaims",
+  persistentvolumeclaim: "persistentvolumeclaims",
+  persistentvolumeclaims: "persistentvolumeclaims",
+  pv: "persistentvolumes",
+  persistentvolume: "persistentvolumes",
+  persistentvolumes: "persistentvolumes",
+  ns: "namespaces",
+  namespace: "namespaces",
+  namespaces: "namespaces",
+  cm: "configmaps",
+  configmap: "configmaps",
+  configmaps: "configmaps",
+  sa: "serviceaccounts",
+  serviceaccount: "serviceaccounts",
+  serviceaccounts: "serviceaccounts",
+  deploy: "deployments.apps",
+  deployment: "deployments.apps",
+  deployments: "deployments.apps",
+  sts: "statefulsets.apps",
+  statefulset: "statefulsets.apps",
+  statefulsets: "statefulsets.apps",
 };
 
 const CLUSTER_SCOPED: ReadonlySet<string> = new Set([
-  "persistentvolumes", "namespaces", "nodes", "storageclasses.storage.k8s.io",
-  "clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io",
-  "customresourcedefinitions.apiextensions.k8s.io", "priorityclasses.scheduling.k8s.io",
-  "volumesnapshotcontents.snapshot.storage.k8s.io", "volumesnapshotclasses.snapshot.storage.k8s.io",
-  "csidrivers.storage.k8s.io", "csinodes.storage.k8s.io", "volumeattachments.storage.k8s.io",
-  "mutatingwebhookconfigurations.admissionregistration.k8s.io", "validatingwebhookconfigurations.admissionregistration.k8s.io",
-  "apiservices.apiregistration.k8s.io", "priorityclasses", "storageclasses", "clusterroles", "clusterrolebindings",
+  "persistentvolumes",
+  "namespaces",
+  "nodes",
+  "storageclasses.storage.k8s.io",
+  "clusterroles.rbac.authorization.k8s.io",
+  "clusterrolebindings.rbac.authorization.k8s.io",
+  "customresourcedefinitions.apiextensions.k8s.io",
+  "priorityclasses.scheduling.k8s.io",
+  "volumesnapshotcontents.snapshot.storage.k8s.io",
+  "volumesnapshotclasses.snapshot.storage.k8s.io",
+  "csidrivers.storage.k8s.io",
+  "csinodes.storage.k8s.io",
+  "volumeattachments.storage.k8s.io",
+  "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+  "validatingwebhookconfigurations.admissionregistration.k8s.io",
+  "apiservices.apiregistration.k8s.io",
+  "priorityclasses",
+  "storageclasses",
+  "clusterroles",
+  "clusterrolebindings",
 ]);
 
 export function canonicalResource(name: string): string {
@@ -47,11 +76,19 @@ class PatternList {
     this.items = items.map((i) => (i === "*" ? i : canonicalResource(i)));
     this.matchers = this.items.map(globMatcher);
   }
-  get empty(): boolean { return this.items.length === 0; }
-  get star(): boolean { return this.items.includes("*"); }
-  match(resource: string): boolean { return this.matchers.some((m) => m(resource)); }
+  get empty(): boolean {
+    return this.items.length === 0;
+  }
+  get star(): boolean {
+    return this.items.includes("*");
+  }
+  match(resource: string): boolean {
+    return this.matchers.some((m) => m(resource));
+  }
   /** Velero's IncludesExcludes.ShouldInclude when this list holds the includes. */
-  admits(resource: string): boolean { return this.empty || this.star || this.match(resource); }
+  admits(resource: string): boolean {
+    return this.empty || this.star || this.match(resource);
+  }
 }
 
 /** The resource filter of a backup, old style (GlobalIncludesExcludes) or new style (ScopeIncludesExcludes). */

@@ -21,9 +21,16 @@ const NEVER_FS = new Set(["hostPath", "secret", "configMap", "projected", "downw
 
 export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterView, policy: Policy, pvcsIncluded: boolean): VolumeRules {
   const loaded = loadPolicies(backup, spec, view);
-  const errors = loaded.policies?.includeExcludePolicy && usesOldResourceFilters(spec)
-    ? [{ field: "spec.resourcePolicy", message: "the resource policy has an includeExcludePolicy, which cannot be used with the old resource filters (includedResources, excludedResources, includeClusterResources)" }]
-    : [];
+  const errors =
+    loaded.policies?.includeExcludePolicy && usesOldResourceFilters(spec)
+      ? [
+          {
+            field: "spec.resourcePolicy",
+            message:
+              "the resource policy has an includeExcludePolicy, which cannot be used with the old resource filters (includedResources, excludedResources, includeClusterResources)",
+          },
+        ]
+      : [];
   const defaultFs = spec.defaultVolumesToFsBackup ?? spec.defaultVolumesToRestic ?? policy.defaultVolumesToFsBackup;
   const unreadable = loaded.note !== undefined;
 
@@ -31,9 +38,8 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
   const lookupPv = (name: string) => view.pv(name);
 
   // The opt-in/opt-out rule without volume policies ("legacy" in Velero's volume helper).
-  const optedIn = (pod: PodInfo, volume: PodVolume): boolean => defaultFs
-    ? !annotationSet(pod, KEYS.fsBackupExcludes).has(volume.name)
-    : annotationSet(pod, KEYS.fsBackupVolumes).has(volume.name);
+  const optedIn = (pod: PodInfo, volume: PodVolume): boolean =>
+    defaultFs ? !annotationSet(pod, KEYS.fsBackupExcludes).has(volume.name) : annotationSet(pod, KEYS.fsBackupVolumes).has(volume.name);
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
     if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
@@ -88,9 +94,15 @@ function annotationSet(pod: PodInfo, key: string): ReadonlySet<string> {
   const raw = pod.annotations[key];
   if (!raw) return EMPTY;
   let byKey = annotationSets.get(pod);
-  if (!byKey) { byKey = new Map(); annotationSets.set(pod, byKey); }
+  if (!byKey) {
+    byKey = new Map();
+    annotationSets.set(pod, byKey);
+  }
   let set = byKey.get(key);
-  if (!set) { set = new Set(raw.split(",")); byKey.set(key, set); }
+  if (!set) {
+    set = new Set(raw.split(","));
+    byKey.set(key, set);
+  }
   return set;
 }
 
@@ -99,9 +111,14 @@ function loadPolicies(backup: BackupInfo, spec: BackupSpec, view: ClusterView): 
   if (!ref || ref.kind.toLowerCase() !== "configmap") return {};
   const cm = view.configMap(backup.namespace, ref.name);
   if (!cm) {
-    return { note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is not in the cluster view (Velero fails the backup if it is still missing when the backup starts); every volume counts as exclusive` };
+    return {
+      note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is not in the cluster view (Velero fails the backup if it is still missing when the backup starts); every volume counts as exclusive`,
+    };
   }
   const parsed = parseVolumePolicies(cm);
-  if (!parsed.ok) return { note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is invalid (${parsed.error}); every volume counts as exclusive` };
+  if (!parsed.ok)
+    return {
+      note: `resource policy ConfigMap ${backup.namespace}/${ref.name} is invalid (${parsed.error}); every volume counts as exclusive`,
+    };
   return { policies: parsed.policies };
 }

@@ -14,8 +14,15 @@ export class FakeClusterCache implements ClusterCache {
   private readonly listeners = new Set<(c: CacheChange) => void>();
   private isSynced: boolean;
 
-  constructor(readonly view: ClusterView = new ClusterView(), backups: readonly BackupInfo[] = [], synced = true) {
-    for (const b of backups) { this.index.set(b); this.byName.set(b.name, b); }
+  constructor(
+    readonly view: ClusterView = new ClusterView(),
+    backups: readonly BackupInfo[] = [],
+    synced = true,
+  ) {
+    for (const b of backups) {
+      this.index.set(b);
+      this.byName.set(b.name, b);
+    }
     this.isSynced = synced;
   }
 
@@ -26,13 +33,24 @@ export class FakeClusterCache implements ClusterCache {
   backup(name: string): BackupInfo | undefined {
     return this.byName.get(name);
   }
-  inFlight(): readonly BackupInfo[] { return this.index.inFlight(); }
-  runsOf(schedule: string): readonly BackupInfo[] { return this.index.runsOf(schedule); }
-  synced(): boolean { return this.isSynced; }
-  setSynced(v: boolean): void { this.isSynced = v; this.emit({ kind: "Resync", type: "RELISTED" }); }
+  inFlight(): readonly BackupInfo[] {
+    return this.index.inFlight();
+  }
+  runsOf(schedule: string): readonly BackupInfo[] {
+    return this.index.runsOf(schedule);
+  }
+  synced(): boolean {
+    return this.isSynced;
+  }
+  setSynced(v: boolean): void {
+    this.isSynced = v;
+    this.emit({ kind: "Resync", type: "RELISTED" });
+  }
   onChange(listener: (change: CacheChange) => void): () => void {
     this.listeners.add(listener);
-    return () => { this.listeners.delete(listener); };
+    return () => {
+      this.listeners.delete(listener);
+    };
   }
   async start(): Promise<void> {}
   async stop(): Promise<void> {}

@@ -40,7 +40,10 @@ export function predict(backup: BackupInfo, view: ClusterView, policy: Policy): 
   const outcomes = new Map<string, { included: boolean; work: Set<string> }>();
   const at = (key: string) => {
     let o = outcomes.get(key);
-    if (!o) { o = { included: false, work: new Set() }; outcomes.set(key, o); }
+    if (!o) {
+      o = { included: false, work: new Set() };
+      outcomes.set(key, o);
+    }
     return o;
   };
   for (const p of scope.items.pods) at(`Pod ${p}`).included = true;
@@ -96,7 +99,8 @@ export function compare(p: Prediction, observed: Outcomes, dimensions: ReadonlyS
     if (dimensions.has("items") && want.included !== got.included) {
       out.push({ item: key, predicted: want.included ? "included" : "not included", observed: got.included ? "included" : "not included" });
     }
-    const w = visible(want.work), g = visible(got.work);
+    const w = visible(want.work),
+      g = visible(got.work);
     if (w.join() !== g.join()) out.push({ item: key, predicted: w.join(", ") || "nothing", observed: g.join(", ") || "nothing" });
   }
   for (const [key, unit] of p.claimedUnits) {
@@ -107,7 +111,8 @@ export function compare(p: Prediction, observed: Outcomes, dimensions: ReadonlyS
   for (const [key, o] of p.outcomes) {
     if (!o.included || key.startsWith("PersistentVolume ")) continue;
     const actual = unitOf(key);
-    if (actual !== undefined && !p.units.has(actual)) out.push({ item: key, predicted: "included in none of the backup's units", observed: `the item is in unit ${actual}` });
+    if (actual !== undefined && !p.units.has(actual))
+      out.push({ item: key, predicted: "included in none of the backup's units", observed: `the item is in unit ${actual}` });
   }
   return out;
 }

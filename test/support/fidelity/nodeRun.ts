@@ -39,21 +39,27 @@ export async function makeSlot(b: Bench, slot: string): Promise<void> {
 /** Empties a slot: no pod, claim, PV of its claims, policy ConfigMap or hook record is left. */
 export async function clearSlot(b: Bench, slot: string): Promise<void> {
   const namespaces = slotNamespaces(slot);
-  await Promise.all(namespaces.map(async (namespace) => {
-    const pods = await b.c.core.listNamespacedPod({ namespace });
-    await Promise.all(pods.items.map((p) => b.c.core.deleteNamespacedPod({ namespace, name: p.metadata!.name!, gracePeriodSeconds: 0 }).catch(ignore404)));
-    const pvcs = await b.c.core.listNamespacedPersistentVolumeClaim({ namespace });
-    await Promise.all(pvcs.items.map((p) => b.c.core.deleteNamespacedPersistentVolumeClaim({ namespace, name: p.metadata!.name! }).catch(ignore404)));
-  }));
+  await Promise.all(
+    namespaces.map(async (namespace) => {
+      const pods = await b.c.core.listNamespacedPod({ namespace });
+      await Promise.all(pods.items.map((p) => b.c.core.deleteNamespacedPod({ namespace, name: p.metadata!.name!, gracePeriodSeconds: 0 }).catch(ignore404)));
+      const pvcs = await b.c.core.listNamespacedPersistentVolumeClaim({ namespace });
+      await Promise.all(pvcs.items.map((p) => b.c.core.deleteNamespacedPersistentVolumeClaim({ namespace, name: p.metadata!.name! }).catch(ignore404)));
+    }),
+  );
   await b.c.core.deleteNamespacedConfigMap({ namespace: b.velero.namespace, name: policyMapName(slot) }).catch(ignore404);
-  await waitFor(`slot ${slot}: its pods, claims and their PVs to be gone`, async () => {
-    for (const namespace of namespaces) {
-      if ((await b.c.core.listNamespacedPod({ namespace })).items.length > 0) return false;
-      if ((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace })).items.length > 0) return false;
-    }
-    const pvs = await b.c.core.listPersistentVolume();
-    return !pvs.items.some((pv) => namespaces.includes(pv.spec?.claimRef?.namespace ?? ""));
-  }, { timeoutMs: 120_000, intervalMs: 250 });
+  await waitFor(
+    `slot ${slot}: its pods, claims and their PVs to be gone`,
+    async () => {
+      for (const namespace of namespaces) {
+        if ((await b.c.core.listNamespacedPod({ namespace })).items.length > 0) return false;
+        if ((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace })).items.length > 0) return false;
+      }
+      const pvs = await b.c.core.listPersistentVolume();
+      return !pvs.items.some((pv) => namespaces.includes(pv.spec?.claimRef?.namespace ?? ""));
+    },
+    { timeoutMs: 120_000, intervalMs: 250 },
+  );
   for (const namespace of namespaces) rmSync(join(b.node.recordsDir, namespace), { recursive: true, force: true });
 }
 
@@ -78,21 +84,28 @@ export async function applyInSlot(b: Bench, fc: FidelityCase): Promise<void> {
 /** Waits until every pod of the case runs (containers ready) and every claim meant to bind is Bound. */
 export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
   let waiting: string[] = [];
-  await waitFor(`the case's pods to run and its claims to bind`, async () => {
-    waiting = [];
-    for (const ns of fc.namespaces) {
-      const pods = new Map((await b.c.core.listNamespacedPod({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
-      for (const pod of ns.pods) {
-        const p = pods.get(pod.name);
-        if (!(p?.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready))) waiting.push(`pod ${ns.name}/${pod.name} (${p?.status?.phase})`);
+  await waitFor(
+    `the case's pods to run and its claims to bind`,
+    async () => {
+      waiting = [];
+      for (const ns of fc.namespaces) {
+        const pods = new Map((await b.c.core.listNamespacedPod({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
+        for (const pod of ns.pods) {
+          const p = pods.get(pod.name);
+          if (!(p?.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready)))
+            waiting.push(`pod ${ns.name}/${pod.name} (${p?.status?.phase})`);
+        }
+        const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
+        for (const pvc of ns.pvcs) {
+          if (pvc.bound && pvcs.get(pvc.name)?.status?.phase !== "Bound") waiting.push(`claim ${ns.name}/${pvc.name}`);
+        }
       }
-      const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
-      for (const pvc of ns.pvcs) {
-        if (pvc.bound && pvcs.get(pvc.name)?.status?.phase !== "Bound") waiting.push(`claim ${ns.name}/${pvc.name}`);
-      }
-    }
-    return waiting.length === 0;
-  }, { timeoutMs: 120_000, intervalMs: 300 }).catch((e: Error) => { throw new Error(`${e.message}; still waiting for ${waiting.join(", ")}`); });
+      return waiting.length === 0;
+    },
+    { timeoutMs: 120_000, intervalMs: 300 },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; still waiting for ${waiting.join(", ")}`);
+  });
 }
 
 export interface NodeCaseRun {
@@ -120,17 +133,24 @@ export async function runNodeBackup(b: Bench, name: string, fc: FidelityCase): P
     o.metadata.labels = { ...o.metadata.labels, "backup-gate.io/test-kick": "1" };
   });
   let last: VeleroObject | undefined;
-  await waitFor(`Backup ${name} to reach a terminal phase`, async () => {
-    last = await getBackup(b.c, b.velero.namespace, name);
-    return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "");
-  }, { timeoutMs: 180_000, intervalMs: 250 }).catch((e: Error) => {
+  await waitFor(
+    `Backup ${name} to reach a terminal phase`,
+    async () => {
+      last = await getBackup(b.c, b.velero.namespace, name);
+      return TERMINAL_BACKUP_PHASES.has(last.status?.phase ?? "");
+    },
+    { timeoutMs: 180_000, intervalMs: 250 },
+  ).catch((e: Error) => {
     throw new Error(`${e.message}; last status ${JSON.stringify(last?.status)}\n${b.velero.logs(40)}`);
   });
   // Judged as stored at creation, as the gate judges it: Velero later writes its server
   // defaults into the spec (the group key, defaultVolumesToFsBackup).
   const backup = trim("Backup", { ...created, kind: "Backup" });
   if (!backup.ok) throw backup.error;
-  const hooks = readHookRecords(b.node.recordsDir, fc.namespaces.map((ns) => ns.name));
+  const hooks = readHookRecords(
+    b.node.recordsDir,
+    fc.namespaces.map((ns) => ns.name),
+  );
   const records = await readVeleroRecords(b.c, b.velero.namespace, b.velero.s3Url, name, readProbeRecords(b.velero.probeDir), hooks);
   return { created, items, backup: backup.value, view, phase: String(last?.status?.phase), records };
 }

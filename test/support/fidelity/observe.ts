@@ -21,7 +21,10 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 //   hooks.log on a hostPath volume; cases.ts hookCommand). Velero's log lines are not used:
 //   their fields are not a stable interface.
 
-interface Outcome { included: boolean; work: Set<string> }
+interface Outcome {
+  included: boolean;
+  work: Set<string>;
+}
 
 export interface VeleroRecords {
   readonly probe: readonly ProbeRecord[];
@@ -61,7 +64,10 @@ export function observedOutcomes(backup: string, r: VeleroRecords): Outcomes {
   const out = new Map<string, Outcome>();
   const at: At = (key) => {
     let o = out.get(key);
-    if (!o) { o = { included: false, work: new Set() }; out.set(key, o); }
+    if (!o) {
+      o = { included: false, work: new Set() };
+      out.set(key, o);
+    }
     return o;
   };
   includedByProbe(backup, r, at);
@@ -117,11 +123,21 @@ function failedItems(r: VeleroRecords, at: At): void {
 /** The hook runs recorded under `<dir>/<namespace>/<pod>/hooks.log` for the given namespaces. */
 export function readHookRecords(dir: string, namespaces: readonly string[]): HookRun[] {
   const runs: HookRun[] = [];
-  const list = (d: string) => { try { return readdirSync(d); } catch { return []; } };
+  const list = (d: string) => {
+    try {
+      return readdirSync(d);
+    } catch {
+      return [];
+    }
+  };
   for (const namespace of namespaces) {
     for (const pod of list(join(dir, namespace))) {
       let text = "";
-      try { text = readFileSync(join(dir, namespace, pod, "hooks.log"), "utf8"); } catch { continue; }
+      try {
+        text = readFileSync(join(dir, namespace, pod, "hooks.log"), "utf8");
+      } catch {
+        continue;
+      }
       for (const line of text.split("\n")) {
         const phase = line.trim();
         if (phase === "pre" || phase === "post") runs.push({ namespace, pod, phase });
@@ -142,23 +158,36 @@ export async function readStorageObject(s3Url: string, bucket: string, key: stri
 
 /** Everything Velero recorded of one backup, read from the API server and the backup storage. */
 export async function readVeleroRecords(
-  c: Clients, veleroNamespace: string, s3Url: string, backup: string, probe: readonly ProbeRecord[], hookRuns: readonly HookRun[] = [],
+  c: Clients,
+  veleroNamespace: string,
+  s3Url: string,
+  backup: string,
+  probe: readonly ProbeRecord[],
+  hookRuns: readonly HookRun[] = [],
 ): Promise<VeleroRecords> {
-  const pvbs = await c.custom.listNamespacedCustomObject({
-    group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "podvolumebackups", labelSelector: `velero.io/backup-name=${backup}`,
-  }) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
+  const pvbs = (await c.custom.listNamespacedCustomObject({
+    group: "velero.io",
+    version: "v1",
+    namespace: veleroNamespace,
+    plural: "podvolumebackups",
+    labelSelector: `velero.io/backup-name=${backup}`,
+  })) as { items: NonNullable<VeleroRecords["podVolumeBackups"]>[number][] };
   const info = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-volumeinfo.json.gz`);
   const tarball = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}.tar.gz`);
   const results = await readStorageObject(s3Url, "velero", `backups/${backup}/${backup}-results.gz`);
   const parsed = results ? (JSON.parse(results.toString("utf8")) as { errors?: BackupResult; warnings?: BackupResult }) : {};
-  const b = await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup }) as
-    { status?: VeleroRecords["status"] };
+  const b = (await c.custom.getNamespacedCustomObject({ group: "velero.io", version: "v1", namespace: veleroNamespace, plural: "backups", name: backup })) as {
+    status?: VeleroRecords["status"];
+  };
   return {
     probe,
     podVolumeBackups: pvbs.items,
     volumeInfos: info ? (JSON.parse(info.toString("utf8")) as VolumeInfo[]) : [],
-    csiSnapshots: tarball ? tarFiles(tarball, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/)
-      .map((f) => JSON.parse(f.toString("utf8")) as NonNullable<VeleroRecords["csiSnapshots"]>[number]) : [],
+    csiSnapshots: tarball
+      ? tarFiles(tarball, /^resources\/volumesnapshots\.snapshot\.storage\.k8s\.io\/namespaces\/[^/]+\/[^/]+\.json$/).map(
+          (f) => JSON.parse(f.toString("utf8")) as NonNullable<VeleroRecords["csiSnapshots"]>[number],
+        )
+      : [],
     hookRuns,
     errors: resultLines(parsed.errors),
     warnings: resultLines(parsed.warnings),
@@ -200,7 +229,10 @@ export function itemErrors(lines: readonly string[]): ItemError[] {
   const out: ItemError[] = [];
   for (const line of lines) {
     const action = /error executing custom action \(groupResource=([\w.]+), namespace=([\w.-]*), name=([\w.-]+)\)/.exec(line);
-    if (action) { out.push({ resource: action[1]!, namespace: action[2]!, name: action[3]!, error: line }); continue; }
+    if (action) {
+      out.push({ resource: action[1]!, namespace: action[2]!, name: action[3]!, error: line });
+      continue;
+    }
     const unbound = /PVC ([\w.-]+)\/([\w.-]+) has no volume backing this claim/.exec(line);
     if (unbound) out.push({ resource: "persistentvolumeclaims", namespace: unbound[1]!, name: unbound[2]!, error: line });
   }
@@ -214,7 +246,11 @@ export function tarFiles(tar: Buffer, name: RegExp): Buffer[] {
   for (let at = 0; at + 512 <= tar.length;) {
     const header = tar.subarray(at, at + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (from: number, len: number) => header.subarray(from, from + len).toString("utf8").replace(/\0.*$/s, "");
+    const field = (from: number, len: number) =>
+      header
+        .subarray(from, from + len)
+        .toString("utf8")
+        .replace(/\0.*$/s, "");
     const size = parseInt(field(124, 12).trim() || "0", 8);
     const type = field(156, 1);
     const prefix = field(345, 155);

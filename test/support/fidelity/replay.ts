@@ -46,13 +46,22 @@ export function replayCase(r: RecordedCase): Mismatch[] {
   const policy = parsePolicy(r.policy);
   if (!policy.ok) throw new Error(`recorded policy: ${policy.error}`);
   const observed: Outcomes = new Map(r.observed);
-  return [...compare(predict(backup.value, view, policy.policy), observed, ALL_DIMENSIONS, (k) => clusterUnitOf(k, view, policy.policy)), ...r.recordMismatches];
+  return [
+    ...compare(predict(backup.value, view, policy.policy), observed, ALL_DIMENSIONS, (k) => clusterUnitOf(k, view, policy.policy)),
+    ...r.recordMismatches,
+  ];
 }
 
 if (process.argv[1]?.endsWith("replay.ts")) {
   const file = process.argv[2];
-  if (!file) { process.stderr.write("usage: npx tsx test/support/fidelity/replay.ts <file.jsonl>\n"); process.exit(2); }
-  const cases = readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as RecordedCase);
+  if (!file) {
+    process.stderr.write("usage: npx tsx test/support/fidelity/replay.ts <file.jsonl>\n");
+    process.exit(2);
+  }
+  const cases = readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as RecordedCase);
   const first = new Map<string, string>();
   let failing = 0;
   for (const r of cases) {
@@ -65,5 +74,7 @@ if (process.argv[1]?.endsWith("replay.ts")) {
       if (!first.has(kind)) first.set(kind, r.label);
     }
   }
-  process.stdout.write(`${cases.length} cases replayed, ${failing} with mismatches\nfirst case per kind of mismatch:\n${[...first].map(([k, l]) => `  ${l}: ${k}`).join("\n")}\n`);
+  process.stdout.write(
+    `${cases.length} cases replayed, ${failing} with mismatches\nfirst case per kind of mismatch:\n${[...first].map(([k, l]) => `  ${l}: ${k}`).join("\n")}\n`,
+  );
 }

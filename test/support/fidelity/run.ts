@@ -15,11 +15,19 @@ export function withPrefix(c: FidelityCase, prefix: string): FidelityCase {
 export async function readClusterItems(c: Clients): Promise<object[]> {
   const asJson = (kind: string, items: object[]) => items.map((i) => ({ ...(JSON.parse(JSON.stringify(i)) as object), kind }));
   const [namespaces, pods, pvcs, pvs, configMaps] = await Promise.all([
-    c.core.listNamespace(), c.core.listPodForAllNamespaces(), c.core.listPersistentVolumeClaimForAllNamespaces(),
-    c.core.listPersistentVolume(), c.core.listConfigMapForAllNamespaces(),
+    c.core.listNamespace(),
+    c.core.listPodForAllNamespaces(),
+    c.core.listPersistentVolumeClaimForAllNamespaces(),
+    c.core.listPersistentVolume(),
+    c.core.listConfigMapForAllNamespaces(),
   ]);
-  return [...asJson("Namespace", namespaces.items), ...asJson("Pod", pods.items), ...asJson("PersistentVolumeClaim", pvcs.items),
-    ...asJson("PersistentVolume", pvs.items), ...asJson("ConfigMap", configMaps.items)];
+  return [
+    ...asJson("Namespace", namespaces.items),
+    ...asJson("Pod", pods.items),
+    ...asJson("PersistentVolumeClaim", pvcs.items),
+    ...asJson("PersistentVolume", pvs.items),
+    ...asJson("ConfigMap", configMaps.items),
+  ];
 }
 
 /** Objects read as the gate's informers would trim them. */

@@ -44,13 +44,16 @@ export interface ClusterModel {
   readonly namespaces: readonly NamespaceModel[];
 }
 
-const pvcModel = (i: number): fc.Arbitrary<PvcModel> => fc.record({
-  name: fc.constant(`data-${i}`),
-  // Mostly bound; sometimes Pending, sometimes labelled velero.io/exclude-from-backup.
-  state: fc.integer({ min: 0, max: 9 }),
-  app: fc.option(fc.constantFrom(...APPS), { nil: undefined }),
-  group: fc.option(fc.constantFrom("g1", "g2"), { freq: 3, nil: undefined }),
-}).map(({ state, ...m }) => ({ ...m, bound: state < 8, excluded: state === 9 }));
+const pvcModel = (i: number): fc.Arbitrary<PvcModel> =>
+  fc
+    .record({
+      name: fc.constant(`data-${i}`),
+      // Mostly bound; sometimes Pending, sometimes labelled velero.io/exclude-from-backup.
+      state: fc.integer({ min: 0, max: 9 }),
+      app: fc.option(fc.constantFrom(...APPS), { nil: undefined }),
+      group: fc.option(fc.constantFrom("g1", "g2"), { freq: 3, nil: undefined }),
+    })
+    .map(({ state, ...m }) => ({ ...m, bound: state < 8, excluded: state === 9 }));
 
 const podModel = (i: number, claimNames: readonly string[]): fc.Arbitrary<PodModel> => {
   const pool = [...claimNames, "missing-claim"];
@@ -81,7 +84,9 @@ const namespaceModel = (name: string): fc.Arbitrary<NamespaceModel> =>
       excludeFromBackup: fc.integer({ min: 0, max: 7 }).map((r) => r === 0),
       namespaceLevel: fc.integer({ min: 0, max: 5 }).map((r) => r === 0),
       pvcs: fc.tuple(...pvcArbs).map((xs) => [...xs] as PvcModel[]),
-      pods: fc.integer({ min: 0, max: 3 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => podModel(i, claimNames))).map((xs) => [...xs] as PodModel[])),
+      pods: fc
+        .integer({ min: 0, max: 3 })
+        .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => podModel(i, claimNames))).map((xs) => [...xs] as PodModel[])),
     });
   });
 
@@ -94,26 +99,31 @@ export const clusterModel: fc.Arbitrary<ClusterModel> = fc
  * only the contents move, and sometimes not.
  */
 export function contentsChange(model: ClusterModel): fc.Arbitrary<ClusterModel> {
-  return fc.record({
-    at: fc.nat({ max: model.namespaces.length - 1 }),
-    relabel: fc.integer({ min: 0, max: 5 }).map((r) => r === 0),
-  }).chain(({ at, relabel }) => {
-    const old = model.namespaces[at] as NamespaceModel;
-    return namespaceModel(old.name).map((fresh) => ({
-      namespaces: model.namespaces.map((n, i) => (i !== at ? n : relabel ? fresh
-        : { ...fresh, excludeFromBackup: old.excludeFromBackup, namespaceLevel: old.namespaceLevel })),
-    }));
-  });
+  return fc
+    .record({
+      at: fc.nat({ max: model.namespaces.length - 1 }),
+      relabel: fc.integer({ min: 0, max: 5 }).map((r) => r === 0),
+    })
+    .chain(({ at, relabel }) => {
+      const old = model.namespaces[at] as NamespaceModel;
+      return namespaceModel(old.name).map((fresh) => ({
+        namespaces: model.namespaces.map((n, i) =>
+          i !== at ? n : relabel ? fresh : { ...fresh, excludeFromBackup: old.excludeFromBackup, namespaceLevel: old.namespaceLevel },
+        ),
+      }));
+    });
 }
 
 /** The raw objects of a cluster model, in a canonical order. */
 export function clusterObjects(model: ClusterModel): object[] {
   const out: object[] = [];
   for (const n of model.namespaces) {
-    out.push(ns(n.name, {
-      labels: n.excludeFromBackup ? { "velero.io/exclude-from-backup": "true" } : {},
-      annotations: n.namespaceLevel ? { "backup-gate.io/conflict-level": "Namespace" } : {},
-    }));
+    out.push(
+      ns(n.name, {
+        labels: n.excludeFromBackup ? { "velero.io/exclude-from-backup": "true" } : {},
+        annotations: n.namespaceLevel ? { "backup-gate.io/conflict-level": "Namespace" } : {},
+      }),
+    );
     for (const c of n.pvcs) {
       const labels: Record<string, string> = {};
       if (c.app) labels.app = c.app;
@@ -128,14 +138,16 @@ export function clusterObjects(model: ClusterModel): object[] {
       if (p.postHook) annotations["post.hook.backup.velero.io/command"] = '["/bin/true"]';
       if (p.fsVolumes.length > 0) annotations["backup.velero.io/backup-volumes"] = p.fsVolumes.join(",");
       if (p.fsExcludes.length > 0) annotations["backup.velero.io/backup-volumes-excludes"] = p.fsExcludes.join(",");
-      out.push(pod(n.name, p.name, {
-        claims: [...p.claims],
-        volumes: p.emptyDir ? [{ name: "scratch", emptyDir: {} }] : [],
-        phase: p.running ? "Running" : "Pending",
-        node: p.scheduled ? "node-1" : null,
-        labels: p.app ? { app: p.app } : {},
-        annotations,
-      }));
+      out.push(
+        pod(n.name, p.name, {
+          claims: [...p.claims],
+          volumes: p.emptyDir ? [{ name: "scratch", emptyDir: {} }] : [],
+          phase: p.running ? "Running" : "Pending",
+          node: p.scheduled ? "node-1" : null,
+          labels: p.app ? { app: p.app } : {},
+          annotations,
+        }),
+      );
     }
   }
   return out;
@@ -167,12 +179,20 @@ const hookResources = fc.oneof(
   { weight: 3, arbitrary: fc.constant(undefined) },
   {
     weight: 1,
-    arbitrary: fc.record({
-      name: fc.constant("freeze"),
-      includedNamespaces: fc.option(fc.subarray([...NAMESPACES, "*"], { minLength: 1, maxLength: 2 }), { nil: undefined }),
-      labelSelector: fc.option(fc.constantFrom(...APPS).map((app) => ({ matchLabels: { app } })), { nil: undefined }),
-      pre: fc.constant([{ exec: { command: ["/bin/fsfreeze", "--freeze", "/data"] } }]),
-    }, { requiredKeys: ["name", "pre"] }).map((h) => ({ resources: [h] })),
+    arbitrary: fc
+      .record(
+        {
+          name: fc.constant("freeze"),
+          includedNamespaces: fc.option(fc.subarray([...NAMESPACES, "*"], { minLength: 1, maxLength: 2 }), { nil: undefined }),
+          labelSelector: fc.option(
+            fc.constantFrom(...APPS).map((app) => ({ matchLabels: { app } })),
+            { nil: undefined },
+          ),
+          pre: fc.constant([{ exec: { command: ["/bin/fsfreeze", "--freeze", "/data"] } }]),
+        },
+        { requiredKeys: ["name", "pre"] },
+      )
+      .map((h) => ({ resources: [h] })),
   },
 );
 const resources = fc.oneof(
@@ -181,19 +201,21 @@ const resources = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ includedNamespaceScopedResources: ["pods", "persistentvolumeclaims"] }) },
 );
 
-export const backupSpec: fc.Arbitrary<Record<string, unknown>> = fc.record({
-  includedNamespaces: namespaceList,
-  excludedNamespaces: excludeList,
-  labelSelector: selector,
-  snapshotVolumes: fc.constantFrom(true, false, undefined),
-  defaultVolumesToFsBackup: fc.constantFrom(true, false, undefined, undefined),
-  hooks: hookResources,
-  resources,
-}).map(({ resources, ...spec }) => {
-  const out: Record<string, unknown> = { ...resources };
-  for (const [k, v] of Object.entries(spec)) if (v !== undefined) out[k] = v;
-  return out;
-});
+export const backupSpec: fc.Arbitrary<Record<string, unknown>> = fc
+  .record({
+    includedNamespaces: namespaceList,
+    excludedNamespaces: excludeList,
+    labelSelector: selector,
+    snapshotVolumes: fc.constantFrom(true, false, undefined),
+    defaultVolumesToFsBackup: fc.constantFrom(true, false, undefined, undefined),
+    hooks: hookResources,
+    resources,
+  })
+  .map(({ resources, ...spec }) => {
+    const out: Record<string, unknown> = { ...resources };
+    for (const [k, v] of Object.entries(spec)) if (v !== undefined) out[k] = v;
+    return out;
+  });
 
 export const QUEUED = ["", "New", "Queued"] as const;
 export const IN_FLIGHT = ["ReadyToStart", "InProgress"] as const;
@@ -223,22 +245,37 @@ const PHASES = ["", "New", "Queued", "ReadyToStart", "InProgress", "Completed"] 
 /** Backups with unique names. Runs of one Schedule share the Schedule's spec, as Velero makes them. */
 export function backupModels(o: BackupOptions = {}): fc.Arbitrary<BackupModel[]> {
   const schedules = fc.tuple(backupSpec, backupSpec);
-  return schedules.chain(([s1, s2]) => fc.array(fc.record({
-    spec: backupSpec,
-    phase: fc.constantFrom(...(o.phases ?? PHASES)),
-    createdMinute: fc.integer({ min: 0, max: 120 }),
-    schedule: o.schedules === false ? fc.constant(undefined) : fc.constantFrom(undefined, undefined, undefined, "s1", "s2"),
-    priority: o.priorities === false ? fc.constant(undefined)
-      : fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.integer({ min: -5, max: 20 }).map(String) }, { weight: 1, arbitrary: fc.constant("high") }),
-    namespaceLevel: fc.integer({ min: 0, max: 7 }).map((r) => r === 0 && o.schedules !== false),
-  }), { minLength: o.minLength ?? 1, maxLength: o.maxLength ?? 8 }).map((xs) => xs.map((x, i): BackupModel => ({
-    name: `b${i}`,
-    phase: x.phase,
-    createdMinute: x.createdMinute,
-    namespaceLevel: x.namespaceLevel,
-    ...(x.priority !== undefined ? { priority: x.priority } : {}),
-    ...(x.schedule ? { schedule: x.schedule, spec: x.schedule === "s1" ? s1 : s2 } : { spec: x.spec }),
-  }))));
+  return schedules.chain(([s1, s2]) =>
+    fc
+      .array(
+        fc.record({
+          spec: backupSpec,
+          phase: fc.constantFrom(...(o.phases ?? PHASES)),
+          createdMinute: fc.integer({ min: 0, max: 120 }),
+          schedule: o.schedules === false ? fc.constant(undefined) : fc.constantFrom(undefined, undefined, undefined, "s1", "s2"),
+          priority:
+            o.priorities === false
+              ? fc.constant(undefined)
+              : fc.oneof(
+                  { weight: 4, arbitrary: fc.constant(undefined) },
+                  { weight: 2, arbitrary: fc.integer({ min: -5, max: 20 }).map(String) },
+                  { weight: 1, arbitrary: fc.constant("high") },
+                ),
+          namespaceLevel: fc.integer({ min: 0, max: 7 }).map((r) => r === 0 && o.schedules !== false),
+        }),
+        { minLength: o.minLength ?? 1, maxLength: o.maxLength ?? 8 },
+      )
+      .map((xs) =>
+        xs.map((x, i): BackupModel => ({
+          name: `b${i}`,
+          phase: x.phase,
+          createdMinute: x.createdMinute,
+          namespaceLevel: x.namespaceLevel,
+          ...(x.priority !== undefined ? { priority: x.priority } : {}),
+          ...(x.schedule ? { schedule: x.schedule, spec: x.schedule === "s1" ? s1 : s2 } : { spec: x.spec }),
+        })),
+      ),
+  );
 }
 
 export function backupObject(b: BackupModel): object {
@@ -253,14 +290,16 @@ export function backupObject(b: BackupModel): object {
   });
 }
 
-export const policyArb: fc.Arbitrary<Policy> = fc.record({
-  conflictLevel: fc.constantFrom("Namespace", "ItemBlock"),
-  maxConcurrentBackups: fc.integer({ min: 1, max: 5 }),
-  serialWorkloads: fc.constantFrom("Allow", "Forbid", "Replace"),
-  defaultVolumesToFsBackup: fc.boolean(),
-  agingSeconds: fc.constantFrom(0, 600),
-  exclusiveResources: fc.constantFrom([], ["virtualmachines.kubevirt.io"]),
-}).map(({ agingSeconds, ...p }) => policySchema.parse({ ...p, priorities: { agingSeconds } }));
+export const policyArb: fc.Arbitrary<Policy> = fc
+  .record({
+    conflictLevel: fc.constantFrom("Namespace", "ItemBlock"),
+    maxConcurrentBackups: fc.integer({ min: 1, max: 5 }),
+    serialWorkloads: fc.constantFrom("Allow", "Forbid", "Replace"),
+    defaultVolumesToFsBackup: fc.boolean(),
+    agingSeconds: fc.constantFrom(0, 600),
+    exclusiveResources: fc.constantFrom([], ["virtualmachines.kubevirt.io"]),
+  })
+  .map(({ agingSeconds, ...p }) => policySchema.parse({ ...p, priorities: { agingSeconds } }));
 
 export function load(model: ClusterModel, backups: readonly BackupModel[]) {
   return cluster(...clusterObjects(model), ...backups.map(backupObject));

@@ -18,5 +18,9 @@ export async function runCli(...args: string[]): Promise<{ code: number; stdout:
 /** A scratch directory for input files, and a writer into it. */
 export function scratch(prefix: string): (name: string, text: string) => string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return (name, text) => { const p = join(dir, name); writeFileSync(p, text); return p; };
+  return (name, text) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
 }

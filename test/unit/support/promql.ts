@@ -4,18 +4,97 @@
 // them is a metric.
 
 const FUNCTIONS = new Set([
-  "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time", "ceil",
-  "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "day_of_month", "day_of_week",
-  "day_of_year", "days_in_month", "deg", "delta", "deriv", "exp", "floor", "histogram_avg", "histogram_count",
-  "histogram_fraction", "histogram_quantile", "histogram_stddev", "histogram_stdvar", "histogram_sum", "hour",
-  "idelta", "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-  "mad_over_time", "max_over_time", "min_over_time", "minute", "month", "pi", "predict_linear",
-  "present_over_time", "quantile_over_time", "rad", "rate", "resets", "round", "scalar", "sgn", "sin", "sinh",
-  "sort", "sort_by_label", "sort_by_label_desc", "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time",
-  "sum_over_time", "tan", "tanh", "time", "timestamp", "vector", "year",
+  "abs",
+  "absent",
+  "absent_over_time",
+  "acos",
+  "acosh",
+  "asin",
+  "asinh",
+  "atan",
+  "atanh",
+  "avg_over_time",
+  "ceil",
+  "changes",
+  "clamp",
+  "clamp_max",
+  "clamp_min",
+  "cos",
+  "cosh",
+  "count_over_time",
+  "day_of_month",
+  "day_of_week",
+  "day_of_year",
+  "days_in_month",
+  "deg",
+  "delta",
+  "deriv",
+  "exp",
+  "floor",
+  "histogram_avg",
+  "histogram_count",
+  "histogram_fraction",
+  "histogram_quantile",
+  "histogram_stddev",
+  "histogram_stdvar",
+  "histogram_sum",
+  "hour",
+  "idelta",
+  "increase",
+  "irate",
+  "label_join",
+  "label_replace",
+  "last_over_time",
+  "ln",
+  "log10",
+  "log2",
+  "mad_over_time",
+  "max_over_time",
+  "min_over_time",
+  "minute",
+  "month",
+  "pi",
+  "predict_linear",
+  "present_over_time",
+  "quantile_over_time",
+  "rad",
+  "rate",
+  "resets",
+  "round",
+  "scalar",
+  "sgn",
+  "sin",
+  "sinh",
+  "sort",
+  "sort_by_label",
+  "sort_by_label_desc",
+  "sort_desc",
+  "sqrt",
+  "stddev_over_time",
+  "stdvar_over_time",
+  "sum_over_time",
+  "tan",
+  "tanh",
+  "time",
+  "timestamp",
+  "vector",
+  "year",
 ]);
 const AGGREGATIONS = new Set([
-  "avg", "bottomk", "count", "count_values", "group", "limitk", "limit_ratio", "max", "min", "quantile", "stddev", "stdvar", "sum", "topk",
+  "avg",
+  "bottomk",
+  "count",
+  "count_values",
+  "group",
+  "limitk",
+  "limit_ratio",
+  "max",
+  "min",
+  "quantile",
+  "stddev",
+  "stdvar",
+  "sum",
+  "topk",
 ]);
 /** Keywords followed by a parenthesised list of label names. */
 const LABEL_LIST_KEYWORDS = new Set(["by", "without", "on", "ignoring", "group_left", "group_right"]);
@@ -27,9 +106,17 @@ export class PromqlError extends Error {}
 export function metricNames(expr: string): string[] {
   const names: string[] = [];
   let i = 0;
-  const at = (re: RegExp) => { re.lastIndex = i; const m = re.exec(expr); return m ? m[0] : undefined; };
-  const skipSpace = () => { i += at(/\s*/y)?.length ?? 0; };
-  const fail = (what: string): never => { throw new PromqlError(`${what} at offset ${i} of: ${expr}`); };
+  const at = (re: RegExp) => {
+    re.lastIndex = i;
+    const m = re.exec(expr);
+    return m ? m[0] : undefined;
+  };
+  const skipSpace = () => {
+    i += at(/\s*/y)?.length ?? 0;
+  };
+  const fail = (what: string): never => {
+    throw new PromqlError(`${what} at offset ${i} of: ${expr}`);
+  };
 
   while (i < expr.length) {
     skipSpace();

@@ -19,24 +19,59 @@ export interface VolumeFacts {
 
 /** Velero's getVolumeTypeFromPV: Kubernetes PV source key → SupportedVolume name. */
 const PV_VOLUME_TYPES: ReadonlyMap<string, string> = new Map([
-  ["awsElasticBlockStore", "awsElasticBlockStore"], ["azureDisk", "azureDisk"], ["azureFile", "azureFile"],
-  ["cephfs", "cephfs"], ["cinder", "cinder"], ["csi", "csi"], ["fc", "fc"], ["flocker", "flocker"],
-  ["flexVolume", "flexVolume"], ["gcePersistentDisk", "gcePersistentDisk"], ["glusterfs", "glusterfs"],
-  ["hostPath", "hostPath"], ["iscsi", "iscsi"], ["local", "local"], ["nfs", "nfs"],
-  ["photonPersistentDisk", "photonPersistentDisk"], ["portworxVolume", "portworxVolume"], ["quobyte", "quobyte"],
-  ["rbd", "rbd"], ["scaleIO", "scaleIO"], ["storageos", "storageOS"], ["vsphereVolume", "vsphereVolume"],
+  ["awsElasticBlockStore", "awsElasticBlockStore"],
+  ["azureDisk", "azureDisk"],
+  ["azureFile", "azureFile"],
+  ["cephfs", "cephfs"],
+  ["cinder", "cinder"],
+  ["csi", "csi"],
+  ["fc", "fc"],
+  ["flocker", "flocker"],
+  ["flexVolume", "flexVolume"],
+  ["gcePersistentDisk", "gcePersistentDisk"],
+  ["glusterfs", "glusterfs"],
+  ["hostPath", "hostPath"],
+  ["iscsi", "iscsi"],
+  ["local", "local"],
+  ["nfs", "nfs"],
+  ["photonPersistentDisk", "photonPersistentDisk"],
+  ["portworxVolume", "portworxVolume"],
+  ["quobyte", "quobyte"],
+  ["rbd", "rbd"],
+  ["scaleIO", "scaleIO"],
+  ["storageos", "storageOS"],
+  ["vsphereVolume", "vsphereVolume"],
 ]);
 
 /** Velero's getVolumeTypeFromVolume: pod volume source key → SupportedVolume name (no `local`, no PVC). */
 const POD_VOLUME_TYPES: ReadonlyMap<string, string> = new Map([
-  ["awsElasticBlockStore", "awsElasticBlockStore"], ["azureDisk", "azureDisk"], ["azureFile", "azureFile"],
-  ["cephfs", "cephfs"], ["cinder", "cinder"], ["csi", "csi"], ["fc", "fc"], ["flocker", "flocker"],
-  ["flexVolume", "flexVolume"], ["gcePersistentDisk", "gcePersistentDisk"], ["gitRepo", "gitRepo"],
-  ["glusterfs", "glusterfs"], ["iscsi", "iscsi"], ["nfs", "nfs"], ["secret", "secret"], ["rbd", "rbd"],
-  ["downwardAPI", "downwardAPI"], ["configMap", "configMap"], ["projected", "projected"],
-  ["ephemeral", "ephemeral"], ["photonPersistentDisk", "photonPersistentDisk"],
-  ["portworxVolume", "portworxVolume"], ["quobyte", "quobyte"], ["scaleIO", "scaleIO"],
-  ["storageos", "storageOS"], ["vsphereVolume", "vsphereVolume"], ["hostPath", "hostPath"],
+  ["awsElasticBlockStore", "awsElasticBlockStore"],
+  ["azureDisk", "azureDisk"],
+  ["azureFile", "azureFile"],
+  ["cephfs", "cephfs"],
+  ["cinder", "cinder"],
+  ["csi", "csi"],
+  ["fc", "fc"],
+  ["flocker", "flocker"],
+  ["flexVolume", "flexVolume"],
+  ["gcePersistentDisk", "gcePersistentDisk"],
+  ["gitRepo", "gitRepo"],
+  ["glusterfs", "glusterfs"],
+  ["iscsi", "iscsi"],
+  ["nfs", "nfs"],
+  ["secret", "secret"],
+  ["rbd", "rbd"],
+  ["downwardAPI", "downwardAPI"],
+  ["configMap", "configMap"],
+  ["projected", "projected"],
+  ["ephemeral", "ephemeral"],
+  ["photonPersistentDisk", "photonPersistentDisk"],
+  ["portworxVolume", "portworxVolume"],
+  ["quobyte", "quobyte"],
+  ["scaleIO", "scaleIO"],
+  ["storageos", "storageOS"],
+  ["vsphereVolume", "vsphereVolume"],
+  ["hostPath", "hostPath"],
   ["emptyDir", "emptyDir"],
 ]);
 
@@ -143,9 +178,7 @@ export function factsForPvc(pvc: PvcInfo, lookupPv: PvLookup): FactsResult {
  * then PV + PVC facts when GetPVForPVC succeeds, else the pod volume's facts (no nfs/csi, type "")
  * with the PVC's labels and phase, and `pvError`.
  */
-export function factsForPodVolume(
-  vol: PodVolume, podNamespace: string, lookupPvc: PvcLookup, lookupPv: PvLookup,
-): FactsResult {
+export function factsForPodVolume(vol: PodVolume, podNamespace: string, lookupPvc: PvcLookup, lookupPv: PvLookup): FactsResult {
   if (vol.type !== "persistentVolumeClaim") return { ok: true, facts: factsFromPodVolume(vol) };
   const claim = vol.claimName ?? "";
   const pvc = claim === "" ? undefined : lookupPvc(podNamespace, claim);

@@ -59,13 +59,15 @@ function pvcPhaseMatches(phases: readonly string[], phase: string): boolean {
 
 /** Whether all of a policy's conditions hold for the volume (Velero ANDs them). */
 export function volumeConditionsMatch(c: VolumeConditions, v: VolumeFacts): boolean {
-  return capacityMatches(c.capacity, v.capacity)
-    && storageClassMatches(c.storageClass, v.storageClass)
-    && nfsMatches(c.nfs, v.nfs)
-    && csiMatches(c.csi, v.csi)
-    && volumeTypeMatches(c.volumeTypes, v.volumeType)
-    && pvcLabelsMatch(c.pvcLabels, v.pvcLabels)
-    && pvcPhaseMatches(c.pvcPhase, v.pvcPhase);
+  return (
+    capacityMatches(c.capacity, v.capacity) &&
+    storageClassMatches(c.storageClass, v.storageClass) &&
+    nfsMatches(c.nfs, v.nfs) &&
+    csiMatches(c.csi, v.csi) &&
+    volumeTypeMatches(c.volumeTypes, v.volumeType) &&
+    pvcLabelsMatch(c.pvcLabels, v.pvcLabels) &&
+    pvcPhaseMatches(c.pvcPhase, v.pvcPhase)
+  );
 }
 
 /** The action of the first policy whose conditions all hold, or undefined (Policies.match). */

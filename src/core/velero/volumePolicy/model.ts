@@ -55,8 +55,7 @@ export interface VolumePolicies {
 }
 
 export type ParseVolumePoliciesResult =
-  | { readonly ok: true; readonly policies: VolumePolicies }
-  | { readonly ok: false; readonly error: string };
+  { readonly ok: true; readonly policies: VolumePolicies } | { readonly ok: false; readonly error: string };
 
 /**
  * The ConfigMap a Backup's `spec.resourcePolicy` points at, as Velero resolves it: only when

@@ -15,7 +15,8 @@ function actionParameters(doc: Document, index: number): Readonly<Record<string,
     const action: unknown = (policy as { action?: unknown } | null | undefined)?.action;
     const value: unknown = (action as { parameters?: unknown } | null | undefined)?.parameters;
     return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Map)
-      ? (value as Record<string, unknown>) : undefined;
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -64,11 +65,14 @@ export function parseVolumePoliciesYaml(text: string, where = "policy"): ParseVo
     const parsed = documentSchema(nonStringKeyMaps).safeParse(plain);
     if (!parsed.success) return { ok: false, error: formatIssues(parsed.error.issues) };
     const raw = parsed.data;
-    const volumePolicies = (raw.volumePolicies ?? []).map((p, i) => volumePolicyOf(p,
-      p.action.parameters == null ? undefined : actionParameters(doc, i)));
+    const volumePolicies = (raw.volumePolicies ?? []).map((p, i) =>
+      volumePolicyOf(p, p.action.parameters == null ? undefined : actionParameters(doc, i)),
+    );
     const iep = raw.includeExcludePolicy;
-    return { ok: true, policies: { version: raw.version, volumePolicies,
-      ...(iep ? { includeExcludePolicy: includeExcludeOf(iep) } : {}) } };
+    return {
+      ok: true,
+      policies: { version: raw.version, volumePolicies, ...(iep ? { includeExcludePolicy: includeExcludeOf(iep) } : {}) },
+    };
   } catch (e) {
     return { ok: false, error: `${where}: unreadable resource policy: ${e instanceof Error ? e.message : String(e)}` };
   }

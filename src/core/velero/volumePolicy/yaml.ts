@@ -7,7 +7,10 @@ import { isAlias, isMap, isScalar, isSeq, type Document, type Scalar, type YAMLM
 export type Plain = null | string | Plain[] | { [key: string]: Plain };
 
 export class YamlShapeError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
     super(message);
   }
 }
