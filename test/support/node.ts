@@ -652,21 +652,10 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
 
   const objs = KubernetesObjectApi.makeApiClient(node.kubeConfig);
   // CRDs first: the rest (the BSL) needs them established.
-  for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) await createOrKeep(objs, it);
-  await waitFor(
-    "Velero's CRDs to be established",
-    async () => {
-      for (const it of items.filter((i) => i.kind === "CustomResourceDefinition")) {
-        const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>({
-          apiVersion: it.apiVersion,
-          kind: it.kind,
-          metadata: { name: it.metadata!.name! },
-        });
-        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
-      }
-      return true;
-    },
-    { timeoutMs: 60_000, intervalMs: 500 },
+  await createCrds(
+    objs,
+    items.filter((i) => i.kind === "CustomResourceDefinition"),
+    "Velero's CRDs",
   );
   for (const it of items.filter((i) => i.kind !== "CustomResourceDefinition")) await createOrKeep(objs, it);
 
@@ -740,6 +729,26 @@ export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean;
   );
 }
 
+/** Creates CRDs (kept if present) and waits until the API server serves each one. */
+async function createCrds(objs: KubernetesObjectApi, crds: readonly Obj[], what: string): Promise<void> {
+  for (const crd of crds) await createOrKeep(objs, crd);
+  await waitFor(
+    `${what} to be established`,
+    async () => {
+      for (const it of crds) {
+        const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>({
+          apiVersion: it.apiVersion,
+          kind: it.kind,
+          metadata: { name: it.metadata!.name! },
+        });
+        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
+      }
+      return true;
+    },
+    { timeoutMs: 60_000, intervalMs: 500 },
+  );
+}
+
 async function createOrKeep(objs: KubernetesObjectApi, it: Obj): Promise<void> {
   try {
     await objs.create(it);
@@ -804,22 +813,7 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   const crds = parseAllDocuments(readFileSync(toolPath("snapshot-crds"), "utf8"))
     .map((d) => d.toJSON() as Obj | null)
     .filter((o): o is Obj => o !== null);
-  for (const crd of crds) await createOrKeep(objs, crd);
-  await waitFor(
-    "the VolumeSnapshot CRDs to be established",
-    async () => {
-      for (const it of crds) {
-        const crd = await objs.read<Obj & { status?: { conditions?: { type: string; status: string }[] } }>({
-          apiVersion: it.apiVersion,
-          kind: it.kind,
-          metadata: { name: it.metadata!.name! },
-        });
-        if (!crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return false;
-      }
-      return true;
-    },
-    { timeoutMs: 60_000, intervalMs: 500 },
-  );
+  await createCrds(objs, crds, "the VolumeSnapshot CRDs");
 
   guarded("csi-hostpath", toolPath("csi-hostpath"), [
     "-endpoint",
