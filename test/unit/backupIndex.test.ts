@@ -31,40 +31,40 @@ function expectSubsetsMatch(index: BackupIndex): void {
 
 describe("the backup index", () => {
   it.each([
-    [
-      "a backup that starts is in flight",
-      [
+    {
+      name: "a backup that starts is in flight",
+      steps: [
         ["velero", "a", "New"],
         ["velero", "a", "InProgress"],
       ],
-      ["a"],
-    ],
-    [
-      "a backup that finishes leaves the flight",
-      [
+      flying: ["a"],
+    },
+    {
+      name: "a backup that finishes leaves the flight",
+      steps: [
         ["velero", "a", "InProgress"],
         ["velero", "a", "Completed"],
       ],
-      [],
-    ],
-    [
-      "a deleted backup leaves the flight",
-      [
+      flying: [],
+    },
+    {
+      name: "a deleted backup leaves the flight",
+      steps: [
         ["velero", "a", "ReadyToStart"],
         ["velero", "a", null],
       ],
-      [],
-    ],
-    [
-      "the same name in two namespaces is two backups",
-      [
+      flying: [],
+    },
+    {
+      name: "the same name in two namespaces is two backups",
+      steps: [
         ["velero", "a", "InProgress"],
         ["other", "a", "InProgress"],
         ["other", "a", "Failed"],
       ],
-      ["velero/a"],
-    ],
-  ] as const)("%s", (_, steps, flying) => {
+      flying: ["velero/a"],
+    },
+  ] as const)("$name", ({ steps, flying }) => {
     const index = new BackupIndex();
     for (const [ns, name, phase] of steps) {
       if (phase === null) index.delete(ns, name);

@@ -45,38 +45,47 @@ describe("backup-gate plan", () => {
   });
 
   it.each([
-    ["a missing file", ["--snapshot", "/no/such/file"], /^backup-gate: cannot read snapshot \/no\/such\/file: ENOENT\n$/],
-    ["a file that is not YAML", ["--snapshot", file("bad.yaml", "items: [\n")], /is not valid YAML or JSON/],
-    ["a document that is not a List", ["--snapshot", file("notlist.yaml", "kind: Pod\n")], /is not a Kubernetes List/],
-    [
-      "an object missing a field, named with its index and field",
-      ["--snapshot", file("nons.yaml", "kind: List\nitems:\n- {kind: Pod, metadata: {name: x}}\n")],
-      /items\[0\] Pod x: metadata\.namespace: /,
-    ],
-    [
-      "a backup with a malformed status, named",
-      ["--snapshot", file("badbackup.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, status: {queuePosition: first}}\n")],
-      /items\[0\] Backup velero\/b: status\.queuePosition: /,
-    ],
-    [
-      "a backup whose creation time is not RFC 3339 (its aging and queue order would be lost), named",
-      ["--snapshot", file("badtime.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero, creationTimestamp: yesterday}}\n")],
-      /^backup-gate: snapshot .*badtime\.yaml: items\[0\] Backup velero\/b: metadata\.creationTimestamp: is not an RFC 3339 time/,
-    ],
-    [
-      "a backup spec field of the wrong type (the API server would never store it), named",
-      ["--snapshot", file("badspec.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, spec: {includedNamespaces: shop}}\n")],
-      /^backup-gate: snapshot .*badspec\.yaml: items\[0\] Backup velero\/b: spec\.includedNamespaces: /,
-    ],
-    [
-      "a garbage policy, with the field at fault",
-      ["--snapshot", FIXTURE, "--policy", file("p.yaml", "maxConcurrentBackups: lots\n")],
-      /policy .*p\.yaml: maxConcurrentBackups: /,
-    ],
-    ["an unknown level", ["--snapshot", FIXTURE, "--level", "Pod"], /--level must be Namespace or ItemBlock, not Pod/],
-    ["an unknown flag", ["--snapshot", FIXTURE, "--frobnicate"], /Unknown option '--frobnicate'/],
-    ["no snapshot", [], /--snapshot is required/],
-  ])("bad input: %s gets one clear line and exit code 2, never a stack trace", async (_, args, message) => {
+    { name: "a missing file", args: ["--snapshot", "/no/such/file"], message: /^backup-gate: cannot read snapshot \/no\/such\/file: ENOENT\n$/ },
+    { name: "a file that is not YAML", args: ["--snapshot", file("bad.yaml", "items: [\n")], message: /is not valid YAML or JSON/ },
+    { name: "a document that is not a List", args: ["--snapshot", file("notlist.yaml", "kind: Pod\n")], message: /is not a Kubernetes List/ },
+    {
+      name: "an object missing a field, named with its index and field",
+      args: ["--snapshot", file("nons.yaml", "kind: List\nitems:\n- {kind: Pod, metadata: {name: x}}\n")],
+      message: /items\[0\] Pod x: metadata\.namespace: /,
+    },
+    {
+      name: "a backup with a malformed status, named",
+      args: [
+        "--snapshot",
+        file("badbackup.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, status: {queuePosition: first}}\n"),
+      ],
+      message: /items\[0\] Backup velero\/b: status\.queuePosition: /,
+    },
+    {
+      name: "a backup whose creation time is not RFC 3339 (its aging and queue order would be lost), named",
+      args: [
+        "--snapshot",
+        file("badtime.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero, creationTimestamp: yesterday}}\n"),
+      ],
+      message: /^backup-gate: snapshot .*badtime\.yaml: items\[0\] Backup velero\/b: metadata\.creationTimestamp: is not an RFC 3339 time/,
+    },
+    {
+      name: "a backup spec field of the wrong type (the API server would never store it), named",
+      args: [
+        "--snapshot",
+        file("badspec.yaml", "kind: List\nitems:\n- {kind: Backup, metadata: {name: b, namespace: velero}, spec: {includedNamespaces: shop}}\n"),
+      ],
+      message: /^backup-gate: snapshot .*badspec\.yaml: items\[0\] Backup velero\/b: spec\.includedNamespaces: /,
+    },
+    {
+      name: "a garbage policy, with the field at fault",
+      args: ["--snapshot", FIXTURE, "--policy", file("p.yaml", "maxConcurrentBackups: lots\n")],
+      message: /policy .*p\.yaml: maxConcurrentBackups: /,
+    },
+    { name: "an unknown level", args: ["--snapshot", FIXTURE, "--level", "Pod"], message: /--level must be Namespace or ItemBlock, not Pod/ },
+    { name: "an unknown flag", args: ["--snapshot", FIXTURE, "--frobnicate"], message: /Unknown option '--frobnicate'/ },
+    { name: "no snapshot", args: [], message: /--snapshot is required/ },
+  ])("bad input: $name gets one clear line and exit code 2, never a stack trace", async ({ args, message }) => {
     const { code, stdout, stderr } = await run("plan", ...args);
     expect(code).toBe(2);
     expect(stdout).toBe("");

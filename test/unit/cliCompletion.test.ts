@@ -46,14 +46,14 @@ async function bashComplete(file: string, words: string[]): Promise<string[]> {
 
 describe("shell completion", () => {
   it.each([
-    ["a command", ["backup-gate", "qu"], ["queue"]],
-    ["the commands", ["backup-gate", ""], ["plan", "queue", "explain", "serve", "simulate", "version", "completion"]],
-    ["-o's formats", ["backup-gate", "queue", "-o", ""], ["json", "yaml", "wide"]],
-    ["a flag", ["backup-gate", "queue", "--wa"], ["--watch"]],
-    ["--level's values", ["backup-gate", "plan", "--level", ""], ["ItemBlock", "Namespace"]],
+    { name: "a command", words: ["backup-gate", "qu"], expected: ["queue"] },
+    { name: "the commands", words: ["backup-gate", ""], expected: ["plan", "queue", "explain", "serve", "simulate", "version", "completion"] },
+    { name: "-o's formats", words: ["backup-gate", "queue", "-o", ""], expected: ["json", "yaml", "wide"] },
+    { name: "a flag", words: ["backup-gate", "queue", "--wa"], expected: ["--watch"] },
+    { name: "--level's values", words: ["backup-gate", "plan", "--level", ""], expected: ["ItemBlock", "Namespace"] },
   ])(
-    "bash: the script passes bash -n, sources, and completes %s",
-    async (_, words, expected) => {
+    "bash: the script passes bash -n, sources, and completes $name",
+    async ({ words, expected }) => {
       expect(existsSync(BASH_COMPLETION), "bash-completion (Debian package bash-completion) is needed, as for kubectl's").toBe(true);
       const file = await script("bash");
       await run("bash", ["-n", file]);

@@ -72,27 +72,27 @@ describe("help for every command", () => {
   );
 
   it.each([
-    ["an unknown command", ["frobnicate"], /^backup-gate: Unknown command 'frobnicate'\n$/],
-    [
-      "an output format queue does not have",
-      ["queue", "-o", "xml"],
-      /^backup-gate: Option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are json, yaml, wide\.\n$/,
-    ],
-    ["--json with another -o", ["queue", "--json", "-o", "yaml"], /^backup-gate: --json and -o yaml ask for two formats; give one\n$/],
-    [
-      "a context the kubeconfig does not have",
-      ["queue", "--kubeconfig", "test/fixtures/kubeconfig-two-contexts.yaml", "--context", "nope"],
-      /^backup-gate: context "nope" is not in the kubeconfig \(it has: one, two\)\n$/,
-    ],
-    [
-      "serve --ca-injected without the directory it serves",
-      ["serve", "--ca-injected"],
-      /^backup-gate: --ca-injected needs --tls-dir: the certificate the injector's CA signed\n$/,
-    ],
-    ["an extra argument", ["queue", "extra"], /^backup-gate: Too many arguments for 'queue'\. Expected 0 arguments but got 1\.\n$/],
+    { name: "an unknown command", args: ["frobnicate"], message: /^backup-gate: Unknown command 'frobnicate'\n$/ },
+    {
+      name: "an output format queue does not have",
+      args: ["queue", "-o", "xml"],
+      message: /^backup-gate: Option '-o, --output <format>' argument 'xml' is invalid\. Allowed choices are json, yaml, wide\.\n$/,
+    },
+    { name: "--json with another -o", args: ["queue", "--json", "-o", "yaml"], message: /^backup-gate: --json and -o yaml ask for two formats; give one\n$/ },
+    {
+      name: "a context the kubeconfig does not have",
+      args: ["queue", "--kubeconfig", "test/fixtures/kubeconfig-two-contexts.yaml", "--context", "nope"],
+      message: /^backup-gate: context "nope" is not in the kubeconfig \(it has: one, two\)\n$/,
+    },
+    {
+      name: "serve --ca-injected without the directory it serves",
+      args: ["serve", "--ca-injected"],
+      message: /^backup-gate: --ca-injected needs --tls-dir: the certificate the injector's CA signed\n$/,
+    },
+    { name: "an extra argument", args: ["queue", "extra"], message: /^backup-gate: Too many arguments for 'queue'\. Expected 0 arguments but got 1\.\n$/ },
   ])(
-    "%s: one line, exit code 2",
-    async (_, args, message) => {
+    "$name: one line, exit code 2",
+    async ({ args, message }) => {
       const { code, stdout, stderr } = await runCli(...args);
       expect({ code, stdout }).toEqual({ code: 2, stdout: "" });
       expect(stderr).toMatch(message);

@@ -88,10 +88,10 @@ describe("the CLI under the name it was installed as", () => {
 
 describe("kubectl's plugin completion (kubectl runs kubectl_complete-backup_gate)", () => {
   it.each([
-    ["the commands", ["backup-gate", ""], ["plan", "queue", "explain", "serve", "simulate"]],
-    ["a command by prefix", ["backup-gate", "que"], ["queue"]],
-    ["-o's formats", ["backup-gate", "queue", "-o", ""], ["json", "yaml", "wide"]],
-  ])("`kubectl __complete %s` returns backup-gate's candidates", async (_, words, expected) => {
+    { name: "the commands", words: ["backup-gate", ""], expected: ["plan", "queue", "explain", "serve", "simulate"] },
+    { name: "a command by prefix", words: ["backup-gate", "que"], expected: ["queue"] },
+    { name: "-o's formats", words: ["backup-gate", "queue", "-o", ""], expected: ["json", "yaml", "wide"] },
+  ])("`kubectl __complete $name` returns backup-gate's candidates", async ({ words, expected }) => {
     // `kubectl __complete` is what kubectl's own shell completion calls for every TAB.
     const { code, stdout } = await sh("kubectl", "__complete", ...words);
     expect(code).toBe(0);
@@ -111,22 +111,22 @@ describe("kubectl's plugin completion (kubectl runs kubectl_complete-backup_gate
 
 describe("programName and asInvoked", () => {
   it.each([
-    ["/usr/local/bin/kubectl-backup_gate", "kubectl backup-gate"],
-    ["C:\\bin\\kubectl-backup_gate.cmd".replaceAll("\\", "/"), "kubectl backup-gate"],
-    ["/usr/local/bin/backup-gate", "backup-gate"],
-    ["/work/main/src/cli/main.ts", "backup-gate"],
-    ["/opt/kubectl-backup-gate", "backup-gate"], // kubectl never looks for a dashed name
-    ["/usr/local/bin/kubectl_complete-backup_gate", "backup-gate"],
-    [undefined, "backup-gate"],
-  ])("%s -> %s", (path, expected) => {
+    { path: "/usr/local/bin/kubectl-backup_gate", expected: "kubectl backup-gate" },
+    { path: "C:\\bin\\kubectl-backup_gate.cmd".replaceAll("\\", "/"), expected: "kubectl backup-gate" },
+    { path: "/usr/local/bin/backup-gate", expected: "backup-gate" },
+    { path: "/work/main/src/cli/main.ts", expected: "backup-gate" },
+    { path: "/opt/kubectl-backup-gate", expected: "backup-gate" }, // kubectl never looks for a dashed name
+    { path: "/usr/local/bin/kubectl_complete-backup_gate", expected: "backup-gate" },
+    { path: undefined, expected: "backup-gate" },
+  ])("$path -> $expected", ({ path, expected }) => {
     expect(programName(path)).toBe(expected);
   });
 
   it.each([
-    ["/usr/local/bin/kubectl_complete-backup_gate", true],
-    ["/usr/local/bin/kubectl-backup_gate", false],
-    ["/usr/local/bin/backup-gate", false],
-  ])("isPluginCompletion(%s) is %s", (path, expected) => {
+    { path: "/usr/local/bin/kubectl_complete-backup_gate", expected: true },
+    { path: "/usr/local/bin/kubectl-backup_gate", expected: false },
+    { path: "/usr/local/bin/backup-gate", expected: false },
+  ])("isPluginCompletion($path) is $expected", ({ path, expected }) => {
     expect(isPluginCompletion(path)).toBe(expected);
   });
 

@@ -10,16 +10,16 @@ import { pod } from "./support/cluster.js";
 
 describe("resourceVersions held per object", () => {
   it.each([
-    ["1", 1],
-    ["402388", 402388],
-    ["999999999999999", 999999999999999],
-    ["1000000000000000", "1000000000000000"], // past 15 digits a number could round: kept as text
-    ["0", "0"],
-    ["007", "007"],
-    ["", ""],
-    ["12a", "12a"],
-    [" 12", " 12"],
-  ])("%j is held as %j", (rv, held) => {
+    { rv: "1", held: 1 },
+    { rv: "402388", held: 402388 },
+    { rv: "999999999999999", held: 999999999999999 },
+    { rv: "1000000000000000", held: "1000000000000000" }, // past 15 digits a number could round: kept as text
+    { rv: "0", held: "0" },
+    { rv: "007", held: "007" },
+    { rv: "", held: "" },
+    { rv: "12a", held: "12a" },
+    { rv: " 12", held: " 12" },
+  ])("$rv is held as $held", ({ rv, held }) => {
     expect(compactVersion(rv)).toBe(held);
   });
 

@@ -61,14 +61,14 @@ describe("the dashboard's queries", () => {
   });
 
   it.each([
-    ["queue length", "backup_gate_queue_length"],
-    ["in flight", "backup_gate_in_flight"],
-    ["waits", "backup_gate_queue_wait_seconds"],
-    ["decisions", "backup_gate_decisions_total"],
-    ["admission latency", "backup_gate_admission_duration_seconds"],
-    ["policy validity", "backup_gate_policy_valid"],
-    ["drift", "backup_gate_overlaps_detected_total"],
-  ])("covers %s (%s)", (_, family) => {
+    { name: "queue length", family: "backup_gate_queue_length" },
+    { name: "in flight", family: "backup_gate_in_flight" },
+    { name: "waits", family: "backup_gate_queue_wait_seconds" },
+    { name: "decisions", family: "backup_gate_decisions_total" },
+    { name: "admission latency", family: "backup_gate_admission_duration_seconds" },
+    { name: "policy validity", family: "backup_gate_policy_valid" },
+    { name: "drift", family: "backup_gate_overlaps_detected_total" },
+  ])("covers $name ($family)", ({ family }) => {
     expect(exported.families.has(family)).toBe(true);
     const shown = queries.filter((q) => metricNames(q.expr).some((n) => familyOf(n, exported.families) === family));
     expect(shown.length).toBeGreaterThan(0);
@@ -83,30 +83,41 @@ describe("the dashboard's queries", () => {
 
 describe("the checker", () => {
   it.each([
-    ["a misspelled metric", "sum(backup_gate_queue_lenght)", ["backup_gate_queue_lenght"]],
-    ["a histogram by its family name, which no series has", "rate(backup_gate_queue_wait_seconds[5m])", ["backup_gate_queue_wait_seconds"]],
-    ["_bucket of a counter", "rate(backup_gate_decisions_total_bucket[5m])", ["backup_gate_decisions_total_bucket"]],
-    ["a counter without _total", "rate(backup_gate_nudges[5m])", ["backup_gate_nudges"]],
-    ["a misspelled name behind on(...) group_left", "backup_gate_in_flight * on(instance) group_left backup_gate_leadr", ["backup_gate_leadr"]],
-    ["a metric named by __name__", '{__name__="backup_gate_nope"}', ["backup_gate_nope"]],
-    ["a misspelled function", "rat(backup_gate_nudges_total[5m])", [expect.stringMatching(/unknown function rat/)]],
-    ["no metric at all", "vector(1)", ["(no metric)"]],
-  ])("catches %s", (_, expr, missing) => {
+    { name: "a misspelled metric", expr: "sum(backup_gate_queue_lenght)", missing: ["backup_gate_queue_lenght"] },
+    {
+      name: "a histogram by its family name, which no series has",
+      expr: "rate(backup_gate_queue_wait_seconds[5m])",
+      missing: ["backup_gate_queue_wait_seconds"],
+    },
+    { name: "_bucket of a counter", expr: "rate(backup_gate_decisions_total_bucket[5m])", missing: ["backup_gate_decisions_total_bucket"] },
+    { name: "a counter without _total", expr: "rate(backup_gate_nudges[5m])", missing: ["backup_gate_nudges"] },
+    {
+      name: "a misspelled name behind on(...) group_left",
+      expr: "backup_gate_in_flight * on(instance) group_left backup_gate_leadr",
+      missing: ["backup_gate_leadr"],
+    },
+    { name: "a metric named by __name__", expr: '{__name__="backup_gate_nope"}', missing: ["backup_gate_nope"] },
+    { name: "a misspelled function", expr: "rat(backup_gate_nudges_total[5m])", missing: [expect.stringMatching(/unknown function rat/)] },
+    { name: "no metric at all", expr: "vector(1)", missing: ["(no metric)"] },
+  ])("catches $name", ({ expr, missing }) => {
     expect(unexported(expr)).toEqual(missing);
   });
 
   it.each([
-    [
-      'sum by (le, webhook) (rate(backup_gate_admission_duration_seconds_bucket{webhook="mutate", le!="+Inf"}[$__rate_interval]))',
-      ["backup_gate_admission_duration_seconds_bucket"],
-    ],
-    ["max(backup_gate_queue_length * on(instance) backup_gate_leader)", ["backup_gate_queue_length", "backup_gate_leader"]],
-    ["min(backup_gate_certificate_expiry_seconds) - time()", ["backup_gate_certificate_expiry_seconds"]],
-    ['sum without (pod) (backup_gate_api_writes_total{result=~"error|conflict", kind="by"}) > bool 0', ["backup_gate_api_writes_total"]],
-    ["backup_gate_nudges_total offset 1h unless absent(backup_gate_leader)", ["backup_gate_nudges_total", "backup_gate_leader"]],
-    ["histogram_quantile(0.99, sum by (le) (rate(backup_gate_plan_duration_seconds_bucket[1h:5m])))", ["backup_gate_plan_duration_seconds_bucket"]],
-    ['{__name__="backup_gate_view_synced"} == 1', ["backup_gate_view_synced"]],
-  ])("reads %s as %j", (expr, names) => {
+    {
+      expr: 'sum by (le, webhook) (rate(backup_gate_admission_duration_seconds_bucket{webhook="mutate", le!="+Inf"}[$__rate_interval]))',
+      names: ["backup_gate_admission_duration_seconds_bucket"],
+    },
+    { expr: "max(backup_gate_queue_length * on(instance) backup_gate_leader)", names: ["backup_gate_queue_length", "backup_gate_leader"] },
+    { expr: "min(backup_gate_certificate_expiry_seconds) - time()", names: ["backup_gate_certificate_expiry_seconds"] },
+    { expr: 'sum without (pod) (backup_gate_api_writes_total{result=~"error|conflict", kind="by"}) > bool 0', names: ["backup_gate_api_writes_total"] },
+    { expr: "backup_gate_nudges_total offset 1h unless absent(backup_gate_leader)", names: ["backup_gate_nudges_total", "backup_gate_leader"] },
+    {
+      expr: "histogram_quantile(0.99, sum by (le) (rate(backup_gate_plan_duration_seconds_bucket[1h:5m])))",
+      names: ["backup_gate_plan_duration_seconds_bucket"],
+    },
+    { expr: '{__name__="backup_gate_view_synced"} == 1', names: ["backup_gate_view_synced"] },
+  ])("reads $expr as $names", ({ expr, names }) => {
     expect(metricNames(expr)).toEqual(names);
     expect(unexported(expr)).toEqual([]);
   });

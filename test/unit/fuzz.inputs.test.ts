@@ -92,15 +92,15 @@ const laughs = (levels: number) =>
     "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]",
     ...Array.from({ length: levels }, (_, i) => `a${i + 1}: &a${i + 1} [${Array(10).fill(`*a${i}`).join(", ")}]`),
   ].join("\n") + "\n";
-const BOMBS: [string, string][] = [
-  ["billion laughs (10^9 strings through aliases)", laughs(8)],
-  ["flow sequences nested 10,000 deep", `${"[".repeat(10_000)}${"]".repeat(10_000)}\n`],
-  ["flow maps nested 10,000 deep", `${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}\n`],
-  ["block maps nested 2,000 deep", Array.from({ length: 2_000 }, (_, i) => `${" ".repeat(i)}a:`).join("\n") + " 1\n"],
-  [
-    "a List whose backup spec nests 10,000 deep",
-    `kind: List\nitems:\n- kind: Backup\n  metadata: {name: b, namespace: velero}\n  spec: {labelSelector: ${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}}\n`,
-  ],
+const BOMBS: { name: string; doc: string }[] = [
+  { name: "billion laughs (10^9 strings through aliases)", doc: laughs(8) },
+  { name: "flow sequences nested 10,000 deep", doc: `${"[".repeat(10_000)}${"]".repeat(10_000)}\n` },
+  { name: "flow maps nested 10,000 deep", doc: `${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}\n` },
+  { name: "block maps nested 2,000 deep", doc: Array.from({ length: 2_000 }, (_, i) => `${" ".repeat(i)}a:`).join("\n") + " 1\n" },
+  {
+    name: "a List whose backup spec nests 10,000 deep",
+    doc: `kind: List\nitems:\n- kind: Backup\n  metadata: {name: b, namespace: velero}\n  spec: {labelSelector: ${"{a: ".repeat(10_000)}1${"}".repeat(10_000)}}\n`,
+  },
 ];
 
 describe("the policy document parser (ConfigMap key policy.yaml)", () => {
@@ -128,7 +128,7 @@ describe("the policy document parser (ConfigMap key policy.yaml)", () => {
     );
   });
 
-  it.each(BOMBS)("%s: refused quickly with one line", (_name, doc) => {
+  it.each(BOMBS)("$name: refused quickly with one line", ({ doc }) => {
     const t = Date.now();
     check(doc);
     expect(readPolicyText(doc).ok).toBe(false);
@@ -176,7 +176,7 @@ describe("the snapshot reader (plan --snapshot): file text, then loadSnapshot", 
     );
   });
 
-  it.each(BOMBS)("%s: one clean line, never a stack overflow or a hang", (_name, doc) => {
+  it.each(BOMBS)("$name: one clean line, never a stack overflow or a hang", ({ doc }) => {
     const t = Date.now();
     const read = readAsCli(doc);
     if (!(read instanceof UsageError)) {
@@ -238,15 +238,15 @@ describe("the trace reader (simulate --trace)", () => {
 
 describe("the CLI on bombs: exit 2 with one line (a real process each)", () => {
   const file = scratch("bg-fuzz-cli-");
-  const commands: [string, (p: string) => string[]][] = [
-    ["plan --snapshot", (p) => ["plan", "--snapshot", p]],
-    ["plan --policy", (p) => ["plan", "--snapshot", "test/fixtures/shop.yaml", "--policy", p]],
-    ["simulate --trace", (p) => ["simulate", "--trace", p]],
+  const commands: { name: string; args: (p: string) => string[] }[] = [
+    { name: "plan --snapshot", args: (p) => ["plan", "--snapshot", p] },
+    { name: "plan --policy", args: (p) => ["plan", "--snapshot", "test/fixtures/shop.yaml", "--policy", p] },
+    { name: "simulate --trace", args: (p) => ["simulate", "--trace", p] },
   ];
-  const cases = commands.flatMap(([name, args]) => [BOMBS[0]!, BOMBS[2]!].map(([bomb, doc]) => [`${name}: ${bomb}`, args, doc] as const));
+  const cases = commands.flatMap(({ name, args }) => [BOMBS[0]!, BOMBS[2]!].map((bomb) => ({ name: `${name}: ${bomb.name}`, args, doc: bomb.doc })));
   it.each(cases)(
-    "%s",
-    async (name, args, doc) => {
+    "$name",
+    async ({ name, args, doc }) => {
       const { code, stdout, stderr } = await runCli(...args(file(`${name.replace(/\W+/g, "-")}.yaml`, doc)));
       expect(code, stderr).toBe(2);
       expect(stdout).toBe("");

@@ -37,15 +37,19 @@ function scope(
 
 describe("namespaces (prepareBackupRequest + NamespaceIncludesExcludes.ResolveNamespaceList)", () => {
   it.each([
-    ["empty includedNamespaces means every namespace, minus those labelled exclude-from-backup", {}, ["kube-system", "shop", "shop-staging", "web"]],
-    ["a lone * means every namespace", { includedNamespaces: ["*"] }, ["kube-system", "shop", "shop-staging", "web"]],
-    ["a glob expands against existing namespaces", { includedNamespaces: ["shop*"] }, ["shop", "shop-staging"]],
-    ["? matches one character", { includedNamespaces: ["we?"] }, ["web"]],
-    ["[...] is a character class", { includedNamespaces: ["[sw]*"] }, ["shop", "shop-staging", "web"]],
-    ["excludes take globs too", { excludedNamespaces: ["shop*", "kube-*"] }, ["web"]],
-    ["a glob that matches nothing covers nothing, not everything", { includedNamespaces: ["nope-*"] }, []],
-    ["a literal name that does not exist covers nothing", { includedNamespaces: ["missing"] }, []],
-  ])("%s", (_, spec, expected) => {
+    {
+      name: "empty includedNamespaces means every namespace, minus those labelled exclude-from-backup",
+      spec: {},
+      expected: ["kube-system", "shop", "shop-staging", "web"],
+    },
+    { name: "a lone * means every namespace", spec: { includedNamespaces: ["*"] }, expected: ["kube-system", "shop", "shop-staging", "web"] },
+    { name: "a glob expands against existing namespaces", spec: { includedNamespaces: ["shop*"] }, expected: ["shop", "shop-staging"] },
+    { name: "? matches one character", spec: { includedNamespaces: ["we?"] }, expected: ["web"] },
+    { name: "[...] is a character class", spec: { includedNamespaces: ["[sw]*"] }, expected: ["shop", "shop-staging", "web"] },
+    { name: "excludes take globs too", spec: { excludedNamespaces: ["shop*", "kube-*"] }, expected: ["web"] },
+    { name: "a glob that matches nothing covers nothing, not everything", spec: { includedNamespaces: ["nope-*"] }, expected: [] },
+    { name: "a literal name that does not exist covers nothing", spec: { includedNamespaces: ["missing"] }, expected: [] },
+  ])("$name", ({ spec, expected }) => {
     expect(scope(spec).namespaces).toEqual(expected);
   });
 
@@ -56,38 +60,54 @@ describe("namespaces (prepareBackupRequest + NamespaceIncludesExcludes.ResolveNa
 
 describe("validation (prepareBackupRequest): a typed error naming the field, never a throw", () => {
   it.each([
-    ["* mixed with other namespaces", { includedNamespaces: ["*", "shop"] }, "spec.includedNamespaces"],
-    ["* in excludedNamespaces", { excludedNamespaces: ["*"] }, "spec.excludedNamespaces"],
-    ["a namespace both included and excluded", { includedNamespaces: ["shop"], excludedNamespaces: ["shop"] }, "spec.excludedNamespaces"],
-    ["an included namespace labelled exclude-from-backup", { includedNamespaces: ["secret-ns"] }, "spec.includedNamespaces"],
-    ["an unclosed bracket", { includedNamespaces: ["shop[a"] }, "spec.includedNamespaces[0]"],
-    ["a brace pattern", { includedNamespaces: ["{shop,web}"] }, "spec.includedNamespaces[0]"],
-    ["consecutive asterisks", { excludedNamespaces: ["sh**"] }, "spec.excludedNamespaces[0]"],
-    ["an invalid namespace name", { includedNamespaces: ["Shop_1"] }, "spec.includedNamespaces[0]"],
-    ["old and new resource filters mixed", { includedResources: ["pods"], includedNamespaceScopedResources: ["pods"] }, "spec.includedResources"],
-    ["* mixed with other resources (old filters)", { includedResources: ["*", "pods"] }, "spec.includedResources"],
-    ["* in excludedResources (old filters)", { excludedResources: ["*"] }, "spec.excludedResources"],
-    ["a resource both included and excluded", { includedResources: ["pods"], excludedResources: ["pods"] }, "spec.excludedResources"],
-    [
-      "excluded * with includes (new cluster-scoped filters)",
-      { includedClusterScopedResources: ["storageclasses"], excludedClusterScopedResources: ["*"] },
-      "spec.excludedClusterScopedResources",
-    ],
-    ["* mixed in new namespace-scoped includes", { includedNamespaceScopedResources: ["*", "pods"] }, "spec.includedNamespaceScopedResources"],
-    [
-      "labelSelector and orLabelSelectors both set",
-      { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{ matchLabels: { c: "d" } }] },
-      "spec.orLabelSelectors",
-    ],
-    [
-      "a selector operator that does not exist",
-      { labelSelector: { matchExpressions: [{ key: "a", operator: "Near" }] } },
-      "spec.labelSelector.matchExpressions[0].operator",
-    ],
-    ["In without values", { labelSelector: { matchExpressions: [{ key: "a", operator: "In" }] } }, "spec.labelSelector.matchExpressions[0].values"],
-    ["a list where a string is due", { includedNamespaces: "shop" }, "spec.includedNamespaces"],
-    ["a hook without a command", { hooks: { resources: [{ name: "h", pre: [{ exec: { command: [] } }] }] } }, "spec.hooks.resources[0].pre[0].exec.command"],
-  ])("%s", (_, spec, field) => {
+    { name: "* mixed with other namespaces", spec: { includedNamespaces: ["*", "shop"] }, field: "spec.includedNamespaces" },
+    { name: "* in excludedNamespaces", spec: { excludedNamespaces: ["*"] }, field: "spec.excludedNamespaces" },
+    { name: "a namespace both included and excluded", spec: { includedNamespaces: ["shop"], excludedNamespaces: ["shop"] }, field: "spec.excludedNamespaces" },
+    { name: "an included namespace labelled exclude-from-backup", spec: { includedNamespaces: ["secret-ns"] }, field: "spec.includedNamespaces" },
+    { name: "an unclosed bracket", spec: { includedNamespaces: ["shop[a"] }, field: "spec.includedNamespaces[0]" },
+    { name: "a brace pattern", spec: { includedNamespaces: ["{shop,web}"] }, field: "spec.includedNamespaces[0]" },
+    { name: "consecutive asterisks", spec: { excludedNamespaces: ["sh**"] }, field: "spec.excludedNamespaces[0]" },
+    { name: "an invalid namespace name", spec: { includedNamespaces: ["Shop_1"] }, field: "spec.includedNamespaces[0]" },
+    {
+      name: "old and new resource filters mixed",
+      spec: { includedResources: ["pods"], includedNamespaceScopedResources: ["pods"] },
+      field: "spec.includedResources",
+    },
+    { name: "* mixed with other resources (old filters)", spec: { includedResources: ["*", "pods"] }, field: "spec.includedResources" },
+    { name: "* in excludedResources (old filters)", spec: { excludedResources: ["*"] }, field: "spec.excludedResources" },
+    { name: "a resource both included and excluded", spec: { includedResources: ["pods"], excludedResources: ["pods"] }, field: "spec.excludedResources" },
+    {
+      name: "excluded * with includes (new cluster-scoped filters)",
+      spec: { includedClusterScopedResources: ["storageclasses"], excludedClusterScopedResources: ["*"] },
+      field: "spec.excludedClusterScopedResources",
+    },
+    {
+      name: "* mixed in new namespace-scoped includes",
+      spec: { includedNamespaceScopedResources: ["*", "pods"] },
+      field: "spec.includedNamespaceScopedResources",
+    },
+    {
+      name: "labelSelector and orLabelSelectors both set",
+      spec: { labelSelector: { matchLabels: { a: "b" } }, orLabelSelectors: [{ matchLabels: { c: "d" } }] },
+      field: "spec.orLabelSelectors",
+    },
+    {
+      name: "a selector operator that does not exist",
+      spec: { labelSelector: { matchExpressions: [{ key: "a", operator: "Near" }] } },
+      field: "spec.labelSelector.matchExpressions[0].operator",
+    },
+    {
+      name: "In without values",
+      spec: { labelSelector: { matchExpressions: [{ key: "a", operator: "In" }] } },
+      field: "spec.labelSelector.matchExpressions[0].values",
+    },
+    { name: "a list where a string is due", spec: { includedNamespaces: "shop" }, field: "spec.includedNamespaces" },
+    {
+      name: "a hook without a command",
+      spec: { hooks: { resources: [{ name: "h", pre: [{ exec: { command: [] } }] }] } },
+      field: "spec.hooks.resources[0].pre[0].exec.command",
+    },
+  ])("$name", ({ spec, field }) => {
     const result = scope(spec);
     expect(result.errors.map((e) => e.field)).toContain(field);
     expect(result.exclusive.size).toBe(0);
@@ -103,47 +123,47 @@ describe("validation (prepareBackupRequest): a typed error naming the field, nev
 
 describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () => {
   it.each([
-    [
-      "a namespace backup takes its pods, PVCs and their PVs",
-      { includedNamespaces: ["shop"] },
-      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
-    ],
-    [
-      "a selector picks pods; related PVCs and PVs come regardless of the selector",
-      { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "db" } } },
-      { pods: ["shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
-    ],
-    [
-      "orLabelSelectors take the union",
-      { includedNamespaces: ["shop", "web"], orLabelSelectors: [{ matchLabels: { app: "api" } }, { matchLabels: { app: "web" } }] },
-      { pods: ["shop/api", "web/nginx"], pvcs: [], pvs: [] },
-    ],
-    [
-      "includedResources: [pods] keeps PVCs out even as related items (namespaced items must pass the resource filter)",
-      { includedNamespaces: ["shop"], includedResources: ["pods"] },
-      { pods: ["shop/api", "shop/db-0"], pvcs: [], pvs: [] },
-    ],
-    [
-      "excluding PVs keeps them out as related items (ShouldExclude)",
-      { includedNamespaces: ["shop"], excludedResources: ["persistentvolumes"] },
-      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
-    ],
-    [
-      "includeClusterResources: false keeps PVs out",
-      { includedNamespaces: ["shop"], includeClusterResources: false },
-      { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
-    ],
-    [
-      "new-style filters: excluding pods still pulls PVCs and PVs in",
-      { includedNamespaces: ["shop"], excludedNamespaceScopedResources: ["pods"] },
-      { pods: [], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
-    ],
-    [
-      "a cluster-scoped-only backup (new style) takes no pods",
-      { includedNamespaces: ["shop"], includedNamespaceScopedResources: ["configmaps"], includedClusterScopedResources: ["storageclasses"] },
-      { pods: [], pvcs: [], pvs: [] },
-    ],
-  ])("%s", (_, spec, items) => {
+    {
+      name: "a namespace backup takes its pods, PVCs and their PVs",
+      spec: { includedNamespaces: ["shop"] },
+      items: { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    },
+    {
+      name: "a selector picks pods; related PVCs and PVs come regardless of the selector",
+      spec: { includedNamespaces: ["shop"], labelSelector: { matchLabels: { app: "db" } } },
+      items: { pods: ["shop/db-0"], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    },
+    {
+      name: "orLabelSelectors take the union",
+      spec: { includedNamespaces: ["shop", "web"], orLabelSelectors: [{ matchLabels: { app: "api" } }, { matchLabels: { app: "web" } }] },
+      items: { pods: ["shop/api", "web/nginx"], pvcs: [], pvs: [] },
+    },
+    {
+      name: "includedResources: [pods] keeps PVCs out even as related items (namespaced items must pass the resource filter)",
+      spec: { includedNamespaces: ["shop"], includedResources: ["pods"] },
+      items: { pods: ["shop/api", "shop/db-0"], pvcs: [], pvs: [] },
+    },
+    {
+      name: "excluding PVs keeps them out as related items (ShouldExclude)",
+      spec: { includedNamespaces: ["shop"], excludedResources: ["persistentvolumes"] },
+      items: { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
+    },
+    {
+      name: "includeClusterResources: false keeps PVs out",
+      spec: { includedNamespaces: ["shop"], includeClusterResources: false },
+      items: { pods: ["shop/api", "shop/db-0"], pvcs: ["shop/data-db-0"], pvs: [] },
+    },
+    {
+      name: "new-style filters: excluding pods still pulls PVCs and PVs in",
+      spec: { includedNamespaces: ["shop"], excludedNamespaceScopedResources: ["pods"] },
+      items: { pods: [], pvcs: ["shop/data-db-0"], pvs: ["pv-shop-data-db-0"] },
+    },
+    {
+      name: "a cluster-scoped-only backup (new style) takes no pods",
+      spec: { includedNamespaces: ["shop"], includedNamespaceScopedResources: ["configmaps"], includedClusterScopedResources: ["storageclasses"] },
+      items: { pods: [], pvcs: [], pvs: [] },
+    },
+  ])("$name", ({ spec, items }) => {
     expect(scope(spec).items).toEqual(items);
   });
 
@@ -187,37 +207,44 @@ describe("items (item collector + ItemBlock actions + itemInclusionChecks)", () 
 
 describe("exclusive units (hooks, snapshots, file-system backups)", () => {
   it.each([
-    [
-      "a bound PVC is snapshotted by default (snapshotVolumes nil means true)",
-      { includedNamespaces: ["shop"] },
-      { "shop/pod:db-0": "snapshot PVC shop/data-db-0" },
-    ],
-    ["snapshotVolumes: false makes a manifest-only backup", { includedNamespaces: ["shop"], snapshotVolumes: false }, {}],
-    [
-      "defaultVolumesToFsBackup backs up every pod volume but the excluded kinds",
-      { includedNamespaces: ["shop"], snapshotVolumes: false, defaultVolumesToFsBackup: true },
-      { "shop/pod:api": "file-system back up volume tmp of pod shop/api", "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" },
-    ],
-    [
-      "a spec hook on matching pods",
-      {
+    {
+      name: "a bound PVC is snapshotted by default (snapshotVolumes nil means true)",
+      spec: { includedNamespaces: ["shop"] },
+      exclusive: { "shop/pod:db-0": "snapshot PVC shop/data-db-0" },
+    },
+    { name: "snapshotVolumes: false makes a manifest-only backup", spec: { includedNamespaces: ["shop"], snapshotVolumes: false }, exclusive: {} },
+    {
+      name: "defaultVolumesToFsBackup backs up every pod volume but the excluded kinds",
+      spec: { includedNamespaces: ["shop"], snapshotVolumes: false, defaultVolumesToFsBackup: true },
+      exclusive: {
+        "shop/pod:api": "file-system back up volume tmp of pod shop/api",
+        "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0",
+      },
+    },
+    {
+      name: "a spec hook on matching pods",
+      spec: {
         includedNamespaces: ["shop"],
         snapshotVolumes: false,
         hooks: { resources: [{ name: "freeze", labelSelector: { matchLabels: { app: "api" } }, pre: [{ exec: { command: ["sync"] } }] }] },
       },
-      { "shop/pod:api": "run pre hooks on pod shop/api (spec.hooks.resources freeze)" },
-    ],
-    [
-      "a spec hook scoped to other namespaces does not apply",
-      {
+      exclusive: { "shop/pod:api": "run pre hooks on pod shop/api (spec.hooks.resources freeze)" },
+    },
+    {
+      name: "a spec hook scoped to other namespaces does not apply",
+      spec: {
         includedNamespaces: ["shop"],
         snapshotVolumes: false,
         hooks: { resources: [{ name: "h", includedNamespaces: ["web"], pre: [{ exec: { command: ["x"] } }] }] },
       },
-      {},
-    ],
-    ["a spec hook with no pre or post runs nothing", { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h" }] } }, {}],
-  ])("%s", (_, spec, exclusive) => {
+      exclusive: {},
+    },
+    {
+      name: "a spec hook with no pre or post runs nothing",
+      spec: { includedNamespaces: ["shop"], snapshotVolumes: false, hooks: { resources: [{ name: "h" }] } },
+      exclusive: {},
+    },
+  ])("$name", ({ spec, exclusive }) => {
     expect(Object.fromEntries(scope(spec).exclusive)).toEqual(exclusive);
   });
 
@@ -250,10 +277,10 @@ describe("exclusive units (hooks, snapshots, file-system backups)", () => {
   });
 
   it.each([
-    ["skip", {}],
-    ["snapshot", { "shop/pod:db-0": "snapshot PVC shop/data-db-0" }],
-    ["fs-backup", { "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" }],
-  ])("a volume policy action %s decides the volume's data (first match wins)", (action, exclusive) => {
+    { action: "skip", exclusive: {} },
+    { action: "snapshot", exclusive: { "shop/pod:db-0": "snapshot PVC shop/data-db-0" } },
+    { action: "fs-backup", exclusive: { "shop/pod:db-0": "file-system back up volume vol-data-db-0 of pod shop/db-0" } },
+  ])("a volume policy action $action decides the volume's data (first match wins)", ({ action, exclusive }) => {
     const cm = configMap("velero", "rp", {
       "policy.yaml": `version: v1\nvolumePolicies:\n- conditions: {storageClass: [standard]}\n  action: {type: ${action}}\n- conditions: {}\n  action: {type: snapshot}\n`,
     });

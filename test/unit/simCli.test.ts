@@ -81,16 +81,16 @@ describe("backup-gate simulate", () => {
   );
 
   it.each([
-    ["a missing file", ["--trace", "/no/such/trace.yaml"], /^backup-gate: cannot read trace \/no\/such\/trace\.yaml: ENOENT\n$/],
-    [
-      "a field of the wrong type, named",
-      ["--trace", file("t1.yaml", "cluster: {kind: List, items: []}\nbackups:\n- {name: a, arrival: soon, duration: 5}\n")],
-      /^backup-gate: trace .*t1\.yaml: backups\[0\]\.arrival: .*expected number/,
-    ],
-    ["an unknown flag", ["--trace", TRACE, "--frobnicate"], /Unknown option '--frobnicate'/],
+    { name: "a missing file", args: ["--trace", "/no/such/trace.yaml"], message: /^backup-gate: cannot read trace \/no\/such\/trace\.yaml: ENOENT\n$/ },
+    {
+      name: "a field of the wrong type, named",
+      args: ["--trace", file("t1.yaml", "cluster: {kind: List, items: []}\nbackups:\n- {name: a, arrival: soon, duration: 5}\n")],
+      message: /^backup-gate: trace .*t1\.yaml: backups\[0\]\.arrival: .*expected number/,
+    },
+    { name: "an unknown flag", args: ["--trace", TRACE, "--frobnicate"], message: /Unknown option '--frobnicate'/ },
   ])(
-    "bad input: %s gets one line and exit code 2, never a stack trace",
-    async (_, args, message) => {
+    "bad input: $name gets one line and exit code 2, never a stack trace",
+    async ({ args, message }) => {
       const { code, stdout, stderr } = await run(...args);
       expect(code).toBe(2);
       expect(stdout).toBe("");
@@ -101,22 +101,30 @@ describe("backup-gate simulate", () => {
   );
 
   it.each([
-    ["no --trace", [], /^--trace is required\n/],
-    [
-      "a backup with no duration",
-      ["--trace", file("t2.yaml", "cluster: {kind: List, items: []}\nbackups:\n- {name: a, arrival: 0}\n")],
-      /^trace .*t2\.yaml: backups\[0\]\.duration: give exactly one of duration or durationPerItem$/,
-    ],
-    [
-      "a missing clusterFile, relative to the trace",
-      ["--trace", file("t3.yaml", "clusterFile: nothere.yaml\nbackups:\n- {name: a, arrival: 0, duration: 1}\n")],
-      /^cannot read cluster .*bg-sim-.*\/nothere\.yaml: ENOENT$/,
-    ],
-    ["a bad --concurrency", ["--trace", TRACE, "--concurrency", "0"], /^--concurrency must be a whole number from 1 to 1000, not 0$/],
-    ["a bad --level", ["--trace", TRACE, "--level", "Pod"], /^--level must be Namespace or ItemBlock, not Pod$/],
-    ["a bad --policy", ["--trace", TRACE, "--policy", file("p.yaml", "priorities: {agingSeconds: -1}\n")], /^policy .*p\.yaml: priorities\.agingSeconds: /],
-    ["an --html path that cannot be written", ["--trace", TRACE, "--html", "/no/such/dir/x.html"], /^cannot write --html \/no\/such\/dir\/x\.html: ENOENT$/],
-  ])("bad input: %s is a UsageError (one line, exit code 2) naming what is wrong", (_, args, message) => {
+    { name: "no --trace", args: [], message: /^--trace is required\n/ },
+    {
+      name: "a backup with no duration",
+      args: ["--trace", file("t2.yaml", "cluster: {kind: List, items: []}\nbackups:\n- {name: a, arrival: 0}\n")],
+      message: /^trace .*t2\.yaml: backups\[0\]\.duration: give exactly one of duration or durationPerItem$/,
+    },
+    {
+      name: "a missing clusterFile, relative to the trace",
+      args: ["--trace", file("t3.yaml", "clusterFile: nothere.yaml\nbackups:\n- {name: a, arrival: 0, duration: 1}\n")],
+      message: /^cannot read cluster .*bg-sim-.*\/nothere\.yaml: ENOENT$/,
+    },
+    { name: "a bad --concurrency", args: ["--trace", TRACE, "--concurrency", "0"], message: /^--concurrency must be a whole number from 1 to 1000, not 0$/ },
+    { name: "a bad --level", args: ["--trace", TRACE, "--level", "Pod"], message: /^--level must be Namespace or ItemBlock, not Pod$/ },
+    {
+      name: "a bad --policy",
+      args: ["--trace", TRACE, "--policy", file("p.yaml", "priorities: {agingSeconds: -1}\n")],
+      message: /^policy .*p\.yaml: priorities\.agingSeconds: /,
+    },
+    {
+      name: "an --html path that cannot be written",
+      args: ["--trace", TRACE, "--html", "/no/such/dir/x.html"],
+      message: /^cannot write --html \/no\/such\/dir\/x\.html: ENOENT$/,
+    },
+  ])("bad input: $name is a UsageError (one line, exit code 2) naming what is wrong", ({ args, message }) => {
     let error: unknown;
     try {
       runSimulate(args);

@@ -73,10 +73,10 @@ const pvc = (over: Partial<PvcInfo> = {}): PvcInfo => ({
 describe("parseVolumePolicies: reading the ConfigMap (getResourcePoliciesFromConfig)", () => {
   const valid = "version: v1\nvolumePolicies: []\n";
 
-  it.each([
-    ["no data key", {}, "data: a resource-policy ConfigMap must hold exactly one key, found 0"],
-    ["two data keys", { a: valid, b: valid }, "data: a resource-policy ConfigMap must hold exactly one key, found 2"],
-  ])("Velero refuses a ConfigMap with %s (len(cm.Data) != 1)", (_name, data, error) => {
+  it.each<{ name: string; data: Record<string, string>; error: string }>([
+    { name: "no data key", data: {}, error: "data: a resource-policy ConfigMap must hold exactly one key, found 0" },
+    { name: "two data keys", data: { a: valid, b: valid }, error: "data: a resource-policy ConfigMap must hold exactly one key, found 2" },
+  ])("Velero refuses a ConfigMap with $name (len(cm.Data) != 1)", ({ data, error }) => {
     expect(parseVolumePolicies(cm(data))).toEqual({ ok: false, error });
   });
 
@@ -95,10 +95,10 @@ describe("parseVolumePolicies: reading the ConfigMap (getResourcePoliciesFromCon
   });
 
   it.each([
-    ["configmap", "configmap", "p"],
-    ["kind matched ignoring case (strings.EqualFold)", "ConfigMap", "p"],
-    ["any other kind means no policy at all", "Secret", undefined],
-  ])("spec.resourcePolicy: %s", (_name, kind, expected) => {
+    { name: "configmap", kind: "configmap", expected: "p" },
+    { name: "kind matched ignoring case (strings.EqualFold)", kind: "ConfigMap", expected: "p" },
+    { name: "any other kind means no policy at all", kind: "Secret", expected: undefined },
+  ])("spec.resourcePolicy: $name", ({ kind, expected }) => {
     expect(resourcePolicyConfigMapName({ kind, name: "p" })).toBe(expected);
   });
 
@@ -152,12 +152,12 @@ includeExcludePolicy:
   });
 
   it.each([
-    ["version only: no volume policies", "version: v1"],
-    ["volumePolicies: null is nil", "version: v1\nvolumePolicies:"],
-    ["includeExcludePolicy: null is nil", "version: v1\nincludeExcludePolicy:"],
-    ["JSON is YAML", '{"version": "v1", "volumePolicies": []}'],
-    ["only the first YAML document is read (yaml.v3 Decoder.Decode)", "version: v1\n---\nnot: [valid, for, velero]"],
-  ])("%s", (_name, yaml) => {
+    { name: "version only: no volume policies", yaml: "version: v1" },
+    { name: "volumePolicies: null is nil", yaml: "version: v1\nvolumePolicies:" },
+    { name: "includeExcludePolicy: null is nil", yaml: "version: v1\nincludeExcludePolicy:" },
+    { name: "JSON is YAML", yaml: '{"version": "v1", "volumePolicies": []}' },
+    { name: "only the first YAML document is read (yaml.v3 Decoder.Decode)", yaml: "version: v1\n---\nnot: [valid, for, velero]" },
+  ])("$name", ({ yaml }) => {
     expect(parseVolumePoliciesYaml(yaml)).toMatchObject({ ok: true, policies: { version: "v1" } });
   });
 
@@ -166,11 +166,11 @@ includeExcludePolicy:
   });
 
   it.each([
-    ["missing conditions: every condition is empty", "{action: {type: skip}}"],
-    ["conditions: null", "{conditions: null, action: {type: skip}}"],
-    ['capacity empty means ","', "{conditions: {capacity: ''}, action: {type: skip}}"],
-    ['capacity null means ","', "{conditions: {capacity: null}, action: {type: skip}}"],
-  ])("%s", (_name, item) => {
+    { name: "missing conditions: every condition is empty", item: "{action: {type: skip}}" },
+    { name: "conditions: null", item: "{conditions: null, action: {type: skip}}" },
+    { name: 'capacity empty means ","', item: "{conditions: {capacity: ''}, action: {type: skip}}" },
+    { name: 'capacity null means ","', item: "{conditions: {capacity: null}, action: {type: skip}}" },
+  ])("$name", ({ item }) => {
     const p = policies(`version: v1\nvolumePolicies: [${item}]`);
     expect(p.volumePolicies[0]?.conditions).toEqual({
       capacity: { lower: q("0"), upper: q("0") },
@@ -182,41 +182,51 @@ includeExcludePolicy:
   });
 
   it.each([
-    ["both bounds", "10Gi,100Gi", "10Gi", "100Gi"],
-    ["no upper bound", "10Gi,", "10Gi", "0"],
-    ["no lower bound", ",100Gi", "0", "100Gi"],
-    ["an explicit 0 is open too", "10Gi,0", "10Gi", "0"],
-    ["sides are trimmed (strings.TrimSpace)", " 1Gi , 2Gi ", "1Gi", "2Gi"],
-    ["equal bounds", "5Gi,5Gi", "5Gi", "5Gi"],
-    ["mixed binary and decimal", "1G,1Gi", "1G", "1Gi"],
-    ["exponents", "1e9,2e9", "1G", "2G"],
-    ["negative lower bound (a valid quantity)", "-1,1", "-1", "1"],
-  ])("capacity %s: %j", (_name, capacity, lower, upper) => {
+    { name: "both bounds", capacity: "10Gi,100Gi", lower: "10Gi", upper: "100Gi" },
+    { name: "no upper bound", capacity: "10Gi,", lower: "10Gi", upper: "0" },
+    { name: "no lower bound", capacity: ",100Gi", lower: "0", upper: "100Gi" },
+    { name: "an explicit 0 is open too", capacity: "10Gi,0", lower: "10Gi", upper: "0" },
+    { name: "sides are trimmed (strings.TrimSpace)", capacity: " 1Gi , 2Gi ", lower: "1Gi", upper: "2Gi" },
+    { name: "equal bounds", capacity: "5Gi,5Gi", lower: "5Gi", upper: "5Gi" },
+    { name: "mixed binary and decimal", capacity: "1G,1Gi", lower: "1G", upper: "1Gi" },
+    { name: "exponents", capacity: "1e9,2e9", lower: "1G", upper: "2G" },
+    { name: "negative lower bound (a valid quantity)", capacity: "-1,1", lower: "-1", upper: "1" },
+  ])("capacity $name: $capacity", ({ capacity, lower, upper }) => {
     expect(one(`{capacity: "${capacity}"}`).volumePolicies[0]?.conditions.capacity).toEqual({ lower: q(lower), upper: q(upper) });
   });
 
   it.each([
-    ["nfs: {} matches any NFS volume", "{nfs: {}}", { server: "", path: "" }],
-    ["nfs: null is no condition", "{nfs: null}", undefined],
-  ])("%s", (_name, conditions, expected) => {
+    { name: "nfs: {} matches any NFS volume", conditions: "{nfs: {}}", expected: { server: "", path: "" } },
+    { name: "nfs: null is no condition", conditions: "{nfs: null}", expected: undefined },
+  ])("$name", ({ conditions, expected }) => {
     expect(one(conditions).volumePolicies[0]?.conditions.nfs).toEqual(expected);
   });
 
   it.each([
-    ["csi: {} matches any CSI volume", "{csi: {}}", { driver: "" }],
-    ["csi: {driver: d}", "{csi: {driver: d}}", { driver: "d" }],
-    ["csi with volumeAttributes: null is fine without a driver", "{csi: {volumeAttributes: null}}", { driver: "" }],
-    ["csi: null is no condition", "{csi: null}", undefined],
-  ])("%s", (_name, conditions, expected) => {
+    { name: "csi: {} matches any CSI volume", conditions: "{csi: {}}", expected: { driver: "" } },
+    { name: "csi: {driver: d}", conditions: "{csi: {driver: d}}", expected: { driver: "d" } },
+    { name: "csi with volumeAttributes: null is fine without a driver", conditions: "{csi: {volumeAttributes: null}}", expected: { driver: "" } },
+    { name: "csi: null is no condition", conditions: "{csi: null}", expected: undefined },
+  ])("$name", ({ conditions, expected }) => {
     expect(one(conditions).volumePolicies[0]?.conditions.csi).toEqual(expected);
   });
 
   it.each([
-    ["numbers are read as their text (yaml.v3 fills string fields from any scalar)", "{storageClass: [1, true]}", "storageClass", ["1", "true"]],
-    ["null list items are empty strings", "{pvcPhase: [null, Bound]}", "pvcPhase", ["", "Bound"]],
-    ["volumeTypes are not checked against Velero's list", "{volumeTypes: [notAType]}", "volumeTypes", ["notAType"]],
-    ["a pvcLabels null value is an empty string", "{pvcLabels: {app: null, tier: 1}}", "pvcLabels", { app: "", tier: "1" }],
-  ] as const)("%s", (_name, conditions, field, expected) => {
+    {
+      name: "numbers are read as their text (yaml.v3 fills string fields from any scalar)",
+      conditions: "{storageClass: [1, true]}",
+      field: "storageClass",
+      expected: ["1", "true"],
+    },
+    { name: "null list items are empty strings", conditions: "{pvcPhase: [null, Bound]}", field: "pvcPhase", expected: ["", "Bound"] },
+    { name: "volumeTypes are not checked against Velero's list", conditions: "{volumeTypes: [notAType]}", field: "volumeTypes", expected: ["notAType"] },
+    {
+      name: "a pvcLabels null value is an empty string",
+      conditions: "{pvcLabels: {app: null, tier: 1}}",
+      field: "pvcLabels",
+      expected: { app: "", tier: "1" },
+    },
+  ] as const)("$name", ({ conditions, field, expected }) => {
     expect(one(conditions).volumePolicies[0]?.conditions[field]).toEqual(expected);
   });
 });
@@ -227,146 +237,182 @@ describe("parseVolumePolicies: every validation error names the field at fault",
 
   it.each([
     // document
-    ["empty data is EOF for yaml.v3", "", "policy: no YAML document (Velero: EOF)"],
-    ["a comment only is EOF too", "# nothing", "policy: no YAML document (Velero: EOF)"],
-    ["broken YAML", "version: [v1", "policy: invalid YAML"],
-    ["duplicate keys (yaml.v3 refuses them)", "version: v1\nversion: v1", 'version: mapping key "version" already defined'],
-    ["duplicate keys differing only in quoting", 'version: v1\n"version": v1', 'version: mapping key "version" already defined'],
-    ["a document that is not a map", "- version: v1", "(document): expected a map"],
-    ["a scalar document", "v1", "(document): expected a map"],
-    ["unknown top-level field (KnownFields)", v1("volumePolicy: []"), "volumePolicy: unknown field"],
-    ["merge keys are not supported (safe side: Velero accepts them)", v1("a: &a {x: 1}\n<<: *a"), "a: unknown field"],
+    { name: "empty data is EOF for yaml.v3", yaml: "", error: "policy: no YAML document (Velero: EOF)" },
+    { name: "a comment only is EOF too", yaml: "# nothing", error: "policy: no YAML document (Velero: EOF)" },
+    { name: "broken YAML", yaml: "version: [v1", error: "policy: invalid YAML" },
+    { name: "duplicate keys (yaml.v3 refuses them)", yaml: "version: v1\nversion: v1", error: 'version: mapping key "version" already defined' },
+    { name: "duplicate keys differing only in quoting", yaml: 'version: v1\n"version": v1', error: 'version: mapping key "version" already defined' },
+    { name: "a document that is not a map", yaml: "- version: v1", error: "(document): expected a map" },
+    { name: "a scalar document", yaml: "v1", error: "(document): expected a map" },
+    { name: "unknown top-level field (KnownFields)", yaml: v1("volumePolicy: []"), error: "volumePolicy: unknown field" },
+    { name: "merge keys are not supported (safe side: Velero accepts them)", yaml: v1("a: &a {x: 1}\n<<: *a"), error: "a: unknown field" },
     // version (Policies.Validate)
-    ["missing version", "volumePolicies: []", 'version: incompatible version "": Velero supports only "v1"'],
-    ["version v2", "version: v2", 'version: incompatible version "v2"'],
-    ["version V1 (case matters)", "version: V1", 'version: incompatible version "V1"'],
-    ["version 1", "version: 1", 'version: incompatible version "1"'],
-    ["version as a list", "version: [v1]", "version: expected a string"],
+    { name: "missing version", yaml: "volumePolicies: []", error: 'version: incompatible version "": Velero supports only "v1"' },
+    { name: "version v2", yaml: "version: v2", error: 'version: incompatible version "v2"' },
+    { name: "version V1 (case matters)", yaml: "version: V1", error: 'version: incompatible version "V1"' },
+    { name: "version 1", yaml: "version: 1", error: 'version: incompatible version "1"' },
+    { name: "version as a list", yaml: "version: [v1]", error: "version: expected a string" },
     // volumePolicies shape
-    ["volumePolicies as a map", v1("volumePolicies: {a: 1}"), "volumePolicies: expected a list of volume policies"],
-    ["a policy that is a string", v1("volumePolicies: [skip]"), "volumePolicies[0]: expected a map with conditions and action"],
-    ["unknown field in a policy", vp("{condition: {}, action: {type: skip}}"), "volumePolicies[0].condition: unknown field"],
-    ["conditions as a list", vp("{conditions: [a], action: {type: skip}}"), "volumePolicies[0].conditions: expected a map of conditions"],
+    { name: "volumePolicies as a map", yaml: v1("volumePolicies: {a: 1}"), error: "volumePolicies: expected a list of volume policies" },
+    { name: "a policy that is a string", yaml: v1("volumePolicies: [skip]"), error: "volumePolicies[0]: expected a map with conditions and action" },
+    { name: "unknown field in a policy", yaml: vp("{condition: {}, action: {type: skip}}"), error: "volumePolicies[0].condition: unknown field" },
+    { name: "conditions as a list", yaml: vp("{conditions: [a], action: {type: skip}}"), error: "volumePolicies[0].conditions: expected a map of conditions" },
     // action (Action.validate)
-    ["a null policy has no action type", v1("volumePolicies: [null]"), 'volumePolicies[0].action.type: invalid action type ""'],
-    ["missing action", vp("{conditions: {}}"), 'volumePolicies[0].action.type: invalid action type ""'],
-    ["unknown action type", vp("{action: {type: delete}}"), 'volumePolicies[0].action.type: invalid action type "delete"'],
-    ["action types are case-sensitive", vp("{action: {type: Skip}}"), 'volumePolicies[0].action.type: invalid action type "Skip"'],
-    ["action as a string", vp("{action: skip}"), "volumePolicies[0].action: expected a map with type and parameters"],
-    ["unknown field in an action", vp("{action: {type: skip, param: 1}}"), "volumePolicies[0].action.param: unknown field"],
-    ["parameters as a list", vp("{action: {type: custom, parameters: [a]}}"), "volumePolicies[0].action.parameters: expected a map"],
+    { name: "a null policy has no action type", yaml: v1("volumePolicies: [null]"), error: 'volumePolicies[0].action.type: invalid action type ""' },
+    { name: "missing action", yaml: vp("{conditions: {}}"), error: 'volumePolicies[0].action.type: invalid action type ""' },
+    { name: "unknown action type", yaml: vp("{action: {type: delete}}"), error: 'volumePolicies[0].action.type: invalid action type "delete"' },
+    { name: "action types are case-sensitive", yaml: vp("{action: {type: Skip}}"), error: 'volumePolicies[0].action.type: invalid action type "Skip"' },
+    { name: "action as a string", yaml: vp("{action: skip}"), error: "volumePolicies[0].action: expected a map with type and parameters" },
+    { name: "unknown field in an action", yaml: vp("{action: {type: skip, param: 1}}"), error: "volumePolicies[0].action.param: unknown field" },
+    { name: "parameters as a list", yaml: vp("{action: {type: custom, parameters: [a]}}"), error: "volumePolicies[0].action.parameters: expected a map" },
     // conditions (KnownFields on volumeConditions)
-    ["unknown condition", vp("{conditions: {storageClasses: [a]}, action: {type: skip}}"), "volumePolicies[0].conditions.storageClasses: unknown field"],
-    [
-      "condition keys are case-sensitive",
-      vp("{conditions: {StorageClass: [a]}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.StorageClass: unknown field",
-    ],
+    {
+      name: "unknown condition",
+      yaml: vp("{conditions: {storageClasses: [a]}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.storageClasses: unknown field",
+    },
+    {
+      name: "condition keys are case-sensitive",
+      yaml: vp("{conditions: {StorageClass: [a]}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.StorageClass: unknown field",
+    },
     // capacity (parseCapacity, capacityCondition.validate)
-    ["capacity without a comma", vp('{conditions: {capacity: "10Gi"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: wrong format "10Gi"'],
-    ["capacity with two commas", vp('{conditions: {capacity: "1,2,3"}, action: {type: skip}}'), 'volumePolicies[0].conditions.capacity: wrong format "1,2,3"'],
-    ["capacity that is a number", vp("{conditions: {capacity: 10}, action: {type: skip}}"), 'volumePolicies[0].conditions.capacity: wrong format "10"'],
-    [
-      "capacity with a bad quantity",
-      vp('{conditions: {capacity: "10GB,"}, action: {type: skip}}'),
-      'volumePolicies[0].conditions.capacity: "10GB" is not a Kubernetes quantity',
-    ],
-    [
-      "capacity with max below min",
-      vp('{conditions: {capacity: "10Gi,5Gi"}, action: {type: skip}}'),
-      'volumePolicies[0].conditions.capacity: illegal range "10Gi,5Gi"',
-    ],
-    [
-      "capacity with a negative max and open min",
-      vp('{conditions: {capacity: ",-1"}, action: {type: skip}}'),
-      'volumePolicies[0].conditions.capacity: illegal range ",-1"',
-    ],
-    ["capacity as a list", vp("{conditions: {capacity: [1, 2]}, action: {type: skip}}"), "volumePolicies[0].conditions.capacity: expected a string"],
+    {
+      name: "capacity without a comma",
+      yaml: vp('{conditions: {capacity: "10Gi"}, action: {type: skip}}'),
+      error: 'volumePolicies[0].conditions.capacity: wrong format "10Gi"',
+    },
+    {
+      name: "capacity with two commas",
+      yaml: vp('{conditions: {capacity: "1,2,3"}, action: {type: skip}}'),
+      error: 'volumePolicies[0].conditions.capacity: wrong format "1,2,3"',
+    },
+    {
+      name: "capacity that is a number",
+      yaml: vp("{conditions: {capacity: 10}, action: {type: skip}}"),
+      error: 'volumePolicies[0].conditions.capacity: wrong format "10"',
+    },
+    {
+      name: "capacity with a bad quantity",
+      yaml: vp('{conditions: {capacity: "10GB,"}, action: {type: skip}}'),
+      error: 'volumePolicies[0].conditions.capacity: "10GB" is not a Kubernetes quantity',
+    },
+    {
+      name: "capacity with max below min",
+      yaml: vp('{conditions: {capacity: "10Gi,5Gi"}, action: {type: skip}}'),
+      error: 'volumePolicies[0].conditions.capacity: illegal range "10Gi,5Gi"',
+    },
+    {
+      name: "capacity with a negative max and open min",
+      yaml: vp('{conditions: {capacity: ",-1"}, action: {type: skip}}'),
+      error: 'volumePolicies[0].conditions.capacity: illegal range ",-1"',
+    },
+    {
+      name: "capacity as a list",
+      yaml: vp("{conditions: {capacity: [1, 2]}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.capacity: expected a string",
+    },
     // lists and maps (yaml.v3 types)
-    [
-      "storageClass as a string",
-      vp("{conditions: {storageClass: gp2}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.storageClass: expected a list of strings",
-    ],
-    [
-      "storageClass with a map item",
-      vp("{conditions: {storageClass: [{a: b}]}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.storageClass[0]: expected a string",
-    ],
-    [
-      "volumeTypes as a string",
-      vp("{conditions: {volumeTypes: nfs}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.volumeTypes: expected a list of strings",
-    ],
-    ["pvcPhase as a string", vp("{conditions: {pvcPhase: Bound}, action: {type: skip}}"), "volumePolicies[0].conditions.pvcPhase: expected a list of strings"],
+    {
+      name: "storageClass as a string",
+      yaml: vp("{conditions: {storageClass: gp2}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.storageClass: expected a list of strings",
+    },
+    {
+      name: "storageClass with a map item",
+      yaml: vp("{conditions: {storageClass: [{a: b}]}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.storageClass[0]: expected a string",
+    },
+    {
+      name: "volumeTypes as a string",
+      yaml: vp("{conditions: {volumeTypes: nfs}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.volumeTypes: expected a list of strings",
+    },
+    {
+      name: "pvcPhase as a string",
+      yaml: vp("{conditions: {pvcPhase: Bound}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcPhase: expected a list of strings",
+    },
     // nfs, csi
-    ["nfs as a string", vp("{conditions: {nfs: server}, action: {type: skip}}"), "volumePolicies[0].conditions.nfs: expected a map with server and/or path"],
-    ["nfs with an unknown field", vp("{conditions: {nfs: {host: a}}, action: {type: skip}}"), "volumePolicies[0].conditions.nfs.host: unknown field"],
-    ["csi with an unknown field", vp("{conditions: {csi: {name: a}}, action: {type: skip}}"), "volumePolicies[0].conditions.csi.name: unknown field"],
-    [
-      "csi volumeAttributes without a driver",
-      vp("{conditions: {csi: {volumeAttributes: {a: b}}}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.csi.driver: must not be empty when volumeAttributes is set",
-    ],
-    [
-      "csi empty volumeAttributes without a driver (non-nil map)",
-      vp("{conditions: {csi: {volumeAttributes: {}}}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.csi.driver: must not be empty",
-    ],
-    [
-      "csi volumeAttributes as a list",
-      vp("{conditions: {csi: {driver: d, volumeAttributes: [a]}}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.csi.volumeAttributes: expected a map of string to string",
-    ],
+    {
+      name: "nfs as a string",
+      yaml: vp("{conditions: {nfs: server}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.nfs: expected a map with server and/or path",
+    },
+    {
+      name: "nfs with an unknown field",
+      yaml: vp("{conditions: {nfs: {host: a}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.nfs.host: unknown field",
+    },
+    {
+      name: "csi with an unknown field",
+      yaml: vp("{conditions: {csi: {name: a}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.csi.name: unknown field",
+    },
+    {
+      name: "csi volumeAttributes without a driver",
+      yaml: vp("{conditions: {csi: {volumeAttributes: {a: b}}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.csi.driver: must not be empty when volumeAttributes is set",
+    },
+    {
+      name: "csi empty volumeAttributes without a driver (non-nil map)",
+      yaml: vp("{conditions: {csi: {volumeAttributes: {}}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.csi.driver: must not be empty",
+    },
+    {
+      name: "csi volumeAttributes as a list",
+      yaml: vp("{conditions: {csi: {driver: d, volumeAttributes: [a]}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.csi.volumeAttributes: expected a map of string to string",
+    },
     // pvcLabels (unmarshalResourcePolicies' own check, then map[string]string)
-    [
-      "pvcLabels as a list",
-      vp("{conditions: {pvcLabels: [a]}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a list",
-    ],
-    [
-      "pvcLabels as a string",
-      vp("{conditions: {pvcLabels: app}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a string",
-    ],
-    [
-      "pvcLabels null (Velero: got <nil>)",
-      vp("{conditions: {pvcLabels: null}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got <nil>",
-    ],
-    [
-      "pvcLabels with a non-string key",
-      vp("{conditions: {pvcLabels: {1: a}}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a map with non-string keys",
-    ],
-    [
-      "pvcLabels with a nested value",
-      vp("{conditions: {pvcLabels: {app: {a: b}}}, action: {type: skip}}"),
-      "volumePolicies[0].conditions.pvcLabels.app: expected a string",
-    ],
+    {
+      name: "pvcLabels as a list",
+      yaml: vp("{conditions: {pvcLabels: [a]}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a list",
+    },
+    {
+      name: "pvcLabels as a string",
+      yaml: vp("{conditions: {pvcLabels: app}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a string",
+    },
+    {
+      name: "pvcLabels null (Velero: got <nil>)",
+      yaml: vp("{conditions: {pvcLabels: null}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got <nil>",
+    },
+    {
+      name: "pvcLabels with a non-string key",
+      yaml: vp("{conditions: {pvcLabels: {1: a}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcLabels: must be a map of string to string, got a map with non-string keys",
+    },
+    {
+      name: "pvcLabels with a nested value",
+      yaml: vp("{conditions: {pvcLabels: {app: {a: b}}}, action: {type: skip}}"),
+      error: "volumePolicies[0].conditions.pvcLabels.app: expected a string",
+    },
     // includeExcludePolicy (IncludeExcludePolicy.Validate)
-    [
-      "includeExcludePolicy with an unknown field",
-      v1("includeExcludePolicy: {includedResources: [a]}"),
-      "includeExcludePolicy.includedResources: unknown field",
-    ],
-    ["includeExcludePolicy as a list", v1("includeExcludePolicy: [a]"), "includeExcludePolicy: expected a map of resource lists"],
-    [
-      "'*' in an includes list",
-      v1("includeExcludePolicy: {includedClusterScopedResources: ['*']}"),
-      'includeExcludePolicy.includedClusterScopedResources: "*" is not allowed',
-    ],
-    [
-      "'*' in an excludes list",
-      v1("includeExcludePolicy: {excludedNamespaceScopedResources: ['*']}"),
-      'includeExcludePolicy.excludedNamespaceScopedResources: "*" is not allowed',
-    ],
-    [
-      "an item both included and excluded",
-      v1("includeExcludePolicy: {includedNamespaceScopedResources: [pods], excludedNamespaceScopedResources: [pods]}"),
-      'includeExcludePolicy.excludedNamespaceScopedResources: "pods" is also in includedNamespaceScopedResources',
-    ],
-  ])("%s", (_name, yaml, error) => {
+    {
+      name: "includeExcludePolicy with an unknown field",
+      yaml: v1("includeExcludePolicy: {includedResources: [a]}"),
+      error: "includeExcludePolicy.includedResources: unknown field",
+    },
+    { name: "includeExcludePolicy as a list", yaml: v1("includeExcludePolicy: [a]"), error: "includeExcludePolicy: expected a map of resource lists" },
+    {
+      name: "'*' in an includes list",
+      yaml: v1("includeExcludePolicy: {includedClusterScopedResources: ['*']}"),
+      error: 'includeExcludePolicy.includedClusterScopedResources: "*" is not allowed',
+    },
+    {
+      name: "'*' in an excludes list",
+      yaml: v1("includeExcludePolicy: {excludedNamespaceScopedResources: ['*']}"),
+      error: 'includeExcludePolicy.excludedNamespaceScopedResources: "*" is not allowed',
+    },
+    {
+      name: "an item both included and excluded",
+      yaml: v1("includeExcludePolicy: {includedNamespaceScopedResources: [pods], excludedNamespaceScopedResources: [pods]}"),
+      error: 'includeExcludePolicy.excludedNamespaceScopedResources: "pods" is also in includedNamespaceScopedResources',
+    },
+  ])("$name", ({ yaml, error }) => {
     const r = parseVolumePoliciesYaml(yaml);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error).toContain(error);
@@ -518,13 +564,13 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
   });
 
   it.each([
-    ["a PV without capacity has capacity 0 (Capacity.Storage())", pv({ capacity: undefined }), "capacity", q("0")],
-    ['a PV without storage class has class ""', pv({ storageClassName: undefined }), "storageClass", ""],
-    ["an NFS PV", pv({ type: "nfs", csi: undefined, nfs: { server: "s", path: "/p" } }), "nfs", { server: "s", path: "/p" }],
-    ["a PV's storageos source is Velero's storageOS", pv({ type: "storageos", csi: undefined }), "volumeType", "storageOS"],
-    ["a local PV", pv({ type: "local", csi: undefined }), "volumeType", "local"],
-    ["an unknown PV source has no type", pv({ type: "somethingNew", csi: undefined }), "volumeType", ""],
-  ] as const)("%s", (_name, volume, field, expected) => {
+    { name: "a PV without capacity has capacity 0 (Capacity.Storage())", volume: pv({ capacity: undefined }), field: "capacity", expected: q("0") },
+    { name: 'a PV without storage class has class ""', volume: pv({ storageClassName: undefined }), field: "storageClass", expected: "" },
+    { name: "an NFS PV", volume: pv({ type: "nfs", csi: undefined, nfs: { server: "s", path: "/p" } }), field: "nfs", expected: { server: "s", path: "/p" } },
+    { name: "a PV's storageos source is Velero's storageOS", volume: pv({ type: "storageos", csi: undefined }), field: "volumeType", expected: "storageOS" },
+    { name: "a local PV", volume: pv({ type: "local", csi: undefined }), field: "volumeType", expected: "local" },
+    { name: "an unknown PV source has no type", volume: pv({ type: "somethingNew", csi: undefined }), field: "volumeType", expected: "" },
+  ] as const)("$name", ({ volume, field, expected }) => {
     const r = factsFromPv(volume);
     expect(r.ok && r.facts[field]).toEqual(expected);
   });
@@ -555,30 +601,34 @@ describe("volume facts (structuredVolume): what Velero reads from a PV, a PVC an
   });
 
   it.each([
-    ["emptyDir", { name: "v", type: "emptyDir" }, { volumeType: "emptyDir" }],
-    ["inline NFS", { name: "v", type: "nfs", nfs: { server: "s", path: "/p" } }, { volumeType: "nfs", nfs: { server: "s", path: "/p" } }],
-    [
-      "inline CSI",
-      { name: "v", type: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
-      { volumeType: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
-    ],
-    ["generic ephemeral", { name: "v", type: "ephemeral" }, { volumeType: "ephemeral" }],
-    ["storageos is spelt storageOS", { name: "v", type: "storageos" }, { volumeType: "storageOS" }],
-    ["a PVC volume has no type of its own", { name: "v", type: "persistentVolumeClaim", claimName: "c" }, { volumeType: "" }],
-    ["an image volume has no Velero type", { name: "v", type: "image" }, { volumeType: "" }],
-  ] as const)("pod volume (parsePodVolume): %s", (_name, vol, expected) => {
+    { name: "emptyDir", vol: { name: "v", type: "emptyDir" }, expected: { volumeType: "emptyDir" } },
+    {
+      name: "inline NFS",
+      vol: { name: "v", type: "nfs", nfs: { server: "s", path: "/p" } },
+      expected: { volumeType: "nfs", nfs: { server: "s", path: "/p" } },
+    },
+    {
+      name: "inline CSI",
+      vol: { name: "v", type: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
+      expected: { volumeType: "csi", csi: { driver: "d", volumeAttributes: { a: "b" } } },
+    },
+    { name: "generic ephemeral", vol: { name: "v", type: "ephemeral" }, expected: { volumeType: "ephemeral" } },
+    { name: "storageos is spelt storageOS", vol: { name: "v", type: "storageos" }, expected: { volumeType: "storageOS" } },
+    { name: "a PVC volume has no type of its own", vol: { name: "v", type: "persistentVolumeClaim", claimName: "c" }, expected: { volumeType: "" } },
+    { name: "an image volume has no Velero type", vol: { name: "v", type: "image" }, expected: { volumeType: "" } },
+  ] as const)("pod volume (parsePodVolume): $name", ({ vol, expected }) => {
     expect(factsFromPodVolume(vol as PodVolume)).toEqual({ capacity: q("0"), storageClass: "", pvcPhase: "", ...expected });
   });
 
   it.each([
-    ["awsElasticBlockStore", "awsElasticBlockStore", "awsElasticBlockStore"],
-    ["gitRepo exists only for pod volumes", "", "gitRepo"],
-    ["local exists only for PVs", "local", ""],
-    ["secret", "", "secret"],
-    ["hostPath", "hostPath", "hostPath"],
-    ["persistentVolumeClaim has none", "", ""],
-  ])("volume type names: %s", (_name, pvType, podType) => {
-    const key = _name.split(" ")[0] as string;
+    { name: "awsElasticBlockStore", pvType: "awsElasticBlockStore", podType: "awsElasticBlockStore" },
+    { name: "gitRepo exists only for pod volumes", pvType: "", podType: "gitRepo" },
+    { name: "local exists only for PVs", pvType: "local", podType: "" },
+    { name: "secret", pvType: "", podType: "secret" },
+    { name: "hostPath", pvType: "hostPath", podType: "hostPath" },
+    { name: "persistentVolumeClaim has none", pvType: "", podType: "" },
+  ])("volume type names: $name", ({ name, pvType, podType }) => {
+    const key = name.split(" ")[0] as string;
     expect(veleroPvVolumeType(key)).toBe(pvType);
     expect(veleroPodVolumeType(key)).toBe(podType);
   });
@@ -621,10 +671,14 @@ describe("volume facts: where Velero looks up the PVC and PV (GetPVCForPodVolume
   });
 
   it.each([
-    ["an unbound PVC (no volumeName)", pvc({ phase: "Pending", volumeName: undefined }), "PVC shop/data has no volume backing this claim"],
-    ["a PVC with volumeName that is not Bound", pvc({ phase: "Lost" }), "PVC shop/data is in phase Lost and is not bound to a volume"],
-    ["a Bound PVC whose PV is missing", pvc({ volumeName: "pv-gone" }), "failed to get PV pv-gone for PVC shop/data"],
-  ])("%s: PVC-only facts, and the PV error Velero reports when no policy matches", (_name, claim, pvError) => {
+    {
+      name: "an unbound PVC (no volumeName)",
+      claim: pvc({ phase: "Pending", volumeName: undefined }),
+      pvError: "PVC shop/data has no volume backing this claim",
+    },
+    { name: "a PVC with volumeName that is not Bound", claim: pvc({ phase: "Lost" }), pvError: "PVC shop/data is in phase Lost and is not bound to a volume" },
+    { name: "a Bound PVC whose PV is missing", claim: pvc({ volumeName: "pv-gone" }), pvError: "failed to get PV pv-gone for PVC shop/data" },
+  ])("$name: PVC-only facts, and the PV error Velero reports when no policy matches", ({ claim, pvError }) => {
     const podResult = factsForPodVolume(claimVol, "shop", claims(claim), lookupPv);
     expect(podResult).toEqual({ ok: true, facts: factsFromPvcOnly(claim), pvError });
     expect(factsForPvc(claim, lookupPv)).toEqual({ ok: true, facts: factsFromPvcOnly(claim), pvError });
@@ -640,98 +694,133 @@ describe("volume facts: where Velero looks up the PVC and PV (GetPVCForPodVolume
 describe("matchVolumePolicy: each condition as Velero matches it", () => {
   it.each([
     // capacity: capacity.isInRange, bounds inclusive, a zero bound open
-    ["capacity [a,b] includes a", "10Gi,100Gi", "10Gi", true],
-    ["capacity [a,b] includes b", "10Gi,100Gi", "100Gi", true],
-    ["capacity [a,b] excludes below a", "10Gi,100Gi", "9Gi", false],
-    ["capacity [a,b] excludes above b", "10Gi,100Gi", "101Gi", false],
-    ["capacity [a,b] compares exactly across units (1Gi > 1G)", "1,1G", "1Gi", false],
-    ["capacity [a,] is at least a", "10Gi,", "1Ti", true],
-    ["capacity [a,] excludes below a", "10Gi,", "1Gi", false],
-    ["capacity [,b] is at most b", ",10Gi", "10Gi", true],
-    ["capacity [,b] excludes above b", ",10Gi", "11Gi", false],
-    ["capacity [,b] matches a zero-size volume", ",10Gi", "0", true],
-    ['capacity "," matches anything', ",", "1Ei", true],
-    ["capacity [a,] never matches a pod volume (capacity 0)", "1,", "0", false],
-    ["capacity [a,a] matches exactly a", "5Gi,5Gi", "5Gi", true],
-  ])("%s", (_name, capacity, size, expected) => {
+    { name: "capacity [a,b] includes a", capacity: "10Gi,100Gi", size: "10Gi", expected: true },
+    { name: "capacity [a,b] includes b", capacity: "10Gi,100Gi", size: "100Gi", expected: true },
+    { name: "capacity [a,b] excludes below a", capacity: "10Gi,100Gi", size: "9Gi", expected: false },
+    { name: "capacity [a,b] excludes above b", capacity: "10Gi,100Gi", size: "101Gi", expected: false },
+    { name: "capacity [a,b] compares exactly across units (1Gi > 1G)", capacity: "1,1G", size: "1Gi", expected: false },
+    { name: "capacity [a,] is at least a", capacity: "10Gi,", size: "1Ti", expected: true },
+    { name: "capacity [a,] excludes below a", capacity: "10Gi,", size: "1Gi", expected: false },
+    { name: "capacity [,b] is at most b", capacity: ",10Gi", size: "10Gi", expected: true },
+    { name: "capacity [,b] excludes above b", capacity: ",10Gi", size: "11Gi", expected: false },
+    { name: "capacity [,b] matches a zero-size volume", capacity: ",10Gi", size: "0", expected: true },
+    { name: 'capacity "," matches anything', capacity: ",", size: "1Ei", expected: true },
+    { name: "capacity [a,] never matches a pod volume (capacity 0)", capacity: "1,", size: "0", expected: false },
+    { name: "capacity [a,a] matches exactly a", capacity: "5Gi,5Gi", size: "5Gi", expected: true },
+  ])("$name", ({ capacity, size, expected }) => {
     expect(matchVolumePolicy(one(`{capacity: "${capacity}"}`), facts({ capacity: size })) !== undefined).toBe(expected);
   });
 
   it.each([
-    ["storageClass: one of the list", "{storageClass: [gp2, gp3]}", facts({ storageClass: "gp3" }), true],
-    ["storageClass: not in the list", "{storageClass: [gp2]}", facts({ storageClass: "gp3" }), false],
-    ["storageClass: a volume without class never matches", '{storageClass: [""]}', facts(), false],
-    ["storageClass: empty list matches any", "{storageClass: []}", facts(), true],
+    { name: "storageClass: one of the list", conditions: "{storageClass: [gp2, gp3]}", volume: facts({ storageClass: "gp3" }), expected: true },
+    { name: "storageClass: not in the list", conditions: "{storageClass: [gp2]}", volume: facts({ storageClass: "gp3" }), expected: false },
+    { name: "storageClass: a volume without class never matches", conditions: '{storageClass: [""]}', volume: facts(), expected: false },
+    { name: "storageClass: empty list matches any", conditions: "{storageClass: []}", volume: facts(), expected: true },
     // nfs: nfsCondition.match, an empty server or path means any
-    ["nfs: {} matches any NFS volume", "{nfs: {}}", facts({ nfs: { server: "s", path: "/p" } }), true],
-    ["nfs: {} does not match a non-NFS volume", "{nfs: {}}", facts(), false],
-    ["nfs: null matches every volume", "{nfs: null}", facts(), true],
-    ["nfs: server only", "{nfs: {server: s}}", facts({ nfs: { server: "s", path: "/any" } }), true],
-    ["nfs: server differs", "{nfs: {server: s}}", facts({ nfs: { server: "t", path: "/p" } }), false],
-    ["nfs: path only", "{nfs: {path: /p}}", facts({ nfs: { server: "any", path: "/p" } }), true],
-    ["nfs: path differs", "{nfs: {path: /p}}", facts({ nfs: { server: "s", path: "/q" } }), false],
-    ["nfs: both must match", "{nfs: {server: s, path: /p}}", facts({ nfs: { server: "s", path: "/p" } }), true],
-    ["nfs: both, server differs", "{nfs: {server: s, path: /p}}", facts({ nfs: { server: "t", path: "/p" } }), false],
-    ["nfs: paths compare exactly (no prefix, no trailing-slash folding)", "{nfs: {path: /p}}", facts({ nfs: { server: "s", path: "/p/" } }), false],
+    { name: "nfs: {} matches any NFS volume", conditions: "{nfs: {}}", volume: facts({ nfs: { server: "s", path: "/p" } }), expected: true },
+    { name: "nfs: {} does not match a non-NFS volume", conditions: "{nfs: {}}", volume: facts(), expected: false },
+    { name: "nfs: null matches every volume", conditions: "{nfs: null}", volume: facts(), expected: true },
+    { name: "nfs: server only", conditions: "{nfs: {server: s}}", volume: facts({ nfs: { server: "s", path: "/any" } }), expected: true },
+    { name: "nfs: server differs", conditions: "{nfs: {server: s}}", volume: facts({ nfs: { server: "t", path: "/p" } }), expected: false },
+    { name: "nfs: path only", conditions: "{nfs: {path: /p}}", volume: facts({ nfs: { server: "any", path: "/p" } }), expected: true },
+    { name: "nfs: path differs", conditions: "{nfs: {path: /p}}", volume: facts({ nfs: { server: "s", path: "/q" } }), expected: false },
+    { name: "nfs: both must match", conditions: "{nfs: {server: s, path: /p}}", volume: facts({ nfs: { server: "s", path: "/p" } }), expected: true },
+    { name: "nfs: both, server differs", conditions: "{nfs: {server: s, path: /p}}", volume: facts({ nfs: { server: "t", path: "/p" } }), expected: false },
+    {
+      name: "nfs: paths compare exactly (no prefix, no trailing-slash folding)",
+      conditions: "{nfs: {path: /p}}",
+      volume: facts({ nfs: { server: "s", path: "/p/" } }),
+      expected: false,
+    },
     // csi: csiCondition.match
-    ["csi: {} matches any CSI volume", "{csi: {}}", facts({ csi: { driver: "d", volumeAttributes: {} } }), true],
-    ["csi: {} does not match a non-CSI volume", "{csi: {}}", facts(), false],
-    ["csi: driver matches", "{csi: {driver: d}}", facts({ csi: { driver: "d", volumeAttributes: {} } }), true],
-    ["csi: driver differs", "{csi: {driver: d}}", facts({ csi: { driver: "e", volumeAttributes: {} } }), false],
-    ["csi: driver on a non-CSI volume", "{csi: {driver: d}}", facts(), false],
-    [
-      "csi: attributes are a subset",
-      "{csi: {driver: d, volumeAttributes: {a: '1'}}}",
-      facts({ csi: { driver: "d", volumeAttributes: { a: "1", b: "2" } } }),
-      true,
-    ],
-    ["csi: attribute value differs", "{csi: {driver: d, volumeAttributes: {a: '1'}}}", facts({ csi: { driver: "d", volumeAttributes: { a: "2" } } }), false],
-    ["csi: attribute missing", "{csi: {driver: d, volumeAttributes: {a: '1'}}}", facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }), false],
-    [
-      "csi: wanted attributes but the volume has none",
-      "{csi: {driver: d, volumeAttributes: {a: ''}}}",
-      facts({ csi: { driver: "d", volumeAttributes: {} } }),
-      false,
-    ],
-    [
-      'csi: a wanted "" matches a missing attribute (Go map read)',
-      "{csi: {driver: d, volumeAttributes: {a: ''}}}",
-      facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }),
-      true,
-    ],
-    [
-      "csi: empty volumeAttributes with a driver match on driver",
-      "{csi: {driver: d, volumeAttributes: {}}}",
-      facts({ csi: { driver: "d", volumeAttributes: {} } }),
-      true,
-    ],
+    { name: "csi: {} matches any CSI volume", conditions: "{csi: {}}", volume: facts({ csi: { driver: "d", volumeAttributes: {} } }), expected: true },
+    { name: "csi: {} does not match a non-CSI volume", conditions: "{csi: {}}", volume: facts(), expected: false },
+    { name: "csi: driver matches", conditions: "{csi: {driver: d}}", volume: facts({ csi: { driver: "d", volumeAttributes: {} } }), expected: true },
+    { name: "csi: driver differs", conditions: "{csi: {driver: d}}", volume: facts({ csi: { driver: "e", volumeAttributes: {} } }), expected: false },
+    { name: "csi: driver on a non-CSI volume", conditions: "{csi: {driver: d}}", volume: facts(), expected: false },
+    {
+      name: "csi: attributes are a subset",
+      conditions: "{csi: {driver: d, volumeAttributes: {a: '1'}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: { a: "1", b: "2" } } }),
+      expected: true,
+    },
+    {
+      name: "csi: attribute value differs",
+      conditions: "{csi: {driver: d, volumeAttributes: {a: '1'}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: { a: "2" } } }),
+      expected: false,
+    },
+    {
+      name: "csi: attribute missing",
+      conditions: "{csi: {driver: d, volumeAttributes: {a: '1'}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }),
+      expected: false,
+    },
+    {
+      name: "csi: wanted attributes but the volume has none",
+      conditions: "{csi: {driver: d, volumeAttributes: {a: ''}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: {} } }),
+      expected: false,
+    },
+    {
+      name: 'csi: a wanted "" matches a missing attribute (Go map read)',
+      conditions: "{csi: {driver: d, volumeAttributes: {a: ''}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: { b: "1" } } }),
+      expected: true,
+    },
+    {
+      name: "csi: empty volumeAttributes with a driver match on driver",
+      conditions: "{csi: {driver: d, volumeAttributes: {}}}",
+      volume: facts({ csi: { driver: "d", volumeAttributes: {} } }),
+      expected: true,
+    },
     // volumeTypes: volumeTypeCondition.match
-    ["volumeTypes: in the list", "{volumeTypes: [nfs, csi]}", facts({ volumeType: "csi" }), true],
-    ["volumeTypes: not in the list", "{volumeTypes: [nfs]}", facts({ volumeType: "csi" }), false],
-    ["volumeTypes: Velero's spelling, not the Kubernetes key", "{volumeTypes: [storageos]}", facts({ volumeType: "storageOS" }), false],
-    ['volumeTypes: [""] matches a volume Velero has no type for', '{volumeTypes: [""]}', facts(), true],
+    { name: "volumeTypes: in the list", conditions: "{volumeTypes: [nfs, csi]}", volume: facts({ volumeType: "csi" }), expected: true },
+    { name: "volumeTypes: not in the list", conditions: "{volumeTypes: [nfs]}", volume: facts({ volumeType: "csi" }), expected: false },
+    {
+      name: "volumeTypes: Velero's spelling, not the Kubernetes key",
+      conditions: "{volumeTypes: [storageos]}",
+      volume: facts({ volumeType: "storageOS" }),
+      expected: false,
+    },
+    { name: 'volumeTypes: [""] matches a volume Velero has no type for', conditions: '{volumeTypes: [""]}', volume: facts(), expected: true },
     // pvcLabels: labels.SelectorFromSet
-    ["pvcLabels: a subset matches", "{pvcLabels: {app: db}}", facts({ pvcLabels: { app: "db", tier: "x" } }), true],
-    ["pvcLabels: value differs", "{pvcLabels: {app: db}}", facts({ pvcLabels: { app: "web" } }), false],
-    ["pvcLabels: key missing", "{pvcLabels: {app: db}}", facts({ pvcLabels: { tier: "x" } }), false],
-    ["pvcLabels: no PVC labels", "{pvcLabels: {app: db}}", facts(), false],
-    ["pvcLabels: an empty value needs the key present", "{pvcLabels: {app: ''}}", facts({ pvcLabels: { tier: "x" } }), false],
-    ["pvcLabels: an empty value matches an empty label", "{pvcLabels: {app: ''}}", facts({ pvcLabels: { app: "" } }), true],
-    ["pvcLabels: {} matches any", "{pvcLabels: {}}", facts(), true],
+    { name: "pvcLabels: a subset matches", conditions: "{pvcLabels: {app: db}}", volume: facts({ pvcLabels: { app: "db", tier: "x" } }), expected: true },
+    { name: "pvcLabels: value differs", conditions: "{pvcLabels: {app: db}}", volume: facts({ pvcLabels: { app: "web" } }), expected: false },
+    { name: "pvcLabels: key missing", conditions: "{pvcLabels: {app: db}}", volume: facts({ pvcLabels: { tier: "x" } }), expected: false },
+    { name: "pvcLabels: no PVC labels", conditions: "{pvcLabels: {app: db}}", volume: facts(), expected: false },
+    {
+      name: "pvcLabels: an empty value needs the key present",
+      conditions: "{pvcLabels: {app: ''}}",
+      volume: facts({ pvcLabels: { tier: "x" } }),
+      expected: false,
+    },
+    {
+      name: "pvcLabels: an empty value matches an empty label",
+      conditions: "{pvcLabels: {app: ''}}",
+      volume: facts({ pvcLabels: { app: "" } }),
+      expected: true,
+    },
+    { name: "pvcLabels: {} matches any", conditions: "{pvcLabels: {}}", volume: facts(), expected: true },
     // pvcPhase: pvcPhaseCondition.match
-    ["pvcPhase: in the list", "{pvcPhase: [Pending, Lost]}", facts({ pvcPhase: "Pending" }), true],
-    ["pvcPhase: not in the list", "{pvcPhase: [Pending]}", facts({ pvcPhase: "Bound" }), false],
-    ["pvcPhase: no PVC never matches", '{pvcPhase: [""]}', facts(), false],
+    { name: "pvcPhase: in the list", conditions: "{pvcPhase: [Pending, Lost]}", volume: facts({ pvcPhase: "Pending" }), expected: true },
+    { name: "pvcPhase: not in the list", conditions: "{pvcPhase: [Pending]}", volume: facts({ pvcPhase: "Bound" }), expected: false },
+    { name: "pvcPhase: no PVC never matches", conditions: '{pvcPhase: [""]}', volume: facts(), expected: false },
     // AND
-    ["all conditions must hold", "{storageClass: [gp3], volumeTypes: [csi]}", facts({ storageClass: "gp3", volumeType: "nfs" }), false],
-    [
-      "all conditions hold",
-      "{storageClass: [gp3], volumeTypes: [csi], capacity: ',1Ti'}",
-      facts({ storageClass: "gp3", volumeType: "csi", capacity: "1Gi" }),
-      true,
-    ],
-    ["no conditions match every volume", "{}", facts(), true],
-  ])("%s", (_name, conditions, volume, expected) => {
+    {
+      name: "all conditions must hold",
+      conditions: "{storageClass: [gp3], volumeTypes: [csi]}",
+      volume: facts({ storageClass: "gp3", volumeType: "nfs" }),
+      expected: false,
+    },
+    {
+      name: "all conditions hold",
+      conditions: "{storageClass: [gp3], volumeTypes: [csi], capacity: ',1Ti'}",
+      volume: facts({ storageClass: "gp3", volumeType: "csi", capacity: "1Gi" }),
+      expected: true,
+    },
+    { name: "no conditions match every volume", conditions: "{}", volume: facts(), expected: true },
+  ])("$name", ({ conditions, volume, expected }) => {
     expect(matchVolumePolicy(one(conditions), volume) !== undefined).toBe(expected);
   });
 
