@@ -17,6 +17,7 @@ export default defineConfig({
           include: ["test/integration/**/*.test.ts"],
           // Each suite starts its own control plane; two cores cannot run many at once.
           fileParallelism: false,
+          chaiConfig: { truncateThreshold: 0 },
           testTimeout: 120_000,
           hookTimeout: 300_000,
         },
