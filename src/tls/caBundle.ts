@@ -169,16 +169,18 @@ export class CaBundlePatcher {
     for (let attempt = 1; ; attempt++) {
       try {
         const wrote = await this.tryOnce(kind, name, ca, why === "drift");
-        if (wrote) {
+        if (wrote !== "nothing") {
           this.writes++;
           this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
-          if (why === "drift") {
+          if (why === "drift" && wrote === "our CA was missing") {
             this.o.log?.warn(
               { kind, name },
               "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back",
             );
-          } else {
+          } else if (why === "rotation" && wrote !== "heartbeat") {
             this.o.log?.info({ kind, name }, "caBundle written into every webhook");
+          } else {
+            this.o.log?.debug({ kind, name, wrote }, "caBundle heartbeat written");
           }
         }
         return;
@@ -201,11 +203,11 @@ export class CaBundlePatcher {
   }
 
   /**
-   * One read + replace; false when nothing needed writing. `onlyIfMissing`: write only when a
+   * One read + replace, saying what it wrote ("nothing" when nothing needed writing). `onlyIfMissing`: write only when a
    * webhook's bundle lacks one of our CAs or our heartbeat is due (other replicas put their own
    * CA first; order alone is no drift, and rewriting it would make replicas take turns).
    */
-  private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<boolean> {
+  private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<Written> {
     const now = (this.o.now ?? Date.now)();
     const obj =
       kind === "MutatingWebhookConfiguration"
@@ -215,18 +217,21 @@ export class CaBundlePatcher {
     const beats = readHeartbeats(obj.metadata?.annotations);
     const missing = webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
     const beatDue = splitPemBundle(ca).some((pem) => (beats.get(fingerprint(pem)) ?? -Infinity) <= now - (this.o.heartbeatMs ?? 5 * 60_000));
-    if (onlyIfMissing && !missing && !beatDue) return false;
+    if (onlyIfMissing && !missing && !beatDue) return "nothing";
     const liveFor = this.o.liveForMs ?? 15 * 60_000;
     const live = new Set([...beats].filter(([, at]) => at > now - liveFor).map(([fp]) => fp));
     const changed = setBundles(webhooks, ca, now, this.o.keepOthers, live);
-    if (!changed && !beatDue) return false;
+    if (!changed && !beatDue) return "nothing";
     for (const pem of splitPemBundle(ca)) beats.set(fingerprint(pem), now);
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [CA_HEARTBEATS]: JSON.stringify(inBundles(beats, webhooks)) } };
     if (kind === "MutatingWebhookConfiguration") await this.api.replaceMutatingWebhookConfiguration({ name, body: obj });
     else await this.api.replaceValidatingWebhookConfiguration({ name, body: obj });
-    return missing || changed;
+    return missing ? "our CA was missing" : changed && !onlyIfMissing ? "bundle changed" : "heartbeat";
   }
 }
+
+/** What one read + replace wrote: a drift check that only refreshed a heartbeat is no drift. */
+type Written = "nothing" | "our CA was missing" | "bundle changed" | "heartbeat";
 
 type Webhook = { clientConfig: { caBundle?: string } };
 

@@ -433,6 +433,43 @@ describe("certificate rotation, expiry and a wrong CA on the real API server", (
     }
   }, 60_000);
 
+  it("heartbeats are written at resyncs without a drift warning; both replicas' CAs stay", async () => {
+    const name = uniqueName("backup-gate-beats");
+    const { mutating, validating } = webhookConfigurations({ name, veleroNamespace: uniqueName("nobody"), url: "https://127.0.0.1:1", timeoutSeconds: 5 });
+    await admission.createMutatingWebhookConfiguration({ body: mutating });
+    await admission.createValidatingWebhookConfiguration({ body: validating });
+    const from = lines.length;
+    const replicas = await Promise.all(
+      [0, 1].map(async () => {
+        const own = new SelfManagedTls({ extraSans: ["127.0.0.1"] });
+        await own.start();
+        const p = new CaBundlePatcher({ kubeConfig: cp.kubeConfig, mutatingName: name, validatingName: name, log, resyncMs: 300, heartbeatMs: 600 });
+        await p.attach(own);
+        return { own, p };
+      }),
+    );
+    try {
+      const first = replicas.map((r) => r.p.writes);
+      await sleep(4_000);
+      // Each replica refreshed its heartbeat several times (each write puts its own CA first)...
+      replicas.forEach((r, i) => expect(r.p.writes).toBeGreaterThan(first[i]! + 2));
+      // ...and no refresh read as someone else's change.
+      expect(lines.slice(from).filter((l) => /no longer held/.test(l.msg))).toEqual([]);
+      const config = await admission.readValidatingWebhookConfiguration({ name });
+      const beats = JSON.parse(config.metadata?.annotations?.["backup-gate.io/ca-heartbeats"] ?? "{}") as Record<string, number>;
+      expect(Object.keys(beats)).toHaveLength(2);
+      for (const w of config.webhooks ?? []) {
+        const bundle = Buffer.from(w.clientConfig.caBundle ?? "", "base64").toString("utf8");
+        for (const r of replicas) expect(bundle).toContain(r.own.current().ca);
+      }
+    } finally {
+      for (const r of replicas) {
+        r.p.stop();
+        await r.own.stop();
+      }
+    }
+  }, 60_000);
+
   it("a long-lived replica's CA stays in the bundle while another replica restarts six times (heartbeats); ignoring them drops it", async () => {
     const bundles = async (name: string) =>
       (await Promise.all([admission.readMutatingWebhookConfiguration({ name }), admission.readValidatingWebhookConfiguration({ name })]))
