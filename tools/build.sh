@@ -9,9 +9,9 @@
 # of their go.mod, go.sum and sources).
 #
 # Components: kube-apiserver, kubectl, etcd (tools/kube), controlplane launcher
-# (tools/controlplane), velero (tools/velero), velero-plugin-for-aws (go install
-# @version), s3 server on gofakes3 (tools/s3), probe plugin (tools/probe), helm
-# (tools/helm); for the test node: kubelet, kube-controller-manager,
+# (tools/controlplane), velero and velero-plugin-for-aws (tools/velero), s3
+# server on gofakes3 (tools/s3), probe plugin (tools/probe), helm (tools/helm);
+# for the test node: kubelet, kube-controller-manager,
 # kube-scheduler (tools/kube), velero-restore-helper (tools/velero), pause
 # (tools/pause), the node's images (tools/images.sh, docker-save tarballs), and
 # CSI: our driver (tools/csi-hostpath), external-provisioner
@@ -48,18 +48,22 @@ modver() { # modver DIR MODULE -> version of MODULE in DIR's build list
   (cd "$1" && go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' "$2")
 }
 
+modkey() { # modkey DIR -> short hash of the module's go.mod and go.sum: a changed pin rebuilds its components
+  cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-8
+}
+
 srchash() { # srchash DIR -> short hash of the module's go.mod, go.sum and Go sources
   (cd "$1" && { echo "$(go env GOVERSION)"; find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-12)
 }
 
-# progress LABEL: runs in the background during one build; stops by itself
-# once this script is gone (killed before it could stop the ticker).
+# progress LABEL OWNER: runs in the background during one build; stops by itself
+# once OWNER (the lane building it) is gone, even if it was killed before it could stop the ticker.
 TICKER=
 progress() {
   local waited=0
   # sleep gets no stdout: killing the ticker leaves it to finish on its own, and it must
   # not hold a pipe someone reads build.sh's output from.
-  while sleep "$TICK" </dev/null >/dev/null 2>&1 && kill -0 $$ 2>/dev/null; do
+  while sleep "$TICK" </dev/null >/dev/null 2>&1 && kill -0 "$2" 2>/dev/null; do
     waited=$((waited + TICK))
     echo "build.sh: $1: still building, $waited s"
   done
@@ -72,14 +76,22 @@ stop_progress() {
 }
 trap stop_progress EXIT
 
-# component NAME VERSION BINARY BUILDFUNC
+declare -A FNS LANE
+# component NAME VERSION BINARY BUILDFUNC LANE: registers a component; build_lanes builds it.
 # BUILDFUNC is called with the output path of the binary and must create it.
 # It runs in an `if` context, where `set -e` does not apply: every step of a
 # build function ends with `|| return` or is its last command.
+# LANE: components of one lane build in order; the lanes build side by side (see build_lanes).
 component() {
-  local name="$1" version="$2" binary="$3" fn="$4"
-  local dir="$CACHE/$name-$version" log="$LOGS/$name-$version.log"
-  ORDER+=("$name"); VERSIONS[$name]="$version"; PATHS[$name]="$dir/$binary"
+  local name="$1" version="$2" binary="$3"
+  ORDER+=("$name"); VERSIONS[$name]="$version"; PATHS[$name]="$CACHE/$name-$version/$binary"
+  FNS[$name]="$4"; LANE[$name]="$5"
+}
+
+build_component() { # build_component NAME: builds it unless its version is cached
+  local name="$1" version="${VERSIONS[$1]}" fn="${FNS[$1]}" dir binary
+  dir="$(dirname "${PATHS[$name]}")"; binary="$(basename "${PATHS[$name]}")"
+  local log="$LOGS/$name-$version.log"
   if [ -x "$dir/$binary" ] || { [ -f "$dir/.component" ] && [ -f "$dir/$binary" ]; }; then
     echo "build.sh: $name $version: cached"
     return 0
@@ -87,23 +99,44 @@ component() {
   local tmp="$CACHE/.tmp-$name-$version-$$" start=$SECONDS
   rm -rf "$tmp"; mkdir -p "$tmp"
   echo "build.sh: $name $version: building (log: $log)"
-  progress "$name $version" &
+  progress "$name $version" "$BASHPID" &
   TICKER=$!
   if ! "$fn" "$tmp/$binary" >"$log" 2>&1; then
     stop_progress
     rm -rf "$tmp"
     echo "build.sh: FAILED: $name $version; full log: $log" >&2
-    exit 1
+    return 1
   fi
   stop_progress
   if [ ! -x "$tmp/$binary" ] && [ ! -f "$tmp/$binary" ]; then
     rm -rf "$tmp"
     echo "build.sh: FAILED: $name $version produced no $binary; full log: $log" >&2
-    exit 1
+    return 1
   fi
   echo "$name" >"$tmp/.component"
   rm -rf "$dir"; mv "$tmp" "$dir"
   echo "build.sh: $name $version: built in $((SECONDS - start))s"
+}
+
+# build_lanes LANE...: each lane builds its components in registration order, in a
+# background subshell of this script's process group (a kill of the group reaches every
+# go build). Go compiles one package on up to four threads but links one binary on about one,
+# so a second lane fills the cores while the first links or loads packages. Every lane runs
+# to its end; a failure in any fails the build once all have stopped.
+build_lanes() {
+  local lane c pids=() failed=0
+  for lane in "$@"; do
+    (
+      trap stop_progress EXIT
+      for c in "${ORDER[@]}"; do
+        [ "${LANE[$c]}" = "$lane" ] || continue
+        build_component "$c" || exit 1
+      done
+    ) &
+    pids+=($!)
+  done
+  for c in "${pids[@]}"; do wait "$c" || failed=1; done
+  [ "$failed" = 0 ] || exit 1
 }
 
 # ---- kube-apiserver and etcd (tools/kube: k8s.io/kubernetes + staging replaces) ----
@@ -171,15 +204,10 @@ build_helm() {
     $h/cmd/helm
 }
 
-# ---- velero-plugin-for-aws: go install at its own tag (its go.mod has no replace) ----
-AWS_PLUGIN_VERSION="${AWS_PLUGIN_VERSION:-v1.14.3}"
+# ---- velero-plugin-for-aws: a tool of tools/velero, so it shares Velero's build list and compiled packages ----
 build_aws_plugin() {
-  local out="$1" gobin
-  gobin="$(dirname "$out")/gobin"
-  cd "$CACHE" || return
-  GOBIN="$gobin" go install -p "$P" -trimpath -ldflags "-s -w" \
-    "github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws@$AWS_PLUGIN_VERSION" || return
-  mv "$gobin/velero-plugin-for-aws" "$out" && rmdir "$gobin"
+  cd "$VELERO_DIR" || return
+  go build -p "$P" -trimpath -o "$1" -ldflags "-s -w" github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws
 }
 
 # ---- CSI on the test node: our driver, external-provisioner, external-snapshotter ----
@@ -267,29 +295,35 @@ resolve VELERO_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero
 resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
 resolve CSI_PROV_VERSION "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6
 resolve CSI_SNAP_VERSION "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8
+resolve AWS_PLUGIN_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero-plugin-for-aws
 
-component etcd "$ETCD_VERSION" etcd build_etcd
-component kube-apiserver "$KUBE_VERSION" kube-apiserver build_kube_apiserver
-component kubectl "$KUBE_VERSION" kubectl build_kubectl
-component controlplane "$(srchash "$ROOT/tools/controlplane")" controlplane build_controlplane
-component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3
-component velero "$VELERO_VERSION" velero build_velero
-component velero-plugin-for-aws "$AWS_PLUGIN_VERSION" velero-plugin-for-aws build_aws_plugin
-component probe "$(srchash "$ROOT/tools/probe")" probe build_probe
-component helm "$HELM_VERSION" helm build_helm
-component kubelet "$KUBE_VERSION" kubelet build_kubelet
-component kube-controller-manager "$KUBE_VERSION" kube-controller-manager build_kube_controller_manager
-component kube-scheduler "$KUBE_VERSION" kube-scheduler build_kube_scheduler
-component velero-restore-helper "$VELERO_VERSION" velero-restore-helper build_velero_restore_helper
-component pause "$(srchash "$ROOT/tools/pause")" pause build_pause
-component csi-hostpath "$(srchash "$ROOT/tools/csi-hostpath")" csi-hostpath build_csi_hostpath
-component csi-provisioner "$CSI_PROV_VERSION" csi-provisioner build_csi_provisioner
-component csi-snapshotter "$CSI_SNAP_VERSION" csi-snapshotter build_csi_snapshotter
-component snapshot-controller "$CSI_SNAP_VERSION" snapshot-controller build_snapshot_controller
-component snapshot-crds "$CSI_SNAP_VERSION" snapshot-crds.yaml build_snapshot_crds
+# Lane 1 builds Kubernetes; lane 2 Velero, CSI, helm and our programs (about as much work).
+K="$(modkey "$KUBE_DIR")" V="$(modkey "$VELERO_DIR")"
+component etcd "$ETCD_VERSION-$K" etcd build_etcd 1
+component kube-apiserver "$KUBE_VERSION-$K" kube-apiserver build_kube_apiserver 1
+component kubectl "$KUBE_VERSION-$K" kubectl build_kubectl 1
+component kubelet "$KUBE_VERSION-$K" kubelet build_kubelet 1
+component kube-controller-manager "$KUBE_VERSION-$K" kube-controller-manager build_kube_controller_manager 1
+component kube-scheduler "$KUBE_VERSION-$K" kube-scheduler build_kube_scheduler 1
+component velero "$VELERO_VERSION-$V" velero build_velero 2
+component velero-plugin-for-aws "$AWS_PLUGIN_VERSION-$V" velero-plugin-for-aws build_aws_plugin 2
+component velero-restore-helper "$VELERO_VERSION-$V" velero-restore-helper build_velero_restore_helper 2
+component probe "$(srchash "$ROOT/tools/probe")" probe build_probe 2
+component controlplane "$(srchash "$ROOT/tools/controlplane")" controlplane build_controlplane 2
+component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3 2
+component pause "$(srchash "$ROOT/tools/pause")" pause build_pause 2
+component csi-hostpath "$(srchash "$ROOT/tools/csi-hostpath")" csi-hostpath build_csi_hostpath 2
+component csi-snapshotter "$CSI_SNAP_VERSION-$(modkey "$CSI_SNAP_DIR")" csi-snapshotter build_csi_snapshotter 2
+component snapshot-controller "$CSI_SNAP_VERSION-$(modkey "$CSI_SNAP_DIR")" snapshot-controller build_snapshot_controller 2
+component snapshot-crds "$CSI_SNAP_VERSION" snapshot-crds.yaml build_snapshot_crds 2
+component csi-provisioner "$CSI_PROV_VERSION-$(modkey "$CSI_PROV_DIR")" csi-provisioner build_csi_provisioner 2
+component helm "$HELM_VERSION-$(modkey "$HELM_DIR")" helm build_helm 2
+build_lanes 1 2
+# The node's images hold binaries of both lanes.
 if [ -n "$HAVE_DEBS" ]; then
   IMAGES_VERSION="$(images_hash)"
-  component images "$IMAGES_VERSION" images.json build_images
+  component images "$IMAGES_VERSION" images.json build_images 3
+  build_lanes 3
 fi
 
 # ---- manifest ----

@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/vmware-tanzu/velero v1.18.3
 	golang.org/x/sys v0.47.0
-	k8s.io/apiextensions-apiserver v0.33.12
+	k8s.io/apiextensions-apiserver v0.33.13
 	sigs.k8s.io/controller-runtime v0.21.0
 )
 
@@ -41,9 +41,9 @@ require (
 	gopkg.in/evanphx/json-patch.v4 v4.12.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/api v0.33.12 // indirect
-	k8s.io/apimachinery v0.33.12 // indirect
-	k8s.io/client-go v0.33.12 // indirect
+	k8s.io/api v0.33.13 // indirect
+	k8s.io/apimachinery v0.33.13 // indirect
+	k8s.io/client-go v0.33.13 // indirect
 	k8s.io/klog/v2 v2.140.0 // indirect
 	k8s.io/kube-openapi v0.0.0-20250318190949-c8a335a9a2ff // indirect
 	k8s.io/utils v0.0.0-20241210054802-24370beab758 // indirect
