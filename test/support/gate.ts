@@ -61,6 +61,8 @@ export async function startGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">
   const args = [
     "--import",
     "tsx",
+    "--import",
+    join(process.cwd(), "test/support/exitWithHarness.ts"),
     join(process.cwd(), "src/cli/main.ts"),
     "serve",
     "--kubeconfig",
