@@ -2,10 +2,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { conflictBetween } from "../../src/core/conflict/conflicts.js";
 import { orderQueue } from "../../src/core/decision/order.js";
-import { plan, type Plan } from "../../src/core/decision/plan.js";
+import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
 import { fairOrder, ORIGIN_NAMESPACE, tenantOf } from "../../src/core/decision/tenants.js";
 import { planWrites, tenantReadable } from "../../src/core/decision/writes.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo } from "../../src/core/model.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
+import { trim } from "../../src/core/velero/objects.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { Timestamps } from "../../src/core/times.js";
 import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
@@ -435,5 +437,31 @@ describe("tenant-safe visibility (property)", () => {
     expect(leaks(snapshot, policy, (p, b) => [...tenantTexts(policy, snapshot)(p, b), "waits behind bk-admin-9"])).toEqual([
       'bk-ns-t0-1: "waits behind bk-admin-9" names bk-admin-9',
     ]);
+  });
+});
+
+describe("re-planning with tenants", () => {
+  it("a plan built on the last one after the cluster moved equals the plan made from nothing", () => {
+    const made: Record<PlanMaking, number> = { afresh: 0, incremental: 0 };
+    fc.assert(
+      fc.property(genEstate, genPolicy, fc.integer({ min: 0, max: TENANTS.length - 1 }), fc.boolean(), (gs, policy, t, remove) => {
+        const snapshot = estateOf(gs);
+        const cache = new ScopeCache();
+        const first = plan(snapshot, policy, NOW, { cache });
+        const tenant = TENANTS[t] as string;
+        // A pod starts or goes in one tenant's namespace: its backups' claims move.
+        if (remove) snapshot.view.deletePod(tenant, "db");
+        else {
+          const extra = trim("Pod", pod(tenant, "extra", { claims: ["more"] }));
+          if (!extra.ok) throw extra.error;
+          snapshot.view.setPod(extra.value);
+        }
+        const again = plan(snapshot, policy, NOW, { cache, previous: first });
+        made[howMade(again) as PlanMaking]++;
+        expect(JSON.stringify(again)).toBe(JSON.stringify(plan(snapshot, policy, NOW)));
+      }),
+      { numRuns: 200 },
+    );
+    expect(made.incremental).toBeGreaterThan(0);
   });
 });
