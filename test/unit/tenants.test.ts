@@ -465,3 +465,67 @@ describe("re-planning with tenants", () => {
     expect(made.incremental).toBeGreaterThan(0);
   });
 });
+
+// --- No starvation under a flood ----------------------------------------------------------
+//
+// Rounds of ten minutes (the aging period) at Namespace level. X, an administrator's backup of
+// every namespace, conflicts with everything; tenant ns-t0 floods the queue every round. X's
+// class holds nothing else, so X ranks 0; a newcomer ranks at least 0 and ties go by today's
+// order, where X (older, aged at least as much) comes first. Only the backups queued at the
+// start (finitely many) can be ahead of X, each first of them starts within 2·maxDuration+1
+// rounds (nothing that conflicts with it may start meanwhile, and the first free slot is its),
+// and class-mates arriving ahead of one of them by priority stop doing so after `spread` rounds.
+
+describe("no starvation with tenants (property)", () => {
+  it("an all-namespace backup starts within a bound while a tenant floods the queue", () => {
+    const STEP = 600_000;
+    const sim = fc.record({
+      initial: fc.array(
+        genBackup.filter((g) => g.tenant !== undefined),
+        { maxLength: 8 },
+      ),
+      flood: fc.integer({ min: 1, max: 3 }),
+      durations: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 1, maxLength: 4 }),
+      policy: genPolicy.map((p) => policySchema.parse({ ...p, conflictLevel: "Namespace", priorities: { agingSeconds: STEP / 1000 } })),
+    });
+    fc.assert(
+      fc.property(sim, ({ initial, flood, durations, policy }) => {
+        const x = backup("bk-admin-x", {}, { created: new Date(NOW - 60_000).toISOString() });
+        const snapshot = estateOf(initial, [x]);
+        const view = snapshot.view;
+        let backups: BackupInfo[] = snapshot.backups;
+        const priorities = [10, ...initial.map((g) => g.priority ?? 10)];
+        const spread = Math.max(...priorities) - Math.min(...priorities);
+        const queued = backups.filter((b) => QUEUED_PHASES.has(b.phase)).length;
+        const maxDuration = Math.max(...durations);
+        const bound = spread + (queued + 1) * (2 * maxDuration + 1);
+        const endsAt = new Map<string, number>();
+        let started = 0;
+        backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).forEach((b) => endsAt.set(b.name, durations[started++ % durations.length] as number));
+        const cache = new ScopeCache();
+        for (let round = 0; round <= bound; round++) {
+          const now = NOW + round * STEP;
+          backups = backups.map((b) => (endsAt.get(b.name) === round ? { ...b, phase: "Completed" } : b));
+          const fresh = Array.from({ length: flood }, (_, i) =>
+            backup(
+              `bk-ns-t0-r${round}-${i}`,
+              { includedNamespaces: ["ns-t0"] },
+              { created: new Date(now).toISOString(), annotations: { [ORIGIN_NAMESPACE]: "ns-t0" } },
+            ),
+          );
+          backups = [...backups, ...cluster(...fresh).backups];
+          const p = plan({ view, backups }, policy, now, { cache });
+          const promoted = new Set(p.promotions.map((q) => q.backup));
+          if (promoted.has("bk-admin-x")) return;
+          backups = backups.map((b) => {
+            if (!promoted.has(b.name)) return b;
+            endsAt.set(b.name, round + (durations[started++ % durations.length] as number));
+            return { ...b, phase: "InProgress" };
+          });
+        }
+        expect.fail(`bk-admin-x has not started after ${bound} rounds`);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
