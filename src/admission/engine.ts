@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { asCandidate, type AdmissionDecision } from "../core/decision/admission.js";
+import { asCandidate, decideAdmission, type AdmissionDecision } from "../core/decision/admission.js";
 import { ClaimIndex } from "../core/conflict/claimIndex.js";
 import type { ScopedBackup } from "../core/conflict/conflicts.js";
 import type { FlightDecision } from "../core/decision/flight.js";
@@ -234,6 +234,9 @@ export class AdmissionEngine {
    * `decideAdmission` over the cache's snapshot (core/decision/verdicts.ts says how it stays fast).
    */
   decide(candidate: BackupInfo, now: number): AdmissionDecision {
+    const policy = this.o.policy.current();
+    // The fair order and tenants' limits are the plan's alone: with tenants, the full plan judges (slower, the same rule).
+    if (policy.tenants) return decideAdmission({ view: this.o.cache.view, backups: this.o.cache.backups() }, policy, now, candidate, { cache: this.scopes });
     return admissionVerdict(this.snapshot(now), candidate);
   }
 

@@ -42,6 +42,20 @@ export const policySchema = z.strictObject({
     .prefault({}),
   /** A ReadyToStart backup Velero has not picked up after this long gets a no-op update. */
   nudgeAfterSeconds: z.number().int().min(1).default(60),
+  /** Tenants (OADP's non-admin users): absent, the queue is one queue as without tenants. */
+  tenants: z
+    .strictObject({
+      /** A Backup label naming its tenant, read when OADP's origin-namespace annotation is absent. */
+      label: z.string().min(1).optional(),
+      /** Backups of one tenant in flight at once; unset: only maxConcurrentBackups bounds them. */
+      maxInFlightPerTenant: z.number().int().min(1).max(1000).optional(),
+      /** Each tenant's share of the slots, by name; tenants not named weigh defaultWeight. */
+      weights: z.record(z.string(), z.number().int().min(1).max(1000)).default({}),
+      defaultWeight: z.number().int().min(1).max(1000).default(1),
+      /** The share of backups with no tenant (an administrator's, often cluster-wide). */
+      untenantedWeight: z.number().int().min(1).max(1000).default(1),
+    })
+    .optional(),
 });
 
 export type Policy = z.output<typeof policySchema>;

@@ -137,6 +137,18 @@ describe("admission engine = core decideAdmission", () => {
       backups: [backup("cart", { includedNamespaces: ["shop"] }, { phase: "InProgress", created: at(0) })],
       candidate: app("cart", "cart", { created: "" }),
     },
+    {
+      name: "tenants: a tenant at its limit waits though a slot is free (the plan's fair order and limit)",
+      policy: policySchema.parse({ priorities: { agingSeconds: 0 }, tenants: { maxInFlightPerTenant: 1 } }),
+      backups: [
+        backup(
+          "web-1",
+          { includedNamespaces: ["web"] },
+          { phase: "InProgress", created: at(0), annotations: { "openshift.io/oadp-nab-origin-namespace": "web" } },
+        ),
+      ],
+      candidate: backup("web-2", { includedNamespaces: ["web"] }, { created: "", annotations: { "openshift.io/oadp-nab-origin-namespace": "web" } }),
+    },
   ])("$name", async ({ policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);

@@ -560,6 +560,19 @@ const boundaries: Boundary[] = [
   },
   { value: ["policy", "positionUpdates", "writesPerDequeue"], policy: ["positionUpdates", "writesPerDequeue"], candidates: [0, 100, 101, -1, 1.5] },
   { value: ["policy", "nudgeAfterSeconds"], policy: ["nudgeAfterSeconds"], candidates: [0, 1, 60, 1.5] },
+  {
+    value: ["policy", "tenants"],
+    policy: ["tenants"],
+    candidates: [
+      {},
+      { label: "example.com/tenant", maxInFlightPerTenant: 2, weights: { "team-a": 3 }, defaultWeight: 1, untenantedWeight: 2 },
+      { maxInFlightPerTenant: 0 },
+      { weights: { "team-a": 1.5 } },
+      { label: "" },
+      { bogus: 1 },
+      "yes",
+    ],
+  },
 ];
 
 /** A copy of `o` with `value` at `path`. */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { KEYS } from "../../src/core/model.js";
-import { DEFAULT_POLICY } from "../../src/core/policy.js";
+import { DEFAULT_POLICY, policySchema } from "../../src/core/policy.js";
 import { NUDGED_AT, PROMOTED_AT, PROMOTION_SEAL, TAKEN_BACK } from "../../src/core/decision/writes.js";
 import { exportedMetrics, familyOf, type Exported } from "./support/exportedMetrics.js";
 
@@ -41,7 +41,11 @@ describe("README policy reference", () => {
   it("lists exactly the schema's keys, each with its real default", () => {
     const rows = tableRows("Policy reference");
     const documented = new Map(rows.map(([key, def]) => [key?.replaceAll("`", ""), def]));
-    const schema = new Map(leaves(DEFAULT_POLICY).map(([k, v]) => [k, code(v)]));
+    // Optional sections and keys (absent from the default policy) say what their absence means.
+    const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset" };
+    const withSections = policySchema.parse({ tenants: {} });
+    const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(([k]) => k.startsWith("tenants."))].map(([k, v]) => [k, code(v)]));
+    for (const [key, absent] of Object.entries(optional)) schema.set(key, absent);
     expect([...documented.keys()].sort()).toEqual([...schema.keys()].sort());
     for (const [key, def] of schema) expect(documented.get(key), key).toBe(def);
     expect(rows.every((r) => (r[2] ?? "").length > 10)).toBe(true);

@@ -3,7 +3,7 @@ import { conflictBetween, type Conflict } from "../conflict/conflicts.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking } from "./planMemory.js";
-import { Queued } from "./queueEntry.js";
+import { Queued, type Tenancy } from "./queueEntry.js";
 import { overlapReason, startReason } from "./reasons.js";
 
 // Promotions and the queue from who blocks whom: in queue order, a backup that waits behind no
@@ -30,9 +30,14 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     from = Math.min(from, i);
     last = Math.max(last, i);
   }
-  from = Math.max(m.inFlight, from);
+  // With tenants, a decision also reads its tenant's count of backups in flight: decide all again.
+  from = m.classes ? m.inFlight : Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
+    if (m.classes) {
+      run.decide(i, undefined);
+      continue;
+    }
     if (i > last && run.caughtUp(i)) {
       run.takeRest(i);
       break;
@@ -52,6 +57,8 @@ class Deciding {
   readonly #queuedBefore: Int32Array;
   readonly #promotions: Promotion[];
   readonly #queue: QueueEntry[];
+  /** With tenants: backups in flight or promoted per tenant, and each member's class by name. */
+  readonly #tenants: { readonly flying: Map<string, number>; readonly classOf: ReadonlyMap<string, string | undefined> } | undefined;
 
   constructor(m: Memory, was: Decisions, from: number) {
     const n = m.index.size;
@@ -68,6 +75,7 @@ class Deciding {
     }
     this.#promotions = was.promotions.slice(0, this.#promotedBefore[from]);
     this.#queue = was.queue.slice(0, this.#queuedBefore[from]);
+    this.#tenants = m.classes && tenantsAt(m, m.classes);
   }
 
   /**
@@ -78,25 +86,38 @@ class Deciding {
     const m = this.#m;
     const blocked = m.blocked[i] as Blockers;
     const b = m.index.member(i);
+    const tenancy = this.#tenancyOf(i);
     let d: Decided;
-    if (blocked.blockers.length === 0 && this.#promotions.length < this.#limit - m.inFlight) {
+    if (blocked.blockers.length === 0 && !tenancy?.held && this.#promotions.length < this.#limit - m.inFlight) {
       const inUse = m.inFlight + this.#promotions.length + 1;
       d =
         before && !(before instanceof Queued) && before.inUse === inUse
           ? before
           : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
       this.#promotions.push(d.promotion);
+      if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
     } else {
       const position = this.#queue.length + 1;
       d =
         before instanceof Queued && before.position === position
           ? before
-          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit);
+          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy);
       this.#queue.push(d);
     }
     this.#each[i] = d;
     this.#promotedBefore[i + 1] = this.#promotions.length;
     this.#queuedBefore[i + 1] = this.#queue.length;
+  }
+
+  /** Member i's tenant, and whether its tenant is at its limit (undefined without tenants). */
+  #tenancyOf(i: number): Tenancy | undefined {
+    const t = this.#tenants;
+    if (!t) return undefined;
+    const tenant = this.#m.classes?.[i];
+    const limit = this.#m.policy.tenants?.maxInFlightPerTenant;
+    const inFlight = tenant === undefined ? 0 : (t.flying.get(tenant) ?? 0);
+    const held = limit !== undefined && tenant !== undefined && inFlight >= limit ? { inFlight, limit } : undefined;
+    return { tenant, held, classOf: t.classOf };
   }
 
   /** Whether the slots and positions before member i came out as last time. */
@@ -123,6 +144,18 @@ class Deciding {
       queue: this.#queue,
     };
   }
+}
+
+/** Backups in flight per tenant before the first queued member is decided, and each member's class by name. */
+function tenantsAt(m: Memory, classes: readonly (string | undefined)[]) {
+  const flying = new Map<string, number>();
+  const classOf = new Map<string, string | undefined>();
+  for (let i = 0; i < m.index.size; i++) {
+    const tenant = classes[i];
+    classOf.set(m.index.member(i).name, tenant);
+    if (i < m.inFlight && tenant !== undefined) flying.set(tenant, (flying.get(tenant) ?? 0) + 1);
+  }
+  return { flying, classOf };
 }
 
 /** The plan people read: the decisions, with overlaps worked out now and queue reasons on first read. */

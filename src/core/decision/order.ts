@@ -2,6 +2,7 @@ import { KEYS, type BackupInfo } from "../model.js";
 import type { Policy } from "../policy.js";
 import { Timestamps } from "../times.js";
 import type { Supersession } from "./planModel.js";
+import { TENANT_SUPERSEDED } from "./reasons.js";
 
 // The queue's order: priority (from the label, the Schedule or a person), aging, creation time
 // and name; and which queued runs of a Schedule give way to a newer one.
@@ -108,6 +109,7 @@ export function supersede(
         backup: b.name,
         by: keep.name,
         reason: `superseded by ${keep.name}, a newer run of schedule ${schedule} (serialWorkloads: Replace)`,
+        ...(policy.tenants ? { tenantReason: TENANT_SUPERSEDED } : {}),
       });
   }
   return { queued, supersessions: supersessions.sort((a, b) => (a.backup < b.backup ? -1 : 1)) };

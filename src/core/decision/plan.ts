@@ -9,6 +9,7 @@ import { nextAgingStep, orderQueue, sortByCreation, supersede, type Ordered } fr
 import { MAX_BLOCKERS, type Plan, type PlanOptions, type Snapshot, type Supersession } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, versionsOf, type PlanMaking } from "./planMemory.js";
 import { replan, reusable } from "./replan.js";
+import { fairOrder, tenantOf } from "./tenants.js";
 
 // The queue, decided: plan(snapshot, policy, now) -> Plan. Pure: the same snapshot, policy and
 // instant always give the same plan, whatever order the backups arrive in. A plan is five
@@ -34,6 +35,7 @@ export function howMade(p: Plan): PlanMaking | undefined {
 function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
   const { inFlight, priorities, supersessions } = order(backups, policy, now, cache);
   const infos = inFlight.concat(priorities.map((q) => q.backup));
+  const classes = policy.tenants ? infos.map((b) => tenantOf(b, policy)) : undefined;
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
   const blocked = blockersOfQueued(index, inFlight.length);
   return decide(
@@ -53,12 +55,13 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       supersessions,
       blocked,
       decided: NO_DECISIONS,
+      ...(classes ? { classes } : {}),
     },
     "afresh",
   );
 }
 
-/** The order step: in flight by creation; queued after supersession, in queue order. */
+/** The order step: in flight by creation; queued after supersession, in queue order (fair among tenants when the policy has them). */
 function order(
   backups: readonly BackupInfo[],
   policy: Policy,
@@ -71,7 +74,9 @@ function order(
   );
   const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
   const { queued, supersessions } = supersede(waiting, policy, cache.times);
-  return { inFlight, priorities: orderQueue(queued, policy, now, cache.times), supersessions };
+  const today = orderQueue(queued, policy, now, cache.times);
+  const priorities = policy.tenants ? fairOrder(today, inFlight, policy, cache.times) : today;
+  return { inFlight, priorities, supersessions };
 }
 
 // Indexed loops in the two steps below: they run once per plan, mostly before V8 optimizes

@@ -30,6 +30,8 @@ export interface Memory {
   readonly supersessions: readonly Supersession[];
   readonly blocked: readonly Blockers[];
   readonly decided: Decisions;
+  /** Each member's tenant (undefined: none), when the policy has tenants. */
+  readonly classes?: readonly (string | undefined)[];
 }
 
 export interface Started {

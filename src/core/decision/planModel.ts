@@ -26,6 +26,10 @@ export interface QueueEntry {
   /** True when it waits behind more backups than `waitingFor` names. */
   readonly moreBlockers?: true;
   readonly reason: string;
+  /** With tenants in the policy: its tenant (absent: none). */
+  readonly tenant?: string;
+  /** With tenants in the policy: why it waits in words its tenant may read (no other backup or namespace named). */
+  readonly tenantReason?: string;
 }
 
 /** A queued backup names at most this many backups it waits behind (a backup of every namespace may wait behind thousands). */
@@ -41,6 +45,8 @@ export interface Supersession {
   readonly backup: string;
   readonly by: string;
   readonly reason: string;
+  /** With tenants in the policy: the reason in words its tenant may read. */
+  readonly tenantReason?: string;
 }
 
 /** Two in-flight backups that share an exclusive unit (drift after they started, or another writer). */

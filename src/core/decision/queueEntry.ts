@@ -3,7 +3,16 @@ import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/c
 import type { ConflictLevel } from "../model.js";
 import type { Ordered } from "./order.js";
 import type { QueueEntry } from "./planModel.js";
-import { waitReason } from "./reasons.js";
+import { tenantLimitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
+
+/** What a queued backup's entry knows of tenants, when the policy has them. */
+export interface Tenancy {
+  readonly tenant: string | undefined;
+  /** Set when its tenant is at its limit of backups in flight. */
+  readonly held: TenantHold | undefined;
+  /** Each member's class (tenant, or undefined), by name. */
+  readonly classOf: ReadonlyMap<string, string | undefined>;
+}
 
 /**
  * A queued backup's entry in a plan. Its conflicts and reason cost more than the decision and
@@ -21,10 +30,11 @@ export class Queued implements QueueEntry {
   readonly #of: ScopedBackup;
   readonly #blockers: readonly ScopedBackup[];
   readonly #limit: number;
+  readonly #tenancy: Tenancy | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
-  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number) {
+  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number, tenancy?: Tenancy) {
     this.backup = b.name;
     this.position = position;
     this.priority = o.priority;
@@ -34,12 +44,18 @@ export class Queued implements QueueEntry {
     this.#of = b;
     this.#blockers = blockers;
     this.#limit = limit;
+    this.#tenancy = tenancy;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
     if (!this.#details) {
       const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
-      this.#details = { conflicts, reason: waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit) };
+      const t = this.#tenancy;
+      const reason =
+        conflicts.length === 0 && t?.held && t.tenant !== undefined
+          ? tenantLimitReason(t.tenant, t.held)
+          : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+      this.#details = { conflicts, reason };
     }
     return this.#details;
   }
@@ -52,9 +68,36 @@ export class Queued implements QueueEntry {
   get reason(): string {
     return this.#explain().reason;
   }
+  /** Its tenant, when the policy has tenants. */
+  get tenant(): string | undefined {
+    return this.#tenancy?.tenant;
+  }
+  /** Why it waits, in words its tenant may read (only when the policy has tenants). */
+  get tenantReason(): string | undefined {
+    const t = this.#tenancy;
+    if (!t) return undefined;
+    let own = 0;
+    let clusterWide = 0;
+    let others = 0;
+    for (const x of this.#blockers) {
+      if (t.classOf.get(x.name) === t.tenant) own++;
+      else if (x.scope.queueNamespaces.length !== 1) clusterWide++;
+      else others++;
+    }
+    return tenantWaitReason({
+      own,
+      clusterWide,
+      others,
+      more: this.moreBlockers === true,
+      ...(t.held ? { held: t.held } : {}),
+      ahead: this.position - 1,
+      namespaceLevel: this.#of.scope.levelReason !== undefined,
+    });
+  }
 
   toJSON(): QueueEntry {
     const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
+    const tenancy = this.#tenancy ? { tenant: this.tenant, tenantReason: this.tenantReason } : {};
     return {
       backup,
       position,
@@ -65,6 +108,7 @@ export class Queued implements QueueEntry {
       conflicts,
       ...(moreBlockers ? { moreBlockers } : {}),
       reason,
+      ...tenancy,
     };
   }
 }

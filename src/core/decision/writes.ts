@@ -3,6 +3,7 @@ import { orderQueue } from "./order.js";
 import type { Plan, QueueEntry } from "./planModel.js";
 import type { Policy } from "../policy.js";
 import { nudgeDecision, overlapping, takeBacks, type InFlightBackup } from "./readyToStart.js";
+import { tenantOf } from "./tenants.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies
 // these with optimistic concurrency and re-plans on any conflict.
@@ -25,6 +26,15 @@ export interface BackupWrite {
   /** Annotations to set; null removes one. */
   readonly annotations?: Readonly<Record<string, string | null>>;
   readonly event?: { readonly type: "Normal" | "Warning"; readonly reason: string; readonly message: string };
+}
+
+/**
+ * The texts of a write its backup's tenant can read: OADP's non-admin controller copies a Velero
+ * Backup's spec and status to the NonAdminBackup, never its annotations or Events. The gate
+ * writes no spec, so this is the status it writes.
+ */
+export function tenantReadable(w: BackupWrite): string[] {
+  return w.status ? Object.values(w.status).map(String) : [];
 }
 
 export interface WritePlan {
@@ -141,7 +151,7 @@ function promotionWrites({ byName, ctx, nowIso }: Writing, plan: Plan): BackupWr
   return writes;
 }
 
-function supersessionWrites({ byName }: Writing, plan: Plan): BackupWrite[] {
+function supersessionWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
   const writes: BackupWrite[] = [];
   for (const s of plan.supersessions) {
     const b = byName.get(s.backup);
@@ -150,7 +160,8 @@ function supersessionWrites({ byName }: Writing, plan: Plan): BackupWrite[] {
       kind: "supersede",
       backup: b.name,
       resourceVersion: b.resourceVersion,
-      status: { phase: "Failed", failureReason: s.reason },
+      // status reaches the tenant (OADP copies it to the NonAdminBackup); the annotation and Event do not.
+      status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? s.reason : (s.tenantReason ?? s.reason) },
       annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "Superseded", message: s.reason },
     });
