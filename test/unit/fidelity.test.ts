@@ -217,6 +217,43 @@ describe("reading Velero's records", () => {
   });
 });
 
+describe("a claim two pods copy", () => {
+  // Both pods opt the claim in; Velero copies it once, from the first pod of the block, and skips
+  // it on the other ("already been backed up from another pod"). The copy is told on the claim.
+  const shared: FidelityCase = {
+    namespaces: [
+      {
+        name: "ns-a",
+        labels: {},
+        pods: ["p1", "p2"].map((name) => ({ name, labels: {}, annotations: {}, volumes: [{ name: "data", source: "pvc" as const, claim: "c1" }] })),
+        pvcs: [{ name: "c1", labels: {}, bound: true }],
+      },
+    ],
+    spec: { includedNamespaces: ["ns-a"], defaultVolumesToFsBackup: true },
+  };
+  const pvb = (pod: string, annotations?: Record<string, string>) => ({
+    ...(annotations ? { metadata: { annotations } } : {}),
+    spec: { pod: { namespace: "ns-a", name: pod }, volume: "data" },
+  });
+  const records = (pvbs: ReturnType<typeof pvb>[]) => ({
+    probe: ["p1", "p2"].map((name) => ({ backup: "b", kind: "Pod", namespace: "ns-a", name, start: 0n, end: 1n })),
+    podVolumeBackups: pvbs,
+  });
+  const fsOnly: ReadonlySet<Dimension> = new Set(["file-system backup"]);
+
+  it.each([
+    { case: "Velero's one copy, from p1, matches the prediction", pvbs: [pvb("p1", { "velero.io/pvc-name": "c1" })], mismatches: 0 },
+    { case: "from p2 it matches too: which pod copies is Velero's bookkeeping", pvbs: [pvb("p2", { "velero.io/pvc-name": "c1" })], mismatches: 0 },
+    { case: "positive control: a copy told on the pod (no claim named) differs", pvbs: [pvb("p1")], mismatches: 2 },
+    { case: "positive control: no copy at all differs", pvbs: [], mismatches: 1 },
+  ])("$case", ({ pvbs, mismatches }) => {
+    const { view, prediction } = predictCase(shared);
+    expect(prediction.outcomes.get("PersistentVolumeClaim ns-a/c1")?.work).toEqual(["file-system backup"]);
+    const found = compare(prediction, observedOutcomes("b", records(pvbs)), fsOnly, (k) => clusterUnitOf(k, view, DEFAULT_POLICY));
+    expect(found).toHaveLength(mismatches);
+  });
+});
+
 describe("cases on a node without group snapshots", () => {
   const grouped = (key: string, spec: Record<string, unknown> = {}, volumePolicy?: string): FidelityCase => ({
     namespaces: [

@@ -15,7 +15,7 @@ export type Dimension = "items" | "hooks" | "file-system backup" | "snapshot";
 
 export interface ItemOutcome {
   readonly included: boolean;
-  /** Exclusive work, with the volume for a file-system backup ("file-system backup cfg"). */
+  /** Exclusive work, with the volume for a pod's file-system backup ("file-system backup cfg"; on a claim, "file-system backup"). */
   readonly work: readonly string[];
 }
 
@@ -32,6 +32,32 @@ export interface Prediction {
 }
 
 const workOf = (a: Action): string => (a.work === "file-system backup" ? `file-system backup ${a.volume}` : a.work);
+
+/**
+ * Where an action is told. A file-system backup of a claim is told on the claim: Velero copies a
+ * claim once per backup, from the first pod in its block that opts it in, and skips it on the
+ * others (pkg/backup/item_backupper.go, the pod volume tracker); the gate claims the claim's unit
+ * either way. A PV's snapshot is told on its claim when it has one.
+ */
+function keyOfAction(a: Action, view: ClusterView): string {
+  if (a.kind === "pv") return snapshotKeyOfPv(a.item, view);
+  if (a.kind === "pvc") return `PersistentVolumeClaim ${a.item}`;
+  const claim = a.work === "file-system backup" ? claimOfPodVolume(a.item, a.volume, view) : undefined;
+  return claim ? `PersistentVolumeClaim ${claim}` : `Pod ${a.item}`;
+}
+
+/** "ns/claim" when volume `volume` of pod "ns/name" is a claim. */
+function claimOfPodVolume(pod: string, volume: string | undefined, view: ClusterView): string | undefined {
+  const [ns, name] = pod.split("/") as [string, string];
+  const claimName = view
+    .contents(ns)
+    .pods.get(name)
+    ?.volumes.find((v) => v.name === volume)?.claimName;
+  return claimName ? `${ns}/${claimName}` : undefined;
+}
+
+/** A file-system backup told on a claim names no volume (pods name theirs differently). */
+const workAt = (key: string, a: Action): string => (key.startsWith("PersistentVolumeClaim ") && a.work === "file-system backup" ? a.work : workOf(a));
 
 /** The core's prediction for one backup over the cluster as the gate sees it. */
 export function predict(backup: BackupInfo, view: ClusterView, policy: Policy): Prediction {
@@ -51,8 +77,8 @@ export function predict(backup: BackupInfo, view: ClusterView, policy: Policy): 
   for (const v of scope.items.pvs) at(`PersistentVolume ${v}`).included = true;
   const claimedUnits = new Map<string, string>();
   for (const a of actions) {
-    const key = a.kind === "pv" ? snapshotKeyOfPv(a.item, view) : `${a.kind === "pod" ? "Pod" : "PersistentVolumeClaim"} ${a.item}`;
-    at(key).work.add(workOf(a));
+    const key = keyOfAction(a, view);
+    at(key).work.add(workAt(key, a));
     claimedUnits.set(key, a.unit);
   }
   return {

@@ -29,7 +29,10 @@ interface Outcome {
 export interface VeleroRecords {
   readonly probe: readonly ProbeRecord[];
   /** PodVolumeBackups (raw objects) of this backup. */
-  readonly podVolumeBackups?: readonly { spec?: { pod?: { namespace?: string; name?: string }; volume?: string } }[];
+  readonly podVolumeBackups?: readonly {
+    metadata?: { annotations?: Record<string, string> };
+    spec?: { pod?: { namespace?: string; name?: string }; volume?: string };
+  }[];
   /** Entries of `<backup>-volumeinfo.json.gz`. */
   readonly volumeInfos?: readonly VolumeInfo[];
   /** The CSI VolumeSnapshots in the backup's tarball. */
@@ -85,10 +88,14 @@ function includedByProbe(backup: string, r: VeleroRecords, at: At): void {
   }
 }
 
+/** A claim's copy is told on the claim (Velero names it in the PVB's `velero.io/pvc-name`), as the prediction does. */
 function fileSystemBackups(r: VeleroRecords, at: At): void {
   for (const pvb of r.podVolumeBackups ?? []) {
     const pod = pvb.spec?.pod;
-    if (pod?.namespace && pod.name && pvb.spec?.volume) at(`Pod ${pod.namespace}/${pod.name}`).work.add(`file-system backup ${pvb.spec.volume}`);
+    if (!pod?.namespace || !pod.name || !pvb.spec?.volume) continue;
+    const claim = pvb.metadata?.annotations?.["velero.io/pvc-name"];
+    if (claim) at(`PersistentVolumeClaim ${pod.namespace}/${claim}`).work.add("file-system backup");
+    else at(`Pod ${pod.namespace}/${pod.name}`).work.add(`file-system backup ${pvb.spec.volume}`);
   }
 }
 
