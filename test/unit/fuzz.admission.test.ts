@@ -11,7 +11,8 @@ import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // Bad input at the admission endpoints, over real HTTPS to the real fastify server: the
 // hand-made corpus in test/fuzz/corpus (one file per case; `.txt` files are sent as
