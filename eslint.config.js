@@ -35,8 +35,9 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      // Limits the code meets today, to be lowered as it improves (src/core has lower ones below).
-      complexity: ["error", 31],
+      // Limits the code meets today, to be lowered as it improves (src/core has lower ones below,
+      // four files outside src/ a higher complexity one).
+      complexity: ["error", 20],
       "max-len": ["error", { code: 160, ...LONG_LITERALS_ALLOWED }],
       // Type-checked rules, less two families for now: JSON read in tests is `any` (307 findings
       // of no-unsafe-*), and async functions without await keep interfaces uniform.
@@ -50,6 +51,8 @@ export default tseslint.config(
       "@typescript-eslint/prefer-promise-reject-errors": ["error", { allowThrowingAny: true, allowThrowingUnknown: true }],
     },
   },
+  // Not yet at the limit: cleanUpNodeLeftovers 29, withApiServer 24, the demo's main 23, pvbOverlaps 22.
+  { files: ["test/support/nodeHost.ts", "bench/rss.bench.ts", "bench/sidebyside.node.ts", "scripts/demo.ts"], rules: { complexity: ["error", 29] } },
   { files: ["**/*.js", "**/*.mjs"], ...tseslint.configs.disableTypeChecked },
   {
     files: ["src/core/**/*.ts"],

@@ -1,7 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 // The pure tables and properties (no process, no server, no network): the inner loop.
-const CORE = ["test/unit/{backupIndex,fidelity,layers,overlap,plan,properties,purity,quantity,scope,shapes,sim,tenants,volumePolicy,writes}.test.ts"];
+const CORE = [
+  "test/unit/{backupIndex,fidelity,layers,moduleState,overlap,plan,properties,purity,quantity,scope,shapes,sim,tenants,volumePolicy,writes}.test.ts",
+];
 
 export default defineConfig({
   test: {

@@ -10,7 +10,7 @@ import type { PolicySource } from "../policy/source.js";
 import type { TlsMaterial, TlsSource } from "../tls/source.js";
 import type { Logger } from "../logging/logger.js";
 import { AdmissionEngine } from "./engine.js";
-import type { Leadership } from "./flightGuard.js";
+import type { Leadership, Review } from "./flightGuard.js";
 import {
   annotationPatch,
   capAnnotation,
@@ -22,6 +22,7 @@ import {
   shortWarnings,
   type AdmissionRequest,
   type AdmissionResponse,
+  type OversizedSpec,
 } from "./review.js";
 
 // The admission webhooks over HTTPS (fastify):
@@ -250,81 +251,83 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   };
 
   async function decide(webhook: Webhook, r: AdmissionRequest): Promise<Outcome> {
-    const allowed = (verdict: Verdict, warnings?: string[]): Outcome => ({
-      verdict,
-      response: { uid: r.uid, allowed: true, ...(warnings?.length ? { warnings } : {}) },
-    });
-    if (!isBackupsResource(r)) return allowed("skipped");
-    if (!(r.operation === "CREATE" || (webhook === "validate" && r.operation === "UPDATE"))) return allowed("skipped");
+    if (!handles(webhook, r)) return allowed(r, "skipped");
     // Only the mutating webhook's advice needs the index; rejections use live data only.
-    if (webhook === "mutate" && !engine.hasBase()) {
-      const ready = await withDeadline(engine.ensureBase(), timeoutMs);
-      if (!ready) {
-        log.warn({ webhook, backup: r.name ?? undefined, timeoutMs }, "admission index not ready in time; admitted unchecked");
-        return allowed("timeout", [`backup-gate could not decide within ${timeoutMs} ms (starting up); admitted unchecked, the queue still applies`]);
-      }
+    if (webhook === "mutate" && !(await indexReady(webhook, r))) {
+      return allowed(r, "timeout", [`backup-gate could not decide within ${timeoutMs} ms (starting up); admitted unchecked, the queue still applies`]);
     }
     const object = readBackup(r.object, r);
     if (!object.ok) {
-      return allowed("unreadable", [`backup-gate could not read this Backup (${object.error}); admitted unchecked`.slice(0, 250)]);
+      return allowed(r, "unreadable", [`backup-gate could not read this Backup (${object.error}); admitted unchecked`.slice(0, 250)]);
     }
     // Before its scope, which costs in proportion to its lists: a CREATE past the size limit.
     const oversized = r.operation === "CREATE" ? oversizedSpec(r.object) : undefined;
-    if (oversized) {
-      const what = `${oversized.field} holds ${oversized.length} entries (${oversized.total} in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries`;
-      log.warn({ webhook, backup: r.name ?? undefined, field: oversized.field, entries: oversized.total }, "backup spec over the size limit; refused unjudged");
-      if (webhook === "mutate")
-        return allowed("too-large", [`backup-gate did not judge this Backup: ${what}; the validating webhook refuses it`.slice(0, 250)]);
-      return {
-        verdict: "too-large",
-        response: {
-          uid: r.uid,
-          allowed: false,
-          status: {
-            code: 422,
-            reason: "Invalid",
-            message: `backup ${r.name || "(generated)"} is refused: ${what}; name fewer namespaces, use a wildcard or a label selector, or split it into several backups`,
-          },
-        },
-      };
-    }
+    if (oversized) return refuseOversized(webhook, r, oversized);
     const backup = object.value;
     const t = now();
-
-    if (webhook === "mutate") {
-      const d = engine.decide(backup, t);
-      // The mutating webhook never rejects: the validating one does, with the same rules.
-      if (d.verdict === "reject") return allowed("reject");
-      const annotations = Object.fromEntries(Object.entries(d.annotations).map(([k, v]) => [k, capAnnotation(k, v)]));
-      const patch = annotationPatch(r.object, annotations);
-      const warnings = shortWarnings(d.warnings);
-      log.debug({ backup: backup.name, verdict: d.verdict, waitingFor: d.waitingFor.slice(0, 10), reason: d.reasons[0] }, "backup admitted");
-      return {
-        verdict: d.verdict,
-        response: {
-          uid: r.uid,
-          allowed: true,
-          patchType: "JSONPatch",
-          patch: Buffer.from(JSON.stringify(patch)).toString("base64"),
-          ...(warnings.length ? { warnings } : {}),
-        },
-      };
-    }
-
+    if (webhook === "mutate") return advise(r, backup, t);
     const asked = { ...(r.userInfo?.username ? { user: r.userInfo.username } : {}), ...(r.dryRun ? { dryRun: true } : {}) };
-    if (r.operation === "CREATE") {
-      const v = engine.validateCreate(backup, t, asked);
-      if (v.allowed) return allowed("admit");
-      log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
-      return {
-        verdict: "reject",
-        close: v.code === 429,
-        response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } },
-      };
-    }
+    if (r.operation === "CREATE") return validateCreate(r, backup, t, asked);
+    return validateUpdate(r, backup, asked);
+  }
 
+  /** Waits (up to the time budget) for the index the mutating webhook's advice reads. */
+  async function indexReady(webhook: Webhook, r: AdmissionRequest): Promise<boolean> {
+    if (engine.hasBase()) return true;
+    const ready = await withDeadline(engine.ensureBase(), timeoutMs);
+    if (!ready) log.warn({ webhook, backup: r.name ?? undefined, timeoutMs }, "admission index not ready in time; admitted unchecked");
+    return ready;
+  }
+
+  function refuseOversized(webhook: Webhook, r: AdmissionRequest, oversized: OversizedSpec): Outcome {
+    const what = `${oversized.field} holds ${oversized.length} entries (${oversized.total} in all the spec's lists); backup-gate judges Backups whose spec lists hold at most ${MAX_SPEC_LIST_ENTRIES} entries`;
+    log.warn({ webhook, backup: r.name ?? undefined, field: oversized.field, entries: oversized.total }, "backup spec over the size limit; refused unjudged");
+    if (webhook === "mutate")
+      return allowed(r, "too-large", [`backup-gate did not judge this Backup: ${what}; the validating webhook refuses it`.slice(0, 250)]);
+    return {
+      verdict: "too-large",
+      response: {
+        uid: r.uid,
+        allowed: false,
+        status: {
+          code: 422,
+          reason: "Invalid",
+          message: `backup ${r.name || "(generated)"} is refused: ${what}; name fewer namespaces, use a wildcard or a label selector, or split it into several backups`,
+        },
+      },
+    };
+  }
+
+  /** The mutating webhook: annotations saying why the backup waits, and warnings; it never rejects (the validating one does, with the same rules). */
+  function advise(r: AdmissionRequest, backup: BackupInfo, t: number): Outcome {
+    const d = engine.decide(backup, t);
+    if (d.verdict === "reject") return allowed(r, "reject");
+    const annotations = Object.fromEntries(Object.entries(d.annotations).map(([k, v]) => [k, capAnnotation(k, v)]));
+    const patch = annotationPatch(r.object, annotations);
+    const warnings = shortWarnings(d.warnings);
+    log.debug({ backup: backup.name, verdict: d.verdict, waitingFor: d.waitingFor.slice(0, 10), reason: d.reasons[0] }, "backup admitted");
+    return {
+      verdict: d.verdict,
+      response: {
+        uid: r.uid,
+        allowed: true,
+        patchType: "JSONPatch",
+        patch: Buffer.from(JSON.stringify(patch)).toString("base64"),
+        ...(warnings.length ? { warnings } : {}),
+      },
+    };
+  }
+
+  function validateCreate(r: AdmissionRequest, backup: BackupInfo, t: number, asked: Review): Outcome {
+    const v = engine.validateCreate(backup, t, asked);
+    if (v.allowed) return allowed(r, "admit");
+    log.info({ backup: backup.name, code: v.code, reason: v.message }, "backup rejected");
+    return rejected(r, v);
+  }
+
+  function validateUpdate(r: AdmissionRequest, backup: BackupInfo, asked: Review): Outcome {
     const old = readBackup(r.oldObject, r);
-    if (!old.ok) return allowed("unreadable");
+    if (!old.ok) return allowed(r, "unreadable");
     const v = engine.checkTransition(old.value, backup, asked);
     if (v.foreign) {
       o.metrics.foreignPromotions.inc();
@@ -333,16 +336,12 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
         "backup moved to ReadyToStart without backup-gate's promoted-by mark: another writer promotes backups (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)",
       );
     }
-    if (v.allowed) return allowed("admit");
+    if (v.allowed) return allowed(r, "admit");
     log.info(
       { backup: backup.name, conflictWith: v.conflictWith, user: r.userInfo?.username ?? undefined, reason: v.message },
       v.transition ? "move into flight refused" : "spec change in flight refused",
     );
-    return {
-      verdict: "reject",
-      close: v.code === 429,
-      response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } },
-    };
+    return rejected(r, v);
   }
 
   app.post(PATHS.mutate, handle("mutate"));
@@ -374,6 +373,23 @@ function isBackupsResource(r: AdmissionRequest): boolean {
 }
 
 /** The object as the core reads it; a name not generated yet is shown as `<generateName>(generated)`. */
+/** The webhooks judge CREATEs of Backups; the validating one UPDATEs too. */
+function handles(webhook: Webhook, r: AdmissionRequest): boolean {
+  return isBackupsResource(r) && (r.operation === "CREATE" || (webhook === "validate" && r.operation === "UPDATE"));
+}
+
+function allowed(r: AdmissionRequest, verdict: Verdict, warnings?: string[]): Outcome {
+  return { verdict, response: { uid: r.uid, allowed: true, ...(warnings?.length ? { warnings } : {}) } };
+}
+
+function rejected(r: AdmissionRequest, v: { readonly code: number; readonly reason: string; readonly message: string }): Outcome {
+  return {
+    verdict: "reject",
+    close: v.code === 429,
+    response: { uid: r.uid, allowed: false, status: { code: v.code, reason: v.reason, message: v.message } },
+  };
+}
+
 function readBackup(object: unknown, r: AdmissionRequest): { ok: true; value: BackupInfo } | { ok: false; error: string } {
   if (object === null || typeof object !== "object") return { ok: false, error: "request.object is missing" };
   const raw = object as { metadata?: Record<string, unknown> };

@@ -5,6 +5,7 @@ import { ScopeCache } from "../core/scope/cache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/decision/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache } from "../cluster/cache.js";
+import type { Policy } from "../core/policy.js";
 import type { PolicySource } from "../policy/source.js";
 import type { Logger } from "../logging/logger.js";
 import { backupWriter, type WriteResult } from "./applyWrite.js";
@@ -149,7 +150,7 @@ export class QueueController {
   }
 
   private async reconcile(): Promise<void> {
-    const { cache, metrics, log } = this.o;
+    const { cache, log } = this.o;
     if (!this.o.leader.isLeader() || !cache.synced() || !this.writesObserved()) return;
     // Without its key the gate can neither seal a promotion nor tell its own from a forged one.
     const sealer = this.o.sealer();
@@ -160,6 +161,17 @@ export class QueueController {
     const policy = this.o.policy.current();
     const now = this.now();
     const backups = cache.backups();
+    const result = this.plan(backups, policy, now);
+    this.forgetGone(backups);
+    const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
+    this.reportOverlaps(result);
+    this.reportForeign(writes.foreign);
+    await this.applyWrites(writes.writes, backups, now);
+  }
+
+  /** The plan, built on the last one, with its figures in the metrics. */
+  private plan(backups: readonly BackupInfo[], policy: Policy, now: number): Plan {
+    const { cache, metrics, log } = this.o;
     const started = performance.now();
     const result = plan({ view: cache.view, backups }, policy, now, { cache: this.scopes, previous: this.last });
     this.last = result;
@@ -168,10 +180,16 @@ export class QueueController {
     log.debug({ ms: Math.round(planMs * 100) / 100, made: howMade(result), queued: result.queue.length }, "planned");
     metrics.queueLength.set(result.queue.length);
     metrics.inFlight.set(result.inFlight.length);
-    this.scopes.retain(new Set(backups.map((b) => b.uid || `${b.namespace}/${b.name}`)));
-    for (const [key, names] of this.reported) if (names.some((n) => !cache.backup(n))) this.reported.delete(key);
+    return result;
+  }
 
-    const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
+  /** Drops the scopes and the warnings of backups that are gone. */
+  private forgetGone(backups: readonly BackupInfo[]): void {
+    this.scopes.retain(new Set(backups.map((b) => b.uid || `${b.namespace}/${b.name}`)));
+    for (const [key, names] of this.reported) if (names.some((n) => !this.o.cache.backup(n))) this.reported.delete(key);
+  }
+
+  private reportOverlaps(result: Plan): void {
     this.reportOnce(
       result.overlaps.map((o) => ({
         key: `overlap:${[...o.backups].sort().join("+")}`,
@@ -179,10 +197,14 @@ export class QueueController {
         reason: "OverlapDetected",
         message: o.reason,
       })),
-      () => metrics.overlaps.inc(),
+      () => this.o.metrics.overlaps.inc(),
     );
+  }
+
+  private reportForeign(foreign: readonly string[]): void {
+    const { cache } = this.o;
     this.reportOnce(
-      writes.foreign.map((name) => ({
+      foreign.map((name) => ({
         key: `foreign:${cache.backup(name)?.uid ?? name}`,
         backups: [name],
         reason: "PromotedByAnotherWriter",
@@ -190,61 +212,76 @@ export class QueueController {
           ? `${name} is ReadyToStart with a backup-gate.io/promoted-by annotation that backup-gate's record does not match: another writer promoted it (or the promotion key changed); backup-gate does not nudge it`
           : `${name} became ReadyToStart without backup-gate's mark: another writer promoted it (is Velero's own queue still on? run Velero with --disable-controllers=backup-queue)`,
       })),
-      () => metrics.foreignPromotions.inc(),
+      () => this.o.metrics.foreignPromotions.inc(),
     );
+  }
 
+  /** Writes in plan order; stops when stopped, when the lease is lost, or on an error (then re-plans). */
+  private async applyWrites(writes: readonly BackupWrite[], backups: readonly BackupInfo[], now: number): Promise<void> {
     const byName = new Map(backups.map((b) => [b.name, b]));
-    for (const w of writes.writes) {
+    for (const w of writes) {
       if (this.stopped) return;
       // Losing the lease mid-round stops promotions at once; the new leader re-plans.
       if (!this.o.leader.isLeader()) return;
       const seen = byName.get(w.backup);
-      if (w.kind === "promote" && this.o.guard && seen) {
-        const claim = this.o.guard.claim(seen);
-        if (!claim.allowed) {
-          log.info({ backup: w.backup, reason: claim.reasons[0] }, "promotion held back by the in-flight rule; will re-plan");
-          this.retrySoon();
-          continue;
-        }
-      }
-      const release = () => {
-        if (w.kind === "promote") this.o.guard?.release(w.backup);
-      };
-      const outcome = await this.write!(w).catch((e: unknown) => {
-        release();
-        log.warn({ backup: w.backup, kind: w.kind, err: String(e) }, "write failed; will re-plan");
-        metrics.apiWrites.inc({ kind: w.kind, result: "error" });
-        return "error" as const;
-      });
+      if (this.heldBack(w, seen)) continue;
+      const outcome = await this.applyOne(w);
       if (outcome === "error") {
         this.dirty = true;
         return;
       }
-      metrics.apiWrites.inc({ kind: w.kind, result: outcome });
-      if (outcome === "conflict") {
-        release();
-        this.dirty = true;
-        continue;
-      }
-      if (outcome === "gone") {
-        release();
-        continue;
-      }
-      this.pending.set(w.backup, { rv: w.resourceVersion, at: this.now() });
-      const b = byName.get(w.backup);
-      const level = w.annotations?.["backup-gate.io/conflict-level"] ?? "";
-      if (w.kind !== "position" && w.kind !== "nudge") metrics.decisions.inc({ decision: w.kind, level });
-      if (w.kind === "nudge") metrics.nudges.inc();
-      if (w.kind === "promote" && b) {
-        const created = Date.parse(b.creationTimestamp);
-        if (Number.isFinite(created)) metrics.queueWait.observe(Math.max(0, now - created) / 1000);
-      }
-      log.info(
-        { backup: w.backup, decision: w.kind, ...(w.status ? { status: w.status } : {}), reason: w.annotations?.["backup-gate.io/reason"] ?? w.event?.message },
-        `backup ${w.kind}`,
-      );
-      if (w.event && b) this.o.events.event(backupRef(b), w.event.type, w.event.reason, w.event.message);
+      if (outcome === "ok") this.written(w, seen, now);
     }
+  }
+
+  /** A promotion the in-flight rule refuses now (another writer's move came first): re-planned soon. */
+  private heldBack(w: BackupWrite, seen: BackupInfo | undefined): boolean {
+    if (w.kind !== "promote" || !this.o.guard || !seen) return false;
+    const claim = this.o.guard.claim(seen);
+    if (claim.allowed) return false;
+    this.o.log.info({ backup: w.backup, reason: claim.reasons[0] }, "promotion held back by the in-flight rule; will re-plan");
+    this.retrySoon();
+    return true;
+  }
+
+  /** Sends one write; a promotion that did not land gives its claim back. */
+  private async applyOne(w: BackupWrite): Promise<WriteResult | "error"> {
+    const { metrics, log } = this.o;
+    const release = () => {
+      if (w.kind === "promote") this.o.guard?.release(w.backup);
+    };
+    const outcome = await this.write!(w).catch((e: unknown) => {
+      release();
+      log.warn({ backup: w.backup, kind: w.kind, err: String(e) }, "write failed; will re-plan");
+      metrics.apiWrites.inc({ kind: w.kind, result: "error" });
+      return "error" as const;
+    });
+    if (outcome === "error") return outcome;
+    metrics.apiWrites.inc({ kind: w.kind, result: outcome });
+    if (outcome === "conflict") {
+      release();
+      this.dirty = true;
+    }
+    if (outcome === "gone") release();
+    return outcome;
+  }
+
+  /** A landed write: awaited through the watch, counted, logged, and told as an Event. */
+  private written(w: BackupWrite, b: BackupInfo | undefined, now: number): void {
+    const { metrics, log } = this.o;
+    this.pending.set(w.backup, { rv: w.resourceVersion, at: this.now() });
+    const level = w.annotations?.["backup-gate.io/conflict-level"] ?? "";
+    if (w.kind !== "position" && w.kind !== "nudge") metrics.decisions.inc({ decision: w.kind, level });
+    if (w.kind === "nudge") metrics.nudges.inc();
+    if (w.kind === "promote" && b) {
+      const created = Date.parse(b.creationTimestamp);
+      if (Number.isFinite(created)) metrics.queueWait.observe(Math.max(0, now - created) / 1000);
+    }
+    log.info(
+      { backup: w.backup, decision: w.kind, ...(w.status ? { status: w.status } : {}), reason: w.annotations?.["backup-gate.io/reason"] ?? w.event?.message },
+      `backup ${w.kind}`,
+    );
+    if (w.event && b) this.o.events.event(backupRef(b), w.event.type, w.event.reason, w.event.message);
   }
 
   private reportOnce(items: { key: string; backups: string[]; reason: string; message: string }[], count: () => void): void {

@@ -1,24 +1,19 @@
-// Lookups over a scope's namespace lists, built once per list: heads share their lists across
-// plans, so comparing a short list with a long one, or finding a namespace's place in a backup
-// of every namespace, costs the short side, not the list.
+// Lookups over one list of names, built on first use and kept by whoever holds the list (a
+// scope, a scope-cache entry): heads share their lists across plans, so comparing a short list
+// with a long one, or finding a namespace's place in a backup of every namespace, costs the
+// short side, not the list.
+export class ListLookup {
+  #set: ReadonlySet<string> | undefined;
+  #positions: ReadonlyMap<string, number> | undefined;
 
-const sets = new WeakMap<readonly string[], ReadonlySet<string>>();
-export function setOf(list: readonly string[]): ReadonlySet<string> {
-  let set = sets.get(list);
-  if (!set) {
-    set = new Set(list);
-    sets.set(list, set);
-  }
-  return set;
-}
+  constructor(readonly list: readonly string[]) {}
 
-const orders = new WeakMap<readonly string[], ReadonlyMap<string, number>>();
-/** Each item's index in `list`. */
-export function positions(list: readonly string[]): ReadonlyMap<string, number> {
-  let at = orders.get(list);
-  if (!at) {
-    at = new Map(list.map((k, i) => [k, i]));
-    orders.set(list, at);
+  get set(): ReadonlySet<string> {
+    return (this.#set ??= new Set(this.list));
   }
-  return at;
+
+  /** Each item's index in the list. */
+  get positions(): ReadonlyMap<string, number> {
+    return (this.#positions ??= new Map(this.list.map((k, i) => [k, i])));
+  }
 }

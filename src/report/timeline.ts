@@ -81,6 +81,34 @@ function describe(b: TimelineBar): string {
   return lines.join("\n");
 }
 
+interface BarPlace {
+  /** Time to x within the plot, and the plot's left edge. */
+  readonly x: (t: number) => number;
+  readonly left: number;
+  readonly y: number;
+  readonly h: number;
+  /** The end of the time axis: where open waits and runs stop. */
+  readonly tMax: number;
+}
+
+/** One backup's bar: its wait (behind a conflict, or for a slot), then its run, or a "never started" stripe. */
+function barSvg(b: TimelineBar, { x, left, y, h, tMax }: BarPlace): string {
+  const width = (from: number, to: number, min: number) => fmt(Math.max(min, x(to) - x(from)));
+  const waitEnd = b.start ?? tMax;
+  const conflict = (b.waitingFor?.length ?? 0) > 0;
+  const rects: string[] = [];
+  if (waitEnd > b.arrival) {
+    rects.push(
+      `<rect class="wait ${conflict ? "conflict" : "slot"}" x="${left + x(b.arrival)}" y="${y}" width="${width(b.arrival, waitEnd, 0.5)}" height="${h}"/>`,
+    );
+  }
+  if (b.start !== undefined) {
+    const end = b.end ?? tMax;
+    rects.push(`<rect class="run${b.end === undefined ? " open" : ""}" x="${left + x(b.start)}" y="${y}" width="${width(b.start, end, 0.5)}" height="${h}"/>`);
+  } else rects.push(`<rect class="never" x="${left + x(b.arrival)}" y="${y}" width="${width(b.arrival, tMax, 1)}" height="${h}"/>`);
+  return `<g class="bar${b.status ? ` ${esc(b.status.replace(/\s+/g, "-"))}` : ""}" data-backup="${esc(b.name)}"><title>${esc(describe(b))}</title>${rects.join("")}</g>`;
+}
+
 export function timelineHtml(input: TimelineInput): string {
   const all = input.groups.flatMap((g) => g.bars);
   const tMin = Math.min(0, ...all.map((b) => b.arrival));
@@ -115,27 +143,8 @@ export function timelineHtml(input: TimelineInput): string {
       );
     }
     if (labels) lanes.forEach((l, i) => parts.push(`<text class="lane" x="${labelW - 6}" y="${top + i * rowH + rowH - 3}">${esc(l)}</text>`));
-    for (const b of g.bars) {
-      const y = top + row.get(b.lane ?? b.name)! * rowH;
-      const h = Math.max(1, rowH - (rowH > 4 ? 3 : rowH > 2 ? 1 : 0));
-      const waitEnd = b.start ?? tMax;
-      const conflict = (b.waitingFor?.length ?? 0) > 0;
-      const rects: string[] = [];
-      if (waitEnd > b.arrival) {
-        rects.push(
-          `<rect class="wait ${conflict ? "conflict" : "slot"}" x="${labelW + x(b.arrival)}" y="${y}" width="${fmt(Math.max(0.5, x(waitEnd) - x(b.arrival)))}" height="${h}"/>`,
-        );
-      }
-      if (b.start !== undefined) {
-        const end = b.end ?? tMax;
-        rects.push(
-          `<rect class="run${b.end === undefined ? " open" : ""}" x="${labelW + x(b.start)}" y="${y}" width="${fmt(Math.max(0.5, x(end) - x(b.start)))}" height="${h}"/>`,
-        );
-      } else rects.push(`<rect class="never" x="${labelW + x(b.arrival)}" y="${y}" width="${fmt(Math.max(1, x(tMax) - x(b.arrival)))}" height="${h}"/>`);
-      parts.push(
-        `<g class="bar${b.status ? ` ${esc(b.status.replace(/\s+/g, "-"))}` : ""}" data-backup="${esc(b.name)}"><title>${esc(describe(b))}</title>${rects.join("")}</g>`,
-      );
-    }
+    const h = Math.max(1, rowH - (rowH > 4 ? 3 : rowH > 2 ? 1 : 0));
+    for (const b of g.bars) parts.push(barSvg(b, { x, left: labelW, y: top + row.get(b.lane ?? b.name)! * rowH, h, tMax }));
     return `<section class="group"><h2>${esc(g.title)}</h2>${g.subtitle ? `<p>${esc(g.subtitle)}</p>` : ""}
 <svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${parts.join("\n")}</svg></section>`;
   });

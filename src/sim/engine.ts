@@ -141,13 +141,16 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   let next = 0;
   let agingWake = Infinity;
 
-  for (;;) {
+  const isWaiting = (s: State | undefined): s is State => s !== undefined && (s.phase === "New" || s.phase === "Queued");
+
+  /** The next instant anything happens: an arrival, a run's end, or a backup aging past a threshold. */
+  const nextInstant = (): number => {
     let t = next < states.length ? states[next]!.b.entry.arrival : Infinity;
     for (const s of running) t = Math.min(t, s.run.end!);
-    t = Math.min(t, agingWake);
-    if (t === Infinity) break;
-    instants++;
+    return Math.min(t, agingWake);
+  };
 
+  const finishRuns = (t: number) => {
     for (const s of [...running]) {
       if (s.run.end! <= t + EPS) {
         running.delete(s);
@@ -155,24 +158,28 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
         s.run.outcome = "completed";
       }
     }
+  };
+
+  const admitArrivals = (t: number) => {
     while (next < states.length && states[next]!.b.entry.arrival <= t + EPS) {
       const s = states[next++]!;
       setPhase(s, "New");
       arrived.push(s);
     }
+  };
 
-    const now = trace.t0 + Math.round(t * 1000);
-    const result = planner({ view: trace.view, backups: arrived.map((s) => s.info!) }, now);
+  /** Does what the planner decided, as the controller's writes would. */
+  const applyPlan = (result: ReturnType<typeof planner>, t: number) => {
     for (const x of result.supersessions) {
       const s = byName.get(x.backup);
-      if (!s || (s.phase !== "New" && s.phase !== "Queued")) continue;
+      if (!isWaiting(s)) continue;
       setPhase(s, "Failed");
       s.run.outcome = "superseded";
       s.run.reason = x.reason;
     }
     for (const p of result.promotions) {
       const s = byName.get(p.backup);
-      if (!s || (s.phase !== "New" && s.phase !== "Queued")) continue;
+      if (!isWaiting(s)) continue;
       setPhase(s, "InProgress");
       s.run.start = t;
       s.run.end = t + s.b.duration;
@@ -180,22 +187,34 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
     }
     for (const q of result.queue) {
       const s = byName.get(q.backup);
-      if (!s || (s.phase !== "New" && s.phase !== "Queued")) continue;
+      if (!isWaiting(s)) continue;
       if (s.phase === "New") setPhase(s, "Queued");
       for (const w of q.waitingFor) if (!s.run.waitingFor.includes(w)) s.run.waitingFor.push(w);
       if (q.waitingFor.length === 0) s.run.waitedForSlot = true;
       s.run.reason = q.reason;
     }
-    if (inFlight.at(-1)?.n !== running.size) inFlight.push({ t, n: running.size });
+  };
 
-    // The invariant, judged by the core's rule at the strategy's level, independently of the planner.
+  // The invariant, judged by the core's rule at the strategy's level, independently of the planner.
+  const checkInvariant = (t: number) => {
     const found = conflictingPairs([...running], trace.view, policy, checkCache);
     if (found.length > 0) violatingInstants++;
     for (const v of found) {
       const key = v.backups.join("\u0000");
       if (!violations.has(key)) violations.set(key, { ...v, at: t });
     }
+  };
 
+  for (;;) {
+    const t = nextInstant();
+    if (t === Infinity) break;
+    instants++;
+    finishRuns(t);
+    admitArrivals(t);
+    const now = trace.t0 + Math.round(t * 1000);
+    applyPlan(planner({ view: trace.view, backups: arrived.map((s) => s.info!) }, now), t);
+    if (inFlight.at(-1)?.n !== running.size) inFlight.push({ t, n: running.size });
+    checkInvariant(t);
     agingWake = nextAgingInstant(arrived, running.size, policy, trace.t0, now);
   }
 

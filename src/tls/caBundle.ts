@@ -169,37 +169,42 @@ export class CaBundlePatcher {
     for (let attempt = 1; ; attempt++) {
       try {
         const wrote = await this.tryOnce(kind, name, ca, why === "drift");
-        if (wrote !== "nothing") {
-          this.writes++;
-          this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
-          if (why === "drift" && wrote === "our CA was missing") {
-            this.o.log?.warn(
-              { kind, name },
-              "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back",
-            );
-          } else if (why === "rotation" && wrote !== "heartbeat") {
-            this.o.log?.info({ kind, name }, "caBundle written into every webhook");
-          } else {
-            this.o.log?.debug({ kind, name, wrote }, "caBundle heartbeat written");
-          }
-        }
+        if (wrote !== "nothing") this.wrote(kind, name, why, wrote);
         return;
       } catch (e) {
-        const code = e instanceof ApiException ? e.code : undefined;
-        this.o.metrics?.apiWrites.inc({ kind, result: code === 409 ? "conflict" : "error" });
-        const why = code === 404 ? `${kind} ${name} does not exist (yet)` : code === 409 ? "it changed meanwhile" : describe(e);
+        const error = this.failed(kind, name, e);
         if (this.stopped || attempt >= maxAttempts) {
-          this.o.log?.error(
-            { kind, name, attempts: attempt, error: why },
-            "could not write the caBundle; the API server will not trust the webhook's certificate",
-          );
-          throw new Error(`caBundle of ${kind} ${name} not written after ${attempt} attempts: ${why}`);
+          this.o.log?.error({ kind, name, attempts: attempt, error }, "could not write the caBundle; the API server will not trust the webhook's certificate");
+          throw new Error(`caBundle of ${kind} ${name} not written after ${attempt} attempts: ${error}`);
         }
-        this.o.log?.warn({ kind, name, attempt, retryInMs: delay, error: why }, "caBundle write failed; retrying");
+        this.o.log?.warn({ kind, name, attempt, retryInMs: delay, error }, "caBundle write failed; retrying");
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, this.o.maxDelayMs ?? 10_000);
       }
     }
+  }
+
+  /** Counts a write and says it at the level it deserves: drift is a warning, a heartbeat is routine. */
+  private wrote(kind: Kind, name: string, why: "rotation" | "drift", wrote: Exclude<Written, "nothing">): void {
+    this.writes++;
+    this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
+    if (why === "drift" && wrote === "our CA was missing") {
+      this.o.log?.warn(
+        { kind, name },
+        "caBundle no longer held the gate's CA (changed by someone else; the API server could not verify the webhook): written back",
+      );
+    } else if (why === "rotation" && wrote !== "heartbeat") {
+      this.o.log?.info({ kind, name }, "caBundle written into every webhook");
+    } else {
+      this.o.log?.debug({ kind, name, wrote }, "caBundle heartbeat written");
+    }
+  }
+
+  /** Counts a failed attempt; returns why it failed, in words. */
+  private failed(kind: Kind, name: string, e: unknown): string {
+    const code = e instanceof ApiException ? e.code : undefined;
+    this.o.metrics?.apiWrites.inc({ kind, result: code === 409 ? "conflict" : "error" });
+    return code === 404 ? `${kind} ${name} does not exist (yet)` : code === 409 ? "it changed meanwhile" : describe(e);
   }
 
   /**

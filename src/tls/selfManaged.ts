@@ -1,7 +1,7 @@
 import type { Logger } from "../logging/logger.js";
 import type { TlsMaterial, TlsSource } from "./source.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { createCa, generateRsaKey, issueServing, serviceDnsNames, splitSans, type IssuedCertificate } from "./certs.js";
+import { createCa, generateRsaKey, issueServing, serviceDnsNames, splitSans, type IssuedCertificate, type KeyPair } from "./certs.js";
 
 // A TlsSource that is its own CA. The CA lives in memory only (the gate reads no Secret): a
 // restart makes a new CA and the caBundle patcher writes it into the webhook configurations.
@@ -37,6 +37,16 @@ export interface SelfManagedTlsOptions {
   readonly now?: () => number;
   readonly log?: Logger;
   readonly metrics?: Metrics;
+}
+
+/** What a renewal does to the CA besides issuing a serving certificate. */
+interface CaWork {
+  /** The current CA is replaced (it is due, there is none, or a new one was asked for). */
+  readonly caDue: boolean;
+  /** ...by a fresh CA, there being no published successor to promote. */
+  readonly needCa: boolean;
+  /** A successor is made and published beside the current CA. */
+  readonly needNext: boolean;
 }
 
 export class SelfManagedTls implements TlsSource {
@@ -105,67 +115,88 @@ export class SelfManagedTls implements TlsSource {
   private async renew(newCa: boolean): Promise<void> {
     // Keys first (RSA generation can take a second or two on a busy machine), then the clock:
     // a certificate's lifetime starts when it can be served.
-    const t0 = this.now();
+    const due = this.caWork(newCa, this.now());
+    const [caKeys, servingKeys] = await Promise.all([due.needCa || due.needNext ? generateRsaKey() : undefined, generateRsaKey()]);
+    const now = this.now();
+    await this.renewCa(due, caKeys, now);
+    const ca = this.ca as IssuedCertificate;
+    if (this.previousCa && this.previousCa.notAfter.getTime() <= now) this.previousCa = undefined;
+    const serving = await this.renewServing(ca, servingKeys, now);
+    const first = this.material === undefined;
+    this.material = {
+      key: serving.privateKeyPem,
+      cert: serving.certPem,
+      ca: ca.certPem + (this.nextCa?.certPem ?? "") + (this.previousCa?.certPem ?? ""),
+      notAfter: serving.notAfter,
+    };
+    this.o.metrics?.certificateExpiry.set(serving.notAfter.getTime() / 1000);
+    this.logRenewal(ca, serving, first, due);
+    if (!first) this.tellListeners(this.material);
+    this.schedule();
+  }
+
+  /** What the CA needs at `t0`: renewal (due, or asked for), or a successor published beside it. */
+  private caWork(newCa: boolean, t0: number): CaWork {
     const caDue = newCa || !this.ca || t0 >= this.dueAt(this.caIssuedAt, this.ca);
     // A fresh CA is needed when there is none to promote; a successor when the (new) current one is half-way.
     const needCa = caDue && !this.nextCa;
     const needNext = !this.nextCa && !caDue && this.ca !== undefined && t0 >= this.publishAt();
-    const [caKeys, servingKeys] = await Promise.all([needCa || needNext ? generateRsaKey() : undefined, generateRsaKey()]);
-    const now = this.now();
-    if (caDue) {
+    return { caDue, needCa, needNext };
+  }
+
+  /** A due CA is replaced by its successor (or a fresh one), keeping the old one while it is valid; a successor is made when due. */
+  private async renewCa(due: CaWork, caKeys: KeyPair | undefined, now: number): Promise<void> {
+    if (due.caDue) {
       const ca = this.nextCa ?? (await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) }));
       if (this.ca && this.ca.notAfter.getTime() > now) this.previousCa = this.ca;
       this.ca = ca;
       this.nextCa = undefined;
       this.caIssuedAt = now;
-    } else if (needNext) {
+    } else if (due.needNext) {
       this.nextCa = await createCa({ validityMs: this.caValidityMs, now, ...(caKeys ? { keys: caKeys } : {}) });
     }
-    const ca = this.ca as IssuedCertificate;
-    if (this.previousCa && this.previousCa.notAfter.getTime() <= now) this.previousCa = undefined;
+  }
+
+  private async renewServing(ca: IssuedCertificate, keys: KeyPair, now: number): Promise<IssuedCertificate> {
     this.serving = await issueServing({
       ca,
       dnsNames: this.dnsNames,
       ipAddresses: this.ipAddresses,
       validityMs: this.servingValidityMs,
       now,
-      keys: servingKeys,
+      keys,
     });
     this.servingIssuedAt = now;
     this.issued++;
-    const first = this.material === undefined;
-    this.material = {
-      key: this.serving.privateKeyPem,
-      cert: this.serving.certPem,
-      ca: ca.certPem + (this.nextCa?.certPem ?? "") + (this.previousCa?.certPem ?? ""),
-      notAfter: this.serving.notAfter,
-    };
-    this.o.metrics?.certificateExpiry.set(this.serving.notAfter.getTime() / 1000);
+    return this.serving;
+  }
+
+  private logRenewal(ca: IssuedCertificate, serving: IssuedCertificate, first: boolean, due: CaWork): void {
     this.o.log?.info(
       {
-        notAfter: this.serving.notAfter.toISOString(),
+        notAfter: serving.notAfter.toISOString(),
         caNotAfter: ca.notAfter.toISOString(),
         nextCa: this.nextCa !== undefined,
         sans: [...this.dnsNames, ...this.ipAddresses],
       },
       first
         ? "serving certificate issued by the in-memory CA"
-        : caDue
+        : due.caDue
           ? "CA and serving certificate renewed"
-          : needNext
+          : due.needNext
             ? "next CA published; serving certificate renewed"
             : "serving certificate renewed",
     );
-    if (!first) {
-      for (const l of this.listeners) {
-        try {
-          l(this.material);
-        } catch (e) {
-          this.o.log?.error({ err: e }, "a certificate rotation listener failed");
-        }
+  }
+
+  private tellListeners(material: TlsMaterial): void {
+    for (const l of this.listeners) {
+      try {
+        l(material);
+      } catch (e) {
+        this.o.log?.error({ err: e }, "a certificate rotation listener failed");
       }
     }
-    this.schedule();
   }
 
   /** When the current CA's successor is made and published. */

@@ -6,8 +6,8 @@
 import { ApiextensionsV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
+import { backupBody } from "../support/builders.js";
 import {
-  backupBody,
   clients,
   createBackup,
   createNamespace,

@@ -31,17 +31,8 @@ import { writeDevCerts } from "../../src/tls/devCerts.js";
 import { FileTls } from "../../src/tls/files.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
-import {
-  backupBody,
-  clients,
-  createNamespace,
-  isApiError,
-  uniqueName,
-  VELERO_GROUP,
-  VELERO_VERSION,
-  type Clients,
-  type VeleroObject,
-} from "../support/objects.js";
+import { backupBody } from "../support/builders.js";
+import { clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 

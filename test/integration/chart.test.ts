@@ -31,7 +31,8 @@ import { startControlPlane, type ControlPlane } from "../support/controlPlane.js
 import { createWithWarnings, httpsGet } from "../support/gate.js";
 import { helmInstallDryRun, renderChart, type K8sObject } from "../support/helm.js";
 import { createNetNs, tcpRelay, type NetNs } from "../support/netns.js";
-import { backupBody, clients, createNamespace, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
+import { backupBody } from "../support/builders.js";
+import { clients, createNamespace, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
 import { spawnManaged, type ManagedProcess } from "../support/proc.js";
 import { repoRoot } from "../support/tools.js";
 import { expectStays, waitFor } from "../support/wait.js";

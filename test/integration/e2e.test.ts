@@ -35,8 +35,8 @@ import {
   type Prediction,
 } from "../support/e2e.js";
 import { createWithWarnings, startGate, type GateProcess } from "../support/gate.js";
+import { backupBody } from "../support/builders.js";
 import {
-  backupBody,
   bindPvcToPv,
   clients,
   createNamespace,

@@ -12,8 +12,8 @@ import { AdmissionregistrationV1Api, CoordinationV1Api } from "@kubernetes/clien
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
+import { backupBody } from "../support/builders.js";
 import {
-  backupBody,
   clients,
   createNamespace,
   createPod,

@@ -15,17 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueServing, type IssuedCertificate } from "../../src/tls/certs.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { httpsGet, startGate, type GateProcess } from "../support/gate.js";
-import {
-  backupBody,
-  clients,
-  createNamespace,
-  isApiError,
-  uniqueName,
-  VELERO_GROUP,
-  VELERO_VERSION,
-  type Clients,
-  type VeleroObject,
-} from "../support/objects.js";
+import { backupBody } from "../support/builders.js";
+import { clients, createNamespace, isApiError, uniqueName, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "../support/objects.js";
 import { sleep, waitFor } from "../support/wait.js";
 
 const VELERO = "velero";

@@ -31,7 +31,8 @@ import {
   type BurstResult,
   type Estate,
 } from "../support/nodeBurst.js";
-import { backupBody, clients, createNamespace, type Clients } from "../support/objects.js";
+import { backupBody } from "../support/builders.js";
+import { clients, createNamespace, type Clients } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";

@@ -24,7 +24,8 @@ import { AdmissionregistrationV1Api, AuthorizationV1Api, CoordinationV1Api, type
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import { backupsIn, startGate, type GateProcess } from "../support/gate.js";
-import { backupBody, clients, createBackup, createNamespace, createPod, createWorkload, getBackup, updateVelero, type Clients } from "../support/objects.js";
+import { backupBody } from "../support/builders.js";
+import { clients, createBackup, createNamespace, createPod, createWorkload, getBackup, updateVelero, type Clients } from "../support/objects.js";
 import { makeSuiteDir, tailFile } from "../support/proc.js";
 import {
   PROBE_USER_AGENT,

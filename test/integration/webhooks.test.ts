@@ -16,8 +16,8 @@ import { createLogger } from "../../src/logging/logger.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
+import { backupBody } from "../support/builders.js";
 import {
-  backupBody,
   clients,
   createBackup,
   createNamespace,

@@ -12,7 +12,8 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import type { ControlPlane } from "./controlPlane.js";
 import { inFlightSpan, QUEUED_PHASES, type PhaseStep } from "./backupObserver.js";
 import { startGate, type GateOptions, type GateProcess } from "./gate.js";
-import { backupBody, clients, isApiError, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
+import { backupBody } from "./builders.js";
+import { clients, isApiError, VELERO_GROUP, VELERO_VERSION, type Clients, type VeleroObject } from "./objects.js";
 import { serviceAccountKubeconfig } from "./rbac.js";
 import { admissionReview, postReview } from "./review.js";
 

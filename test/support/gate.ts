@@ -6,7 +6,8 @@ import { createServer } from "node:net";
 import { request, type RequestOptions } from "node:https";
 import { join } from "node:path";
 import type { ControlPlane } from "./controlPlane.js";
-import { backupBody, getBackup, updateVelero, type BackupOptions, type Clients } from "./objects.js";
+import { backupBody } from "./builders.js";
+import { getBackup, updateVelero, type BackupOptions, type Clients } from "./objects.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { waitFor } from "./wait.js";
 

@@ -1,8 +1,9 @@
 /**
- * Helpers to create the objects the integration suites need. There is no
- * controller-manager, scheduler or kubelet: pods stay Pending unless a test
- * writes their status, and PVCs/PVs are bound here by hand (PV claimRef and
- * PVC volumeName, then both status phases through the status subresource).
+ * Helpers to create the objects the integration suites need: each builds the object with the
+ * builders in builders.ts, then creates it through the API. There is no controller-manager,
+ * scheduler or kubelet: pods stay Pending unless a test writes their status, and PVCs/PVs are
+ * bound here by hand (PV claimRef and PVC volumeName, then both status phases through the
+ * status subresource).
  */
 import {
   ApiException,
@@ -14,9 +15,21 @@ import {
   type V1PersistentVolumeClaim,
   type V1Pod,
 } from "@kubernetes/client-node";
+import {
+  backupBody,
+  ns,
+  pod,
+  pv,
+  pvc,
+  schedule,
+  VELERO_GROUP,
+  VELERO_VERSION,
+  type BackupOptions,
+  type ScheduleOptions,
+  type VeleroObject,
+} from "./builders.js";
 
-export const VELERO_GROUP = "velero.io";
-export const VELERO_VERSION = "v1";
+export { VELERO_GROUP, VELERO_VERSION, type BackupOptions, type ScheduleOptions, type VeleroObject } from "./builders.js";
 
 export interface Clients {
   kc: KubeConfig;
@@ -40,7 +53,7 @@ export function isApiError(e: unknown, code?: number): e is ApiException<unknown
 }
 
 export async function createNamespace(c: Clients, name: string, labels: Record<string, string> = {}): Promise<V1Namespace> {
-  return c.core.createNamespace({ body: { metadata: { name, labels } } });
+  return c.core.createNamespace({ body: ns(name, { labels }) });
 }
 
 export interface PodSpecOptions {
@@ -53,22 +66,21 @@ export interface PodSpecOptions {
 
 export async function createPod(c: Clients, namespace: string, name: string, o: PodSpecOptions = {}): Promise<V1Pod> {
   const pvcs = o.pvcs ?? [];
-  return c.core.createNamespacedPod({
-    namespace,
-    body: {
-      metadata: { name, labels: o.labels, annotations: o.annotations },
-      spec: {
-        containers: [
-          {
-            name: "main",
-            image: o.image ?? "registry.invalid/never-pulled:1",
-            volumeMounts: pvcs.map((p) => ({ name: p, mountPath: `/data/${p}` })),
-          },
-        ],
-        volumes: pvcs.map((p) => ({ name: p, persistentVolumeClaim: { claimName: p } })),
+  const body = pod(namespace, name, {
+    labels: o.labels,
+    annotations: o.annotations,
+    node: null,
+    phase: null,
+    containers: [
+      {
+        name: "main",
+        image: o.image ?? "registry.invalid/never-pulled:1",
+        volumeMounts: pvcs.map((p) => ({ name: p, mountPath: `/data/${p}` })),
       },
-    },
+    ],
+    volumes: pvcs.map((p) => ({ name: p, persistentVolumeClaim: { claimName: p } })),
   });
+  return c.core.createNamespacedPod({ namespace, body: body as V1Pod });
 }
 
 export interface PvcOptions {
@@ -79,17 +91,16 @@ export interface PvcOptions {
 }
 
 export async function createPvc(c: Clients, namespace: string, name: string, o: PvcOptions = {}): Promise<V1PersistentVolumeClaim> {
-  return c.core.createNamespacedPersistentVolumeClaim({
-    namespace,
-    body: {
-      metadata: { name, labels: o.labels, annotations: o.annotations },
-      spec: {
-        accessModes: ["ReadWriteOnce"],
-        resources: { requests: { storage: o.storage ?? "1Gi" } },
-        storageClassName: o.storageClassName ?? "",
-      },
-    },
+  const body = pvc(namespace, name, {
+    labels: o.labels,
+    annotations: o.annotations,
+    pv: null,
+    phase: null,
+    accessModes: ["ReadWriteOnce"],
+    storage: o.storage ?? "1Gi",
+    storageClass: o.storageClassName ?? "",
   });
+  return c.core.createNamespacedPersistentVolumeClaim({ namespace, body });
 }
 
 export interface PvOptions {
@@ -100,18 +111,15 @@ export interface PvOptions {
 
 /** A PV with a hostPath source (no driver needed; Velero will not snapshot it). */
 export async function createPv(c: Clients, name: string, o: PvOptions = {}): Promise<V1PersistentVolume> {
-  return c.core.createPersistentVolume({
-    body: {
-      metadata: { name, labels: o.labels },
-      spec: {
-        capacity: { storage: o.storage ?? "1Gi" },
-        accessModes: ["ReadWriteOnce"],
-        persistentVolumeReclaimPolicy: "Retain",
-        storageClassName: o.storageClassName ?? "",
-        hostPath: { path: `/tmp/backup-gate-pv/${name}` },
-      },
-    },
+  const body = pv(name, {
+    labels: o.labels,
+    capacity: o.storage ?? "1Gi",
+    accessModes: ["ReadWriteOnce"],
+    reclaimPolicy: "Retain",
+    storageClass: o.storageClassName ?? "",
+    hostPath: `/tmp/backup-gate-pv/${name}`,
   });
+  return c.core.createPersistentVolume({ body });
 }
 
 /**
@@ -153,36 +161,6 @@ export async function createWorkload(c: Clients, namespace: string, base = "app"
 }
 
 // ---- velero.io/v1 ----
-
-/** A velero.io/v1 object as plain JSON. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type VeleroObject = { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; [k: string]: any }; spec?: any; status?: any };
-
-export interface BackupOptions {
-  includedNamespaces?: string[];
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  /** Extra spec fields (merged over the defaults). */
-  spec?: Record<string, unknown>;
-  /** Initial status (the Backup CRD has no status subresource, so create can set it). */
-  status?: Record<string, unknown>;
-}
-
-export function backupBody(name: string, veleroNamespace: string, o: BackupOptions = {}): VeleroObject {
-  return {
-    apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
-    kind: "Backup",
-    metadata: { name, namespace: veleroNamespace, labels: o.labels, annotations: o.annotations },
-    // Only what a user would typically set: Velero's defaults apply to the rest
-    // (snapshotVolumes nil, defaultVolumesToFsBackup from the server, ttl 720h).
-    spec: {
-      includedNamespaces: o.includedNamespaces,
-      storageLocation: "default",
-      ...o.spec,
-    },
-    ...(o.status ? { status: o.status } : {}),
-  };
-}
 
 export async function createBackup(c: Clients, veleroNamespace: string, name: string, o: BackupOptions = {}): Promise<VeleroObject> {
   return (await c.custom.createNamespacedCustomObject({
@@ -239,34 +217,13 @@ export async function updateVelero(
   }
 }
 
-export interface ScheduleOptions {
-  schedule?: string;
-  includedNamespaces?: string[];
-  paused?: boolean;
-  labels?: Record<string, string>;
-  template?: Record<string, unknown>;
-}
-
 export async function createSchedule(c: Clients, veleroNamespace: string, name: string, o: ScheduleOptions = {}): Promise<VeleroObject> {
   return (await c.custom.createNamespacedCustomObject({
     group: VELERO_GROUP,
     version: VELERO_VERSION,
     namespace: veleroNamespace,
     plural: "schedules",
-    body: {
-      apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
-      kind: "Schedule",
-      metadata: { name, namespace: veleroNamespace, labels: o.labels },
-      spec: {
-        schedule: o.schedule ?? "@every 1h",
-        paused: o.paused ?? false,
-        template: {
-          includedNamespaces: o.includedNamespaces,
-          storageLocation: "default",
-          ...o.template,
-        },
-      },
-    },
+    body: schedule(name, veleroNamespace, o),
   })) as VeleroObject;
 }
 

@@ -182,17 +182,12 @@ interface Binding extends KubernetesObject {
 
 /** The rules `objects` bind to a ServiceAccount (only the bindings among `objects` are read). */
 export function grantsFor(objects: readonly KubernetesObject[], namespace: string, name: string): Grant[] {
-  const roles = new Map<string, PolicyRule[]>();
-  for (const o of objects) {
-    if (o.kind === "Role" || o.kind === "ClusterRole") {
-      roles.set(roleKey(o.kind, o.kind === "Role" ? o.metadata?.namespace : undefined, o.metadata?.name), (o as { rules?: PolicyRule[] }).rules ?? []);
-    }
-  }
+  const roles = rolesIn(objects);
   const grants: Grant[] = [];
   for (const o of objects) {
     if (o.kind !== "RoleBinding" && o.kind !== "ClusterRoleBinding") continue;
     const b = o as Binding;
-    if (!b.subjects?.some((s) => s.kind === "ServiceAccount" && s.name === name && s.namespace === namespace)) continue;
+    if (!bindsServiceAccount(b, namespace, name)) continue;
     // A RoleBinding grants in its namespace, whether it refers to a Role or a ClusterRole.
     const scope = o.kind === "RoleBinding" ? o.metadata?.namespace : undefined;
     const roleNs = b.roleRef.kind === "Role" ? o.metadata?.namespace : undefined;
@@ -203,6 +198,20 @@ export function grantsFor(objects: readonly KubernetesObject[], namespace: strin
   }
   return grants;
 }
+
+/** Role and ClusterRole rules by roleKey. */
+function rolesIn(objects: readonly KubernetesObject[]): Map<string, PolicyRule[]> {
+  const roles = new Map<string, PolicyRule[]>();
+  for (const o of objects) {
+    if (o.kind === "Role" || o.kind === "ClusterRole") {
+      roles.set(roleKey(o.kind, o.kind === "Role" ? o.metadata?.namespace : undefined, o.metadata?.name), (o as { rules?: PolicyRule[] }).rules ?? []);
+    }
+  }
+  return roles;
+}
+
+const bindsServiceAccount = (b: Binding, namespace: string, name: string): boolean =>
+  !!b.subjects?.some((s) => s.kind === "ServiceAccount" && s.name === name && s.namespace === namespace);
 
 const roleKey = (kind: string, namespace: string | undefined, name: string | undefined) => `${kind}/${namespace ?? ""}/${name ?? ""}`;
 

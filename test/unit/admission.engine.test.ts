@@ -5,7 +5,8 @@ import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { decideAdmission } from "../../src/core/decision/admission.js";
 import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // The admission engine judges only the candidate against an index of the queue; the core's
 // decideAdmission runs a full plan. With the index built from the current cache the two must

@@ -9,7 +9,8 @@ import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 import { admissionReview, type ReviewResponse } from "../support/review.js";
 
 // The webhook server over real HTTPS (self-managed certificates), fed by an in-memory cache

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { compactVersion } from "../../src/kube/reflector.js";
 import { Interner, slimPod } from "../../src/cluster/slim.js";
 import { trim } from "../../src/core/velero/objects.js";
-import { pod } from "./support/cluster.js";
+import { pod } from "../support/builders.js";
 
 // The memory savings of the cluster cache (bench/rss.bench.ts, heap snapshot of 100k pods and
 // 100k PVCs) must not change what the cache decides.

@@ -3,7 +3,7 @@ import { isExpiredStatus, objectKey, relistDeletions } from "../../src/kube/refl
 import { canonicalJson, Interner, keepAnnotation, slimPod, specHash } from "../../src/cluster/slim.js";
 import { sameValue } from "../../src/kube/sameValue.js";
 import { trim } from "../../src/core/velero/objects.js";
-import { pod } from "./support/cluster.js";
+import { pod } from "../support/builders.js";
 
 describe("relist diffing", () => {
   it("deletes exactly the known objects the relist no longer returns", () => {

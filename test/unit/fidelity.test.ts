@@ -9,7 +9,8 @@ import { caseArb, GROUP_KEY, reduceToItems, withoutGroupSnapshots, type Fidelity
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
 import { itemErrors, observedOutcomes, readHookRecords, tarFiles } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
-import { backup, cluster } from "./support/cluster.js";
+import { backup } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // The differential fidelity suite's own parts: what it draws, how it predicts and compares,
 // and how it reads Velero's records. The suite itself runs Velero (test/integration/fidelity.test.ts).

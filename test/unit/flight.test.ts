@@ -8,7 +8,8 @@ import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ScopedBackup } from "../../src/core/conflict/conflicts.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // The one rule for "may this backup be in flight next to these" (core/decision/flight.ts) and the guard
 // that keeps its snapshot (admission/flightGuard.ts): pending moves, replicas, spec edits.

@@ -11,7 +11,8 @@ import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // Bad input at the admission endpoints, over real HTTPS to the real fastify server: the
 // hand-made corpus in test/fuzz/corpus (one file per case; `.txt` files are sent as
@@ -128,6 +129,11 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
     return typeof message === "string" && message.length > 0 ? undefined : `HTTP ${a.status} without a JSON message: ${a.text.slice(0, 200)}`;
   }
   if (a.status !== 200) return `HTTP ${a.status}: ${a.text.slice(0, 300)}`;
+  return reviewViolation(a, body);
+}
+
+/** A 200 must be an AdmissionReview answering this request's uid, a denial must say why, a patch must be a JSON Patch. */
+function reviewViolation(a: Answer, body: string | Buffer): string | undefined {
   const r = a.body as {
     apiVersion?: unknown;
     kind?: unknown;
@@ -138,12 +144,14 @@ function violation(a: Answer, body: string | Buffer): string | undefined {
   if (uid === undefined || r.response.uid !== uid) return `uid ${String(r.response.uid)} answers request uid ${String(uid)}`;
   if (typeof r.response.allowed !== "boolean") return "response.allowed is not a boolean";
   if (!r.response.allowed && !(typeof r.response.status?.message === "string" && r.response.status.message.length > 0)) return "a denial without a message";
-  if (r.response.patch !== undefined) {
-    try {
-      if (!Array.isArray(JSON.parse(Buffer.from(String(r.response.patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array";
-    } catch {
-      return "patch is not base64 JSON";
-    }
+  return r.response.patch === undefined ? undefined : patchViolation(r.response.patch);
+}
+
+function patchViolation(patch: unknown): string | undefined {
+  try {
+    if (!Array.isArray(JSON.parse(Buffer.from(String(patch as string), "base64").toString("utf8")))) return "patch is not a JSON Patch array";
+  } catch {
+    return "patch is not base64 JSON";
   }
   return undefined;
 }

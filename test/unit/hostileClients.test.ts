@@ -10,7 +10,8 @@ import { DEFAULT_POLICY } from "../../src/core/policy.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
-import { boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 import { admissionReview } from "../support/review.js";
 
 // Clients that would hold the webhook server: one that trickles its headers, and one whose

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { plan } from "../../src/core/decision/plan.js";
 import { decideAdmission } from "../../src/core/decision/admission.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // The queue rules of docs/rules.md, one table row per rule.
 

@@ -6,7 +6,8 @@ import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { nudgeDecision, takeBacks, type InFlightBackup, type NudgeCandidate, type OverlapPair } from "../../src/core/decision/readyToStart.js";
 import { planWrites, promotedByGate } from "../../src/core/decision/writes.js";
 import type { BackupInfo } from "../../src/core/model.js";
-import { backup, cluster, ns } from "./support/cluster.js";
+import { backup, ns } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";
 
 // ReadyToStart backups Velero has not started: which go back to Queued when they overlap, which

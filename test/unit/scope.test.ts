@@ -7,7 +7,8 @@ import { volumeRules } from "../../src/core/velero/volumes.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
-import { backup, boundClaim, cluster, configMap, ns, pod, pvc } from "./support/cluster.js";
+import { backup, boundClaim, configMap, ns, pod, pvc } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // Scope tables: each case cites the Velero 1.18 rule it pins (docs/velero-scope.md).
 

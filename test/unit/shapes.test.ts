@@ -3,7 +3,8 @@ import { plan, type Plan } from "../../src/core/decision/plan.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import { scopeOf } from "../../src/core/scope/scope.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 
 // A plan makes thousands of scopes, parts and queue entries, and its loops read their fields:
 // objects of one kind must keep one shape (the same own properties, in the same order), or V8

@@ -4,7 +4,7 @@ import { prepareTrace, simulate, type Planner, type SimResult, type Strategy } f
 import { figuresOf, percentile } from "../../src/sim/figures.js";
 import { planWith, strategies, veleroPolicy } from "../../src/sim/strategies.js";
 import { parseTrace, type Trace } from "../../src/sim/trace.js";
-import { boundClaim, ns, pod } from "./support/cluster.js";
+import { boundClaim, ns, pod } from "../support/builders.js";
 
 // The simulator's engine on tiny traces: what each strategy starts when, the invariant check
 // (and that it fails on a broken planner), and trace validation naming the field.

@@ -4,7 +4,8 @@ import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { planWrites, type BackupWrite } from "../../src/core/decision/writes.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { BackupInfo } from "../../src/core/model.js";
-import { backup, cluster, ns } from "./support/cluster.js";
+import { backup, ns } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";
 
 // From plan to writes: the fewest writes that make the cluster show the plan.

@@ -1,4 +1,4 @@
-import { positions, setOf } from "../lists.js";
+import type { ListLookup } from "../lists.js";
 import type { ConflictLevel } from "../model.js";
 import { compareClaims, type BackupScope, type Claim, type ScopeClaims, type ScopePart } from "../scope/scope.js";
 
@@ -38,9 +38,7 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
   const level: ConflictLevel = a.scope.level === "Namespace" || b.scope.level === "Namespace" ? "Namespace" : "ItemBlock";
   const serial = a.scope.serialKey !== undefined && a.scope.serialKey === b.scope.serialKey ? a.scope.serialKey : undefined;
   const namespaces =
-    level === "Namespace"
-      ? intersect(a.scope.queueNamespaces, b.scope.queueNamespaces)
-      : intersect(a.scope.strictNamespaces, b.scope.strictNamespaces);
+    level === "Namespace" ? intersect(a.scope.queueLookup, b.scope.queueLookup) : intersect(a.scope.strictLookup, b.scope.strictLookup);
   const shared = level === "ItemBlock" ? sharedUnits(a.scope.claims, b.scope.claims) : NONE;
   if (!serial && namespaces.length === 0 && shared.count === 0) return undefined;
   return {
@@ -57,8 +55,8 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
 /** True when `a` and `b` may not be in flight together (conflictBetween without the details). */
 export function conflictsWith(a: ScopedBackup, b: ScopedBackup): boolean {
   if (a.scope.serialKey !== undefined && a.scope.serialKey === b.scope.serialKey) return true;
-  if (a.scope.level === "Namespace" || b.scope.level === "Namespace") return meets(a.scope.queueNamespaces, b.scope.queueNamespaces);
-  return meets(a.scope.strictNamespaces, b.scope.strictNamespaces) || sharesUnit(a.scope.claims, b.scope.claims);
+  if (a.scope.level === "Namespace" || b.scope.level === "Namespace") return meets(a.scope.queueLookup, b.scope.queueLookup);
+  return meets(a.scope.strictLookup, b.scope.strictLookup) || sharesUnit(a.scope.claims, b.scope.claims);
 }
 
 const NONE = { units: [] as SharedUnit[], count: 0 };
@@ -130,18 +128,18 @@ export const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean =>
   mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes);
 const yes = (): boolean => true;
 
-function meets(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length === 0 || b.length === 0) return false;
-  return a.length <= b.length ? a.some((x) => setOf(b).has(x)) : b.some((x) => setOf(a).has(x));
+function meets(a: ListLookup, b: ListLookup): boolean {
+  if (a.list.length === 0 || b.list.length === 0) return false;
+  return a.list.length <= b.list.length ? a.list.some((x) => b.set.has(x)) : b.list.some((x) => a.set.has(x));
 }
 
-function intersect(a: readonly string[], b: readonly string[]): string[] {
-  if (a.length === 0 || b.length === 0) return [];
-  if (a.length <= b.length) return a.filter((x) => setOf(b).has(x));
+function intersect(a: ListLookup, b: ListLookup): string[] {
+  if (a.list.length === 0 || b.list.length === 0) return [];
+  if (a.list.length <= b.list.length) return a.list.filter((x) => b.set.has(x));
   // Walk the shorter list (a backup of every namespace lists them all), keep `a`'s order.
-  const shared = b.filter((x) => setOf(a).has(x));
+  const shared = b.list.filter((x) => a.set.has(x));
   if (shared.length > 1) {
-    const at = positions(a);
+    const at = a.positions;
     shared.sort((x, y) => (at.get(x) as number) - (at.get(y) as number));
   }
   return shared;

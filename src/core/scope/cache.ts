@@ -1,4 +1,4 @@
-import { positions } from "../lists.js";
+import { ListLookup } from "../lists.js";
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
 import { Timestamps } from "../times.js";
@@ -34,6 +34,7 @@ interface Entry {
   readonly synced: boolean;
   readonly namespacesVersion: number;
   readonly head: ScopeHead;
+  readonly namespaces: ListLookup;
   parts?: readonly ScopePart[];
   listed?: ListedPvs;
   scope?: BackupScope;
@@ -90,6 +91,7 @@ export class ScopeCache {
         synced: view.synced,
         namespacesVersion: view.namespacesVersion,
         head,
+        namespaces: new ListLookup(head.namespaces),
         contentsVersion: -1,
         pvVersion: -1,
         pvSensitive: false,
@@ -118,7 +120,7 @@ export class ScopeCache {
     if (entry.pvSensitive) return undefined;
     const changed = this.changedSince(view, entry.contentsVersion);
     if (!changed) return undefined;
-    const mine = positions(entry.head.namespaces);
+    const mine = entry.namespaces.positions;
     let stale: Set<string> | undefined;
     for (const ns of changed) if (mine.has(ns)) (stale ??= new Set()).add(ns);
     return stale ?? NOTHING;
@@ -179,7 +181,7 @@ export class ScopeCache {
     if (stale && entry.parts) {
       // Only a few namespaces moved; the others' parts (and their PV independence) stand.
       parts = [...entry.parts];
-      const at = positions(head.namespaces);
+      const at = entry.namespaces.positions;
       for (const ns of stale) renew(ns, at.get(ns) as number);
     } else {
       parts = new Array<ScopePart>(head.namespaces.length);
@@ -197,7 +199,7 @@ export class ScopeCache {
     entry.listed = listed;
     entry.scope = assembleScope(
       head,
-      withExtras(head.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)),
+      withExtras(entry.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)),
       listed,
     );
     return entry.scope;

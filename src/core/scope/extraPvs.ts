@@ -1,4 +1,4 @@
-import { positions } from "../lists.js";
+import type { ListLookup } from "../lists.js";
 import type { PvInfo } from "../model.js";
 import type { ClusterView } from "../view.js";
 import { byString, isExcluded, type PartContext, type ScopePart } from "./model.js";
@@ -39,7 +39,7 @@ const NO_POSITIONS: ReadonlyMap<string, number> = new Map();
  * (`make`), which is rare. `parts[i]` is the part of `namespaces[i]`.
  */
 export function withExtras(
-  namespaces: readonly string[],
+  namespaces: ListLookup,
   parts: readonly ScopePart[],
   listed: ListedPvs | undefined,
   make: (ns: string, extras: readonly PvInfo[]) => ScopePart,
@@ -53,7 +53,7 @@ export function withExtras(
       if (!list.includes(pv)) list.push(pv);
     } else extras.set(ns, [pv]);
   };
-  const index = listed || parts.some((p) => p.foreignPvs.length > 0) ? positions(namespaces) : NO_POSITIONS;
+  const index = listed || parts.some((p) => p.foreignPvs.length > 0) ? namespaces.positions : NO_POSITIONS;
   const isLocal = (pv: PvInfo) => {
     const i = index.get(pv.claimRef?.namespace as string);
     return i === undefined ? undefined : binaryHas((parts[i] as ScopePart).pvs, pv.name);

@@ -1,3 +1,4 @@
+import type { ListLookup } from "../lists.js";
 import type { BackupSpec, SpecError } from "../velero/backupSpec.js";
 import { KEYS, type ConflictLevel, type Labels, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
@@ -29,6 +30,9 @@ export interface BackupScope extends Omit<ScopeHead, "context"> {
   readonly exclusive: ReadonlyMap<string, string>;
   /** The exclusive claims by namespace, for conflicts (not enumerable: not part of the scope's data). */
   readonly claims: ScopeClaims;
+  /** Lookups over `queueNamespaces` and `strictNamespaces`, kept with the scope (not enumerable either). */
+  readonly queueLookup: ListLookup;
+  readonly strictLookup: ListLookup;
 }
 
 /** Why a backup needs a unit, and where that reason comes in the backup's claim order. */

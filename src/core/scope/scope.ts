@@ -1,3 +1,4 @@
+import { ListLookup } from "../lists.js";
 import type { BackupInfo, ConflictLevel, PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
 import type { ClusterView } from "../view.js";
@@ -23,14 +24,14 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, t
     const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
     return assembleScope(
       head,
-      withExtras(head.namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)),
+      withExtras(new ListLookup(head.namespaces), parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)),
       listed,
     );
   }
   // Traced: the parts are made without a trace first, then each final part once with it.
   const untraced = head.namespaces.map((ns) => scopePart(ctx, view, ns));
   const extrasOf = new Map<string, readonly PvInfo[]>();
-  withExtras(head.namespaces, untraced, listed, (ns, extras) => {
+  withExtras(new ListLookup(head.namespaces), untraced, listed, (ns, extras) => {
     extrasOf.set(ns, extras);
     return scopePart(ctx, view, ns, extras);
   });
@@ -79,6 +80,8 @@ class Scope implements BackupScope {
   #items: BackupScope["items"] | undefined;
   #units: readonly string[] | undefined;
   #exclusive: ReadonlyMap<string, string> | undefined;
+  #queueLookup: ListLookup | undefined;
+  #strictLookup: ListLookup | undefined;
 
   constructor(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined, claims: ScopeClaims) {
     this.errors = head.errors;
@@ -97,6 +100,14 @@ class Scope implements BackupScope {
 
   get claims(): ScopeClaims {
     return this.#claims;
+  }
+
+  get queueLookup(): ListLookup {
+    return (this.#queueLookup ??= new ListLookup(this.queueNamespaces));
+  }
+
+  get strictLookup(): ListLookup {
+    return (this.#strictLookup ??= new ListLookup(this.strictNamespaces));
   }
 
   get items(): BackupScope["items"] {

@@ -13,25 +13,14 @@ const OPTIONS: picomatch.PicomatchOptions = {
   posix: true,
 };
 
-// Compiled patterns, kept while there are few: specs come from users, and a cache that only
-// grew would keep every pattern any review ever named.
-const cache = new Map<string, (name: string) => boolean>();
-const CACHE_LIMIT = 4096;
-
 /** A matcher for one pattern; a pattern that does not compile matches nothing, as in Velero. */
 export function globMatcher(pattern: string): (name: string) => boolean {
   if (!hasWildcard(pattern)) return (name: string) => name === pattern;
-  let matcher = cache.get(pattern);
-  if (!matcher) {
-    try {
-      matcher = picomatch(pattern, OPTIONS);
-    } catch {
-      matcher = () => false;
-    }
-    if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(pattern, matcher);
+  try {
+    return picomatch(pattern, OPTIONS);
+  } catch {
+    return () => false;
   }
-  return matcher;
 }
 
 /**

@@ -25,7 +25,7 @@ const namespacedMetadata = metadata.extend({ namespace: z.string().min(1) });
 const nfs = z.looseObject({ server: z.string().nullish(), path: z.string().nullish() });
 const csi = z.looseObject({ driver: z.string().nullish(), volumeAttributes: stringMap });
 
-const NOT_A_SOURCE = new Set([
+const NOT_A_SOURCE: ReadonlySet<string> = new Set([
   "name",
   "capacity",
   "accessModes",

@@ -17,7 +17,7 @@ export interface VolumeRules {
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
-const NEVER_FS = new Set(["hostPath", "secret", "configMap", "projected", "downwardAPI"]);
+const NEVER_FS: ReadonlySet<string> = new Set(["hostPath", "secret", "configMap", "projected", "downwardAPI"]);
 
 export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterView, policy: Policy, pvcsIncluded: boolean): VolumeRules {
   const loaded = loadPolicies(backup, spec, view);
@@ -39,7 +39,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
 
   // The opt-in/opt-out rule without volume policies ("legacy" in Velero's volume helper).
   const optedIn = (pod: PodInfo, volume: PodVolume): boolean =>
-    defaultFs ? !annotationSet(pod, KEYS.fsBackupExcludes).has(volume.name) : annotationSet(pod, KEYS.fsBackupVolumes).has(volume.name);
+    defaultFs ? !annotationNames(pod, KEYS.fsBackupExcludes, volume.name) : annotationNames(pod, KEYS.fsBackupVolumes, volume.name);
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
     if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
@@ -85,25 +85,11 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
   };
 }
 
-// The opt-in/opt-out annotation lists, split once per pod object (pods are immutable snapshots).
-// Velero splits them on "," and compares names exactly, without trimming: "data, tmp" names
-// " tmp", which matches no volume (pkg/util/podvolume/pod_volume.go).
-const EMPTY: ReadonlySet<string> = new Set();
-const annotationSets = new WeakMap<PodInfo, Map<string, ReadonlySet<string>>>();
-function annotationSet(pod: PodInfo, key: string): ReadonlySet<string> {
+// The opt-in/opt-out annotation lists. Velero splits them on "," and compares names exactly,
+// without trimming: "data, tmp" names " tmp", which matches no volume (pkg/util/podvolume/pod_volume.go).
+function annotationNames(pod: PodInfo, key: string, volume: string): boolean {
   const raw = pod.annotations[key];
-  if (!raw) return EMPTY;
-  let byKey = annotationSets.get(pod);
-  if (!byKey) {
-    byKey = new Map();
-    annotationSets.set(pod, byKey);
-  }
-  let set = byKey.get(key);
-  if (!set) {
-    set = new Set(raw.split(","));
-    byKey.set(key, set);
-  }
-  return set;
+  return raw ? raw.split(",").includes(volume) : false;
 }
 
 function loadPolicies(backup: BackupInfo, spec: BackupSpec, view: ClusterView): { policies?: VolumePolicies; note?: string } {

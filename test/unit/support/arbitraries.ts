@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { policySchema, type Policy } from "../../../src/core/policy.js";
-import { backup, boundClaim, cluster, ns, pod, pvc } from "./cluster.js";
+import { backup, boundClaim, ns, pod, pvc } from "../../support/builders.js";
+import { cluster } from "./cluster.js";
 
 // Arbitraries for property tests: small clusters and queues described as plain data (so a
 // shrunk counterexample prints readably), then turned into the raw objects kubectl prints.

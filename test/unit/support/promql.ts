@@ -134,21 +134,7 @@ export function metricNames(expr: string): string[] {
     } else if (/[0-9.]/.test(ch)) {
       i += (at(/(?:0x[0-9a-fA-F]+|[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?:ms|[smhdwy])?/y) ?? fail("bad number")).length;
     } else if (/[A-Za-z_:]/.test(ch)) {
-      const word = at(/[A-Za-z_:][A-Za-z0-9_:]*/y) as string;
-      i += word.length;
-      skipSpace();
-      const call = expr[i] === "(";
-      if (LABEL_LIST_KEYWORDS.has(word)) {
-        if (call) i = labelList(i);
-      } else if (KEYWORDS.has(word.toLowerCase())) {
-        // an operator or a modifier
-      } else if (AGGREGATIONS.has(word) || FUNCTIONS.has(word)) {
-        if (!call && !AGGREGATIONS.has(word)) fail(`function ${word} without arguments`);
-      } else if (call) {
-        fail(`unknown function ${word}`);
-      } else {
-        names.push(word);
-      }
+      identifier();
     } else if (/[()+\-*/%^=!<>,@]/.test(ch)) {
       i += 1;
     } else {
@@ -156,6 +142,25 @@ export function metricNames(expr: string): string[] {
     }
   }
   return names;
+
+  /** A keyword, an aggregation or function (with its arguments next), or a metric name. */
+  function identifier(): void {
+    const word = at(/[A-Za-z_:][A-Za-z0-9_:]*/y) as string;
+    i += word.length;
+    skipSpace();
+    const call = expr[i] === "(";
+    if (LABEL_LIST_KEYWORDS.has(word)) {
+      if (call) i = labelList(i);
+    } else if (KEYWORDS.has(word.toLowerCase())) {
+      // an operator or a modifier
+    } else if (AGGREGATIONS.has(word) || FUNCTIONS.has(word)) {
+      if (!call && !AGGREGATIONS.has(word)) fail(`function ${word} without arguments`);
+    } else if (call) {
+      fail(`unknown function ${word}`);
+    } else {
+      names.push(word);
+    }
+  }
 
   /** `{a="x", __name__="m"}`: label names and values, of which only `__name__="m"` names a metric. */
   function labelMatchers(start: number, into: string[]): number {
