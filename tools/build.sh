@@ -171,6 +171,20 @@ build_helm() {
     $h/cmd/helm
 }
 
+# ---- promtool (tools/promtool: Prometheus's cmd/promtool as a go.mod tool; the rule tests run it) ----
+# remove_all_sd leaves out Prometheus's service-discovery plugins (Prometheus's own build tag;
+# plugins/*.go), which the rule tests never use: about a fifth of the package graph and most
+# of the compile time (the AWS, Azure, GCE, OpenStack, ... SDKs). What stays (Kubernetes
+# client-go, the remote-write auth SDKs) is imported by promtool and its config package
+# directly, with no tag to cut it.
+PROMTOOL_DIR="$ROOT/tools/promtool"
+build_promtool() {
+  local v=github.com/prometheus/common/version
+  cd "$PROMTOOL_DIR" || return
+  go build -p "$P" -trimpath -tags remove_all_sd -o "$1" -ldflags "-s -w -X $v.Version=$PROMTOOL_VERSION" \
+    github.com/prometheus/prometheus/cmd/promtool
+}
+
 # ---- velero-plugin-for-aws: go install at its own tag (its go.mod has no replace) ----
 AWS_PLUGIN_VERSION="${AWS_PLUGIN_VERSION:-v1.14.3}"
 build_aws_plugin() {
