@@ -204,6 +204,20 @@ build_helm() {
     $h/cmd/helm
 }
 
+# ---- promtool (tools/promtool: Prometheus's cmd/promtool as a go.mod tool; the rule tests run it) ----
+# remove_all_sd leaves out Prometheus's service-discovery plugins (Prometheus's own build tag;
+# plugins/*.go), which the rule tests never use: about a fifth of the package graph and most
+# of the compile time (the AWS, Azure, GCE, OpenStack, ... SDKs). What stays (Kubernetes
+# client-go, the remote-write auth SDKs) is imported by promtool and its config package
+# directly, with no tag to cut it.
+PROMTOOL_DIR="$ROOT/tools/promtool"
+build_promtool() {
+  local v=github.com/prometheus/common/version
+  cd "$PROMTOOL_DIR" || return
+  go build -p "$P" -trimpath -tags remove_all_sd -o "$1" -ldflags "-s -w -X $v.Version=$PROMTOOL_VERSION" \
+    github.com/prometheus/prometheus/cmd/promtool
+}
+
 # ---- velero-plugin-for-aws: a tool of tools/velero, so it shares Velero's build list and compiled packages ----
 build_aws_plugin() {
   cd "$VELERO_DIR" || return
@@ -296,8 +310,9 @@ resolve HELM_VERSION "$HELM_DIR" helm.sh/helm/v3
 resolve CSI_PROV_VERSION "$CSI_PROV_DIR" github.com/kubernetes-csi/external-provisioner/v6
 resolve CSI_SNAP_VERSION "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8
 resolve AWS_PLUGIN_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero-plugin-for-aws
+resolve PROMTOOL_VERSION "$PROMTOOL_DIR" github.com/prometheus/prometheus
 
-# Lane 1 builds Kubernetes; lane 2 Velero, CSI, helm and our programs (about as much work).
+# Lane 1 builds Kubernetes and promtool; lane 2 Velero, CSI, helm and our programs (about as much work).
 K="$(modkey "$KUBE_DIR")" V="$(modkey "$VELERO_DIR")"
 component etcd "$ETCD_VERSION-$K" etcd build_etcd 1
 component kube-apiserver "$KUBE_VERSION-$K" kube-apiserver build_kube_apiserver 1
@@ -305,6 +320,7 @@ component kubectl "$KUBE_VERSION-$K" kubectl build_kubectl 1
 component kubelet "$KUBE_VERSION-$K" kubelet build_kubelet 1
 component kube-controller-manager "$KUBE_VERSION-$K" kube-controller-manager build_kube_controller_manager 1
 component kube-scheduler "$KUBE_VERSION-$K" kube-scheduler build_kube_scheduler 1
+component promtool "$PROMTOOL_VERSION-$(modkey "$PROMTOOL_DIR")" promtool build_promtool 1
 component velero "$VELERO_VERSION-$V" velero build_velero 2
 component velero-plugin-for-aws "$AWS_PLUGIN_VERSION-$V" velero-plugin-for-aws build_aws_plugin 2
 component velero-restore-helper "$VELERO_VERSION-$V" velero-restore-helper build_velero_restore_helper 2

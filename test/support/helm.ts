@@ -45,6 +45,25 @@ export async function helmInstallDryRun(kubeconfig: string, o: RenderOptions = {
   return run.stdout;
 }
 
+/** A `--post-renderer`: helm pipes the rendered manifests through `cmd args...` before applying them. */
+export interface PostRenderer {
+  cmd: string;
+  args: string[];
+}
+
+/** `helm install` (or `helm uninstall --wait` with `uninstall`) against a cluster; throws with helm's message. */
+export async function helmInstall(kubeconfig: string, o: RenderOptions & { postRenderer?: PostRenderer } = {}): Promise<string> {
+  const post = o.postRenderer ? ["--post-renderer", o.postRenderer.cmd, ...o.postRenderer.args.flatMap((a) => ["--post-renderer-args", a])] : [];
+  const run = await runHelm(["install", ...releaseArgs(o), "--kubeconfig", kubeconfig, ...post], o.values);
+  if (run.code !== 0) throw new Error(`helm install failed: ${run.stderr.trim()}`);
+  return run.stdout;
+}
+
+export async function helmUninstall(kubeconfig: string, o: Pick<RenderOptions, "namespace" | "release"> = {}): Promise<void> {
+  const run = await runHelm(["uninstall", o.release ?? "backup-gate", "--namespace", o.namespace ?? "backup-gate", "--wait", "--kubeconfig", kubeconfig]);
+  if (run.code !== 0) throw new Error(`helm uninstall failed: ${run.stderr.trim()}`);
+}
+
 /** `helm lint --strict` of the chart with these values: helm's own checks of a chart; throws with its report. */
 export async function helmLint(values: Record<string, unknown> = {}): Promise<void> {
   const run = await runHelm(["lint", CHART_DIR, "--strict"], values);
@@ -53,15 +72,15 @@ export async function helmLint(values: Record<string, unknown> = {}): Promise<vo
 
 const releaseArgs = (o: RenderOptions) => [o.release ?? "backup-gate", CHART_DIR, "--namespace", o.namespace ?? "backup-gate"];
 
-async function runHelm(args: string[], values: Record<string, unknown> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function runHelm(args: string[], values?: Record<string, unknown>): Promise<{ code: number; stdout: string; stderr: string }> {
   // helm keeps config and caches under $HOME; these runs need none of them.
   const home = mkdtempSync(join(tmpdir(), "backup-gate-helm-"));
   try {
     const valuesFile = join(home, "values.json");
-    writeFileSync(valuesFile, JSON.stringify(values));
+    writeFileSync(valuesFile, JSON.stringify(values ?? {}));
     const env = { ...process.env, HELM_CONFIG_HOME: join(home, "config"), HELM_CACHE_HOME: join(home, "cache"), HELM_DATA_HOME: join(home, "data") };
     return await new Promise((resolve, reject) => {
-      execFile(toolPath("helm"), [...args, "--values", valuesFile], { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(toolPath("helm"), [...args, ...(values ? ["--values", valuesFile] : [])], { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
         if (err && typeof err.code !== "number") {
           reject(err instanceof Error ? err : new Error(err.message));
           return;

@@ -69,6 +69,8 @@ export interface TestNode {
 export interface NodeOptions {
   /** Wait at most this long for the Node to become Ready. Default 120 s. */
   readyTimeoutMs?: number;
+  /** Further kube-apiserver flags, e.g. `--enable-aggregator-routing=true`. */
+  apiserverArgs?: string[];
 }
 
 const LOCK = join(tmpdir(), "backup-gate-test-node.lock");
@@ -279,6 +281,7 @@ async function startNodeIn(dir: string, logDir: string, processes: ManagedProces
     "--kubelet-preferred-address-types=InternalIP,Hostname",
     `--cert-dir=${d("apiserver-certs")}`,
     "--profiling=false",
+    ...(opts.apiserverArgs ?? []),
   ]);
   const kubeconfigPath = join(dir, "kubeconfig");
   writeKubeconfig(kubeconfigPath, host, certs.ca, certs.admin);
@@ -730,7 +733,7 @@ export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean;
 }
 
 /** Creates CRDs (kept if present) and waits until the API server serves each one. */
-async function createCrds(objs: KubernetesObjectApi, crds: readonly Obj[], what: string): Promise<void> {
+export async function createCrds(objs: KubernetesObjectApi, crds: readonly Obj[], what: string): Promise<void> {
   for (const crd of crds) await createOrKeep(objs, crd);
   await waitFor(
     `${what} to be established`,

@@ -16,6 +16,7 @@ export type ToolName =
   | "velero-plugin-for-aws"
   | "probe"
   | "helm"
+  | "promtool"
   | "kubectl"
   // The test node (test/support/node.ts); "images" is the images.json of tools/images.sh.
   | "kubelet"
