@@ -252,7 +252,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     const groups = new Map<string, VeleroObject>();
     const snapshots = new Map<string, VeleroObject>();
     const watches = [
-      await startWatch(node.kubeConfig, `/apis/groupsnapshot.storage.k8s.io/v1/namespaces/${ns3}/volumegroupsnapshots`, {}, (_t, o: VeleroObject) => {
+      await startWatch(node.kubeConfig, `/apis/groupsnapshot.storage.k8s.io/v1beta2/namespaces/${ns3}/volumegroupsnapshots`, {}, (_t, o: VeleroObject) => {
         groups.set(o.metadata.name, o);
       }),
       await startWatch(node.kubeConfig, `/apis/snapshot.storage.k8s.io/v1/namespaces/${ns3}/volumesnapshots`, {}, (_t, o: VeleroObject) => {

@@ -836,8 +836,7 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   await waitFor("the CSI driver's socket", () => existsSync(sock), { timeoutMs: 30_000 });
   const common = [`--csi-address=${sock}`, `--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"];
   guarded("csi-provisioner", toolPath("csi-provisioner"), [...common, "--timeout=60s"]);
-  // Group snapshots are on by default in external-snapshotter 8.7 (GA); the gate is named so
-  // that a version where it is not fails loudly here rather than never cutting a group.
+  // Group snapshots are beta and off by default in external-snapshotter 8.4 (tools/csi-snapshotter).
   const groups = "--feature-gates=CSIVolumeGroupSnapshot=true";
   guarded("csi-snapshotter", toolPath("csi-snapshotter"), [...common, "--timeout=60s", groups]);
   guarded("snapshot-controller", toolPath("snapshot-controller"), [`--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3", groups]);
@@ -866,7 +865,7 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
     },
     {
       // What Velero picks for a Backup's volumeGroupSnapshotLabelKey (its default-class label).
-      apiVersion: "groupsnapshot.storage.k8s.io/v1",
+      apiVersion: "groupsnapshot.storage.k8s.io/v1beta2",
       kind: "VolumeGroupSnapshotClass",
       metadata: { name: CSI_GROUP_SNAPSHOT_CLASS, labels: { "velero.io/csi-volumegroupsnapshot-class": "true" } },
       driver: CSI_DRIVER,

@@ -271,7 +271,7 @@ export class BurstRecorder {
       }),
     );
     r.watches.push(
-      await startWatch(node.kubeConfig, "/apis/groupsnapshot.storage.k8s.io/v1/volumegroupsnapshots", {}, (_t, o: VeleroObject) => {
+      await startWatch(node.kubeConfig, "/apis/groupsnapshot.storage.k8s.io/v1beta2/volumegroupsnapshots", {}, (_t, o: VeleroObject) => {
         if (!r.fresh(o)) return;
         const name = `${o.metadata.namespace}/${o.metadata.name}`;
         r.groupSnapshots.set(name, {
