@@ -14,7 +14,7 @@ import {
   type SnapshotRecord,
   type VolumeSnapshotSeen,
 } from "../support/integrityChecks.js";
-import { BurstRecorder } from "../support/nodeBurst.js";
+import { BurstRecorder, burstBackups, E2E_NS, NS } from "../support/nodeBurst.js";
 
 describe("spansOverlap (half-open, an open end runs on)", () => {
   const rows: { name: string; a: [number, number?]; b: [number, number?]; overlap: boolean }[] = [
@@ -254,5 +254,19 @@ describe("BurstRecorder.span: a backup's InProgress span from the phases a watch
     );
     expect(r.span("b")).toEqual(want && { backup: "b", ...want });
     expect(r.doneAt("b")).toBe(phases.find(([p]) => ["Completed", "FailedValidation"].includes(p))?.[1]);
+  });
+});
+
+describe("burstBackups: the burst's backups and the e2e scenario's, on the estate's namespaces", () => {
+  it("names every backup once, only in namespaces the estate builds (or every namespace)", () => {
+    const list = burstBackups("x-");
+    const known = new Set<string>([...Object.values(NS), ...Object.values(E2E_NS), "*"]);
+    expect(new Set(list.map((b) => b.name)).size).toBe(list.length);
+    expect(list.flatMap((b) => b.namespaces).filter((n) => !known.has(n))).toEqual([]);
+    for (const ns of Object.values(E2E_NS))
+      expect(
+        list.some((b) => b.namespaces.includes(ns)),
+        ns,
+      ).toBe(true);
   });
 });
