@@ -241,14 +241,15 @@ build_csi_snapshotter() {
 build_snapshot_controller() {
   build_csi_cmd "$CSI_SNAP_DIR" github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller "$CSI_SNAP_VERSION" "$1"
 }
-# The VolumeSnapshot CRDs, as external-snapshotter's client module ships them.
+# The VolumeSnapshot and VolumeGroupSnapshot CRDs, as external-snapshotter's client module
+# ships them (Velero's volumeGroupSnapshotLabelKey needs the group ones).
 build_snapshot_crds() {
   local m=github.com/kubernetes-csi/external-snapshotter/client/v8 dir f
   cd "$CSI_SNAP_DIR" || return
   go mod download "$m" || return
   dir="$(go list -m -f '{{.Dir}}' "$m")" || return
-  for f in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
-    echo "---"; cat "$dir/config/crd/snapshot.storage.k8s.io_$f.yaml" || return
+  for f in snapshot.storage.k8s.io_volumesnapshot{classes,contents,s} groupsnapshot.storage.k8s.io_volumegroupsnapshot{classes,contents,s}; do
+    echo "---"; cat "$dir/config/crd/$f.yaml" || return
   done >"$1"
 }
 

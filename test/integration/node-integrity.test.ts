@@ -1,12 +1,13 @@
 /**
  * Integrity on the real node (issue 15, section 2): real pods with real data (a freeze-hook pod,
  * CSI PVCs Velero snapshots, volumes the node-agent copies with kopia, emptyDirs, a PVC two pods
- * share, a volume group), real Velero (EnableCSI, node-agent, concurrency N) and a burst of
- * overlapping backups, run four ways on one node:
+ * share, a volume group Velero snapshots with real VolumeGroupSnapshots, and the e2e suite's
+ * workloads), real Velero (EnableCSI, node-agent, concurrency N) and a burst of overlapping
+ * backups (ours, then the e2e suite's scenario), run four ways on one node:
  *
  * 1. through the gate at Namespace level and 2. at ItemBlock level (Velero's queue off): no two
  *    backups ever hold a freeze of one pod at once, no two PodVolumeBackups of one volume overlap
- *    in time, no two backups snapshot one PVC (or volume group) while both run their items, and
+ *    in time, no two backups snapshot one PVC (alone or as a group member) while both run their items, and
  *    every backup reaches a terminal phase;
  * 3. positive control: the same burst with Velero's queue off and no gate must show overlaps of
  *    every kind in the same records (the checks can fail);
@@ -40,7 +41,7 @@ const N = 4;
 const GATE_NS = "backup-gate";
 const POLICY = (level: string) =>
   `conflictLevel: ${level}\nmaxConcurrentBackups: ${N}\npriorities: {agingSeconds: 0}\nvolumeGroupSnapshotLabelKey: ${GROUP_KEY}\n`;
-const RUN_TIMEOUT_MS = 300_000;
+const RUN_TIMEOUT_MS = 480_000;
 
 const describeOverlaps = (list: readonly IntegrityOverlap[]) => list.map((o) => `${o.kind} ${o.subject}: ${o.detail}`).join("\n");
 
@@ -54,9 +55,14 @@ describe.skipIf(!enabled)("integrity on a real node: a burst of overlapping back
   const startedAt = Date.now();
 
   const run = async (label: string, mode: "gate" | "no-queue" | "velero-queue", prefix: string): Promise<BurstResult> => {
-    const r = await runBurst(node, c, estate, { label, mode, backups: burstBackups(prefix), timeoutMs: 240_000 });
+    const r = await runBurst(node, c, estate, { label, mode, backups: burstBackups(prefix), timeoutMs: 420_000 });
     figures.push(r.figures);
-    console.log(`${label}: ${JSON.stringify(r.figures)}\nphases: ${JSON.stringify(r.phases)}\nPVBs: ${r.pvbs.join("; ")}\n${describeOverlaps(r.overlaps)}`);
+    console.log(
+      `${label}: ${JSON.stringify(r.figures)}\nphases: ${JSON.stringify(r.phases)}\nPVBs: ${r.pvbs.join("; ")}\n` +
+        `snapshots (${r.groupSnapshots} group snapshots): ${r.snapshots.join("; ")}\n${describeOverlaps(r.overlaps)}`,
+    );
+    // The volume group is snapshotted for real: Velero cuts VolumeGroupSnapshots of it.
+    expect(r.groupSnapshots, "VolumeGroupSnapshots Velero cut").toBeGreaterThanOrEqual(1);
     expect(r.stuck, `backups not terminal (lost or stuck):\n${velero.logs(30)}`).toEqual([]);
     // Without a second freeze or copy of one volume, nothing fails: every backup Completes.
     if (mode !== "no-queue")

@@ -24,6 +24,7 @@ import { freezePod, freezeWindows, overlappingFreezes, readFreezeRecords } from 
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { startNode, startNodeCsi, startNodeVelero, type NodeCsi, type NodeVelero, type TestNode } from "../support/node.js";
+import { startWatch } from "../support/watch.js";
 import { waitFor } from "../support/wait.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";
@@ -195,5 +196,116 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     expect(snaps).toHaveLength(1);
     const files = execFileSync("tar", ["-tf", join(node.dir, "csi", "data", "snapshots", snaps[0]!)], { encoding: "utf8" });
     expect(files.split("\n")).toContain("./file");
+  }, 300_000);
+
+  it("a Backup with volumeGroupSnapshotLabelKey makes Velero cut a real VolumeGroupSnapshot of the group; without it, one snapshot per PVC", async () => {
+    // Not Velero's default key (velero.io/volume-group): without the spec field no group is cut.
+    const key = "backup-gate.io/test-group";
+    const ns3 = uniqueName("vgs");
+    await createNamespace(c, ns3);
+    for (const x of ["a", "b"]) {
+      await c.core.createNamespacedPersistentVolumeClaim({
+        namespace: ns3,
+        body: {
+          metadata: { name: `g-${x}`, labels: { [key]: "g1" } },
+          spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "1Mi" } } },
+        },
+      });
+    }
+    await c.core.createNamespacedPod({
+      namespace: ns3,
+      body: {
+        metadata: { name: "app" },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: "app",
+              image: node.images.busybox,
+              imagePullPolicy: "Never",
+              command: [
+                "/bin/sh",
+                "-c",
+                "echo a > /a/file-a && echo b > /b/file-b && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done",
+              ],
+              readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+              volumeMounts: [
+                { name: "a", mountPath: "/a" },
+                { name: "b", mountPath: "/b" },
+              ],
+            },
+          ],
+          volumes: ["a", "b"].map((x) => ({ name: x, persistentVolumeClaim: { claimName: `g-${x}` } })),
+        },
+      },
+    });
+    await waitFor(
+      `pod ${ns3}/app (two grouped CSI volumes) to be Running and ready`,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns3 });
+        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+
+    // Velero deletes the VolumeGroupSnapshot (and its content) before the backup ends: watch them.
+    const groups = new Map<string, VeleroObject>();
+    const snapshots = new Map<string, VeleroObject>();
+    const watches = [
+      await startWatch(node.kubeConfig, `/apis/groupsnapshot.storage.k8s.io/v1beta2/namespaces/${ns3}/volumegroupsnapshots`, {}, (_t, o: VeleroObject) => {
+        groups.set(o.metadata.name, o);
+      }),
+      await startWatch(node.kubeConfig, `/apis/snapshot.storage.k8s.io/v1/namespaces/${ns3}/volumesnapshots`, {}, (_t, o: VeleroObject) => {
+        snapshots.set(o.metadata.name, o);
+      }),
+    ];
+    const snapDir = join(node.dir, "csi", "data", "snapshots");
+    const before = new Set(readdirSync(snapDir));
+    try {
+      const grouped = uniqueName("grouped");
+      await startBackups([grouped], ns3, { snapshotVolumes: true, volumeGroupSnapshotLabelKey: key, csiSnapshotTimeout: "60s" });
+      const b = await waitDone(grouped);
+      expect(b.status?.phase, JSON.stringify(b.status)).toBe("Completed");
+      expect([b.status?.csiVolumeSnapshotsAttempted, b.status?.csiVolumeSnapshotsCompleted]).toEqual([2, 2]);
+      const vgs = [...groups.values()].filter((g) => g.metadata.labels?.["velero.io/backup-name"] === grouped);
+      expect(
+        vgs.map((g) => [g.metadata.labels?.[key], g.status?.readyToUse]),
+        "one VolumeGroupSnapshot of group g1, ready",
+      ).toEqual([["g1", true]]);
+      const members = [...snapshots.values()].filter((s) => s.status?.volumeGroupSnapshotName === vgs[0]!.metadata.name);
+      expect(
+        members.map((s) => [s.spec?.source?.persistentVolumeClaimName, s.status?.readyToUse, s.metadata.labels?.["velero.io/backup-name"]]).sort(),
+        "its member VolumeSnapshots: one per PVC, ready, Velero's",
+      ).toEqual([
+        ["g-a", true, grouped],
+        ["g-b", true, grouped],
+      ]);
+      // The driver cut both members in one call, each from its own volume's data.
+      const cut = readdirSync(snapDir).filter((f) => !before.has(f));
+      expect(cut.filter((f) => f.endsWith(".group"))).toHaveLength(1);
+      const tars = cut.filter((f) => f.endsWith(".tar"));
+      expect(tars).toHaveLength(2);
+      const contents = tars.map((t) =>
+        execFileSync("tar", ["-tf", join(snapDir, t)], { encoding: "utf8" })
+          .split("\n")
+          .filter((l) => l.startsWith("./file-")),
+      );
+      expect(contents.flat().sort()).toEqual(["./file-a", "./file-b"]);
+
+      // Control: the same backup without the key (Velero's default key labels nothing here).
+      const single = uniqueName("single");
+      await startBackups([single], ns3, { snapshotVolumes: true });
+      const s = await waitDone(single);
+      expect(s.status?.phase, JSON.stringify(s.status)).toBe("Completed");
+      expect([s.status?.csiVolumeSnapshotsAttempted, s.status?.csiVolumeSnapshotsCompleted]).toEqual([2, 2]);
+      expect([...groups.values()].filter((g) => g.metadata.labels?.["velero.io/backup-name"] === single)).toEqual([]);
+      const own = [...snapshots.values()].filter((x) => x.metadata.labels?.["velero.io/backup-name"] === single);
+      expect(own.map((x) => [x.spec?.source?.persistentVolumeClaimName, x.status?.volumeGroupSnapshotName ?? null]).sort()).toEqual([
+        ["g-a", null],
+        ["g-b", null],
+      ]);
+    } finally {
+      for (const w of watches) w.abort();
+    }
   }, 300_000);
 });

@@ -1,7 +1,8 @@
 /**
  * The integrity checks of the real-node burst (test/integration/node-integrity.test.ts), as
  * pure functions over what the node recorded: the freeze hooks' records, the PodVolumeBackups'
- * times and the VolumeSnapshots Velero made, against the backups' InProgress spans.
+ * times and the VolumeSnapshots and VolumeGroupSnapshots Velero made, against the backups'
+ * InProgress spans.
  *
  * - Intervals are half-open [from, to): touching is not overlapping. A missing end means
  *   "still running" (open to the right), so an unfinished record can only add overlaps.
@@ -19,7 +20,7 @@ export type OverlapKind = "freeze" | "podVolumeBackup" | "snapshot";
 
 export interface IntegrityOverlap {
   kind: OverlapKind;
-  /** The pod (freeze), volume (PodVolumeBackup) or PVC / volume group (snapshot). */
+  /** The pod (freeze), volume (PodVolumeBackup) or PVC (snapshot). */
   subject: string;
   /** The two backups; a freeze record does not know them, so they are the two hold times there. */
   a: string;
@@ -43,10 +44,46 @@ export interface PvbRecord {
   toMs?: number;
 }
 
-/** One VolumeSnapshot Velero made: `volume` is the PVC, or its volume group when it has one. */
+/**
+ * One VolumeSnapshot as the node recorded it: its PVC, the backup Velero labelled it with (a
+ * group member gets the label only after Velero saw it), and the VolumeGroupSnapshot
+ * ("ns/name") that cut it, if any.
+ */
+export interface VolumeSnapshotSeen {
+  name: string;
+  pvc: string;
+  backup?: string;
+  groupSnapshot?: string;
+}
+
+/** One VolumeGroupSnapshot as recorded ("ns/name"), with the backup Velero created it for. */
+export interface GroupSnapshotSeen {
+  name: string;
+  backup?: string;
+}
+
+/** One PVC one backup snapshotted, alone or as a member of a group snapshot. */
 export interface SnapshotRecord {
   backup: string;
-  volume: string;
+  pvc: string;
+  /** The VolumeGroupSnapshot that cut it with its group (undefined: a snapshot of its own). */
+  groupSnapshot?: string;
+}
+
+/**
+ * Who snapshotted each PVC, read from the records. A group snapshot cuts all its members at
+ * once for the backup that created it, so a member counts for that backup even where Velero
+ * never labelled the member (it failed first) or labelled it for another. A snapshot no backup
+ * can be named for is kept as "unattributed …": it has no span, so it can only add overlaps.
+ */
+export function snapshotRecords(snapshots: readonly VolumeSnapshotSeen[], groups: readonly GroupSnapshotSeen[]): SnapshotRecord[] {
+  const groupBackup = new Map(groups.map((g) => [g.name, g.backup] as const));
+  return snapshots.flatMap((s) => {
+    const viaGroup = s.groupSnapshot === undefined ? undefined : groupBackup.get(s.groupSnapshot);
+    const backups = [...new Set([s.backup, viaGroup].filter((b): b is string => b !== undefined))];
+    if (backups.length === 0) backups.push(`unattributed ${s.name}`);
+    return backups.map((backup) => ({ backup, pvc: s.pvc, groupSnapshot: s.groupSnapshot }));
+  });
 }
 
 /** A backup's InProgress span (it runs its items, hooks, volume copies and snapshots in it). */
@@ -97,20 +134,28 @@ export function pvbOverlaps(pvbs: readonly PvbRecord[]): IntegrityOverlap[] {
 }
 
 /**
- * Two backups that both snapshot one PVC (or volume group) while both run their items. A
- * backup with no span is one the recorder never saw in progress: it is taken as running
- * throughout, so a gap in the records can only add overlaps.
+ * Two backups that both snapshot one PVC while both run their items, per PVC: a group
+ * snapshot counts for each of its members. A backup with no span is one the recorder never saw
+ * in progress: it is taken as running throughout, so a gap in the records can only add overlaps.
  */
 export function snapshotOverlaps(snapshots: readonly SnapshotRecord[], spans: readonly BackupSpan[]): IntegrityOverlap[] {
   const spanOf = new Map(spans.map((s) => [s.backup, s] as const));
   const out: IntegrityOverlap[] = [];
-  for (const [volume, list] of groupBy(snapshots, (s) => s.volume)) {
-    const backups = [...new Set(list.map((s) => s.backup))].sort();
+  for (const [pvc, list] of groupBy(snapshots, (s) => s.pvc)) {
+    const how = new Map<string, string>();
+    for (const s of list) how.set(s.backup, s.groupSnapshot ? `group snapshot ${s.groupSnapshot}` : "its own snapshot");
+    const backups = [...how.keys()].sort();
     forPairs(backups, (a, b) => {
       const sa = spanOf.get(a) ?? { backup: a, fromMs: -Infinity };
       const sb = spanOf.get(b) ?? { backup: b, fromMs: -Infinity };
       if (!spansOverlap(sa, sb)) return;
-      out.push({ kind: "snapshot", subject: volume, a, b, detail: `${a} ${showSpan(sa)} and ${b} ${showSpan(sb)} both snapshot ${volume}` });
+      out.push({
+        kind: "snapshot",
+        subject: pvc,
+        a,
+        b,
+        detail: `${a} ${showSpan(sa)} (${how.get(a)}) and ${b} ${showSpan(sb)} (${how.get(b)}) both snapshot ${pvc}`,
+      });
     });
   }
   return out;

@@ -788,19 +788,22 @@ async function veleroLogs(node: TestNode, c: Clients, n: number): Promise<string
 export const CSI_DRIVER = "hostpath.csi.backup-gate.io";
 export const CSI_STORAGE_CLASS = "bg-hostpath";
 export const CSI_SNAPSHOT_CLASS = "bg-hostpath";
+export const CSI_GROUP_SNAPSHOT_CLASS = "bg-hostpath";
 
 export interface NodeCsi {
   driver: string;
   storageClass: string;
   snapshotClass: string;
+  groupSnapshotClass: string;
 }
 
 /**
  * The CSI pieces, as host processes of the node (one node: no pods needed for them): our
  * driver (tools/csi-hostpath, which registers itself with the kubelet), external-provisioner,
- * external-snapshotter's csi-snapshotter and snapshot-controller, the VolumeSnapshot CRDs of
- * external-snapshotter's client module, a StorageClass and a VolumeSnapshotClass labelled for
- * Velero. Start it before Velero: Velero's CSI support needs the CRDs at its start.
+ * external-snapshotter's csi-snapshotter and snapshot-controller (group snapshots on), the
+ * VolumeSnapshot and VolumeGroupSnapshot CRDs of external-snapshotter's client module, a
+ * StorageClass, and a VolumeSnapshotClass and VolumeGroupSnapshotClass labelled for Velero.
+ * Start it before Velero: Velero's CSI support needs the CRDs at its start.
  */
 export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   const dir = join(node.dir, "csi");
@@ -816,7 +819,12 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   const crds = parseAllDocuments(readFileSync(toolPath("snapshot-crds"), "utf8"))
     .map((d) => d.toJSON() as Obj | null)
     .filter((o): o is Obj => o !== null);
-  await createCrds(objs, crds, "the VolumeSnapshot CRDs");
+  if (!crds.some((c) => c.metadata?.name === "volumegroupsnapshots.groupsnapshot.storage.k8s.io")) {
+    throw new Error(
+      `${toolPath("snapshot-crds")} has no VolumeGroupSnapshot CRDs (built by an older tools/build.sh): remove its directory and run \`bash tools/build.sh\``,
+    );
+  }
+  await createCrds(objs, crds, "the VolumeSnapshot and VolumeGroupSnapshot CRDs");
 
   guarded("csi-hostpath", toolPath("csi-hostpath"), [
     "-endpoint",
@@ -831,8 +839,10 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
   await waitFor("the CSI driver's socket", () => existsSync(sock), { timeoutMs: 30_000 });
   const common = [`--csi-address=${sock}`, `--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"];
   guarded("csi-provisioner", toolPath("csi-provisioner"), [...common, "--timeout=60s"]);
-  guarded("csi-snapshotter", toolPath("csi-snapshotter"), [...common, "--timeout=60s"]);
-  guarded("snapshot-controller", toolPath("snapshot-controller"), [`--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3"]);
+  // Group snapshots are beta and off by default in external-snapshotter 8.4 (tools/csi-snapshotter).
+  const groups = "--feature-gates=CSIVolumeGroupSnapshot=true";
+  guarded("csi-snapshotter", toolPath("csi-snapshotter"), [...common, "--timeout=60s", groups]);
+  guarded("snapshot-controller", toolPath("snapshot-controller"), [`--kubeconfig=${node.kubeconfigPath}`, "--leader-election=false", "--v=3", groups]);
 
   for (const o of [
     {
@@ -856,6 +866,14 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
       driver: CSI_DRIVER,
       deletionPolicy: "Delete",
     },
+    {
+      // What Velero picks for a Backup's volumeGroupSnapshotLabelKey (its default-class label).
+      apiVersion: "groupsnapshot.storage.k8s.io/v1beta2",
+      kind: "VolumeGroupSnapshotClass",
+      metadata: { name: CSI_GROUP_SNAPSHOT_CLASS, labels: { "velero.io/csi-volumegroupsnapshot-class": "true" } },
+      driver: CSI_DRIVER,
+      deletionPolicy: "Delete",
+    },
   ] as Obj[])
     await createOrKeep(objs, o);
   const storage = node.kubeConfig.makeApiClient(StorageV1Api);
@@ -867,5 +885,5 @@ export async function startNodeCsi(node: TestNode): Promise<NodeCsi> {
     },
     { timeoutMs: 60_000, intervalMs: 500 },
   );
-  return { driver: CSI_DRIVER, storageClass: CSI_STORAGE_CLASS, snapshotClass: CSI_SNAPSHOT_CLASS };
+  return { driver: CSI_DRIVER, storageClass: CSI_STORAGE_CLASS, snapshotClass: CSI_SNAPSHOT_CLASS, groupSnapshotClass: CSI_GROUP_SNAPSHOT_CLASS };
 }

@@ -2,7 +2,7 @@
  * A burst of overlapping backups on the real node (test/support/node.ts), and what it left in
  * the records: the estate (real pods with real data: a freeze-hook pod, CSI PVCs Velero
  * snapshots, volumes the node-agent copies by file system, emptyDirs, a PVC two pods share, a
- * volume group), the backups, a recorder of phases and VolumeSnapshots (watches), and one run
+ * volume group Velero snapshots with a real VolumeGroupSnapshot), the backups, a recorder of phases and VolumeSnapshots (watches), and one run
  * that starts the burst in one of three ways and reduces its records to integrity figures
  * (test/support/integrityChecks.ts).
  */
@@ -13,12 +13,14 @@ import {
   maxInFlight,
   pvbOverlaps,
   snapshotOverlaps,
+  snapshotRecords,
   type BackupSpan,
   type FreezeAttempt,
+  type GroupSnapshotSeen,
   type IntegrityOverlap,
   type PvbRecord,
   type RunFigures,
-  type SnapshotRecord,
+  type VolumeSnapshotSeen,
 } from "./integrityChecks.js";
 import type { TestNode, NodeCsi } from "./node.js";
 import { freezePod, readFreezeRecords } from "./nodeFreeze.js";
@@ -27,17 +29,20 @@ import { startWatch, type StartedWatch } from "./watch.js";
 import { sleep, waitFor } from "./wait.js";
 
 export const VELERO_NS = "velero";
-/** The policy's volume group key. Not Velero's own key: the CSI driver here cannot cut group snapshots. */
-export const GROUP_KEY = "backup-gate.io/burst-group";
+/** The policy's volume group key: Velero's default, so Velero cuts real VolumeGroupSnapshots of the group. */
+export const GROUP_KEY = "velero.io/volume-group";
 export const NS = { app: "bu-app", files: "bu-files", shared: "bu-shared", vg: "bu-vg", lone: "bu-lone" } as const;
+/**
+ * The e2e suite's workloads (test/integration/e2e.test.ts) as real pods: its shop, hooks and
+ * stateless namespaces (its shared PVC and volume group are bu-shared and bu-vg above).
+ */
+export const E2E_NS = { shop: "e2e-shop", hooks: "e2e-hooks", stateless: "e2e-stateless" } as const;
 
 export interface Estate {
   /** Freeze-hook pods ("ns/pod") and their records directories. */
   freezePods: Map<string, string>;
   /** "ns/pod/volume" -> the data it holds ("pvc ns/claim" or "pod ns/pod/volume"). */
   podVolume: Map<string, string>;
-  /** "ns/pvc" -> what a snapshot of it is checked as ("group ns/value" for a group member). */
-  snapshotKey: Map<string, string>;
 }
 
 interface PlainPod {
@@ -50,6 +55,9 @@ interface PlainPod {
   fsBackup?: string[];
   /** Random data written to the first volume before the pod is ready. */
   dataMiB?: number;
+  /** The container's name (default `app`). */
+  container?: string;
+  annotations?: Record<string, string>;
 }
 
 function plainPod(image: string, p: PlainPod): V1Pod {
@@ -65,13 +73,14 @@ function plainPod(image: string, p: PlainPod): V1Pod {
     metadata: {
       name: p.name,
       labels: { app: p.app },
-      annotations: p.fsBackup ? { "backup.velero.io/backup-volumes": p.fsBackup.join(",") } : undefined,
+      annotations:
+        p.fsBackup || p.annotations ? { ...(p.fsBackup ? { "backup.velero.io/backup-volumes": p.fsBackup.join(",") } : {}), ...p.annotations } : undefined,
     },
     spec: {
       terminationGracePeriodSeconds: 1,
       containers: [
         {
-          name: "app",
+          name: p.container ?? "app",
           image,
           imagePullPolicy: "Never",
           command: ["/bin/sh", "-c", start],
@@ -98,7 +107,7 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
         spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "16Mi" } } },
       },
     });
-  for (const ns of Object.values(NS)) await createNamespace(c, ns);
+  for (const ns of [...Object.values(NS), ...Object.values(E2E_NS)]) await createNamespace(c, ns);
   const freezePods = new Map<string, string>();
   const pods: [string, V1Pod][] = [];
 
@@ -125,6 +134,28 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
   await pvc(NS.lone, "lone-data");
   pods.push([NS.lone, plainPod(image, { name: "lone", app: "lone", pvcs: { data: "lone-data" }, emptyDirs: ["tmp"], dataMiB: 1 })]);
 
+  // The e2e workloads. e2e-shop: three apps with a CSI PVC each.
+  for (const a of ["cart", "orders", "pay"]) {
+    await pvc(E2E_NS.shop, `data-${a}-0`);
+    pods.push([E2E_NS.shop, plainPod(image, { name: `${a}-0`, app: a, pvcs: { data: `data-${a}-0` }, dataMiB: 1 })]);
+  }
+  // e2e-hooks: a pod with a pre-backup hook annotation and a volume, and one without.
+  await pvc(E2E_NS.hooks, "data-db");
+  pods.push([
+    E2E_NS.hooks,
+    plainPod(image, {
+      name: "db",
+      app: "db",
+      container: "main",
+      pvcs: { data: "data-db" },
+      dataMiB: 1,
+      annotations: { "pre.hook.backup.velero.io/command": '["/bin/sync"]', "pre.hook.backup.velero.io/container": "main" },
+    }),
+  ]);
+  pods.push([E2E_NS.hooks, plainPod(image, { name: "web", app: "web" })]);
+  // e2e-stateless: two pods, no volumes.
+  for (const x of ["s1", "s2"]) pods.push([E2E_NS.stateless, plainPod(image, { name: x, app: "s" })]);
+
   for (const [namespace, body] of pods) await c.core.createNamespacedPod({ namespace, body });
   await waitFor(
     `the estate's ${pods.length} pods to be Running and ready`,
@@ -145,29 +176,32 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
       podVolume.set(`${ns}/${p.metadata!.name}/${v.name}`, claim ? `pvc ${ns}/${claim}` : `pod ${ns}/${p.metadata!.name}/${v.name}`);
     }
   }
-  const snapshotKey = new Map<string, string>();
-  for (const ns of Object.values(NS)) {
-    for (const x of (await c.core.listNamespacedPersistentVolumeClaim({ namespace: ns })).items) {
-      const group = x.metadata?.labels?.[GROUP_KEY];
-      snapshotKey.set(`${ns}/${x.metadata!.name}`, group ? `group ${ns}/${group}` : `pvc ${ns}/${x.metadata!.name}`);
-    }
-  }
-  return { freezePods, podVolume, snapshotKey };
+  return { freezePods, podVolume };
 }
 
 export interface BurstBackup {
   name: string;
   namespaces: string[];
   app?: string;
+  /** Extra spec fields (the e2e scenario's manifest-only and cluster-scoped backups). */
+  spec?: Record<string, unknown>;
 }
 
 /**
  * The burst, in creation order: pairs that share a freeze pod, a copied volume, a snapshotted
  * PVC, a shared PVC or a volume group come first (so that without a gate they start together),
- * then backups sharing a namespace but no unit, one spanning two namespaces, and a disjoint one.
+ * then backups sharing a namespace but no unit, one spanning two namespaces, and a disjoint one;
+ * then the e2e suite's scenario on its workloads (its shared and volume-group pairs are the
+ * ones above), ending with its backup of every namespace, manifests only.
  */
 export function burstBackups(prefix: string): BurstBackup[] {
-  const b = (name: string, namespaces: string[], app?: string): BurstBackup => ({ name: `${prefix}${name}`, namespaces, app });
+  const b = (name: string, namespaces: string[], app?: string, spec?: Record<string, unknown>): BurstBackup => ({
+    name: `${prefix}${name}`,
+    namespaces,
+    app,
+    spec,
+  });
+  const manifests = { snapshotVolumes: false };
   return [
     b("app", [NS.app]),
     b("files", [NS.files]),
@@ -181,13 +215,33 @@ export function burstBackups(prefix: string): BurstBackup[] {
     b("app-again", [NS.app]),
     b("app-files", [NS.app, NS.files]),
     b("lone", [NS.lone]),
+    b("cart", [E2E_NS.shop], "cart"),
+    b("orders", [E2E_NS.shop], "orders"),
+    b("cart-again", [E2E_NS.shop], "cart"),
+    b("shop-manifests", [E2E_NS.shop], undefined, manifests),
+    b("hooks-all", [E2E_NS.hooks], undefined, manifests),
+    b("hooks-db", [E2E_NS.hooks], "db", manifests),
+    b("stateless", [E2E_NS.stateless]),
+    b("cluster-pvs", ["*"], undefined, {
+      includedClusterScopedResources: ["persistentvolumes"],
+      excludedNamespaceScopedResources: ["*"],
+      snapshotVolumes: false,
+    }),
+    b("all-manifests", ["*"], undefined, manifests),
   ];
 }
 
-/** Phase changes of the Velero namespace's Backups and the VolumeSnapshots Velero makes, as seen. */
+/**
+ * Phase changes of the Velero namespace's Backups, and every VolumeSnapshot of a PVC and
+ * VolumeGroupSnapshot created while it runs, as seen (Velero deletes the group snapshots before
+ * the backup ends, and labels a group's members only after they appear: the last sighting of
+ * each keeps what it ever said).
+ */
 export class BurstRecorder {
   readonly phases = new Map<string, { phase: string; at: number }[]>();
-  readonly snapshots = new Map<string, { backup: string; pvc: string }>();
+  readonly snapshots = new Map<string, VolumeSnapshotSeen>();
+  readonly groupSnapshots = new Map<string, GroupSnapshotSeen>();
+  private readonly since = Date.now();
   private watches: StartedWatch[] = [];
 
   static async start(node: TestNode): Promise<BurstRecorder> {
@@ -202,12 +256,37 @@ export class BurstRecorder {
     );
     r.watches.push(
       await startWatch(node.kubeConfig, "/apis/snapshot.storage.k8s.io/v1/volumesnapshots", {}, (_t, o: VeleroObject) => {
-        const backup = o.metadata.labels?.["velero.io/backup-name"] as string | undefined;
         const claim = o.spec?.source?.persistentVolumeClaimName as string | undefined;
-        if (backup && claim) r.snapshots.set(`${o.metadata.namespace}/${o.metadata.name}`, { backup, pvc: `${o.metadata.namespace}/${claim}` });
+        if (!claim || !r.fresh(o)) return;
+        const ns = o.metadata.namespace;
+        const name = `${ns}/${o.metadata.name}`;
+        const was = r.snapshots.get(name);
+        const group = o.status?.volumeGroupSnapshotName as string | undefined;
+        r.snapshots.set(name, {
+          name,
+          pvc: `${ns}/${claim}`,
+          backup: (o.metadata.labels?.["velero.io/backup-name"] as string | undefined) ?? was?.backup,
+          groupSnapshot: group ? `${ns}/${group}` : was?.groupSnapshot,
+        });
+      }),
+    );
+    r.watches.push(
+      await startWatch(node.kubeConfig, "/apis/groupsnapshot.storage.k8s.io/v1beta2/volumegroupsnapshots", {}, (_t, o: VeleroObject) => {
+        if (!r.fresh(o)) return;
+        const name = `${o.metadata.namespace}/${o.metadata.name}`;
+        r.groupSnapshots.set(name, {
+          name,
+          backup: (o.metadata.labels?.["velero.io/backup-name"] as string | undefined) ?? r.groupSnapshots.get(name)?.backup,
+        });
       }),
     );
     return r;
+  }
+
+  /** Created since the recorder started (second resolution): earlier runs' objects are not this run's. */
+  private fresh(o: VeleroObject): boolean {
+    const t = Date.parse(String(o.metadata.creationTimestamp ?? ""));
+    return Number.isFinite(t) && t >= Math.floor(this.since / 1000) * 1000;
   }
 
   /** When the backup first showed a terminal phase. */
@@ -245,6 +324,10 @@ export interface BurstResult {
   phases: Record<string, string>;
   /** The run's PodVolumeBackups, one line each (backup, volume, times): what the PVB check saw. */
   pvbs: string[];
+  /** The run's snapshots, one line per PVC and backup ("via" the group snapshot that cut it). */
+  snapshots: string[];
+  /** The VolumeGroupSnapshots Velero cut for the run's backups. */
+  groupSnapshots: number;
 }
 
 export interface BurstRun {
@@ -271,9 +354,9 @@ export async function runBurst(node: TestNode, c: Clients, estate: Estate, run: 
     const spans = names.map((n) => recorder.span(n)).filter((s): s is BackupSpan => s !== undefined);
     const freezes = freezeAttempts(estate, freezeBefore);
     const pvbs = await podVolumeBackups(c, estate, new Set(names));
-    const snapshots: SnapshotRecord[] = [...recorder.snapshots.values()]
-      .filter((s) => names.includes(s.backup))
-      .map((s) => ({ backup: s.backup, volume: estate.snapshotKey.get(s.pvc) ?? `pvc ${s.pvc}` }));
+    const snapshots = snapshotRecords([...recorder.snapshots.values()], [...recorder.groupSnapshots.values()]).filter(
+      (s) => names.includes(s.backup) || s.backup.startsWith("unattributed "),
+    );
     const byKind = { freeze: freezeOverlaps(freezes), podVolumeBackup: pvbOverlaps(pvbs), snapshot: snapshotOverlaps(snapshots, spans) };
     const phases = Object.fromEntries(names.map((n) => [n, recorder.phases.get(n)?.at(-1)?.phase ?? ""]));
     return {
@@ -291,6 +374,8 @@ export async function runBurst(node: TestNode, c: Clients, estate: Estate, run: 
       stuck,
       phases,
       pvbs: pvbs.map((p) => `${p.backup} ${p.volume} ${iso(p.fromMs)}..${iso(p.toMs)}`),
+      snapshots: snapshots.map((x) => `${x.backup} ${x.pvc}${x.groupSnapshot ? ` via ${x.groupSnapshot}` : ""}`),
+      groupSnapshots: [...recorder.groupSnapshots.values()].filter((g) => g.backup !== undefined && names.includes(g.backup)).length,
     };
   } finally {
     recorder.stop();
@@ -298,7 +383,7 @@ export async function runBurst(node: TestNode, c: Clients, estate: Estate, run: 
 }
 
 async function startBackups(c: Clients, run: BurstRun): Promise<void> {
-  const spec = (b: BurstBackup) => (b.app ? { labelSelector: { matchLabels: { app: b.app } } } : {});
+  const spec = (b: BurstBackup) => ({ ...(b.app ? { labelSelector: { matchLabels: { app: b.app } } } : {}), ...b.spec });
   if (run.mode === "no-queue") {
     // As node.test.ts: Velero's queue is off; create them ReadyToStart, then update them so its backup controller looks.
     for (const b of run.backups) {

@@ -5,13 +5,16 @@ import {
   maxInFlight,
   pvbOverlaps,
   snapshotOverlaps,
+  snapshotRecords,
   spansOverlap,
   type BackupSpan,
   type FreezeAttempt,
+  type GroupSnapshotSeen,
   type PvbRecord,
   type SnapshotRecord,
+  type VolumeSnapshotSeen,
 } from "../support/integrityChecks.js";
-import { BurstRecorder } from "../support/nodeBurst.js";
+import { BurstRecorder, burstBackups, E2E_NS, NS } from "../support/nodeBurst.js";
 
 describe("spansOverlap (half-open, an open end runs on)", () => {
   const rows: { name: string; a: [number, number?]; b: [number, number?]; overlap: boolean }[] = [
@@ -86,9 +89,44 @@ describe("pvbOverlaps: two backups copying one volume at once", () => {
   });
 });
 
-describe("snapshotOverlaps: two backups snapshotting one PVC or volume group while both run", () => {
+describe("snapshotRecords: who snapshotted each PVC, a group snapshot counting for all its members", () => {
+  const vs = (name: string, pvc: string, backup?: string, groupSnapshot?: string): VolumeSnapshotSeen => ({ name, pvc, backup, groupSnapshot });
+  const show = (r: SnapshotRecord[]) => r.map((x) => `${x.pvc} ${x.backup}${x.groupSnapshot ? ` via ${x.groupSnapshot}` : ""}`);
+  const rows: { name: string; snapshots: VolumeSnapshotSeen[]; groups: GroupSnapshotSeen[]; want: string[] }[] = [
+    { name: "a snapshot of its own, labelled", snapshots: [vs("s1", "ns/x", "a")], groups: [], want: ["ns/x a"] },
+    {
+      name: "members labelled by Velero",
+      snapshots: [vs("s1", "ns/x", "a", "ns/g"), vs("s2", "ns/y", "a", "ns/g")],
+      groups: [{ name: "ns/g", backup: "a" }],
+      want: ["ns/x a via ns/g", "ns/y a via ns/g"],
+    },
+    {
+      name: "a member Velero never labelled still counts for the group's backup",
+      snapshots: [vs("s1", "ns/x", "a", "ns/g"), vs("s2", "ns/y", undefined, "ns/g")],
+      groups: [{ name: "ns/g", backup: "a" }],
+      want: ["ns/x a via ns/g", "ns/y a via ns/g"],
+    },
+    {
+      name: "a member labelled for another backup counts for both",
+      snapshots: [vs("s1", "ns/x", "b", "ns/g")],
+      groups: [{ name: "ns/g", backup: "a" }],
+      want: ["ns/x b via ns/g", "ns/x a via ns/g"],
+    },
+    {
+      name: "no backup to name: unattributed, kept",
+      snapshots: [vs("s1", "ns/x", undefined, "ns/gone")],
+      groups: [],
+      want: ["ns/x unattributed s1 via ns/gone"],
+    },
+  ];
+  it.each(rows)("$name", ({ snapshots, groups, want }) => {
+    expect(show(snapshotRecords(snapshots, groups))).toEqual(want);
+  });
+});
+
+describe("snapshotOverlaps: two backups snapshotting one PVC while both run, per member PVC of a group", () => {
   const span = (backup: string, fromMs: number, toMs?: number): BackupSpan => ({ backup, fromMs, toMs });
-  const snap = (backup: string, volume: string): SnapshotRecord => ({ backup, volume });
+  const snap = (backup: string, pvc: string, groupSnapshot?: string): SnapshotRecord => ({ backup, pvc, groupSnapshot });
   const rows: { name: string; snapshots: SnapshotRecord[]; spans: BackupSpan[]; want: string[] }[] = [
     { name: "serialized", snapshots: [snap("a", "ns/pvc"), snap("b", "ns/pvc")], spans: [span("a", 0, 10), span("b", 10, 20)], want: [] },
     { name: "concurrent on one PVC", snapshots: [snap("a", "ns/pvc"), snap("b", "ns/pvc")], spans: [span("a", 0, 10), span("b", 5, 20)], want: ["ns/pvc a b"] },
@@ -100,10 +138,22 @@ describe("snapshotOverlaps: two backups snapshotting one PVC or volume group whi
       want: [],
     },
     {
-      name: "a group snapshotted by two at once",
-      snapshots: [snap("a", "group g1"), snap("b", "group g1")],
+      name: "two group snapshots of one group at once: an overlap on every member",
+      snapshots: [snap("a", "ns/x", "ns/g-a"), snap("a", "ns/y", "ns/g-a"), snap("b", "ns/x", "ns/g-b"), snap("b", "ns/y", "ns/g-b")],
       spans: [span("a", 0, 10), span("b", 9, 20)],
-      want: ["group g1 a b"],
+      want: ["ns/x a b", "ns/y a b"],
+    },
+    {
+      name: "a group snapshot and a lone snapshot of one member at once",
+      snapshots: [snap("a", "ns/x", "ns/g-a"), snap("a", "ns/y", "ns/g-a"), snap("b", "ns/y")],
+      spans: [span("a", 0, 10), span("b", 5, 20)],
+      want: ["ns/y a b"],
+    },
+    {
+      name: "group snapshots of one group one after another",
+      snapshots: [snap("a", "ns/x", "ns/g-a"), snap("a", "ns/y", "ns/g-a"), snap("b", "ns/x", "ns/g-b"), snap("b", "ns/y", "ns/g-b")],
+      spans: [span("a", 0, 10), span("b", 10, 20)],
+      want: [],
     },
     { name: "a backup seen in no span counts as running throughout", snapshots: [snap("a", "p"), snap("b", "p")], spans: [span("a", 0, 10)], want: ["p a b"] },
     {
@@ -112,10 +162,15 @@ describe("snapshotOverlaps: two backups snapshotting one PVC or volume group whi
       spans: [span("a", 0), span("b", 50, 60)],
       want: ["p a b"],
     },
-    { name: "two snapshots of one PVC by one backup", snapshots: [snap("a", "p"), snap("a", "p")], spans: [span("a", 0, 10)], want: [] },
+    { name: "two snapshots of one PVC by one backup", snapshots: [snap("a", "p"), snap("a", "p", "g")], spans: [span("a", 0, 10)], want: [] },
   ];
   it.each(rows)("$name", ({ snapshots, spans, want }) => {
     expect(snapshotOverlaps(snapshots, spans).map((o) => `${o.subject} ${o.a} ${o.b}`)).toEqual(want);
+  });
+
+  it("a member's overlap names the group snapshot that cut it", () => {
+    const [o] = snapshotOverlaps([snap("a", "ns/y", "ns/g-a"), snap("b", "ns/y")], [span("a", 0, 10), span("b", 5, 20)]);
+    expect(o?.detail).toMatch(/a .*\(group snapshot ns\/g-a\) and b .*\(its own snapshot\) both snapshot ns\/y/);
   });
 });
 
@@ -199,5 +254,19 @@ describe("BurstRecorder.span: a backup's InProgress span from the phases a watch
     );
     expect(r.span("b")).toEqual(want && { backup: "b", ...want });
     expect(r.doneAt("b")).toBe(phases.find(([p]) => ["Completed", "FailedValidation"].includes(p))?.[1]);
+  });
+});
+
+describe("burstBackups: the burst's backups and the e2e scenario's, on the estate's namespaces", () => {
+  it("names every backup once, only in namespaces the estate builds (or every namespace)", () => {
+    const list = burstBackups("x-");
+    const known = new Set<string>([...Object.values(NS), ...Object.values(E2E_NS), "*"]);
+    expect(new Set(list.map((b) => b.name)).size).toBe(list.length);
+    expect(list.flatMap((b) => b.namespaces).filter((n) => !known.has(n))).toEqual([]);
+    for (const ns of Object.values(E2E_NS))
+      expect(
+        list.some((b) => b.namespaces.includes(ns)),
+        ns,
+      ).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 // Command csi-hostpath is the test node's CSI driver (hostpath.csi.backup-gate.io): volumes are
-// directories under -data-dir, a snapshot is a tar of its volume, and publishing is a bind
-// mount. It runs on the node's host as one process serving the CSI identity, controller and
+// directories under -data-dir, a snapshot is a tar of its volume, a group snapshot is one tar
+// per member volume cut together (under one lock, so no other write of the driver interleaves),
+// and publishing is a bind mount. It runs on the node's host as one process serving the CSI identity, controller and
 // node services on -endpoint, and registers itself with the kubelet through the plugin
 // registration socket in -registration-dir (what node-driver-registrar does for a real
 // driver). Only for tests: one node, no capacity accounting, no block volumes.
@@ -8,8 +9,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"os"
@@ -50,6 +53,7 @@ func main() {
 	csiServer, err := serve(*endpoint, func(s *grpc.Server) {
 		csi.RegisterIdentityServer(s, d)
 		csi.RegisterControllerServer(s, d)
+		csi.RegisterGroupControllerServer(s, d)
 		csi.RegisterNodeServer(s, d)
 	})
 	if err != nil {
@@ -108,6 +112,7 @@ type driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
 	csi.UnimplementedNodeServer
+	csi.UnimplementedGroupControllerServer
 	data string
 	node string
 	mu   sync.Mutex
@@ -138,9 +143,11 @@ func (d *driver) GetPluginInfo(context.Context, *csi.GetPluginInfoRequest) (*csi
 }
 
 func (d *driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabilitiesRequest) (*csi.GetPluginCapabilitiesResponse, error) {
-	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{{
-		Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: csi.PluginCapability_Service_CONTROLLER_SERVICE}},
-	}}}, nil
+	var caps []*csi.PluginCapability
+	for _, t := range []csi.PluginCapability_Service_Type{csi.PluginCapability_Service_CONTROLLER_SERVICE, csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE} {
+		caps = append(caps, &csi.PluginCapability{Type: &csi.PluginCapability_Service_{Service: &csi.PluginCapability_Service{Type: t}}})
+	}
+	return &csi.GetPluginCapabilitiesResponse{Capabilities: caps}, nil
 }
 
 func (d *driver) Probe(context.Context, *csi.ProbeRequest) (*csi.ProbeResponse, error) {
@@ -205,20 +212,30 @@ func (d *driver) ValidateVolumeCapabilities(_ context.Context, req *csi.Validate
 }
 
 func (d *driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
-	vol, err := d.volumePath(req.GetSourceVolumeId())
-	if err != nil {
-		return nil, err
-	}
-	snap, err := d.snapshotPath(req.GetName())
-	if err != nil {
-		return nil, err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	snap, err := d.cutSnapshot(req.GetName(), req.GetSourceVolumeId(), "")
+	if err != nil {
+		return nil, err
+	}
+	return &csi.CreateSnapshotResponse{Snapshot: snap}, nil
+}
+
+// cutSnapshot tars volume volID into snapshot id (once: a retry returns the same snapshot).
+// The caller holds d.mu.
+func (d *driver) cutSnapshot(id, volID, groupID string) (*csi.Snapshot, error) {
+	vol, err := d.volumePath(volID)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := d.snapshotPath(id)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(snap); errors.Is(err, os.ErrNotExist) {
 		tmp := snap + ".tmp"
 		if out, err := exec.Command("tar", "-cf", tmp, "-C", vol, ".").CombinedOutput(); err != nil {
-			return nil, status.Errorf(codes.Internal, "snapshotting %s: %v: %s", req.GetSourceVolumeId(), err, out)
+			return nil, status.Errorf(codes.Internal, "snapshotting %s: %v: %s", volID, err, out)
 		}
 		if err := os.Rename(tmp, snap); err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
@@ -228,10 +245,10 @@ func (d *driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotReques
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	return &csi.CreateSnapshotResponse{Snapshot: &csi.Snapshot{
-		SnapshotId: req.GetName(), SourceVolumeId: req.GetSourceVolumeId(), SizeBytes: fi.Size(),
-		CreationTime: timestamppb.New(fi.ModTime()), ReadyToUse: true,
-	}}, nil
+	return &csi.Snapshot{
+		SnapshotId: id, SourceVolumeId: volID, SizeBytes: fi.Size(),
+		CreationTime: timestamppb.New(fi.ModTime()), ReadyToUse: true, GroupSnapshotId: groupID,
+	}, nil
 }
 
 func (d *driver) DeleteSnapshot(_ context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
@@ -243,6 +260,154 @@ func (d *driver) DeleteSnapshot(_ context.Context, req *csi.DeleteSnapshotReques
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	return &csi.DeleteSnapshotResponse{}, nil
+}
+
+// ---- group controller ----
+
+// A group snapshot is its members' tars plus snapshots/<group id>.group, the members' ids
+// and source volumes in request order (what GetVolumeGroupSnapshot and a retry answer from).
+type groupRecord struct {
+	Members []groupMember `json:"members"`
+}
+
+type groupMember struct {
+	Snapshot string `json:"snapshot"`
+	Volume   string `json:"volume"`
+}
+
+func (d *driver) GroupControllerGetCapabilities(context.Context, *csi.GroupControllerGetCapabilitiesRequest) (*csi.GroupControllerGetCapabilitiesResponse, error) {
+	return &csi.GroupControllerGetCapabilitiesResponse{Capabilities: []*csi.GroupControllerServiceCapability{{
+		Type: &csi.GroupControllerServiceCapability_Rpc{Rpc: &csi.GroupControllerServiceCapability_RPC{
+			Type: csi.GroupControllerServiceCapability_RPC_CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT,
+		}},
+	}}}, nil
+}
+
+func (d *driver) groupPath(id string) (string, error) {
+	if !safeID.MatchString(id) {
+		return "", status.Errorf(codes.InvalidArgument, "bad group snapshot id %q", id)
+	}
+	return filepath.Join(d.data, "snapshots", id+".group"), nil
+}
+
+// memberID names a group member's snapshot after the group and its position: stable across
+// retries and within the id length the driver accepts.
+func memberID(group string, i int) string { return fmt.Sprintf("%s-m%d", group, i) }
+
+// CreateVolumeGroupSnapshot cuts every member's snapshot under one hold of the driver's lock:
+// no other snapshot, volume creation or deletion of this driver runs between them.
+func (d *driver) CreateVolumeGroupSnapshot(_ context.Context, req *csi.CreateVolumeGroupSnapshotRequest) (*csi.CreateVolumeGroupSnapshotResponse, error) {
+	id := req.GetName()
+	vols := req.GetSourceVolumeIds()
+	if len(vols) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no source volumes")
+	}
+	rec, err := d.groupPath(id)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g, err := readGroup(rec); err == nil {
+		// A retry: the same group only for the same volumes.
+		if len(g.Members) != len(vols) {
+			return nil, status.Errorf(codes.AlreadyExists, "group snapshot %s exists for other volumes", id)
+		}
+		for i, m := range g.Members {
+			if m.Volume != vols[i] {
+				return nil, status.Errorf(codes.AlreadyExists, "group snapshot %s exists for other volumes", id)
+			}
+		}
+	}
+	g := groupRecord{}
+	var snaps []*csi.Snapshot
+	for i, v := range vols {
+		s, err := d.cutSnapshot(memberID(id, i), v, id)
+		if err != nil {
+			return nil, err
+		}
+		snaps = append(snaps, s)
+		g.Members = append(g.Members, groupMember{Snapshot: s.SnapshotId, Volume: v})
+	}
+	b, _ := json.Marshal(g)
+	if err := os.WriteFile(rec, b, 0o644); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &csi.CreateVolumeGroupSnapshotResponse{GroupSnapshot: &csi.VolumeGroupSnapshot{
+		GroupSnapshotId: id, Snapshots: snaps, CreationTime: snaps[0].CreationTime, ReadyToUse: true,
+	}}, nil
+}
+
+func (d *driver) GetVolumeGroupSnapshot(_ context.Context, req *csi.GetVolumeGroupSnapshotRequest) (*csi.GetVolumeGroupSnapshotResponse, error) {
+	id := req.GetGroupSnapshotId()
+	rec, err := d.groupPath(id)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g, err := readGroup(rec)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, status.Errorf(codes.NotFound, "group snapshot %s", id)
+	} else if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	var snaps []*csi.Snapshot
+	for _, m := range g.Members {
+		p, err := d.snapshotPath(m.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, status.Errorf(codes.NotFound, "group snapshot %s: member %s: %v", id, m.Snapshot, err)
+		}
+		snaps = append(snaps, &csi.Snapshot{
+			SnapshotId: m.Snapshot, SourceVolumeId: m.Volume, SizeBytes: fi.Size(),
+			CreationTime: timestamppb.New(fi.ModTime()), ReadyToUse: true, GroupSnapshotId: id,
+		})
+	}
+	return &csi.GetVolumeGroupSnapshotResponse{GroupSnapshot: &csi.VolumeGroupSnapshot{
+		GroupSnapshotId: id, Snapshots: snaps, CreationTime: snaps[0].CreationTime, ReadyToUse: true,
+	}}, nil
+}
+
+func (d *driver) DeleteVolumeGroupSnapshot(_ context.Context, req *csi.DeleteVolumeGroupSnapshotRequest) (*csi.DeleteVolumeGroupSnapshotResponse, error) {
+	id := req.GetGroupSnapshotId()
+	rec, err := d.groupPath(id)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ids := req.GetSnapshotIds()
+	if g, err := readGroup(rec); err == nil {
+		for _, m := range g.Members {
+			ids = append(ids, m.Snapshot)
+		}
+	}
+	for _, s := range ids {
+		p, err := d.snapshotPath(s)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+	}
+	if err := os.Remove(rec); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &csi.DeleteVolumeGroupSnapshotResponse{}, nil
+}
+
+func readGroup(path string) (groupRecord, error) {
+	var g groupRecord
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return g, err
+	}
+	return g, json.Unmarshal(b, &g)
 }
 
 // ---- node ----
