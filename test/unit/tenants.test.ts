@@ -10,7 +10,8 @@ import { ScopeCache } from "../../src/core/scope/cache.js";
 import { trim } from "../../src/core/velero/objects.js";
 import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { Timestamps } from "../../src/core/times.js";
-import { backup, boundClaim, cluster, ns, pod } from "./support/cluster.js";
+import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { cluster } from "./support/cluster.js";
 import { testSealer } from "./support/sealer.js";
 
 // Tenants (docs/rules.md, "Tenants" and "Tenant-safe visibility"): tables per rule, then the
