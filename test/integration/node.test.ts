@@ -147,6 +147,38 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     expect(failed.sort(), JSON.stringify(done.map((b) => b.status))).toEqual([0, 1]);
   }, 300_000);
 
+  /** Pod `app` in `ns` that runs `script` over its claims (volume -> claim, mounted at mounts[volume]), then waits, ready. */
+  async function runCsiPod(ns: string, what: string, mounts: Record<string, string>, claims: Record<string, string>, script: string): Promise<void> {
+    await c.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: "app" },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [
+            {
+              name: "app",
+              image: node.images.busybox,
+              imagePullPolicy: "Never",
+              command: ["/bin/sh", "-c", `${script} && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done`],
+              readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
+              volumeMounts: Object.entries(mounts).map(([name, mountPath]) => ({ name, mountPath })),
+            },
+          ],
+          volumes: Object.entries(claims).map(([name, claimName]) => ({ name, persistentVolumeClaim: { claimName } })),
+        },
+      },
+    });
+    await waitFor(
+      `pod ${ns}/app (${what}) to be Running and ready`,
+      async () => {
+        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns });
+        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
+  }
+
   it("a CSI PVC is snapshotted by Velero through the CSI driver (EnableCSI)", async () => {
     const ns2 = uniqueName("csi");
     await createNamespace(c, ns2);
@@ -157,34 +189,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
         spec: { accessModes: ["ReadWriteOnce"], storageClassName: csi.storageClass, resources: { requests: { storage: "1Mi" } } },
       },
     });
-    await c.core.createNamespacedPod({
-      namespace: ns2,
-      body: {
-        metadata: { name: "app" },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: "app",
-              image: node.images.busybox,
-              imagePullPolicy: "Never",
-              command: ["/bin/sh", "-c", "echo csi-data > /data/file && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done"],
-              readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
-              volumeMounts: [{ name: "vol", mountPath: "/data" }],
-            },
-          ],
-          volumes: [{ name: "vol", persistentVolumeClaim: { claimName: "vol" } }],
-        },
-      },
-    });
-    await waitFor(
-      `pod ${ns2}/app (CSI volume) to be Running and ready`,
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns2 });
-        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    await runCsiPod(ns2, "CSI volume", { vol: "/data" }, { vol: "vol" }, "echo csi-data > /data/file");
 
     const name = uniqueName("snap");
     await startBackups([name], ns2, { snapshotVolumes: true });
@@ -212,41 +217,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
         },
       });
     }
-    await c.core.createNamespacedPod({
-      namespace: ns3,
-      body: {
-        metadata: { name: "app" },
-        spec: {
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: "app",
-              image: node.images.busybox,
-              imagePullPolicy: "Never",
-              command: [
-                "/bin/sh",
-                "-c",
-                "echo a > /a/file-a && echo b > /b/file-b && touch /tmp/ready && trap 'exit 0' TERM && while :; do sleep 1 & wait $!; done",
-              ],
-              readinessProbe: { exec: { command: ["test", "-f", "/tmp/ready"] }, periodSeconds: 1 },
-              volumeMounts: [
-                { name: "a", mountPath: "/a" },
-                { name: "b", mountPath: "/b" },
-              ],
-            },
-          ],
-          volumes: ["a", "b"].map((x) => ({ name: x, persistentVolumeClaim: { claimName: `g-${x}` } })),
-        },
-      },
-    });
-    await waitFor(
-      `pod ${ns3}/app (two grouped CSI volumes) to be Running and ready`,
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns3 });
-        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    await runCsiPod(ns3, "two grouped CSI volumes", { a: "/a", b: "/b" }, { a: "g-a", b: "g-b" }, "echo a > /a/file-a && echo b > /b/file-b");
 
     // Velero deletes the VolumeGroupSnapshot (and its content) before the backup ends: watch them.
     const groups = new Map<string, VeleroObject>();
