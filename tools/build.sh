@@ -314,7 +314,7 @@ resolve AWS_PLUGIN_VERSION "$VELERO_DIR" github.com/vmware-tanzu/velero-plugin-f
 resolve PROMTOOL_VERSION "$PROMTOOL_DIR" github.com/prometheus/prometheus
 
 # Lane 1 builds Kubernetes and promtool; lane 2 Velero, CSI, helm and our programs (about as much work).
-K="$(modkey "$KUBE_DIR")" V="$(modkey "$VELERO_DIR")"
+K="$(modkey "$KUBE_DIR")" V="$(modkey "$VELERO_DIR")" S="$(modkey "$CSI_SNAP_DIR")"
 component etcd "$ETCD_VERSION-$K" etcd build_etcd 1
 component kube-apiserver "$KUBE_VERSION-$K" kube-apiserver build_kube_apiserver 1
 component kubectl "$KUBE_VERSION-$K" kubectl build_kubectl 1
@@ -330,9 +330,9 @@ component controlplane "$(srchash "$ROOT/tools/controlplane")" controlplane buil
 component s3 "$(srchash "$ROOT/tools/s3")" s3 build_s3 2
 component pause "$(srchash "$ROOT/tools/pause")" pause build_pause 2
 component csi-hostpath "$(srchash "$ROOT/tools/csi-hostpath")" csi-hostpath build_csi_hostpath 2
-component csi-snapshotter "$CSI_SNAP_VERSION-$(modkey "$CSI_SNAP_DIR")" csi-snapshotter build_csi_snapshotter 2
-component snapshot-controller "$CSI_SNAP_VERSION-$(modkey "$CSI_SNAP_DIR")" snapshot-controller build_snapshot_controller 2
-component snapshot-crds "$CSI_SNAP_VERSION" snapshot-crds.yaml build_snapshot_crds 2
+component csi-snapshotter "$CSI_SNAP_VERSION-$S" csi-snapshotter build_csi_snapshotter 2
+component snapshot-controller "$CSI_SNAP_VERSION-$S" snapshot-controller build_snapshot_controller 2
+component snapshot-crds "$CSI_SNAP_VERSION-$S" snapshot-crds.yaml build_snapshot_crds 2
 component csi-provisioner "$CSI_PROV_VERSION-$(modkey "$CSI_PROV_DIR")" csi-provisioner build_csi_provisioner 2
 component helm "$HELM_VERSION-$(modkey "$HELM_DIR")" helm build_helm 2
 build_lanes 1 2
