@@ -8,7 +8,7 @@ import { planWrites, tenantReadable } from "../../src/core/decision/writes.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo } from "../../src/core/model.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import { trim } from "../../src/core/velero/objects.js";
-import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
+import { DEFAULT_POLICY, parsePolicy, policySchema, type Policy } from "../../src/core/policy.js";
 import { Timestamps } from "../../src/core/times.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
 import { cluster } from "./support/cluster.js";
@@ -528,5 +528,24 @@ describe("no starvation with tenants (property)", () => {
       }),
       { numRuns: 60 },
     );
+  });
+});
+
+describe("a bad tenants section is refused, naming the field (the gate then keeps its last good policy)", () => {
+  it.each([
+    { case: "a zero per-tenant limit", tenants: { maxInFlightPerTenant: 0 }, field: "tenants.maxInFlightPerTenant" },
+    { case: "a fractional weight", tenants: { weights: { a: 1.5 } }, field: "tenants.weights.a" },
+    { case: "a zero default weight", tenants: { defaultWeight: 0 }, field: "tenants.defaultWeight" },
+    { case: "an empty label", tenants: { label: "" }, field: "tenants.label" },
+    { case: "an unknown key (a typo)", tenants: { maxInflightPerTenant: 2 }, field: "tenants" },
+    { case: "a list instead of a section", tenants: ["a"], field: "tenants" },
+  ])("$case", ({ tenants, field }) => {
+    const r = parsePolicy({ tenants });
+    expect(r.ok).toBe(false);
+    expect(r.ok ? "" : r.error).toMatch(new RegExp(`^${field.replace(/\./g, "\\.")}: `));
+  });
+
+  it("positive control: a good section parses", () => {
+    expect(parsePolicy({ tenants: { maxInFlightPerTenant: 2, weights: { a: 3 } } }).ok).toBe(true);
   });
 });
