@@ -19,10 +19,10 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSnapshot } from "../../src/core/velero/objects.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
-import { caseArb, describeCase, hookCommand, reduceToItems, withoutGroupSnapshots, type FidelityCase } from "../support/fidelity/cases.js";
+import { caseArb, describeCase, hookCommand, OWN_GROUP_KEY, reduceToItems, type FidelityCase } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, describeMismatches, predict, type Dimension, type Mismatch } from "../support/fidelity/compare.js";
 import { applyInSlot, clearSlot, makeSlot, runNodeBackup, waitForEstate, type Bench } from "../support/fidelity/nodeRun.js";
-import { observedOutcomes, type VeleroRecords } from "../support/fidelity/observe.js";
+import { groupSnapshots, observedOutcomes, type VeleroRecords } from "../support/fidelity/observe.js";
 import { recordCase } from "../support/fidelity/replay.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { startNode, startNodeCsi, startNodeVelero, type NodeVelero, type TestNode } from "../support/node.js";
@@ -43,6 +43,8 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
   let bench: Bench;
   let policy: Policy;
   let run = 0;
+  /** Members of each VolumeGroupSnapshot Velero cut in the seeded cases. */
+  const groupsCut: number[] = [];
   const started = Date.now();
 
   beforeAll(async () => {
@@ -109,6 +111,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     const r = await runNodeBackup(bench, name, one);
     const p = predict(r.backup, r.view, policy);
     const seen = observedOutcomes(name, r.records);
+    for (const members of groupSnapshots(r.records).values()) groupsCut.push(members.length);
     const checks = recordChecks(r.records);
     const mismatches = [...compare(p, seen, ALL, (key) => clusterUnitOf(key, r.view, policy)), ...checks];
     if (RECORD) {
@@ -147,7 +150,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
   it(
     `${CASES} seeded cases (seed ${SEED}): included, hooks, file-system backups and snapshots are as the core predicts`,
     async () => {
-      const cases = fc.sample(caseArb("case"), { seed: SEED, numRuns: CASES }).map(withoutGroupSnapshots);
+      const cases = fc.sample(caseArb("case"), { seed: SEED, numRuns: CASES });
       const failures: string[] = [];
       for (let i = 0; i < cases.length; i += SLOTS) {
         const batch = cases.slice(i, i + SLOTS).map((drawn, j) => ({ index: i + j, slot: `fid${j}`, one: withPrefix(drawn, `fid${j}`) }));
@@ -163,11 +166,12 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
         }
       }
       process.stderr.write(
-        `fidelity: ${CASES} cases, ${failures.length} with mismatches, ${((Date.now() - started) / 1000).toFixed(0)} s since the suite started\n`,
+        `fidelity: ${CASES} cases, ${failures.length} with mismatches; ${groupsCut.length} VolumeGroupSnapshots cut (${groupsCut.reduce((a, b) => a + b, 0)} claims); ${((Date.now() - started) / 1000).toFixed(0)} s since the suite started\n`,
       );
       expect(failures, failures.join("\n\n")).toEqual([]);
     },
-    60 * 60_000,
+    // About 10 s a case on a quiet node; three times that, so that a loaded machine still finishes.
+    Math.max(60, CASES) * 30_000,
   );
 
   it("positive control: a prediction over a view blind to the exclude label, the annotations' spacing and a hook differs in items, hooks and file-system backups", async () => {
@@ -243,6 +247,46 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
         "PersistentVolumeClaim fid0-a/c1: file-system backup / nothing",
         "Pod fid0-a/p2: nothing / file-system backup tmp, pre hooks",
       ]),
+    );
+  }, 300_000);
+
+  it("a group under a backup's own key: Velero cuts its claims in one VolumeGroupSnapshot, as predicted; a prediction blind to the group differs", async () => {
+    const drawn: FidelityCase = {
+      namespaces: [
+        {
+          name: "case-a",
+          labels: {},
+          pods: [],
+          pvcs: [
+            { name: "c1", labels: { app: "a", [OWN_GROUP_KEY]: "x1" }, bound: true },
+            { name: "c2", labels: { app: "b", [OWN_GROUP_KEY]: "x1" }, bound: true },
+            { name: "c3", labels: { app: "b" }, bound: true },
+          ],
+        },
+        { name: "case-b", labels: {}, pods: [], pvcs: [] },
+        { name: "case-c", labels: {}, pods: [], pvcs: [] },
+      ],
+      spec: { includedNamespaces: ["case-a"], labelSelector: { matchLabels: { app: "a" } }, volumeGroupSnapshotLabelKey: OWN_GROUP_KEY },
+    };
+    const one = withPrefix(drawn, "fid0");
+    await clearSlot(bench, "fid0");
+    await applyInSlot(bench, one);
+    await waitForEstate(bench, one);
+    const name = `fid-group-${run++}`;
+    const r = await runNodeBackup(bench, name, one);
+    const seen = observedOutcomes(name, r.records);
+    expect([...groupSnapshots(r.records).values()]).toEqual([["PersistentVolumeClaim fid0-a/c1", "PersistentVolumeClaim fid0-a/c2"]]);
+    expect(compare(predict(r.backup, r.view, policy), seen, ALL, (key) => clusterUnitOf(key, r.view, policy))).toEqual([]);
+    // The control: a core that does not follow the backup's group key misses c2 and its snapshot.
+    const blind = viewOfCase(JSON.parse(JSON.stringify(one).replaceAll(`"${OWN_GROUP_KEY}":"x1"`, '"was-grouped":"x1"')) as FidelityCase, {
+      ...bench.placement,
+      provision: false,
+      storageClass: "bg-hostpath",
+      pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }),
+    });
+    const found = compare(predict(r.backup, blind, policy), seen, ALL, () => undefined);
+    expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(
+      expect.arrayContaining(["PersistentVolumeClaim fid0-a/c2: not included / included", "PersistentVolumeClaim fid0-a/c2: nothing / snapshot"]),
     );
   }, 300_000);
 

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
-import { caseArb, GROUP_KEY, reduceToItems, withoutGroupSnapshots, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
+import { caseArb, GROUP_KEY, reduceToItems, type FidelityCase, type Placement } from "../support/fidelity/cases.js";
 import { clusterUnitOf, compare, predict, type Dimension, type Outcomes } from "../support/fidelity/compare.js";
-import { itemErrors, observedOutcomes, readHookRecords, tarFiles } from "../support/fidelity/observe.js";
+import { groupSnapshots, itemErrors, observedOutcomes, readHookRecords, tarFiles } from "../support/fidelity/observe.js";
 import { viewOfCase, withPrefix } from "../support/fidelity/run.js";
 import { backup } from "../support/builders.js";
 import { cluster } from "./support/cluster.js";
@@ -37,7 +37,7 @@ describe("the cases it draws", () => {
 
   it("cover every rule the suite is meant to exercise, over a bounded run's worth of cases", () => {
     const seen = new Set<string>();
-    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 }).map(withoutGroupSnapshots)) {
+    for (const c of fc.sample(caseArb("case"), { seed: 1205, numRuns: 100 })) {
       const text = JSON.stringify(c);
       const mark = (rule: string, present: boolean) => {
         if (present) seen.add(rule);
@@ -62,7 +62,8 @@ describe("the cases it draws", () => {
       mark("policy group key", text.includes("velero.io/volume-group"));
       mark("unbound claim", text.includes('"bound":false'));
       mark("snapshot action", /type: snapshot/.test(c.volumePolicy ?? ""));
-      mark("grouped claims snapshotted by default", c.spec.snapshotVolumes === undefined && c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound)));
+      const key = typeof c.spec.volumeGroupSnapshotLabelKey === "string" ? c.spec.volumeGroupSnapshotLabelKey : GROUP_KEY;
+      mark("grouped claims snapshotted", c.spec.snapshotVolumes !== false && c.namespaces.some((ns) => ns.pvcs.some((p) => p.bound && p.labels[key])));
     }
     expect([...seen].sort()).toEqual(
       [
@@ -73,7 +74,7 @@ describe("the cases it draws", () => {
         "labelSelector",
         "new filters",
         "old filters",
-        "grouped claims snapshotted by default",
+        "grouped claims snapshotted",
         "opt-in with a space",
         "opt-out with a space",
         "orLabelSelectors",
@@ -177,6 +178,19 @@ describe("comparing a prediction with what Velero did", () => {
 });
 
 describe("reading Velero's records", () => {
+  it("tells the claims cut by one VolumeGroupSnapshot from those snapshotted alone", () => {
+    const vs = (ns: string, claim: string, group?: string) => ({
+      metadata: { namespace: ns },
+      spec: { source: { persistentVolumeClaimName: claim } },
+      ...(group ? { status: { volumeGroupSnapshotName: group } } : {}),
+    });
+    const groups = groupSnapshots({ probe: [], csiSnapshots: [vs("ns-a", "c2", "g"), vs("ns-a", "c1", "g"), vs("ns-a", "c3"), vs("ns-b", "c1", "g")] });
+    expect(Object.fromEntries(groups)).toEqual({
+      "ns-a/g": ["PersistentVolumeClaim ns-a/c1", "PersistentVolumeClaim ns-a/c2"],
+      "ns-b/g": ["PersistentVolumeClaim ns-b/c1"],
+    });
+  });
+
   it("reads the hook records the pods wrote, one run per line, and refuses a line it does not know", () => {
     const dir = mkdtempSync(join(tmpdir(), "fidelity-hooks-"));
     try {
@@ -255,57 +269,14 @@ describe("a claim two pods copy", () => {
   });
 });
 
-describe("cases on a node without group snapshots", () => {
-  const grouped = (key: string, spec: Record<string, unknown> = {}, volumePolicy?: string): FidelityCase => ({
-    namespaces: [
-      {
-        name: "ns-a",
-        labels: {},
-        pods: [],
-        pvcs: [
-          { name: "c1", labels: { [key]: "g1" }, bound: true },
-          { name: "c2", labels: {}, bound: true },
-        ],
-      },
-    ],
-    spec: { includedNamespaces: ["ns-a"], ...spec },
-    ...(volumePolicy ? { volumePolicy } : {}),
-  });
-  const snapshots = (c: FidelityCase) => {
-    const p = predictCase(c).prediction;
-    return ["c1", "c2"].filter((n) => p.outcomes.get(`PersistentVolumeClaim ns-a/${n}`)?.work.includes("snapshot"));
-  };
-
-  it.each([
-    { case: "a claim with the server's group key is skipped; the other is still snapshotted", c: grouped(GROUP_KEY), left: ["c2"] },
-    {
-      case: "a claim with the backup's own key is skipped",
-      c: grouped("example.com/group", { volumeGroupSnapshotLabelKey: "example.com/group" }),
-      left: ["c2"],
-    },
-    { case: "a key the backup does not use changes nothing", c: grouped("example.com/group"), left: ["c1", "c2"] },
-    {
-      case: "the case's own rules follow the skip rule",
-      c: grouped(
-        GROUP_KEY,
-        { resourcePolicy: { kind: "configmap", name: "ns-volume-policy" } },
-        "version: v1\nvolumePolicies:\n- conditions: {}\n  action: {type: fs-backup}\n",
-      ),
-      left: [],
-    },
-  ])("$case", ({ c, left }) => {
-    expect(snapshots(withoutGroupSnapshots(c))).toEqual(left);
-  });
-});
-
 describe("items Velero failed (named in the results file)", () => {
   const line =
     'velero:  name: /c1 message: /Error backing up item error: /error executing custom action (groupResource=persistentvolumeclaims, namespace=ns-a, name=c1): rpc error: code = Unknown desc = failed to determine VolumeGroupSnapshotClass for CSI driver "d": failed to list VolumeGroupSnapshotClasses: no matches for kind "VolumeGroupSnapshotClass" in version "groupsnapshot.storage.k8s.io/v1beta2"';
 
-  it("is read from the results file's line and counts as included and snapshotted", () => {
+  it("is read from the results file's line and counts as included; a failed group snapshot is no snapshot", () => {
     expect(itemErrors([line, "velero: something else"])).toEqual([{ namespace: "ns-a", resource: "persistentvolumeclaims", name: "c1", error: line }]);
     expect(Object.fromEntries(observedOutcomes("b1", { probe: [], errors: [line] }))).toEqual({
-      "PersistentVolumeClaim ns-a/c1": { included: true, work: ["snapshot"] },
+      "PersistentVolumeClaim ns-a/c1": { included: true, work: [] },
     });
   });
 

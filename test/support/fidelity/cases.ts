@@ -63,7 +63,7 @@ const nameList = (names: readonly string[]) =>
 /** Mostly `usual`, now and then the other value; shrinks to `usual`. */
 const mostly = (usual: boolean) => fc.oneof({ weight: 3, arbitrary: fc.constant(usual) }, { weight: 1, arbitrary: fc.constant(!usual) });
 
-/** Undefined three times in four: a case on the node whose claims carry the backup's group key takes no snapshot (withoutGroupSnapshots). */
+/** Undefined three times in four: most groups use the policy's key, some a backup's own. */
 const rarely = <T>(a: fc.Arbitrary<T>) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: a });
 
 const labelsArb = fc
@@ -256,28 +256,6 @@ export function caseArb(prefix: string): fc.Arbitrary<FidelityCase> {
   return fc
     .tuple(namespaceArb(`${prefix}-a`), namespaceArb(`${prefix}-b`), namespaceArb(`${prefix}-c`), specArb(prefix))
     .map(([a, b, c, { spec, volumePolicy }]) => ({ namespaces: [a, b, c], spec, ...(volumePolicy ? { volumePolicy } : {}) }));
-}
-
-/**
- * The case without a group snapshot: the node's CSI driver has none (no VolumeGroupSnapshot
- * CRDs), and Velero fails a grouped claim's item, and the pod's that mounts it, when it tries
- * one. Claims that carry the backup's group key (its own, or the server's default, the
- * policy's) are skipped by a volume policy rule put first (pvcLabels, action skip); the other
- * claims keep the case's rules. Groups still pull their members in.
- */
-export function withoutGroupSnapshots(c: FidelityCase): FidelityCase {
-  const key =
-    typeof c.spec.volumeGroupSnapshotLabelKey === "string" && c.spec.volumeGroupSnapshotLabelKey !== "" ? c.spec.volumeGroupSnapshotLabelKey : GROUP_KEY;
-  const groups = [...new Set(c.namespaces.flatMap((ns) => ns.pvcs.map((p) => p.labels[key]).filter((g): g is string => g !== undefined)))].sort();
-  if (groups.length === 0) return c;
-  const skips = groups.map((g) => `- conditions: {pvcLabels: {${JSON.stringify(key)}: ${JSON.stringify(g)}}}\n  action: {type: skip}\n`).join("");
-  const rest = c.volumePolicy?.replace(/^version: v1\nvolumePolicies:\n/, "") ?? "";
-  const prefix = c.namespaces[0]!.name.replace(/-a$/, "");
-  return {
-    ...c,
-    spec: { ...c.spec, resourcePolicy: { kind: "configmap", name: `${prefix}-volume-policy` } },
-    volumePolicy: `version: v1\nvolumePolicies:\n${skips}${rest}`,
-  };
 }
 
 /** Where the objects go and what they run. */

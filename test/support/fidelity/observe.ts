@@ -13,10 +13,11 @@ import type { ItemOutcome, Outcomes } from "./compare.js";
 //   backup's tarball (Velero 1.18 stores no VolumeSnapshot list of its own and deletes them
 //   from the cluster): the volume info has no entry for a claim whose PV the backup leaves
 //   out, though Velero snapshots it;
+//   A grouped claim's snapshot is one member of a VolumeGroupSnapshot: its VolumeSnapshot names
+//   the group in `status.volumeGroupSnapshotName` (groupSnapshots);
 // - items Velero failed (named in `<backup>-results.gz`; the probe never sees them) count as
-//   included: Velero processed them. With EnableCSI an unbound claim fails so ("no volume
-//   backing this claim"), and a grouped claim fails at its group snapshot (the node's CSI
-//   driver has no VolumeGroupSnapshotClass), which counts as the snapshot Velero set out to take;
+//   included, with nothing done: Velero processed them. With EnableCSI an unbound claim fails
+//   so ("no volume backing this claim");
 // - hooks: the records the pods write themselves (each hook appends its phase to the pod's
 //   hooks.log on a hostPath volume; cases.ts hookCommand). Velero's log lines are not used:
 //   their fields are not a stable interface.
@@ -36,7 +37,11 @@ export interface VeleroRecords {
   /** Entries of `<backup>-volumeinfo.json.gz`. */
   readonly volumeInfos?: readonly VolumeInfo[];
   /** The CSI VolumeSnapshots in the backup's tarball. */
-  readonly csiSnapshots?: readonly { metadata?: { namespace?: string }; spec?: { source?: { persistentVolumeClaimName?: string } } }[];
+  readonly csiSnapshots?: readonly {
+    metadata?: { namespace?: string };
+    spec?: { source?: { persistentVolumeClaimName?: string } };
+    status?: { volumeGroupSnapshotName?: string };
+  }[];
   /** Hook runs the pods recorded (one per line of their hooks.log). */
   readonly hookRuns?: readonly HookRun[];
   /** Errors and warnings of `<backup>-results.gz`, as "namespace: message" (cluster-scoped: "cluster: ..."). */
@@ -111,7 +116,20 @@ function snapshots(r: VeleroRecords, at: At): void {
   }
 }
 
-/** An item Velero failed was still included (and a failed group snapshot was a snapshot it tried). */
+/** The claims Velero snapshotted as members of a VolumeGroupSnapshot, by group ("ns/name"). */
+export function groupSnapshots(r: VeleroRecords): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const vs of r.csiSnapshots ?? []) {
+    const group = vs.status?.volumeGroupSnapshotName;
+    const claim = vs.spec?.source?.persistentVolumeClaimName;
+    if (!group || !claim || !vs.metadata?.namespace) continue;
+    const key = `${vs.metadata.namespace}/${group}`;
+    groups.set(key, [...(groups.get(key) ?? []), `PersistentVolumeClaim ${vs.metadata.namespace}/${claim}`].sort());
+  }
+  return groups;
+}
+
+/** An item Velero failed was still included. */
 function failedItems(r: VeleroRecords, at: At): void {
   const keyOf: Record<string, (e: { namespace?: string; name: string }) => string> = {
     pods: (e) => `Pod ${e.namespace}/${e.name}`,
@@ -121,9 +139,7 @@ function failedItems(r: VeleroRecords, at: At): void {
   for (const e of itemErrors(r.errors ?? [])) {
     const key = keyOf[e.resource]?.(e);
     if (!key) continue;
-    const o = at(key);
-    o.included = true;
-    if (e.resource === "persistentvolumeclaims" && /VolumeGroupSnapshot/.test(e.error)) o.work.add("snapshot");
+    at(key).included = true;
   }
 }
 
