@@ -150,6 +150,33 @@ describe("admission engine = core decideAdmission", () => {
       ],
       candidate: backup("web-2", { includedNamespaces: ["web"] }, { created: "", annotations: { "openshift.io/oadp-nab-origin-namespace": "web" } }),
     },
+    {
+      name: "windows: outside its window it waits for the window though a slot is free",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: outside its window, the window first, then whom it would wait behind",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: inside its window it starts",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "11:00", end: "13:00" }] }],
+      }),
+      backups: [],
+      candidate: app("cart", "cart", { created: "" }),
+    },
   ])("$name", async ({ policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);

@@ -517,8 +517,44 @@ describe("window properties", () => {
     );
   });
 
-  // A small world: every backup waits at first, runs for its duration once started; time moves
-  // to the next end of a run or the end of the plan's validity (a window opening, a max wait).
+  /**
+   * A small world: every backup waits at first and runs for its duration once started; time
+   * moves to the next end of a run or the end of the plan's validity (a window opening, a max
+   * wait). Says "done" when every backup has run or was failed, else where it got stuck; throws
+   * if a backup starts while its window holds it.
+   */
+  const runToEnd = (snapshot0: ReturnType<typeof load>, policy: Policy, minutes: readonly number[]): string => {
+    let snapshot = snapshot0;
+    const ends = new Map<string, number>();
+    const failed = new Set<string>();
+    let now = NOW;
+    // Aging ends a plan's validity every ten minutes: a day is some 150 steps.
+    for (let step = 0; step < 3000; step++) {
+      const phaseOf = (b: BackupInfo) =>
+        failed.has(b.name) ? "Failed" : ends.has(b.name) ? ((ends.get(b.name) as number) <= now ? "Completed" : "InProgress") : b.phase;
+      snapshot = { ...snapshot, backups: snapshot.backups.map((b) => (phaseOf(b) === b.phase ? b : { ...b, phase: phaseOf(b) })) };
+      if (!snapshot.backups.some((b) => QUEUED_PHASES.has(b.phase) || b.phase === "InProgress")) return "done";
+      const p = plan(snapshot, policy, now);
+      for (const x of p.promotions) {
+        if (
+          heldAt(
+            snapshot.backups.find((b) => b.name === x.backup)!,
+            policy,
+            now,
+          )
+        )
+          throw new Error(`${x.backup} started at ${iso(now)} while held`);
+        ends.set(x.backup, now + (minutes[Number(x.backup.slice(1)) % minutes.length] as number) * 60_000);
+      }
+      for (const m of p.missedWindows ?? []) failed.add(m.backup);
+      if (p.promotions.length > 0 || (p.missedWindows ?? []).length > 0) continue;
+      const next = Math.min(...[...ends.values()].filter((t) => t > now), MadePlan.memoryOf(p)?.orderValidUntil ?? Infinity);
+      if (next === Infinity) return `stuck at ${iso(now)} with ${queued(p).join(",")}`;
+      now = next;
+    }
+    return "not done in 3000 steps";
+  };
+
   it("nothing starves: every backup starts (or is failed by its max wait), each only while its window allows", () => {
     fc.assert(
       fc.property(
@@ -528,39 +564,65 @@ describe("window properties", () => {
         fc.array(fc.integer({ min: 5, max: 180 }), { minLength: 6, maxLength: 6 }),
         (model, backups, policy, minutes) => {
           fc.pre(policy.windows!.every((w, i) => windowClock(w, i, NOW).open || windowClock(w, i, NOW).nextChange < Infinity || w.maxWaitSeconds));
-          let snapshot = load(model, backups);
-          const ends = new Map<string, number>();
-          const failed = new Set<string>();
-          let now = NOW;
-          // Aging ends a plan's validity every ten minutes: a day is some 150 steps.
-          for (let step = 0; step < 3000; step++) {
-            const phaseOf = (b: BackupInfo) =>
-              failed.has(b.name) ? "Failed" : ends.has(b.name) ? ((ends.get(b.name) as number) <= now ? "Completed" : "InProgress") : b.phase;
-            snapshot = { ...snapshot, backups: snapshot.backups.map((b) => (phaseOf(b) === b.phase ? b : { ...b, phase: phaseOf(b) })) };
-            if (!snapshot.backups.some((b) => QUEUED_PHASES.has(b.phase) || b.phase === "InProgress")) return;
-            const p = plan(snapshot, policy, now);
-            for (const x of p.promotions) {
-              expect(
-                heldAt(
-                  snapshot.backups.find((b) => b.name === x.backup)!,
-                  policy,
-                  now,
-                ),
-              ).toBe(false);
-              ends.set(x.backup, now + (minutes[Number(x.backup.slice(1)) % 6] as number) * 60_000);
-            }
-            for (const m of p.missedWindows ?? []) failed.add(m.backup);
-            if (p.promotions.length > 0 || (p.missedWindows ?? []).length > 0) continue;
-            const running = [...ends.values()].filter((t) => t > now);
-            const next = Math.min(...running, MadePlan.memoryOf(p)?.orderValidUntil ?? Infinity);
-            expect(next, `stuck at ${iso(now)} with ${queued(p).join(",")}`).toBeLessThan(Infinity);
-            now = next;
-          }
-          throw new Error("did not finish in 3000 steps");
+          expect(runToEnd(load(model, backups), policy, minutes)).toBe("done");
         },
       ),
       { numRuns: 40 },
     );
+  });
+
+  it.each<{ name: string; windows: object[]; expected: string }>([
+    {
+      name: "positive control: a window that never opens, with no max wait, starves its backups (and the check says so)",
+      windows: [
+        {
+          blackout: [
+            { start: "00:00", end: "12:00" },
+            { start: "12:00", end: "00:00" },
+          ],
+        },
+      ],
+      expected: "stuck at 2026-01-01T02:01:00.000Z with h1,h2",
+    },
+    {
+      name: "the same window with a max wait: the backups start anyway",
+      windows: [
+        {
+          blackout: [
+            { start: "00:00", end: "12:00" },
+            { start: "12:00", end: "00:00" },
+          ],
+          maxWaitSeconds: 3600,
+        },
+      ],
+      expected: "done",
+    },
+  ])("$name", ({ windows, expected }) => {
+    const snapshot = cluster(
+      ...estate(),
+      backup("h1", { includedNamespaces: ["shop"] }, { created: iso(T0), phase: "Queued" }),
+      backup("h2", { includedNamespaces: ["web"] }, { created: iso(T0), phase: "Queued" }),
+    );
+    expect(runToEnd(snapshot, windowsPolicy(windows), [30])).toBe(expected);
+  });
+
+  it("positive control: the held-start check fails on a plan that ignores windows", () => {
+    const out = fc.check(
+      fc.property(clusterModel, backupModels(), windowsArb, (model, backups, policy) => {
+        const snapshot = load(model, backups);
+        const p = plan(snapshot, { ...policy, windows: undefined }, NOW);
+        return p.promotions.every(
+          (x) =>
+            !heldAt(
+              snapshot.backups.find((b) => b.name === x.backup)!,
+              policy,
+              NOW,
+            ),
+        );
+      }),
+      { numRuns: 300 },
+    );
+    expect(out.failed).toBe(true);
   });
 });
 

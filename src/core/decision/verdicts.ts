@@ -4,10 +4,11 @@ import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/c
 import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
 import { byCreation, queueOrder, supersede } from "./order.js";
 import { MAX_BLOCKERS } from "./planModel.js";
-import { startReason, waitReason } from "./reasons.js";
+import { startReason, waitReason, windowWaitReason } from "./reasons.js";
+import { windowStateOf } from "./windows.js";
 import type { Policy } from "../policy.js";
 import type { BackupScope } from "../scope/scope.js";
-import type { Timestamps } from "../times.js";
+import { Timestamps } from "../times.js";
 
 // The admission webhooks' verdicts on a Backup about to be created, over a snapshot of the
 // queue, with the plan's own steps (queue order, supersession, promotions). They give the
@@ -83,6 +84,13 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
+  const window = policy.windows && windowStateOf(created, policy, now, snapshot.times ?? new Timestamps());
+  if (window && "held" in window && window.held) {
+    // Outside its window it queues behind every backup free to start: the window is its reason.
+    const shown = conflicts.slice(0, MAX_BLOCKERS);
+    const then = shown.length > 0 ? `; then ${waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups)}` : "";
+    return admission(created, scope, policy, superseded, { conflicts: shown, reason: windowWaitReason(window.wait) + then });
+  }
   if (conflicts.length === 0 && free > 0) {
     return admission(created, scope, policy, superseded, {
       reason: startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups),
