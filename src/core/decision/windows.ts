@@ -277,3 +277,15 @@ function wallClock(zones: Zones, zone: string, t: number): WallClock {
 const two = (n: number) => String(n).padStart(2, "0");
 const hhmm = (c: WallClock) => `${two(Math.floor(c.minute / 60))}:${two(c.minute % 60)}`;
 const localText = (c: WallClock) => `${c.date} ${hhmm(c)}`;
+
+/** When a window one of `queued` follows next opens or closes, or a held one's max wait ends (Infinity without windows). */
+export function nextWindowChange(queued: readonly BackupInfo[], policy: Policy, now: number, times: Timestamps): number {
+  if (!policy.windows) return Infinity;
+  const ordered = queued.map((backup): Ordered => ({
+    backup,
+    priority: 0,
+    effectivePriority: 0,
+    created: times.parse(backup.creationTimestamp),
+  }));
+  return applyWindows(ordered, policy.windows, now, times).validUntil;
+}
