@@ -169,6 +169,28 @@ describe("admission engine = core decideAdmission", () => {
       candidate: app("cart", "cart", { created: "" }),
     },
     {
+      name: "windows: a held backup ahead in queue order does not hold back a candidate free to start",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { schedules: ["heavy"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("nightly", {}, { created: at(0), phase: "Queued", labels: { "velero.io/schedule-name": "heavy", "backup-gate.io/priority": "50" } })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: a held candidate of high priority comes after the queued backups free to start",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { schedules: ["heavy"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) }), app("queued-cart", "cart", { created: at(1), phase: "Queued" })],
+      candidate: backup(
+        "nightly",
+        { includedNamespaces: ["shop"] },
+        { created: "", labels: { "velero.io/schedule-name": "heavy", "backup-gate.io/priority": "50" } },
+      ),
+    },
+    {
       name: "windows: inside its window it starts",
       policy: policySchema.parse({
         priorities: { agingSeconds: 0 },

@@ -5,7 +5,7 @@ import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
 import { byCreation, queueOrder, supersede } from "./order.js";
 import { MAX_BLOCKERS } from "./planModel.js";
 import { startReason, waitReason, windowWaitReason } from "./reasons.js";
-import { windowStateOf } from "./windows.js";
+import { heldByWindow, windowStateOf, Zones } from "./windows.js";
 import type { Policy } from "../policy.js";
 import type { BackupScope } from "../scope/scope.js";
 import { Timestamps } from "../times.js";
@@ -79,7 +79,7 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
     .sort(byCreation);
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
-  const ahead = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
+  const ahead = aheadOf(snapshot, created);
 
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
@@ -101,6 +101,20 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
     conflicts: shown,
     reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups),
   });
+}
+
+/**
+ * Whether a queued backup is ahead of the candidate in the plan's order: queue order, except
+ * that backups held by their start window come after every backup free to start.
+ */
+function aheadOf(snapshot: QueueSnapshot, created: BackupInfo): (b: BackupInfo) => boolean {
+  const { policy, now } = snapshot;
+  const inOrder = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
+  if (!policy.windows) return inOrder;
+  const times = snapshot.times ?? new Timestamps();
+  const zones = new Zones();
+  const held = (b: BackupInfo) => heldByWindow(b, policy, now, times, zones);
+  return held(created) ? (b) => !held(b) || inOrder(b) : (b) => !held(b) && inOrder(b);
 }
 
 /** The validating webhook's CREATE refusal, if any: an invalid spec, or a serial run under Forbid. Live data only. */

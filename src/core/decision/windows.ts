@@ -39,9 +39,14 @@ export interface Windowed {
 }
 
 /** Applies the policy's windows to the queue order at `now`. */
-export function applyWindows(queued: readonly Ordered[], windows: readonly StartWindow[], now: number, times: Timestamps): Windowed {
+export function applyWindows(
+  queued: readonly Ordered[],
+  windows: readonly StartWindow[],
+  now: number,
+  times: Timestamps,
+  zones = new Zones(),
+): Windowed {
   const clocks = new Map<number, WindowClock>();
-  const zones = new Zones();
   const clockOf = (i: number): WindowClock => {
     let c = clocks.get(i);
     if (!c) clocks.set(i, (c = windowClock(windows[i] as StartWindow, i, now, zones)));
@@ -91,14 +96,27 @@ export function applyWindows(queued: readonly Ordered[], windows: readonly Start
   };
 }
 
+/** Whether `b` may not start at `now` for its window: held, or failed for missing it. */
+export function heldByWindow(b: BackupInfo, policy: Policy, now: number, times: Timestamps, zones?: Zones): boolean {
+  const s = windowStateOf(b, policy, now, times, zones);
+  return s !== undefined && (!("held" in s) || s.held);
+}
+
 /** How one backup stands with the windows at `now` (undefined: no window governs it, or its window is open). */
-export function windowStateOf(b: BackupInfo, policy: Policy, now: number, times: Timestamps): WindowState | MissedWindow | undefined {
+export function windowStateOf(
+  b: BackupInfo,
+  policy: Policy,
+  now: number,
+  times: Timestamps,
+  zones?: Zones,
+): WindowState | MissedWindow | undefined {
   if (!policy.windows) return undefined;
   const w = applyWindows(
     [{ backup: b, priority: 0, effectivePriority: 0, created: times.parse(b.creationTimestamp) }],
     policy.windows,
     now,
     times,
+    zones,
   );
   return w.missed[0] ?? w.states[0];
 }
