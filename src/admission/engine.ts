@@ -5,6 +5,7 @@ import type { ScopedBackup } from "../core/conflict/conflicts.js";
 import type { FlightDecision } from "../core/decision/flight.js";
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
 import { orderQueue, supersede } from "../core/decision/order.js";
+import { applyWindows } from "../core/decision/windows.js";
 import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope/scope.js";
 import { ScopeCache } from "../core/scope/cache.js";
@@ -197,7 +198,10 @@ export class AdmissionEngine {
       }
       const waiting = all.filter((b) => QUEUED_PHASES.has(b.phase));
       const { queued } = supersede(waiting, policy, this.scopes.times);
-      const ordered = orderQueue(queued, policy, now, this.scopes.times);
+      const today = orderQueue(queued, policy, now, this.scopes.times);
+      // With start windows, as the plan orders them: held backups after every backup free to start.
+      const windowed = policy.windows && applyWindows(today, policy.windows, now, this.scopes.times);
+      const ordered = windowed ? windowed.order : today;
       const index = new ClaimIndex();
       const entries = new Map<string, BaseEntry>();
       for (const { backup } of ordered) {
@@ -209,7 +213,9 @@ export class AdmissionEngine {
       }
       // The plan's promotions, by its rules, until the slots are full: later backups cannot be promoted.
       const inFlight = all.filter((b) => IN_FLIGHT_PHASES.has(b.phase)).map((b) => scoped.get(b.name) as ScopedBackup);
-      const promoted = promotionsOf(inFlight, [...entries.values()], policy.maxConcurrentBackups);
+      const free = windowed ? ordered.filter((_, i) => !windowed.states[i]?.held).map((o) => o.backup.name) : undefined;
+      const candidates = free ? free.flatMap((n) => entries.get(n) ?? []) : [...entries.values()];
+      const promoted = promotionsOf(inFlight, candidates, policy.maxConcurrentBackups);
       this.scopes.retain(new Set(all.map((b) => b.uid || `${b.namespace}/${b.name}`)));
       this.base = { policy, view, builtAt: now, queued: entries, index, promoted };
       this.rebuilds++;

@@ -29,6 +29,7 @@ export function planJson(plan: Plan, now: number) {
     queue: plan.queue,
     supersessions: plan.supersessions,
     overlaps: plan.overlaps,
+    ...(plan.missedWindows ? { missedWindows: plan.missedWindows } : {}),
     backups: Object.fromEntries([...plan.scopes].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, scope]) => [name, scopeJson(scope)])),
   };
 }
@@ -38,6 +39,7 @@ export function planHuman(plan: Plan): string {
   for (const p of plan.promotions) lines.push(`start  ${p.backup}: ${p.reason}`);
   for (const q of plan.queue) lines.push(`wait   #${q.position} ${q.backup} (priority ${q.effectivePriority}): ${q.reason}`);
   for (const s of plan.supersessions) lines.push(`drop   ${s.backup}: ${s.reason}`);
+  for (const m of plan.missedWindows ?? []) lines.push(`fail   ${m.backup}: ${m.reason}`);
   for (const o of plan.overlaps) lines.push(`WARN   ${o.reason}`);
   for (const [name, scope] of plan.scopes) {
     for (const e of scope.errors) lines.push(`INVALID ${name}: ${e.field}: ${e.message}`);

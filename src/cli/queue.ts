@@ -36,7 +36,7 @@ function duration(ms: number): string {
 export interface QueueRow {
   readonly backup: string;
   readonly phase: string;
-  /** 1 is next; 0 for a backup the controller starts at its next plan; null in flight. */
+  /** 1 is next; 0 for a backup the controller starts at its next plan; null in flight, or failed at its next plan (a missed window). */
   readonly position: number | null;
   readonly priority: number;
   readonly effectivePriority: number;
@@ -80,6 +80,9 @@ export function queueRows(live: QueueInput, result: Plan, now: number): QueueRow
       row(p.backup, { position: 0, waitedSeconds: waitedNow(p.backup), waitingFor: [], reason: `starts at the controller's next plan: ${p.reason}` }),
     ),
     ...result.queue.map((q) => row(q.backup, { position: q.position, waitedSeconds: waitedNow(q.backup), waitingFor: q.waitingFor, reason: q.reason })),
+    ...(result.missedWindows ?? []).map((m) =>
+      row(m.backup, { position: null, waitedSeconds: waitedNow(m.backup), waitingFor: [], reason: `fails at the controller's next plan: ${m.reason}` }),
+    ),
   ];
 }
 
@@ -152,8 +155,8 @@ export async function runQueue(o: LiveCommandOptions, format: Format, now: numbe
 /** One backup's wait, as `explain -o json|yaml` prints it. */
 export interface Explanation {
   readonly backup: string;
-  /** Queued, StartsNext, InFlight, NotQueued (live backups); WouldWait, WouldStart, WouldBeRejected (a file). */
-  readonly state: "Queued" | "StartsNext" | "InFlight" | "NotQueued" | "WouldWait" | "WouldStart" | "WouldBeRejected";
+  /** Queued, StartsNext, FailsNext, InFlight, NotQueued (live backups); WouldWait, WouldStart, WouldBeRejected (a file). */
+  readonly state: "Queued" | "StartsNext" | "FailsNext" | "InFlight" | "NotQueued" | "WouldWait" | "WouldStart" | "WouldBeRejected";
   readonly phase?: string;
   readonly level?: string;
   readonly levelReason?: string;
@@ -214,6 +217,8 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
       reasons: [promoted.reason],
       summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}`,
     };
+  const missed = result.missedWindows?.find((m) => m.backup === b.name);
+  if (missed) return { ...base, state: "FailsNext", reasons: [missed.reason], summary: `${b.name} fails at the controller's next plan: ${missed.reason}` };
   if (IN_FLIGHT_PHASES.has(b.phase)) return { ...base, state: "InFlight", reasons: [], summary: `${b.name} is ${b.phase}: it is not waiting.` };
   return {
     ...base,

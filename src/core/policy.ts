@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { windowSchema } from "./windowPolicy.js";
 
 // The gate's policy: the `policy.yaml` key of its ConfigMap. Every key has a default, so an
 // empty document is a valid policy and the admin writes only what differs.
@@ -56,6 +57,8 @@ export const policySchema = z.strictObject({
       untenantedWeight: z.number().int().min(1).max(1000).default(1),
     })
     .optional(),
+  /** Start windows (docs/rules.md, "Windows"): absent, a backup may start at any time. */
+  windows: z.array(windowSchema).optional(),
 });
 
 export type Policy = z.output<typeof policySchema>;

@@ -4,6 +4,8 @@ import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type ConflictLevel } 
 import type { Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
 import { scopeOf } from "../core/scope/scope.js";
+import { nextWindowChange } from "../core/decision/windows.js";
+import { Timestamps } from "../core/times.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import type { ClusterView } from "../core/view.js";
 import { backupInfo, type Trace, type TraceBackup } from "./trace.js";
@@ -19,6 +21,8 @@ export interface PlannerResult {
   readonly promotions: readonly { readonly backup: string }[];
   readonly queue: readonly { readonly backup: string; readonly waitingFor: readonly string[]; readonly reason: string }[];
   readonly supersessions: readonly { readonly backup: string; readonly by: string; readonly reason: string }[];
+  /** With windows in the policy: backups failed for waiting past their window's max wait. */
+  readonly missedWindows?: readonly { readonly backup: string; readonly reason: string }[];
 }
 export type Planner = (snapshot: Snapshot, now: number) => PlannerResult;
 
@@ -49,7 +53,7 @@ export interface PreparedBackup {
   readonly specHash: string;
 }
 
-export type Outcome = "completed" | "superseded" | "not started";
+export type Outcome = "completed" | "superseded" | "missed window" | "not started";
 
 export interface BackupRun {
   readonly name: string;
@@ -140,6 +144,7 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   let instants = 0;
   let next = 0;
   let agingWake = Infinity;
+  let windowWake = Infinity;
 
   const isWaiting = (s: State | undefined): s is State => s !== undefined && (s.phase === "New" || s.phase === "Queued");
 
@@ -147,7 +152,7 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   const nextInstant = (): number => {
     let t = next < states.length ? states[next]!.b.entry.arrival : Infinity;
     for (const s of running) t = Math.min(t, s.run.end!);
-    return Math.min(t, agingWake);
+    return Math.min(t, agingWake, windowWake);
   };
 
   const finishRuns = (t: number) => {
@@ -175,6 +180,13 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
       if (!isWaiting(s)) continue;
       setPhase(s, "Failed");
       s.run.outcome = "superseded";
+      s.run.reason = x.reason;
+    }
+    for (const x of result.missedWindows ?? []) {
+      const s = byName.get(x.backup);
+      if (!isWaiting(s)) continue;
+      setPhase(s, "Failed");
+      s.run.outcome = "missed window";
       s.run.reason = x.reason;
     }
     for (const p of result.promotions) {
@@ -216,6 +228,7 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
     if (inFlight.at(-1)?.n !== running.size) inFlight.push({ t, n: running.size });
     checkInvariant(t);
     agingWake = nextAgingInstant(arrived, running.size, policy, trace.t0, now);
+    windowWake = nextWindowInstant(arrived, policy, trace.t0, now);
   }
 
   return {
@@ -246,6 +259,15 @@ function conflictingPairs(inFlight: readonly State[], view: ClusterView, policy:
     index.add(scoped);
   }
   return out;
+}
+
+// With start windows, a held backup starts when its window opens (or its max wait ends): the
+// instant the controller's next plan after it would catch.
+function nextWindowInstant(arrived: readonly State[], policy: Policy, t0: number, now: number): number {
+  if (!policy.windows) return Infinity;
+  const queued = arrived.flatMap((s) => (s.info && QUEUED_PHASES.has(s.info.phase) ? [s.info] : []));
+  const wake = nextWindowChange(queued, policy, now, new Timestamps());
+  return wake === Infinity ? wake : (wake - t0) / 1000;
 }
 
 // With aging on, the queue order moves with the clock. It can only matter when a slot is free

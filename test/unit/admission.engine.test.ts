@@ -150,12 +150,76 @@ describe("admission engine = core decideAdmission", () => {
       ],
       candidate: backup("web-2", { includedNamespaces: ["web"] }, { created: "", annotations: { "openshift.io/oadp-nab-origin-namespace": "web" } }),
     },
+    {
+      name: "windows: outside its window it waits for the window though a slot is free",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: outside its window, the window first, then whom it would wait behind",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: a held backup ahead in queue order does not hold back a candidate free to start",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { schedules: ["heavy"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("nightly", {}, { created: at(0), phase: "Queued", labels: { "velero.io/schedule-name": "heavy", "backup-gate.io/priority": "50" } })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+    {
+      name: "windows: a held candidate of high priority comes after the queued backups free to start",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { schedules: ["heavy"] }, allow: [{ start: "22:00", end: "05:00" }] }],
+      }),
+      backups: [backup("all", {}, { phase: "InProgress", created: at(0) }), app("queued-cart", "cart", { created: at(1), phase: "Queued" })],
+      candidate: backup(
+        "nightly",
+        { includedNamespaces: ["shop"] },
+        { created: "", labels: { "velero.io/schedule-name": "heavy", "backup-gate.io/priority": "50" } },
+      ),
+    },
+    {
+      name: "windows: inside its window it starts",
+      policy: policySchema.parse({
+        priorities: { agingSeconds: 0 },
+        windows: [{ selector: { namespaces: ["shop"] }, allow: [{ start: "11:00", end: "13:00" }] }],
+      }),
+      backups: [],
+      candidate: app("cart", "cart", { created: "" }),
+    },
   ])("$name", async ({ policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);
   });
 
-  it("agrees on 300 random queues", async () => {
+  // Start windows at NOW (12:00 UTC): runs of h are held (one with a max wait it has passed),
+  // runs of n are inside their window.
+  const windows = [
+    {
+      selector: { schedules: ["h"], matchLabels: { "backup-gate.io/priority": "20" } },
+      allow: [{ start: "22:00", end: "05:00" }],
+      maxWaitSeconds: 1800,
+      onMaxWait: "Fail",
+    },
+    { selector: { schedules: ["h"] }, allow: [{ start: "22:00", end: "05:00" }] },
+    { selector: { schedules: ["n"] }, allow: [{ start: "11:00", end: "13:00" }] },
+  ];
+  it.each([
+    { name: "", windows: undefined },
+    { name: " with start windows", windows },
+  ])("agrees on 300 random queues$name", async ({ windows }) => {
     let seed = 42;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -182,6 +246,7 @@ describe("admission engine = core decideAdmission", () => {
         maxConcurrentBackups: pick([1, 2, 3, 4]),
         serialWorkloads: pick(["Allow", "Forbid", "Replace"]),
         priorities: { agingSeconds: pick([0, 600]) },
+        ...(windows ? { windows } : {}),
       });
       const n = Math.floor(rand() * 8);
       const backups = Array.from({ length: n }, (_, k) =>
@@ -198,13 +263,15 @@ describe("admission engine = core decideAdmission", () => {
       if (expected.waitingFor.length > 0) count("waits-behind");
       if (expected.reasons[0]?.startsWith("waits for a free slot")) count("slot");
       if (expected.warnings.some((w) => w.includes("supersedes"))) count("supersedes");
+      if (expected.reasons[0]?.startsWith("waits for its window")) count("window");
       expect(
         actual,
         `case ${i}: ${JSON.stringify({ policy: { l: policy.conflictLevel, m: policy.maxConcurrentBackups, s: policy.serialWorkloads }, backups, candidate })}`,
       ).toEqual(expected);
     }
     // The generator reaches every kind of answer.
-    for (const k of ["admit", "admit-with-warning", "reject", "waits-behind", "slot", "supersedes"]) expect(seen.get(k) ?? 0, k).toBeGreaterThan(5);
+    for (const k of ["admit", "admit-with-warning", "reject", "waits-behind", "slot", "supersedes", ...(windows ? ["window"] : [])])
+      expect(seen.get(k) ?? 0, k).toBeGreaterThan(5);
   });
 });
 

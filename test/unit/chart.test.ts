@@ -573,6 +573,34 @@ const boundaries: Boundary[] = [
       "yes",
     ],
   },
+  {
+    value: ["policy", "windows"],
+    policy: ["windows"],
+    candidates: [
+      [],
+      [
+        {
+          name: "nightly",
+          selector: { namespaces: ["shop-*"], matchLabels: { tier: "heavy" }, schedules: ["daily"] },
+          timeZone: "Europe/Berlin",
+          allow: [{ start: "22:00", end: "05:00", days: ["Mon", "Fri"] }],
+          maxWaitSeconds: 3600,
+          onMaxWait: "Fail",
+        },
+      ],
+      [{ blackout: [{ start: "08:00", end: "18:00" }] }],
+      [{ allow: [{ start: "22:00", end: "05:00" }], blackout: [{ start: "08:00", end: "18:00" }] }],
+      [{ timeZone: "UTC" }],
+      [{ allow: [{ start: "24:00", end: "05:00" }] }],
+      [{ allow: [] }],
+      [{ allow: [{ start: "22:00", end: "05:00", days: ["Monday"] }] }],
+      [{ allow: [{ start: "22:00", end: "05:00" }], maxWaitSeconds: 0 }],
+      [{ allow: [{ start: "22:00", end: "05:00" }], onMaxWait: "Skip" }],
+      [{ allow: [{ start: "22:00", end: "05:00" }], selector: { namespaces: ["Shop_1"] } }],
+      [{ allow: [{ start: "22:00", end: "05:00" }], bogus: 1 }],
+      "yes",
+    ],
+  },
 ];
 
 /** A copy of `o` with `value` at `path`. */

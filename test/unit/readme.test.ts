@@ -45,6 +45,16 @@ describe("README policy reference", () => {
     const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset" };
     const withSections = policySchema.parse({ tenants: {} });
     const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(([k]) => k.startsWith("tenants."))].map(([k, v]) => [k, code(v)]));
+    // Each start window's keys, as `windows[].key`, with the defaults a window gets.
+    const window = policySchema.parse({ windows: [{ allow: [{ start: "22:00", end: "05:00" }] }] }).windows?.[0] ?? {};
+    for (const [k, v] of leaves(window)) schema.set(`windows[].${k}`, code(v));
+    Object.assign(optional, {
+      windows: "absent",
+      "windows[].name": "unset",
+      "windows[].allow": "unset",
+      "windows[].blackout": "unset",
+      "windows[].maxWaitSeconds": "unset",
+    });
     for (const [key, absent] of Object.entries(optional)) schema.set(key, absent);
     expect([...documented.keys()].sort()).toEqual([...schema.keys()].sort());
     for (const [key, def] of schema) expect(documented.get(key), key).toBe(def);

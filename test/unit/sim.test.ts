@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { prepareTrace, simulate, type Planner, type SimResult, type Strategy } from "../../src/sim/engine.js";
 import { figuresOf, percentile } from "../../src/sim/figures.js";
 import { planWith, strategies, veleroPolicy } from "../../src/sim/strategies.js";
@@ -313,5 +313,46 @@ describe("simulate: trace validation names the field", () => {
     const r = parseTrace({ clusterFile: "c.yaml", policy: { maxConcurrentBackups: 2 }, backups: [ok] }, "t", (f) => (f === "c.yaml" ? cluster : undefined));
     expect(r.ok && r.trace.policy?.maxConcurrentBackups).toBe(2);
     expect(r.ok && r.trace.view.namespaceNames()).toEqual(["data", "shop", "web"]);
+  });
+});
+
+describe("simulate honours start windows with its simulated clock", () => {
+  // t0 is Monday 12:00 UTC; the heavy schedule may start only 22:00-05:00 UTC, the payroll one
+  // 20:00-21:00 and is failed after an hour outside it.
+  const t0 = "2026-01-05T12:00:00Z";
+  const windowed: Policy = policySchema.parse({
+    maxConcurrentBackups: 4,
+    windows: [
+      { name: "nightly", selector: { schedules: ["heavy"] }, allow: [{ start: "22:00", end: "05:00" }] },
+      { name: "payroll", selector: { schedules: ["payroll"] }, allow: [{ start: "20:00", end: "21:00" }], maxWaitSeconds: 3600, onMaxWait: "Fail" },
+    ],
+  });
+  const scheduled = (name: string, schedule: string, namespaces: string[]) =>
+    nsBackup(name, namespaces, 0, 100, { labels: { "velero.io/schedule-name": schedule } });
+  const backups = [scheduled("heavy-1", "heavy", ["shop"]), scheduled("payroll-1", "payroll", ["data"]), nsBackup("light", ["shop"], 10)];
+  const replay = (p: Policy) =>
+    simulate(
+      prepareTrace(traceOf(backups, { t0 }), p),
+      strategies(p).find((s) => s.name === "itemblock")!,
+    );
+
+  it.each<{ name: string; policy: Policy; starts: Record<string, number | undefined>; outcomes: Record<string, string> }>([
+    {
+      name: "held until its window opens (10 h after t0), blocking no one; a missed window fails the backup at its max wait",
+      policy: windowed,
+      starts: { "heavy-1": 36_000, "payroll-1": undefined, light: 10 },
+      outcomes: { "heavy-1": "completed", "payroll-1": "missed window", light: "completed" },
+    },
+    {
+      name: "positive control: without windows the heavy run starts at t0, and the light one waits behind it",
+      policy: { ...windowed, windows: undefined },
+      starts: { "heavy-1": 0, "payroll-1": 0, light: 100 },
+      outcomes: { "heavy-1": "completed", "payroll-1": "completed", light: "completed" },
+    },
+  ])("$name", ({ policy: p, starts: expected, outcomes }) => {
+    const r = replay(p);
+    expect(starts(r)).toEqual(expected);
+    expect(Object.fromEntries(r.runs.map((x) => [x.name, x.outcome]))).toEqual(outcomes);
+    expect(r.violations).toEqual([]);
   });
 });

@@ -1,10 +1,11 @@
 import type { Blockers, ClaimIndex } from "../conflict/claimIndex.js";
-import { conflictBetween, type Conflict } from "../conflict/conflicts.js";
+import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
-import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking } from "./planMemory.js";
+import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking, type Started } from "./planMemory.js";
 import { Queued, type Tenancy } from "./queueEntry.js";
-import { overlapReason, startReason } from "./reasons.js";
+import { overlapReason, startReason, windowStartedAnywayNote } from "./reasons.js";
+import type { WindowState } from "./windows.js";
 
 // Promotions and the queue from who blocks whom: in queue order, a backup that waits behind no
 // one takes a free slot; the others keep their place in the queue.
@@ -87,26 +88,44 @@ class Deciding {
     const blocked = m.blocked[i] as Blockers;
     const b = m.index.member(i);
     const tenancy = this.#tenancyOf(i);
+    const window = m.windows?.[i];
     let d: Decided;
-    if (blocked.blockers.length === 0 && !tenancy?.held && this.#promotions.length < this.#limit - m.inFlight) {
-      const inUse = m.inFlight + this.#promotions.length + 1;
-      d =
-        before && !(before instanceof Queued) && before.inUse === inUse
-          ? before
-          : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
+    if (blocked.blockers.length === 0 && !tenancy?.held && !window?.held && this.#promotions.length < this.#limit - m.inFlight) {
+      d = this.#started(b, before, window);
       this.#promotions.push(d.promotion);
-      if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
+      this.#flies(tenancy);
     } else {
       const position = this.#queue.length + 1;
       d =
         before instanceof Queued && before.position === position
           ? before
-          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy);
+          : new Queued(
+              b,
+              m.priorities[i - m.inFlight] as Ordered,
+              position,
+              blocked,
+              this.#limit,
+              tenancy,
+              window?.held ? window.wait : undefined,
+            );
       this.#queue.push(d);
     }
     this.#each[i] = d;
     this.#promotedBefore[i + 1] = this.#promotions.length;
     this.#queuedBefore[i + 1] = this.#queue.length;
+  }
+
+  /** Counts a start against its tenant's backups in flight. */
+  #flies(tenancy: Tenancy | undefined): void {
+    if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
+  }
+
+  /** A start in the next slot: `before` when it came out the same. */
+  #started(b: ScopedBackup, before: Decided | undefined, window: WindowState | undefined): Started {
+    const inUse = this.#m.inFlight + this.#promotions.length + 1;
+    if (before && !(before instanceof Queued) && before.inUse === inUse) return before;
+    const reason = startReason(b.scope, inUse, this.#limit) + (window ? windowStartedAnywayNote(window.wait) : "");
+    return { inUse, promotion: { backup: b.name, level: b.scope.level, reason } };
   }
 
   /** Member i's tenant, and whether its tenant is at its limit (undefined without tenants). */
@@ -169,6 +188,7 @@ function explain(m: Memory, decided: Decisions, made: PlanMaking): Plan {
     queue: decided.queue,
     supersessions: m.supersessions,
     overlaps: overlapsOf(index, m.inFlight),
+    ...(m.missedWindows ? { missedWindows: m.missedWindows } : {}),
   };
   return new MadePlan(fields, index.snapshot(), { ...m, decided }, made);
 }

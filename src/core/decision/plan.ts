@@ -10,6 +10,7 @@ import { MAX_BLOCKERS, type Plan, type PlanOptions, type Snapshot, type Superses
 import { MadePlan, NO_DECISIONS, versionsOf, type PlanMaking } from "./planMemory.js";
 import { replan, reusable } from "./replan.js";
 import { fairOrder, tenantOf } from "./tenants.js";
+import { applyWindows, type Windowed, type WindowState } from "./windows.js";
 
 // The queue, decided: plan(snapshot, policy, now) -> Plan. Pure: the same snapshot, policy and
 // instant always give the same plan, whatever order the backups arrive in. A plan is five
@@ -33,7 +34,7 @@ export function howMade(p: Plan): PlanMaking | undefined {
 }
 
 function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
-  const { inFlight, priorities, supersessions } = order(backups, policy, now, cache);
+  const { inFlight, priorities, supersessions, windowed } = order(backups, policy, now, cache);
   const infos = inFlight.concat(priorities.map((q) => q.backup));
   const classes = policy.tenants ? infos.map((b) => tenantOf(b, policy)) : undefined;
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
@@ -46,7 +47,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       cache,
       backups,
       now,
-      orderValidUntil: nextAgingStep(priorities, policy, now),
+      orderValidUntil: Math.min(nextAgingStep(priorities, policy, now), windowed?.validUntil ?? Infinity),
       versions: versionsOf(view),
       infos,
       index,
@@ -56,18 +57,24 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       blocked,
       decided: NO_DECISIONS,
       ...(classes ? { classes } : {}),
+      ...(windowed
+        ? { windows: new Array<WindowState | undefined>(inFlight.length).concat(windowed.states), missedWindows: windowed.missed }
+        : {}),
     },
     "afresh",
   );
 }
 
-/** The order step: in flight by creation; queued after supersession, in queue order (fair among tenants when the policy has them). */
+/**
+ * The order step: in flight by creation; queued after supersession, in queue order (fair among
+ * tenants when the policy has them; backups outside their start window last).
+ */
 function order(
   backups: readonly BackupInfo[],
   policy: Policy,
   now: number,
   cache: ScopeCache,
-): { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[] } {
+): { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[]; windowed?: Windowed } {
   const inFlight = sortByCreation(
     backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)),
     cache.times,
@@ -75,8 +82,10 @@ function order(
   const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
   const { queued, supersessions } = supersede(waiting, policy, cache.times);
   const today = orderQueue(queued, policy, now, cache.times);
-  const priorities = policy.tenants ? fairOrder(today, inFlight, policy, cache.times) : today;
-  return { inFlight, priorities, supersessions };
+  const fair = policy.tenants ? fairOrder(today, inFlight, policy, cache.times) : today;
+  if (!policy.windows) return { inFlight, priorities: fair, supersessions };
+  const windowed = applyWindows(fair, policy.windows, now, cache.times);
+  return { inFlight, priorities: windowed.order, supersessions, windowed };
 }
 
 // Indexed loops in the two steps below: they run once per plan, mostly before V8 optimizes

@@ -7,6 +7,7 @@ import type { ClusterView } from "../view.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry, Supersession } from "./planModel.js";
 import type { Queued } from "./queueEntry.js";
+import type { MissedWindow, WindowState } from "./windows.js";
 
 /**
  * What a plan keeps for the next one. Members of `index` are the in-flight backups (by creation)
@@ -32,6 +33,10 @@ export interface Memory {
   readonly decided: Decisions;
   /** Each member's tenant (undefined: none), when the policy has tenants. */
   readonly classes?: readonly (string | undefined)[];
+  /** Each member's start-window state (undefined: free to start), when the policy has windows. */
+  readonly windows?: readonly (WindowState | undefined)[];
+  /** Backups failed for waiting past their window's maxWaitSeconds, when the policy has windows. */
+  readonly missedWindows?: readonly MissedWindow[];
 }
 
 export interface Started {
@@ -85,6 +90,8 @@ export class MadePlan implements Plan {
   readonly queue: readonly QueueEntry[];
   readonly supersessions: readonly Supersession[];
   readonly overlaps: readonly Overlap[];
+  /** Only when the policy has windows. */
+  declare readonly missedWindows?: readonly MissedWindow[];
   declare readonly scopes: ReadonlyMap<string, BackupScope>;
   readonly #memory: Memory;
   readonly #made: PlanMaking;
@@ -102,6 +109,7 @@ export class MadePlan implements Plan {
     this.queue = fields.queue;
     this.supersessions = fields.supersessions;
     this.overlaps = fields.overlaps;
+    if (fields.missedWindows) this.missedWindows = fields.missedWindows;
     this.#memory = memory;
     this.#made = made;
     // Built when read: a replan changes a handful of scopes, and copying thousands is its largest cost.

@@ -3,6 +3,7 @@ import type { BackupInfo, ConflictLevel } from "../model.js";
 import type { ScopeCache } from "../scope/cache.js";
 import type { BackupScope } from "../scope/scope.js";
 import type { ClusterView } from "../view.js";
+import type { MissedWindow } from "./windows.js";
 
 // What a plan reads and what it says: the queue, decided.
 
@@ -65,6 +66,8 @@ export interface Plan {
   readonly queue: readonly QueueEntry[];
   readonly supersessions: readonly Supersession[];
   readonly overlaps: readonly Overlap[];
+  /** With windows in the policy: queued backups failed for waiting past their window's maxWaitSeconds (onMaxWait: Fail). */
+  readonly missedWindows?: readonly MissedWindow[];
   /** Every backup the plan judged, with its scope (not serialized). */
   readonly scopes: ReadonlyMap<string, BackupScope>;
 }

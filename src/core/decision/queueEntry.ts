@@ -3,7 +3,15 @@ import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/c
 import type { ConflictLevel } from "../model.js";
 import type { Ordered } from "./order.js";
 import type { QueueEntry } from "./planModel.js";
-import { tenantLimitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
+import {
+  tenantLimitReason,
+  tenantWaitReason,
+  waitReason,
+  windowWaitReason,
+  windowWaitText,
+  type TenantHold,
+  type WindowWait,
+} from "./reasons.js";
 
 /** What a queued backup's entry knows of tenants, when the policy has them. */
 export interface Tenancy {
@@ -31,10 +39,20 @@ export class Queued implements QueueEntry {
   readonly #blockers: readonly ScopedBackup[];
   readonly #limit: number;
   readonly #tenancy: Tenancy | undefined;
+  /** Set when it waits outside its start window. */
+  readonly #window: WindowWait | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
-  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number, tenancy?: Tenancy) {
+  constructor(
+    b: ScopedBackup,
+    o: Ordered,
+    position: number,
+    { blockers, more }: Blockers,
+    limit: number,
+    tenancy?: Tenancy,
+    window?: WindowWait,
+  ) {
     this.backup = b.name;
     this.position = position;
     this.priority = o.priority;
@@ -45,16 +63,20 @@ export class Queued implements QueueEntry {
     this.#blockers = blockers;
     this.#limit = limit;
     this.#tenancy = tenancy;
+    this.#window = window;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
     if (!this.#details) {
       const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
       const t = this.#tenancy;
-      const reason =
+      const waits =
         conflicts.length === 0 && t?.held && t.tenant !== undefined
           ? tenantLimitReason(t.tenant, t.held)
           : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+      // Outside its window the window is what it waits for first; whom it would wait behind follows.
+      const w = this.#window;
+      const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${waits}` : "") : waits;
       this.#details = { conflicts, reason };
     }
     return this.#details;
@@ -84,7 +106,7 @@ export class Queued implements QueueEntry {
       else if (x.scope.queueNamespaces.length !== 1) clusterWide++;
       else others++;
     }
-    return tenantWaitReason({
+    const waits = tenantWaitReason({
       own,
       clusterWide,
       others,
@@ -93,6 +115,8 @@ export class Queued implements QueueEntry {
       ahead: this.position - 1,
       namespaceLevel: this.#of.scope.levelReason !== undefined,
     });
+    const w = this.#window;
+    return w ? windowWaitText(w) + (this.#blockers.length > 0 ? `; then ${waits}` : "") : waits;
   }
 
   toJSON(): QueueEntry {

@@ -71,3 +71,45 @@ export function tenantWaitReason(w: TenantWait): string {
 
 /** A supersession in words a tenant may read (the newer run is not named). */
 export const TENANT_SUPERSEDED = "superseded by a newer run of its schedule (serialWorkloads: Replace)";
+
+/** What a backup outside its start window waits for (docs/rules.md, "Windows"). */
+export interface WindowWait {
+  /** The window's name, or windows[i]. */
+  readonly window: string;
+  /** Local "HH:MM-HH:MM" of its next opening and the closing after ("never" when it never opens). */
+  readonly span: string;
+  readonly zone: string;
+  /** When it next opens (ms; Infinity: never), and that instant in local words. */
+  readonly opens: number;
+  readonly opensLocal: string;
+  readonly maxWait?: { readonly seconds: number; readonly deadline: number; readonly onMaxWait: "Start" | "Fail" };
+}
+
+/** The words administrators and tenants share: the span and zone alone, no backup named. */
+export function windowWaitText(w: WindowWait): string {
+  return `waits for its window ${w.span} (${w.zone})`;
+}
+
+/** Why a backup waits for its window, for administrators. */
+export function windowWaitReason(w: WindowWait): string {
+  const opens = w.opens < Infinity ? `opens ${w.opensLocal}` : "never opens under the policy";
+  const max = w.maxWait
+    ? `; after ${w.maxWait.seconds}s of waiting it is ${w.maxWait.onMaxWait === "Start" ? "started anyway" : "failed"}`
+    : "";
+  return `${windowWaitText(w)}: ${w.window} ${opens}${max}`;
+}
+
+/** Appended to the start reason of a backup started outside its window (onMaxWait: Start). */
+export function windowStartedAnywayNote(w: WindowWait): string {
+  return `; outside its window ${w.span} (${w.zone}), started anyway after waiting ${w.maxWait?.seconds ?? 0}s (${w.window}: onMaxWait Start)`;
+}
+
+/** Why a backup is failed for missing its window (onMaxWait: Fail), for administrators. */
+export function windowFailedReason(w: WindowWait): string {
+  return `${windowFailedTenantReason(w)} (${w.window}: onMaxWait Fail)`;
+}
+
+/** The same in words its tenant may read. */
+export function windowFailedTenantReason(w: WindowWait): string {
+  return `waited past ${w.maxWait?.seconds ?? 0}s (maxWaitSeconds) outside its window ${w.span} (${w.zone}): not started`;
+}

@@ -4,10 +4,11 @@ import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/c
 import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
 import { byCreation, queueOrder, supersede } from "./order.js";
 import { MAX_BLOCKERS } from "./planModel.js";
-import { startReason, waitReason } from "./reasons.js";
+import { startReason, waitReason, windowWaitReason } from "./reasons.js";
+import { heldByWindow, windowStateOf, Zones } from "./windows.js";
 import type { Policy } from "../policy.js";
 import type { BackupScope } from "../scope/scope.js";
-import type { Timestamps } from "../times.js";
+import { Timestamps } from "../times.js";
 
 // The admission webhooks' verdicts on a Backup about to be created, over a snapshot of the
 // queue, with the plan's own steps (queue order, supersession, promotions). They give the
@@ -78,11 +79,18 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
     .sort(byCreation);
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
-  const ahead = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
+  const ahead = aheadOf(snapshot, created);
 
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
+  const window = policy.windows && windowStateOf(created, policy, now, snapshot.times ?? new Timestamps());
+  if (window && "held" in window && window.held) {
+    // Outside its window it queues behind every backup free to start: the window is its reason.
+    const shown = conflicts.slice(0, MAX_BLOCKERS);
+    const then = shown.length > 0 ? `; then ${waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups)}` : "";
+    return admission(created, scope, policy, superseded, { conflicts: shown, reason: windowWaitReason(window.wait) + then });
+  }
   if (conflicts.length === 0 && free > 0) {
     return admission(created, scope, policy, superseded, {
       reason: startReason(scope, policy.maxConcurrentBackups - free + 1, policy.maxConcurrentBackups),
@@ -93,6 +101,20 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
     conflicts: shown,
     reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups),
   });
+}
+
+/**
+ * Whether a queued backup is ahead of the candidate in the plan's order: queue order, except
+ * that backups held by their start window come after every backup free to start.
+ */
+function aheadOf(snapshot: QueueSnapshot, created: BackupInfo): (b: BackupInfo) => boolean {
+  const { policy, now } = snapshot;
+  const inOrder = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
+  if (!policy.windows) return inOrder;
+  const times = snapshot.times ?? new Timestamps();
+  const zones = new Zones();
+  const held = (b: BackupInfo) => heldByWindow(b, policy, now, times, zones);
+  return held(created) ? (b) => !held(b) || inOrder(b) : (b) => !held(b) && inOrder(b);
 }
 
 /** The validating webhook's CREATE refusal, if any: an invalid spec, or a serial run under Forbid. Live data only. */

@@ -15,7 +15,7 @@ export const PROMOTION_SEAL = "backup-gate.io/promotion-seal";
 /** Why the gate took a ReadyToStart backup back to Queued (kept until it is promoted again). */
 export const TAKEN_BACK = "backup-gate.io/taken-back";
 
-export type WriteKind = "enqueue" | "promote" | "supersede" | "position" | "nudge" | "takeBack";
+export type WriteKind = "enqueue" | "promote" | "supersede" | "position" | "nudge" | "takeBack" | "missWindow";
 
 export interface BackupWrite {
   readonly kind: WriteKind;
@@ -89,6 +89,7 @@ export function planWrites(plan: Plan, backups: readonly BackupInfo[], ctx: Writ
     ...takeBackWrites(w, inFlight, plan),
     ...promotionWrites(w, plan),
     ...supersessionWrites(w, plan),
+    ...missedWindowWrites(w, plan),
     ...queueWrites(w, plan),
   ];
   const nudges = nudgeWrites(w, inFlight, plan);
@@ -164,6 +165,27 @@ function supersessionWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[]
       status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? s.reason : (s.tenantReason ?? s.reason) },
       annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "Superseded", message: s.reason },
+    });
+  }
+  return writes;
+}
+
+/**
+ * Backups that waited past their window's maxWaitSeconds (onMaxWait: Fail): failed before they
+ * run, as a superseded run is (Velero's Failed, with failureReason; the gate alone writes queue phases).
+ */
+function missedWindowWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
+  const writes: BackupWrite[] = [];
+  for (const m of plan.missedWindows ?? []) {
+    const b = byName.get(m.backup);
+    if (!b) continue;
+    writes.push({
+      kind: "missWindow",
+      backup: b.name,
+      resourceVersion: b.resourceVersion,
+      status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? m.reason : m.tenantReason },
+      annotations: { [KEYS.reason]: m.reason, [KEYS.waitingFor]: null },
+      event: { type: "Warning", reason: "WindowMissed", message: m.reason },
     });
   }
   return writes;
