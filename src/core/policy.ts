@@ -1,3 +1,4 @@
+import picomatch from "picomatch";
 import { z } from "zod";
 
 // The gate's policy: the `policy.yaml` key of its ConfigMap. Every key has a default, so an
@@ -56,7 +57,48 @@ export const policySchema = z.strictObject({
       untenantedWeight: z.number().int().min(1).max(1000).default(1),
     })
     .optional(),
+  /** Budgets (docs/rules.md, "Budgets"): limits on backups in flight that do one kind of work; absent, none. */
+  budgets: z
+    .strictObject({
+      /** The storage location of a backup whose spec.storageLocation is empty (Velero's default location). */
+      defaultStorageLocation: z.string().min(1).default("default"),
+      /** Backups in flight per storage location (spec.storageLocation). */
+      backupsPerStorageLocation: budgetLimits().optional(),
+      /** Backups in flight that snapshot a volume of the CSI driver. */
+      snapshotsPerDriver: budgetLimits().optional(),
+      /** Backups in flight that snapshot a volume of the storage class. */
+      snapshotsPerStorageClass: budgetLimits().optional(),
+      /** Backups in flight that copy a volume of a pod on the node with a file-system backup. */
+      fsBackupsPerNode: budgetLimits().optional(),
+    })
+    .superRefine(refusePatterns)
+    .optional(),
 });
+
+/**
+ * One kind of budget: a limit for every name, or limits by name; a key may be a pattern
+ * (`*`, `?`, `[...]`, `{a,b}`). Names no key matches have no budget.
+ */
+function budgetLimits() {
+  const limit = z.number().int().min(1).max(1000);
+  return z.union([limit, z.record(z.string().min(1), limit)], {
+    error: "expected a limit (an integer from 1 to 1000) or a map of names or patterns to limits",
+  });
+}
+
+/** A budget key the matcher (velero/glob.ts) could not compile would match nothing: refused here instead, naming it. */
+function refusePatterns(budgets: Readonly<Record<string, unknown>>, ctx: z.RefinementCtx): void {
+  for (const [kind, limits] of Object.entries(budgets)) {
+    if (typeof limits !== "object" || limits === null) continue;
+    for (const key of Object.keys(limits)) {
+      try {
+        picomatch(key, { strictBrackets: true });
+      } catch (e) {
+        ctx.addIssue({ code: "custom", path: [kind, key], message: `not a usable pattern: ${(e as Error).message}` });
+      }
+    }
+  }
+}
 
 export type Policy = z.output<typeof policySchema>;
 

@@ -1,5 +1,6 @@
 import type { Blockers, ClaimIndex } from "../conflict/claimIndex.js";
 import { conflictBetween, type Conflict } from "../conflict/conflicts.js";
+import { budgetBook, hasBudgets, type BudgetBook, type BudgetHold } from "./budgets.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking } from "./planMemory.js";
@@ -30,11 +31,12 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     from = Math.min(from, i);
     last = Math.max(last, i);
   }
-  // With tenants, a decision also reads its tenant's count of backups in flight: decide all again.
-  from = m.classes ? m.inFlight : Math.max(m.inFlight, from);
+  // With tenants or budgets, a decision also reads counts of backups in flight and promoted ahead: decide all again.
+  const all = m.classes !== undefined || hasBudgets(m.policy);
+  from = all ? m.inFlight : Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
-    if (m.classes) {
+    if (all) {
       run.decide(i, undefined);
       continue;
     }
@@ -59,6 +61,8 @@ class Deciding {
   readonly #queue: QueueEntry[];
   /** With tenants: backups in flight or promoted per tenant, and each member's class by name. */
   readonly #tenants: { readonly flying: Map<string, number>; readonly classOf: ReadonlyMap<string, string | undefined> } | undefined;
+  /** With budgets: backups in flight, promoted and held per budget (with budgets, every plan decides from the first queued member). */
+  readonly #budgets: BudgetBook | undefined;
 
   constructor(m: Memory, was: Decisions, from: number) {
     const n = m.index.size;
@@ -76,37 +80,49 @@ class Deciding {
     this.#promotions = was.promotions.slice(0, this.#promotedBefore[from]);
     this.#queue = was.queue.slice(0, this.#queuedBefore[from]);
     this.#tenants = m.classes && tenantsAt(m, m.classes);
+    this.#budgets = budgetBook(m);
   }
 
   /**
-   * Member i starts when it waits behind no one and a slot is free; otherwise it queues.
+   * Member i starts when it waits behind no one, its tenant is under its limit, each of its
+   * budgets has room and a slot is free; otherwise it queues.
    * `before`: its last decision, kept if it comes out the same.
    */
   decide(i: number, before: Decided | undefined): void {
-    const m = this.#m;
-    const blocked = m.blocked[i] as Blockers;
-    const b = m.index.member(i);
+    const blocked = this.#m.blocked[i] as Blockers;
     const tenancy = this.#tenancyOf(i);
-    let d: Decided;
-    if (blocked.blockers.length === 0 && !tenancy?.held && this.#promotions.length < this.#limit - m.inFlight) {
-      const inUse = m.inFlight + this.#promotions.length + 1;
-      d =
-        before && !(before instanceof Queued) && before.inUse === inUse
-          ? before
-          : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
-      this.#promotions.push(d.promotion);
-      if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
-    } else {
-      const position = this.#queue.length + 1;
-      d =
-        before instanceof Queued && before.position === position
-          ? before
-          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy);
-      this.#queue.push(d);
-    }
-    this.#each[i] = d;
+    const free = blocked.blockers.length === 0 && !tenancy?.held;
+    const budget = free ? this.#budgets?.holdOf(i) : undefined;
+    const slot = this.#promotions.length < this.#limit - this.#m.inFlight;
+    this.#each[i] = free && !budget && slot ? this.#start(i, before, tenancy) : this.#wait(i, before, blocked, tenancy, budget);
     this.#promotedBefore[i + 1] = this.#promotions.length;
     this.#queuedBefore[i + 1] = this.#queue.length;
+  }
+
+  #start(i: number, before: Decided | undefined, tenancy: Tenancy | undefined): Decided {
+    const m = this.#m;
+    const b = m.index.member(i);
+    const inUse = m.inFlight + this.#promotions.length + 1;
+    const d =
+      before && !(before instanceof Queued) && before.inUse === inUse
+        ? before
+        : { inUse, promotion: { backup: b.name, level: b.scope.level, reason: startReason(b.scope, inUse, this.#limit) } };
+    this.#promotions.push(d.promotion);
+    if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
+    this.#budgets?.started(i);
+    return d;
+  }
+
+  #wait(i: number, before: Decided | undefined, blocked: Blockers, tenancy: Tenancy | undefined, budget: BudgetHold | undefined): Decided {
+    const m = this.#m;
+    if (budget) this.#budgets?.held(i);
+    const position = this.#queue.length + 1;
+    const d =
+      before instanceof Queued && before.position === position
+        ? before
+        : new Queued(m.index.member(i), m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy, budget);
+    this.#queue.push(d);
+    return d;
   }
 
   /** Member i's tenant, and whether its tenant is at its limit (undefined without tenants). */

@@ -2,8 +2,9 @@ import type { Blockers } from "../conflict/claimIndex.js";
 import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import type { ConflictLevel } from "../model.js";
 import type { Ordered } from "./order.js";
+import type { BudgetHold } from "./budgets.js";
 import type { QueueEntry } from "./planModel.js";
-import { tenantLimitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
+import { budgetReason, tenantLimitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
 
 /** What a queued backup's entry knows of tenants, when the policy has them. */
 export interface Tenancy {
@@ -31,10 +32,19 @@ export class Queued implements QueueEntry {
   readonly #blockers: readonly ScopedBackup[];
   readonly #limit: number;
   readonly #tenancy: Tenancy | undefined;
+  readonly #budget: BudgetHold | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
-  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number, tenancy?: Tenancy) {
+  constructor(
+    b: ScopedBackup,
+    o: Ordered,
+    position: number,
+    { blockers, more }: Blockers,
+    limit: number,
+    tenancy?: Tenancy,
+    budget?: BudgetHold,
+  ) {
     this.backup = b.name;
     this.position = position;
     this.priority = o.priority;
@@ -45,6 +55,7 @@ export class Queued implements QueueEntry {
     this.#blockers = blockers;
     this.#limit = limit;
     this.#tenancy = tenancy;
+    this.#budget = budget;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
@@ -54,7 +65,9 @@ export class Queued implements QueueEntry {
       const reason =
         conflicts.length === 0 && t?.held && t.tenant !== undefined
           ? tenantLimitReason(t.tenant, t.held)
-          : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+          : conflicts.length === 0 && this.#budget
+            ? budgetReason(this.#budget)
+            : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
       this.#details = { conflicts, reason };
     }
     return this.#details;
@@ -71,6 +84,10 @@ export class Queued implements QueueEntry {
   /** Its tenant, when the policy has tenants. */
   get tenant(): string | undefined {
     return this.#tenancy?.tenant;
+  }
+  /** The budget that holds it, when one does. */
+  get budget(): BudgetHold | undefined {
+    return this.#budget;
   }
   /** Why it waits, in words its tenant may read (only when the policy has tenants). */
   get tenantReason(): string | undefined {
@@ -90,13 +107,14 @@ export class Queued implements QueueEntry {
       others,
       more: this.moreBlockers === true,
       ...(t.held ? { held: t.held } : {}),
+      ...(this.#budget ? { budget: this.#budget } : {}),
       ahead: this.position - 1,
       namespaceLevel: this.#of.scope.levelReason !== undefined,
     });
   }
 
   toJSON(): QueueEntry {
-    const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
+    const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason, budget } = this;
     const tenancy = this.#tenancy ? { tenant: this.tenant, tenantReason: this.tenantReason } : {};
     return {
       backup,
@@ -109,6 +127,7 @@ export class Queued implements QueueEntry {
       ...(moreBlockers ? { moreBlockers } : {}),
       reason,
       ...tenancy,
+      ...(budget ? { budget } : {}),
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { Conflict } from "../conflict/conflicts.js";
 import { describeConflict } from "../conflict/conflicts.js";
 import type { BackupScope } from "../scope/scope.js";
+import type { BudgetHold, BudgetKind } from "./budgets.js";
 
 // The words a person reads, shared by the plan and the admission verdicts.
 
@@ -46,6 +47,8 @@ export interface TenantWait {
   readonly others: number;
   readonly more: boolean;
   readonly held?: TenantHold;
+  /** Set when a budget holds it. */
+  readonly budget?: BudgetHold;
   /** Queued backups ahead of it. */
   readonly ahead: number;
   readonly namespaceLevel: boolean;
@@ -66,8 +69,34 @@ export function tenantWaitReason(w: TenantWait): string {
   const level = w.namespaceLevel ? " (judged at Namespace level)" : "";
   if (behind.length > 0) return behind.join("; ") + (w.more ? "; and behind more backups" : "") + level;
   if (w.held) return `waits for its tenant's limit: ${w.held.inFlight} of ${w.held.limit} backups in flight${level}`;
+  if (w.budget) return tenantBudgetReason(w.budget) + level;
   return `waits for a free slot: ${counted(w.ahead, "backup")} ahead${level}`;
 }
 
 /** A supersession in words a tenant may read (the newer run is not named). */
 export const TENANT_SUPERSEDED = "superseded by a newer run of its schedule (serialWorkloads: Replace)";
+
+const BUDGET_WORK: Readonly<Record<BudgetKind, string>> = {
+  backupsPerStorageLocation: "backups to storage location",
+  snapshotsPerDriver: "snapshots on driver",
+  snapshotsPerStorageClass: "snapshots of storage class",
+  fsBackupsPerNode: "file-system backups on node",
+};
+
+function budgetWait(h: BudgetHold): string {
+  const kept = h.kept > 0 ? `, ${h.kept} kept for ${h.kept === 1 ? "a backup" : "backups"} ahead` : "";
+  return `waits for budget ${BUDGET_WORK[h.kind]} ${h.name}: ${h.inFlight} of ${h.limit} backups in flight${kept}`;
+}
+
+/** Why a backup waits for a budget (docs/rules.md, "Budgets"), for administrators: the budget and its policy key. */
+export function budgetReason(h: BudgetHold): string {
+  return `${budgetWait(h)} (budgets.${h.kind})`;
+}
+
+/**
+ * The same in words a tenant may read: the budget's name comes from the tenant's own backup (its
+ * storage location, its volumes' driver or storage class, its pods' node); counts, no backup named.
+ */
+export function tenantBudgetReason(h: BudgetHold): string {
+  return budgetWait(h);
+}
