@@ -80,7 +80,8 @@ export const policySchema = z.strictObject({
  * (`*`, `?`, `[...]`, `{a,b}`). Names no key matches have no budget.
  */
 function budgetLimits() {
-  const limit = z.number().int().min(1).max(1000);
+  // An integer check that does not abort, so that a bad limit in a map is reported at its key, not as the union's.
+  const limit = z.number().min(1).max(1000).refine(Number.isInteger, { error: "expected an integer" });
   return z.union([limit, z.record(z.string().min(1), limit)], {
     error: "expected a limit (an integer from 1 to 1000) or a map of names or patterns to limits",
   });
