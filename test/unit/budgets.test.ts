@@ -9,6 +9,9 @@ import { parsePolicy, policySchema, type Policy } from "../../src/core/policy.js
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import { scopeOf } from "../../src/core/scope/scope.js";
 import { trim } from "../../src/core/velero/objects.js";
+import { prepareTrace, simulate } from "../../src/sim/engine.js";
+import { strategies } from "../../src/sim/strategies.js";
+import { parseTrace } from "../../src/sim/trace.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
 import { cluster } from "./support/cluster.js";
 
@@ -654,5 +657,34 @@ describe("no starvation with budgets (property)", () => {
       { numRuns: 20 },
     );
     expect(result.failed).toBe(true);
+  });
+});
+
+describe("the simulator honours budgets (it replays through plan())", () => {
+  /** Start times of three backups that each snapshot a csi.a volume, arriving together, 100 s each. */
+  const startsUnder = (policyDoc: object) => {
+    const items = ["s0", "s1", "s2"].flatMap((w) => [ns(w), pod(w, "db", { claims: ["data"] }), ...boundClaim(w, "data", { pvOpts: { csiDriver: "csi.a" } })]);
+    const backups = ["s0", "s1", "s2"].map((w) => ({ name: `b-${w}`, spec: { includedNamespaces: [w] }, arrival: 0, duration: 100 }));
+    const r = parseTrace({ cluster: { kind: "List", items }, backups, policy: policyDoc }, "budgets");
+    if (!r.ok) throw new Error(r.error);
+    const policy = r.trace.policy as Policy;
+    const itemblock = strategies(policy).find((x) => x.name === "itemblock")!;
+    return Object.fromEntries(simulate(prepareTrace(r.trace, policy), itemblock).runs.map((x) => [x.name, x.start]));
+  };
+
+  it.each([
+    {
+      name: "two at a time on driver csi.a: the third starts when the first is done",
+      budgets: { snapshotsPerDriver: { "csi.a": 2 } },
+      expected: { "b-s0": 0, "b-s1": 0, "b-s2": 100 },
+    },
+    {
+      name: "one at a time on storage class standard",
+      budgets: { snapshotsPerStorageClass: { standard: 1 } },
+      expected: { "b-s0": 0, "b-s1": 100, "b-s2": 200 },
+    },
+    { name: "positive control: without budgets all three start at once", budgets: undefined, expected: { "b-s0": 0, "b-s1": 0, "b-s2": 0 } },
+  ])("$name", ({ budgets, expected }) => {
+    expect(startsUnder({ maxConcurrentBackups: 4, ...(budgets ? { budgets } : {}) })).toEqual(expected);
   });
 });
