@@ -136,9 +136,10 @@ class PartClaims {
   readonly #view: ClusterView;
   readonly #contents: NamespaceContents;
   readonly #trace: ActionTrace | undefined;
-  readonly #drivers = new Set<string>();
-  readonly #classes = new Set<string>();
-  readonly #nodes = new Set<string>();
+  // Made on first use: most parts do no volume work, and a plan makes thousands of parts.
+  #drivers: Set<string> | undefined;
+  #classes: Set<string> | undefined;
+  #nodes: Set<string> | undefined;
 
   constructor(ctx: PartContext, view: ClusterView, contents: NamespaceContents, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
@@ -148,17 +149,17 @@ class PartClaims {
   }
 
   work(): VolumeWork {
-    if (this.#drivers.size + this.#classes.size + this.#nodes.size === 0) return NO_WORK;
-    const sorted = (s: ReadonlySet<string>) => [...s].sort(byString);
+    if (!this.#drivers && !this.#classes && !this.#nodes) return NO_WORK;
+    const sorted = (s: ReadonlySet<string> | undefined) => (s ? [...s].sort(byString) : []);
     return { snapshotDrivers: sorted(this.#drivers), snapshotClasses: sorted(this.#classes), fsBackupNodes: sorted(this.#nodes) };
   }
 
   /** A snapshot of `pv` (claimed by `pvc`): its CSI driver and storage class (the claim's, else the volume's). */
   #snapshotWork(pv: PvInfo | undefined, pvc: PvcInfo | undefined): void {
     const driver = pv?.csi?.driver;
-    if (driver) this.#drivers.add(driver);
+    if (driver) (this.#drivers ??= new Set()).add(driver);
     const storageClass = pvc?.storageClassName || pv?.storageClassName;
-    if (storageClass) this.#classes.add(storageClass);
+    if (storageClass) (this.#classes ??= new Set()).add(storageClass);
   }
 
   #claim(unit: string, reason: string, rank: number, key: string): void {
@@ -184,7 +185,7 @@ class PartClaims {
       for (const volume of this.#ctx.volumes.fsBackupVolumes(pod)) {
         this.#claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
-        if (pod.nodeName) this.#nodes.add(pod.nodeName);
+        if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
       }
     }
   }
