@@ -92,7 +92,8 @@ export interface VolumeWork {
   readonly fsBackupNodes: readonly string[];
 }
 
-export const NO_WORK: VolumeWork = Object.freeze({ snapshotDrivers: [], snapshotClasses: [], fsBackupNodes: [] });
+// Not frozen: a frozen object gets a map of its own in V8, and parts read `work` in one shape.
+export const NO_WORK: VolumeWork = { snapshotDrivers: [], snapshotClasses: [], fsBackupNodes: [] };
 
 /** The work of several parts together. */
 export function joinWork(works: readonly VolumeWork[]): VolumeWork {
