@@ -257,7 +257,7 @@ describe("a budget holds a backup that conflicts with nothing (docs/rules.md: Bu
     if (of) expect(entry(p, of)?.reason).toContain(reason);
   });
 
-  it("the entry carries the budget that holds it (queue -o json)", () => {
+  it("the entry carries the budget that holds it (plan and explain -o json)", () => {
     const p = run(withBudgets({ snapshotsPerDriver: { "csi.a": 1 } }), flying("run-a", "ns-a"), bk("q-b", "ns-b"));
     expect(JSON.parse(JSON.stringify(entry(p, "q-b")))).toMatchObject({
       budget: { kind: "snapshotsPerDriver", name: "csi.a", inFlight: 1, kept: 0, limit: 1 },
