@@ -518,6 +518,29 @@ describe("budget invariants (properties)", () => {
     );
   });
 
+  /** Tenant-readable texts (with tenants in the policy) that name a backup (`bk-N`) or a namespace (`pN`). */
+  const naming = (gs: readonly GenBackup[], policy: Policy, text: (q: Plan["queue"][number]) => string | undefined) =>
+    plan(estateOf(gs), { ...policy, tenants: policy.tenants ?? policySchema.parse({ tenants: {} }).tenants }, NOW)
+      .queue.map(text)
+      .filter((t): t is string => t !== undefined && /bk-\d|\bp\d/.test(t));
+
+  it("a tenant's texts name no backup and no namespace, budget holds included", () => {
+    fc.assert(
+      fc.property(genBackups, genPolicy, (gs, policy) => {
+        expect(naming(gs, policy, (q) => q.tenantReason)).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("the check finds a name (positive control): the administrators' reasons name them", () => {
+    const result = fc.check(
+      fc.property(genBackups, genPolicy, (gs, policy) => naming(gs, policy, (q) => q.reason).length === 0),
+      { numRuns: 300 },
+    );
+    expect(result.failed).toBe(true);
+  });
+
   it("is deterministic: the same backups in any order give the same plan", () => {
     const input = fc.tuple(genBackups, genPolicy).chain(([gs, policy]) => {
       const objects = [...genEstateObjects, ...gs.map(backupOf)];
