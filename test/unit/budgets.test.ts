@@ -280,6 +280,33 @@ describe("a budget holds a backup that conflicts with nothing (docs/rules.md: Bu
   });
 });
 
+describe("a budget-held backup keeps a unit of its tenant's limit (docs/rules.md: Budgets)", () => {
+  const TENANT = "example.com/tenant";
+  const of = (tenant: string): { labels: Record<string, string> } => ({ labels: { [TENANT]: tenant } });
+  const backups = [
+    backup("run-admin", { includedNamespaces: ["ns-a"] }, { phase: "InProgress", created: at(0) }),
+    backup("run-t", { includedNamespaces: ["ns-c"], snapshotVolumes: false }, { phase: "InProgress", created: at(0), ...of("t") }),
+    backup("x", { includedNamespaces: ["ns-b"] }, { created: at(1), ...of("t") }),
+    backup("y", { includedNamespaces: ["ns-d"], snapshotVolumes: false }, { created: at(2), ...of("t") }),
+  ];
+  it.each<{ name: string; maxInFlightPerTenant: number; expectStarted: string[]; reason?: string; tenantReason?: string }>([
+    {
+      name: "x waits for driver csi.a and keeps its tenant's second unit: y, behind it, may not take it",
+      maxInFlightPerTenant: 2,
+      expectStarted: [],
+      reason: "waits for its tenant's limit: tenant t has 1 of 2 backups in flight, 1 kept for a backup ahead (tenants.maxInFlightPerTenant)",
+      tenantReason: "waits for its tenant's limit: 1 of 2 backups in flight, 1 kept for a backup ahead",
+    },
+    { name: "with room for both, y starts", maxInFlightPerTenant: 3, expectStarted: ["y"] },
+  ])("$name", ({ maxInFlightPerTenant, expectStarted, reason, tenantReason }) => {
+    const policy = withBudgets({ snapshotsPerDriver: { "csi.a": 1 } }, { tenants: { label: TENANT, maxInFlightPerTenant } });
+    const p = run(policy, ...backups);
+    expect(started(p)).toEqual(expectStarted);
+    expect(entry(p, "x")?.reason).toBe("waits for budget snapshots on driver csi.a: 1 of 1 backups in flight (budgets.snapshotsPerDriver)");
+    if (reason) expect(entry(p, "y")).toMatchObject({ reason, tenantReason });
+  });
+});
+
 describe("budget reasons a tenant may read (docs/rules.md: Budgets, Tenant-safe visibility)", () => {
   const nab = (name: string, tenant: string, o: { phase?: string; minute: number }) =>
     backup(

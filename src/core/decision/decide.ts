@@ -60,7 +60,13 @@ class Deciding {
   readonly #promotions: Promotion[];
   readonly #queue: QueueEntry[];
   /** With tenants: backups in flight or promoted per tenant, and each member's class by name. */
-  readonly #tenants: { readonly flying: Map<string, number>; readonly classOf: ReadonlyMap<string, string | undefined> } | undefined;
+  readonly #tenants:
+    | {
+        readonly flying: Map<string, number>;
+        readonly kept: Map<string, number>;
+        readonly classOf: ReadonlyMap<string, string | undefined>;
+      }
+    | undefined;
   /** With budgets: backups in flight, promoted and held per budget (with budgets, every plan decides from the first queued member). */
   readonly #budgets: BudgetBook | undefined;
 
@@ -115,7 +121,12 @@ class Deciding {
 
   #wait(i: number, before: Decided | undefined, blocked: Blockers, tenancy: Tenancy | undefined, budget: BudgetHold | undefined): Decided {
     const m = this.#m;
-    if (budget) this.#budgets?.held(i);
+    if (budget) {
+      // A budget-held backup keeps a unit of its budgets and of its tenant's limit, so that neither
+      // fills behind it while it waits for the other (docs/rules.md, "Budgets").
+      this.#budgets?.held(i);
+      if (tenancy?.tenant !== undefined) this.#tenants?.kept.set(tenancy.tenant, (this.#tenants.kept.get(tenancy.tenant) ?? 0) + 1);
+    }
     const position = this.#queue.length + 1;
     const d =
       before instanceof Queued && before.position === position
@@ -132,7 +143,9 @@ class Deciding {
     const tenant = this.#m.classes?.[i];
     const limit = this.#m.policy.tenants?.maxInFlightPerTenant;
     const inFlight = tenant === undefined ? 0 : (t.flying.get(tenant) ?? 0);
-    const held = limit !== undefined && tenant !== undefined && inFlight >= limit ? { inFlight, limit } : undefined;
+    const kept = tenant === undefined ? 0 : (t.kept.get(tenant) ?? 0);
+    const held =
+      limit !== undefined && tenant !== undefined && inFlight + kept >= limit ? { inFlight, limit, ...(kept ? { kept } : {}) } : undefined;
     return { tenant, held, classOf: t.classOf };
   }
 
@@ -171,7 +184,7 @@ function tenantsAt(m: Memory, classes: readonly (string | undefined)[]) {
     classOf.set(m.index.member(i).name, tenant);
     if (i < m.inFlight && tenant !== undefined) flying.set(tenant, (flying.get(tenant) ?? 0) + 1);
   }
-  return { flying, classOf };
+  return { flying, kept: new Map<string, number>(), classOf };
 }
 
 /** The plan people read: the decisions, with overlaps worked out now and queue reasons on first read. */

@@ -29,13 +29,17 @@ export function overlapReason(c: Conflict, name: string): string {
 
 /** Why a backup waits for its tenant's limit (tenants.maxInFlightPerTenant), for administrators. */
 export function tenantLimitReason(tenant: string, held: TenantHold): string {
-  return `waits for its tenant's limit: tenant ${tenant} has ${held.inFlight} of ${held.limit} backups in flight (tenants.maxInFlightPerTenant)`;
+  return `waits for its tenant's limit: tenant ${tenant} has ${held.inFlight} of ${held.limit} backups in flight${keptNote(held.kept)} (tenants.maxInFlightPerTenant)`;
 }
 
 export interface TenantHold {
   readonly inFlight: number;
   readonly limit: number;
+  /** Units of the limit kept for the tenant's budget-held backups ahead (docs/rules.md, "Budgets"). */
+  readonly kept?: number;
 }
+
+const keptNote = (kept: number | undefined) => (kept ? `, ${kept} kept for ${kept === 1 ? "a backup" : "backups"} ahead` : "");
 
 /** What a tenant may read of a wait: counts per reason class (docs/rules.md, "Tenant-safe visibility"). */
 export interface TenantWait {
@@ -68,7 +72,8 @@ export function tenantWaitReason(w: TenantWait): string {
   if (w.others > 0) behind.push(`waits behind ${counted(w.others, "other backup")} of its namespaces`);
   const level = w.namespaceLevel ? " (judged at Namespace level)" : "";
   if (behind.length > 0) return behind.join("; ") + (w.more ? "; and behind more backups" : "") + level;
-  if (w.held) return `waits for its tenant's limit: ${w.held.inFlight} of ${w.held.limit} backups in flight${level}`;
+  if (w.held)
+    return `waits for its tenant's limit: ${w.held.inFlight} of ${w.held.limit} backups in flight${keptNote(w.held.kept)}${level}`;
   if (w.budget) return tenantBudgetReason(w.budget) + level;
   return `waits for a free slot: ${counted(w.ahead, "backup")} ahead${level}`;
 }
@@ -84,8 +89,7 @@ const BUDGET_WORK: Readonly<Record<BudgetKind, string>> = {
 };
 
 function budgetWait(h: BudgetHold): string {
-  const kept = h.kept > 0 ? `, ${h.kept} kept for ${h.kept === 1 ? "a backup" : "backups"} ahead` : "";
-  return `waits for budget ${BUDGET_WORK[h.kind]} ${h.name}: ${h.inFlight} of ${h.limit} backups in flight${kept}`;
+  return `waits for budget ${BUDGET_WORK[h.kind]} ${h.name}: ${h.inFlight} of ${h.limit} backups in flight${keptNote(h.kept)}`;
 }
 
 /** Why a backup waits for a budget (docs/rules.md, "Budgets"), for administrators: the budget and its policy key. */
