@@ -10,6 +10,7 @@ import type { Policy } from "../core/policy.js";
 import type { BackupScope } from "../core/scope/scope.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import { admissionVerdict, createRefusal, promotionsOf, type BaseEntry, type QueueBase, type QueueSnapshot } from "../core/decision/verdicts.js";
+import { hasBudgets } from "../core/decision/budgets.js";
 import type { ClusterView } from "../core/view.js";
 import type { ClusterCache } from "../cluster/cache.js";
 import type { PolicySource } from "../policy/source.js";
@@ -241,8 +242,9 @@ export class AdmissionEngine {
    */
   decide(candidate: BackupInfo, now: number): AdmissionDecision {
     const policy = this.o.policy.current();
-    // The fair order and tenants' limits are the plan's alone: with tenants, the full plan judges (slower, the same rule).
-    if (policy.tenants) return decideAdmission({ view: this.o.cache.view, backups: this.o.cache.backups() }, policy, now, candidate, { cache: this.scopes });
+    // The fair order, tenants' limits and budgets are the plan's alone: with them, the full plan judges (slower, the same rule).
+    if (policy.tenants || hasBudgets(policy))
+      return decideAdmission({ view: this.o.cache.view, backups: this.o.cache.backups() }, policy, now, candidate, { cache: this.scopes });
     return admissionVerdict(this.snapshot(now), candidate);
   }
 

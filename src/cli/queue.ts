@@ -1,6 +1,7 @@
 import { decideAdmission } from "../core/decision/admission.js";
 import { IN_FLIGHT_PHASES, KEYS, type BackupInfo } from "../core/model.js";
 import { trim } from "../core/velero/objects.js";
+import type { BudgetHold } from "../core/decision/budgets.js";
 import { basePriority, effectivePriorityOf } from "../core/decision/order.js";
 import { plan, type Plan, type Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
@@ -162,6 +163,8 @@ export interface Explanation {
   readonly levelReason?: string;
   readonly position?: number;
   readonly waitingFor?: readonly string[];
+  /** The budget that holds it (docs/rules.md, "Budgets"). */
+  readonly budget?: BudgetHold;
   readonly reasons: readonly string[];
   readonly warnings: readonly string[];
   /** The sentence the text form prints. */
@@ -205,6 +208,7 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
       state: "Queued",
       position: entry.position,
       waitingFor: entry.waitingFor,
+      ...(entry.budget ? { budget: entry.budget } : {}),
       reasons: [entry.reason],
       summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}`,
     };
@@ -243,6 +247,10 @@ export function renderExplanation(e: Explanation, format: Format): string {
     ...field("level reason", e.levelReason),
     ...field("position", e.position),
     ...field("waiting for", e.waitingFor?.join(", ")),
+    ...field(
+      "budget",
+      e.budget && `${e.budget.name} (budgets.${e.budget.kind}): ${e.budget.inFlight} in flight, ${e.budget.kept} kept, limit ${e.budget.limit}`,
+    ),
   ].join("\n");
 }
 

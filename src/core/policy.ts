@@ -1,3 +1,4 @@
+import picomatch from "picomatch";
 import { z } from "zod";
 import { windowSchema } from "./windowPolicy.js";
 
@@ -59,7 +60,49 @@ export const policySchema = z.strictObject({
     .optional(),
   /** Start windows (docs/rules.md, "Windows"): absent, a backup may start at any time. */
   windows: z.array(windowSchema).optional(),
+  /** Budgets (docs/rules.md, "Budgets"): limits on backups in flight that do one kind of work; absent, none. */
+  budgets: z
+    .strictObject({
+      /** The storage location of a backup whose spec.storageLocation is empty (Velero's default location). */
+      defaultStorageLocation: z.string().min(1).default("default"),
+      /** Backups in flight per storage location (spec.storageLocation). */
+      backupsPerStorageLocation: budgetLimits().optional(),
+      /** Backups in flight that snapshot a volume of the CSI driver. */
+      snapshotsPerDriver: budgetLimits().optional(),
+      /** Backups in flight that snapshot a volume of the storage class. */
+      snapshotsPerStorageClass: budgetLimits().optional(),
+      /** Backups in flight that copy a volume of a pod on the node with a file-system backup. */
+      fsBackupsPerNode: budgetLimits().optional(),
+    })
+    .superRefine(refusePatterns)
+    .optional(),
 });
+
+/**
+ * One kind of budget: a limit for every name, or limits by name; a key may be a pattern
+ * (`*`, `?`, `[...]`, `{a,b}`). Names no key matches have no budget.
+ */
+function budgetLimits() {
+  // An integer check that does not abort, so that a bad limit in a map is reported at its key, not as the union's.
+  const limit = z.number().min(1).max(1000).refine(Number.isInteger, { error: "expected an integer" });
+  return z.union([limit, z.record(z.string().min(1), limit)], {
+    error: "expected a limit (an integer from 1 to 1000) or a map of names or patterns to limits",
+  });
+}
+
+/** A budget key the matcher (velero/glob.ts) could not compile would match nothing: refused here instead, naming it. */
+function refusePatterns(budgets: Readonly<Record<string, unknown>>, ctx: z.RefinementCtx): void {
+  for (const [kind, limits] of Object.entries(budgets)) {
+    if (typeof limits !== "object" || limits === null) continue;
+    for (const key of Object.keys(limits)) {
+      try {
+        picomatch(key, { strictBrackets: true });
+      } catch (e) {
+        ctx.addIssue({ code: "custom", path: [kind, key], message: `not a usable pattern: ${(e as Error).message}` });
+      }
+    }
+  }
+}
 
 export type Policy = z.output<typeof policySchema>;
 

@@ -199,9 +199,17 @@ describe("admission engine = core decideAdmission", () => {
       backups: [],
       candidate: app("cart", "cart", { created: "" }),
     },
-  ])("$name", async ({ policy, backups, candidate }) => {
+    {
+      name: "budgets: a backup held by a budget waits though a slot is free (the plan's budgets)",
+      policy: policySchema.parse({ priorities: { agingSeconds: 0 }, budgets: { snapshotsPerStorageClass: { standard: 1 } } }),
+      backups: [backup("pg", { includedNamespaces: ["data"] }, { phase: "InProgress", created: at(0) })],
+      candidate: app("cart", "cart", { created: "" }),
+    },
+  ])("$name", async ({ name, policy, backups, candidate }) => {
     const { expected, actual } = await both(policy, backups, candidate);
     expect(actual).toEqual(expected);
+    if (name.startsWith("budgets"))
+      expect(expected.reasons).toEqual(["waits for budget snapshots of storage class standard: 1 of 1 backups in flight (budgets.snapshotsPerStorageClass)"]);
   });
 
   // Start windows at NOW (12:00 UTC): runs of h are held (one with a max wait it has passed),

@@ -601,6 +601,27 @@ const boundaries: Boundary[] = [
       "yes",
     ],
   },
+  {
+    value: ["policy", "budgets"],
+    policy: ["budgets"],
+    candidates: [
+      {},
+      {
+        defaultStorageLocation: "primary",
+        backupsPerStorageLocation: { default: 2, "*": 4 },
+        snapshotsPerDriver: 3,
+        snapshotsPerStorageClass: { gold: 1 },
+        fsBackupsPerNode: { "worker-*": 2 },
+      },
+      { fsBackupsPerNode: 0 },
+      { snapshotsPerDriver: { "csi.a": 1.5 } },
+      { snapshotsPerDriver: { "csi.a": 1001 } },
+      { snapshotsPerStorageClass: "many" },
+      { defaultStorageLocation: "" },
+      { snapshotsPerDrivers: 2 },
+      "yes",
+    ],
+  },
 ];
 
 /** A copy of `o` with `value` at `path`. */

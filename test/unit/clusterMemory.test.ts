@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compactVersion } from "../../src/kube/reflector.js";
-import { Interner, slimPod } from "../../src/cluster/slim.js";
+import { Interner, slimPod, slimPv, slimPvc } from "../../src/cluster/slim.js";
 import { trim } from "../../src/core/velero/objects.js";
-import { pod } from "../support/builders.js";
+import type { PodInfo, PvcInfo, PvInfo } from "../../src/core/model.js";
+import { pod, pv, pvc } from "../support/builders.js";
 
 // The memory savings of the cluster cache (bench/rss.bench.ts, heap snapshot of 100k pods and
 // 100k PVCs) must not change what the cache decides.
@@ -49,5 +50,25 @@ describe("a label repeating the pod's name", () => {
     expect(first.labels).toEqual(full.labels);
     expect(second.labels).toEqual({ app: "db", "statefulset.kubernetes.io/pod-name": "db-1" });
     expect(i.size).toBe(tableAfterOne); // only shared strings were added by the first pod
+  });
+});
+
+describe("what budgets read survives slimming (docs/rules.md, Budgets)", () => {
+  const read = <T>(kind: "Pod" | "PersistentVolumeClaim" | "PersistentVolume", o: object): T => {
+    const r = trim(kind, JSON.parse(JSON.stringify(o)));
+    if (!r.ok) throw r.error;
+    return r.value as T;
+  };
+  it("a pod's node, a claim's storage class, a volume's CSI driver and storage class", () => {
+    const i = new Interner();
+    const p = slimPod(read<PodInfo>("Pod", pod("shop", "db-0", { node: "worker-3" })), i);
+    const c = slimPvc(read<PvcInfo>("PersistentVolumeClaim", pvc("shop", "data", { storageClass: "gold" })), i);
+    const v = slimPv(read<PvInfo>("PersistentVolume", pv("pv-1", { csiDriver: "ebs.csi.aws.com", storageClass: "gold" })), i);
+    expect({ node: p.nodeName, claimClass: c.storageClassName, driver: v.csi?.driver, volumeClass: v.storageClassName }).toEqual({
+      node: "worker-3",
+      claimClass: "gold",
+      driver: "ebs.csi.aws.com",
+      volumeClass: "gold",
+    });
   });
 });

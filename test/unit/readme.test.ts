@@ -43,8 +43,11 @@ describe("README policy reference", () => {
     const documented = new Map(rows.map(([key, def]) => [key?.replaceAll("`", ""), def]));
     // Optional sections and keys (absent from the default policy) say what their absence means.
     const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset" };
-    const withSections = policySchema.parse({ tenants: {} });
-    const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(([k]) => k.startsWith("tenants."))].map(([k, v]) => [k, code(v)]));
+    const budgetLimits = ["backupsPerStorageLocation", "snapshotsPerDriver", "snapshotsPerStorageClass", "fsBackupsPerNode"];
+    Object.assign(optional, { budgets: "absent" }, Object.fromEntries(budgetLimits.map((k) => [`budgets.${k}`, "unset"])));
+    const withSections = policySchema.parse({ tenants: {}, budgets: {} });
+    const inSection = ([k]: [string, unknown]) => k.startsWith("tenants.") || k.startsWith("budgets.");
+    const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(inSection)].map(([k, v]) => [k, code(v)]));
     // Each start window's keys, as `windows[].key`, with the defaults a window gets.
     const window = policySchema.parse({ windows: [{ allow: [{ start: "22:00", end: "05:00" }] }] }).windows?.[0] ?? {};
     for (const [k, v] of leaves(window)) schema.set(`windows[].${k}`, code(v));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plan, type Plan } from "../../src/core/decision/plan.js";
-import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
+import { DEFAULT_POLICY, policySchema, type Policy } from "../../src/core/policy.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import { scopeOf } from "../../src/core/scope/scope.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
@@ -47,6 +47,20 @@ const snapshot = () =>
 describe("objects a plan makes in bulk keep one shape", () => {
   const made: Plan = plan(snapshot(), policy, NOW);
   const again = plan(snapshot(), policy, NOW, { cache: new ScopeCache() });
+  // A backup held by a budget, one waiting behind it, and a part that claims a unit for hooks alone (no volume work).
+  const withBudgets: Plan = plan(
+    cluster(
+      ...["a", "b"].flatMap((n) => [ns(n), pod(n, "db", { claims: ["data"] }), ...boundClaim(n, "data")]),
+      ns("c"),
+      pod("c", "hooked", { annotations: { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } }),
+      backup("run-a", { includedNamespaces: ["a"] }, { phase: "InProgress", created: "2026-01-01T10:00:00Z" }),
+      backup("q-b", { includedNamespaces: ["b"] }, { created: "2026-01-01T10:01:00Z" }),
+      backup("q-b-again", { includedNamespaces: ["b"] }, { created: "2026-01-01T10:02:00Z" }),
+      backup("q-c", { includedNamespaces: ["c"] }, { created: "2026-01-01T10:03:00Z" }),
+    ),
+    policySchema.parse({ maxConcurrentBackups: 4, budgets: { snapshotsPerStorageClass: 1 } }),
+    NOW,
+  );
 
   it("the check tells shapes apart (positive control)", () => {
     expect(shapesOf([{ a: 1 }, { a: 2 }])).toHaveLength(1);
@@ -66,6 +80,9 @@ describe("objects a plan makes in bulk keep one shape", () => {
     expect(scopes.some((s) => s.serialKey !== undefined) && scopes.some((s) => s.serialKey === undefined)).toBe(true);
     expect(scopes.some((s) => s.errors.length > 0)).toBe(true);
     expect(made.queue.some((q) => q.moreBlockers) && made.queue.some((q) => !q.moreBlockers)).toBe(true);
+    expect(withBudgets.queue.some((q) => q.budget) && withBudgets.queue.some((q) => !q.budget)).toBe(true);
+    const parts = [...withBudgets.scopes.values()].flatMap((s) => s.claims.parts);
+    expect(parts.some((p) => p.work.snapshotClasses.length > 0) && parts.some((p) => p.work.snapshotClasses.length === 0)).toBe(true);
   });
 
   it.each([
@@ -74,6 +91,8 @@ describe("objects a plan makes in bulk keep one shape", () => {
     { kind: "scopes of two caches", objects: () => [...made.scopes.values(), ...again.scopes.values()] },
     { kind: "scope parts", objects: () => [...made.scopes.values()].flatMap((s) => s.claims.parts) },
     { kind: "queue entries", objects: () => made.queue },
+    { kind: "queue entries, some held by a budget", objects: () => withBudgets.queue },
+    { kind: "scope parts with and without volume work", objects: () => [...withBudgets.scopes.values()].flatMap((s) => s.claims.parts) },
     { kind: "promotions", objects: () => made.promotions },
   ])("$kind", ({ objects }) => {
     expect(shapesOf(objects())).toHaveLength(1);

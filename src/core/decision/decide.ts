@@ -1,5 +1,6 @@
 import type { Blockers, ClaimIndex } from "../conflict/claimIndex.js";
 import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { budgetBook, hasBudgets, type BudgetBook, type BudgetHold } from "./budgets.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking, type Started } from "./planMemory.js";
@@ -31,11 +32,12 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     from = Math.min(from, i);
     last = Math.max(last, i);
   }
-  // With tenants, a decision also reads its tenant's count of backups in flight: decide all again.
-  from = m.classes ? m.inFlight : Math.max(m.inFlight, from);
+  // With tenants or budgets, a decision also reads counts of backups in flight and promoted ahead: decide all again.
+  const all = m.classes !== undefined || hasBudgets(m.policy);
+  from = all ? m.inFlight : Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
-    if (m.classes) {
+    if (all) {
       run.decide(i, undefined);
       continue;
     }
@@ -59,7 +61,15 @@ class Deciding {
   readonly #promotions: Promotion[];
   readonly #queue: QueueEntry[];
   /** With tenants: backups in flight or promoted per tenant, and each member's class by name. */
-  readonly #tenants: { readonly flying: Map<string, number>; readonly classOf: ReadonlyMap<string, string | undefined> } | undefined;
+  readonly #tenants:
+    | {
+        readonly flying: Map<string, number>;
+        readonly kept: Map<string, number>;
+        readonly classOf: ReadonlyMap<string, string | undefined>;
+      }
+    | undefined;
+  /** With budgets: backups in flight, promoted and held per budget (with budgets, every plan decides from the first queued member). */
+  readonly #budgets: BudgetBook | undefined;
 
   constructor(m: Memory, was: Decisions, from: number) {
     const n = m.index.size;
@@ -77,55 +87,74 @@ class Deciding {
     this.#promotions = was.promotions.slice(0, this.#promotedBefore[from]);
     this.#queue = was.queue.slice(0, this.#queuedBefore[from]);
     this.#tenants = m.classes && tenantsAt(m, m.classes);
+    this.#budgets = budgetBook(m);
   }
 
   /**
-   * Member i starts when it waits behind no one and a slot is free; otherwise it queues.
+   * Member i starts when it waits behind no one, its tenant is under its limit, each of its
+   * budgets has room and a slot is free; otherwise it queues.
    * `before`: its last decision, kept if it comes out the same.
    */
   decide(i: number, before: Decided | undefined): void {
-    const m = this.#m;
-    const blocked = m.blocked[i] as Blockers;
-    const b = m.index.member(i);
+    const blocked = this.#m.blocked[i] as Blockers;
     const tenancy = this.#tenancyOf(i);
-    const window = m.windows?.[i];
-    let d: Decided;
-    if (blocked.blockers.length === 0 && !tenancy?.held && !window?.held && this.#promotions.length < this.#limit - m.inFlight) {
-      d = this.#started(b, before, window);
-      this.#promotions.push(d.promotion);
-      this.#flies(tenancy);
-    } else {
-      const position = this.#queue.length + 1;
-      d =
-        before instanceof Queued && before.position === position
-          ? before
-          : new Queued(
-              b,
-              m.priorities[i - m.inFlight] as Ordered,
-              position,
-              blocked,
-              this.#limit,
-              tenancy,
-              window?.held ? window.wait : undefined,
-            );
-      this.#queue.push(d);
-    }
-    this.#each[i] = d;
+    const window = this.#m.windows?.[i];
+    const free = blocked.blockers.length === 0 && !tenancy?.held && !window?.held;
+    const budget = free ? this.#budgets?.holdOf(i) : undefined;
+    const slot = this.#promotions.length < this.#limit - this.#m.inFlight;
+    this.#each[i] =
+      free && !budget && slot ? this.#start(i, before, tenancy, window) : this.#wait(i, before, blocked, tenancy, budget, window);
     this.#promotedBefore[i + 1] = this.#promotions.length;
     this.#queuedBefore[i + 1] = this.#queue.length;
   }
 
-  /** Counts a start against its tenant's backups in flight. */
-  #flies(tenancy: Tenancy | undefined): void {
+  /** A start in the next slot: `before` when it came out the same. */
+  #start(i: number, before: Decided | undefined, tenancy: Tenancy | undefined, window: WindowState | undefined): Decided {
+    const d = this.#started(this.#m.index.member(i), before, window);
+    this.#promotions.push(d.promotion);
     if (tenancy?.tenant !== undefined) this.#tenants?.flying.set(tenancy.tenant, (this.#tenants.flying.get(tenancy.tenant) ?? 0) + 1);
+    this.#budgets?.started(i);
+    return d;
   }
 
-  /** A start in the next slot: `before` when it came out the same. */
   #started(b: ScopedBackup, before: Decided | undefined, window: WindowState | undefined): Started {
     const inUse = this.#m.inFlight + this.#promotions.length + 1;
     if (before && !(before instanceof Queued) && before.inUse === inUse) return before;
     const reason = startReason(b.scope, inUse, this.#limit) + (window ? windowStartedAnywayNote(window.wait) : "");
     return { inUse, promotion: { backup: b.name, level: b.scope.level, reason } };
+  }
+
+  #wait(
+    i: number,
+    before: Decided | undefined,
+    blocked: Blockers,
+    tenancy: Tenancy | undefined,
+    budget: BudgetHold | undefined,
+    window: WindowState | undefined,
+  ): Decided {
+    const m = this.#m;
+    if (budget) {
+      // A budget-held backup keeps a unit of its budgets and of its tenant's limit, so that neither
+      // fills behind it while it waits for the other (docs/rules.md, "Budgets").
+      this.#budgets?.held(i);
+      if (tenancy?.tenant !== undefined) this.#tenants?.kept.set(tenancy.tenant, (this.#tenants.kept.get(tenancy.tenant) ?? 0) + 1);
+    }
+    const position = this.#queue.length + 1;
+    const d =
+      before instanceof Queued && before.position === position
+        ? before
+        : new Queued(
+            m.index.member(i),
+            m.priorities[i - m.inFlight] as Ordered,
+            position,
+            blocked,
+            this.#limit,
+            tenancy,
+            window?.held ? window.wait : undefined,
+            budget,
+          );
+    this.#queue.push(d);
+    return d;
   }
 
   /** Member i's tenant, and whether its tenant is at its limit (undefined without tenants). */
@@ -135,7 +164,9 @@ class Deciding {
     const tenant = this.#m.classes?.[i];
     const limit = this.#m.policy.tenants?.maxInFlightPerTenant;
     const inFlight = tenant === undefined ? 0 : (t.flying.get(tenant) ?? 0);
-    const held = limit !== undefined && tenant !== undefined && inFlight >= limit ? { inFlight, limit } : undefined;
+    const kept = tenant === undefined ? 0 : (t.kept.get(tenant) ?? 0);
+    const held =
+      limit !== undefined && tenant !== undefined && inFlight + kept >= limit ? { inFlight, limit, ...(kept ? { kept } : {}) } : undefined;
     return { tenant, held, classOf: t.classOf };
   }
 
@@ -174,7 +205,7 @@ function tenantsAt(m: Memory, classes: readonly (string | undefined)[]) {
     classOf.set(m.index.member(i).name, tenant);
     if (i < m.inFlight && tenant !== undefined) flying.set(tenant, (flying.get(tenant) ?? 0) + 1);
   }
-  return { flying, classOf };
+  return { flying, kept: new Map<string, number>(), classOf };
 }
 
 /** The plan people read: the decisions, with overlaps worked out now and queue reasons on first read. */

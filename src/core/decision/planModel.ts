@@ -1,4 +1,5 @@
 import type { Conflict } from "../conflict/conflicts.js";
+import type { BudgetHold } from "./budgets.js";
 import type { BackupInfo, ConflictLevel } from "../model.js";
 import type { ScopeCache } from "../scope/cache.js";
 import type { BackupScope } from "../scope/scope.js";
@@ -31,6 +32,8 @@ export interface QueueEntry {
   readonly tenant?: string;
   /** With tenants in the policy: why it waits in words its tenant may read (no other backup or namespace named). */
   readonly tenantReason?: string;
+  /** The budget that holds it, when one does (docs/rules.md, "Budgets"). */
+  readonly budget?: BudgetHold;
 }
 
 /** A queued backup names at most this many backups it waits behind (a backup of every namespace may wait behind thousands). */

@@ -2,8 +2,10 @@ import type { Blockers } from "../conflict/claimIndex.js";
 import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import type { ConflictLevel } from "../model.js";
 import type { Ordered } from "./order.js";
+import type { BudgetHold } from "./budgets.js";
 import type { QueueEntry } from "./planModel.js";
 import {
+  budgetReason,
   tenantLimitReason,
   tenantWaitReason,
   waitReason,
@@ -41,6 +43,7 @@ export class Queued implements QueueEntry {
   readonly #tenancy: Tenancy | undefined;
   /** Set when it waits outside its start window. */
   readonly #window: WindowWait | undefined;
+  readonly #budget: BudgetHold | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
@@ -52,6 +55,7 @@ export class Queued implements QueueEntry {
     limit: number,
     tenancy?: Tenancy,
     window?: WindowWait,
+    budget?: BudgetHold,
   ) {
     this.backup = b.name;
     this.position = position;
@@ -64,6 +68,7 @@ export class Queued implements QueueEntry {
     this.#limit = limit;
     this.#tenancy = tenancy;
     this.#window = window;
+    this.#budget = budget;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
@@ -73,7 +78,9 @@ export class Queued implements QueueEntry {
       const waits =
         conflicts.length === 0 && t?.held && t.tenant !== undefined
           ? tenantLimitReason(t.tenant, t.held)
-          : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+          : conflicts.length === 0 && this.#budget
+            ? budgetReason(this.#budget)
+            : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
       // Outside its window the window is what it waits for first; whom it would wait behind follows.
       const w = this.#window;
       const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${waits}` : "") : waits;
@@ -94,6 +101,10 @@ export class Queued implements QueueEntry {
   get tenant(): string | undefined {
     return this.#tenancy?.tenant;
   }
+  /** The budget that holds it, when one does. */
+  get budget(): BudgetHold | undefined {
+    return this.#budget;
+  }
   /** Why it waits, in words its tenant may read (only when the policy has tenants). */
   get tenantReason(): string | undefined {
     const t = this.#tenancy;
@@ -112,6 +123,7 @@ export class Queued implements QueueEntry {
       others,
       more: this.moreBlockers === true,
       ...(t.held ? { held: t.held } : {}),
+      ...(this.#budget ? { budget: this.#budget } : {}),
       ahead: this.position - 1,
       namespaceLevel: this.#of.scope.levelReason !== undefined,
     });
@@ -120,7 +132,7 @@ export class Queued implements QueueEntry {
   }
 
   toJSON(): QueueEntry {
-    const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason } = this;
+    const { backup, position, priority, effectivePriority, level, waitingFor, conflicts, moreBlockers, reason, budget } = this;
     const tenancy = this.#tenancy ? { tenant: this.tenant, tenantReason: this.tenantReason } : {};
     return {
       backup,
@@ -133,6 +145,7 @@ export class Queued implements QueueEntry {
       ...(moreBlockers ? { moreBlockers } : {}),
       reason,
       ...tenancy,
+      ...(budget ? { budget } : {}),
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { Conflict } from "../conflict/conflicts.js";
 import { describeConflict } from "../conflict/conflicts.js";
 import type { BackupScope } from "../scope/scope.js";
+import type { BudgetHold, BudgetKind } from "./budgets.js";
 
 // The words a person reads, shared by the plan and the admission verdicts.
 
@@ -28,13 +29,17 @@ export function overlapReason(c: Conflict, name: string): string {
 
 /** Why a backup waits for its tenant's limit (tenants.maxInFlightPerTenant), for administrators. */
 export function tenantLimitReason(tenant: string, held: TenantHold): string {
-  return `waits for its tenant's limit: tenant ${tenant} has ${held.inFlight} of ${held.limit} backups in flight (tenants.maxInFlightPerTenant)`;
+  return `waits for its tenant's limit: tenant ${tenant} has ${held.inFlight} of ${held.limit} backups in flight${keptNote(held.kept)} (tenants.maxInFlightPerTenant)`;
 }
 
 export interface TenantHold {
   readonly inFlight: number;
   readonly limit: number;
+  /** Units of the limit kept for the tenant's budget-held backups ahead (docs/rules.md, "Budgets"). */
+  readonly kept?: number;
 }
+
+const keptNote = (kept: number | undefined) => (kept ? `, ${kept} kept for ${kept === 1 ? "a backup" : "backups"} ahead` : "");
 
 /** What a tenant may read of a wait: counts per reason class (docs/rules.md, "Tenant-safe visibility"). */
 export interface TenantWait {
@@ -46,6 +51,8 @@ export interface TenantWait {
   readonly others: number;
   readonly more: boolean;
   readonly held?: TenantHold;
+  /** Set when a budget holds it. */
+  readonly budget?: BudgetHold;
   /** Queued backups ahead of it. */
   readonly ahead: number;
   readonly namespaceLevel: boolean;
@@ -65,7 +72,9 @@ export function tenantWaitReason(w: TenantWait): string {
   if (w.others > 0) behind.push(`waits behind ${counted(w.others, "other backup")} of its namespaces`);
   const level = w.namespaceLevel ? " (judged at Namespace level)" : "";
   if (behind.length > 0) return behind.join("; ") + (w.more ? "; and behind more backups" : "") + level;
-  if (w.held) return `waits for its tenant's limit: ${w.held.inFlight} of ${w.held.limit} backups in flight${level}`;
+  if (w.held)
+    return `waits for its tenant's limit: ${w.held.inFlight} of ${w.held.limit} backups in flight${keptNote(w.held.kept)}${level}`;
+  if (w.budget) return tenantBudgetReason(w.budget) + level;
   return `waits for a free slot: ${counted(w.ahead, "backup")} ahead${level}`;
 }
 
@@ -112,4 +121,28 @@ export function windowFailedReason(w: WindowWait): string {
 /** The same in words its tenant may read. */
 export function windowFailedTenantReason(w: WindowWait): string {
   return `waited past ${w.maxWait?.seconds ?? 0}s (maxWaitSeconds) outside its window ${w.span} (${w.zone}): not started`;
+}
+
+const BUDGET_WORK: Readonly<Record<BudgetKind, string>> = {
+  backupsPerStorageLocation: "backups to storage location",
+  snapshotsPerDriver: "snapshots on driver",
+  snapshotsPerStorageClass: "snapshots of storage class",
+  fsBackupsPerNode: "file-system backups on node",
+};
+
+function budgetWait(h: BudgetHold): string {
+  return `waits for budget ${BUDGET_WORK[h.kind]} ${h.name}: ${h.inFlight} of ${h.limit} backups in flight${keptNote(h.kept)}`;
+}
+
+/** Why a backup waits for a budget (docs/rules.md, "Budgets"), for administrators: the budget and its policy key. */
+export function budgetReason(h: BudgetHold): string {
+  return `${budgetWait(h)} (budgets.${h.kind})`;
+}
+
+/**
+ * The same in words a tenant may read: the budget's name comes from the tenant's own backup (its
+ * storage location, its volumes' driver or storage class, its pods' node); counts, no backup named.
+ */
+export function tenantBudgetReason(h: BudgetHold): string {
+  return budgetWait(h);
 }

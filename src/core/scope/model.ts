@@ -30,6 +30,8 @@ export interface BackupScope extends Omit<ScopeHead, "context"> {
   readonly exclusive: ReadonlyMap<string, string>;
   /** The exclusive claims by namespace, for conflicts (not enumerable: not part of the scope's data). */
   readonly claims: ScopeClaims;
+  /** Where its volume work runs, over all its parts (assembled on demand, not enumerable): what budgets count. */
+  readonly work: VolumeWork;
   /** Lookups over `queueNamespaces` and `strictNamespaces`, kept with the scope (not enumerable either). */
   readonly queueLookup: ListLookup;
   readonly strictLookup: ListLookup;
@@ -75,6 +77,34 @@ export interface ScopePart {
   readonly foreignPvs: readonly PvInfo[];
   /** True when the part read a PV whose changes need not move this namespace's version. */
   readonly readsForeignPvs: boolean;
+  /** Where the part's volume work runs. */
+  readonly work: VolumeWork;
+}
+
+/**
+ * Where a backup's volume work runs, as the scope predicts it (docs/rules.md, "Budgets"): the
+ * CSI drivers and storage classes of the volumes it snapshots, and the nodes of the pods whose
+ * volumes it copies with a file-system backup. Each list sorted, without repeats.
+ */
+export interface VolumeWork {
+  readonly snapshotDrivers: readonly string[];
+  readonly snapshotClasses: readonly string[];
+  readonly fsBackupNodes: readonly string[];
+}
+
+// Not frozen: a frozen object gets a map of its own in V8, and parts read `work` in one shape.
+export const NO_WORK: VolumeWork = { snapshotDrivers: [], snapshotClasses: [], fsBackupNodes: [] };
+
+/** The work of several parts together. */
+export function joinWork(works: readonly VolumeWork[]): VolumeWork {
+  const busy = works.filter((w) => w !== NO_WORK);
+  if (busy.length <= 1) return busy[0] ?? NO_WORK;
+  const join = (pick: (w: VolumeWork) => readonly string[]) => [...new Set(busy.flatMap(pick))].sort(byString);
+  return {
+    snapshotDrivers: join((w) => w.snapshotDrivers),
+    snapshotClasses: join((w) => w.snapshotClasses),
+    fsBackupNodes: join((w) => w.fsBackupNodes),
+  };
 }
 
 export interface ScopeClaims {

@@ -1,7 +1,7 @@
 import type { PodInfo, PvcInfo, PvInfo } from "../model.js";
 import type { ClusterView, NamespaceContents } from "../view.js";
 import { hooksOnPod } from "../velero/hooks.js";
-import { byString, isExcluded, type ActionTrace, type Claim, type PartContext, type ScopePart } from "./model.js";
+import { byString, isExcluded, NO_WORK, type ActionTrace, type Claim, type PartContext, type ScopePart, type VolumeWork } from "./model.js";
 
 // What a backup touches inside one namespace. The item collector lists what the filters and
 // selectors admit; ItemBlock actions then pull in related items regardless of selectors (pod ->
@@ -32,7 +32,7 @@ export function scopePart(
   const items = sortedItems(ctx, ns, seen);
   const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
   const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
-  const claims = new PartClaims(ctx, contents, trace);
+  const claims = new PartClaims(ctx, view, contents, trace);
   claims.ofPods(items.blockPods);
   claims.ofPvcs(items.pvcs);
   claims.ofPvs(bound, ns);
@@ -47,6 +47,7 @@ export function scopePart(
     claimed: [...claims.claims.keys()],
     foreignPvs,
     readsForeignPvs: readsForeignPvs(view, contents, ns),
+    work: claims.work(),
   };
 }
 
@@ -127,18 +128,38 @@ function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs:
   return { foreignPvs, local };
 }
 
-/** The units a part includes and those it needs exclusively, each with the first reason found. */
+/** The units a part includes and those it needs exclusively, each with the first reason found; and where its volume work runs. */
 class PartClaims {
   readonly units = new Set<string>();
   readonly claims = new Map<string, Claim>();
   readonly #ctx: PartContext;
+  readonly #view: ClusterView;
   readonly #contents: NamespaceContents;
   readonly #trace: ActionTrace | undefined;
+  // Made on first use: most parts do no volume work, and a plan makes thousands of parts.
+  #drivers: Set<string> | undefined;
+  #classes: Set<string> | undefined;
+  #nodes: Set<string> | undefined;
 
-  constructor(ctx: PartContext, contents: NamespaceContents, trace: ActionTrace | undefined) {
+  constructor(ctx: PartContext, view: ClusterView, contents: NamespaceContents, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
+    this.#view = view;
     this.#contents = contents;
     this.#trace = trace;
+  }
+
+  work(): VolumeWork {
+    if (!this.#drivers && !this.#classes && !this.#nodes) return NO_WORK;
+    const sorted = (s: ReadonlySet<string> | undefined) => (s ? [...s].sort(byString) : []);
+    return { snapshotDrivers: sorted(this.#drivers), snapshotClasses: sorted(this.#classes), fsBackupNodes: sorted(this.#nodes) };
+  }
+
+  /** A snapshot of `pv` (claimed by `pvc`): its CSI driver and storage class (the claim's, else the volume's). */
+  #snapshotWork(pv: PvInfo | undefined, pvc: PvcInfo | undefined): void {
+    const driver = pv?.csi?.driver;
+    if (driver) (this.#drivers ??= new Set()).add(driver);
+    const storageClass = pvc?.storageClassName || pv?.storageClassName;
+    if (storageClass) (this.#classes ??= new Set()).add(storageClass);
   }
 
   #claim(unit: string, reason: string, rank: number, key: string): void {
@@ -164,6 +185,7 @@ class PartClaims {
       for (const volume of this.#ctx.volumes.fsBackupVolumes(pod)) {
         this.#claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
+        if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
       }
     }
   }
@@ -175,6 +197,7 @@ class PartClaims {
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPvc(pvc)) continue;
       this.#claim(unit, `snapshot PVC ${key}`, 1, key);
+      this.#snapshotWork(pvc.volumeName === undefined ? undefined : this.#view.pv(pvc.volumeName), pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
     }
   }
@@ -190,6 +213,7 @@ class PartClaims {
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPv(pv)) continue;
       this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
+      this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
     }
   }

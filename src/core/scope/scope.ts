@@ -5,13 +5,23 @@ import type { ClusterView } from "../view.js";
 import type { SpecError } from "../velero/backupSpec.js";
 import { listedPvs, withExtras, type ListedPvs } from "./extraPvs.js";
 import { parseSpecInfo, scopeHead } from "./head.js";
-import { byString, compareClaims, type ActionTrace, type BackupScope, type ScopeClaims, type ScopeHead, type ScopePart } from "./model.js";
+import {
+  byString,
+  compareClaims,
+  joinWork,
+  type ActionTrace,
+  type BackupScope,
+  type ScopeClaims,
+  type ScopeHead,
+  type ScopePart,
+  type VolumeWork,
+} from "./model.js";
 import { scopePart } from "./part.js";
 
 // A scope from its pieces (model.ts says which): computed afresh by `scopeOf`, or from cached
 // pieces by the ScopeCache (cache.ts).
 
-export type { Action, ActionTrace, BackupScope, Claim, PartContext, ScopeClaims, ScopeHead, ScopePart } from "./model.js";
+export type { Action, ActionTrace, BackupScope, Claim, PartContext, ScopeClaims, ScopeHead, ScopePart, VolumeWork } from "./model.js";
 export { compareClaims } from "./model.js";
 
 /** What a backup touches, computed afresh. `ScopeCache` gives the same answer, reusing parts. */
@@ -80,6 +90,7 @@ class Scope implements BackupScope {
   #items: BackupScope["items"] | undefined;
   #units: readonly string[] | undefined;
   #exclusive: ReadonlyMap<string, string> | undefined;
+  #work: VolumeWork | undefined;
   #queueLookup: ListLookup | undefined;
   #strictLookup: ListLookup | undefined;
 
@@ -121,6 +132,10 @@ class Scope implements BackupScope {
 
   get units(): readonly string[] {
     return (this.#units ??= this.#parts.flatMap((p) => p.units).sort(byString));
+  }
+
+  get work(): VolumeWork {
+    return (this.#work ??= joinWork(this.#parts.map((p) => p.work)));
   }
 
   get exclusive(): ReadonlyMap<string, string> {
