@@ -52,6 +52,14 @@ export function tenantReadable(w: BackupWrite): string[] {
   ];
 }
 
+/**
+ * A reason written into a backup's status (e.g. status.failureReason): OADP copies status to the
+ * NonAdminBackup, so a tenant's backup gets the tenant-safe text, anyone else's the full one.
+ */
+export function statusReason(b: BackupInfo, policy: Policy, reasons: { readonly admin: string; readonly tenant: string }): string {
+  return tenantOf(b, policy) === undefined ? reasons.admin : reasons.tenant;
+}
+
 /** The Event for the NonAdminBackup `b` was made for, when the policy posts them and `b` names one. */
 function tenantEventOf(b: BackupInfo, policy: Policy, event: WriteEvent): Pick<BackupWrite, "tenantEvent"> {
   const target = policy.tenants?.nonAdminEvents ? nonAdminBackupOf(b) : undefined;
@@ -188,7 +196,10 @@ function supersessionWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[]
       backup: b.name,
       resourceVersion: b.resourceVersion,
       // status reaches the tenant (OADP copies it to the NonAdminBackup); the annotation and Event do not.
-      status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? s.reason : (s.tenantReason ?? TENANT_SUPERSEDED) },
+      status: {
+        phase: "Failed",
+        failureReason: statusReason(b, ctx.policy, { admin: s.reason, tenant: s.tenantReason ?? TENANT_SUPERSEDED }),
+      },
       annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "Superseded", message: s.reason },
       ...tenantEventOf(b, ctx.policy, { type: "Warning", reason: "Superseded", message: s.tenantReason ?? TENANT_SUPERSEDED }),
