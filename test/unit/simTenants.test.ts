@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { tenantBurstTrace, type TenantBurstOptions } from "../../bench/traces/tenantBurst.js";
+import { TENANT_BURST_FILE, tenantBurstFile, tenantBurstTrace, type TenantBurstOptions } from "../../bench/traces/tenantBurst.js";
 import { runSimulate } from "../../src/cli/simulate.js";
 import { ORIGIN_NAME, ORIGIN_NAMESPACE } from "../../src/core/decision/tenants.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
@@ -136,6 +136,10 @@ describe("fair sharing in the simulator (property over generated multi-tenant tr
 });
 
 describe("backup-gate simulate with tenants", () => {
+  it("bench/traces/tenant-burst.yaml is what bench/traces/tenantBurst.ts writes (the documented figures' trace)", () => {
+    expect(readFileSync(TENANT_BURST_FILE, "utf8")).toBe(tenantBurstFile());
+  });
+
   const write = (doc: object) => {
     const file = join(mkdtempSync(join(tmpdir(), "sim-tenants-")), "trace.yaml");
     writeFileSync(file, stringify(doc));
