@@ -5,6 +5,8 @@ import type { BudgetHold } from "../core/decision/budgets.js";
 import { basePriority, effectivePriorityOf } from "../core/decision/order.js";
 import { plan, type Plan, type Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
+import { TENANT_STARTED } from "../core/decision/reasons.js";
+import { tenantOf } from "../core/decision/tenants.js";
 import { PROMOTED_AT } from "../core/decision/writes.js";
 import type { KubeTarget } from "./kubeconfig.js";
 import { readLive } from "./live.js";
@@ -45,6 +47,10 @@ export interface QueueRow {
   readonly waitedSeconds: number | null;
   readonly waitingFor: readonly string[];
   readonly reason: string;
+  /** With tenants in the policy: its tenant (absent: none, an administrator's). */
+  readonly tenant?: string;
+  /** With tenants in the policy, for a waiting backup: the reason in words its tenant may read. */
+  readonly tenantReason?: string;
 }
 
 /** The rows `queue` shows, in order: in flight, starting next, then the queue from position 1. */
@@ -52,14 +58,18 @@ export function queueRows(live: QueueInput, result: Plan, now: number): QueueRow
   const byName = new Map(live.snapshot.backups.map((b) => [b.name, b]));
   const created = (b: BackupInfo) => Date.parse(b.creationTimestamp);
   const seconds = (from: number, to: number) => (Number.isFinite(from) && Number.isFinite(to) ? Math.max(0, Math.round((to - from) / 1000)) : null);
-  const row = (name: string, r: Pick<QueueRow, "position" | "waitedSeconds" | "waitingFor" | "reason">): QueueRow => {
+  const row = (name: string, r: Pick<QueueRow, "position" | "waitedSeconds" | "waitingFor" | "reason" | "tenantReason">): QueueRow => {
     const b = byName.get(name);
+    const tenant = live.policy.tenants && b ? tenantOf(b, live.policy) : undefined;
+    const { tenantReason, ...rest } = r;
     return {
       backup: name,
       phase: b?.phase || "New",
       priority: b ? basePriority(b, live.policy) : 0,
       effectivePriority: b ? effectivePriorityOf(b, live.policy, now) : 0,
-      ...r,
+      ...rest,
+      ...(tenant !== undefined ? { tenant } : {}),
+      ...(live.policy.tenants && tenantReason !== undefined ? { tenantReason } : {}),
     };
   };
   const waitedNow = (name: string) => {
@@ -78,9 +88,23 @@ export function queueRows(live: QueueInput, result: Plan, now: number): QueueRow
       });
     }),
     ...result.promotions.map((p) =>
-      row(p.backup, { position: 0, waitedSeconds: waitedNow(p.backup), waitingFor: [], reason: `starts at the controller's next plan: ${p.reason}` }),
+      row(p.backup, {
+        position: 0,
+        waitedSeconds: waitedNow(p.backup),
+        waitingFor: [],
+        reason: `starts at the controller's next plan: ${p.reason}`,
+        tenantReason: TENANT_STARTED,
+      }),
     ),
-    ...result.queue.map((q) => row(q.backup, { position: q.position, waitedSeconds: waitedNow(q.backup), waitingFor: q.waitingFor, reason: q.reason })),
+    ...result.queue.map((q) =>
+      row(q.backup, {
+        position: q.position,
+        waitedSeconds: waitedNow(q.backup),
+        waitingFor: q.waitingFor,
+        reason: q.reason,
+        ...(q.tenantReason !== undefined ? { tenantReason: q.tenantReason } : {}),
+      }),
+    ),
     ...(result.missedWindows ?? []).map((m) =>
       row(m.backup, { position: null, waitedSeconds: waitedNow(m.backup), waitingFor: [], reason: `fails at the controller's next plan: ${m.reason}` }),
     ),
@@ -114,6 +138,7 @@ export function renderQueue(live: QueueInput, now: number, format: Format): stri
     level: "LEVEL",
     base: "BASE",
     age: "AGE",
+    tenant: "TENANT",
     reason: "REASON",
   };
   const cells = rows.map((r): Cells => {
@@ -130,12 +155,15 @@ export function renderQueue(live: QueueInput, now: number, format: Format): stri
       level: scope ? scope.level : "-",
       base: String(r.priority),
       age: Number.isFinite(created) ? duration(now - created) : "-",
+      tenant: r.tenant ?? "-",
       reason: r.reason,
     };
   });
+  // With tenants, whose each backup is: "-" for an administrator's (no tenant).
+  const tenantCol: readonly (keyof Cells)[] = live.policy.tenants ? ["tenant"] : [];
   const cols: readonly (keyof Cells)[] = wide
-    ? ["backup", "phase", "position", "priority", "base", "level", "age", "waited", "waitingFor"]
-    : ["backup", "phase", "position", "priority", "waited", "waitingFor"];
+    ? ["backup", ...tenantCol, "phase", "position", "priority", "base", "level", "age", "waited", "waitingFor"]
+    : ["backup", ...tenantCol, "phase", "position", "priority", "waited", "waitingFor"];
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(header[c].length, ...cells.map((r) => r[c].length))]));
   const line = (r: Cells) => [...cols.map((c) => r[c].padEnd(width[c] ?? 0)), r.reason].join("  ");
   return [
@@ -145,7 +173,7 @@ export function renderQueue(live: QueueInput, now: number, format: Format): stri
   ].join("\n");
 }
 
-type Cells = Record<"backup" | "phase" | "position" | "priority" | "waited" | "waitingFor" | "level" | "base" | "age" | "reason", string>;
+type Cells = Record<"backup" | "phase" | "position" | "priority" | "waited" | "waitingFor" | "level" | "base" | "age" | "tenant" | "reason", string>;
 
 export async function runQueue(o: LiveCommandOptions, format: Format, now: number): Promise<string> {
   const live = await readLive({ ...o, progress: progress() });
@@ -167,6 +195,10 @@ export interface Explanation {
   readonly budget?: BudgetHold;
   readonly reasons: readonly string[];
   readonly warnings: readonly string[];
+  /** With tenants in the policy: its tenant (absent: none). */
+  readonly tenant?: string;
+  /** With tenants in the policy, for a live waiting backup: why it waits in words its tenant may read. */
+  readonly tenantReason?: string;
   /** The sentence the text form prints. */
   readonly summary: string;
 }
@@ -194,15 +226,27 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
       summary,
     };
   }
+  return explainLive(live, now, target.name);
+}
+
+/** Why a live backup waits, starts next, or does neither. */
+function explainLive(live: QueueInput, now: number, name: string): Explanation {
   const result = plan(live.snapshot, live.policy, now);
-  const b = live.snapshot.backups.find((x) => x.name === target.name && x.namespace === live.policy.veleroNamespace);
-  if (!b) throw new UsageError(`no backup ${target.name} in namespace ${live.policy.veleroNamespace}`);
+  const b = live.snapshot.backups.find((x) => x.name === name && x.namespace === live.policy.veleroNamespace);
+  if (!b) throw new UsageError(`no backup ${name} in namespace ${live.policy.veleroNamespace}`);
   const scope = result.scopes.get(b.name);
   const judged = scope ? { level: scope.level, ...(scope.levelReason ? { levelReason: scope.levelReason } : {}) } : {};
   const level = scope ? `${scope.level} level${scope.levelReason ? ` (${scope.levelReason})` : ""}` : "";
-  const base = { backup: b.name, phase: b.phase || "New", ...judged, warnings: [] };
+  const tenant = live.policy.tenants ? tenantOf(b, live.policy) : undefined;
+  const base = { backup: b.name, phase: b.phase || "New", ...judged, warnings: [], ...(tenant !== undefined ? { tenant } : {}) };
+  // What its tenant reads (the Event on its NonAdminBackup, with tenants.nonAdminEvents) after the full reason.
+  const tenantSays = (tenantReason: string | undefined): { said: { tenantReason?: string }; line: string } =>
+    tenantReason === undefined
+      ? { said: {}, line: "" }
+      : { said: { tenantReason }, line: tenant === undefined ? "" : `\nits tenant ${tenant} reads: ${tenantReason}` };
   const entry = result.queue.find((q) => q.backup === b.name);
-  if (entry)
+  if (entry) {
+    const { said, line } = tenantSays(entry.tenantReason);
     return {
       ...base,
       state: "Queued",
@@ -210,17 +254,22 @@ export function explain(live: QueueInput, now: number, target: { name: string } 
       waitingFor: entry.waitingFor,
       ...(entry.budget ? { budget: entry.budget } : {}),
       reasons: [entry.reason],
-      summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}`,
+      ...said,
+      summary: `${b.name} is #${entry.position} in the queue, judged at ${level}: ${entry.reason}${line}`,
     };
+  }
   const promoted = result.promotions.find((p) => p.backup === b.name);
-  if (promoted)
+  if (promoted) {
+    const { said, line } = tenantSays(live.policy.tenants ? TENANT_STARTED : undefined);
     return {
       ...base,
       state: "StartsNext",
       position: 0,
       reasons: [promoted.reason],
-      summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}`,
+      ...said,
+      summary: `${b.name} starts at the controller's next plan, judged at ${level}: ${promoted.reason}${line}`,
     };
+  }
   const missed = result.missedWindows?.find((m) => m.backup === b.name);
   if (missed) return { ...base, state: "FailsNext", reasons: [missed.reason], summary: `${b.name} fails at the controller's next plan: ${missed.reason}` };
   if (IN_FLIGHT_PHASES.has(b.phase)) return { ...base, state: "InFlight", reasons: [], summary: `${b.name} is ${b.phase}: it is not waiting.` };
@@ -242,6 +291,7 @@ export function renderExplanation(e: Explanation, format: Format): string {
   return [
     ...lines,
     ...field("state", e.state),
+    ...field("tenant", e.tenant),
     ...field("phase", e.phase),
     ...field("level", e.level),
     ...field("level reason", e.levelReason),

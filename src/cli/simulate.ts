@@ -3,7 +3,7 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { Command } from "commander";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import { timelineHtml } from "../report/timeline.js";
-import { jsonLine, parseTrace, simulateAll, table, timelineGroups } from "../sim/index.js";
+import { jsonLine, parseTrace, simulateAll, table, tenantJsonLine, tenantTable, timelineGroups, type StrategyRun } from "../sim/index.js";
 import { parseOptions } from "./commander.js";
 import { loadPolicy } from "./plan.js";
 import { clearProgress, progress } from "./progress.js";
@@ -77,6 +77,7 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
   const output = [
     `trace ${trace.name}: ${trace.backups.length} backups, concurrency ${policy.maxConcurrentBackups}, policy level ${policy.conflictLevel}`,
     table(runs),
+    ...tenantComparison(runs, policy),
     ...runs
       .filter((r) => r.ignoresConflicts && r.figures.violations > 0)
       .map((r) => `note: ${r.result.strategy} ignores conflicts by design; its ${r.figures.violations} violations are expected`),
@@ -89,6 +90,20 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
         : []),
     ]),
     ...runs.map((r) => jsonLine(r.result, r.figures)),
+    ...tenantJson(trace.name, runs),
   ].join("\n");
   return { output, failed: broken.length > 0 };
+}
+
+/** With tenants: waits per tenant under one queue at the policy's level, and under fair sharing. */
+function tenantComparison(runs: readonly StrategyRun[], policy: Policy): string[] {
+  const fair = runs.find((r) => r.result.strategy === "fair");
+  const one = runs.find((r) => r.result.strategy === policy.conflictLevel.toLowerCase());
+  if (!fair?.tenantWaits || !one?.tenantWaits) return [];
+  return [tenantTable({ strategy: one.result.strategy, waits: one.tenantWaits }, { strategy: "fair", waits: fair.tenantWaits })];
+}
+
+function tenantJson(trace: string, runs: readonly StrategyRun[]): string[] {
+  const byStrategy = Object.fromEntries(runs.flatMap((r) => (r.tenantWaits ? [[r.result.strategy, r.tenantWaits]] : [])));
+  return Object.keys(byStrategy).length ? [tenantJsonLine(trace, byStrategy)] : [];
 }

@@ -282,6 +282,9 @@ export class QueueController {
       `backup ${w.kind}`,
     );
     if (w.event && b) this.o.events.event(backupRef(b), w.event.type, w.event.reason, w.event.message);
+    // Through the same recorder as every other Event: repeats aggregate into one (count bumped).
+    const t = w.tenantEvent;
+    if (t) this.o.events.event(nonAdminBackupRef(t.target), t.type, t.reason, t.message);
   }
 
   private reportOnce(items: { key: string; backups: string[]; reason: string; message: string }[], count: () => void): void {
@@ -296,6 +299,11 @@ export class QueueController {
       }
     }
   }
+}
+
+/** OADP's NonAdminBackup in the tenant's namespace (its uid is not known: the gate does not read them). */
+function nonAdminBackupRef(t: { namespace: string; name: string }) {
+  return { apiVersion: "oadp.openshift.io/v1alpha1", kind: "NonAdminBackup", namespace: t.namespace, name: t.name };
 }
 
 function backupRef(b: { namespace: string; name: string; uid: string }) {

@@ -56,6 +56,8 @@ export const policySchema = z.strictObject({
       defaultWeight: z.number().int().min(1).max(1000).default(1),
       /** The share of backups with no tenant (an administrator's, often cluster-wide). */
       untenantedWeight: z.number().int().min(1).max(1000).default(1),
+      /** Also post each tenant-safe reason as an Event on the NonAdminBackup, in the tenant's namespace (needs RBAC there). */
+      nonAdminEvents: z.boolean().default(false),
     })
     .optional(),
   /** Start windows (docs/rules.md, "Windows"): absent, a backup may start at any time. */

@@ -127,3 +127,83 @@ export function table(results: readonly { result: SimResult; figures: Figures }[
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");
 }
+
+/** One tenant's backups under one strategy: how long they waited (seconds). */
+export interface TenantWaits {
+  /** "-": backups with no tenant (administrators'). */
+  readonly tenant: string;
+  readonly backups: number;
+  readonly started: number;
+  readonly meanWait: number;
+  readonly maxWait: number;
+}
+
+/** Queue waits per tenant, tenants by name and the untenanted ("-") last. */
+export function tenantWaits(r: SimResult, tenantOf: (name: string) => string | undefined): TenantWaits[] {
+  const byTenant = new Map<string, BackupRun[]>();
+  for (const x of r.runs) {
+    const t = tenantOf(x.name) ?? "-";
+    byTenant.set(t, [...(byTenant.get(t) ?? []), x]);
+  }
+  const key = (t: string) => (t === "-" ? "\uffff" : t);
+  return [...byTenant]
+    .sort(([a], [b]) => (key(a) < key(b) ? -1 : 1))
+    .map(([tenant, runs]) => {
+      const waits = runs.flatMap((x) => (x.start === undefined ? [] : [x.start - x.arrival]));
+      return {
+        tenant,
+        backups: runs.length,
+        started: waits.length,
+        meanWait: waits.length ? waits.reduce((a, b) => a + b, 0) / waits.length : 0,
+        maxWait: Math.max(0, ...waits),
+      };
+    });
+}
+
+/**
+ * Each tenant's mean and max wait under one queue and under fair sharing, side by side. With
+ * more than `rows` tenants, those whose longest wait fair sharing changes most are shown.
+ */
+export function tenantTable(
+  oneQueue: { strategy: string; waits: readonly TenantWaits[] },
+  fair: { strategy: string; waits: readonly TenantWaits[] },
+  rows = 12,
+): string {
+  const fairOf = new Map(fair.waits.map((w) => [w.tenant, w]));
+  let shown = oneQueue.waits.map((w) => ({ w, f: fairOf.get(w.tenant) }));
+  const hidden = Math.max(0, shown.length - rows);
+  if (hidden > 0) {
+    const change = (x: (typeof shown)[number]) => Math.abs(x.w.maxWait - (x.f?.maxWait ?? 0));
+    const keep = new Set([...shown].sort((a, b) => change(b) - change(a)).slice(0, rows));
+    shown = shown.filter((x) => keep.has(x));
+  }
+  const header = ["tenant", "backups", `${oneQueue.strategy} mean`, `${oneQueue.strategy} max`, `${fair.strategy} mean`, `${fair.strategy} max`];
+  const cells = shown.map(({ w, f }) => [
+    w.tenant,
+    String(w.backups),
+    duration(w.meanWait),
+    duration(w.maxWait),
+    f ? duration(f.meanWait) : "-",
+    f ? duration(f.maxWait) : "-",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]) =>
+    c
+      .map((x, i) => x.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [
+    `waits per tenant, one queue (${oneQueue.strategy}) and fair sharing (${fair.strategy}); "-" is backups with no tenant:`,
+    line(header),
+    ...cells.map(line),
+    ...(hidden > 0 ? [`(${hidden} more tenants, whose longest wait fair sharing changes least)`] : []),
+  ].join("\n");
+}
+
+/** `{"sim":"<trace>","tenantWaits":{"<strategy>":[...]}}`: times in seconds. */
+export function tenantJsonLine(trace: string, byStrategy: Readonly<Record<string, readonly TenantWaits[]>>): string {
+  const rounded = Object.fromEntries(
+    Object.entries(byStrategy).map(([s, waits]) => [s, waits.map((w) => ({ ...w, meanWait: round(w.meanWait), maxWait: round(w.maxWait) }))]),
+  );
+  return JSON.stringify({ sim: trace, tenantWaits: rounded });
+}

@@ -1,13 +1,14 @@
 import type { Policy } from "../core/policy.js";
 import type { TimelineGroup } from "../report/timeline.js";
 import { prepareTrace, simulate, type SimResult } from "./engine.js";
-import { figuresOf, type Figures } from "./figures.js";
-import { strategies } from "./strategies.js";
-import type { Trace } from "./trace.js";
+import { backupInfo, type Trace } from "./trace.js";
+import { figuresOf, tenantWaits, type Figures, type TenantWaits } from "./figures.js";
+import { fairPolicy, strategies } from "./strategies.js";
+import { ORIGIN_NAMESPACE, tenantOf } from "../core/decision/tenants.js";
 
 export { prepareTrace, simulate, type Planner, type PlannerResult, type SimResult, type Strategy } from "./engine.js";
-export { figuresOf, jsonLine, table, type Figures } from "./figures.js";
-export { planWith, referencePlanner, strategies, STRATEGY_NAMES, veleroPolicy } from "./strategies.js";
+export { figuresOf, jsonLine, table, tenantJsonLine, tenantTable, tenantWaits, type Figures, type TenantWaits } from "./figures.js";
+export { fairPolicy, oneQueue, planWith, referencePlanner, strategies, STRATEGY_NAMES, veleroPolicy } from "./strategies.js";
 export { parseTrace, type Trace } from "./trace.js";
 
 export interface StrategyRun {
@@ -15,16 +16,38 @@ export interface StrategyRun {
   readonly figures: Figures;
   readonly description: string;
   readonly ignoresConflicts: boolean;
+  /** When the trace or the policy has tenants: each tenant's waits. */
+  readonly tenantWaits?: readonly TenantWaits[];
+}
+
+/** Whether a replay compares fair sharing: the policy has a tenants section, or a backup of the trace has a tenant. */
+export function hasTenants(trace: Trace, policy: Policy): boolean {
+  return policy.tenants !== undefined || trace.backups.some((b) => b.annotations[ORIGIN_NAMESPACE] !== undefined);
+}
+
+/** Each trace backup's tenant, as fair sharing finds it. */
+function tenantsOf(trace: Trace, policy: Policy): (name: string) => string | undefined {
+  const fair = fairPolicy(policy);
+  const of = new Map(trace.backups.map((b) => [b.name, tenantOf(backupInfo(b, trace.t0, fair.veleroNamespace, "New", ""), fair)]));
+  return (name) => of.get(name);
 }
 
 /** Replays a trace under every strategy for the policy (its limit is the concurrency); `started` hears of each strategy before it runs. */
 export function simulateAll(trace: Trace, policy: Policy, started?: (strategy: string, index: number, count: number) => void): StrategyRun[] {
   const prepared = prepareTrace(trace, policy);
-  const all = strategies(policy);
+  const tenants = hasTenants(trace, policy);
+  const tenantOfName = tenants ? tenantsOf(trace, policy) : undefined;
+  const all = strategies(policy, tenants);
   return all.map((s, i) => {
     started?.(s.name, i, all.length);
     const result = simulate(prepared, s);
-    return { result, figures: figuresOf(result), description: s.description, ignoresConflicts: !!s.ignoresConflicts };
+    return {
+      result,
+      figures: figuresOf(result),
+      description: s.description,
+      ignoresConflicts: !!s.ignoresConflicts,
+      ...(tenantOfName ? { tenantWaits: tenantWaits(result, tenantOfName) } : {}),
+    };
   });
 }
 

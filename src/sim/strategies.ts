@@ -1,14 +1,14 @@
 import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
 import { orderQueue } from "../core/decision/order.js";
 import { plan } from "../core/decision/plan.js";
-import type { Policy } from "../core/policy.js";
+import { policySchema, type Policy } from "../core/policy.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import type { Planner, Strategy } from "./engine.js";
 
 // The schedulers a trace is replayed under, side by side. Every safe one is the real plan()
 // with a policy variant; only the reference is a planner of its own.
 
-export const STRATEGY_NAMES = ["one-at-a-time", "velero", "namespace", "itemblock", "reference"] as const;
+export const STRATEGY_NAMES = ["one-at-a-time", "velero", "namespace", "itemblock", "reference", "fair"] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 /** plan() with one policy and a scope cache kept across the instants of one run. */
@@ -25,8 +25,21 @@ export function planWith(policy: Policy): () => Planner {
  * level with every priority 0 and aging off.
  */
 export function veleroPolicy(policy: Policy): Policy {
-  return { ...policy, conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
+  return { ...oneQueue(policy), conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
 }
+
+/** The policy without its tenants section: one queue, today's order. */
+export function oneQueue(policy: Policy): Policy {
+  if (!policy.tenants) return policy;
+  const { tenants: _, ...rest } = policy;
+  return rest;
+}
+
+/** Fair sharing among tenants: the policy's tenants section, else its defaults. */
+export function fairPolicy(policy: Policy): Policy {
+  return { ...policy, tenants: policy.tenants ?? DEFAULT_TENANTS };
+}
+const DEFAULT_TENANTS = policySchema.parse({ tenants: {} }).tenants;
 
 /** Velero knows no priority label either: the velero planner plans as if no backup had one. */
 function withoutPriorityLabels(next: Planner): Planner {
@@ -72,13 +85,20 @@ export function referencePlanner(policy: Policy): () => Planner {
 /**
  * The strategies for one policy (its maxConcurrentBackups is the concurrency of all of them;
  * its conflictLevel is the level of one-at-a-time and the level the reference is checked at).
+ * With `tenants` (the trace has tenants' backups, or the policy a tenants section) every
+ * strategy but one runs one queue, as today, and "fair" adds fair sharing at the policy's level.
  */
-export function strategies(policy: Policy): Strategy[] {
+export function strategies(given: Policy, tenants = false): Strategy[] {
+  const policy = tenants ? oneQueue(given) : given;
   const one: Policy = { ...policy, maxConcurrentBackups: 1 };
   const velero = veleroPolicy(policy);
   const namespace: Policy = { ...policy, conflictLevel: "Namespace" };
   const itemblock: Policy = { ...policy, conflictLevel: "ItemBlock" };
+  const fair = fairPolicy(given);
   const veleroPlanner = planWith(velero);
+  const fairStrategy: Strategy[] = tenants
+    ? [{ name: "fair", description: `plan() at ${fair.conflictLevel} level with tenants sharing the slots fairly`, policy: fair, planner: planWith(fair) }]
+    : [];
   return [
     { name: "one-at-a-time", description: "plan() with maxConcurrentBackups 1", policy: one, planner: planWith(one) },
     {
@@ -96,5 +116,6 @@ export function strategies(policy: Policy): Strategy[] {
       planner: referencePlanner(policy),
       ignoresConflicts: true,
     },
+    ...fairStrategy,
   ];
 }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { BackupInfo } from "../core/model.js";
 import { loadSnapshot, MAX_SPEC_DEPTH, tooDeep } from "../core/velero/objects.js";
 import { parsePolicy, type Policy } from "../core/policy.js";
+import { ORIGIN_NAME, ORIGIN_NAMESPACE } from "../core/decision/tenants.js";
 import type { ClusterView } from "../core/view.js";
 
 // A trace for `backup-gate simulate`: a cluster (the List `plan` reads) and the backups that
@@ -30,6 +31,15 @@ const traceBackup = z
       }),
     labels: stringMap.default({}),
     annotations: stringMap.default({}),
+    /**
+     * A tenant's backup, made as OADP's non-admin controller makes it: the tenant's namespace is
+     * its origin-namespace annotation and its only included namespace.
+     */
+    tenant: z
+      .string()
+      .max(63)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name (a lowercase DNS label)")
+      .optional(),
     /** Seconds from t0 at which the Backup is created. */
     arrival: z.number().min(0),
     /** Seconds it runs once started. */
@@ -136,7 +146,23 @@ export function parseTrace(doc: unknown, defaultName: string, readCluster?: (fil
   }
   return {
     ok: true,
-    trace: { name: t.name ?? defaultName, t0: Date.parse(t.t0), view: loaded.snapshot.view, backups: t.backups, ...(policy ? { policy } : {}) },
+    trace: {
+      name: t.name ?? defaultName,
+      t0: Date.parse(t.t0),
+      view: loaded.snapshot.view,
+      backups: t.backups.map(asMadeByOadp),
+      ...(policy ? { policy } : {}),
+    },
+  };
+}
+
+/** A tenant's entry as OADP makes the Backup: origin annotations, and only the tenant's namespace included. */
+function asMadeByOadp(b: TraceBackup): TraceBackup {
+  if (b.tenant === undefined) return b;
+  return {
+    ...b,
+    spec: { ...b.spec, includedNamespaces: [b.tenant] },
+    annotations: { ...b.annotations, [ORIGIN_NAMESPACE]: b.tenant, [ORIGIN_NAME]: b.name },
   };
 }
 

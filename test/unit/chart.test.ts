@@ -130,6 +130,14 @@ describe("charts/backup-gate with default values", () => {
     expect(JSON.stringify(webhooks)).not.toMatch(/caBundle/);
   });
 
+  it("rbac.nonAdminEvents grants Events in every namespace (for tenants.nonAdminEvents), and nothing else; off by default", async () => {
+    const on = await renderChart({ values: { rbac: { nonAdminEvents: true } } });
+    const added = on.filter((o) => !defaults.some((d) => objectKey(d) === objectKey(o)));
+    expect(added.map(objectKey).sort()).toEqual(["ClusterRole//backup-gate-nonadmin-events", "ClusterRoleBinding//backup-gate-nonadmin-events"]);
+    expect(added.find((o) => o.kind === "ClusterRole")?.rules).toEqual([{ apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] }]);
+    expect(defaults.filter((o) => o.metadata.name === "backup-gate-nonadmin-events")).toEqual([]);
+  });
+
   it("fixes no UID or GID anywhere (OpenShift's restricted-v2 SCC refuses a fixed one)", () => {
     const text = JSON.stringify(defaults);
     expect(text).not.toMatch(/runAsUser|runAsGroup|fsGroup/);
@@ -566,6 +574,8 @@ const boundaries: Boundary[] = [
     candidates: [
       {},
       { label: "example.com/tenant", maxInFlightPerTenant: 2, weights: { "team-a": 3 }, defaultWeight: 1, untenantedWeight: 2 },
+      { nonAdminEvents: true },
+      { nonAdminEvents: "yes" },
       { maxInFlightPerTenant: 0 },
       { weights: { "team-a": 1.5 } },
       { label: "" },

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { conflictBetween } from "../../src/core/conflict/conflicts.js";
 import { orderQueue } from "../../src/core/decision/order.js";
 import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
-import { fairOrder, ORIGIN_NAMESPACE, tenantOf } from "../../src/core/decision/tenants.js";
+import { fairOrder, ORIGIN_NAME, ORIGIN_NAMESPACE, tenantOf } from "../../src/core/decision/tenants.js";
 import { planWrites, tenantReadable } from "../../src/core/decision/writes.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo } from "../../src/core/model.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
@@ -238,8 +238,9 @@ const genPolicy: fc.Arbitrary<Policy> = fc
     maxInFlightPerTenant: fc.option(fc.integer({ min: 1, max: 3 }), { nil: undefined }),
     weights: fc.tuple(...TENANTS.map(() => fc.integer({ min: 1, max: 3 }))),
     untenantedWeight: fc.integer({ min: 1, max: 3 }),
+    nonAdminEvents: fc.boolean(),
   })
-  .map(({ agingSeconds, maxInFlightPerTenant, weights, untenantedWeight, ...p }) =>
+  .map(({ agingSeconds, maxInFlightPerTenant, weights, untenantedWeight, nonAdminEvents, ...p }) =>
     policySchema.parse({
       ...p,
       priorities: { agingSeconds },
@@ -247,6 +248,7 @@ const genPolicy: fc.Arbitrary<Policy> = fc
         ...(maxInFlightPerTenant ? { maxInFlightPerTenant } : {}),
         weights: Object.fromEntries(TENANTS.map((t, i) => [t, weights[i]])),
         untenantedWeight,
+        nonAdminEvents,
       },
     }),
   );
@@ -266,7 +268,8 @@ function backupOf(g: GenBackup, i: number): object {
     ...(g.phase === "" ? {} : { phase: g.phase }),
     created: new Date(NOW - (101 - g.minute) * 60_000).toISOString(),
     labels,
-    ...(tenant ? { annotations: { [ORIGIN_NAMESPACE]: tenant } } : {}),
+    // OADP names the NonAdminBackup too (the Event target with tenants.nonAdminEvents).
+    ...(tenant ? { annotations: { [ORIGIN_NAMESPACE]: tenant, [ORIGIN_NAME]: `nab-${i}` } } : {}),
   });
 }
 
@@ -405,7 +408,7 @@ describe("tenant-safe visibility (property)", () => {
     return found;
   }
 
-  /** What a tenant can read of its backup: the status the gate writes (OADP copies it), and the plan's tenant reason. */
+  /** What a tenant can read of its backup: the status the gate writes (OADP copies it), the Event on its NonAdminBackup, and the plan's tenant reason. */
   const tenantTexts = (policy: Policy, snapshot: ReturnType<typeof estateOf>) => (p: Plan, b: BackupInfo) => {
     const writes = planWrites(p, snapshot.backups, { policy, now: NOW, identity: "gate-0", sealer: testSealer }).writes;
     return [
@@ -438,6 +441,110 @@ describe("tenant-safe visibility (property)", () => {
     expect(leaks(snapshot, policy, (p, b) => [...tenantTexts(policy, snapshot)(p, b), "waits behind bk-admin-9"])).toEqual([
       'bk-ns-t0-1: "waits behind bk-admin-9" names bk-admin-9',
     ]);
+  });
+});
+
+describe("Events on the NonAdminBackup (tenants.nonAdminEvents)", () => {
+  const events = { nonAdminEvents: true };
+  /** A tenant's backup as OADP makes it, naming its NonAdminBackup. */
+  const nabOf = (name: string, tenant: string, o: { phase?: string; created: string; labels?: Record<string, string> }) =>
+    backup(name, { includedNamespaces: [tenant] }, { ...o, annotations: { [ORIGIN_NAMESPACE]: tenant, [ORIGIN_NAME]: `my-${name}` } });
+  const writesOf = (policy: Policy, backups: object[]) => {
+    const snapshot = cluster(...estate(), ...backups);
+    return planWrites(plan(snapshot, policy, NOW), snapshot.backups, { policy, now: NOW, identity: "gate-0", sealer: testSealer }).writes;
+  };
+  const admin = () => backup("admin-all", {}, { phase: "InProgress", created: at(0) });
+  const schedule = { "velero.io/schedule-name": "nightly" };
+
+  it.each<{ name: string; tenants: object; over?: object; backups: () => object[]; of: string; kind: string; event?: object; adminNames?: string }>([
+    {
+      name: "queued: the tenant-safe reason, on the NonAdminBackup in the tenant's namespace",
+      tenants: events,
+      over: { maxConcurrentBackups: 1 },
+      backups: () => [admin(), nabOf("c-0", "team-c", { created: at(1) })],
+      of: "c-0",
+      kind: "enqueue",
+      event: {
+        target: { namespace: "team-c", name: "my-c-0" },
+        type: "Normal",
+        reason: "Queued",
+        message: "queued at position 1: waits behind a cluster-wide backup",
+      },
+      adminNames: "admin-all",
+    },
+    {
+      name: "started",
+      tenants: events,
+      backups: () => [nabOf("a-0", "team-a", { created: at(1) })],
+      of: "a-0",
+      kind: "promote",
+      event: {
+        target: { namespace: "team-a", name: "my-a-0" },
+        type: "Normal",
+        reason: "Started",
+        message: "ReadyToStart after waiting 7140s: conflicts with nothing in flight or ahead of it, and a slot is free",
+      },
+    },
+    {
+      name: "superseded",
+      tenants: events,
+      over: { serialWorkloads: "Replace" },
+      backups: () => [nabOf("a-1", "team-a", { created: at(1), labels: schedule }), nabOf("a-2", "team-a", { created: at(2), labels: schedule })],
+      of: "a-1",
+      kind: "supersede",
+      event: {
+        target: { namespace: "team-a", name: "my-a-1" },
+        type: "Warning",
+        reason: "Superseded",
+        message: "superseded by a newer run of its schedule (serialWorkloads: Replace)",
+      },
+      adminNames: "a-2",
+    },
+    {
+      name: "taken back",
+      tenants: events,
+      backups: () => [admin(), nabOf("c-0", "team-c", { phase: "ReadyToStart", created: at(1) })],
+      of: "c-0",
+      kind: "takeBack",
+      event: {
+        target: { namespace: "team-c", name: "my-c-0" },
+        type: "Warning",
+        reason: "TakenBack",
+        message: "taken back to the queue: it overlaps another backup in flight",
+      },
+      adminNames: "admin-all",
+    },
+    {
+      name: "off by default: no Event on the NonAdminBackup",
+      tenants: {},
+      backups: () => [nabOf("a-0", "team-a", { created: at(1) })],
+      of: "a-0",
+      kind: "promote",
+    },
+    {
+      name: "a backup OADP did not name a NonAdminBackup for (label tenant): none",
+      tenants: { ...events, label: "tenant" },
+      backups: () => [backup("a-0", { includedNamespaces: ["team-a"] }, { created: at(1), labels: { tenant: "team-a" } })],
+      of: "a-0",
+      kind: "promote",
+    },
+  ])("$name", ({ tenants, over, backups, of, kind, event, adminNames }) => {
+    const w = writesOf(withTenants(tenants, over), backups()).find((x) => x.backup === of && x.kind === kind);
+    expect(w).toBeDefined();
+    expect(w?.tenantEvent).toEqual(event);
+    // The Event on the Velero Backup keeps full detail (positive control for the leak check).
+    if (adminNames) expect(w?.event?.message).toContain(adminNames);
+  });
+
+  it("position updates post no Event, on either object", () => {
+    const policy = withTenants(events, { maxConcurrentBackups: 1 });
+    const queued = (name: string, minute: number, position: number) => ({
+      ...nabOf(name, "team-a", { phase: "Queued", created: at(minute) }),
+      status: { phase: "Queued", queuePosition: position },
+    });
+    const writes = writesOf(policy, [nabOf("a-run", "team-a", { phase: "Completed", created: at(0) }), queued("a-1", 1, 2), queued("a-2", 2, 3)]);
+    expect(writes.filter((w) => w.kind === "position").length).toBeGreaterThan(0);
+    expect(writes.filter((w) => w.kind === "position" && (w.event || w.tenantEvent))).toEqual([]);
   });
 });
 

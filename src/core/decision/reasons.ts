@@ -146,3 +146,9 @@ export function budgetReason(h: BudgetHold): string {
 export function tenantBudgetReason(h: BudgetHold): string {
   return budgetWait(h);
 }
+
+/** A start in words a tenant may read (the slots in use are not the tenant's to know by name, nor its level note). */
+export const TENANT_STARTED = "conflicts with nothing in flight or ahead of it, and a slot is free";
+
+/** A take-back in words a tenant may read (the backup it overlaps is not named). */
+export const TENANT_TAKEN_BACK = "taken back to the queue: it overlaps another backup in flight";

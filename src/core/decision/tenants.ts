@@ -9,6 +9,16 @@ import type { Ordered } from "./order.js";
 /** OADP's non-admin controller names the NonAdminBackup's namespace here on each Velero Backup it makes. */
 export const ORIGIN_NAMESPACE = "openshift.io/oadp-nab-origin-namespace";
 
+/** ... and the NonAdminBackup's name. */
+export const ORIGIN_NAME = "openshift.io/oadp-nab-origin-name";
+
+/** The NonAdminBackup a Velero Backup was made for (both OADP annotations present), else undefined. */
+export function nonAdminBackupOf(b: BackupInfo): { readonly namespace: string; readonly name: string } | undefined {
+  const namespace = b.annotations[ORIGIN_NAMESPACE];
+  const name = b.annotations[ORIGIN_NAME];
+  return namespace && name ? { namespace, name } : undefined;
+}
+
 /** A backup's tenant: OADP's origin namespace, else the policy's label, else none (an administrator's). */
 export function tenantOf(b: BackupInfo, policy: Policy): string | undefined {
   const tenants = policy.tenants;

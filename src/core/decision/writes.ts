@@ -3,7 +3,8 @@ import { orderQueue } from "./order.js";
 import type { Plan, QueueEntry } from "./planModel.js";
 import type { Policy } from "../policy.js";
 import { nudgeDecision, overlapping, takeBacks, type InFlightBackup } from "./readyToStart.js";
-import { tenantOf } from "./tenants.js";
+import { TENANT_STARTED, TENANT_SUPERSEDED, TENANT_TAKEN_BACK } from "./reasons.js";
+import { nonAdminBackupOf, tenantOf } from "./tenants.js";
 
 // From a plan to the fewest writes that make the cluster show it. Pure: the controller applies
 // these with optimistic concurrency and re-plans on any conflict.
@@ -25,7 +26,18 @@ export interface BackupWrite {
   readonly status?: { readonly phase?: string; readonly queuePosition?: number; readonly failureReason?: string };
   /** Annotations to set; null removes one. */
   readonly annotations?: Readonly<Record<string, string | null>>;
-  readonly event?: { readonly type: "Normal" | "Warning"; readonly reason: string; readonly message: string };
+  readonly event?: WriteEvent;
+  /**
+   * With tenants.nonAdminEvents: the same news for the backup's NonAdminBackup (named by OADP's
+   * origin annotations), in words its tenant may read; posted in the tenant's namespace.
+   */
+  readonly tenantEvent?: WriteEvent & { readonly target: { readonly namespace: string; readonly name: string } };
+}
+
+export interface WriteEvent {
+  readonly type: "Normal" | "Warning";
+  readonly reason: string;
+  readonly message: string;
 }
 
 /**
@@ -34,7 +46,24 @@ export interface BackupWrite {
  * writes no spec, so this is the status it writes.
  */
 export function tenantReadable(w: BackupWrite): string[] {
-  return w.status ? Object.values(w.status).map(String) : [];
+  return [
+    ...(w.status ? Object.values(w.status).map(String) : []),
+    ...(w.tenantEvent ? [w.tenantEvent.reason, w.tenantEvent.message] : []),
+  ];
+}
+
+/**
+ * A reason written into a backup's status (e.g. status.failureReason): OADP copies status to the
+ * NonAdminBackup, so a tenant's backup gets the tenant-safe text, anyone else's the full one.
+ */
+export function statusReason(b: BackupInfo, policy: Policy, reasons: { readonly admin: string; readonly tenant: string }): string {
+  return tenantOf(b, policy) === undefined ? reasons.admin : reasons.tenant;
+}
+
+/** The Event for the NonAdminBackup `b` was made for, when the policy posts them and `b` names one. */
+function tenantEventOf(b: BackupInfo, policy: Policy, event: WriteEvent): Pick<BackupWrite, "tenantEvent"> {
+  const target = policy.tenants?.nonAdminEvents ? nonAdminBackupOf(b) : undefined;
+  return target ? { tenantEvent: { ...event, target } } : {};
 }
 
 export interface WritePlan {
@@ -105,7 +134,7 @@ interface Writing {
 
 type InFlight = InFlightBackup & { readonly info: BackupInfo };
 
-function takeBackWrites({ byName }: Writing, inFlight: readonly InFlight[], plan: Plan): BackupWrite[] {
+function takeBackWrites({ byName, ctx }: Writing, inFlight: readonly InFlight[], plan: Plan): BackupWrite[] {
   return takeBacks(inFlight, plan.overlaps).map((t) => {
     const b = byName.get(t.backup) as BackupInfo;
     return {
@@ -122,6 +151,7 @@ function takeBackWrites({ byName }: Writing, inFlight: readonly InFlight[], plan
         [NUDGED_AT]: null,
       },
       event: { type: "Warning", reason: "TakenBack", message: t.reason },
+      ...tenantEventOf(b, ctx.policy, { type: "Warning", reason: "TakenBack", message: TENANT_TAKEN_BACK }),
     };
   });
 }
@@ -147,6 +177,11 @@ function promotionWrites({ byName, ctx, nowIso }: Writing, plan: Plan): BackupWr
         [KEYS.waitingFor]: null,
       },
       event: { type: "Normal", reason: "Started", message: `ReadyToStart after waiting ${waited}s: ${p.reason}` },
+      ...tenantEventOf(b, ctx.policy, {
+        type: "Normal",
+        reason: "Started",
+        message: `ReadyToStart after waiting ${waited}s: ${TENANT_STARTED}`,
+      }),
     });
   }
   return writes;
@@ -162,9 +197,13 @@ function supersessionWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[]
       backup: b.name,
       resourceVersion: b.resourceVersion,
       // status reaches the tenant (OADP copies it to the NonAdminBackup); the annotation and Event do not.
-      status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? s.reason : (s.tenantReason ?? s.reason) },
+      status: {
+        phase: "Failed",
+        failureReason: statusReason(b, ctx.policy, { admin: s.reason, tenant: s.tenantReason ?? TENANT_SUPERSEDED }),
+      },
       annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "Superseded", message: s.reason },
+      ...tenantEventOf(b, ctx.policy, { type: "Warning", reason: "Superseded", message: s.tenantReason ?? TENANT_SUPERSEDED }),
     });
   }
   return writes;
@@ -215,6 +254,13 @@ function queueWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
         status: { phase: "Queued", queuePosition: q.position },
         annotations: queueAnnotations(b, q),
         event: { type: "Normal", reason: "Queued", message: `queued at position ${q.position}: ${q.reason}` },
+        ...(q.tenantReason === undefined
+          ? {}
+          : tenantEventOf(b, ctx.policy, {
+              type: "Normal",
+              reason: "Queued",
+              message: `queued at position ${q.position}: ${q.tenantReason}`,
+            })),
       });
       continue;
     }
