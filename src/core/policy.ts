@@ -56,6 +56,15 @@ export const policySchema = z.strictObject({
       untenantedWeight: z.number().int().min(1).max(1000).default(1),
     })
     .optional(),
+  /** Velero Restores (docs/rules.md, "Restores"). Absent: restores hold backups, and a conflicting Restore gets a warning. */
+  restores: z
+    .strictObject({
+      /** A Restore created into what a backup in flight holds: admitted with a warning, or refused. */
+      onConflict: z.enum(["Warn", "Deny"]).default("Warn"),
+      /** Backups wait while a restore writes into what they would hold; false lets them start anyway. */
+      holdBackups: z.boolean().default(true),
+    })
+    .optional(),
 });
 
 export type Policy = z.output<typeof policySchema>;

@@ -1,10 +1,11 @@
 import type { Blockers, ClaimIndex } from "../conflict/claimIndex.js";
-import { conflictBetween, type Conflict } from "../conflict/conflicts.js";
+import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type PlanMaking } from "./planMemory.js";
 import { Queued, type Tenancy } from "./queueEntry.js";
 import { overlapReason, startReason } from "./reasons.js";
+import { restoreHoldOf, type RestoreHold } from "./restores.js";
 
 // Promotions and the queue from who blocks whom: in queue order, a backup that waits behind no
 // one takes a free slot; the others keep their place in the queue.
@@ -30,11 +31,13 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     from = Math.min(from, i);
     last = Math.max(last, i);
   }
-  // With tenants, a decision also reads its tenant's count of backups in flight: decide all again.
-  from = m.classes ? m.inFlight : Math.max(m.inFlight, from);
+  // With tenants, a decision also reads its tenant's count of backups in flight; with restores
+  // writing, a rescoped member's hold may move: decide all again.
+  const all = m.classes !== undefined || m.restores !== undefined;
+  from = all ? m.inFlight : Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
-    if (m.classes) {
+    if (all) {
       run.decide(i, undefined);
       continue;
     }
@@ -87,8 +90,9 @@ class Deciding {
     const blocked = m.blocked[i] as Blockers;
     const b = m.index.member(i);
     const tenancy = this.#tenancyOf(i);
+    const restoreHold = this.#restoreHoldOf(b);
     let d: Decided;
-    if (blocked.blockers.length === 0 && !tenancy?.held && this.#promotions.length < this.#limit - m.inFlight) {
+    if (blocked.blockers.length === 0 && !tenancy?.held && !restoreHold && this.#promotions.length < this.#limit - m.inFlight) {
       const inUse = m.inFlight + this.#promotions.length + 1;
       d =
         before && !(before instanceof Queued) && before.inUse === inUse
@@ -101,7 +105,7 @@ class Deciding {
       d =
         before instanceof Queued && before.position === position
           ? before
-          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy);
+          : new Queued(b, m.priorities[i - m.inFlight] as Ordered, position, blocked, this.#limit, tenancy, restoreHold);
       this.#queue.push(d);
     }
     this.#each[i] = d;
@@ -118,6 +122,12 @@ class Deciding {
     const inFlight = tenant === undefined ? 0 : (t.flying.get(tenant) ?? 0);
     const held = limit !== undefined && tenant !== undefined && inFlight >= limit ? { inFlight, limit } : undefined;
     return { tenant, held, classOf: t.classOf };
+  }
+
+  /** The writing restore that holds this member, if any (docs/rules.md, "Restores"). */
+  #restoreHoldOf(b: ScopedBackup): RestoreHold | undefined {
+    const restores = this.#m.restores;
+    return restores ? restoreHoldOf(b.scope, restores) : undefined;
   }
 
   /** Whether the slots and positions before member i came out as last time. */

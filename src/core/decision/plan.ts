@@ -9,6 +9,7 @@ import { nextAgingStep, orderQueue, sortByCreation, supersede, type Ordered } fr
 import { MAX_BLOCKERS, type Plan, type PlanOptions, type Snapshot, type Supersession } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, versionsOf, type PlanMaking } from "./planMemory.js";
 import { replan, reusable } from "./replan.js";
+import { writingRestores } from "./restores.js";
 import { fairOrder, tenantOf } from "./tenants.js";
 
 // The queue, decided: plan(snapshot, policy, now) -> Plan. Pure: the same snapshot, policy and
@@ -38,6 +39,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
   const classes = policy.tenants ? infos.map((b) => tenantOf(b, policy)) : undefined;
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
   const blocked = blockersOfQueued(index, inFlight.length);
+  const restores = writingRestores(view, backups, policy);
   return decide(
     {
       used: false,
@@ -56,6 +58,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       blocked,
       decided: NO_DECISIONS,
       ...(classes ? { classes } : {}),
+      ...(restores.length > 0 ? { restores } : {}),
     },
     "afresh",
   );

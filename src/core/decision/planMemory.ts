@@ -7,6 +7,7 @@ import type { ClusterView } from "../view.js";
 import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry, Supersession } from "./planModel.js";
 import type { Queued } from "./queueEntry.js";
+import type { RestoreTarget } from "./restores.js";
 
 /**
  * What a plan keeps for the next one. Members of `index` are the in-flight backups (by creation)
@@ -32,6 +33,8 @@ export interface Memory {
   readonly decided: Decisions;
   /** Each member's tenant (undefined: none), when the policy has tenants. */
   readonly classes?: readonly (string | undefined)[];
+  /** The restores writing now, when there are any (they may hold queued backups). */
+  readonly restores?: readonly RestoreTarget[];
 }
 
 export interface Started {
@@ -65,10 +68,17 @@ export interface ViewVersions {
   readonly pv: number;
   readonly namespaces: number;
   readonly synced: boolean;
+  readonly restores: number;
 }
 
 export function versionsOf(view: ClusterView): ViewVersions {
-  return { contents: view.contentsVersion, pv: view.pvVersion, namespaces: view.namespacesVersion, synced: view.synced };
+  return {
+    contents: view.contentsVersion,
+    pv: view.pvVersion,
+    namespaces: view.namespacesVersion,
+    synced: view.synced,
+    restores: view.restoresVersion,
+  };
 }
 
 export type PlanMaking = "afresh" | "incremental";

@@ -3,7 +3,8 @@ import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/c
 import type { ConflictLevel } from "../model.js";
 import type { Ordered } from "./order.js";
 import type { QueueEntry } from "./planModel.js";
-import { tenantLimitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
+import { restoreWaitReason, tenantLimitReason, tenantRestoreWaitReason, tenantWaitReason, waitReason, type TenantHold } from "./reasons.js";
+import type { RestoreHold } from "./restores.js";
 
 /** What a queued backup's entry knows of tenants, when the policy has them. */
 export interface Tenancy {
@@ -31,10 +32,19 @@ export class Queued implements QueueEntry {
   readonly #blockers: readonly ScopedBackup[];
   readonly #limit: number;
   readonly #tenancy: Tenancy | undefined;
+  readonly #restoreHold: RestoreHold | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
-  constructor(b: ScopedBackup, o: Ordered, position: number, { blockers, more }: Blockers, limit: number, tenancy?: Tenancy) {
+  constructor(
+    b: ScopedBackup,
+    o: Ordered,
+    position: number,
+    { blockers, more }: Blockers,
+    limit: number,
+    tenancy?: Tenancy,
+    restoreHold?: RestoreHold,
+  ) {
     this.backup = b.name;
     this.position = position;
     this.priority = o.priority;
@@ -45,17 +55,21 @@ export class Queued implements QueueEntry {
     this.#blockers = blockers;
     this.#limit = limit;
     this.#tenancy = tenancy;
+    this.#restoreHold = restoreHold;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
     if (!this.#details) {
       const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
       const t = this.#tenancy;
+      const h = this.#restoreHold;
       const reason =
         conflicts.length === 0 && t?.held && t.tenant !== undefined
           ? tenantLimitReason(t.tenant, t.held)
-          : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
-      this.#details = { conflicts, reason };
+          : conflicts.length === 0 && h
+            ? restoreWaitReason(h.restore, h.namespace)
+            : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+      this.#details = { conflicts, reason: h && conflicts.length > 0 ? `${reason}; ${restoreWaitReason(h.restore, h.namespace)}` : reason };
     }
     return this.#details;
   }
@@ -84,15 +98,18 @@ export class Queued implements QueueEntry {
       else if (x.scope.queueNamespaces.length !== 1) clusterWide++;
       else others++;
     }
-    return tenantWaitReason({
+    const namespaceLevel = this.#of.scope.levelReason !== undefined;
+    if (this.#restoreHold && own + clusterWide + others === 0 && !t.held) return tenantRestoreWaitReason(namespaceLevel);
+    const text = tenantWaitReason({
       own,
       clusterWide,
       others,
       more: this.moreBlockers === true,
       ...(t.held ? { held: t.held } : {}),
       ahead: this.position - 1,
-      namespaceLevel: this.#of.scope.levelReason !== undefined,
+      namespaceLevel,
     });
+    return this.#restoreHold ? `${text}; ${tenantRestoreWaitReason(false)}` : text;
   }
 
   toJSON(): QueueEntry {
