@@ -208,8 +208,8 @@ describe("other resources and operations are allowed untouched", () => {
   it.each<{ name: string; reviewRequest: object }>([
     { name: "pods", reviewRequest: { resource: { group: "", version: "v1", resource: "pods" }, object: { metadata: { name: "p" } } } },
     {
-      name: "velero.io/v1 restores",
-      reviewRequest: { resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } },
+      name: "UPDATE of a velero.io/v1 restore (only CREATEs of Restores are judged)",
+      reviewRequest: { operation: "UPDATE", resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } },
     },
     {
       name: "velero.io/v2alpha1 backups",
