@@ -185,7 +185,7 @@ describe("ClusterCache on a real API server", () => {
     expect(cache.synced()).toBe(true);
     expect(cache.view.synced).toBe(true);
     expect(await gauge(metrics, "viewSynced")).toBe(1);
-    expect(changes.filter((ch) => ch.kind === "Resync")).toHaveLength(6);
+    expect(changes.filter((ch) => ch.kind === "Resync")).toHaveLength(7); // one per collection
 
     const v = cache.view;
     expect(v.namespace(pre)).toEqual({ name: pre, labels: expect.objectContaining({ team: "a" }), annotations: {}, terminating: false });

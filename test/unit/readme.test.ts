@@ -42,9 +42,10 @@ describe("README policy reference", () => {
     const rows = tableRows("Policy reference");
     const documented = new Map(rows.map(([key, def]) => [key?.replaceAll("`", ""), def]));
     // Optional sections and keys (absent from the default policy) say what their absence means.
-    const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset" };
-    const withSections = policySchema.parse({ tenants: {} });
-    const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(([k]) => k.startsWith("tenants."))].map(([k, v]) => [k, code(v)]));
+    const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset", restores: "absent" };
+    const withSections = policySchema.parse({ tenants: {}, restores: {} });
+    const inSection = (k: string) => k.startsWith("tenants.") || k.startsWith("restores.");
+    const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(([k]) => inSection(k))].map(([k, v]) => [k, code(v)]));
     for (const [key, absent] of Object.entries(optional)) schema.set(key, absent);
     expect([...documented.keys()].sort()).toEqual([...schema.keys()].sort());
     for (const [key, def] of schema) expect(documented.get(key), key).toBe(def);
