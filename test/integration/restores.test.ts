@@ -30,6 +30,7 @@ import {
   type VeleroObject,
 } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
+import { runCli } from "../unit/support/cli.js";
 import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
 const log = createLogger(process.env.LOG_LEVEL ?? "silent");
@@ -242,6 +243,16 @@ describe("Velero Restores on the real API server", () => {
     expect(held.promotions.map((p) => p.backup)).toEqual([]);
     expect(held.queue.find((q) => q.backup === "after-restore")?.reason).toBe(`waits for restore ${velero}/dr-shop writing into namespace ${shop}`);
     expect(held.scopes.get("after-restore")?.claims.namespaces).toEqual([shop]);
+    // The CLI reads the Restores from the cluster too, and says the same.
+    await createNamespace(c, "backup-gate");
+    await c.core.createNamespacedConfigMap({
+      namespace: "backup-gate",
+      body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": `veleroNamespace: ${velero}\npriorities: {agingSeconds: 0}\n` } },
+    });
+    const explained = await runCli("explain", "after-restore", "--kubeconfig", cp.kubeconfigPath);
+    expect(explained.stdout).toMatch(
+      new RegExp(`^after-restore is #1 in the queue, judged at ItemBlock level: waits for restore ${velero}/dr-shop writing into namespace ${shop}`),
+    );
 
     await updateVelero(c, "restores", velero, "dr-shop", (o) => {
       o.status = { ...o.status, phase: "Completed" };
