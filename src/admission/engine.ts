@@ -256,8 +256,8 @@ export class AdmissionEngine {
     const inFlight = this.o.cache
       .inFlight()
       .filter((b) => b.namespace === policy.veleroNamespace)
-      .map((b) => ({ name: b.name, phase: b.phase, scope: this.scopes.scopeOf(b, view, policy) }));
-    return decideRestoreAdmission(r, this.o.cache.backup(r.backupName), inFlight, policy);
+      .map((b) => ({ name: b.name, phase: b.phase, spec: b.spec, scope: this.scopes.scopeOf(b, view, policy) }));
+    return decideRestoreAdmission(r, this.o.cache.backup(r.backupName), inFlight, policy, view);
   }
 
   /** The queue as the verdicts read it: the live cache, and the base when it is current. */

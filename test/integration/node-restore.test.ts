@@ -159,6 +159,9 @@ describe.skipIf(!enabled)("a real Velero Restore holds a backup of its namespace
       timeoutMs: 120_000,
       intervalMs: 200,
     });
+    // The gate learns of the phase through its own watch: give it a moment (a backup created in
+    // the same instant as the restore starts is the race the admission warning is for).
+    await new Promise((res) => setTimeout(res, 2_000));
     await createBackup(c, velero.namespace, "after", { includedNamespaces: [dst] });
     await createBackup(c, velero.namespace, "unrelated", { includedNamespaces: [other] });
 

@@ -19,12 +19,13 @@ const NOW = Date.parse("2026-01-01T12:00:00Z");
 const at = (minute: number) => new Date(Date.parse("2026-01-01T10:00:00Z") + minute * 60_000).toISOString();
 const policyOf = (over: object = {}): Policy => policySchema.parse({ priorities: { agingSeconds: 0 }, ...over });
 
-/** `shop` and `web` hold a volume each (a backup of them claims a unit there); `docs` is stateless; `strict` asks for Namespace level. */
+/** `shop` and `web` hold a volume each (a backup of them claims a unit there); `docs` is stateless; `strict` asks for Namespace level; `empty` is bare. */
 const estate = () => [
   ns("shop"),
   ns("web"),
   ns("docs"),
   ns("strict", { annotations: { "backup-gate.io/conflict-level": "Namespace" } }),
+  ns("empty"),
   pod("shop", "db", { claims: ["data"] }),
   ...boundClaim("shop", "data"),
   pod("web", "app", { claims: ["files"] }),
@@ -206,6 +207,51 @@ describe("a backup does not start while a restore writes into what it would hold
       starts: true,
     },
     {
+      case: "ItemBlock level: a namespace the restore is creating (absent now) that the backup lists is held",
+      policy: {},
+      spec: { includedNamespaces: ["shop-copy"] },
+      restores: [
+        restore("r1", { backupName: "old", namespaceMapping: { shop: "shop-copy" } }, { phase: "InProgress" }),
+        backup("old", { includedNamespaces: ["shop"] }, { phase: "Completed" }),
+      ],
+      starts: false,
+      reason: "waits for restore velero/r1 writing into namespace shop-copy",
+    },
+    {
+      case: "Namespace level: the same (Velero's queue would see no namespace yet)",
+      policy: { conflictLevel: "Namespace" },
+      spec: { includedNamespaces: ["shop-copy"] },
+      restores: [restore("r1", { backupName: "old", namespaceMapping: { shop: "shop-copy" } }, { phase: "InProgress" })],
+      starts: false,
+      reason: "waits for restore velero/r1 writing into namespace shop-copy",
+    },
+    {
+      case: "ItemBlock level: an existing namespace with nothing in it yet, being restored into, is held",
+      policy: {},
+      spec: { includedNamespaces: ["empty"] },
+      restores: [restoring(["empty"])],
+      starts: false,
+      reason: "waits for restore velero/r1 writing into namespace empty",
+    },
+    {
+      case: "a backup of every namespace is held by a restore creating one",
+      policy: {},
+      spec: { excludedNamespaces: ["shop", "web", "strict"] },
+      restores: [restore("r1", { backupName: "old", namespaceMapping: { shop: "shop-copy" } }, { phase: "InProgress" })],
+      starts: false,
+      reason: "waits for restore velero/r1 writing into namespace shop-copy",
+    },
+    {
+      case: "a backup that does not list the namespace being created is not held",
+      policy: {},
+      spec: { includedNamespaces: ["web", "other-*"] },
+      restores: [
+        restore("r1", { backupName: "old", namespaceMapping: { shop: "shop-copy" } }, { phase: "InProgress" }),
+        backup("old", { includedNamespaces: ["shop"] }, { phase: "Completed" }),
+      ],
+      starts: true,
+    },
+    {
       case: "a finished restore holds nothing",
       policy: {},
       spec: { includedNamespaces: ["shop"] },
@@ -289,7 +335,7 @@ describe("a backup does not start while a restore writes into what it would hold
     expect(JSON.stringify(finished)).toBe(JSON.stringify(without));
   });
 
-  it("a plan built on the last one is not reused once a restore moved (it is made afresh, and equals one from nothing)", () => {
+  it("plans are made afresh while a restore moves or writes, and build on the last one again once it is done", () => {
     const s = cluster(...estate(), backup("b1", { includedNamespaces: ["shop"] }, { created: at(1) }));
     const cache = new ScopeCache();
     const policy = policyOf();
@@ -297,23 +343,28 @@ describe("a backup does not start while a restore writes into what it would hold
     expect(started(first)).toEqual(["b1"]);
     s.view.setRestore(restoreOf(restoring(["shop"])));
     const second = plan(s, policy, NOW, { cache, previous: first });
-    expect(howMade(second)).toBe("afresh");
-    expect(started(second)).toEqual([]);
+    expect([howMade(second), started(second)]).toEqual(["afresh", []]);
     s.view.setPod(podOf(pod("shop", "extra", { claims: ["data"] })));
     const third = plan(s, policy, NOW, { cache, previous: second });
-    expect(howMade(third)).toBe("incremental");
-    expect(JSON.stringify(third)).toBe(JSON.stringify(plan(s, policy, NOW)));
+    expect([howMade(third), started(third)]).toEqual(["afresh", []]);
+    s.view.setRestore(restoreOf(restoring(["shop"], { phase: "Completed" })));
+    const fourth = plan(s, policy, NOW, { cache, previous: third });
+    s.view.setPod(podOf(pod("shop", "more", { claims: ["data"] })));
+    const fifth = plan(s, policy, NOW, { cache, previous: fourth });
+    expect([howMade(fourth), howMade(fifth), started(fifth)]).toEqual(["afresh", "incremental", ["b1"]]);
+    expect(JSON.stringify(fifth)).toBe(JSON.stringify(plan(s, policy, NOW)));
   });
 });
 
 describe("a Restore created into what a backup in flight holds (admission)", () => {
   const s = cluster(...estate());
-  const inFlight = (name: string, spec: object, level?: "Namespace"): ScopedBackup => ({
+  const inFlight = (name: string, spec: object, level?: "Namespace"): ScopedBackup & { spec: unknown } => ({
     name,
     phase: "InProgress",
+    spec,
     scope: scopeOf(backupOf(backup(name, spec, { phase: "InProgress" })), s.view, policyOf(level ? { conflictLevel: level } : {})),
   });
-  it.each<{ case: string; policy: object; spec: object; flying: ScopedBackup[]; verdict: string; says?: RegExp }>([
+  it.each<{ case: string; policy: object; spec: object; flying: (ScopedBackup & { spec: unknown })[]; verdict: string; says?: RegExp }>([
     {
       case: "into a namespace a backup in flight holds: a warning naming the backup",
       policy: {},
@@ -368,7 +419,7 @@ describe("a Restore created into what a backup in flight holds (admission)", () 
       says: /could not read this Restore's spec \(spec\.includedNamespaces\[0\]: .*\); it is taken to write into every namespace/,
     },
   ])("$case", ({ policy, spec, flying, verdict, says }) => {
-    const v = decideRestoreAdmission(restoreOf(restore("r1", spec)), undefined, flying, policyOf(policy));
+    const v = decideRestoreAdmission(restoreOf(restore("r1", spec)), undefined, flying, policyOf(policy), s.view);
     expect(v.verdict).toBe(verdict);
     if (says) expect(v.verdict === "reject" ? v.message : v.warnings[0]).toMatch(says);
   });
@@ -399,7 +450,7 @@ describe("the snapshot reader and the policy", () => {
 });
 
 // Generated estates: backups over four namespaces (some stateful), restores in every phase.
-const NAMESPACES = ["shop", "web", "docs", "strict"];
+const NAMESPACES = ["shop", "web", "docs", "strict", "empty"];
 interface GenBackup {
   namespaces: string[];
   phase: string;
@@ -437,7 +488,10 @@ const objectsOf = (bs: readonly GenBackup[], rs: readonly GenRestore[]) => [
 /** Promoted backups that a writing restore writes into (what the hold forbids). */
 function startedIntoRestores(p: Plan, s: ReturnType<typeof cluster>, policy: Policy): string[] {
   const targets = writingRestores(s.view, s.backups, { ...policy, restores: undefined });
-  return p.promotions.filter((x) => targets.some((t) => namespaceMet(t, p.scopes.get(x.backup)!) !== undefined)).map((x) => x.backup);
+  const specOf = (name: string) => s.backups.find((b) => b.name === name)?.spec;
+  return p.promotions
+    .filter((x) => targets.some((t) => namespaceMet(t, { scope: p.scopes.get(x.backup)!, spec: specOf(x.backup) }) !== undefined))
+    .map((x) => x.backup);
 }
 
 describe("restore holds (property)", () => {

@@ -31,9 +31,8 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     from = Math.min(from, i);
     last = Math.max(last, i);
   }
-  // With tenants, a decision also reads its tenant's count of backups in flight; with restores
-  // writing, a rescoped member's hold may move: decide all again.
-  const all = m.classes !== undefined || m.restores !== undefined;
+  // With tenants, a decision also reads its tenant's count of backups in flight: decide all again.
+  const all = m.classes !== undefined;
   from = all ? m.inFlight : Math.max(m.inFlight, from);
   const run = new Deciding(m, was, from);
   for (let i = from; i < n; i++) {
@@ -90,7 +89,7 @@ class Deciding {
     const blocked = m.blocked[i] as Blockers;
     const b = m.index.member(i);
     const tenancy = this.#tenancyOf(i);
-    const restoreHold = this.#restoreHoldOf(b);
+    const restoreHold = this.#restoreHoldOf(b, i);
     let d: Decided;
     if (blocked.blockers.length === 0 && !tenancy?.held && !restoreHold && this.#promotions.length < this.#limit - m.inFlight) {
       const inUse = m.inFlight + this.#promotions.length + 1;
@@ -125,9 +124,9 @@ class Deciding {
   }
 
   /** The writing restore that holds this member, if any (docs/rules.md, "Restores"). */
-  #restoreHoldOf(b: ScopedBackup): RestoreHold | undefined {
+  #restoreHoldOf(b: ScopedBackup, i: number): RestoreHold | undefined {
     const restores = this.#m.restores;
-    return restores ? restoreHoldOf(b.scope, restores) : undefined;
+    return restores ? restoreHoldOf({ scope: b.scope, spec: this.#m.infos[i]?.spec }, restores) : undefined;
   }
 
   /** Whether the slots and positions before member i came out as last time. */

@@ -21,6 +21,12 @@ export interface RestoreTarget {
   readonly writesInto: (ns: string) => boolean;
   /** Set when its spec could not be read: it is then taken to write into every namespace. */
   readonly unreadable?: string;
+  /**
+   * The namespaces it names (mapping targets, listed namespaces) that it writes into and that
+   * are absent or hold no pod or PVC yet: the restore is filling them, so a backup that lists
+   * them would hold what the restore creates.
+   */
+  readonly filling: readonly string[];
 }
 
 /**
@@ -31,9 +37,9 @@ export interface RestoreTarget {
  * namespace lists narrow them (a namespace it did not back up holds nothing to restore), and
  * when it is not, every source the restore's lists allow is taken to be there.
  */
-export function restoreTarget(r: RestoreInfo, restored: BackupInfo | undefined): RestoreTarget {
+export function restoreTarget(r: RestoreInfo, restored: BackupInfo | undefined, view?: ClusterView): RestoreTarget {
   const restore = `${r.namespace}/${r.name}`;
-  if (r.specError !== undefined) return { restore, phase: r.phase, writesInto: () => true, unreadable: r.specError };
+  if (r.specError !== undefined) return { restore, phase: r.phase, writesInto: () => true, unreadable: r.specError, filling: [] };
   const restoring = allowedBy(r.includedNamespaces, r.excludedNamespaces);
   const backedUp = restored ? backupNamespacesOf(restored.spec) : () => true;
   const source = (s: string) => restoring(s) && backedUp(s);
@@ -41,7 +47,23 @@ export function restoreTarget(r: RestoreInfo, restored: BackupInfo | undefined):
   for (const [from, to] of Object.entries(r.namespaceMapping)) mappedInto.set(to, [...(mappedInto.get(to) ?? []), from]);
   const mappedAway = (ns: string) => Object.hasOwn(r.namespaceMapping, ns);
   const writesInto = (ns: string) => (!mappedAway(ns) && source(ns)) || (mappedInto.get(ns) ?? []).some(source);
-  return { restore, phase: r.phase, writesInto };
+  const named = [...Object.values(r.namespaceMapping), ...literal(r.includedNamespaces), ...literal(includesOf(restored?.spec))];
+  const filling = view ? [...new Set(named)].filter((ns) => writesInto(ns) && unfilled(view, ns)).sort() : [];
+  return { restore, phase: r.phase, writesInto, filling };
+}
+
+const literal = (names: readonly string[]) => names.filter((n) => !/[*?[{]/.test(n));
+
+function includesOf(spec: unknown): readonly string[] {
+  const inc = (spec as { includedNamespaces?: unknown } | null | undefined)?.includedNamespaces;
+  return Array.isArray(inc) ? inc.filter((x): x is string => typeof x === "string") : [];
+}
+
+/** A namespace the view does not have, or that holds no pod and no PVC. */
+function unfilled(view: ClusterView, ns: string): boolean {
+  if (!view.namespace(ns)) return true;
+  const c = view.contents(ns);
+  return c.pods.size === 0 && c.pvcs.size === 0;
 }
 
 /** A namespace filter from include/exclude lists, Velero's way: empty includes or `*` include all. */
@@ -70,7 +92,13 @@ export function writingRestores(view: ClusterView, backups: readonly BackupInfo[
   if (writing.length === 0) return [];
   const byName = new Map(backups.filter((b) => b.namespace === policy.veleroNamespace).map((b) => [b.name, b]));
   writing.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return writing.map((r) => restoreTarget(r, byName.get(r.backupName)));
+  return writing.map((r) => restoreTarget(r, byName.get(r.backupName), view));
+}
+
+/** A backup as the restore rule reads it: its scope, and its spec's namespace lists. */
+export interface HeldBackup {
+  readonly scope: BackupScope;
+  readonly spec: unknown;
 }
 
 /**
@@ -78,11 +106,17 @@ export function writingRestores(view: ClusterView, backups: readonly BackupInfo[
  * would hold exclusively: at Namespace level, its namespaces; at ItemBlock level, the namespaces
  * where it claims a unit, and those annotated to be judged at Namespace level. Restored items
  * do not exist before the restore creates them, so which unit they join cannot be predicted:
- * within a namespace, the restore is taken to write into every unit.
+ * within a namespace, the restore is taken to write into every unit. And at either level, a
+ * namespace the restore is filling (absent or empty now) that the backup's lists cover: the
+ * backup would hold what the restore creates there.
  */
-export function namespaceMet(target: RestoreTarget, scope: BackupScope): string | undefined {
-  if (scope.level === "Namespace") return scope.queueNamespaces.find(target.writesInto);
-  return scope.claims.namespaces.find(target.writesInto) ?? scope.strictNamespaces.find(target.writesInto);
+export function namespaceMet(target: RestoreTarget, b: HeldBackup): string | undefined {
+  const { scope } = b;
+  const held =
+    scope.level === "Namespace"
+      ? scope.queueNamespaces.find(target.writesInto)
+      : (scope.claims.namespaces.find(target.writesInto) ?? scope.strictNamespaces.find(target.writesInto));
+  return held ?? (target.filling.length > 0 && scope.errors.length === 0 ? target.filling.find(backupNamespacesOf(b.spec)) : undefined);
 }
 
 /** Why a backup may not start now: a restore writing into a namespace it would hold. */
@@ -92,9 +126,9 @@ export interface RestoreHold {
 }
 
 /** The first writing restore (by name) that holds this backup, if any. */
-export function restoreHoldOf(scope: BackupScope, restores: readonly RestoreTarget[]): RestoreHold | undefined {
+export function restoreHoldOf(b: HeldBackup, restores: readonly RestoreTarget[]): RestoreHold | undefined {
   for (const t of restores) {
-    const namespace = namespaceMet(t, scope);
+    const namespace = namespaceMet(t, b);
     if (namespace !== undefined) return { restore: t.restore, namespace };
   }
   return undefined;
@@ -126,13 +160,14 @@ export interface RestoreAdmission {
 export function decideRestoreAdmission(
   r: RestoreInfo,
   restored: BackupInfo | undefined,
-  inFlight: readonly ScopedBackup[],
+  inFlight: readonly (ScopedBackup & HeldBackup)[],
   policy: Policy,
+  view?: ClusterView,
 ): RestoreAdmission {
-  const target = restoreTarget(r, restored);
+  const target = restoreTarget(r, restored, view);
   const conflicts: RestoreConflict[] = [];
   for (const b of [...inFlight].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))) {
-    const namespace = namespaceMet(target, b.scope);
+    const namespace = namespaceMet(target, b);
     if (namespace !== undefined) conflicts.push({ backup: b.name, namespace });
   }
   const notes = target.unreadable
