@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 // The pure tables and properties (no process, no server, no network): the inner loop.
 const CORE = [
-  "test/unit/{backupIndex,budgets,fidelity,layers,moduleState,overlap,plan,properties,purity,quantity,scope,shapes,sim,tenants,volumePolicy,windows,writes}.test.ts",
+  "test/unit/{backupIndex,budgets,fidelity,layers,moduleState,overlap,plan,properties,purity,quantity,restores,scope,shapes,sim,tenants,volumePolicy,windows,writes}.test.ts",
 ];
 
 export default defineConfig({

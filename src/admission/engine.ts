@@ -3,7 +3,8 @@ import { asCandidate, decideAdmission, type AdmissionDecision } from "../core/de
 import { ClaimIndex } from "../core/conflict/claimIndex.js";
 import type { ScopedBackup } from "../core/conflict/conflicts.js";
 import type { FlightDecision } from "../core/decision/flight.js";
-import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo } from "../core/model.js";
+import { IN_FLIGHT_PHASES, KEYS, QUEUED_PHASES, type BackupInfo, type RestoreInfo } from "../core/model.js";
+import { decideRestoreAdmission, writingRestores, type RestoreAdmission } from "../core/decision/restores.js";
 import { orderQueue, supersede } from "../core/decision/order.js";
 import { applyWindows } from "../core/decision/windows.js";
 import type { Policy } from "../core/policy.js";
@@ -242,10 +243,28 @@ export class AdmissionEngine {
    */
   decide(candidate: BackupInfo, now: number): AdmissionDecision {
     const policy = this.o.policy.current();
-    // The fair order, tenants' limits and budgets are the plan's alone: with them, the full plan judges (slower, the same rule).
-    if (policy.tenants || hasBudgets(policy))
-      return decideAdmission({ view: this.o.cache.view, backups: this.o.cache.backups() }, policy, now, candidate, { cache: this.scopes });
+    // The fair order, tenants' limits, budgets and restore holds are the plan's alone: with them, or a
+    // restore writing, the full plan judges (slower, the same rule).
+    const view = this.o.cache.view;
+    if (policy.tenants || hasBudgets(policy) || writingRestores(view, this.o.cache.backups(), policy).length > 0)
+      return decideAdmission({ view, backups: this.o.cache.backups() }, policy, now, candidate, { cache: this.scopes });
     return admissionVerdict(this.snapshot(now), candidate);
+  }
+
+  /**
+   * The verdict on a Restore about to be created (docs/rules.md, "Restores"): the core's rule
+   * over the backups in flight as the cache has them. A Restore outside Velero's namespace is
+   * not Velero's to run and is admitted.
+   */
+  decideRestore(r: RestoreInfo): RestoreAdmission {
+    const policy = this.o.policy.current();
+    if (r.namespace !== policy.veleroNamespace) return { verdict: "admit", warnings: [], conflicts: [], reasons: [] };
+    const view = this.o.cache.view;
+    const inFlight = this.o.cache
+      .inFlight()
+      .filter((b) => b.namespace === policy.veleroNamespace)
+      .map((b) => ({ name: b.name, phase: b.phase, spec: b.spec, scope: this.scopes.scopeOf(b, view, policy) }));
+    return decideRestoreAdmission(r, this.o.cache.backup(r.backupName), inFlight, policy, view);
   }
 
   /** The queue as the verdicts read it: the live cache, and the base when it is current. */

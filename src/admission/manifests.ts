@@ -45,6 +45,7 @@ export const WEBHOOK_NAMES = {
   validateCreate: "validate-create.backups.backup-gate.io",
   validateCreateInFlight: "validate-create-in-flight.backups.backup-gate.io",
   validatePromotion: "validate-promotion.backups.backup-gate.io",
+  validateRestore: "validate-create.restores.backup-gate.io",
 } as const;
 
 const IN_FLIGHT = "['ReadyToStart', 'InProgress']";
@@ -126,6 +127,15 @@ export function webhookConfigurations(o: WebhookManifestOptions): { mutating: V1
           rules: rule(["UPDATE"]),
           failurePolicy: "Fail",
           matchConditions: [{ name: "into-or-in-flight", expression: INTO_OR_IN_FLIGHT }],
+        },
+        {
+          // A Restore into what a backup in flight holds: a warning, or under restores.onConflict:
+          // Deny a refusal. Ignore: a gate that cannot answer never stands in a restore's way.
+          ...common,
+          name: WEBHOOK_NAMES.validateRestore,
+          clientConfig: clientConfig(PATHS.validate),
+          rules: [{ apiGroups: ["velero.io"], apiVersions: ["v1"], resources: ["restores"], operations: ["CREATE"], scope: "Namespaced" }],
+          failurePolicy: "Ignore",
         },
       ],
     },

@@ -2,8 +2,8 @@ import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { trim } from "../core/velero/objects.js";
-import type { BackupInfo } from "../core/model.js";
+import { restoreInfo, trim } from "../core/velero/objects.js";
+import type { BackupInfo, RestoreInfo } from "../core/model.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ClusterCache } from "../cluster/cache.js";
 import type { PolicySource } from "../policy/source.js";
@@ -32,7 +32,10 @@ import {
 //                           UPDATE: refuse a move into ReadyToStart/InProgress that breaks the
 //                           invariant (403), or a spec change of a backup in flight that changes
 //                           what it touches (403); on a replica that does not lead, moves into
-//                           flight by other writers get a retryable 429 (see flightGuard.ts)
+//                           flight by other writers get a retryable 429 (see flightGuard.ts);
+//                           Restores, CREATE: warn when the restore writes into what a backup in
+//                           flight holds, or refuse it (403) under restores.onConflict: Deny; a
+//                           Restore whose spec cannot be read is admitted with a warning
 //   GET  /healthz           the process answers
 //   GET  /readyz            the cache has synced, a policy is loaded, the admission index is built
 //   GET  /metrics           Prometheus text
@@ -251,6 +254,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
   };
 
   async function decide(webhook: Webhook, r: AdmissionRequest): Promise<Outcome> {
+    if (webhook === "validate" && isRestoresResource(r) && r.operation === "CREATE") return judgeRestore(r);
     if (!handles(webhook, r)) return allowed(r, "skipped");
     // Only the mutating webhook's advice needs the index; rejections use live data only.
     if (webhook === "mutate" && !(await indexReady(webhook, r))) {
@@ -344,6 +348,19 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     return rejected(r, v);
   }
 
+  /** A Restore about to be created: the core's restore rule (docs/rules.md, "Restores"). */
+  function judgeRestore(r: AdmissionRequest): Outcome {
+    const object = readRestore(r.object, r);
+    if (!object.ok) return allowed(r, "unreadable", [`backup-gate could not read this Restore (${object.error}); admitted unchecked`.slice(0, 250)]);
+    const v = engine.decideRestore(object.value);
+    if (v.verdict === "reject") {
+      log.info({ restore: object.value.name, conflicts: v.conflicts.slice(0, 10), reason: v.message }, "restore refused");
+      return rejected(r, { code: 403, reason: "Forbidden", message: v.message ?? "" });
+    }
+    if (v.conflicts.length > 0) log.info({ restore: object.value.name, conflicts: v.conflicts.slice(0, 10) }, "restore admitted into backups in flight");
+    return allowed(r, v.verdict, shortWarnings(v.warnings));
+  }
+
   app.post(PATHS.mutate, handle("mutate"));
   app.post(PATHS.validate, handle("validate"));
 
@@ -372,7 +389,10 @@ function isBackupsResource(r: AdmissionRequest): boolean {
   return r.resource.group === "velero.io" && r.resource.version === "v1" && r.resource.resource === "backups" && !r.subResource;
 }
 
-/** The object as the core reads it; a name not generated yet is shown as `<generateName>(generated)`. */
+function isRestoresResource(r: AdmissionRequest): boolean {
+  return r.resource.group === "velero.io" && r.resource.version === "v1" && r.resource.resource === "restores" && !r.subResource;
+}
+
 /** The webhooks judge CREATEs of Backups; the validating one UPDATEs too. */
 function handles(webhook: Webhook, r: AdmissionRequest): boolean {
   return isBackupsResource(r) && (r.operation === "CREATE" || (webhook === "validate" && r.operation === "UPDATE"));
@@ -390,12 +410,29 @@ function rejected(r: AdmissionRequest, v: { readonly code: number; readonly reas
   };
 }
 
+/** A Restore as the core reads it; its spec, when unreadable, is kept as `specError` (the rule then assumes the worst). */
+function readRestore(object: unknown, r: AdmissionRequest): { ok: true; value: RestoreInfo } | { ok: false; error: string } {
+  if (object === null || typeof object !== "object") return { ok: false, error: "request.object is missing" };
+  const raw = object as { metadata?: Record<string, unknown>; spec?: unknown; status?: unknown };
+  const meta = raw.metadata ?? {};
+  const name = nameOf(meta, r, "restore-");
+  const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : (r.namespace ?? "");
+  const status = raw.status as { phase?: unknown } | null | undefined;
+  return { ok: true, value: restoreInfo(namespace, name, typeof status?.phase === "string" ? status.phase : "", raw.spec) };
+}
+
+/** The object's name; one not generated yet is shown as `<generateName>(generated)`. */
+function nameOf(meta: Record<string, unknown>, r: AdmissionRequest, fallback: string): string {
+  return typeof meta.name === "string" && meta.name
+    ? meta.name
+    : r.name || `${typeof meta.generateName === "string" ? meta.generateName : fallback}(generated)`;
+}
+
 function readBackup(object: unknown, r: AdmissionRequest): { ok: true; value: BackupInfo } | { ok: false; error: string } {
   if (object === null || typeof object !== "object") return { ok: false, error: "request.object is missing" };
   const raw = object as { metadata?: Record<string, unknown> };
   const meta = raw.metadata ?? {};
-  const name =
-    typeof meta.name === "string" && meta.name ? meta.name : r.name || `${typeof meta.generateName === "string" ? meta.generateName : "backup-"}(generated)`;
+  const name = nameOf(meta, r, "backup-");
   const namespace = typeof meta.namespace === "string" && meta.namespace ? meta.namespace : (r.namespace ?? "");
   const result = trim("Backup", { kind: "Backup", ...raw, metadata: { ...meta, name, namespace } });
   return result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error.message };

@@ -36,8 +36,9 @@ export async function readLive(o: LiveOptions): Promise<Live> {
 }
 
 /**
- * What `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml` would give
- * the core: the items of a List, each with its kind (ConfigMaps and Backups of Velero's namespace).
+ * What `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io,restores.velero.io -A -o yaml`
+ * would give the core: the items of a List, each with its kind (ConfigMaps, Backups and Restores
+ * of Velero's namespace: a writing Restore holds backups).
  */
 export async function listCluster(api: Requester, veleroNamespace: string, progress?: (line: string) => void): Promise<object[]> {
   const items: object[] = [];
@@ -45,6 +46,7 @@ export async function listCluster(api: Requester, veleroNamespace: string, progr
     ...SOURCES,
     ["ConfigMap", `/api/v1/namespaces/${veleroNamespace}/configmaps`],
     ["Backup", `/apis/velero.io/v1/namespaces/${veleroNamespace}/backups`],
+    ["Restore", `/apis/velero.io/v1/namespaces/${veleroNamespace}/restores`],
   ];
   for (const [kind, path] of sources) {
     progress?.(`reading ${kind}s...`);

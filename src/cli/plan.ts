@@ -8,7 +8,7 @@ import { readDocument, UsageError } from "./readInput.js";
 
 export const PLAN_USAGE = `backup-gate plan --snapshot FILE [--level Namespace|ItemBlock] [--policy FILE] [--now RFC3339] [--human]
 
-  FILE   what \`kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml\` prints
+  FILE   what \`kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io,restores.velero.io -A -o yaml\` prints
   --policy  a policy document (the policy.yaml key of the ConfigMap), or the ConfigMap itself
   --now     the instant to plan at (default: now); priorities age with waiting time`;
 
@@ -25,7 +25,7 @@ export function planCommand(): Command {
   return new Command("plan")
     .description("what the queue would do with a dump of a cluster (offline)")
     .usage("--snapshot FILE [--level Namespace|ItemBlock] [--policy FILE] [--now RFC3339] [--human]")
-    .option("--snapshot <file>", "what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml` prints (required)")
+    .option("--snapshot <file>", "what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io,restores.velero.io -A -o yaml` prints (required)")
     .option("--level <level>", "conflict level to plan at: Namespace or ItemBlock (default: the policy's)")
     .option("--policy <file>", "a policy document (the policy.yaml key of the ConfigMap), or the ConfigMap itself")
     .option("--now <time>", "the RFC 3339 instant to plan at (default: now); priorities age with waiting time")

@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { BackupIndex } from "../core/backupIndex.js";
-import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "../core/model.js";
+import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "../core/model.js";
 import { trim, type ObjectKind, type Trimmed } from "../core/velero/objects.js";
 import { ClusterView } from "../core/view.js";
 import type { BackoffOptions } from "../kube/backoff.js";
@@ -10,7 +10,7 @@ import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { Interner, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
 
-// The ClusterCache: one reflector per collection the core reads (Backups and ConfigMaps in
+// The ClusterCache: one reflector per collection the core reads (Backups, Restores and ConfigMaps in
 // Velero's namespace; Namespaces, Pods, PVCs and PVs everywhere), feeding a ClusterView and a
 // map of Backups. Objects are trimmed as they arrive; an update that changes nothing the core
 // keeps (pod status churn, for instance) is dropped without touching the view or notifying.
@@ -35,7 +35,7 @@ export interface ClusterCache {
 }
 
 export interface CacheChange {
-  readonly kind: "Backup" | "Namespace" | "Pod" | "PersistentVolumeClaim" | "PersistentVolume" | "ConfigMap" | "Resync";
+  readonly kind: "Backup" | "Restore" | "Namespace" | "Pod" | "PersistentVolumeClaim" | "PersistentVolume" | "ConfigMap" | "Resync";
   readonly type: "ADDED" | "MODIFIED" | "DELETED" | "RELISTED";
   readonly namespace?: string;
   readonly name?: string;
@@ -210,6 +210,17 @@ export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): Clus
         del: (ns, name) => backups.delete(ns, name),
         // Every new resourceVersion of a Backup matters to the controller (optimistic writes).
         same: (a, b) => a.resourceVersion === b.resourceVersion,
+      }),
+    }),
+    new Reflector<RestoreInfo>({
+      ...common,
+      resource: "restores",
+      path: `/apis/velero.io/v1/namespaces/${vns}/restores`,
+      decode: decoder("Restore", (v) => v),
+      sink: sink<RestoreInfo>("Restore", {
+        get: (ns, name) => view.restore(ns, name),
+        set: (v) => view.setRestore(v),
+        del: (ns, name) => view.deleteRestore(ns, name),
       }),
     }),
   ];

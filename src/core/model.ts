@@ -104,6 +104,38 @@ export interface BackupInfo {
   readonly queuePosition?: number;
 }
 
+/**
+ * A velero.io/v1 Restore as the core needs it: where it writes, and whether it is writing now.
+ * The spec is read by `readRestoreSpec` (velero/restoreSpec.ts); when it cannot be read,
+ * `specError` says why and the restore is taken to write into every namespace.
+ */
+export interface RestoreInfo {
+  readonly namespace: string;
+  readonly name: string;
+  readonly phase: string;
+  /** spec.backupName (empty when the restore names only a schedule Velero has not resolved yet). */
+  readonly backupName: string;
+  readonly includedNamespaces: readonly string[];
+  readonly excludedNamespaces: readonly string[];
+  /** spec.namespaceMapping: source namespace -> the namespace it is restored into. */
+  readonly namespaceMapping: Labels;
+  readonly specError?: string;
+}
+
+/**
+ * Restore phases in which Velero writes into the cluster (Velero 1.18, docs/rules.md "Restores"):
+ * InProgress creates the items and starts file-system restores; WaitingForPluginOperations* runs
+ * the async item operations (data-mover DataDownloads fill the restored volumes); Finalizing*
+ * patches the restored PVs and waits for the restore exec hooks in the restored pods.
+ */
+export const RESTORE_WRITING_PHASES: ReadonlySet<string> = new Set([
+  "InProgress",
+  "WaitingForPluginOperations",
+  "WaitingForPluginOperationsPartiallyFailed",
+  "Finalizing",
+  "FinalizingPartiallyFailed",
+]);
+
 /** Annotation and label keys backup-gate and Velero agree on. */
 export const KEYS = {
   excludeFromBackup: "velero.io/exclude-from-backup",

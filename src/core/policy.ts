@@ -78,6 +78,15 @@ export const policySchema = z.strictObject({
     })
     .superRefine(refusePatterns)
     .optional(),
+  /** Velero Restores (docs/rules.md, "Restores"). Absent: restores hold backups, and a conflicting Restore gets a warning. */
+  restores: z
+    .strictObject({
+      /** A Restore created into what a backup in flight holds: admitted with a warning, or refused. */
+      onConflict: z.enum(["Warn", "Deny"]).default("Warn"),
+      /** Backups wait while a restore writes into what they would hold; false lets them start anyway. */
+      holdBackups: z.boolean().default(true),
+    })
+    .optional(),
 });
 
 /**

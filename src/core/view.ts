@@ -1,4 +1,4 @@
-import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo } from "./model.js";
+import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "./model.js";
 
 // The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
 // version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
@@ -147,6 +147,9 @@ export class ClusterView {
   private readonly nsContents = new Map<string, NamespaceContents>();
   private readonly pvByName = new Map<string, PvInfo>();
   private readonly cms = new Map<string, ConfigMapInfo & { version: number }>();
+  /** Moves whenever a Restore is added, changes or goes (a plan made before then is not reused). */
+  restoresVersion = 0;
+  private readonly restoreByKey = new Map<string, RestoreInfo>();
   private sortedNames?: string[];
   private cmVersion = 0;
 
@@ -183,6 +186,14 @@ export class ClusterView {
   }
   configMap(namespace: string, name: string): (ConfigMapInfo & { version: number }) | undefined {
     return this.cms.get(`${namespace}/${name}`);
+  }
+
+  /** Velero Restores, as observed (any phase, any namespace). */
+  restores(): IterableIterator<RestoreInfo> {
+    return this.restoreByKey.values();
+  }
+  restore(namespace: string, name: string): RestoreInfo | undefined {
+    return this.restoreByKey.get(`${namespace}/${name}`);
   }
 
   setNamespace(ns: NamespaceInfo): void {
@@ -233,6 +244,14 @@ export class ClusterView {
   deleteConfigMap(namespace: string, name: string): void {
     this.cms.delete(`${namespace}/${name}`);
     this.cmVersion++;
+  }
+
+  setRestore(r: RestoreInfo): void {
+    this.restoreByKey.set(`${r.namespace}/${r.name}`, r);
+    this.restoresVersion++;
+  }
+  deleteRestore(namespace: string, name: string): void {
+    if (this.restoreByKey.delete(`${namespace}/${name}`)) this.restoresVersion++;
   }
 
   private touched(namespace: string): void {

@@ -185,7 +185,7 @@ describe("ClusterCache on a real API server", () => {
     expect(cache.synced()).toBe(true);
     expect(cache.view.synced).toBe(true);
     expect(await gauge(metrics, "viewSynced")).toBe(1);
-    expect(changes.filter((ch) => ch.kind === "Resync")).toHaveLength(6);
+    expect(changes.filter((ch) => ch.kind === "Resync")).toHaveLength(7); // one per collection
 
     const v = cache.view;
     expect(v.namespace(pre)).toEqual({ name: pre, labels: expect.objectContaining({ team: "a" }), annotations: {}, terminating: false });
@@ -350,7 +350,7 @@ describe("ClusterCache on a real API server", () => {
     await createPod(c, ns, "p");
     await waitFor("pod after timeouts", () => cache.view.contents(ns).pods.get("p"));
     // No relist was needed.
-    expect(Object.values(cache.stats()).map((s) => s.lists)).toEqual([1, 1, 1, 1, 1, 1]);
+    expect(Object.values(cache.stats()).map((s) => s.lists)).toEqual([1, 1, 1, 1, 1, 1, 1]);
   });
 
   it("reconnects with backoff after the API server goes away, and converges on what changed meanwhile", async () => {

@@ -167,6 +167,7 @@ describe("admission webhooks on the real API server", () => {
       [WEBHOOK_NAMES.validateCreate, want, "Ignore"],
       [WEBHOOK_NAMES.validateCreateInFlight, want, "Fail"],
       [WEBHOOK_NAMES.validatePromotion, want, "Fail"],
+      [WEBHOOK_NAMES.validateRestore, want, "Ignore"],
     ]);
   });
 

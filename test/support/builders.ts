@@ -162,3 +162,18 @@ export const schedule = (name: string, veleroNamespace: string, o: ScheduleOptio
     template: { includedNamespaces: o.includedNamespaces, storageLocation: "default", ...o.template },
   },
 });
+
+export interface RestoreOpts {
+  /** status.phase; absent: no status (what a client sends). */
+  phase?: string;
+  /** The Restore's namespace (default velero). */
+  namespace?: string;
+}
+/** A velero.io/v1 Restore. */
+export const restore = (name: string, spec: object, o: RestoreOpts = {}): VeleroObject => ({
+  apiVersion: `${VELERO_GROUP}/${VELERO_VERSION}`,
+  kind: "Restore",
+  metadata: { namespace: o.namespace ?? "velero", name },
+  spec,
+  ...(o.phase === undefined ? {} : { status: { phase: o.phase } }),
+});

@@ -25,6 +25,8 @@ export interface WebhookGateOptions {
   readonly log: Logger;
   readonly rebuildIntervalMs?: number;
   readonly resyncMs?: number;
+  /** The policy source to serve (a test changes the policy through it); default: one holding `policy`. */
+  readonly policySource?: StaticPolicySource;
   /** Runs once the cache has synced, before the server starts (e.g. wait for a workload). */
   readonly afterSync?: (cache: ClusterCacheImpl) => Promise<unknown>;
 }
@@ -49,7 +51,7 @@ export async function startWebhookGate(cp: ControlPlane, o: WebhookGateOptions):
   const server = await createWebhookServer({
     tls: o.tls,
     cache,
-    policy: new StaticPolicySource(o.policy),
+    policy: o.policySource ?? new StaticPolicySource(o.policy),
     metrics,
     log,
     ...(o.rebuildIntervalMs !== undefined ? { rebuildIntervalMs: o.rebuildIntervalMs } : {}),

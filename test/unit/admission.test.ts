@@ -208,8 +208,8 @@ describe("other resources and operations are allowed untouched", () => {
   it.each<{ name: string; reviewRequest: object }>([
     { name: "pods", reviewRequest: { resource: { group: "", version: "v1", resource: "pods" }, object: { metadata: { name: "p" } } } },
     {
-      name: "velero.io/v1 restores",
-      reviewRequest: { resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } },
+      name: "UPDATE of a velero.io/v1 restore (only CREATEs of Restores are judged)",
+      reviewRequest: { operation: "UPDATE", resource: { group: "velero.io", version: "v1", resource: "restores" }, object: { metadata: { name: "r" } } },
     },
     {
       name: "velero.io/v2alpha1 backups",
@@ -568,5 +568,59 @@ describe("health, readiness, metrics", () => {
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);
     expect(res.text).toMatch(/backup_gate_admission_duration_seconds_count\{webhook="mutate"\} 1/);
     expect(res.text).toMatch(/backup_gate_admission_requests_total\{webhook="mutate",operation="CREATE",verdict="admit"\} 1/);
+  });
+});
+
+describe('validating webhook: Restores (CREATE, docs/rules.md "Restores")', () => {
+  const restores = { group: "velero.io", version: "v1", resource: "restores" };
+  const restoreReview = (object: unknown) => admissionReview({ resource: restores, object });
+  const restoreInto = (name: string, spec: object) => ({ apiVersion: "velero.io/v1", kind: "Restore", metadata: { name, namespace: "velero" }, spec });
+
+  it.each<{ case: string; policy?: Policy; object: unknown; allowed: boolean; says: RegExp | undefined }>([
+    {
+      case: "into a namespace a backup in flight holds: admitted with a warning naming it",
+      object: restoreInto("r1", { backupName: "old", includedNamespaces: ["shop"] }),
+      allowed: true,
+      says: /^restore velero\/r1 writes into namespace shop, which backup nightly-1 in flight is freezing or copying/,
+    },
+    {
+      case: "restores.onConflict: Deny: refused (403), naming the backup",
+      policy: { ...noAging, restores: { onConflict: "Deny", holdBackups: true } },
+      object: restoreInto("r1", { backupName: "old", includedNamespaces: ["shop"] }),
+      allowed: false,
+      says: /backup nightly-1 in flight .*restores\.onConflict is Deny/,
+    },
+    {
+      case: "into another namespace: admitted as it is",
+      object: restoreInto("r1", { backupName: "old", includedNamespaces: ["web"] }),
+      allowed: true,
+      says: undefined,
+    },
+    {
+      case: "an unreadable spec: admitted, with a warning that says so (taken to write everywhere, it also names the backup in flight)",
+      object: restoreInto("r1", { includedNamespaces: "shop" }),
+      allowed: true,
+      says: /backup nightly-1 in flight[^]*\nbackup-gate could not read this Restore's spec \(spec\.includedNamespaces: /,
+    },
+    {
+      case: "no object at all: admitted unchecked, saying so",
+      object: null,
+      allowed: true,
+      says: /could not read this Restore \(request\.object is missing\)/,
+    },
+  ])("$case", async ({ policy, object, allowed, says }) => {
+    const s = await start(policy ? { policy } : {});
+    const r = responseOf(await post(s.url, "/validate-backups", restoreReview(object)));
+    expect(r.allowed).toBe(allowed);
+    const text = allowed ? r.warnings?.join("\n") : r.status?.message;
+    if (says) expect(text).toMatch(says);
+    else expect(r.warnings).toBeUndefined();
+    if (!allowed) expect(r.status?.code).toBe(403);
+  });
+
+  it("the mutating webhook leaves Restores alone", async () => {
+    const s = await start();
+    const r = responseOf(await post(s.url, "/mutate-backups", restoreReview(restoreInto("r1", { includedNamespaces: ["shop"] }))));
+    expect(r).toEqual({ uid: expect.any(String), allowed: true });
   });
 });

@@ -223,6 +223,7 @@ const valueCases: ValueCase[] = [
         "webhooks.0.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
         "webhooks.1.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
         "webhooks.2.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
+        "webhooks.3.namespaceSelector.matchLabels.kubernetes.io/metadata.name": "oadp",
       },
     },
     policy: { veleroNamespace: "oadp" },
@@ -631,6 +632,11 @@ const boundaries: Boundary[] = [
       { snapshotsPerDrivers: 2 },
       "yes",
     ],
+  },
+  {
+    value: ["policy", "restores"],
+    policy: ["restores"],
+    candidates: [{}, { onConflict: "Deny", holdBackups: false }, { onConflict: "Block" }, { holdBackups: "no" }, { bogus: 1 }, "yes"],
   },
 ];
 

@@ -42,11 +42,11 @@ describe("README policy reference", () => {
     const rows = tableRows("Policy reference");
     const documented = new Map(rows.map(([key, def]) => [key?.replaceAll("`", ""), def]));
     // Optional sections and keys (absent from the default policy) say what their absence means.
-    const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset" };
+    const optional: Record<string, string> = { tenants: "absent", "tenants.label": "unset", "tenants.maxInFlightPerTenant": "unset", restores: "absent" };
     const budgetLimits = ["backupsPerStorageLocation", "snapshotsPerDriver", "snapshotsPerStorageClass", "fsBackupsPerNode"];
     Object.assign(optional, { budgets: "absent" }, Object.fromEntries(budgetLimits.map((k) => [`budgets.${k}`, "unset"])));
-    const withSections = policySchema.parse({ tenants: {}, budgets: {} });
-    const inSection = ([k]: [string, unknown]) => k.startsWith("tenants.") || k.startsWith("budgets.");
+    const withSections = policySchema.parse({ tenants: {}, budgets: {}, restores: {} });
+    const inSection = ([k]: [string, unknown]) => k.startsWith("tenants.") || k.startsWith("budgets.") || k.startsWith("restores.");
     const schema = new Map([...leaves(DEFAULT_POLICY), ...leaves(withSections).filter(inSection)].map(([k, v]) => [k, code(v)]));
     // Each start window's keys, as `windows[].key`, with the defaults a window gets.
     const window = policySchema.parse({ windows: [{ allow: [{ start: "22:00", end: "05:00" }] }] }).windows?.[0] ?? {};

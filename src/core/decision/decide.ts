@@ -7,6 +7,7 @@ import { MadePlan, NO_DECISIONS, type Decided, type Decisions, type Memory, type
 import { Queued, type Tenancy } from "./queueEntry.js";
 import { overlapReason, startReason, windowStartedAnywayNote } from "./reasons.js";
 import type { WindowState } from "./windows.js";
+import { restoreHoldOf, type RestoreHold } from "./restores.js";
 
 // Promotions and the queue from who blocks whom: in queue order, a backup that waits behind no
 // one takes a free slot; the others keep their place in the queue.
@@ -48,6 +49,13 @@ export function decideAgain(m: Memory, was: Decisions, redo: ReadonlySet<number>
     run.decide(i, redo.has(i) ? undefined : was.each[i]);
   }
   return explain(m, run.decisions(), "incremental");
+}
+
+/** What holds a backup that may conflict with nothing: a budget, its start window, a restore writing into it. */
+interface Holds {
+  readonly budget: BudgetHold | undefined;
+  readonly window: WindowState | undefined;
+  readonly restoreHold: RestoreHold | undefined;
 }
 
 /** The decisions of one plan as they are made, member by member, after those `was` had before `from`. */
@@ -98,12 +106,16 @@ class Deciding {
   decide(i: number, before: Decided | undefined): void {
     const blocked = this.#m.blocked[i] as Blockers;
     const tenancy = this.#tenancyOf(i);
+    const b = this.#m.index.member(i);
     const window = this.#m.windows?.[i];
-    const free = blocked.blockers.length === 0 && !tenancy?.held && !window?.held;
+    const restoreHold = this.#restoreHoldOf(b, i);
+    const free = blocked.blockers.length === 0 && !tenancy?.held && !window?.held && !restoreHold;
     const budget = free ? this.#budgets?.holdOf(i) : undefined;
     const slot = this.#promotions.length < this.#limit - this.#m.inFlight;
     this.#each[i] =
-      free && !budget && slot ? this.#start(i, before, tenancy, window) : this.#wait(i, before, blocked, tenancy, budget, window);
+      free && !budget && slot
+        ? this.#start(i, before, tenancy, window)
+        : this.#wait(i, before, blocked, tenancy, { budget, window, restoreHold });
     this.#promotedBefore[i + 1] = this.#promotions.length;
     this.#queuedBefore[i + 1] = this.#queue.length;
   }
@@ -129,8 +141,7 @@ class Deciding {
     before: Decided | undefined,
     blocked: Blockers,
     tenancy: Tenancy | undefined,
-    budget: BudgetHold | undefined,
-    window: WindowState | undefined,
+    { budget, window, restoreHold }: Holds,
   ): Decided {
     const m = this.#m;
     if (budget) {
@@ -152,6 +163,7 @@ class Deciding {
             tenancy,
             window?.held ? window.wait : undefined,
             budget,
+            restoreHold,
           );
     this.#queue.push(d);
     return d;
@@ -168,6 +180,12 @@ class Deciding {
     const held =
       limit !== undefined && tenant !== undefined && inFlight + kept >= limit ? { inFlight, limit, ...(kept ? { kept } : {}) } : undefined;
     return { tenant, held, classOf: t.classOf };
+  }
+
+  /** The writing restore that holds this member, if any (docs/rules.md, "Restores"). */
+  #restoreHoldOf(b: ScopedBackup, i: number): RestoreHold | undefined {
+    const restores = this.#m.restores;
+    return restores ? restoreHoldOf({ scope: b.scope, spec: this.#m.infos[i]?.spec }, restores) : undefined;
   }
 
   /** Whether the slots and positions before member i came out as last time. */

@@ -9,6 +9,7 @@ import { nextAgingStep, orderQueue, sortByCreation, supersede, type Ordered } fr
 import { MAX_BLOCKERS, type Plan, type PlanOptions, type Snapshot, type Supersession } from "./planModel.js";
 import { MadePlan, NO_DECISIONS, versionsOf, type PlanMaking } from "./planMemory.js";
 import { replan, reusable } from "./replan.js";
+import { writingRestores } from "./restores.js";
 import { fairOrder, tenantOf } from "./tenants.js";
 import { applyWindows, type Windowed, type WindowState } from "./windows.js";
 
@@ -39,6 +40,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
   const classes = policy.tenants ? infos.map((b) => tenantOf(b, policy)) : undefined;
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
   const blocked = blockersOfQueued(index, inFlight.length);
+  const restores = writingRestores(view, backups, policy);
   return decide(
     {
       used: false,
@@ -60,6 +62,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       ...(windowed
         ? { windows: new Array<WindowState | undefined>(inFlight.length).concat(windowed.states), missedWindows: windowed.missed }
         : {}),
+      ...(restores.length > 0 ? { restores } : {}),
     },
     "afresh",
   );

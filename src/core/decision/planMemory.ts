@@ -8,6 +8,7 @@ import type { Ordered } from "./order.js";
 import type { Overlap, Plan, Promotion, QueueEntry, Supersession } from "./planModel.js";
 import type { Queued } from "./queueEntry.js";
 import type { MissedWindow, WindowState } from "./windows.js";
+import type { RestoreTarget } from "./restores.js";
 
 /**
  * What a plan keeps for the next one. Members of `index` are the in-flight backups (by creation)
@@ -37,6 +38,8 @@ export interface Memory {
   readonly windows?: readonly (WindowState | undefined)[];
   /** Backups failed for waiting past their window's maxWaitSeconds, when the policy has windows. */
   readonly missedWindows?: readonly MissedWindow[];
+  /** The restores writing now, when there are any (they may hold queued backups). */
+  readonly restores?: readonly RestoreTarget[];
 }
 
 export interface Started {
@@ -70,10 +73,17 @@ export interface ViewVersions {
   readonly pv: number;
   readonly namespaces: number;
   readonly synced: boolean;
+  readonly restores: number;
 }
 
 export function versionsOf(view: ClusterView): ViewVersions {
-  return { contents: view.contentsVersion, pv: view.pvVersion, namespaces: view.namespacesVersion, synced: view.synced };
+  return {
+    contents: view.contentsVersion,
+    pv: view.pvVersion,
+    namespaces: view.namespacesVersion,
+    synced: view.synced,
+    restores: view.restoresVersion,
+  };
 }
 
 export type PlanMaking = "afresh" | "incremental";

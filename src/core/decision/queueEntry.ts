@@ -6,7 +6,9 @@ import type { BudgetHold } from "./budgets.js";
 import type { QueueEntry } from "./planModel.js";
 import {
   budgetReason,
+  restoreWaitReason,
   tenantLimitReason,
+  tenantRestoreWaitReason,
   tenantWaitReason,
   waitReason,
   windowWaitReason,
@@ -14,6 +16,7 @@ import {
   type TenantHold,
   type WindowWait,
 } from "./reasons.js";
+import type { RestoreHold } from "./restores.js";
 
 /** What a queued backup's entry knows of tenants, when the policy has them. */
 export interface Tenancy {
@@ -44,6 +47,7 @@ export class Queued implements QueueEntry {
   /** Set when it waits outside its start window. */
   readonly #window: WindowWait | undefined;
   readonly #budget: BudgetHold | undefined;
+  readonly #restoreHold: RestoreHold | undefined;
   #details: { readonly conflicts: readonly Conflict[]; readonly reason: string } | undefined;
   #waitingFor: readonly string[] | undefined;
 
@@ -56,6 +60,7 @@ export class Queued implements QueueEntry {
     tenancy?: Tenancy,
     window?: WindowWait,
     budget?: BudgetHold,
+    restoreHold?: RestoreHold,
   ) {
     this.backup = b.name;
     this.position = position;
@@ -69,21 +74,26 @@ export class Queued implements QueueEntry {
     this.#tenancy = tenancy;
     this.#window = window;
     this.#budget = budget;
+    this.#restoreHold = restoreHold;
   }
 
   #explain(): { readonly conflicts: readonly Conflict[]; readonly reason: string } {
     if (!this.#details) {
       const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
       const t = this.#tenancy;
+      const h = this.#restoreHold;
       const waits =
         conflicts.length === 0 && t?.held && t.tenant !== undefined
           ? tenantLimitReason(t.tenant, t.held)
           : conflicts.length === 0 && this.#budget
             ? budgetReason(this.#budget)
-            : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+            : conflicts.length === 0 && h
+              ? restoreWaitReason(h.restore, h.namespace)
+              : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+      const withRestore = h && conflicts.length > 0 ? `${waits}; ${restoreWaitReason(h.restore, h.namespace)}` : waits;
       // Outside its window the window is what it waits for first; whom it would wait behind follows.
       const w = this.#window;
-      const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${waits}` : "") : waits;
+      const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${withRestore}` : "") : withRestore;
       this.#details = { conflicts, reason };
     }
     return this.#details;
@@ -117,6 +127,7 @@ export class Queued implements QueueEntry {
       else if (x.scope.queueNamespaces.length !== 1) clusterWide++;
       else others++;
     }
+    const namespaceLevel = this.#of.scope.levelReason !== undefined;
     const waits = tenantWaitReason({
       own,
       clusterWide,
@@ -125,10 +136,16 @@ export class Queued implements QueueEntry {
       ...(t.held ? { held: t.held } : {}),
       ...(this.#budget ? { budget: this.#budget } : {}),
       ahead: this.position - 1,
-      namespaceLevel: this.#of.scope.levelReason !== undefined,
+      namespaceLevel,
     });
+    const blocked = own + clusterWide + others > 0;
+    const text = !this.#restoreHold
+      ? waits
+      : !blocked && !t.held
+        ? tenantRestoreWaitReason(namespaceLevel)
+        : `${waits}; ${tenantRestoreWaitReason(false)}`;
     const w = this.#window;
-    return w ? windowWaitText(w) + (this.#blockers.length > 0 ? `; then ${waits}` : "") : waits;
+    return w ? windowWaitText(w) + (this.#blockers.length > 0 ? `; then ${text}` : "") : text;
   }
 
   toJSON(): QueueEntry {

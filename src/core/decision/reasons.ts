@@ -152,3 +152,18 @@ export const TENANT_STARTED = "conflicts with nothing in flight or ahead of it, 
 
 /** A take-back in words a tenant may read (the backup it overlaps is not named). */
 export const TENANT_TAKEN_BACK = "taken back to the queue: it overlaps another backup in flight";
+
+/** Why a backup waits for a restore (docs/rules.md, "Restores"), for administrators. */
+export function restoreWaitReason(restore: string, namespace: string): string {
+  return `waits for restore ${restore} writing into namespace ${namespace}`;
+}
+
+/** The same, in words a tenant may read: no restore or namespace named. */
+export function tenantRestoreWaitReason(namespaceLevel: boolean): string {
+  return `waits for a restore into its namespaces${namespaceLevel ? " (judged at Namespace level)" : ""}`;
+}
+
+/** The admission warning on a Restore created into what a backup in flight holds. */
+export function restoreAdmissionWarning(restore: string, backup: string, namespace: string): string {
+  return `restore ${restore} writes into namespace ${namespace}, which backup ${backup} in flight is freezing or copying: the backup may capture a half-restored state`;
+}

@@ -26,6 +26,8 @@ export function reusable(
   if (m.view !== view || m.policy !== policy || m.cache !== cache) return undefined;
   if (now < m.now || now >= m.orderValidUntil) return undefined;
   if (view.namespacesVersion !== m.versions.namespaces || view.synced !== m.versions.synced) return undefined;
+  // While a restore writes, its hold reads which namespaces it is still filling: plan afresh.
+  if (view.restoresVersion !== m.versions.restores || m.restores) return undefined;
   if (backups.length !== m.backups.length || backups.some((b, i) => b !== m.backups[i])) return undefined;
   return m;
 }

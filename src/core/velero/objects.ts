@@ -1,6 +1,7 @@
 import { z } from "zod";
-import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo } from "../model.js";
+import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PodVolume, PvcInfo, PvInfo, RestoreInfo } from "../model.js";
 import { specTypeErrors } from "./backupSpec.js";
+import { readRestoreSpec } from "./restoreSpec.js";
 import { ClusterView } from "../view.js";
 
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
@@ -203,6 +204,32 @@ const backupSchema = z
     ...(o.status?.queuePosition ? { queuePosition: o.status.queuePosition } : {}),
   }));
 
+// A Restore whose spec cannot be read is kept with the reason: it is then taken to write into
+// every namespace while it runs (dropping it would let backups start into what it writes).
+const restoreSchema = z
+  .looseObject({
+    metadata: namespacedMetadata,
+    spec: z.unknown().optional(),
+    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+  })
+  .transform((o): RestoreInfo => restoreInfo(o.metadata.namespace, o.metadata.name, o.status?.phase ?? "", o.spec));
+
+/** A Restore from its name, phase and raw spec. */
+export function restoreInfo(namespace: string, name: string, phase: string, rawSpec: unknown): RestoreInfo {
+  const read = readRestoreSpec(rawSpec);
+  const spec = read.ok ? read.spec : undefined;
+  return {
+    namespace,
+    name,
+    phase,
+    backupName: spec?.backupName ?? "",
+    includedNamespaces: spec?.includedNamespaces ?? [],
+    excludedNamespaces: spec?.excludedNamespaces ?? [],
+    namespaceMapping: spec?.namespaceMapping ?? {},
+    ...(read.ok ? {} : { specError: read.error }),
+  };
+}
+
 export const OBJECT_SCHEMAS = {
   Namespace: namespaceSchema,
   Pod: podSchema,
@@ -210,6 +237,7 @@ export const OBJECT_SCHEMAS = {
   PersistentVolume: pvSchema,
   ConfigMap: configMapSchema,
   Backup: backupSchema,
+  Restore: restoreSchema,
 } as const;
 export type ObjectKind = keyof typeof OBJECT_SCHEMAS;
 export type Trimmed<K extends ObjectKind> = z.output<(typeof OBJECT_SCHEMAS)[K]>;
@@ -255,7 +283,7 @@ export interface LoadedSnapshot {
 }
 
 /**
- * Reads what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io -A -o yaml`
+ * Reads what `kubectl get namespaces,pods,pvc,pv,configmaps,backups.velero.io,restores.velero.io -A -o yaml`
  * prints. Every object must be readable; the first that is not is reported with its index.
  */
 export function loadSnapshot(doc: unknown): { ok: true; snapshot: LoadedSnapshot } | { ok: false; error: string } {
@@ -300,6 +328,9 @@ function addToView(view: ClusterView, backups: BackupInfo[], kind: ObjectKind, v
       break;
     case "Backup":
       backups.push(value as BackupInfo);
+      break;
+    case "Restore":
+      view.setRestore(value as RestoreInfo);
       break;
   }
 }
