@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { mulberry32 } from "./random.js";
 
 export interface TenantBurstOptions {
   readonly seed: number;
@@ -26,17 +27,6 @@ export interface TenantBurstOptions {
 }
 
 export const TENANT_BURST: TenantBurstOptions = { seed: 20260119, burst: 200, others: 9, maxOthers: 3, concurrency: 4, admin: true };
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const tenantName = (i: number) => `tenant-${String(i).padStart(2, "0")}`;
 

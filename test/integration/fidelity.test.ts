@@ -105,6 +105,27 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
     return out;
   }
 
+  /** A fixed case in slot fid0, backed up once: the case as applied, Velero's run and what it did. */
+  async function runFixedCase(drawn: FidelityCase, prefix: string) {
+    const one = withPrefix(drawn, "fid0");
+    await clearSlot(bench, "fid0");
+    await applyInSlot(bench, one);
+    await waitForEstate(bench, one);
+    const name = `${prefix}-${run++}`;
+    const r = await runNodeBackup(bench, name, one);
+    return { one, r, seen: observedOutcomes(name, r.records) };
+  }
+
+  /** A case's cluster as the core would read it, without running it (for controls: a changed case). */
+  function viewAsCore(c: FidelityCase) {
+    return viewOfCase(c, {
+      ...bench.placement,
+      provision: false,
+      storageClass: "bg-hostpath",
+      pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }),
+    });
+  }
+
   /** Runs one case (already Running in its slot) and returns its mismatches and its report. */
   async function check(one: FidelityCase, label: string): Promise<{ mismatches: Mismatch[]; text: string }> {
     const name = `fid-${SEED.toString(36)}-${run++}`;
@@ -214,13 +235,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
       ],
       spec: { includedNamespaces: ["case-a"], labelSelector: { matchLabels: { app: "a" } }, defaultVolumesToFsBackup: true },
     };
-    const one = withPrefix(drawn, "fid0");
-    await clearSlot(bench, "fid0");
-    await applyInSlot(bench, one);
-    await waitForEstate(bench, one);
-    const name = `fid-pc-${run++}`;
-    const r = await runNodeBackup(bench, name, one);
-    const seen = observedOutcomes(name, r.records);
+    const { one, r, seen } = await runFixedCase(drawn, "fid-pc");
     const unit = (key: string) => clusterUnitOf(key, r.view, policy);
     expect(compare(predict(r.backup, r.view, policy), seen, ALL, unit)).toEqual([]);
     expect(seen.get("Pod fid0-a/p2")).toEqual({ included: true, work: ["file-system backup tmp", "pre hooks"] });
@@ -232,12 +247,7 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
         .replaceAll('"data, tmp"', '"data,tmp"')
         .replaceAll('"pre.hook.backup.velero.io/command"', '"was-a-hook"'),
     ) as FidelityCase;
-    const blind = viewOfCase(blindCase, {
-      ...bench.placement,
-      provision: false,
-      storageClass: "bg-hostpath",
-      pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }),
-    });
+    const blind = viewAsCore(blindCase);
     const found = compare(predict(r.backup, blind, policy), seen, ALL, () => undefined);
     expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(
       expect.arrayContaining([
@@ -268,22 +278,11 @@ describe.skipIf(!enabled)("differential fidelity on the real node: the core's pr
       ],
       spec: { includedNamespaces: ["case-a"], labelSelector: { matchLabels: { app: "a" } }, volumeGroupSnapshotLabelKey: OWN_GROUP_KEY },
     };
-    const one = withPrefix(drawn, "fid0");
-    await clearSlot(bench, "fid0");
-    await applyInSlot(bench, one);
-    await waitForEstate(bench, one);
-    const name = `fid-group-${run++}`;
-    const r = await runNodeBackup(bench, name, one);
-    const seen = observedOutcomes(name, r.records);
+    const { one, r, seen } = await runFixedCase(drawn, "fid-group");
     expect([...groupSnapshots(r.records).values()]).toEqual([["PersistentVolumeClaim fid0-a/c1", "PersistentVolumeClaim fid0-a/c2"]]);
     expect(compare(predict(r.backup, r.view, policy), seen, ALL, (key) => clusterUnitOf(key, r.view, policy))).toEqual([]);
     // The control: a core that does not follow the backup's group key misses c2 and its snapshot.
-    const blind = viewOfCase(JSON.parse(JSON.stringify(one).replaceAll(`"${OWN_GROUP_KEY}":"x1"`, '"was-grouped":"x1"')) as FidelityCase, {
-      ...bench.placement,
-      provision: false,
-      storageClass: "bg-hostpath",
-      pvSource: (pv) => ({ csi: { driver: "hostpath.csi.backup-gate.io", volumeHandle: pv } }),
-    });
+    const blind = viewAsCore(JSON.parse(JSON.stringify(one).replaceAll(`"${OWN_GROUP_KEY}":"x1"`, '"was-grouped":"x1"')) as FidelityCase);
     const found = compare(predict(r.backup, blind, policy), seen, ALL, () => undefined);
     expect(found.map((m) => `${m.item}: ${m.predicted} / ${m.observed}`)).toEqual(
       expect.arrayContaining(["PersistentVolumeClaim fid0-a/c2: not included / included", "PersistentVolumeClaim fid0-a/c2: nothing / snapshot"]),

@@ -4,7 +4,6 @@
  * patched into the configuration), and the informer-fed cache carries Restores into the plan,
  * where one that is writing holds a backup of its namespace until it is done.
  */
-import { request as httpsRequest, type RequestOptions } from "node:https";
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WEBHOOK_NAMES } from "../../src/admission/manifests.js";
@@ -14,6 +13,7 @@ import { policySchema, type Policy } from "../../src/core/policy.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
+import { createWithWarnings, warningText } from "../support/createWithWarnings.js";
 import { restore } from "../support/builders.js";
 import { StaticPolicySource } from "../support/fakes/policySource.js";
 import {
@@ -35,47 +35,6 @@ import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
 const log = createLogger(process.env.LOG_LEVEL ?? "silent");
 
-/** A create through a raw HTTPS request (the kubeconfig's credentials), keeping the Warning headers. */
-async function createWithWarnings(
-  cp: ControlPlane,
-  namespace: string,
-  plural: string,
-  body: VeleroObject,
-): Promise<{ status: number; body: string; warnings: string[] }> {
-  const server = cp.kubeConfig.getCurrentCluster()?.server as string;
-  const url = new URL(`/apis/${VELERO_GROUP}/${VELERO_VERSION}/namespaces/${namespace}/${plural}`, server);
-  const opts: RequestOptions = {
-    method: "POST",
-    hostname: url.hostname,
-    port: url.port,
-    path: url.pathname,
-    headers: { "content-type": "application/json" },
-    timeout: 20_000,
-  };
-  await cp.kubeConfig.applyToHTTPSOptions(opts);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(opts, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        text += d;
-      });
-      res.on("end", () => {
-        const warnings: string[] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          if (res.rawHeaders[i]?.toLowerCase() === "warning") warnings.push(res.rawHeaders[i + 1] as string);
-        }
-        resolve({ status: res.statusCode ?? 0, body: text, warnings });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error("create timed out")));
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-/** The text of a warning header: `299 - "text"`. */
-const warningText = (h: string) => /^299 - "(.*)"$/.exec(h)?.[1]?.replace(/\\"/g, '"') ?? h;
 const messageOf = (body: string) => (JSON.parse(body) as { message?: string }).message ?? body;
 
 describe("Velero Restores on the real API server", () => {

@@ -4,7 +4,6 @@
  * their caBundle is written by the CaBundlePatcher. The API server calls the webhooks over
  * real TLS; the cache is the informer-fed ClusterCache of src/cluster.
  */
-import { request as httpsRequest, type RequestOptions } from "node:https";
 import { AdmissionregistrationV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WEBHOOK_NAMES } from "../../src/admission/manifests.js";
@@ -16,6 +15,7 @@ import { createLogger } from "../../src/logging/logger.js";
 import { CaBundlePatcher } from "../../src/tls/caBundle.js";
 import { SelfManagedTls } from "../../src/tls/selfManaged.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
+import { createWithWarnings, warningText, type CreateAnswer } from "../support/createWithWarnings.js";
 import { backupBody } from "../support/builders.js";
 import {
   clients,
@@ -36,46 +36,7 @@ import { startWebhookGate, type WebhookGate } from "../support/webhookGate.js";
 
 const log = createLogger(process.env.LOG_LEVEL ?? "silent");
 
-/** A create through a raw HTTPS request (the kubeconfig's credentials), keeping the Warning headers. */
-async function createWithWarnings(
-  cp: ControlPlane,
-  namespace: string,
-  body: VeleroObject,
-): Promise<{ status: number; object: VeleroObject; warnings: string[] }> {
-  const server = cp.kubeConfig.getCurrentCluster()?.server as string;
-  const url = new URL(`/apis/${VELERO_GROUP}/${VELERO_VERSION}/namespaces/${namespace}/backups`, server);
-  const opts: RequestOptions = {
-    method: "POST",
-    hostname: url.hostname,
-    port: url.port,
-    path: url.pathname,
-    headers: { "content-type": "application/json" },
-    timeout: 20_000,
-  };
-  await cp.kubeConfig.applyToHTTPSOptions(opts);
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(opts, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => {
-        text += d;
-      });
-      res.on("end", () => {
-        const warnings: string[] = [];
-        for (let i = 0; i < res.rawHeaders.length; i += 2) {
-          if (res.rawHeaders[i]?.toLowerCase() === "warning") warnings.push(res.rawHeaders[i + 1] as string);
-        }
-        resolve({ status: res.statusCode ?? 0, object: JSON.parse(text) as VeleroObject, warnings });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error("create timed out")));
-    req.on("error", reject);
-    req.end(JSON.stringify(body));
-  });
-}
-
-/** The text of a warning header: `299 - "text"`. */
-const warningText = (h: string) => /^299 - "(.*)"$/.exec(h)?.[1]?.replace(/\\"/g, '"') ?? h;
+const objectOf = (r: CreateAnswer) => JSON.parse(r.body) as VeleroObject;
 
 async function apiError(p: Promise<unknown>): Promise<{ code: number; message: string }> {
   try {
@@ -185,20 +146,20 @@ describe("admission webhooks on the real API server", () => {
   });
 
   it("a conflicting backup is admitted with a warning and annotated with why it waits", async () => {
-    const r = await createWithWarnings(cp, velero, backupBody("manual-1", velero, { includedNamespaces: [shop], spec: { snapshotVolumes: true } }));
+    const r = await createWithWarnings(cp, velero, "backups", backupBody("manual-1", velero, { includedNamespaces: [shop], spec: { snapshotVolumes: true } }));
     expect(r.status).toBe(201);
     expect(r.warnings.map(warningText)).toEqual([`backup manual-1 will wait behind nightly-1: both snapshot PVC ${shop}/${pvc}`]);
-    expect(r.object.metadata.annotations).toEqual({
+    expect(objectOf(r).metadata.annotations).toEqual({
       "backup-gate.io/conflict-level": "ItemBlock",
       "backup-gate.io/conflict-level-source": "gate",
       "backup-gate.io/reason": `waits behind nightly-1 (InProgress): both snapshot PVC ${shop}/${pvc}`,
       "backup-gate.io/waiting-for": "nightly-1",
     });
     // A backup that conflicts with nothing is admitted without a warning.
-    const free = await createWithWarnings(cp, velero, backupBody("web-1", velero, { includedNamespaces: [web] }));
+    const free = await createWithWarnings(cp, velero, "backups", backupBody("web-1", velero, { includedNamespaces: [web] }));
     expect(free.status).toBe(201);
     expect(free.warnings).toEqual([]);
-    expect(free.object.metadata.annotations?.["backup-gate.io/waiting-for"]).toBe("");
+    expect(objectOf(free).metadata.annotations?.["backup-gate.io/waiting-for"]).toBe("");
   });
 
   it("a move into ReadyToStart that breaks the invariant is refused; one that keeps it is allowed", async () => {
@@ -261,8 +222,8 @@ describe("admission webhooks on the real API server", () => {
     await waitFor(
       "an annotated create after the rotation",
       async () => {
-        const r = await createWithWarnings(cp, velero, backupBody(uniqueName("after-rotation"), velero, { includedNamespaces: [web] }));
-        return r.status === 201 && r.object.metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
+        const r = await createWithWarnings(cp, velero, "backups", backupBody(uniqueName("after-rotation"), velero, { includedNamespaces: [web] }));
+        return r.status === 201 && objectOf(r).metadata.annotations?.["backup-gate.io/conflict-level"] === "ItemBlock";
       },
       { timeoutMs: 30_000, intervalMs: 500 },
     );
