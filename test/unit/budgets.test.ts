@@ -424,14 +424,19 @@ const genPolicy: fc.Arbitrary<Policy> = fc
     snapshotsPerDriver: genLimits(["csi.a", "csi.b"]),
     snapshotsPerStorageClass: genLimits(["fast", "slow"]),
     fsBackupsPerNode: genLimits(NODES),
+    // With the other hold beside budgets: a start window over some namespaces, open or shut at NOW (12:00 UTC).
+    window: fc.option(fc.record({ spaces: fc.subarray(SPACES, { minLength: 1 }), open: fc.boolean() }), { nil: undefined }),
   })
-  .map(({ agingSeconds, tenants, conflictLevel, maxConcurrentBackups, ...budgets }) =>
+  .map(({ agingSeconds, tenants, conflictLevel, maxConcurrentBackups, window, ...budgets }) =>
     policySchema.parse({
       conflictLevel,
       maxConcurrentBackups,
       priorities: { agingSeconds },
       ...(tenants ? { tenants } : {}),
       budgets: Object.fromEntries(Object.entries(budgets).filter(([, v]) => v !== undefined)),
+      ...(window
+        ? { windows: [{ selector: { namespaces: window.spaces }, allow: [window.open ? { start: "11:00", end: "13:00" } : { start: "22:00", end: "05:00" }] }] }
+        : {}),
     }),
   );
 
@@ -530,19 +535,26 @@ describe("budget invariants (properties)", () => {
     );
   });
 
-  it("a backup left waiting that conflicts with nothing and has a slot and its tenant's room is held by a budget, and says so", () => {
+  it("a backup left waiting that conflicts with nothing and has a slot and its tenant's room is held by a budget or its window, and says so", () => {
+    let windowHolds = 0;
     fc.assert(
       fc.property(genBackups, genPolicy, (gs, policy) => {
         const p = plan(estateOf(gs), policy, NOW);
         if (p.inFlight.length + started(p).length >= policy.maxConcurrentBackups) return;
         for (const q of p.queue) {
           if (q.waitingFor.length > 0 || q.reason.startsWith("waits for its tenant's limit")) continue;
+          if (q.reason.startsWith("waits for its window")) {
+            windowHolds++;
+            continue;
+          }
           expect(q.budget, q.backup).toBeDefined();
           expect(q.reason).toMatch(/^waits for budget .*\(budgets\.\w+\)$/);
         }
       }),
       { numRuns: 300 },
     );
+    // The generated policies do hold backups by their window beside budgets.
+    expect(windowHolds).toBeGreaterThan(0);
   });
 
   /** Tenant-readable texts (with tenants in the policy) that name a backup (`bk-N`) or a namespace (`pN`). */
