@@ -314,6 +314,18 @@ describe("a backup does not start while a restore writes into what it would hold
     expect(entry(p, "b1")?.reason).toMatch(/^waits behind b0 \(InProgress\): .*; waits for restore velero\/r1 writing into namespace shop$/);
   });
 
+  it("a backup held by its tenant's limit and by a restore names both (each hold alone would let it start)", () => {
+    const p = run(
+      policyOf({ tenants: { maxInFlightPerTenant: 1 } }),
+      backup("nab-0", { includedNamespaces: ["web"] }, { created: at(0), phase: "InProgress", annotations: { [ORIGIN_NAMESPACE]: "shop" } }),
+      backup("nab-1", { includedNamespaces: ["shop"] }, { created: at(1), annotations: { [ORIGIN_NAMESPACE]: "shop" } }),
+      restoring(["shop"]),
+    );
+    expect(entry(p, "nab-1")?.reason).toBe(
+      "waits for its tenant's limit: tenant shop has 1 of 1 backups in flight (tenants.maxInFlightPerTenant); waits for restore velero/r1 writing into namespace shop",
+    );
+  });
+
   it("a tenant reads that its backup waits for a restore, with no restore or namespace named", () => {
     const tenantBackup = backup("nab-1", { includedNamespaces: ["shop"] }, { created: at(1), annotations: { [ORIGIN_NAMESPACE]: "shop" } });
     const p = run(policyOf({ tenants: {} }), tenantBackup, restoring(["shop"], { name: "dr-shop-7" }));

@@ -82,15 +82,16 @@ export class Queued implements QueueEntry {
       const conflicts = this.#blockers.map((other) => conflictBetween(this.#of, other) as Conflict);
       const t = this.#tenancy;
       const h = this.#restoreHold;
-      const waits =
-        conflicts.length === 0 && t?.held && t.tenant !== undefined
-          ? tenantLimitReason(t.tenant, t.held)
-          : conflicts.length === 0 && this.#budget
-            ? budgetReason(this.#budget)
-            : conflicts.length === 0 && h
-              ? restoreWaitReason(h.restore, h.namespace)
-              : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
-      const withRestore = h && conflicts.length > 0 ? `${waits}; ${restoreWaitReason(h.restore, h.namespace)}` : waits;
+      const tenantHeld = conflicts.length === 0 && t?.held && t.tenant !== undefined;
+      const waits = tenantHeld
+        ? tenantLimitReason(t.tenant, t.held)
+        : conflicts.length === 0 && this.#budget
+          ? budgetReason(this.#budget)
+          : conflicts.length === 0 && h
+            ? restoreWaitReason(h.restore, h.namespace)
+            : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
+      // A restore that also holds it is said after whom or what else it waits for.
+      const withRestore = h && (conflicts.length > 0 || tenantHeld) ? `${waits}; ${restoreWaitReason(h.restore, h.namespace)}` : waits;
       // Outside its window the window is what it waits for first; whom it would wait behind follows.
       const w = this.#window;
       const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${withRestore}` : "") : withRestore;
