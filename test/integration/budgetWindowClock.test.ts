@@ -80,8 +80,8 @@ describe("budgets and start windows on a real API server, on an injected clock",
   const eventsOn = async (name: string, reason: string) =>
     (await c.core.listNamespacedEvent({ namespace: VELERO, fieldSelector: `involvedObject.name=${name},reason=${reason}` })).items;
   /** A backup of one namespace (with no pods: it conflicts with nothing) to a storage location. */
-  const backUp = (name: string, namespace: string, storageLocation = "default") =>
-    createBackup(c, VELERO, name, { includedNamespaces: [namespace], spec: { storageLocation } });
+  const backUp = (name: string, namespace: string, storageLocation = "default", labels: Record<string, string> = {}) =>
+    createBackup(c, VELERO, name, { includedNamespaces: [namespace], spec: { storageLocation }, labels });
   /** The controller has seen the write: the cache shows `name` in `phase`. */
   const cacheSees = (name: string, phase: string) =>
     waitFor(`the gate's cache to see ${name} ${phase}`, () => cache.backup(name)?.phase === phase, { timeoutMs: 10_000, intervalMs: 50 });
@@ -89,13 +89,15 @@ describe("budgets and start windows on a real API server, on an injected clock",
   beforeAll(async () => {
     cp = await startControlPlane({ name: "clockflow" });
     c = clients(cp.kubeConfig);
-    for (const ns of [VELERO, GATE_NS, "orders", "stock", "logs", "audit", "shop", "web", "docs"]) await createNamespace(c, ns);
-    // Location `slow` takes one backup at a time; no key names `fast` or `default`, so they have no budget.
+    for (const ns of [VELERO, GATE_NS, "orders", "stock", "logs", "audit", "team-a", "team-b", "shop", "web", "docs"]) await createNamespace(c, ns);
+    // Location `slow` takes one backup at a time, `shared` two; no key names `fast` or `default`, so they have no budget.
+    // Backups labelled team=… belong to that tenant.
     // `soon` opens two hours ahead; `payroll` opens eight hours ahead, and fails a backup that waited an hour.
     const text = [
       "maxConcurrentBackups: 10",
       "priorities: {agingSeconds: 0}",
       "nudgeAfterSeconds: 86400",
+      "tenants: {label: team}",
       "windows:",
       "  - name: soon",
       "    selector: {namespaces: [shop]}",
@@ -106,7 +108,7 @@ describe("budgets and start windows on a real API server, on an injected clock",
       "    maxWaitSeconds: 3600",
       "    onMaxWait: Fail",
       "budgets:",
-      "  backupsPerStorageLocation: {slow: 1}",
+      "  backupsPerStorageLocation: {slow: 1, shared: 2}",
       "",
     ].join("\n");
     await c.core.createNamespacedConfigMap({ namespace: GATE_NS, body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": text } } });
@@ -117,7 +119,7 @@ describe("budgets and start windows on a real API server, on an injected clock",
     const recorder = createEventRecorder(kc, { log });
     policy = createPolicySource(kc, { namespace: GATE_NS, metrics, log, recorder });
     await policy.start();
-    expect(policy.current().budgets?.backupsPerStorageLocation, "the policy ConfigMap is read").toEqual({ slow: 1 });
+    expect(policy.current().budgets?.backupsPerStorageLocation, "the policy ConfigMap is read").toEqual({ slow: 1, shared: 2 });
     cache = createClusterCache(kc, { veleroNamespace: VELERO, metrics, log });
     await cache.start();
     await cache.waitForSync(AbortSignal.timeout(30_000));
@@ -182,6 +184,33 @@ describe("budgets and start windows on a real API server, on an injected clock",
     await waitPhase("stock-1", "ReadyToStart");
     const started = await waitFor("the Started Event on stock-1", async () => (await eventsOn("stock-1", "Started"))[0]);
     expect(started.message).toMatch(/^ReadyToStart after waiting \d+s: conflicts with nothing/);
+  });
+
+  it("two tenants' bursts to a location with a budget of two: a freed unit goes to the tenant running fewer, not to the older backup", async () => {
+    for (const i of [0, 1, 2]) await backUp(`a-${i}`, "team-a", "shared", { team: "a" });
+    await waitPhase("a-0", "ReadyToStart");
+    await waitPhase("a-1", "ReadyToStart");
+    await waitQueued("a-2", "waits for budget backups to storage location shared: 2 of 2 backups in flight (budgets.backupsPerStorageLocation)");
+    for (const i of [0, 1]) await backUp(`b-${i}`, "team-b", "shared", { team: "b" });
+    await waitQueued("b-0", "waits for budget backups to storage location shared: 2 of 2 backups in flight");
+    for (const name of ["a-0", "a-1"]) await setPhase(name, "InProgress");
+    await cacheSees("a-1", "InProgress");
+    // A runs one after a-0 completes, B none: B's first ranks ahead of a-2 (one queue would start a-2, the older).
+    await setPhase("a-0", "Completed");
+    await waitPhase("b-0", "ReadyToStart");
+    await expectStays(
+      "the budget to stay full: a-2 and b-1 Queued",
+      async () => (await phaseOf("a-2")) === "Queued" && (await phaseOf("b-1")) === "Queued",
+      1000,
+      200,
+    );
+    // Each tenant runs one now: the older, a-2, takes the next unit.
+    await setPhase("b-0", "InProgress");
+    await setPhase("a-1", "Completed");
+    await waitPhase("a-2", "ReadyToStart");
+    expect(await phaseOf("b-1")).toBe("Queued");
+    for (const name of ["a-2", "b-0"]) await setPhase(name, "Completed");
+    await waitPhase("b-1", "ReadyToStart");
   });
 
   it("before its window opens a backup waits with the window's reason; past its max wait another is failed (onMaxWait: Fail)", async () => {
