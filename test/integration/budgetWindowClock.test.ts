@@ -9,6 +9,11 @@
  * Velero's API leaves them (phase empty), which the controller queues; the test plays Velero
  * (ReadyToStart -> InProgress -> Completed).
  *
+ * Checked: a budget holds a backup that conflicts with nothing until the one using it completes
+ * (control: a location no budget names); two tenants' bursts share a budgeted location in fair
+ * order; a window that opens at a clock time the test picked holds its backup until the clock
+ * passes it, and onMaxWait Fail fails a backup once the clock passes its max wait.
+ *
  * Rerun: npx vitest run --project integration test/integration/budgetWindowClock.test.ts
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
