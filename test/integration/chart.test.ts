@@ -36,6 +36,7 @@ import { clients, createNamespace, getBackup, isApiError, updateVelero, type Cli
 import { spawnManaged, type ManagedProcess } from "../support/proc.js";
 import { repoRoot } from "../support/tools.js";
 import { expectStays, waitFor } from "../support/wait.js";
+import { WEBHOOK_NAMES } from "../../src/admission/manifests.js";
 
 const RELEASE_NS = "gate-system";
 const VELERO = "velero";
@@ -182,7 +183,7 @@ describe("charts/backup-gate on a real API server", () => {
       "caBundle in every webhook",
       async () => {
         const b = await caBundles(c);
-        return b.length === 4 && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
+        return b.length === Object.keys(WEBHOOK_NAMES).length && b.every((x) => x.includes("BEGIN CERTIFICATE")) && b;
       },
       { timeoutMs: 60_000, intervalMs: 300 },
     );
