@@ -222,7 +222,7 @@ function missedWindowWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[]
       kind: "missWindow",
       backup: b.name,
       resourceVersion: b.resourceVersion,
-      status: { phase: "Failed", failureReason: tenantOf(b, ctx.policy) === undefined ? m.reason : m.tenantReason },
+      status: { phase: "Failed", failureReason: statusReason(b, ctx.policy, { admin: m.reason, tenant: m.tenantReason }) },
       annotations: { [KEYS.reason]: m.reason, [KEYS.waitingFor]: null },
       event: { type: "Warning", reason: "WindowMissed", message: m.reason },
     });
