@@ -102,6 +102,8 @@ export interface BackupInfo {
   readonly specHash?: string;
   readonly phase: string;
   readonly queuePosition?: number;
+  /** status.completionTimestamp (RFC 3339): when Velero finished running it; its tenant's last turn (tenants.ts). */
+  readonly completionTimestamp?: string;
 }
 
 /**

@@ -160,6 +160,8 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
       if (s.run.end! <= t + EPS) {
         running.delete(s);
         setPhase(s, "Completed");
+        // Velero's completion time: a tenant's last turn in the fair order.
+        s.info = { ...s.info!, completionTimestamp: new Date(trace.t0 + Math.round(s.run.end! * 1000)).toISOString() };
         s.run.outcome = "completed";
       }
     }

@@ -116,6 +116,8 @@ export interface BackupOpts extends Meta {
   phase?: string;
   created?: string;
   uid?: string;
+  /** status.completionTimestamp: when Velero finished running it. */
+  finished?: string;
 }
 let seq = 0;
 /** A Backup as the API server stores it: with a uid, a resourceVersion and a creation time. */
@@ -124,7 +126,7 @@ export const backup = (name: string, spec: object = {}, o: BackupOpts = {}) => {
   return {
     ...sent,
     metadata: { ...sent.metadata, uid: o.uid ?? `uid-${name}`, resourceVersion: String(++seq), creationTimestamp: o.created ?? "2026-01-01T00:00:00Z" },
-    status: o.phase === undefined ? {} : { phase: o.phase },
+    status: { ...(o.phase === undefined ? {} : { phase: o.phase }), ...(o.finished ? { completionTimestamp: o.finished } : {}) },
   };
 };
 

@@ -23,7 +23,7 @@ const noAging: Policy = { ...DEFAULT_POLICY, priorities: { ...DEFAULT_POLICY.pri
 const withTenants = (tenants: object, over: object = {}): Policy => policySchema.parse({ priorities: { agingSeconds: 0 }, ...over, tenants });
 
 /** A tenant's backup as OADP's non-admin controller makes it: the origin namespace annotated, only that namespace included. */
-const nab = (name: string, tenant: string, o: { phase?: string; created: string; labels?: Record<string, string> }) =>
+const nab = (name: string, tenant: string, o: { phase?: string; created: string; finished?: string; labels?: Record<string, string> }) =>
   backup(name, { includedNamespaces: [tenant] }, { ...o, annotations: { [ORIGIN_NAMESPACE]: tenant } });
 
 // Stateless tenant namespaces (their backups conflict with nothing at ItemBlock level, so only
@@ -81,6 +81,21 @@ describe("a backup's tenant (docs/rules.md: Tenants)", () => {
   });
 });
 
+describe("a backup's completion time, the turn of its tenant (Velero's status.completionTimestamp)", () => {
+  it.each<{ name: string; completionTimestamp: unknown; kept: string | undefined }>([
+    { name: "an RFC 3339 time is kept", completionTimestamp: "2026-01-01T10:03:00Z", kept: "2026-01-01T10:03:00Z" },
+    { name: "none: none", completionTimestamp: undefined, kept: undefined },
+    { name: "a time that does not parse is dropped; the backup is still read", completionTimestamp: "yesterday", kept: undefined },
+    { name: "a number is dropped; the backup is still read", completionTimestamp: 1767261780, kept: undefined },
+  ])("$name", ({ completionTimestamp, kept }) => {
+    const raw = backup("b", {}, { phase: "Completed" });
+    const t = trim("Backup", { ...raw, status: { ...raw.status, completionTimestamp } });
+    if (!t.ok) throw t.error;
+    expect(t.value.phase).toBe("Completed");
+    expect(t.value.completionTimestamp).toBe(kept);
+  });
+});
+
 describe("fair sharing of free slots (docs/rules.md: Tenants)", () => {
   it.each<{ name: string; policy: Policy; backups: object[]; expectStarted: string[]; expectFirst?: string }>([
     {
@@ -124,6 +139,34 @@ describe("fair sharing of free slots (docs/rules.md: Tenants)", () => {
       backups: [...burst(0, 4), ...Array.from({ length: 4 }, (_, i) => backup(`admin-${i}`, { includedNamespaces: ["team-b"] }, { created: at(2) }))],
       expectStarted: ["a-000", "admin-0", "admin-1", "admin-2"],
       expectFirst: "a-001",
+    },
+    {
+      name: "one slot: when it frees, the tenant whose backup just finished waits behind the other (its turn is that finish)",
+      policy: withTenants({}, { maxConcurrentBackups: 1 }),
+      backups: [nab("a-done", "team-a", { phase: "Completed", created: at(0), finished: at(3) }), ...burst(0, 5), nab("b-0", "team-b", { created: at(2) })],
+      expectStarted: ["b-0"],
+      expectFirst: "a-000",
+    },
+    {
+      name: "control: the same queue with no completion time on record: the older backup goes first, as without memory",
+      policy: withTenants({}, { maxConcurrentBackups: 1 }),
+      backups: [nab("a-done", "team-a", { phase: "Completed", created: at(0) }), ...burst(0, 5), nab("b-0", "team-b", { created: at(2) })],
+      expectStarted: ["a-000"],
+      expectFirst: "b-0",
+    },
+    {
+      name: "with aging, a backup ages from its turn across classes: the just-served tenant's old backup does not out-age the other",
+      policy: withTenants({}, { maxConcurrentBackups: 1, priorities: { agingSeconds: 600 } }),
+      backups: [nab("a-done", "team-a", { phase: "Completed", created: at(0), finished: at(100) }), ...burst(0, 5), nab("b-0", "team-b", { created: at(50) })],
+      expectStarted: ["b-0"],
+      expectFirst: "a-000",
+    },
+    {
+      name: "a class-mate created after X does not move X's turn (it overtook X): X keeps its place",
+      policy: withTenants({}, { maxConcurrentBackups: 1 }),
+      backups: [...burst(0, 1), nab("a-late", "team-a", { phase: "Completed", created: at(5), finished: at(9) }), nab("b-0", "team-b", { created: at(2) })],
+      expectStarted: ["a-000"],
+      expectFirst: "b-0",
     },
     {
       name: "within a tenant the order is today's: priority first",
@@ -217,6 +260,8 @@ interface GenBackup {
   readonly allNamespaces: boolean;
   readonly priority: number | undefined;
   readonly schedule: boolean;
+  /** Minutes after its creation a finished backup completed. */
+  readonly ranFor: number;
 }
 
 const genBackup: fc.Arbitrary<GenBackup> = fc.record({
@@ -227,6 +272,7 @@ const genBackup: fc.Arbitrary<GenBackup> = fc.record({
   allNamespaces: fc.boolean(),
   priority: fc.option(fc.integer({ min: 0, max: 20 }), { nil: undefined, freq: 3 }),
   schedule: fc.boolean(),
+  ranFor: fc.integer({ min: 0, max: 60 }),
 });
 
 const genPolicy: fc.Arbitrary<Policy> = fc
@@ -264,9 +310,11 @@ function backupOf(g: GenBackup, i: number): object {
     ...(tenant ? { includedNamespaces: [tenant] } : g.allNamespaces ? {} : { includedNamespaces: [TENANTS[i % TENANTS.length]] }),
     ...(g.manifestsOnly ? { snapshotVolumes: false } : {}),
   };
+  const created = NOW - (101 - g.minute) * 60_000;
   return backup(name, spec, {
     ...(g.phase === "" ? {} : { phase: g.phase }),
-    created: new Date(NOW - (101 - g.minute) * 60_000).toISOString(),
+    created: new Date(created).toISOString(),
+    ...(g.phase === "Completed" ? { finished: new Date(Math.min(NOW, created + g.ranFor * 60_000)).toISOString() } : {}),
     labels,
     // OADP names the NonAdminBackup too (the Event target with tenants.nonAdminEvents).
     ...(tenant ? { annotations: { [ORIGIN_NAMESPACE]: tenant, [ORIGIN_NAME]: `nab-${i}` } } : {}),
@@ -282,8 +330,7 @@ function fairOf(backups: readonly BackupInfo[], policy: Policy, p: Plan): Backup
   const queued = backups.filter((b) => QUEUED_PHASES.has(b.phase) && !superseded.has(b.name));
   const times = new Timestamps();
   const today = orderQueue(queued, policy, NOW, times);
-  const inFlight = backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase));
-  return fairOrder(today, inFlight, policy, times).map((o) => o.backup);
+  return fairOrder(today, backups, policy, NOW, times).order.map((o) => o.backup);
 }
 
 describe("tenant invariants (properties)", () => {
@@ -613,7 +660,7 @@ describe("no starvation with tenants (property)", () => {
         const cache = new ScopeCache();
         for (let round = 0; round <= bound; round++) {
           const now = NOW + round * STEP;
-          backups = backups.map((b) => (endsAt.get(b.name) === round ? { ...b, phase: "Completed" } : b));
+          backups = backups.map((b) => (endsAt.get(b.name) === round ? { ...b, phase: "Completed", completionTimestamp: new Date(now).toISOString() } : b));
           const fresh = Array.from({ length: flood }, (_, i) =>
             backup(
               `bk-ns-t0-r${round}-${i}`,

@@ -26,7 +26,7 @@ export function basePriority(backup: BackupInfo, policy: Policy): number {
 }
 
 export function effectivePriorityOf(backup: BackupInfo, policy: Policy, now: number, times?: Timestamps): number {
-  return aged(basePriority(backup, policy), parse(backup.creationTimestamp, times), policy, now);
+  return agedFrom(basePriority(backup, policy), parse(backup.creationTimestamp, times), policy, now);
 }
 
 function parse(timestamp: string, times: Timestamps | undefined): number {
@@ -34,7 +34,7 @@ function parse(timestamp: string, times: Timestamps | undefined): number {
 }
 
 /** A base priority after aging, for a backup created at `created` (NaN: unknown, no aging). */
-function aged(base: number, created: number, policy: Policy, now: number): number {
+export function agedFrom(base: number, created: number, policy: Policy, now: number): number {
   const aging = policy.priorities.agingSeconds;
   if (aging === 0) return base;
   const waited = Number.isFinite(created) ? Math.max(0, now - created) : 0;
@@ -52,7 +52,7 @@ export function orderQueue(queued: readonly BackupInfo[], policy: Policy, now: n
     .map((backup): Ordered => {
       const priority = basePriority(backup, policy);
       const created = times.parse(backup.creationTimestamp);
-      return { backup, priority, effectivePriority: aged(priority, created, policy, now), created };
+      return { backup, priority, effectivePriority: agedFrom(priority, created, policy, now), created };
     })
     .sort((a, b) => b.effectivePriority - a.effectivePriority || (a.created || 0) - (b.created || 0) || byName(a.backup, b.backup));
 }
@@ -62,12 +62,15 @@ export function nextAgingStep(queued: readonly Ordered[], policy: Policy, now: n
   const aging = policy.priorities.agingSeconds * 1000;
   if (aging === 0) return Infinity;
   let next = Infinity;
-  for (const { created } of queued) {
-    if (!Number.isFinite(created)) continue;
-    const steps = Math.floor(Math.max(0, now - created) / aging);
-    next = Math.min(next, created + (steps + 1) * aging);
-  }
+  for (const { created } of queued) next = Math.min(next, nextStepAfter(created, policy, now));
   return next;
+}
+
+/** When a priority aging from `since` next steps up after `now` (Infinity without aging or an unknown time). */
+export function nextStepAfter(since: number, policy: Policy, now: number): number {
+  const aging = policy.priorities.agingSeconds * 1000;
+  if (aging === 0 || !Number.isFinite(since)) return Infinity;
+  return since + (Math.floor(Math.max(0, now - since) / aging) + 1) * aging;
 }
 
 function byName(a: BackupInfo, b: BackupInfo): number {

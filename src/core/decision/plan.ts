@@ -35,7 +35,7 @@ export function howMade(p: Plan): PlanMaking | undefined {
 }
 
 function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
-  const { inFlight, priorities, supersessions, windowed } = order(backups, policy, now, cache);
+  const { inFlight, priorities, supersessions, windowed, fairUntil } = order(backups, policy, now, cache);
   const infos = inFlight.concat(priorities.map((q) => q.backup));
   const classes = policy.tenants ? infos.map((b) => tenantOf(b, policy)) : undefined;
   const index = indexClaims(infos, (b) => cache.scopeOf(b, view, policy));
@@ -49,7 +49,7 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       cache,
       backups,
       now,
-      orderValidUntil: Math.min(nextAgingStep(priorities, policy, now), windowed?.validUntil ?? Infinity),
+      orderValidUntil: Math.min(nextAgingStep(priorities, policy, now), fairUntil, windowed?.validUntil ?? Infinity),
       versions: versionsOf(view),
       infos,
       index,
@@ -70,14 +70,14 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
 
 /**
  * The order step: in flight by creation; queued after supersession, in queue order (fair among
- * tenants when the policy has them; backups outside their start window last).
+ * tenants when the policy has them, valid until `fairUntil`; backups outside their start window last).
  */
 function order(
   backups: readonly BackupInfo[],
   policy: Policy,
   now: number,
   cache: ScopeCache,
-): { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[]; windowed?: Windowed } {
+): { inFlight: BackupInfo[]; priorities: Ordered[]; supersessions: readonly Supersession[]; windowed?: Windowed; fairUntil: number } {
   const inFlight = sortByCreation(
     backups.filter((b) => IN_FLIGHT_PHASES.has(b.phase)),
     cache.times,
@@ -85,10 +85,10 @@ function order(
   const waiting = backups.filter((b) => QUEUED_PHASES.has(b.phase));
   const { queued, supersessions } = supersede(waiting, policy, cache.times);
   const today = orderQueue(queued, policy, now, cache.times);
-  const fair = policy.tenants ? fairOrder(today, inFlight, policy, cache.times) : today;
-  if (!policy.windows) return { inFlight, priorities: fair, supersessions };
-  const windowed = applyWindows(fair, policy.windows, now, cache.times);
-  return { inFlight, priorities: windowed.order, supersessions, windowed };
+  const fair = policy.tenants ? fairOrder(today, backups, policy, now, cache.times) : { order: today, validUntil: Infinity };
+  if (!policy.windows) return { inFlight, priorities: fair.order, supersessions, fairUntil: fair.validUntil };
+  const windowed = applyWindows(fair.order, policy.windows, now, cache.times);
+  return { inFlight, priorities: windowed.order, supersessions, windowed, fairUntil: fair.validUntil };
 }
 
 // Indexed loops in the two steps below: they run once per plan, mostly before V8 optimizes

@@ -189,7 +189,9 @@ const backupSchema = z
   .looseObject({
     metadata: namespacedMetadata.extend({ creationTimestamp: creationTime.nullish() }),
     spec: backupSpec,
-    status: z.looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish() }).nullish(),
+    status: z
+      .looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish(), completionTimestamp: z.unknown().optional() })
+      .nullish(),
   })
   .transform((o): BackupInfo => ({
     namespace: o.metadata.namespace,
@@ -202,7 +204,14 @@ const backupSchema = z
     spec: o.spec ?? {},
     phase: o.status?.phase ?? "",
     ...(o.status?.queuePosition ? { queuePosition: o.status.queuePosition } : {}),
+    ...completionOf(o.status?.completionTimestamp),
   }));
+
+// Velero writes the completion time; one that is not a time is dropped rather than refusing the
+// Backup, since it only orders tenants' turns (docs/rules.md, "Tenants").
+function completionOf(v: unknown): { completionTimestamp?: string } {
+  return typeof v === "string" && rfc3339.safeParse(v).success ? { completionTimestamp: v } : {};
+}
 
 // A Restore whose spec cannot be read is kept with the reason: it is then taken to write into
 // every namespace while it runs (dropping it would let backups start into what it writes).
