@@ -1,5 +1,14 @@
 import type { ScopedBackup } from "../core/conflict/conflicts.js";
-import { flightChangeOf, mayBeInFlight, moveOf, specChangeInFlight, type FlightDecision, type FlightSnapshot } from "../core/decision/flight.js";
+import {
+  flightChangeOf,
+  mayBeInFlight,
+  moveOf,
+  specChangeInFlight,
+  type FlightCandidate,
+  type FlightDecision,
+  type FlightSnapshot,
+} from "../core/decision/flight.js";
+import { writingRestores } from "../core/decision/restores.js";
 import { IN_FLIGHT_PHASES, type BackupInfo } from "../core/model.js";
 import { byCreation } from "../core/decision/order.js";
 import type { Policy } from "../core/policy.js";
@@ -9,8 +18,9 @@ import type { PolicySource } from "../policy/source.js";
 import type { Logger } from "../logging/logger.js";
 
 // The guard of the invariant "no two conflicting backups in flight, at most
-// maxConcurrentBackups", for every writer: creates straight into ReadyToStart/InProgress,
-// transitions into them, and spec edits of backups in flight. The rule is the core's
+// maxConcurrentBackups, none into what a restore is writing", for every writer: creates
+// straight into ReadyToStart/InProgress, transitions into them, and spec edits of backups in
+// flight. The rule is the core's
 // (core/decision/flight.ts); this class keeps what the rule needs and the cache does not hold yet:
 //
 // - Pending entries. A move the guard allowed counts as in flight from the verdict on, until
@@ -137,7 +147,7 @@ export class FlightGuard {
     const replica = this.replicaRule(next.name, move, review.user);
     if (replica === "pass") return { allowed: true, judged: "enters" };
     if (replica) return replica;
-    const d = mayBeInFlight(this.scoped(next, policy), this.snapshot(next.name, policy), move);
+    const d = mayBeInFlight(this.candidate(next, policy), this.snapshot(next.name, policy), move);
     if (!d.allowed) return { ...refusal("enters", 403, "Forbidden", d.reasons[0] as string), ...(d.conflictWith ? { conflictWith: d.conflictWith } : {}) };
     if (!review.dryRun) this.record(next, old?.resourceVersion);
     return { allowed: true, judged: "enters" };
@@ -152,7 +162,7 @@ export class FlightGuard {
     const policy = this.o.policy.current();
     const move = "become ReadyToStart";
     if (this.inHandover()) return { allowed: false, reasons: [this.handoverMessage(b.name, move)] };
-    const d = mayBeInFlight(this.scoped(b, policy), this.snapshot(b.name, policy), move);
+    const d = mayBeInFlight(this.candidate(b, policy), this.snapshot(b.name, policy), move);
     if (d.allowed) this.record({ ...b, phase: "ReadyToStart" }, b.resourceVersion);
     return d;
   }
@@ -174,11 +184,16 @@ export class FlightGuard {
       if (name === exclude || seen.has(name)) continue;
       inFlight.push({ ...this.scoped(p.backup, policy), phase: `${p.backup.phase}, allowed and not yet observed` });
     }
-    return { inFlight, limit: policy.maxConcurrentBackups };
+    const restores = writingRestores(this.o.cache.view, this.o.cache.backups(), policy);
+    return { inFlight, limit: policy.maxConcurrentBackups, ...(restores.length > 0 ? { restores } : {}) };
   }
 
   private scoped(b: BackupInfo, policy: Policy): ScopedBackup {
     return { name: b.name, phase: b.phase, scope: this.o.scopes.scopeOf(b, this.o.cache.view, policy) };
+  }
+
+  private candidate(b: BackupInfo, policy: Policy): FlightCandidate {
+    return { ...this.scoped(b, policy), spec: b.spec };
   }
 
   /** "pass": the gate's own write on a replica that does not lead; a refusal; or undefined: judge it here. */

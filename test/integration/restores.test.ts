@@ -222,4 +222,34 @@ describe("Velero Restores on the real API server", () => {
     });
     expect(planNow().promotions.map((p) => p.backup)).toEqual(["after-restore"]);
   });
+
+  it("another writer's Backup created straight into ReadyToStart into a namespace a Restore writes is refused, naming the restore; one of another namespace is created (control)", async () => {
+    const extra = uniqueName("extra");
+    await createNamespace(c, extra);
+    await c.custom.createNamespacedCustomObject({
+      group: VELERO_GROUP,
+      version: VELERO_VERSION,
+      namespace: velero,
+      plural: "restores",
+      body: restore("dr-web", { backupName: "old", includedNamespaces: [web] }, { namespace: velero, phase: "InProgress" }),
+    });
+    await waitFor("the cache to see dr-web InProgress", () => cache.view.restore(velero, "dr-web")?.phase === "InProgress", {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+
+    const refused = await createBackup(c, velero, "sneaky-web", { includedNamespaces: [web], status: { phase: "ReadyToStart" } }).then(
+      () => "created",
+      (e: unknown) => e,
+    );
+    expect(isApiError(refused, 403)).toBe(true);
+    expect(messageOf((refused as { body: string }).body)).toContain(
+      `backup sneaky-web may not be created ReadyToStart: restore ${velero}/dr-web is writing into namespace ${web}, which it would hold`,
+    );
+    // Control: the same move into a namespace no restore writes passes the guard.
+    await createBackup(c, velero, "plain-extra", { includedNamespaces: [extra], status: { phase: "ReadyToStart" } });
+    await updateVelero(c, "restores", velero, "dr-web", (o) => {
+      o.status = { ...o.status, phase: "Completed" };
+    });
+  });
 });

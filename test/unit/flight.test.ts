@@ -8,7 +8,8 @@ import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY, type Policy } from "../../src/core/policy.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ScopedBackup } from "../../src/core/conflict/conflicts.js";
-import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { writingRestores } from "../../src/core/decision/restores.js";
+import { backup, boundClaim, ns, pod, restore } from "../support/builders.js";
 import { cluster } from "./support/cluster.js";
 
 // The one rule for "may this backup be in flight next to these" (core/decision/flight.ts) and the guard
@@ -81,6 +82,57 @@ describe("mayBeInFlight: the rule", () => {
   ])("$name", ({ candidate, inFlight, limit, allowed, reason }) => {
     const snapshot: FlightSnapshot = { inFlight: inFlight.map(scoped), limit };
     const d = mayBeInFlight(scoped(candidate), snapshot, "become ReadyToStart");
+    expect(d.allowed).toBe(allowed);
+    expect(d.reasons[0]).toMatch(reason);
+  });
+});
+
+describe("mayBeInFlight: a restore writing into what the backup would hold (docs/rules.md, Restores)", () => {
+  const withRestore = (phase: string) => cluster(...estate(), restore("dr-shop", { backupName: "old", includedNamespaces: ["shop"] }, { phase }));
+  it.each<{ name: string; candidate: object; restorePhase: string; holdBackups: boolean; allowed: boolean; reason: RegExp }>([
+    {
+      name: "into a namespace the restore is writing: refused, naming the restore",
+      candidate: app("c", "cart"),
+      restorePhase: "InProgress",
+      holdBackups: true,
+      allowed: false,
+      reason:
+        /^backup c may not be created ReadyToStart: restore velero\/dr-shop is writing into namespace shop, which it would hold; it may once the restore is done$/,
+    },
+    {
+      name: "another namespace (control): allowed",
+      candidate: web("w"),
+      restorePhase: "InProgress",
+      holdBackups: true,
+      allowed: true,
+      reason: /^conflicts with nothing in flight/,
+    },
+    {
+      name: "the restore is done: allowed",
+      candidate: app("c", "cart"),
+      restorePhase: "Completed",
+      holdBackups: true,
+      allowed: true,
+      reason: /^conflicts with nothing in flight/,
+    },
+    {
+      name: "restores.holdBackups: false: allowed",
+      candidate: app("c", "cart"),
+      restorePhase: "InProgress",
+      holdBackups: false,
+      allowed: true,
+      reason: /^conflicts with nothing in flight/,
+    },
+  ])("$name", ({ candidate, restorePhase, holdBackups, allowed, reason }) => {
+    const snap = withRestore(restorePhase);
+    const p: Policy = { ...policy, restores: { onConflict: "Warn", holdBackups } };
+    const b = info(candidate);
+    const restores = writingRestores(snap.view, snap.backups, p);
+    const d = mayBeInFlight(
+      { name: b.name, phase: b.phase, scope: new ScopeCache().scopeOf(b, snap.view, p), spec: b.spec },
+      { inFlight: [], limit: 2, ...(restores.length > 0 ? { restores } : {}) },
+      "be created ReadyToStart",
+    );
     expect(d.allowed).toBe(allowed);
     expect(d.reasons[0]).toMatch(reason);
   });

@@ -1,5 +1,6 @@
 import { conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, type BackupInfo } from "../model.js";
+import { restoreHoldOf, type RestoreTarget } from "./restores.js";
 
 // May this backup be in flight next to these? The one rule behind every way a backup gets in
 // flight: a create straight into ReadyToStart/InProgress, a transition into those phases by any
@@ -11,6 +12,13 @@ export interface FlightSnapshot {
   readonly inFlight: readonly ScopedBackup[];
   /** maxConcurrentBackups. */
   readonly limit: number;
+  /** Restores writing now (none when the policy's `restores.holdBackups` is off). */
+  readonly restores?: readonly RestoreTarget[];
+}
+
+/** A backup about to be in flight: its scope, and its spec (the restore rule reads its namespace lists). */
+export interface FlightCandidate extends ScopedBackup {
+  readonly spec?: unknown;
 }
 
 /** What the candidate is about to do, as the refusal says it: "become ReadyToStart", "be created InProgress". */
@@ -23,16 +31,24 @@ export interface FlightDecision {
   /** The first backup in flight it conflicts with. */
   readonly conflictWith?: string;
   readonly conflict?: Conflict;
+  /** The restore writing into what it would hold (docs/rules.md, "Restores"). */
+  readonly restore?: string;
 }
 
 /** How many names a refusal over the limit lists before "and N more". */
 const NAMES_SHOWN = 5;
 
-export function mayBeInFlight(candidate: ScopedBackup, snapshot: FlightSnapshot, move: FlightMove): FlightDecision {
+export function mayBeInFlight(candidate: FlightCandidate, snapshot: FlightSnapshot, move: FlightMove): FlightDecision {
   const conflict = firstConflict(candidate, snapshot.inFlight);
   if (conflict) {
     const reason = `backup ${candidate.name} may not ${move}: it conflicts with ${conflict.with} (${conflict.withPhase}): ${describeConflict(conflict)}`;
     return { allowed: false, reasons: [reason], conflictWith: conflict.with, conflict };
+  }
+  // A backup of a half-restored namespace is the bug the restore hold prevents, whoever moves it.
+  const hold = snapshot.restores && restoreHoldOf({ scope: candidate.scope, spec: candidate.spec }, snapshot.restores);
+  if (hold) {
+    const reason = `backup ${candidate.name} may not ${move}: restore ${hold.restore} is writing into namespace ${hold.namespace}, which it would hold; it may once the restore is done`;
+    return { allowed: false, reasons: [reason], restore: hold.restore };
   }
   const inUse = snapshot.inFlight.length;
   if (inUse + 1 > snapshot.limit) {
