@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { BackupInfo } from "../core/model.js";
-import { howMade, plan, type Plan } from "../core/decision/plan.js";
+import { howMade, plan, planValidUntil, type Plan } from "../core/decision/plan.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/decision/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -64,6 +64,7 @@ export class QueueController {
   private stopped = true;
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
+  private expiryTimer?: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly scopes = new ScopeCache();
   /** The last plan: the next one redoes only what changed since, when the queue itself did not. */
@@ -99,6 +100,7 @@ export class QueueController {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.expiryTimer);
     for (const u of this.unsubscribe.splice(0)) u();
   }
 
@@ -129,6 +131,19 @@ export class QueueController {
       this.schedule();
     }, 1000);
     this.retryTimer.unref?.();
+  }
+
+  /**
+   * A re-plan when the plan's order expires (a window opens, a max wait ends, aging steps), if
+   * that comes before the resync tick: a window then opens on time, not up to a tick late.
+   */
+  private replanAt(until: number, now: number): void {
+    clearTimeout(this.expiryTimer);
+    const delay = until - now;
+    if (!Number.isFinite(delay) || delay >= (this.o.resyncMs ?? 10_000)) return;
+    // At least 50 ms: a plan that expired as it was made must not spin the loop.
+    this.expiryTimer = setTimeout(() => this.schedule(), Math.max(50, delay + 1));
+    this.expiryTimer.unref?.();
   }
 
   /** Resolves once no reconcile is running or queued (for tests and shutdown). */
@@ -162,6 +177,7 @@ export class QueueController {
     const now = this.now();
     const backups = cache.backups();
     const result = this.plan(backups, policy, now);
+    this.replanAt(planValidUntil(result), now);
     this.forgetGone(backups);
     const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
     this.reportOverlaps(result);

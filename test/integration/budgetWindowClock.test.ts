@@ -60,6 +60,8 @@ describe("budgets and start windows on a real API server, on an injected clock",
   let key: PromotionKey;
   let controller: QueueController;
   const clock = new ShiftedClock();
+  /** The policy ConfigMap's text as the suite starts. */
+  let text = "";
   /** When the `soon` window opens (a whole minute, two hours ahead of the wall clock), and its span as reasons show it. */
   const opens = (Math.floor(Date.now() / 60_000) + 120) * 60_000;
   const span = `${hhmm(opens)}-${hhmm(opens + 30 * 60_000)}`;
@@ -98,7 +100,7 @@ describe("budgets and start windows on a real API server, on an injected clock",
     // Location `slow` takes one backup at a time, `shared` two; no key names `fast` or `default`, so they have no budget.
     // Backups labelled team=… belong to that tenant.
     // `soon` opens two hours ahead; `payroll` opens eight hours ahead, and fails a backup that waited an hour.
-    const text = [
+    text = [
       "maxConcurrentBackups: 10",
       "priorities: {agingSeconds: 0}",
       "nudgeAfterSeconds: 86400",
@@ -247,5 +249,47 @@ describe("budgets and start windows on a real API server, on an injected clock",
     // Waited on the controller's clock: two hours, give or take the minute `opens` was rounded to.
     const waited = Number(/^ReadyToStart after waiting (\d+)s: conflicts with nothing/.exec(started.message ?? "")?.[1]);
     expect(waited).toBeGreaterThan(HOUR / 1000);
+  });
+
+  it("with no resync tick to fall back on, the controller re-plans when its plan expires: a window opens on time", async () => {
+    // Controller B ticks once an hour: only the plan's own expiry can wake it without a change.
+    controller.stop();
+    await controller.idle();
+    const later = opens + HOUR;
+    const withLater = text
+      .replace("maxConcurrentBackups: 10", "maxConcurrentBackups: 50")
+      .replace(
+        "windows:\n",
+        `windows:\n  - name: later\n    selector: {namespaces: [logs]}\n    allow: [{start: "${hhmm(later)}", end: "${hhmm(later + 30 * 60_000)}"}]\n`,
+      );
+    await c.core.replaceNamespacedConfigMap({
+      name: "backup-gate-policy",
+      namespace: GATE_NS,
+      body: { metadata: { name: "backup-gate-policy" }, data: { "policy.yaml": withLater } },
+    });
+    await waitFor("the policy with window later", () => policy.current().windows?.some((w) => w.name === "later") === true, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    controller = new QueueController({
+      kc: cp.kubeConfig,
+      cache,
+      policy,
+      leader,
+      events: createEventRecorder(cp.kubeConfig, { log }),
+      metrics: createMetrics(),
+      log,
+      identity: "gate-clock",
+      sealer: () => key.current(),
+      now: clock.now,
+      resyncMs: HOUR,
+    });
+    controller.start();
+    clock.setTo(later - 3_000);
+    await backUp("logs-2", "logs");
+    await waitQueued("logs-2", `waits for its window ${hhmm(later)}-${hhmm(later + 30 * 60_000)} (UTC): later opens `);
+    // Three seconds on, the window opens; nothing in the cluster changes.
+    await waitPhase("logs-2", "ReadyToStart", 15_000);
+    expect(clock.now()).toBeGreaterThanOrEqual(later);
   });
 });

@@ -34,6 +34,14 @@ export function howMade(p: Plan): PlanMaking | undefined {
   return MadePlan.madeOf(p);
 }
 
+/**
+ * Until when a plan's order holds with nothing else changing: the next aging step, turn step,
+ * window boundary or max wait. The controller re-plans then (Infinity: only a change moves it).
+ */
+export function planValidUntil(p: Plan): number {
+  return MadePlan.memoryOf(p)?.orderValidUntil ?? Infinity;
+}
+
 function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
   const { inFlight, priorities, supersessions, windowed, fairUntil } = order(backups, policy, now, cache);
   const infos = inFlight.concat(priorities.map((q) => q.backup));
