@@ -69,7 +69,7 @@ export class HoldJudge {
   readonly #cache = new ScopeCache();
   readonly #times = new Timestamps();
   readonly #zones = new Zones();
-  #targets?: readonly { readonly from: number; readonly to: number; readonly target: RestoreTarget }[];
+  #targets?: readonly { readonly from: number; readonly to: number; readonly at: (t: number) => RestoreTarget }[];
 
   constructor(trace: PreparedTrace, policy: Policy) {
     this.#trace = trace;
@@ -130,29 +130,27 @@ export class HoldJudge {
 
   /** Backups in flight while a restore of the trace wrote into a namespace they would hold (the core's restore rule). */
   restoreOverlaps(r: SimResult): RestoreOverlaps {
-    const targets = this.#restoreTargets();
+    const restores = this.#restoreTargets();
     let inFlightDuring = 0;
     let startedDuring = 0;
     for (const x of startedRuns(r)) {
       const held = { scope: this.#scope(x.name), spec: this.#info(x.name).spec };
-      const met = targets.filter((t) => x.start < t.to - EPS && t.from < x.end - EPS && namespaceMet(t.target, held) !== undefined);
+      const met = restores.filter((t) => x.start < t.to - EPS && t.from < x.end - EPS && namespaceMet(t.at(Math.max(x.start, t.from)), held) !== undefined);
       if (met.length === 0) continue;
       inFlightDuring++;
       if (met.some((t) => t.from <= x.start + EPS)) startedDuring++;
     }
-    return { restores: targets.length, inFlightDuring, startedDuring };
+    return { restores: restores.length, inFlightDuring, startedDuring };
   }
 
-  // Where each restore writes, as the plan sees it while it runs: the Backup it names is in the
-  // snapshot once that backup has arrived.
+  // Where each restore writes, as the plan sees it at an instant while it runs: the Backup it
+  // names narrows it once that backup has arrived (is in the plan's snapshot).
   #restoreTargets() {
     this.#targets ??= this.#trace.restores.map((r) => {
-      const named = this.#trace.backups.find((b) => b.entry.name === r.writing.backupName && b.entry.arrival <= r.entry.arrival);
-      return {
-        from: r.entry.arrival,
-        to: r.end,
-        target: restoreTarget(r.writing, named && this.#info(named.entry.name), this.#trace.view),
-      };
+      const named = this.#trace.backups.find((b) => b.entry.name === r.writing.backupName);
+      const bare = restoreTarget(r.writing, undefined, this.#trace.view);
+      const narrowed = named && restoreTarget(r.writing, this.#info(named.entry.name), this.#trace.view);
+      return { from: r.entry.arrival, to: r.end, at: (t: number) => (narrowed && named.entry.arrival <= t + EPS ? narrowed : bare) };
     });
     return this.#targets;
   }

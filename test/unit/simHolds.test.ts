@@ -320,6 +320,14 @@ describe("restores: backups in flight while a restore wrote into them, without a
       start: ["shop-1-0", 0, 0],
     },
     {
+      name: "of a backup that arrives after the restore began: narrowed from then on, as in the plan",
+      backups: [shop("shop-2", 5), shop("shop-1", 10)],
+      restore: writing({ backupName: "shop-2-5" }),
+      inFlight: [1, 0],
+      started: [1, 0],
+      start: ["shop-1-10", 10, 10],
+    },
+    {
       name: "of a backup in the trace: only its namespaces are restored",
       backups: [shop("shop-2", 0), shop("shop-1", 10)],
       restore: writing({ backupName: "shop-2-0" }, 200),
