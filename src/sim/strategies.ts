@@ -32,10 +32,12 @@ export function planWith(policy: Policy): () => Planner {
 /**
  * Velero 1.18's own queue rule: two backups whose namespace sets intersect never run together,
  * queued backups go in creation order (then name), and nothing ages. That is our Namespace
- * level with every priority 0 and aging off.
+ * level with every priority 0 and aging off, and no hold: Velero knows no budget or window, and
+ * its queue ignores restores.
  */
 export function veleroPolicy(policy: Policy): Policy {
-  return { ...oneQueue(policy), conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
+  const bare = HOLDS.reduce((p, hold) => withoutHold(p, hold), oneQueue(policy));
+  return { ...bare, conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
 }
 
 /** The policy without its tenants section: one queue, today's order. */

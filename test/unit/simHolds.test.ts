@@ -83,6 +83,25 @@ describe("which holds a replay compares", () => {
   });
 });
 
+describe("the velero strategy is Velero's queue: it knows no hold", () => {
+  it.each<{ name: string; policy: object; restores?: object[]; backups: Entry[]; starts: number[] }>([
+    { name: "a budget", policy: { budgets: { snapshotsPerDriver: 1 } }, backups: [shop("shop-1", 0), shop("shop-2", 0)], starts: [0, 0] },
+    { name: "a window", policy: { windows: [{ blackout: [{ start: "07:00", end: "08:00" }] }] }, backups: [shop("shop-1", 0)], starts: [0] },
+    {
+      name: "a restore",
+      policy: {},
+      restores: [{ name: "r", spec: { includedNamespaces: ["shop-1"] }, arrival: 0, duration: 500 }],
+      backups: [shop("shop-1", 10)],
+      starts: [10],
+    },
+  ])("$name", ({ policy, restores, backups, starts }) => {
+    const { without } = compare({ backups, policy: { priorities: { agingSeconds: 0 }, ...policy }, ...(restores ? { restores } : {}) });
+    expect(backups.map((b) => startOf(without.velero!, b.name))).toEqual(starts);
+    // The control: the policy's level keeps the hold.
+    expect(backups.map((b) => startOf(without.itemblock!, b.name))).not.toEqual(starts);
+  });
+});
+
 describe("a trace's restores", () => {
   it.each<{ name: string; restores: object[]; error?: string }>([
     { name: "a restore writing for a while", restores: [{ name: "r-1", spec: { includedNamespaces: ["shop-1"] }, arrival: 10, duration: 60 }] },
