@@ -3,7 +3,19 @@ import { basename, dirname, extname, resolve } from "node:path";
 import { Command } from "commander";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import { timelineHtml } from "../report/timeline.js";
-import { jsonLine, parseTrace, simulateAll, table, tenantJsonLine, tenantTable, timelineGroups, type StrategyRun } from "../sim/index.js";
+import {
+  holdJsonLine,
+  holdTable,
+  jsonLine,
+  parseTrace,
+  replay,
+  table,
+  tenantJsonLine,
+  tenantTable,
+  timelineGroups,
+  type HoldComparison,
+  type StrategyRun,
+} from "../sim/index.js";
 import { parseOptions } from "./commander.js";
 import { loadPolicy } from "./plan.js";
 import { clearProgress, progress } from "./progress.js";
@@ -63,7 +75,7 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
   }
 
   const show = progress();
-  const runs = simulateAll(trace, policy, show && ((name, i, n) => show(`simulating ${trace.backups.length} backups: ${name} (${i + 1} of ${n})...`)));
+  const { runs, holds } = replay(trace, policy, show && ((name, i, n) => show(`simulating ${trace.backups.length} backups: ${name} (${i + 1} of ${n})...`)));
   clearProgress();
   if (values.html !== undefined) {
     const html = timelineHtml({ title: `backup-gate simulate: ${trace.name}`, t0: new Date(trace.t0).toISOString(), groups: timelineGroups(runs) });
@@ -73,11 +85,13 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
       throw new UsageError(`cannot write --html ${values.html}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
+  const holdReport = holdLines(trace.name, holds);
   const broken = runs.filter((r) => !r.ignoresConflicts && (r.figures.violations > 0 || r.figures.stalled > 0));
   const output = [
     `trace ${trace.name}: ${trace.backups.length} backups, concurrency ${policy.maxConcurrentBackups}, policy level ${policy.conflictLevel}`,
     table(runs),
     ...tenantComparison(runs, policy),
+    ...holdReport.table,
     ...runs
       .filter((r) => r.ignoresConflicts && r.figures.violations > 0)
       .map((r) => `note: ${r.result.strategy} ignores conflicts by design; its ${r.figures.violations} violations are expected`),
@@ -89,10 +103,12 @@ export function simulate(values: SimulateOptions): { output: string; failed: boo
         ? [`STALLED: ${r.result.strategy}: ${r.result.stalled.length} backups never started: ${r.result.stalled.slice(0, 5).join(", ")}`]
         : []),
     ]),
+    ...holdReport.broken,
     ...runs.map((r) => jsonLine(r.result, r.figures)),
     ...tenantJson(trace.name, runs),
+    ...holdReport.json,
   ].join("\n");
-  return { output, failed: broken.length > 0 };
+  return { output, failed: broken.length > 0 || holdReport.broken.length > 0 };
 }
 
 /** With tenants: waits per tenant under one queue at the policy's level, and under fair sharing. */
@@ -101,6 +117,16 @@ function tenantComparison(runs: readonly StrategyRun[], policy: Policy): string[
   const one = runs.find((r) => r.result.strategy === policy.conflictLevel.toLowerCase());
   if (!fair?.tenantWaits || !one?.tenantWaits) return [];
   return [tenantTable({ strategy: one.result.strategy, waits: one.tenantWaits }, { strategy: "fair", waits: fair.tenantWaits })];
+}
+
+/** With holds: what each changed, a HOLD BROKEN line per hold the run with them broke (a bug), and the JSON line. */
+function holdLines(trace: string, holds: HoldComparison | undefined): { table: string[]; broken: string[]; json: string[] } {
+  if (!holds) return { table: [], broken: [], json: [] };
+  return {
+    table: [holdTable(holds)],
+    broken: holds.broken.map((b) => `HOLD BROKEN: ${holds.strategy}: ${b}`),
+    json: [holdJsonLine(trace, holds)],
+  };
 }
 
 function tenantJson(trace: string, runs: readonly StrategyRun[]): string[] {

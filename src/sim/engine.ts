@@ -1,6 +1,7 @@
 import { ClaimIndex } from "../core/conflict/claimIndex.js";
+import { restoreInfo } from "../core/velero/objects.js";
 import { describeConflict } from "../core/conflict/conflicts.js";
-import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type ConflictLevel } from "../core/model.js";
+import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type ConflictLevel, type RestoreInfo } from "../core/model.js";
 import type { Snapshot } from "../core/decision/plan.js";
 import type { Policy } from "../core/policy.js";
 import { scopeOf } from "../core/scope/scope.js";
@@ -8,7 +9,7 @@ import { nextWindowChange } from "../core/decision/windows.js";
 import { Timestamps } from "../core/times.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import type { ClusterView } from "../core/view.js";
-import { backupInfo, type Trace, type TraceBackup } from "./trace.js";
+import { backupInfo, type Trace, type TraceBackup, type TraceRestore } from "./trace.js";
 
 // The event-driven replay of a trace under one strategy. Time jumps to the next arrival, the
 // next completion or (when waiting ages priorities and a slot is free) the next instant a
@@ -43,6 +44,14 @@ export interface PreparedTrace {
   readonly t0: number;
   readonly view: ClusterView;
   readonly backups: readonly PreparedBackup[];
+  readonly restores: readonly PreparedRestore[];
+}
+/** A trace's restore: in the view as InProgress from its arrival (seconds) to its end, then Completed. */
+export interface PreparedRestore {
+  readonly entry: TraceRestore;
+  readonly end: number;
+  readonly writing: RestoreInfo;
+  readonly done: RestoreInfo;
 }
 export interface PreparedBackup {
   readonly entry: TraceBackup;
@@ -106,7 +115,13 @@ export function prepareTrace(trace: Trace, policy: Policy): PreparedTrace {
     const duration = entry.duration ?? (entry.durationBase ?? 0) + items * (entry.durationPerItem ?? 0);
     return { entry, duration, items, specHash };
   });
-  return { name: trace.name, t0: trace.t0, view: trace.view, backups };
+  const restores = trace.restores.map((entry): PreparedRestore => ({
+    entry,
+    end: entry.arrival + entry.duration,
+    writing: restoreInfo(policy.veleroNamespace, entry.name, "InProgress", entry.spec),
+    done: restoreInfo(policy.veleroNamespace, entry.name, "Completed", entry.spec),
+  }));
+  return { name: trace.name, t0: trace.t0, view: trace.view, backups, restores };
 }
 
 const EPS = 1e-9;
@@ -145,6 +160,8 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   let next = 0;
   let agingWake = Infinity;
   let windowWake = Infinity;
+  let last = -Infinity;
+  const restores = new RestoreClock(trace);
 
   const isWaiting = (s: State | undefined): s is State => s !== undefined && (s.phase === "New" || s.phase === "Queued");
 
@@ -152,7 +169,7 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
   const nextInstant = (): number => {
     let t = next < states.length ? states[next]!.b.entry.arrival : Infinity;
     for (const s of running) t = Math.min(t, s.run.end!);
-    return Math.min(t, agingWake, windowWake);
+    return Math.min(t, agingWake, windowWake, restores.nextEvent(last));
   };
 
   const finishRuns = (t: number) => {
@@ -219,18 +236,24 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
     }
   };
 
-  for (;;) {
-    const t = nextInstant();
-    if (t === Infinity) break;
-    instants++;
-    finishRuns(t);
-    admitArrivals(t);
-    const now = trace.t0 + Math.round(t * 1000);
-    applyPlan(planner({ view: trace.view, backups: arrived.map((s) => s.info!) }, now), t);
-    if (inFlight.at(-1)?.n !== running.size) inFlight.push({ t, n: running.size });
-    checkInvariant(t);
-    agingWake = nextAgingInstant(arrived, running.size, policy, trace.t0, now);
-    windowWake = nextWindowInstant(arrived, policy, trace.t0, now);
+  try {
+    for (;;) {
+      const t = nextInstant();
+      if (t === Infinity) break;
+      last = t;
+      instants++;
+      finishRuns(t);
+      admitArrivals(t);
+      restores.at(t);
+      const now = trace.t0 + Math.round(t * 1000);
+      applyPlan(planner({ view: trace.view, backups: arrived.map((s) => s.info!) }, now), t);
+      if (inFlight.at(-1)?.n !== running.size) inFlight.push({ t, n: running.size });
+      checkInvariant(t);
+      agingWake = nextAgingInstant(arrived, running.size, policy, trace.t0, now);
+      windowWake = nextWindowInstant(arrived, policy, trace.t0, now);
+    }
+  } finally {
+    restores.clear();
   }
 
   return {
@@ -245,6 +268,50 @@ export function simulate(trace: PreparedTrace, strategy: Strategy): SimResult {
     inFlight,
     stalled: states.filter((s) => s.phase === "New" || s.phase === "Queued").map((s) => s.run.name),
   };
+}
+
+/**
+ * The trace's restores in the view, in the phase they have at an instant: absent before their
+ * arrival, InProgress (writing) until their end, then Completed. The view is the trace's own,
+ * shared by the strategies' runs, so a run leaves it as it found it.
+ */
+class RestoreClock {
+  readonly #trace: PreparedTrace;
+  readonly #shown = new Map<string, RestoreInfo>();
+
+  constructor(trace: PreparedTrace) {
+    this.#trace = trace;
+  }
+
+  /** The first arrival or end of a restore after `t` (seconds), Infinity when none. */
+  nextEvent(t: number): number {
+    let next = Infinity;
+    for (const r of this.#trace.restores) {
+      if (r.entry.arrival > t + EPS) next = Math.min(next, r.entry.arrival);
+      else if (r.end > t + EPS) next = Math.min(next, r.end);
+    }
+    return next;
+  }
+
+  at(t: number): void {
+    for (const r of this.#trace.restores) {
+      const info = r.entry.arrival > t + EPS ? undefined : r.end > t + EPS ? r.writing : r.done;
+      if (this.#shown.get(r.entry.name) === info) continue;
+      if (info) {
+        this.#trace.view.setRestore(info);
+        this.#shown.set(r.entry.name, info);
+      } else this.clearOne(r);
+    }
+  }
+
+  clear(): void {
+    for (const r of this.#trace.restores) this.clearOne(r);
+  }
+
+  private clearOne(r: PreparedRestore): void {
+    if (!this.#shown.delete(r.entry.name)) return;
+    this.#trace.view.deleteRestore(r.writing.namespace, r.writing.name);
+  }
 }
 
 function conflictingPairs(inFlight: readonly State[], view: ClusterView, policy: Policy, cache: ScopeCache): Omit<Violation, "at">[] {

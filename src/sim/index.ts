@@ -3,12 +3,26 @@ import type { TimelineGroup } from "../report/timeline.js";
 import { prepareTrace, simulate, type SimResult } from "./engine.js";
 import { backupInfo, type Trace } from "./trace.js";
 import { figuresOf, tenantWaits, type Figures, type TenantWaits } from "./figures.js";
-import { fairPolicy, strategies } from "./strategies.js";
+import { fairPolicy, oneQueue, strategies, WITHOUT_HOLD } from "./strategies.js";
+import { compareHolds, holdsOf, type HoldComparison } from "./holds.js";
 import { ORIGIN_NAMESPACE, tenantOf } from "../core/decision/tenants.js";
 
 export { prepareTrace, simulate, type Planner, type PlannerResult, type SimResult, type Strategy } from "./engine.js";
-export { figuresOf, jsonLine, table, tenantJsonLine, tenantTable, tenantWaits, type Figures, type TenantWaits } from "./figures.js";
-export { fairPolicy, oneQueue, planWith, referencePlanner, strategies, STRATEGY_NAMES, veleroPolicy } from "./strategies.js";
+export { figuresOf, holdJsonLine, holdTable, jsonLine, table, tenantJsonLine, tenantTable, tenantWaits, type Figures, type TenantWaits } from "./figures.js";
+export { compareHolds, HoldJudge, holdsOf, type HoldComparison } from "./holds.js";
+export {
+  fairPolicy,
+  HOLDS,
+  oneQueue,
+  planWith,
+  referencePlanner,
+  strategies,
+  STRATEGY_NAMES,
+  veleroPolicy,
+  WITHOUT_HOLD,
+  withoutHold,
+  type Hold,
+} from "./strategies.js";
 export { parseTrace, type Trace } from "./trace.js";
 
 export interface StrategyRun {
@@ -34,11 +48,21 @@ function tenantsOf(trace: Trace, policy: Policy): (name: string) => string | und
 
 /** Replays a trace under every strategy for the policy (its limit is the concurrency); `started` hears of each strategy before it runs. */
 export function simulateAll(trace: Trace, policy: Policy, started?: (strategy: string, index: number, count: number) => void): StrategyRun[] {
+  return replay(trace, policy, started).runs;
+}
+
+/** Every strategy's run and, when the policy or the trace has holds, what each hold changed. */
+export function replay(
+  trace: Trace,
+  policy: Policy,
+  started?: (strategy: string, index: number, count: number) => void,
+): { runs: StrategyRun[]; holds?: HoldComparison } {
   const prepared = prepareTrace(trace, policy);
   const tenants = hasTenants(trace, policy);
   const tenantOfName = tenants ? tenantsOf(trace, policy) : undefined;
-  const all = strategies(policy, tenants);
-  return all.map((s, i) => {
+  const holds = holdsOf(trace, policy);
+  const all = strategies(policy, tenants, holds);
+  const runs = all.map((s, i): StrategyRun => {
     started?.(s.name, i, all.length);
     const result = simulate(prepared, s);
     return {
@@ -49,6 +73,10 @@ export function simulateAll(trace: Trace, policy: Policy, started?: (strategy: s
       ...(tenantOfName ? { tenantWaits: tenantWaits(result, tenantOfName) } : {}),
     };
   });
+  const resultOf = (name: string) => runs.find((r) => r.result.strategy === name)?.result;
+  const withHolds = resultOf(policy.conflictLevel.toLowerCase());
+  const comparison = withHolds && compareHolds(prepared, oneQueue(policy), holds, withHolds, (hold) => resultOf(WITHOUT_HOLD[hold]));
+  return { runs, ...(comparison ? { holds: comparison } : {}) };
 }
 
 /** One timeline group (a column of the HTML page) per strategy run. */

@@ -8,7 +8,17 @@ import type { Planner, Strategy } from "./engine.js";
 // The schedulers a trace is replayed under, side by side. Every safe one is the real plan()
 // with a policy variant; only the reference is a planner of its own.
 
-export const STRATEGY_NAMES = ["one-at-a-time", "velero", "namespace", "itemblock", "reference", "fair"] as const;
+export const STRATEGY_NAMES = [
+  "one-at-a-time",
+  "velero",
+  "namespace",
+  "itemblock",
+  "reference",
+  "fair",
+  "no-budgets",
+  "no-windows",
+  "no-restore-holds",
+] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 /** plan() with one policy and a scope cache kept across the instants of one run. */
@@ -22,10 +32,12 @@ export function planWith(policy: Policy): () => Planner {
 /**
  * Velero 1.18's own queue rule: two backups whose namespace sets intersect never run together,
  * queued backups go in creation order (then name), and nothing ages. That is our Namespace
- * level with every priority 0 and aging off.
+ * level with every priority 0 and aging off, and no hold: Velero knows no budget or window, and
+ * its queue ignores restores.
  */
 export function veleroPolicy(policy: Policy): Policy {
-  return { ...oneQueue(policy), conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
+  const bare = HOLDS.reduce((p, hold) => withoutHold(p, hold), oneQueue(policy));
+  return { ...bare, conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } };
 }
 
 /** The policy without its tenants section: one queue, today's order. */
@@ -40,6 +52,28 @@ export function fairPolicy(policy: Policy): Policy {
   return { ...policy, tenants: policy.tenants ?? DEFAULT_TENANTS };
 }
 const DEFAULT_TENANTS = policySchema.parse({ tenants: {} }).tenants;
+
+/** The rules that make a backup that conflicts with nothing still wait, and that simulate compares. */
+export const HOLDS = ["budgets", "windows", "restores"] as const;
+export type Hold = (typeof HOLDS)[number];
+/** The strategy that runs the policy's level without one hold. */
+export const WITHOUT_HOLD: Readonly<Record<Hold, StrategyName>> = { budgets: "no-budgets", windows: "no-windows", restores: "no-restore-holds" };
+
+/** The policy without one hold: no budgets, no windows, or restores that hold no backup. */
+export function withoutHold(policy: Policy, hold: Hold): Policy {
+  switch (hold) {
+    case "budgets": {
+      const { budgets: _, ...rest } = policy;
+      return rest;
+    }
+    case "windows": {
+      const { windows: _, ...rest } = policy;
+      return rest;
+    }
+    case "restores":
+      return { ...policy, restores: { onConflict: policy.restores?.onConflict ?? "Warn", holdBackups: false } };
+  }
+}
 
 /** Velero knows no priority label either: the velero planner plans as if no backup had one. */
 function withoutPriorityLabels(next: Planner): Planner {
@@ -87,8 +121,9 @@ export function referencePlanner(policy: Policy): () => Planner {
  * its conflictLevel is the level of one-at-a-time and the level the reference is checked at).
  * With `tenants` (the trace has tenants' backups, or the policy a tenants section) every
  * strategy but one runs one queue, as today, and "fair" adds fair sharing at the policy's level.
+ * Each of `holds` adds the policy's level without that hold ("no-budgets", ...), to compare.
  */
-export function strategies(given: Policy, tenants = false): Strategy[] {
+export function strategies(given: Policy, tenants = false, holds: readonly Hold[] = []): Strategy[] {
   const policy = tenants ? oneQueue(given) : given;
   const one: Policy = { ...policy, maxConcurrentBackups: 1 };
   const velero = veleroPolicy(policy);
@@ -117,5 +152,14 @@ export function strategies(given: Policy, tenants = false): Strategy[] {
       ignoresConflicts: true,
     },
     ...fairStrategy,
+    ...holds.map((hold): Strategy => {
+      const without = withoutHold(policy, hold);
+      return {
+        name: WITHOUT_HOLD[hold],
+        description: `plan() at ${policy.conflictLevel} level without the policy's ${hold === "restores" ? "restore holds" : hold}`,
+        policy: without,
+        planner: planWith(without),
+      };
+    }),
   ];
 }

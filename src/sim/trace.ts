@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { BackupInfo } from "../core/model.js";
 import { loadSnapshot, MAX_SPEC_DEPTH, tooDeep } from "../core/velero/objects.js";
+import { readRestoreSpec } from "../core/velero/restoreSpec.js";
 import { parsePolicy, type Policy } from "../core/policy.js";
 import { ORIGIN_NAME, ORIGIN_NAMESPACE } from "../core/decision/tenants.js";
 import type { ClusterView } from "../core/view.js";
@@ -60,6 +61,23 @@ const traceBackup = z
     }
   });
 
+/** A Velero Restore that writes (phase InProgress) from its arrival for its duration, then is Completed. */
+const traceRestore = z.strictObject({
+  name: backupName,
+  /** velero.io/v1 RestoreSpec, as in a Restore object (backupName, includedNamespaces, namespaceMapping, ...). */
+  spec: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .superRefine((spec, ctx) => {
+      const read = readRestoreSpec(spec);
+      if (!read.ok) ctx.addIssue({ code: "custom", message: read.error });
+    }),
+  /** Seconds from t0 at which it starts writing. */
+  arrival: z.number().min(0),
+  /** Seconds it writes. */
+  duration: z.number().positive(),
+});
+
 const clusterList = z.looseObject({ kind: z.literal("List"), items: z.array(z.unknown()) });
 
 export const traceSchema = z
@@ -75,6 +93,8 @@ export const traceSchema = z
     /** A file holding the cluster List, relative to the trace. */
     clusterFile: z.string().min(1).optional(),
     backups: z.array(traceBackup).min(1),
+    /** Restores that run during the trace (they hold backups: policy `restores`). */
+    restores: z.array(traceRestore).default([]),
   })
   .superRefine((t, ctx) => {
     if ((t.cluster === undefined) === (t.clusterFile === undefined)) {
@@ -86,16 +106,24 @@ export const traceSchema = z
       if (first !== undefined) ctx.addIssue({ code: "custom", path: ["backups", i, "name"], message: `duplicate name ${b.name} (also backups[${first}])` });
       else seen.set(b.name, i);
     });
+    const restores = new Map<string, number>();
+    t.restores.forEach((r, i) => {
+      const first = restores.get(r.name);
+      if (first !== undefined) ctx.addIssue({ code: "custom", path: ["restores", i, "name"], message: `duplicate name ${r.name} (also restores[${first}])` });
+      else restores.set(r.name, i);
+    });
   });
 
 export type TraceDocument = z.output<typeof traceSchema>;
 export type TraceBackup = TraceDocument["backups"][number];
+export type TraceRestore = TraceDocument["restores"][number];
 
 export interface Trace {
   readonly name: string;
   readonly t0: number;
   readonly view: ClusterView;
   readonly backups: readonly TraceBackup[];
+  readonly restores: readonly TraceRestore[];
   /** The trace's own policy, when it has one. */
   readonly policy?: Policy;
 }
@@ -144,6 +172,9 @@ export function parseTrace(doc: unknown, defaultName: string, readCluster?: (fil
   if (loaded.snapshot.backups.length > 0) {
     return { ok: false, error: `${where}: holds Backup objects; a trace's backups go in backups[] (with arrival and duration)` };
   }
+  const listed = new Set([...loaded.snapshot.view.restores()].map((r) => r.name));
+  const clash = t.restores.findIndex((r) => listed.has(r.name));
+  if (clash >= 0) return { ok: false, error: `restores[${clash}].name: ${t.restores[clash]!.name} is also a Restore in the ${where}` };
   return {
     ok: true,
     trace: {
@@ -151,6 +182,7 @@ export function parseTrace(doc: unknown, defaultName: string, readCluster?: (fil
       t0: Date.parse(t.t0),
       view: loaded.snapshot.view,
       backups: t.backups.map(asMadeByOadp),
+      restores: t.restores,
       ...(policy ? { policy } : {}),
     },
   };

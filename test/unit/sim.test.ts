@@ -185,7 +185,13 @@ describe("simulate: the velero strategy is our Namespace level with priorities o
   it("its policy is the Namespace level with every priority 0 and aging off", () => {
     const p = { ...policy, priorities: { manual: 7, scheduled: 3, schedules: { x: 9 }, agingSeconds: 60 } };
     const velero = strategies(p).find((s) => s.name === "velero")!;
-    expect(velero.policy).toEqual({ ...p, conflictLevel: "Namespace", priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 } });
+    // And no hold: restores hold no backup (Velero's queue ignores them; simHolds.test.ts).
+    expect(velero.policy).toEqual({
+      ...p,
+      conflictLevel: "Namespace",
+      priorities: { manual: 0, scheduled: 0, schedules: {}, agingSeconds: 0 },
+      restores: { onConflict: "Warn", holdBackups: false },
+    });
     expect(veleroPolicy(p)).toEqual(velero.policy);
   });
 

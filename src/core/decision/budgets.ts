@@ -67,7 +67,7 @@ interface Need {
  * smallest limit among the patterns that match (so the order keys are written in never matters).
  * A name no key matches has no budget.
  */
-class Limits {
+export class Limits {
   readonly #byKind = new Map<BudgetKind, (name: string) => number | undefined>();
 
   constructor(budgets: Budgets) {

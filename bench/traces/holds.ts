@@ -1,0 +1,127 @@
+// A small trace for `backup-gate simulate` with every hold of issue 19 (budgets, windows,
+// restores): each changes something, and the comparison shows what (docs/simulate.md, "Holds").
+//
+//   npx tsx bench/traces/holds.ts          writes bench/traces/holds.yaml
+//   npx tsx bench/traces/holds.ts --check  fails if the file is not what it would write
+//
+// Monday 2026-01-05, 16:00 in Berlin (t0 15:00 UTC), three hours:
+// - six shops each snapshot one volume of the CSI driver ebs.csi.aws.com within five minutes,
+//   and again after an hour; the budget allows 2 such snapshots in flight;
+// - the analytics namespaces must not start a backup 08:00-18:00 on weekdays (Berlin), and are
+//   failed after an hour's wait; the archive backups may start only 18:00-06:00, and start
+//   anyway after 90 minutes;
+// - a restore into shop-2 runs from 30 s for 25 minutes (the hold keeps shop-2's backup back);
+//   one into shop-1 begins while shop-1's second backup runs (the hold cannot prevent that:
+//   admission warns about it, or refuses the Restore under restores.onConflict Deny).
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+
+export const HOLDS_FILE = join(dirname(fileURLToPath(import.meta.url)), "holds.yaml");
+
+const SHOPS = ["shop-1", "shop-2", "shop-3", "shop-4", "shop-5", "shop-6"];
+const ANALYTICS = ["analytics-eu", "analytics-us"];
+
+/** A namespace with a database pod whose one volume is a CSI volume of `driver`. */
+function workload(ns: string, driver: string, storageClass: string): object[] {
+  const pv = `pv-${ns}-data`;
+  return [
+    { apiVersion: "v1", kind: "Namespace", metadata: { name: ns } },
+    {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { namespace: ns, name: "db", labels: { app: "db" } },
+      spec: { nodeName: "node-1", volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }] },
+      status: { phase: "Running" },
+    },
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { namespace: ns, name: "data" },
+      spec: { volumeName: pv, storageClassName: storageClass },
+      status: { phase: "Bound" },
+    },
+    {
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name: pv },
+      spec: {
+        capacity: { storage: "10Gi" },
+        storageClassName: storageClass,
+        claimRef: { namespace: ns, name: "data" },
+        csi: { driver, volumeHandle: pv },
+      },
+    },
+  ];
+}
+
+/** The trace document (what the YAML file holds). */
+export function holdsTrace() {
+  const items = [
+    ...SHOPS.flatMap((ns) => workload(ns, "ebs.csi.aws.com", "gp3")),
+    ...ANALYTICS.flatMap((ns) => workload(ns, "pd.csi.storage.gke.io", "standard")),
+    ...workload("archive", "pd.csi.storage.gke.io", "standard"),
+  ];
+  const ofNamespace = (ns: string, name: string, arrival: number, duration: number, labels: Record<string, string> = {}) => ({
+    name,
+    ...(Object.keys(labels).length ? { labels } : {}),
+    spec: { includedNamespaces: [ns] },
+    arrival,
+    duration,
+  });
+  const backups = [
+    ...SHOPS.map((ns, i) => ofNamespace(ns, `${ns}-1600`, 60 * i, 600)),
+    ...SHOPS.map((ns, i) => ofNamespace(ns, `${ns}-1700`, 3600 + 60 * i, 600)),
+    ofNamespace("analytics-eu", "analytics-eu-report", 60, 900),
+    ofNamespace("analytics-us", "analytics-us-report", 4200, 900),
+    ofNamespace("archive", "archive-weekly", 300, 1200, { tier: "archive" }),
+  ].sort((a, b) => a.arrival - b.arrival || (a.name < b.name ? -1 : 1));
+  return {
+    name: "holds",
+    description: "six shops snapshot under a driver budget, analytics and archive backups under start windows, two restores",
+    t0: "2026-01-05T15:00:00Z",
+    policy: {
+      maxConcurrentBackups: 8,
+      budgets: { snapshotsPerDriver: { "ebs.csi.aws.com": 2 } },
+      windows: [
+        {
+          name: "analytics-off-hours",
+          selector: { namespaces: ["analytics-*"] },
+          timeZone: "Europe/Berlin",
+          blackout: [{ start: "08:00", end: "18:00", days: ["Mon", "Tue", "Wed", "Thu", "Fri"] }],
+          maxWaitSeconds: 3600,
+          onMaxWait: "Fail",
+        },
+        {
+          name: "archive-nights",
+          selector: { matchLabels: { tier: "archive" } },
+          timeZone: "Europe/Berlin",
+          allow: [{ start: "18:00", end: "06:00" }],
+          maxWaitSeconds: 5400,
+          onMaxWait: "Start",
+        },
+      ],
+    },
+    cluster: { kind: "List", items },
+    backups,
+    restores: [
+      { name: "shop-2-restore", spec: { backupName: "shop-2-0300", includedNamespaces: ["shop-2"] }, arrival: 30, duration: 1500 },
+      { name: "shop-1-restore", spec: { backupName: "shop-1-0300", includedNamespaces: ["shop-1"] }, arrival: 3900, duration: 600 },
+    ],
+  };
+}
+
+export function holdsFile(): string {
+  return `# Generated by bench/traces/holds.ts; do not edit by hand.\n${stringify(holdsTrace())}`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const text = holdsFile();
+  if (process.argv.includes("--check")) {
+    if (readFileSync(HOLDS_FILE, "utf8") !== text) {
+      console.error(`${HOLDS_FILE} is not what bench/traces/holds.ts writes; run npx tsx bench/traces/holds.ts`);
+      process.exit(1);
+    }
+  } else writeFileSync(HOLDS_FILE, text);
+}
