@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { conflictsWith, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
+import { mayBeInFlight } from "../../src/core/decision/flight.js";
 import { howMade, plan, type Plan } from "../../src/core/decision/plan.js";
 import { decideRestoreAdmission, namespaceMet, restoreTarget, writingRestores } from "../../src/core/decision/restores.js";
 import { ORIGIN_NAMESPACE } from "../../src/core/decision/tenants.js";
@@ -116,6 +117,46 @@ describe("which restore phases hold backups (Velero 1.18 RestorePhase)", () => {
   ])("$phase: writing=$writing", ({ phase, writing }) => {
     const s = cluster(...estate(), restore("r1", {}, phase === undefined ? {} : { phase }));
     expect(writingRestores(s.view, s.backups, policyOf()).length).toBe(writing ? 1 : 0);
+  });
+});
+
+describe("a New restore queued behind one in progress holds (Velero 1.18 runs one restore at a time)", () => {
+  it.each<{ case: string; others: { phase: string; namespace?: string }[]; phase: string | undefined; holds: boolean }>([
+    { case: "New, another InProgress: it writes next", others: [{ phase: "InProgress" }], phase: "New", holds: true },
+    { case: "no phase yet, another InProgress: the same", others: [{ phase: "InProgress" }], phase: undefined, holds: true },
+    { case: "New, none other (control): Velero picks it up at once, or never if its restore controller is off", others: [], phase: "New", holds: false },
+    { case: "New, another only Finalizing (the worker is free again)", others: [{ phase: "Finalizing" }], phase: "New", holds: false },
+    { case: "New, another InProgress outside Velero's namespace", others: [{ phase: "InProgress", namespace: "elsewhere" }], phase: "New", holds: false },
+  ])("$case: holds=$holds", ({ others, phase, holds }) => {
+    const s = cluster(
+      ...estate(),
+      ...others.map((o, i) => restore(`r0-${i}`, { backupName: "old", includedNamespaces: ["web"] }, o)),
+      restore("r1", { backupName: "old", includedNamespaces: ["shop"] }, phase === undefined ? {} : { phase }),
+    );
+    const held = writingRestores(s.view, s.backups, policyOf()).map((t) => t.restore);
+    expect(held.includes("velero/r1")).toBe(holds);
+  });
+
+  it("the backup waits with a reason saying the restore writes next; the guard refuses another writer's move the same way", () => {
+    const objects = [
+      restoring(["web"], { name: "r0" }),
+      restore("r1", { backupName: "old", includedNamespaces: ["shop"] }, { phase: "New" }),
+      backup("b", { includedNamespaces: ["shop"] }, { phase: "New", created: "2026-01-01T11:00:00Z" }),
+    ];
+    const p = run(policyOf({ conflictLevel: "Namespace" }), ...objects);
+    expect(started(p)).toEqual([]);
+    expect(entry(p, "b")?.reason).toBe("waits for restore velero/r1, next in Velero's restore queue, which will write into namespace shop");
+    const s = cluster(...estate(), ...objects);
+    const policy = policyOf({ conflictLevel: "Namespace" });
+    const b = s.backups[0] as BackupInfo;
+    const d = mayBeInFlight(
+      { name: "b", phase: "New", scope: new ScopeCache().scopeOf(b, s.view, policy), spec: b.spec },
+      { inFlight: [], limit: 4, restores: writingRestores(s.view, s.backups, policy) },
+      "become ReadyToStart",
+    );
+    expect(d.reasons[0]).toBe(
+      "backup b may not become ReadyToStart: restore velero/r1 will write into namespace shop next (New, queued behind a restore in progress), which it would hold; it may once the restore is done",
+    );
   });
 });
 

@@ -1,5 +1,6 @@
 import { conflictBetween, describeConflict, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, type BackupInfo } from "../model.js";
+import { restoreActivity } from "./reasons.js";
 import { restoreHoldOf, type RestoreTarget } from "./restores.js";
 
 // May this backup be in flight next to these? The one rule behind every way a backup gets in
@@ -47,7 +48,7 @@ export function mayBeInFlight(candidate: FlightCandidate, snapshot: FlightSnapsh
   // A backup of a half-restored namespace is the bug the restore hold prevents, whoever moves it.
   const hold = snapshot.restores && restoreHoldOf({ scope: candidate.scope, spec: candidate.spec }, snapshot.restores);
   if (hold) {
-    const reason = `backup ${candidate.name} may not ${move}: restore ${hold.restore} is writing into namespace ${hold.namespace}, which it would hold; it may once the restore is done`;
+    const reason = `backup ${candidate.name} may not ${move}: ${restoreActivity(hold)}, which it would hold; it may once the restore is done`;
     return { allowed: false, reasons: [reason], restore: hold.restore };
   }
   const inUse = snapshot.inFlight.length;

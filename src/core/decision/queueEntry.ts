@@ -88,10 +88,10 @@ export class Queued implements QueueEntry {
         : conflicts.length === 0 && this.#budget
           ? budgetReason(this.#budget)
           : conflicts.length === 0 && h
-            ? restoreWaitReason(h.restore, h.namespace)
+            ? restoreWaitReason(h)
             : waitReason(this.#of.scope, conflicts, this.moreBlockers === true, this.#limit);
       // A restore that also holds it is said after whom or what else it waits for.
-      const withRestore = h && (conflicts.length > 0 || tenantHeld) ? `${waits}; ${restoreWaitReason(h.restore, h.namespace)}` : waits;
+      const withRestore = h && (conflicts.length > 0 || tenantHeld) ? `${waits}; ${restoreWaitReason(h)}` : waits;
       // Outside its window the window is what it waits for first; whom it would wait behind follows.
       const w = this.#window;
       const reason = w ? windowWaitReason(w) + (conflicts.length > 0 ? `; then ${withRestore}` : "") : withRestore;

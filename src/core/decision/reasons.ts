@@ -2,6 +2,7 @@ import type { Conflict } from "../conflict/conflicts.js";
 import { describeConflict } from "../conflict/conflicts.js";
 import type { BackupScope } from "../scope/scope.js";
 import type { BudgetHold, BudgetKind } from "./budgets.js";
+import type { RestoreHold } from "./restores.js";
 
 // The words a person reads, shared by the plan and the admission verdicts.
 
@@ -154,8 +155,17 @@ export const TENANT_STARTED = "conflicts with nothing in flight or ahead of it, 
 export const TENANT_TAKEN_BACK = "taken back to the queue: it overlaps another backup in flight";
 
 /** Why a backup waits for a restore (docs/rules.md, "Restores"), for administrators. */
-export function restoreWaitReason(restore: string, namespace: string): string {
-  return `waits for restore ${restore} writing into namespace ${namespace}`;
+export function restoreWaitReason(h: RestoreHold): string {
+  return h.next
+    ? `waits for restore ${h.restore}, next in Velero's restore queue, which will write into namespace ${h.namespace}`
+    : `waits for restore ${h.restore} writing into namespace ${h.namespace}`;
+}
+
+/** What a restore does to a namespace, as a refusal says it. */
+export function restoreActivity(h: RestoreHold): string {
+  return h.next
+    ? `restore ${h.restore} will write into namespace ${h.namespace} next (New, queued behind a restore in progress)`
+    : `restore ${h.restore} is writing into namespace ${h.namespace}`;
 }
 
 /** The same, in words a tenant may read: no restore or namespace named. */

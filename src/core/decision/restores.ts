@@ -84,16 +84,27 @@ function backupNamespacesOf(spec: unknown): (ns: string) => boolean {
   return inc && exc ? allowedBy(inc, exc) : () => true;
 }
 
-/** The restores in Velero's namespace that are writing now, by name: the ones that hold backups. */
+/**
+ * The restores in Velero's namespace that hold backups, by name: those writing now, and, while
+ * one is InProgress, those still New. Velero 1.18 runs one restore at a time (its restore
+ * controller has one worker and runs the InProgress phase in one reconcile), so a New restore
+ * then is queued behind it and writes next, with no instant the gate could see in between.
+ * With none InProgress a New restore does not hold: a Velero whose restore controller is off
+ * would leave it New for ever and stall the queue.
+ */
 export function writingRestores(view: ClusterView, backups: readonly BackupInfo[], policy: Policy): RestoreTarget[] {
   if (policy.restores?.holdBackups === false) return [];
-  const writing: RestoreInfo[] = [];
-  for (const r of view.restores()) if (r.namespace === policy.veleroNamespace && RESTORE_WRITING_PHASES.has(r.phase)) writing.push(r);
-  if (writing.length === 0) return [];
+  const ours = [...view.restores()].filter((r) => r.namespace === policy.veleroNamespace);
+  const busy = ours.some((r) => r.phase === "InProgress");
+  const holding = ours.filter((r) => RESTORE_WRITING_PHASES.has(r.phase) || (busy && isNew(r.phase)));
+  if (holding.length === 0) return [];
   const byName = new Map(backups.filter((b) => b.namespace === policy.veleroNamespace).map((b) => [b.name, b]));
-  writing.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return writing.map((r) => restoreTarget(r, byName.get(r.backupName), view));
+  holding.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return holding.map((r) => restoreTarget(r, byName.get(r.backupName), view));
 }
+
+/** A Restore Velero has not picked up yet (it writes no phase until it does). */
+const isNew = (phase: string) => phase === "" || phase === "New";
 
 /** A backup as the restore rule reads it: its scope, and its spec's namespace lists. */
 export interface HeldBackup {
@@ -123,13 +134,15 @@ export function namespaceMet(target: RestoreTarget, b: HeldBackup): string | und
 export interface RestoreHold {
   readonly restore: string;
   readonly namespace: string;
+  /** The restore is New, queued behind one in progress: it writes next. */
+  readonly next?: true;
 }
 
 /** The first writing restore (by name) that holds this backup, if any. */
 export function restoreHoldOf(b: HeldBackup, restores: readonly RestoreTarget[]): RestoreHold | undefined {
   for (const t of restores) {
     const namespace = namespaceMet(t, b);
-    if (namespace !== undefined) return { restore: t.restore, namespace };
+    if (namespace !== undefined) return { restore: t.restore, namespace, ...(isNew(t.phase) ? { next: true as const } : {}) };
   }
   return undefined;
 }
