@@ -548,6 +548,23 @@ describe("Events on the NonAdminBackup (tenants.nonAdminEvents)", () => {
       adminNames: "a-2",
     },
     {
+      name: "failed past its window's max wait (onMaxWait: Fail)",
+      tenants: events,
+      over: {
+        windows: [{ name: "nights", selector: { namespaces: ["team-a"] }, allow: [{ start: "01:00", end: "02:00" }], maxWaitSeconds: 60, onMaxWait: "Fail" }],
+      },
+      backups: () => [nabOf("a-0", "team-a", { created: at(1) })],
+      of: "a-0",
+      kind: "missWindow",
+      event: {
+        target: { namespace: "team-a", name: "my-a-0" },
+        type: "Warning",
+        reason: "WindowMissed",
+        message: "waited past 60s (maxWaitSeconds) outside its window 01:00-02:00 (UTC): not started",
+      },
+      adminNames: "nights",
+    },
+    {
       name: "taken back",
       tenants: events,
       backups: () => [admin(), nabOf("c-0", "team-c", { phase: "ReadyToStart", created: at(1) })],

@@ -191,43 +191,45 @@ function supersessionWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[]
   const writes: BackupWrite[] = [];
   for (const s of plan.supersessions) {
     const b = byName.get(s.backup);
-    if (!b) continue;
-    writes.push({
-      kind: "supersede",
-      backup: b.name,
-      resourceVersion: b.resourceVersion,
-      // status reaches the tenant (OADP copies it to the NonAdminBackup); the annotation and Event do not.
-      status: {
-        phase: "Failed",
-        failureReason: statusReason(b, ctx.policy, { admin: s.reason, tenant: s.tenantReason ?? TENANT_SUPERSEDED }),
-      },
-      annotations: { [KEYS.reason]: s.reason, [KEYS.waitingFor]: null },
-      event: { type: "Warning", reason: "Superseded", message: s.reason },
-      ...tenantEventOf(b, ctx.policy, { type: "Warning", reason: "Superseded", message: s.tenantReason ?? TENANT_SUPERSEDED }),
-    });
+    if (b)
+      writes.push(
+        failBeforeRun(b, ctx.policy, "supersede", "Superseded", { admin: s.reason, tenant: s.tenantReason ?? TENANT_SUPERSEDED }),
+      );
   }
   return writes;
 }
 
 /**
  * Backups that waited past their window's maxWaitSeconds (onMaxWait: Fail): failed before they
- * run, as a superseded run is (Velero's Failed, with failureReason; the gate alone writes queue phases).
+ * run, as a superseded run is.
  */
 function missedWindowWrites({ byName, ctx }: Writing, plan: Plan): BackupWrite[] {
   const writes: BackupWrite[] = [];
   for (const m of plan.missedWindows ?? []) {
     const b = byName.get(m.backup);
-    if (!b) continue;
-    writes.push({
-      kind: "missWindow",
-      backup: b.name,
-      resourceVersion: b.resourceVersion,
-      status: { phase: "Failed", failureReason: statusReason(b, ctx.policy, { admin: m.reason, tenant: m.tenantReason }) },
-      annotations: { [KEYS.reason]: m.reason, [KEYS.waitingFor]: null },
-      event: { type: "Warning", reason: "WindowMissed", message: m.reason },
-    });
+    if (b) writes.push(failBeforeRun(b, ctx.policy, "missWindow", "WindowMissed", { admin: m.reason, tenant: m.tenantReason }));
   }
   return writes;
+}
+
+/** Fails a backup before it runs: Velero's Failed with a failureReason (the gate alone writes queue phases). */
+function failBeforeRun(
+  b: BackupInfo,
+  policy: Policy,
+  kind: BackupWrite["kind"],
+  eventReason: string,
+  reasons: { readonly admin: string; readonly tenant: string },
+): BackupWrite {
+  return {
+    kind,
+    backup: b.name,
+    resourceVersion: b.resourceVersion,
+    // status reaches the tenant (OADP copies it to the NonAdminBackup); the annotation and Event do not.
+    status: { phase: "Failed", failureReason: statusReason(b, policy, reasons) },
+    annotations: { [KEYS.reason]: reasons.admin, [KEYS.waitingFor]: null },
+    event: { type: "Warning", reason: eventReason, message: reasons.admin },
+    ...tenantEventOf(b, policy, { type: "Warning", reason: eventReason, message: reasons.tenant }),
+  };
 }
 
 // Staleness is judged on what the plan has decided (position, whom it waits for); the reason
