@@ -19,6 +19,11 @@ export interface VolumeRules {
 // Velero never copies the data of these pod volumes with a file-system backup.
 const NEVER_FS: ReadonlySet<string> = new Set(["hostPath", "secret", "configMap", "projected", "downwardAPI"]);
 
+/** True for a pod volume whose data Velero never copies, whatever the backup says (nothing else reads it). */
+export function neverCopied(volume: PodVolume): boolean {
+  return NEVER_FS.has(volume.type) || volume.name.startsWith("default-token");
+}
+
 export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterView, policy: Policy, pvcsIncluded: boolean): VolumeRules {
   const loaded = loadPolicies(backup, spec, view);
   const errors =
@@ -42,7 +47,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     defaultFs ? !annotationNames(pod, KEYS.fsBackupExcludes, volume.name) : annotationNames(pod, KEYS.fsBackupVolumes, volume.name);
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
-    if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
+    if (neverCopied(volume)) return false;
     if (volume.claimName !== undefined && !pvcsIncluded) return false;
     if (unreadable) return true;
     if (!loaded.policies) return optedIn(pod, volume);
