@@ -134,9 +134,12 @@ function slimVolume(v: PodVolume, i: Interner): PodVolume {
 }
 
 function slimVolumes(volumes: readonly PodVolume[], i: Interner): readonly PodVolume[] {
-  let out: PodVolume[] | undefined;
-  for (const v of volumes) if (!neverCopied(v)) (out ??= []).push(slimVolume(v, i));
-  return out ?? EMPTY_VOLUMES;
+  const kept = volumes.filter((v) => !neverCopied(v));
+  if (kept.length === 0) return EMPTY_VOLUMES;
+  // Filled by index at its final length: an array grown by push keeps room for 16 more.
+  const out = new Array<PodVolume>(kept.length);
+  for (let k = 0; k < kept.length; k++) out[k] = slimVolume(kept[k] as PodVolume, i);
+  return out;
 }
 
 export function slimPod(p: PodInfo, i: Interner): PodInfo {
