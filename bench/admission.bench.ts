@@ -10,7 +10,7 @@
 // e.g. "--max-old-space-size=256 --trace-gc"; PRETENURE=1 leaves V8's allocation-site
 // pretenuring on, as it was before `disablePretenuring`; HEAP_PROFILE=FILE writes V8's sampling heap
 // profile of what the server allocated from the first round on and a scavenge did not free:
-// what ends up in the old generation). Prints every round, then a table over all of a row's
+// what ends up in the old generation; with HEAP_PROFILE_YOUNG=1, everything it allocated). Prints every round, then a table over all of a row's
 // rounds (p50, p99 and max of every review sent, and each round's p99) and one JSON line per
 // row. Goal (design): p99 <= 5 ms at 200 req/s.
 //
@@ -219,7 +219,7 @@ async function oldGenerationProfile(): Promise<{ start(): Promise<void>; stop(fi
       await session.post("HeapProfiler.startSampling", {
         samplingInterval: 4096,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: false,
+        includeObjectsCollectedByMinorGC: process.env.HEAP_PROFILE_YOUNG === "1",
       } as object);
     },
     async stop(file) {
