@@ -18,7 +18,7 @@ export class NamespaceContents {
   readonly pvcs = new Map<string, PvcInfo>();
   version = 0;
   private claimIndex?: Map<string, PodInfo[]>;
-  private unitIndex?: { key: string; unitOf: Map<string, Unit> };
+  private unitIndex?: { key: string; pods: Map<string, Unit>; pvcs: Map<string, Unit> };
 
   constructor(
     readonly namespace: string,
@@ -51,10 +51,20 @@ export class NamespaceContents {
 
   /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given. */
   unitOf(member: string, volumeGroupKey: string): Unit | undefined {
-    if (this.unitIndex?.key !== volumeGroupKey) {
-      this.unitIndex = { key: volumeGroupKey, unitOf: computeUnits(this, volumeGroupKey) };
-    }
-    return this.unitIndex.unitOf.get(member);
+    if (member.startsWith("pod:")) return this.podUnit(member.slice(4), volumeGroupKey);
+    return member.startsWith("pvc:") ? this.pvcUnit(member.slice(4), volumeGroupKey) : undefined;
+  }
+  // By kind and name, so that a scope asking for every pod and claim builds no key string.
+  podUnit(pod: string, volumeGroupKey: string): Unit | undefined {
+    return this.units(volumeGroupKey).pods.get(pod);
+  }
+  pvcUnit(pvc: string, volumeGroupKey: string): Unit | undefined {
+    return this.units(volumeGroupKey).pvcs.get(pvc);
+  }
+
+  private units(volumeGroupKey: string): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
+    if (this.unitIndex?.key !== volumeGroupKey) this.unitIndex = { key: volumeGroupKey, ...computeUnits(this, volumeGroupKey) };
+    return this.unitIndex;
   }
 }
 
@@ -65,7 +75,7 @@ function byName(a: { name: string }, b: { name: string }): number {
 // Union-find over the ItemBlock relations Velero follows: a pod and the PVCs it mounts, a PVC
 // and its PV, PVCs sharing a volume-group label value. Units are named by their smallest
 // member so that the same cluster always yields the same names.
-function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string, Unit> {
+function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let root = x;
@@ -105,7 +115,11 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): Map<string
 }
 
 /** The units of a namespace from its union-find forest: each member filed under its root. */
-function unitsOf(ns: NamespaceContents, parent: ReadonlyMap<string, string>, find: (x: string) => string): Map<string, Unit> {
+function unitsOf(
+  ns: NamespaceContents,
+  parent: ReadonlyMap<string, string>,
+  find: (x: string) => string,
+): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
   const members = new Map<string, { pods: string[]; pvcs: string[]; pvs: string[] }>();
   for (const key of parent.keys()) {
     const root = find(key);
@@ -119,13 +133,14 @@ function unitsOf(ns: NamespaceContents, parent: ReadonlyMap<string, string>, fin
     }
     members.set(root, m);
   }
-  const unitOf = new Map<string, Unit>();
+  const pods = new Map<string, Unit>();
+  const pvcs = new Map<string, Unit>();
   for (const [root, m] of members) {
     const unit: Unit = { id: `${ns.namespace}/${root}`, pods: m.pods.sort(), pvcs: m.pvcs.sort(), pvs: m.pvs.sort() };
-    for (const p of m.pods) unitOf.set(`pod:${p}`, unit);
-    for (const c of m.pvcs) unitOf.set(`pvc:${c}`, unit);
+    for (const p of m.pods) pods.set(p, unit);
+    for (const c of m.pvcs) pvcs.set(c, unit);
   }
-  return unitOf;
+  return { pods, pvcs };
 }
 
 /** How many contents changes the view remembers by namespace (see `changedSince`). */

@@ -93,6 +93,49 @@ export function compactVersion(rv: string): number | string {
   return /^[1-9][0-9]{0,14}$/.test(rv) ? Number(rv) : rv;
 }
 
+/**
+ * The resourceVersion of every object applied, by namespace ("" for cluster-scoped objects) and
+ * name. The names are the decoded objects' own name strings, so the table adds no "ns/name"
+ * string per object (docs/performance.md).
+ */
+export class VersionTable {
+  private readonly byNamespace = new Map<string, Map<string, number | string>>();
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+  get(namespace: string, name: string): number | string | undefined {
+    return this.byNamespace.get(namespace)?.get(name);
+  }
+  set(namespace: string, name: string, rv: number | string): void {
+    let names = this.byNamespace.get(namespace);
+    if (!names) this.byNamespace.set(namespace, (names = new Map()));
+    const before = names.size;
+    names.set(name, rv);
+    this.count += names.size - before;
+  }
+  delete(namespace: string, name: string): boolean {
+    const names = this.byNamespace.get(namespace);
+    if (!names?.delete(name)) return false;
+    this.count--;
+    if (names.size === 0) this.byNamespace.delete(namespace);
+    return true;
+  }
+  /** Every object's key as `objectKey` writes it. */
+  *keys(): IterableIterator<string> {
+    for (const [namespace, names] of this.byNamespace) for (const name of names.keys()) yield namespace === "" ? name : `${namespace}/${name}`;
+  }
+}
+
+/** Namespace ("" when cluster-scoped) and name of a raw object; undefined without a name. */
+function nameOf(raw: RawObject): [string, string] | undefined {
+  const name = raw.metadata?.name;
+  if (typeof name !== "string" || name === "") return undefined;
+  const ns = raw.metadata?.namespace;
+  return [typeof ns === "string" ? ns : "", name];
+}
+
 /** True for a Status saying the resourceVersion asked for is gone (compacted). */
 export function isExpiredStatus(status: unknown): boolean {
   const s = status as { code?: unknown; reason?: unknown; message?: unknown } | null;
@@ -106,7 +149,7 @@ export class Reflector<T> {
   private readonly requester: Requester;
   private readonly backoff: Backoff;
   /** resourceVersion of every object applied, by key: drives relist diffs and skips unchanged objects. */
-  private readonly known = new Map<string, number | string>();
+  private readonly known = new VersionTable();
   private rv = "";
   private listCount = 0;
   private stopped = false;
@@ -227,7 +270,8 @@ export class Reflector<T> {
       if (cont === undefined) break;
     }
     for (const key of relistDeletions(this.known.keys(), listed)) {
-      this.known.delete(key);
+      const slash = key.indexOf("/");
+      this.known.delete(slash < 0 ? "" : key.slice(0, slash), slash < 0 ? key : key.slice(slash + 1));
       this.o.sink.remove(key, undefined);
     }
     this.rv = rv;
@@ -238,8 +282,9 @@ export class Reflector<T> {
 
   /** Decodes and hands on one listed, added or modified object, unless its version is already held. */
   private apply(key: string, raw: RawObject, type: "ADDED" | "MODIFIED" | undefined): void {
+    const [ns, name] = nameOf(raw) as [string, string];
     const rv = compactVersion(raw.metadata?.resourceVersion ?? "");
-    if (rv !== "" && this.known.get(key) === rv) return;
+    if (rv !== "" && this.known.get(ns, name) === rv) return;
     const decoded = this.o.decode(raw);
     if (!decoded.ok) {
       const e = decoded.error as Partial<ObjectError> & Error;
@@ -249,7 +294,7 @@ export class Reflector<T> {
       );
       return;
     }
-    this.known.set(key, rv);
+    this.known.set(ns, name, rv);
     this.o.sink.upsert(key, decoded.value, type);
   }
 
@@ -288,8 +333,8 @@ export class Reflector<T> {
             break;
           }
           case "DELETED": {
-            const key = objectKey(obj);
-            if (key !== undefined && this.known.delete(key)) this.o.sink.remove(key, "DELETED");
+            const at = nameOf(obj);
+            if (at !== undefined && this.known.delete(at[0], at[1])) this.o.sink.remove(objectKey(obj) as string, "DELETED");
             this.bump(obj);
             break;
           }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compactVersion } from "../../src/kube/reflector.js";
+import { compactVersion, relistDeletions, VersionTable } from "../../src/kube/reflector.js";
 import { Interner, slimPod, slimPv, slimPvc } from "../../src/cluster/slim.js";
 import { trim } from "../../src/core/velero/objects.js";
 import type { PodInfo, PvcInfo, PvInfo } from "../../src/core/model.js";
@@ -70,5 +70,101 @@ describe("what budgets read survives slimming (docs/rules.md, Budgets)", () => {
       driver: "ebs.csi.aws.com",
       volumeClass: "gold",
     });
+  });
+});
+
+const decoded = <T>(kind: "Pod" | "PersistentVolumeClaim", o: object): T => {
+  const r = trim(kind, JSON.parse(JSON.stringify(o)));
+  if (!r.ok) throw r.error;
+  return r.value as T;
+};
+const slimmedPod = (i: Interner, name: string, o: Parameters<typeof pod>[2] = {}) => slimPod(decoded<PodInfo>("Pod", pod("shop", name, o)), i);
+const slimmedPvc = (i: Interner, name: string, o: Parameters<typeof pvc>[2] = {}) =>
+  slimPvc(decoded<PvcInfo>("PersistentVolumeClaim", pvc("shop", name, o)), i);
+
+describe("equal maps and volumes are one shared object (pods of one workload repeat them)", () => {
+  const replica = { labels: { app: "web", "pod-template-hash": "5d8f9c7b6" }, annotations: { "backup.velero.io/backup-volumes": "cache" } };
+  const cache = { name: "cache", emptyDir: {} };
+
+  it("two replicas share their labels, their annotations and an equal volume", () => {
+    const i = new Interner();
+    const a = slimmedPod(i, "web-1", { ...replica, volumes: [cache] });
+    const b = slimmedPod(i, "web-2", { ...replica, volumes: [cache] });
+    expect(b.labels).toBe(a.labels);
+    expect(b.annotations).toBe(a.annotations);
+    expect(b.volumes[0]).toBe(a.volumes[0]);
+    expect(a.labels).toEqual(replica.labels);
+    expect(Object.isFrozen(a.labels) && Object.isFrozen(a.volumes[0])).toBe(true);
+  });
+
+  it("different content is not shared (positive control)", () => {
+    const i = new Interner();
+    const a = slimmedPod(i, "web-1", { ...replica, volumes: [cache] });
+    const b = slimmedPod(i, "web-2", {
+      labels: { app: "api" },
+      annotations: { "backup.velero.io/backup-volumes": "tmp" },
+      volumes: [{ name: "tmp", emptyDir: {} }],
+    });
+    expect(b.labels).not.toBe(a.labels);
+    expect(b.annotations).not.toBe(a.annotations);
+    expect(b.volumes[0]).not.toBe(a.volumes[0]);
+    expect({ labels: b.labels, annotations: b.annotations, volume: b.volumes[0]?.name }).toEqual({
+      labels: { app: "api" },
+      annotations: { "backup.velero.io/backup-volumes": "tmp" },
+      volume: "tmp",
+    });
+  });
+
+  it("claims with equal labels share them; a map holding the object's own name is its own and not tabled", () => {
+    const i = new Interner();
+    expect(slimmedPvc(i, "data-0", { labels: { app: "db" } }).labels).toBe(slimmedPvc(i, "data-1", { labels: { app: "db" } }).labels);
+    const tabled = i.sharedSize;
+    const own = (n: string) => slimmedPod(i, n, { labels: { app: "db", "statefulset.kubernetes.io/pod-name": n } });
+    expect(own("db-0").labels).not.toBe(own("db-1").labels);
+    expect(i.sharedSize).toBe(tabled);
+  });
+
+  it("stops tabling past its bound and keeps answering", () => {
+    const i = new Interner(200_000, 256, 2);
+    const labels = Array.from({ length: 4 }, (_, k) => slimmedPvc(i, `c-${k}`, { labels: { app: `a${k}` } }).labels);
+    expect(i.sharedSize).toBe(2);
+    expect(labels).toEqual([0, 1, 2, 3].map((k) => ({ app: `a${k}` })));
+  });
+});
+
+describe("a pod keeps only the volumes Velero may copy", () => {
+  it.each([
+    { volume: { name: "kube-api-access-x7k2p", projected: { sources: [] } }, kept: false },
+    { volume: { name: "conf", configMap: { name: "c" } }, kept: false },
+    { volume: { name: "tls", secret: { secretName: "s" } }, kept: false },
+    { volume: { name: "info", downwardAPI: { items: [] } }, kept: false },
+    { volume: { name: "host", hostPath: { path: "/var" } }, kept: false },
+    { volume: { name: "default-token-abcde", emptyDir: {} }, kept: false },
+    { volume: { name: "scratch", emptyDir: {} }, kept: true },
+    { volume: { name: "share", nfs: { server: "nfs.local", path: "/x" } }, kept: true },
+    { volume: { name: "inline", csi: { driver: "d", volumeAttributes: { a: "1" } } }, kept: true },
+  ])("$volume.name kept: $kept", ({ volume, kept }) => {
+    const p = slimmedPod(new Interner(), "p", { claims: ["data"], volumes: [volume] });
+    expect(p.volumes.map((v) => v.name)).toEqual(kept ? ["vol-data", volume.name] : ["vol-data"]);
+  });
+});
+
+describe("resourceVersions by namespace and name", () => {
+  it("holds, replaces, counts, deletes and lists keys as objectKey writes them", () => {
+    const t = new VersionTable();
+    t.set("shop", "db-0", 1);
+    t.set("shop", "db-0", 2);
+    t.set("shop", "db-1", 3);
+    t.set("", "pv-1", "x");
+    expect({ size: t.size, db0: t.get("shop", "db-0"), pv: t.get("", "pv-1"), none: t.get("web", "db-0") }).toEqual({
+      size: 3,
+      db0: 2,
+      pv: "x",
+      none: undefined,
+    });
+    expect([...t.keys()].sort()).toEqual(["pv-1", "shop/db-0", "shop/db-1"]);
+    expect(relistDeletions(t.keys(), new Set(["shop/db-1"]))).toEqual(["shop/db-0", "pv-1"]);
+    expect([t.delete("shop", "db-0"), t.delete("shop", "db-0"), t.delete("shop", "db-1"), t.size]).toEqual([true, false, true, 1]);
+    expect([...t.keys()]).toEqual(["pv-1"]);
   });
 });

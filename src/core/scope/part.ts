@@ -168,13 +168,16 @@ class PartClaims {
 
   // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
   // pulls in, never which unit an item belongs to, so claims of two backups always compare.
-  #unitOf(member: string): string | undefined {
-    return this.#contents.unitOf(member, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
+  #podUnit(name: string): string | undefined {
+    return this.#contents.podUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
+  }
+  #pvcUnit(name: string): string | undefined {
+    return this.#contents.pvcUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
   }
 
   ofPods(blockPods: readonly Keyed<PodInfo>[]): void {
     for (const { key, x: pod } of blockPods) {
-      const unit = this.#unitOf(`pod:${pod.name}`);
+      const unit = this.#podUnit(pod.name);
       if (!unit) continue;
       this.units.add(unit);
       for (const hook of hooksOnPod(pod, this.#ctx.spec)) {
@@ -192,7 +195,7 @@ class PartClaims {
 
   ofPvcs(pvcs: readonly Keyed<PvcInfo>[]): void {
     for (const { key, x: pvc } of pvcs) {
-      const unit = this.#unitOf(`pvc:${pvc.name}`);
+      const unit = this.#pvcUnit(pvc.name);
       if (!unit) continue;
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPvc(pvc)) continue;
@@ -208,7 +211,7 @@ class PartClaims {
     for (const pv of bound) {
       const ref = pv.claimRef;
       const pvc = ref && ref.namespace === ns ? this.#contents.pvcs.get(ref.name) : undefined;
-      const unit = pvc?.volumeName === pv.name ? this.#unitOf(`pvc:${pvc.name}`) : undefined;
+      const unit = pvc?.volumeName === pv.name ? this.#pvcUnit(pvc.name) : undefined;
       if (!unit) continue;
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPv(pv)) continue;

@@ -11,13 +11,20 @@ import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies,
 export interface VolumeRules {
   readonly errors: readonly SpecError[];
   readonly notes: readonly string[];
-  fsBackupVolumes(pod: PodInfo): string[];
+  fsBackupVolumes(pod: PodInfo): readonly string[];
   snapshotsPvc(pvc: PvcInfo): boolean;
   snapshotsPv(pv: PvInfo): boolean;
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
 const NEVER_FS: ReadonlySet<string> = new Set(["hostPath", "secret", "configMap", "projected", "downwardAPI"]);
+
+const NO_VOLUMES: readonly string[] = Object.freeze([]);
+
+/** True for a pod volume whose data Velero never copies, whatever the backup says (nothing else reads it). */
+export function neverCopied(volume: PodVolume): boolean {
+  return NEVER_FS.has(volume.type) || volume.name.startsWith("default-token");
+}
 
 export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterView, policy: Policy, pvcsIncluded: boolean): VolumeRules {
   const loaded = loadPolicies(backup, spec, view);
@@ -42,7 +49,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     defaultFs ? !annotationNames(pod, KEYS.fsBackupExcludes, volume.name) : annotationNames(pod, KEYS.fsBackupVolumes, volume.name);
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
-    if (NEVER_FS.has(volume.type) || volume.name.startsWith("default-token")) return false;
+    if (neverCopied(volume)) return false;
     if (volume.claimName !== undefined && !pvcsIncluded) return false;
     if (unreadable) return true;
     if (!loaded.policies) return optedIn(pod, volume);
@@ -75,7 +82,12 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
   return {
     errors,
     notes: loaded.note ? [loaded.note] : [],
-    fsBackupVolumes: (pod) => pod.volumes.filter((v) => fsBackedUp(pod, v)).map((v) => v.name),
+    fsBackupVolumes: (pod) => {
+      // Asked for every pod of every candidate in a review: no list unless a volume qualifies.
+      let names: string[] | undefined;
+      for (const v of pod.volumes) if (fsBackedUp(pod, v)) (names ??= []).push(v.name);
+      return names ?? NO_VOLUMES;
+    },
     snapshotsPvc: (pvc) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(view.pv(pvc.volumeName), pvc),
     snapshotsPv: (pv) => {
       const ref = pv.claimRef;
