@@ -181,6 +181,10 @@ describe("Velero Restores on the real API server", () => {
   });
 
   it("a backup of a namespace a Restore is writing into waits in the plan, naming it, and starts once it completes", async () => {
+    // The Restores the tests above created stay New (no Velero runs here); behind one InProgress
+    // they would hold too (Velero's next restore), so they go first.
+    await c.custom.deleteCollectionNamespacedCustomObject({ group: VELERO_GROUP, version: VELERO_VERSION, namespace: velero, plural: "restores" });
+    await waitFor("the cache to see no Restore", () => [...cache.view.restores()].length === 0, { timeoutMs: 20_000, intervalMs: 50 });
     await c.custom.createNamespacedCustomObject({
       group: VELERO_GROUP,
       version: VELERO_VERSION,
