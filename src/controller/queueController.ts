@@ -1,6 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { BackupInfo } from "../core/model.js";
-import { howMade, plan, planValidUntil, type Plan } from "../core/decision/plan.js";
+import { howMade, plan, planWakeAt, type Plan } from "../core/decision/plan.js";
 import { ScopeCache } from "../core/scope/cache.js";
 import { planWrites, type BackupWrite, type PromotionSealer } from "../core/decision/writes.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -64,7 +64,7 @@ export class QueueController {
   private stopped = true;
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
-  private expiryTimer?: NodeJS.Timeout;
+  private wakeTimer?: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly scopes = new ScopeCache();
   /** The last plan: the next one redoes only what changed since, when the queue itself did not. */
@@ -100,7 +100,7 @@ export class QueueController {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.retryTimer);
-    clearTimeout(this.expiryTimer);
+    clearTimeout(this.wakeTimer);
     for (const u of this.unsubscribe.splice(0)) u();
   }
 
@@ -134,16 +134,16 @@ export class QueueController {
   }
 
   /**
-   * A re-plan when the plan's order expires (a window opens, a max wait ends, aging steps), if
+   * A re-plan when time alone changes the plan (a window opens or closes, a max wait ends), if
    * that comes before the resync tick: a window then opens on time, not up to a tick late.
    */
-  private replanAt(until: number, now: number): void {
-    clearTimeout(this.expiryTimer);
-    const delay = until - now;
+  private wakeAt(at: number, now: number): void {
+    clearTimeout(this.wakeTimer);
+    const delay = at - now;
     if (!Number.isFinite(delay) || delay >= (this.o.resyncMs ?? 10_000)) return;
-    // At least 50 ms: a plan that expired as it was made must not spin the loop.
-    this.expiryTimer = setTimeout(() => this.schedule(), Math.max(50, delay + 1));
-    this.expiryTimer.unref?.();
+    // At most one such re-plan a second: max waits of many held backups may end close together.
+    this.wakeTimer = setTimeout(() => this.schedule(), Math.max(1000, delay + 1));
+    this.wakeTimer.unref?.();
   }
 
   /** Resolves once no reconcile is running or queued (for tests and shutdown). */
@@ -177,7 +177,7 @@ export class QueueController {
     const now = this.now();
     const backups = cache.backups();
     const result = this.plan(backups, policy, now);
-    this.replanAt(planValidUntil(result), now);
+    this.wakeAt(planWakeAt(result), now);
     this.forgetGone(backups);
     const writes = planWrites(result, backups, { policy, now, identity: this.o.identity, sealer });
     this.reportOverlaps(result);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { conflictBetween, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
-import { howMade, plan, type Plan } from "../../src/core/decision/plan.js";
+import { howMade, plan, planWakeAt, type Plan } from "../../src/core/decision/plan.js";
 import { MadePlan } from "../../src/core/decision/planMemory.js";
 import { ORIGIN_NAMESPACE } from "../../src/core/decision/tenants.js";
 import { windowClock, windowOf, windowStateOf } from "../../src/core/decision/windows.js";
@@ -392,6 +392,21 @@ describe("the plan's validity ends at the next window boundary", () => {
   it("ends at a max wait too", () => {
     const p = plan(snapshot, windowsPolicy([{ ...nightly, maxWaitSeconds: 7200 }]), MON_NOON);
     expect(iso(validUntil(p) ?? NaN)).toBe("2026-01-05T13:00:00.000Z");
+  });
+
+  it.each<{ name: string; policy: Policy; wake: string | undefined }>([
+    { name: "the controller wakes at the opening (planWakeAt)", policy: windowsPolicy([nightly]), wake: iso(opens) },
+    { name: "and at a max wait", policy: windowsPolicy([{ ...nightly, maxWaitSeconds: 7200 }]), wake: "2026-01-05T13:00:00.000Z" },
+    {
+      name: "aging steps alone never wake it (control: the plan's validity does end at one)",
+      policy: policySchema.parse({ priorities: { agingSeconds: 600 } }),
+      wake: undefined,
+    },
+  ])("$name", ({ policy: p, wake }) => {
+    const made = plan(snapshot, p, MON_NOON);
+    const at = planWakeAt(made);
+    expect(Number.isFinite(at) ? iso(at) : undefined).toBe(wake);
+    if (!p.windows) expect(validUntil(made)).toBeLessThan(Infinity);
   });
 });
 

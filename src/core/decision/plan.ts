@@ -35,11 +35,12 @@ export function howMade(p: Plan): PlanMaking | undefined {
 }
 
 /**
- * Until when a plan's order holds with nothing else changing: the next aging step, turn step,
- * window boundary or max wait. The controller re-plans then (Infinity: only a change moves it).
+ * When time alone next changes what may start or must fail in this plan: a window boundary or a
+ * held backup's max wait (Infinity: only a change does). Aging steps are not counted: with
+ * thousands queued one comes every few milliseconds, and the controller's tick catches them.
  */
-export function planValidUntil(p: Plan): number {
-  return MadePlan.memoryOf(p)?.orderValidUntil ?? Infinity;
+export function planWakeAt(p: Plan): number {
+  return MadePlan.memoryOf(p)?.wakeAt ?? Infinity;
 }
 
 function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: Policy, now: number, cache: ScopeCache): Plan {
@@ -68,7 +69,11 @@ function planAfresh(view: ClusterView, backups: readonly BackupInfo[], policy: P
       decided: NO_DECISIONS,
       ...(classes ? { classes } : {}),
       ...(windowed
-        ? { windows: new Array<WindowState | undefined>(inFlight.length).concat(windowed.states), missedWindows: windowed.missed }
+        ? {
+            windows: new Array<WindowState | undefined>(inFlight.length).concat(windowed.states),
+            missedWindows: windowed.missed,
+            wakeAt: windowed.validUntil,
+          }
         : {}),
       ...(restores.length > 0 ? { restores } : {}),
     },

@@ -24,6 +24,11 @@ export interface Memory {
   readonly now: number;
   /** The first instant at which aging moves a queued backup's priority (and maybe the order). */
   readonly orderValidUntil: number;
+  /**
+   * The first instant at which time alone changes what may start or must fail: a window that
+   * governs a queued backup opens or closes, or a held backup's max wait ends (windows only).
+   */
+  readonly wakeAt?: number;
   readonly versions: ViewVersions;
   readonly infos: readonly BackupInfo[];
   readonly index: ClaimIndex;

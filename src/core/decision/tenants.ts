@@ -95,7 +95,7 @@ export function fairOrder(
   return { order: places.map((i) => today[i] as Ordered), validUntil };
 }
 
-/** When a backup finished running (NaN: it has not, or the time is unknown). */
+/** When a backup finished running (undefined: it has not, or the time does not parse). */
 function finishedAt(b: BackupInfo, times: Timestamps): number | undefined {
   if (b.completionTimestamp === undefined) return undefined;
   const t = times.parse(b.completionTimestamp);
