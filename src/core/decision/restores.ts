@@ -94,8 +94,14 @@ function backupNamespacesOf(spec: unknown): (ns: string) => boolean {
  */
 export function writingRestores(view: ClusterView, backups: readonly BackupInfo[], policy: Policy): RestoreTarget[] {
   if (policy.restores?.holdBackups === false) return [];
-  const ours = [...view.restores()].filter((r) => r.namespace === policy.veleroNamespace);
-  const busy = ours.some((r) => r.phase === "InProgress");
+  // Asked on every review: one pass over the restores, nothing more when there are none.
+  const ours: RestoreInfo[] = [];
+  let busy = false;
+  for (const r of view.restores()) {
+    if (r.namespace !== policy.veleroNamespace) continue;
+    ours.push(r);
+    busy ||= r.phase === "InProgress";
+  }
   const holding = ours.filter((r) => RESTORE_WRITING_PHASES.has(r.phase) || (busy && isNew(r.phase)));
   if (holding.length === 0) return [];
   const byName = new Map(backups.filter((b) => b.namespace === policy.veleroNamespace).map((b) => [b.name, b]));

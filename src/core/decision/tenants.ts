@@ -87,8 +87,10 @@ export function fairOrder(
     const earlier = Math.max(last.earlier, countBefore(flying.get(tenant), key));
     seen.set(tenant, { j: last.j + 1, earlier });
     const turn = Math.max(key[0], latestBefore(finished.get(tenant), key));
-    validUntil = Math.min(validUntil, nextStepAfter(turn, policy, now));
-    const turnPriority = turn === key[0] ? o.effectivePriority : agedFrom(o.priority, turn, policy, now);
+    // A turn at its creation ages as today's order does; nextAgingStep counts those steps already.
+    const turned = turn !== key[0];
+    if (turned) validUntil = Math.min(validUntil, nextStepAfter(turn, policy, now));
+    const turnPriority = turned ? agedFrom(o.priority, turn, policy, now) : o.effectivePriority;
     return { held: earlier + last.j, weight: weightOf(tenant, policy), turn, turnPriority, today: i };
   });
   const places = ranks.map((_, i) => i).sort((a, b) => compareRanks(ranks[a] as Rank, ranks[b] as Rank));
