@@ -15,4 +15,34 @@ export class Timestamps {
     }
     return t;
   }
+
+  /**
+   * These timestamps and `timestamp`, parsed but not kept: an admission candidate is stamped
+   * with the time of its review, a new string every time, which would fill the table.
+   */
+  besides(timestamp: string): Timestamps {
+    return new Besides(this, timestamp);
+  }
+
+  /** How many timestamps are kept. */
+  get size(): number {
+    return this.#parsed.size;
+  }
+}
+
+class Besides extends Timestamps {
+  readonly #kept: Timestamps;
+  readonly #timestamp: string;
+  readonly #at: number;
+
+  constructor(kept: Timestamps, timestamp: string) {
+    super();
+    this.#kept = kept;
+    this.#timestamp = timestamp;
+    this.#at = Date.parse(timestamp);
+  }
+
+  override parse(timestamp: string): number {
+    return timestamp === this.#timestamp ? this.#at : this.#kept.parse(timestamp);
+  }
 }

@@ -1,9 +1,17 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { AdmissionEngine } from "../../src/admission/engine.js";
+import type { BackupInfo } from "../../src/core/model.js";
 import { DEFAULT_POLICY } from "../../src/core/policy.js";
+import { ScopeCache } from "../../src/core/scope/cache.js";
+import { parseSpecInfo, scopeHead } from "../../src/core/scope/head.js";
+import { Timestamps } from "../../src/core/times.js";
 import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
 import { hooksOnPod } from "../../src/core/velero/hooks.js";
 import { volumeRules } from "../../src/core/velero/volumes.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { FakeClusterCache } from "../support/fakes/clusterCache.js";
+import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { cluster } from "./support/cluster.js";
 
 // An admission review computes the candidate's scope over every pod and claim of its namespaces
@@ -49,5 +57,87 @@ describe("per-pod answers of a candidate's scope", () => {
     expect(contents.podUnit("web-1", key)).toBe(contents.pvcUnit("data", key));
     expect(contents.podUnit("web-2", key)).not.toBe(contents.podUnit("web-1", key));
     expect([contents.podUnit("data", key), contents.pvcUnit("web-1", key), contents.unitOf("web-1", key)]).toEqual([undefined, undefined, undefined]);
+  });
+});
+
+const NOW = Date.parse("2026-01-01T12:00:00Z");
+
+// What a review keeps (docs/performance.md, "What a review keeps"): a scavenge costs what
+// survives it, so nothing made for one review may be kept past it.
+describe("what a review keeps", () => {
+  it("a candidate's creation time is parsed aside; a kept backup's is kept (positive control)", async () => {
+    // Queued and claiming the same unit as the candidate: the verdict orders it against the candidate by creation time.
+    const queued = cluster(ns("shop"), backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: "2026-01-01T00:00:00Z" }));
+    const snap = { view: s.view, backups: queued.backups };
+    const engine = new AdmissionEngine({
+      cache: new FakeClusterCache(snap.view, snap.backups),
+      policy: new StaticPolicySource(DEFAULT_POLICY),
+      now: () => NOW,
+    });
+    await engine.start();
+    const candidate = (i: number) => ({ ...(cluster(backup(`c-${i}`, { includedNamespaces: ["shop"] })).backups[0] as BackupInfo), creationTimestamp: "" });
+    engine.decide(candidate(0), NOW);
+    const kept = engine.scopes.times.size;
+    for (let i = 1; i <= 20; i++) expect(engine.decide(candidate(i), NOW + i * 1000).waitingFor).toEqual(["q"]);
+    expect(engine.scopes.times.size).toBe(kept);
+    engine.scopes.times.parse(new Date(NOW).toISOString());
+    expect(engine.scopes.times.size).toBe(kept + 1);
+    engine.stop();
+  });
+
+  it("the candidate's time still orders it: parsed aside, it equals the kept parse", () => {
+    const times = new Timestamps();
+    const t = "2026-01-01T12:00:00.123Z";
+    expect(times.besides(t).parse(t)).toBe(Date.parse(t));
+    expect(times.besides(t).parse("2026-01-01T00:00:00Z")).toBe(times.parse("2026-01-01T00:00:00Z"));
+  });
+
+  it("every scope head is one literal with every field, however it ends", () => {
+    const headOf = (spec: object, o: Parameters<typeof backup>[2] = {}) => {
+      const b = cluster(backup("h", spec, o)).backups[0] as BackupInfo;
+      return scopeHead(b, s.view, DEFAULT_POLICY, parseSpecInfo(b.spec));
+    };
+    const heads = [
+      headOf({ includedNamespaces: ["shop"] }),
+      headOf({ includedNamespaces: "shop" }), // invalid: refused
+      headOf({}, { annotations: { "backup-gate.io/conflict-level": "Namespace" } }), // with a level reason
+      headOf({}, { labels: { "velero.io/schedule-name": "nightly" } }), // with a serial key
+    ];
+    expect(heads[1]!.errors.length).toBeGreaterThan(0);
+    expect(heads[2]!.levelReason).toBeDefined();
+    expect(heads[3]!.serialKey).toBe("schedule nightly");
+    const keys = heads.map((h) => Reflect.ownKeys(h).join(","));
+    expect(new Set(keys).size).toBe(1);
+    expect(keys[0]).toBe("queueNamespaces,level,levelReason,serialKey,errors,listsPvs,namespaces,strictNamespaces,notes,context");
+  });
+
+  it("the annotations keep their order: level, its source, reason, waiting-for", async () => {
+    const engine = new AdmissionEngine({ cache: new FakeClusterCache(s.view, s.backups), policy: new StaticPolicySource(DEFAULT_POLICY), now: () => NOW });
+    await engine.start();
+    const d = engine.decide({ ...(cluster(backup("c", { includedNamespaces: ["shop"] })).backups[0] as BackupInfo), creationTimestamp: "" }, NOW);
+    expect(Object.keys(d.annotations)).toEqual([
+      "backup-gate.io/conflict-level",
+      "backup-gate.io/conflict-level-source",
+      "backup-gate.io/reason",
+      "backup-gate.io/waiting-for",
+    ]);
+    engine.stop();
+  });
+
+  it("a part sorts its items by name: inside one namespace, the order of their namespace/name keys", () => {
+    const name = fc.stringMatching(/^[a-z0-9][a-z0-9.-]{0,12}$/);
+    fc.assert(
+      fc.property(name, fc.uniqueArray(name, { maxLength: 30 }), (namespace, names) => {
+        const byName = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((n) => `${namespace}/${n}`);
+        const byKey = names.map((n) => `${namespace}/${n}`).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        expect(byName).toEqual(byKey);
+      }),
+    );
+  });
+
+  it("a part's lists, spelled when read, are the scope's items", () => {
+    const part = new ScopeCache().scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY).claims.byNamespace.get("shop")!;
+    expect([part.pods, part.pvcs, part.pvs]).toEqual([["shop/hooked", "shop/web-1", "shop/web-2"], ["shop/data"], ["pv-shop-data"]]);
+    expect(part.pods).toBe(part.pods);
   });
 });

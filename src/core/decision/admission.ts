@@ -114,11 +114,14 @@ export function admission(
     ...(scope?.notes ?? []),
   ];
   const reason = wait.reason ?? "starts when the controller next plans";
-  const annotations = (waitingFor: readonly string[]) => ({
-    ...levelAnnotations(created.annotations, level),
-    [KEYS.reason]: reason,
-    [KEYS.waitingFor]: waitingFor.join(","),
-  });
+  // Filled key by key into an empty object: spread and then given new keys, it lands in V8's
+  // old generation, and every review makes one (docs/performance.md, "What a review keeps").
+  const annotations = (waitingFor: readonly string[]) => {
+    const set: Record<string, string> = Object.assign({}, levelAnnotations(created.annotations, level));
+    set[KEYS.reason] = reason;
+    set[KEYS.waitingFor] = waitingFor.join(",");
+    return set;
+  };
   if (!wait.conflicts) {
     return {
       verdict: notes.length > 0 ? "admit-with-warning" : "admit",

@@ -79,12 +79,13 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
     .sort(byCreation);
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
-  const ahead = aheadOf(snapshot, created);
+  const times = (snapshot.times ?? new Timestamps()).besides(created.creationTimestamp);
+  const ahead = aheadOf(snapshot, created, times);
 
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
-  const window = policy.windows && windowStateOf(created, policy, now, snapshot.times ?? new Timestamps());
+  const window = policy.windows && windowStateOf(created, policy, now, times);
   if (window && "held" in window && window.held) {
     // Outside its window it queues behind every backup free to start: the window is its reason.
     const shown = conflicts.slice(0, MAX_BLOCKERS);
@@ -107,11 +108,10 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
  * Whether a queued backup is ahead of the candidate in the plan's order: queue order, except
  * that backups held by their start window come after every backup free to start.
  */
-function aheadOf(snapshot: QueueSnapshot, created: BackupInfo): (b: BackupInfo) => boolean {
+function aheadOf(snapshot: QueueSnapshot, created: BackupInfo, times: Timestamps): (b: BackupInfo) => boolean {
   const { policy, now } = snapshot;
-  const inOrder = (b: BackupInfo) => queueOrder(b, created, policy, now, snapshot.times) < 0;
+  const inOrder = (b: BackupInfo) => queueOrder(b, created, policy, now, times) < 0;
   if (!policy.windows) return inOrder;
-  const times = snapshot.times ?? new Timestamps();
   const zones = new Zones();
   const held = (b: BackupInfo) => heldByWindow(b, policy, now, times, zones);
   return held(created) ? (b) => !held(b) || inOrder(b) : (b) => !held(b) && inOrder(b);

@@ -1,7 +1,7 @@
 import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type Labels } from "../model.js";
 import type { Policy } from "../policy.js";
 import type { ClusterView } from "../view.js";
-import { parseBackupSpec, usesOldResourceFilters, type BackupSpec } from "../velero/backupSpec.js";
+import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "../velero/backupSpec.js";
 import { selectorMatches } from "../velero/labelSelector.js";
 import { backupNamespaces, veleroQueueNamespaces } from "../velero/namespaces.js";
 import { resourceFilter } from "../velero/resources.js";
@@ -82,47 +82,59 @@ export function scopeHead(
   const queueNamespaces = resolver.queueNamespaces(stringList(raw.includedNamespaces), stringList(raw.excludedNamespaces));
   const { level, levelReason } = judgeLevel(backup, view, policy);
   const serialKey = serialKeyOf(backup, policy);
-  const base = {
+  // Each head is one literal with every field (the optional ones may be undefined): in V8 an
+  // object spread and then given new keys lands in the old generation, and admission makes a
+  // head on every review (docs/performance.md, "What a review keeps").
+  const refused = (errors: readonly SpecError[], notes: readonly string[] = []): ScopeHead => ({
     queueNamespaces,
     level,
-    ...(levelReason !== undefined ? { levelReason } : {}),
-    ...(serialKey !== undefined ? { serialKey } : {}),
-  };
-  const empty = { listsPvs: false, namespaces: [], strictNamespaces: [], notes: [] };
+    levelReason,
+    serialKey,
+    errors,
+    listsPvs: false,
+    namespaces: [],
+    strictNamespaces: [],
+    notes,
+    context: undefined,
+  });
 
   const parsed = info.parsed;
-  if (!parsed.ok) return { ...base, ...empty, errors: parsed.errors };
+  if (!parsed.ok) return refused(parsed.errors);
   const spec = parsed.spec;
   const labelled = resolver.labelled();
   const resolved = resolver.backupNamespaces(spec.includedNamespaces, spec.excludedNamespaces);
-  if (!resolved.ok) return { ...base, ...empty, errors: resolved.errors };
+  if (!resolved.ok) return refused(resolved.errors);
 
   const namespaces = resolved.namespaces;
   const includeEverything = includesEveryNamespace(spec, labelled, existing);
   const filter = resourceFilter(spec, includeEverything);
   const volumes = volumeRules(backup, spec, view, policy, filter.shouldInclude("persistentvolumeclaims"));
-  if (volumes.errors.length > 0) return { ...base, ...empty, errors: volumes.errors, notes: volumes.notes };
+  if (volumes.errors.length > 0) return refused(volumes.errors, volumes.notes);
 
   const strictNamespaces = resolver.strict(namespaces);
   const key = [info.partSpecKey, usesOldResourceFilters(spec) ? String(includeEverything) : "", policyRef(backup, spec, view)].join(
     "\u0000",
   );
+  const context = {
+    key,
+    spec,
+    policy,
+    filter,
+    volumes,
+    groupKey: spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey,
+    selected: selectorOf(spec),
+  };
   return {
-    ...base,
+    queueNamespaces,
+    level,
+    levelReason,
+    serialKey,
     errors: [],
     listsPvs: filter.shouldInclude("persistentvolumes"),
     namespaces,
     strictNamespaces,
     notes: volumes.notes,
-    context: {
-      key,
-      spec,
-      policy,
-      filter,
-      volumes,
-      groupKey: spec.volumeGroupSnapshotLabelKey ?? policy.volumeGroupSnapshotLabelKey,
-      selected: selectorOf(spec),
-    },
+    context,
   };
 }
 

@@ -12,6 +12,8 @@ import { byString, isExcluded, NO_WORK, type ActionTrace, type Claim, type PartC
 // block but is not backed up (no data, not listed). Every relation but PVC -> PV stays inside a
 // namespace, so a namespace's part is computed alone.
 
+const NONE: readonly string[] = [];
+
 export function isPodRunning(pod: PodInfo): boolean {
   return pod.phase === "Running" && !!pod.nodeName && !pod.deleting;
 }
@@ -29,26 +31,68 @@ export function scopePart(
 ): ScopePart {
   const contents = view.contents(ns);
   const seen = collectBlocks(ctx, view, contents);
-  const items = sortedItems(ctx, ns, seen);
+  const items = sortedItems(ctx, seen);
   const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
   const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
-  const claims = new PartClaims(ctx, view, contents, trace);
+  const claims = new PartClaims(ctx, view, contents, ns, trace);
   claims.ofPods(items.blockPods);
   claims.ofPvcs(items.pvcs);
   claims.ofPvs(bound, ns);
   claims.ofExclusiveResources(ns);
-  return {
-    namespace: ns,
-    pods: items.pods.map((x) => x.key),
-    pvcs: items.pvcs.map((x) => x.key),
-    pvs: items.reached.map((v) => v.name),
-    units: [...claims.units].sort(byString),
-    claims: claims.claims,
-    claimed: [...claims.claims.keys()],
-    foreignPvs,
-    readsForeignPvs: readsForeignPvs(view, contents, ns),
-    work: claims.work(),
-  };
+  return new Part(ns, items, claims, foreignPvs, readsForeignPvs(view, contents, ns));
+}
+
+// A candidate's part is made on every admission review, and the item lists are read only when
+// someone prints or compares them: the part keeps its items and spells the lists when first read.
+class Part implements ScopePart {
+  readonly namespace: string;
+  readonly units: readonly string[];
+  readonly claims: ReadonlyMap<string, Claim>;
+  readonly claimed: readonly string[];
+  readonly foreignPvs: readonly PvInfo[];
+  readonly readsForeignPvs: boolean;
+  readonly work: VolumeWork;
+  #items: SortedItems | undefined;
+  #pods: readonly string[] | undefined;
+  #pvcs: readonly string[] | undefined;
+  #pvs: readonly string[] | undefined;
+
+  constructor(ns: string, items: SortedItems, claims: PartClaims, foreignPvs: readonly PvInfo[], readsForeign: boolean) {
+    this.namespace = ns;
+    this.units = [...claims.units].sort(byString);
+    this.claims = claims.claims;
+    this.claimed = [...claims.claims.keys()];
+    this.foreignPvs = foreignPvs;
+    this.readsForeignPvs = readsForeign;
+    this.work = claims.work();
+    this.#items = items;
+    this.#pods = undefined;
+    this.#pvcs = undefined;
+    this.#pvs = undefined;
+  }
+
+  get pods(): readonly string[] {
+    return (this.#pods ??= this.#spell().pods);
+  }
+  get pvcs(): readonly string[] {
+    return (this.#pvcs ??= this.#spell().pvcs);
+  }
+  get pvs(): readonly string[] {
+    return (this.#pvs ??= this.#spell().pvs);
+  }
+
+  /** All three lists at once, after which the items are let go. */
+  #spell(): { pods: readonly string[]; pvcs: readonly string[]; pvs: readonly string[] } {
+    const items = this.#items;
+    if (items) {
+      const key = (x: { name: string }) => `${this.namespace}/${x.name}`;
+      this.#pods = items.blockPods.filter((p) => !p.deleting).map(key);
+      this.#pvcs = items.pvcs.map(key);
+      this.#pvs = items.reached.map((v) => v.name);
+      this.#items = undefined;
+    }
+    return { pods: this.#pods as readonly string[], pvcs: this.#pvcs as readonly string[], pvs: this.#pvs as readonly string[] };
+  }
 }
 
 interface Seen {
@@ -95,27 +139,24 @@ function collectBlocks(ctx: PartContext, view: ClusterView, contents: NamespaceC
   return seen;
 }
 
-interface Keyed<T> {
-  readonly key: string;
-  readonly x: T;
+interface SortedItems {
+  /** Every pod of the blocks (those being deleted too: they get their hooks). */
+  readonly blockPods: readonly PodInfo[];
+  readonly pvcs: readonly PvcInfo[];
+  readonly reached: readonly PvInfo[];
 }
 
-/** The blocks' items as the scope lists them, sorted once by precomputed keys (namespace/name). */
-function sortedItems(ctx: PartContext, ns: string, seen: Seen) {
-  const byKey = <T>(items: Iterable<T>, keyOf: (x: T) => string): Keyed<T>[] =>
-    [...items].map((x) => ({ key: keyOf(x), x })).sort((a, b) => byString(a.key, b.key));
+// Sorted by name: inside one namespace that is the order of the namespace/name keys the scope lists.
+function sortedItems(ctx: PartContext, seen: Seen): SortedItems {
   const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
-  const blockPods = byKey(seen.pods, (p) => `${ns}/${p.name}`);
   return {
-    blockPods,
-    pods: blockPods.filter(({ x }) => !x.deleting),
-    pvcs: byKey(
-      [...seen.pvcs].filter((c) => !c.deleting),
-      (c) => `${ns}/${c.name}`,
-    ),
-    reached: [...seen.pvs].filter((v) => !pvsExcluded && !isExcluded(v.labels) && !v.deleting).sort((a, b) => byString(a.name, b.name)),
+    blockPods: [...seen.pods].sort(byName),
+    pvcs: [...seen.pvcs].filter((c) => !c.deleting).sort(byName),
+    reached: pvsExcluded ? [] : [...seen.pvs].filter((v) => !isExcluded(v.labels) && !v.deleting).sort(byName),
   };
 }
+
+const byName = (a: { readonly name: string }, b: { readonly name: string }): number => byString(a.name, b.name);
 
 /** The PVs reached whose claim is in another namespace (rare), and the others. */
 function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs: PvInfo[]; local: PvInfo[] } {
@@ -135,14 +176,16 @@ class PartClaims {
   readonly #ctx: PartContext;
   readonly #view: ClusterView;
   readonly #contents: NamespaceContents;
+  readonly #ns: string;
   readonly #trace: ActionTrace | undefined;
   // Made on first use: most parts do no volume work, and a plan makes thousands of parts.
   #drivers: Set<string> | undefined;
   #classes: Set<string> | undefined;
   #nodes: Set<string> | undefined;
 
-  constructor(ctx: PartContext, view: ClusterView, contents: NamespaceContents, trace: ActionTrace | undefined) {
+  constructor(ctx: PartContext, view: ClusterView, contents: NamespaceContents, ns: string, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
+    this.#ns = ns;
     this.#view = view;
     this.#contents = contents;
     this.#trace = trace;
@@ -162,8 +205,12 @@ class PartClaims {
     if (storageClass) (this.#classes ??= new Set()).add(storageClass);
   }
 
+  /** True when `unit` is not claimed yet: only the first reason is kept, so later ones are not spelled. */
+  #unclaimed(unit: string): boolean {
+    return !this.claims.has(unit);
+  }
   #claim(unit: string, reason: string, rank: number, key: string): void {
-    if (!this.claims.has(unit)) this.claims.set(unit, { reason, rank, key });
+    this.claims.set(unit, { reason, rank, key });
   }
 
   // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
@@ -175,31 +222,35 @@ class PartClaims {
     return this.#contents.pvcUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
   }
 
-  ofPods(blockPods: readonly Keyed<PodInfo>[]): void {
-    for (const { key, x: pod } of blockPods) {
+  ofPods(blockPods: readonly PodInfo[]): void {
+    for (const pod of blockPods) {
       const unit = this.#podUnit(pod.name);
       if (!unit) continue;
       this.units.add(unit);
-      for (const hook of hooksOnPod(pod, this.#ctx.spec)) {
-        this.#claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+      const hooks = hooksOnPod(pod, this.#ctx.spec);
+      const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(pod);
+      if (hooks.length === 0 && volumes.length === 0) continue;
+      const key = `${this.#ns}/${pod.name}`;
+      for (const hook of hooks) {
+        if (this.#unclaimed(unit)) this.#claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
         this.#trace?.({ kind: "pod", item: key, work: `${hook.phase} hooks`, unit });
       }
-      if (pod.deleting) continue;
-      for (const volume of this.#ctx.volumes.fsBackupVolumes(pod)) {
-        this.#claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
+      for (const volume of volumes) {
+        if (this.#unclaimed(unit)) this.#claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
         if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
       }
     }
   }
 
-  ofPvcs(pvcs: readonly Keyed<PvcInfo>[]): void {
-    for (const { key, x: pvc } of pvcs) {
+  ofPvcs(pvcs: readonly PvcInfo[]): void {
+    for (const pvc of pvcs) {
       const unit = this.#pvcUnit(pvc.name);
       if (!unit) continue;
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPvc(pvc)) continue;
-      this.#claim(unit, `snapshot PVC ${key}`, 1, key);
+      const key = `${this.#ns}/${pvc.name}`;
+      if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PVC ${key}`, 1, key);
       this.#snapshotWork(pvc.volumeName === undefined ? undefined : this.#view.pv(pvc.volumeName), pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
     }
@@ -215,7 +266,7 @@ class PartClaims {
       if (!unit) continue;
       this.units.add(unit);
       if (!this.#ctx.volumes.snapshotsPv(pv)) continue;
-      this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
+      if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
     }
@@ -226,7 +277,7 @@ class PartClaims {
       if (!this.#ctx.filter.shouldInclude(kind)) return;
       const unit = `${ns}/${kind}`;
       this.units.add(unit);
-      this.#claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
+      if (this.#unclaimed(unit)) this.#claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
     });
   }
 }

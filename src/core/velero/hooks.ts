@@ -18,10 +18,10 @@ export function hooksOnPod(pod: PodInfo, spec: BackupSpec): readonly { phase: Ho
   // Asked for every pod of every candidate in a review; most pods and most backups have no hook.
   if (spec.hooks.resources.length === 0 && !hasHookAnnotation(pod)) return NO_HOOKS;
   const found: { phase: HookPhase; source: string }[] = [];
-  for (const phase of ["pre", "post"] as const) {
-    const annotation = ANNOTATION_COMMAND[phase].find((key) => pod.annotations[key] !== undefined);
+  for (const phase of HOOK_PHASES) {
+    const annotation = annotationHook(pod, phase);
     if (annotation) {
-      found.push({ phase, source: `annotation ${annotation}` });
+      found.push({ phase, source: ANNOTATION_SOURCE[annotation] });
       continue;
     }
     const spechook = spec.hooks.resources.find((h) => h[phase].length > 0 && hookApplies(h, pod));
@@ -29,6 +29,19 @@ export function hooksOnPod(pod: PodInfo, spec: BackupSpec): readonly { phase: Ho
   }
   return found;
 }
+
+type HookAnnotation = (typeof ANNOTATION_COMMAND)[HookPhase][number];
+
+/** The annotation that sets the pod's hook for `phase`, if any (the first of its keys present). */
+function annotationHook(pod: PodInfo, phase: HookPhase): HookAnnotation | undefined {
+  for (const key of ANNOTATION_COMMAND[phase]) if (pod.annotations[key] !== undefined) return key;
+  return undefined;
+}
+
+// Spelled once: a hooked pod's source is asked for in every review that includes it.
+const ANNOTATION_SOURCE = Object.fromEntries(
+  HOOK_PHASES.flatMap((phase) => ANNOTATION_COMMAND[phase].map((key) => [key, `annotation ${key}`])),
+) as Record<HookAnnotation, string>;
 
 const NO_HOOKS: readonly { phase: HookPhase; source: string }[] = Object.freeze([]);
 
