@@ -1,21 +1,22 @@
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
 import type { ObjectError } from "../core/velero/objects.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Logger } from "../logging/logger.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
-import { ApiStatusError, createRequester, type Requester } from "./http.js";
+import { ApiStatusError, createRequester, statusOf, type KubeAccess, type Requester } from "./http.js";
+import { watch, WatchStreamError, type WatchEvent } from "./watch.js";
 
 // One list+watch loop for one collection, the part of client-go's reflector we need:
 //
-// - list in pages (`limit` + `continue`), apply each page as it arrives (nothing raw is kept),
-//   then delete what the list no longer holds, so a relist never leaves ghosts;
+// - list in pages (`limit` + `continue`), apply each object as soon as it is parsed (nothing raw
+//   is kept; listPage.ts), then delete what the list no longer holds, so a relist never leaves
+//   ghosts;
 // - watch from the list's resourceVersion with bookmarks, tracking the version of every event
 //   and bookmark;
 // - a watch that the server ends at its timeout is resumed at once from the last version;
 // - 410 Gone (an ERROR event "too old resource version", or a 410 answer) means the version
 //   is compacted away: list again;
-// - any other end (network error, early close, ERROR event, no data past the timeout) waits a
-//   jittered, capped exponential backoff and resumes from the last version.
+// - any other end (network error, early close, ERROR event, unreadable event line, no data past
+//   the timeout) waits a jittered, capped exponential backoff and resumes from the last version.
 //
 // Objects are decoded (trimmed) as they arrive; one that cannot be decoded is logged with its
 // name and field and skipped.
@@ -43,12 +44,13 @@ export type RestartReason =
   | "expired" // 410: resourceVersion too old, relisted
   | "closed" // the stream ended early without an error
   | "disconnect" // network or HTTP error
-  | "error" // an ERROR event other than 410
+  | "error" // an ERROR event other than 410, or an event line that cannot be read
   | "stalled" // no end and no data well past the timeout
   | "list_failed"; // the list itself failed
 
 export interface ReflectorOptions<T> {
-  kc: KubeConfig;
+  /** A client-node KubeConfig has this shape. */
+  kc: KubeAccess;
   /** Names the collection in metrics and logs, e.g. "pods". */
   resource: string;
   /** Collection path, e.g. "/api/v1/pods" or "/apis/velero.io/v1/namespaces/velero/backups". */
@@ -232,44 +234,50 @@ export class Reflector<T> {
   }
 
   private async list(): Promise<void> {
-    const listed = new Set<string>();
+    // Keys listed, to find what a relist no longer holds. A list with nothing known has nothing
+    // to delete and tracks none: 100k "ns/name" strings held for a whole list were promoted and
+    // were part of the listing peak (docs/performance.md).
+    let listed = this.known.size === 0 ? undefined : new Set<string>();
     let cont: string | undefined;
     let rv = "";
     let expiredPages = 0;
     for (;;) {
-      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: RawObject[] };
+      let page: { metadata?: { resourceVersion?: string; continue?: string } };
+      const onItem = (item: unknown) => {
+        if (!item || typeof item !== "object") return;
+        const raw = item as RawObject;
+        const key = objectKey(raw);
+        if (key === undefined) return;
+        listed?.add(key);
+        this.apply(key, raw, undefined);
+      };
       try {
-        page = (await this.requester.getJson(
+        page = await this.requester.list(
           this.o.path,
           {
             limit: this.o.pageSize ?? 500,
             continue: cont,
             fieldSelector: this.o.fieldSelector,
           },
+          onItem,
           this.abort.signal,
-        )) as typeof page;
+        );
       } catch (e) {
         // The continue token's snapshot was compacted while paging: start the list over.
         if (cont !== undefined && e instanceof ApiStatusError && e.statusCode === 410 && expiredPages < 3) {
           expiredPages++;
           cont = undefined;
-          listed.clear();
+          listed = new Set(); // the pages before may hold objects deleted since
           this.o.log.warn({ resource: this.o.resource }, `list of ${this.o.resource} expired while paging; listing again`);
           continue;
         }
         throw e;
       }
-      for (const item of page.items ?? []) {
-        const key = objectKey(item);
-        if (key === undefined) continue;
-        listed.add(key);
-        this.apply(key, item, undefined);
-      }
       rv = page.metadata?.resourceVersion ?? rv;
       cont = page.metadata?.continue || undefined;
       if (cont === undefined) break;
     }
-    for (const key of relistDeletions(this.known.keys(), listed)) {
+    for (const key of listed ? relistDeletions(this.known.keys(), listed) : []) {
       const slash = key.indexOf("/");
       this.known.delete(slash < 0 ? "" : key.slice(0, slash), slash < 0 ? key : key.slice(slash + 1));
       this.o.sink.remove(key, undefined);
@@ -303,27 +311,28 @@ export class Reflector<T> {
     const started = Date.now();
     return new Promise<WatchEnd>((resolve) => {
       let settled = false;
-      let controller: AbortController | undefined;
+      const controller = new AbortController();
       const finish = (end: WatchEnd) => {
         if (settled) return;
         settled = true;
         clearTimeout(watchdog);
         this.abort.signal.removeEventListener("abort", onStop);
-        controller?.abort();
+        controller.abort();
         if (this.currentWatch === controller) this.currentWatch = undefined;
         resolve(end);
       };
       const watchdog = setTimeout(() => finish({ reason: "stalled" }), timeoutSeconds * 1000 + (this.o.stallGraceMs ?? 30_000));
-      // stop() must not wait for a watch request the server has not answered yet (client-node
-      // hands out its abort controller only once the response headers are in).
+      // stop() must not wait for a watch request the server has not answered yet.
       const onStop = () => finish({ reason: "stopped" });
       if (this.stopped) {
         onStop();
         return;
       }
       this.abort.signal.addEventListener("abort", onStop, { once: true });
-      const onEvent = (type: string, obj: RawObject) => {
+      this.currentWatch = controller;
+      const onEvent = ({ type, object }: WatchEvent) => {
         if (settled) return;
+        const obj = object as RawObject;
         switch (type) {
           case "ADDED":
           case "MODIFIED": {
@@ -360,9 +369,10 @@ export class Reflector<T> {
           finish({ reason: Date.now() - started >= timeoutSeconds * 900 ? "timeout" : "closed" });
           return;
         }
-        const code = (err as { statusCode?: number }).statusCode;
+        const code = statusOf(err);
         if (code === 410) finish({ reason: "expired", detail: message(err) });
-        else finish({ reason: "disconnect", detail: code ? `${code} ${message(err)}` : message(err) });
+        else if (err instanceof WatchStreamError) finish({ reason: "error", detail: message(err) });
+        else finish({ reason: "disconnect", detail: message(err) });
       };
       const query = {
         resourceVersion: this.rv,
@@ -370,17 +380,10 @@ export class Reflector<T> {
         timeoutSeconds,
         ...(this.o.fieldSelector ? { fieldSelector: this.o.fieldSelector } : {}),
       };
-      new Watch(this.o.kc).watch(this.o.path, query, onEvent, onDone).then(
-        (c) => {
-          controller = c;
-          if (settled) {
-            c.abort();
-            return;
-          }
-          this.currentWatch = c;
-          this.backoff.healthy(Date.now());
-        },
-        (e: unknown) => finish({ reason: "disconnect", detail: message(e) }),
+      const opened = () => this.backoff.healthy(Date.now());
+      watch(this.requester, this.o.path, query, { onOpen: opened, onEvent }, controller.signal).then(
+        () => onDone(null),
+        (e: unknown) => onDone(e),
       );
     });
   }

@@ -15,6 +15,8 @@ import { join } from "node:path";
 import { destination, pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClusterCache, type CacheChange, type ClusterCacheImpl } from "../../src/cluster/cache.js";
+import { createRequester } from "../../src/kube/http.js";
+import { watch, type WatchEvent } from "../../src/kube/watch.js";
 import { createMetrics, type Metrics } from "../../src/metrics/metrics.js";
 import { startControlPlane, type ControlPlane } from "../support/controlPlane.js";
 import {
@@ -129,6 +131,19 @@ async function forceDelete(c: Clients, kind: "pvc" | "pv", name: string, namespa
 function mergePatch() {
   return setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 }
+
+/** Our watch module (src/kube/watch.ts) on `path` from `resourceVersion`, collecting events until stopped. */
+function watchEvents(kc: KubeConfig, path: string, resourceVersion: string) {
+  const events: WatchEvent[] = [];
+  const abort = new AbortController();
+  const ended = watch(createRequester(kc), path, { resourceVersion }, { onEvent: (e) => events.push(e) }, abort.signal).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  return { events, stop: () => abort.abort(), ended };
+}
+
+const nameOf = (e: WatchEvent) => (e.object as { metadata?: { name?: string } }).metadata?.name;
 
 describe("ClusterCache on a real API server", () => {
   let cp: ControlPlane;
@@ -333,6 +348,27 @@ describe("ClusterCache on a real API server", () => {
     expect(seen("Namespace", "MODIFIED", ns)).toBe(true);
   });
 
+  it("the watch module reads ADDED, MODIFIED and DELETED from the API server's stream", async () => {
+    const ns = uniqueName("w");
+    await createNamespace(c, ns);
+    const list = (await createRequester(cp.kubeConfig).getJson(`/api/v1/namespaces/${ns}/pods`, {})) as { metadata: { resourceVersion: string } };
+    const w = watchEvents(cp.kubeConfig, `/api/v1/namespaces/${ns}/pods`, list.metadata.resourceVersion);
+    try {
+      await createPod(c, ns, "p", { labels: { a: "1" } });
+      await c.core.patchNamespacedPod({ name: "p", namespace: ns, body: { metadata: { labels: { a: "2" } } } }, mergePatch());
+      await c.core.deleteNamespacedPod({ name: "p", namespace: ns, gracePeriodSeconds: 0 });
+      await waitFor("ADDED, MODIFIED and DELETED of the pod", () => w.events.some((e) => e.type === "DELETED"));
+    } finally {
+      w.stop();
+    }
+    const types = w.events.filter((e) => nameOf(e) === "p").map((e) => e.type);
+    expect(types[0]).toBe("ADDED");
+    expect(types).toContain("MODIFIED");
+    expect(types.at(-1)).toBe("DELETED");
+    expect((w.events.find((e) => e.type === "MODIFIED")?.object as { metadata: { labels: object } }).metadata.labels).toEqual({ a: "2" });
+    expect(((await w.ended) as Error).name).toBe("AbortError");
+  });
+
   it("resumes from the last resourceVersion when the server ends a watch at its timeout", async () => {
     // watchTimeoutSeconds is 5 in this suite.
     await waitFor(
@@ -455,6 +491,12 @@ describe("ClusterCache after its resourceVersion is compacted away (410)", () =>
       },
       { timeoutMs: 30_000, intervalMs: 1_000 },
     );
+
+    // Our watch module hears the same refusal: the ERROR event the reflector turns into a relist.
+    const w = watchEvents(cp.kubeConfig, "/api/v1/pods", podsRv);
+    await waitFor("the watch module's ERROR event", () => w.events.length > 0);
+    w.stop();
+    expect(w.events[0]).toMatchObject({ type: "ERROR", object: { code: 410 } });
 
     const resyncsBefore = changes.filter((ch) => ch.kind === "Resync").length;
     proxy.resume();
