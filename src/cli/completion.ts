@@ -64,7 +64,7 @@ function flagValue(words: readonly string[], flag: string): string | undefined {
 
 async function backupNames(kubeconfig: string | undefined, context: string | undefined, gateNamespace: string, timeoutMs: number): Promise<string[]> {
   try {
-    const kc = loadKubeConfig({ ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) });
+    const kc = await loadKubeConfig({ ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) });
     const api = createRequester(kc, timeoutMs);
     const { policy } = await readPolicy(api, gateNamespace);
     const list = (await api.getJson(`/apis/velero.io/v1/namespaces/${encodeURIComponent(policy.veleroNamespace)}/backups`, { limit: 500 })) as {

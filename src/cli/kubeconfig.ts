@@ -1,30 +1,18 @@
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfigError, loadKubeAccess, type KubeTarget } from "../kube/config.js";
+import type { KubeAccess } from "../kube/http.js";
 import { UsageError } from "./readInput.js";
 
-/** Where the user's cluster is: kubectl's `--kubeconfig` and `--context`. */
-export interface KubeTarget {
-  readonly kubeconfig?: string;
-  readonly context?: string;
-}
+export type { KubeTarget };
 
 /**
  * The kubeconfig as kubectl would load it (`--kubeconfig`, else $KUBECONFIG, else
  * ~/.kube/config, else in-cluster), switched to `--context` when one is given.
  */
-export function loadKubeConfig(t: KubeTarget): KubeConfig {
-  const kc = new KubeConfig();
+export async function loadKubeConfig(t: KubeTarget): Promise<KubeAccess> {
   try {
-    if (t.kubeconfig) kc.loadFromFile(t.kubeconfig);
-    else kc.loadFromDefault();
+    return await loadKubeAccess(t);
   } catch (e) {
-    throw new UsageError(`cannot load the kubeconfig: ${(e as Error).message.split("\n")[0]}`);
+    if (e instanceof KubeConfigError) throw new UsageError(e.message);
+    throw e;
   }
-  if (t.context !== undefined) {
-    if (!kc.getContextObject(t.context)) {
-      const known = kc.getContexts().map((c) => c.name);
-      throw new UsageError(`context "${t.context}" is not in the kubeconfig (it has: ${known.join(", ") || "none"})`);
-    }
-    kc.setCurrentContext(t.context);
-  }
-  return kc;
 }

@@ -26,7 +26,7 @@ const SOURCES = [
 ] as const;
 
 export async function readLive(o: LiveOptions): Promise<Live> {
-  const kc = loadKubeConfig(o);
+  const kc = await loadKubeConfig(o);
   const api = createRequester(kc, 30_000);
   const { policy, note } = await readPolicy(api, o.gateNamespace);
   const items = await listCluster(api, policy.veleroNamespace, o.progress);

@@ -1,12 +1,11 @@
 import { hostname } from "node:os";
 import { Command } from "commander";
-import { AdmissionregistrationV1Api, AuthenticationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
 import { LeaderElector } from "../controller/leader.js";
 import { PromotionKey } from "../controller/promotionKey.js";
 import { QueueController } from "../controller/queueController.js";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createRequester, statusOf, type KubeAccess } from "../kube/http.js";
 import { createEventRecorder } from "../kube/events.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
@@ -111,7 +110,7 @@ export interface RunningGate {
  * so a standby takes over at once.
  */
 export async function startGate(o: ServeOptions, log: Logger = createLogger()): Promise<RunningGate> {
-  const kc = loadKubeConfig(o);
+  const kc = await loadKubeConfig(o);
   const metrics = createMetrics();
   const recorder = createEventRecorder(kc, { log });
 
@@ -204,12 +203,12 @@ async function warnIfMissing(cache: ClusterCacheImpl, veleroNamespace: string, s
  * The API user the gate writes as, from a SelfSubjectReview. Without it a replica that does not
  * lead refuses the gate's own promotions too (retried until one reaches the leader): slower, not unsafe.
  */
-async function ownUser(kc: KubeConfig, log: Logger): Promise<string | undefined> {
+async function ownUser(kc: KubeAccess, log: Logger): Promise<string | undefined> {
   try {
-    const review = await makeKeepAliveClient(kc, AuthenticationV1Api).createSelfSubjectReview({
+    const review = (await createRequester(kc).send("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {
       body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" },
-    });
-    const user = review.status?.userInfo?.username;
+    })) as { status?: { userInfo?: { username?: string } } } | undefined;
+    const user = review?.status?.userInfo?.username;
     if (user) {
       log.info({ user }, "the gate writes as this user");
       return user;
@@ -221,21 +220,21 @@ async function ownUser(kc: KubeConfig, log: Logger): Promise<string | undefined>
 }
 
 /** For runs outside a cluster: both configurations pointing at a URL, replaced if present. */
-async function registerWebhooks(kc: KubeConfig, name: string, veleroNamespace: string, url: string, ca: string): Promise<void> {
-  const api = makeKeepAliveClient(kc, AdmissionregistrationV1Api);
+async function registerWebhooks(kc: KubeAccess, name: string, veleroNamespace: string, url: string, ca: string): Promise<void> {
+  const api = createRequester(kc);
   const { mutating, validating } = webhookConfigurations({ name, veleroNamespace, url, caBundle: ca });
-  try {
-    await api.deleteMutatingWebhookConfiguration({ name });
-  } catch {
-    /* absent */
+  const base = "/apis/admissionregistration.k8s.io/v1/";
+  for (const [plural, body] of [
+    ["mutatingwebhookconfigurations", mutating],
+    ["validatingwebhookconfigurations", validating],
+  ] as const) {
+    try {
+      await api.send("DELETE", `${base}${plural}/${encodeURIComponent(name)}`);
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+    }
+    await api.send("POST", base + plural, { body });
   }
-  try {
-    await api.deleteValidatingWebhookConfiguration({ name });
-  } catch {
-    /* absent */
-  }
-  await api.createMutatingWebhookConfiguration({ body: mutating });
-  await api.createValidatingWebhookConfiguration({ body: validating });
 }
 
 export async function runServe(options: ServeOptions): Promise<void> {

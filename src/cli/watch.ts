@@ -22,7 +22,7 @@ export interface WatchOptions extends LiveCommandOptions {
 
 /** Draws the queue, then again after every change, until the process is stopped. */
 export async function watchQueue(o: WatchOptions, format: Format, out: NodeJS.WriteStream = process.stdout): Promise<never> {
-  const kc = loadKubeConfig(o);
+  const kc = await loadKubeConfig(o);
   // Fails at once, in one line, when the cluster cannot be reached or read.
   const first = await readPolicy(createRequester(kc, 30_000), o.gateNamespace);
   let lastProblem = "";

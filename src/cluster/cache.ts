@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeAccess } from "../kube/http.js";
 import { BackupIndex } from "../core/backupIndex.js";
 import type { BackupInfo, ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "../core/model.js";
 import { trim, type ObjectKind, type Trimmed } from "../core/velero/objects.js";
@@ -69,7 +69,7 @@ function splitKey(key: string): [string, string] {
   return slash < 0 ? ["", key] : [key.slice(0, slash), key.slice(slash + 1)];
 }
 
-export function createClusterCache(kc: KubeConfig, o: ClusterCacheOptions): ClusterCacheImpl {
+export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): ClusterCacheImpl {
   const view = new ClusterView();
   view.synced = false;
   o.metrics?.viewSynced.set(0);

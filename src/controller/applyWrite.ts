@@ -1,5 +1,4 @@
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createRequester, MERGE_PATCH, statusOf, type KubeAccess } from "../kube/http.js";
 import type { BackupWrite } from "../core/decision/writes.js";
 
 export type WriteResult = "ok" | "conflict" | "gone";
@@ -10,22 +9,19 @@ export type WriteResult = "ok" | "conflict" | "gone";
  * write never lands on a state the plan did not see. The Backup CRD has no status
  * subresource, so status goes through the main resource, and Velero sees an update event.
  */
-export function backupWriter(kc: KubeConfig, namespace: string) {
-  const api = makeKeepAliveClient(kc, CustomObjectsApi);
-  const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+export function backupWriter(kc: KubeAccess, namespace: string) {
+  const api = createRequester(kc);
+  const backups = `/apis/velero.io/v1/namespaces/${encodeURIComponent(namespace)}/backups/`;
   return async (w: BackupWrite): Promise<WriteResult> => {
     const body = {
       metadata: { resourceVersion: w.resourceVersion, ...(w.annotations ? { annotations: w.annotations } : {}) },
       ...(w.status ? { status: w.status } : {}),
     };
     try {
-      await api.patchNamespacedCustomObject(
-        { group: "velero.io", version: "v1", namespace, plural: "backups", name: w.backup, body, fieldManager: "backup-gate" },
-        mergePatch,
-      );
+      await api.send("PATCH", backups + encodeURIComponent(w.backup), { body, contentType: MERGE_PATCH, query: { fieldManager: "backup-gate" } });
       return "ok";
     } catch (e) {
-      const code = (e as { code?: number }).code;
+      const code = statusOf(e);
       if (code === 409) return "conflict";
       if (code === 404) return "gone";
       throw e;

@@ -1,5 +1,4 @@
-import { CoordinationV1Api, type KubeConfig, type V1Lease, type V1LeaseSpec } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createRequester, statusOf, type KubeAccess, type Requester } from "../kube/http.js";
 import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -19,12 +18,20 @@ export interface LeaderOptions {
   readonly now?: () => number;
 }
 
+/** The fields of a coordination.k8s.io/v1 Lease the election reads and writes; times as MicroTime strings. */
+interface Lease {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; [field: string]: unknown };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+  [field: string]: unknown;
+}
+
 export class LeaderElector {
   private leading = false;
   private stopped = false;
   private timer?: NodeJS.Timeout;
   private lastRenew = 0;
-  private readonly api: CoordinationV1Api;
+  private readonly api: Requester;
+  private readonly path: string;
   private readonly listeners = new Set<(leading: boolean) => void>();
   private readonly leaseSeconds: number;
   private readonly renewDeadline: number;
@@ -32,10 +39,11 @@ export class LeaderElector {
   private readonly now: () => number;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeAccess,
     private readonly o: LeaderOptions,
   ) {
-    this.api = makeKeepAliveClient(kc, CoordinationV1Api);
+    this.api = createRequester(kc);
+    this.path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(o.namespace)}/leases`;
     this.leaseSeconds = o.leaseDurationSeconds ?? 15;
     this.renewDeadline = o.renewDeadlineMs ?? 10_000;
     this.retry = o.retryPeriodMs ?? 2_000;
@@ -62,10 +70,14 @@ export class LeaderElector {
     clearTimeout(this.timer);
     if (this.leading) {
       try {
-        const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+        const lease = await this.read();
         if (lease.spec?.holderIdentity === this.o.identity) {
-          lease.spec = { holderIdentity: undefined, leaseDurationSeconds: 1, renewTime: microTime(this.now()), leaseTransitions: lease.spec.leaseTransitions };
-          await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+          lease.spec = {
+            leaseDurationSeconds: 1,
+            renewTime: microTime(this.now()),
+            ...(lease.spec.leaseTransitions !== undefined ? { leaseTransitions: lease.spec.leaseTransitions } : {}),
+          };
+          await this.replace(lease);
         }
       } catch (e) {
         this.o.log.warn({ err: String(e) }, "could not release the leader lease");
@@ -93,14 +105,15 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity } = this.o;
     const nowIso = microTime(this.now());
-    let lease: V1Lease;
+    let lease: Lease;
     try {
-      lease = await this.api.readNamespacedLease({ name, namespace });
+      lease = await this.read();
     } catch (e) {
-      if ((e as { code?: number }).code !== 404) throw e;
-      await this.api.createNamespacedLease({
-        namespace,
+      if (statusOf(e) !== 404) throw e;
+      await this.api.send("POST", this.path, {
         body: {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
           metadata: { name, namespace },
           spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds, acquireTime: nowIso, renewTime: nowIso, leaseTransitions: 0 },
         },
@@ -121,12 +134,20 @@ export class LeaderElector {
     };
     // The resourceVersion read above makes this a compare-and-swap: a 409 means someone else won.
     try {
-      await this.api.replaceNamespacedLease({ name, namespace, body: lease });
+      await this.replace(lease);
       return true;
     } catch (e) {
-      if ((e as { code?: number }).code === 409) return false;
+      if (statusOf(e) === 409) return false;
       throw e;
     }
+  }
+
+  private async read(): Promise<Lease> {
+    return (await this.api.send("GET", `${this.path}/${encodeURIComponent(this.o.name)}`)) as Lease;
+  }
+
+  private async replace(lease: Lease): Promise<void> {
+    await this.api.send("PUT", `${this.path}/${encodeURIComponent(this.o.name)}`, { body: lease });
   }
 
   private setLeading(leading: boolean): void {
@@ -139,7 +160,7 @@ export class LeaderElector {
 }
 
 // Lease times are MicroTime: the API server wants six fractional digits, which Date's ISO form
-// does not give, so they travel as strings (client-node passes strings through).
-function microTime(ms: number): V1LeaseSpec["renewTime"] {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z") as unknown as V1LeaseSpec["renewTime"];
+// does not give.
+function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }

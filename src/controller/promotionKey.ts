@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createRequester, statusOf, type KubeAccess, type Requester } from "../kube/http.js";
 import type { PromotionSealer } from "../core/decision/writes.js";
 import type { Logger } from "../logging/logger.js";
 import { HmacSealer } from "./promotionSeal.js";
@@ -24,13 +23,15 @@ export class PromotionKey {
   private sealer?: PromotionSealer;
   private timer?: NodeJS.Timeout;
   private stopped = false;
-  private readonly api: CoreV1Api;
+  private readonly api: Requester;
+  private readonly secrets: string;
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeAccess,
     private readonly o: PromotionKeyOptions,
   ) {
-    this.api = makeKeepAliveClient(kc, CoreV1Api);
+    this.api = createRequester(kc);
+    this.secrets = `/api/v1/namespaces/${encodeURIComponent(o.namespace)}/secrets`;
   }
 
   /** The sealer, once the key is loaded; until then the controller promotes nothing. */
@@ -66,29 +67,34 @@ export class PromotionKey {
 
   private async readOrCreate(): Promise<Buffer> {
     const { namespace } = this.o;
+    const read = async () => keyOf((await this.api.send("GET", `${this.secrets}/${PROMOTION_KEY_SECRET}`)) as Secret);
     try {
-      return keyOf(await this.api.readNamespacedSecret({ name: PROMOTION_KEY_SECRET, namespace }));
+      return await read();
     } catch (e) {
-      if ((e as { code?: number }).code !== 404) throw e;
+      if (statusOf(e) !== 404) throw e;
     }
     try {
       const body = {
+        apiVersion: "v1",
+        kind: "Secret",
         metadata: { name: PROMOTION_KEY_SECRET, namespace, labels: { "app.kubernetes.io/name": "backup-gate" } },
         type: "Opaque",
         immutable: true,
         data: { [DATA_KEY]: randomBytes(32).toString("base64") },
       };
-      return keyOf(await this.api.createNamespacedSecret({ namespace, body }));
+      return keyOf((await this.api.send("POST", this.secrets, { body })) as Secret);
     } catch (e) {
       // Another replica made it first: use theirs.
-      if ((e as { code?: number }).code !== 409) throw e;
-      return keyOf(await this.api.readNamespacedSecret({ name: PROMOTION_KEY_SECRET, namespace }));
+      if (statusOf(e) !== 409) throw e;
+      return await read();
     }
   }
 }
 
-function keyOf(secret: { data?: Record<string, string> }): Buffer {
-  const value = secret.data?.[DATA_KEY];
+type Secret = { data?: Record<string, string> } | undefined;
+
+function keyOf(secret: Secret): Buffer {
+  const value = secret?.data?.[DATA_KEY];
   if (!value) throw new Error(`Secret ${PROMOTION_KEY_SECRET} has no data.${DATA_KEY}`);
   return Buffer.from(value, "base64");
 }

@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeAccess } from "../kube/http.js";
 import type { BackupInfo } from "../core/model.js";
 import { howMade, plan, planWakeAt, type Plan } from "../core/decision/plan.js";
 import { ScopeCache } from "../core/scope/cache.js";
@@ -40,7 +40,7 @@ export interface PromotionGuard {
 }
 
 export interface QueueControllerOptions {
-  readonly kc: KubeConfig;
+  readonly kc: KubeAccess;
   readonly cache: ClusterCache;
   readonly policy: PolicySource;
   readonly leader: Leadership;

@@ -1,7 +1,7 @@
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
+import type { CoreV1Event } from "@kubernetes/client-node";
 import { hostname } from "node:os";
 import type { Logger } from "../logging/logger.js";
-import { makeKeepAliveClient } from "./apiClient.js";
+import { createRequester, MERGE_PATCH, type KubeAccess } from "./http.js";
 
 // Kubernetes Events (core/v1) for what backup-gate does and refuses: Queued, Started,
 // Superseded, OverlapDetected, InvalidPolicy... The same event repeated for the same object
@@ -47,8 +47,11 @@ interface WrittenEvent {
   last: number;
 }
 
-export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): EventRecorder {
-  const core = makeKeepAliveClient(kc, CoreV1Api);
+/** An Event as written: client-node's type, with the times as the API server reads them. */
+type EventBody = Omit<CoreV1Event, "firstTimestamp" | "lastTimestamp"> & { firstTimestamp: string; lastTimestamp: string };
+
+export function createEventRecorder(kc: KubeAccess, o: EventRecorderOptions): EventRecorder {
+  const api = createRequester(kc);
   const component = o.component ?? "backup-gate";
   const host = o.host ?? hostname();
   const windowMs = o.aggregateWindowMs ?? 10 * 60_000;
@@ -61,7 +64,7 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
   const create = async (obj: EventTarget, type: EventType, reason: string, message: string, at: Date): Promise<WrittenEvent> => {
     const namespace = obj.namespace || "default";
     const name = `${obj.name.slice(0, 200)}.${at.getTime().toString(16)}${(seq++ % 4096).toString(16).padStart(3, "0")}`;
-    const body: CoreV1Event = {
+    const body: EventBody = {
       metadata: { name, namespace },
       involvedObject: {
         apiVersion: obj.apiVersion,
@@ -75,10 +78,10 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
       type,
       source: { component, host },
       count: 1,
-      firstTimestamp: at,
-      lastTimestamp: at,
+      firstTimestamp: at.toISOString(),
+      lastTimestamp: at.toISOString(),
     };
-    await core.createNamespacedEvent({ namespace, body });
+    await api.send("POST", `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body });
     return { namespace, name, count: 1, last: at.getTime() };
   };
 
@@ -92,10 +95,10 @@ export function createEventRecorder(kc: KubeConfig, o: EventRecorderOptions): Ev
       recent.delete(key);
       if (seen && at.getTime() - seen.last < windowMs) {
         try {
-          await core.patchNamespacedEvent(
-            { name: seen.name, namespace: seen.namespace, body: { count: seen.count + 1, lastTimestamp: at.toISOString() } },
-            setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-          );
+          await api.send("PATCH", `/api/v1/namespaces/${encodeURIComponent(seen.namespace)}/events/${encodeURIComponent(seen.name)}`, {
+            body: { count: seen.count + 1, lastTimestamp: at.toISOString() },
+            contentType: MERGE_PATCH,
+          });
           seen.count++;
           seen.last = at.getTime();
           recent.set(key, seen);

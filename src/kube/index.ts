@@ -1,4 +1,3 @@
-export { makeKeepAliveClient } from "./apiClient.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { createEventRecorder, type EventRecorder, type EventRecorderOptions, type EventTarget, type EventType } from "./events.js";
 export { ApiStatusError, createRequester, type Requester } from "./http.js";

@@ -1,4 +1,4 @@
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeAccess } from "../kube/http.js";
 import { trim } from "../core/velero/objects.js";
 import type { Policy } from "../core/policy.js";
 import type { BackoffOptions } from "../kube/backoff.js";
@@ -59,7 +59,7 @@ interface PolicyConfigMap {
 /** `result` label values of `backup_gate_policy_reloads_total`. */
 export type ReloadResult = "valid" | "invalid" | "missing";
 
-export function createPolicySource(kc: KubeConfig, o: PolicySourceOptions): PolicySourceImpl {
+export function createPolicySource(kc: KubeAccess, o: PolicySourceOptions): PolicySourceImpl {
   const name = o.name ?? "backup-gate-policy";
   const key = o.key ?? "policy.yaml";
   const where = `ConfigMap ${o.namespace}/${name}`;

@@ -1,6 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { ApiStatusError, createRequester, statusOf, type KubeAccess, type Requester } from "../kube/http.js";
 import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { splitPemBundle } from "./certs.js";
@@ -31,7 +30,7 @@ import type { TlsMaterial, TlsSource } from "./source.js";
 // are refused). Such a drift is written back and logged as a warning.
 
 export interface CaBundlePatcherOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly mutatingName?: string;
   readonly validatingName?: string;
   readonly keepOthers?: number;
@@ -111,7 +110,7 @@ const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, "base64").toString("utf8") : undefined);
 
 export class CaBundlePatcher {
-  private readonly api: AdmissionregistrationV1Api;
+  private readonly api: Requester;
   private stopped = false;
   private unsubscribe?: () => void;
   private resync?: NodeJS.Timeout;
@@ -120,7 +119,7 @@ export class CaBundlePatcher {
   writes = 0;
 
   constructor(private readonly o: CaBundlePatcherOptions) {
-    this.api = makeKeepAliveClient(o.kubeConfig, AdmissionregistrationV1Api);
+    this.api = createRequester(o.kubeConfig);
   }
 
   /** Patches now, after every rotation of `tls`, and on drift; failures are logged, not thrown. */
@@ -202,7 +201,7 @@ export class CaBundlePatcher {
 
   /** Counts a failed attempt; returns why it failed, in words. */
   private failed(kind: Kind, name: string, e: unknown): string {
-    const code = e instanceof ApiException ? e.code : undefined;
+    const code = statusOf(e);
     this.o.metrics?.apiWrites.inc({ kind, result: code === 409 ? "conflict" : "error" });
     return code === 404 ? `${kind} ${name} does not exist (yet)` : code === 409 ? "it changed meanwhile" : describe(e);
   }
@@ -214,10 +213,7 @@ export class CaBundlePatcher {
    */
   private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<Written> {
     const now = (this.o.now ?? Date.now)();
-    const obj =
-      kind === "MutatingWebhookConfiguration"
-        ? await this.api.readMutatingWebhookConfiguration({ name })
-        : await this.api.readValidatingWebhookConfiguration({ name });
+    const obj = (await this.api.send("GET", webhookConfigurationPath(kind, name))) as WebhookConfiguration;
     const webhooks: Webhook[] = obj.webhooks ?? [];
     const beats = readHeartbeats(obj.metadata?.annotations);
     const missing = webhooks.some((w) => !holdsAll(unb64(w.clientConfig.caBundle) ?? "", ca));
@@ -229,8 +225,7 @@ export class CaBundlePatcher {
     if (!changed && !beatDue) return "nothing";
     for (const pem of splitPemBundle(ca)) beats.set(fingerprint(pem), now);
     obj.metadata = { ...obj.metadata, annotations: { ...obj.metadata?.annotations, [CA_HEARTBEATS]: JSON.stringify(inBundles(beats, webhooks)) } };
-    if (kind === "MutatingWebhookConfiguration") await this.api.replaceMutatingWebhookConfiguration({ name, body: obj });
-    else await this.api.replaceValidatingWebhookConfiguration({ name, body: obj });
+    await this.api.send("PUT", webhookConfigurationPath(kind, name), { body: obj });
     return missing ? "our CA was missing" : changed && !onlyIfMissing ? "bundle changed" : "heartbeat";
   }
 }
@@ -238,7 +233,20 @@ export class CaBundlePatcher {
 /** What one read + replace wrote: a drift check that only refreshed a heartbeat is no drift. */
 type Written = "nothing" | "our CA was missing" | "bundle changed" | "heartbeat";
 
-type Webhook = { clientConfig: { caBundle?: string } };
+type Webhook = { name: string; clientConfig: { caBundle?: string } };
+
+/** The fields of a Mutating- or ValidatingWebhookConfiguration read here; the rest is written back as read. */
+export interface WebhookConfiguration {
+  metadata?: { annotations?: Record<string, string>; [field: string]: unknown };
+  webhooks?: Webhook[];
+  [field: string]: unknown;
+}
+
+/** The API path of one of the gate's webhook configurations. */
+export function webhookConfigurationPath(kind: Kind, name: string): string {
+  const plural = kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations";
+  return `/apis/admissionregistration.k8s.io/v1/${plural}/${encodeURIComponent(name)}`;
+}
 
 /** Whether `bundle` holds every certificate of `ours`. */
 function holdsAll(bundle: string, ours: string): boolean {
@@ -265,6 +273,6 @@ function inBundles(beats: ReadonlyMap<string, number>, webhooks: readonly Webhoo
 }
 
 function describe(e: unknown): string {
-  if (e instanceof ApiException) return `HTTP ${e.code}: ${String(e.body).slice(0, 300)}`;
+  if (e instanceof ApiStatusError) return `HTTP ${e.statusCode}: ${e.message.slice(0, 300)}`;
   return e instanceof Error ? e.message : String(e);
 }

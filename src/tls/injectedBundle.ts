@@ -1,5 +1,5 @@
-import { AdmissionregistrationV1Api, ApiException, type KubeConfig } from "@kubernetes/client-node";
-import { makeKeepAliveClient } from "../kube/apiClient.js";
+import { createRequester, statusOf, type KubeAccess, type Requester } from "../kube/http.js";
+import { webhookConfigurationPath, type WebhookConfiguration } from "./caBundle.js";
 import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { bundleVerifies } from "./certs.js";
@@ -13,7 +13,7 @@ import type { TlsSource } from "./source.js";
 // backup_gate_ca_bundle_verified (0).
 
 export interface InjectedBundleCheckOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly kubeConfig: KubeAccess;
   readonly mutatingName: string;
   readonly validatingName: string;
   /** Default 60 s. */
@@ -30,14 +30,14 @@ export interface BundleProblem {
 }
 
 export class InjectedBundleCheck {
-  private readonly api: AdmissionregistrationV1Api;
+  private readonly api: Requester;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
   private last = "";
   private chain: Promise<readonly BundleProblem[]> = Promise.resolve([]);
 
   constructor(private readonly o: InjectedBundleCheckOptions) {
-    this.api = makeKeepAliveClient(o.kubeConfig, AdmissionregistrationV1Api);
+    this.api = createRequester(o.kubeConfig);
   }
 
   /** Checks now, after every reload of `tls` and every interval; never writes. */
@@ -67,15 +67,16 @@ export class InjectedBundleCheck {
     let problems: BundleProblem[];
     try {
       const [m, v] = await Promise.all([
-        this.api.readMutatingWebhookConfiguration({ name: this.o.mutatingName }),
-        this.api.readValidatingWebhookConfiguration({ name: this.o.validatingName }),
+        this.api.send("GET", webhookConfigurationPath("MutatingWebhookConfiguration", this.o.mutatingName)) as Promise<WebhookConfiguration>,
+        this.api.send("GET", webhookConfigurationPath("ValidatingWebhookConfiguration", this.o.validatingName)) as Promise<WebhookConfiguration>,
       ]);
       problems = [
         ...problemsOf(`MutatingWebhookConfiguration ${this.o.mutatingName}`, m.webhooks ?? [], cert),
         ...problemsOf(`ValidatingWebhookConfiguration ${this.o.validatingName}`, v.webhooks ?? [], cert),
       ];
     } catch (e) {
-      const why = e instanceof ApiException ? `HTTP ${e.code}` : (e as Error).message;
+      const code = statusOf(e);
+      const why = code !== undefined ? `HTTP ${code}` : (e as Error).message;
       this.o.log?.warn({ error: why }, "cannot read the webhook configurations to check the injected caBundle");
       return [];
     }
