@@ -2,7 +2,7 @@
 # Builds the gate's own container image as a docker-save tarball, with no registry, no Docker
 # engine and no download: what the Dockerfile's final stage holds (/app/dist/src compiled by
 # tsc, the production node_modules, package.json; USER 65532, WORKDIR /app, entrypoint
-# `node --enable-source-maps dist/src/cli/main.js serve`), with the Node.js runtime taken from
+# `node dist/src/cli/main.js serve`), with the Node.js runtime taken from
 # this machine (its `node` binary and the shared libraries ldd names).
 #
 #   gate-image.sh [CACHE]     (default ${BACKUP_GATE_TOOLS:-$HOME/.cache/backup-gate/tools})
@@ -79,7 +79,7 @@ tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 --format=posix \
 diff="$(sha256sum "$d/layer.tar" | cut -d' ' -f1)"
 mkdir -p "$d/$diff"
 mv "$d/layer.tar" "$d/$diff/layer.tar"
-printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"User":"65532:65532","Entrypoint":["node","--enable-source-maps","dist/src/cli/main.js"],"Cmd":["serve"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","NODE_ENV=production"],"WorkingDir":"/app","ExposedPorts":{"8443/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"backup-gate tools/gate-image.sh"}]}' \
+printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"User":"65532:65532","Entrypoint":["node","dist/src/cli/main.js"],"Cmd":["serve"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","NODE_ENV=production"],"WorkingDir":"/app","ExposedPorts":{"8443/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"backup-gate tools/gate-image.sh"}]}' \
   "$diff" >"$d/config.json"
 cfgsha="$(sha256sum "$d/config.json" | cut -d' ' -f1)"
 mv "$d/config.json" "$d/$cfgsha.json"
