@@ -1,4 +1,4 @@
-// Runs `backup-gate serve` as production does (plain JS, `node --enable-source-maps`, NODE_OPTIONS
+// Runs `backup-gate serve` as production does (plain JS, `node dist/src/cli/main.js`, NODE_OPTIONS
 // from the Deployment) against a harness control plane and reads its memory from outside:
 // VmRSS and VmHWM (the kernel's peak) from /proc/<pid>/status, heap from its own /metrics.
 
@@ -91,7 +91,7 @@ function gauge(metrics: string, name: string): number {
 export async function measureGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">, script: string, o: GateRunOptions): Promise<GateMemory> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const flags = ["--enable-source-maps", ...(o.heapSnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
+  const flags = [...(o.heapSnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
   const name = `gate-${o.nodeOptions ? "flag" : "default"}`;
   const proc = spawnManaged(
     process.execPath,
