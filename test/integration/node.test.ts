@@ -239,10 +239,12 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
       expect(b.status?.phase, JSON.stringify(b.status)).toBe("Completed");
       expect([b.status?.csiVolumeSnapshotsAttempted, b.status?.csiVolumeSnapshotsCompleted]).toEqual([2, 2]);
       const vgs = [...groups.values()].filter((g) => g.metadata.labels?.["velero.io/backup-name"] === grouped);
+      // Not its readyToUse: Velero 1.18 (csi/pvc_action.go) waits for the members' status and the
+      // group's content binding, not for readyToUse, and then deletes the group, sometimes first.
       expect(
-        vgs.map((g) => [g.metadata.labels?.[key], g.status?.readyToUse]),
-        "one VolumeGroupSnapshot of group g1, ready",
-      ).toEqual([["g1", true]]);
+        vgs.map((g) => g.metadata.labels?.[key]),
+        "one VolumeGroupSnapshot of group g1",
+      ).toEqual(["g1"]);
       const members = [...snapshots.values()].filter((s) => s.status?.volumeGroupSnapshotName === vgs[0]!.metadata.name);
       expect(
         members.map((s) => [s.spec?.source?.persistentVolumeClaimName, s.status?.readyToUse, s.metadata.labels?.["velero.io/backup-name"]]).sort(),
