@@ -5,7 +5,7 @@
 //     with N pods and N PVCs (50 per namespace) as a StatefulSet's look once scheduled, running
 //     and bound (created, then their status written; see rssObjects.ts), over HTTP/2 with 128
 //     requests in flight (test/support/bulk.ts). Then `backup-gate serve` runs as production
-//     runs it (plain JS, `node --enable-source-maps`), with the Deployment's
+//     runs it (plain JS, `node dist/src/cli/main.js`), with the Deployment's
 //     NODE_OPTIONS=--max-old-space-size=256, with that plus --max-semi-space-size=4, and with
 //     Node's defaults; RSS is read from
 //     /proc/<pid>/status (VmHWM for the peak, VmRSS once ready and settled), heap from /metrics.

@@ -64,6 +64,12 @@ export interface ClusterCacheImpl extends ClusterCache {
 
 type Kind = Exclude<CacheChange["kind"], "Resync">;
 
+/** What every held kind has: a name, and a namespace unless cluster-scoped. */
+interface Named {
+  readonly namespace?: string;
+  readonly name: string;
+}
+
 function splitKey(key: string): [string, string] {
   const slash = key.indexOf("/");
   return slash < 0 ? ["", key] : [key.slice(0, slash), key.slice(slash + 1)];
@@ -98,13 +104,17 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
       return r.ok ? { ok: true, value: slim(r.value) } : { ok: false, error: r.error };
     };
 
-  /** A sink over a get/set/delete triple of the view; unchanged updates are dropped. */
-  const sink = <T>(
+  /**
+   * A sink over one collection of the view (get, set, delete and every object held); unchanged
+   * updates are dropped, and a deletion of an object not held is not news.
+   */
+  const sink = <T extends Named>(
     kind: Kind,
     store: {
       get(ns: string, name: string): T | undefined;
       set(value: T): void;
       del(ns: string, name: string): void;
+      all(): Iterable<T>;
       same?(a: T, b: T): boolean;
     },
   ): ReflectorSink<T> => ({
@@ -117,6 +127,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
     },
     remove(key, type) {
       const [ns, name] = splitKey(key);
+      if (store.get(ns, name) === undefined) return;
       store.del(ns, name);
       if (type) notify({ kind, type, ...(ns ? { namespace: ns } : {}), name });
     },
@@ -128,6 +139,9 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         for (const w of [...syncWaiters]) w();
       }
       notify({ kind: "Resync", type: "RELISTED" });
+    },
+    *keys() {
+      for (const x of store.all()) yield x.namespace ? `${x.namespace}/${x.name}` : x.name;
     },
   });
 
@@ -152,6 +166,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (_, name) => view.namespace(name),
         set: (v) => view.setNamespace(v),
         del: (_, name) => view.deleteNamespace(name),
+        all: () => view.namespaces(),
       }),
     }),
     new Reflector<PodInfo>({
@@ -163,6 +178,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (ns, name) => view.contents(ns).pods.get(name),
         set: (v) => view.setPod(v),
         del: (ns, name) => view.deletePod(ns, name),
+        all: () => view.allPods(),
       }),
     }),
     new Reflector<PvcInfo>({
@@ -174,6 +190,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (ns, name) => view.contents(ns).pvcs.get(name),
         set: (v) => view.setPvc(v),
         del: (ns, name) => view.deletePvc(ns, name),
+        all: () => view.allPvcs(),
       }),
     }),
     new Reflector<PvInfo>({
@@ -185,6 +202,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (_, name) => view.pv(name),
         set: (v) => view.setPv(v),
         del: (_, name) => view.deletePv(name),
+        all: () => view.pvs(),
       }),
     }),
     new Reflector<ConfigMapInfo>({
@@ -196,6 +214,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (ns, name) => view.configMap(ns, name),
         set: (v) => view.setConfigMap(v),
         del: (ns, name) => view.deleteConfigMap(ns, name),
+        all: () => view.configMaps(),
         same: (a, b) => sameValue(a.data, b.data),
       }),
     }),
@@ -208,6 +227,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (ns, name) => backups.get(ns, name),
         set: (v) => backups.set(v),
         del: (ns, name) => backups.delete(ns, name),
+        all: () => backups.all(),
         // Every new resourceVersion of a Backup matters to the controller (optimistic writes).
         same: (a, b) => a.resourceVersion === b.resourceVersion,
       }),
@@ -221,6 +241,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
         get: (ns, name) => view.restore(ns, name),
         set: (v) => view.setRestore(v),
         del: (ns, name) => view.deleteRestore(ns, name),
+        all: () => view.restores(),
       }),
     }),
   ];

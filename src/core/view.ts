@@ -193,11 +193,24 @@ export class ClusterView {
     for (let v = version; v < this.contentsVersion; v++) changed.add(this.touchLog[v % CHANGE_LOG] as string);
     return changed;
   }
+  /** Every namespace, every pod and every PVC, unsorted (for what a watch holds). */
+  namespaces(): IterableIterator<NamespaceInfo> {
+    return this.nsInfo.values();
+  }
+  *allPods(): IterableIterator<PodInfo> {
+    for (const c of this.nsContents.values()) yield* c.pods.values();
+  }
+  *allPvcs(): IterableIterator<PvcInfo> {
+    for (const c of this.nsContents.values()) yield* c.pvcs.values();
+  }
   pv(name: string): PvInfo | undefined {
     return this.pvByName.get(name);
   }
   pvs(): IterableIterator<PvInfo> {
     return this.pvByName.values();
+  }
+  configMaps(): IterableIterator<ConfigMapInfo> {
+    return this.cms.values();
   }
   configMap(namespace: string, name: string): (ConfigMapInfo & { version: number }) | undefined {
     return this.cms.get(`${namespace}/${name}`);

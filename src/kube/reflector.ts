@@ -19,7 +19,8 @@ import { watch, WatchStreamError, type WatchEvent } from "./watch.js";
 //   the timeout) waits a jittered, capped exponential backoff and resumes from the last version.
 //
 // Objects are decoded (trimmed) as they arrive; one that cannot be decoded is logged with its
-// name and field and skipped.
+// name and field and skipped. The reflector keeps nothing per object: its sink's store says what
+// is held (`keys`) and drops an update that changes nothing the store keeps.
 
 export interface RawObject {
   kind?: string;
@@ -32,10 +33,20 @@ export type Decoded<T> = { ok: true; value: T } | { ok: false; error: ObjectErro
 export interface ReflectorSink<T> {
   /** An object listed (`type` undefined), added or modified. */
   upsert(key: string, value: T, type: "ADDED" | "MODIFIED" | undefined): void;
-  /** An object deleted (`type` DELETED) or missing from a relist (`type` undefined). */
+  /**
+   * An object deleted (`type` DELETED) or missing from a relist (`type` undefined). A DELETED may
+   * name an object the sink does not hold (one that could not be decoded).
+   */
   remove(key: string, type: "DELETED" | undefined): void;
   /** After each complete list; `first` is true once. */
   listed(first: boolean): void;
+  /**
+   * The key of every object held, as `objectKey` writes it: a relist removes those it did not
+   * return. The sink's store is the only table of what is held; a second one in the reflector
+   * (a resourceVersion per object) cost 7 MiB of heap and 20 MiB of peak RSS at 100k pods +
+   * 100k PVCs (docs/performance.md, "One table of what is held").
+   */
+  keys(): Iterable<string>;
 }
 
 /** Why a watch was restarted: the `reason` label of `backup_gate_watch_restarts_total`. */
@@ -87,57 +98,6 @@ export function objectKey(raw: RawObject): string | undefined {
   return typeof ns === "string" && ns !== "" ? `${ns}/${name}` : name;
 }
 
-/**
- * A resourceVersion as held for every object: etcd's decimal revisions as numbers, which V8
- * stores without a heap string (docs/performance.md), anything else as is.
- */
-export function compactVersion(rv: string): number | string {
-  return /^[1-9][0-9]{0,14}$/.test(rv) ? Number(rv) : rv;
-}
-
-/**
- * The resourceVersion of every object applied, by namespace ("" for cluster-scoped objects) and
- * name. The names are the decoded objects' own name strings, so the table adds no "ns/name"
- * string per object (docs/performance.md).
- */
-export class VersionTable {
-  private readonly byNamespace = new Map<string, Map<string, number | string>>();
-  private count = 0;
-
-  get size(): number {
-    return this.count;
-  }
-  get(namespace: string, name: string): number | string | undefined {
-    return this.byNamespace.get(namespace)?.get(name);
-  }
-  set(namespace: string, name: string, rv: number | string): void {
-    let names = this.byNamespace.get(namespace);
-    if (!names) this.byNamespace.set(namespace, (names = new Map()));
-    const before = names.size;
-    names.set(name, rv);
-    this.count += names.size - before;
-  }
-  delete(namespace: string, name: string): boolean {
-    const names = this.byNamespace.get(namespace);
-    if (!names?.delete(name)) return false;
-    this.count--;
-    if (names.size === 0) this.byNamespace.delete(namespace);
-    return true;
-  }
-  /** Every object's key as `objectKey` writes it. */
-  *keys(): IterableIterator<string> {
-    for (const [namespace, names] of this.byNamespace) for (const name of names.keys()) yield namespace === "" ? name : `${namespace}/${name}`;
-  }
-}
-
-/** Namespace ("" when cluster-scoped) and name of a raw object; undefined without a name. */
-function nameOf(raw: RawObject): [string, string] | undefined {
-  const name = raw.metadata?.name;
-  if (typeof name !== "string" || name === "") return undefined;
-  const ns = raw.metadata?.namespace;
-  return [typeof ns === "string" ? ns : "", name];
-}
-
 /** True for a Status saying the resourceVersion asked for is gone (compacted). */
 export function isExpiredStatus(status: unknown): boolean {
   const s = status as { code?: unknown; reason?: unknown; message?: unknown } | null;
@@ -150,8 +110,6 @@ export class Reflector<T> {
   private readonly o: ReflectorOptions<T>;
   private readonly requester: Requester;
   private readonly backoff: Backoff;
-  /** resourceVersion of every object applied, by key: drives relist diffs and skips unchanged objects. */
-  private readonly known = new VersionTable();
   private rv = "";
   private listCount = 0;
   private stopped = false;
@@ -176,9 +134,12 @@ export class Reflector<T> {
   get lists(): number {
     return this.listCount;
   }
-  /** Objects currently held. */
+
+  /** Objects the sink holds, counted (for stats and tests). */
   get size(): number {
-    return this.known.size;
+    let n = 0;
+    for (const _ of this.o.sink.keys()) n++;
+    return n;
   }
 
   start(): void {
@@ -234,10 +195,11 @@ export class Reflector<T> {
   }
 
   private async list(): Promise<void> {
-    // Keys listed, to find what a relist no longer holds. A list with nothing known has nothing
+    // Keys listed, to find what a relist no longer holds. A list with nothing held has nothing
     // to delete and tracks none: 100k "ns/name" strings held for a whole list were promoted and
     // were part of the listing peak (docs/performance.md).
-    let listed = this.known.size === 0 ? undefined : new Set<string>();
+    let listed = isEmpty(this.o.sink.keys()) ? undefined : new Set<string>();
+    let count = 0;
     let cont: string | undefined;
     let rv = "";
     let expiredPages = 0;
@@ -249,6 +211,7 @@ export class Reflector<T> {
         const key = objectKey(raw);
         if (key === undefined) return;
         listed?.add(key);
+        count++;
         this.apply(key, raw, undefined);
       };
       try {
@@ -268,6 +231,7 @@ export class Reflector<T> {
           expiredPages++;
           cont = undefined;
           listed = new Set(); // the pages before may hold objects deleted since
+          count = 0;
           this.o.log.warn({ resource: this.o.resource }, `list of ${this.o.resource} expired while paging; listing again`);
           continue;
         }
@@ -277,22 +241,15 @@ export class Reflector<T> {
       cont = page.metadata?.continue || undefined;
       if (cont === undefined) break;
     }
-    for (const key of listed ? relistDeletions(this.known.keys(), listed) : []) {
-      const slash = key.indexOf("/");
-      this.known.delete(slash < 0 ? "" : key.slice(0, slash), slash < 0 ? key : key.slice(slash + 1));
-      this.o.sink.remove(key, undefined);
-    }
+    for (const key of listed ? relistDeletions(this.o.sink.keys(), listed) : []) this.o.sink.remove(key, undefined);
     this.rv = rv;
     this.listCount++;
-    this.o.log.info({ resource: this.o.resource, objects: this.known.size, resourceVersion: rv, relist: this.listCount > 1 }, `listed ${this.o.resource}`);
+    this.o.log.info({ resource: this.o.resource, objects: count, resourceVersion: rv, relist: this.listCount > 1 }, `listed ${this.o.resource}`);
     this.o.sink.listed(this.listCount === 1);
   }
 
-  /** Decodes and hands on one listed, added or modified object, unless its version is already held. */
+  /** Decodes and hands on one listed, added or modified object (the sink drops what did not change). */
   private apply(key: string, raw: RawObject, type: "ADDED" | "MODIFIED" | undefined): void {
-    const [ns, name] = nameOf(raw) as [string, string];
-    const rv = compactVersion(raw.metadata?.resourceVersion ?? "");
-    if (rv !== "" && this.known.get(ns, name) === rv) return;
     const decoded = this.o.decode(raw);
     if (!decoded.ok) {
       const e = decoded.error as Partial<ObjectError> & Error;
@@ -302,7 +259,6 @@ export class Reflector<T> {
       );
       return;
     }
-    this.known.set(ns, name, rv);
     this.o.sink.upsert(key, decoded.value, type);
   }
 
@@ -342,8 +298,8 @@ export class Reflector<T> {
             break;
           }
           case "DELETED": {
-            const at = nameOf(obj);
-            if (at !== undefined && this.known.delete(at[0], at[1])) this.o.sink.remove(objectKey(obj) as string, "DELETED");
+            const key = objectKey(obj);
+            if (key !== undefined) this.o.sink.remove(key, "DELETED");
             this.bump(obj);
             break;
           }
@@ -406,6 +362,11 @@ export class Reflector<T> {
       signal.addEventListener("abort", done, { once: true });
     });
   }
+}
+
+function isEmpty(items: Iterable<unknown>): boolean {
+  for (const _ of items) return false;
+  return true;
 }
 
 function message(e: unknown): string {

@@ -171,7 +171,10 @@ export function createPolicySource(kc: KubeAccess, o: PolicySourceOptions): Poli
     decode,
     sink: {
       upsert: (_key, cm) => apply(cm),
-      remove: () => deleted(),
+      remove: () => {
+        if (present) deleted();
+      },
+      keys: () => (present ? [`${o.namespace}/${name}`] : []),
       listed: (first) => {
         if (first && !present) missingAtStart();
         if (first) loaded();

@@ -1,6 +1,4 @@
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compactVersion, relistDeletions, VersionTable } from "../../src/kube/reflector.js";
 import { Interner, slimPod, slimPv, slimPvc } from "../../src/cluster/slim.js";
 import { trim } from "../../src/core/velero/objects.js";
 import type { PodInfo, PvcInfo, PvInfo } from "../../src/core/model.js";
@@ -8,32 +6,6 @@ import { pod, pv, pvc } from "../support/builders.js";
 
 // The memory savings of the cluster cache (bench/rss.bench.ts, heap snapshot of 100k pods and
 // 100k PVCs) must not change what the cache decides.
-
-describe("resourceVersions held per object", () => {
-  it.each([
-    { rv: "1", held: 1 },
-    { rv: "402388", held: 402388 },
-    { rv: "999999999999999", held: 999999999999999 },
-    { rv: "1000000000000000", held: "1000000000000000" }, // past 15 digits a number could round: kept as text
-    { rv: "0", held: "0" },
-    { rv: "007", held: "007" },
-    { rv: "", held: "" },
-    { rv: "12a", held: "12a" },
-    { rv: " 12", held: " 12" },
-  ])("$rv is held as $held", ({ rv, held }) => {
-    expect(compactVersion(rv)).toBe(held);
-  });
-
-  it("tells two versions apart exactly when their strings differ", () => {
-    const version = fc.oneof(fc.string(), fc.bigInt({ min: 0n, max: 10n ** 17n }).map(String), fc.stringMatching(/^0*[0-9]{1,16}$/));
-    fc.assert(
-      fc.property(version, version, (a, b) => {
-        expect(compactVersion(a) === compactVersion(b)).toBe(a === b);
-      }),
-      { numRuns: 2000 },
-    );
-  });
-});
 
 describe("a label repeating the pod's name", () => {
   const slim = (name: string, i: Interner) => {
@@ -146,25 +118,5 @@ describe("a pod keeps only the volumes Velero may copy", () => {
   ])("$volume.name kept: $kept", ({ volume, kept }) => {
     const p = slimmedPod(new Interner(), "p", { claims: ["data"], volumes: [volume] });
     expect(p.volumes.map((v) => v.name)).toEqual(kept ? ["vol-data", volume.name] : ["vol-data"]);
-  });
-});
-
-describe("resourceVersions by namespace and name", () => {
-  it("holds, replaces, counts, deletes and lists keys as objectKey writes them", () => {
-    const t = new VersionTable();
-    t.set("shop", "db-0", 1);
-    t.set("shop", "db-0", 2);
-    t.set("shop", "db-1", 3);
-    t.set("", "pv-1", "x");
-    expect({ size: t.size, db0: t.get("shop", "db-0"), pv: t.get("", "pv-1"), none: t.get("web", "db-0") }).toEqual({
-      size: 3,
-      db0: 2,
-      pv: "x",
-      none: undefined,
-    });
-    expect([...t.keys()].sort()).toEqual(["pv-1", "shop/db-0", "shop/db-1"]);
-    expect(relistDeletions(t.keys(), new Set(["shop/db-1"]))).toEqual(["shop/db-0", "pv-1"]);
-    expect([t.delete("shop", "db-0"), t.delete("shop", "db-0"), t.delete("shop", "db-1"), t.size]).toEqual([true, false, true, 1]);
-    expect([...t.keys()]).toEqual(["pv-1"]);
   });
 });

@@ -132,7 +132,7 @@ describe("restart reasons from the watch stream", () => {
       resource: "pods",
       path: "/api/v1/pods",
       decode: (raw) => ({ ok: true, value: raw }),
-      sink: { upsert: (k, v) => held.set(k, v), remove: (k) => held.delete(k), listed: () => {} },
+      sink: { upsert: (k, v) => held.set(k, v), remove: (k) => held.delete(k), listed: () => {}, keys: () => held.keys() },
       log: pino({ level: "silent" }),
       metrics,
       backoff: { initialMs: 10, maxMs: 20 },
@@ -175,12 +175,16 @@ describe("restart reasons from the watch stream", () => {
 });
 
 /**
- * The first list tracks no keys (nothing is known yet, so nothing can be a ghost). When its
+ * The first list tracks no keys (nothing is held yet, so nothing can be a ghost). When its
  * continue token expires mid-list it starts over, and then it must track them: an object
- * applied from the pages before and deleted since is gone after the list.
+ * applied from the pages before and deleted since is gone after the list. The same when the
+ * list fails mid-way and is tried again: the sink holds what the failed pages applied.
  */
-describe("a first list whose continue token expires", () => {
-  it("starts over and drops what the pages before held and the new list does not", async () => {
+describe("a first list that starts over", () => {
+  it.each([
+    { how: "its continue token expires", failure: 410 },
+    { how: "a page fails", failure: 500 },
+  ])("drops what the pages before held and the new list does not, when $how", async ({ failure }) => {
     const pages: string[] = [];
     const api = await startLocalApi((req, res) => {
       const url = new URL(req.url ?? "/", "http://x");
@@ -188,7 +192,7 @@ describe("a first list whose continue token expires", () => {
       const cont = url.searchParams.get("continue") ?? "";
       pages.push(cont || "first");
       const answer = (body: object, code = 200) => res.writeHead(code, { "Content-Type": "application/json" }).end(JSON.stringify(body));
-      if (cont === "c1") return answer({ kind: "Status", code: 410, reason: "Expired", message: "continue token expired" }, 410);
+      if (cont === "c1") return answer({ kind: "Status", code: failure, reason: failure === 410 ? "Expired" : "InternalError", message: "no page" }, failure);
       // The first page: `gone` only the first time, then it has been deleted.
       const first = pages.filter((p) => p === "first").length === 1;
       if (first) return answer({ metadata: { resourceVersion: "10", continue: "c1" }, items: [{ metadata: { name: "gone", resourceVersion: "9" } }] });
@@ -200,8 +204,9 @@ describe("a first list whose continue token expires", () => {
       resource: "pods",
       path: "/api/v1/pods",
       decode: (raw) => ({ ok: true, value: raw }),
-      sink: { upsert: (k, v) => held.set(k, v), remove: (k) => held.delete(k), listed: () => {} },
+      sink: { upsert: (k, v) => held.set(k, v), remove: (k) => held.delete(k), listed: () => {}, keys: () => held.keys() },
       log: pino({ level: "silent" }),
+      backoff: { initialMs: 10, maxMs: 10 },
     });
     r.start();
     await waitFor("the first list", () => r.lists === 1, { timeoutMs: 10_000 });
