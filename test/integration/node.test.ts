@@ -169,14 +169,21 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
         },
       },
     });
+    let status: unknown;
     await waitFor(
       `pod ${ns}/app (${what}) to be Running and ready`,
       async () => {
         const p = await c.core.readNamespacedPod({ name: "app", namespace: ns });
+        status = p.status;
         return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
       },
       { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    ).catch(async (e: Error) => {
+      // What held it: the pod's status, and the namespace's events (provisioning, attach, mount).
+      const events = await c.core.listNamespacedEvent({ namespace: ns }).catch(() => ({ items: [] }));
+      const said = events.items.map((ev) => `${ev.involvedObject.kind}/${ev.involvedObject.name} ${ev.reason}: ${ev.message}`);
+      throw new Error(`${e.message}\nstatus: ${JSON.stringify(status)}\nevents:\n${said.join("\n")}`);
+    });
   }
 
   it("a CSI PVC is snapshotted by Velero through the CSI driver (EnableCSI)", async () => {
