@@ -43,8 +43,8 @@ export interface ReflectorSink<T> {
   /**
    * The key of every object held, as `objectKey` writes it: a relist removes those it did not
    * return. The sink's store is the only table of what is held; a second one in the reflector
-   * (a resourceVersion per object) cost 7 MiB of heap and 20 MiB of peak RSS at 100k pods +
-   * 100k PVCs (docs/performance.md, "One table of what is held").
+   * (a resourceVersion per object) cost 7 MiB of heap and about 8 MiB of peak RSS at 100k pods
+   * + 100k PVCs (docs/performance.md, "One table of what is held").
    */
   keys(): Iterable<string>;
 }
