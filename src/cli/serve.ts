@@ -10,7 +10,7 @@ import { createEventRecorder } from "../kube/events.js";
 import { createLogger, type Logger } from "../logging/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
 import { createPolicySource, pinVeleroNamespace } from "../policy/index.js";
-import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls, type TlsSource } from "../tls/index.js";
+import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls, webhookConfigurationPath, type TlsSource } from "../tls/index.js";
 import { collect, kubeOptions } from "./commander.js";
 import { loadKubeConfig } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
@@ -223,17 +223,16 @@ async function ownUser(kc: KubeAccess, log: Logger): Promise<string | undefined>
 async function registerWebhooks(kc: KubeAccess, name: string, veleroNamespace: string, url: string, ca: string): Promise<void> {
   const api = createRequester(kc);
   const { mutating, validating } = webhookConfigurations({ name, veleroNamespace, url, caBundle: ca });
-  const base = "/apis/admissionregistration.k8s.io/v1/";
-  for (const [plural, body] of [
-    ["mutatingwebhookconfigurations", mutating],
-    ["validatingwebhookconfigurations", validating],
+  for (const [kind, body] of [
+    ["MutatingWebhookConfiguration", mutating],
+    ["ValidatingWebhookConfiguration", validating],
   ] as const) {
     try {
-      await api.send("DELETE", `${base}${plural}/${encodeURIComponent(name)}`);
+      await api.send("DELETE", webhookConfigurationPath(kind, name));
     } catch (e) {
       if (statusOf(e) !== 404) throw e;
     }
-    await api.send("POST", base + plural, { body });
+    await api.send("POST", webhookConfigurationPath(kind), { body });
   }
 }
 

@@ -49,7 +49,7 @@ export interface CaBundlePatcherOptions {
   readonly metrics?: Metrics;
 }
 
-type Kind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
+export type WebhookConfigurationKind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
 
 /** The annotation holding each CA's last heartbeat (fingerprint -> epoch ms). */
 export const CA_HEARTBEATS = "backup-gate.io/ca-heartbeats";
@@ -151,7 +151,7 @@ export class CaBundlePatcher {
    */
   patch(ca: string, why: "rotation" | "drift" = "rotation"): Promise<void> {
     const run = this.chain.then(async () => {
-      const targets: [Kind, string][] = [];
+      const targets: [WebhookConfigurationKind, string][] = [];
       if (this.o.mutatingName) targets.push(["MutatingWebhookConfiguration", this.o.mutatingName]);
       if (this.o.validatingName) targets.push(["ValidatingWebhookConfiguration", this.o.validatingName]);
       const results = await Promise.allSettled(targets.map(([kind, name]) => this.patchOne(kind, name, ca, why)));
@@ -162,7 +162,7 @@ export class CaBundlePatcher {
     return run;
   }
 
-  private async patchOne(kind: Kind, name: string, ca: string, why: "rotation" | "drift"): Promise<void> {
+  private async patchOne(kind: WebhookConfigurationKind, name: string, ca: string, why: "rotation" | "drift"): Promise<void> {
     const maxAttempts = this.o.maxAttempts ?? 12;
     let delay = this.o.initialDelayMs ?? 250;
     for (let attempt = 1; ; attempt++) {
@@ -184,7 +184,7 @@ export class CaBundlePatcher {
   }
 
   /** Counts a write and says it at the level it deserves: drift is a warning, a heartbeat is routine. */
-  private wrote(kind: Kind, name: string, why: "rotation" | "drift", wrote: Exclude<Written, "nothing">): void {
+  private wrote(kind: WebhookConfigurationKind, name: string, why: "rotation" | "drift", wrote: Exclude<Written, "nothing">): void {
     this.writes++;
     this.o.metrics?.apiWrites.inc({ kind, result: "ok" });
     if (why === "drift" && wrote === "our CA was missing") {
@@ -200,7 +200,7 @@ export class CaBundlePatcher {
   }
 
   /** Counts a failed attempt; returns why it failed, in words. */
-  private failed(kind: Kind, name: string, e: unknown): string {
+  private failed(kind: WebhookConfigurationKind, name: string, e: unknown): string {
     const code = statusOf(e);
     this.o.metrics?.apiWrites.inc({ kind, result: code === 409 ? "conflict" : "error" });
     return code === 404 ? `${kind} ${name} does not exist (yet)` : code === 409 ? "it changed meanwhile" : describe(e);
@@ -211,7 +211,7 @@ export class CaBundlePatcher {
    * webhook's bundle lacks one of our CAs or our heartbeat is due (other replicas put their own
    * CA first; order alone is no drift, and rewriting it would make replicas take turns).
    */
-  private async tryOnce(kind: Kind, name: string, ca: string, onlyIfMissing: boolean): Promise<Written> {
+  private async tryOnce(kind: WebhookConfigurationKind, name: string, ca: string, onlyIfMissing: boolean): Promise<Written> {
     const now = (this.o.now ?? Date.now)();
     const obj = (await this.api.send("GET", webhookConfigurationPath(kind, name))) as WebhookConfiguration;
     const webhooks: Webhook[] = obj.webhooks ?? [];
@@ -242,10 +242,11 @@ export interface WebhookConfiguration {
   [field: string]: unknown;
 }
 
-/** The API path of one of the gate's webhook configurations. */
-export function webhookConfigurationPath(kind: Kind, name: string): string {
+/** The API path of one webhook configuration, or of their collection when `name` is omitted. */
+export function webhookConfigurationPath(kind: WebhookConfigurationKind, name?: string): string {
   const plural = kind === "MutatingWebhookConfiguration" ? "mutatingwebhookconfigurations" : "validatingwebhookconfigurations";
-  return `/apis/admissionregistration.k8s.io/v1/${plural}/${encodeURIComponent(name)}`;
+  const collection = `/apis/admissionregistration.k8s.io/v1/${plural}`;
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
 }
 
 /** Whether `bundle` holds every certificate of `ours`. */
