@@ -27,6 +27,7 @@ import {
   type VeleroObject,
 } from "../support/objects.js";
 import { waitFor } from "../support/wait.js";
+import { waitForPodsReady } from "../support/podReadiness.js";
 
 const enabled = process.env.BACKUP_GATE_NODE_TESTS !== "0";
 const GATE_NS = "backup-gate";
@@ -123,11 +124,7 @@ describe.skipIf(!enabled)("a real Velero Restore holds a backup of its namespace
       },
     });
     await dataPod(src);
-    await waitFor(
-      `pod ${src}/app to be ready`,
-      async () => (await c.core.readNamespacedPod({ name: "app", namespace: src })).status?.containerStatuses?.every((s) => s.ready),
-      { timeoutMs: 90_000, intervalMs: 500 },
-    );
+    await waitForPodsReady(c, node, [{ namespace: src, name: "app" }], `pod ${src}/app`);
     gate = await startGate({ kubeconfigPath: node.kubeconfigPath, dir: node.dir }, { identity: "restore-gate", register: true });
   }, 900_000);
 

@@ -21,6 +21,7 @@ import {
   type VeleroObject,
 } from "../support/objects.js";
 import { freezePod, freezeWindows, overlappingFreezes, readFreezeRecords } from "../support/nodeFreeze.js";
+import { waitForPodsReady } from "../support/podReadiness.js";
 import { execFileSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { startNode, startNodeCsi, startNodeVelero, type NodeCsi, type NodeVelero, type TestNode } from "../support/node.js";
@@ -48,14 +49,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
     await createNamespace(c, ns);
     recordsDir = join(node.recordsDir, ns, pod);
     await c.core.createNamespacedPod({ namespace: ns, body: freezePod(pod, { image: node.images.busybox, recordsDir }) });
-    await waitFor(
-      `pod ${ns}/${pod} to be Running and ready`,
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: pod, namespace: ns });
-        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-      },
-      { timeoutMs: 60_000, intervalMs: 500 },
-    );
+    await waitForPodsReady(c, node, [{ namespace: ns, name: pod }], `pod ${ns}/${pod}`);
   }, 600_000);
 
   afterAll(async () => {
@@ -169,21 +163,7 @@ describe.skipIf(!enabled)("a real node: hooks and file-system backups under real
         },
       },
     });
-    let status: unknown;
-    await waitFor(
-      `pod ${ns}/app (${what}) to be Running and ready`,
-      async () => {
-        const p = await c.core.readNamespacedPod({ name: "app", namespace: ns });
-        status = p.status;
-        return p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready);
-      },
-      { timeoutMs: 90_000, intervalMs: 500 },
-    ).catch(async (e: Error) => {
-      // What held it: the pod's status, and the namespace's events (provisioning, attach, mount).
-      const events = await c.core.listNamespacedEvent({ namespace: ns }).catch(() => ({ items: [] }));
-      const said = events.items.map((ev) => `${ev.involvedObject.kind}/${ev.involvedObject.name} ${ev.reason}: ${ev.message}`);
-      throw new Error(`${e.message}\nstatus: ${JSON.stringify(status)}\nevents:\n${said.join("\n")}`);
-    });
+    await waitForPodsReady(c, node, [{ namespace: ns, name: "app" }], `pod ${ns}/app (${what})`);
   }
 
   it("a CSI PVC is snapshotted by Velero through the CSI driver (EnableCSI)", async () => {

@@ -26,6 +26,7 @@ import type { TestNode, NodeCsi } from "./node.js";
 import { freezePod, readFreezeRecords } from "./nodeFreeze.js";
 import { createBackup, createNamespace, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject } from "./objects.js";
 import { startWatch, type StartedWatch } from "./watch.js";
+import { waitForPodsReady } from "./podReadiness.js";
 import { sleep, waitFor } from "./wait.js";
 
 export const VELERO_NS = "velero";
@@ -157,16 +158,11 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
   for (const x of ["s1", "s2"]) pods.push([E2E_NS.stateless, plainPod(image, { name: x, app: "s" })]);
 
   for (const [namespace, body] of pods) await c.core.createNamespacedPod({ namespace, body });
-  await waitFor(
-    `the estate's ${pods.length} pods to be Running and ready`,
-    async () => {
-      for (const [namespace, body] of pods) {
-        const p = await c.core.readNamespacedPod({ name: body.metadata!.name!, namespace });
-        if (p.status?.phase !== "Running" || !p.status.containerStatuses?.every((s) => s.ready)) return false;
-      }
-      return true;
-    },
-    { timeoutMs: 120_000, intervalMs: 500 },
+  await waitForPodsReady(
+    c,
+    node,
+    pods.map(([namespace, body]) => ({ namespace, name: body.metadata!.name! })),
+    `the estate's ${pods.length} pods`,
   );
 
   const podVolume = new Map<string, string>();

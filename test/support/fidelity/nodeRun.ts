@@ -6,6 +6,7 @@ import type { ClusterView } from "../../../src/core/view.js";
 import type { NodeVelero, TestNode } from "../node.js";
 import { createBackup, getBackup, isApiError, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject } from "../objects.js";
 import { readProbeRecords } from "../overlap.js";
+import { explainPods, POD_START_TIMEOUT_MS, type PodRef } from "../podReadiness.js";
 import { waitFor } from "../wait.js";
 import { caseObjects, type FidelityCase, type Placement } from "./cases.js";
 import { readHookRecords, readVeleroRecords, type VeleroRecords } from "./observe.js";
@@ -84,16 +85,20 @@ export async function applyInSlot(b: Bench, fc: FidelityCase): Promise<void> {
 /** Waits until every pod of the case runs (containers ready) and every claim meant to bind is Bound. */
 export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
   let waiting: string[] = [];
+  let pending: PodRef[] = [];
   await waitFor(
     `the case's pods to run and its claims to bind`,
     async () => {
       waiting = [];
+      pending = [];
       for (const ns of fc.namespaces) {
         const pods = new Map((await b.c.core.listNamespacedPod({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
         for (const pod of ns.pods) {
           const p = pods.get(pod.name);
-          if (!(p?.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready)))
+          if (!(p?.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready))) {
             waiting.push(`pod ${ns.name}/${pod.name} (${p?.status?.phase})`);
+            pending.push({ namespace: ns.name, name: pod.name });
+          }
         }
         const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
         for (const pvc of ns.pvcs) {
@@ -102,9 +107,9 @@ export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
       }
       return waiting.length === 0;
     },
-    { timeoutMs: 120_000, intervalMs: 300 },
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}; still waiting for ${waiting.join(", ")}`);
+    { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 300 },
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}; still waiting for ${waiting.join(", ")}\n${await explainPods(b.c, b.node, pending)}`);
   });
 }
 

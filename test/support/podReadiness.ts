@@ -1,0 +1,80 @@
+import type { TestNode } from "./node.js";
+import type { Clients } from "./objects.js";
+import { tailFile } from "./proc.js";
+import { waitFor } from "./wait.js";
+
+/**
+ * How long a test waits for a pod on the real node to run. The kubelet retries a failed volume
+ * setup with a backoff that doubles from 500 ms to 2m2s (kubelet 1.33,
+ * goroutinemap/exponentialbackoff), and under load a configMap or projected volume fails until
+ * the kubelet's per-namespace watch syncs within its 1 s wait ("failed to sync configmap
+ * cache"): a few such failures put the next try two minutes out. CI once waited 120 s for one.
+ */
+export const POD_START_TIMEOUT_MS = 240_000;
+
+export interface PodRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** Waits until every pod is Running with every container ready; a timeout says what held them. */
+export async function waitForPodsReady(c: Clients, node: TestNode, pods: readonly PodRef[], what = `${pods.length} pods`): Promise<void> {
+  let pending: PodRef[] = [];
+  await waitFor(
+    `${what} to be Running and ready`,
+    async () => {
+      pending = [];
+      for (const ref of pods) {
+        const p = await c.core.readNamespacedPod(ref);
+        if (!(p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready))) pending.push(ref);
+      }
+      return pending.length === 0;
+    },
+    { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 500 },
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await explainPods(c, node, pending)}`);
+  });
+}
+
+/**
+ * What holds pods that never got ready on the real node: each pod's status (phase, conditions,
+ * containers' waiting reasons), its namespace's events (scheduling, provisioning, attach, mount,
+ * sandbox) and the kubelet's log lines that name it. For a wait's timeout message: a flake on a
+ * loaded CI machine must say which part of the node it waited for.
+ */
+export async function explainPods(c: Clients, node: TestNode, pods: readonly PodRef[]): Promise<string> {
+  const out: string[] = [];
+  for (const { namespace, name } of pods) {
+    const pod = await c.core.readNamespacedPod({ namespace, name }).catch((e: Error) => e);
+    if (pod instanceof Error) {
+      out.push(`pod ${namespace}/${name}: not read (${pod.message})`);
+      continue;
+    }
+    const conditions = (pod.status?.conditions ?? []).map((x) => `${x.type}=${x.status}${x.reason ? ` ${x.reason}` : ""}${x.message ? ` (${x.message})` : ""}`);
+    const containers = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map((s) => {
+      const state = s.state?.waiting
+        ? `waiting ${s.state.waiting.reason ?? ""} ${s.state.waiting.message ?? ""}`
+        : s.state?.terminated
+          ? `terminated ${s.state.terminated.reason ?? ""}`
+          : "running";
+      return `${s.name} ${state.trim()} ready=${s.ready}`;
+    });
+    out.push(
+      `pod ${namespace}/${name} uid ${pod.metadata?.uid}: ${pod.status?.phase}; ${conditions.join(", ") || "no conditions"}; ${containers.join(", ") || "no container statuses"}`,
+    );
+  }
+  for (const namespace of new Set(pods.map((p) => p.namespace))) {
+    const events = await c.core.listNamespacedEvent({ namespace }).catch(() => ({ items: [] }));
+    out.push(`events in ${namespace}:`);
+    for (const ev of events.items.slice(-20))
+      out.push(`  ${ev.involvedObject.kind}/${ev.involvedObject.name} ${ev.type} ${ev.reason} x${ev.count ?? 1}: ${ev.message}`);
+  }
+  const kubelet = node.processes.find((p) => p.name === "kubelet");
+  if (kubelet) {
+    const named = tailFile(kubelet.logFile, 4000)
+      .split("\n")
+      .filter((line) => pods.some((p) => line.includes(`${p.namespace}/${p.name}`) || line.includes(`"${p.namespace}"`)));
+    out.push(`kubelet log lines naming them (last 25 of ${named.length}):`, ...named.slice(-25));
+  }
+  return out.join("\n");
+}
