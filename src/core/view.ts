@@ -203,6 +203,10 @@ export class ClusterView {
   *allPvcs(): IterableIterator<PvcInfo> {
     for (const c of this.nsContents.values()) yield* c.pvcs.values();
   }
+  /** The claim, if held (unlike `contents`, makes no entry for an unknown namespace). */
+  pvc(namespace: string, name: string): PvcInfo | undefined {
+    return this.nsContents.get(namespace)?.pvcs.get(name);
+  }
   pv(name: string): PvInfo | undefined {
     return this.pvByName.get(name);
   }
