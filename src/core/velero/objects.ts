@@ -5,13 +5,17 @@ import { readRestoreSpec } from "./restoreSpec.js";
 import { ClusterView } from "../view.js";
 
 // Raw Kubernetes objects -> the trimmed model. Used for snapshot files and, by the informers,
-// for every object that arrives, so only the fields the core needs are ever kept.
+// for every object that arrives, so only the fields the core needs are ever kept. Objects are
+// read in zod's strip mode: a loose object runs a schema and copies every field it does not
+// name (a pod's managedFields, containers, status), which was a fifth of what listing 100k pods
+// and 100k claims allocated (docs/performance.md). Only a volume source stays loose: its type is
+// the one field it does not name.
 
 const stringMap = z
   .record(z.string(), z.string())
   .nullish()
   .transform((v) => v ?? {});
-const metadata = z.looseObject({
+const metadata = z.object({
   name: z.string().min(1),
   namespace: z.string().nullish(),
   uid: z.string().nullish(),
@@ -23,8 +27,8 @@ const metadata = z.looseObject({
 });
 const namespacedMetadata = metadata.extend({ namespace: z.string().min(1) });
 
-const nfs = z.looseObject({ server: z.string().nullish(), path: z.string().nullish() });
-const csi = z.looseObject({ driver: z.string().nullish(), volumeAttributes: stringMap });
+const nfs = z.object({ server: z.string().nullish(), path: z.string().nullish() });
+const csi = z.object({ driver: z.string().nullish(), volumeAttributes: stringMap });
 
 const NOT_A_SOURCE: ReadonlySet<string> = new Set([
   "name",
@@ -54,7 +58,7 @@ function csiOf(value: z.infer<typeof csi> | null | undefined) {
 const podVolume = z
   .looseObject({
     name: z.string().min(1),
-    persistentVolumeClaim: z.looseObject({ claimName: z.string().min(1) }).nullish(),
+    persistentVolumeClaim: z.object({ claimName: z.string().min(1) }).nullish(),
     nfs: nfs.nullish(),
     csi: csi.nullish(),
   })
@@ -67,7 +71,7 @@ const podVolume = z
   }));
 
 const namespaceSchema = z
-  .looseObject({ metadata, status: z.looseObject({ phase: z.string().nullish() }).nullish() })
+  .object({ metadata, status: z.object({ phase: z.string().nullish() }).nullish() })
   .transform((o): NamespaceInfo => ({
     name: o.metadata.name,
     labels: o.metadata.labels,
@@ -76,10 +80,10 @@ const namespaceSchema = z
   }));
 
 const podSchema = z
-  .looseObject({
+  .object({
     metadata: namespacedMetadata,
-    spec: z.looseObject({ nodeName: z.string().nullish(), volumes: z.array(podVolume).nullish() }).nullish(),
-    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+    spec: z.object({ nodeName: z.string().nullish(), volumes: z.array(podVolume).nullish() }).nullish(),
+    status: z.object({ phase: z.string().nullish() }).nullish(),
   })
   .transform((o): PodInfo => ({
     namespace: o.metadata.namespace,
@@ -93,10 +97,10 @@ const podSchema = z
   }));
 
 const pvcSchema = z
-  .looseObject({
+  .object({
     metadata: namespacedMetadata,
-    spec: z.looseObject({ volumeName: z.string().nullish(), storageClassName: z.string().nullish() }).nullish(),
-    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+    spec: z.object({ volumeName: z.string().nullish(), storageClassName: z.string().nullish() }).nullish(),
+    status: z.object({ phase: z.string().nullish() }).nullish(),
   })
   .transform((o): PvcInfo => ({
     namespace: o.metadata.namespace,
@@ -110,13 +114,13 @@ const pvcSchema = z
   }));
 
 const pvSchema = z
-  .looseObject({
+  .object({
     metadata,
     spec: z
       .looseObject({
-        capacity: z.looseObject({ storage: z.union([z.string(), z.number()]).nullish() }).nullish(),
+        capacity: z.object({ storage: z.union([z.string(), z.number()]).nullish() }).nullish(),
         storageClassName: z.string().nullish(),
-        claimRef: z.looseObject({ namespace: z.string().nullish(), name: z.string().nullish() }).nullish(),
+        claimRef: z.object({ namespace: z.string().nullish(), name: z.string().nullish() }).nullish(),
         nfs: nfs.nullish(),
         csi: csi.nullish(),
       })
@@ -139,7 +143,7 @@ const pvSchema = z
   }));
 
 const configMapSchema = z
-  .looseObject({ metadata: namespacedMetadata, data: stringMap })
+  .object({ metadata: namespacedMetadata, data: stringMap })
   .transform((o): ConfigMapInfo => ({ namespace: o.metadata.namespace, name: o.metadata.name, data: o.data }));
 
 /**
@@ -186,11 +190,11 @@ const creationTime = z
   .refine((v) => v === "" || rfc3339.safeParse(v).success, "is not an RFC 3339 time (e.g. 2026-01-02T03:04:05Z)");
 
 const backupSchema = z
-  .looseObject({
+  .object({
     metadata: namespacedMetadata.extend({ creationTimestamp: creationTime.nullish() }),
     spec: backupSpec,
     status: z
-      .looseObject({ phase: z.string().nullish(), queuePosition: z.number().int().nullish(), completionTimestamp: z.unknown().optional() })
+      .object({ phase: z.string().nullish(), queuePosition: z.number().int().nullish(), completionTimestamp: z.unknown().optional() })
       .nullish(),
   })
   .transform((o): BackupInfo => ({
@@ -216,10 +220,10 @@ function completionOf(v: unknown): { completionTimestamp?: string } {
 // A Restore whose spec cannot be read is kept with the reason: it is then taken to write into
 // every namespace while it runs (dropping it would let backups start into what it writes).
 const restoreSchema = z
-  .looseObject({
+  .object({
     metadata: namespacedMetadata,
     spec: z.unknown().optional(),
-    status: z.looseObject({ phase: z.string().nullish() }).nullish(),
+    status: z.object({ phase: z.string().nullish() }).nullish(),
   })
   .transform((o): RestoreInfo => restoreInfo(o.metadata.namespace, o.metadata.name, o.status?.phase ?? "", o.spec));
 
