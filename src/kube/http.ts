@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
+import { withoutMember } from "./dropMember.js";
 import { ListPageError, ListPageParser, type ListFields } from "./listPage.js";
 
 // Every call the gate makes to the API server goes through here, as plain JSON over one
@@ -63,7 +64,8 @@ export interface Requester {
   endpoint(path: string, query: Query): Promise<Endpoint>;
   /**
    * GET of a list page, each element of its `items` handed to `onItem` as soon as it is parsed
-   * (listPage.ts); resolves with the page's other fields (`metadata`).
+   * (listPage.ts), without `metadata.managedFields` (dropMember.ts); resolves with the page's
+   * other fields (`metadata`).
    */
   list(path: string, query: Query, onItem: (item: unknown) => void, signal?: AbortSignal): Promise<ListFields>;
   /** Forget the credentials, e.g. after a 401: the next request fetches them again. */
@@ -131,7 +133,7 @@ export function createRequester(kc: KubeAccess, timeoutMs = 60_000): Requester {
     send,
     endpoint,
     list: async (path, query, onItem, signal) =>
-      (await send("GET", path, { query, ...(signal ? { signal } : {}) }, () => new ListPageParser(onItem))) as ListFields,
+      (await send("GET", path, { query, ...(signal ? { signal } : {}) }, () => new ListPageParser(onItem, withoutManagedFields))) as ListFields,
     refresh() {
       prepared = undefined;
     },
@@ -153,6 +155,8 @@ function fingerprint(o: https.RequestOptions): string {
   }
   return h.digest("hex");
 }
+
+const withoutManagedFields = (item: string) => withoutMember(item, ["metadata", "managedFields"]);
 
 /** Reads a 2xx answer chunk by chunk into the result; throws on bad JSON. */
 interface BodyReader {

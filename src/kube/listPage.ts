@@ -75,7 +75,11 @@ export class ListPageParser {
   private escaped = false;
   private scalar = false;
 
-  constructor(private readonly onItem: (item: unknown) => void) {}
+  /** `itemText` may change each item's text before it is parsed (e.g. cut a member nothing reads). */
+  constructor(
+    private readonly onItem: (item: unknown) => void,
+    private readonly itemText: (text: string) => string = (text) => text,
+  ) {}
 
   push(chunk: string): void {
     let i = 0;
@@ -218,7 +222,7 @@ export class ListPageParser {
     this.pieces = [];
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(cut === Cut.Item ? this.itemText(text) : text);
     } catch (e) {
       throw new ListPageError(this.cutAt, (e as Error).message);
     }

@@ -1,5 +1,6 @@
 import http from "node:http";
 import https from "node:https";
+import { withoutMember } from "./dropMember.js";
 import { statusError, statusOf, type Query, type Requester } from "./http.js";
 
 // One watch request read as a stream: the API server answers `watch=true` with one JSON event per
@@ -126,11 +127,11 @@ export class LineSplitter {
   }
 }
 
-/** A watch event from one line, or what is wrong with the line. */
+/** A watch event from one line (its object without `metadata.managedFields`, dropMember.ts), or what is wrong with the line. */
 export function readEvent(line: string): WatchEvent | string {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(line);
+    parsed = JSON.parse(withoutMember(line, ["object", "metadata", "managedFields"]));
   } catch (e) {
     return `unreadable event (${(e as Error).message}): ${line.slice(0, 200)}`;
   }
