@@ -5,21 +5,13 @@
 // (docs/performance.md). Nothing reads managedFields. Hand-written: no JSON library cuts a member
 // from text without parsing it first.
 
-const QUOTE = 0x22,
-  BACKSLASH = 0x5c,
-  COMMA = 0x2c,
-  COLON = 0x3a,
-  OPEN_BRACE = 0x7b,
-  CLOSE_BRACE = 0x7d,
-  OPEN_BRACKET = 0x5b,
-  CLOSE_BRACKET = 0x5d;
-
-const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isSpace, OPEN_BRACE, OPEN_BRACKET, QUOTE } from "./jsonChars.js";
 
 /**
  * `text` (one JSON object) without the member at `path` (object keys, outermost first), or `text`
  * itself when it has no such member, when a key on the path is spelled with escapes, or when the
- * text is not well-formed JSON (then `JSON.parse` reports it as before).
+ * text around it is not well-formed JSON (then `JSON.parse` reports it as before). Bad JSON inside
+ * the member itself goes with it, unreported: nothing reads that member.
  */
 export function withoutMember(text: string, path: readonly string[]): string {
   if (path.length === 0 || text.indexOf(`"${path[path.length - 1]}"`) < 0) return text;

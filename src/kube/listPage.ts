@@ -8,6 +8,8 @@
 // one raw object (and one chunk of text) is alive at a time. Other top-level fields are parsed
 // as usual.
 
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isSpace, OPEN_BRACE, OPEN_BRACKET, QUOTE } from "./jsonChars.js";
+
 /** The top-level fields of a list page other than `items`, e.g. `metadata`. */
 export type ListFields = Record<string, unknown>;
 
@@ -21,15 +23,6 @@ export class ListPageError extends Error {
     this.name = "ListPageError";
   }
 }
-
-const QUOTE = 0x22,
-  BACKSLASH = 0x5c,
-  COMMA = 0x2c,
-  COLON = 0x3a,
-  OPEN_BRACE = 0x7b,
-  CLOSE_BRACE = 0x7d,
-  OPEN_BRACKET = 0x5b,
-  CLOSE_BRACKET = 0x5d;
 
 /** Where the scanner is in the list object, between values. */
 const enum At {
@@ -277,8 +270,4 @@ function skipStringPart(chunk: string, i: number, escaped: boolean): number {
     i = q + 1;
     escaped = false;
   }
-}
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
