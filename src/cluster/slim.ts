@@ -169,10 +169,11 @@ export function slimPod(p: PodInfo, i: Interner, held: Held = NOTHING_HELD): Pod
 export function slimPvc(c: PvcInfo, i: Interner, held: Held = NOTHING_HELD): PvcInfo {
   const pv = c.volumeName === undefined ? undefined : held.pv(c.volumeName);
   const ref = pv?.claimRef;
+  const name = ref?.namespace === c.namespace && ref.name === c.name ? ref.name : c.name;
   return {
     namespace: i.intern(c.namespace),
-    name: ref?.namespace === c.namespace && ref.name === c.name ? ref.name : c.name,
-    labels: i.shareMap(c.labels, undefined, c.name),
+    name,
+    labels: i.shareMap(c.labels, undefined, name),
     annotations: i.shareMap(c.annotations, keepAnnotation),
     phase: i.intern(c.phase),
     volumeName: pv ? pv.name : c.volumeName,
