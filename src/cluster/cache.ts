@@ -8,7 +8,7 @@ import { Reflector, type Decoded, type RawObject, type ReflectorSink } from "../
 import { sameValue } from "../kube/sameValue.js";
 import type { Logger } from "../logging/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { Interner, slimNamespace, type Held, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
+import { Interner, slimNamespace, slimPod, slimPv, slimPvc, withSpecHash } from "./slim.js";
 
 // The ClusterCache: one reflector per collection the core reads (Backups, Restores and ConfigMaps in
 // Velero's namespace; Namespaces, Pods, PVCs and PVs everywhere), feeding a ClusterView and a
@@ -81,7 +81,6 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
   o.metrics?.viewSynced.set(0);
   const backups = new BackupIndex();
   const interner = new Interner();
-  const held: Held = { pvc: (ns, name) => view.pvc(ns, name), pv: (name) => view.pv(name) };
   const listeners = new Set<(change: CacheChange) => void>();
   const syncWaiters = new Set<() => void>();
   let unsynced = 0;
@@ -174,7 +173,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
       ...common,
       resource: "pods",
       path: "/api/v1/pods",
-      decode: decoder("Pod", (v) => slimPod(v, interner, held)),
+      decode: decoder("Pod", (v) => slimPod(v, interner, view)),
       sink: sink<PodInfo>("Pod", {
         get: (ns, name) => view.contents(ns).pods.get(name),
         set: (v) => view.setPod(v),
@@ -186,7 +185,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
       ...common,
       resource: "persistentvolumeclaims",
       path: "/api/v1/persistentvolumeclaims",
-      decode: decoder("PersistentVolumeClaim", (v) => slimPvc(v, interner, held)),
+      decode: decoder("PersistentVolumeClaim", (v) => slimPvc(v, interner, view)),
       sink: sink<PvcInfo>("PersistentVolumeClaim", {
         get: (ns, name) => view.contents(ns).pvcs.get(name),
         set: (v) => view.setPvc(v),
@@ -198,7 +197,7 @@ export function createClusterCache(kc: KubeAccess, o: ClusterCacheOptions): Clus
       ...common,
       resource: "persistentvolumes",
       path: "/api/v1/persistentvolumes",
-      decode: decoder("PersistentVolume", (v) => slimPv(v, interner, held)),
+      decode: decoder("PersistentVolume", (v) => slimPv(v, interner, view)),
       sink: sink<PvInfo>("PersistentVolume", {
         get: (_, name) => view.pv(name),
         set: (v) => view.setPv(v),

@@ -31,7 +31,7 @@ const SEP = "\u0000";
 /** Longer content keys are not tabled (their maps stay per object). */
 const MAX_KEY_LENGTH = 2048;
 
-/** The claims and volumes the view already holds, by name (see `slimPod`, `slimPvc`, `slimPv`). */
+/** The claims and volumes the view already holds, by name (see `slimPod`, `slimPvc`, `slimPv`); a ClusterView is one. */
 export interface Held {
   pvc(namespace: string, name: string): PvcInfo | undefined;
   pv(name: string): PvInfo | undefined;

@@ -48,9 +48,7 @@ function findMember(text: string, i: number, path: readonly string[], level: num
     }
     previousEnd = valueEnd;
     i = skipSpace(text, valueEnd);
-    const c = text.charCodeAt(i);
-    if (c === CLOSE_BRACE) return undefined;
-    if (c !== COMMA) return undefined;
+    if (text.charCodeAt(i) !== COMMA) return undefined; // "}": the object ends without the member
     i = skipSpace(text, i + 1);
   }
   return undefined;

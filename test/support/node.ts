@@ -36,6 +36,7 @@ import {
 } from "./nodeHost.js";
 import { spawnManaged, type ManagedProcess } from "./proc.js";
 import { repoScript, toolPath } from "./tools.js";
+import { runningAndReady } from "./podReadiness.js";
 import { waitFor } from "./wait.js";
 
 export { NODE_NET } from "./nodeHost.js";
@@ -670,8 +671,7 @@ export async function startNodeVelero(node: TestNode, o: NodeVeleroOptions = {})
       "the Velero server and node-agent pods to be Running and ready",
       async () => {
         const pods = await c.core.listNamespacedPod({ namespace: "velero" });
-        const ready = (prefix: string) =>
-          pods.items.some((p) => p.metadata?.name?.startsWith(prefix) && p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready));
+        const ready = (prefix: string) => pods.items.some((p) => p.metadata?.name?.startsWith(prefix) && runningAndReady(p));
         return ready("velero-") && ready("node-agent-");
       },
       { timeoutMs, intervalMs: 1_000 },
@@ -721,12 +721,7 @@ export async function setNodeVeleroQueue(node: TestNode, o: { disabled: boolean;
     `the Velero server to restart with its queue ${o.disabled ? "disabled" : "enabled"}`,
     async () => {
       const pods = (await core.listNamespacedPod({ namespace: "velero", labelSelector: "deploy=velero" })).items;
-      return (
-        pods.length === 1 &&
-        pods[0]!.status?.phase === "Running" &&
-        pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled &&
-        (pods[0]!.status.containerStatuses?.every((s) => s.ready) ?? false)
-      );
+      return pods.length === 1 && pods[0]!.spec?.containers[0]?.args?.includes(flag) === o.disabled && runningAndReady(pods[0]);
     },
     { timeoutMs: o.timeoutMs ?? 180_000, intervalMs: 1_000 },
   );

@@ -1,3 +1,4 @@
+import type { V1Pod } from "@kubernetes/client-node";
 import type { TestNode } from "./node.js";
 import type { Clients } from "./objects.js";
 import { tailFile } from "./proc.js";
@@ -17,6 +18,11 @@ export interface PodRef {
   readonly name: string;
 }
 
+/** Running, with every container ready: what a test on the real node waits for. */
+export function runningAndReady(pod: V1Pod | undefined): boolean {
+  return pod?.status?.phase === "Running" && (pod.status.containerStatuses?.every((s) => s.ready) ?? false);
+}
+
 /** Waits until every pod is Running with every container ready; a timeout says what held them. */
 export async function waitForPodsReady(c: Clients, node: TestNode, pods: readonly PodRef[], what = `${pods.length} pods`): Promise<void> {
   let pending: PodRef[] = [];
@@ -25,8 +31,7 @@ export async function waitForPodsReady(c: Clients, node: TestNode, pods: readonl
     async () => {
       pending = [];
       for (const ref of pods) {
-        const p = await c.core.readNamespacedPod(ref);
-        if (!(p.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready))) pending.push(ref);
+        if (!runningAndReady(await c.core.readNamespacedPod(ref))) pending.push(ref);
       }
       return pending.length === 0;
     },

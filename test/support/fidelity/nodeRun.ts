@@ -6,7 +6,7 @@ import type { ClusterView } from "../../../src/core/view.js";
 import type { NodeVelero, TestNode } from "../node.js";
 import { createBackup, getBackup, isApiError, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject } from "../objects.js";
 import { readProbeRecords } from "../overlap.js";
-import { explainPods, POD_START_TIMEOUT_MS, type PodRef } from "../podReadiness.js";
+import { explainPods, POD_START_TIMEOUT_MS, runningAndReady, type PodRef } from "../podReadiness.js";
 import { waitFor } from "../wait.js";
 import { caseObjects, type FidelityCase, type Placement } from "./cases.js";
 import { readHookRecords, readVeleroRecords, type VeleroRecords } from "./observe.js";
@@ -95,7 +95,7 @@ export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
         const pods = new Map((await b.c.core.listNamespacedPod({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
         for (const pod of ns.pods) {
           const p = pods.get(pod.name);
-          if (!(p?.status?.phase === "Running" && p.status.containerStatuses?.every((s) => s.ready))) {
+          if (!runningAndReady(p)) {
             waiting.push(`pod ${ns.name}/${pod.name} (${p?.status?.phase})`);
             pending.push({ namespace: ns.name, name: pod.name });
           }

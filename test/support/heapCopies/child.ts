@@ -14,46 +14,44 @@ const claim = (k: number) => `held-claim-${String(k).padStart(6, "0")}`;
 const volume = (k: number) => `held-volume-${String(k).padStart(6, "0")}`;
 const view = new ClusterView();
 const i = new Interner();
-const held: Held | undefined = mode === "held" ? { pvc: (ns, name) => view.pvc(ns, name), pv: (name) => view.pv(name) } : undefined;
-const decode = <T>(kind: "Pod" | "PersistentVolumeClaim" | "PersistentVolume", text: string): T => {
-  const r = trim(kind, JSON.parse(text));
-  if (!r.ok) throw r.error;
-  return r.value as T;
-};
-const claims = () => {
-  for (let k = 0; k < n; k++) {
-    const text = JSON.stringify({
-      kind: "PersistentVolumeClaim",
-      metadata: { namespace: "shop", name: claim(k) },
-      spec: { volumeName: volume(k) },
-      status: { phase: "Bound" },
-    });
-    view.setPvc(slimPvc(decode<PvcInfo>("PersistentVolumeClaim", text), i, held));
-  }
-};
-const pods = () => {
-  for (let k = 0; k < n; k++) {
-    const text = JSON.stringify({
-      kind: "Pod",
+const held: Held | undefined = mode === "held" ? view : undefined;
+
+/** Each kind's raw object `k` (as JSON text, so its names are parsed afresh) and where it goes. */
+const kinds = {
+  pvs: {
+    kind: "PersistentVolume",
+    raw: (k: number) => ({ metadata: { name: volume(k) }, spec: { claimRef: { namespace: "shop", name: claim(k) }, hostPath: { path: "/d" } } }),
+    put: (o: unknown) => view.setPv(slimPv(o as PvInfo, i, held)),
+  },
+  claims: {
+    kind: "PersistentVolumeClaim",
+    raw: (k: number) => ({ metadata: { namespace: "shop", name: claim(k) }, spec: { volumeName: volume(k) }, status: { phase: "Bound" } }),
+    put: (o: unknown) => view.setPvc(slimPvc(o as PvcInfo, i, held)),
+  },
+  pods: {
+    kind: "Pod",
+    raw: (k: number) => ({
       metadata: { namespace: "shop", name: `db-${k}` },
       spec: { nodeName: "w", volumes: [{ name: "data", persistentVolumeClaim: { claimName: claim(k) } }] },
       status: { phase: "Running" },
-    });
-    view.setPod(slimPod(decode<PodInfo>("Pod", text), i, held));
+    }),
+    put: (o: unknown) => view.setPod(slimPod(o as PodInfo, i, held)),
+  },
+} as const;
+
+// In a function of its own: a loop in the module's body would keep its last object alive in the
+// running frame while the snapshot is taken.
+function fill(): void {
+  for (const step of order) {
+    const { kind, raw, put } = kinds[step as keyof typeof kinds];
+    for (let k = 0; k < n; k++) {
+      const r = trim(kind, JSON.parse(JSON.stringify(raw(k))));
+      if (!r.ok) throw r.error;
+      put(r.value);
+    }
   }
-};
-const pvs = () => {
-  for (let k = 0; k < n; k++) {
-    const text = JSON.stringify({
-      kind: "PersistentVolume",
-      metadata: { name: volume(k) },
-      spec: { claimRef: { namespace: "shop", name: claim(k) }, hostPath: { path: "/d" } },
-    });
-    view.setPv(slimPv(decode<PvInfo>("PersistentVolume", text), i, held));
-  }
-};
-const steps: Record<string, () => void> = { pvs, claims, pods };
-for (const step of order) steps[step]!();
+}
+fill();
 
 const chunks: string[] = [];
 getHeapSnapshot()
