@@ -1,12 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectRuntimeMetrics } from "./runtime.js";
 
 // Every metric the gate exports, in one place, so the dashboard test can check its queries
 // against this list and no adapter invents a name of its own.
 
 export function createMetrics() {
   const registry = new Registry();
-  // Node.js defaults under our prefix: backup_gate_process_* and backup_gate_nodejs_*.
-  collectDefaultMetrics({ register: registry, prefix: "backup_gate_" });
+  // Node.js defaults under our prefix: backup_gate_process_* and backup_gate_nodejs_* (no GC histogram: runtime.ts).
+  collectRuntimeMetrics(registry, "backup_gate_");
   const m = {
     registry,
     queueLength: new Gauge({ name: "backup_gate_queue_length", help: "Backups waiting (empty, New or Queued phase)", registers: [registry] }),
