@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { performance } from "node:perf_hooks";
 import { Command } from "commander";
 import { createWebhookServer, webhookConfigurations } from "../admission/index.js";
 import { createClusterCache, type ClusterCacheImpl } from "../cluster/index.js";
@@ -14,7 +15,7 @@ import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls, webhookC
 import { collect, kubeOptions } from "./commander.js";
 import { loadKubeConfig } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
-import { disablePretenuring } from "./v8Flags.js";
+import { disablePretenuring, settleHeap } from "./v8Flags.js";
 
 export interface ServeOptions {
   readonly kubeconfig?: string;
@@ -100,6 +101,8 @@ export function serveOptions(values: ServeFlags, env: NodeJS.ProcessEnv): ServeO
 
 export interface RunningGate {
   readonly url: string;
+  /** Settles once the cache has synced and the admission index is built from it (rejects if stopped first). */
+  readonly indexed: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -165,9 +168,12 @@ export async function startGate(o: ServeOptions, log: Logger = createLogger()): 
   leader.start();
   controller.start();
   log.info({ url: address.url, identity: o.identity, veleroNamespace }, "backup-gate serving");
+  const indexed = cache.waitForSync(stopChecks.signal).then(() => server.engine.ensureBase());
+  indexed.catch(() => undefined);
 
   return {
     url: address.url,
+    indexed,
     async stop() {
       stopChecks.abort();
       controller.stop();
@@ -240,6 +246,17 @@ export async function runServe(options: ServeOptions): Promise<void> {
   disablePretenuring();
   const log = createLogger();
   const gate = await startGate(options, log);
+  void gate.indexed.then(
+    () => {
+      const started = performance.now();
+      settleHeap();
+      log.info(
+        { ms: Math.round(performance.now() - started), heapUsedMiB: Math.round(process.memoryUsage().heapUsed / 2 ** 20) },
+        "heap settled after the first index",
+      );
+    },
+    () => undefined,
+  );
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
