@@ -57,7 +57,7 @@
 // heap used 126 (before the fixes: 272 / 293 / 134).
 
 import { KubeConfig } from "@kubernetes/client-node";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { dirname, join, resolve } from "node:path";
@@ -69,6 +69,7 @@ import { loadKubeAccess } from "../src/kube/config.js";
 import { bulkWrite, type BulkResult } from "../test/support/bulk.js";
 import { startControlPlane, type ControlPlane } from "../test/support/controlPlane.js";
 import { makeSuiteDir } from "../test/support/proc.js";
+import { bundle } from "./bundle.js";
 import { compileGate, measureGate, type GateMemory } from "./rssGate.js";
 import { idOf, nsOf, PER_NAMESPACE, podBody, podStatus, pvcBody, pvcStatus } from "./rssObjects.js";
 
@@ -121,22 +122,8 @@ function mib(bytes: number): number {
   return Math.round((bytes / 1024 / 1024) * 10) / 10;
 }
 
-/** Bundles this file (dependencies left external) so the child runs plain JS. */
-function compileChild(): string {
-  const dir = join(root, "node_modules", ".cache", "backup-gate-bench");
-  mkdirSync(dir, { recursive: true });
-  const out = join(dir, "rss-child.mjs");
-  const r = spawnSync(
-    join(root, "node_modules", ".bin", "esbuild"),
-    [fileURLToPath(import.meta.url), "--bundle", "--platform=node", "--format=esm", "--packages=external", "--log-level=warning", `--outfile=${out}`],
-    { stdio: "inherit" },
-  );
-  if (r.status !== 0) throw new Error("esbuild failed");
-  return out;
-}
-
 async function measure(kubeconfig: string): Promise<Record<string, number>> {
-  const script = compileChild();
+  const script = bundle(fileURLToPath(import.meta.url), "rss-child.mjs");
   const out = await new Promise<string>((resolveOut, reject) => {
     const p = spawn(process.execPath, ["--expose-gc", ...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), script, "--child", kubeconfig], {
       cwd: root,

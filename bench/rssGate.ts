@@ -2,8 +2,7 @@
 // from the Deployment) against a harness control plane and reads its memory from outside:
 // VmRSS and VmHWM (the kernel's peak) from /proc/<pid>/status, heap from its own /metrics.
 
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -11,6 +10,7 @@ import type { ControlPlane } from "../test/support/controlPlane.js";
 import { freePort } from "../test/support/gate.js";
 import { spawnManaged } from "../test/support/proc.js";
 import { waitFor } from "../test/support/wait.js";
+import { bundle } from "./bundle.js";
 
 export interface GateMemory {
   /** NODE_OPTIONS of the run ("" for Node's defaults). */
@@ -36,27 +36,9 @@ export interface GateRunOptions {
   heapSnapshot: boolean;
 }
 
-/** Bundles the CLI (dependencies left external, as node_modules ships them) into one JS file. */
+/** The CLI as one plain-JS file. */
 export function compileGate(root: string): string {
-  const dir = join(root, "node_modules", ".cache", "backup-gate-bench");
-  mkdirSync(dir, { recursive: true });
-  const out = join(dir, "backup-gate.mjs");
-  const r = spawnSync(
-    join(root, "node_modules", ".bin", "esbuild"),
-    [
-      join(root, "src", "cli", "main.ts"),
-      "--bundle",
-      "--platform=node",
-      "--format=esm",
-      "--packages=external",
-      "--sourcemap",
-      "--log-level=warning",
-      `--outfile=${out}`,
-    ],
-    { stdio: "inherit" },
-  );
-  if (r.status !== 0) throw new Error("esbuild failed");
-  return out;
+  return bundle(join(root, "src", "cli", "main.ts"), "backup-gate.mjs");
 }
 
 const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
