@@ -43,8 +43,8 @@ export function parseJsonBody(text: string): { ok: true; value: unknown } | { ok
   } catch (e) {
     return { ok: false, message: `the body is not valid JSON: ${(e as Error).message}` };
   }
-  // A key spelled in the text either as itself or with \u escapes (JSON has no other escape for
-  // a letter or "_"): a body without either spelling holds no forbidden key, and most bodies skip the walk.
+  // A key is spelled in the text as itself or with \u escapes (JSON has no other escape for a
+  // letter or "_"): a body with neither spelling holds no forbidden key and skips the walk.
   if (!text.includes("\\u") && !text.includes("__proto__") && !text.includes("constructor")) return { ok: true, value };
   // Only objects and arrays are pushed, and array elements are checked by index (JSON arrays
   // hold no other keys): a list of 200,000 names costs one pass, not an allocation per name.

@@ -15,7 +15,8 @@ export function disablePretenuring(): void {
 // while V8 sets the old generation's next limit from a heap still growing: the first burst of
 // reviews then pays the mark-compact the start deferred (about 140 ms of marking at 50k pods,
 // which held reviews up to 70 ms). One full collection once the index is built sets that limit
-// from what is live, so the next mark-compact waits for what reviews leave behind.
+// from what is live: the next mark-compact waits for what reviews leave behind, or for V8's
+// memory reducer (docs/performance.md, "The admission tail at 1,000/s").
 
 /** Collects the whole heap once, before the webhook takes its first burst. */
 export function settleHeap(): void {

@@ -5,11 +5,11 @@ import { collectDefaultMetrics, type Registry } from "prom-client";
 // histogram observes every GC through perf_hooks, and Node 20 makes each GC's entry while the
 // GC's callbacks run, in the old generation: about 5 KB per scavenge, most of what the gate
 // promoted at 1,000 reviews/s, and what brought on its mark-compacts (docs/performance.md,
-// "GC entries"). The event-loop lag histogram, which shows the pauses that matter, stays.
+// "The admission tail at 1,000/s"). The event-loop lag histogram, which shows the pauses that matter, stays.
 // collectDefaultMetrics has no option to leave one out, so each collector is registered by
 // the name prom-client lists it under (lib/metrics/<name>.js).
 
-export const LEFT_OUT = ["gc"] as const;
+const LEFT_OUT = ["gc"] as const;
 
 type Collector = (registry: Registry, config: { prefix: string; eventLoopMonitoringPrecision: number }) => void;
 
