@@ -19,10 +19,10 @@
 //
 // The server runs as `serve` does: plain JS (this file bundled by esbuild, as the image runs
 // tsc's output; under tsx, the name helper it has esbuild call for every closure made was 3-4%
-// of the server's CPU samples, and its loader thread a second isolate), with the Deployment's NODE_OPTIONS (its heap cap decides how often the old
-// generation is collected, and a mark-compact's marking steps are what the tail is made of),
-// with pretenuring off (`disablePretenuring`), and with its heap collected once the index is
-// built (`settleHeap`).
+// of the server's CPU samples, and its loader thread a second isolate), with the Deployment's
+// NODE_OPTIONS (its heap cap decides how often the old generation is collected, and a
+// mark-compact's marking steps are what the tail is made of), with pretenuring off
+// (`disablePretenuring`), and with its heap collected once the index is built (`settleHeap`).
 //
 // The load is open: reviews leave on a fixed schedule whether or not earlier ones were
 // answered, as the API server sends them when Backups are created, and each latency runs from
