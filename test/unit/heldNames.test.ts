@@ -1,5 +1,5 @@
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { lastJsonOf } from "../support/childJson.js";
 
 // The cache slims a pod's claim name, a claim's volume name and a volume's claim name to the
 // string the view already holds for that object (src/cluster/slim.ts, `Held`): at 100k pods with
@@ -8,12 +8,7 @@ import { describe, expect, it } from "vitest";
 const N = 200;
 
 function copies(held: "held" | "none", order: string): { claimNames: number; volumeNames: number; held: number[] } {
-  const run = spawnSync(process.execPath, ["--import", "tsx", "test/support/heapCopies/child.ts", String(N), held, order], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
-  if (run.status !== 0) throw new Error(`child failed: ${run.stderr}`);
-  return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { claimNames: number; volumeNames: number; held: number[] };
+  return lastJsonOf("test/support/heapCopies/child.ts", [String(N), held, order]);
 }
 
 describe(`copies of ${N} claim names and ${N} volume names, with a volume, a claim and a pod each`, () => {

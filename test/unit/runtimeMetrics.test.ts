@@ -1,7 +1,7 @@
-import { spawnSync } from "node:child_process";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { collectRuntimeMetrics } from "../../src/metrics/runtime.js";
+import { lastJsonOf } from "../support/childJson.js";
 
 // The gate exports prom-client's runtime metrics without the GC histogram (src/metrics/runtime.ts):
 // observing GCs through perf_hooks leaves each GC's entry in the old generation.
@@ -21,14 +21,8 @@ describe("runtime metrics", () => {
     expect(mine).toContain("x_nodejs_eventloop_lag_p99_seconds");
   });
 
-  function oldGrowthPerBurst(how: "none" | "defaults" | "runtime"): number {
-    const run = spawnSync(process.execPath, ["--import", "tsx", "--max-semi-space-size=1", "test/support/gcEntries/child.ts", how], {
-      encoding: "utf8",
-      timeout: 60_000,
-    });
-    if (run.status !== 0) throw new Error(`child failed: ${run.stderr}`);
-    return (JSON.parse(run.stdout.trim().split("\n").at(-1)!) as { bytesPerBurst: number }).bytesPerBurst;
-  }
+  const oldGrowthPerBurst = (how: "none" | "defaults" | "runtime") =>
+    lastJsonOf<{ bytesPerBurst: number }>("test/support/gcEntries/child.ts", [how], ["--max-semi-space-size=1"]).bytesPerBurst;
 
   it("leave no garbage in the old generation for each GC (control: prom-client's defaults do)", () => {
     const none = oldGrowthPerBurst("none");

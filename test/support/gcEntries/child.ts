@@ -1,5 +1,6 @@
-// Registers the runtime metrics one way, makes young garbage through many scavenges, and
-// prints how much the old generation grew per burst of garbage (each burst fills the young generation about twice). Run by runtimeMetrics.test.ts.
+// Registers the runtime metrics one way, makes young garbage through many scavenges, and prints
+// how much the old generation grew per burst of garbage (each burst fills the young generation
+// about twice). Run by runtimeMetrics.test.ts.
 import { getHeapSpaceStatistics } from "node:v8";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { collectRuntimeMetrics } from "../../../src/metrics/runtime.js";
