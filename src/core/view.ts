@@ -18,7 +18,7 @@ export class NamespaceContents {
   readonly pvcs = new Map<string, PvcInfo>();
   version = 0;
   private claimIndex?: Map<string, PodInfo[]>;
-  private unitIndex?: { key: string; pods: Map<string, Unit>; pvcs: Map<string, Unit> };
+  private unitIndex?: UnitIndex;
 
   constructor(
     readonly namespace: string,
@@ -39,9 +39,10 @@ export class NamespaceContents {
       for (const pod of [...this.pods.values()].sort(byName)) {
         for (const v of pod.volumes) {
           if (v.claimName === undefined) continue;
-          const list = index.get(v.claimName) ?? [];
-          if (!list.includes(pod)) list.push(pod);
-          index.set(v.claimName, list);
+          // A literal is one slot; push onto [] would reserve 17 (most claims have one pod).
+          const list = index.get(v.claimName);
+          if (!list) index.set(v.claimName, [pod]);
+          else if (!list.includes(pod)) list.push(pod);
         }
       }
       this.claimIndex = index;
@@ -49,23 +50,44 @@ export class NamespaceContents {
     return this.claimIndex.get(claim) ?? [];
   }
 
-  /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given. */
+  /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given, with its members spelled. */
   unitOf(member: string, volumeGroupKey: string): Unit | undefined {
-    if (member.startsWith("pod:")) return this.podUnit(member.slice(4), volumeGroupKey);
-    return member.startsWith("pvc:") ? this.pvcUnit(member.slice(4), volumeGroupKey) : undefined;
+    const id = member.startsWith("pod:")
+      ? this.podUnit(member.slice(4), volumeGroupKey)
+      : member.startsWith("pvc:")
+        ? this.pvcUnit(member.slice(4), volumeGroupKey)
+        : undefined;
+    return id === undefined ? undefined : this.spellUnit(id, volumeGroupKey);
   }
-  // By kind and name, so that a scope asking for every pod and claim builds no key string.
-  podUnit(pod: string, volumeGroupKey: string): Unit | undefined {
+  /** The id of the unit holding the pod (by kind and name: a scope asking for every pod builds no key string). */
+  podUnit(pod: string, volumeGroupKey: string): string | undefined {
     return this.units(volumeGroupKey).pods.get(pod);
   }
-  pvcUnit(pvc: string, volumeGroupKey: string): Unit | undefined {
+  /** The id of the unit holding the claim. */
+  pvcUnit(pvc: string, volumeGroupKey: string): string | undefined {
     return this.units(volumeGroupKey).pvcs.get(pvc);
   }
 
-  private units(volumeGroupKey: string): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
+  private units(volumeGroupKey: string): UnitIndex {
     if (this.unitIndex?.key !== volumeGroupKey) this.unitIndex = { key: volumeGroupKey, ...computeUnits(this, volumeGroupKey) };
     return this.unitIndex;
   }
+
+  private spellUnit(id: string, volumeGroupKey: string): Unit {
+    const { pods, pvcs } = this.units(volumeGroupKey);
+    const named = (index: ReadonlyMap<string, string>) => [...index].flatMap(([name, unit]) => (unit === id ? [name] : [])).sort();
+    const claims = named(pvcs);
+    const pvs = claims.flatMap((c) => this.pvcs.get(c)?.volumeName || []).sort();
+    return { id, pods: named(pods), pvcs: claims, pvs };
+  }
+}
+
+// The index keeps only each member's unit id: the core asks which unit an item is in, never
+// what else is in it (the member lists, at 50k pods, were 22 MB of mostly empty array slots).
+interface UnitIndex {
+  readonly key: string;
+  readonly pods: ReadonlyMap<string, string>;
+  readonly pvcs: ReadonlyMap<string, string>;
 }
 
 function byName(a: { name: string }, b: { name: string }): number {
@@ -75,7 +97,7 @@ function byName(a: { name: string }, b: { name: string }): number {
 // Union-find over the ItemBlock relations Velero follows: a pod and the PVCs it mounts, a PVC
 // and its PV, PVCs sharing a volume-group label value. Units are named by their smallest
 // member so that the same cluster always yields the same names.
-function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
+function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Map<string, string>; pvcs: Map<string, string> } {
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let root = x;
@@ -111,35 +133,23 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Ma
     if (first) union(first, `pvc:${pvc.name}`);
     else groups.set(group, `pvc:${pvc.name}`);
   }
-  return unitsOf(ns, parent, find);
+  return unitIdsOf(ns, find);
 }
 
-/** The units of a namespace from its union-find forest: each member filed under its root. */
-function unitsOf(
-  ns: NamespaceContents,
-  parent: ReadonlyMap<string, string>,
-  find: (x: string) => string,
-): { pods: Map<string, Unit>; pvcs: Map<string, Unit> } {
-  const members = new Map<string, { pods: string[]; pvcs: string[]; pvs: string[] }>();
-  for (const key of parent.keys()) {
-    const root = find(key);
-    const m = members.get(root) ?? { pods: [], pvcs: [], pvs: [] };
-    const name = key.slice(4);
-    if (key.startsWith("pod:")) m.pods.push(name);
-    else {
-      m.pvcs.push(name);
-      const pv = ns.pvcs.get(name)?.volumeName;
-      if (pv) m.pvs.push(pv);
-    }
-    members.set(root, m);
-  }
-  const pods = new Map<string, Unit>();
-  const pvcs = new Map<string, Unit>();
-  for (const [root, m] of members) {
-    const unit: Unit = { id: `${ns.namespace}/${root}`, pods: m.pods.sort(), pvcs: m.pvcs.sort(), pvs: m.pvs.sort() };
-    for (const p of m.pods) pods.set(p, unit);
-    for (const c of m.pvcs) pvcs.set(c, unit);
-  }
+/** Each member's unit id, from the union-find forest: the namespace and the unit's root. */
+function unitIdsOf(ns: NamespaceContents, find: (x: string) => string): { pods: Map<string, string>; pvcs: Map<string, string> } {
+  const ids = new Map<string, string>();
+  const idOf = (member: string): string => {
+    const root = find(member);
+    let id = ids.get(root);
+    if (id === undefined) ids.set(root, (id = `${ns.namespace}/${root}`));
+    return id;
+  };
+  // Keyed by the names the namespace holds, not by a slice of the member key (a short slice is a copy).
+  const pods = new Map<string, string>();
+  for (const name of ns.pods.keys()) pods.set(name, idOf(`pod:${name}`));
+  const pvcs = new Map<string, string>();
+  for (const name of ns.pvcs.keys()) pvcs.set(name, idOf(`pvc:${name}`));
   return { pods, pvcs };
 }
 

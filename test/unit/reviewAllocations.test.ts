@@ -52,8 +52,8 @@ describe("per-pod answers of a candidate's scope", () => {
   it("a unit by kind and name is the unit by member key", () => {
     const contents = s.view.contents("shop");
     const key = DEFAULT_POLICY.volumeGroupSnapshotLabelKey;
-    expect(contents.podUnit("web-1", key)).toBe(contents.unitOf("pod:web-1", key));
-    expect(contents.pvcUnit("data", key)).toBe(contents.unitOf("pvc:data", key));
+    expect(contents.podUnit("web-1", key)).toBe(contents.unitOf("pod:web-1", key)?.id);
+    expect(contents.pvcUnit("data", key)).toBe(contents.unitOf("pvc:data", key)?.id);
     expect(contents.podUnit("web-1", key)).toBe(contents.pvcUnit("data", key));
     expect(contents.podUnit("web-2", key)).not.toBe(contents.podUnit("web-1", key));
     expect([contents.podUnit("data", key), contents.pvcUnit("web-1", key), contents.unitOf("web-1", key)]).toEqual([undefined, undefined, undefined]);

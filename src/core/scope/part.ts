@@ -216,10 +216,10 @@ class PartClaims {
   // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
   // pulls in, never which unit an item belongs to, so claims of two backups always compare.
   #podUnit(name: string): string | undefined {
-    return this.#contents.podUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
+    return this.#contents.podUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey);
   }
   #pvcUnit(name: string): string | undefined {
-    return this.#contents.pvcUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey)?.id;
+    return this.#contents.pvcUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey);
   }
 
   ofPods(blockPods: readonly PodInfo[]): void {

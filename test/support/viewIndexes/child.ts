@@ -1,0 +1,96 @@
+// Run by test/unit/viewIndexes.test.ts in a process of its own: fills a view with N pods, each
+// mounting a claim bound to a volume, then makes the namespace's indexes (each pod's unit, each
+// claim's pods) and says how many JS arrays and how many bytes of array elements they added, as
+// two heap snapshots count them.
+// argv: N, "indexes" | "spelled" (also keeps every pod's unit spelled, as the index once held
+// them) | "pushed" (also keeps a list per claim made by push, as the claim index once did).
+import { getHeapSnapshot } from "node:v8";
+import type { PodInfo } from "../../../src/core/model.js";
+import { ClusterView } from "../../../src/core/view.js";
+
+const [n, mode] = [Number(process.argv[2]), process.argv[3]];
+const GROUP_KEY = "velero.io/volume-group";
+const view = new ClusterView();
+for (let k = 0; k < n; k++) {
+  const claim = `data-${k}`;
+  view.setPv({
+    name: `pv-${k}`,
+    labels: {},
+    annotations: {},
+    capacity: "1Gi",
+    storageClassName: "standard",
+    claimRef: { namespace: "shop", name: claim },
+    type: "csi",
+    csi: { driver: "d", volumeAttributes: {} },
+    deleting: false,
+  });
+  view.setPvc({
+    namespace: "shop",
+    name: claim,
+    labels: {},
+    annotations: {},
+    phase: "Bound",
+    volumeName: `pv-${k}`,
+    storageClassName: "standard",
+    deleting: false,
+  });
+  view.setPod({
+    namespace: "shop",
+    name: `db-${k}`,
+    labels: {},
+    annotations: {},
+    phase: "Running",
+    nodeName: "w",
+    deleting: false,
+    volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: claim }],
+  });
+}
+const kept: unknown[] = [];
+
+interface Counts {
+  arrays: number;
+  elementBytes: number;
+}
+
+async function count(): Promise<Counts> {
+  const chunks: string[] = [];
+  await new Promise<void>((resolve) =>
+    getHeapSnapshot()
+      .on("data", (c: Buffer) => chunks.push(c.toString("utf8")))
+      .on("end", () => resolve()),
+  );
+  const snap = JSON.parse(chunks.join("")) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
+  const fields = snap.snapshot.meta.node_fields;
+  const [typeAt, nameAt, sizeAt] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")];
+  const types = snap.snapshot.meta.node_types[0];
+  const counts: Counts = { arrays: 0, elementBytes: 0 };
+  for (let at = 0; at < snap.nodes.length; at += fields.length) {
+    const type = types[snap.nodes[at + typeAt]!];
+    const name = snap.strings[snap.nodes[at + nameAt]!];
+    if (type === "object" && name === "Array") counts.arrays++;
+    if (type === "array" && name === "(object elements)") counts.elementBytes += snap.nodes[at + sizeAt]!;
+  }
+  return counts;
+}
+
+// In a function of its own, so that no loop variable of it is alive while a snapshot is taken.
+function index(): void {
+  const contents = view.contents("shop");
+  for (let k = 0; k < n; k++) {
+    contents.podUnit(`db-${k}`, GROUP_KEY);
+    contents.podsMounting(`data-${k}`);
+    if (mode === "spelled") kept.push(contents.unitOf(`pod:db-${k}`, GROUP_KEY));
+    if (mode === "pushed") {
+      const list: PodInfo[] = [];
+      list.push(contents.pods.get(`db-${k}`) as PodInfo);
+      kept.push(list);
+    }
+  }
+}
+
+const before = await count();
+index();
+const after = await count();
+process.stdout.write(
+  `${JSON.stringify({ arraysPerPod: (after.arrays - before.arrays) / n, elementBytesPerPod: (after.elementBytes - before.elementBytes) / n, kept: kept.length })}\n`,
+);

@@ -1,0 +1,28 @@
+import { describe, expect, it } from "vitest";
+import { lastJsonOf } from "../support/childJson.js";
+
+// A namespace's indexes keep each pod's unit id and each claim's pods, and nothing else
+// (src/core/view.ts): at 50k pods, member lists per unit and claim lists made by push (17 slots
+// for one pod) were 29 MB of the admission bench's heap. A process of its own counts the arrays
+// and their element bytes in heap snapshots, before and after the indexes are made.
+const N = 2000;
+
+function added(mode: "indexes" | "spelled" | "pushed"): { arraysPerPod: number; elementBytesPerPod: number } {
+  return lastJsonOf("test/support/viewIndexes/child.ts", [String(N), mode]);
+}
+
+describe(`what the indexes of a namespace of ${N} pods, each with its claim, add per pod`, () => {
+  it.each([
+    // One list per claim, of one slot (24 bytes); no array per unit.
+    { mode: "indexes", arrays: 1, elementBytesAtMost: 32, elementBytesAtLeast: 0 },
+    // Controls: the shapes the indexes once had are seen. A unit spelled with its member lists...
+    { mode: "spelled", arrays: 4, elementBytesAtMost: Infinity, elementBytesAtLeast: 400 },
+    // ...and a claim list made by push, which reserves 17 slots for its one pod.
+    { mode: "pushed", arrays: 2, elementBytesAtMost: Infinity, elementBytesAtLeast: 150 },
+  ] as const)("$mode: $arrays arrays per pod", ({ mode, arrays, elementBytesAtMost, elementBytesAtLeast }) => {
+    const got = added(mode);
+    expect(got.arraysPerPod).toBeCloseTo(arrays, 1);
+    expect(got.elementBytesPerPod).toBeLessThanOrEqual(elementBytesAtMost);
+    expect(got.elementBytesPerPod).toBeGreaterThanOrEqual(elementBytesAtLeast);
+  });
+});
