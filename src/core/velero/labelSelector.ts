@@ -22,12 +22,16 @@ export const labelSelectorSchema = z.object({
 });
 export type LabelSelector = z.infer<typeof labelSelectorSchema>;
 
+const NO_VALUES: readonly string[] = Object.freeze([]);
+const NO_EXPRESSIONS: readonly NonNullable<LabelSelector["matchExpressions"]>[number][] = Object.freeze([]);
+
 /** True when the labels satisfy every term of the selector; an empty selector matches everything. */
 export function selectorMatches(selector: LabelSelector, labels: Labels): boolean {
-  for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
-    if (labels[key] !== value) return false;
-  }
-  for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
+  // Asked for every pod of a candidate in a review: for-in reads the keys without making the
+  // pairs Object.entries would (the selector is parsed JSON: own keys only).
+  const matchLabels = selector.matchLabels;
+  if (matchLabels) for (const key in matchLabels) if (labels[key] !== matchLabels[key]) return false;
+  for (const { key, operator, values = NO_VALUES } of selector.matchExpressions ?? NO_EXPRESSIONS) {
     const has = Object.prototype.hasOwnProperty.call(labels, key);
     const value = labels[key];
     const ok =

@@ -71,12 +71,13 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     }
     // Any pod mounting the claim that opts the volume into a file-system backup rules out
     // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
-    if (pvc) {
-      for (const pod of view.contents(pvc.namespace).podsMounting(pvc.name)) {
-        if (pod.volumes.some((v) => v.claimName === pvc.name && optedIn(pod, v))) return false;
-      }
-    }
+    if (pvc) for (const pod of view.contents(pvc.namespace).podsMounting(pvc.name)) if (optsClaimIn(pod, pvc.name)) return false;
     return spec.snapshotVolumes !== false;
+  };
+  // A loop, not some(): asked for every claim of a candidate, and a callback per pod was a closure each.
+  const optsClaimIn = (pod: PodInfo, claim: string): boolean => {
+    for (const v of pod.volumes) if (v.claimName === claim && optedIn(pod, v)) return true;
+    return false;
   };
 
   return {
