@@ -85,6 +85,28 @@ describe("what a review keeps", () => {
     engine.stop();
   });
 
+  it("forgetAll forgets every scope, as retaining none does: the next lookup computes it again", () => {
+    const b = s.backups[0] as BackupInfo;
+    const forgot = new ScopeCache();
+    const retained = new ScopeCache();
+    for (const c of [forgot, retained]) c.scopeOf(b, s.view, DEFAULT_POLICY);
+    forgot.forgetAll();
+    retained.retain(new Set());
+    const again = [forgot, retained].map((c) => {
+      const misses = c.misses;
+      const scope = c.scopeOf(b, s.view, DEFAULT_POLICY);
+      return { computed: c.misses - misses, units: scope.units };
+    });
+    expect(again[0]).toEqual(again[1]);
+    expect(again[0]?.computed).toBeGreaterThan(0);
+    // Control: a cache that forgot nothing answers from what it kept.
+    const kept = new ScopeCache();
+    kept.scopeOf(b, s.view, DEFAULT_POLICY);
+    const misses = kept.misses;
+    kept.scopeOf(b, s.view, DEFAULT_POLICY);
+    expect(kept.misses - misses).toBe(0);
+  });
+
   it("the candidate's time still orders it: parsed aside, it equals the kept parse", () => {
     const times = new Timestamps();
     const t = "2026-01-01T12:00:00.123Z";

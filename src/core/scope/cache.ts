@@ -56,10 +56,11 @@ export interface ScopeCacheOptions {
 export class ScopeCache {
   /** The backups' creation times, parsed once: kept with the scopes, for the plans that sort them. */
   readonly times = new Timestamps();
-  private readonly entries = new Map<string, Entry>();
-  private readonly parts = new Map<string, PartEntry>();
-  private readonly listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
-  private readonly specs = new Map<string, ParsedSpecInfo>();
+  // Not readonly: `forgetAll` replaces them.
+  private entries = new Map<string, Entry>();
+  private parts = new Map<string, PartEntry>();
+  private listed = new Map<string, { listed: ListedPvs; pvVersion: number }>();
+  private specs = new Map<string, ParsedSpecInfo>();
   private resolver?: { version: number; resolver: NamespaceResolver };
   private changes?: { at: number; since: Map<number, ReadonlySet<string> | undefined> };
   private unswept = false;
@@ -132,6 +133,20 @@ export class ScopeCache {
     const since = this.changes.since;
     if (!since.has(version)) since.set(version, view.changedSince(version));
     return since.get(version);
+  }
+
+  /**
+   * Forgets every backup, part, spec and PV list (the namespace resolver stays). New tables, not
+   * emptied ones: deleting entry by entry makes V8 shrink each table into a new one, which the
+   * long-lived cache kept past scavenges, and with it the parts it held (docs/performance.md).
+   */
+  forgetAll(): void {
+    this.entries = new Map();
+    this.parts = new Map();
+    this.listed = new Map();
+    this.specs = new Map();
+    this.changes = undefined;
+    this.unswept = false;
   }
 
   /** Forgets backups that are gone (and parts no backup uses), so the cache does not outgrow the queue. */
