@@ -73,7 +73,7 @@ export type CreateVerdict = { readonly allowed: true } | { readonly allowed: fal
  * yet): enough for one candidate's mutating and validating reviews, few enough that none lives
  * through the scavenges into the old generation (docs/performance.md). They are dropped
  * with their cache's tables (`forgetAll`): emptied entry by entry, the tables and the parts in
- * them lived on in the old generation (three quarters of what 1,000 reviews a second promoted).
+ * them lived on in the old generation.
  */
 const CANDIDATE_CACHE_LIMIT = 4;
 

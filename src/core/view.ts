@@ -83,7 +83,7 @@ export class NamespaceContents {
 }
 
 // The index keeps only each member's unit id: the core asks which unit an item is in, never
-// what else is in it (the member lists, at 50k pods, were 22 MB of mostly empty array slots).
+// what else is in it, and member lists per unit were most of a namespace's heap (docs/performance.md).
 interface UnitIndex {
   readonly key: string;
   readonly pods: ReadonlyMap<string, string>;
