@@ -3,11 +3,11 @@
 // copy) into a ClusterView, in the order given, then counts the copies of each claim name and
 // each volume name in a heap snapshot.
 // argv: N, "held" | "none", the order (e.g. "pvs,claims,pods").
-import { getHeapSnapshot } from "node:v8";
 import { Interner, slimPod, slimPv, slimPvc, type Held } from "../../../src/cluster/slim.js";
 import type { PodInfo, PvcInfo, PvInfo } from "../../../src/core/model.js";
 import { trim } from "../../../src/core/velero/objects.js";
 import { ClusterView } from "../../../src/core/view.js";
+import { eachHeapNode } from "../heapSnapshot.js";
 
 const [n, mode, order] = [Number(process.argv[2]), process.argv[3], (process.argv[4] ?? "").split(",")];
 const claim = (k: number) => `held-claim-${String(k).padStart(6, "0")}`;
@@ -53,20 +53,10 @@ function fill(): void {
 }
 fill();
 
-const chunks: string[] = [];
-getHeapSnapshot()
-  .on("data", (c: Buffer) => chunks.push(c.toString("utf8")))
-  .on("end", () => {
-    const snap = JSON.parse(chunks.join("")) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
-    const fields = snap.snapshot.meta.node_fields;
-    const [typeAt, nameAt] = [fields.indexOf("type"), fields.indexOf("name")];
-    const types = snap.snapshot.meta.node_types[0];
-    const copies = { claimNames: 0, volumeNames: 0 };
-    for (let at = 0; at < snap.nodes.length; at += fields.length) {
-      if (types[snap.nodes[at + typeAt]!] !== "string") continue;
-      const value = snap.strings[snap.nodes[at + nameAt]!]!;
-      if (/^held-claim-\d{6}$/.test(value)) copies.claimNames++;
-      if (/^held-volume-\d{6}$/.test(value)) copies.volumeNames++;
-    }
-    process.stdout.write(`${JSON.stringify({ ...copies, held: [[...view.pvs()].length, [...view.allPvcs()].length, [...view.allPods()].length] })}\n`);
-  });
+const copies = { claimNames: 0, volumeNames: 0 };
+await eachHeapNode(({ type, name }) => {
+  if (type !== "string") return;
+  if (/^held-claim-\d{6}$/.test(name)) copies.claimNames++;
+  if (/^held-volume-\d{6}$/.test(name)) copies.volumeNames++;
+});
+process.stdout.write(`${JSON.stringify({ ...copies, held: [[...view.pvs()].length, [...view.allPvcs()].length, [...view.allPods()].length] })}\n`);

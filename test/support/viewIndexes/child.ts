@@ -4,9 +4,9 @@
 // two heap snapshots count them.
 // argv: N, "indexes" | "spelled" (also keeps every pod's unit spelled, as the index once held
 // them) | "pushed" (also keeps a list per claim made by push, as the claim index once did).
-import { getHeapSnapshot } from "node:v8";
 import type { PodInfo } from "../../../src/core/model.js";
 import { ClusterView } from "../../../src/core/view.js";
+import { eachHeapNode } from "../heapSnapshot.js";
 
 const [n, mode] = [Number(process.argv[2]), process.argv[3]];
 const GROUP_KEY = "velero.io/volume-group";
@@ -53,23 +53,11 @@ interface Counts {
 }
 
 async function count(): Promise<Counts> {
-  const chunks: string[] = [];
-  await new Promise<void>((resolve) =>
-    getHeapSnapshot()
-      .on("data", (c: Buffer) => chunks.push(c.toString("utf8")))
-      .on("end", () => resolve()),
-  );
-  const snap = JSON.parse(chunks.join("")) as { snapshot: { meta: { node_fields: string[]; node_types: [string[]] } }; nodes: number[]; strings: string[] };
-  const fields = snap.snapshot.meta.node_fields;
-  const [typeAt, nameAt, sizeAt] = [fields.indexOf("type"), fields.indexOf("name"), fields.indexOf("self_size")];
-  const types = snap.snapshot.meta.node_types[0];
   const counts: Counts = { arrays: 0, elementBytes: 0 };
-  for (let at = 0; at < snap.nodes.length; at += fields.length) {
-    const type = types[snap.nodes[at + typeAt]!];
-    const name = snap.strings[snap.nodes[at + nameAt]!];
+  await eachHeapNode(({ type, name, selfSize }) => {
     if (type === "object" && name === "Array") counts.arrays++;
-    if (type === "array" && name === "(object elements)") counts.elementBytes += snap.nodes[at + sizeAt]!;
-  }
+    if (type === "array" && name === "(object elements)") counts.elementBytes += selfSize;
+  });
   return counts;
 }
 
