@@ -21,5 +21,9 @@ USER 65532:65532
 EXPOSE 8443
 # No --enable-source-maps: it keeps every module's map in the heap (6.6 MiB at 100k pods,
 # docs/performance.md). The maps ship; NODE_OPTIONS=--enable-source-maps turns them on.
-ENTRYPOINT ["node", "dist/src/cli/main.js"]
+# --no-memory-reducer: V8's reducer collects a quiet heap without keeping the maps that only a
+# review's objects use, which throws away the webhook's optimized code, so the next burst starts
+# cold (docs/performance.md, "A burst after a quiet minute"; NODE_OPTIONS refuses the flag).
+# tools/gate-image.sh and the benches read this line.
+ENTRYPOINT ["node", "--no-memory-reducer", "dist/src/cli/main.js"]
 CMD ["serve"]

@@ -6,8 +6,11 @@
 //
 // Run with `npx tsx bench/admission.bench.ts` (optional: DURATION=seconds per row, default 15;
 // ROUNDS, default 3; RATES, default "200,1000"; CONNECTIONS, the most keep-alive connections,
-// default 8; SERVER_FLAGS, node flags for the server instead of the Deployment's NODE_OPTIONS,
-// e.g. "--max-old-space-size=256 --trace-gc"; PRETENURE=1 leaves V8's allocation-site
+// default 8; SERVER_FLAGS, node flags for the server instead of the image's (the Dockerfile's
+// ENTRYPOINT) and the Deployment's NODE_OPTIONS, e.g. "--max-old-space-size=256 --trace-gc";
+// QUIET_GCS=N runs N full collections in the server before each gate round, while the gate is
+// idle, as a quiet period's collections would; RETAIN_MAPS_DEFAULT=1 leaves V8's map retention
+// as it is without `keepOptimizedCode`; PRETENURE=1 leaves V8's allocation-site
 // pretenuring on, as it was before `disablePretenuring`; HEAP_PROFILE=FILE writes V8's sampling heap
 // profile of what the server allocated from the first round on and a scavenge did not free:
 // what ends up in the old generation; with HEAP_PROFILE_YOUNG=1, everything it allocated;
@@ -19,10 +22,12 @@
 //
 // The server runs as `serve` does: plain JS (this file bundled by esbuild, as the image runs
 // tsc's output; under tsx, the name helper it has esbuild call for every closure made was 3-4%
-// of the server's CPU samples, and its loader thread a second isolate), with the Deployment's
-// NODE_OPTIONS (its heap cap decides how often the old generation is collected, and a
-// mark-compact's marking steps are what the tail is made of), with pretenuring off
-// (`disablePretenuring`), and with its heap collected once the index is built (`settleHeap`).
+// of the server's CPU samples, and its loader thread a second isolate), with the image's node
+// flags (no memory reducer: Dockerfile) and the Deployment's NODE_OPTIONS (its heap cap decides
+// how often the old generation is collected, and a mark-compact's marking steps are what the
+// tail is made of), with pretenuring off (`disablePretenuring`), keeping the maps its optimized
+// code embeds (`keepOptimizedCode`), and with its heap collected once the index is built
+// (`settleHeap`).
 //
 // The load is open: reviews leave on a fixed schedule whether or not earlier ones were
 // answered, as the API server sends them when Backups are created, and each latency runs from
@@ -42,15 +47,16 @@
 // without the gate.
 
 import { fork, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import Fastify from "fastify";
 import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
+import { runInNewContext } from "node:vm";
 import { Pool } from "undici";
 import { bundle } from "./bundle.js";
-import { parseAllDocuments } from "yaml";
 import { FakeClusterCache } from "../test/support/fakes/clusterCache.js";
+import { deploymentNodeOptions, imageNodeFlags } from "../test/support/imageRuntime.js";
 import { StaticPolicySource } from "../test/support/fakes/policySource.js";
 import { createWebhookServer } from "../src/admission/server.js";
 import type { BackupInfo } from "../src/core/model.js";
@@ -58,7 +64,7 @@ import { policySchema } from "../src/core/policy.js";
 import { ClusterView } from "../src/core/view.js";
 import { Interner, slimNamespace, slimPod, slimPv, slimPvc } from "../src/cluster/slim.js";
 import { createMetrics } from "../src/metrics/metrics.js";
-import { disablePretenuring, settleHeap } from "../src/cli/v8Flags.js";
+import { disablePretenuring, keepOptimizedCode, settleHeap } from "../src/cli/v8Flags.js";
 import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
@@ -163,6 +169,7 @@ function buildBackups(): BackupInfo[] {
 
 async function serve(): Promise<void> {
   if (!process.env.PRETENURE) disablePretenuring();
+  if (!process.env.RETAIN_MAPS_DEFAULT) keepOptimizedCode();
   const t = performance.now();
   const view = buildView();
   const backups = buildBackups();
@@ -205,6 +212,8 @@ async function serve(): Promise<void> {
   async function onMessage(m: { kind: string }): Promise<void> {
     if (m.kind === "stats") {
       await profile?.start();
+      const gc = runInNewContext("gc") as () => void; // settleHeap exposed it
+      for (let i = 0; i < Number(process.env.QUIET_GCS ?? 0); i++) gc();
       const h = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === "backup_gate_admission_duration_seconds");
       process.send?.({ kind: "stats", histogram: h?.values ?? [] });
       return;
@@ -286,7 +295,7 @@ interface Ready {
 }
 
 async function main(): Promise<void> {
-  const serverFlags = (process.env.SERVER_FLAGS ?? deploymentNodeOptions()).split(" ").filter(Boolean);
+  const serverFlags = process.env.SERVER_FLAGS?.split(" ").filter(Boolean) ?? [...imageNodeFlags(), ...deploymentNodeOptions().split(" ")];
   const { child, runtime } = forkServer(serverFlags);
   const ready = await new Promise<Ready>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the server did not start within 300 s")), 300_000);
@@ -501,16 +510,6 @@ function forkServer(flags: readonly string[]): { child: ChildProcess; runtime: s
   if (process.env.SERVER_RUNTIME === "tsx")
     return { child: fork(self, ["--serve"], { execArgv: [...process.execArgv, ...flags], stdio: [...stdio] }), runtime: "under tsx" };
   return { child: fork(bundle(self, "admission-server.mjs"), ["--serve"], { execArgv: [...flags], stdio: [...stdio] }), runtime: "bundled" };
-}
-
-/** NODE_OPTIONS of the gate's container in manifests/30-deployment.yaml. */
-function deploymentNodeOptions(): string {
-  type Doc = { kind?: string; spec?: { template?: { spec?: { containers?: { env?: { name: string; value?: string }[] }[] } } } };
-  const docs = parseAllDocuments(readFileSync(new URL("../manifests/30-deployment.yaml", import.meta.url), "utf8")).map((d) => d.toJS() as Doc);
-  const env = docs.find((d) => d.kind === "Deployment")?.spec?.template?.spec?.containers?.[0]?.env ?? [];
-  const value = env.find((e) => e.name === "NODE_OPTIONS")?.value;
-  if (value === undefined) throw new Error("manifests/30-deployment.yaml: the gate's container sets no NODE_OPTIONS");
-  return value;
 }
 
 interface Latency {

@@ -1,6 +1,6 @@
-// Runs `backup-gate serve` as production does (plain JS, `node dist/src/cli/main.js`, NODE_OPTIONS
-// from the Deployment) against a harness control plane and reads its memory from outside:
-// VmRSS and VmHWM (the kernel's peak) from /proc/<pid>/status, heap from its own /metrics.
+// Runs `backup-gate serve` as production does (plain JS, `node dist/src/cli/main.js` with the
+// image's node flags, NODE_OPTIONS from the Deployment) against a harness control plane and
+// reads its memory from outside: VmRSS and VmHWM (the kernel's peak) from /proc/<pid>/status, heap from its own /metrics.
 
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { request } from "node:https";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { ControlPlane } from "../test/support/controlPlane.js";
 import { freePort } from "../test/support/gate.js";
+import { imageNodeFlags } from "../test/support/imageRuntime.js";
 import { spawnManaged } from "../test/support/proc.js";
 import { waitFor } from "../test/support/wait.js";
 import { bundle } from "./bundle.js";
@@ -73,7 +74,7 @@ function gauge(metrics: string, name: string): number {
 export async function measureGate(cp: Pick<ControlPlane, "kubeconfigPath" | "dir">, script: string, o: GateRunOptions): Promise<GateMemory> {
   const port = await freePort();
   const url = `https://127.0.0.1:${port}`;
-  const flags = [...(o.heapSnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
+  const flags = [...imageNodeFlags(), ...(o.heapSnapshot ? ["--heapsnapshot-signal=SIGUSR2"] : [])];
   const name = `gate-${o.nodeOptions ? "flag" : "default"}`;
   const proc = spawnManaged(
     process.execPath,

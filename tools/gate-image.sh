@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the gate's own container image as a docker-save tarball, with no registry, no Docker
 # engine and no download: what the Dockerfile's final stage holds (/app/dist/src compiled by
-# tsc, the production node_modules, package.json; USER 65532, WORKDIR /app, entrypoint
-# `node dist/src/cli/main.js serve`), with the Node.js runtime taken from
-# this machine (its `node` binary and the shared libraries ldd names).
+# tsc, the production node_modules, package.json; USER 65532, WORKDIR /app, the Dockerfile's
+# ENTRYPOINT and `serve`), with the Node.js runtime taken from this machine (its `node` binary
+# and the shared libraries ldd names).
 #
 #   gate-image.sh [CACHE]     (default ${BACKUP_GATE_TOOLS:-$HOME/.cache/backup-gate/tools})
 #
@@ -30,7 +30,7 @@ inputs_hash() {
   {
     for f in $(runtime_files); do sha256sum "$(readlink -f "$f")" | cut -d' ' -f1; done
     (cd "$ROOT" && find src -type f -print0 | sort -z | xargs -0 sha256sum)
-    (cd "$ROOT" && sha256sum package.json package-lock.json tsconfig.json tools/gate-image.sh)
+    (cd "$ROOT" && sha256sum package.json package-lock.json tsconfig.json Dockerfile tools/gate-image.sh)
   } | sha256sum | cut -c1-12
 }
 
@@ -79,8 +79,10 @@ tar --sort=name --mtime=@0 --numeric-owner --owner=0 --group=0 --format=posix \
 diff="$(sha256sum "$d/layer.tar" | cut -d' ' -f1)"
 mkdir -p "$d/$diff"
 mv "$d/layer.tar" "$d/$diff/layer.tar"
-printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"User":"65532:65532","Entrypoint":["node","dist/src/cli/main.js"],"Cmd":["serve"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","NODE_ENV=production"],"WorkingDir":"/app","ExposedPorts":{"8443/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"backup-gate tools/gate-image.sh"}]}' \
-  "$diff" >"$d/config.json"
+ENTRYPOINT="$(sed -n 's/^ENTRYPOINT \(\[.*\]\)$/\1/p' "$ROOT/Dockerfile")"
+[ -n "$ENTRYPOINT" ] || { echo "gate-image.sh: the Dockerfile has no ENTRYPOINT in exec form" >&2; exit 1; }
+printf '{"architecture":"amd64","os":"linux","created":"1970-01-01T00:00:00Z","config":{"User":"65532:65532","Entrypoint":%s,"Cmd":["serve"],"Env":["PATH=/usr/local/bin:/usr/bin:/bin","NODE_ENV=production"],"WorkingDir":"/app","ExposedPorts":{"8443/tcp":{}}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"1970-01-01T00:00:00Z","created_by":"backup-gate tools/gate-image.sh"}]}' \
+  "$ENTRYPOINT" "$diff" >"$d/config.json"
 cfgsha="$(sha256sum "$d/config.json" | cut -d' ' -f1)"
 mv "$d/config.json" "$d/$cfgsha.json"
 printf '[{"Config":"%s.json","RepoTags":["%s/gate:%s"],"Layers":["%s/layer.tar"]}]' "$cfgsha" "$REPO" "$TAG" "$diff" >"$d/manifest.json"

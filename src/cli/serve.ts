@@ -15,7 +15,7 @@ import { CaBundlePatcher, FileTls, InjectedBundleCheck, SelfManagedTls, webhookC
 import { collect, kubeOptions } from "./commander.js";
 import { loadKubeConfig } from "./kubeconfig.js";
 import { UsageError } from "./readInput.js";
-import { disablePretenuring, settleHeap } from "./v8Flags.js";
+import { disablePretenuring, keepOptimizedCode, settleHeap } from "./v8Flags.js";
 
 export interface ServeOptions {
   readonly kubeconfig?: string;
@@ -244,6 +244,7 @@ async function registerWebhooks(kc: KubeAccess, name: string, veleroNamespace: s
 
 export async function runServe(options: ServeOptions): Promise<void> {
   disablePretenuring();
+  keepOptimizedCode();
   const log = createLogger();
   const gate = await startGate(options, log);
   void gate.indexed.then(

@@ -23,3 +23,16 @@ export function settleHeap(): void {
   setFlagsFromString("--expose-gc");
   (runInNewContext("gc") as () => void)();
 }
+
+// Optimized code holds the maps (hidden classes) of the objects it was compiled for weakly, and
+// V8 keeps a map that no live object uses through two mark-compacts only. A review's objects
+// live a millisecond, so a quiet period with a few collections (watch events still allocate)
+// threw the webhook's compiled code away, and the next burst ran on cold code (docs/performance.md,
+// "A burst after a quiet minute"). Only maps some optimized code embeds are kept, and only while
+// their constructor lives. V8's memory reducer ignores this count: the image's node command line
+// turns it off (Dockerfile).
+
+/** Keeps the maps that optimized code embeds through the collections of a quiet period. */
+export function keepOptimizedCode(): void {
+  setFlagsFromString("--retain-maps-for-n-gc=1000000");
+}

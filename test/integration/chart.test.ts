@@ -33,6 +33,7 @@ import { helmInstallDryRun, renderChart, type K8sObject } from "../support/helm.
 import { createNetNs, tcpRelay, type NetNs } from "../support/netns.js";
 import { backupBody } from "../support/builders.js";
 import { clients, createNamespace, getBackup, isApiError, updateVelero, type Clients, type VeleroObject } from "../support/objects.js";
+import { imageNodeFlags } from "../support/imageRuntime.js";
 import { spawnManaged, type ManagedProcess } from "../support/proc.js";
 import { repoRoot } from "../support/tools.js";
 import { expectStays, waitFor } from "../support/wait.js";
@@ -104,8 +105,8 @@ describe("charts/backup-gate on a real API server", () => {
   /** Runs a Deployment's container in the network namespace, as pod `podName`. */
   function startPod(deployment: K8sObject, podName: string, name: string): ManagedProcess {
     const container = containerOf(deployment);
-    // The image's entrypoint is `node dist/src/cli/main.js`; from a checkout, the same CLI through tsx.
-    const { cmd, args } = netns.wrap(process.execPath, ["--import", "tsx", join(repoRoot, "src/cli/main.ts"), ...container.args]);
+    // The image's entrypoint runs `dist/src/cli/main.js` with its node flags; from a checkout, the same CLI through tsx.
+    const { cmd, args } = netns.wrap(process.execPath, [...imageNodeFlags(), "--import", "tsx", join(repoRoot, "src/cli/main.ts"), ...container.args]);
     // In a pod the kubeconfig is the mounted ServiceAccount token; here a file with that token.
     const env = { PATH: process.env.PATH ?? "", HOME: cp.dir, ...podEnv(container, podName), KUBECONFIG: kubeconfigPath };
     return spawnManaged(cmd, args, { name, logDir: cp.dir, cwd: repoRoot, env });
