@@ -24,6 +24,6 @@ EXPOSE 8443
 # --no-memory-reducer: V8's reducer collects a quiet heap without keeping the maps that only a
 # review's objects use, which throws away the webhook's optimized code, so the next burst starts
 # cold (docs/performance.md, "A burst after a quiet minute"; NODE_OPTIONS refuses the flag).
-# tools/gate-image.sh and the benches read this line.
+# tools/gate-image.sh, the benches and the tests read this line (test/support/imageRuntime.ts).
 ENTRYPOINT ["node", "--no-memory-reducer", "dist/src/cli/main.js"]
 CMD ["serve"]

@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { lastJsonOfAsync } from "../support/childJson.js";
 import { imageNodeFlags } from "../support/imageRuntime.js";
 
 // Between bursts, V8 used to throw the webhook's optimized code away, and the next burst ran on
@@ -19,27 +19,8 @@ interface Quiet {
 }
 
 function quietPeriod(quiet: "reducer" | "collections", nodeFlags: readonly string[], asServe: boolean): Promise<Quiet> {
-  const args = [
-    "--import",
-    "tsx",
-    "--allow-natives-syntax",
-    "--expose-gc",
-    ...nodeFlags,
-    "test/support/quietCode/child.ts",
-    quiet,
-    ...(asServe ? ["serve"] : []),
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args);
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve(JSON.parse(out.trim().split("\n").at(-1)!) as Quiet) : reject(new Error(`child exited ${code}: ${err}`)),
-    );
-  });
+  const flags = ["--allow-natives-syntax", "--expose-gc", ...nodeFlags];
+  return lastJsonOfAsync("test/support/quietCode/child.ts", [quiet, ...(asServe ? ["serve"] : [])], flags);
 }
 
 const image = imageNodeFlags();
