@@ -1,8 +1,9 @@
 // Benchmark of the admission webhooks over real HTTPS: the webhook server (self-managed
 // certificates) in a child process, fed a view of 1,000 namespaces with 50,000 pods (each with
-// a bound PVC and PV; slimmed as the cluster cache slims them) and 10,000 backups; this process sends mutating CREATE reviews (every one
-// a new backup name, so the candidate's scope is always computed) at a fixed rate of 200 and
-// then 1,000 requests per second.
+// a bound PVC and PV; slimmed as the cluster cache slims them) and 10,000 backups
+// (bench/admissionFixture.ts); this process sends mutating CREATE reviews (every one a new backup
+// name, so the candidate's scope is always computed) at a fixed rate of 200 and then 1,000
+// requests per second. bench/candidate.bench.ts times the decision alone, by kind of review.
 //
 // Run with `npx tsx bench/admission.bench.ts` (optional: DURATION=seconds per row, default 15;
 // ROUNDS, default 3; RATES, default "200,1000"; CONNECTIONS, the most keep-alive connections,
@@ -49,122 +50,28 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import Fastify from "fastify";
-import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
 import { bundle } from "./bundle.js";
+import { BACKUPS, buildBackups, buildView, IN_FLIGHT, NAMESPACES, PODS_PER_NAMESPACE, reviewBody } from "./admissionFixture.js";
 import { FakeClusterCache } from "../test/support/fakes/clusterCache.js";
 import { deploymentNodeOptions, imageNodeFlags } from "../test/support/imageRuntime.js";
 import { StaticPolicySource } from "../test/support/fakes/policySource.js";
 import { createWebhookServer } from "../src/admission/server.js";
-import type { BackupInfo } from "../src/core/model.js";
 import { policySchema } from "../src/core/policy.js";
-import { ClusterView } from "../src/core/view.js";
-import { Interner, slimNamespace, slimPod, slimPv, slimPvc } from "../src/cluster/slim.js";
 import { createMetrics } from "../src/metrics/metrics.js";
 import { disablePretenuring, keepOptimizedCode, settleHeap } from "../src/cli/v8Flags.js";
 import { createLogger } from "../src/logging/logger.js";
 import { SelfManagedTls } from "../src/tls/selfManaged.js";
 
-const NAMESPACES = 1_000;
-const PODS_PER_NAMESPACE = 50; // 50,000 pods, one PVC (and PV) each
-const APPS_PER_NAMESPACE = 10;
-const BACKUPS = 10_000;
-const IN_FLIGHT = 4;
 const RATES = (process.env.RATES ?? "200,1000").split(",").map(Number);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 8);
 const DURATION_S = Number(process.env.DURATION ?? 15);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const WARM_UP_S = 3;
-const T0 = Date.parse("2026-01-01T00:00:00Z");
-const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
 
 // ---- the server (child process) ----
-
-// The view holds what `serve`'s cluster cache holds: each object slimmed as it arrives
-// (src/cluster/slim.ts: interned strings, shared equal maps and volumes).
-function buildView(): ClusterView {
-  const view = new ClusterView();
-  const i = new Interner();
-  const namespaceOf = (name: string) => slimNamespace({ name, labels: {}, annotations: {}, terminating: false }, i);
-  view.setNamespace(namespaceOf("velero"));
-  for (let n = 0; n < NAMESPACES; n++) {
-    const namespace = nsName(n);
-    view.setNamespace(namespaceOf(namespace));
-    for (let k = 0; k < PODS_PER_NAMESPACE; k++) {
-      const claim = `data-${k}`;
-      const pv = `pv-${namespace}-${claim}`;
-      const app = `app-${k % APPS_PER_NAMESPACE}`;
-      view.setPvc(
-        slimPvc({ namespace, name: claim, labels: { app }, annotations: {}, phase: "Bound", volumeName: pv, storageClassName: "standard", deleting: false }, i),
-      );
-      view.setPv(
-        slimPv(
-          {
-            name: pv,
-            labels: {},
-            annotations: {},
-            capacity: "10Gi",
-            storageClassName: "standard",
-            claimRef: { namespace, name: claim },
-            type: "csi",
-            csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} },
-            deleting: false,
-          },
-          i,
-        ),
-      );
-      view.setPod(
-        slimPod(
-          {
-            namespace,
-            name: `${app}-${k}`,
-            labels: { app },
-            annotations: k % 5 === 0 ? { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } : {},
-            phase: "Running",
-            nodeName: `node-${k % 50}`,
-            deleting: false,
-            volumes: [
-              { name: "data", type: "persistentVolumeClaim", claimName: claim },
-              { name: "tmp", type: "emptyDir" },
-            ],
-          },
-          i,
-        ),
-      );
-    }
-  }
-  return view;
-}
-
-function buildBackups(): BackupInfo[] {
-  const backups: BackupInfo[] = [];
-  const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
-    backups.push({
-      namespace: "velero",
-      name,
-      uid: `uid-${name}`,
-      resourceVersion: "1",
-      labels,
-      annotations: {},
-      creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
-      spec,
-      specHash: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
-      phase,
-    });
-  };
-  for (let i = 0; i < 3; i++)
-    add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "Queued", { "velero.io/schedule-name": `dr-${i}` });
-  for (let i = 0; backups.length < BACKUPS; i++) {
-    const namespace = nsName(i % NAMESPACES);
-    const phase = i < IN_FLIGHT ? "InProgress" : i % 10 < 7 ? "Completed" : i % 3 === 0 ? "Queued" : "New";
-    if (i % 2 === 0)
-      add(`ns-${i}`, { includedNamespaces: [namespace], snapshotVolumes: true }, i % 600, phase, { "velero.io/schedule-name": `ns-${namespace}` });
-    else add(`app-${i}`, { includedNamespaces: [namespace], labelSelector: { matchLabels: { app: `app-${i % APPS_PER_NAMESPACE}` } } }, i % 600, phase);
-  }
-  return backups;
-}
 
 async function serve(): Promise<void> {
   if (!process.env.PRETENURE) disablePretenuring();
@@ -249,36 +156,6 @@ async function oldGenerationProfile(): Promise<{ start(): Promise<void>; stop(fi
 }
 
 // ---- the load (this process) ----
-
-function reviewBody(seq: number): string {
-  const n = seq % NAMESPACES;
-  const kind = seq % 4;
-  const spec =
-    kind === 0
-      ? { includedNamespaces: [nsName(n)], snapshotVolumes: true }
-      : kind === 1
-        ? { includedNamespaces: [nsName(n)], labelSelector: { matchLabels: { app: `app-${seq % APPS_PER_NAMESPACE}` } } }
-        : kind === 2
-          ? { includedNamespaces: [nsName(n), nsName((n + 1) % NAMESPACES)], snapshotVolumes: false }
-          : { includedNamespaces: [nsName(n)], defaultVolumesToFsBackup: true };
-  const name = `bench-${process.pid}-${seq}`;
-  return JSON.stringify({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    request: {
-      uid: `u-${seq}`,
-      kind: { group: "velero.io", version: "v1", kind: "Backup" },
-      resource: { group: "velero.io", version: "v1", resource: "backups" },
-      name,
-      namespace: "velero",
-      operation: "CREATE",
-      userInfo: { username: "bench" },
-      object: { apiVersion: "velero.io/v1", kind: "Backup", metadata: { name, namespace: "velero" }, spec },
-      oldObject: null,
-      dryRun: false,
-    },
-  });
-}
 
 interface Ready {
   port: number;

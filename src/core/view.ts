@@ -1,4 +1,5 @@
 import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "./model.js";
+import { NamespaceGraph } from "./namespaceGraph.js";
 
 // The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
 // version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
@@ -19,6 +20,7 @@ export class NamespaceContents {
   version = 0;
   private claimIndex?: Map<string, PodInfo[]>;
   private unitIndex?: UnitIndex;
+  private graphOf?: { readonly graph: NamespaceGraph; readonly pvVersion: number };
 
   constructor(
     readonly namespace: string,
@@ -30,6 +32,17 @@ export class NamespaceContents {
     this.onTouch?.(this.namespace);
     this.claimIndex = undefined;
     this.unitIndex = undefined;
+    this.graphOf = undefined;
+  }
+
+  /** The namespace's items and relations by index (namespaceGraph.ts), with the view's PVs as they are now. */
+  graph(view: ClusterView): NamespaceGraph {
+    if (this.graphOf?.pvVersion !== view.pvVersion) {
+      const { namespace, pods, pvcs } = this;
+      const graph = new NamespaceGraph({ namespace, pods, pvcs, podsMounting: (c) => this.podsMounting(c), pv: (n) => view.pv(n) });
+      this.graphOf = { graph, pvVersion: view.pvVersion };
+    }
+    return this.graphOf.graph;
   }
 
   /** Pods mounting the claim, in name order. */

@@ -1,4 +1,5 @@
 import type { PodInfo, PvcInfo, PvInfo } from "../model.js";
+import type { NamespaceGraph } from "../namespaceGraph.js";
 import type { ClusterView, NamespaceContents } from "../view.js";
 import { hooksOnPod } from "../velero/hooks.js";
 import { byString, isExcluded, NO_WORK, type ActionTrace, type Claim, type PartContext, type ScopePart, type VolumeWork } from "./model.js";
@@ -30,16 +31,16 @@ export function scopePart(
   trace?: ActionTrace,
 ): ScopePart {
   const contents = view.contents(ns);
-  const seen = collectBlocks(ctx, view, contents);
-  const items = sortedItems(ctx, seen);
+  const graph = contents.graph(view);
+  const items = itemsOf(ctx, graph, collectBlocks(ctx, graph));
   const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
   const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
-  const claims = new PartClaims(ctx, view, contents, ns, trace);
+  const claims = new PartClaims(ctx, contents, ns, trace);
   claims.ofPods(items.blockPods);
-  claims.ofPvcs(items.pvcs);
+  claims.ofPvcs(items.pvcs, items.pvcPvs);
   claims.ofPvs(bound, ns);
   claims.ofExclusiveResources(ns);
-  return new Part(ns, items, claims, foreignPvs, readsForeignPvs(view, contents, ns));
+  return new Part(ns, items, claims, foreignPvs, graph.readsForeignPvs);
 }
 
 // A candidate's part is made on every admission review, and the item lists are read only when
@@ -52,12 +53,12 @@ class Part implements ScopePart {
   readonly foreignPvs: readonly PvInfo[];
   readonly readsForeignPvs: boolean;
   readonly work: VolumeWork;
-  #items: SortedItems | undefined;
+  #items: BlockItems | undefined;
   #pods: readonly string[] | undefined;
   #pvcs: readonly string[] | undefined;
   #pvs: readonly string[] | undefined;
 
-  constructor(ns: string, items: SortedItems, claims: PartClaims, foreignPvs: readonly PvInfo[], readsForeign: boolean) {
+  constructor(ns: string, items: BlockItems, claims: PartClaims, foreignPvs: readonly PvInfo[], readsForeign: boolean) {
     this.namespace = ns;
     this.units = [...claims.units].sort(byString);
     this.claims = claims.claims;
@@ -95,68 +96,84 @@ class Part implements ScopePart {
   }
 }
 
-interface Seen {
-  readonly pods: Set<PodInfo>;
-  readonly pvcs: Set<PvcInfo>;
-  readonly pvs: Set<PvInfo>;
+/** The items the blocks hold, marked by their index in the namespace's graph. */
+interface Marks {
+  readonly pods: Uint8Array;
+  readonly pvcs: Uint8Array;
+  readonly pvs: Uint8Array;
 }
 
 /** The items of every block the namespace's listed items start. */
-function collectBlocks(ctx: PartContext, view: ClusterView, contents: NamespaceContents): Seen {
+function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
   const { filter, groupKey, selected } = ctx;
   const podsIncluded = filter.shouldInclude("pods");
   const pvcsIncluded = filter.shouldInclude("persistentvolumeclaims");
   const podJoins = (p: PodInfo) => podsIncluded && !isExcluded(p.labels);
   const pvcJoins = (c: PvcInfo) => pvcsIncluded && !isExcluded(c.labels);
-  const seen: Seen = { pods: new Set<PodInfo>(), pvcs: new Set<PvcInfo>(), pvs: new Set<PvInfo>() };
+  const { pods, pvcs, claims, claimsFrom, mounters, mountersFrom } = graph;
+  const seen: Marks = { pods: new Uint8Array(pods.length), pvcs: new Uint8Array(pvcs.length), pvs: new Uint8Array(graph.pvs.length) };
 
-  const visitPod = (pod: PodInfo) => {
-    if (seen.pods.has(pod)) return;
-    seen.pods.add(pod);
-    for (const v of pod.volumes) {
-      const pvc = v.claimName ? contents.pvcs.get(v.claimName) : undefined;
-      if (pvc && pvcJoins(pvc)) visitPvc(pvc);
+  const visitPod = (p: number) => {
+    if (seen.pods[p]) return;
+    seen.pods[p] = 1;
+    for (let k = claimsFrom[p] as number; k < (claimsFrom[p + 1] as number); k++) {
+      const c = claims[k] as number;
+      if (pvcJoins(pvcs[c] as PvcInfo)) visitPvc(c);
     }
   };
-  const visitPvc = (pvc: PvcInfo) => {
-    if (seen.pvcs.has(pvc)) return;
-    seen.pvcs.add(pvc);
+  const visitPvc = (c: number) => {
+    if (seen.pvcs[c]) return;
+    seen.pvcs[c] = 1;
+    const pvc = pvcs[c] as PvcInfo;
     if (pvc.phase !== "Bound" || !pvc.volumeName) return;
-    const pv = view.pv(pvc.volumeName);
-    if (pv) seen.pvs.add(pv);
-    for (const pod of contents.podsMounting(pvc.name)) {
-      if (isPodRunning(pod) && podJoins(pod)) visitPod(pod);
+    const pv = graph.pvAt[c] as number;
+    if (pv >= 0) seen.pvs[pv] = 1;
+    for (let k = mountersFrom[c] as number; k < (mountersFrom[c + 1] as number); k++) {
+      const p = mounters[k] as number;
+      const pod = pods[p] as PodInfo;
+      if (isPodRunning(pod) && podJoins(pod)) visitPod(p);
     }
     const group = pvc.labels[groupKey];
     if (!group) return;
-    for (const sibling of contents.pvcs.values()) {
-      if (sibling !== pvc && sibling.labels[groupKey] === group && pvcJoins(sibling)) visitPvc(sibling);
+    for (let s = 0; s < pvcs.length; s++) {
+      const sibling = pvcs[s] as PvcInfo;
+      if (sibling !== pvc && sibling.labels[groupKey] === group && pvcJoins(sibling)) visitPvc(s);
     }
   };
 
-  if (podsIncluded) for (const pod of contents.pods.values()) if (selected(pod.labels) && podJoins(pod)) visitPod(pod);
-  if (pvcsIncluded) for (const pvc of contents.pvcs.values()) if (selected(pvc.labels) && pvcJoins(pvc)) visitPvc(pvc);
+  const listed = (item: PodInfo | PvcInfo) => selected(item.labels);
+  if (podsIncluded) for (let p = 0; p < pods.length; p++) if (listed(pods[p] as PodInfo) && podJoins(pods[p] as PodInfo)) visitPod(p);
+  if (pvcsIncluded) for (let c = 0; c < pvcs.length; c++) if (listed(pvcs[c] as PvcInfo) && pvcJoins(pvcs[c] as PvcInfo)) visitPvc(c);
   return seen;
 }
 
-interface SortedItems {
+interface BlockItems {
   /** Every pod of the blocks (those being deleted too: they get their hooks). */
   readonly blockPods: readonly PodInfo[];
   readonly pvcs: readonly PvcInfo[];
+  /** The PV each of `pvcs` names, as the view holds it. */
+  readonly pvcPvs: readonly (PvInfo | undefined)[];
   readonly reached: readonly PvInfo[];
 }
 
-// Sorted by name: inside one namespace that is the order of the namespace/name keys the scope lists.
-function sortedItems(ctx: PartContext, seen: Seen): SortedItems {
+// The graph lists each kind in name order: inside one namespace that is the order of the
+// namespace/name keys the scope lists.
+function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockItems {
   const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
+  const pvcs: PvcInfo[] = [];
+  const pvcPvs: (PvInfo | undefined)[] = [];
+  graph.pvcs.forEach((c, i) => {
+    if (!seen.pvcs[i] || c.deleting) return;
+    pvcs.push(c);
+    pvcPvs.push(graph.pvOf(i));
+  });
   return {
-    blockPods: [...seen.pods].sort(byName),
-    pvcs: [...seen.pvcs].filter((c) => !c.deleting).sort(byName),
-    reached: pvsExcluded ? [] : [...seen.pvs].filter((v) => !isExcluded(v.labels) && !v.deleting).sort(byName),
+    blockPods: graph.pods.filter((_, p) => seen.pods[p]),
+    pvcs,
+    pvcPvs,
+    reached: pvsExcluded ? [] : graph.pvs.filter((v, i) => seen.pvs[i] && !isExcluded(v.labels) && !v.deleting),
   };
 }
-
-const byName = (a: { readonly name: string }, b: { readonly name: string }): number => byString(a.name, b.name);
 
 /** The PVs reached whose claim is in another namespace (rare), and the others. */
 function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs: PvInfo[]; local: PvInfo[] } {
@@ -174,7 +191,6 @@ class PartClaims {
   readonly units = new Set<string>();
   readonly claims = new Map<string, Claim>();
   readonly #ctx: PartContext;
-  readonly #view: ClusterView;
   readonly #contents: NamespaceContents;
   readonly #ns: string;
   readonly #trace: ActionTrace | undefined;
@@ -183,10 +199,9 @@ class PartClaims {
   #classes: Set<string> | undefined;
   #nodes: Set<string> | undefined;
 
-  constructor(ctx: PartContext, view: ClusterView, contents: NamespaceContents, ns: string, trace: ActionTrace | undefined) {
+  constructor(ctx: PartContext, contents: NamespaceContents, ns: string, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
     this.#ns = ns;
-    this.#view = view;
     this.#contents = contents;
     this.#trace = trace;
   }
@@ -243,17 +258,19 @@ class PartClaims {
     }
   }
 
-  ofPvcs(pvcs: readonly PvcInfo[]): void {
-    for (const pvc of pvcs) {
+  /** `pvs[i]`: the PV `pvcs[i]` names, as the view holds it. */
+  ofPvcs(pvcs: readonly PvcInfo[], pvs: readonly (PvInfo | undefined)[]): void {
+    pvcs.forEach((pvc, i) => {
       const unit = this.#pvcUnit(pvc.name);
-      if (!unit) continue;
+      if (!unit) return;
       this.units.add(unit);
-      if (!this.#ctx.volumes.snapshotsPvc(pvc)) continue;
+      const pv = pvs[i];
+      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv)) return;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PVC ${key}`, 1, key);
-      this.#snapshotWork(pvc.volumeName === undefined ? undefined : this.#view.pv(pvc.volumeName), pvc);
+      this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
-    }
+    });
   }
 
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
@@ -280,15 +297,4 @@ class PartClaims {
       if (this.#unclaimed(unit)) this.#claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
     });
   }
-}
-
-// Changes to a PV move the version of the namespace of its claim; a PV read here whose claim
-// is elsewhere (or a PV that is missing) can change without this namespace hearing of it.
-function readsForeignPvs(view: ClusterView, contents: NamespaceContents, ns: string): boolean {
-  for (const pvc of contents.pvcs.values()) {
-    if (!pvc.volumeName) continue;
-    const pv = view.pv(pvc.volumeName);
-    if (!pv || pv.claimRef?.namespace !== ns) return true;
-  }
-  return false;
 }

@@ -12,7 +12,8 @@ export interface VolumeRules {
   readonly errors: readonly SpecError[];
   readonly notes: readonly string[];
   fsBackupVolumes(pod: PodInfo): readonly string[];
-  snapshotsPvc(pvc: PvcInfo): boolean;
+  /** Whether the claim's volume is snapshotted; `pv`: the PV it names, as the view holds it (the caller has it at hand). */
+  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined): boolean;
   snapshotsPv(pv: PvInfo): boolean;
 }
 
@@ -89,7 +90,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
       for (const v of pod.volumes) if (fsBackedUp(pod, v)) (names ??= []).push(v.name);
       return names ?? NO_VOLUMES;
     },
-    snapshotsPvc: (pvc) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(view.pv(pvc.volumeName), pvc),
+    snapshotsPvc: (pvc, pv) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc),
     snapshotsPv: (pv) => {
       const ref = pv.claimRef;
       const pvc = ref ? view.contents(ref.namespace).pvcs.get(ref.name) : undefined;
