@@ -7,15 +7,21 @@ import type { PodInfo, PvcInfo, PvInfo } from "./model.js";
 // in the view's PV map (docs/performance.md, "A candidate's part"). Built once per version of the
 // namespace and of the PVs.
 
+/** The view's PVs, and a version that moves whenever any of them changes. */
+export interface PvSource {
+  pv(name: string): PvInfo | undefined;
+  readonly pvVersion: number;
+}
+
 /** What the graph is built from: one namespace's contents and the view's PVs. */
 export interface GraphSource {
   readonly namespace: string;
   readonly pods: ReadonlyMap<string, PodInfo>;
   readonly pvcs: ReadonlyMap<string, PvcInfo>;
-  /** Pods mounting the claim, in name order. */
-  podsMounting(claim: string): readonly PodInfo[];
-  pv(name: string): PvInfo | undefined;
+  readonly pvs: PvSource;
 }
+
+const NO_PODS: readonly PodInfo[] = [];
 
 export class NamespaceGraph {
   readonly pods: readonly PodInfo[];
@@ -36,17 +42,39 @@ export class NamespaceGraph {
   constructor(source: GraphSource) {
     this.pods = [...source.pods.values()].sort(byName);
     this.pvcs = [...source.pvcs.values()].sort(byName);
-    const podAt = indexOf(this.pods);
     const pvcAt = new Map(this.pvcs.map((c, i) => [c.name, i]));
     const claimsOf = (pod: PodInfo) => pod.volumes.flatMap((v) => (v.claimName === undefined ? [] : (pvcAt.get(v.claimName) ?? [])));
-    [this.claimsFrom, this.claims] = adjacency(this.pods, claimsOf);
-    const mountersOf = (pvc: PvcInfo) => source.podsMounting(pvc.name).map((pod) => podAt.get(pod) as number);
-    [this.mountersFrom, this.mounters] = adjacency(this.pvcs, mountersOf);
-    const named = this.pvcs.map((c) => (c.volumeName ? source.pv(c.volumeName) : undefined));
+    [this.claimsFrom, this.claims] = adjacency(this.pods.map(claimsOf));
+    [this.mountersFrom, this.mounters] = inverse(this.claimsFrom, this.claims, this.pvcs.length);
+    const named = this.pvcs.map((c) => (c.volumeName ? source.pvs.pv(c.volumeName) : undefined));
     this.pvs = [...new Set(named.flatMap((pv) => pv ?? []))].sort(byName);
     const pvIndex = indexOf(this.pvs);
     this.pvAt = Int32Array.from(named, (pv) => (pv ? (pvIndex.get(pv) as number) : -1));
     this.readsForeignPvs = this.pvcs.some((c, i) => !!c.volumeName && named[i]?.claimRef?.namespace !== source.namespace);
+  }
+
+  /** The index of the claim named, or -1 when the namespace does not hold it. */
+  claimAt(name: string): number {
+    let [low, high] = [0, this.pvcs.length - 1];
+    while (low <= high) {
+      const mid = (low + high) >>> 1;
+      const at = (this.pvcs[mid] as PvcInfo).name;
+      if (at === name) return mid;
+      if (at < name) low = mid + 1;
+      else high = mid - 1;
+    }
+    return -1;
+  }
+
+  /** The pods mounting claim c, in name order. */
+  podsMounting(c: number): readonly PodInfo[] {
+    if (c < 0) return NO_PODS;
+    const [from, to] = [this.mountersFrom[c] as number, this.mountersFrom[c + 1] as number];
+    if (from === to) return NO_PODS;
+    // Asked for each claim of a part (the snapshot rule): a loop, not a subarray view per call.
+    const pods = new Array<PodInfo>(to - from);
+    for (let k = from; k < to; k++) pods[k - from] = this.pods[this.mounters[k] as number] as PodInfo;
+    return pods;
   }
 
   /** The PV claim c names, if the view holds it. */
@@ -65,12 +93,28 @@ function indexOf<T>(items: readonly T[]): Map<T, number> {
 }
 
 /** Each item's neighbours as one flat list and where each item's run of it starts (without repeats per item). */
-function adjacency<T>(items: readonly T[], neighbours: (item: T) => readonly number[]): [Int32Array, Int32Array] {
-  const from = new Int32Array(items.length + 1);
+function adjacency(neighbours: readonly (readonly number[])[]): [Int32Array, Int32Array] {
+  const from = new Int32Array(neighbours.length + 1);
   const flat: number[] = [];
-  items.forEach((item, i) => {
-    for (const n of new Set(neighbours(item))) flat.push(n);
+  neighbours.forEach((ns, i) => {
+    for (const n of new Set(ns)) flat.push(n);
     from[i + 1] = flat.length;
   });
   return [from, Int32Array.from(flat)];
+}
+
+/** The reverse relation of `adjacency`'s runs over `size` targets: each target's sources, in source order. */
+function inverse(from: Int32Array, flat: Int32Array, size: number): [Int32Array, Int32Array] {
+  const starts = new Int32Array(size + 1);
+  for (const t of flat) starts[t + 1] = (starts[t + 1] as number) + 1;
+  for (let t = 0; t < size; t++) starts[t + 1] = (starts[t + 1] as number) + (starts[t] as number);
+  const next = starts.slice(0, size);
+  const sources = new Int32Array(flat.length);
+  for (let s = 0; s + 1 < from.length; s++)
+    for (let k = from[s] as number; k < (from[s + 1] as number); k++) {
+      const t = flat[k] as number;
+      sources[next[t] as number] = s;
+      next[t] = (next[t] as number) + 1;
+    }
+  return [starts, sources];
 }

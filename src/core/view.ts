@@ -1,5 +1,5 @@
 import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "./model.js";
-import { NamespaceGraph } from "./namespaceGraph.js";
+import { NamespaceGraph, type PvSource } from "./namespaceGraph.js";
 
 // The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
 // version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
@@ -18,49 +18,35 @@ export class NamespaceContents {
   readonly pods = new Map<string, PodInfo>();
   readonly pvcs = new Map<string, PvcInfo>();
   version = 0;
-  private claimIndex?: Map<string, PodInfo[]>;
   private unitIndex?: UnitIndex;
   private graphOf?: { readonly graph: NamespaceGraph; readonly pvVersion: number };
 
   constructor(
     readonly namespace: string,
+    private readonly pvs: PvSource,
     private readonly onTouch?: (namespace: string) => void,
   ) {}
 
   touch(): void {
     this.version++;
     this.onTouch?.(this.namespace);
-    this.claimIndex = undefined;
     this.unitIndex = undefined;
     this.graphOf = undefined;
   }
 
   /** The namespace's items and relations by index (namespaceGraph.ts), with the view's PVs as they are now. */
-  graph(view: ClusterView): NamespaceGraph {
-    if (this.graphOf?.pvVersion !== view.pvVersion) {
-      const { namespace, pods, pvcs } = this;
-      const graph = new NamespaceGraph({ namespace, pods, pvcs, podsMounting: (c) => this.podsMounting(c), pv: (n) => view.pv(n) });
-      this.graphOf = { graph, pvVersion: view.pvVersion };
+  graph(): NamespaceGraph {
+    if (this.graphOf?.pvVersion !== this.pvs.pvVersion) {
+      const { namespace, pods, pvcs, pvs } = this;
+      this.graphOf = { graph: new NamespaceGraph({ namespace, pods, pvcs, pvs }), pvVersion: pvs.pvVersion };
     }
     return this.graphOf.graph;
   }
 
-  /** Pods mounting the claim, in name order. */
+  /** Pods mounting the claim, in name order (none when the namespace does not hold the claim). */
   podsMounting(claim: string): readonly PodInfo[] {
-    if (!this.claimIndex) {
-      const index = new Map<string, PodInfo[]>();
-      for (const pod of [...this.pods.values()].sort(byName)) {
-        for (const v of pod.volumes) {
-          if (v.claimName === undefined) continue;
-          // A literal is one slot; push onto [] would reserve 17 (most claims have one pod).
-          const list = index.get(v.claimName);
-          if (!list) index.set(v.claimName, [pod]);
-          else if (!list.includes(pod)) list.push(pod);
-        }
-      }
-      this.claimIndex = index;
-    }
-    return this.claimIndex.get(claim) ?? [];
+    const graph = this.graph();
+    return graph.podsMounting(graph.claimAt(claim));
   }
 
   /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given, with its members spelled. */
@@ -101,10 +87,6 @@ interface UnitIndex {
   readonly key: string;
   readonly pods: ReadonlyMap<string, string>;
   readonly pvcs: ReadonlyMap<string, string>;
-}
-
-function byName(a: { name: string }, b: { name: string }): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 // Union-find over the ItemBlock relations Velero follows: a pod and the PVCs it mounts, a PVC
@@ -201,7 +183,7 @@ export class ClusterView {
   contents(namespace: string): NamespaceContents {
     let c = this.nsContents.get(namespace);
     if (!c) {
-      c = new NamespaceContents(namespace, (ns) => this.touched(ns));
+      c = new NamespaceContents(namespace, this, (ns) => this.touched(ns));
       this.nsContents.set(namespace, c);
     }
     return c;

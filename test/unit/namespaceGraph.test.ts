@@ -26,7 +26,7 @@ describe("a namespace's graph", () => {
     pvc("shop", "shared", { pv: "pv-shared" }),
     pv("pv-shared", { claim: ["shop", "shared"] }),
   );
-  const g = s.view.contents("shop").graph(s.view);
+  const g = s.view.contents("shop").graph();
 
   it("lists pods, claims and their PVs in name order", () => {
     expect(names(g.pods)).toEqual(["batch", "web-1", "web-2"]);
@@ -64,26 +64,26 @@ describe("a namespace's graph", () => {
     },
   ])("reads foreign PVs: $foreign when $case", ({ items, foreign }) => {
     const c = cluster(ns("shop"), ns("other"), ...items);
-    expect(c.view.contents("shop").graph(c.view).readsForeignPvs).toBe(foreign);
+    expect(c.view.contents("shop").graph().readsForeignPvs).toBe(foreign);
   });
 
   it("is made again when the namespace or any PV changes, and kept otherwise", () => {
     const c = cluster(ns("shop"), pod("shop", "web", { claims: ["data"] }), ...boundClaim("shop", "data"));
     const contents = c.view.contents("shop");
-    const first = contents.graph(c.view);
+    const first = contents.graph();
     c.view.setNamespace({ ...c.view.namespace("shop")!, labels: { team: "a" } });
-    expect(contents.graph(c.view)).toBe(first);
+    expect(contents.graph()).toBe(first);
     c.view.setPv({ ...c.view.pv("pv-shop-data")!, name: "pv-elsewhere", claimRef: undefined });
-    const second = contents.graph(c.view);
+    const second = contents.graph();
     expect(second).not.toBe(first);
     c.view.deletePod("shop", "web");
-    expect(names(contents.graph(c.view).pods)).toEqual([]);
+    expect(names(contents.graph().pods)).toEqual([]);
     expect(names(second.pods)).toEqual(["web"]);
   });
 
-  it("each claim's mounters are the pods podsMounting names, in the same order", () => {
+  it("each claim's mounters are the pods whose volumes name it, in name order, each once", () => {
     const podName = fc.constantFrom("a", "b", "c", "d", "e");
-    const claim = fc.constantFrom("x", "y", "z");
+    const claim = fc.constantFrom("x", "y", "z", "missing");
     fc.assert(
       fc.property(fc.uniqueArray(podName), fc.array(fc.tuple(podName, claim)), (podNames, mounts) => {
         const c = cluster(
@@ -92,9 +92,21 @@ describe("a namespace's graph", () => {
           ...["x", "y", "z"].flatMap((cl) => boundClaim("shop", cl)),
         );
         const contents = c.view.contents("shop");
-        const graph = contents.graph(c.view);
-        for (const cl of ["x", "y", "z"]) expect(mountersOf(graph, cl)).toEqual(names(contents.podsMounting(cl)));
+        for (const cl of ["x", "y", "z", "missing"]) {
+          const expected = [...podNames].sort().filter((p) => mounts.some(([q, m]) => q === p && m === cl));
+          expect(names(contents.podsMounting(cl))).toEqual(cl === "missing" ? [] : expected);
+          if (cl !== "missing") expect(mountersOf(contents.graph(), cl)).toEqual(expected);
+        }
       }),
     );
+  });
+
+  it.each([
+    { claim: "data", at: 0 },
+    { claim: "shared", at: 3 },
+    { claim: "absent", at: -1 },
+    { claim: "", at: -1 },
+  ])("finds claim '$claim' at $at", ({ claim, at }) => {
+    expect(g.claimAt(claim)).toBe(at);
   });
 });

@@ -31,7 +31,7 @@ export function scopePart(
   trace?: ActionTrace,
 ): ScopePart {
   const contents = view.contents(ns);
-  const graph = contents.graph(view);
+  const graph = contents.graph();
   const items = itemsOf(ctx, graph, collectBlocks(ctx, graph));
   const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
   const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));

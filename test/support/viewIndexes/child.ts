@@ -1,6 +1,6 @@
 // Run by test/unit/viewIndexes.test.ts in a process of its own: fills a view with N pods, each
-// mounting a claim bound to a volume, then makes the namespace's indexes (each pod's unit, each
-// claim's pods) and says how many JS arrays and how many bytes of array elements they added, as
+// mounting a claim bound to a volume, then makes the namespace's indexes (each pod's unit, its
+// graph through each claim's pods) and says how many JS arrays and how many bytes of array elements they added, as
 // two heap snapshots count them.
 // argv: N, "indexes" | "spelled" (also keeps every pod's unit spelled, as the index once held
 // them) | "pushed" (also keeps a list per claim made by push, as the claim index once did).
