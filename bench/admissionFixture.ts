@@ -3,18 +3,16 @@
 // bench/admission.bench.ts times them over HTTPS; bench/candidate.bench.ts times the decision
 // alone.
 
-import { createHash } from "node:crypto";
 import type { BackupInfo } from "../src/core/model.js";
 import { ClusterView } from "../src/core/view.js";
 import { Interner, slimNamespace, slimPod, slimPv, slimPvc } from "../src/cluster/slim.js";
+import { benchBackup, boundPv, nsName } from "./benchObjects.js";
 
 export const NAMESPACES = 1_000;
 export const PODS_PER_NAMESPACE = 50; // 50,000 pods, one PVC (and PV) each
 const APPS_PER_NAMESPACE = 10;
 export const BACKUPS = 10_000;
 export const IN_FLIGHT = 4;
-const T0 = Date.parse("2026-01-01T00:00:00Z");
-const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
 
 // The view holds what `serve`'s cluster cache holds: each object slimmed as it arrives
 // (src/cluster/slim.ts: interned strings, shared equal maps and volumes).
@@ -33,22 +31,7 @@ export function buildView(): ClusterView {
       view.setPvc(
         slimPvc({ namespace, name: claim, labels: { app }, annotations: {}, phase: "Bound", volumeName: pv, storageClassName: "standard", deleting: false }, i),
       );
-      view.setPv(
-        slimPv(
-          {
-            name: pv,
-            labels: {},
-            annotations: {},
-            capacity: "10Gi",
-            storageClassName: "standard",
-            claimRef: { namespace, name: claim },
-            type: "csi",
-            csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} },
-            deleting: false,
-          },
-          i,
-        ),
-      );
+      view.setPv(slimPv(boundPv(namespace, claim, pv), i));
       view.setPod(
         slimPod(
           {
@@ -74,20 +57,7 @@ export function buildView(): ClusterView {
 
 export function buildBackups(): BackupInfo[] {
   const backups: BackupInfo[] = [];
-  const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
-    backups.push({
-      namespace: "velero",
-      name,
-      uid: `uid-${name}`,
-      resourceVersion: "1",
-      labels,
-      annotations: {},
-      creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
-      spec,
-      specHash: createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16),
-      phase,
-    });
-  };
+  const add = (...a: Parameters<typeof benchBackup>) => backups.push(benchBackup(...a));
   for (let i = 0; i < 3; i++)
     add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "Queued", { "velero.io/schedule-name": `dr-${i}` });
   for (let i = 0; backups.length < BACKUPS; i++) {

@@ -6,7 +6,6 @@
 // plans start from nothing (cold) or from a warm scope cache; the event re-plan builds on the
 // plan before it, as the controller does.
 
-import { createHash } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -15,6 +14,7 @@ import { plan, type Plan } from "../src/core/decision/plan.js";
 import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
 import { ScopeCache } from "../src/core/scope/cache.js";
 import { ClusterView } from "../src/core/view.js";
+import { benchBackup, boundPv, nsName, T0 } from "./benchObjects.js";
 
 // BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs;
 // BENCH_TIMES=1 prints every iteration's time (to see GC pauses apart from steady cost).
@@ -25,10 +25,8 @@ const APPS_PER_NAMESPACE = 10;
 const BACKUPS = Math.round(10_000 * SCALE);
 const ALL_NAMESPACE_BACKUPS = 5;
 const IN_FLIGHT = 4;
-const T0 = Date.parse("2026-01-01T00:00:00Z");
 
 const policy = policySchema.parse({ ...DEFAULT_POLICY, maxConcurrentBackups: 8 });
-const nsName = (i: number) => `team-${String(i).padStart(4, "0")}`;
 
 function podOf(namespace: string, i: number, generation = 0): PodInfo {
   const app = `app-${i % APPS_PER_NAMESPACE}`;
@@ -69,17 +67,7 @@ function buildView(): ClusterView {
         storageClassName: "standard",
         deleting: false,
       });
-      view.setPv({
-        name: pv,
-        labels: {},
-        annotations: {},
-        capacity: "10Gi",
-        storageClassName: "standard",
-        claimRef: { namespace, name: claim },
-        type: "csi",
-        csi: { driver: "ebs.csi.aws.com", volumeAttributes: {} },
-        deleting: false,
-      });
+      view.setPv(boundPv(namespace, claim, pv));
       view.setPod(podOf(namespace, i));
     }
   }
@@ -88,21 +76,7 @@ function buildView(): ClusterView {
 
 function buildBackups(): BackupInfo[] {
   const backups: BackupInfo[] = [];
-  const add = (name: string, spec: Record<string, unknown>, minute: number, phase: string, labels: Record<string, string> = {}) => {
-    const json = JSON.stringify(spec);
-    backups.push({
-      namespace: "velero",
-      name,
-      uid: `uid-${name}`,
-      resourceVersion: "1",
-      labels,
-      annotations: {},
-      creationTimestamp: new Date(T0 + minute * 60_000).toISOString(),
-      spec,
-      specHash: createHash("sha256").update(json).digest("hex").slice(0, 16),
-      phase,
-    });
-  };
+  const add = (...a: Parameters<typeof benchBackup>) => backups.push(benchBackup(...a));
   // A handful of whole-cluster backups (the nightly DR run and friends), spread over the queue.
   for (let i = 0; i < ALL_NAMESPACE_BACKUPS; i++) {
     add(`all-${i}`, { includedNamespaces: ["*"], snapshotVolumes: true }, 60 + i * 120, "", { "velero.io/schedule-name": `dr-${i}` });
