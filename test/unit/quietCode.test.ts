@@ -27,7 +27,8 @@ const image = imageNodeFlags();
 
 describe.concurrent("a quiet period after a burst", () => {
   it.each([
-    // 12 s idle after a collection that grew the heap: the reducer would have run by then.
+    // Idle after a collection that grew the heap, until the first full collection or 30 s: the
+    // reducer would have run by then, at its first or second try.
     { name: "idle, the image's node flags: no collection", quiet: "reducer", flags: image, asServe: true, collected: false, kept: true },
     { name: "idle, node's defaults (control): the reducer collects", quiet: "reducer", flags: [], asServe: true, collected: true, kept: undefined },
     // 20 full collections, as watch events bring about between bursts.
