@@ -162,6 +162,8 @@ describe("RBAC of manifests/: the gate under its ServiceAccount on the real API 
 
     await setPhase("cart-1", "Completed");
     await waitPhase("cart-2", "ReadyToStart");
+    // The Event follows the phase write: read once right after it, it can be missing yet (seen in CI).
+    await waitFor("cart-2's Started Event", async () => (await eventsOn(VELERO, "Backup", "cart-2")).some((e) => e.reason === "Started"));
     expect((await eventsOn(VELERO, "Backup", "cart-2")).map((e) => e.reason).sort()).toEqual(["Queued", "Started"]);
     for (const name of ["cart-2", "nightly-1"]) {
       await setPhase(name, "InProgress");
