@@ -1,4 +1,5 @@
 import type { PodInfo, PvcInfo, PvInfo } from "./model.js";
+import type { NameTable } from "./nameTable.js";
 
 // A namespace's pods, claims and the PVs they name, each in name order, with the relations an
 // ItemBlock walk follows (pod -> claims it mounts, claim -> pods mounting it, claim -> its PV) as
@@ -16,8 +17,8 @@ export interface PvSource {
 /** What the graph is built from: one namespace's contents and the view's PVs. */
 export interface GraphSource {
   readonly namespace: string;
-  readonly pods: ReadonlyMap<string, PodInfo>;
-  readonly pvcs: ReadonlyMap<string, PvcInfo>;
+  readonly pods: NameTable<PodInfo>;
+  readonly pvcs: NameTable<PvcInfo>;
   readonly pvs: PvSource;
 }
 
@@ -40,8 +41,8 @@ export class NamespaceGraph {
   readonly readsForeignPvs: boolean;
 
   constructor(source: GraphSource) {
-    this.pods = [...source.pods.values()].sort(byName);
-    this.pvcs = [...source.pvcs.values()].sort(byName);
+    this.pods = source.pods.toArray();
+    this.pvcs = source.pvcs.toArray();
     const pvcAt = new Map(this.pvcs.map((c, i) => [c.name, i]));
     const claimsOf = (pod: PodInfo) => pod.volumes.flatMap((v) => (v.claimName === undefined ? [] : (pvcAt.get(v.claimName) ?? [])));
     [this.claimsFrom, this.claims] = adjacency(this.pods.map(claimsOf));

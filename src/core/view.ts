@@ -1,5 +1,6 @@
 import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "./model.js";
 import { NamespaceGraph, type PvSource } from "./namespaceGraph.js";
+import { NameTable } from "./nameTable.js";
 
 // The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
 // version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
@@ -15,8 +16,8 @@ export interface Unit {
 }
 
 export class NamespaceContents {
-  readonly pods = new Map<string, PodInfo>();
-  readonly pvcs = new Map<string, PvcInfo>();
+  readonly pods = new NameTable<PodInfo>();
+  readonly pvcs = new NameTable<PvcInfo>();
   version = 0;
   private unitIndex?: UnitIndex;
   private graphOf?: { readonly graph: NamespaceGraph; readonly pvVersion: number };
@@ -246,7 +247,7 @@ export class ClusterView {
   }
   setPod(pod: PodInfo): void {
     const c = this.contents(pod.namespace);
-    c.pods.set(pod.name, pod);
+    c.pods.set(pod);
     c.touch();
   }
   deletePod(namespace: string, name: string): void {
@@ -255,7 +256,7 @@ export class ClusterView {
   }
   setPvc(pvc: PvcInfo): void {
     const c = this.contents(pvc.namespace);
-    c.pvcs.set(pvc.name, pvc);
+    c.pvcs.set(pvc);
     c.touch();
   }
   deletePvc(namespace: string, name: string): void {
