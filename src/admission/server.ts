@@ -2,6 +2,7 @@ import type { Server as HttpsServer } from "node:https";
 import { performance } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { NO_SCHEMA_COMPILERS } from "./schemaCompilers.js";
 import { restoreInfo, trim } from "../core/velero/objects.js";
 import type { BackupInfo, RestoreInfo } from "../core/model.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -173,6 +174,7 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     keepAliveTimeout: 60_000,
     connectionTimeout: o.idleTimeoutMs ?? 30_000,
     requestTimeout: Math.max(o.requestTimeoutMs ?? 30_000, headersTimeout),
+    schemaController: { compilersFactory: NO_SCHEMA_COMPILERS },
   }) as unknown as FastifyInstance<HttpsServer>;
 
   // JSON only (the API server sends nothing else): a clear message for bad JSON, and 415 for
