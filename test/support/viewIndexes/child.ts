@@ -7,43 +7,16 @@
 import type { PodInfo } from "../../../src/core/model.js";
 import { ClusterView } from "../../../src/core/view.js";
 import { eachHeapNode } from "../heapSnapshot.js";
+import { shopItems } from "../shopItems.js";
 
 const [n, mode] = [Number(process.argv[2]), process.argv[3]];
 const GROUP_KEY = "velero.io/volume-group";
 const view = new ClusterView();
 for (let k = 0; k < n; k++) {
-  const claim = `data-${k}`;
-  view.setPv({
-    name: `pv-${k}`,
-    labels: {},
-    annotations: {},
-    capacity: "1Gi",
-    storageClassName: "standard",
-    claimRef: { namespace: "shop", name: claim },
-    type: "csi",
-    csi: { driver: "d", volumeAttributes: {} },
-    deleting: false,
-  });
-  view.setPvc({
-    namespace: "shop",
-    name: claim,
-    labels: {},
-    annotations: {},
-    phase: "Bound",
-    volumeName: `pv-${k}`,
-    storageClassName: "standard",
-    deleting: false,
-  });
-  view.setPod({
-    namespace: "shop",
-    name: `db-${k}`,
-    labels: {},
-    annotations: {},
-    phase: "Running",
-    nodeName: "w",
-    deleting: false,
-    volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: claim }],
-  });
+  const { pv, pvc, pod } = shopItems(k);
+  view.setPv(pv);
+  view.setPvc(pvc);
+  view.setPod(pod);
 }
 const kept: unknown[] = [];
 

@@ -5,36 +5,15 @@
 // argv: N, "view" | "maps" (also keeps each kind in a Map by name, as the view once did).
 import type { PodInfo, PvcInfo } from "../../../src/core/model.js";
 import { ClusterView } from "../../../src/core/view.js";
+import { shopItems } from "../shopItems.js";
 
 const [n, mode] = [Number(process.argv[2]), process.argv[3]];
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --expose-gc");
 
-const pvcs: PvcInfo[] = [];
-const pods: PodInfo[] = [];
-for (let k = 0; k < n; k++) {
-  const claim = `data-${k}`;
-  pvcs.push({
-    namespace: "shop",
-    name: claim,
-    labels: {},
-    annotations: {},
-    phase: "Bound",
-    volumeName: `pv-${k}`,
-    storageClassName: "standard",
-    deleting: false,
-  });
-  pods.push({
-    namespace: "shop",
-    name: `db-${k}`,
-    labels: {},
-    annotations: {},
-    phase: "Running",
-    nodeName: "w",
-    deleting: false,
-    volumes: [{ name: "data", type: "persistentVolumeClaim", claimName: claim }],
-  });
-}
+const items = Array.from({ length: n }, (_, k) => shopItems(k));
+const pods = items.map((i) => i.pod);
+const pvcs = items.map((i) => i.pvc);
 // In the API server's order (by name), as a first list delivers them.
 pods.sort((a, b) => (a.name < b.name ? -1 : 1));
 pvcs.sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -53,4 +32,6 @@ if (mode === "maps") {
   for (const p of pods) maps.pods.set(p.name, p);
 }
 const after = heap();
-process.stdout.write(`${JSON.stringify({ bytesPerItem: (after - before) / (2 * n), held: view.contents("shop").pods.size + maps.pods.size })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ bytesPerItem: (after - before) / (2 * n), held: view.contents("shop").pods.size + maps.pods.size + items.length })}\n`,
+);
