@@ -1,5 +1,5 @@
 // One namespace's pods (or claims) by name, kept as one array in name order. A Map's hash table
-// costs about 37 B an entry and an array slot 8 (15 with its growth room): at 100k pods + 100k
+// costs about 37 B an entry and an array slot 8 (12-15 with its growth room): at 100k pods + 100k
 // claims that is 4 MiB of `serve`'s heap (docs/performance.md, "Tables in name order"). Lookups
 // are a binary search; the lists arrive from the API server in name order, so a first list only
 // appends. Hand-written rather than a sorted-map library: those keep keys and values apart (a
