@@ -5,7 +5,7 @@ import { lastJsonOf } from "../support/childJson.js";
 // not in a Map: a Map's hash table is about 37 B an entry, and at 100k pods + 100k claims the
 // difference was 4 MiB of `serve`'s heap (docs/performance.md, "Tables in name order"). A
 // process of its own measures what the view adds per item after a full collection.
-const N = 20_000;
+const N = 100_000;
 
 const bytesPerItem = (mode: "view" | "maps") =>
   lastJsonOf<{ bytesPerItem: number }>("test/support/viewTables/child.ts", [String(N), mode], ["--expose-gc"]).bytesPerItem;
