@@ -55,19 +55,24 @@ export class NameTable<T extends Named> {
     return this.#items.slice();
   }
 
-  /** The item's index, or the bitwise complement of where it would go. */
+  /** `positionOf` in the table, with an append's answer found first. */
   #find(name: string): number {
     const items = this.#items;
-    let [low, high] = [0, items.length - 1];
     // The common case of a list in name order: after the last item.
-    if (high < 0 || (items[high] as T).name < name) return ~items.length;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      const at = (items[mid] as T).name;
-      if (at === name) return mid;
-      if (at < name) low = mid + 1;
-      else high = mid - 1;
-    }
-    return ~low;
+    if (items.length === 0 || (items[items.length - 1] as T).name < name) return ~items.length;
+    return positionOf(items, name);
   }
+}
+
+/** The index of the item named in `items` (in name order), or the bitwise complement of where it would go. */
+export function positionOf(items: readonly Named[], name: string): number {
+  let [low, high] = [0, items.length - 1];
+  while (low <= high) {
+    const mid = (low + high) >>> 1;
+    const at = (items[mid] as Named).name;
+    if (at === name) return mid;
+    if (at < name) low = mid + 1;
+    else high = mid - 1;
+  }
+  return ~low;
 }

@@ -1,5 +1,5 @@
 import type { PodInfo, PvcInfo, PvInfo } from "./model.js";
-import type { NameTable } from "./nameTable.js";
+import { positionOf, type NameTable } from "./nameTable.js";
 
 // A namespace's pods, claims and the PVs they name, each in name order, with the relations an
 // ItemBlock walk follows (pod -> claims it mounts, claim -> pods mounting it, claim -> its PV) as
@@ -56,15 +56,8 @@ export class NamespaceGraph {
 
   /** The index of the claim named, or -1 when the namespace does not hold it. */
   claimAt(name: string): number {
-    let [low, high] = [0, this.pvcs.length - 1];
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      const at = (this.pvcs[mid] as PvcInfo).name;
-      if (at === name) return mid;
-      if (at < name) low = mid + 1;
-      else high = mid - 1;
-    }
-    return -1;
+    const at = positionOf(this.pvcs, name);
+    return at >= 0 ? at : -1;
   }
 
   /** The pods mounting claim c, in name order. */
