@@ -11,9 +11,9 @@ export function lastJsonOf<T>(script: string, args: readonly string[], nodeFlags
 }
 
 /** `lastJsonOf` without blocking, for children that run side by side (e.g. each sits idle for seconds). */
-export function lastJsonOfAsync<T>(script: string, args: readonly string[], nodeFlags: readonly string[] = []): Promise<T> {
+export function lastJsonOfAsync<T>(script: string, args: readonly string[], nodeFlags: readonly string[] = [], timeoutMs = 60_000): Promise<T> {
   return new Promise((resolve, reject) =>
-    execFile(process.execPath, childArgs(script, args, nodeFlags), { encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, childArgs(script, args, nodeFlags), { encoding: "utf8", timeout: timeoutMs }, (error, stdout, stderr) =>
       error ? reject(new Error(`${script} failed: ${stderr || error.message}`)) : resolve(lastJson(stdout)),
     ),
   );
