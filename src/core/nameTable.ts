@@ -21,6 +21,12 @@ export class NameTable<T extends Named> {
     return at >= 0 ? this.#items[at] : undefined;
   }
 
+  /** The item's place in name order, or -1 when the table does not hold it. */
+  indexOf(name: string): number {
+    const at = this.#find(name);
+    return at >= 0 ? at : -1;
+  }
+
   has(name: string): boolean {
     return this.#find(name) >= 0;
   }

@@ -1,6 +1,6 @@
 import type { ConfigMapInfo, NamespaceInfo, PodInfo, PvcInfo, PvInfo, RestoreInfo } from "./model.js";
 import { NamespaceGraph, type PvSource } from "./namespaceGraph.js";
-import { NameTable } from "./nameTable.js";
+import { NameTable, type Named } from "./nameTable.js";
 
 // The cluster view: every object the core reads, indexed by namespace. Each namespace keeps a
 // version that moves whenever anything in it (or a PV bound into it) changes, so that scopes
@@ -59,41 +59,58 @@ export class NamespaceContents {
         : undefined;
     return id === undefined ? undefined : this.spellUnit(id, volumeGroupKey);
   }
-  /** The id of the unit holding the pod (by kind and name: a scope asking for every pod builds no key string). */
+  /** The id of the unit holding the pod. */
   podUnit(pod: string, volumeGroupKey: string): string | undefined {
-    return this.units(volumeGroupKey).pods.get(pod);
+    const units = this.units(volumeGroupKey);
+    return units.names[units.pods[this.pods.indexOf(pod)] ?? -1];
   }
   /** The id of the unit holding the claim. */
   pvcUnit(pvc: string, volumeGroupKey: string): string | undefined {
-    return this.units(volumeGroupKey).pvcs.get(pvc);
+    const units = this.units(volumeGroupKey);
+    return units.names[units.pvcs[this.pvcs.indexOf(pvc)] ?? -1];
   }
 
-  private units(volumeGroupKey: string): UnitIndex {
+  /** Each pod's and claim's unit, by their index in `graph()`'s lists. */
+  units(volumeGroupKey: string): NamespaceUnits {
     if (this.unitIndex?.key !== volumeGroupKey) this.unitIndex = { key: volumeGroupKey, ...computeUnits(this, volumeGroupKey) };
     return this.unitIndex;
   }
 
   private spellUnit(id: string, volumeGroupKey: string): Unit {
-    const { pods, pvcs } = this.units(volumeGroupKey);
-    const named = (index: ReadonlyMap<string, string>) => [...index].flatMap(([name, unit]) => (unit === id ? [name] : [])).sort();
-    const claims = named(pvcs);
+    const { names, pods, pvcs } = this.units(volumeGroupKey);
+    const named = (items: NameTable<Named>, unitAt: Int32Array) =>
+      items.toArray().flatMap((x, i) => (names[unitAt[i] as number] === id ? [x.name] : []));
+    const claims = named(this.pvcs, pvcs);
     const pvs = claims.flatMap((c) => this.pvcs.get(c)?.volumeName || []).sort();
-    return { id, pods: named(pods), pvcs: claims, pvs };
+    return { id, pods: named(this.pods, pods), pvcs: claims, pvs };
   }
 }
 
-// The index keeps only each member's unit id: the core asks which unit an item is in, never
-// what else is in it, and member lists per unit were most of a namespace's heap (docs/performance.md).
-interface UnitIndex {
+/**
+ * A namespace's units under one volume-group key. Each pod's and claim's unit is a number, its
+ * place in `names` (the unit ids in name order), kept in typed arrays indexed like the tables
+ * and the graph (both in name order): a part marks its units by number, and a Map of name to
+ * unit id cost about 37 B per item (docs/performance.md, "Units by number").
+ */
+export interface NamespaceUnits {
+  /** The unit ids, in name order. */
+  readonly names: readonly string[];
+  /** pods[p]: the unit of the graph's pod p, an index into `names`. */
+  readonly pods: Int32Array;
+  readonly pvcs: Int32Array;
+}
+
+// The index keeps only each member's unit: the core asks which unit an item is in, never what
+// else is in it, and member lists per unit were most of a namespace's heap (docs/performance.md).
+// It is dropped whenever the namespace changes, so its arrays stay indexed like the tables.
+interface UnitIndex extends NamespaceUnits {
   readonly key: string;
-  readonly pods: ReadonlyMap<string, string>;
-  readonly pvcs: ReadonlyMap<string, string>;
 }
 
 // Union-find over the ItemBlock relations Velero follows: a pod and the PVCs it mounts, a PVC
 // and its PV, PVCs sharing a volume-group label value. Units are named by their smallest
 // member so that the same cluster always yields the same names.
-function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Map<string, string>; pvcs: Map<string, string> } {
+function computeUnits(ns: NamespaceContents, volumeGroupKey: string): NamespaceUnits {
   const parent = new Map<string, string>();
   const find = (x: string): string => {
     let root = x;
@@ -132,21 +149,15 @@ function computeUnits(ns: NamespaceContents, volumeGroupKey: string): { pods: Ma
   return unitIdsOf(ns, find);
 }
 
-/** Each member's unit id, from the union-find forest: the namespace and the unit's root. */
-function unitIdsOf(ns: NamespaceContents, find: (x: string) => string): { pods: Map<string, string>; pvcs: Map<string, string> } {
-  const ids = new Map<string, string>();
-  const idOf = (member: string): string => {
-    const root = find(member);
-    let id = ids.get(root);
-    if (id === undefined) ids.set(root, (id = `${ns.namespace}/${root}`));
-    return id;
-  };
-  // Keyed by the names the namespace holds, not by a slice of the member key (a short slice is a copy).
-  const pods = new Map<string, string>();
-  for (const name of ns.pods.keys()) pods.set(name, idOf(`pod:${name}`));
-  const pvcs = new Map<string, string>();
-  for (const name of ns.pvcs.keys()) pvcs.set(name, idOf(`pvc:${name}`));
-  return { pods, pvcs };
+/** Each member's unit, from the union-find forest: ids are the namespace and the unit's root. */
+function unitIdsOf(ns: NamespaceContents, find: (x: string) => string): NamespaceUnits {
+  const podRoots = [...ns.pods.keys()].map((name) => find(`pod:${name}`));
+  const claimRoots = [...ns.pvcs.keys()].map((name) => find(`pvc:${name}`));
+  // Every id starts with the same namespace, so the roots' order is the ids' order.
+  const roots = [...new Set([...podRoots, ...claimRoots])].sort();
+  const numberOf = new Map(roots.map((root, i) => [root, i]));
+  const numbers = (of: readonly string[]) => Int32Array.from(of, (root) => numberOf.get(root) as number);
+  return { names: roots.map((root) => `${ns.namespace}/${root}`), pods: numbers(podRoots), pvcs: numbers(claimRoots) };
 }
 
 /** How many contents changes the view remembers by namespace (see `changedSince`). */

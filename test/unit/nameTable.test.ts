@@ -35,6 +35,7 @@ describe("NameTable", () => {
         for (const name of ["a", "b", "db-1", "db-10", "web-00", "Web-0", "z", "missing"]) {
           expect(table.get(name)).toBe(model.get(name));
           expect(table.has(name)).toBe(model.has(name));
+          expect(table.indexOf(name)).toBe(inOrder([...model.keys()]).indexOf(name));
         }
       }),
     );

@@ -1,6 +1,6 @@
 import type { PodInfo, PvcInfo, PvInfo } from "../model.js";
 import type { NamespaceGraph } from "../namespaceGraph.js";
-import type { ClusterView, NamespaceContents } from "../view.js";
+import type { ClusterView, NamespaceUnits } from "../view.js";
 import { hooksOnPod } from "../velero/hooks.js";
 import { byString, isExcluded, NO_WORK, type ActionTrace, type Claim, type PartContext, type ScopePart, type VolumeWork } from "./model.js";
 
@@ -35,9 +35,9 @@ export function scopePart(
   const items = itemsOf(ctx, graph, collectBlocks(ctx, graph));
   const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
   const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
-  const claims = new PartClaims(ctx, contents, ns, trace);
-  claims.ofPods(items.blockPods);
-  claims.ofPvcs(items.pvcs, items.pvcPvs);
+  const claims = new PartClaims(ctx, contents.units(ctx.policy.volumeGroupSnapshotLabelKey), graph, ns, trace);
+  claims.ofPods(items);
+  claims.ofPvcs(items);
   claims.ofPvs(bound, ns);
   claims.ofExclusiveResources(ns);
   return new Part(ns, items, claims, foreignPvs, graph.readsForeignPvs);
@@ -60,7 +60,7 @@ class Part implements ScopePart {
 
   constructor(ns: string, items: BlockItems, claims: PartClaims, foreignPvs: readonly PvInfo[], readsForeign: boolean) {
     this.namespace = ns;
-    this.units = [...claims.units].sort(byString);
+    this.units = claims.unitList();
     this.claims = claims.claims;
     this.claimed = [...claims.claims.keys()];
     this.foreignPvs = foreignPvs;
@@ -148,11 +148,11 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
 }
 
 interface BlockItems {
-  /** Every pod of the blocks (those being deleted too: they get their hooks). */
+  /** Every pod of the blocks (those being deleted too: they get their hooks), and each one's index in the graph. */
   readonly blockPods: readonly PodInfo[];
+  readonly podAt: readonly number[];
   readonly pvcs: readonly PvcInfo[];
-  /** The PV each of `pvcs` names, as the view holds it. */
-  readonly pvcPvs: readonly (PvInfo | undefined)[];
+  readonly pvcAt: readonly number[];
   readonly reached: readonly PvInfo[];
 }
 
@@ -160,17 +160,18 @@ interface BlockItems {
 // namespace/name keys the scope lists.
 function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockItems {
   const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
-  const pvcs: PvcInfo[] = [];
-  const pvcPvs: (PvInfo | undefined)[] = [];
-  graph.pvcs.forEach((c, i) => {
-    if (!seen.pvcs[i] || c.deleting) return;
-    pvcs.push(c);
-    pvcPvs.push(graph.pvOf(i));
-  });
+  const marked = (marks: Uint8Array, keep: (i: number) => boolean = () => true) => {
+    const at: number[] = [];
+    for (let i = 0; i < marks.length; i++) if (marks[i] && keep(i)) at.push(i);
+    return at;
+  };
+  const podAt = marked(seen.pods);
+  const pvcAt = marked(seen.pvcs, (c) => !(graph.pvcs[c] as PvcInfo).deleting);
   return {
-    blockPods: graph.pods.filter((_, p) => seen.pods[p]),
-    pvcs,
-    pvcPvs,
+    blockPods: podAt.map((p) => graph.pods[p] as PodInfo),
+    podAt,
+    pvcs: pvcAt.map((c) => graph.pvcs[c] as PvcInfo),
+    pvcAt,
     reached: pvsExcluded ? [] : graph.pvs.filter((v, i) => seen.pvs[i] && !isExcluded(v.labels) && !v.deleting),
   };
 }
@@ -188,22 +189,36 @@ function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs:
 
 /** The units a part includes and those it needs exclusively, each with the first reason found; and where its volume work runs. */
 class PartClaims {
-  readonly units = new Set<string>();
   readonly claims = new Map<string, Claim>();
   readonly #ctx: PartContext;
-  readonly #contents: NamespaceContents;
+  readonly #units: NamespaceUnits;
+  readonly #graph: NamespaceGraph;
   readonly #ns: string;
   readonly #trace: ActionTrace | undefined;
+  /** The namespace's units the part includes, marked by number: read back in name order, no set and no sort. */
+  readonly #included: Uint8Array;
+  /** Units beyond the namespace's items (the exclusive resource kinds). */
+  #others: string[] | undefined;
   // Made on first use: most parts do no volume work, and a plan makes thousands of parts.
   #drivers: Set<string> | undefined;
   #classes: Set<string> | undefined;
   #nodes: Set<string> | undefined;
 
-  constructor(ctx: PartContext, contents: NamespaceContents, ns: string, trace: ActionTrace | undefined) {
+  constructor(ctx: PartContext, units: NamespaceUnits, graph: NamespaceGraph, ns: string, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
+    this.#units = units;
+    this.#graph = graph;
     this.#ns = ns;
-    this.#contents = contents;
     this.#trace = trace;
+    this.#included = new Uint8Array(units.names.length);
+  }
+
+  /** The units included, sorted. */
+  unitList(): string[] {
+    const { names } = this.#units;
+    const list: string[] = [];
+    for (let u = 0; u < names.length; u++) if (this.#included[u]) list.push(names[u] as string);
+    return this.#others ? [...new Set([...list, ...this.#others])].sort(byString) : list;
   }
 
   work(): VolumeWork {
@@ -230,21 +245,18 @@ class PartClaims {
 
   // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
   // pulls in, never which unit an item belongs to, so claims of two backups always compare.
-  #podUnit(name: string): string | undefined {
-    return this.#contents.podUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey);
-  }
-  #pvcUnit(name: string): string | undefined {
-    return this.#contents.pvcUnit(name, this.#ctx.policy.volumeGroupSnapshotLabelKey);
+  // `#units` is that key's; each returns the unit's name and marks it included.
+  #include(unit: number): string {
+    this.#included[unit] = 1;
+    return this.#units.names[unit] as string;
   }
 
-  ofPods(blockPods: readonly PodInfo[]): void {
-    for (const pod of blockPods) {
-      const unit = this.#podUnit(pod.name);
-      if (!unit) continue;
-      this.units.add(unit);
+  ofPods({ blockPods, podAt }: BlockItems): void {
+    blockPods.forEach((pod, i) => {
+      const unit = this.#include(this.#units.pods[podAt[i] as number] as number);
       const hooks = hooksOnPod(pod, this.#ctx.spec);
       const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(pod);
-      if (hooks.length === 0 && volumes.length === 0) continue;
+      if (hooks.length === 0 && volumes.length === 0) return;
       const key = `${this.#ns}/${pod.name}`;
       for (const hook of hooks) {
         if (this.#unclaimed(unit)) this.#claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
@@ -255,16 +267,14 @@ class PartClaims {
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
         if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
       }
-    }
+    });
   }
 
-  /** `pvs[i]`: the PV `pvcs[i]` names, as the view holds it. */
-  ofPvcs(pvcs: readonly PvcInfo[], pvs: readonly (PvInfo | undefined)[]): void {
+  ofPvcs({ pvcs, pvcAt }: BlockItems): void {
     pvcs.forEach((pvc, i) => {
-      const unit = this.#pvcUnit(pvc.name);
-      if (!unit) return;
-      this.units.add(unit);
-      const pv = pvs[i];
+      const c = pvcAt[i] as number;
+      const unit = this.#include(this.#units.pvcs[c] as number);
+      const pv = this.#graph.pvOf(c);
       if (!this.#ctx.volumes.snapshotsPvc(pvc, pv)) return;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PVC ${key}`, 1, key);
@@ -278,10 +288,10 @@ class PartClaims {
   ofPvs(bound: readonly PvInfo[], ns: string): void {
     for (const pv of bound) {
       const ref = pv.claimRef;
-      const pvc = ref && ref.namespace === ns ? this.#contents.pvcs.get(ref.name) : undefined;
-      const unit = pvc?.volumeName === pv.name ? this.#pvcUnit(pvc.name) : undefined;
-      if (!unit) continue;
-      this.units.add(unit);
+      const c = ref && ref.namespace === ns ? this.#graph.claimAt(ref.name) : -1;
+      const pvc = this.#graph.pvcs[c];
+      if (pvc?.volumeName !== pv.name) continue;
+      const unit = this.#include(this.#units.pvcs[c] as number);
       if (!this.#ctx.volumes.snapshotsPv(pv)) continue;
       if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
       this.#snapshotWork(pv, pvc);
@@ -293,7 +303,7 @@ class PartClaims {
     this.#ctx.policy.exclusiveResources.forEach((kind, i) => {
       if (!this.#ctx.filter.shouldInclude(kind)) return;
       const unit = `${ns}/${kind}`;
-      this.units.add(unit);
+      (this.#others ??= []).push(unit);
       if (this.#unclaimed(unit)) this.#claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
     });
   }
