@@ -275,7 +275,7 @@ class PartClaims {
       const c = pvcAt[i] as number;
       const unit = this.#include(this.#units.pvcs[c] as number);
       const pv = this.#graph.pvOf(c);
-      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv)) return;
+      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv, this.#graph.podsMounting(c))) return;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PVC ${key}`, 1, key);
       this.#snapshotWork(pv, pvc);
@@ -292,7 +292,7 @@ class PartClaims {
       const pvc = this.#graph.pvcs[c];
       if (pvc?.volumeName !== pv.name) continue;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!this.#ctx.volumes.snapshotsPv(pv)) continue;
+      if (!this.#ctx.volumes.snapshotsPv(pv, pvc, this.#graph.podsMounting(c))) continue;
       if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });

@@ -12,9 +12,13 @@ export interface VolumeRules {
   readonly errors: readonly SpecError[];
   readonly notes: readonly string[];
   fsBackupVolumes(pod: PodInfo): readonly string[];
-  /** Whether the claim's volume is snapshotted; `pv`: the PV it names, as the view holds it (the caller has it at hand). */
-  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined): boolean;
-  snapshotsPv(pv: PvInfo): boolean;
+  /**
+   * Whether the claim's volume is snapshotted. `pv`: the PV it names, as the view holds it;
+   * `mounters`: the pods mounting the claim (a part has both at hand in its graph).
+   */
+  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined, mounters: readonly PodInfo[]): boolean;
+  /** Whether the PV is snapshotted, reached through `pvc`, the claim bound to it, which `mounters` mount. */
+  snapshotsPv(pv: PvInfo, pvc: PvcInfo, mounters: readonly PodInfo[]): boolean;
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
@@ -62,7 +66,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     return facts.pvError === undefined && optedIn(pod, volume);
   };
 
-  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo | undefined): boolean => {
+  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, mounters: readonly PodInfo[]): boolean => {
     if (!pv) return false;
     if (unreadable) return true;
     if (loaded.policies) {
@@ -72,7 +76,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     }
     // Any pod mounting the claim that opts the volume into a file-system backup rules out
     // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
-    if (pvc) for (const pod of view.contents(pvc.namespace).podsMounting(pvc.name)) if (optsClaimIn(pod, pvc.name)) return false;
+    for (const pod of mounters) if (optsClaimIn(pod, pvc.name)) return false;
     return spec.snapshotVolumes !== false;
   };
   // A loop, not some(): asked for every claim of a candidate, and a callback per pod was a closure each.
@@ -90,12 +94,8 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
       for (const v of pod.volumes) if (fsBackedUp(pod, v)) (names ??= []).push(v.name);
       return names ?? NO_VOLUMES;
     },
-    snapshotsPvc: (pvc, pv) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc),
-    snapshotsPv: (pv) => {
-      const ref = pv.claimRef;
-      const pvc = ref ? view.contents(ref.namespace).pvcs.get(ref.name) : undefined;
-      return snapshots(pv, pvc?.volumeName === pv.name ? pvc : undefined);
-    },
+    snapshotsPvc: (pvc, pv, mounters) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc, mounters),
+    snapshotsPv: (pv, pvc, mounters) => snapshots(pv, pvc, mounters),
   };
 }
 
