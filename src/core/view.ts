@@ -44,12 +44,6 @@ export class NamespaceContents {
     return this.graphOf.graph;
   }
 
-  /** Pods mounting the claim, in name order (none when the namespace does not hold the claim). */
-  podsMounting(claim: string): readonly PodInfo[] {
-    const graph = this.graph();
-    return graph.podsMounting(graph.claimAt(claim));
-  }
-
   /** The unit holding `pod:NAME` or `pvc:NAME`, under the volume-group label key given, with its members spelled. */
   unitOf(member: string, volumeGroupKey: string): Unit | undefined {
     const id = member.startsWith("pod:")

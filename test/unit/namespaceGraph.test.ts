@@ -94,7 +94,8 @@ describe("a namespace's graph", () => {
         const contents = c.view.contents("shop");
         for (const cl of ["x", "y", "z", "missing"]) {
           const expected = [...podNames].sort().filter((p) => mounts.some(([q, m]) => q === p && m === cl));
-          expect(names(contents.podsMounting(cl))).toEqual(cl === "missing" ? [] : expected);
+          const graph = contents.graph();
+          expect(names(graph.podsMounting(graph.claimAt(cl)))).toEqual(cl === "missing" ? [] : expected);
           if (cl !== "missing") expect(mountersOf(contents.graph(), cl)).toEqual(expected);
         }
       }),

@@ -37,9 +37,10 @@ async function count(): Promise<Counts> {
 // In a function of its own, so that no loop variable of it is alive while a snapshot is taken.
 function index(): void {
   const contents = view.contents("shop");
+  const graph = contents.graph();
   for (let k = 0; k < n; k++) {
     contents.podUnit(`db-${k}`, GROUP_KEY);
-    contents.podsMounting(`data-${k}`);
+    graph.podsMounting(graph.claimAt(`data-${k}`));
     if (mode === "spelled") kept.push(contents.unitOf(`pod:db-${k}`, GROUP_KEY));
     if (mode === "pushed") {
       const list: PodInfo[] = [];
