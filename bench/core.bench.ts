@@ -5,6 +5,11 @@
 // Goals (design): a full plan within 50 ms, a re-plan after one event within 5 ms. The full
 // plans start from nothing (cold) or from a warm scope cache; the event re-plan builds on the
 // plan before it, as the controller does.
+//
+// The core runs as `serve` runs it: with V8's allocation-site pretenuring off
+// (`disablePretenuring`). With it on, the cold plans teach V8 to allocate the warm plans'
+// short-lived objects in the old generation, and the warm plan's median moved with that between
+// runs (docs/performance.md, "Pretenuring and the plan"); PRETENURE=1 leaves it on.
 
 import { performance } from "node:perf_hooks";
 import { setFlagsFromString } from "node:v8";
@@ -14,6 +19,7 @@ import { plan, type Plan } from "../src/core/decision/plan.js";
 import { DEFAULT_POLICY, policySchema } from "../src/core/policy.js";
 import { ScopeCache } from "../src/core/scope/cache.js";
 import { ClusterView } from "../src/core/view.js";
+import { disablePretenuring } from "../src/cli/v8Flags.js";
 import { benchBackup, boundPv, nsName, T0 } from "./benchObjects.js";
 
 // BENCH_SCALE (default 1) shrinks the cluster and the queue for quick profiling runs;
@@ -126,6 +132,7 @@ function measure(bench: string, iterations: number, run: () => void, before?: ()
 const round = (x: number) => Math.round(x * 100) / 100;
 
 function main(): void {
+  if (!process.env.PRETENURE) disablePretenuring();
   const buildStart = performance.now();
   const view = buildView();
   const backups = buildBackups();
@@ -166,7 +173,8 @@ function main(): void {
   const p = last;
   console.log(
     `view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, ${NAMESPACES * PODS_PER_NAMESPACE} PVCs + PVs; ` +
-      `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB`,
+      `${backups.length} backups (${IN_FLIGHT} in flight); built in ${round(buildMs)} ms; heapUsed ${round(heapMb)} MiB; ` +
+      `pretenuring ${process.env.PRETENURE ? "on (PRETENURE=1)" : "off, as in serve"}`,
   );
   console.log(`last plan: ${p.promotions.length} promotions, ${p.queue.length} queued, ${p.overlaps.length} overlaps`);
   console.log("");
@@ -177,7 +185,7 @@ function main(): void {
     );
   }
   console.log("");
-  console.log(JSON.stringify({ bench: "core.view.heap", heap_used_mb: round(heapMb), build_ms: round(buildMs) }));
+  console.log(JSON.stringify({ bench: "core.view.heap", heap_used_mb: round(heapMb), build_ms: round(buildMs), pretenuring: Boolean(process.env.PRETENURE) }));
   for (const f of figures) {
     console.log(JSON.stringify({ bench: f.bench, iterations: f.iterations, ms_min: round(f.min), ms_median: round(f.median), ms_p95: round(f.p95) }));
   }
