@@ -16,4 +16,15 @@ export class ListLookup {
   get positions(): ReadonlyMap<string, number> {
     return (this.#positions ??= new Map(this.list.map((k, i) => [k, i])));
   }
+
+  /**
+   * The index of `item` (-1 when absent). A short list is scanned: most backups name one
+   * namespace, and a Map for each would cost more than it saves.
+   */
+  indexOf(item: string): number {
+    if (this.list.length <= SCANNED) return this.list.indexOf(item);
+    return this.positions.get(item) ?? -1;
+  }
 }
+
+const SCANNED = 8;

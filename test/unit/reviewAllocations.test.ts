@@ -158,7 +158,7 @@ describe("what a review keeps", () => {
   });
 
   it("a part's lists, spelled when read, are the scope's items", () => {
-    const part = new ScopeCache().scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY).claims.byNamespace.get("shop")!;
+    const part = new ScopeCache().scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY).claims.partIn("shop")!;
     expect([part.pods, part.pvcs, part.pvs]).toEqual([["shop/hooked", "shop/web-1", "shop/web-2"], ["shop/data"], ["pv-shop-data"]]);
     expect(part.pods).toBe(part.pods);
   });

@@ -445,7 +445,7 @@ describe("level fallbacks", () => {
 });
 
 describe("a scope cache reading parts from another (the webhook's candidates, from the queue's cache)", () => {
-  const partOf = (cache: ScopeCache, b: BackupInfo, view: ClusterView, policy: Policy) => cache.scopeOf(b, view, policy).claims.byNamespace.get("shop");
+  const partOf = (cache: ScopeCache, b: BackupInfo, view: ClusterView, policy: Policy) => cache.scopeOf(b, view, policy).claims.partIn("shop");
 
   it("uses the other's part for the same part context while the namespace and policy are as it saw them, and computes its own otherwise", () => {
     const s = cluster(...estate(), backup("queued", { includedNamespaces: ["shop"] }), backup("candidate", { includedNamespaces: ["shop"] }));
@@ -469,5 +469,29 @@ describe("a scope cache reading parts from another (the webhook's candidates, fr
     const fresh = partOf(new ScopeCache({ partsFrom: main }), candidate, s.view, DEFAULT_POLICY);
     expect(fresh).not.toBe(shared);
     expect(fresh?.pods).toContain("shop/db-1");
+  });
+});
+
+describe("a scope's claims by namespace", () => {
+  // Claims find a namespace's part by its place in the scope's namespace list, scanned when short
+  // and looked up when long (src/core/scope/scope.ts): both lists give the same answers.
+  const busy = Array.from({ length: 10 }, (_, i) => `team-${i}`);
+  const teams = busy.flatMap((n) => [ns(n), pod(n, "app", { claims: ["data"] }), ...boundClaim(n, "data")]);
+
+  it.each([
+    { name: "a short list with namespaces that claim nothing", spec: {}, extra: [], claimless: ["kube-system", "web"] },
+    { name: "a long list with namespaces that claim nothing", spec: {}, extra: teams, claimless: ["kube-system", "web"] },
+    { name: "a long list where every namespace claims", spec: { includedNamespaces: ["team-*"] }, extra: teams, claimless: [] as string[] },
+  ])("$name: each namespace's part, or none", ({ spec, extra, claimless }) => {
+    const s = scope(spec, DEFAULT_POLICY, extra);
+    const { claims } = s;
+    expect(claims.namespaces).toEqual(s.namespaces.filter((n) => !claimless.includes(n)));
+    for (const n of s.namespaces) {
+      const at = claims.namespaces.indexOf(n);
+      if (at < 0) expect(claims.partIn(n)).toBeUndefined();
+      else expect(claims.partIn(n)).toBe(claims.parts[at]);
+    }
+    expect(claims.partIn("missing")).toBeUndefined();
+    expect(claims.size).toBe(claims.parts.reduce((sum, p) => sum + p.claims.size, 0));
   });
 });

@@ -101,7 +101,7 @@ export class ClaimIndex {
       const c = this.claims.get(ns) ?? { members: [], parts: [] };
       const at = lowerBound(c.members, i);
       const listed = c.members[at] === i;
-      const part = b.scope.claims.byNamespace.get(ns);
+      const part = b.scope.claims.partIn(ns);
       if (part && listed) c.parts[at] = part;
       else if (part) {
         c.members.splice(at, 0, i);

@@ -70,9 +70,9 @@ function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: Scope
   const small = a.namespaces.length <= b.namespaces.length ? a : b;
   const other = small === a ? b : a;
   for (const ns of small.namespaces) {
-    const pOther = other.byNamespace.get(ns);
+    const pOther = other.partIn(ns);
     if (!pOther) continue;
-    const pSmall = small.byNamespace.get(ns) as ScopePart;
+    const pSmall = small.partIn(ns) as ScopePart;
     if (small === a ? visit(pSmall, pOther) : visit(pOther, pSmall)) return true;
   }
   return false;

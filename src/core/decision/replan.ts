@@ -90,10 +90,10 @@ function sameHead(a: BackupScope, b: BackupScope): boolean {
 
 /** The namespaces where two scopes of one backup claim differently (among `within` when given). */
 function claimsMoved(a: BackupScope, b: BackupScope, within: ReadonlySet<string> | undefined): string[] {
-  const [was, now] = [a.claims.byNamespace, b.claims.byNamespace];
-  if (within) return [...within].filter((ns) => was.get(ns) !== now.get(ns));
+  const [was, now] = [a.claims, b.claims];
+  if (within) return [...within].filter((ns) => was.partIn(ns) !== now.partIn(ns));
   const moved: string[] = [];
-  for (const [ns, part] of was) if (now.get(ns) !== part) moved.push(ns);
-  for (const ns of now.keys()) if (!was.has(ns)) moved.push(ns);
+  for (const ns of was.namespaces) if (now.partIn(ns) !== was.partIn(ns)) moved.push(ns);
+  for (const ns of now.namespaces) if (!was.partIn(ns)) moved.push(ns);
   return moved;
 }

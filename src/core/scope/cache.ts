@@ -181,7 +181,7 @@ export class ScopeCache {
     entry.pvVersion = view.pvVersion;
     if (!ctx) {
       this.misses++;
-      entry.scope ??= assembleScope(head, [], undefined);
+      entry.scope ??= assembleScope(head, [], undefined, entry.namespaces);
       return entry.scope;
     }
     let changed = !entry.scope || !entry.parts;
@@ -216,6 +216,7 @@ export class ScopeCache {
       head,
       withExtras(entry.namespaces, parts, listed, (ns, extras) => this.part(ctx, view, ns, extras)),
       listed,
+      entry.namespaces,
     );
     return entry.scope;
   }

@@ -108,9 +108,9 @@ export function joinWork(works: readonly VolumeWork[]): VolumeWork {
 }
 
 export interface ScopeClaims {
-  /** Namespace -> part, for the namespaces where the backup needs some unit exclusively. */
-  readonly byNamespace: ReadonlyMap<string, ScopePart>;
-  /** The keys of `byNamespace`, in namespace order. */
+  /** The part in namespace `ns` when the backup needs some unit there exclusively. */
+  partIn(ns: string): ScopePart | undefined;
+  /** The namespaces where the backup needs some unit exclusively, in namespace order. */
   readonly namespaces: readonly string[];
   /** Its values, in the same order (a plan files thousands of these; no lookups needed). */
   readonly parts: readonly ScopePart[];

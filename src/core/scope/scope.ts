@@ -32,10 +32,12 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, t
   const listed = head.listsPvs ? listedPvs(ctx, view) : undefined;
   if (!trace) {
     const parts = head.namespaces.map((ns) => scopePart(ctx, view, ns));
+    const namespaces = new ListLookup(head.namespaces);
     return assembleScope(
       head,
-      withExtras(new ListLookup(head.namespaces), parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)),
+      withExtras(namespaces, parts, listed, (ns, extras) => scopePart(ctx, view, ns, extras)),
       listed,
+      namespaces,
     );
   }
   // Traced: the parts are made without a trace first, then each final part once with it.
@@ -53,22 +55,52 @@ export function scopeOf(backup: BackupInfo, view: ClusterView, policy: Policy, t
 }
 
 /**
- * A scope from its head and its parts (`parts[i]` belongs to `head.namespaces[i]`). The
- * public lists are assembled when first read; conflicts use `claims`.
+ * A scope from its head and its parts (`parts[i]` belongs to `head.namespaces[i]`). `namespaces`
+ * looks up `head.namespaces`: a caller that keeps one passes it. The public lists are assembled
+ * when first read; conflicts use `claims`.
  */
-export function assembleScope(head: ScopeHead, parts: readonly ScopePart[], listed: ListedPvs | undefined): BackupScope {
-  const byNamespace = new Map<string, ScopePart>();
-  const claimNamespaces: string[] = [];
-  const claimParts: ScopePart[] = [];
-  let size = 0;
-  for (const part of parts) {
-    if (part.claims.size === 0) continue;
-    byNamespace.set(part.namespace, part);
-    claimNamespaces.push(part.namespace);
-    claimParts.push(part);
-    size += part.claims.size;
+export function assembleScope(
+  head: ScopeHead,
+  parts: readonly ScopePart[],
+  listed: ListedPvs | undefined,
+  namespaces = new ListLookup(head.namespaces),
+): BackupScope {
+  return new Scope(head, parts, listed, new Claims(namespaces, parts));
+}
+
+// A scope's part in a namespace is found by the namespace's place in the head's list, which the
+// cache keeps across refreshes: a Map per scope cost a backup of every namespace thousands of
+// inserts each time one namespace changed, and a Map per single-namespace backup in the queue.
+class Claims implements ScopeClaims {
+  readonly namespaces: readonly string[];
+  readonly parts: readonly ScopePart[];
+  readonly size: number = 0;
+
+  constructor(
+    private readonly lookup: ListLookup,
+    private readonly all: readonly ScopePart[],
+  ) {
+    let claiming = 0;
+    for (let i = 0; i < all.length; i++) {
+      const n = (all[i] as ScopePart).claims.size;
+      this.size += n;
+      if (n > 0) claiming++;
+    }
+    // Usually every namespace has units to claim: the lists are then the head's and the parts.
+    if (claiming === all.length && all.length === lookup.list.length) {
+      this.namespaces = lookup.list;
+      this.parts = all;
+    } else {
+      this.namespaces = all.filter((p) => p.claims.size > 0).map((p) => p.namespace);
+      this.parts = all.filter((p) => p.claims.size > 0);
+    }
   }
-  return new Scope(head, parts, listed, { byNamespace, namespaces: claimNamespaces, parts: claimParts, size });
+
+  partIn(ns: string): ScopePart | undefined {
+    const i = this.lookup.indexOf(ns);
+    const part = i < 0 ? undefined : this.all[i];
+    return part && part.claims.size > 0 ? part : undefined;
+  }
 }
 
 // Scopes are instances of one class, their on-demand fields getters on its prototype, so that
