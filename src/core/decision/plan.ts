@@ -24,9 +24,19 @@ export type { PlanMaking } from "./planMemory.js";
 
 export function plan(snapshot: Snapshot, policy: Policy, now: number, options: PlanOptions = {}): Plan {
   const cache = options.cache ?? new ScopeCache();
-  const backups = snapshot.backups.filter((b) => b.namespace === policy.veleroNamespace);
+  const backups = backupsOf(snapshot, policy);
   const memory = options.previous && reusable(options.previous, snapshot.view, policy, cache, backups, now);
   return (memory && replan(memory, now)) ?? planAfresh(snapshot.view, backups, policy, now, cache);
+}
+
+/**
+ * The snapshot's backups in Velero's namespace: a copy, which the next plan compares its own
+ * with (replan.ts). Usually all of them are: then a slice, which grows no array as it goes.
+ */
+function backupsOf(snapshot: Snapshot, policy: Policy): BackupInfo[] {
+  const all = snapshot.backups;
+  const ours = (b: BackupInfo) => b.namespace === policy.veleroNamespace;
+  return all.every(ours) ? all.slice() : all.filter(ours);
 }
 
 /** Whether a plan was made from nothing or built on the previous one (for the controller's log and tests). */
