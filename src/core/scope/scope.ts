@@ -91,8 +91,8 @@ class Claims implements ScopeClaims {
       this.namespaces = lookup.list;
       this.parts = all;
     } else {
-      this.namespaces = all.filter((p) => p.claims.size > 0).map((p) => p.namespace);
       this.parts = all.filter((p) => p.claims.size > 0);
+      this.namespaces = this.parts.map((p) => p.namespace);
     }
   }
 
