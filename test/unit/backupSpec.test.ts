@@ -52,7 +52,16 @@ describe("a spec's defaults", () => {
       expected: {
         hooks: {
           resources: [
-            { name: "h", includedNamespaces: [], excludedNamespaces: [], includedResources: [], excludedResources: [], labelSelector: undefined, pre: [], post: [] },
+            {
+              name: "h",
+              includedNamespaces: [],
+              excludedNamespaces: [],
+              includedResources: [],
+              excludedResources: [],
+              labelSelector: undefined,
+              pre: [],
+              post: [],
+            },
           ],
         },
       },
@@ -97,7 +106,14 @@ describe("the spec schema stays on zod's compiled path", () => {
   });
 
   it("a transform is found where there is one (positive control)", () => {
-    const withTransform = z.looseObject({ a: z.object({ b: z.array(z.string()).nullish().transform((v) => v ?? []) }) });
+    const withTransform = z.looseObject({
+      a: z.object({
+        b: z
+          .array(z.string())
+          .nullish()
+          .transform((v) => v ?? []),
+      }),
+    });
     expect(pipesIn(withTransform)).toEqual([".a.b"]);
   });
 });

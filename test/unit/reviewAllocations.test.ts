@@ -10,6 +10,8 @@ import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
 import { hooksOnPod } from "../../src/core/velero/hooks.js";
 import { volumeRules } from "../../src/core/velero/volumes.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { describeConflict, describedOnce, type Conflict } from "../../src/core/conflict/conflicts.js";
+import { asCandidate } from "../../src/core/decision/admission.js";
 import { FakeClusterCache } from "../support/fakes/clusterCache.js";
 import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { cluster } from "./support/cluster.js";
@@ -161,5 +163,50 @@ describe("what a review keeps", () => {
     const part = new ScopeCache().scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY).claims.partIn("shop")!;
     expect([part.pods, part.pvcs, part.pvs]).toEqual([["shop/hooked", "shop/web-1", "shop/web-2"], ["shop/data"], ["pv-shop-data"]]);
     expect(part.pods).toBe(part.pods);
+  });
+});
+
+describe("what a verdict spells", () => {
+  const conflict: Conflict = {
+    with: "q",
+    withPhase: "Queued",
+    level: "ItemBlock",
+    namespaces: [],
+    units: [{ unit: "shop/pod:web-1", reasons: ["snapshot PVC shop/data", "snapshot PVC shop/data"] }],
+    unitCount: 1,
+  };
+
+  it("describedOnce spells a conflict as describeConflict does, once however often it is asked", () => {
+    const describe = describedOnce();
+    const first = describe(conflict);
+    expect(first).toBe(describeConflict(conflict));
+    // The same conflict, changed behind its back: the spelling already made is given again...
+    const changed = { ...conflict, unitCount: 5 };
+    Object.assign(conflict, { unitCount: 5 });
+    expect(describe(conflict)).toBe(first);
+    // ...and a fresh describer spells it anew (positive control).
+    expect(describedOnce()(conflict)).toBe(describeConflict(changed));
+    expect(describedOnce()(conflict)).not.toBe(first);
+  });
+
+  it("the candidate's reason and its warnings spell each conflict alike", async () => {
+    const queued = cluster(ns("shop"), backup("q", { includedNamespaces: ["shop"] }, { phase: "Queued", created: "2026-01-01T00:00:00Z" }));
+    const engine = new AdmissionEngine({ cache: new FakeClusterCache(s.view, queued.backups), policy: new StaticPolicySource(DEFAULT_POLICY), now: () => NOW });
+    await engine.start();
+    const d = engine.decide({ ...(cluster(backup("c", { includedNamespaces: ["shop"] })).backups[0] as BackupInfo), creationTimestamp: "" }, NOW);
+    const spelled = d.warnings[0]?.replace(/^backup c will wait behind q: /, "");
+    expect(spelled).toMatch(/^both /);
+    expect(d.reasons[0]).toContain(`waits behind q (Queued): ${spelled}`);
+    engine.stop();
+  });
+
+  it("a candidate is the backup with no phase, a uid and a creation time, and nothing else changed", () => {
+    const b = { ...(cluster(backup("c", { includedNamespaces: ["shop"] }, { phase: "Queued" })).backups[0] as BackupInfo), uid: "", creationTimestamp: "" };
+    const created = asCandidate(b, NOW);
+    expect(created).toEqual({ ...b, uid: "admission:velero/c", creationTimestamp: new Date(NOW).toISOString(), phase: "" });
+    expect(asCandidate({ ...b, uid: "u", creationTimestamp: "2026-01-01T00:00:00Z" }, NOW)).toMatchObject({
+      uid: "u",
+      creationTimestamp: "2026-01-01T00:00:00Z",
+    });
   });
 });

@@ -145,6 +145,16 @@ function intersect(a: ListLookup, b: ListLookup): string[] {
   return shared;
 }
 
+/** describeConflict, spelling each conflict once however often it is asked (a verdict's reason and warnings both name them). */
+export function describedOnce(): (c: Conflict) => string {
+  const spelled = new Map<Conflict, string>();
+  return (c) => {
+    let line = spelled.get(c);
+    if (line === undefined) spelled.set(c, (line = describeConflict(c)));
+    return line;
+  };
+}
+
 /** A conflict in one line, as people read it: "both snapshot PVC shop/data-0". */
 export function describeConflict(c: Conflict): string {
   const parts: string[] = [];

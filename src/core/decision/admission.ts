@@ -44,12 +44,16 @@ export function decideAdmission(
 
 /** A backup as admission judges it: not yet created, so it has no phase and is created now. */
 export function asCandidate(candidate: BackupInfo, now: number): BackupInfo {
-  return {
-    ...candidate,
-    uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`,
-    creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(),
-    phase: "",
-  };
+  // Copied, then given its fields: a literal that spreads and then sets fields the copy already has
+  // leaves V8's fast copy (5 µs of each review; docs/performance.md, "A spec's defaults").
+  return Object.assign(
+    { ...candidate },
+    {
+      uid: candidate.uid || `admission:${candidate.namespace}/${candidate.name}`,
+      creationTimestamp: candidate.creationTimestamp || new Date(now).toISOString(),
+      phase: "",
+    },
+  );
 }
 
 /** The validating webhook's refusals: an invalid spec, or a serial run under Forbid. */
@@ -106,7 +110,13 @@ export function admission(
   scope: BackupScope | undefined,
   policy: Policy,
   superseded: readonly string[],
-  wait: { conflicts?: readonly Conflict[]; waitingFor?: readonly string[]; reason: string | undefined },
+  wait: {
+    conflicts?: readonly Conflict[];
+    waitingFor?: readonly string[];
+    reason: string | undefined;
+    /** How the conflicts are spelled: pass the reason's, so each is spelled once. */
+    describe?: (c: Conflict) => string;
+  },
 ): AdmissionDecision {
   const level = scope?.level ?? policy.conflictLevel;
   const notes = [
@@ -135,7 +145,7 @@ export function admission(
   }
   const waitingFor = wait.waitingFor ?? wait.conflicts.map((c) => c.with);
   const warnings = [
-    ...wait.conflicts.map((c) => `backup ${created.name} will wait behind ${c.with}: ${describe(c)}`),
+    ...wait.conflicts.map((c) => `backup ${created.name} will wait behind ${c.with}: ${(wait.describe ?? describe)(c)}`),
     ...(wait.conflicts.length === 0 ? [`backup ${created.name} will wait: ${reason}`] : []),
     ...notes,
   ];

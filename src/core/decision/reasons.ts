@@ -14,10 +14,16 @@ export function startReason(scope: BackupScope, inUse: number, limit: number): s
   return `conflicts with nothing in flight or ahead of it; ${inUse} of ${limit} slots in use${levelNote(scope)}`;
 }
 
-export function waitReason(scope: BackupScope, conflicts: readonly Conflict[], more: boolean, limit: number): string {
+export function waitReason(
+  scope: BackupScope,
+  conflicts: readonly Conflict[],
+  more: boolean,
+  limit: number,
+  describe: (c: Conflict) => string = describeConflict,
+): string {
   return (
     (conflicts.length > 0
-      ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describeConflict(c)}`).join("; ") +
+      ? conflicts.map((c) => `waits behind ${c.with} (${c.withPhase || "New"}): ${describe(c)}`).join("; ") +
         (more ? "; and behind more backups" : "")
       : `waits for a free slot: ${limit} of ${limit} backups in flight`) + levelNote(scope)
   );

@@ -1,6 +1,6 @@
 import { admission, asCandidate, refusalOf, type AdmissionDecision } from "./admission.js";
 import { ClaimIndex } from "../conflict/claimIndex.js";
-import { conflictBetween, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
+import { conflictBetween, describedOnce, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
 import { byCreation, queueOrder, supersede } from "./order.js";
 import { MAX_BLOCKERS } from "./planModel.js";
@@ -86,11 +86,13 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const free = policy.maxConcurrentBackups - inFlight.length - promotedAhead(snapshot, (b) => isLiveQueued(b) && ahead(b));
   const superseded = [...replaced].sort();
   const window = policy.windows && windowStateOf(created, policy, now, times);
+  const describe = describedOnce();
   if (window && "held" in window && window.held) {
     // Outside its window it queues behind every backup free to start: the window is its reason.
     const shown = conflicts.slice(0, MAX_BLOCKERS);
-    const then = shown.length > 0 ? `; then ${waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups)}` : "";
-    return admission(created, scope, policy, superseded, { conflicts: shown, reason: windowWaitReason(window.wait) + then });
+    const then =
+      shown.length > 0 ? `; then ${waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups, describe)}` : "";
+    return admission(created, scope, policy, superseded, { conflicts: shown, reason: windowWaitReason(window.wait) + then, describe });
   }
   if (conflicts.length === 0 && free > 0) {
     return admission(created, scope, policy, superseded, {
@@ -100,7 +102,8 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   const shown = conflicts.slice(0, MAX_BLOCKERS);
   return admission(created, scope, policy, superseded, {
     conflicts: shown,
-    reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups),
+    reason: waitReason(scope, shown, conflicts.length > shown.length, policy.maxConcurrentBackups, describe),
+    describe,
   });
 }
 
