@@ -163,13 +163,19 @@ export const MAX_WARNINGS = 8;
 
 /** Warnings as people read them: short, printable ASCII, at most MAX_WARNINGS. */
 export function shortWarnings(warnings: readonly string[]): string[] {
-  const cleaned = warnings.map(shortWarning);
-  if (cleaned.length <= MAX_WARNINGS) return cleaned;
-  return [...cleaned.slice(0, MAX_WARNINGS - 1), `and ${cleaned.length - (MAX_WARNINGS - 1)} more (see the backup-gate.io/reason annotation)`];
+  if (warnings.length <= MAX_WARNINGS) return warnings.map(shortWarning);
+  // Only the warnings kept are cleaned: a wait behind a dozen backups has a dozen.
+  const kept = warnings.slice(0, MAX_WARNINGS - 1).map(shortWarning);
+  return [...kept, `and ${warnings.length - (MAX_WARNINGS - 1)} more (see the backup-gate.io/reason annotation)`];
 }
 
+// Cut, then cleaned: cleaning swaps each UTF-16 unit for one, so it moves no cut, and it reads at
+// most WARNING_MAX characters instead of the whole warning (pinned in test/unit/reviewAllocations.test.ts).
 export function shortWarning(w: string): string {
-  const s = w.replace(/[^\x20-\x7e]/g, "?");
+  return shortened(w).replace(/[^\x20-\x7e]/g, "?");
+}
+
+function shortened(s: string): string {
   if (s.length <= WARNING_TARGET) return s;
   // Cut at a clause boundary when one keeps the first clause whole.
   const cut = s.lastIndexOf("; ", WARNING_TARGET - 4);

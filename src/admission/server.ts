@@ -311,7 +311,9 @@ export async function createWebhookServer(o: WebhookServerOptions): Promise<Webh
     const annotations = Object.fromEntries(Object.entries(d.annotations).map(([k, v]) => [k, capAnnotation(k, v)]));
     const patch = annotationPatch(r.object, annotations);
     const warnings = shortWarnings(d.warnings);
-    log.debug({ backup: backup.name, verdict: d.verdict, waitingFor: d.waitingFor.slice(0, 10), reason: d.reasons[0] }, "backup admitted");
+    // Guarded: the log line's fields would be built on every review even with debug off.
+    if (log.isLevelEnabled("debug"))
+      log.debug({ backup: backup.name, verdict: d.verdict, waitingFor: d.waitingFor.slice(0, 10), reason: d.reasons[0] }, "backup admitted");
     return {
       verdict: d.verdict,
       response: {

@@ -12,6 +12,7 @@ import { volumeRules } from "../../src/core/velero/volumes.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
 import { describeConflict, describedOnce, type Conflict } from "../../src/core/conflict/conflicts.js";
 import { asCandidate } from "../../src/core/decision/admission.js";
+import { MAX_WARNINGS, shortWarning, shortWarnings, WARNING_MAX, WARNING_TARGET } from "../../src/admission/review.js";
 import { FakeClusterCache } from "../support/fakes/clusterCache.js";
 import { StaticPolicySource } from "../support/fakes/policySource.js";
 import { cluster } from "./support/cluster.js";
@@ -208,5 +209,45 @@ describe("what a verdict spells", () => {
       uid: "u",
       creationTimestamp: "2026-01-01T00:00:00Z",
     });
+  });
+});
+
+describe("warnings as the webhook sends them", () => {
+  // What shortWarning did before it cut first: clean the whole warning, then cut it.
+  const cleanThenCut = (w: string): string => {
+    const s = w.replace(/[^\x20-\x7e]/g, "?");
+    if (s.length <= WARNING_TARGET) return s;
+    const cut = s.lastIndexOf("; ", WARNING_TARGET - 4);
+    if (cut > 40) return `${s.slice(0, cut)}; ...`;
+    return s.length <= WARNING_MAX ? s : `${s.slice(0, WARNING_MAX - 3)}...`;
+  };
+  const clause = fc.oneof(fc.string({ maxLength: 60 }), fc.string({ unit: "binary", maxLength: 60 }), fc.constant("; "), fc.constant("\u{1F600}"));
+  const warning = fc.array(clause, { maxLength: 12 }).map((xs) => xs.join(""));
+
+  it("cut, then cleaned: the same warning as cleaned, then cut", () => {
+    fc.assert(
+      fc.property(warning, (w) => {
+        expect(shortWarning(w)).toBe(cleanThenCut(w));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("the equivalence can fail: a cleaning that swaps a whole character for one unit moves the cut (positive control)", () => {
+    const cutThenCleanByCharacter = (w: string) => cleanThenCut(w.replace(/[^\x20-\x7e]/gu, "?"));
+    const found = fc.check(
+      fc.property(warning, (w) => cutThenCleanByCharacter(w) === cleanThenCut(w)),
+      { numRuns: 2000 },
+    );
+    expect(found.failed).toBe(true);
+  });
+
+  it("only the warnings kept are spelled, the rest counted", () => {
+    const many = Array.from({ length: 12 }, (_, i) => `backup c will wait behind b-${i}: both \u00e9 ${"x".repeat(200)}`);
+    const short = shortWarnings(many);
+    expect(short).toHaveLength(MAX_WARNINGS);
+    expect(short.slice(0, -1)).toEqual(many.slice(0, MAX_WARNINGS - 1).map(cleanThenCut));
+    expect(short.at(-1)).toBe(`and ${12 - (MAX_WARNINGS - 1)} more (see the backup-gate.io/reason annotation)`);
+    expect(shortWarnings(many.slice(0, MAX_WARNINGS))).toEqual(many.slice(0, MAX_WARNINGS).map(cleanThenCut));
   });
 });
