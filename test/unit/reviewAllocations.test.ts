@@ -44,6 +44,25 @@ describe("per-pod answers of a candidate's scope", () => {
     expect(hooksOnPod(pods.get("hooked")!, none)).toEqual([{ phase: "pre", source: "annotation pre.hook.backup.velero.io/command" }]);
   });
 
+  it("without spec hooks, pods with the same hook annotations share one list; spec hooks make their own (control)", () => {
+    const hooked = (name: string, annotations: Record<string, string>) => ({ ...pods.get("hooked")!, name, annotations });
+    const none = spec({});
+    const pre = { "pre.hook.backup.velero.io/command": "[]" };
+    const both = { "hook.backup.velero.io/command": "[]", "post.hook.backup.velero.io/command": "[]" };
+    expect(hooksOnPod(hooked("a", pre), none)).toBe(hooksOnPod(hooked("b", pre), none));
+    expect(hooksOnPod(hooked("a", both), none)).toBe(hooksOnPod(hooked("b", both), none));
+    expect(hooksOnPod(hooked("a", both), none)).toEqual([
+      { phase: "pre", source: "annotation hook.backup.velero.io/command" },
+      { phase: "post", source: "annotation post.hook.backup.velero.io/command" },
+    ]);
+    const withSpecHook = spec({ hooks: { resources: [{ name: "h", post: [{ exec: { command: ["true"] } }] }] } });
+    expect(hooksOnPod(hooked("a", pre), withSpecHook)).toEqual([
+      { phase: "pre", source: "annotation pre.hook.backup.velero.io/command" },
+      { phase: "post", source: "spec.hooks.resources h" },
+    ]);
+    expect(hooksOnPod(hooked("a", pre), withSpecHook)).not.toBe(hooksOnPod(hooked("b", pre), withSpecHook));
+  });
+
   it("pods with no file-system volume share one empty list; an opted-in volume still shows (positive control)", () => {
     const rules = (raw: object) => volumeRules(s.backups[0]!, spec(raw), s.view, DEFAULT_POLICY, true);
     const optIn = rules({});
@@ -158,6 +177,17 @@ describe("what a review keeps", () => {
         expect(byName).toEqual(byKey);
       }),
     );
+  });
+
+  it("a claim spells its reason when first read, and keeps it", () => {
+    const part = new ScopeCache().scopeOf(s.backups[0]!, s.view, DEFAULT_POLICY).claims.partIn("shop")!;
+    const claim = [...part.claims.values()].find((c) => c.key === "shop/hooked")!;
+    // Nothing spelled yet: the reason is not among the claim's own fields (a literal's is: the control).
+    expect(Object.keys(claim)).not.toContain("reason");
+    expect(Object.keys({ reason: "r", rank: 0, key: "k" })).toContain("reason");
+    expect(claim.reason).toBe("run pre hooks on pod shop/hooked (annotation pre.hook.backup.velero.io/command)");
+    expect(claim.reason).toBe(claim.reason);
+    expect(part.claims.get([...part.claims.keys()].find((u) => part.claims.get(u)?.rank === 1)!)?.reason).toBe("snapshot PVC shop/data");
   });
 
   it("a part's lists, spelled when read, are the scope's items", () => {

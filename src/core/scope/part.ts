@@ -160,9 +160,12 @@ interface BlockItems {
 // namespace/name keys the scope lists.
 function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockItems {
   const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
+  // Counted, then filled: lists pushed onto [] grow by copies (17, 41, 77 slots) on every review.
   const marked = (marks: Uint8Array, keep: (i: number) => boolean = () => true) => {
-    const at: number[] = [];
-    for (let i = 0; i < marks.length; i++) if (marks[i] && keep(i)) at.push(i);
+    let n = 0;
+    for (let i = 0; i < marks.length; i++) if (marks[i] && keep(i)) n++;
+    const at = new Array<number>(n);
+    for (let i = 0, k = 0; k < n; i++) if (marks[i] && keep(i)) at[k++] = i;
     return at;
   };
   const podAt = marked(seen.pods);
@@ -185,6 +188,50 @@ function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs:
     else local.push(pv);
   }
   return { foreignPvs, local };
+}
+
+type ClaimWork = "hooks" | "fs-backup" | "pvc-snapshot" | "pv-snapshot" | "exclusive";
+
+// A part claims every unit it needs, but a reason is read only for the few units a conflict
+// names: a claim keeps its pieces and spells its reason when first read (pinned in
+// test/unit/reviewAllocations.test.ts).
+class PartClaim implements Claim {
+  readonly rank: number;
+  readonly key: string;
+  readonly #work: ClaimWork;
+  readonly #what: string;
+  readonly #detail: string;
+  #reason: string | undefined;
+
+  constructor(work: ClaimWork, rank: number, key: string, what = "", detail = "") {
+    this.rank = rank;
+    this.key = key;
+    this.#work = work;
+    this.#what = what;
+    this.#detail = detail;
+    this.#reason = undefined;
+  }
+
+  get reason(): string {
+    return (this.#reason ??= this.#spell());
+  }
+
+  #spell(): string {
+    const { key } = this;
+    const what = this.#what;
+    switch (this.#work) {
+      case "hooks":
+        return `run ${what} hooks on pod ${key} (${this.#detail})`;
+      case "fs-backup":
+        return `file-system back up volume ${what} of pod ${key}`;
+      case "pvc-snapshot":
+        return `snapshot PVC ${key}`;
+      case "pv-snapshot":
+        return `snapshot PV ${key}`;
+      case "exclusive":
+        return `back up ${what} in namespace ${key} (an exclusive resource)`;
+    }
+  }
 }
 
 /** The units a part includes and those it needs exclusively, each with the first reason found; and where its volume work runs. */
@@ -239,8 +286,8 @@ class PartClaims {
   #unclaimed(unit: string): boolean {
     return !this.claims.has(unit);
   }
-  #claim(unit: string, reason: string, rank: number, key: string): void {
-    this.claims.set(unit, { reason, rank, key });
+  #claim(unit: string, claim: PartClaim): void {
+    this.claims.set(unit, claim);
   }
 
   // Units are the cluster's, cut with the policy's group key: a backup's own key changes what it
@@ -251,23 +298,28 @@ class PartClaims {
     return this.#units.names[unit] as string;
   }
 
+  // Indexed loops: the hook and volume lists are often frozen empties, and for-of over a mix of
+  // frozen and plain arrays fell back to iterator objects, 8 KB a candidate (docs/performance.md).
   ofPods({ blockPods, podAt }: BlockItems): void {
-    blockPods.forEach((pod, i) => {
+    for (let i = 0; i < blockPods.length; i++) {
+      const pod = blockPods[i] as PodInfo;
       const unit = this.#include(this.#units.pods[podAt[i] as number] as number);
       const hooks = hooksOnPod(pod, this.#ctx.spec);
       const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(pod);
-      if (hooks.length === 0 && volumes.length === 0) return;
+      if (hooks.length === 0 && volumes.length === 0) continue;
       const key = `${this.#ns}/${pod.name}`;
-      for (const hook of hooks) {
-        if (this.#unclaimed(unit)) this.#claim(unit, `run ${hook.phase} hooks on pod ${key} (${hook.source})`, 0, key);
+      for (let h = 0; h < hooks.length; h++) {
+        const hook = hooks[h] as (typeof hooks)[number];
+        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("hooks", 0, key, hook.phase, hook.source));
         this.#trace?.({ kind: "pod", item: key, work: `${hook.phase} hooks`, unit });
       }
-      for (const volume of volumes) {
-        if (this.#unclaimed(unit)) this.#claim(unit, `file-system back up volume ${volume} of pod ${key}`, 0, key);
+      for (let v = 0; v < volumes.length; v++) {
+        const volume = volumes[v] as string;
+        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("fs-backup", 0, key, volume));
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
         if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
       }
-    });
+    }
   }
 
   ofPvcs({ pvcs, pvcAt }: BlockItems): void {
@@ -277,7 +329,7 @@ class PartClaims {
       const pv = this.#graph.pvOf(c);
       if (!this.#ctx.volumes.snapshotsPvc(pvc, pv, this.#graph.podsMounting(c))) return;
       const key = `${this.#ns}/${pvc.name}`;
-      if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PVC ${key}`, 1, key);
+      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, key));
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
     });
@@ -293,7 +345,7 @@ class PartClaims {
       if (pvc?.volumeName !== pv.name) continue;
       const unit = this.#include(this.#units.pvcs[c] as number);
       if (!this.#ctx.volumes.snapshotsPv(pv, pvc, this.#graph.podsMounting(c))) continue;
-      if (this.#unclaimed(unit)) this.#claim(unit, `snapshot PV ${pv.name}`, 2, pv.name);
+      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
     }
@@ -304,7 +356,7 @@ class PartClaims {
       if (!this.#ctx.filter.shouldInclude(kind)) return;
       const unit = `${ns}/${kind}`;
       (this.#others ??= []).push(unit);
-      if (this.#unclaimed(unit)) this.#claim(unit, `back up ${kind} in namespace ${ns} (an exclusive resource)`, 3 + i, ns);
+      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("exclusive", 3 + i, ns, kind));
     });
   }
 }

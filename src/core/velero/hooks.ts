@@ -14,10 +14,10 @@ export type HookPhase = keyof typeof ANNOTATION_COMMAND;
 const HOOK_PHASES = ["pre", "post"] as const;
 
 /** The phases in which the backup runs a hook on this pod, each with where the hook comes from. */
-export function hooksOnPod(pod: PodInfo, spec: BackupSpec): readonly { phase: HookPhase; source: string }[] {
-  // Asked for every pod of every candidate in a review; most pods and most backups have no hook.
-  if (spec.hooks.resources.length === 0 && !hasHookAnnotation(pod)) return NO_HOOKS;
-  const found: { phase: HookPhase; source: string }[] = [];
+export function hooksOnPod(pod: PodInfo, spec: BackupSpec): readonly PodHook[] {
+  // Asked for every pod of every candidate in a review; most backups have no spec hook.
+  if (spec.hooks.resources.length === 0) return annotationHooks(pod);
+  const found: PodHook[] = [];
   for (const phase of HOOK_PHASES) {
     const annotation = annotationHook(pod, phase);
     if (annotation) {
@@ -34,8 +34,7 @@ type HookAnnotation = (typeof ANNOTATION_COMMAND)[HookPhase][number];
 
 /** The annotation that sets the pod's hook for `phase`, if any (the first of its keys present). */
 function annotationHook(pod: PodInfo, phase: HookPhase): HookAnnotation | undefined {
-  for (const key of ANNOTATION_COMMAND[phase]) if (pod.annotations[key] !== undefined) return key;
-  return undefined;
+  return ANNOTATION_COMMAND[phase][firstPresent(pod, ANNOTATION_COMMAND[phase])];
 }
 
 // Spelled once: a hooked pod's source is asked for in every review that includes it.
@@ -43,11 +42,32 @@ const ANNOTATION_SOURCE = Object.fromEntries(
   HOOK_PHASES.flatMap((phase) => ANNOTATION_COMMAND[phase].map((key) => [key, `annotation ${key}`])),
 ) as Record<HookAnnotation, string>;
 
-const NO_HOOKS: readonly { phase: HookPhase; source: string }[] = Object.freeze([]);
+export interface PodHook {
+  readonly phase: HookPhase;
+  readonly source: string;
+}
 
-function hasHookAnnotation(pod: PodInfo): boolean {
-  for (const phase of HOOK_PHASES) for (const key of ANNOTATION_COMMAND[phase]) if (pod.annotations[key] !== undefined) return true;
-  return false;
+// Without spec hooks a pod's hooks are its annotations' alone: one of six lists (no pre hook
+// or either pre key, times no post hook or its key), made once and shared by every pod.
+const ANNOTATION_HOOKS: readonly (readonly PodHook[])[] = [undefined, ...ANNOTATION_COMMAND.pre].flatMap((pre) =>
+  [undefined, ...ANNOTATION_COMMAND.post].map((post) =>
+    Object.freeze([
+      ...(pre ? [{ phase: "pre" as const, source: ANNOTATION_SOURCE[pre] }] : []),
+      ...(post ? [{ phase: "post" as const, source: ANNOTATION_SOURCE[post] }] : []),
+    ]),
+  ),
+);
+
+function annotationHooks(pod: PodInfo): readonly PodHook[] {
+  const pre = firstPresent(pod, ANNOTATION_COMMAND.pre) + 1;
+  const post = firstPresent(pod, ANNOTATION_COMMAND.post) + 1;
+  return ANNOTATION_HOOKS[pre * (ANNOTATION_COMMAND.post.length + 1) + post] as readonly PodHook[];
+}
+
+/** The index of the first of `keys` the pod is annotated with, or -1. */
+function firstPresent(pod: PodInfo, keys: readonly string[]): number {
+  for (let i = 0; i < keys.length; i++) if (pod.annotations[keys[i] as string] !== undefined) return i;
+  return -1;
 }
 
 function hookApplies(hook: BackupSpec["hooks"]["resources"][number], pod: PodInfo): boolean {
