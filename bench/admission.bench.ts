@@ -16,7 +16,9 @@
 // profile of what the server allocated from the first round on and a scavenge did not free:
 // what ends up in the old generation; with HEAP_PROFILE_YOUNG=1, everything it allocated;
 // SLOW=1 prints each round's stretches of reviews slower than 10 ms, timed as the server's
-// --trace-gc times them; SERVER_RUNTIME=tsx runs the server under tsx, as before 2026-12-06).
+// --trace-gc times them; SERVER_RUNTIME=tsx runs the server under tsx, as before 2026-12-06;
+// FLOOR_SPIN_US=N makes the floor's handler spin N µs before it answers, allocating nothing:
+// a floor as busy per review as the gate, to tell its CPU from everything else it does).
 // Prints every round, then a table over all of a row's rounds (p50, p99 and max of every review
 // sent, and each round's p99) and one JSON line per row. Goal (design): p99 <= 5 ms at 200
 // req/s; issue 20: p99 <= the floor's + 2 ms and max <= 50 ms at 200 and 1,000/s, every round.
@@ -93,11 +95,15 @@ async function serve(): Promise<void> {
   });
   const { port } = await server.listen();
   const floor = Fastify({ https: { key: tls.current().key, cert: tls.current().cert }, logger: false, keepAliveTimeout: 60_000 });
-  floor.post("/mutate-backups", async (req) => ({
-    apiVersion: "admission.k8s.io/v1",
-    kind: "AdmissionReview",
-    response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
-  }));
+  const spinMs = Number(process.env.FLOOR_SPIN_US ?? 0) / 1000;
+  floor.post("/mutate-backups", async (req) => {
+    if (spinMs > 0) for (const t = performance.now(); performance.now() - t < spinMs;); // FLOOR_SPIN_US: see the header
+    return {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
+    };
+  });
   await floor.listen({ host: "127.0.0.1", port: 0 });
   const floorPort = (floor.server.address() as { port: number }).port;
   const built = performance.now();
