@@ -34,7 +34,8 @@ type HookAnnotation = (typeof ANNOTATION_COMMAND)[HookPhase][number];
 
 /** The annotation that sets the pod's hook for `phase`, if any (the first of its keys present). */
 function annotationHook(pod: PodInfo, phase: HookPhase): HookAnnotation | undefined {
-  return ANNOTATION_COMMAND[phase][firstPresent(pod, ANNOTATION_COMMAND[phase])];
+  const at = firstPresent(pod, ANNOTATION_COMMAND[phase]);
+  return at < 0 ? undefined : ANNOTATION_COMMAND[phase][at];
 }
 
 // Spelled once: a hooked pod's source is asked for in every review that includes it.
