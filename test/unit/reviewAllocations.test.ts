@@ -264,15 +264,15 @@ describe("warnings as the webhook sends them", () => {
   });
 
   it("the equivalence can fail: a cleaning that swaps a whole character for one unit moves the cut (positive control)", () => {
-    const cutThenCleanByCharacter = (w: string) => cleanThenCut(w.replace(/[^\x20-\x7e]/gu, "?"));
+    const cleanByCharacterThenCut = (w: string) => cleanThenCut(w.replace(/[^\x20-\x7e]/gu, "?"));
     const found = fc.check(
-      fc.property(warning, (w) => cutThenCleanByCharacter(w) === cleanThenCut(w)),
+      fc.property(warning, (w) => cleanByCharacterThenCut(w) === cleanThenCut(w)),
       { numRuns: 2000 },
     );
     expect(found.failed).toBe(true);
   });
 
-  it("only the warnings kept are spelled, the rest counted", () => {
+  it("the first seven are kept, cleaned and cut as before; the rest are counted", () => {
     const many = Array.from({ length: 12 }, (_, i) => `backup c will wait behind b-${i}: both \u00e9 ${"x".repeat(200)}`);
     const short = shortWarnings(many);
     expect(short).toHaveLength(MAX_WARNINGS);
