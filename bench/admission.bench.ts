@@ -18,7 +18,10 @@
 // SLOW=1 prints each round's stretches of reviews slower than 10 ms, timed as the server's
 // --trace-gc times them; SERVER_RUNTIME=tsx runs the server under tsx, as before 2026-12-06;
 // FLOOR_SPIN_US=N makes the floor's handler spin N µs before it answers, allocating nothing:
-// a floor as busy per review as the gate, to tell its CPU from everything else it does).
+// a floor as busy per review as the gate, to tell its CPU from everything else it does;
+// CONTROL_SPIN_US=N puts a second floor spinning N µs per review in the gate's place, its rows
+// still named "gate" and its JSON lines "admission.https.control": with 0, how far two equal
+// floors land apart on this machine, and with N, how much CPU per review the goal allows).
 // Prints every round, then a table over all of a row's rounds (p50, p99 and max of every review
 // sent, and each round's p99) and one JSON line per row. Goal (design): p99 <= 5 ms at 200
 // req/s; issue 20: p99 <= the floor's + 2 ms and max <= 50 ms at 200 and 1,000/s, every round.
@@ -71,6 +74,7 @@ const RATES = (process.env.RATES ?? "200,1000").split(",").map(Number);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 8);
 const DURATION_S = Number(process.env.DURATION ?? 15);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const CONTROL_SPIN_US = process.env.CONTROL_SPIN_US === undefined ? undefined : Number(process.env.CONTROL_SPIN_US);
 const WARM_UP_S = 3;
 
 // ---- the server (child process) ----
@@ -96,21 +100,15 @@ async function serve(): Promise<void> {
   const { port } = await server.listen();
   const floor = Fastify({ https: { key: tls.current().key, cert: tls.current().cert }, logger: false, keepAliveTimeout: 60_000 });
   const spinMs = Number(process.env.FLOOR_SPIN_US ?? 0) / 1000;
-  floor.post("/mutate-backups", async (req) => {
-    if (spinMs > 0) for (const t = performance.now(); performance.now() - t < spinMs;); // FLOOR_SPIN_US: see the header
-    return {
-      apiVersion: "admission.k8s.io/v1",
-      kind: "AdmissionReview",
-      response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
-    };
-  });
+  floor.post("/mutate-backups", floorHandler(spinMs));
   await floor.listen({ host: "127.0.0.1", port: 0 });
   const floorPort = (floor.server.address() as { port: number }).port;
+  const control = CONTROL_SPIN_US === undefined ? undefined : await spinningFloor(tls.current(), CONTROL_SPIN_US / 1000);
   const built = performance.now();
   await server.engine.ensureBase();
   settleHeap();
   process.send?.({
-    port,
+    port: control ? (control.server.address() as { port: number }).port : port,
     floorPort,
     ca: tls.current().ca,
     buildMs: built - t,
@@ -132,9 +130,36 @@ async function serve(): Promise<void> {
     await profile?.stop(process.env.HEAP_PROFILE as string);
     await server.close();
     await floor.close();
+    await control?.close();
     await tls.stop();
     process.exit(0);
   }
+}
+
+/** A row's JSON name: the gate, the floor, or the spinning floor in the gate's place (CONTROL_SPIN_US). */
+function rowName(target: "floor" | "gate"): { bench: string; control_spin_us?: number } {
+  if (target === "floor") return { bench: "admission.https.floor" };
+  return CONTROL_SPIN_US === undefined ? { bench: "admission.https.mutate" } : { bench: "admission.https.control", control_spin_us: CONTROL_SPIN_US };
+}
+
+/** The floor's handler: answers at once, after spinning `spinMs` when asked to (allocating nothing). */
+function floorHandler(spinMs: number) {
+  return async (req: { body: unknown }) => {
+    if (spinMs > 0) for (const t = performance.now(); performance.now() - t < spinMs;);
+    return {
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: (req.body as { request: { uid: string } }).request.uid, allowed: true },
+    };
+  };
+}
+
+/** CONTROL_SPIN_US: a second floor, in place of the gate, spinning `spinMs` per review. */
+async function spinningFloor(m: { key: string; cert: string }, spinMs: number) {
+  const app = Fastify({ https: { key: m.key, cert: m.cert }, logger: false, keepAliveTimeout: 60_000 });
+  app.post("/mutate-backups", floorHandler(spinMs));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  return app;
 }
 
 /** V8's sampling heap profiler, keeping only what a scavenge did not free. */
@@ -188,6 +213,7 @@ async function main(): Promise<void> {
   });
   const round = (x: number) => Math.round(x * 100) / 100;
   console.log(`server: node ${serverFlags.join(" ")}${process.env.PRETENURE ? " (pretenuring on)" : ""}, ${runtime}`);
+  if (CONTROL_SPIN_US !== undefined) console.log(`control: the "gate" rows are a second floor spinning ${CONTROL_SPIN_US} µs per review (CONTROL_SPIN_US)`);
   console.log(
     `view: ${NAMESPACES} namespaces, ${NAMESPACES * PODS_PER_NAMESPACE} pods, PVCs and PVs; ${BACKUPS} backups (${IN_FLIGHT} in flight, ${ready.queued} queued); ` +
       `built in ${round(ready.buildMs)} ms, admission index in ${round(ready.indexMs)} ms; server heap ${round(ready.heapMb)} MiB`,
@@ -273,7 +299,7 @@ async function main(): Promise<void> {
       );
       rows.push(
         JSON.stringify({
-          bench: target === "gate" ? "admission.https.mutate" : "admission.https.floor",
+          ...rowName(target),
           rate,
           rounds: ROUNDS,
           duration_s: DURATION_S,
