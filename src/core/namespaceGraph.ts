@@ -22,8 +22,6 @@ export interface GraphSource {
   readonly pvs: PvSource;
 }
 
-const NO_PODS: readonly PodInfo[] = [];
-
 export class NamespaceGraph {
   readonly pods: readonly PodInfo[];
   readonly pvcs: readonly PvcInfo[];
@@ -58,17 +56,6 @@ export class NamespaceGraph {
   claimAt(name: string): number {
     const at = positionOf(this.pvcs, name);
     return at >= 0 ? at : -1;
-  }
-
-  /** The pods mounting claim c, in name order. */
-  podsMounting(c: number): readonly PodInfo[] {
-    if (c < 0) return NO_PODS;
-    const [from, to] = [this.mountersFrom[c] as number, this.mountersFrom[c + 1] as number];
-    if (from === to) return NO_PODS;
-    // Asked for each claim of a part (the snapshot rule): a loop, not a subarray view per call.
-    const pods = new Array<PodInfo>(to - from);
-    for (let k = from; k < to; k++) pods[k - from] = this.pods[this.mounters[k] as number] as PodInfo;
-    return pods;
   }
 
   /** The PV claim c names, if the view holds it. */

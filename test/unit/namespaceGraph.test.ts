@@ -95,8 +95,8 @@ describe("a namespace's graph", () => {
         for (const cl of ["x", "y", "z", "missing"]) {
           const expected = [...podNames].sort().filter((p) => mounts.some(([q, m]) => q === p && m === cl));
           const graph = contents.graph();
-          expect(names(graph.podsMounting(graph.claimAt(cl)))).toEqual(cl === "missing" ? [] : expected);
-          if (cl !== "missing") expect(mountersOf(contents.graph(), cl)).toEqual(expected);
+          expect(graph.claimAt(cl) < 0).toBe(cl === "missing");
+          if (cl !== "missing") expect(mountersOf(graph, cl)).toEqual(expected);
         }
       }),
     );

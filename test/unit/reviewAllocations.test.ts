@@ -71,6 +71,19 @@ describe("per-pod answers of a candidate's scope", () => {
     expect(rules({ defaultVolumesToFsBackup: true }).fsBackupVolumes(pods.get("web-1")!)).toEqual(["vol-data", "tmp"]);
   });
 
+  it("each pod's file-system volumes are a list of its own, though gathered in one list reused pod to pod", () => {
+    const rules = volumeRules(s.backups[0]!, spec({ defaultVolumesToFsBackup: true }), s.view, DEFAULT_POLICY, true);
+    const first = rules.fsBackupVolumes(pods.get("web-1")!);
+    expect(rules.fsBackupVolumes(pods.get("web-2")!)).toEqual(["tmp"]);
+    expect(first).toEqual(["vol-data", "tmp"]);
+    // The reused list itself, handed out, would have changed under the first pod (the control).
+    const reused = ["vol-data", "tmp"];
+    const handedOut = reused;
+    reused.length = 0;
+    reused.push("tmp");
+    expect(handedOut).not.toEqual(["vol-data", "tmp"]);
+  });
+
   it("a unit by kind and name is the unit by member key", () => {
     const contents = s.view.contents("shop");
     const key = DEFAULT_POLICY.volumeGroupSnapshotLabelKey;

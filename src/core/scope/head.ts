@@ -2,7 +2,7 @@ import { KEYS, requestsNamespaceLevel, type BackupInfo, type ConflictLevel, type
 import type { Policy } from "../policy.js";
 import type { ClusterView } from "../view.js";
 import { parseBackupSpec, usesOldResourceFilters, type BackupSpec, type SpecError } from "../velero/backupSpec.js";
-import { selectorMatches } from "../velero/labelSelector.js";
+import { selectorMatches, type LabelSelector } from "../velero/labelSelector.js";
 import { backupNamespaces, veleroQueueNamespaces } from "../velero/namespaces.js";
 import { resourceFilter } from "../velero/resources.js";
 import { volumeRules } from "../velero/volumes.js";
@@ -155,7 +155,12 @@ function policyRef(backup: BackupInfo, spec: BackupSpec, view: ClusterView): str
 /** Whether an item's labels pass the backup's label selectors. */
 function selectorOf(spec: BackupSpec): (labels: Labels) => boolean {
   const selectors = spec.orLabelSelectors ?? (spec.labelSelector ? [spec.labelSelector] : undefined);
-  return selectors ? (labels) => selectors.some((s) => selectorMatches(s, labels)) : () => true;
+  if (!selectors) return () => true;
+  // Asked for every pod and claim of a candidate: a loop, as some() made a closure per item.
+  return (labels) => {
+    for (let i = 0; i < selectors.length; i++) if (selectorMatches(selectors[i] as LabelSelector, labels)) return true;
+    return false;
+  };
 }
 
 function judgeLevel(backup: BackupInfo, view: ClusterView, policy: Policy): { level: ConflictLevel; levelReason?: string } {

@@ -86,10 +86,12 @@ class Part implements ScopePart {
   #spell(): { pods: readonly string[]; pvcs: readonly string[]; pvs: readonly string[] } {
     const items = this.#items;
     if (items) {
+      const { graph, podAt, pvcAt, reached } = items;
       const key = (x: { name: string }) => `${this.namespace}/${x.name}`;
-      this.#pods = items.blockPods.filter((p) => !p.deleting).map(key);
-      this.#pvcs = items.pvcs.map(key);
-      this.#pvs = items.reached.map((v) => v.name);
+      const pods = podAt.map((p) => graph.pods[p] as PodInfo);
+      this.#pods = pods.filter((p) => !p.deleting).map(key);
+      this.#pvcs = pvcAt.map((c) => key(graph.pvcs[c] as PvcInfo));
+      this.#pvs = reached.map((v) => v.name);
       this.#items = undefined;
     }
     return { pods: this.#pods as readonly string[], pvcs: this.#pvcs as readonly string[], pvs: this.#pvs as readonly string[] };
@@ -147,11 +149,12 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
   return seen;
 }
 
+/** The blocks' items, by index in the namespace's graph (no list of the items themselves is made). */
 interface BlockItems {
-  /** Every pod of the blocks (those being deleted too: they get their hooks), and each one's index in the graph. */
-  readonly blockPods: readonly PodInfo[];
+  readonly graph: NamespaceGraph;
+  /** Every pod of the blocks: those being deleted too, as they get their hooks. */
   readonly podAt: readonly number[];
-  readonly pvcs: readonly PvcInfo[];
+  /** The blocks' claims, but those being deleted. */
   readonly pvcAt: readonly number[];
   readonly reached: readonly PvInfo[];
 }
@@ -168,13 +171,10 @@ function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockIte
     for (let i = 0, k = 0; k < n; i++) if (marks[i] && keep(i)) at[k++] = i;
     return at;
   };
-  const podAt = marked(seen.pods);
-  const pvcAt = marked(seen.pvcs, (c) => !(graph.pvcs[c] as PvcInfo).deleting);
   return {
-    blockPods: podAt.map((p) => graph.pods[p] as PodInfo),
-    podAt,
-    pvcs: pvcAt.map((c) => graph.pvcs[c] as PvcInfo),
-    pvcAt,
+    graph,
+    podAt: marked(seen.pods),
+    pvcAt: marked(seen.pvcs, (c) => !(graph.pvcs[c] as PvcInfo).deleting),
     reached: pvsExcluded ? [] : graph.pvs.filter((v, i) => seen.pvs[i] && !isExcluded(v.labels) && !v.deleting),
   };
 }
@@ -300,10 +300,11 @@ class PartClaims {
 
   // Indexed loops: the hook and volume lists are often frozen empties, and for-of over a mix of
   // frozen and plain arrays fell back to iterator objects, 8 KB a candidate (docs/performance.md).
-  ofPods({ blockPods, podAt }: BlockItems): void {
-    for (let i = 0; i < blockPods.length; i++) {
-      const pod = blockPods[i] as PodInfo;
-      const unit = this.#include(this.#units.pods[podAt[i] as number] as number);
+  ofPods({ graph, podAt }: BlockItems): void {
+    for (let i = 0; i < podAt.length; i++) {
+      const p = podAt[i] as number;
+      const pod = graph.pods[p] as PodInfo;
+      const unit = this.#include(this.#units.pods[p] as number);
       const hooks = hooksOnPod(pod, this.#ctx.spec);
       const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(pod);
       if (hooks.length === 0 && volumes.length === 0) continue;
@@ -322,17 +323,18 @@ class PartClaims {
     }
   }
 
-  ofPvcs({ pvcs, pvcAt }: BlockItems): void {
-    pvcs.forEach((pvc, i) => {
+  ofPvcs({ graph, pvcAt }: BlockItems): void {
+    for (let i = 0; i < pvcAt.length; i++) {
       const c = pvcAt[i] as number;
+      const pvc = graph.pvcs[c] as PvcInfo;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      const pv = this.#graph.pvOf(c);
-      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv, this.#graph.podsMounting(c))) return;
+      const pv = graph.pvOf(c);
+      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv, graph, c)) continue;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, key));
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
-    });
+    }
   }
 
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
@@ -344,7 +346,7 @@ class PartClaims {
       const pvc = this.#graph.pvcs[c];
       if (pvc?.volumeName !== pv.name) continue;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!this.#ctx.volumes.snapshotsPv(pv, pvc, this.#graph.podsMounting(c))) continue;
+      if (!this.#ctx.volumes.snapshotsPv(pv, pvc, this.#graph, c)) continue;
       if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });

@@ -14,11 +14,23 @@ export interface VolumeRules {
   fsBackupVolumes(pod: PodInfo): readonly string[];
   /**
    * Whether the claim's volume is snapshotted. `pv`: the PV it names, as the view holds it;
-   * `mounters`: the pods mounting the claim (a part has both at hand in its graph).
+   * `mounts`, `c`: its namespace's pods by claim, and the claim's index there (a part has both
+   * at hand in its graph).
    */
-  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined, mounters: readonly PodInfo[]): boolean;
-  /** Whether the PV is snapshotted, reached through `pvc`, the claim bound to it, which `mounters` mount. */
-  snapshotsPv(pv: PvInfo, pvc: PvcInfo, mounters: readonly PodInfo[]): boolean;
+  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined, mounts: ClaimMounts, c: number): boolean;
+  /** Whether the PV is snapshotted, reached through `pvc`, the claim bound to it (index `c` in `mounts`). */
+  snapshotsPv(pv: PvInfo, pvc: PvcInfo, mounts: ClaimMounts, c: number): boolean;
+}
+
+/**
+ * A namespace's pods by the claims they mount (a NamespaceGraph): the pods mounting claim c are
+ * pods[mounters[k]] for k in mountersFrom[c] .. mountersFrom[c + 1]. Read by index, because the
+ * rule is asked about every claim of every candidate, and a list per claim was two per PVC.
+ */
+export interface ClaimMounts {
+  readonly pods: readonly PodInfo[];
+  readonly mountersFrom: Int32Array;
+  readonly mounters: Int32Array;
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
@@ -66,7 +78,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     return facts.pvError === undefined && optedIn(pod, volume);
   };
 
-  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, mounters: readonly PodInfo[]): boolean => {
+  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, mounts: ClaimMounts, c: number): boolean => {
     if (!pv) return false;
     if (unreadable) return true;
     if (loaded.policies) {
@@ -74,11 +86,15 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
       const action = facts.ok ? matchVolumePolicy(loaded.policies, facts.facts) : undefined;
       if (action) return action.type === "snapshot";
     }
+    if (spec.snapshotVolumes === false) return false;
     // Any pod mounting the claim that opts the volume into a file-system backup rules out
     // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
-    for (const pod of mounters) if (optsClaimIn(pod, pvc.name)) return false;
-    return spec.snapshotVolumes !== false;
+    const { pods, mountersFrom, mounters } = mounts;
+    for (let k = mountersFrom[c] as number; k < (mountersFrom[c + 1] as number); k++)
+      if (optsClaimIn(pods[mounters[k] as number] as PodInfo, pvc.name)) return false;
+    return true;
   };
+  const picked: string[] = [];
   // A loop, not some(): asked for every claim of a candidate, and a callback per pod was a closure each.
   const optsClaimIn = (pod: PodInfo, claim: string): boolean => {
     for (const v of pod.volumes) if (v.claimName === claim && optedIn(pod, v)) return true;
@@ -89,13 +105,18 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     errors,
     notes: loaded.note ? [loaded.note] : [],
     fsBackupVolumes: (pod) => {
-      // Asked for every pod of every candidate in a review: no list unless a volume qualifies.
-      let names: string[] | undefined;
-      for (const v of pod.volumes) if (fsBackedUp(pod, v)) (names ??= []).push(v.name);
-      return names ?? NO_VOLUMES;
+      // Asked for every pod of every candidate in a review: no list unless a volume qualifies, and
+      // then a copy of its length from a list reused pod to pod (one grown by push keeps room for 16 more).
+      const { volumes } = pod;
+      let n = 0;
+      for (let k = 0; k < volumes.length; k++) {
+        const v = volumes[k] as PodVolume;
+        if (fsBackedUp(pod, v)) picked[n++] = v.name;
+      }
+      return n === 0 ? NO_VOLUMES : picked.slice(0, n);
     },
-    snapshotsPvc: (pvc, pv, mounters) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc, mounters),
-    snapshotsPv: (pv, pvc, mounters) => snapshots(pv, pvc, mounters),
+    snapshotsPvc: (pvc, pv, mounts, c) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc, mounts, c),
+    snapshotsPv: (pv, pvc, mounts, c) => snapshots(pv, pvc, mounts, c),
   };
 }
 
