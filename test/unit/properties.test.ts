@@ -1,12 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ClaimIndex } from "../../src/core/conflict/claimIndex.js";
-import { conflictBetween, conflictsWith, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
+import { conflictBetween, conflictsWith, MAX_SHARED_UNITS, type ScopedBackup } from "../../src/core/conflict/conflicts.js";
 import { IN_FLIGHT_PHASES, QUEUED_PHASES, type BackupInfo, type NamespaceInfo, type PodInfo, type PvcInfo, type PvInfo } from "../../src/core/model.js";
 import { trim, type ObjectKind } from "../../src/core/velero/objects.js";
 import { howMade, plan, type Plan, type PlanMaking } from "../../src/core/decision/plan.js";
 import { policySchema, type Policy } from "../../src/core/policy.js";
-import { scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
+import { compareClaims, scopeOf, type BackupScope } from "../../src/core/scope/scope.js";
 import { ScopeCache } from "../../src/core/scope/cache.js";
 import type { ClusterView } from "../../src/core/view.js";
 import { cluster } from "./support/cluster.js";
@@ -32,6 +32,17 @@ const NOW = T0 + 121 * 60_000; // every generated backup was created before now
 const STEP = 600_000; // ten minutes, the default aging period
 
 const scoped = (b: BackupInfo, view: ClusterView, policy: Policy): ScopedBackup => ({ name: b.name, phase: b.phase, scope: scopeOf(b, view, policy) });
+
+/** Every unit both scopes claim, with a's claim and b's: namespace by namespace, claim by claim. */
+const sharedClaims = (a: BackupScope, b: BackupScope) =>
+  a.claims.namespaces.flatMap((ns) => {
+    const [mine, theirs] = [a.claims.partIn(ns), b.claims.partIn(ns)];
+    if (!mine || !theirs) return [];
+    return [...mine.claims].flatMap(([unit, m]) => {
+      const t = theirs.claims.get(unit);
+      return t ? [{ unit, mine: m, theirs: t }] : [];
+    });
+  });
 
 describe("plan properties", () => {
   it("never starts a backup that shares a claim with one in flight or promoted with it", () => {
@@ -105,6 +116,32 @@ describe("plan properties", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  // conflictBetween keeps the first few shared units by insertion as it walks the smaller side's
+  // claims; this checks it against every unit both backups claim, sorted.
+  it("names the first units both backups claim, in the first's claim order, and counts them all", () => {
+    let cut = 0; // pairs sharing more units than a conflict names: the cut is exercised
+    fc.assert(
+      fc.property(clusterModel, backupModels({ minLength: 2 }), policyArb, (model, backups, base) => {
+        const { view, backups: infos } = load(model, backups);
+        const policy = policySchema.parse({ ...base, conflictLevel: "ItemBlock" });
+        const all = infos.map((b) => scoped(b, view, policy));
+        for (const a of all)
+          for (const b of all) {
+            if (a === b || a.scope.level !== "ItemBlock" || b.scope.level !== "ItemBlock") continue;
+            const shared = sharedClaims(a.scope, b.scope).sort((x, y) => compareClaims(x.mine, y.mine));
+            if (shared.length > MAX_SHARED_UNITS) cut++;
+            const c = conflictBetween(a, b);
+            expect(c?.unitCount ?? 0, `${a.name} and ${b.name}`).toBe(shared.length);
+            expect(c?.units ?? []).toEqual(
+              shared.slice(0, MAX_SHARED_UNITS).map(({ unit, mine, theirs }) => ({ unit, reasons: [mine.reason, theirs.reason] })),
+            );
+          }
+      }),
+      { numRuns: 300 },
+    );
+    expect(cut).toBeGreaterThan(0);
   });
 
   it("never promotes past the limit", () => {

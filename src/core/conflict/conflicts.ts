@@ -41,15 +41,10 @@ export function conflictBetween(a: ScopedBackup, b: ScopedBackup): Conflict | un
     level === "Namespace" ? intersect(a.scope.queueLookup, b.scope.queueLookup) : intersect(a.scope.strictLookup, b.scope.strictLookup);
   const shared = level === "ItemBlock" ? sharedUnits(a.scope.claims, b.scope.claims) : NONE;
   if (!serial && namespaces.length === 0 && shared.count === 0) return undefined;
-  return {
-    with: b.name,
-    withPhase: b.phase,
-    level,
-    ...(serial ? { serial } : {}),
-    namespaces,
-    units: shared.units,
-    unitCount: shared.count,
-  };
+  // Two literals rather than a spread: a conflict is made for every blocker of every review.
+  return serial
+    ? { with: b.name, withPhase: b.phase, level, serial, namespaces, units: shared.units, unitCount: shared.count }
+    : { with: b.name, withPhase: b.phase, level, namespaces, units: shared.units, unitCount: shared.count };
 }
 
 /** True when `a` and `b` may not be in flight together (conflictBetween without the details). */
@@ -59,13 +54,25 @@ export function conflictsWith(a: ScopedBackup, b: ScopedBackup): boolean {
   return meets(a.scope.strictLookup, b.scope.strictLookup) || sharesUnit(a.scope.claims, b.scope.claims);
 }
 
-const NONE = { units: [] as SharedUnit[], count: 0 };
+const NONE: { readonly units: readonly SharedUnit[]; readonly count: number } = { units: [], count: 0 };
+
+// The walks below take visitor objects, not callbacks: a conflict's details are spelled for
+// every blocker of every review, and closures over the walk's state were made for each.
+
+/** Called with a's part and b's in each namespace both claim in; true stops the walk. */
+interface PartVisitor {
+  parts(mine: ScopePart, theirs: ScopePart): boolean;
+}
+
+/** Called with each unit both parts claim, and the two claims; true stops the walk. */
+interface UnitVisitor {
+  unit(unit: string, mine: Claim, theirs: Claim): boolean;
+}
 
 // Claims are compared namespace by namespace, walking the smaller side: two backups share a
 // unit only inside a namespace both claim in, and two backups with the same part there (same
-// spec and context) share all of its units. `visit` gets a's part and b's; true stops the walk,
-// and the walk returns whether it was stopped.
-function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: ScopePart, theirs: ScopePart) => boolean | void): boolean {
+// spec and context) share all of its units. The walk returns whether it was stopped.
+function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visitor: PartVisitor): boolean {
   if (a.size === 0 || b.size === 0) return false;
   const small = a.namespaces.length <= b.namespaces.length ? a : b;
   const other = small === a ? b : a;
@@ -73,13 +80,13 @@ function eachSharedNamespace(a: ScopeClaims, b: ScopeClaims, visit: (mine: Scope
     const pOther = other.partIn(ns);
     if (!pOther) continue;
     const pSmall = small.partIn(ns) as ScopePart;
-    if (small === a ? visit(pSmall, pOther) : visit(pOther, pSmall)) return true;
+    if (small === a ? visitor.parts(pSmall, pOther) : visitor.parts(pOther, pSmall)) return true;
   }
   return false;
 }
 
-/** Walks the smaller claim map of two parts, calling `found` for each unit both claim; true stops the walk (and is returned). */
-function eachSharedUnit(mine: ScopePart, theirs: ScopePart, found: (unit: string, mine: Claim, theirs: Claim) => boolean | void): boolean {
+/** Walks the smaller claim map of two parts, visiting each unit both claim; returns whether the walk was stopped. */
+function eachSharedUnit(mine: ScopePart, theirs: ScopePart, visitor: UnitVisitor): boolean {
   const walkMine = mine.claims.size <= theirs.claims.size;
   const walked = walkMine ? mine : theirs;
   const other = walkMine ? theirs : mine;
@@ -87,54 +94,89 @@ function eachSharedUnit(mine: ScopePart, theirs: ScopePart, found: (unit: string
     const c = other.claims.get(unit);
     if (c === undefined) continue;
     const w = walked.claims.get(unit) as Claim;
-    if (walkMine ? found(unit, w, c) : found(unit, c, w)) return true;
+    if (walkMine ? visitor.unit(unit, w, c) : visitor.unit(unit, c, w)) return true;
   }
   return false;
 }
 
-function sharedUnits(a: ScopeClaims, b: ScopeClaims): { units: SharedUnit[]; count: number } {
-  let count = 0;
-  const top: [string, Claim, Claim][] = [];
-  const consider = (unit: string, mine: Claim, theirs: Claim) => {
-    if (top.length === MAX_SHARED_UNITS && compareClaims(mine, (top[MAX_SHARED_UNITS - 1] as [string, Claim, Claim])[1]) >= 0) return;
-    let i = top.length;
-    while (i > 0 && compareClaims(mine, (top[i - 1] as [string, Claim, Claim])[1]) < 0) i--;
-    top.splice(i, 0, [unit, mine, theirs]);
-    if (top.length > MAX_SHARED_UNITS) top.pop();
-  };
-  eachSharedNamespace(a, b, (mineP, theirsP) => {
-    if (mineP === theirsP) {
-      count += mineP.claims.size;
-      let n = 0;
-      for (const [unit, c] of mineP.claims) {
-        if (n++ === MAX_SHARED_UNITS) break;
-        consider(unit, c, c);
-      }
-      return;
+/** The units two backups both claim: how many, and the first MAX_SHARED_UNITS in a's claim order. */
+class SharedUnits implements PartVisitor, UnitVisitor {
+  count = 0;
+  /** The first units so far, in claim order: `#kept` entries of three lists made at their full length. */
+  #kept = 0;
+  readonly #units = new Array<string>(MAX_SHARED_UNITS);
+  readonly #mine = new Array<Claim>(MAX_SHARED_UNITS);
+  readonly #theirs = new Array<Claim>(MAX_SHARED_UNITS);
+
+  parts(mine: ScopePart, theirs: ScopePart): boolean {
+    if (mine !== theirs) return eachSharedUnit(mine, theirs, this);
+    // The same part: every unit is shared; the first few in its claim order are the ones shown.
+    this.count += mine.claims.size;
+    let n = 0;
+    for (const unit of mine.claimed) {
+      if (n++ === MAX_SHARED_UNITS) break;
+      const c = mine.claims.get(unit) as Claim;
+      this.#consider(unit, c, c);
     }
-    eachSharedUnit(mineP, theirsP, (unit, mine, theirs) => {
-      count++;
-      consider(unit, mine, theirs);
-    });
-  });
-  if (count === 0) return NONE;
-  return { units: top.map(([unit, mine, theirs]) => ({ unit, reasons: [mine.reason, theirs.reason] as const })), count };
+    return false;
+  }
+
+  unit(unit: string, mine: Claim, theirs: Claim): boolean {
+    this.count++;
+    this.#consider(unit, mine, theirs);
+    return false;
+  }
+
+  /** Keeps the unit if it comes before the last kept one, or there is room: an insertion into a sorted list of three. */
+  #consider(unit: string, mine: Claim, theirs: Claim): void {
+    const kept = this.#mine;
+    let i = this.#kept;
+    if (i === MAX_SHARED_UNITS && compareClaims(mine, kept[i - 1] as Claim) >= 0) return;
+    while (i > 0 && compareClaims(mine, kept[i - 1] as Claim) < 0) i--;
+    this.#kept = Math.min(this.#kept + 1, MAX_SHARED_UNITS);
+    for (let k = this.#kept - 1; k > i; k--) {
+      this.#units[k] = this.#units[k - 1] as string;
+      kept[k] = kept[k - 1] as Claim;
+      this.#theirs[k] = this.#theirs[k - 1] as Claim;
+    }
+    this.#units[i] = unit;
+    kept[i] = mine;
+    this.#theirs[i] = theirs;
+  }
+
+  shared(): { readonly units: readonly SharedUnit[]; readonly count: number } {
+    if (this.count === 0) return NONE;
+    const units = new Array<SharedUnit>(this.#kept);
+    for (let i = 0; i < units.length; i++)
+      units[i] = { unit: this.#units[i] as string, reasons: [(this.#mine[i] as Claim).reason, (this.#theirs[i] as Claim).reason] };
+    return { units, count: this.count };
+  }
 }
 
-// The yes/no question is asked for every candidate pair of every plan: its visitors capture
-// nothing, so asking allocates nothing.
-const sharesUnit = (a: ScopeClaims, b: ScopeClaims): boolean => eachSharedNamespace(a, b, partsShareUnit);
+function sharedUnits(a: ScopeClaims, b: ScopeClaims): { readonly units: readonly SharedUnit[]; readonly count: number } {
+  const shared = new SharedUnits();
+  eachSharedNamespace(a, b, shared);
+  return shared.shared();
+}
+
+// The yes/no question is asked for every candidate pair of every plan: its visitors are made
+// once, so asking allocates nothing.
+const YES: UnitVisitor = { unit: () => true };
 export const partsShareUnit = (mine: ScopePart, theirs: ScopePart): boolean =>
-  mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, yes);
-const yes = (): boolean => true;
+  mine === theirs ? mine.claims.size > 0 : eachSharedUnit(mine, theirs, YES);
+const SHARES_UNIT: PartVisitor = { parts: partsShareUnit };
+const sharesUnit = (a: ScopeClaims, b: ScopeClaims): boolean => eachSharedNamespace(a, b, SHARES_UNIT);
 
 function meets(a: ListLookup, b: ListLookup): boolean {
   if (a.list.length === 0 || b.list.length === 0) return false;
   return a.list.length <= b.list.length ? a.list.some((x) => b.set.has(x)) : b.list.some((x) => a.set.has(x));
 }
 
-function intersect(a: ListLookup, b: ListLookup): string[] {
-  if (a.list.length === 0 || b.list.length === 0) return [];
+const NO_NAMESPACES: readonly string[] = [];
+
+function intersect(a: ListLookup, b: ListLookup): readonly string[] {
+  // Most backups judge no namespace strictly: one empty list for all of their conflicts.
+  if (a.list.length === 0 || b.list.length === 0) return NO_NAMESPACES;
   if (a.list.length <= b.list.length) return a.list.filter((x) => b.set.has(x));
   // Walk the shorter list (a backup of every namespace lists them all), keep `a`'s order.
   const shared = b.list.filter((x) => a.set.has(x));
