@@ -267,7 +267,8 @@ async function main(): Promise<void> {
     }
     for (let round = 1; round <= ROUNDS; round++) {
       for (const target of ["floor", "gate"] as const) {
-        const before = target === "gate" ? await histogram() : undefined;
+        // The gate's own histogram; a control in its place has none.
+        const before = target === "gate" && CONTROL_SPIN_US === undefined ? await histogram() : undefined;
         const r = await paced(pools[target], rate, DURATION_S);
         const row: Round = { target, rate, round, ...r, ...(before ? { server: serverQuantiles(before, await histogram()) } : {}) };
         rounds.push(row);
