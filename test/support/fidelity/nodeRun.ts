@@ -79,7 +79,28 @@ export async function applyInSlot(b: Bench, fc: FidelityCase): Promise<void> {
   for (const cm of o.configMaps) await b.c.core.createNamespacedConfigMap({ namespace: b.velero.namespace, body: cm });
   const nsOf = (x: object) => (x as { metadata: { namespace: string } }).metadata.namespace;
   await Promise.all(o.pvcs.map((pvc) => b.c.core.createNamespacedPersistentVolumeClaim({ namespace: nsOf(pvc), body: pvc })));
+  // A pod tried while its claim is still being provisioned is parked until the claim's binding
+  // event or the scheduler's five-minute flush (seen once in the node estate): claims bind first.
+  await waitForClaimsMeantToBind(b, fc);
   await Promise.all(o.pods.map((pod) => b.c.core.createNamespacedPod({ namespace: nsOf(pod), body: pod })));
+}
+
+async function waitForClaimsMeantToBind(b: Bench, fc: FidelityCase): Promise<void> {
+  let unbound: string[] = [];
+  await waitFor(
+    `the case's claims to bind`,
+    async () => {
+      unbound = [];
+      for (const ns of fc.namespaces) {
+        const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
+        for (const pvc of ns.pvcs) if (pvc.bound && pvcs.get(pvc.name)?.status?.phase !== "Bound") unbound.push(`claim ${ns.name}/${pvc.name}`);
+      }
+      return unbound.length === 0;
+    },
+    { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 300 },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; not Bound: ${unbound.join(", ")}`);
+  });
 }
 
 /** Waits until every pod of the case runs (containers ready) and every claim meant to bind is Bound. */
