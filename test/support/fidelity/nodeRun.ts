@@ -91,16 +91,20 @@ async function waitForClaimsMeantToBind(b: Bench, fc: FidelityCase): Promise<voi
     `the case's claims to bind`,
     async () => {
       unbound = [];
-      for (const ns of fc.namespaces) {
-        const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
-        for (const pvc of ns.pvcs) if (pvc.bound && pvcs.get(pvc.name)?.status?.phase !== "Bound") unbound.push(`claim ${ns.name}/${pvc.name}`);
-      }
+      for (const ns of fc.namespaces) unbound.push(...(await unboundClaims(b, ns)));
       return unbound.length === 0;
     },
     { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 300 },
   ).catch((e: Error) => {
     throw new Error(`${e.message}; not Bound: ${unbound.join(", ")}`);
   });
+}
+
+/** The claims of one of the case's namespaces that are meant to bind and are not Bound. */
+async function unboundClaims(b: Bench, ns: FidelityCase["namespaces"][number]): Promise<string[]> {
+  const live = await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name });
+  const phases = new Map(live.items.map((p) => [p.metadata!.name!, p.status?.phase]));
+  return ns.pvcs.filter((pvc) => pvc.bound && phases.get(pvc.name) !== "Bound").map((pvc) => `claim ${ns.name}/${pvc.name}`);
 }
 
 /** Waits until every pod of the case runs (containers ready) and every claim meant to bind is Bound. */
@@ -121,10 +125,7 @@ export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
             pending.push({ namespace: ns.name, name: pod.name });
           }
         }
-        const pvcs = new Map((await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
-        for (const pvc of ns.pvcs) {
-          if (pvc.bound && pvcs.get(pvc.name)?.status?.phase !== "Bound") waiting.push(`claim ${ns.name}/${pvc.name}`);
-        }
+        waiting.push(...(await unboundClaims(b, ns)));
       }
       return waiting.length === 0;
     },
