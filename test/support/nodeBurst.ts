@@ -26,7 +26,7 @@ import type { TestNode, NodeCsi } from "./node.js";
 import { freezePod, readFreezeRecords } from "./nodeFreeze.js";
 import { createBackup, createNamespace, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject } from "./objects.js";
 import { startWatch, type StartedWatch } from "./watch.js";
-import { waitForPodsReady } from "./podReadiness.js";
+import { waitForClaimsBound, waitForPodsReady, type PodRef } from "./podReadiness.js";
 import { sleep, waitFor } from "./wait.js";
 
 export const VELERO_NS = "velero";
@@ -97,36 +97,12 @@ function plainPod(image: string, p: PlainPod): V1Pod {
   };
 }
 
-/**
- * Waits for the claims to be Bound before their pods are made. A pod the scheduler tries while
- * its claim is still being provisioned is parked as unschedulable; it is retried when the claim
- * binds, but one that missed that event waits for the scheduler's five-minute flush of such pods
- * (a CI run on 2026-12-07 waited out the estate's 240 s so, its claim provisioned).
- */
-async function waitForClaimsBound(c: Clients, claims: readonly (readonly [string, string])[]): Promise<void> {
-  let unbound: string[] = [];
-  await waitFor(
-    `the estate's ${claims.length} claims to be Bound`,
-    async () => {
-      unbound = [];
-      for (const [namespace, name] of claims) {
-        const phase = (await c.core.readNamespacedPersistentVolumeClaim({ namespace, name })).status?.phase;
-        if (phase !== "Bound") unbound.push(`${namespace}/${name} (${phase ?? "no phase"})`);
-      }
-      return unbound.length === 0;
-    },
-    { timeoutMs: 120_000, intervalMs: 500 },
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}; not Bound: ${unbound.join(", ")}`);
-  });
-}
-
 /** Builds the estate and waits for every pod to be Running and ready. */
 export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Promise<Estate> {
   const image = node.images.busybox;
-  const claims: [string, string][] = [];
+  const claims: PodRef[] = [];
   const pvc = async (ns: string, name: string, labels?: Record<string, string>) => {
-    claims.push([ns, name]);
+    claims.push({ namespace: ns, name });
     return c.core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
@@ -184,7 +160,7 @@ export async function buildEstate(c: Clients, node: TestNode, csi: NodeCsi): Pro
   // e2e-stateless: two pods, no volumes.
   for (const x of ["s1", "s2"]) pods.push([E2E_NS.stateless, plainPod(image, { name: x, app: "s" })]);
 
-  await waitForClaimsBound(c, claims);
+  await waitForClaimsBound(c, claims, `the estate's ${claims.length} claims`);
   for (const [namespace, body] of pods) await c.core.createNamespacedPod({ namespace, body });
   await waitForPodsReady(
     c,

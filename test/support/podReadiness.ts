@@ -13,6 +13,7 @@ import { waitFor } from "./wait.js";
  */
 export const POD_START_TIMEOUT_MS = 240_000;
 
+/** A namespaced object by name: a pod, or a claim. */
 export interface PodRef {
   readonly namespace: string;
   readonly name: string;
@@ -38,6 +39,30 @@ export async function waitForPodsReady(c: Clients, node: TestNode, pods: readonl
     { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 500 },
   ).catch(async (e: Error) => {
     throw new Error(`${e.message}\n${await explainPods(c, node, pending)}`);
+  });
+}
+
+/**
+ * Waits for claims to be Bound, before their pods are made. A pod the scheduler tries while its
+ * claim is still being provisioned is parked as unschedulable; it is retried when the claim
+ * binds, but one that missed that event waits for the scheduler's five-minute flush of such pods
+ * (a CI run on 2026-12-07 waited out the node estate's 240 s so, its claim provisioned).
+ */
+export async function waitForClaimsBound(c: Clients, claims: readonly PodRef[], what = `${claims.length} claims`): Promise<void> {
+  let unbound: string[] = [];
+  await waitFor(
+    `${what} to be Bound`,
+    async () => {
+      unbound = [];
+      for (const ref of claims) {
+        const phase = (await c.core.readNamespacedPersistentVolumeClaim(ref)).status?.phase;
+        if (phase !== "Bound") unbound.push(`${ref.namespace}/${ref.name} (${phase ?? "no phase"})`);
+      }
+      return unbound.length === 0;
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; not Bound: ${unbound.join(", ")}`);
   });
 }
 

@@ -6,7 +6,7 @@ import type { ClusterView } from "../../../src/core/view.js";
 import type { NodeVelero, TestNode } from "../node.js";
 import { createBackup, getBackup, isApiError, TERMINAL_BACKUP_PHASES, updateVelero, type Clients, type VeleroObject } from "../objects.js";
 import { readProbeRecords } from "../overlap.js";
-import { explainPods, POD_START_TIMEOUT_MS, runningAndReady, type PodRef } from "../podReadiness.js";
+import { waitForClaimsBound, waitForPodsReady } from "../podReadiness.js";
 import { waitFor } from "../wait.js";
 import { caseObjects, type FidelityCase, type Placement } from "./cases.js";
 import { readHookRecords, readVeleroRecords, type VeleroRecords } from "./observe.js";
@@ -79,60 +79,19 @@ export async function applyInSlot(b: Bench, fc: FidelityCase): Promise<void> {
   for (const cm of o.configMaps) await b.c.core.createNamespacedConfigMap({ namespace: b.velero.namespace, body: cm });
   const nsOf = (x: object) => (x as { metadata: { namespace: string } }).metadata.namespace;
   await Promise.all(o.pvcs.map((pvc) => b.c.core.createNamespacedPersistentVolumeClaim({ namespace: nsOf(pvc), body: pvc })));
-  // A pod tried while its claim is still being provisioned is parked until the claim's binding
-  // event or the scheduler's five-minute flush (seen once in the node estate): claims bind first.
-  await waitForClaimsMeantToBind(b, fc);
+  // Claims bind first (podReadiness.ts says why).
+  await waitForClaimsBound(
+    b.c,
+    fc.namespaces.flatMap((ns) => ns.pvcs.filter((pvc) => pvc.bound).map((pvc) => ({ namespace: ns.name, name: pvc.name }))),
+    "the case's claims meant to bind",
+  );
   await Promise.all(o.pods.map((pod) => b.c.core.createNamespacedPod({ namespace: nsOf(pod), body: pod })));
 }
 
-async function waitForClaimsMeantToBind(b: Bench, fc: FidelityCase): Promise<void> {
-  let unbound: string[] = [];
-  await waitFor(
-    `the case's claims to bind`,
-    async () => {
-      unbound = [];
-      for (const ns of fc.namespaces) unbound.push(...(await unboundClaims(b, ns)));
-      return unbound.length === 0;
-    },
-    { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 300 },
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}; not Bound: ${unbound.join(", ")}`);
-  });
-}
-
-/** The claims of one of the case's namespaces that are meant to bind and are not Bound. */
-async function unboundClaims(b: Bench, ns: FidelityCase["namespaces"][number]): Promise<string[]> {
-  const live = await b.c.core.listNamespacedPersistentVolumeClaim({ namespace: ns.name });
-  const phases = new Map(live.items.map((p) => [p.metadata!.name!, p.status?.phase]));
-  return ns.pvcs.filter((pvc) => pvc.bound && phases.get(pvc.name) !== "Bound").map((pvc) => `claim ${ns.name}/${pvc.name}`);
-}
-
-/** Waits until every pod of the case runs (containers ready) and every claim meant to bind is Bound. */
+/** Waits until every pod of the case runs (containers ready); its claims were Bound before the pods were made. */
 export async function waitForEstate(b: Bench, fc: FidelityCase): Promise<void> {
-  let waiting: string[] = [];
-  let pending: PodRef[] = [];
-  await waitFor(
-    `the case's pods to run and its claims to bind`,
-    async () => {
-      waiting = [];
-      pending = [];
-      for (const ns of fc.namespaces) {
-        const pods = new Map((await b.c.core.listNamespacedPod({ namespace: ns.name })).items.map((p) => [p.metadata!.name!, p]));
-        for (const pod of ns.pods) {
-          const p = pods.get(pod.name);
-          if (!runningAndReady(p)) {
-            waiting.push(`pod ${ns.name}/${pod.name} (${p?.status?.phase})`);
-            pending.push({ namespace: ns.name, name: pod.name });
-          }
-        }
-        waiting.push(...(await unboundClaims(b, ns)));
-      }
-      return waiting.length === 0;
-    },
-    { timeoutMs: POD_START_TIMEOUT_MS, intervalMs: 300 },
-  ).catch(async (e: Error) => {
-    throw new Error(`${e.message}; still waiting for ${waiting.join(", ")}\n${await explainPods(b.c, b.node, pending)}`);
-  });
+  const pods = fc.namespaces.flatMap((ns) => ns.pods.map((pod) => ({ namespace: ns.name, name: pod.name })));
+  await waitForPodsReady(b.c, b.node, pods, "the case's pods");
 }
 
 export interface NodeCaseRun {
