@@ -23,8 +23,10 @@
 // still named "gate" and its JSON lines "admission.https.control": with 0, how far two equal
 // floors land apart on this machine, and with N, how much CPU per review the goal allows).
 // Prints every round, then a table over all of a row's rounds (p50, p99 and max of every review
-// sent, and each round's p99) and one JSON line per row. Goal (design): p99 <= 5 ms at 200
-// req/s; issue 20: p99 <= the floor's + 2 ms and max <= 50 ms at 200 and 1,000/s, every round.
+// sent, each round's p99, and the server process's CPU time per review: the gate's tail over the
+// floor's follows its CPU per review, docs/performance.md) and one JSON line per row. Goal
+// (design): p99 <= 5 ms at 200 req/s; issue 20: p99 <= the floor's + 2 ms and max <= 50 ms at 200
+// and 1,000/s, every round.
 //
 // The server runs as `serve` does: plain JS (this file bundled by esbuild, as the image runs
 // tsc's output; under tsx, the name helper it has esbuild call for every closure made was 3-4%
@@ -120,6 +122,10 @@ async function serve(): Promise<void> {
   const profile = process.env.HEAP_PROFILE ? await oldGenerationProfile() : undefined;
   process.on("message", (m: { kind: string }) => void onMessage(m));
   async function onMessage(m: { kind: string }): Promise<void> {
+    if (m.kind === "cpu") {
+      process.send?.({ kind: "cpu", usage: process.cpuUsage() });
+      return;
+    }
     if (m.kind === "stats") {
       await profile?.start();
       for (let i = 0; i < Number(process.env.QUIET_GCS ?? 0); i++) settleHeap(); // one full collection each
@@ -239,6 +245,12 @@ async function main(): Promise<void> {
     };
     return { count: total, p50: at(0.5), p99: at(0.99) };
   };
+  // The server process's CPU time (every thread: its GC helpers too), read between rounds.
+  const serverCpu = () =>
+    new Promise<NodeJS.CpuUsage>((resolve) => {
+      child.once("message", (m) => resolve((m as { usage: NodeJS.CpuUsage }).usage));
+      child.send({ kind: "cpu" });
+    });
 
   let seq = 0;
   // One pool per target for the whole run, as the API server keeps its connections to a webhook
@@ -254,6 +266,8 @@ async function main(): Promise<void> {
     errors: number;
     connections: number;
     server?: { count: number; p50: number; p99: number };
+    /** The server's CPU time per review sent in the round, µs. */
+    cpuUs: number;
   }
   const rounds: Round[] = [];
   for (const rate of RATES) {
@@ -269,11 +283,14 @@ async function main(): Promise<void> {
       for (const target of ["floor", "gate"] as const) {
         // The gate's own histogram; a control in its place has none.
         const before = target === "gate" && CONTROL_SPIN_US === undefined ? await histogram() : undefined;
+        const cpuBefore = await serverCpu();
         const r = await paced(pools[target], rate, DURATION_S);
-        const row: Round = { target, rate, round, ...r, ...(before ? { server: serverQuantiles(before, await histogram()) } : {}) };
+        const cpuAfter = await serverCpu();
+        const cpuUs = (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / r.lat.count;
+        const row: Round = { target, rate, round, ...r, cpuUs, ...(before ? { server: serverQuantiles(before, await histogram()) } : {}) };
         rounds.push(row);
         console.log(
-          `round ${round} ${target.padEnd(5)} ${String(rate).padStart(5)}/s: p50 ${ms(r.lat.p50)} p99 ${ms(r.lat.p99)} max ${ms(r.lat.max)} ms, ${r.errors} errors, ${r.connections} connections opened` +
+          `round ${round} ${target.padEnd(5)} ${String(rate).padStart(5)}/s: p50 ${ms(r.lat.p50)} p99 ${ms(r.lat.p99)} max ${ms(r.lat.max)} ms, ${r.errors} errors, ${r.connections} connections opened, server CPU ${cpuUs.toFixed(0)} µs/review` +
             (row.server ? `; server p99 <= ${row.server.p99} ms` : ""),
         );
       }
@@ -286,17 +303,20 @@ async function main(): Promise<void> {
   console.log("");
   // A row's figures are over every review of its rounds: a mark-compact (one a minute or so at
   // 200/s) stalls a few dozen reviews, which is under 1% of a row but close to 1% of one round.
-  console.log(`target  rate/s   requests   p50 ms   p99 ms   max ms   errors   server p99 <=   (${ROUNDS} rounds of ${DURATION_S} s; then each round's p99)`);
+  console.log(
+    `target  rate/s   requests   p50 ms   p99 ms   max ms   errors   server p99 <=   CPU µs/review   (${ROUNDS} rounds of ${DURATION_S} s; then each round's p99)`,
+  );
   const rows: string[] = [];
   for (const rate of RATES)
     for (const target of ["floor", "gate"] as const) {
       const mine = rounds.filter((r) => r.rate === rate && r.target === target);
       const p99s = mine.map((r) => r.lat.p99);
       const server = mine.flatMap((r) => (r.server ? [r.server.p99] : []));
+      const cpuUs = Math.round(median(mine.map((r) => r.cpuUs)));
       const all = latencyOf(concat(mine.map((r) => r.samples)));
       const summary = { ...all, requests: all.count, errors: mine.reduce((n, r) => n + r.errors, 0) };
       console.log(
-        `${target.padEnd(6)} ${String(rate).padStart(7)} ${String(summary.requests).padStart(10)} ${ms(summary.p50).padStart(8)} ${ms(summary.p99).padStart(8)} ${ms(summary.max).padStart(8)} ${String(summary.errors).padStart(8)} ${(server.length ? `${median(server)} ms` : "-").padStart(15)}   ${p99s.map(ms).join(" / ")}`,
+        `${target.padEnd(6)} ${String(rate).padStart(7)} ${String(summary.requests).padStart(10)} ${ms(summary.p50).padStart(8)} ${ms(summary.p99).padStart(8)} ${ms(summary.max).padStart(8)} ${String(summary.errors).padStart(8)} ${(server.length ? `${median(server)} ms` : "-").padStart(15)} ${String(cpuUs).padStart(15)}   ${p99s.map(ms).join(" / ")}`,
       );
       rows.push(
         JSON.stringify({
@@ -311,6 +331,7 @@ async function main(): Promise<void> {
           ms_p99_rounds: p99s.map(round),
           errors: summary.errors,
           ...(server.length ? { server_ms_p99_le: median(server) } : {}),
+          server_cpu_us_per_review: cpuUs,
           max_connections: CONNECTIONS,
           backups: BACKUPS,
           pods: NAMESPACES * PODS_PER_NAMESPACE,
@@ -318,7 +339,7 @@ async function main(): Promise<void> {
       );
     }
   console.log(
-    "(end to end over HTTPS keep-alive, from when each review was due; floor: the same stack answering at once; server: the gate's own admission_duration histogram, bucket upper bounds, median of the rounds)",
+    "(end to end over HTTPS keep-alive, from when each review was due; floor: the same stack answering at once; server: the gate's own admission_duration histogram, bucket upper bounds, median of the rounds; CPU: the server process's CPU time, every thread, per review sent, median of the rounds)",
   );
   console.log("");
   for (const r of rows) console.log(r);
