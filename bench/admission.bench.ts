@@ -228,11 +228,13 @@ async function main(): Promise<void> {
   // The server's own view: its admission_duration histogram (bucket bounds, so coarse),
   // which leaves out the client, the network stack and TLS framing.
   type Bucket = { value: number; labels: Record<string, string | number>; metricName?: string };
-  const histogram = () =>
-    new Promise<Bucket[]>((resolve) => {
-      child.once("message", (m) => resolve((m as { histogram: Bucket[] }).histogram));
-      child.send({ kind: "stats" });
+  // Asks the server one question and takes its next message as the answer (questions are awaited one at a time).
+  const ask = <T>(kind: string) =>
+    new Promise<T>((resolve) => {
+      child.once("message", (m) => resolve(m as T));
+      child.send({ kind });
     });
+  const histogram = async () => (await ask<{ histogram: Bucket[] }>("stats")).histogram;
   const serverQuantiles = (before: Bucket[], after: Bucket[]) => {
     const cum = (hs: Bucket[]) => new Map(hs.filter((b) => b.metricName?.endsWith("_bucket")).map((b) => [String(b.labels.le), b.value]));
     const a = cum(after),
@@ -246,11 +248,7 @@ async function main(): Promise<void> {
     return { count: total, p50: at(0.5), p99: at(0.99) };
   };
   // The server process's CPU time (every thread: its GC helpers too), read between rounds.
-  const serverCpu = () =>
-    new Promise<NodeJS.CpuUsage>((resolve) => {
-      child.once("message", (m) => resolve((m as { usage: NodeJS.CpuUsage }).usage));
-      child.send({ kind: "cpu" });
-    });
+  const serverCpu = async () => (await ask<{ usage: NodeJS.CpuUsage }>("cpu")).usage;
 
   let seq = 0;
   // One pool per target for the whole run, as the API server keeps its connections to a webhook
