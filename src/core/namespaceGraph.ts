@@ -37,6 +37,8 @@ export class NamespaceGraph {
   readonly mounters: Int32Array;
   /** Some claim names a PV that is missing or bound to a claim in another namespace (see ScopePart). */
   readonly readsForeignPvs: boolean;
+  /** What `derived` made, by the function that makes it. */
+  #derived: Map<(graph: NamespaceGraph) => unknown, unknown> | undefined;
 
   constructor(source: GraphSource) {
     this.pods = source.pods.toArray();
@@ -50,6 +52,21 @@ export class NamespaceGraph {
     const pvIndex = indexOf(this.pvs);
     this.pvAt = Int32Array.from(named, (pv) => (pv ? (pvIndex.get(pv) as number) : -1));
     this.readsForeignPvs = this.pvcs.some((c, i) => !!c.volumeName && named[i]?.claimRef?.namespace !== source.namespace);
+    this.#derived = undefined;
+  }
+
+  /**
+   * What `make` reads off this graph alone (each item's flags, its hooks...), made on first
+   * read and kept as long as the graph, one version of the namespace: a part then reads a
+   * few arrays instead of every item's labels and annotations (docs/performance.md, "Item
+   * facts"). `make` must be a constant function: it is the key.
+   */
+  derived<T>(make: (graph: NamespaceGraph) => T): T {
+    const made = (this.#derived ??= new Map());
+    if (made.has(make)) return made.get(make) as T;
+    const value = make(this);
+    made.set(make, value);
+    return value;
   }
 
   /** The index of the claim named, or -1 when the namespace does not hold it. */

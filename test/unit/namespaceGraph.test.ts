@@ -110,4 +110,20 @@ describe("a namespace's graph", () => {
   ])("finds claim '$claim' at $at", ({ claim, at }) => {
     expect(g.claimAt(claim)).toBe(at);
   });
+
+  it("keeps what is derived from it, once per maker, and a new graph derives afresh (positive control)", () => {
+    const c = cluster(ns("shop"), pod("shop", "web", { claims: ["data"] }), ...boundClaim("shop", "data"));
+    const contents = c.view.contents("shop");
+    const made: string[] = [];
+    const podNames = (graph: NamespaceGraph) => (made.push("pods"), names(graph.pods));
+    const claimNames = (graph: NamespaceGraph) => (made.push("claims"), names(graph.pvcs));
+    const first = contents.graph();
+    expect(first.derived(podNames)).toBe(first.derived(podNames));
+    expect(first.derived(claimNames)).toEqual(["data"]);
+    expect(made).toEqual(["pods", "claims"]);
+    c.view.setPod({ ...first.pods[0]!, name: "api" });
+    expect(contents.graph().derived(podNames)).toEqual(["api", "web"]);
+    expect(first.derived(podNames)).toEqual(["web"]);
+    expect(made).toEqual(["pods", "claims", "pods"]);
+  });
 });

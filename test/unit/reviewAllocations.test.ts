@@ -7,7 +7,7 @@ import { ScopeCache } from "../../src/core/scope/cache.js";
 import { parseSpecInfo, scopeHead } from "../../src/core/scope/head.js";
 import { Timestamps } from "../../src/core/times.js";
 import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
-import { hooksOnPod } from "../../src/core/velero/hooks.js";
+import { hooksOnPod, hooksOnPodIn } from "../../src/core/velero/hooks.js";
 import { volumeRules } from "../../src/core/velero/volumes.js";
 import { backup, boundClaim, ns, pod } from "../support/builders.js";
 import { describeConflict, describedOnce, type Conflict } from "../../src/core/conflict/conflicts.js";
@@ -30,6 +30,9 @@ const s = cluster(
   backup("b", { includedNamespaces: ["shop"] }),
 );
 const pods = s.view.contents("shop").pods;
+const graph = s.view.contents("shop").graph();
+/** Pod `name`'s index in the namespace's graph, as a part asks the volume rules. */
+const at = (name: string) => graph.pods.findIndex((p) => p.name === name);
 const spec = (raw: object) => {
   const parsed = parseBackupSpec(raw);
   if (!parsed.ok) throw new Error("spec");
@@ -66,15 +69,29 @@ describe("per-pod answers of a candidate's scope", () => {
   it("pods with no file-system volume share one empty list; an opted-in volume still shows (positive control)", () => {
     const rules = (raw: object) => volumeRules(s.backups[0]!, spec(raw), s.view, DEFAULT_POLICY, true);
     const optIn = rules({});
-    expect(optIn.fsBackupVolumes(pods.get("web-1")!)).toBe(optIn.fsBackupVolumes(pods.get("web-2")!));
-    expect(optIn.fsBackupVolumes(pods.get("web-1")!)).toEqual([]);
-    expect(rules({ defaultVolumesToFsBackup: true }).fsBackupVolumes(pods.get("web-1")!)).toEqual(["vol-data", "tmp"]);
+    expect(optIn.fsBackupVolumes(graph, at("web-1"))).toBe(optIn.fsBackupVolumes(graph, at("web-2")));
+    expect(optIn.fsBackupVolumes(graph, at("web-1"))).toEqual([]);
+    expect(rules({ defaultVolumesToFsBackup: true }).fsBackupVolumes(graph, at("web-1"))).toEqual(["vol-data", "tmp"]);
+  });
+
+  it("a namespace's opt-in answers and annotation hooks are read off its graph, and a changed pod is answered afresh", () => {
+    const c = cluster(ns("app"), pod("app", "web", { volumes: [{ name: "tmp", emptyDir: {} }] }), backup("b", { includedNamespaces: ["app"] }));
+    const rules = volumeRules(c.backups[0]!, spec({}), c.view, DEFAULT_POLICY, true);
+    const before = c.view.contents("app").graph();
+    expect(rules.fsBackupVolumes(before, 0)).toEqual([]);
+    expect(hooksOnPodIn(before, 0, spec({}))).toEqual([]);
+    // The control: the pod opts its volume in and gains a hook; a graph kept past the change would miss both.
+    c.view.setPod({ ...before.pods[0]!, annotations: { "backup.velero.io/backup-volumes": "tmp", "post.hook.backup.velero.io/command": "[]" } });
+    const after = c.view.contents("app").graph();
+    expect(rules.fsBackupVolumes(after, 0)).toEqual(["tmp"]);
+    expect(hooksOnPodIn(after, 0, spec({}))).toEqual([{ phase: "post", source: "annotation post.hook.backup.velero.io/command" }]);
+    expect(rules.fsBackupVolumes(before, 0)).toEqual([]);
   });
 
   it("each pod's file-system volumes are a list of its own, though gathered in one list reused pod to pod", () => {
     const rules = volumeRules(s.backups[0]!, spec({ defaultVolumesToFsBackup: true }), s.view, DEFAULT_POLICY, true);
-    const first = rules.fsBackupVolumes(pods.get("web-1")!);
-    expect(rules.fsBackupVolumes(pods.get("web-2")!)).toEqual(["tmp"]);
+    const first = rules.fsBackupVolumes(graph, at("web-1"));
+    expect(rules.fsBackupVolumes(graph, at("web-2"))).toEqual(["tmp"]);
     expect(first).toEqual(["vol-data", "tmp"]);
     // The reused list itself, handed out, would have changed under the first pod (the control).
     const reused = ["vol-data", "tmp"];

@@ -315,7 +315,11 @@ describe("read again in Velero 1.18.3's source: what the core once predicted oth
     const s = cluster(ns("fs"), pod("fs", "app", { annotations, volumes: ["cfg", "data", "tmp"].map((name) => ({ name, emptyDir: {} })) }), backup("b", spec));
     const parsed = parseBackupSpec(s.backups[0]!.spec);
     if (!parsed.ok) throw new Error("spec");
-    return volumeRules(s.backups[0]!, parsed.spec, s.view, DEFAULT_POLICY, true).fsBackupVolumes(s.view.contents("fs").pods.get("app")!);
+    const graph = s.view.contents("fs").graph();
+    return volumeRules(s.backups[0]!, parsed.spec, s.view, DEFAULT_POLICY, true).fsBackupVolumes(
+      graph,
+      graph.pods.findIndex((p) => p.name === "app"),
+    );
   };
 
   it.each<{ case: string; annotations: Record<string, string>; spec: object; volumes: string[] }>([

@@ -1,7 +1,7 @@
 import type { PodInfo, PvcInfo, PvInfo } from "../model.js";
 import type { NamespaceGraph } from "../namespaceGraph.js";
 import type { ClusterView, NamespaceUnits } from "../view.js";
-import { hooksOnPod } from "../velero/hooks.js";
+import { hooksOnPodIn } from "../velero/hooks.js";
 import { byString, isExcluded, NO_WORK, type ActionTrace, type Claim, type PartContext, type ScopePart, type VolumeWork } from "./model.js";
 
 // What a backup touches inside one namespace. The item collector lists what the filters and
@@ -105,13 +105,36 @@ interface Marks {
   readonly pvs: Uint8Array;
 }
 
+// What the block walk asks of each item, read off its labels and status once per namespace
+// graph (`NamespaceGraph.derived`) instead of on every review: bits of ItemFlags.
+const RUNNING = 1;
+const JOINS = 2; // not labelled to be excluded (pods, claims); for a PV, not being deleted either
+const DELETING = 4;
+const BOUND = 8;
+
+interface ItemFlags {
+  readonly pods: Uint8Array;
+  readonly pvcs: Uint8Array;
+  readonly pvs: Uint8Array;
+}
+
+function itemFlags(graph: NamespaceGraph): ItemFlags {
+  const joins = (x: { readonly labels: PodInfo["labels"] }) => (isExcluded(x.labels) ? 0 : JOINS);
+  return {
+    pods: Uint8Array.from(graph.pods, (p) => (isPodRunning(p) ? RUNNING : 0) | joins(p) | (p.deleting ? DELETING : 0)),
+    pvcs: Uint8Array.from(graph.pvcs, (c) => joins(c) | (c.deleting ? DELETING : 0) | (c.phase === "Bound" && c.volumeName ? BOUND : 0)),
+    pvs: Uint8Array.from(graph.pvs, (v) => (v.deleting ? 0 : joins(v))),
+  };
+}
+
 /** The items of every block the namespace's listed items start. */
 function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
   const { filter, groupKey, selected } = ctx;
+  const flags = graph.derived(itemFlags);
   const podsIncluded = filter.shouldInclude("pods");
   const pvcsIncluded = filter.shouldInclude("persistentvolumeclaims");
-  const podJoins = (p: PodInfo) => podsIncluded && !isExcluded(p.labels);
-  const pvcJoins = (c: PvcInfo) => pvcsIncluded && !isExcluded(c.labels);
+  const podJoins = (p: number) => podsIncluded && ((flags.pods[p] as number) & JOINS) !== 0;
+  const pvcJoins = (c: number) => pvcsIncluded && ((flags.pvcs[c] as number) & JOINS) !== 0;
   const { pods, pvcs, claims, claimsFrom, mounters, mountersFrom } = graph;
   const seen: Marks = { pods: new Uint8Array(pods.length), pvcs: new Uint8Array(pvcs.length), pvs: new Uint8Array(graph.pvs.length) };
 
@@ -120,32 +143,26 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
     seen.pods[p] = 1;
     for (let k = claimsFrom[p] as number; k < (claimsFrom[p + 1] as number); k++) {
       const c = claims[k] as number;
-      if (pvcJoins(pvcs[c] as PvcInfo)) visitPvc(c);
+      if (pvcJoins(c)) visitPvc(c);
     }
   };
   const visitPvc = (c: number) => {
     if (seen.pvcs[c]) return;
     seen.pvcs[c] = 1;
-    const pvc = pvcs[c] as PvcInfo;
-    if (pvc.phase !== "Bound" || !pvc.volumeName) return;
+    if (!((flags.pvcs[c] as number) & BOUND)) return;
     const pv = graph.pvAt[c] as number;
     if (pv >= 0) seen.pvs[pv] = 1;
     for (let k = mountersFrom[c] as number; k < (mountersFrom[c + 1] as number); k++) {
       const p = mounters[k] as number;
-      const pod = pods[p] as PodInfo;
-      if (isPodRunning(pod) && podJoins(pod)) visitPod(p);
+      if ((flags.pods[p] as number) & RUNNING && podJoins(p)) visitPod(p);
     }
-    const group = pvc.labels[groupKey];
+    const group = (pvcs[c] as PvcInfo).labels[groupKey];
     if (!group) return;
-    for (let s = 0; s < pvcs.length; s++) {
-      const sibling = pvcs[s] as PvcInfo;
-      if (sibling !== pvc && sibling.labels[groupKey] === group && pvcJoins(sibling)) visitPvc(s);
-    }
+    for (let s = 0; s < pvcs.length; s++) if (s !== c && (pvcs[s] as PvcInfo).labels[groupKey] === group && pvcJoins(s)) visitPvc(s);
   };
 
-  const listed = (item: PodInfo | PvcInfo) => selected(item.labels);
-  if (podsIncluded) for (let p = 0; p < pods.length; p++) if (listed(pods[p] as PodInfo) && podJoins(pods[p] as PodInfo)) visitPod(p);
-  if (pvcsIncluded) for (let c = 0; c < pvcs.length; c++) if (listed(pvcs[c] as PvcInfo) && pvcJoins(pvcs[c] as PvcInfo)) visitPvc(c);
+  if (podsIncluded) for (let p = 0; p < pods.length; p++) if (podJoins(p) && selected((pods[p] as PodInfo).labels)) visitPod(p);
+  if (pvcsIncluded) for (let c = 0; c < pvcs.length; c++) if (pvcJoins(c) && selected((pvcs[c] as PvcInfo).labels)) visitPvc(c);
   return seen;
 }
 
@@ -163,6 +180,7 @@ interface BlockItems {
 // namespace/name keys the scope lists.
 function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockItems {
   const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
+  const flags = graph.derived(itemFlags);
   // Counted, then filled: lists pushed onto [] grow by copies (17, 41, 77 slots) on every review.
   const marked = (marks: Uint8Array, keep: (i: number) => boolean = () => true) => {
     let n = 0;
@@ -174,8 +192,8 @@ function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockIte
   return {
     graph,
     podAt: marked(seen.pods),
-    pvcAt: marked(seen.pvcs, (c) => !(graph.pvcs[c] as PvcInfo).deleting),
-    reached: pvsExcluded ? [] : graph.pvs.filter((v, i) => seen.pvs[i] && !isExcluded(v.labels) && !v.deleting),
+    pvcAt: marked(seen.pvcs, (c) => !((flags.pvcs[c] as number) & DELETING)),
+    reached: pvsExcluded ? [] : graph.pvs.filter((_, i) => seen.pvs[i] && (flags.pvs[i] as number) & JOINS),
   };
 }
 
@@ -305,8 +323,8 @@ class PartClaims {
       const p = podAt[i] as number;
       const pod = graph.pods[p] as PodInfo;
       const unit = this.#include(this.#units.pods[p] as number);
-      const hooks = hooksOnPod(pod, this.#ctx.spec);
-      const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(pod);
+      const hooks = hooksOnPodIn(graph, p, this.#ctx.spec);
+      const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(graph, p);
       if (hooks.length === 0 && volumes.length === 0) continue;
       const key = `${this.#ns}/${pod.name}`;
       for (let h = 0; h < hooks.length; h++) {
@@ -328,11 +346,10 @@ class PartClaims {
       const c = pvcAt[i] as number;
       const pvc = graph.pvcs[c] as PvcInfo;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      const pv = graph.pvOf(c);
-      if (!this.#ctx.volumes.snapshotsPvc(pvc, pv, graph, c)) continue;
+      if (!this.#ctx.volumes.snapshotsPvc(graph, c)) continue;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, key));
-      this.#snapshotWork(pv, pvc);
+      this.#snapshotWork(graph.pvOf(c), pvc);
       this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
     }
   }
@@ -346,7 +363,7 @@ class PartClaims {
       const pvc = this.#graph.pvcs[c];
       if (pvc?.volumeName !== pv.name) continue;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!this.#ctx.volumes.snapshotsPv(pv, pvc, this.#graph, c)) continue;
+      if (!this.#ctx.volumes.snapshotsPv(pv, this.#graph, c)) continue;
       if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
       this.#snapshotWork(pv, pvc);
       this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });

@@ -2,6 +2,7 @@ import { selectorMatches } from "./labelSelector.js";
 import { namespaceList, resourceList } from "./resources.js";
 import type { BackupSpec } from "./backupSpec.js";
 import type { PodInfo } from "../model.js";
+import type { NamespaceGraph } from "../namespaceGraph.js";
 
 // Which backup hooks Velero runs on a pod (internal/hook): a pod annotation hook for a phase
 // replaces the spec hooks for that phase; spec hooks apply to pods their selector admits.
@@ -28,6 +29,17 @@ export function hooksOnPod(pod: PodInfo, spec: BackupSpec): readonly PodHook[] {
     if (spechook) found.push({ phase, source: `spec.hooks.resources ${spechook.name}` });
   }
   return found;
+}
+
+/** `hooksOnPod` for pod p of a namespace's graph: without spec hooks, read off the graph (`annotationHooksByPod`). */
+export function hooksOnPodIn(graph: NamespaceGraph, p: number, spec: BackupSpec): readonly PodHook[] {
+  if (spec.hooks.resources.length === 0) return graph.derived(annotationHooksByPod)[p] as readonly PodHook[];
+  return hooksOnPod(graph.pods[p] as PodInfo, spec);
+}
+
+/** Each pod's annotation hooks, made once per namespace graph: a review asks for every pod of its namespaces. */
+function annotationHooksByPod(graph: NamespaceGraph): readonly (readonly PodHook[])[] {
+  return graph.pods.map(annotationHooks);
 }
 
 type HookAnnotation = (typeof ANNOTATION_COMMAND)[HookPhase][number];

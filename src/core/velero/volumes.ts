@@ -2,6 +2,7 @@ import type { BackupSpec, SpecError } from "./backupSpec.js";
 import { usesOldResourceFilters } from "./backupSpec.js";
 import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
+import type { NamespaceGraph } from "../namespaceGraph.js";
 import type { ClusterView } from "../view.js";
 import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies, type VolumePolicies } from "./volumePolicy/index.js";
 
@@ -11,26 +12,12 @@ import { factsForPodVolume, factsFromPv, matchVolumePolicy, parseVolumePolicies,
 export interface VolumeRules {
   readonly errors: readonly SpecError[];
   readonly notes: readonly string[];
-  fsBackupVolumes(pod: PodInfo): readonly string[];
-  /**
-   * Whether the claim's volume is snapshotted. `pv`: the PV it names, as the view holds it;
-   * `mounts`, `c`: its namespace's pods by claim, and the claim's index there (a part has both
-   * at hand in its graph).
-   */
-  snapshotsPvc(pvc: PvcInfo, pv: PvInfo | undefined, mounts: ClaimMounts, c: number): boolean;
-  /** Whether the PV is snapshotted, reached through `pvc`, the claim bound to it (index `c` in `mounts`). */
-  snapshotsPv(pv: PvInfo, pvc: PvcInfo, mounts: ClaimMounts, c: number): boolean;
-}
-
-/**
- * A namespace's pods by the claims they mount (a NamespaceGraph): the pods mounting claim c are
- * pods[mounters[k]] for k in mountersFrom[c] .. mountersFrom[c + 1]. Read by index, because the
- * rule is asked about every claim of every candidate, and a list per claim was two per PVC.
- */
-export interface ClaimMounts {
-  readonly pods: readonly PodInfo[];
-  readonly mountersFrom: Int32Array;
-  readonly mounters: Int32Array;
+  /** The volumes of pod p of the namespace's graph whose data the backup copies with a file-system backup. */
+  fsBackupVolumes(graph: NamespaceGraph, p: number): readonly string[];
+  /** Whether claim c of the namespace's graph has its volume snapshotted. */
+  snapshotsPvc(graph: NamespaceGraph, c: number): boolean;
+  /** Whether the PV is snapshotted, reached through claim c of the namespace's graph, the claim bound to it. */
+  snapshotsPv(pv: PvInfo, graph: NamespaceGraph, c: number): boolean;
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
@@ -60,64 +47,103 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
 
   const lookupPvc = (namespace: string, name: string) => view.contents(namespace).pvcs.get(name);
   const lookupPv = (name: string) => view.pv(name);
+  const policies = loaded.policies;
 
-  // The opt-in/opt-out rule without volume policies ("legacy" in Velero's volume helper).
-  const optedIn = (pod: PodInfo, volume: PodVolume): boolean =>
-    defaultFs ? !annotationNames(pod, KEYS.fsBackupExcludes, volume.name) : annotationNames(pod, KEYS.fsBackupVolumes, volume.name);
+  // Without volume policies (and with a readable reference, or none), a volume's fate follows
+  // the opt-in rule alone: the namespace's graph keeps its answers (`byOptIn`).
+  const plain = policies || unreadable ? undefined : byOptIn(defaultFs, pvcsIncluded);
 
-  const fsBackedUp = (pod: PodInfo, volume: PodVolume): boolean => {
-    if (neverCopied(volume)) return false;
-    if (volume.claimName !== undefined && !pvcsIncluded) return false;
-    if (unreadable) return true;
-    if (!loaded.policies) return optedIn(pod, volume);
+  const fsBackedUp = (pod: PodInfo, volume: PodVolume, policies: VolumePolicies): boolean => {
+    if (!copyable(volume, pvcsIncluded)) return false;
     // Velero gives up on a volume whose facts it cannot gather (no PVC; no PV and no match).
     const facts = factsForPodVolume(volume, pod.namespace, lookupPvc, lookupPv);
     if (!facts.ok) return false;
-    const action = matchVolumePolicy(loaded.policies, facts.facts);
+    const action = matchVolumePolicy(policies, facts.facts);
     if (action) return action.type === "fs-backup";
-    return facts.pvError === undefined && optedIn(pod, volume);
+    return facts.pvError === undefined && optedIn(pod, volume, defaultFs);
   };
 
-  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, mounts: ClaimMounts, c: number): boolean => {
+  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, graph: NamespaceGraph, c: number): boolean => {
     if (!pv) return false;
     if (unreadable) return true;
-    if (loaded.policies) {
+    if (policies) {
       const facts = factsFromPv(pv, pvc);
-      const action = facts.ok ? matchVolumePolicy(loaded.policies, facts.facts) : undefined;
+      const action = facts.ok ? matchVolumePolicy(policies, facts.facts) : undefined;
       if (action) return action.type === "snapshot";
     }
     if (spec.snapshotVolumes === false) return false;
     // Any pod mounting the claim that opts the volume into a file-system backup rules out
     // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
-    const { pods, mountersFrom, mounters } = mounts;
-    for (let k = mountersFrom[c] as number; k < (mountersFrom[c + 1] as number); k++)
-      if (optsClaimIn(pods[mounters[k] as number] as PodInfo, pvc.name)) return false;
-    return true;
+    return !graph.derived(byOptIn(defaultFs, pvcsIncluded)).claimOptedIn[c];
   };
   const picked: string[] = [];
-  // A loop, not some(): asked for every claim of a candidate, and a callback per pod was a closure each.
-  const optsClaimIn = (pod: PodInfo, claim: string): boolean => {
-    for (const v of pod.volumes) if (v.claimName === claim && optedIn(pod, v)) return true;
-    return false;
-  };
 
   return {
     errors,
     notes: loaded.note ? [loaded.note] : [],
-    fsBackupVolumes: (pod) => {
-      // Asked for every pod of every candidate in a review: no list unless a volume qualifies, and
-      // then a copy of its length from a list reused pod to pod (one grown by push keeps room for 16 more).
+    fsBackupVolumes: (graph, p) => {
+      if (plain) return graph.derived(plain).volumes[p] as readonly string[];
+      const pod = graph.pods[p] as PodInfo;
+      if (unreadable) return pod.volumes.filter((v) => copyable(v, pvcsIncluded)).map((v) => v.name);
+      // Asked for every pod of a candidate with volume policies: no list unless a volume
+      // qualifies, and then a copy of its length from a list reused pod to pod.
       const { volumes } = pod;
       let n = 0;
       for (let k = 0; k < volumes.length; k++) {
         const v = volumes[k] as PodVolume;
-        if (fsBackedUp(pod, v)) picked[n++] = v.name;
+        if (fsBackedUp(pod, v, policies as VolumePolicies)) picked[n++] = v.name;
       }
       return n === 0 ? NO_VOLUMES : picked.slice(0, n);
     },
-    snapshotsPvc: (pvc, pv, mounts, c) => pvc.phase === "Bound" && !!pvc.volumeName && snapshots(pv, pvc, mounts, c),
-    snapshotsPv: (pv, pvc, mounts, c) => snapshots(pv, pvc, mounts, c),
+    snapshotsPvc: (graph, c) => {
+      const pvc = graph.pvcs[c] as PvcInfo;
+      return pvc.phase === "Bound" && !!pvc.volumeName && snapshots(graph.pvOf(c), pvc, graph, c);
+    },
+    snapshotsPv: (pv, graph, c) => snapshots(pv, graph.pvcs[c] as PvcInfo, graph, c),
   };
+}
+
+/** What the opt-in rule says about a namespace's volumes under one setting, made once per namespace graph. */
+interface OptInFacts {
+  /** Pod p's volumes backed up with a file-system backup. */
+  readonly volumes: readonly (readonly string[])[];
+  /** Claim c is opted into a file-system backup by a pod mounting it (1), which rules out its snapshot. */
+  readonly claimOptedIn: Uint8Array;
+}
+
+/** A volume whose data a file-system backup may copy: never one of NEVER_FS, nor a claim's when claims are filtered out. */
+function copyable(volume: PodVolume, pvcsIncluded: boolean): boolean {
+  return !neverCopied(volume) && (volume.claimName === undefined || pvcsIncluded);
+}
+
+/** Velero's opt-in/opt-out rule without volume policies ("legacy" in its volume helper). */
+function optedIn(pod: PodInfo, volume: PodVolume, defaultFs: boolean): boolean {
+  return defaultFs ? !annotationNames(pod, KEYS.fsBackupExcludes, volume.name) : annotationNames(pod, KEYS.fsBackupVolumes, volume.name);
+}
+
+function optInFacts(graph: NamespaceGraph, defaultFs: boolean, pvcsIncluded: boolean): OptInFacts {
+  const backedUp = (v: PodVolume, pod: PodInfo) => copyable(v, pvcsIncluded) && optedIn(pod, v, defaultFs);
+  const volumes = graph.pods.map((pod) => {
+    const names = pod.volumes.filter((v) => backedUp(v, pod)).map((v) => v.name);
+    return names.length === 0 ? NO_VOLUMES : names;
+  });
+  const claimOptedIn = new Uint8Array(graph.pvcs.length);
+  graph.pvcs.forEach((pvc, c) => {
+    for (let k = graph.mountersFrom[c] as number; k < (graph.mountersFrom[c + 1] as number); k++) {
+      const pod = graph.pods[graph.mounters[k] as number] as PodInfo;
+      if (pod.volumes.some((v) => v.claimName === pvc.name && optedIn(pod, v, defaultFs))) claimOptedIn[c] = 1;
+    }
+  });
+  return { volumes, claimOptedIn };
+}
+
+// One maker per setting: `NamespaceGraph.derived` keys what it keeps by its maker.
+const OPT_IN_FACTS: readonly ((graph: NamespaceGraph) => OptInFacts)[] = [false, true].flatMap((defaultFs) =>
+  [false, true].map((pvcsIncluded) => (graph: NamespaceGraph) => optInFacts(graph, defaultFs, pvcsIncluded)),
+);
+
+function byOptIn(defaultFs: boolean, pvcsIncluded: boolean): (graph: NamespaceGraph) => OptInFacts {
+  return OPT_IN_FACTS[(defaultFs ? 2 : 0) + (pvcsIncluded ? 1 : 0)] as (graph: NamespaceGraph) => OptInFacts;
 }
 
 // The opt-in/opt-out annotation lists. Velero splits them on "," and compares names exactly,
