@@ -52,7 +52,7 @@ class Part implements ScopePart {
   readonly claimed: readonly string[];
   readonly foreignPvs: readonly PvInfo[];
   readonly readsForeignPvs: boolean;
-  readonly work: VolumeWork;
+  #work: VolumeWork | WorkSeen;
   #items: BlockItems | undefined;
   #pods: readonly string[] | undefined;
   #pvcs: readonly string[] | undefined;
@@ -65,11 +65,18 @@ class Part implements ScopePart {
     this.claimed = [...claims.claims.keys()];
     this.foreignPvs = foreignPvs;
     this.readsForeignPvs = readsForeign;
-    this.work = claims.work();
+    this.#work = claims.work();
     this.#items = items;
     this.#pods = undefined;
     this.#pvcs = undefined;
     this.#pvs = undefined;
+  }
+
+  // Read only by the volume budgets: the drivers, classes and nodes seen are sorted when first read.
+  get work(): VolumeWork {
+    const work = this.#work;
+    if (!(work instanceof WorkSeen)) return work;
+    return (this.#work = work.sorted());
   }
 
   get pods(): readonly string[] {
@@ -127,10 +134,18 @@ function itemFlags(graph: NamespaceGraph): ItemFlags {
   };
 }
 
+/** Every label key a claim of the namespace carries: with no claim labelled with its volume-group key, a walk looks for no sibling. */
+function claimLabelKeys(graph: NamespaceGraph): ReadonlySet<string> {
+  const keys = new Set<string>();
+  for (const pvc of graph.pvcs) for (const key of Object.keys(pvc.labels)) keys.add(key);
+  return keys;
+}
+
 /** The items of every block the namespace's listed items start. */
 function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
   const { filter, groupKey, selected } = ctx;
   const flags = graph.derived(itemFlags);
+  const grouped = graph.derived(claimLabelKeys).has(groupKey);
   const podsIncluded = filter.shouldInclude("pods");
   const pvcsIncluded = filter.shouldInclude("persistentvolumeclaims");
   const podJoins = (p: number) => podsIncluded && ((flags.pods[p] as number) & JOINS) !== 0;
@@ -156,7 +171,7 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
       const p = mounters[k] as number;
       if ((flags.pods[p] as number) & RUNNING && podJoins(p)) visitPod(p);
     }
-    const group = (pvcs[c] as PvcInfo).labels[groupKey];
+    const group = grouped ? (pvcs[c] as PvcInfo).labels[groupKey] : undefined;
     if (!group) return;
     for (let s = 0; s < pvcs.length; s++) if (s !== c && (pvcs[s] as PvcInfo).labels[groupKey] === group && pvcJoins(s)) visitPvc(s);
   };
@@ -252,6 +267,18 @@ class PartClaim implements Claim {
   }
 }
 
+/** Where a part's volume work runs, as seen item by item (with repeats): sorted only if read. */
+class WorkSeen {
+  readonly drivers: string[] = [];
+  readonly classes: string[] = [];
+  readonly nodes: string[] = [];
+
+  sorted(): VolumeWork {
+    const sorted = (seen: readonly string[]) => [...new Set(seen)].sort(byString);
+    return { snapshotDrivers: sorted(this.drivers), snapshotClasses: sorted(this.classes), fsBackupNodes: sorted(this.nodes) };
+  }
+}
+
 /** The units a part includes and those it needs exclusively, each with the first reason found; and where its volume work runs. */
 class PartClaims {
   readonly claims = new Map<string, Claim>();
@@ -265,9 +292,7 @@ class PartClaims {
   /** Units beyond the namespace's items (the exclusive resource kinds). */
   #others: string[] | undefined;
   // Made on first use: most parts do no volume work, and a plan makes thousands of parts.
-  #drivers: Set<string> | undefined;
-  #classes: Set<string> | undefined;
-  #nodes: Set<string> | undefined;
+  #seen: WorkSeen | undefined;
 
   constructor(ctx: PartContext, units: NamespaceUnits, graph: NamespaceGraph, ns: string, trace: ActionTrace | undefined) {
     this.#ctx = ctx;
@@ -286,18 +311,16 @@ class PartClaims {
     return this.#others ? [...new Set([...list, ...this.#others])].sort(byString) : list;
   }
 
-  work(): VolumeWork {
-    if (!this.#drivers && !this.#classes && !this.#nodes) return NO_WORK;
-    const sorted = (s: ReadonlySet<string> | undefined) => (s ? [...s].sort(byString) : []);
-    return { snapshotDrivers: sorted(this.#drivers), snapshotClasses: sorted(this.#classes), fsBackupNodes: sorted(this.#nodes) };
+  work(): VolumeWork | WorkSeen {
+    return this.#seen ?? NO_WORK;
   }
 
   /** A snapshot of `pv` (claimed by `pvc`): its CSI driver and storage class (the claim's, else the volume's). */
   #snapshotWork(pv: PvInfo | undefined, pvc: PvcInfo | undefined): void {
     const driver = pv?.csi?.driver;
-    if (driver) (this.#drivers ??= new Set()).add(driver);
+    if (driver) (this.#seen ??= new WorkSeen()).drivers.push(driver);
     const storageClass = pvc?.storageClassName || pv?.storageClassName;
-    if (storageClass) (this.#classes ??= new Set()).add(storageClass);
+    if (storageClass) (this.#seen ??= new WorkSeen()).classes.push(storageClass);
   }
 
   /** True when `unit` is not claimed yet: only the first reason is kept, so later ones are not spelled. */
@@ -336,7 +359,7 @@ class PartClaims {
         const volume = volumes[v] as string;
         if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("fs-backup", 0, key, volume));
         this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
-        if (pod.nodeName) (this.#nodes ??= new Set()).add(pod.nodeName);
+        if (pod.nodeName) (this.#seen ??= new WorkSeen()).nodes.push(pod.nodeName);
       }
     }
   }
