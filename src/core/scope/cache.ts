@@ -84,10 +84,12 @@ export class ScopeCache {
     let entry = this.entries.get(id);
     if (entry && !this.sameInputs(entry, backup, view)) entry = undefined;
     if (!entry) {
-      const head = scopeHead(backup, view, policy, this.specInfo(backup), this.resolverFor(view));
+      // Spelled once: a candidate's spec is new on every review, and its key is its JSON.
+      const specKey = specKeyOf(backup);
+      const head = scopeHead(backup, view, policy, this.specInfo(specKey, backup), this.resolverFor(view));
       entry = {
         backup,
-        fingerprint: fingerprintOf(backup, view),
+        fingerprint: fingerprintOf(backup, view, specKey),
         readsPolicy: hasPolicyRef(backup),
         synced: view.synced,
         namespacesVersion: view.namespacesVersion,
@@ -267,8 +269,7 @@ export class ScopeCache {
     return listed;
   }
 
-  private specInfo(backup: BackupInfo): ParsedSpecInfo {
-    const key = specKeyOf(backup);
+  private specInfo(key: string, backup: BackupInfo): ParsedSpecInfo {
     let info = this.specs.get(key);
     if (!info) {
       info = parseSpecInfo(backup.spec);
@@ -303,11 +304,11 @@ function hasPolicyRef(backup: BackupInfo): boolean {
   return typeof (backup.spec as { resourcePolicy?: { name?: unknown } } | null)?.resourcePolicy?.name === "string";
 }
 
-function fingerprintOf(backup: BackupInfo, view: ClusterView): string {
+function fingerprintOf(backup: BackupInfo, view: ClusterView, specKey = specKeyOf(backup)): string {
   const policyRef = (backup.spec as { resourcePolicy?: { name?: unknown } } | null)?.resourcePolicy?.name;
   const cmVersion = typeof policyRef === "string" ? (view.configMap(backup.namespace, policyRef)?.version ?? -1) : 0;
   return [
-    specKeyOf(backup),
+    specKey,
     backup.namespace,
     cmVersion,
     requestsNamespaceLevel(backup.annotations) ? "Namespace" : "",
