@@ -109,14 +109,28 @@ class SharedUnits implements PartVisitor, UnitVisitor {
   readonly #theirs = new Array<Claim>(MAX_SHARED_UNITS);
 
   parts(mine: ScopePart, theirs: ScopePart): boolean {
-    if (mine !== theirs) return eachSharedUnit(mine, theirs, this);
-    // The same part: every unit is shared; the first few in its claim order are the ones shown.
-    this.count += mine.claims.size;
-    let n = 0;
-    for (const unit of mine.claimed) {
-      if (n++ === MAX_SHARED_UNITS) break;
-      const c = mine.claims.get(unit) as Claim;
-      this.#consider(unit, c, c);
+    if (mine === theirs) {
+      // The same part: every unit is shared; the first few in its claim order are the ones shown.
+      this.count += mine.claims.size;
+      let n = 0;
+      for (const unit of mine.claimed) {
+        if (n++ === MAX_SHARED_UNITS) break;
+        const c = mine.claims.get(unit) as Claim;
+        this.#consider(unit, c, c);
+      }
+      return false;
+    }
+    if (mine.claims.size > theirs.claims.size) return eachSharedUnit(mine, theirs, this);
+    // Walking `mine` in its claim order, only the first few units shared in this part can be
+    // among the first overall: the rest are only counted.
+    const { claimed } = mine;
+    let here = 0;
+    for (let i = 0; i < claimed.length; i++) {
+      const unit = claimed[i] as string;
+      const c = theirs.claims.get(unit);
+      if (c === undefined) continue;
+      this.count++;
+      if (here++ < MAX_SHARED_UNITS) this.#consider(unit, mine.claims.get(unit) as Claim, c);
     }
     return false;
   }
