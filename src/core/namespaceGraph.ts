@@ -23,6 +23,7 @@ export interface GraphSource {
 }
 
 export class NamespaceGraph {
+  readonly namespace: string;
   readonly pods: readonly PodInfo[];
   readonly pvcs: readonly PvcInfo[];
   /** The PVs the claims name that the view holds, without repeats. */
@@ -41,6 +42,7 @@ export class NamespaceGraph {
   #derived: Map<(graph: NamespaceGraph) => unknown, unknown> | undefined;
 
   constructor(source: GraphSource) {
+    this.namespace = source.namespace;
     this.pods = source.pods.toArray();
     this.pvcs = source.pvcs.toArray();
     const pvcAt = new Map(this.pvcs.map((c, i) => [c.name, i]));

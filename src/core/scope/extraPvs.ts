@@ -19,7 +19,7 @@ export function listedPvs(ctx: PartContext, view: ClusterView): ListedPvs {
   const byClaimNamespace = new Map<string, PvInfo[]>();
   if (pvsExcluded) return { names, byClaimNamespace };
   for (const pv of view.pvs()) {
-    if (!ctx.selected(pv.labels) || isExcluded(pv.labels) || pv.deleting) continue;
+    if ((ctx.selected && !ctx.selected(pv.labels)) || isExcluded(pv.labels) || pv.deleting) continue;
     names.push(pv.name);
     const ns = pv.claimRef?.namespace;
     if (ns === undefined) continue;

@@ -153,9 +153,9 @@ function policyRef(backup: BackupInfo, spec: BackupSpec, view: ClusterView): str
 }
 
 /** Whether an item's labels pass the backup's label selectors. */
-function selectorOf(spec: BackupSpec): (labels: Labels) => boolean {
+function selectorOf(spec: BackupSpec): ((labels: Labels) => boolean) | undefined {
   const selectors = spec.orLabelSelectors ?? (spec.labelSelector ? [spec.labelSelector] : undefined);
-  if (!selectors) return () => true;
+  if (!selectors) return undefined;
   // Asked for every pod and claim of a candidate: a loop, as some() made a closure per item.
   return (labels) => {
     for (let i = 0; i < selectors.length; i++) if (selectorMatches(selectors[i] as LabelSelector, labels)) return true;

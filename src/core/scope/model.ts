@@ -150,7 +150,8 @@ export interface PartContext {
   readonly filter: ResourceFilter;
   readonly volumes: VolumeRules;
   readonly groupKey: string;
-  readonly selected: (labels: Labels) => boolean;
+  /** Whether the label selectors list an item; absent without selectors, when every item is listed (its labels are not read). */
+  readonly selected: ((labels: Labels) => boolean) | undefined;
 }
 
 /** Items labelled velero.io/exclude-from-backup=true never join a backup. */

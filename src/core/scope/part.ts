@@ -33,12 +33,11 @@ export function scopePart(
   const contents = view.contents(ns);
   const graph = contents.graph();
   const items = itemsOf(ctx, graph, collectBlocks(ctx, graph));
-  const { foreignPvs, local } = byClaimNamespace(items.reached, ns);
-  const bound = extraPvs.length === 0 ? local : [...local, ...extraPvs].sort((a, b) => byString(a.name, b.name));
+  const { foreignPvs, local } = byClaimNamespace(graph, items.pvAt);
   const claims = new PartClaims(ctx, contents.units(ctx.policy.volumeGroupSnapshotLabelKey), graph, ns, trace);
   claims.ofPods(items);
   claims.ofPvcs(items);
-  claims.ofPvs(bound, ns);
+  claims.ofPvs(local, extraPvs);
   claims.ofExclusiveResources(ns);
   return new Part(ns, items, claims, foreignPvs, graph.readsForeignPvs);
 }
@@ -93,12 +92,12 @@ class Part implements ScopePart {
   #spell(): { pods: readonly string[]; pvcs: readonly string[]; pvs: readonly string[] } {
     const items = this.#items;
     if (items) {
-      const { graph, podAt, pvcAt, reached } = items;
+      const { graph, podAt, pvcAt, pvAt } = items;
       const key = (x: { name: string }) => `${this.namespace}/${x.name}`;
       const pods = podAt.map((p) => graph.pods[p] as PodInfo);
       this.#pods = pods.filter((p) => !p.deleting).map(key);
       this.#pvcs = pvcAt.map((c) => key(graph.pvcs[c] as PvcInfo));
-      this.#pvs = reached.map((v) => v.name);
+      this.#pvs = pvAt.map((v) => (graph.pvs[v] as PvInfo).name);
       this.#items = undefined;
     }
     return { pods: this.#pods as readonly string[], pvcs: this.#pvcs as readonly string[], pvs: this.#pvs as readonly string[] };
@@ -118,11 +117,14 @@ const RUNNING = 1;
 const JOINS = 2; // not labelled to be excluded (pods, claims); for a PV, not being deleted either
 const DELETING = 4;
 const BOUND = 8;
+const FOREIGN = 16; // a PV bound to a claim in another namespace
 
 interface ItemFlags {
   readonly pods: Uint8Array;
   readonly pvcs: Uint8Array;
   readonly pvs: Uint8Array;
+  /** The claim each PV is bound to here (`boundClaimAt`). */
+  readonly pvClaims: Int32Array;
 }
 
 function itemFlags(graph: NamespaceGraph): ItemFlags {
@@ -130,8 +132,20 @@ function itemFlags(graph: NamespaceGraph): ItemFlags {
   return {
     pods: Uint8Array.from(graph.pods, (p) => (isPodRunning(p) ? RUNNING : 0) | joins(p) | (p.deleting ? DELETING : 0)),
     pvcs: Uint8Array.from(graph.pvcs, (c) => joins(c) | (c.deleting ? DELETING : 0) | (c.phase === "Bound" && c.volumeName ? BOUND : 0)),
-    pvs: Uint8Array.from(graph.pvs, (v) => (v.deleting ? 0 : joins(v))),
+    pvs: Uint8Array.from(graph.pvs, (v) => (v.deleting ? 0 : joins(v)) | (isForeignPv(v, graph.namespace) ? FOREIGN : 0)),
+    pvClaims: Int32Array.from(graph.pvs, (v) => boundClaimAt(graph, v)),
   };
+}
+
+function isForeignPv(pv: PvInfo, ns: string): boolean {
+  return !!pv.claimRef && pv.claimRef.namespace !== ns;
+}
+
+/** The claim of the graph's namespace `pv` is bound to, if that claim names it back; else -1. */
+function boundClaimAt(graph: NamespaceGraph, pv: PvInfo): number {
+  const ref = pv.claimRef;
+  const c = ref && ref.namespace === graph.namespace ? graph.claimAt(ref.name) : -1;
+  return c >= 0 && (graph.pvcs[c] as PvcInfo).volumeName === pv.name ? c : -1;
 }
 
 /** Every label key a claim of the namespace carries: with no claim labelled with its volume-group key, a walk looks for no sibling. */
@@ -176,8 +190,11 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
     for (let s = 0; s < pvcs.length; s++) if (s !== c && (pvcs[s] as PvcInfo).labels[groupKey] === group && pvcJoins(s)) visitPvc(s);
   };
 
-  if (podsIncluded) for (let p = 0; p < pods.length; p++) if (podJoins(p) && selected((pods[p] as PodInfo).labels)) visitPod(p);
-  if (pvcsIncluded) for (let c = 0; c < pvcs.length; c++) if (pvcJoins(c) && selected((pvcs[c] as PvcInfo).labels)) visitPvc(c);
+  // Without selectors every item is listed, and the items themselves are not read.
+  const podListed = (p: number) => podJoins(p) && (!selected || selected((pods[p] as PodInfo).labels));
+  const pvcListed = (c: number) => pvcJoins(c) && (!selected || selected((pvcs[c] as PvcInfo).labels));
+  if (podsIncluded) for (let p = 0; p < pods.length; p++) if (podListed(p)) visitPod(p);
+  if (pvcsIncluded) for (let c = 0; c < pvcs.length; c++) if (pvcListed(c)) visitPvc(c);
   return seen;
 }
 
@@ -188,7 +205,8 @@ interface BlockItems {
   readonly podAt: readonly number[];
   /** The blocks' claims, but those being deleted. */
   readonly pvcAt: readonly number[];
-  readonly reached: readonly PvInfo[];
+  /** The PVs reached, but those excluded or being deleted. */
+  readonly pvAt: readonly number[];
 }
 
 // The graph lists each kind in name order: inside one namespace that is the order of the
@@ -208,19 +226,21 @@ function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockIte
     graph,
     podAt: marked(seen.pods),
     pvcAt: marked(seen.pvcs, (c) => !((flags.pvcs[c] as number) & DELETING)),
-    reached: pvsExcluded ? [] : graph.pvs.filter((_, i) => seen.pvs[i] && (flags.pvs[i] as number) & JOINS),
+    pvAt: pvsExcluded ? NO_INDEXES : marked(seen.pvs, (v) => ((flags.pvs[v] as number) & JOINS) !== 0),
   };
 }
 
-/** The PVs reached whose claim is in another namespace (rare), and the others. */
-function byClaimNamespace(reached: readonly PvInfo[], ns: string): { foreignPvs: PvInfo[]; local: PvInfo[] } {
-  const foreignPvs: PvInfo[] = [];
-  const local: PvInfo[] = [];
-  for (const pv of reached) {
-    if (pv.claimRef && pv.claimRef.namespace !== ns) foreignPvs.push(pv);
-    else local.push(pv);
-  }
-  return { foreignPvs, local };
+const NO_INDEXES: readonly number[] = [];
+const NO_PVS: readonly PvInfo[] = [];
+
+/** The PVs reached whose claim is in another namespace (rare), and the others (their indexes in the graph). */
+function byClaimNamespace(graph: NamespaceGraph, pvAt: readonly number[]): { foreignPvs: readonly PvInfo[]; local: readonly number[] } {
+  const flags = graph.derived(itemFlags).pvs;
+  let foreign = 0;
+  for (let i = 0; i < pvAt.length; i++) if ((flags[pvAt[i] as number] as number) & FOREIGN) foreign++;
+  if (foreign === 0) return { foreignPvs: NO_PVS, local: pvAt };
+  const isForeign = (v: number) => ((flags[v] as number) & FOREIGN) !== 0;
+  return { foreignPvs: pvAt.filter(isForeign).map((v) => graph.pvs[v] as PvInfo), local: pvAt.filter((v) => !isForeign(v)) };
 }
 
 type ClaimWork = "hooks" | "fs-backup" | "pvc-snapshot" | "pv-snapshot" | "exclusive";
@@ -269,13 +289,17 @@ class PartClaim implements Claim {
 
 /** Where a part's volume work runs, as seen item by item (with repeats): sorted only if read. */
 class WorkSeen {
-  readonly drivers: string[] = [];
-  readonly classes: string[] = [];
+  /** Each snapshot's PV and claim, read only when sorted: parallel lists. */
+  readonly snapshotPvs: (PvInfo | undefined)[] = [];
+  readonly snapshotPvcs: (PvcInfo | undefined)[] = [];
   readonly nodes: string[] = [];
 
   sorted(): VolumeWork {
-    const sorted = (seen: readonly string[]) => [...new Set(seen)].sort(byString);
-    return { snapshotDrivers: sorted(this.drivers), snapshotClasses: sorted(this.classes), fsBackupNodes: sorted(this.nodes) };
+    const sorted = (seen: readonly (string | undefined)[]) => [...new Set(seen.filter((x) => !!x) as string[])].sort(byString);
+    // A snapshot's CSI driver, and its storage class: the claim's, else the volume's.
+    const drivers = this.snapshotPvs.map((pv) => pv?.csi?.driver);
+    const classes = this.snapshotPvcs.map((pvc, i) => pvc?.storageClassName || this.snapshotPvs[i]?.storageClassName);
+    return { snapshotDrivers: sorted(drivers), snapshotClasses: sorted(classes), fsBackupNodes: sorted(this.nodes) };
   }
 }
 
@@ -315,12 +339,11 @@ class PartClaims {
     return this.#seen ?? NO_WORK;
   }
 
-  /** A snapshot of `pv` (claimed by `pvc`): its CSI driver and storage class (the claim's, else the volume's). */
+  /** A snapshot of `pv` (claimed by `pvc`). */
   #snapshotWork(pv: PvInfo | undefined, pvc: PvcInfo | undefined): void {
-    const driver = pv?.csi?.driver;
-    if (driver) (this.#seen ??= new WorkSeen()).drivers.push(driver);
-    const storageClass = pvc?.storageClassName || pv?.storageClassName;
-    if (storageClass) (this.#seen ??= new WorkSeen()).classes.push(storageClass);
+    const seen = (this.#seen ??= new WorkSeen());
+    seen.snapshotPvs.push(pv);
+    seen.snapshotPvcs.push(pvc);
   }
 
   /** True when `unit` is not claimed yet: only the first reason is kept, so later ones are not spelled. */
@@ -341,14 +364,16 @@ class PartClaims {
 
   // Indexed loops: the hook and volume lists are often frozen empties, and for-of over a mix of
   // frozen and plain arrays fell back to iterator objects, 8 KB a candidate (docs/performance.md).
+  // Items are read off the graph's facts by index; an item itself only when it is claimed.
   ofPods({ graph, podAt }: BlockItems): void {
+    const flags = graph.derived(itemFlags).pods;
     for (let i = 0; i < podAt.length; i++) {
       const p = podAt[i] as number;
-      const pod = graph.pods[p] as PodInfo;
       const unit = this.#include(this.#units.pods[p] as number);
       const hooks = hooksOnPodIn(graph, p, this.#ctx.spec);
-      const volumes = pod.deleting ? NONE : this.#ctx.volumes.fsBackupVolumes(graph, p);
+      const volumes = (flags[p] as number) & DELETING ? NONE : this.#ctx.volumes.fsBackupVolumes(graph, p);
       if (hooks.length === 0 && volumes.length === 0) continue;
+      const pod = graph.pods[p] as PodInfo;
       const key = `${this.#ns}/${pod.name}`;
       for (let h = 0; h < hooks.length; h++) {
         const hook = hooks[h] as (typeof hooks)[number];
@@ -364,12 +389,14 @@ class PartClaims {
     }
   }
 
+  // Velero snapshots a claim's volume only when the claim is bound.
   ofPvcs({ graph, pvcAt }: BlockItems): void {
+    const flags = graph.derived(itemFlags).pvcs;
     for (let i = 0; i < pvcAt.length; i++) {
       const c = pvcAt[i] as number;
-      const pvc = graph.pvcs[c] as PvcInfo;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!this.#ctx.volumes.snapshotsPvc(graph, c)) continue;
+      if (!((flags[c] as number) & BOUND) || !this.#ctx.volumes.snapshots(graph.pvOf(c), graph, c)) continue;
+      const pvc = graph.pvcs[c] as PvcInfo;
       const key = `${this.#ns}/${pvc.name}`;
       if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, key));
       this.#snapshotWork(graph.pvOf(c), pvc);
@@ -379,18 +406,29 @@ class PartClaims {
 
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
   // claim in one of the backup's namespaces, so that cluster-scoped items never conflict.
-  ofPvs(bound: readonly PvInfo[], ns: string): void {
-    for (const pv of bound) {
-      const ref = pv.claimRef;
-      const c = ref && ref.namespace === ns ? this.#graph.claimAt(ref.name) : -1;
-      const pvc = this.#graph.pvcs[c];
-      if (pvc?.volumeName !== pv.name) continue;
-      const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!this.#ctx.volumes.snapshotsPv(pv, this.#graph, c)) continue;
-      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
-      this.#snapshotWork(pv, pvc);
-      this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
+  // `local`: the graph's PVs reached, by index (in name order); `extraPvs`: others bound here.
+  ofPvs(local: readonly number[], extraPvs: readonly PvInfo[]): void {
+    const graph = this.#graph;
+    if (extraPvs.length === 0) {
+      const { pvClaims } = graph.derived(itemFlags);
+      for (let i = 0; i < local.length; i++) {
+        const v = local[i] as number;
+        this.#ofPv(graph.pvs[v] as PvInfo, pvClaims[v] as number);
+      }
+      return;
     }
+    const bound = [...local.map((v) => graph.pvs[v] as PvInfo), ...extraPvs].sort((a, b) => byString(a.name, b.name));
+    for (const pv of bound) this.#ofPv(pv, boundClaimAt(graph, pv));
+  }
+
+  /** PV `pv`, bound to claim c of the namespace (-1: to none here). */
+  #ofPv(pv: PvInfo, c: number): void {
+    if (c < 0) return;
+    const unit = this.#include(this.#units.pvcs[c] as number);
+    if (!this.#ctx.volumes.snapshots(pv, this.#graph, c)) return;
+    if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
+    this.#snapshotWork(pv, this.#graph.pvcs[c]);
+    this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
   }
 
   ofExclusiveResources(ns: string): void {

@@ -1,6 +1,6 @@
 import type { BackupSpec, SpecError } from "./backupSpec.js";
 import { usesOldResourceFilters } from "./backupSpec.js";
-import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvcInfo, type PvInfo } from "../model.js";
+import { KEYS, type BackupInfo, type PodInfo, type PodVolume, type PvInfo } from "../model.js";
 import type { Policy } from "../policy.js";
 import type { NamespaceGraph } from "../namespaceGraph.js";
 import type { ClusterView } from "../view.js";
@@ -14,10 +14,11 @@ export interface VolumeRules {
   readonly notes: readonly string[];
   /** The volumes of pod p of the namespace's graph whose data the backup copies with a file-system backup. */
   fsBackupVolumes(graph: NamespaceGraph, p: number): readonly string[];
-  /** Whether claim c of the namespace's graph has its volume snapshotted. */
-  snapshotsPvc(graph: NamespaceGraph, c: number): boolean;
-  /** Whether the PV is snapshotted, reached through claim c of the namespace's graph, the claim bound to it. */
-  snapshotsPv(pv: PvInfo, graph: NamespaceGraph, c: number): boolean;
+  /**
+   * Whether the volume of claim c of the namespace's graph is snapshotted: `pv`, the PV bound to
+   * it as the view holds it (none: no snapshot). The caller asks for a bound claim only.
+   */
+  snapshots(pv: PvInfo | undefined, graph: NamespaceGraph, c: number): boolean;
 }
 
 // Velero never copies the data of these pod volumes with a file-system backup.
@@ -63,11 +64,11 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     return facts.pvError === undefined && optedIn(pod, volume, defaultFs);
   };
 
-  const snapshots = (pv: PvInfo | undefined, pvc: PvcInfo, graph: NamespaceGraph, c: number): boolean => {
+  const snapshots = (pv: PvInfo | undefined, graph: NamespaceGraph, c: number): boolean => {
     if (!pv) return false;
     if (unreadable) return true;
     if (policies) {
-      const facts = factsFromPv(pv, pvc);
+      const facts = factsFromPv(pv, graph.pvcs[c]);
       const action = facts.ok ? matchVolumePolicy(policies, facts.facts) : undefined;
       if (action) return action.type === "snapshot";
     }
@@ -95,11 +96,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
       }
       return n === 0 ? NO_VOLUMES : picked.slice(0, n);
     },
-    snapshotsPvc: (graph, c) => {
-      const pvc = graph.pvcs[c] as PvcInfo;
-      return pvc.phase === "Bound" && !!pvc.volumeName && snapshots(graph.pvOf(c), pvc, graph, c);
-    },
-    snapshotsPv: (pv, graph, c) => snapshots(pv, graph.pvcs[c] as PvcInfo, graph, c),
+    snapshots,
   };
 }
 
