@@ -32,14 +32,18 @@ export function scopePart(
 ): ScopePart {
   const contents = view.contents(ns);
   const graph = contents.graph();
-  const items = itemsOf(ctx, graph, collectBlocks(ctx, graph));
-  const { foreignPvs, local } = byClaimNamespace(graph, items.pvAt);
+  const items: BlockItems = {
+    graph,
+    flags: graph.derived(itemFlags),
+    seen: collectBlocks(ctx, graph),
+    pvsExcluded: ctx.filter.shouldExclude("persistentvolumes"),
+  };
   const claims = new PartClaims(ctx, contents.units(ctx.policy.volumeGroupSnapshotLabelKey), graph, ns, trace);
   claims.ofPods(items);
   claims.ofPvcs(items);
-  claims.ofPvs(local, extraPvs);
+  claims.ofPvs(items, extraPvs);
   claims.ofExclusiveResources(ns);
-  return new Part(ns, items, claims, foreignPvs, graph.readsForeignPvs);
+  return new Part(ns, items, claims, foreignPvsOf(items), graph.readsForeignPvs);
 }
 
 // A candidate's part is made on every admission review, and the item lists are read only when
@@ -92,12 +96,11 @@ class Part implements ScopePart {
   #spell(): { pods: readonly string[]; pvcs: readonly string[]; pvs: readonly string[] } {
     const items = this.#items;
     if (items) {
-      const { graph, podAt, pvcAt, pvAt } = items;
+      const { graph, flags } = items;
       const key = (x: { name: string }) => `${this.namespace}/${x.name}`;
-      const pods = podAt.map((p) => graph.pods[p] as PodInfo);
-      this.#pods = pods.filter((p) => !p.deleting).map(key);
-      this.#pvcs = pvcAt.map((c) => key(graph.pvcs[c] as PvcInfo));
-      this.#pvs = pvAt.map((v) => (graph.pvs[v] as PvInfo).name);
+      this.#pods = graph.pods.filter((_, p) => hasPod(items, p) && !((flags.pods[p] as number) & DELETING)).map(key);
+      this.#pvcs = graph.pvcs.filter((_, c) => hasPvc(items, c)).map(key);
+      this.#pvs = graph.pvs.filter((_, v) => hasPv(items, v)).map((pv) => pv.name);
       this.#items = undefined;
     }
     return { pods: this.#pods as readonly string[], pvcs: this.#pvcs as readonly string[], pvs: this.#pvs as readonly string[] };
@@ -198,49 +201,44 @@ function collectBlocks(ctx: PartContext, graph: NamespaceGraph): Marks {
   return seen;
 }
 
-/** The blocks' items, by index in the namespace's graph (no list of the items themselves is made). */
+/**
+ * The blocks' items: the walk's marks, by index in the namespace's graph, read through `hasPod`,
+ * `hasPvc` and `hasPv` (no list of them is made: most parts are never listed).
+ */
 interface BlockItems {
   readonly graph: NamespaceGraph;
-  /** Every pod of the blocks: those being deleted too, as they get their hooks. */
-  readonly podAt: readonly number[];
-  /** The blocks' claims, but those being deleted. */
-  readonly pvcAt: readonly number[];
-  /** The PVs reached, but those excluded or being deleted. */
-  readonly pvAt: readonly number[];
+  readonly flags: ItemFlags;
+  readonly seen: Marks;
+  /** The backup's resource filter leaves PVs out. */
+  readonly pvsExcluded: boolean;
 }
 
 // The graph lists each kind in name order: inside one namespace that is the order of the
 // namespace/name keys the scope lists.
-function itemsOf(ctx: PartContext, graph: NamespaceGraph, seen: Marks): BlockItems {
-  const pvsExcluded = ctx.filter.shouldExclude("persistentvolumes");
-  const flags = graph.derived(itemFlags);
-  // Counted, then filled: lists pushed onto [] grow by copies (17, 41, 77 slots) on every review.
-  const marked = (marks: Uint8Array, keep: (i: number) => boolean = () => true) => {
-    let n = 0;
-    for (let i = 0; i < marks.length; i++) if (marks[i] && keep(i)) n++;
-    const at = new Array<number>(n);
-    for (let i = 0, k = 0; k < n; i++) if (marks[i] && keep(i)) at[k++] = i;
-    return at;
-  };
-  return {
-    graph,
-    podAt: marked(seen.pods),
-    pvcAt: marked(seen.pvcs, (c) => !((flags.pvcs[c] as number) & DELETING)),
-    pvAt: pvsExcluded ? NO_INDEXES : marked(seen.pvs, (v) => ((flags.pvs[v] as number) & JOINS) !== 0),
-  };
+
+/** Every pod of the blocks: those being deleted too, as they get their hooks. */
+function hasPod(items: BlockItems, p: number): boolean {
+  return items.seen.pods[p] === 1;
 }
 
-const NO_INDEXES: readonly number[] = [];
+/** The blocks' claims, but those being deleted. */
+function hasPvc(items: BlockItems, c: number): boolean {
+  return items.seen.pvcs[c] === 1 && ((items.flags.pvcs[c] as number) & DELETING) === 0;
+}
+
+/** The PVs reached, but those excluded or being deleted. */
+function hasPv(items: BlockItems, v: number): boolean {
+  return !items.pvsExcluded && items.seen.pvs[v] === 1 && ((items.flags.pvs[v] as number) & JOINS) !== 0;
+}
+
 const NO_PVS: readonly PvInfo[] = [];
 
-/** The PVs reached whose claim is in another namespace (rare), and the others (their indexes in the graph). */
-function byClaimNamespace(graph: NamespaceGraph, pvAt: readonly number[]): { foreignPvs: readonly PvInfo[]; local: readonly number[] } {
-  const flags = graph.derived(itemFlags).pvs;
-  let foreign = 0;
-  for (let i = 0; i < pvAt.length; i++) if ((flags[pvAt[i] as number] as number) & FOREIGN) foreign++;
-  if (foreign === 0) return { foreignPvs: NO_PVS, local: pvAt };
-  const isForeign = (v: number) => ((flags[v] as number) & FOREIGN) !== 0;
-  return { foreignPvs: pvAt.filter(isForeign).map((v) => graph.pvs[v] as PvInfo), local: pvAt.filter((v) => !isForeign(v)) };
+/** The PVs reached whose claim is in another namespace (rare). */
+function foreignPvsOf(items: BlockItems): readonly PvInfo[] {
+  const { graph, flags } = items;
+  const isForeign = (v: number) => hasPv(items, v) && ((flags.pvs[v] as number) & FOREIGN) !== 0;
+  for (let v = 0; v < graph.pvs.length; v++) if (isForeign(v)) return graph.pvs.filter((_, w) => isForeign(w));
+  return NO_PVS;
 }
 
 type ClaimWork = "hooks" | "fs-backup" | "pvc-snapshot" | "pv-snapshot" | "exclusive";
@@ -250,19 +248,30 @@ type ClaimWork = "hooks" | "fs-backup" | "pvc-snapshot" | "pv-snapshot" | "exclu
 // test/unit/reviewAllocations.test.ts).
 class PartClaim implements Claim {
   readonly rank: number;
-  readonly key: string;
   readonly #work: ClaimWork;
+  readonly #ns: string;
+  /** The item claimed (none for an exclusive resource kind): read only when the key is. */
+  readonly #item: { readonly name: string } | undefined;
   readonly #what: string;
   readonly #detail: string;
   #reason: string | undefined;
 
-  constructor(work: ClaimWork, rank: number, key: string, what = "", detail = "") {
+  constructor(work: ClaimWork, rank: number, ns: string, item: { readonly name: string } | undefined, what = "", detail = "") {
     this.rank = rank;
-    this.key = key;
     this.#work = work;
+    this.#ns = ns;
+    this.#item = item;
     this.#what = what;
     this.#detail = detail;
     this.#reason = undefined;
+  }
+
+  // Spelled when read (to order a conflict's few named units, or in a reason), not kept: most
+  // claims are never read, and reading one reads its item, which lies elsewhere in the heap.
+  get key(): string {
+    const item = this.#item;
+    if (!item) return this.#ns;
+    return this.#work === "pv-snapshot" ? item.name : `${this.#ns}/${item.name}`;
   }
 
   get reason(): string {
@@ -292,14 +301,16 @@ class WorkSeen {
   /** Each snapshot's PV and claim, read only when sorted: parallel lists. */
   readonly snapshotPvs: (PvInfo | undefined)[] = [];
   readonly snapshotPvcs: (PvcInfo | undefined)[] = [];
-  readonly nodes: string[] = [];
+  /** The pods whose volumes get a file-system backup, read only when sorted (for their nodes). */
+  readonly fsBackupPods: PodInfo[] = [];
 
   sorted(): VolumeWork {
     const sorted = (seen: readonly (string | undefined)[]) => [...new Set(seen.filter((x) => !!x) as string[])].sort(byString);
     // A snapshot's CSI driver, and its storage class: the claim's, else the volume's.
     const drivers = this.snapshotPvs.map((pv) => pv?.csi?.driver);
     const classes = this.snapshotPvcs.map((pvc, i) => pvc?.storageClassName || this.snapshotPvs[i]?.storageClassName);
-    return { snapshotDrivers: sorted(drivers), snapshotClasses: sorted(classes), fsBackupNodes: sorted(this.nodes) };
+    const nodes = this.fsBackupPods.map((pod) => pod.nodeName);
+    return { snapshotDrivers: sorted(drivers), snapshotClasses: sorted(classes), fsBackupNodes: sorted(nodes) };
   }
 }
 
@@ -364,60 +375,57 @@ class PartClaims {
 
   // Indexed loops: the hook and volume lists are often frozen empties, and for-of over a mix of
   // frozen and plain arrays fell back to iterator objects, 8 KB a candidate (docs/performance.md).
-  // Items are read off the graph's facts by index; an item itself only when it is claimed.
-  ofPods({ graph, podAt }: BlockItems): void {
-    const flags = graph.derived(itemFlags).pods;
-    for (let i = 0; i < podAt.length; i++) {
-      const p = podAt[i] as number;
+  // Items are read off the graph's facts by index; an item itself only when a claim is read.
+  ofPods(items: BlockItems): void {
+    const { graph, flags } = items;
+    for (let p = 0; p < graph.pods.length; p++) {
+      if (!hasPod(items, p)) continue;
       const unit = this.#include(this.#units.pods[p] as number);
       const hooks = hooksOnPodIn(graph, p, this.#ctx.spec);
-      const volumes = (flags[p] as number) & DELETING ? NONE : this.#ctx.volumes.fsBackupVolumes(graph, p);
+      const volumes = (flags.pods[p] as number) & DELETING ? NONE : this.#ctx.volumes.fsBackupVolumes(graph, p);
       if (hooks.length === 0 && volumes.length === 0) continue;
       const pod = graph.pods[p] as PodInfo;
-      const key = `${this.#ns}/${pod.name}`;
       for (let h = 0; h < hooks.length; h++) {
         const hook = hooks[h] as (typeof hooks)[number];
-        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("hooks", 0, key, hook.phase, hook.source));
-        this.#trace?.({ kind: "pod", item: key, work: `${hook.phase} hooks`, unit });
+        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("hooks", 0, this.#ns, pod, hook.phase, hook.source));
+        this.#trace?.({ kind: "pod", item: `${this.#ns}/${pod.name}`, work: `${hook.phase} hooks`, unit });
       }
       for (let v = 0; v < volumes.length; v++) {
         const volume = volumes[v] as string;
-        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("fs-backup", 0, key, volume));
-        this.#trace?.({ kind: "pod", item: key, work: "file-system backup", volume, unit });
-        if (pod.nodeName) (this.#seen ??= new WorkSeen()).nodes.push(pod.nodeName);
+        if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("fs-backup", 0, this.#ns, pod, volume));
+        this.#trace?.({ kind: "pod", item: `${this.#ns}/${pod.name}`, work: "file-system backup", volume, unit });
+        (this.#seen ??= new WorkSeen()).fsBackupPods.push(pod);
       }
     }
   }
 
   // Velero snapshots a claim's volume only when the claim is bound.
-  ofPvcs({ graph, pvcAt }: BlockItems): void {
-    const flags = graph.derived(itemFlags).pvcs;
-    for (let i = 0; i < pvcAt.length; i++) {
-      const c = pvcAt[i] as number;
+  ofPvcs(items: BlockItems): void {
+    const { graph, flags } = items;
+    for (let c = 0; c < graph.pvcs.length; c++) {
+      if (!hasPvc(items, c)) continue;
       const unit = this.#include(this.#units.pvcs[c] as number);
-      if (!((flags[c] as number) & BOUND) || !this.#ctx.volumes.snapshots(graph.pvOf(c), graph, c)) continue;
+      const pv = graph.pvOf(c);
+      if (!((flags.pvcs[c] as number) & BOUND) || !this.#ctx.volumes.snapshots(pv, graph, c)) continue;
       const pvc = graph.pvcs[c] as PvcInfo;
-      const key = `${this.#ns}/${pvc.name}`;
-      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, key));
-      this.#snapshotWork(graph.pvOf(c), pvc);
-      this.#trace?.({ kind: "pvc", item: key, work: "snapshot", unit });
+      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pvc-snapshot", 1, this.#ns, pvc));
+      this.#snapshotWork(pv, pvc);
+      this.#trace?.({ kind: "pvc", item: `${this.#ns}/${pvc.name}`, work: "snapshot", unit });
     }
   }
 
   // A PV is cluster-scoped: it counts toward a unit (and can make it exclusive) only through a
   // claim in one of the backup's namespaces, so that cluster-scoped items never conflict.
-  // `local`: the graph's PVs reached, by index (in name order); `extraPvs`: others bound here.
-  ofPvs(local: readonly number[], extraPvs: readonly PvInfo[]): void {
+  // `extraPvs`: PVs reached elsewhere and bound here. A PV bound elsewhere claims nothing here.
+  ofPvs(items: BlockItems, extraPvs: readonly PvInfo[]): void {
     const graph = this.#graph;
     if (extraPvs.length === 0) {
-      const { pvClaims } = graph.derived(itemFlags);
-      for (let i = 0; i < local.length; i++) {
-        const v = local[i] as number;
-        this.#ofPv(graph.pvs[v] as PvInfo, pvClaims[v] as number);
-      }
+      // The graph's PVs in name order, each with its claim here found once per graph.
+      const { pvClaims } = items.flags;
+      for (let v = 0; v < graph.pvs.length; v++) if (hasPv(items, v)) this.#ofPv(graph.pvs[v] as PvInfo, pvClaims[v] as number);
       return;
     }
-    const bound = [...local.map((v) => graph.pvs[v] as PvInfo), ...extraPvs].sort((a, b) => byString(a.name, b.name));
+    const bound = [...graph.pvs.filter((_, v) => hasPv(items, v)), ...extraPvs].sort((a, b) => byString(a.name, b.name));
     for (const pv of bound) this.#ofPv(pv, boundClaimAt(graph, pv));
   }
 
@@ -426,7 +434,7 @@ class PartClaims {
     if (c < 0) return;
     const unit = this.#include(this.#units.pvcs[c] as number);
     if (!this.#ctx.volumes.snapshots(pv, this.#graph, c)) return;
-    if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, pv.name));
+    if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("pv-snapshot", 2, this.#ns, pv));
     this.#snapshotWork(pv, this.#graph.pvcs[c]);
     this.#trace?.({ kind: "pv", item: pv.name, work: "snapshot", unit });
   }
@@ -436,7 +444,7 @@ class PartClaims {
       if (!this.#ctx.filter.shouldInclude(kind)) return;
       const unit = `${ns}/${kind}`;
       (this.#others ??= []).push(unit);
-      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("exclusive", 3 + i, ns, kind));
+      if (this.#unclaimed(unit)) this.#claim(unit, new PartClaim("exclusive", 3 + i, ns, undefined, kind));
     });
   }
 }
