@@ -82,6 +82,11 @@ export function byCreation(a: BackupInfo, b: BackupInfo): number {
   return creationOrder(a, b, undefined);
 }
 
+/** byCreation, with creation times parsed once in `times`. */
+export function byCreationIn(times: Timestamps): (a: BackupInfo, b: BackupInfo) => number {
+  return (a, b) => creationOrder(a, b, times);
+}
+
 function creationOrder(a: BackupInfo, b: BackupInfo, times: Timestamps | undefined): number {
   const at = (x: BackupInfo) => parse(x.creationTimestamp, times) || 0;
   return at(a) - at(b) || byName(a, b);

@@ -2,7 +2,7 @@ import { admission, asCandidate, refusalOf, type AdmissionDecision } from "./adm
 import { ClaimIndex } from "../conflict/claimIndex.js";
 import { conflictBetween, describedOnce, type Conflict, type ScopedBackup } from "../conflict/conflicts.js";
 import { KEYS, QUEUED_PHASES, type BackupInfo } from "../model.js";
-import { byCreation, queueOrder, supersede } from "./order.js";
+import { byCreationIn, queueOrder, supersede } from "./order.js";
 import { MAX_BLOCKERS } from "./planModel.js";
 import { startReason, waitReason, windowWaitReason } from "./reasons.js";
 import { heldByWindow, windowStateOf, Zones } from "./windows.js";
@@ -73,13 +73,13 @@ export function admissionVerdict(snapshot: QueueSnapshot, candidate: BackupInfo)
   if (!replaced) return admission(created, scope, policy, [], { reason: undefined });
   const me: ScopedBackup = { name: created.name, phase: "", scope };
   const isOther = (b: BackupInfo) => !(b.namespace === created.namespace && b.name === created.name);
+  const times = (snapshot.times ?? new Timestamps()).besides(created.creationTimestamp);
   const inFlight = snapshot
     .inFlight()
     .filter((b) => isOther(b) && b.namespace === policy.veleroNamespace)
-    .sort(byCreation);
+    .sort(byCreationIn(times));
   const isLiveQueued = (b: BackupInfo | undefined): b is BackupInfo =>
     b !== undefined && isOther(b) && b.namespace === policy.veleroNamespace && QUEUED_PHASES.has(b.phase) && !replaced.has(b.name);
-  const times = (snapshot.times ?? new Timestamps()).besides(created.creationTimestamp);
   const ahead = aheadOf(snapshot, created, times);
 
   const conflicts = [...conflictsInFlight(snapshot, me, inFlight), ...conflictsAhead(snapshot, me, (b) => isLiveQueued(b) && ahead(b))];
