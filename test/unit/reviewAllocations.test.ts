@@ -9,7 +9,7 @@ import { Timestamps } from "../../src/core/times.js";
 import { parseBackupSpec } from "../../src/core/velero/backupSpec.js";
 import { hooksOnPod, hooksOnPodIn } from "../../src/core/velero/hooks.js";
 import { volumeRules } from "../../src/core/velero/volumes.js";
-import { backup, boundClaim, ns, pod } from "../support/builders.js";
+import { backup, boundClaim, configMap, ns, pod } from "../support/builders.js";
 import { describeConflict, describedOnce, type Conflict } from "../../src/core/conflict/conflicts.js";
 import { asCandidate } from "../../src/core/decision/admission.js";
 import { MAX_WARNINGS, shortWarning, shortWarnings, WARNING_MAX, WARNING_TARGET } from "../../src/admission/review.js";
@@ -21,14 +21,15 @@ import { cluster } from "./support/cluster.js";
 // (docs/performance.md, issue 20): the common answers (no hook, no file-system volume, the unit
 // of a pod) are given without allocating a list or a key string per pod.
 
-const s = cluster(
+const shop = [
   ns("shop"),
   pod("shop", "web-1", { claims: ["data"], volumes: [{ name: "tmp", emptyDir: {} }] }),
   pod("shop", "web-2", { volumes: [{ name: "tmp", emptyDir: {} }] }),
   pod("shop", "hooked", { annotations: { "pre.hook.backup.velero.io/command": '["/bin/sync"]' } }),
   ...boundClaim("shop", "data"),
   backup("b", { includedNamespaces: ["shop"] }),
-);
+];
+const s = cluster(...shop);
 const pods = s.view.contents("shop").pods;
 const graph = s.view.contents("shop").graph();
 /** Pod `name`'s index in the namespace's graph, as a part asks the volume rules. */
@@ -88,10 +89,16 @@ describe("per-pod answers of a candidate's scope", () => {
     expect(rules.fsBackupVolumes(before, 0)).toEqual([]);
   });
 
+  // With volume policies a pod's volumes are judged on each review, into one list reused pod to
+  // pod (without them the graph keeps its answers): a policy that matches nothing leaves the opt-in rule.
   it("each pod's file-system volumes are a list of its own, though gathered in one list reused pod to pod", () => {
-    const rules = volumeRules(s.backups[0]!, spec({ defaultVolumesToFsBackup: true }), s.view, DEFAULT_POLICY, true);
-    const first = rules.fsBackupVolumes(graph, at("web-1"));
-    expect(rules.fsBackupVolumes(graph, at("web-2"))).toEqual(["tmp"]);
+    const policy = "version: v1\nvolumePolicies:\n- conditions: {storageClass: [none-such]}\n  action: {type: skip}\n";
+    const withPolicy = { defaultVolumesToFsBackup: true, resourcePolicy: { kind: "configmap", name: "rp" } };
+    const p = cluster(...shop, configMap("velero", "rp", { "policy.yaml": policy }));
+    const pGraph = p.view.contents("shop").graph();
+    const rules = volumeRules(p.backups[0]!, spec(withPolicy), p.view, DEFAULT_POLICY, true);
+    const first = rules.fsBackupVolumes(pGraph, at("web-1"));
+    expect(rules.fsBackupVolumes(pGraph, at("web-2"))).toEqual(["tmp"]);
     expect(first).toEqual(["vol-data", "tmp"]);
     // The reused list itself, handed out, would have changed under the first pod (the control).
     const reused = ["vol-data", "tmp"];
