@@ -50,9 +50,10 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
   const lookupPv = (name: string) => view.pv(name);
   const policies = loaded.policies;
 
-  // Without volume policies (and with a readable reference, or none), a volume's fate follows
-  // the opt-in rule alone: the namespace's graph keeps its answers (`byOptIn`).
-  const plain = policies || unreadable ? undefined : byOptIn(defaultFs, pvcsIncluded);
+  // The opt-in rule's answers for this backup's settings, kept by each namespace's graph. Without
+  // volume policies (and with a readable reference, or none), a volume's fate follows it alone.
+  const optIn = byOptIn(defaultFs, pvcsIncluded);
+  const plain = !policies && !unreadable;
 
   const fsBackedUp = (pod: PodInfo, volume: PodVolume, policies: VolumePolicies): boolean => {
     if (!copyable(volume, pvcsIncluded)) return false;
@@ -75,7 +76,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     if (spec.snapshotVolumes === false) return false;
     // Any pod mounting the claim that opts the volume into a file-system backup rules out
     // the snapshot, whatever the volume policies say (Velero checks the opt-in rule only).
-    return !graph.derived(byOptIn(defaultFs, pvcsIncluded)).claimOptedIn[c];
+    return !graph.derived(optIn).claimOptedIn[c];
   };
   const picked: string[] = [];
 
@@ -83,7 +84,7 @@ export function volumeRules(backup: BackupInfo, spec: BackupSpec, view: ClusterV
     errors,
     notes: loaded.note ? [loaded.note] : [],
     fsBackupVolumes: (graph, p) => {
-      if (plain) return graph.derived(plain).volumes[p] as readonly string[];
+      if (plain) return graph.derived(optIn).volumes[p] as readonly string[];
       const pod = graph.pods[p] as PodInfo;
       if (unreadable) return pod.volumes.filter((v) => copyable(v, pvcsIncluded)).map((v) => v.name);
       // Asked for every pod of a candidate with volume policies: no list unless a volume
